@@ -1,0 +1,267 @@
+"""The triple table of a convolution: which input and which weight feed which output.
+
+Every layer of the convolution family computes ``y[o] = sum over (o, i, w) in T of x[i] * w[w]``.
+This module builds ``T`` from a :class:`~convalgebra.spec.ConvSpec` by vectorised index
+arithmetic, one spatial axis at a time, then broadcast over axes and channels. Everything else
+in the library (matrices, Jacobians, gradients, symbolic forms, receptive fields) is a
+contraction of these tables.
+
+Indices are always those of the *forward* convolution: for a transposed spec, ``out_index``
+runs over the transposed layer's input and ``in_index`` over its output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import ConvAlgebraError
+from .spec import ConvSpec
+
+__all__ = [
+    "TripleTable",
+    "axis_table",
+    "spatial_table",
+    "tap_weight_order",
+    "triples",
+    "iter_triples",
+    "row_template",
+]
+
+
+def _map_padded(pos: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """Map padded coordinates to input positions; -1 marks a zero (padding) tap."""
+    if mode == "zeros":
+        return np.where((pos >= 0) & (pos < size), pos, -1)
+    if mode == "circular":
+        return np.mod(pos, size)
+    if mode == "replicate":
+        return np.clip(pos, 0, size - 1)
+    # reflect without repeating the edge (PyTorch/numpy "reflect"); padding < size is validated
+    period = 2 * (size - 1)
+    if period == 0:
+        return np.zeros_like(pos)
+    folded = np.mod(pos, period)
+    return np.where(folded < size, folded, period - folded)
+
+
+def axis_table(spec: ConvSpec, axis: int) -> np.ndarray:
+    """Input position read by each (output position, kernel tap) along one spatial axis.
+
+    Returns an ``(n_out, k)`` int64 array; ``-1`` where the tap reads zero padding. Positions
+    are those of the forward convolution (for a transposed spec: its output is the input here).
+
+    Examples
+    --------
+    >>> axis_table(ConvSpec((1, 5), 1, 3, stride=2, padding=1), 0)
+    array([[-1,  0,  1],
+           [ 1,  2,  3],
+           [ 3,  4, -1]])
+    >>> axis_table(ConvSpec((1, 4), 1, 3, padding=1, padding_mode="circular"), 0)[0]
+    array([3, 0, 1])
+    """
+    n_out = spec.forward_output_spatial[axis]
+    size = spec.forward_input_spatial[axis]
+    before = spec.padding[axis][0]
+    s, d, k = spec.stride[axis], spec.dilation[axis], spec.kernel_size[axis]
+    pos = np.arange(n_out)[:, None] * s - before + np.arange(k)[None, :] * d
+    return _map_padded(pos, size, spec.padding_mode)
+
+
+@lru_cache(maxsize=64)
+def spatial_table(spec: ConvSpec) -> np.ndarray:
+    """Flat input position per (flat output position, flat tap); ``-1`` for padding.
+
+    Shape ``(prod(out_spatial), prod(kernel_size))``, C order on both sides.
+
+    Examples
+    --------
+    >>> spatial_table(ConvSpec((1, 3, 3), 1, 2))
+    array([[0, 1, 3, 4],
+           [1, 2, 4, 5],
+           [3, 4, 6, 7],
+           [4, 5, 7, 8]])
+    """
+    n = spec.ndim
+    in_sizes = spec.forward_input_spatial
+    strides = [math.prod(in_sizes[a + 1 :]) for a in range(n)]
+    flat = np.zeros((1,) * (2 * n), dtype=np.int64)
+    valid = np.ones((1,) * (2 * n), dtype=bool)
+    for axis in range(n):
+        table = axis_table(spec, axis)
+        shape = [1] * (2 * n)
+        shape[axis], shape[n + axis] = table.shape
+        table = table.reshape(shape)
+        flat = flat + table * strides[axis]
+        valid = valid & (table >= 0)
+    out = np.where(valid, flat, -1)
+    table = out.reshape(math.prod(spec.forward_output_spatial), math.prod(spec.kernel_size))
+    table.setflags(write=False)
+    return table
+
+
+def tap_weight_order(spec: ConvSpec) -> np.ndarray:
+    """Flat weight tap used by each flat spatial tap: reversed when ``flip`` (true convolution)."""
+    taps = np.arange(math.prod(spec.kernel_size))
+    if not spec.flip:
+        return taps
+    return taps.reshape(spec.kernel_size)[(slice(None, None, -1),) * spec.ndim].ravel()
+
+
+def _tile_index(spec: ConvSpec, pos: np.ndarray) -> np.ndarray:
+    """Flat tile index (eq. 9.10: output position modulo the tile) of flat output positions."""
+    coords = np.unravel_index(pos, spec.forward_output_spatial)
+    return np.ravel_multi_index(
+        tuple(c % t for c, t in zip(coords, spec.tile)), spec.tile
+    )
+
+
+@dataclass(frozen=True)
+class TripleTable:
+    """The connectivity ``T`` of a layer: parallel arrays of (output, input, weight) indices.
+
+    Attributes
+    ----------
+    out_index, in_index, weight_index : ndarray of int64
+        Flat C-order indices into the forward output, the forward input and the weight.
+    shape : tuple of int
+        ``(n_outputs, n_inputs)`` of the forward convolution.
+    n_weights : int
+        Size of the flat weight vector.
+    """
+
+    out_index: np.ndarray
+    in_index: np.ndarray
+    weight_index: np.ndarray
+    shape: tuple[int, int]
+    n_weights: int
+
+    def __len__(self) -> int:
+        return int(self.out_index.size)
+
+    def sharing(self) -> np.ndarray:
+        """How many triples use each weight: the parameter-sharing count per weight."""
+        return np.bincount(self.weight_index, minlength=self.n_weights)
+
+
+def _channel_layout(spec: ConvSpec) -> tuple[int, int, int]:
+    """(C_out, C_in, C_in read per output channel) of the forward convolution."""
+    if spec.transposed:
+        c_out, c_in = spec.in_channels, spec.out_channels
+    else:
+        c_out, c_in = spec.out_channels, spec.in_channels
+    per_group = c_in if spec.channel_table is not None else c_in // spec.groups
+    return c_out, c_in, per_group
+
+
+def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
+    """Build the triple table of ``spec`` (optionally for a range of output rows only).
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    rows : slice, optional
+        Flat forward-output rows to generate, e.g. ``slice(0, 1000)``; bounds memory for
+        huge layers (see :func:`iter_triples`).
+
+    Examples
+    --------
+    >>> t = triples(ConvSpec((1, 4), 1, 2))
+    >>> t.out_index, t.in_index, t.weight_index
+    (array([0, 0, 1, 1, 2, 2]), array([0, 1, 1, 2, 2, 3]), array([0, 1, 0, 1, 0, 1]))
+    >>> t.sharing()
+    array([3, 3])
+    """
+    c_out, c_in, per = _channel_layout(spec)
+    p_out = math.prod(spec.forward_output_spatial)
+    p_in = math.prod(spec.forward_input_spatial)
+    n_rows = c_out * p_out
+    start, stop, step = (rows or slice(None)).indices(n_rows)
+    if step != 1:
+        raise ConvAlgebraError(f"rows must be a contiguous slice, got step {step}")
+    r = np.arange(start, stop, dtype=np.int64)
+    co, pos = np.divmod(r, p_out)
+    k = math.prod(spec.kernel_size)
+    sp = spatial_table(spec)[pos]                                  # (n, K)
+    ci_local = np.arange(per, dtype=np.int64)
+    if spec.channel_table is not None:
+        ci = np.broadcast_to(ci_local, (r.size, per))
+        connected = np.asarray(spec.channel_table, dtype=bool)[co[:, None], ci]
+    else:
+        ci = (co // (c_out // spec.groups))[:, None] * per + ci_local[None, :]
+        connected = np.ones((r.size, per), dtype=bool)
+    w = (co[:, None] * per + ci_local[None, :])[:, :, None] * k + tap_weight_order(spec)
+    if spec.tile is not None:
+        w = w + (_tile_index(spec, pos) * (c_out * per * k))[:, None, None]
+    valid = (sp[:, None, :] >= 0) & connected[:, :, None]
+    in_index = ci[:, :, None] * p_in + sp[:, None, :]
+    out_index = np.broadcast_to(r[:, None, None], valid.shape)
+    return TripleTable(
+        out_index=out_index[valid],
+        in_index=in_index[valid],
+        weight_index=np.broadcast_to(w, valid.shape)[valid],
+        shape=(c_out * p_out, c_in * p_in),
+        n_weights=math.prod(spec.weight_shape),
+    )
+
+
+def iter_triples(spec: ConvSpec, block_rows: int = 65536):
+    """Yield ``(row_slice, TripleTable)`` for consecutive blocks of forward-output rows."""
+    if block_rows < 1:
+        raise ConvAlgebraError(f"block_rows must be a positive integer, got {block_rows}")
+    c_out = _channel_layout(spec)[0]
+    n_rows = c_out * math.prod(spec.forward_output_spatial)
+    for start in range(0, n_rows, block_rows):
+        rows = slice(start, min(start + block_rows, n_rows))
+        yield rows, triples(spec, rows)
+
+
+@dataclass(frozen=True)
+class RowTemplate:
+    """The non-zero pattern shared by every output channel of an ordinary convolution.
+
+    Entries are ordered as CSR needs them (output position, then input channel, then input
+    position), for output channel 0 of group 0. Other output channels add a column offset.
+    ``segments`` marks entries that land on the same input (reflect/replicate/circular can map
+    two taps to one pixel); their weights must be summed.
+    """
+
+    columns: np.ndarray       # column (forward input index) of each template entry
+    weights: np.ndarray       # flat index into weight[c_out] (ci_local * K + tap)
+    row_counts: np.ndarray    # entries per output position after merging duplicates
+    segments: np.ndarray | None  # starts of runs to sum, or None when there are no duplicates
+
+
+@lru_cache(maxsize=16)
+def row_template(spec: ConvSpec) -> RowTemplate:
+    """Row pattern of an ordinary (untiled, table-free) convolution, sorted for CSR."""
+    sp = spatial_table(spec)
+    _, _, per = _channel_layout(spec)
+    k = sp.shape[1]
+    p_in = math.prod(spec.forward_input_spatial)
+    pos, tap = np.nonzero(sp >= 0)
+    col = sp[pos, tap]
+    order = np.lexsort((col, pos))
+    pos, tap, col = pos[order], tap[order], col[order]
+    counts = np.bincount(pos, minlength=sp.shape[0])
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    local = np.arange(pos.size) - starts[pos]
+    # template position of (pos, ci, local): per*start[pos] + ci*count[pos] + local
+    ci = np.arange(per)[:, None]
+    slot = (per * starts[pos])[None, :] + ci * counts[pos][None, :] + local[None, :]
+    columns = np.empty(per * pos.size, dtype=np.int64)
+    weights = np.empty(per * pos.size, dtype=np.int64)
+    columns[slot] = ci * p_in + col[None, :]
+    weights[slot] = ci * k + tap_weight_order(spec)[tap][None, :]
+    duplicate = np.zeros(per * pos.size, dtype=bool)
+    dup_in_pos = np.zeros(pos.size, dtype=bool)
+    dup_in_pos[1:] = (pos[1:] == pos[:-1]) & (col[1:] == col[:-1])
+    duplicate[slot] = np.broadcast_to(dup_in_pos, slot.shape)
+    if not duplicate.any():
+        return RowTemplate(columns, weights, per * counts, None)
+    segments = np.flatnonzero(~duplicate)
+    unique_counts = np.bincount(pos[~dup_in_pos], minlength=sp.shape[0])
+    return RowTemplate(columns, weights, per * unique_counts, segments)

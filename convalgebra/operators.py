@@ -1,0 +1,334 @@
+"""Numeric matrices and matrix-free operators of a convolution, contracted from its triples.
+
+``conv_matrix(spec, w) @ x.ravel()`` equals PyTorch's ``conv{1,2,3}d`` (or
+``conv_transpose{1,2,3}d``) of ``x`` without bias, with the padding mode applied as PyTorch
+does; ``kernel_jacobian(spec, x) @ w.ravel()`` gives the same output (the im2col matrix).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+
+from .connectivity import (
+    _channel_layout,
+    iter_triples,
+    row_template,
+    spatial_table,
+    tap_weight_order,
+    triples,
+)
+from .errors import ConvAlgebraError
+from .spec import ConvSpec
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "conv_matrix",
+    "conv_operator",
+    "conv_matrix_blocks",
+    "kernel_jacobian",
+    "bias_jacobian",
+    "check_weight",
+    "check_input",
+]
+
+DEFAULT_MAX_BYTES = 8 * 2**30
+_CHUNK_ELEMENTS = 2**22
+
+
+def _as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray) and hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()  # a torch tensor
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from exc
+    if array.dtype == object:
+        raise TypeError(
+            f"{name} must be numeric; for sympy symbols use convalgebra.symbolic_matrix"
+        )
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+    if array.shape != shape:
+        raise ConvAlgebraError(
+            f"{name} must have shape {shape} {layout}, got {array.shape}"
+        )
+    return array.astype(np.int64) if array.dtype.kind == "b" else array
+
+
+def check_weight(spec: ConvSpec, weight) -> np.ndarray:
+    """Return ``weight`` as an array of ``spec.weight_shape`` or raise a clear error."""
+    layout = "(C_in, C_out/groups, *kernel_size)" if spec.transposed else (
+        "(C_out, C_in/groups, *kernel_size)"
+    )
+    if spec.tile is not None:
+        layout = "(*tile, C_out, C_in/groups, *kernel_size)"
+    elif spec.channel_table is not None:
+        layout = "(C_out, C_in, *kernel_size)"
+    return _as_numeric("weight", weight, spec.weight_shape, layout)
+
+
+def check_input(spec: ConvSpec, x) -> np.ndarray:
+    """Return ``x`` as an array of ``spec.input_shape`` or raise a clear error."""
+    return _as_numeric("x", x, spec.input_shape, "(C_in, *spatial), no batch axis")
+
+
+def _budget(nnz: int, n_rows: int, itemsize: int, max_bytes: int, spec: ConvSpec) -> None:
+    needed = nnz * (itemsize + 4) + (n_rows + 1) * 8
+    if needed > max_bytes:
+        raise ConvAlgebraError(
+            f"the matrix of {spec.describe()} has {nnz:,} non-zeros and would need about "
+            f"{needed / 2**30:.1f} GiB (max_bytes={max_bytes:,}); use conv_operator(spec, weight) "
+            "for a matrix-free LinearOperator, or conv_matrix_blocks to build it in row blocks"
+        )
+
+
+def _index_dtype(nnz: int, n_cols: int):
+    return np.int32 if max(nnz, n_cols) < 2**31 else np.int64
+
+
+def _forward_matrix_shared(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -> sp.csr_array:
+    """Ordinary convolution: every output channel repeats one row template (fast path)."""
+    c_out, c_in, per = _channel_layout(spec)
+    template = row_template(spec)
+    p_out = math.prod(spec.forward_output_spatial)
+    n_cols = c_in * math.prod(spec.forward_input_spatial)
+    row_nnz = int(template.row_counts.sum())
+    nnz = c_out * row_nnz
+    _budget(nnz, c_out * p_out, weight.dtype.itemsize, max_bytes, spec)
+    idx = _index_dtype(nnz, n_cols)
+    flat_w = weight.reshape(c_out, -1)
+    data = np.take(flat_w, template.weights, axis=1)
+    columns = template.columns
+    if template.segments is not None:
+        data = np.add.reduceat(data, template.segments, axis=1)
+        columns = columns[template.segments]
+    group_offset = (np.arange(c_out) // (c_out // spec.groups)) * (per * math.prod(spec.forward_input_spatial))
+    indices = columns.astype(idx)[None, :] + group_offset.astype(idx)[:, None]
+    indptr = np.zeros(c_out * p_out + 1, dtype=idx)
+    np.cumsum(np.tile(template.row_counts, c_out), out=indptr[1:])
+    matrix = sp.csr_array((data.ravel(), indices.ravel(), indptr), shape=(c_out * p_out, n_cols))
+    matrix.has_sorted_indices = True
+    return matrix
+
+
+def _forward_matrix_generic(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -> sp.csr_array:
+    """Tiled, locally connected or channel-table layers: contract the full triple table."""
+    t = triples(spec)
+    _budget(len(t), t.shape[0], weight.dtype.itemsize, max_bytes, spec)
+    data = weight.ravel()[t.weight_index]
+    matrix = sp.coo_array((data, (t.out_index, t.in_index)), shape=t.shape).tocsr()
+    matrix.sum_duplicates()
+    return matrix
+
+
+def conv_matrix(spec: ConvSpec, weight, *, max_bytes: int = DEFAULT_MAX_BYTES) -> sp.csr_array:
+    """The sparse matrix ``M`` with ``M @ x.ravel() == conv(x).ravel()`` (no bias).
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    weight : array_like of shape ``spec.weight_shape`` (PyTorch layout)
+    max_bytes : int, optional
+        Refuse (with the size it would take) matrices larger than this; default 8 GiB.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(prod(spec.output_shape), prod(spec.input_shape))``, C-order flattening.
+
+    Notes
+    -----
+    Forward: ``y[o] = sum_{(o,i,w) in T} w[w] x[i]``. Adjoint: ``x[i] = sum_{(o,i,w) in T}
+    w[w] y[o]`` -- the matrix of a transposed spec is the transpose of its forward's.
+
+    Examples
+    --------
+    >>> spec = ConvSpec((1, 4), 1, 2, bias=False)
+    >>> conv_matrix(spec, [[[1, 2]]]).toarray()
+    array([[1, 2, 0, 0],
+           [0, 1, 2, 0],
+           [0, 0, 1, 2]])
+    >>> conv_matrix(ConvSpec((1, 3), 1, 2, transposed=True), [[[1, 2]]]).toarray()
+    array([[1, 0, 0],
+           [2, 1, 0],
+           [0, 2, 1],
+           [0, 0, 2]])
+    """
+    w = check_weight(spec, weight)
+    if spec.tile is None and spec.channel_table is None:
+        matrix = _forward_matrix_shared(spec, w, max_bytes)
+    else:
+        matrix = _forward_matrix_generic(spec, w, max_bytes)
+    return matrix.T.tocsr() if spec.transposed else matrix
+
+
+def conv_matrix_blocks(
+    spec: ConvSpec, weight, block_rows: int = 65536
+) -> Iterator[tuple[slice, sp.csr_array]]:
+    """Yield ``(rows, block)``: the forward matrix in row blocks, in bounded memory.
+
+    For a transposed spec the blocks are rows of the *forward* matrix, i.e. columns of the
+    transposed layer's matrix.
+
+    Examples
+    --------
+    >>> spec = ConvSpec((1, 5), 1, 3)
+    >>> [(r.start, b.shape) for r, b in conv_matrix_blocks(spec, np.ones((1, 1, 3)), 2)]
+    [(0, (2, 5)), (2, (1, 5))]
+    """
+    w = check_weight(spec, weight).ravel()
+    for rows, t in iter_triples(spec, block_rows):
+        block = sp.coo_array(
+            (w[t.weight_index], (t.out_index - rows.start, t.in_index)),
+            shape=(rows.stop - rows.start, t.shape[1]),
+        ).tocsr()
+        block.sum_duplicates()
+        yield rows, block
+
+
+def _gather_chunks(spec: ConvSpec) -> Iterator[slice]:
+    table = spatial_table(spec)
+    _, c_in, _ = _channel_layout(spec)
+    step = max(1, _CHUNK_ELEMENTS // max(1, c_in * table.shape[1]))
+    for start in range(0, table.shape[0], step):
+        yield slice(start, min(start + step, table.shape[0]))
+
+
+def _apply_forward(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Forward convolution matrix-free: gather patches chunk by chunk, contract per group."""
+    c_out, c_in, per = _channel_layout(spec)
+    g = spec.groups
+    table = spatial_table(spec)
+    w = weight.reshape(g, c_out // g, per, -1)[..., tap_weight_order(spec)]
+    padded = np.concatenate([x.reshape(c_in, -1), np.zeros((c_in, 1), x.dtype)], axis=1)
+    out = np.empty((c_out, table.shape[0]), dtype=np.result_type(w, x))
+    for rows in _gather_chunks(spec):
+        patches = padded[:, table[rows]].reshape(g, per, -1, table.shape[1])
+        out[:, rows] = np.einsum("goik,gipk->gop", w, patches, optimize=True).reshape(c_out, -1)
+    return out.ravel()
+
+
+def _apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Adjoint matrix-free: contract channels, then scatter-add taps with bincount."""
+    c_out, c_in, per = _channel_layout(spec)
+    g = spec.groups
+    table = spatial_table(spec)
+    p_in = math.prod(spec.forward_input_spatial)
+    w = weight.reshape(g, c_out // g, per, -1)[..., tap_weight_order(spec)]
+    grad = y.reshape(g, c_out // g, -1)
+    sink = np.where(table >= 0, table, p_in)
+    offsets = (np.arange(c_in) * (p_in + 1))[:, None, None]
+    dtype = np.result_type(w, y)
+    acc = np.zeros(c_in * (p_in + 1), dtype=dtype)
+    for rows in _gather_chunks(spec):
+        contrib = np.einsum("goik,gop->gipk", w, grad[:, :, rows], optimize=True)
+        index = (offsets + sink[rows][None]).ravel()
+        values = contrib.reshape(c_in, -1).ravel()
+        if dtype.kind == "c":
+            acc += np.bincount(index, values.real, acc.size) + 1j * np.bincount(index, values.imag, acc.size)
+        else:
+            acc += np.bincount(index, values, acc.size).astype(dtype, copy=False)
+    return acc.reshape(c_in, p_in + 1)[:, :p_in].ravel()
+
+
+def _apply_triples(spec: ConvSpec, weight: np.ndarray, v: np.ndarray, adjoint: bool) -> np.ndarray:
+    c_out, c_in, _ = _channel_layout(spec)
+    n_out = c_out * math.prod(spec.forward_output_spatial)
+    n_in = c_in * math.prod(spec.forward_input_spatial)
+    acc = np.zeros(n_in if adjoint else n_out)
+    flat = weight.ravel()
+    for _, t in iter_triples(spec):
+        if adjoint:
+            acc += np.bincount(t.in_index, flat[t.weight_index] * v[t.out_index], n_in)
+        else:
+            acc += np.bincount(t.out_index, flat[t.weight_index] * v[t.in_index], n_out)
+    return acc
+
+
+def conv_operator(spec: ConvSpec, weight) -> LinearOperator:
+    """Matrix-free ``LinearOperator`` of the layer, for sizes too large to store.
+
+    ``matvec`` is the convolution, ``rmatvec`` its adjoint (the input gradient); memory is
+    bounded by processing output positions in chunks.
+
+    Examples
+    --------
+    >>> spec = ConvSpec((1, 4), 1, 2)
+    >>> op = conv_operator(spec, np.array([[[1.0, 2.0]]]))
+    >>> op.shape, op @ np.array([1.0, 0.0, 0.0, 1.0])
+    ((3, 4), array([1., 0., 2.]))
+    """
+    w = check_weight(spec, weight)
+    if w.dtype.kind in "biu":
+        w = w.astype(np.float64)
+    generic = spec.tile is not None or spec.channel_table is not None
+
+    def forward(v):
+        v = np.asarray(v).ravel()
+        if generic:
+            return _apply_triples(spec, w, v, adjoint=False)
+        return _apply_forward(spec, w, v)
+
+    def adjoint(v):
+        v = np.asarray(v).ravel()
+        if generic:
+            return _apply_triples(spec, w, v, adjoint=True)
+        return _apply_adjoint(spec, w, v)
+
+    n_out, n_in = math.prod(spec.output_shape), math.prod(spec.input_shape)
+    if spec.transposed:
+        forward, adjoint = adjoint, forward
+    return LinearOperator(
+        (n_out, n_in), matvec=forward, rmatvec=adjoint, dtype=w.dtype
+    )
+
+
+def kernel_jacobian(spec: ConvSpec, x) -> sp.csr_array:
+    """The im2col matrix ``J(x)``: ``J @ weight.ravel() == conv(x).ravel()`` (no bias).
+
+    Shape ``(prod(output_shape), prod(weight_shape))``; ``J.T @ g`` is the kernel gradient
+    (eq. 9.11 of the Deep Learning book).
+
+    Examples
+    --------
+    >>> kernel_jacobian(ConvSpec((1, 3), 1, 2), [[1, 2, 3]]).toarray()
+    array([[1, 2],
+           [2, 3]])
+    """
+    x = check_input(spec, x)
+    t = triples(spec)
+    n_w = math.prod(spec.weight_shape)
+    if spec.transposed:
+        # y_T = M^T x: y_T[i] += w[k] x[o] for each forward triple (o, i, k)
+        values, rows = x.ravel()[t.out_index], t.in_index
+        n_rows = t.shape[1]
+    else:
+        values, rows = x.ravel()[t.in_index], t.out_index
+        n_rows = t.shape[0]
+    matrix = sp.coo_array((values, (rows, t.weight_index)), shape=(n_rows, n_w)).tocsr()
+    matrix.sum_duplicates()
+    return matrix
+
+
+def bias_jacobian(spec: ConvSpec) -> sp.csr_array:
+    """``B`` with ``B @ bias == bias broadcast over the output``: one 1 per output element.
+
+    Examples
+    --------
+    >>> bias_jacobian(ConvSpec((1, 3), 2, 2)).toarray()
+    array([[1., 0.],
+           [1., 0.],
+           [0., 1.],
+           [0., 1.]])
+    """
+    c_out = spec.out_channels
+    per_channel = math.prod(spec.output_shape[1:])
+    rows = np.arange(c_out * per_channel)
+    return sp.csr_array(
+        (np.ones(rows.size), (rows, rows // per_channel)), shape=(rows.size, c_out)
+    )

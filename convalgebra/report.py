@@ -1,0 +1,83 @@
+"""Plain-text reports of a layer's matrix: shape, structure, sparsity, the matrix itself."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .spec import ConvSpec
+
+__all__ = ["matrix_report", "format_matrix"]
+
+
+def format_matrix(dense: np.ndarray, max_rows: int = 16, max_cols: int = 16) -> str:
+    """Render a dense 2-D array with ``·`` for zeros, truncated with ``…`` past a size.
+
+    Examples
+    --------
+    >>> print(format_matrix(np.array([[1, 2, 0], [0, 1, 2]])))
+    1 2 ·
+    · 1 2
+    """
+    rows = min(dense.shape[0], max_rows)
+    cols = min(dense.shape[1], max_cols)
+    cells = [[_cell(v) for v in row[:cols]] for row in dense[:rows]]
+    width = max((len(c) for row in cells for c in row), default=1)
+    lines = [" ".join(c.rjust(width) for c in row) + (" …" if cols < dense.shape[1] else "") for row in cells]
+    if rows < dense.shape[0]:
+        lines.append("⋮")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value == 0:
+        return "·"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return f"{value:.3g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def matrix_report(spec: ConvSpec, weight=None, *, symbolic: bool = True, max_size: int = 16) -> str:
+    """A report of the matrix a layer induces, as a person reads it.
+
+    With ``symbolic=True`` and no weight, entries are the kernel symbols ``w1, w2, …``.
+
+    Examples
+    --------
+    >>> print(matrix_report(ConvSpec((1, 4), 1, 2)))  # doctest: +ELLIPSIS
+    Conv1d(1, 1, kernel_size=(2,), ...
+    matrix: 3 x 4, 6 non-zeros (50.0% dense), structure: Toeplitz ...
+    """
+    from .connectivity import triples
+    from .structure import matrix_structure
+
+    t = triples(spec)
+    n_out, n_in = math.prod(spec.output_shape), math.prod(spec.input_shape)
+    shared = t.sharing()
+    lines = [
+        spec.describe(),
+        f"output shape {spec.output_shape}, weight shape {spec.weight_shape}, "
+        f"{spec.n_params} parameters, {spec.macs:,} MACs",
+        f"matrix: {n_out} x {n_in}, {len(t):,} non-zeros ({100 * len(t) / (n_out * n_in):.1f}% dense), "
+        f"structure: {matrix_structure(spec)}",
+        f"parameter sharing: each of the {t.n_weights} weights is used {shared.min()}"
+        + (f" to {shared.max()}" if shared.max() != shared.min() else "") + " times",
+    ]
+    if not spec.tiles_input:
+        lines.append(f"not tiling: input positions never read, per axis: {spec.unread_inputs}")
+    if weight is None and symbolic:
+        from .symbolic import symbolic_matrix
+
+        rows = min(n_out, max_size)
+        dense = np.array(symbolic_matrix(spec)[:rows, : min(n_in, max_size)].tolist(), dtype=object)
+        dense = np.vstack([dense, np.zeros((1, dense.shape[1]), dtype=object)]) if rows < n_out else dense
+        body = format_matrix(dense, rows, max_size)
+    else:
+        from .operators import conv_matrix
+
+        if weight is None:
+            weight = np.arange(1, t.n_weights + 1).reshape(spec.weight_shape)
+        m = conv_matrix(spec, weight)[: max_size + 1, : max_size + 1].toarray()
+        body = format_matrix(m, min(n_out, max_size), min(n_in, max_size))
+    return "\n".join(lines + ["", body])

@@ -1,0 +1,152 @@
+"""Symbolic forms of a convolution: sympy symbols for kernel and input, the symbolic matrix.
+
+The same triple table as the numeric path, with a sympy symbol per weight (and per input).
+Symbols follow the textbook: ``w1 … w9`` and ``a1 … a25`` (1-based, row-major) for a
+single-channel layer, ``w_{o,i,m,n}`` / ``a_{c,m,n}`` (1-based) when channels are involved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from .connectivity import triples
+from .errors import ConvAlgebraError
+from .spec import ConvSpec
+
+__all__ = [
+    "weight_symbols",
+    "input_symbols",
+    "output_symbols",
+    "symbol_array",
+    "symbolic_matrix",
+    "symbolic_output",
+]
+
+
+def symbol_array(name: str, shape: tuple[int, ...], style: str = "flat") -> np.ndarray:
+    """An object array of sympy symbols of ``shape``.
+
+    ``style="flat"`` numbers them ``name1, name2, …`` in C order; ``style="index"`` names them
+    ``name_{i,j,…}`` with 1-based indices (the book's convention).
+
+    Examples
+    --------
+    >>> symbol_array("w", (2, 2)).tolist()
+    [[w1, w2], [w3, w4]]
+    >>> symbol_array("K", (1, 2), style="index").tolist()
+    [[K_{1,1}, K_{1,2}]]
+    """
+    import sympy
+
+    if style not in ("flat", "index"):
+        raise ConvAlgebraError(f"style must be 'flat' or 'index', got {style!r}")
+    n = math.prod(shape)
+    if style == "flat":
+        names = [f"{name}{k + 1}" for k in range(n)]
+    else:
+        names = [
+            f"{name}_{{{','.join(str(i + 1) for i in idx)}}}" for idx in np.ndindex(*shape)
+        ]
+    out = np.empty(n, dtype=object)
+    out[:] = [sympy.Symbol(s) for s in names]
+    return out.reshape(shape)
+
+
+def _default_style(channels: int) -> str:
+    return "flat" if channels == 1 else "index"
+
+
+def weight_symbols(spec: ConvSpec, name: str = "w", style: str | None = None) -> np.ndarray:
+    """Symbols for the kernel, in ``spec.weight_shape`` (PyTorch layout).
+
+    Examples
+    --------
+    >>> weight_symbols(ConvSpec((1, 3, 3), 1, 2)).tolist()
+    [[[[w1, w2], [w3, w4]]]]
+    """
+    shape = spec.weight_shape
+    channel_pairs = math.prod(shape[: len(shape) - spec.ndim])
+    return symbol_array(name, shape, style or _default_style(channel_pairs))
+
+
+def input_symbols(spec: ConvSpec, name: str = "a", style: str | None = None) -> np.ndarray:
+    """Symbols for the input, in ``spec.input_shape``.
+
+    Examples
+    --------
+    >>> input_symbols(ConvSpec((1, 2, 2), 1, 1)).ravel().tolist()
+    [a1, a2, a3, a4]
+    """
+    return symbol_array(name, spec.input_shape, style or _default_style(spec.in_channels))
+
+
+def output_symbols(spec: ConvSpec, name: str = "z", style: str | None = None) -> np.ndarray:
+    """Symbols for the output (e.g. ``z1 … z4``), in ``spec.output_shape``."""
+    return symbol_array(name, spec.output_shape, style or _default_style(spec.out_channels))
+
+
+def _as_object(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    import sympy
+
+    array = np.asarray(value, dtype=object)
+    if array.shape != shape:
+        raise ConvAlgebraError(f"{name} must have shape {shape}, got {array.shape}")
+    return np.vectorize(sympy.sympify, otypes=[object])(array) if array.size else array
+
+
+def _entries(spec: ConvSpec, weight: np.ndarray) -> dict[tuple[int, int], Any]:
+    """Sum the symbolic weights of the triples into ``{(row, col): entry}`` of the layer."""
+    t = triples(spec)
+    flat = weight.ravel()
+    entries: dict[tuple[int, int], Any] = defaultdict(int)
+    rows, cols = (t.in_index, t.out_index) if spec.transposed else (t.out_index, t.in_index)
+    for r, c, k in zip(rows.tolist(), cols.tolist(), t.weight_index.tolist()):
+        entries[r, c] += flat[k]
+    return {key: value for key, value in entries.items() if value != 0}
+
+
+def symbolic_matrix(spec: ConvSpec, weight: Any = None):
+    """The layer's matrix with symbolic entries, as an immutable sympy sparse matrix.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    weight : array_like of sympy expressions, optional
+        Defaults to :func:`weight_symbols` (``w1, w2, …``).
+
+    Examples
+    --------
+    >>> symbolic_matrix(ConvSpec((1, 4), 1, 2))
+    Matrix([
+    [w1, w2,  0,  0],
+    [ 0, w1, w2,  0],
+    [ 0,  0, w1, w2]])
+    """
+    import sympy
+
+    w = weight_symbols(spec) if weight is None else _as_object(weight, spec.weight_shape, "weight")
+    shape = (math.prod(spec.output_shape), math.prod(spec.input_shape))
+    return sympy.ImmutableSparseMatrix(*shape, _entries(spec, w))
+
+
+def symbolic_output(spec: ConvSpec, weight: Any = None, x: Any = None) -> np.ndarray:
+    """Each output as a sum of products, in ``spec.output_shape`` (computed in O(nnz)).
+
+    Examples
+    --------
+    >>> symbolic_output(ConvSpec((1, 3), 1, 2)).tolist()
+    [[a1*w1 + a2*w2, a2*w1 + a3*w2]]
+    """
+    w = weight_symbols(spec) if weight is None else _as_object(weight, spec.weight_shape, "weight")
+    a = input_symbols(spec) if x is None else _as_object(x, spec.input_shape, "x")
+    flat_a = a.ravel()
+    sums: list[Any] = [0] * math.prod(spec.output_shape)
+    for (r, c), entry in _entries(spec, w).items():
+        sums[r] += entry * flat_a[c]
+    out = np.empty(len(sums), dtype=object)
+    out[:] = sums
+    return out.reshape(spec.output_shape)
