@@ -18,6 +18,7 @@ def conv_specs(
     transposed: bool | None = False,
     max_size: int = 7,
     max_channels: int = 4,
+    symmetric: bool = False,
 ):
     """A valid ConvSpec over every option (channels, groups, stride, dilation, padding...)."""
     nd = draw(st.sampled_from(ndims))
@@ -35,8 +36,12 @@ def conv_specs(
     padding = tuple(
         (draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(nd)
     )
-    if is_t and draw(st.booleans()):
+    if symmetric or (is_t and draw(st.booleans())):
         padding = tuple((p, p) for p, _ in padding)
+    elif not is_t and draw(st.integers(0, 4)) == 0:
+        padding = draw(st.sampled_from(["valid", "same", "full"]))
+        if padding == "same":
+            stride = (1,) * nd
     output_padding = 0
     if is_t:
         output_padding = tuple(

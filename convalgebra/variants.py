@@ -1,0 +1,158 @@
+"""The textbook variants of chapter 9, on the same triple-table machinery.
+
+* locally connected (unshared) layers, eq. 9.9, and tiled convolution, eq. 9.10: specs with
+  ``tile`` set (see :class:`~convalgebra.spec.ConvSpec`);
+* average pooling: a fixed matrix (PyTorch's ``avg_pool{1,2,3}d`` semantics);
+* max pooling: *not linear*. At a given input it acts as a selection matrix, which
+  :func:`max_pool_selection` returns -- a different matrix for a different input.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .connectivity import spatial_table
+from .errors import ConvAlgebraError
+from .spec import ConvSpec, normalize_tuple
+
+__all__ = ["locally_connected", "tiled", "pool_output_size", "avg_pool_matrix", "max_pool_selection"]
+
+
+def tiled(input_shape: tuple[int, ...], out_channels: int, kernel_size, tile, **options: Any) -> ConvSpec:
+    """A tiled convolution (eq. 9.10): ``tile`` kernels used in rotation along each axis.
+
+    Examples
+    --------
+    >>> spec = tiled((1, 8), 1, 3, tile=2)
+    >>> spec.weight_shape, spec.n_weights
+    ((2, 1, 1, 3), 6)
+    """
+    return ConvSpec(input_shape, out_channels, kernel_size, tile=tile, **options)
+
+
+def locally_connected(input_shape: tuple[int, ...], out_channels: int, kernel_size, **options: Any) -> ConvSpec:
+    """A locally connected layer (eq. 9.9): a separate kernel at every output position.
+
+    It is the tiled convolution whose tile is the whole output; ``weight[pos]`` is the
+    ordinary ``(C_out, C_in, *k)`` kernel used at output position ``pos``.
+
+    Examples
+    --------
+    >>> spec = locally_connected((1, 5), 1, 3)
+    >>> spec.weight_shape, spec.is_locally_connected
+    ((3, 1, 1, 3), True)
+    """
+    shared = ConvSpec(input_shape, out_channels, kernel_size, **options)
+    return ConvSpec(input_shape, out_channels, kernel_size, tile=shared.output_shape[1:], **options)
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """PyTorch's pooling output size, including its ``ceil_mode`` rule.
+
+    With ``ceil_mode`` the last window must start inside the input or the left padding.
+
+    Examples
+    --------
+    >>> pool_output_size(5, 2, 2, 0), pool_output_size(5, 2, 2, 0, ceil_mode=True)
+    (2, 3)
+    """
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> ConvSpec:
+    """A depthwise spec whose zero-padded windows are exactly the pooling windows."""
+    n = len(input_shape) - 1
+    kernel = normalize_tuple(kernel_size, n, "kernel_size")
+    stride = kernel if stride is None else normalize_tuple(stride, n, "stride")
+    pad = normalize_tuple(padding, n, "padding", minimum=0)
+    dilation = normalize_tuple(dilation, n, "dilation")
+    for p, k, d in zip(pad, kernel, dilation):
+        if p > (d * (k - 1) + 1) // 2:
+            raise ConvAlgebraError(
+                f"padding={pad} must be at most half the kernel extent {kernel} (as in PyTorch)"
+            )
+    pairs = []
+    for size, k, s, p, d in zip(input_shape[1:], kernel, stride, pad, dilation):
+        out = pool_output_size(size, k, s, p, d, ceil_mode)
+        if out < 1:
+            raise ConvAlgebraError(
+                f"pooling window {kernel} (padding {pad}) does not fit the input {input_shape[1:]}"
+            )
+        extra = max(0, (out - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
+        pairs.append((p, p + extra))
+    c = input_shape[0]
+    return ConvSpec(input_shape, c, kernel, stride=stride, padding=tuple(pairs),
+                    dilation=dilation, groups=c, bias=False)
+
+
+def _axis_counts(spec: ConvSpec, axis: int, lo: int, hi: int) -> np.ndarray:
+    """Per output position along ``axis``: taps whose padded coordinate lies in [lo, hi)."""
+    n_out = spec.output_shape[1 + axis]
+    start = np.arange(n_out) * spec.stride[axis] - spec.padding[axis][0]
+    taps = start[:, None] + np.arange(spec.kernel_size[axis]) * spec.dilation[axis]
+    return ((taps >= lo) & (taps < hi)).sum(axis=1)
+
+
+def avg_pool_matrix(input_shape: tuple[int, ...], kernel_size, stride=None, padding=0,
+                    ceil_mode: bool = False, count_include_pad: bool = True,
+                    divisor_override: int | None = None) -> sp.csr_array:
+    """The fixed matrix of average pooling (PyTorch's ``avg_pool{1,2,3}d``), channels apart.
+
+    Examples
+    --------
+    >>> avg_pool_matrix((1, 4), 2).toarray()
+    array([[0.5, 0.5, 0. , 0. ],
+           [0. , 0. , 0.5, 0.5]])
+    """
+    spec = _pool_spec(tuple(input_shape), kernel_size, stride, padding, 1, ceil_mode)
+    from .operators import conv_matrix
+
+    ones = conv_matrix(spec, np.ones(spec.weight_shape))
+    if divisor_override is not None:
+        if not isinstance(divisor_override, int) or divisor_override < 1:
+            raise ConvAlgebraError(f"divisor_override must be a positive integer, got {divisor_override!r}")
+        return (ones / divisor_override).tocsr()
+    divisor = np.ones(1)
+    for axis, size in enumerate(spec.input_shape[1:]):
+        p = spec.padding[axis][0]
+        lo, hi = (-p, size + p) if count_include_pad else (0, size)
+        divisor = np.multiply.outer(divisor, _axis_counts(spec, axis, lo, hi)).reshape(-1)
+    scale = np.tile(1.0 / divisor, spec.out_channels)
+    return (sp.diags_array(scale) @ ones).tocsr()
+
+
+def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
+                       ceil_mode: bool = False) -> sp.csr_array:
+    """The selection matrix max pooling applies *at this input* (max pooling is not linear).
+
+    ``S @ x.ravel() == max_pool(x).ravel()``; each row holds one 1, at the first maximum of
+    its window (PyTorch's tie rule). Another input generally selects differently.
+
+    Examples
+    --------
+    >>> max_pool_selection(np.array([[3.0, 1.0, 2.0, 5.0]]), 2).toarray()
+    array([[1., 0., 0., 0.],
+           [0., 0., 0., 1.]])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2 or x.ndim > 4:
+        raise ConvAlgebraError(f"x must have shape (C, *spatial) with 1-3 spatial dims, got {x.shape}")
+    spec = _pool_spec(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    table = spatial_table(spec)
+    c, p_in = x.shape[0], math.prod(x.shape[1:])
+    padded = np.concatenate([x.reshape(c, p_in), np.full((c, 1), -np.inf)], axis=1)
+    values = padded[:, np.where(table >= 0, table, p_in)]          # (C, P_out, K)
+    best = np.argmax(np.where(np.isnan(values), np.inf, values), axis=2)
+    cols = np.take_along_axis(table[None].repeat(c, 0), best[..., None], axis=2)[..., 0]
+    cols = cols + (np.arange(c) * p_in)[:, None]
+    rows = np.arange(cols.size)
+    return sp.csr_array((np.ones(rows.size), (rows, cols.ravel())), shape=(rows.size, c * p_in))
