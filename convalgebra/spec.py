@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
+import numpy as np
+
 from .errors import ConvAlgebraError
 
 __all__ = ["ConvSpec", "PADDING_MODES", "normalize_tuple"]
@@ -418,6 +420,20 @@ class ConvSpec:
             return math.prod(self.output_shape[1:]) * self.n_weights
         return math.prod(self.output_shape) * (self.in_channels // self.groups) * taps
 
+    def _untouched(self, side: str) -> tuple[tuple[int, ...], ...]:
+        """Per axis: forward inputs no tap reads (``"in"``) or forward outputs reading only padding."""
+        from .connectivity import axis_table
+
+        result = []
+        for axis in range(self.ndim):
+            table = axis_table(self, axis)
+            if side == "out":
+                result.append(tuple(np.flatnonzero((table < 0).all(axis=1)).tolist()))
+            else:
+                positions = np.arange(self.forward_input_spatial[axis])
+                result.append(tuple(np.setdiff1d(positions, table[table >= 0]).tolist()))
+        return tuple(result)
+
     @property
     def unread_inputs(self) -> tuple[tuple[int, ...], ...]:
         """Per spatial axis, the input positions that no output reads.
@@ -426,15 +442,15 @@ class ConvSpec:
         kernel 3, stride 3 never reads position 6. Padding modes that copy border values
         (reflect, replicate, circular) count those copies as reads.
         """
-        from .connectivity import axis_table
+        return self._untouched("out" if self.transposed else "in")
 
-        result = []
-        spatial = self.forward_input_spatial
-        for axis in range(self.ndim):
-            table = axis_table(self, axis)
-            read = set(table[table >= 0].tolist())
-            result.append(tuple(p for p in range(spatial[axis]) if p not in read))
-        return tuple(result)
+    @property
+    def unwritten_outputs(self) -> tuple[tuple[int, ...], ...]:
+        """Per spatial axis, the output positions that do not depend on the input at all.
+
+        They read only zero padding (or, transposed, no input scatters to them).
+        """
+        return self._untouched("in" if self.transposed else "out")
 
     @property
     def tiles_input(self) -> bool:
