@@ -224,15 +224,16 @@ class RowTemplate:
     """The non-zero pattern shared by every output channel of an ordinary convolution.
 
     Entries are ordered as CSR needs them (output position, then input channel, then input
-    position), for output channel 0 of group 0. Other output channels add a column offset.
-    ``segments`` marks entries that land on the same input (reflect/replicate/circular can map
-    two taps to one pixel); their weights must be summed.
+    position), for output channel 0 of group 0; other output channels add a column offset.
+    Reflect, replicate and circular padding can map two taps to one pixel: ``weights`` holds the
+    first tap of each entry and ``extra`` the others, as ``(entry slots, weight indices)`` per
+    multiplicity level, to be added on top.
     """
 
-    columns: np.ndarray       # column (forward input index) of each template entry
-    weights: np.ndarray       # flat index into weight[c_out] (ci_local * K + tap)
-    row_counts: np.ndarray    # entries per output position after merging duplicates
-    segments: np.ndarray | None  # starts of runs to sum, or None when there are no duplicates
+    columns: np.ndarray       # column (forward input index) of each entry
+    weights: np.ndarray       # flat index into weight[c_out] (ci_local * K + tap) of the first tap
+    row_counts: np.ndarray    # entries per output position
+    extra: tuple[tuple[np.ndarray, np.ndarray], ...]
 
 
 @lru_cache(maxsize=16)
@@ -249,19 +250,24 @@ def row_template(spec: ConvSpec) -> RowTemplate:
     counts = np.bincount(pos, minlength=sp.shape[0])
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     local = np.arange(pos.size) - starts[pos]
-    # template position of (pos, ci, local): per*start[pos] + ci*count[pos] + local
+    # template slot of (pos, ci, local): per*start[pos] + ci*count[pos] + local
     ci = np.arange(per)[:, None]
     slot = (per * starts[pos])[None, :] + ci * counts[pos][None, :] + local[None, :]
     columns = np.empty(per * pos.size, dtype=np.int64)
     weights = np.empty(per * pos.size, dtype=np.int64)
     columns[slot] = ci * p_in + col[None, :]
     weights[slot] = ci * k + tap_weight_order(spec)[tap][None, :]
+    repeat = np.zeros(pos.size, dtype=bool)
+    repeat[1:] = (pos[1:] == pos[:-1]) & (col[1:] == col[:-1])
+    if not repeat.any():
+        return RowTemplate(columns, weights, per * counts, ())
     duplicate = np.zeros(per * pos.size, dtype=bool)
-    dup_in_pos = np.zeros(pos.size, dtype=bool)
-    dup_in_pos[1:] = (pos[1:] == pos[:-1]) & (col[1:] == col[:-1])
-    duplicate[slot] = np.broadcast_to(dup_in_pos, slot.shape)
-    if not duplicate.any():
-        return RowTemplate(columns, weights, per * counts, None)
-    segments = np.flatnonzero(~duplicate)
-    unique_counts = np.bincount(pos[~dup_in_pos], minlength=sp.shape[0])
-    return RowTemplate(columns, weights, per * unique_counts, segments)
+    duplicate[slot] = np.broadcast_to(repeat, slot.shape)
+    entry = np.cumsum(~duplicate) - 1
+    first = np.flatnonzero(~duplicate)
+    rank = np.arange(duplicate.size) - first[entry]
+    extra = tuple(
+        (entry[rank == r], weights[rank == r]) for r in range(1, int(rank.max()) + 1)
+    )
+    unique_counts = np.bincount(pos[~repeat], minlength=sp.shape[0])
+    return RowTemplate(columns[first], weights[first], per * unique_counts, extra)

@@ -103,10 +103,9 @@ def _forward_matrix_shared(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -
     idx = _index_dtype(nnz, n_cols)
     flat_w = weight.reshape(c_out, -1)
     data = np.take(flat_w, template.weights, axis=1)
+    for slots, taps in template.extra:
+        data[:, slots] += np.take(flat_w, taps, axis=1)
     columns = template.columns
-    if template.segments is not None:
-        data = np.add.reduceat(data, template.segments, axis=1)
-        columns = columns[template.segments]
     group_offset = (np.arange(c_out) // (c_out // spec.groups)) * (per * math.prod(spec.forward_input_spatial))
     indices = columns.astype(idx)[None, :] + group_offset.astype(idx)[:, None]
     indptr = np.zeros(c_out * p_out + 1, dtype=idx)
