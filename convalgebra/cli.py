@@ -1,20 +1,299 @@
-"""The ``convalgebra`` command line."""
+"""The ``convalgebra`` command line: parsers, error handling and the entry point :func:`main`.
+
+Every subcommand computes its whole answer first (text and any files, as bytes); files are
+written only after everything succeeded, each one atomically, so an error never leaves a
+partial or stale output behind. Errors print one line on stderr and exit with 2 for bad input
+(a malformed shape, an unknown model, an unreadable file) or 1 for anything else; ``--debug``
+adds the traceback.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 
-__all__ = ["main"]
+from . import cli_commands as commands
+from .cli_args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_unit
+from .errors import ConvAlgebraError, MissingExtraError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A command line argparse could not accept (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of printing usage and exiting."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _sub(subparsers, name: str, help_: str, description: str, examples: str):
+    parser = subparsers.add_parser(
+        name, help=help_, description=description,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.strip().splitlines()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    return parser
+
+
+def _model_arguments(parser, *, default_model: bool) -> None:
+    parser.add_argument(
+        "model", nargs="?", default="resnet18" if default_model else None, metavar="MODEL|FILE",
+        help="a zoo name (see --list) or a JSON/YAML graph file"
+        + (" (default resnet18)" if default_model else ""),
+    )
+    parser.add_argument("--input", type=parse_shape, default=None, metavar="SHAPE",
+                        help="input shape, e.g. 3x224x224 (default: the model's own)")
+    parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
+
+
+def _weight_arguments(parser) -> None:
+    parser.add_argument(
+        "--weight", default=None, metavar="W",
+        help=f"kernel: one of {', '.join(WEIGHT_CHOICES)}, numbers like 1,0,-1, or a .npy/.txt "
+        "file (arange = 1, 2, ..., n, so entry k is weight k)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for random data (default 0)")
+
+
+def _add_analyze(subparsers) -> None:
+    p = _sub(subparsers, "analyze", "per-layer shapes, receptive fields, parameters, MACs",
+             "Analyse a network statically: per layer the output shape, receptive field "
+             "(size/jump), parameters and multiply-accumulates (MACs; FLOPs = 2 MACs), then totals.",
+             """
+convalgebra analyze                      # resnet18 at 3x224x224
+convalgebra analyze vgg16 --format markdown
+convalgebra analyze resnet50 --input 3x160x160 --format csv
+convalgebra analyze mynet.yaml --format json
+convalgebra analyze --list""")
+    _model_arguments(p, default_model=True)
+    p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    p.set_defaults(handler=commands.analyze)
+
+
+def _add_matrix(subparsers) -> None:
+    p = _sub(subparsers, "matrix", "the matrix a layer is: shape, sparsity, structure, entries",
+             "Print the matrix M of a layer (M @ x.ravel() == conv(x).ravel()): its shape, "
+             "non-zeros, parameter sharing, structure (Toeplitz, doubly block circulant, ...) "
+             "and the entries, symbolic (w1, w2, ...) or numeric, truncated.",
+             """
+convalgebra matrix --in 1x4x4 -k 3 -p 1 --mode circular
+convalgebra matrix --in 1x5x5 -k 3 -s 2 --weight arange --max-size 25
+convalgebra matrix --in 3x8x8 --out 4 -k 3 -p same --plot matrix.png
+convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""")
+    add_spec_arguments(p)
+    _weight_arguments(p)
+    p.add_argument("--max-size", type=int, default=16, metavar="N",
+                   help="show at most N rows and columns (default 16)")
+    p.add_argument("--save", type=Path, default=None, metavar="FILE",
+                   help="save the numeric matrix as .npz (scipy.sparse) or .mtx (Matrix Market); "
+                   "with a symbolic kernel the entries are the weight numbers (arange)")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="draw the matrix with its block boundaries (needs the plot extra)")
+    p.set_defaults(handler=commands.matrix)
+
+
+def _add_grad(subparsers) -> None:
+    p = _sub(subparsers, "grad", "the backward pass: kernel and input gradients as transposes",
+             "The backward pass of a layer: each dL/dw as a sum over outputs (eq. 9.11) and each "
+             "dL/da as a sum over kernel taps (M^T g, eq. 9.13), symbolic by default; with "
+             "--numeric, the gradient arrays for concrete data.",
+             """
+convalgebra grad --in 1x5x5 -k 3 -s 2            # the book's strided example
+convalgebra grad --in 1x4 -k 2 --numeric --weight 1,2 --data 1,2,3,4 --grad-output 1,1,1""")
+    add_spec_arguments(p)
+    _weight_arguments(p)
+    p.add_argument("--numeric", action="store_true", help="numeric gradients instead of symbols")
+    p.add_argument("--data", default="random", metavar="X", help="input data (default random)")
+    p.add_argument("--grad-output", default="random", metavar="G",
+                   help="upstream gradient dL/dz (default random)")
+    p.set_defaults(handler=commands.grad)
+
+
+def _add_check(subparsers) -> None:
+    p = _sub(subparsers, "check", "verify an identity: holds (with the reason) or a counterexample",
+             "Check a law for a layer (or two): the verdict with its evidence, or the smallest "
+             "exact counterexample. A second layer is given with --with as quoted flags; its "
+             "--in defaults to the first layer's output shape.",
+             """
+convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --mode circular
+convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --shift 0x1
+convalgebra check commutativity --in 1x5 -k 3 --flip
+convalgebra check layer_commutativity --in 1x6 -k 3 -p 1 --mode circular --with "-k 3 -p 1 --mode circular"
+convalgebra check --list""")
+    p.add_argument("law", nargs="?", help="the law to check (see --list)")
+    add_spec_arguments(p, required=False)
+    p.add_argument("--with", dest="second", action="append", default=[], metavar="FLAGS",
+                   help="another layer as quoted spec flags, e.g. \"-k 3 --mode circular\"")
+    p.add_argument("--shift", type=parse_unit, default=None, metavar="SHIFT",
+                   help="shift per spatial axis for equivariance laws, e.g. 0x1")
+    p.add_argument("--format", choices=("text", "markdown", "latex"), default="text")
+    p.add_argument("--list", action="store_true", help="list the laws and exit")
+    p.set_defaults(handler=commands.check)
+
+
+def _add_derive(subparsers) -> None:
+    p = _sub(subparsers, "derive", "a textbook derivation in LaTeX, Markdown or text",
+             "Generate a derivation from the same objects that compute the numbers: output "
+             "size, the matrix, forward and backward equations, parameters, receptive field. "
+             "WHAT=params/receptive_field also accept a model with --model.",
+             """
+convalgebra derive output_size --in 1x7 -k 3 -s 3
+convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
+convalgebra derive matrix --in 1x4x4 -k 3 -p 1 --mode circular --format markdown
+convalgebra derive receptive_field --model lenet5""")
+    p.add_argument("what", help="output_size, matrix, forward, backward, params, receptive_field")
+    add_spec_arguments(p, required=False)
+    p.add_argument("--model", default=None, metavar="MODEL|FILE",
+                   help="derive for a network (zoo name or graph file) instead of one layer")
+    p.add_argument("--input", type=parse_shape, default=None, metavar="SHAPE",
+                   help="the network's input shape (with --model)")
+    p.add_argument("--format", choices=("latex", "markdown", "text"), default="text")
+    p.add_argument("--standalone", action="store_true",
+                   help="a complete LaTeX document (with --format latex)")
+    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                   help="write to FILE instead of printing")
+    p.set_defaults(handler=commands.derive)
+
+
+def _add_rf(subparsers) -> None:
+    p = _sub(subparsers, "rf", "receptive fields: of a layer, of every layer of a network",
+             "Receptive fields: per layer of a network (size, jump, start), the exact input "
+             "region of one output unit (--unit), or of one layer given by its flags.",
+             """
+convalgebra rf resnet18
+convalgebra rf vgg16 --node features --unit 3x3
+convalgebra rf resnet18 --plot rf_growth.png
+convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
+    _model_arguments(p, default_model=False)
+    add_spec_arguments(p, required=False)
+    p.add_argument("--node", default=None, help="the layer whose units to look at (default: last)")
+    p.add_argument("--unit", type=parse_unit, default=None, metavar="POS",
+                   help="an output position, e.g. 3x3 (0-based): print its exact input region")
+    p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="draw the unit's field over the input grid (with --unit), otherwise "
+                   "the growth of the field along the network")
+    p.set_defaults(handler=commands.rf)
+
+
+def _add_params(subparsers) -> None:
+    p = _sub(subparsers, "params", "parameters and MACs of a layer or a network",
+             "Learnable parameters (weights, biases; buffers apart) and multiply-accumulates.",
+             """
+convalgebra params --in 3x32x32 --out 10 -k 5 -p 2
+convalgebra params resnet50
+convalgebra params lenet5 --format markdown""")
+    _model_arguments(p, default_model=False)
+    add_spec_arguments(p, required=False)
+    p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    p.set_defaults(handler=commands.params)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``convalgebra`` argument parser with all its subcommands."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="convalgebra",
+        description="Convolution layers as exact linear algebra. With no command: analyse "
+        "resnet18 at 3x224x224.",
+        epilog=commands.MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"convalgebra {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_analyze, _add_matrix, _add_grad, _add_check, _add_derive, _add_rf,
+                _add_params):
+        add(subparsers)
+    return parser
+
+
+def _with_default_command(argv: list[str], commands_: set[str]) -> list[str]:
+    """No command given (only top-level flags or nothing): run ``analyze``."""
+    if any(a in commands_ or a in ("-h", "--help", "--version") for a in argv):
+        return argv
+    if any(not a.startswith("-") for a in argv):
+        return argv  # let argparse report the unknown command
+    return [*argv, "analyze"]
+
+
+def _write_files(files: dict[Path, bytes]) -> None:
+    """Write every output file atomically (temporary file in the same folder, then rename)."""
+    for path in files:
+        folder = path.resolve().parent
+        if not folder.is_dir():
+            raise ConvAlgebraError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
+    for path, data in files.items():
+        handle, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _is_bad_input(exc: BaseException) -> bool:
+    if isinstance(exc, (ConvAlgebraError, ValueError, TypeError, OSError, KeyError)):
+        return not isinstance(exc, MissingExtraError)
+    return type(exc).__module__.split(".")[0] == "yaml"  # YAMLError and its subclasses
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the matrix report of the book's 2-D example (placeholder until subcommands land)."""
-    from .report import matrix_report
-    from .spec import ConvSpec
+    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input).
 
-    spec = ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="circular")
-    print(matrix_report(spec))
-    return 0
+    Examples
+    --------
+    >>> main(["matrix", "--in", "1x4", "-k", "2"])  # doctest: +ELLIPSIS
+    Conv1d(1, 1, kernel_size=(2,), ...
+    0
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    parser = build_parser()
+    names = set(parser._subparsers._group_actions[0].choices)  # noqa: SLF001
+    try:
+        ns = parser.parse_args(_with_default_command(argv, names))
+        result = ns.handler(ns)
+        _write_files(result.files)
+        if result.text:
+            print(result.text)
+        return EXIT_OK
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0)
+    except UsageError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line, no traceback
+        if debug:
+            traceback.print_exc()
+        bad = _is_bad_input(exc)
+        expected = bad or isinstance(exc, (MissingExtraError, commands.NotAvailableError))
+        kind = "error" if expected else f"internal error ({type(exc).__name__})"
+        hint = "" if debug or expected else " (run with --debug for the traceback)"
+        print(f"{kind}: {_one_line(exc)}{hint}", file=sys.stderr)
+        return EXIT_USAGE if bad else EXIT_FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,396 @@
+"""Pictures: a layer's matrix with its block structure, receptive fields, their growth.
+
+Needs the optional ``plot`` extra (matplotlib), imported on first use. Figures are built with
+matplotlib's object-oriented API on the headless Agg canvas, so nothing here touches pyplot's
+global state or needs a display; :func:`to_png` turns any figure into PNG bytes.
+
+Examples
+--------
+>>> from convalgebra import ConvSpec
+>>> fig = plot_matrix(ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="circular"))
+>>> to_png(fig)[:8]
+b'\\x89PNG\\r\\n\\x1a\\n'
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from .errors import ConvAlgebraError, require
+from .spec import ConvSpec
+
+__all__ = ["plot_matrix", "plot_receptive_field", "plot_rf_growth", "to_png"]
+
+MAX_DRAWN = 1024        # rows/columns drawn at most; larger matrices show their top-left corner
+ANNOTATE_UP_TO = 40     # write the entries into the cells when the drawn matrix is this small
+
+
+def _figure(width: float, height: float):
+    """A new headless figure (Agg canvas, no pyplot)."""
+    require("matplotlib", "plot")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_png(fig, dpi: int = 150) -> bytes:
+    """Render a figure to PNG bytes (headless)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()
+
+
+def _short(spec: ConvSpec) -> str:
+    """A compact one-line description for titles, e.g. ``Conv2d 1x4x4 -> 1x4x4, k 3x3``."""
+    kind = f"Conv{'Transpose' if spec.transposed else ''}{spec.ndim}d"
+    dims = lambda t: "x".join(map(str, t))  # noqa: E731
+    parts = [f"{kind} {dims(spec.input_shape)} -> {dims(spec.output_shape)}",
+             f"k {dims(spec.kernel_size)}"]
+    if max(spec.stride) > 1:
+        parts.append(f"stride {dims(spec.stride)}")
+    if any(b or a for b, a in spec.padding):
+        pads = {p for p in spec.padding}
+        pad = spec.padding_word or (
+            str(pads.pop()[0]) if len(pads) == 1 and all(b == a for b, a in spec.padding)
+            else "/".join(f"{b}:{a}" for b, a in spec.padding))
+        parts.append(f"pad {pad} ({spec.padding_mode})")
+    if max(spec.dilation) > 1:
+        parts.append(f"dilation {dims(spec.dilation)}")
+    if spec.groups > 1:
+        parts.append(f"groups {spec.groups}")
+    if spec.flip:
+        parts.append("flipped (convolution)")
+    return ", ".join(parts)
+
+
+def _mathtext(symbol: Any) -> str:
+    name = str(symbol)
+    match = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
+    if match:
+        return f"${match.group(1)}_{{{match.group(2)}}}$"
+    return f"${name}$"
+
+
+# ------------------------------------------------------------------------------ the matrix
+def _weight_codes(spec: ConvSpec, n_rows: int, n_cols: int) -> tuple[np.ndarray, dict]:
+    """Dense ``(n_rows, n_cols)`` map: 0 = structural zero, k = weight k, -1 = several summed.
+
+    Also returns ``{(row, col): [weight numbers]}`` for the cells where several taps land
+    (reflect/replicate/circular padding can read one pixel twice).
+    """
+    from .connectivity import triples
+
+    t = triples(spec)
+    rows, cols = (t.in_index, t.out_index) if spec.transposed else (t.out_index, t.in_index)
+    keep = (rows < n_rows) & (cols < n_cols)
+    rows, cols, w = rows[keep], cols[keep], t.weight_index[keep] + 1
+    codes = np.zeros((n_rows, n_cols), dtype=np.int64)
+    counts = np.zeros((n_rows, n_cols), dtype=np.int64)
+    np.add.at(counts, (rows, cols), 1)
+    codes[rows, cols] = w
+    codes[counts > 1] = -1
+    mixed: dict[tuple[int, int], list[int]] = {}
+    several = counts[rows, cols] > 1
+    for r, c, k in zip(rows[several].tolist(), cols[several].tolist(), w[several].tolist()):
+        mixed.setdefault((r, c), []).append(k)
+    return codes, mixed
+
+
+def _numeric_values(spec: ConvSpec, weight, n_rows: int, n_cols: int) -> np.ndarray:
+    from .operators import conv_matrix
+
+    m = conv_matrix(spec, weight)
+    return m[:n_rows, :n_cols].toarray().astype(float)
+
+
+def _draw_blocks(ax, spec: ConvSpec, n_rows: int, n_cols: int) -> None:
+    """Block boundaries: channel blocks thick, then one thinner level per spatial axis."""
+    row_shape, col_shape = spec.output_shape, spec.input_shape
+    styles = [(1.8, "#222222"), (0.8, "#777777"), (0.5, "#aaaaaa")]
+    for level in range(len(row_shape) - 1):
+        if level == 0 and row_shape[0] == 1 and col_shape[0] == 1:
+            continue
+        row_step, col_step = math.prod(row_shape[level + 1:]), math.prod(col_shape[level + 1:])
+        width, colour = styles[min(level, 2)]
+        row_lines = np.arange(row_step, n_rows, row_step)
+        col_lines = np.arange(col_step, n_cols, col_step)
+        if row_lines.size + col_lines.size > 160:
+            continue  # too many lines to read; coarser levels still show the structure
+        for r in row_lines:
+            ax.axhline(r - 0.5, color=colour, linewidth=width)
+        for c in col_lines:
+            ax.axvline(c - 0.5, color=colour, linewidth=width)
+
+
+def _categorical(n_weights: int):
+    from matplotlib.colors import ListedColormap
+
+    from matplotlib import colormaps
+
+    base = colormaps["tab20" if n_weights > 10 else "tab10"]
+    colours = ["#ffffff", "#333333"] + [base(k % base.N) for k in range(n_weights)]
+    return ListedColormap(colours)
+
+
+def _draw_symbolic(fig, ax, spec: ConvSpec, n_rows: int, n_cols: int) -> None:
+    """Colour by kernel entry (one colour per weight, or per tap when there are many weights)."""
+    from .symbolic import weight_symbols
+
+    codes, mixed = _weight_codes(spec, n_rows, n_cols)
+    n_w, taps = math.prod(spec.weight_shape), math.prod(spec.kernel_size)
+    labels = [_mathtext(s) for s in weight_symbols(spec).ravel()]
+    title = "kernel entry"
+    if n_w > 20 and taps <= 20:
+        # many channels: colour by tap position, channel blocks are told apart by the lines
+        codes = np.where(codes > 0, (codes - 1) % taps + 1, codes)
+        labels = [f"tap {tuple(int(i) + 1 for i in idx)}" for idx in np.ndindex(*spec.kernel_size)]
+        n_w, title = taps, "kernel tap (every\nchannel block has\nits own kernel)"
+    if n_w <= 20:
+        # colour index 0 = zero (white), 1 = several weights summed, 2.. = weights
+        ax.imshow(np.where(codes == -1, 1, np.where(codes > 0, codes + 1, 0)),
+                  cmap=_categorical(n_w), vmin=-0.5, vmax=n_w + 1.5, interpolation="nearest")
+        _weight_legend(ax, codes, labels, title)
+    else:
+        masked = np.ma.masked_less_equal(codes.astype(float), 0)
+        image = ax.imshow(masked, cmap="viridis", interpolation="nearest")
+        fig.colorbar(image, ax=ax, shrink=0.8, label="weight number (C order)")
+    if max(n_rows, n_cols) <= ANNOTATE_UP_TO and title == "kernel entry":
+        names = [str(s) for s in weight_symbols(spec).ravel()]
+        roomy = n_cols <= 12
+        text = {(r, c): _mathtext("+".join(names[k - 1] for k in sorted(ks)))
+                if roomy and len(ks) == 2 else f"Σ{len(ks)}" for (r, c), ks in mixed.items()}
+        _annotate(ax, codes, lambda r, c: text.get((r, c)) or labels[codes[r, c] - 1])
+
+
+def _weight_legend(ax, codes: np.ndarray, labels: list[str], title: str) -> None:
+    from matplotlib.patches import Patch
+
+    cmap = _categorical(len(labels))
+    handles = [Patch(facecolor=cmap(k + 2), edgecolor="#444444", label=label)
+               for k, label in enumerate(labels)]
+    if (codes == -1).any():
+        handles.append(Patch(facecolor=cmap(1), label="Σn: sum of n entries\n(padding re-reads)"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+              title=title, fontsize=9, ncols=1 + len(handles) // 13)
+
+
+def _draw_numeric(fig, ax, values: np.ndarray) -> None:
+    bound = float(np.abs(values).max()) or 1.0
+    masked = np.ma.masked_equal(values, 0.0)
+    image = ax.imshow(masked, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="entry value")
+    if max(values.shape) <= ANNOTATE_UP_TO and np.all(values == np.round(values)) and bound < 100:
+        _annotate(ax, values, lambda r, c: f"{values[r, c]:.0f}")
+
+
+def _annotate(ax, grid: np.ndarray, label) -> None:
+    size = max(4.0, min(10.0, 220.0 / max(grid.shape)))
+    for r, c in zip(*np.nonzero(grid)):
+        colour = "white" if grid[r, c] == -1 else "black"
+        ax.text(c, r, label(r, c), ha="center", va="center", fontsize=size, color=colour)
+
+
+def plot_matrix(spec: ConvSpec, weight=None, *, title: str | None = None):
+    """Draw the layer's matrix with its block boundaries (the doubly block structure at a glance).
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    weight : array_like, optional
+        Numeric kernel in ``spec.weight_shape``: entries are coloured by value (blue negative,
+        red positive). Without it, each kernel entry ``w1, w2, …`` gets its own colour, so
+        the shared weights along the diagonals of Toeplitz blocks show as stripes.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Thick lines separate channel blocks, thinner ones the blocks of each spatial axis.
+        Matrices larger than ``MAX_DRAWN`` rows or columns show their top-left corner.
+    """
+    from .structure import matrix_structure
+
+    n_out, n_in = math.prod(spec.output_shape), math.prod(spec.input_shape)
+    n_rows, n_cols = min(n_out, MAX_DRAWN), min(n_in, MAX_DRAWN)
+    side = 7.0
+    fig = _figure(side * min(1.6, max(0.9, n_cols / n_rows)) + 2.0, side)
+    ax = fig.add_subplot()
+    if weight is None:
+        _draw_symbolic(fig, ax, spec, n_rows, n_cols)
+    else:
+        _draw_numeric(fig, ax, _numeric_values(spec, weight, n_rows, n_cols))
+    _draw_blocks(ax, spec, n_rows, n_cols)
+    corner = "" if (n_rows, n_cols) == (n_out, n_in) else f", top-left {n_rows}x{n_cols} shown"
+    structure = matrix_structure(spec, weight).name
+    ax.set_title(title or f"{_short(spec)}\n{structure}, {n_out}x{n_in}{corner}",
+                 fontsize=11)
+    ax.set_xlabel(f"input index (C order over {'x'.join(map(str, spec.input_shape))})")
+    ax.set_ylabel(f"output index (C order over {'x'.join(map(str, spec.output_shape))})")
+    return fig
+
+
+# ------------------------------------------------------------------ receptive field of a unit
+def _unit_reads(spec: ConvSpec, unit: tuple[int, ...]) -> np.ndarray:
+    """Per input position (spatial grid), how many taps of output ``unit`` read it.
+
+    Counted in the first input channel the unit reads (every channel it reads has the same
+    spatial pattern). Padding modes that copy border pixels can make a count exceed 1.
+    """
+    from .connectivity import triples
+
+    out_sp, in_sp = spec.output_shape[1:], spec.input_shape[1:]
+    o = int(np.ravel_multi_index(unit, out_sp))  # channel 0 of the layer's output
+    if not spec.transposed:
+        t = triples(spec, slice(o, o + 1))
+        reads = t.in_index
+    else:  # the layer's output is the forward input: the forward outputs reading it
+        t = triples(spec)
+        reads = t.out_index[t.in_index == o]
+    channel, position = np.divmod(reads, math.prod(in_sp))
+    position = position[channel == channel.min()] if reads.size else position
+    return np.bincount(position, minlength=math.prod(in_sp)).reshape(in_sp)
+
+
+def _padding_taps(spec: ConvSpec, unit: tuple[int, ...]) -> list[np.ndarray]:
+    """Per axis, the padded coordinates the unit's taps land on (forward convolution only)."""
+    return [u * s - before + np.arange(k) * d
+            for u, s, (before, _), k, d in zip(unit, spec.stride, spec.padding,
+                                               spec.kernel_size, spec.dilation)]
+
+
+def _check_unit(spec: ConvSpec, unit) -> tuple[int, ...]:
+    out_sp = spec.output_shape[1:]
+    if spec.ndim > 2:
+        raise ConvAlgebraError(
+            f"receptive fields are drawn for 1-D and 2-D layers, got {spec.ndim} spatial dimensions"
+        )
+    if unit is None:
+        return tuple(s // 2 for s in out_sp)
+    unit = tuple(int(u) for u in unit)
+    if len(unit) != len(out_sp) or any(not 0 <= u < s for u, s in zip(unit, out_sp)):
+        raise ConvAlgebraError(
+            f"unit must be an output position inside the output grid {out_sp} (0-based), got {unit}"
+        )
+    return unit
+
+
+def _grid(ax, shape2d: tuple[int, int], origin=(0, 0)) -> None:
+    rows, cols = shape2d
+    r0, c0 = origin
+    for r in range(rows + 1):
+        ax.plot([c0 - 0.5, c0 + cols - 0.5], [r0 + r - 0.5] * 2, color="#bbbbbb", lw=0.6)
+    for c in range(cols + 1):
+        ax.plot([c0 + c - 0.5] * 2, [r0 - 0.5, r0 + rows - 0.5], color="#bbbbbb", lw=0.6)
+
+
+def _draw_input_panel(ax, spec: ConvSpec, unit: tuple[int, ...], counts2d: np.ndarray) -> list:
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch, Rectangle
+
+    pads = spec.padding if spec.ndim == 2 else ((0, 0), *spec.padding)
+    rows, cols = counts2d.shape
+    (pt, pb), (pl, pr) = pads if not spec.transposed else ((0, 0), (0, 0))
+    ax.add_patch(Rectangle((-pl - 0.5, -pt - 0.5), cols + pl + pr, rows + pt + pb,
+                           facecolor="#eeeeee", hatch="//", edgecolor="#cccccc", lw=0))
+    shades = ["#ffffff", "#6baed6", "#2171b5", "#08306b", "#000000"]
+    top = max(1, int(counts2d.max()))
+    ax.imshow(counts2d, cmap=ListedColormap(shades[: top + 1]), vmin=-0.5, vmax=top + 0.5,
+              interpolation="nearest", extent=(-0.5, cols - 0.5, rows - 0.5, -0.5), zorder=2)
+    _grid(ax, (rows + pt + pb, cols + pl + pr), (-pt, -pl))
+    handles = [Patch(facecolor=shades[1], label="read once")]
+    handles += [Patch(facecolor=shades[n], label=f"read {n} times (padding copies)")
+                for n in range(2, top + 1) if (counts2d == n).any()]
+    if not spec.transposed and (pt or pb or pl or pr):
+        handles.append(Patch(facecolor="#eeeeee", hatch="//", edgecolor="#cccccc",
+                             label=f"{spec.padding_mode} padding"))
+        handles.append(_padding_outlines(ax, spec, unit, (rows, cols)))
+    ax.set_xlim(-pl - 1, cols + pr)
+    ax.set_ylim(rows + pb, -pt - 1)
+    return handles
+
+
+def _padding_outlines(ax, spec: ConvSpec, unit: tuple[int, ...], shape2d: tuple[int, int]):
+    from matplotlib.patches import Rectangle
+
+    taps = _padding_taps(spec, unit)
+    rows_t, cols_t = (taps if spec.ndim == 2 else [np.zeros(1, dtype=int), taps[0]])
+    rr, cc = np.meshgrid(rows_t, cols_t, indexing="ij")
+    outside = (rr < 0) | (rr >= shape2d[0]) | (cc < 0) | (cc >= shape2d[1])
+    reads = "reads 0" if spec.padding_mode == "zeros" else f"{spec.padding_mode} copy"
+    for r, c in zip(rr[outside], cc[outside]):
+        ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, fill=False, edgecolor="#d62728",
+                               lw=1.6, linestyle="--", zorder=3))
+    return Rectangle((0, 0), 1, 1, fill=False, edgecolor="#d62728", linestyle="--",
+                     label=f"tap on padding ({reads})")
+
+
+def _draw_output_panel(ax, spec: ConvSpec, unit: tuple[int, ...]) -> None:
+    out_sp = spec.output_shape[1:]
+    shape2d = out_sp if spec.ndim == 2 else (1, out_sp[0])
+    cell = unit if spec.ndim == 2 else (0, unit[0])
+    marked = np.zeros(shape2d)
+    marked[cell] = 1
+    ax.imshow(marked, cmap="Oranges", vmin=0, vmax=1.2, interpolation="nearest")
+    _grid(ax, shape2d)
+    ax.set_xlim(-1, shape2d[1])
+    ax.set_ylim(shape2d[0], -1)
+
+
+def plot_receptive_field(spec: ConvSpec, unit: tuple[int, ...] | None = None):
+    """Draw which input pixels one output unit of a layer reads, next to the output grid.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        A 1-D or 2-D layer (any stride, dilation, padding mode, transposed).
+    unit : tuple of int, optional
+        The output position (0-based spatial index); default the centre of the output.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the input grid, the padding hatched, each pixel shaded by how many kernel taps
+        read it (reflect/replicate/circular padding can read one pixel twice), taps that land
+        on the padding outlined. Right: the output grid with the unit marked.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    unit = _check_unit(spec, unit)
+    counts = _unit_reads(spec, unit)
+    counts2d = counts if spec.ndim == 2 else counts[None, :]
+    in_sp, out_sp = spec.input_shape[1:], spec.output_shape[1:]
+    ratio = (in_sp[-1] + 2) / max(1, out_sp[-1] + 2)
+    fig = _figure(11.0, 6.2 if spec.ndim == 2 else 3.4)
+    left, right = fig.subplots(1, 2, width_ratios=[max(ratio, 1.0), 1.0])
+    handles = _draw_input_panel(left, spec, unit, counts2d)
+    _draw_output_panel(right, spec, unit)
+    left.set_title(f"input {'x'.join(map(str, in_sp))}: {int((counts > 0).sum())} pixels read"
+                   f"\n{_extent(counts2d, spec.ndim)}", fontsize=11)
+    right.set_title(f"output {'x'.join(map(str, out_sp))}\nunit {unit}", fontsize=11)
+    for ax in (left, right):
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        if spec.ndim == 1:
+            ax.set_yticks([])
+    fig.legend(handles=handles, loc="outside lower center", frameon=False, fontsize=9,
+               ncols=min(4, len(handles)))
+    fig.suptitle(f"receptive field of one output unit: {_short(spec)}", fontsize=12)
+    return fig
+
+
+def _extent(counts2d: np.ndarray, ndim: int) -> str:
+    rows, cols = np.nonzero(counts2d)
+    if not rows.size:
+        return "every tap lands on the padding"
+    span = lambda v: f"{v.min()}" if v.min() == v.max() else f"{v.min()}-{v.max()}"  # noqa: E731
+    return (f"rows {span(rows)}, columns {span(cols)}" if ndim == 2 else f"positions {span(cols)}")
