@@ -1,0 +1,342 @@
+"""Equivariance laws: translations, 90° rotations, flips, transpositions, rescaling, pooling.
+
+Each law checks ``conv(T x) = T' conv(x)`` for a grid transformation ``T`` of the input and its
+counterpart ``T'`` on the output, exactly: with a symbolic kernel by comparing index tables
+(:mod:`.intertwine`), with a given kernel by evaluating the residual on it. A failure comes
+with the output positions where it breaks and a verified one-hot counterexample.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+import sympy
+
+from ..connectivity import spatial_table
+from ..errors import ConvAlgebraError
+from ..spec import ConvSpec
+from .intertwine import intertwine, kernel_solutions, make_counterexample, numeric_sides
+from .kernels import equivariant_kernels
+from .result import CheckResult, Counterexample, Step
+from .transforms import (
+    GridTransform,
+    flip,
+    normalize_shift,
+    rotation,
+    shift,
+    transposition,
+    upscale,
+    downscale,
+)
+
+__all__ = [
+    "translation_equivariance",
+    "rotation_equivariance",
+    "flip_equivariance",
+    "transposition_equivariance",
+    "scale_equivariance",
+]
+
+_M, _S, _T = (sympy.MatrixSymbol(n, 1, 1) for n in ("M", "S", "T"))
+
+
+def _positions(flat: np.ndarray, shape: tuple[int, ...]) -> tuple:
+    return tuple(tuple(int(v) for v in idx) for idx in zip(*np.unravel_index(flat, shape)))
+
+
+def _require_spec(spec, law: str) -> ConvSpec:
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"{law} needs a ConvSpec, got {type(spec).__name__}")
+    return spec
+
+
+def _border_note(spec: ConvSpec, delta: tuple[int, ...], failing_sp: np.ndarray) -> dict:
+    """Which failing outputs read padding or the |delta| input lines the shift moves across."""
+    sp = spatial_table(spec.forward if spec.transposed else spec)
+    if spec.transposed or failing_sp.size == 0:
+        return {}
+    n_in = spec.input_shape[1:]
+    coords = np.unravel_index(np.where(sp >= 0, sp, 0), n_in)
+    near = sp < 0
+    for axis, d in enumerate(delta):
+        if d:
+            c = coords[axis]
+            near |= (sp >= 0) & ((c < abs(d)) | (c >= n_in[axis] - abs(d)))
+    touches = near.any(axis=1)
+    return {
+        "outputs whose receptive field touches the border": int(touches.sum()),
+        "failing outputs among them": f"{int(touches[failing_sp].sum())} of {failing_sp.size}",
+    }
+
+
+def _out_shift(spec: ConvSpec, delta: tuple[int, ...]):
+    """Output shift for an input shift: delta/s (forward), delta*s (transposed); None if not integral."""
+    if spec.transposed:
+        return tuple(d * s for d, s in zip(delta, spec.stride))
+    if all(d % s == 0 for d, s in zip(delta, spec.stride)):
+        return tuple(d // s for d, s in zip(delta, spec.stride))
+    return None
+
+
+def translation_equivariance(spec: ConvSpec, shift: int | tuple = 1, axis: int = 0, *,
+                             weight=None, boundary: str | None = None) -> CheckResult:
+    """Is the layer equivariant to translating its input by ``shift``?
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    shift : int or tuple of int
+        Input shift (along ``axis``, or one entry per spatial axis): ``x'[p] = x[p - shift]``.
+    axis : int, default 0
+        Spatial axis of an int ``shift``.
+    weight : array_like, optional
+        A kernel (numbers or sympy expressions); default: a generic symbolic kernel.
+    boundary : {"zeros", "circular"}, optional
+        How the shifted input is filled: with zeros, or cyclically. Default: cyclic for a
+        circular-padded layer, zeros otherwise.
+
+    Examples
+    --------
+    >>> translation_equivariance(ConvSpec((1, 8), 1, 3, padding=1, padding_mode="circular")).holds
+    True
+    >>> r = translation_equivariance(ConvSpec((1, 6), 1, 3, padding=1))
+    >>> r.holds, r.failing_positions
+    (False, ((0, 0), (0, 5)))
+    """
+    spec = _require_spec(spec, "translation_equivariance")
+    boundary = boundary or ("circular" if spec.padding_mode == "circular" else "zeros")
+    if boundary not in ("zeros", "circular"):
+        raise ConvAlgebraError(f"boundary must be 'zeros' or 'circular', got {boundary!r}")
+    circ = boundary == "circular"
+    delta = normalize_shift(shift, axis, spec.ndim)
+    n_in = spec.input_shape[1:]
+    if any(abs(d) >= n for d, n in zip(delta, n_in)):
+        raise ConvAlgebraError(f"shift {delta} must be smaller than the input size {n_in} on every axis")
+    out_delta = _out_shift(spec, delta)
+    if out_delta is None:
+        return _non_multiple(spec, delta, circ, weight)
+    in_t, out_t = _shift_pair(delta, out_delta, circ)
+    res = intertwine(spec, spec, in_t, out_t, weight)
+    holds = res.failing.size == 0
+    rule = "×" if spec.transposed else "/"
+    claim = (f"conv(S x) = S' conv(x), S the {in_t.name}, S' the shift by {out_delta} "
+             f"(= shift {rule} stride {spec.stride})")
+    evidence = {"index triples compared": res.n_terms}
+    failing_sp = np.unique(res.failing % math.prod(spec.output_shape[1:]))
+    if holds:
+        reason = "Both sides pair every weight with the same input at every output: the index tables agree."
+    else:
+        reason = (f"The index tables differ at {failing_sp.size} of {math.prod(spec.output_shape[1:])} "
+                  "output positions (in every output channel): those whose receptive field "
+                  "crosses the border, where padding or the shifted-out lines enter.")
+        evidence.update(_border_note(spec, delta, failing_sp))
+    ce = None if holds else make_counterexample(spec, spec, in_t, out_t, res, weight,
+                                               names=("conv(S x)", "S' conv(x)"))
+    steps = _translation_steps(spec, delta, out_delta, holds, failing_sp.size)
+    return CheckResult("translation_equivariance", holds, claim, reason, evidence, ce,
+                       None if holds else _positions(res.failing, spec.output_shape), steps)
+
+
+def _shift_pair(delta, out_delta, circ):
+    return shift(delta, circ), shift(out_delta, circ)
+
+
+def _translation_steps(spec, delta, out_delta, holds, n_fail) -> tuple:
+    axis = next((a for a, d in enumerate(delta) if d), 0)
+    s = spec.stride[axis]
+    o, k = sympy.symbols("o k", integer=True)
+    w, x = sympy.IndexedBase("w"), sympy.IndexedBase("x")
+    d, dp = delta[axis], out_delta[axis]
+    if spec.transposed:
+        lhs_idx, rhs_idx = None, None
+    else:
+        lhs_idx, rhs_idx = s * o + k - d, s * (o - dp) + k
+    steps = [Step(sympy.Eq(_M * _S, _T * _M), "the claim: shift the input by "
+                  f"{delta}, the output by {out_delta}")]
+    if lhs_idx is not None:
+        steps.append(Step(sympy.Eq(w[k] * x[lhs_idx], w[k] * x[sympy.expand(rhs_idx)], evaluate=False),
+                          f"tap k of output o, along axis {axis}: (M S x) reads x at s·o + k − δ, "
+                          f"(T M x) at s·(o − δ') + k; equal because s·δ' = δ (s = {s})"))
+    verdict = ("the index tables agree at every output" if holds else
+               f"away from the border the tables agree; at {n_fail} output positions a "
+               "tap reads padding on one side and data on the other")
+    steps.append(Step(sympy.Eq(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)) if holds
+                      else sympy.Ne(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)), verdict))
+    return tuple(steps)
+
+
+def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
+    """A shift that is not a multiple of the stride: try the nearest output shifts, then prove
+    failure with an instance that no output translation maps onto."""
+    cands = [sorted({d // s, -(-d // s)}) for d, s in zip(delta, spec.stride)]
+    for cand in itertools.product(*cands):
+        in_t, out_t = _shift_pair(delta, cand, circ)
+        if intertwine(spec, spec, in_t, out_t, weight).failing.size == 0:
+            return CheckResult(
+                "translation_equivariance", True, f"conv(S x) = S' conv(x) with output shift {cand}",
+                f"Although {delta} is not a multiple of the stride {spec.stride}, the tables agree.",
+                {"output shift": cand})
+    ce = _no_translate_counterexample(spec, delta, circ, weight)
+    claim = f"conv(S x) is a translate of conv(x) for the input shift {delta}"
+    reason = (f"The shift {delta} is not a multiple of the stride {spec.stride}: the shifted "
+              "input is sampled on a different sub-grid, so no output translation matches.")
+    steps = (Step(sympy.Ne(_M * _S, _T * _M), "no integer output shift δ/s exists"),)
+    return CheckResult("translation_equivariance", False, claim, reason,
+                       {"candidate output shifts tried": str(cands)}, ce, None, steps)
+
+
+def _no_translate_counterexample(spec, delta, circ, weight) -> Counterexample:
+    from .intertwine import numeric_weight
+
+    rng = np.random.default_rng(1)
+    out_sp = spec.output_shape[1:]
+    shifts = list(itertools.product(*[range(-n + 1, n) for n in out_sp]))
+    ident = shift((0,) * spec.ndim, circ)
+    for _ in range(20):
+        x = rng.integers(-3, 4, spec.input_shape).astype(float)
+        w = numeric_weight(weight, spec, x, lambda w: True, seed=int(rng.integers(1 << 30))) \
+            if weight is not None else rng.integers(-3, 4, spec.weight_shape).astype(float)
+        lhs, _ = numeric_sides(spec, spec, shift(delta, circ), ident, x, w)
+        y = numeric_sides(spec, spec, ident, ident, x, w)[1]
+        if all(not np.allclose(lhs, shift(d, circ).apply(y)) for d in shifts):
+            return Counterexample({"x": x, "weight": w}, lhs, y, None,
+                                  f"conv(S x) equals no translate S_d conv(x), d in the "
+                                  f"{len(shifts)} output shifts that fit")
+    raise ConvAlgebraError("internal: no counterexample found for a non-multiple shift")
+
+
+def _symmetry(law: str, spec: ConvSpec, t: GridTransform, weight, in_perm, out_perm,
+              kernel_transform: str, options: dict) -> CheckResult:
+    """Equivariance to a grid symmetry mapping both the input and the output grid onto itself."""
+    n_in, n_out = spec.input_shape[1:], spec.output_shape[1:]
+    if t.out_shape(n_in) != n_in or t.out_shape(n_out) != n_out:
+        raise ConvAlgebraError(
+            f"{law}: the {t.name} must map the grids onto themselves; input {n_in} and "
+            f"output {n_out} must be square in the transformed axes"
+        )
+    res = intertwine(spec, spec, t, t, weight, in_perm, out_perm)
+    holds = res.failing.size == 0
+    claim = f"conv(G x) = G conv(x) for G the {t.name}" + (
+        " with channel permutations" if in_perm is not None or out_perm is not None else "")
+    evidence: dict = {"index triples compared": res.n_terms}
+    if holds:
+        reason = "The index tables of both sides agree: the identity holds" + (
+            " for every kernel." if weight is None else " for this kernel.")
+    else:
+        reason = (f"The tables differ at {res.failing.size} outputs"
+                  + (" for a generic kernel; it holds only for the kernels below." if weight is None
+                     else " for this kernel."))
+    if weight is None and not holds:
+        sol = kernel_solutions(res, spec)
+        if sol is not None:
+            evidence["dimension of the kernels for which it holds (this size)"] = sol[0]
+            evidence["those kernels"] = sol[1]
+        try:
+            ek = equivariant_kernels(spec, kernel_transform, in_perm=in_perm, out_perm=out_perm,
+                                     **options)
+            evidence["invariant kernels (kernel-level constraint)"] = ek.dimension
+        except ConvAlgebraError:
+            pass
+    ce = None if holds else make_counterexample(spec, spec, t, t, res, weight, in_perm, out_perm,
+                                               names=("conv(G x)", "G conv(x)"))
+    steps = (Step(sympy.Eq(_M * sympy.MatrixSymbol("G", 1, 1),
+                           sympy.MatrixSymbol("G", 1, 1) * _M) if holds else
+                  sympy.Ne(_M * sympy.MatrixSymbol("G", 1, 1), sympy.MatrixSymbol("G", 1, 1) * _M),
+                  reason),)
+    return CheckResult(law, holds, claim, reason, evidence, ce,
+                       None if holds else _positions(res.failing, spec.output_shape), steps)
+
+
+def rotation_equivariance(spec: ConvSpec, k: int = 1, axes=(0, 1), *, weight=None,
+                          in_perm=None, out_perm=None) -> CheckResult:
+    """Equivariance to rotating by ``k`` quarter turns (exact on a square grid).
+
+    ``in_perm``/``out_perm`` give the channel representation: the transformed input is
+    ``x'[c] = rot(x[in_perm[c]])`` (likewise the output with ``out_perm``).
+
+    Examples
+    --------
+    >>> spec = ConvSpec((1, 5, 5), 1, 3, padding=1)
+    >>> r = rotation_equivariance(spec)
+    >>> r.holds, r.evidence["dimension of the kernels for which it holds (this size)"]
+    (False, 3)
+    >>> rotation_equivariance(spec, weight=[[[[1, 2, 1], [2, 5, 2], [1, 2, 1]]]]).holds
+    True
+    """
+    spec = _require_spec(spec, "rotation_equivariance")
+    t = rotation(k, axes, spec.ndim)
+    return _symmetry("rotation_equivariance", spec, t, weight, in_perm, out_perm,
+                     "rotation", {"k": k, "axes": axes})
+
+
+def flip_equivariance(spec: ConvSpec, axis: int = 0, *, weight=None, in_perm=None,
+                      out_perm=None) -> CheckResult:
+    """Equivariance to mirroring along a spatial ``axis``.
+
+    Examples
+    --------
+    >>> flip_equivariance(ConvSpec((1, 6), 1, 3, padding=1), weight=[[[1, 0, 1]]]).holds
+    True
+    """
+    spec = _require_spec(spec, "flip_equivariance")
+    return _symmetry("flip_equivariance", spec, flip(axis, spec.ndim), weight, in_perm,
+                     out_perm, "flip", {"axis": axis})
+
+
+def transposition_equivariance(spec: ConvSpec, axes=(0, 1), *, weight=None, in_perm=None,
+                               out_perm=None) -> CheckResult:
+    """Equivariance to swapping two spatial axes (image transposition).
+
+    Examples
+    --------
+    >>> transposition_equivariance(ConvSpec((1, 4, 4), 1, 2)).holds
+    False
+    """
+    spec = _require_spec(spec, "transposition_equivariance")
+    return _symmetry("transposition_equivariance", spec, transposition(axes, spec.ndim), weight,
+                     in_perm, out_perm, "transposition", {"axes": axes})
+
+
+def scale_equivariance(spec: ConvSpec, factor: int = 2, direction: str = "up", *,
+                       weight=None) -> CheckResult:
+    """Equivariance to integer rescaling: ``conv(U x) = U conv(x)``, fails in general.
+
+    ``direction="up"`` repeats every pixel ``factor`` times along each axis (nearest
+    neighbour); ``"down"`` keeps every ``factor``-th pixel. The left side runs the same layer
+    on the rescaled input.
+
+    Examples
+    --------
+    >>> scale_equivariance(ConvSpec((1, 4, 4), 1, 3, padding="same")).holds
+    False
+    >>> scale_equivariance(ConvSpec((1, 4, 4), 1, 1)).holds
+    True
+    """
+    spec = _require_spec(spec, "scale_equivariance")
+    if direction not in ("up", "down"):
+        raise ConvAlgebraError(f"direction must be 'up' or 'down', got {direction!r}")
+    t = (upscale if direction == "up" else downscale)(factor, spec.ndim)
+    try:
+        left = replace(spec, input_shape=(spec.input_shape[0], *t.out_shape(spec.input_shape[1:])))
+    except ConvAlgebraError as exc:
+        raise ConvAlgebraError(f"the layer cannot run on the rescaled input: {exc}") from exc
+    claim = f"conv(U x) = U conv(x), U the {t.name}"
+    want = t.out_shape(spec.output_shape[1:])
+    if left.output_shape[1:] != want:
+        reason = (f"The sides do not even have the same shape: conv(U x) is "
+                  f"{left.output_shape[1:]}, U conv(x) is {want}.")
+        return CheckResult("scale_equivariance", False, claim, reason,
+                           {"shape of conv(U x)": left.output_shape, "shape of U conv(x)": want})
+    res = intertwine(left, spec, t, t, weight)
+    holds = res.failing.size == 0
+    reason = ("The index tables agree." if holds else
+              f"The index tables differ at {res.failing.size} outputs: a kernel tap that reads a "
+              "neighbour at distance 1 reads, after rescaling, a copy of the same pixel.")
+    ce = None if holds else make_counterexample(left, spec, t, t, res, weight,
+                                               names=("conv(U x)", "U conv(x)"))
+    return CheckResult("scale_equivariance", holds, claim, reason,
+                       {"index triples compared": res.n_terms}, ce,
+                       None if holds else _positions(res.failing, left.output_shape))
