@@ -1,0 +1,532 @@
+"""The layer graph: shapes, receptive fields, parameters and MACs of a whole network.
+
+A :class:`LayerGraph` wraps a :class:`networkx.DiGraph` (``graph.nx``) whose nodes are named
+layers (:mod:`convalgebra.layers`) and whose edges are data flow. Everything is computed
+statically from the layer arithmetic, in one pass over the nodes in topological order.
+
+Examples
+--------
+>>> from convalgebra.layers import Conv, MaxPool, Activation
+>>> g = LayerGraph.sequential((3, 32, 32), [Conv(12, 3, padding="same"), Activation("relu"),
+...                                          MaxPool(2)])
+>>> g.shape("max_pool3")
+(12, 16, 16)
+>>> param_count(g), macs(g)
+(336, 331776)
+>>> [(rf.size, rf.jump) for rf in receptive_field(g, "max_pool3")]
+[(4, 2), (4, 2)]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import networkx as nx
+
+from .errors import ConvAlgebraError, GraphCycleError, require
+from .layers import Facts, Input, Layer, Opaque, layer_from_dict
+from .receptive import AxisRF, apply_map, global_rf, input_rf, merge
+
+__all__ = ["LayerGraph", "NodeInfo", "UnitField", "receptive_field", "unit_receptive_field",
+           "param_count", "buffer_count", "macs", "flops"]
+
+_ALL = "all"  # a request for every position of a node (global reach)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """Everything the graph reports about one node (see :meth:`LayerGraph.info`)."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    params: int
+    shared_params: int
+    buffers: int
+    macs: int
+    ops: int
+    activations: int
+    rf: tuple[AxisRF, ...]
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnitField:
+    """The exact input region read by one output position of a node (all its channels).
+
+    ``box`` holds one inclusive ``(first, last)`` pair per spatial axis, clipped to the
+    input; ``None`` when the unit reads no input at all (e.g. a transposed convolution whose
+    stride exceeds its kernel). ``centre`` is the unclipped centre from the recurrences.
+    """
+
+    node: str
+    position: tuple[int, ...]
+    box: tuple[tuple[int, int], ...] | None
+    centre: tuple
+
+    @property
+    def size(self) -> tuple[int, ...]:
+        """Clipped extent per axis."""
+        return tuple(b - a + 1 for a, b in self.box) if self.box else (0,) * len(self.centre)
+
+
+class LayerGraph:
+    """A network as a DAG of named layers, with shapes validated along every edge.
+
+    Build it with :meth:`add_input`/:meth:`add`, :meth:`sequential`, :meth:`from_nx`,
+    :meth:`from_spec`, :meth:`from_json`, :meth:`from_yaml` or :meth:`from_file`.
+
+    Attributes
+    ----------
+    nx : networkx.DiGraph
+        Node keys are the layer names (str); node attributes ``layer``, ``facts``, ``inputs``
+        and ``share``; edge attribute ``port`` (the position among the node's inputs). After
+        editing it directly, rebuild with ``LayerGraph.from_nx(graph.nx)``.
+
+    Examples
+    --------
+    >>> from convalgebra.layers import Conv, Add
+    >>> g = LayerGraph()
+    >>> g.add_input("x", (8, 16, 16))
+    'x'
+    >>> g.add("a", Conv(8, 3, padding=1), "x")
+    'a'
+    >>> g.add("b", Conv(8, 3, padding=2, dilation=2), "x")
+    'b'
+    >>> g.add("sum", Add(), ["a", "b"])
+    'sum'
+    >>> g.receptive_field("sum")[0]
+    AxisRF(size=5, jump=1, start=0, is_global=False, jumps=(1,))
+    >>> g.unit_receptive_field("sum", (0, 7)).box
+    ((0, 2), (5, 9))
+    """
+
+    def __init__(self, name: str = "graph") -> None:
+        self.nx = nx.DiGraph(name=name)
+        self._order: list[str] = []
+        self._keys: dict[str, int] = {}
+        self._cache: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ building
+    def add_input(self, name: str, shape: Sequence[int]) -> str:
+        """Add a graph input of shape ``(C, *spatial)``; returns its name."""
+        return self.add(name, Input(tuple(shape)), [])
+
+    def add(self, name: str, layer: Layer | dict, inputs: str | Iterable[str] | None = None,
+            *, share: str | None = None, param_keys: dict[str, str] | None = None) -> str:
+        """Add a layer reading ``inputs`` (default: the last node added); returns its name.
+
+        ``share`` names a parameter set used by several nodes (counted once); ``param_keys``
+        maps parameter names to global keys explicitly (used by :func:`from_torch`).
+        """
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"node names must be non-empty strings, got {name!r}")
+        if name in self.nx:
+            raise ConvAlgebraError(f"a node named {name!r} is already in the graph")
+        layer = layer_from_dict(layer) if isinstance(layer, dict) else layer
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer {name!r} must be a Layer or a dict, got {type(layer).__name__}")
+        inputs = self._resolve_inputs(name, layer, inputs)
+        facts = self._facts(name, layer, inputs)
+        keys = {p: (param_keys or {}).get(p, f"{share or name}.{p}") for p in
+                (*facts.params, *facts.buffers)}
+        self._check_shared(name, keys, {**facts.params, **facts.buffers})
+        self.nx.add_node(name, layer=layer, facts=facts, inputs=inputs, share=share, keys=keys)
+        for port, src in enumerate(inputs):
+            self.nx.add_edge(src, name, port=port)
+        self._order.append(name)
+        self._cache = None
+        return name
+
+    def _resolve_inputs(self, name: str, layer: Layer, inputs: Any) -> tuple[str, ...]:
+        if inputs is None:
+            inputs = (self._order[-1],) if self._order and layer.arity[0] > 0 else ()
+        elif isinstance(inputs, str):
+            inputs = (inputs,)
+        inputs = tuple(inputs)
+        for src in inputs:
+            if src not in self.nx:
+                raise ConvAlgebraError(f"layer {name!r} reads {src!r}, which is not in the graph")
+        low, high = layer.arity
+        if len(inputs) < low or (high is not None and len(inputs) > high):
+            want = f"{low}" if low == high else f"at least {low}"
+            raise ConvAlgebraError(
+                f"layer {name!r} ({layer.kind}) takes {want} input(s), got {len(inputs)}")
+        return inputs
+
+    def _facts(self, name: str, layer: Layer, inputs: tuple[str, ...]) -> Facts:
+        shapes = [self.nx.nodes[src]["facts"].shape for src in inputs]
+        try:
+            return layer.facts(shapes)
+        except ConvAlgebraError as exc:
+            branches = ", ".join(f"{s!r} {sh}" for s, sh in zip(inputs, shapes))
+            raise ConvAlgebraError(
+                f"layer {name!r} ({layer.kind}) on input(s) {branches or 'none'}: {exc}") from None
+
+    def _check_shared(self, name: str, keys: dict[str, str], sizes: dict[str, int]) -> None:
+        for p, key in keys.items():
+            known = self._keys.setdefault(key, sizes[p])
+            if known != sizes[p]:
+                raise ConvAlgebraError(
+                    f"layer {name!r} shares parameter {key!r} with {known} entries, "
+                    f"but needs {sizes[p]}")
+
+    @classmethod
+    def sequential(cls, input_shape: Sequence[int], layers: Iterable[Any], *,
+                   name: str = "sequential") -> "LayerGraph":
+        """A chain from a list of layers, dicts or ``(name, layer)`` pairs.
+
+        Unnamed layers are called ``<kind><position>`` (``conv1``, ``relu2``...).
+        """
+        graph = cls(name)
+        graph.add_input("input", input_shape)
+        for i, entry in enumerate(layers, start=1):
+            label, layer = entry if isinstance(entry, tuple) else (None, entry)
+            if isinstance(layer, dict):
+                layer = dict(layer)
+                label = layer.pop("name", label)
+                layer = layer_from_dict(layer)
+            graph.add(label or f"{_label(layer)}{i}", layer)
+        return graph
+
+    @classmethod
+    def from_nx(cls, graph: nx.DiGraph) -> "LayerGraph":
+        """Rebuild from a DiGraph whose nodes carry ``layer`` (a Layer or dict) attributes.
+
+        Edges give the data flow; their ``port`` attribute orders the inputs of a node.
+        """
+        try:
+            order = list(nx.topological_sort(graph))
+        except nx.NetworkXUnfeasible:
+            cycle = [u for u, _ in nx.find_cycle(graph)]
+            raise GraphCycleError(f"the graph has a cycle through {cycle}") from None
+        out = cls(graph.graph.get("name", "graph"))
+        for node in order:
+            data = graph.nodes[node]
+            if "layer" not in data:
+                raise ConvAlgebraError(f"node {node!r} has no 'layer' attribute")
+            preds = sorted(graph.predecessors(node),
+                           key=lambda u: graph.edges[u, node].get("port", 0))
+            out.add(str(node), data["layer"], [str(p) for p in preds],
+                    share=data.get("share"), param_keys=data.get("param_keys"))
+        return out
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "LayerGraph":
+        """Build from a declarative spec (the parsed JSON/YAML document).
+
+        ``{"name": str, "input": shape | "inputs": {name: shape}, "layers": [{"name", "kind",
+        "inputs", "share", **fields}]}``; a layer without ``inputs`` reads the previous one.
+
+        Examples
+        --------
+        >>> g = LayerGraph.from_spec({"input": [1, 28, 28], "layers": [
+        ...     {"kind": "conv", "out_channels": 6, "kernel_size": 5, "padding": 2},
+        ...     {"kind": "sigmoid"}, {"name": "pool", "kind": "avg_pool", "kernel_size": 2}]})
+        >>> g.shape("pool"), param_count(g)
+        ((6, 14, 14), 156)
+        """
+        if not isinstance(spec, dict) or "layers" not in spec:
+            raise ConvAlgebraError("a graph spec must be a mapping with a 'layers' list")
+        graph = cls(spec.get("name", "graph"))
+        inputs = spec.get("inputs") or {"input": spec.get("input")}
+        for name, shape in inputs.items():
+            if not isinstance(shape, (list, tuple)):
+                raise ConvAlgebraError(f"input {name!r} needs a shape list, got {shape!r}")
+            graph.add_input(name, shape)
+        for i, entry in enumerate(spec["layers"], start=len(graph) + 1):
+            if not isinstance(entry, dict):
+                raise ConvAlgebraError(f"layer #{i} must be a mapping, got {entry!r}")
+            entry = dict(entry)
+            name, reads = entry.pop("name", None), entry.pop("inputs", None)
+            share = entry.pop("share", None)
+            layer = layer_from_dict(entry)
+            graph.add(name or f"{_label(layer)}{i - 1}", layer, reads, share=share)
+        return graph
+
+    @classmethod
+    def from_json(cls, text: str) -> "LayerGraph":
+        """Build from a JSON document (see :meth:`from_spec`)."""
+        return cls.from_spec(json.loads(text))
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "LayerGraph":
+        """Build from a YAML document, parsed with ``yaml.safe_load`` only."""
+        return cls.from_spec(require("yaml", "yaml").safe_load(text))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "LayerGraph":
+        """Build from a ``.json``, ``.yaml`` or ``.yml`` file."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return cls.from_yaml(text)
+        if path.suffix.lower() == ".json":
+            return cls.from_json(text)
+        raise ConvAlgebraError(f"unknown graph file type {path.suffix!r}: use .json, .yaml or .yml")
+
+    def to_spec(self) -> dict[str, Any]:
+        """The declarative spec of this graph (``from_spec(g.to_spec())`` rebuilds it)."""
+        layers, inputs = [], {}
+        for node in self._order:
+            data = self.nx.nodes[node]
+            if isinstance(data["layer"], Input):
+                inputs[node] = list(data["layer"].shape)
+                continue
+            entry = {"name": node, "kind": data["layer"].kind, **data["layer"].config(),
+                     "inputs": list(data["inputs"])}
+            if data["share"]:
+                entry["share"] = data["share"]
+            layers.append(entry)
+        return {"name": self.nx.graph.get("name", "graph"), "inputs": inputs, "layers": layers}
+
+    # ------------------------------------------------------------------ queries
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self.nx
+
+    def __repr__(self) -> str:
+        return f"<LayerGraph {self.nx.graph.get('name')!r}: {len(self)} nodes>"
+
+    @property
+    def nodes(self) -> list[str]:
+        """Node names in topological (insertion) order."""
+        return list(self._order)
+
+    @property
+    def inputs(self) -> list[str]:
+        return [n for n in self._order if isinstance(self.nx.nodes[n]["layer"], Input)]
+
+    @property
+    def outputs(self) -> list[str]:
+        """Nodes no other node reads."""
+        return [n for n in self._order if self.nx.out_degree(n) == 0]
+
+    def _node(self, node: str) -> dict:
+        if node not in self.nx:
+            raise ConvAlgebraError(f"no node named {node!r} in the graph")
+        return self.nx.nodes[node]
+
+    def layer(self, node: str) -> Layer:
+        return self._node(node)["layer"]
+
+    def shape(self, node: str) -> tuple[int, ...]:
+        """Output shape ``(C, *spatial)`` of a node."""
+        return self._node(node)["facts"].shape
+
+    def facts(self, node: str) -> Facts:
+        return self._node(node)["facts"]
+
+    @property
+    def spatial_ndim(self) -> int:
+        """Number of spatial axes of the graph input(s)."""
+        shapes = [self.shape(n) for n in self.inputs]
+        return max((len(s) - 1 for s in shapes), default=0)
+
+    @property
+    def extent(self) -> tuple[int, ...]:
+        """Spatial size of the input(s) along each axis (the largest over inputs)."""
+        n = self.spatial_ndim
+        shapes = [self.shape(i) for i in self.inputs if len(self.shape(i)) == n + 1]
+        return tuple(max(s[1 + a] for s in shapes) for a in range(n))
+
+    # ------------------------------------------------------------------ analysis
+    def _analysis(self) -> dict[str, Any]:
+        if self._cache is None:
+            self._cache = {"rf": self._receptive_fields()}
+        return self._cache
+
+    def _receptive_fields(self) -> dict[str, tuple[AxisRF, ...]]:
+        n, extent = self.spatial_ndim, self.extent
+        glob = tuple(global_rf(e, 1) for e in extent)
+        fields: dict[str, tuple[AxisRF, ...]] = {}
+        for node in self._order:
+            data = self.nx.nodes[node]
+            facts, srcs = data["facts"], data["inputs"]
+            if not srcs:
+                spatial = len(facts.shape) == n + 1 and not isinstance(data["layer"], Opaque)
+                fields[node] = (input_rf(),) * n if spatial else glob
+            elif facts.maps is None or len(facts.shape) != n + 1:
+                fields[node] = tuple(global_rf(e, max(f[a].jump for f in map(fields.get, srcs)))
+                                     for a, e in enumerate(extent))
+            else:
+                fields[node] = tuple(
+                    merge([apply_map(fields[s][a], m[a], extent[a]) if len(m) == n
+                           else global_rf(extent[a], 1) for s, m in zip(srcs, facts.maps)],
+                          extent[a])
+                    for a in range(n))
+        return fields
+
+    def receptive_field(self, node: str) -> tuple[AxisRF, ...]:
+        """Receptive field of ``node``'s units, one :class:`AxisRF` per spatial axis."""
+        self._node(node)
+        return self._analysis()["rf"][node]
+
+    def unit_receptive_field(self, node: str, position: Sequence[int] | None = None) -> UnitField:
+        """The exact input box read by the unit at spatial ``position`` of ``node``.
+
+        The union over the node's channels and over every path of the DAG, clipped to the
+        input; positions are 0-based per spatial axis (default: the central unit).
+        """
+        shape, n = self.shape(node), self.spatial_ndim
+        spatial = len(shape) == n + 1 and n > 0
+        if position is None:
+            position = tuple((s - 1) // 2 for s in shape[1:]) if spatial else ()
+        position = tuple(int(p) for p in position)
+        if spatial and (len(position) != n or any(not 0 <= p < s for p, s in
+                                                  zip(position, shape[1:]))):
+            raise ConvAlgebraError(f"position {position} is outside node {node!r} of shape {shape}")
+        requests: dict[str, Any] = {node: tuple((p, p) for p in position) if spatial else _ALL}
+        boxes = {}
+        for v in reversed(self._order):
+            if v in requests:
+                self._request_inputs(v, requests[v], requests, boxes)
+        box = self._union(list(boxes.values()))
+        rf = self.receptive_field(node)
+        centre = tuple(f.start + p * f.jump if f.aligned and not f.is_global and spatial
+                       else ((box[a][0] + box[a][1]) / 2 if box else None)
+                       for a, (f, p) in enumerate(zip(rf, position or (0,) * n)))
+        return UnitField(node, position, box, centre)
+
+    def _request_inputs(self, v: str, req: Any, requests: dict, boxes: dict) -> None:
+        data = self.nx.nodes[v]
+        facts, n = data["facts"], self.spatial_ndim
+        if not data["inputs"]:
+            whole = tuple((0, s - 1) for s in facts.shape[1:])
+            boxes[v] = whole if req == _ALL or len(facts.shape) != n + 1 else req
+            return
+        for src, maps in zip(data["inputs"], facts.maps or [None] * len(data["inputs"])):
+            src_shape = self.nx.nodes[src]["facts"].shape
+            if req == _ALL or maps is None or len(maps) != n or len(src_shape) != n + 1:
+                want = _ALL
+            else:
+                want = tuple(m.back(lo, hi, size) for m, (lo, hi), size in
+                             zip(maps, req, src_shape[1:]))
+                if any(w is None for w in want):
+                    continue
+            requests[src] = self._union([requests.get(src), want])
+
+    @staticmethod
+    def _union(requests: list) -> Any:
+        requests = [r for r in requests if r is not None]
+        if not requests:
+            return None
+        if any(r == _ALL for r in requests):
+            return _ALL
+        return tuple((min(r[a][0] for r in requests), max(r[a][1] for r in requests))
+                     for a in range(len(requests[0])))
+
+    # ------------------------------------------------------------- params & cost
+    def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
+        data = self.nx.nodes[node]
+        sizes = data["facts"].buffers if buffers else data["facts"].params
+        return {data["keys"][p]: size for p, size in sizes.items()}
+
+    def param_count(self, *, trainable: bool = True) -> int:
+        """Learnable parameters (``trainable=True``) or buffers, shared ones counted once."""
+        seen: dict[str, int] = {}
+        for node in self._order:
+            seen.update(self._param_keys(node, buffers=not trainable))
+        return sum(seen.values())
+
+    def macs(self) -> int:
+        """Multiply-accumulates of convolution and linear layers (one forward pass)."""
+        return sum(self.nx.nodes[n]["facts"].macs for n in self._order)
+
+    def info(self, node: str, *, _seen: set | None = None) -> NodeInfo:
+        """The full report of one node (parameters, cost, memory, receptive field, flags)."""
+        data = self._node(node)
+        facts, layer = data["facts"], data["layer"]
+        keys = self._param_keys(node)
+        shared = sum(v for k, v in keys.items() if _seen is not None and k in _seen)
+        if _seen is not None:
+            _seen.update(keys)
+        rf = self.receptive_field(node)
+        flags = tuple(f for f, on in (
+            ("opaque", isinstance(layer, Opaque)),
+            ("shared", shared > 0 or data["share"] is not None),
+            ("unaligned", any(not f.aligned for f in rf))) if on)
+        return NodeInfo(node, _label(layer), facts.shape, sum(keys.values()) - shared, shared,
+                        sum(facts.buffers.values()), facts.macs, facts.ops,
+                        math.prod(facts.shape), rf, flags)
+
+    def table(self, fmt: str = "text", *, dtype_bytes: int = 4) -> str:
+        """A per-node table with a totals row: ``fmt`` is text, markdown, csv or json.
+
+        Columns: node, kind, output shape, params (shared ones counted at first use),
+        buffers, MACs, receptive field per axis (``size/jump`` or ``global``), activation
+        memory in bytes at ``dtype_bytes`` per element, and flags.
+        """
+        from .tables import render
+
+        seen: set = set()
+        rows = []
+        for node in self._order:
+            i = self.info(node, _seen=seen)
+            rows.append({"node": node, "kind": i.kind, "output": i.shape, "params": i.params,
+                         "buffers": i.buffers, "MACs": i.macs,
+                         "RF": " x ".join(f.describe() for f in i.rf) or None,
+                         "memory": i.activations * dtype_bytes, "flags": ",".join(i.flags) or None})
+        total = self.summary(dtype_bytes=dtype_bytes)
+        rows.append({"node": "total", "params": total["params"], "buffers": total["buffers"],
+                     "MACs": total["macs"], "memory": total["activation_bytes"]})
+        return render(rows, fmt=fmt)
+
+    def summary(self, *, dtype_bytes: int = 4) -> dict[str, int]:
+        """Totals: params, buffers, MACs, FLOPs (= 2 MACs), other ops, activation memory."""
+        facts = [self.nx.nodes[n]["facts"] for n in self._order]
+        total_macs = self.macs()
+        elements = sum(math.prod(f.shape) for f in facts)
+        return {"nodes": len(self), "params": self.param_count(),
+                "buffers": self.param_count(trainable=False), "macs": total_macs,
+                "flops": 2 * total_macs, "other_ops": sum(f.ops for f in facts),
+                "activations": elements, "activation_bytes": elements * dtype_bytes}
+
+
+def _label(layer: Layer) -> str:
+    return getattr(layer, "fn", None) or layer.kind
+
+
+def receptive_field(graph: LayerGraph, node: str) -> tuple[AxisRF, ...]:
+    """Receptive field of ``node`` in ``graph``: one record per spatial axis.
+
+    Examples
+    --------
+    >>> from convalgebra.layers import Conv
+    >>> g = LayerGraph.sequential((1, 32, 32), [Conv(1, 3)] * 3)
+    >>> [receptive_field(g, n)[0].size for n in ("conv1", "conv2", "conv3")]
+    [3, 5, 7]
+    """
+    return graph.receptive_field(node)
+
+
+def unit_receptive_field(graph: LayerGraph, node: str, position: Sequence[int] | None = None
+                         ) -> UnitField:
+    """The exact, clipped input box of one unit (see :meth:`LayerGraph.unit_receptive_field`)."""
+    return graph.unit_receptive_field(node, position)
+
+
+def param_count(graph: LayerGraph, *, trainable: bool = True) -> int:
+    """Learnable parameters of ``graph``, parameters shared by several nodes counted once."""
+    return graph.param_count(trainable=trainable)
+
+
+def buffer_count(graph: LayerGraph) -> int:
+    """Non-learnable state (e.g. batch-norm running statistics), shared ones counted once."""
+    return graph.param_count(trainable=False)
+
+
+def macs(graph: LayerGraph) -> int:
+    """Multiply-accumulates of the convolution and linear layers of ``graph``."""
+    return graph.macs()
+
+
+def flops(graph: LayerGraph) -> int:
+    """Floating-point operations of the convolution and linear layers: ``2 * macs(graph)``."""
+    return 2 * graph.macs()

@@ -1,0 +1,616 @@
+"""The layer kinds a :class:`~convalgebra.graph.LayerGraph` holds.
+
+A layer is a frozen dataclass holding its configuration (never the input shape: the graph
+supplies it). :meth:`Layer.facts` turns the shapes of its inputs into everything the graph
+reports: the output shape, the parameters and buffers by name, multiply-accumulates, other
+elementwise work, and the per-axis maps that receptive fields are computed from. Shapes are
+channels first without a batch axis, as in :class:`~convalgebra.spec.ConvSpec`.
+
+Examples
+--------
+>>> f = Conv(16, 3, stride=2, padding=1).facts([(3, 32, 32)])
+>>> f.shape, f.params, f.macs
+((16, 16, 16), {'weight': 432, 'bias': 16}, 110592)
+>>> MaxPool(3, 2, ceil_mode=True).facts([(8, 10, 10)]).shape
+(8, 5, 5)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from typing import Any, ClassVar
+
+from .errors import ConvAlgebraError
+from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Window
+from .spec import ConvSpec, normalize_tuple
+
+__all__ = [
+    "Facts", "Layer", "Input", "Conv", "MaxPool", "AvgPool", "AdaptivePool", "Linear",
+    "Flatten", "BatchNorm", "LayerNorm", "GroupNorm", "Activation", "Dropout", "Upsample",
+    "Pad", "Crop", "Add", "Mul", "Concat", "SqueezeExcite", "Mean", "Identity", "Opaque",
+    "KINDS", "layer_from_dict",
+]
+
+Shape = tuple[int, ...]
+
+
+@dataclass(slots=True)
+class Facts:
+    """What a layer does to given input shapes.
+
+    ``maps`` holds, per input port, one axis map per spatial axis (see
+    :mod:`convalgebra.receptive`); ``None`` means global reach (every output reads everything).
+    """
+
+    shape: Shape
+    params: dict[str, int] = field(default_factory=dict)
+    buffers: dict[str, int] = field(default_factory=dict)
+    macs: int = 0
+    ops: int = 0
+    maps: list | None = None
+    spec: ConvSpec | None = None
+
+
+def _numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _need_spatial(shape: Shape, what: str) -> int:
+    if len(shape) < 2:
+        raise ConvAlgebraError(f"{what} needs a (C, *spatial) input, got shape {shape}")
+    return len(shape) - 1
+
+
+def _identity_maps(shape: Shape) -> list:
+    return [(IDENTITY,) * (len(shape) - 1)]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Base class: one node's computation. Subclasses set ``kind`` and :meth:`facts`."""
+
+    kind: ClassVar[str] = "layer"
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)  # (min, max) number of inputs
+
+    def facts(self, inputs: list[Shape]) -> Facts:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """The non-default fields, for declarative specs and display."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{self.kind}({args})"
+
+
+@dataclass(frozen=True)
+class Input(Layer):
+    """A graph input of shape ``(C, *spatial)`` (or ``(features,)``)."""
+
+    shape: tuple = ()
+    kind: ClassVar[str] = "input"
+    arity: ClassVar = (0, 0)
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        shape = tuple(self.shape)
+        if not shape or not all(isinstance(v, int) and v >= 1 for v in shape):
+            raise ConvAlgebraError(f"input shape must be positive integers, got {self.shape!r}")
+        return Facts(shape)
+
+
+@dataclass(frozen=True)
+class Conv(Layer):
+    """Convolution or transposed convolution of any dimension (:class:`ConvSpec` semantics)."""
+
+    out_channels: int
+    kernel_size: Any
+    stride: Any = 1
+    padding: Any = 0
+    dilation: Any = 1
+    groups: int = 1
+    bias: bool = True
+    padding_mode: str = "zeros"
+    transposed: bool = False
+    output_padding: Any = 0
+    kind: ClassVar[str] = "conv"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        _need_spatial(shape, "conv")
+        spec = ConvSpec(shape, self.out_channels, self.kernel_size, self.stride, self.padding,
+                        self.dilation, self.groups, self.padding_mode, self.bias,
+                        self.transposed, self.output_padding)
+        params = {"weight": spec.n_weights}
+        if spec.bias:
+            params["bias"] = spec.out_channels
+        maps = []
+        for (before, _), k, d, s in zip(spec.padding, spec.kernel_size, spec.dilation, spec.stride):
+            taps = tuple(-before + d * t for t in range(k))
+            maps.append(Scatter(s, taps) if spec.transposed else Local(s, taps, spec.padding_mode))
+        return Facts(spec.output_shape, params, macs=spec.macs, maps=[tuple(maps)], spec=spec)
+
+
+def _pool_size(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (span + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= n + p:  # PyTorch: the last window must start inside
+        out -= 1
+    return out
+
+
+@dataclass(frozen=True)
+class _Pool(Layer):
+    kernel_size: Any = 2
+    stride: Any = None
+    padding: Any = 0
+    dilation: Any = 1
+    ceil_mode: bool = False
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        n = _need_spatial(shape, self.kind)
+        k = normalize_tuple(self.kernel_size, n, "kernel_size")
+        s = k if self.stride is None else normalize_tuple(self.stride, n, "stride")
+        p = normalize_tuple(self.padding, n, "padding", minimum=0)
+        d = normalize_tuple(self.dilation, n, "dilation")
+        if any(2 * pi > ki for pi, ki in zip(p, k)):
+            raise ConvAlgebraError(f"padding={p} must be at most half of kernel_size={k}")
+        sizes = tuple(map(_pool_size, shape[1:], k, s, p, d, (self.ceil_mode,) * n))
+        if min(sizes) < 1:
+            raise ConvAlgebraError(
+                f"output size {sizes} is not positive: input {shape[1:]} is smaller than "
+                f"kernel_size={k} (dilation={d}, padding={p})")
+        out = (shape[0], *sizes)
+        maps = tuple(Local(si, tuple(-pi + di * t for t in range(ki)))
+                     for ki, si, pi, di in zip(k, s, p, d))
+        return Facts(out, ops=_numel(out) * math.prod(k), maps=[maps])
+
+
+@dataclass(frozen=True)
+class MaxPool(_Pool):
+    """Max pooling (``ceil_mode`` and dilation as PyTorch)."""
+
+    kind: ClassVar[str] = "max_pool"
+
+
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    """Average pooling (``ceil_mode`` as PyTorch; ``count_include_pad`` does not change shapes)."""
+
+    count_include_pad: bool = True
+    kind: ClassVar[str] = "avg_pool"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        if self.dilation != 1:
+            raise ConvAlgebraError(f"avg_pool has no dilation, got dilation={self.dilation!r}")
+        return _Pool.facts(self, inputs)
+
+
+@dataclass(frozen=True)
+class AdaptivePool(Layer):
+    """Adaptive average or max pooling to ``output_size`` (1 = global pooling)."""
+
+    output_size: Any = 1
+    op: str = "avg"
+    kind: ClassVar[str] = "adaptive_pool"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        n = _need_spatial(shape, "adaptive_pool")
+        if self.op not in ("avg", "max"):
+            raise ConvAlgebraError(f"op must be 'avg' or 'max', got {self.op!r}")
+        size = self.output_size
+        if isinstance(size, (tuple, list)):  # None keeps the input size, as in PyTorch
+            size = tuple(shape[1 + i] if v is None else v for i, v in enumerate(size))
+        sizes = normalize_tuple(size, n, "output_size")
+        maps = tuple(Window(a, b) for a, b in zip(shape[1:], sizes))
+        out = (shape[0], *sizes)
+        widest = math.prod(m.widest() for m in maps)
+        return Facts(out, ops=_numel(out) * widest, maps=[maps])
+
+
+@dataclass(frozen=True)
+class Linear(Layer):
+    """Fully connected layer on the last axis (PyTorch's ``nn.Linear``)."""
+
+    out_features: int
+    bias: bool = True
+    kind: ClassVar[str] = "linear"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        fan_in = shape[-1]
+        params = {"weight": fan_in * self.out_features}
+        if self.bias:
+            params["bias"] = self.out_features
+        out = (*shape[:-1], self.out_features)
+        return Facts(out, params, macs=_numel(shape) * self.out_features)
+
+
+@dataclass(frozen=True)
+class Flatten(Layer):
+    """Flatten axes ``start_dim..end_dim`` (of the unbatched shape; default: all)."""
+
+    start_dim: int = 0
+    end_dim: int = -1
+    kind: ClassVar[str] = "flatten"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        a, b = self.start_dim % len(shape), self.end_dim % len(shape)
+        if a > b:
+            raise ConvAlgebraError(f"start_dim={self.start_dim} is after end_dim={self.end_dim}")
+        out = (*shape[:a], _numel(shape[a:b + 1]), *shape[b + 1:])
+        return Facts(out, maps=None if out != shape else _identity_maps(shape))
+
+
+@dataclass(frozen=True)
+class BatchNorm(Layer):
+    """Batch normalisation (inference: a per-channel affine map, local)."""
+
+    affine: bool = True
+    track_running_stats: bool = True
+    eps: float = 1e-5
+    kind: ClassVar[str] = "batch_norm"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        c = shape[0]
+        params = {"weight": c, "bias": c} if self.affine else {}
+        buffers = ({"running_mean": c, "running_var": c, "num_batches_tracked": 1}
+                   if self.track_running_stats else {})
+        maps = _identity_maps(shape) if len(shape) > 1 else [()]
+        return Facts(shape, params, buffers, ops=2 * _numel(shape), maps=maps)
+
+
+def _norm_maps(shape: Shape, first_mixed: int) -> list:
+    """Normalisation statistics over axes ``first_mixed..``: global reach along those."""
+    return [tuple(Global() if 1 + a >= first_mixed else IDENTITY for a in range(len(shape) - 1))]
+
+
+@dataclass(frozen=True)
+class LayerNorm(Layer):
+    """Layer normalisation over the trailing ``normalized_shape`` axes (global along them)."""
+
+    normalized_shape: Any = None
+    elementwise_affine: bool = True
+    bias: bool = True
+    kind: ClassVar[str] = "layer_norm"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        norm = self.normalized_shape
+        norm = shape[-1:] if norm is None else ((norm,) if isinstance(norm, int) else tuple(norm))
+        if tuple(shape[len(shape) - len(norm):]) != norm:
+            raise ConvAlgebraError(
+                f"normalized_shape={norm} does not match the trailing axes of input {shape}")
+        count = _numel(norm)
+        params = {"weight": count} if self.elementwise_affine else {}
+        if self.elementwise_affine and self.bias:
+            params["bias"] = count
+        return Facts(shape, params, ops=4 * _numel(shape),
+                     maps=_norm_maps(shape, len(shape) - len(norm)))
+
+
+@dataclass(frozen=True)
+class GroupNorm(Layer):
+    """Group normalisation: statistics over channels of a group and all positions (global)."""
+
+    num_groups: int = 1
+    affine: bool = True
+    kind: ClassVar[str] = "group_norm"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        if shape[0] % self.num_groups:
+            raise ConvAlgebraError(
+                f"num_groups={self.num_groups} does not divide channels={shape[0]}")
+        params = {"weight": shape[0], "bias": shape[0]} if self.affine else {}
+        return Facts(shape, params, ops=4 * _numel(shape), maps=_norm_maps(shape, 1))
+
+
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid",
+               "leaky_relu", "elu", "softplus", "mish", "softmax", "log_softmax", "scale")
+
+
+@dataclass(frozen=True)
+class Activation(Layer):
+    """An elementwise function (``softmax``/``log_softmax`` along ``dim``)."""
+
+    fn: str = "relu"
+    dim: int | None = None
+    kind: ClassVar[str] = "activation"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        if self.fn not in ACTIVATIONS:
+            raise ConvAlgebraError(f"fn must be one of {ACTIVATIONS}, got {self.fn!r}")
+        maps = _identity_maps(shape)
+        if self.fn in ("softmax", "log_softmax") and self.dim is not None:
+            axis = self.dim % len(shape)
+            maps = [tuple(Global() if 1 + a == axis else IDENTITY for a in range(len(shape) - 1))]
+        return Facts(shape, ops=_numel(shape), maps=maps)
+
+    def describe(self) -> str:
+        return self.fn
+
+
+@dataclass(frozen=True)
+class Dropout(Layer):
+    """Dropout (the identity at inference)."""
+
+    p: float = 0.5
+    kind: ClassVar[str] = "dropout"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        return Facts(inputs[0], maps=_identity_maps(inputs[0]))
+
+
+@dataclass(frozen=True)
+class Identity(Layer):
+    """The identity (a named point in the graph)."""
+
+    kind: ClassVar[str] = "identity"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        return Facts(inputs[0], maps=_identity_maps(inputs[0]))
+
+
+def _fraction(value: Any, name: str) -> Fraction:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)) or value <= 0:
+        raise ConvAlgebraError(f"{name} must be a positive number, got {value!r}")
+    return Fraction(value)
+
+
+@dataclass(frozen=True)
+class Upsample(Layer):
+    """Nearest or (bi/tri)linear upsampling by ``scale_factor`` or to ``size`` (PyTorch rules)."""
+
+    scale_factor: Any = None
+    size: Any = None
+    mode: str = "nearest"
+    align_corners: bool = False
+    kind: ClassVar[str] = "upsample"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        n = _need_spatial(shape, "upsample")
+        linear = self.mode in ("linear", "bilinear", "trilinear")
+        if not linear and self.mode != "nearest":
+            raise ConvAlgebraError(
+                f"mode must be 'nearest', 'linear', 'bilinear' or 'trilinear', got {self.mode!r}")
+        if (self.scale_factor is None) == (self.size is None):
+            raise ConvAlgebraError("give exactly one of scale_factor and size")
+        if self.size is not None:
+            sizes = normalize_tuple(self.size, n, "size")
+            ratios = [Fraction(a, b) for a, b in zip(shape[1:], sizes)]
+        else:
+            raw = self.scale_factor
+            scales = [_fraction(v, "scale_factor") for v in (
+                raw if isinstance(raw, (tuple, list)) else (raw,) * n)]
+            sizes = tuple(math.floor(a * sc) for a, sc in zip(shape[1:], scales))
+            ratios = [1 / sc for sc in scales]
+        if min(sizes) < 1:
+            raise ConvAlgebraError(f"output size {sizes} is not positive")
+        if linear and self.align_corners:
+            ratios = [Fraction(a - 1, max(b - 1, 1)) for a, b in zip(shape[1:], sizes)]
+        maps = tuple(Resample(r, linear, linear and self.align_corners) for r in ratios)
+        out = (shape[0], *sizes)
+        return Facts(out, ops=_numel(out) * (2 ** n if linear else 1), maps=[maps])
+
+
+def _pairs(value: Any, n: int, name: str) -> tuple[tuple[int, int], ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return ((value, value),) * n
+    if isinstance(value, (tuple, list)) and len(value) == n:
+        out = []
+        for v in value:
+            pair = (v, v) if isinstance(v, int) else tuple(v)
+            if len(pair) != 2 or not all(isinstance(x, int) for x in pair):
+                raise TypeError(f"{name} entries must be ints or (before, after) pairs, got {v!r}")
+            out.append(pair)
+        return tuple(out)
+    raise ConvAlgebraError(f"{name} must be an int or {n} (before, after) pairs, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Pad(Layer):
+    """Padding per spatial axis (``(before, after)`` pairs; negative values crop)."""
+
+    padding: Any = 0
+    mode: str = "constant"
+    value: float = 0.0
+    kind: ClassVar[str] = "pad"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        n = _need_spatial(shape, "pad")
+        modes = ("constant", "zeros", "reflect", "replicate", "circular")
+        if self.mode not in modes:
+            raise ConvAlgebraError(f"mode must be one of {modes}, got {self.mode!r}")
+        pairs = _pairs(self.padding, n, "padding")
+        sizes = tuple(s + a + b for s, (a, b) in zip(shape[1:], pairs))
+        if min(sizes) < 1:
+            raise ConvAlgebraError(f"padding {pairs} leaves output size {sizes}")
+        mode = "zeros" if self.mode == "constant" else self.mode
+        maps = tuple(Local(1, (-a,), mode) for a, _ in pairs)
+        return Facts((shape[0], *sizes), maps=[maps])
+
+
+@dataclass(frozen=True)
+class Crop(Layer):
+    """Centre crop to ``size`` per spatial axis (torchvision's ``center_crop`` offsets)."""
+
+    size: Any = 1
+    kind: ClassVar[str] = "crop"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        n = _need_spatial(shape, "crop")
+        sizes = normalize_tuple(self.size, n, "size")
+        if any(t > s for t, s in zip(sizes, shape[1:])):
+            raise ConvAlgebraError(f"crop size {sizes} is larger than the input {shape[1:]}")
+        offsets = tuple(int(round((s - t) / 2.0)) for s, t in zip(shape[1:], sizes))
+        return Facts((shape[0], *sizes), maps=[tuple(Local(1, (o,)) for o in offsets)])
+
+
+def _broadcast(inputs: list[Shape]) -> Shape:
+    rank = len(inputs[0])
+    if any(len(s) != rank for s in inputs):
+        raise ConvAlgebraError(f"inputs have different ranks: {inputs}")
+    out = []
+    for dims in zip(*inputs):
+        sizes = set(dims) - {1}
+        if len(sizes) > 1:
+            raise ConvAlgebraError(f"shapes {inputs} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Elementwise(Layer):
+    arity: ClassVar = (2, None)
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        out = _broadcast(inputs)
+        maps = [tuple(Broadcast() if s[1 + a] == 1 < out[1 + a] else IDENTITY
+                      for a in range(len(out) - 1)) for s in inputs]
+        return Facts(out, ops=_numel(out) * (len(inputs) - 1), maps=maps)
+
+
+@dataclass(frozen=True)
+class Add(_Elementwise):
+    """Elementwise sum of two or more inputs (broadcasting size-1 axes)."""
+
+    kind: ClassVar[str] = "add"
+
+
+@dataclass(frozen=True)
+class Mul(_Elementwise):
+    """Elementwise product (e.g. a gate broadcast over positions)."""
+
+    kind: ClassVar[str] = "mul"
+
+
+@dataclass(frozen=True)
+class Concat(Layer):
+    """Concatenation along ``dim`` (0 = channels)."""
+
+    dim: int = 0
+    kind: ClassVar[str] = "concat"
+    arity: ClassVar = (1, None)
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        rank = len(inputs[0])
+        dim = self.dim % rank
+        rest = {s[:dim] + s[dim + 1:] for s in inputs}
+        if any(len(s) != rank for s in inputs) or len(rest) > 1:
+            raise ConvAlgebraError(f"shapes {inputs} differ outside dim={self.dim}")
+        out = list(inputs[0])
+        out[dim] = sum(s[dim] for s in inputs)
+        return Facts(tuple(out), maps=[(IDENTITY,) * (rank - 1)] * len(inputs))
+
+
+@dataclass(frozen=True)
+class SqueezeExcite(Layer):
+    """Squeeze-and-excitation gate: global pool, 1x1 conv, act, 1x1 conv, sigmoid, multiply."""
+
+    squeeze_channels: int = 1
+    kind: ClassVar[str] = "squeeze_excite"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        _need_spatial(shape, "squeeze_excite")
+        c, q = shape[0], self.squeeze_channels
+        params = {"fc1.weight": c * q, "fc1.bias": q, "fc2.weight": q * c, "fc2.bias": c}
+        return Facts(shape, params, macs=2 * c * q, ops=2 * _numel(shape), maps=None)
+
+
+@dataclass(frozen=True)
+class Mean(Layer):
+    """Mean over ``dims`` (of the unbatched shape), as ``x.mean(dims, keepdim)``."""
+
+    dims: Any = (1, 2)
+    keepdim: bool = False
+    kind: ClassVar[str] = "mean"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        dims = {d % len(shape) for d in ((self.dims,) if isinstance(self.dims, int) else self.dims)}
+        out = tuple(1 if i in dims else s for i, s in enumerate(shape) if self.keepdim or i not in dims)
+        maps = [tuple(Global() if 1 + a in dims else IDENTITY for a in range(len(shape) - 1))]
+        spatial = len(out) == len(shape)
+        return Facts(out, ops=_numel(shape), maps=maps if spatial else None)
+
+
+@dataclass(frozen=True)
+class Opaque(Layer):
+    """An operation the library cannot interpret; its shape and parameters are given.
+
+    Its receptive field is reported as global (unknown reach) and the node is flagged.
+    """
+
+    op: str = "?"
+    shape: tuple = ()
+    params: tuple = ()
+    buffers: tuple = ()
+    kind: ClassVar[str] = "opaque"
+    arity: ClassVar = (0, None)
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        return Facts(tuple(self.shape), dict(self.params), dict(self.buffers))
+
+
+KINDS: dict[str, type[Layer]] = {
+    cls.kind: cls for cls in (
+        Input, Conv, MaxPool, AvgPool, AdaptivePool, Linear, Flatten, BatchNorm, LayerNorm,
+        GroupNorm, Activation, Dropout, Upsample, Pad, Crop, Add, Mul, Concat, SqueezeExcite,
+        Mean, Identity, Opaque)
+}
+_ALIASES: dict[str, tuple[str, dict]] = {
+    "conv_transpose": ("conv", {"transposed": True}),
+    "global_avg_pool": ("adaptive_pool", {"output_size": 1, "op": "avg"}),
+    "global_max_pool": ("adaptive_pool", {"output_size": 1, "op": "max"}),
+    "adaptive_avg_pool": ("adaptive_pool", {"op": "avg"}),
+    "adaptive_max_pool": ("adaptive_pool", {"op": "max"}),
+    **{fn: ("activation", {"fn": fn}) for fn in ACTIVATIONS},
+}
+
+
+def layer_from_dict(entry: dict[str, Any]) -> Layer:
+    """Build a layer from ``{"kind": ..., **fields}`` (aliases such as ``"relu"`` allowed).
+
+    Examples
+    --------
+    >>> layer_from_dict({"kind": "conv", "out_channels": 8, "kernel_size": [3, 1]})
+    Conv(out_channels=8, kernel_size=(3, 1), stride=1, padding=0, dilation=1, groups=1, bias=True, padding_mode='zeros', transposed=False, output_padding=0)
+    >>> layer_from_dict({"kind": "relu"}).fn
+    'relu'
+    """
+    entry = dict(entry)
+    kind = entry.pop("kind", None)
+    if kind in _ALIASES:
+        kind, extra = _ALIASES[kind]
+        entry = {**extra, **entry}
+    if kind not in KINDS:
+        known = sorted(set(KINDS) | set(_ALIASES))
+        raise ConvAlgebraError(f"unknown layer kind {kind!r}; known kinds: {', '.join(known)}")
+    cls = KINDS[kind]
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(entry) - names)
+    if unknown:
+        raise ConvAlgebraError(f"layer kind {kind!r} has no field(s) {unknown}; fields: {sorted(names)}")
+    entry = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list)
+             else v for k, v in entry.items()}
+    try:
+        return cls(**entry)
+    except TypeError as exc:
+        raise ConvAlgebraError(f"layer kind {kind!r}: {exc}") from None

@@ -1,0 +1,323 @@
+"""Receptive fields: per-axis recurrences and the exact region of one output unit.
+
+Every layer tells, for each spatial axis, how one output unit reads its input (an *axis map*):
+
+- :class:`Local` -- unit ``o`` reads positions ``o * stride + c`` for each tap offset ``c``
+  (convolution, pooling, padding, cropping, elementwise layers);
+- :class:`Scatter` -- input ``i`` writes to outputs ``i * stride + c`` (transposed
+  convolution, nearest upsampling by an integer factor);
+- :class:`Resample` -- interpolation with an arbitrary ratio (nearest or linear);
+- :class:`Window` -- adaptive pooling windows ``[floor(o n / m), ceil((o + 1) n / m))``;
+- :class:`Broadcast` -- a size-1 axis read by every output unit;
+- :class:`Global` -- every output unit reads the whole axis.
+
+Two things are derived from the same maps:
+
+1. the Araujo, Norris & Sim (Distill, 2019) recurrences for the size ``r``, jump ``j`` and
+   centre ``start`` of the first unit, :func:`apply_map`, with the union over the branches of
+   a DAG, :func:`merge`;
+2. the exact interval of input positions read by a range of output units, clipped to the
+   input, :meth:`Local.back` and friends (used for the receptive field of one unit).
+
+Notes
+-----
+For a :class:`Local` map with taps ``c_min .. c_max`` the recurrences are
+``r' = r + (c_max - c_min) j``, ``start' = start + (c_min + c_max) j / 2``, ``j' = s j``.
+For a :class:`Scatter` map (stride ``s``) ``j' = j / s`` (a fractional jump),
+``start' = start - (c_min + c_max) j / (2 s)`` and ``r' = r + span j`` where ``span`` is the
+largest distance, in input units, between two inputs written to the same output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = [
+    "AxisRF",
+    "Local",
+    "Scatter",
+    "Resample",
+    "Window",
+    "Broadcast",
+    "Global",
+    "IDENTITY",
+    "apply_map",
+    "merge",
+    "input_rf",
+    "global_rf",
+]
+
+Num = int | Fraction
+Interval = tuple[int, int] | None
+
+
+def _num(value: Num) -> Num:
+    """A Fraction with denominator 1 becomes an int (for readable records)."""
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return int(value)
+    return value
+
+
+def _half(value: Num) -> Num:
+    """``value / 2``, an int when exact."""
+    if isinstance(value, int) and value % 2 == 0:
+        return value // 2
+    return _num(Fraction(value) / 2)
+
+
+@dataclass(frozen=True, slots=True)
+class AxisRF:
+    """The receptive field of a layer's units along one spatial axis of the input.
+
+    Attributes
+    ----------
+    size : int or Fraction
+        Extent ``r`` in input positions (the largest over units when it varies by phase).
+    jump : int or Fraction
+        Distance in input positions between the centres of adjacent units (effective stride);
+        a fraction after transposed convolutions or upsampling.
+    start : int or Fraction
+        Centre of the first unit's field, in input coordinates (may lie outside the input).
+    is_global : bool
+        The units read the whole axis (global pooling, linear layers, gates, normalisation
+        over the axis); ``size`` is then the input extent.
+    jumps : tuple
+        The distinct jumps of the branches merged into this node. More than one means the
+        branches are not aligned: ``size``/``start`` describe unit 0 and grow with the index.
+
+    Examples
+    --------
+    >>> rf = AxisRF(size=7, jump=2, start=1)
+    >>> rf.padding
+    2
+    """
+
+    size: Num
+    jump: Num
+    start: Num
+    is_global: bool = False
+    jumps: tuple = field(default=())
+
+    @property
+    def padding(self) -> Num:
+        """Effective padding ``(size - 1) / 2 - start`` of the input (Araujo et al.)."""
+        return _num(Fraction(self.size - 1) / 2 - self.start)
+
+    @property
+    def aligned(self) -> bool:
+        """False when merged branches have different jumps."""
+        return len(self.jumps) <= 1
+
+    def interval(self, index: int = 0) -> tuple[Num, Num]:
+        """Unclipped ``(first, last)`` input position read by unit ``index``."""
+        centre = self.start + index * self.jump
+        half = Fraction(self.size - 1) / 2
+        return _num(centre - half), _num(centre + half)
+
+    def describe(self) -> str:
+        """Short text such as ``"7/2"`` (size/jump) or ``"global"``."""
+        if self.is_global:
+            return "global"
+        jump = "|".join(str(j) for j in self.jumps) if not self.aligned else str(self.jump)
+        return f"{self.size}/{jump}"
+
+
+def input_rf() -> AxisRF:
+    """The field of an input unit: itself (size 1, jump 1, centre 0)."""
+    return AxisRF(1, 1, 0, jumps=(1,))
+
+
+def global_rf(extent: int, jump: Num) -> AxisRF:
+    """A global field over an axis of ``extent`` input positions."""
+    return AxisRF(extent, jump, _half(extent - 1), True, (jump,))
+
+
+# ------------------------------------------------------------------------ axis maps
+def _ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """Unit ``o`` reads input positions ``o * stride + c`` for ``c`` in ``taps``.
+
+    ``mode`` says what happens outside ``[0, n)``: ``"zeros"`` drops the tap, ``"replicate"``,
+    ``"reflect"`` and ``"circular"`` map it back inside (as the padding modes of PyTorch).
+    """
+
+    stride: int
+    taps: tuple[int, ...]
+    mode: str = "zeros"
+
+    def back(self, lo: int, hi: int, n: int) -> Interval:
+        from .connectivity import _map_padded
+
+        pos = np.arange(lo, hi + 1)[:, None] * self.stride + np.asarray(self.taps)[None, :]
+        mode = {"constant": "zeros"}.get(self.mode, self.mode)
+        mapped = _map_padded(pos, n, mode)
+        mapped = mapped[mapped >= 0]
+        return (int(mapped.min()), int(mapped.max())) if mapped.size else None
+
+
+@dataclass(frozen=True, slots=True)
+class Scatter:
+    """Input ``i`` writes to outputs ``i * stride + c`` for ``c`` in ``taps``."""
+
+    stride: int
+    taps: tuple[int, ...]
+
+    def back(self, lo: int, hi: int, n: int) -> Interval:
+        s = self.stride
+        firsts = [max(0, _ceil_div(lo - c, s)) for c in self.taps]
+        lasts = [min(n - 1, (hi - c) // s) for c in self.taps]
+        pairs = [(a, b) for a, b in zip(firsts, lasts) if a <= b]
+        if not pairs:
+            return None
+        return min(a for a, _ in pairs), max(b for _, b in pairs)
+
+    def span(self) -> int:
+        """Largest distance between two inputs written to the same output."""
+        best = 0
+        for phase in range(self.stride):
+            same = [c for c in self.taps if (c - phase) % self.stride == 0]
+            if same:
+                best = max(best, (max(same) - min(same)) // self.stride)
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class Resample:
+    """Interpolation: output ``o`` samples input coordinate ``src(o)`` (PyTorch's rules).
+
+    ``ratio`` is input size per output unit (``1 / scale_factor`` when a scale is given);
+    ``linear`` reads the two neighbours of ``src(o)`` (the second only with a non-zero
+    weight), nearest reads ``floor(o * ratio)``.
+    """
+
+    ratio: Fraction
+    linear: bool = False
+    align_corners: bool = False
+
+    def _src(self, o: int) -> Fraction:
+        if not self.linear:
+            return Fraction(math.floor(o * self.ratio))
+        if self.align_corners:
+            return o * self.ratio
+        return max(Fraction(0), (o + Fraction(1, 2)) * self.ratio - Fraction(1, 2))
+
+    def back(self, lo: int, hi: int, n: int) -> Interval:
+        first = min(math.floor(self._src(lo)), n - 1)
+        src = self._src(hi)
+        last = math.floor(src) + (1 if self.linear and src != math.floor(src) else 0)
+        return first, min(last, n - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Adaptive pooling from ``n_in`` to ``n_out`` units (PyTorch's window rule)."""
+
+    n_in: int
+    n_out: int
+
+    def back(self, lo: int, hi: int, n: int) -> Interval:
+        return (lo * self.n_in) // self.n_out, _ceil_div((hi + 1) * self.n_in, self.n_out) - 1
+
+    def widest(self) -> int:
+        o = np.arange(self.n_out)
+        ends = -((-(o + 1) * self.n_in) // self.n_out)
+        return int((ends - (o * self.n_in) // self.n_out).max())
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A size-1 input axis broadcast to every output unit."""
+
+    def back(self, lo: int, hi: int, n: int) -> Interval:
+        return 0, 0
+
+
+@dataclass(frozen=True, slots=True)
+class Global:
+    """Every output unit reads the whole input axis."""
+
+    def back(self, lo: int, hi: int, n: int) -> Interval:
+        return 0, n - 1
+
+
+IDENTITY = Local(1, (0,))
+AxisMap = Local | Scatter | Resample | Window | Broadcast | Global
+
+
+# ----------------------------------------------------------------------- recurrences
+def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
+    """The field after one layer, from the field of its input (Araujo et al. recurrences).
+
+    ``extent`` is the size of the graph's input along the axis (used by global fields).
+
+    Examples
+    --------
+    >>> rf = apply_map(input_rf(), Local(1, (-1, 0, 1)), 32)   # 3x3 conv, padding 1
+    >>> (rf.size, rf.jump, rf.start)
+    (3, 1, 0)
+    >>> rf = apply_map(rf, Local(2, (0, 1)), 32)               # 2x2 pool, stride 2
+    >>> (rf.size, rf.jump, rf.start)
+    (4, 2, Fraction(1, 2))
+    >>> apply_map(rf, Scatter(2, (0, 1)), 32).jump            # 2x2 transposed, stride 2
+    1
+    """
+    if rf.is_global or isinstance(amap, Global):
+        return global_rf(extent, rf.jump)
+    j = rf.jump
+    if amap is IDENTITY or isinstance(amap, Broadcast):
+        return rf
+    if isinstance(amap, Local):
+        lo, hi = min(amap.taps), max(amap.taps)
+        return _record(rf.size + (hi - lo) * j, j * amap.stride, rf.start + _half((lo + hi) * j))
+    if isinstance(amap, Scatter):
+        lo, hi = min(amap.taps), max(amap.taps)
+        shift = Fraction(-(lo + hi) * j) / (2 * amap.stride)
+        return _record(rf.size + amap.span() * j, Fraction(j) / amap.stride, rf.start + shift)
+    if isinstance(amap, Resample):
+        shift = 0 if amap.align_corners else (amap.ratio - 1) / 2
+        return _record(rf.size + (j if amap.linear else 0), j * amap.ratio, rf.start + shift * j)
+    if amap.n_out == 1:
+        return global_rf(extent, j)
+    if amap.n_in % amap.n_out == 0:
+        k = amap.n_in // amap.n_out
+        return apply_map(rf, Local(k, tuple(range(k))), extent)
+    first = _ceil_div(amap.n_in, amap.n_out)
+    ratio = Fraction(amap.n_in, amap.n_out)
+    return _record(rf.size + (amap.widest() - 1) * j, j * ratio, rf.start + _half((first - 1) * j))
+
+
+def _record(size: Num, jump: Num, start: Num) -> AxisRF:
+    jump = _num(jump) if isinstance(jump, Fraction) else jump
+    return AxisRF(_num(size), jump, _num(start) if isinstance(start, Fraction) else start,
+                  False, (jump,))
+
+
+def merge(fields: list[AxisRF], extent: int) -> AxisRF:
+    """Union of the fields of the branches that meet at a node (add, concat, multiply).
+
+    The merged field spans from the leftmost to the rightmost position read by unit 0 over
+    all branches. Branches with different jumps are kept apart in ``jumps``.
+
+    Examples
+    --------
+    >>> a, b = AxisRF(3, 1, 0, jumps=(1,)), AxisRF(7, 1, 0, jumps=(1,))
+    >>> merge([a, b], 32)
+    AxisRF(size=7, jump=1, start=0, is_global=False, jumps=(1,))
+    """
+    if len(fields) == 1:
+        return fields[0]
+    jumps = tuple(sorted({j for f in fields for j in f.jumps}))
+    if any(f.is_global for f in fields):
+        return AxisRF(extent, max(jumps), _half(extent - 1), True, jumps)
+    lows, highs = zip(*(f.interval(0) for f in fields))
+    lo, hi = min(lows), max(highs)
+    return AxisRF(_num(Fraction(hi - lo) + 1), max(jumps), _num(Fraction(lo + hi) / 2),
+                  False, jumps)
