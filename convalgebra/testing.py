@@ -76,6 +76,16 @@ def _default_rtol(dtype: np.dtype) -> float:
     return 1e-4 if single else 1e-10
 
 
+def _apply(method, v: np.ndarray, name: str, expected: int) -> np.ndarray:
+    try:
+        return np.ravel(method(v))
+    except ValueError as exc:  # scipy's own shape check of the returned vector
+        raise ConvAlgebraError(
+            f"op.{name} must return a vector of length {expected} for one of length "
+            f"{v.size}: {exc}"
+        ) from exc
+
+
 def _random(rng: np.random.Generator, n: int, complex_: bool) -> np.ndarray:
     v = rng.standard_normal(n)
     return v + 1j * rng.standard_normal(n) if complex_ else v
@@ -147,7 +157,9 @@ def dottest(
     forward, adjoint = [], []
     for _ in range(int(n_trials)):
         x, y = _random(rng, n_cols, use_complex), _random(rng, n_rows, use_complex)
-        mx, mhy = np.ravel(lin.matvec(x)), np.ravel(lin.rmatvec(y))
+        mx, mhy = (
+            _apply(lin.matvec, x, "matvec", n_rows), _apply(lin.rmatvec, y, "rmatvec", n_cols)
+        )
         if mx.shape != (n_rows,) or mhy.shape != (n_cols,):
             raise ConvAlgebraError(
                 f"op of shape {lin.shape} returned matvec of shape {mx.shape} and rmatvec of "
