@@ -282,18 +282,40 @@ class GeneralFormulas:
     input_gradient: sympy.Eq
     sizes: dict
 
+    _summed: dict = field(default_factory=dict, repr=False)
+
+    def summed(self, which: str) -> sympy.Expr:
+        """Right side of ``which`` with the sizes substituted and every sum done (``.doit()``).
+
+        ``which`` is ``"forward"``, ``"weight_gradient"`` or ``"input_gradient"``. The free
+        indices stay symbolic, so eq. 9.13's "such that" conditions become ``Piecewise``
+        branches; the result is computed once and cached.
+        """
+        if which not in ("forward", "weight_gradient", "input_gradient"):
+            raise ConvAlgebraError(
+                "which must be 'forward', 'weight_gradient' or 'input_gradient', "
+                f"got {which!r}"
+            )
+        if which not in self._summed:
+            self._summed[which] = getattr(self, which).rhs.xreplace(self.sizes).doit()
+        return self._summed[which]
+
     def evaluate(self, which: str, index) -> sympy.Expr:
-        """Right side of ``which`` (``"forward"``, ``"weight_gradient"`` or
-        ``"input_gradient"``) at a 1-based index tuple, summed out with ``.doit()``.
+        """:meth:`summed` at a 1-based index tuple of the left side.
 
         The result holds ``Indexed`` entries of ``V``, ``K`` and ``G`` with integer indices.
+
+        Examples
+        --------
+        >>> f = general_formulas(ConvSpec((1, 5, 5), 1, 3, stride=2))
+        >>> f.evaluate("input_gradient", (1, 3, 3))
+        G[1, 1, 1]*K[1, 1, 3, 3] + G[1, 1, 2]*K[1, 1, 3, 1] + G[1, 2, 1]*K[1, 1, 1, 3] + G[1, 2, 2]*K[1, 1, 1, 1]
         """
-        eq = getattr(self, which)
-        free = eq.lhs.indices
+        free = getattr(self, which).lhs.indices
         if len(index) != len(free):
             raise ConvAlgebraError(f"index must have {len(free)} entries {free}, got {index!r}")
         values = {sym: sympy.Integer(v) for sym, v in zip(free, index)}
-        return eq.rhs.xreplace(self.sizes).xreplace(values).doit()
+        return self.summed(which).xreplace(values)
 
 
 def _book_scope(spec: ConvSpec) -> None:
