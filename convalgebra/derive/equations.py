@@ -1,0 +1,288 @@
+"""Forward and backward derivations: each output, kernel gradient and input gradient written out.
+
+The forward equations are the library's :func:`~convalgebra.symbolic.symbolic_output`; the
+backward equations are :func:`~convalgebra.backward_symbolic.symbolic_backward`'s. This
+module only orders the terms as a textbook does (``w_{1} a_{1} + w_{2} a_{2}``, gradients in
+output order), adds the general formulas of the Deep Learning book (eq. 9.7/9.8, 9.11, 9.13)
+with the layer's strides substituted, and truncates long lists with a stated rule.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConvAlgebraError
+from ..spec import ConvSpec
+from .indexing import index_steps
+from .matrices import exact_array, matrix_grid, pick, truncation_rule
+from .model import Derivation, Equation, Expr, Grid, Step
+from .printing import grad_symbol, number, sum_of_products, symbol_expr
+from . import books
+
+__all__ = ["derive_forward", "derive_backward", "ordered_terms"]
+
+_ROLES = ("g", "w", "a", "b")  # sort priority of a term's factors (upstream gradient first)
+_SHOW = ("w", "a", "b", "g")   # display order of a term's factors
+
+
+def _roles(spec: ConvSpec) -> dict[Any, tuple[str, int]]:
+    """Symbol -> (role, flat index) for the layer's w, a, b, dL/dz symbols."""
+    from ..symbolic import input_symbols, output_symbols, symbol_array, weight_symbols
+
+    table: dict[Any, tuple[str, int]] = {}
+    arrays = [("w", weight_symbols(spec)), ("a", input_symbols(spec)),
+              ("b", symbol_array("b", (spec.out_channels,)))]
+    arrays.append(("g", np.array([_grad(z) for z in output_symbols(spec).ravel()], dtype=object)))
+    for role, array in arrays:
+        table.update({s: (role, k) for k, s in enumerate(array.ravel())})
+    return table
+
+
+def _grad(symbol: Any):
+    try:
+        from ..backward_symbolic import grad_symbol as library_grad
+    except ImportError:
+        return grad_symbol(symbol)
+    return library_grad(symbol)
+
+
+def ordered_terms(expr: Any, roles: dict[Any, tuple[str, int]]) -> list[tuple[Any, ...]]:
+    """The terms of ``expr`` as factor tuples, in textbook order.
+
+    Terms are sorted by the index of their ``dL/dz`` factor, then weight, input, bias; factors
+    are shown coefficient first, then weight, input, bias, gradient.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> spec = ConvSpec((1, 3), 1, 2)
+    >>> a1, a2, w1, w2 = sympy.symbols("a1 a2 w1 w2")
+    >>> ordered_terms(a2 * w2 + a1 * w1, _roles(spec))
+    [(w1, a1), (w2, a2)]
+    """
+    import sympy
+
+    out = []
+    for term in sympy.Add.make_args(sympy.expand(expr)):
+        coefficient, factors = term.as_coeff_mul()
+        by_role = {roles.get(f, ("?", 0))[0]: f for f in factors}
+        key = tuple(roles[by_role[r]][1] if r in by_role else -1 for r in _ROLES)
+        if set(by_role) == {"b"}:
+            key = (math.inf,) + key
+        shown = [by_role[r] for r in _SHOW if r in by_role] + [f for f in factors if f not in roles]
+        out.append((key, ((coefficient,) if coefficient != 1 else ()) + tuple(shown)))
+    return [factors for _, factors in sorted(out, key=lambda kv: kv[0])]
+
+
+def _sum(expr: Any, roles: dict, max_terms: int) -> Expr:
+    terms = ordered_terms(expr, roles)
+    if len(terms) <= max_terms:
+        return sum_of_products(terms, expr)
+    head = sum_of_products(terms[: max_terms - 2])
+    tail = sum_of_products(terms[-1:])
+    return Expr(rf"{head.tex} + \cdots + {tail.tex}", f"{head.text} + … + {tail.text}")
+
+
+def _equations(lhs: list, rhs: list, roles: dict, max_shown: int, max_terms: int) -> tuple[Equation, ...]:
+    eqs = []
+    for k in pick(len(lhs), max_shown):
+        if k is None:
+            eqs.append(Equation((Expr(r"\vdots", "⋮"),)))
+        else:
+            eqs.append(Equation((symbol_expr(lhs[k]), _sum(rhs[k], roles, max_terms))))
+    return tuple(eqs)
+
+
+def _rule(n: int, max_shown: int, max_terms: int, what: str, longest: int = 0) -> str:
+    """The truncation rule, stated only when something was elided."""
+    parts = []
+    if n > max_shown:
+        parts.append(f"of the {n} {what} the first {max_shown - 1} and the last are shown (max_outputs={max_shown})")
+    if longest > max_terms:
+        parts.append(f"sums of more than {max_terms} products show the first {max_terms - 2}, an ellipsis and "
+                     f"the last (max_terms={max_terms})")
+    return ("Truncated: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _longest(values: list) -> int:
+    import sympy
+
+    return max((len(sympy.Add.make_args(sympy.expand(v))) for v in values), default=0)
+
+
+def _forward_values(spec: ConvSpec, bias: bool) -> tuple[list, list]:
+    from ..symbolic import output_symbols, symbol_array, symbolic_output
+
+    z = output_symbols(spec).ravel().tolist()
+    values = symbolic_output(spec).ravel().tolist()
+    if bias:
+        b = symbol_array("b", (spec.out_channels,))
+        per = math.prod(spec.output_shape[1:])
+        values = [v + b[k // per] for k, v in enumerate(values)]
+    return z, values
+
+
+def _forward_step(spec: ConvSpec, bias: bool, max_outputs: int, max_terms: int) -> Step:
+    z, values = _forward_values(spec, bias)
+    roles = _roles(spec)
+    return Step(
+        f"Written out for this layer, each of the {len(z)} outputs is a sum of products"
+        + (" plus its channel's bias" if bias else "") + ":",
+        _equations(z, values, roles, max_outputs, max_terms),
+        _rule(len(z), max_outputs, max_terms, "outputs", _longest(values)), "instantiate")
+
+
+def _numbers_step(spec: ConvSpec, weight, x, bias_values, max_outputs: int, max_terms: int) -> Step:
+    from ..operators import conv_matrix
+    from ..symbolic import input_symbols, symbol_array, weight_symbols
+
+    bias = bias_values is not None
+    w, a = exact_array(weight), exact_array(x)
+    subs = list(zip(weight_symbols(spec).ravel(), w.ravel())) + list(zip(input_symbols(spec).ravel(), a.ravel()))
+    if bias:
+        subs += list(zip(symbol_array("b", (spec.out_channels,)), exact_array(bias_values).ravel()))
+    numeric = conv_matrix(spec, np.asarray(weight, dtype=float)) @ np.asarray(x, dtype=float).ravel()
+    per = math.prod(spec.output_shape[1:])
+    if bias:
+        numeric = numeric + np.repeat(np.asarray(bias_values, dtype=float), per)
+    z, values = _forward_values(spec, bias)
+    roles, table = _roles(spec), dict(subs)
+    eqs = []
+    for k in pick(len(z), max_outputs):
+        if k is None:
+            eqs.append(Equation((Expr(r"\vdots", "⋮"),)))
+            continue
+        terms = ordered_terms(values[k], roles)
+        sides = [symbol_expr(z[k]), _sum(values[k], roles, max_terms)]
+        if len(terms) <= max_terms:
+            sides.append(sum_of_products([tuple(table.get(f, f) for f in t) for t in terms]))
+        sides.append(number(_exact_number(numeric[k])))
+        eqs.append(Equation(tuple(sides), subs=tuple(subs)))
+    grid = _output_grid(spec, numeric)
+    eqs.append(Equation((Expr("Z", "Z"), grid)))
+    return Step("With the given numbers:", tuple(eqs),
+                "The last column is the layer's numeric output ($M a$ with the numeric matrix"
+                + (" plus the bias" if bias else "") + "); the products in between must add up to it.",
+                "evaluate")
+
+
+def _exact_number(value: float):
+    import sympy
+
+    return sympy.Integer(int(round(value))) if float(value).is_integer() else sympy.nsimplify(value)
+
+
+def _output_grid(spec: ConvSpec, numeric: np.ndarray) -> Grid:
+    import sympy
+
+    shape = spec.output_shape
+    rows = int(np.prod(shape[:-1]))
+    matrix = numeric.reshape(rows, shape[-1])
+    cells = tuple(tuple(number(_exact_number(v)) for v in row) for row in matrix)
+    value = sympy.Matrix([[c.value for c in row] for row in cells])
+    note = f"shape {shape}, rows are " + ("channels then rows" if len(shape) > 2 else "channels")
+    return Grid(cells, value, note)
+
+
+def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: Any = None,
+                   max_outputs: int = 16, max_terms: int = 30) -> Derivation:
+    """The forward equations of a layer: eq. 9.7/9.8 for the spec, then every output.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    weight, x : array_like, optional
+        Numbers for the kernel and the input; when both are given the outputs are evaluated.
+    bias : array_like, optional
+        Numbers for the bias (with ``weight`` and ``x``); symbols ``b1, …`` otherwise when
+        ``spec.bias``.
+    max_outputs, max_terms : int
+        Display limits (see the truncation rule stated in the derivation).
+
+    Examples
+    --------
+    >>> d = derive_forward(ConvSpec((1, 3, 3), 1, 2, bias=False),
+    ...                    weight=[[[[0, 1], [2, 3]]]], x=[[[0, 1, 2], [3, 4, 5], [6, 7, 8]]])
+    >>> print([line.strip() for line in d.to_text().splitlines() if line.strip().startswith("z1")][-1])
+    z1 = w1*a1 + w2*a2 + w3*a4 + w4*a5 = 0*0 + 1*1 + 2*3 + 3*4 = 19
+    """
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"forward derivations need a ConvSpec, got {type(spec).__name__}")
+    if (weight is None) != (x is None):
+        raise ConvAlgebraError("give both weight and x to evaluate the forward equations, or neither")
+    steps = index_steps(spec)
+    book = books.forward_step(spec)
+    steps += [book] if book else []
+    with_bias = spec.bias if bias is None else True
+    if weight is not None and spec.bias and bias is None:
+        with_bias = False
+    steps.append(_forward_step(spec, with_bias, max_outputs, max_terms))
+    if weight is not None:
+        from ..operators import check_input, check_weight
+
+        check_weight(spec, weight), check_input(spec, x)
+        steps.append(_numbers_step(spec, weight, x, bias, max_outputs, max_terms))
+    return Derivation(f"Forward equations of {spec.describe()}", tuple(steps))
+
+
+def _backward_values(spec: ConvSpec, bias: bool, limit: int):
+    from ..backward_symbolic import symbolic_backward
+
+    return symbolic_backward(spec, bias=bias, max_terms=limit)
+
+
+def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 30,
+                    max_rows: int = 12, max_cols: int = 12, max_products: int = 20_000) -> Derivation:
+    """Back-propagation through a layer: kernel gradient (eq. 9.11), input gradient (eq. 9.13), ``Mᵀ``.
+
+    Examples
+    --------
+    >>> d = derive_backward(ConvSpec((1, 5, 5), 1, 3, stride=2, bias=False))
+    >>> [l.strip() for l in d.to_text().splitlines() if l.strip().startswith("dL/da13 =")]
+    ['dL/da13 = w9*dL/dz1 + w7*dL/dz2 + w3*dL/dz3 + w1*dL/dz4']
+    """
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"backward derivations need a ConvSpec, got {type(spec).__name__}")
+    bw = _backward_values(spec, spec.bias, max_products)
+    roles = _roles(spec)
+    steps = index_steps(spec)
+    steps.append(_forward_step(spec, spec.bias, max_outputs, max_terms))
+    steps.append(Step(
+        "The loss $L$ reaches the layer as the upstream gradient $\\partial L / \\partial z_j$, one per output; "
+        "by the chain rule every parameter and input collects $\\partial z_j / \\partial(\\cdot)$ times it, "
+        "summed over the outputs it feeds.", rule="chain rule"))
+    for title, eqs, book in (("kernel", bw.weight_gradient, books.kernel_gradient_step(spec)),
+                             ("bias", bw.bias_gradient, None),
+                             ("input", bw.input_gradient, books.input_gradient_step(spec))):
+        if not eqs:
+            continue
+        steps += [book] if book else []
+        lhs = [e.lhs for e in eqs]
+        rhs = [e.rhs for e in eqs]
+        steps.append(Step(f"Instantiated, the {title} gradient:", _equations(lhs, rhs, roles, max_outputs, max_terms),
+                          _rule(len(eqs), max_outputs, max_terms, f"{title} gradients", _longest(rhs)),
+                          "instantiate"))
+    steps.append(_transpose_step(spec, max_rows, max_cols))
+    check = books.general_check(bw)
+    steps += [check] if check else []
+    return Derivation(f"Back-propagation through {spec.describe()}", tuple(steps), result=bw)
+
+
+def _transpose_step(spec: ConvSpec, max_rows: int, max_cols: int) -> Step:
+    forward = matrix_grid(spec, max_rows, max_cols)
+    n_rows, n_cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
+    cells = tuple(zip(*forward.cells))
+    flip = {"h": "v", "v": "h", "d": "d"}
+    cells = tuple(tuple(flip.get(c, c) if isinstance(c, str) else c for c in row) for row in cells)
+    value = forward.value.T if forward.value is not None else None
+    return Step(
+        "In matrix form the input gradient is $\\partial L / \\partial a = M^{\\top} (\\partial L / \\partial z)$ "
+        "and the kernel gradient is $J(a)^{\\top} (\\partial L / \\partial z)$ with $J(a)$ the im2col matrix, "
+        "$z = J(a) w$:",
+        (Equation((Expr(r"M^{\top}", "M^T"), Grid(cells, value))),),
+        ("Row $i$ of $M^{\\top}$ lists the weights through which input $a_i$ reaches each output: exactly the "
+         "coefficients of the input-gradient sums above. " + truncation_rule(n_cols, n_rows, max_cols, max_rows)).strip(),
+        "transpose")

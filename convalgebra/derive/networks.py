@@ -1,0 +1,294 @@
+"""Derivations over layers and networks: parameter counts, MACs, receptive-field growth.
+
+Every number comes from the library (:class:`~convalgebra.spec.ConvSpec` arithmetic and
+:class:`~convalgebra.graph.LayerGraph`'s per-node facts and receptive fields); this module
+writes the arithmetic that produces it (``5 \\cdot 5 \\cdot 3 + 1 = 76``), the table, the
+totals, and the receptive-field recurrence ``r_l = r_{l-1} + (k_l - 1) d_l j_{l-1}``,
+``j_l = j_{l-1} s_l`` with the numbers of each layer -- checked against the library's values
+when the derivation is verified.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from ..errors import ConvAlgebraError
+from ..spec import ConvSpec, normalize_tuple
+from .model import Derivation, Equation, Expr, Step, Table
+from .printing import number
+
+__all__ = ["derive_params", "derive_receptive_field", "product", "total"]
+
+
+def product(factors: Sequence[int], value: int | None = None) -> Expr:
+    """``f1 · f2 · …`` (unit factors dropped) whose value is the product (or ``value``)."""
+    shown = [f for f in factors if f != 1] or [1]
+    tex = r" \cdot ".join(number(f).tex for f in shown)
+    return Expr(tex, "*".join(map(str, shown)), math.prod(factors) if value is None else value)
+
+
+def total(parts: Sequence[Expr]) -> Expr:
+    """``p1 + p2 + …`` of already-rendered parts (each parenthesised when it is a sum)."""
+    import sympy
+
+    tex = " + ".join(p.tex for p in parts) or "0"
+    text = " + ".join(p.text for p in parts) or "0"
+    return Expr(tex, text, sympy.Add(*[p.value for p in parts]))
+
+
+# ---------------------------------------------------------------------- parameters
+def _spec_params(spec: ConvSpec) -> list[Equation]:
+    per = spec.in_channels // spec.groups
+    k = list(spec.kernel_size)
+    filt = product(k + [per])
+    eqs = []
+    if spec.channel_table is not None:
+        links = sum(map(sum, spec.channel_table))
+        eqs.append(Equation((Expr(r"\text{weights}", "weights"), product([links] + k), number(spec.n_weights)),
+                            label="connected channel pairs times taps"))
+    elif spec.tile is not None:
+        eqs.append(Equation((Expr(r"\text{weights}", "weights"), product(list(spec.weight_shape)),
+                             number(spec.n_weights)), label=f"{math.prod(spec.tile)} kernels in rotation (tile {spec.tile})"))
+    elif spec.bias and not spec.transposed:
+        one = Expr(f"{filt.tex} + 1", f"{filt.text} + 1", filt.value + 1)
+        eqs.append(Equation((Expr(r"\text{per filter}", "per filter"), one, number(filt.value + 1)),
+                            label="taps times input channels, plus a bias"))
+        eqs.append(Equation((Expr(r"\text{layer}", "layer"),
+                             Expr(rf"{spec.out_channels} \cdot {filt.value + 1}", f"{spec.out_channels}*{filt.value + 1}",
+                                  spec.out_channels * (filt.value + 1)), number(spec.n_params))))
+        return eqs
+    else:
+        eqs.append(Equation((Expr(r"\text{weights}", "weights"), product(list(spec.weight_shape)),
+                             number(spec.n_weights)), label="the weight shape " + str(spec.weight_shape)))
+    if spec.bias:
+        eqs.append(Equation((Expr(r"\text{layer}", "layer"),
+                             Expr(f"{number(spec.n_weights).tex} + {spec.out_channels}",
+                                  f"{spec.n_weights} + {spec.out_channels}", spec.n_weights + spec.out_channels),
+                             number(spec.n_params)), label="weights plus one bias per output channel"))
+    return eqs
+
+
+def _spec_macs(spec: ConvSpec) -> Equation:
+    taps = math.prod(spec.kernel_size)
+    if spec.transposed:
+        factors = [math.prod(spec.input_shape), spec.out_channels // spec.groups, taps]
+        label = "input elements times taps scattered"
+    elif spec.channel_table is not None:
+        factors = [math.prod(spec.output_shape[1:]), spec.n_weights]
+        label = "output positions times connected weights"
+    else:
+        factors = [*spec.output_shape, spec.in_channels // spec.groups, *spec.kernel_size]
+        label = "outputs times taps per output"
+    return Equation((Expr(r"\text{MACs}", "MACs"), product(factors), number(spec.macs)), label=label)
+
+
+def _spec_step(spec: ConvSpec) -> Step:
+    shape = r" \times ".join(map(str, spec.output_shape))
+    return Step(
+        f"{spec.describe()}: output ${shape}$, weight shape {spec.weight_shape}.",
+        tuple(_spec_params(spec)) + (_spec_macs(spec),),
+        "A filter sees every input channel of its group through every kernel tap; the kernel is shared by all "
+        "output positions, so positions do not multiply the parameters but do multiply the work.",
+        "count")
+
+
+def _specs_params(specs: list[ConvSpec]) -> Derivation:
+    steps = [_spec_step(s) for s in specs]
+    if len(specs) > 1:
+        params = total([number(s.n_params) for s in specs])
+        macs = total([number(s.macs) for s in specs])
+        steps.append(Step("Totals over the layers:", (
+            Equation((Expr(r"\text{parameters}", "parameters"), params, number(sum(s.n_params for s in specs)))),
+            Equation((Expr(r"\text{MACs}", "MACs"), macs, number(sum(s.macs for s in specs)))),
+        ), rule="total"))
+    title = "Parameters and cost of " + (specs[0].describe() if len(specs) == 1 else f"{len(specs)} layers")
+    return Derivation(title, tuple(steps), result=(sum(s.n_params for s in specs), sum(s.macs for s in specs)))
+
+
+def _node_params(graph, node: str, params: int) -> Equation | str:
+    facts, layer = graph.facts(node), graph.layer(node)
+    if params == 0:
+        return "0"
+    if facts.spec is not None and params == facts.spec.n_params:
+        spec = facts.spec
+        weight = product(list(spec.weight_shape))
+        rendered = Expr(f"{weight.tex} + {spec.out_channels}", f"{weight.text} + {spec.out_channels}",
+                        spec.n_params) if spec.bias else weight
+        return Equation((rendered, number(params)), defines=False)
+    if layer.kind == "linear" and params == sum(facts.params.values()):
+        out = layer.out_features
+        weight = product([facts.params["weight"] // out, out])
+        rendered = Expr(f"{weight.tex} + {out}", f"{weight.text} + {out}", params) if layer.bias else weight
+        return Equation((rendered, number(params)), defines=False)
+    return str(params)
+
+
+def _node_macs(graph, node: str) -> Equation | str:
+    facts, layer = graph.facts(node), graph.layer(node)
+    if not facts.macs:
+        return "0"
+    if facts.spec is not None:
+        return Equation((_spec_macs(facts.spec).sides[1], number(facts.macs)), defines=False)
+    if layer.kind == "linear":
+        (src,) = graph.nx.nodes[node]["inputs"]
+        return Equation((product([math.prod(graph.shape(src)), layer.out_features]), number(facts.macs)),
+                        defines=False)
+    return f"{facts.macs:,}"
+
+
+def _graph_params(graph) -> Derivation:
+    seen: set = set()
+    rows, param_parts, mac_parts = [], [], []
+    for node in graph.nodes:
+        info = graph.info(node, _seen=seen)
+        if not info.params and not info.macs and info.kind != "input":
+            rows.append((node, info.kind, " x ".join(map(str, info.shape)), "0", "0"))
+            continue
+        rows.append((node, info.kind, " x ".join(map(str, info.shape)),
+                     _node_params(graph, node, info.params), _node_macs(graph, node)))
+        if info.params:
+            param_parts.append(number(info.params))
+        if info.macs:
+            mac_parts.append(number(info.macs))
+    table = Table(("node", "kind", "output shape", "parameters", "MACs"), tuple(rows))
+    totals = (
+        Equation((Expr(r"\text{parameters}", "parameters"), total(param_parts), number(graph.param_count()))),
+        Equation((Expr(r"\text{MACs}", "MACs"), total(mac_parts), number(graph.macs()))),
+    )
+    steps = (
+        Step("Layer by layer (shapes channels first; parameters shared between nodes are counted once):",
+             (table,), "A convolution has $C_{out} \\cdot C_{in}/g \\cdot \\prod k$ weights and $C_{out}$ biases; a "
+             "linear layer $n_{in} \\cdot n_{out}$ weights and $n_{out}$ biases; pooling, activations and "
+             "reshapes have none.", "table"),
+        Step("Adding up:", totals, "FLOPs are about twice the MACs (one multiply and one add each).", "total"),
+    )
+    name = graph.nx.graph.get("name", "graph")
+    return Derivation(f"Parameters and cost of {name}", steps, result=(graph.param_count(), graph.macs()))
+
+
+def derive_params(obj: Any) -> Derivation:
+    """Parameter count and MACs of a layer, of several layers, or of a whole ``LayerGraph``.
+
+    Examples
+    --------
+    >>> d = derive_params(ConvSpec((3, 32, 32), 10, 5, padding=2))
+    >>> [l.strip() for l in d.to_text().splitlines() if "per filter" in l]
+    ['per filter = 5*5*3 + 1 = 76    (taps times input channels, plus a bias)']
+    >>> d.result
+    (760, 768000)
+    """
+    from ..graph import LayerGraph
+
+    if isinstance(obj, ConvSpec):
+        return _specs_params([obj])
+    if isinstance(obj, LayerGraph):
+        return _graph_params(obj)
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
+        return _specs_params(list(obj))
+    raise ConvAlgebraError(f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {obj!r}")
+
+
+# ------------------------------------------------------------------ receptive field
+def _graph_of(specs: Sequence[ConvSpec]):
+    from ..graph import LayerGraph
+    from ..layers import Conv
+
+    graph = LayerGraph("stack")
+    graph.add_input("input", specs[0].input_shape)
+    for i, s in enumerate(specs, 1):
+        if s.tile is not None or s.channel_table is not None or s.flip:
+            raise ConvAlgebraError(f"layer {i}: receptive fields need plain convolutions, got {s.describe()}")
+        graph.add(f"conv{i}", Conv(s.out_channels, _compact(s.kernel_size), _compact(s.stride), _compact(s.padding),
+                                   _compact(s.dilation), s.groups, s.bias, s.padding_mode, s.transposed,
+                                   _compact(s.output_padding)))
+    return graph
+
+
+def _compact(values: tuple) -> Any:
+    """One value when every axis (and both sides of a padding pair) agree, else the tuple."""
+    flat = [v for item in values for v in (item if isinstance(item, tuple) else (item,))]
+    return flat[0] if len(set(flat)) == 1 else values
+
+
+def _window(graph, node: str) -> tuple | None:
+    """(kernel, stride, dilation) per axis of a sliding-window node, else None."""
+    facts, layer = graph.facts(node), graph.layer(node)
+    if facts.spec is not None:
+        spec = facts.spec
+        return None if spec.transposed else (spec.kernel_size, spec.stride, spec.dilation)
+    if layer.kind in ("max_pool", "avg_pool"):
+        n = len(facts.shape) - 1
+        k = normalize_tuple(layer.kernel_size, n, "kernel_size")
+        s = k if layer.stride is None else normalize_tuple(layer.stride, n, "stride")
+        return k, s, normalize_tuple(layer.dilation, n, "dilation")
+    return None
+
+
+def _rf_equations(graph, node: str, prev, rf, axis: int) -> tuple[Equation, ...]:
+    window = _window(graph, node)
+    r, j = rf[axis], prev[axis]
+    if window is None or prev[axis].is_global or r.is_global or not r.aligned:
+        return (Equation((Expr(f"r_{{{axis}}}", f"r_{axis}"), number(r.size) if not r.is_global
+                          else Expr(rf"\text{{global}}", "global"))),)
+    k, s, d = (w[axis] for w in window)
+    dil = "" if d == 1 else rf" \cdot {d}"
+    size = Expr(rf"{number(j.size).tex} + ({k} - 1){dil} \cdot {number(j.jump).tex}",
+                f"{j.size} + ({k} - 1)" + (f"*{d}" if d != 1 else "") + f"*{j.jump}",
+                j.size + (k - 1) * d * j.jump)
+    jump = Expr(rf"{number(j.jump).tex} \cdot {s}", f"{j.jump}*{s}", j.jump * s)
+    return (Equation((Expr(f"r_{{{axis}}}", f"r_{axis}"), size, number(r.size))),
+            Equation((Expr(f"j_{{{axis}}}", f"j_{axis}"), jump, number(r.jump))))
+
+
+def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> Derivation:
+    """Receptive-field growth through a network, layer by layer, with the recurrence's numbers.
+
+    ``obj`` is a ``LayerGraph`` or a list of :class:`ConvSpec` applied one after the other.
+
+    Examples
+    --------
+    >>> layers = [ConvSpec((1, 32, 32), 1, 3, padding=1)] * 3
+    >>> derive_receptive_field(layers).result
+    [3, 5, 7]
+    """
+    from ..graph import LayerGraph
+
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
+        graph = _graph_of(obj)
+    elif isinstance(obj, LayerGraph):
+        graph = obj
+    else:
+        raise ConvAlgebraError(f"receptive_field derivations need a LayerGraph or a list of ConvSpecs, got {obj!r}")
+    n = graph.spatial_ndim
+    shown = list(range(n)) if axes is None else list(axes)
+    if not shown or any(not 0 <= a < n for a in shown):
+        raise ConvAlgebraError(f"axes must be spatial axes in 0..{n - 1}, got {axes!r}")
+    steps = [Step(
+        "Recurrence: a unit of layer $l$ sees $r_l = r_{l-1} + (k_l - 1) d_l j_{l-1}$ input positions, and "
+        "adjacent units are $j_l = j_{l-1} s_l$ input positions apart (kernel $k_l$, dilation $d_l$, stride $s_l$); "
+        "an input unit has $r_0 = 1$, $j_0 = 1$.",
+        justification="Each extra tap of layer $l$ reaches one more unit of layer $l-1$, and those are "
+        "$j_{l-1}$ input positions apart.", rule="recurrence")]
+    sizes, rows = [], []
+    for node in graph.nodes:
+        srcs = graph.nx.nodes[node]["inputs"]
+        rf = graph.receptive_field(node)
+        if not srcs:
+            continue
+        eqs = ()
+        if len(srcs) == 1:
+            prev = graph.receptive_field(srcs[0])
+            eqs = tuple(e for a in shown for e in _rf_equations(graph, node, prev, rf, a))
+        statement = f"{node} ({graph.layer(node).describe()}):"
+        why = "" if len(srcs) == 1 else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
+        if len(srcs) == 1 and _window(graph, node) is None and not eqs[0].sides[-1].text == "global":
+            why = "No sliding window here: the field is carried over or set by the layer's reach."
+        steps.append(Step(statement, eqs or tuple(Equation((Expr(f"r_{{{a}}}", f"r_{a}"), number(rf[a].size)))
+                                                  for a in shown), why, "layer"))
+        sizes.append(rf[shown[0]].size)
+        rows.append((node, graph.layer(node).kind, " x ".join(f.describe() for f in rf)))
+    steps.append(Step("Summary (receptive field size / jump per axis):",
+                      (Table(("node", "kind", "size/jump"), tuple(rows)),), rule="table"))
+    name = graph.nx.graph.get("name", "graph")
+    return Derivation(f"Receptive field growth through {name}", tuple(steps), result=sizes)

@@ -1,0 +1,160 @@
+"""Round-trip check of a derivation: parse every printed expression back, compare with the value.
+
+Each :class:`~convalgebra.derive.model.Expr` keeps the value the library computed beside its
+LaTeX and text renderings. :func:`verify` parses both renderings back with sympy (LaTeX with
+``sympy.parsing.latex.parse_latex`` when its ``antlr4`` runtime is installed; text always with
+``sympy.sympify``) and checks that
+
+* each rendering denotes exactly the computed value, and
+* the sides of each equation chain are equal (after the equation's substitution),
+
+so a derivation cannot print an equation the library did not compute. Library symbols such as
+``w_{1,2,3,4}`` or ``\\frac{\\partial L}{\\partial z_{1}}`` are swapped for plain placeholders
+before parsing, since sympy's LaTeX grammar does not read them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from ..errors import ConvAlgebraError
+from .model import Derivation, Equation, Expr, Grid
+from .printing import tex_symbol, text_symbol
+
+__all__ = ["verify", "latex_parser_available", "RoundTripError"]
+
+
+class RoundTripError(ConvAlgebraError):
+    """A printed expression that does not parse back to the value the library computed."""
+
+
+def latex_parser_available() -> bool:
+    """True when ``sympy.parsing.latex.parse_latex`` can run (its antlr4 runtime is installed)."""
+    try:
+        from sympy.parsing.latex import parse_latex
+
+        parse_latex("x")
+    except Exception:  # ImportError, or sympy's own complaint about a missing antlr4
+        return False
+    return True
+
+
+def _symbols(derivation: Derivation) -> list[Any]:
+    found: set[Any] = set()
+    for eq in derivation.equations():
+        for expr in eq.exprs():
+            if expr.value is not None and hasattr(expr.value, "free_symbols"):
+                found |= expr.value.free_symbols
+    return sorted(found, key=lambda s: (-len(tex_symbol(s)), s.name))
+
+
+def _placeholders(symbols: Iterable[Any]):
+    import sympy
+
+    tex_map, text_map, back = [], [], {}
+    for n, symbol in enumerate(symbols):
+        tex_map.append((tex_symbol(symbol), rf"\xi_{{{n}}}"))
+        text_map.append((text_symbol(symbol), f"xi_{n}"))
+        back[sympy.Symbol(f"xi_{{{n}}}")] = symbol
+        back[sympy.Symbol(f"xi_{n}")] = symbol
+    return tex_map, sorted(text_map, key=lambda p: -len(p[0])), back
+
+
+def _parse_tex(tex: str, tex_map, back):
+    from sympy.parsing.latex import parse_latex
+
+    for name, token in tex_map:
+        tex = tex.replace(name, f" {token} ")
+    tex = tex.replace("{,}", "").replace(r"\left", "").replace(r"\right", "")
+    return parse_latex(tex).xreplace(back)
+
+
+def _parse_text(text: str, text_map, back):
+    import sympy
+
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # thousands separators
+    for name, token in text_map:
+        text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", token, text)
+    return sympy.sympify(text, locals={str(k): k for k in back if "{" not in str(k)}).xreplace(back)
+
+
+def _same(a: Any, b: Any) -> bool:
+    import sympy
+
+    if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
+        return sympy.Matrix(a).shape == sympy.Matrix(b).shape and all(
+            _same(x, y) for x, y in zip(sympy.Matrix(a), sympy.Matrix(b))
+        )
+    diff = sympy.sympify(a).doit() - sympy.sympify(b).doit()
+    return diff.expand() == 0 or sympy.simplify(diff) == 0
+
+
+def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
+    if expr.value is None:
+        return
+    tex_map, text_map, back = maps
+    readings = [("text", expr.text, _parse_text)]
+    if use_tex:
+        readings.append(("LaTeX", expr.tex, _parse_tex))
+    for kind, rendering, parse in readings:
+        try:
+            parsed = parse(rendering, *((tex_map, back) if kind == "LaTeX" else (text_map, back)))
+        except Exception as exc:
+            raise RoundTripError(f"{kind} {rendering!r} does not parse: {exc}") from exc
+        if not _same(parsed, expr.value):
+            raise RoundTripError(f"{kind} {rendering!r} reads {parsed}, but the library computed {expr.value}")
+
+
+def _check_chain(eq: Equation) -> None:
+    """Sides joined by ``=`` links (a run) must be equal, after the equation's substitution."""
+    n = len(eq.sides) - 1
+    relations = [eq.relation] * n if isinstance(eq.relation, str) else list(eq.relation)
+    runs: list[list] = [[eq.sides[0]]]
+    for relation, side in zip(relations, eq.sides[1:]):
+        if relation == "=":
+            runs[-1].append(side)
+        else:
+            runs.append([side])
+    if eq.defines:
+        runs[0] = runs[0][1:]
+    subs = dict(eq.subs)
+    for run in runs:
+        values = [s.value for s in run if s.value is not None]
+        values = [v.subs(subs) if subs and hasattr(v, "subs") else v for v in values]
+        for left, right in zip(values, values[1:]):
+            if not _same(left, right):
+                raise RoundTripError(f"equation {eq.sides[0].text!r}: {left} != {right}")
+
+
+def verify(derivation: Derivation, *, latex: bool | None = None) -> int:
+    """Check every equation of ``derivation``; return how many expressions were parsed back.
+
+    Parameters
+    ----------
+    latex : bool, optional
+        Parse the LaTeX renderings too. Defaults to whether the LaTeX parser is available.
+
+    Raises
+    ------
+    RoundTripError
+        A rendering that does not denote the computed value, or an unequal chain.
+
+    Examples
+    --------
+    >>> import convalgebra as ca
+    >>> d = ca.derive("forward", ca.ConvSpec((1, 3), 1, 2))
+    >>> verify(d, latex=False) > 0
+    True
+    """
+    use_tex = latex_parser_available() if latex is None else latex
+    maps = _placeholders(_symbols(derivation))
+    count = 0
+    for eq in derivation.equations():
+        for side in eq.sides:
+            exprs = side.exprs() if isinstance(side, Grid) else [side]
+            for expr in exprs:
+                _check_expr(expr, maps, use_tex)
+                count += expr.value is not None
+        _check_chain(eq)
+    return count
