@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from . import cli_commands as commands
+from . import cli_network as network
 from .cli_args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_unit
 from .errors import ConvAlgebraError, MissingExtraError
 
@@ -49,7 +50,7 @@ def _sub(subparsers, name: str, help_: str, description: str, examples: str):
 
 def _model_arguments(parser, *, default_model: bool) -> None:
     parser.add_argument(
-        "model", nargs="?", default="resnet18" if default_model else None, metavar="MODEL|FILE",
+        "model", nargs="?", default=None, metavar="MODEL|FILE",
         help="a zoo name (see --list) or a JSON/YAML graph file"
         + (" (default resnet18)" if default_model else ""),
     )
@@ -79,7 +80,7 @@ convalgebra analyze mynet.yaml --format json
 convalgebra analyze --list""")
     _model_arguments(p, default_model=True)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
-    p.set_defaults(handler=commands.analyze)
+    p.set_defaults(handler=network.analyze)
 
 
 def _add_matrix(subparsers) -> None:
@@ -115,10 +116,25 @@ convalgebra grad --in 1x4 -k 2 --numeric --weight 1,2 --data 1,2,3,4 --grad-outp
     add_spec_arguments(p)
     _weight_arguments(p)
     p.add_argument("--numeric", action="store_true", help="numeric gradients instead of symbols")
+    p.add_argument("--show", type=_sections, default=list(commands.GRAD_SECTIONS),
+                   metavar="PARTS", help="which parts, comma separated: forward,weight,bias,input")
+    p.add_argument("--max-equations", type=int, default=12, metavar="N",
+                   help="equations shown per part (default 12, 0 = all)")
+    p.add_argument("--general", action="store_true",
+                   help="also print the book's general formulas and check them against these")
     p.add_argument("--data", default="random", metavar="X", help="input data (default random)")
     p.add_argument("--grad-output", default="random", metavar="G",
                    help="upstream gradient dL/dz (default random)")
     p.set_defaults(handler=commands.grad)
+
+
+def _sections(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in parts if p not in commands.GRAD_SECTIONS]
+    if bad or not parts:
+        raise argparse.ArgumentTypeError(
+            f"expected parts among {','.join(commands.GRAD_SECTIONS)}, got {text!r}")
+    return parts
 
 
 def _add_check(subparsers) -> None:
@@ -138,6 +154,12 @@ convalgebra check --list""")
                    help="another layer as quoted spec flags, e.g. \"-k 3 --mode circular\"")
     p.add_argument("--shift", type=parse_unit, default=None, metavar="SHIFT",
                    help="shift per spatial axis for equivariance laws, e.g. 0x1")
+    p.add_argument("--axis", type=int, default=None, help="spatial axis (flip, an int --shift)")
+    p.add_argument("--turns", type=int, default=None, help="quarter turns (rotation_equivariance)")
+    p.add_argument("--factor", type=int, default=None, help="scale factor (scale_equivariance)")
+    p.add_argument("--direction", choices=("up", "down"), default=None,
+                   help="scale direction (scale_equivariance)")
+    _weight_arguments(p)
     p.add_argument("--format", choices=("text", "markdown", "latex"), default="text")
     p.add_argument("--list", action="store_true", help="list the laws and exit")
     p.set_defaults(handler=commands.check)
@@ -185,7 +207,7 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw the unit's field over the input grid (with --unit), otherwise "
                    "the growth of the field along the network")
-    p.set_defaults(handler=commands.rf)
+    p.set_defaults(handler=network.rf)
 
 
 def _add_params(subparsers) -> None:
@@ -198,7 +220,7 @@ convalgebra params lenet5 --format markdown""")
     _model_arguments(p, default_model=False)
     add_spec_arguments(p, required=False)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
-    p.set_defaults(handler=commands.params)
+    p.set_defaults(handler=network.params)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +249,20 @@ def _with_default_command(argv: list[str], commands_: set[str]) -> list[str]:
     if any(not a.startswith("-") for a in argv):
         return argv  # let argparse report the unknown command
     return [*argv, "analyze"]
+
+
+def _glue_values(argv: list[str], options: tuple[str, ...] = ("--with",)) -> list[str]:
+    """``--with "-k 3"`` -> ``--with=-k 3``: argparse would take a value starting with '-'
+    for an option of its own."""
+    out: list[str] = []
+    items = iter(argv)
+    for a in items:
+        out.append(a)
+        if a in options:
+            value = next(items, None)
+            if value is not None:
+                out[-1] = f"{a}={value}"
+    return out
 
 
 def _write_files(files: dict[Path, bytes]) -> None:
@@ -271,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     names = set(parser._subparsers._group_actions[0].choices)  # noqa: SLF001
     try:
-        ns = parser.parse_args(_with_default_command(argv, names))
+        ns = parser.parse_args(_glue_values(_with_default_command(argv, names)))
         result = ns.handler(ns)
         _write_files(result.files)
         if result.text:

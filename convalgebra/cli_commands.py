@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli_args import make_array, make_weight, spec_from_args
+from .cli_args import make_array, make_weight, parse_spec_string, spec_from_args
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 
-__all__ = ["Result", "NotAvailableError", "analyze", "matrix", "grad", "check", "derive", "rf",
-           "params", "MAIN_EPILOG"]
+__all__ = ["Result", "NotAvailableError", "matrix", "grad", "check", "derive", "MAIN_EPILOG"]
 
 MAIN_EPILOG = """examples:
   convalgebra                                   # analyse resnet18 at 3x224x224
@@ -53,12 +52,15 @@ class NotAvailableError(RuntimeError):
 
 def _module(name: str, command: str):
     """Import ``convalgebra.<name>`` or say that ``command`` is not available."""
-    if importlib.util.find_spec(f"convalgebra.{name}") is None:
+    try:
+        return importlib.import_module(f"convalgebra.{name}")
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("convalgebra"):
+            raise
         raise NotAvailableError(
             f"'convalgebra {command}' is not available: this installation has no "
             f"convalgebra.{name} module"
-        )
-    return importlib.import_module(f"convalgebra.{name}")
+        ) from None
 
 
 def _spec(ns: argparse.Namespace, command: str) -> ConvSpec:
@@ -117,42 +119,140 @@ def matrix(ns: argparse.Namespace) -> Result:
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
 
 
-# ---------------------------------------------------------------------------- analyze
-def analyze(ns: argparse.Namespace) -> Result:
-    """``convalgebra analyze``: the per-layer table of a network and its totals."""
-    if importlib.util.find_spec("convalgebra.graph") is None:
-        # until the layer-graph module exists: the matrix report of the book's 2-D example
-        from .report import matrix_report
+# ------------------------------------------------------------------------------- grad
+GRAD_SECTIONS = ("forward", "weight", "bias", "input")
 
-        return Result(matrix_report(ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="circular")))
-    raise NotAvailableError("'convalgebra analyze' is not wired yet")
+
+def _product(pair) -> str:
+    left, right = pair
+    return str(right) if left == 1 else f"{left}*{right}"
+
+
+def _equation_lines(bw, equations, limit: int) -> list[str]:
+    lines = []
+    for eq in equations[: limit or None]:
+        terms = bw.factors(eq.lhs)
+        lines.append(f"  {eq.lhs} = " + (" + ".join(map(_product, terms)) if terms else "0"))
+    if limit and len(equations) > limit:
+        lines.append(f"  … {len(equations) - limit} more (--max-equations 0 shows all)")
+    return lines
+
+
+def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
+    from .gradients import symbolic_backward
+
+    bw = symbolic_backward(spec)
+    titles = {
+        "forward": ("forward", bw.forward, "each output as a sum of products (eq. 9.7/9.8)"),
+        "weight": ("kernel gradient", bw.weight_gradient,
+                   "dL/dw = J(a)^T dL/dz: a sum over outputs (eq. 9.11)"),
+        "bias": ("bias gradient", bw.bias_gradient, "dL/db = sum of dL/dz over its channel"),
+        "input": ("input gradient", bw.input_gradient,
+                  "dL/da = M^T dL/dz: a sum over kernel taps (eq. 9.13)"),
+    }
+    lines = [spec.describe()]
+    for key in ns.show:
+        title, equations, note = titles[key]
+        if equations:
+            lines += ["", f"{title}: {note}", *_equation_lines(bw, equations, ns.max_equations)]
+    if ns.general:
+        formulas = bw.general()
+        verdict = "agree" if bw.check_general(formulas) else "DISAGREE"
+        lines += ["", "general formulas (1-based, as in the book):",
+                  f"  eq. 9.8:  {formulas.forward}", f"  eq. 9.11: {formulas.weight_gradient}",
+                  f"  eq. 9.13: {formulas.input_gradient}",
+                  f"  instantiated at these sizes, they {verdict} with the equations above"]
+    return "\n".join(lines)
+
+
+def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
+    from .gradients import bias_gradient, input_gradient, weight_gradient
+
+    weight = make_weight(ns.weight or "random", spec, ns.seed)
+    if weight is None:
+        raise ConvAlgebraError("--numeric needs a numeric --weight, got 'symbolic'")
+    x = make_array(ns.data, spec.input_shape, ns.seed + 1, "--data")
+    g = make_array(ns.grad_output, spec.output_shape, ns.seed + 2, "--grad-output")
+    if x is None or g is None:
+        raise ConvAlgebraError("--numeric needs numeric --data and --grad-output")
+    blocks = {"weight": ("dL/dw = J(x)^T g", weight_gradient(spec, x, g)),
+              "bias": ("dL/db", bias_gradient(spec, g) if spec.bias else None),
+              "input": ("dL/dx = M(w)^T g", input_gradient(spec, weight, g))}
+    lines = [spec.describe(), "", f"weight {spec.weight_shape}:", _array(weight),
+             f"x {spec.input_shape}:", _array(x), f"g = dL/dz {spec.output_shape}:", _array(g)]
+    for key in ns.show:
+        if key in blocks and blocks[key][1] is not None:
+            lines += ["", f"{blocks[key][0]}:", _array(blocks[key][1])]
+    return "\n".join(lines)
+
+
+def _array(a: np.ndarray) -> str:
+    with np.printoptions(precision=4, suppress=True, linewidth=100, threshold=400):
+        return np.array2string(np.asarray(a), prefix="")
 
 
 def grad(ns: argparse.Namespace) -> Result:
-    """``convalgebra grad``: the backward pass of a layer."""
-    _module("gradients", "grad")
-    raise NotAvailableError("'convalgebra grad' is not wired yet")
+    """``convalgebra grad``: the backward pass of a layer, symbolic or numeric."""
+    spec = _spec(ns, "grad")
+    return Result(_numeric_grad(spec, ns) if ns.numeric else _symbolic_grad(spec, ns))
+
+
+# ------------------------------------------------------------------------------ check
+def _law_options(ns: argparse.Namespace, law, spec: ConvSpec) -> dict:
+    import inspect
+
+    given = {"shift": ns.shift, "axis": ns.axis, "k": ns.turns, "factor": ns.factor,
+             "direction": ns.direction}
+    options = {k: v for k, v in given.items() if v is not None}
+    if ns.weight is not None:
+        options["weight"] = make_weight(ns.weight, spec, ns.seed)
+    accepted = inspect.signature(law).parameters
+    flags = {"k": "--turns", "shift": "--shift", "axis": "--axis", "factor": "--factor",
+             "direction": "--direction", "weight": "--weight"}
+    refused = [flags[k] for k in options if k not in accepted]
+    if refused:
+        raise ConvAlgebraError(f"{law.__name__} does not take {', '.join(refused)}")
+    return options
 
 
 def check(ns: argparse.Namespace) -> Result:
-    """``convalgebra check``: verify an identity."""
-    _module("identities", "check")
-    raise NotAvailableError("'convalgebra check' is not wired yet")
+    """``convalgebra check``: verify an identity, with its evidence or a counterexample."""
+    identities = _module("identities", "check")
+    laws = getattr(identities, "LAWS", {})
+    if ns.list:
+        return Result("\n".join(sorted(laws)))
+    if not ns.law:
+        raise ConvAlgebraError("check needs a LAW (see convalgebra check --list)")
+    if ns.law not in laws:
+        raise ConvAlgebraError(f"unknown law {ns.law!r}; the laws are: {', '.join(sorted(laws))}")
+    spec = _spec(ns, "check")
+    specs = [spec]
+    for text in ns.second:
+        specs.append(parse_spec_string(text, specs[-1].output_shape))
+    result = identities.check(ns.law, *specs, **_law_options(ns, laws[ns.law], spec))
+    render = {"text": result.to_text, "markdown": result.to_markdown, "latex": result.to_latex}
+    return Result(render[ns.format]())
 
 
+# ----------------------------------------------------------------------------- derive
 def derive(ns: argparse.Namespace) -> Result:
-    """``convalgebra derive``: a derivation as LaTeX, Markdown or text."""
-    _module("derive", "derive")
-    raise NotAvailableError("'convalgebra derive' is not wired yet")
+    """``convalgebra derive``: a derivation as LaTeX, Markdown or text (``-o`` writes a file)."""
+    derive_module = _module("derive", "derive")
+    if ns.model is not None:
+        from .cli_network import load_model
 
-
-def rf(ns: argparse.Namespace) -> Result:
-    """``convalgebra rf``: receptive fields."""
-    _module("graph", "rf")
-    raise NotAvailableError("'convalgebra rf' is not wired yet")
-
-
-def params(ns: argparse.Namespace) -> Result:
-    """``convalgebra params``: parameters and MACs."""
-    _module("graph", "params")
-    raise NotAvailableError("'convalgebra params' is not wired yet")
+        if ns.input_shape is not None or ns.kernel_size is not None:
+            raise ConvAlgebraError("derive: give --model or the layer flags, not both")
+        obj = load_model(ns.model, ns.input)
+    else:
+        obj = _spec(ns, "derive")
+    derivation = derive_module.derive(ns.what, obj)
+    if ns.format == "latex":
+        text = derivation.to_latex(standalone=ns.standalone)
+    else:
+        text = derivation.to_markdown() if ns.format == "markdown" else derivation.to_text()
+    if ns.output is None:
+        return Result(text)
+    data = text if text.endswith("\n") else text + "\n"
+    return Result(f"wrote {ns.output} ({ns.format}, {len(data.splitlines())} lines)",
+                  {ns.output: data.encode("utf-8")})

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import ConvAlgebraError, require
 from .spec import ConvSpec
 
-__all__ = ["plot_matrix", "plot_receptive_field", "plot_rf_growth", "to_png"]
+__all__ = ["plot_matrix", "plot_receptive_field", "plot_rf_growth", "plot_unit_field", "to_png"]
 
 MAX_DRAWN = 1024        # rows/columns drawn at most; larger matrices show their top-left corner
 ANNOTATE_UP_TO = 40     # write the entries into the cells when the drawn matrix is this small
@@ -394,3 +394,163 @@ def _extent(counts2d: np.ndarray, ndim: int) -> str:
         return "every tap lands on the padding"
     span = lambda v: f"{v.min()}" if v.min() == v.max() else f"{v.min()}-{v.max()}"  # noqa: E731
     return (f"rows {span(rows)}, columns {span(cols)}" if ndim == 2 else f"positions {span(cols)}")
+
+
+# ------------------------------------------------------------------------- whole networks
+def _spatial_nodes(graph) -> list[str]:
+    n = graph.spatial_ndim
+    return [v for v in graph.nodes if v not in graph.inputs and len(graph.shape(v)) == n + 1]
+
+
+def _main_path(graph) -> list[str]:
+    """The longest input-to-output path up to the last feature map, keeping the layers that
+    change the receptive field (size or jump)."""
+    import networkx as nx
+
+    spatial = _spatial_nodes(graph)
+    local = [v for v in spatial if not any(f.is_global for f in graph.receptive_field(v))]
+    if not local:
+        return []
+    target = "features" if "features" in local else local[-1]
+    path = nx.dag_longest_path(graph.nx.subgraph(nx.ancestors(graph.nx, target) | {target}))
+    kept: list[str] = []
+    for v in (v for v in path if v in local):
+        key = [(f.size, f.jump) for f in graph.receptive_field(v)]
+        if not kept or key != [(f.size, f.jump) for f in graph.receptive_field(kept[-1])]:
+            kept.append(v)
+    return kept
+
+
+def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None = None):
+    """Receptive-field size and jump after each layer of a network.
+
+    Parameters
+    ----------
+    graph : LayerGraph
+    nodes : list of str, optional
+        The layers to show, in order; default the longest path from the input to the last
+        feature map (``"features"`` in zoo graphs), keeping the layers that change the field.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Size per spatial axis (left scale, input pixels) and the jump (effective stride,
+        right scale, log 2) along the layers; global fields are drawn at the input size.
+    """
+    from matplotlib.ticker import FixedLocator
+
+    nodes = list(nodes) if nodes is not None else _main_path(graph)
+    if not nodes:
+        raise ConvAlgebraError("the graph has no layer with a spatial output to plot")
+    fields = [graph.receptive_field(v) for v in nodes]
+    extent = graph.extent
+    fig = _figure(max(8.0, min(16.0, 0.25 * len(nodes) + 5)), 6.0)
+    ax = fig.add_subplot()
+    x = np.arange(len(nodes))
+    names = ["height", "width"] if len(extent) == 2 else [f"axis {a}" for a in range(len(extent))]
+    for a, (name, style) in enumerate(zip(names, ("-", "--", ":"))):
+        sizes = [float(f[a].size) if not f[a].is_global else float(extent[a]) for f in fields]
+        ax.plot(x, sizes, style, marker="o", markersize=3, lw=2, label=f"RF {name}")
+        ax.annotate(f"{sizes[-1]:g}", (x[-1], sizes[-1]), textcoords="offset points",
+                    xytext=(-6, 4 + 10 * a), ha="right", fontsize=9)
+    for size in sorted(set(extent)):
+        ax.axhline(size, color="#888888", lw=1, ls=":")
+        ax.text(len(nodes) - 1, size, f"input size {size} ", va="bottom", ha="right", fontsize=9,
+                color="#555555")
+    jumps = ax.twinx()
+    jumps.step(x, [float(max(f[a].jump for a in range(len(f)))) for f in fields], where="post",
+               color="#d62728", lw=1.5, label="jump (effective stride)")
+    jumps.set_yscale("log", base=2)
+    jumps.set_ylabel("jump (input pixels between neighbouring units)", color="#d62728")
+    step = max(1, len(nodes) // 60)
+    ax.xaxis.set_major_locator(FixedLocator(x[::step]))
+    ax.set_xticklabels(nodes[::step], rotation=90, fontsize=8)
+    ax.set_ylabel("receptive field size (input pixels)")
+    ax.set_xlim(-0.5, len(nodes) - 0.5)
+    ax.grid(axis="y", alpha=0.3)
+    lines = ax.get_legend_handles_labels()[0] + jumps.get_legend_handles_labels()[0]
+    ax.legend(lines, [h.get_label() for h in lines], loc="center left", frameon=False)
+    shape = "x".join(map(str, graph.shape(graph.inputs[0]))) if graph.inputs else ""
+    ax.set_title(f"receptive-field growth: {title or graph.nx.graph.get('name', 'network')}"
+                 f" on {shape}", fontsize=12)
+    return fig
+
+
+def plot_unit_field(graph, node: str, unit: tuple[int, ...] | None = None, *,
+                    title: str | None = None):
+    """The input region one unit of a network layer reads, drawn over the input image.
+
+    Parameters
+    ----------
+    graph : LayerGraph
+        A network with 2-D (or 1-D) spatial input.
+    node : str
+        The layer.
+    unit : tuple of int, optional
+        The unit's spatial position (0-based); default the central unit.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The input as a grid, the exact box (clipped to the image) filled, the unclipped
+        field dashed where it overhangs into the padding, and the centre marked.
+    """
+    from matplotlib.patches import Rectangle
+
+    if graph.spatial_ndim not in (1, 2):
+        raise ConvAlgebraError(f"unit fields are drawn for 1-D and 2-D inputs, got "
+                               f"{graph.spatial_ndim} spatial dimensions")
+    field = graph.unit_receptive_field(node, unit)
+    extent = graph.extent if graph.spatial_ndim == 2 else (1, graph.extent[0])
+    fig = _figure(7.5, 7.0 if graph.spatial_ndim == 2 else 3.0)
+    ax = fig.add_subplot()
+    ax.add_patch(Rectangle((-0.5, -0.5), extent[1], extent[0], facecolor="#f2f2f2",
+                           edgecolor="#333333", lw=1.2, label=f"input {'x'.join(map(str, graph.extent))}"))
+    if field.box is not None:
+        box = field.box if graph.spatial_ndim == 2 else ((0, 0), field.box[0])
+        (r0, r1), (c0, c1) = box
+        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, facecolor="#6baed6",
+                               alpha=0.75, edgecolor="#08519c", lw=1.5,
+                               label=f"field read (clipped): {' x '.join(map(str, field.size))}"))
+        _draw_unclipped(ax, graph, node, field)
+    (top, bottom), (left, right) = _view(graph, node, field, extent)
+    margin = 0.05 * max(bottom - top, right - left)
+    ax.set_xlim(left - margin, right + margin)
+    ax.set_ylim(bottom + margin, top - margin)
+    ax.set_aspect("equal" if graph.spatial_ndim == 2 else "auto")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), frameon=False, ncols=2, fontsize=9)
+    ax.set_title(f"{title or graph.nx.graph.get('name', 'network')}: unit {field.position} of "
+                 f"{node!r} ({'x'.join(map(str, graph.shape(node)))})", fontsize=11)
+    return fig
+
+
+def _unclipped(graph, node: str, field) -> list[tuple[float, float]] | None:
+    """Per axis (rows, columns) the unclipped field of the unit, or None if not a box."""
+    rf = graph.receptive_field(node)
+    if any(f.is_global or not f.aligned for f in rf) or not field.position:
+        return None
+    spans = [tuple(float(v) for v in f.interval(p)) for f, p in zip(rf, field.position)]
+    return [(0.0, 0.0), spans[0]] if len(spans) == 1 else spans
+
+
+def _view(graph, node: str, field, extent) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits holding the input and the unclipped field."""
+    spans = _unclipped(graph, node, field) or [(0.0, 0.0), (0.0, 0.0)]
+    return tuple((min(-0.5, lo - 0.5), max(size - 0.5, hi + 0.5))
+                 for (lo, hi), size in zip(spans, extent))
+
+
+def _draw_unclipped(ax, graph, node: str, field) -> None:
+    """Dashed: the field before clipping (it overhangs into the padding); x: its centre."""
+    from matplotlib.patches import Rectangle
+
+    spans = _unclipped(graph, node, field)
+    if spans is None:
+        return
+    (r0, r1), (c0, c1) = spans
+    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                           edgecolor="#d62728", lw=1.5, ls="--",
+                           label=f"unclipped field {int(r1 - r0 + 1)} x {int(c1 - c0 + 1)}"))
+    centre = [float(c) for c in field.centre] if len(field.centre) == 2 else [0.0, float(field.centre[0])]
+    ax.plot(centre[1], centre[0], "x", color="#d62728", markersize=10, mew=2, label="centre")
