@@ -1,0 +1,233 @@
+"""Composition: two convolutions in a row are one convolution.
+
+For cross-correlations ``y[p] = Σ_a w[a] x[s1·p + d1·a]`` and ``z[q] = Σ_b v[b] y[s2·q + d2·b]``:
+
+    z[q] = Σ_{a,b} v[b] w[a] x[s1·s2·q + d1·a + s1·d2·b] = Σ_c K[c] x[s1·s2·q + c],
+    K[c] = Σ_{d1·a + s1·d2·b = c} w[a] v[b]
+
+-- the full convolution of ``w`` with ``v`` dilated by ``s1`` (channels: ``K[o,i] = Σ_m
+v[o,m] ∗ w[m,i]``). Extent ``d1(k1−1) + s1·d2(k2−1) + 1``, stride ``s1·s2``, padding
+``p1 + s1·p2``. The composed layer is exact when the inner padding is absent or circular;
+zero padding of the intermediate image breaks it at the border, and the check says where.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy
+
+from ..connectivity import tap_weight_order
+from ..errors import ConvAlgebraError
+from ..operators import conv_matrix
+from ..spec import ConvSpec
+from ..symbolic import weight_symbols
+from .engine import Table, count_tuples, layer_table, path_tuples
+from .result import CheckResult, Counterexample, Step
+
+__all__ = ["composed_spec", "composed_kernel", "composition"]
+
+
+def _validate(spec1: ConvSpec, spec2: ConvSpec) -> None:
+    for s in (spec1, spec2):
+        if not isinstance(s, ConvSpec):
+            raise TypeError(f"composition needs two ConvSpecs, got {type(s).__name__}")
+        if s.transposed or s.groups != 1 or s.tile is not None or s.channel_table is not None:
+            raise ConvAlgebraError(
+                f"composition needs ordinary convolutions (groups=1, not transposed, untiled), "
+                f"got {s.describe()}")
+    if spec2.input_shape != spec1.output_shape:
+        raise ConvAlgebraError(
+            f"the second layer must read the first one's output {spec1.output_shape}, "
+            f"got input_shape={spec2.input_shape}")
+
+
+def composed_spec(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
+    """The single layer equal to ``spec2`` after ``spec1`` (cross-correlation form).
+
+    Examples
+    --------
+    >>> s1 = ConvSpec((1, 9), 1, 3, stride=2)
+    >>> s2 = ConvSpec(s1.output_shape, 1, 3)
+    >>> c = composed_spec(s1, s2)
+    >>> c.kernel_size, c.stride, c.output_shape == s2.output_shape
+    ((7,), (2,), True)
+    """
+    _validate(spec1, spec2)
+    extent = tuple(d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1 for k1, d1, s1, k2, d2 in zip(
+        spec1.kernel_size, spec1.dilation, spec1.stride, spec2.kernel_size, spec2.dilation))
+    padding = tuple((b1 + s1 * b2, a1 + s1 * a2) for (b1, a1), (b2, a2), s1 in zip(
+        spec1.padding, spec2.padding, spec1.stride))
+    padded = any(max(p) for p in spec1.padding + spec2.padding)
+    mode = spec1.padding_mode if padded and spec1.padding_mode == spec2.padding_mode else "zeros"
+    return ConvSpec(spec1.input_shape, spec2.out_channels, extent,
+                    stride=tuple(a * b for a, b in zip(spec1.stride, spec2.stride)),
+                    padding=padding, padding_mode=mode, bias=False)
+
+
+def _tap_offsets(spec1: ConvSpec, spec2: ConvSpec, extent) -> np.ndarray:
+    """Flat composed tap ``c(a, b)`` for spatial taps ``a`` of layer 1 and ``b`` of layer 2."""
+    ua = np.indices(spec1.kernel_size).reshape(spec1.ndim, -1)
+    ub = np.indices(spec2.kernel_size).reshape(spec2.ndim, -1)
+    coords = [d1 * ua[ax][None, :] + s1 * d2 * ub[ax][:, None] for ax, (d1, s1, d2) in
+              enumerate(zip(spec1.dilation, spec1.stride, spec2.dilation))]
+    return np.ravel_multi_index(tuple(coords), extent)        # (taps2, taps1)
+
+
+def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.ndarray:
+    """Kernel of :func:`composed_spec`: ``K[o,i] = Σ_m v[o,m] ∗ w[m,i]`` (numbers or sympy).
+
+    Examples
+    --------
+    >>> s1 = ConvSpec((1, 5), 1, 2)
+    >>> s2 = ConvSpec(s1.output_shape, 1, 2)
+    >>> composed_kernel(s1, s2, [[[1, 2]]], [[[3, 4]]]).tolist()
+    [[[3, 10, 8]]]
+    """
+    spec = composed_spec(spec1, spec2)
+    symbolic = _is_symbolic(weight1) or _is_symbolic(weight2)
+    w1, w2 = (np.asarray(w, dtype=object) if symbolic else np.asarray(w) for w in (weight1, weight2))
+    for w, s, name in ((w1, spec1, "weight1"), (w2, spec2, "weight2")):
+        if w.shape != s.weight_shape:
+            raise ConvAlgebraError(f"{name} must have shape {s.weight_shape}, got {w.shape}")
+    # effective cross-correlation kernels, taps flattened in spatial order
+    e1 = w1.reshape(*w1.shape[:2], -1)[:, :, tap_weight_order(spec1)]
+    e2 = w2.reshape(*w2.shape[:2], -1)[:, :, tap_weight_order(spec2)]
+    pairs = np.einsum("omb,mia->oiba", e2, e1)
+    c = _tap_offsets(spec1, spec2, spec.kernel_size)
+    out = np.zeros((*pairs.shape[:2], math.prod(spec.kernel_size)), dtype=pairs.dtype)
+    np.add.at(out, (slice(None), slice(None), c.ravel()), pairs.reshape(*pairs.shape[:2], -1))
+    return out.reshape(spec.weight_shape)
+
+
+def _is_symbolic(w) -> bool:
+    try:
+        np.asarray(w, dtype=float)
+        return False
+    except (TypeError, ValueError):
+        return True
+
+
+def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> Table:
+    """For each composed kernel entry, the (w2, w1) weight pairs it sums: a table out=K index."""
+    c_out, c_mid, c_in = spec2.out_channels, spec2.in_channels, spec1.in_channels
+    k1, k2 = math.prod(spec1.kernel_size), math.prod(spec2.kernel_size)
+    kc = math.prod(spec.kernel_size)
+    c = _tap_offsets(spec1, spec2, spec.kernel_size)
+    o, i, m, b, a = np.meshgrid(np.arange(c_out), np.arange(c_in), np.arange(c_mid),
+                                np.arange(k2), np.arange(k1), indexing="ij")
+    k_index = (o * c_in + i) * kc + c[b, a]
+    w2 = (o * c_mid + m) * k2 + tap_weight_order(spec2)[b]
+    w1 = (m * c_in + i) * k1 + tap_weight_order(spec1)[a]
+    n = math.prod(spec.weight_shape)
+    return Table(k_index.ravel(), w1.ravel(), w2.ravel(), n, math.prod(spec1.weight_shape),
+                 math.prod(spec2.weight_shape))
+
+
+def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None) -> CheckResult:
+    """Is ``spec2 ∘ spec1`` the single convolution :func:`composed_spec` with :func:`composed_kernel`?
+
+    Examples
+    --------
+    >>> s1 = ConvSpec((1, 6, 6), 1, 3)
+    >>> composition(s1, ConvSpec(s1.output_shape, 1, 2)).holds
+    True
+    >>> s1 = ConvSpec((1, 6), 1, 3, padding=1)
+    >>> composition(s1, ConvSpec(s1.output_shape, 1, 3, padding=1)).failing_positions
+    ((0, 0), (0, 5))
+    """
+    spec = composed_spec(spec1, spec2)
+    if spec.output_shape != spec2.output_shape:  # pragma: no cover - floor arithmetic agrees
+        raise ConvAlgebraError("internal: composed output shape differs")
+    if weight1 is not None or weight2 is not None:
+        return _numeric(spec1, spec2, spec, weight1, weight2)
+    t1, t2, tc = layer_table(spec1), layer_table(spec2), layer_table(spec)
+    o_a, i_a, w2_a, w1_a = path_tuples(t1, t2)
+    pairs = _composed_pairs(spec1, spec2, spec)
+    o_b, i_b, w2_b, w1_b = path_tuples(pairs, Table(tc.out, tc.w, tc.inn, tc.n_out, tc.n_w, tc.n_in))
+    # path_tuples(first=pairs, second=tc') yields (o, i=w1, w_second=x index, w_first=w2)
+    o_b, x_b, w1_b, w2_b = o_b, w2_b, i_b, w1_b
+    signs = np.concatenate((np.ones(o_a.size), -np.ones(o_b.size)))
+    cols, _ = count_tuples(
+        [np.concatenate((o_a, o_b)), np.concatenate((i_a, x_b)),
+         np.concatenate((w2_a, w2_b)), np.concatenate((w1_a, w1_b))],
+        [tc.n_out, tc.n_in, t2.n_w, t1.n_w], signs)
+    holds = cols[0].size == 0
+    evidence = _evidence(spec1, spec2, spec)
+    evidence["product paths compared"] = int(o_a.size)
+    reason = ("Every product path x → y → z of the two layers is a tap of the composed kernel."
+              if holds else "At the outputs listed the inner layer's padding (zeros of the "
+              "intermediate image) is not what the composed layer sees through its own padding.")
+    ce = None if holds else _counterexample(spec1, spec2, spec, cols)
+    fail = None if holds else tuple(tuple(int(v) for v in idx) for idx in zip(
+        *np.unravel_index(np.unique(cols[0]), spec.output_shape)))
+    return CheckResult("composition", holds, "L2 ∘ L1 = one convolution with the composed kernel",
+                       reason, evidence, ce, fail, _steps(spec1, spec2))
+
+
+def _evidence(spec1, spec2, spec) -> dict:
+    ev = {"composed layer": spec.describe(), "kernel extent": spec.kernel_size,
+          "stride": spec.stride}
+    if math.prod(spec.weight_shape) <= 64:
+        ev["composed kernel"] = sympy.ImmutableDenseNDimArray(
+            composed_kernel(spec1, spec2, weight_symbols(spec1, "w"), weight_symbols(spec2, "v"))
+            .tolist())
+    return ev
+
+
+def _counterexample(spec1, spec2, spec, cols) -> Counterexample:
+    o, i, w2, w1 = (int(c[0]) for c in cols)
+    x = np.zeros(math.prod(spec1.input_shape))
+    x[i] = 1.0
+    k1 = np.zeros(math.prod(spec1.weight_shape))
+    k2 = np.zeros(math.prod(spec2.weight_shape))
+    k1[w1], k2[w2] = 1.0, 1.0
+    k1, k2 = k1.reshape(spec1.weight_shape), k2.reshape(spec2.weight_shape)
+    lhs = conv_matrix(spec2, k2) @ (conv_matrix(spec1, k1) @ x)
+    rhs = conv_matrix(spec, composed_kernel(spec1, spec2, k1, k2)) @ x
+    lhs, rhs = lhs.reshape(spec.output_shape), rhs.reshape(spec.output_shape)
+    bad = np.argwhere(~np.isclose(lhs, rhs))
+    if bad.size == 0:
+        raise ConvAlgebraError("internal: the counterexample does not fail; please report")
+    at = tuple(int(v) for v in bad[0])
+    return Counterexample({"x": x.reshape(spec1.input_shape), "weight1": k1, "weight2": k2},
+                          lhs, rhs, at, f"one-hot input and kernels: L2(L1 x) and the composed "
+                          f"layer differ at output {at} ({lhs[at]:g} vs {rhs[at]:g})")
+
+
+def _numeric(spec1, spec2, spec, weight1, weight2) -> CheckResult:
+    if weight1 is None or weight2 is None:
+        raise ConvAlgebraError("give both weight1 and weight2, or neither (symbolic kernels)")
+    m = conv_matrix(spec2, weight2) @ conv_matrix(spec1, weight1)
+    k = composed_kernel(spec1, spec2, weight1, weight2)
+    diff = (m - conv_matrix(spec, k)).tocoo()
+    scale = max(1.0, float(np.abs(k).max(initial=0.0)))
+    bad = np.abs(diff.data) > 1e-9 * scale
+    rows = np.unique(diff.row[bad])
+    holds = rows.size == 0
+    ev = _evidence(spec1, spec2, spec)
+    ev["numeric composed kernel"] = k
+    ev["max |L2 L1 - M(K)|"] = float(np.abs(diff.data).max(initial=0.0))
+    fail = None if holds else tuple(tuple(int(v) for v in idx) for idx in zip(
+        *np.unravel_index(rows, spec.output_shape)))
+    return CheckResult("composition", holds, "L2 ∘ L1 = one convolution with the composed kernel",
+                       "The matrices agree." if holds else f"They differ at {rows.size} outputs.",
+                       ev, None, fail, _steps(spec1, spec2), method="numeric")
+
+
+def _steps(spec1: ConvSpec, spec2: ConvSpec) -> tuple:
+    q, a, b, c = sympy.symbols("q a b c", integer=True)
+    w, v, x, K = (sympy.IndexedBase(n) for n in ("w", "v", "x", "K"))
+    s1, s2 = spec1.stride[0], spec2.stride[0]
+    d1, d2 = spec1.dilation[0], spec2.dilation[0]
+    k1, k2 = spec1.kernel_size[0], spec2.kernel_size[0]
+    inner = sympy.Sum(v[b] * w[a] * x[s1 * s2 * q + d1 * a + s1 * d2 * b], (a, 0, k1 - 1), (b, 0, k2 - 1))
+    extent = d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1
+    return (
+        Step(sympy.Eq(sympy.Symbol("z_q"), sympy.Sum(v[b] * sympy.Symbol(f"y_{{{s2}q+{d2}b}}"), (b, 0, k2 - 1))),
+             "the second layer (first spatial axis shown)"),
+        Step(sympy.Eq(sympy.Symbol("z_q"), inner), "substitute the first layer"),
+        Step(sympy.Eq(sympy.Symbol("z_q"), sympy.Sum(K[c] * x[s1 * s2 * q + c], (c, 0, extent - 1))),
+             f"collect c = {d1}a + {s1 * d2}b: K[c] = Σ w[a] v[b], extent {extent}, stride {s1 * s2}"),
+    )

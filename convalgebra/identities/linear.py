@@ -1,0 +1,213 @@
+"""Adjointness and the linear-layer laws: flipping, transposition, 1×1 convolution, FC layers.
+
+* Cross-correlation with ``w`` is convolution with the flipped kernel: the two triple tables
+  coincide after renaming each weight to its mirror tap.
+* The transpose of a layer's matrix is the matrix of the transposed convolution with the
+  same parameters; for stride 1 it is also an ordinary convolution with the other operation
+  (``flip`` toggled), padding ``d(k−1) − p`` and the channel axes of the kernel swapped.
+* A 1×1 convolution's matrix is ``W ⊗ S`` (``S = I`` for stride 1, channels first).
+* A fully connected layer on a ``C×H×W`` volume is an ``H×W`` convolution without padding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import sympy
+
+from ..connectivity import spatial_table
+from ..errors import ConvAlgebraError
+from ..operators import conv_matrix
+from ..spec import ConvSpec
+from .engine import Table, count_tuples, is_plain, layer_table
+from .result import CheckResult, Counterexample, Step
+
+__all__ = ["adjoint", "one_by_one", "fully_connected", "adjoint_conv_spec"]
+
+_W, _M = sympy.MatrixSymbol("W", 1, 1), sympy.MatrixSymbol("M", 1, 1)
+
+
+def _compare(a: Table, b: Table, remap=None):
+    """Tuples (o, i, w) in ``a`` but not ``b`` or vice versa (``remap`` renames b's weights)."""
+    wb = b.w if remap is None else remap[b.w]
+    signs = np.concatenate((np.ones(len(a.out)), -np.ones(len(b.out))))
+    cols, _ = count_tuples([np.concatenate((a.out, b.out)), np.concatenate((a.inn, b.inn)),
+                            np.concatenate((a.w, wb))], [a.n_out, a.n_in, a.n_w], signs)
+    return cols
+
+
+def _mirror_taps(spec: ConvSpec) -> np.ndarray:
+    """Flat weight index of the spatially mirrored entry, for every weight index."""
+    idx = np.arange(math.prod(spec.weight_shape)).reshape(spec.weight_shape)
+    return idx[(Ellipsis,) + (slice(None, None, -1),) * spec.ndim].ravel()
+
+
+def adjoint_conv_spec(spec: ConvSpec) -> ConvSpec:
+    """The ordinary convolution whose matrix is ``M.T`` (stride 1, groups 1, padding ≤ d(k−1)).
+
+    Its kernel is ``weight.swapaxes(0, 1)``.
+
+    Examples
+    --------
+    >>> adjoint_conv_spec(ConvSpec((1, 5), 1, 3)).padding
+    ((2, 2),)
+    """
+    if spec.transposed or max(spec.stride) > 1 or spec.groups != 1 or not is_plain(spec):
+        raise ConvAlgebraError(
+            f"the adjoint is an ordinary convolution only for stride 1, groups 1, untiled "
+            f"forward layers; got {spec.describe()} (use transposed=True instead)")
+    pad = tuple((d * (k - 1) - b, d * (k - 1) - a) for (b, a), k, d in
+                zip(spec.padding, spec.kernel_size, spec.dilation))
+    if min(min(p) for p in pad) < 0:
+        raise ConvAlgebraError(f"padding {spec.padding} exceeds d·(k−1): the adjoint would crop")
+    mode = "circular" if spec.padding_mode == "circular" else "zeros"
+    return ConvSpec(spec.output_shape, spec.in_channels, spec.kernel_size, padding=pad,
+                    dilation=spec.dilation, flip=not spec.flip, padding_mode=mode, bias=False)
+
+
+def _transposed_spec(spec: ConvSpec) -> ConvSpec:
+    base = replace(spec, input_shape=spec.output_shape, out_channels=spec.in_channels,
+                   transposed=True, bias=False, padding_word=None)
+    op = tuple(n - m for n, m in zip(spec.input_shape[1:], base.output_shape[1:]))
+    return replace(base, output_padding=op)
+
+
+def _swap_channels(spec: ConvSpec, adj: ConvSpec) -> np.ndarray:
+    """Map each weight index of ``adj`` (ci, co, t) to the forward weight index (co, ci, t)."""
+    idx = np.arange(math.prod(spec.weight_shape)).reshape(spec.weight_shape)
+    return np.swapaxes(idx, 0, 1).ravel()
+
+
+def adjoint(spec: ConvSpec) -> CheckResult:
+    """Cross-correlation = convolution with the flipped kernel; ``M.T`` = the adjoint layer.
+
+    Examples
+    --------
+    >>> r = adjoint(ConvSpec((1, 5), 1, 3))
+    >>> r.holds, r.evidence["adjoint as a convolution"]
+    (True, 'Conv1d(1, 1, kernel_size=(3,), stride=(1,), padding=((2, 2),), bias=False, flip=True) on input (1, 3)')
+    >>> adjoint(ConvSpec((1, 5), 1, 3, padding=1, padding_mode="reflect")).holds
+    False
+    """
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"adjoint needs a ConvSpec, got {type(spec).__name__}")
+    t = layer_table(spec)
+    flipped = replace(spec, flip=not spec.flip)
+    flip_ok = _compare(t, layer_table(flipped), _mirror_taps(spec))[0].size == 0
+    mt = Table(t.inn, t.out, t.w, t.n_in, t.n_out, t.n_w)          # rows of M.T
+    evidence: dict = {"M ⋆ w = M ∗ flip(w)": flip_ok, "matrix shape": (t.n_out, t.n_in)}
+    ce, cols = None, None
+    if not spec.transposed and spec.padding_mode == "zeros":
+        tr = _transposed_spec(spec)
+        evidence["M.T = transposed convolution"] = _compare(mt, layer_table(tr))[0].size == 0
+        evidence["transposed layer"] = tr.describe()
+    try:
+        adj = adjoint_conv_spec(spec)
+    except ConvAlgebraError as exc:
+        evidence["adjoint as a convolution"] = f"not applicable: {exc}"
+    else:
+        cols = _compare(mt, layer_table(adj), _swap_channels(spec, adj))
+        evidence["adjoint as a convolution"] = adj.describe()
+        if cols[0].size:
+            ce = _adjoint_counterexample(spec, adj, cols)
+    holds = flip_ok and all(v for k, v in evidence.items() if k.startswith("M")) and ce is None
+    reason = ("Both identities hold: the index tables coincide after mirroring the taps, and "
+              "after swapping rows and columns." if holds else
+              "M.T is not the stated convolution: the padding mode folds border taps back "
+              "inside, which a zero-padded convolution cannot reproduce.")
+    steps = (Step(sympy.Eq(sympy.Symbol(r"(x \star w)_o"), sympy.Symbol(r"(x \ast \tilde w)_o")),
+                  "mirroring the kernel taps turns cross-correlation into convolution"),
+             Step(sympy.Eq(_M.T, sympy.MatrixSymbol("M_adj", 1, 1)),
+                  "(M x)·y = Σ w[k] x[i] y[o] over the same triples as x·(Mᵀ y)"))
+    fail = None if ce is None else tuple(tuple(int(v) for v in p) for p in zip(
+        *np.unravel_index(np.unique(cols[0]), spec.input_shape)))
+    return CheckResult("adjoint", holds, "cross-correlation = convolution with the flipped "
+                       "kernel, and Mᵀ = the adjoint layer", reason, evidence, ce, fail, steps)
+
+
+def _adjoint_counterexample(spec, adj, cols) -> Counterexample:
+    o, j, w = (int(c[0]) for c in cols)
+    y = np.zeros(math.prod(spec.output_shape))
+    y[j] = 1.0
+    k = np.zeros(math.prod(spec.weight_shape))
+    k[w] = 1.0
+    k = k.reshape(spec.weight_shape)
+    lhs = (conv_matrix(spec, k).T @ y).reshape(spec.input_shape)
+    rhs = (conv_matrix(adj, np.swapaxes(k, 0, 1)) @ y).reshape(spec.input_shape)
+    bad = np.argwhere(~np.isclose(lhs, rhs))
+    if bad.size == 0:
+        raise ConvAlgebraError("internal: the counterexample does not fail; please report")
+    at = tuple(int(v) for v in bad[0])
+    return Counterexample({"y": y.reshape(spec.output_shape), "weight": k}, lhs, rhs, at,
+                          f"one-hot y and kernel: Mᵀ y and the convolution differ at {at}")
+
+
+def one_by_one(spec: ConvSpec) -> CheckResult:
+    """A 1×1 convolution's matrix is ``W ⊗ S`` (channels first), ``S = I`` for stride 1.
+
+    Examples
+    --------
+    >>> r = one_by_one(ConvSpec((3, 4, 4), 2, 1))
+    >>> r.holds, r.evidence["S"]
+    (True, 'the identity I_16')
+    """
+    if not isinstance(spec, ConvSpec) or max(spec.kernel_size) != 1 or spec.transposed \
+            or not is_plain(spec):
+        raise ConvAlgebraError(f"one_by_one needs an untiled forward 1×1 convolution, got {spec!r}")
+    t = layer_table(spec)
+    sel = spatial_table(spec)[:, 0]
+    p_out, p_in = sel.size, math.prod(spec.input_shape[1:])
+    c_out, per = spec.out_channels, spec.in_channels // spec.groups
+    co, cl, p = np.meshgrid(np.arange(c_out), np.arange(per), np.arange(p_out), indexing="ij")
+    ci = (co // (c_out // spec.groups)) * per + cl
+    ok = sel[p] >= 0
+    kron = Table((co * p_out + p)[ok], (ci * p_in + sel[p])[ok], (co * per + cl)[ok],
+                 t.n_out, t.n_in, t.n_w)
+    holds = _compare(t, kron)[0].size == 0
+    identity = p_out == p_in and np.array_equal(sel, np.arange(p_in))
+    s_text = f"the identity I_{p_in}" if identity else f"a {p_out}×{p_in} selection matrix"
+    return CheckResult("one_by_one", holds, "M = W ⊗ S for a 1×1 convolution (channels first)",
+                       "Output (o, p) reads input (i, S(p)) with weight W[o, i] only.",
+                       {"S": s_text, "W shape": (c_out, spec.in_channels)}, None, None,
+                       (Step(sympy.Eq(_M, sympy.KroneckerProduct(_W, sympy.Identity(p_in)))
+                             if identity else sympy.Eq(_M, sympy.KroneckerProduct(
+                                 _W, sympy.MatrixSymbol("S", 1, 1))),
+                             "every pixel gets the same channel-mixing matrix W"),))
+
+
+def fully_connected(spec: ConvSpec | None = None, *, input_shape=None, out_features=None) -> CheckResult:
+    """A fully connected layer on a ``C×H×W`` volume is an ``H×W`` convolution (no padding).
+
+    Its weight ``A`` (``out_features × C·H·W``, channels-first flattening) is the kernel
+    ``A.reshape(out_features, C, H, W)``.
+
+    Examples
+    --------
+    >>> fully_connected(input_shape=(3, 4, 4), out_features=10).holds
+    True
+    >>> fully_connected(ConvSpec((3, 4, 4), 10, 3)).holds
+    False
+    """
+    if spec is None:
+        if input_shape is None or out_features is None:
+            raise ConvAlgebraError("give a spec, or input_shape=(C, H, W) and out_features")
+        spec = ConvSpec(tuple(input_shape), out_features, tuple(input_shape[1:]))
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"fully_connected needs a ConvSpec, got {type(spec).__name__}")
+    t = layer_table(spec)
+    o, i = np.meshgrid(np.arange(t.n_out), np.arange(t.n_in), indexing="ij")
+    dense = Table(o.ravel(), i.ravel(), (o * t.n_in + i).ravel(), t.n_out, t.n_in,
+                  max(t.n_w, t.n_out * t.n_in))
+    fc_shape = spec.out_channels == t.n_out and t.n_w == t.n_out * t.n_in
+    holds = fc_shape and _compare(Table(t.out, t.inn, t.w, t.n_out, t.n_in, dense.n_w), dense)[0].size == 0
+    reason = ("Each output reads every input with its own weight A[o, (c, h, w)] = kernel[o, c, h, w]."
+              if holds else f"The layer has {math.prod(spec.output_shape[1:])} output positions "
+              f"per channel and {len(t.out)} of {t.n_out * t.n_in} possible connections: the "
+              "kernel must cover the whole input (kernel_size = input size, no padding).")
+    return CheckResult("fully_connected", holds, "FC layer on C×H×W = H×W convolution", reason,
+                       {"layer": spec.describe(), "connections": len(t.out),
+                        "dense connections": t.n_out * t.n_in}, None, None,
+                       (Step(sympy.Eq(sympy.Symbol("y_o"), sympy.Symbol(r"\sum_{c,h,w} A_{o,(c,h,w)} x_{c,h,w}")),
+                             "a single output position: the convolution sum is the dense product"),))
