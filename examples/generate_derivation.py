@@ -1,0 +1,32 @@
+"""Generate a textbook derivation from the objects that compute the numbers.
+
+    python examples/generate_derivation.py [--latex backward.tex]
+
+Back-propagation through the strided convolution of the course notes (5x5 input, 3x3 kernel,
+stride 2), as Markdown; with --latex, also a standalone LaTeX document. The equations are the
+library's own (the slides' misprinted "w4 x a4" comes out as w4 a6).
+"""
+
+import argparse
+
+import convalgebra as ca
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latex", help="also write a standalone LaTeX document to this file")
+    args = parser.parse_args()
+
+    spec = ca.ConvSpec((1, 5, 5), out_channels=1, kernel_size=3, stride=2, bias=False)
+    print(ca.derive("output_size", spec).to_text())
+    derivation = ca.derive("backward", spec)
+    print(derivation.to_markdown())
+
+    if args.latex:
+        with open(args.latex, "w") as stream:
+            stream.write(derivation.to_latex(standalone=True))
+        print(f"wrote {args.latex}")
+
+
+if __name__ == "__main__":
+    main()
