@@ -256,6 +256,16 @@ def _letters(ndim: int, book: tuple[str, str], stem: str) -> tuple[sympy.Symbol,
     return tuple(sympy.Symbol(n, integer=True, positive=True) for n in names)
 
 
+class _Indicator(sympy.Function):
+    """``[x == y]``: 1 or 0 once both sides are numbers (a delta Sum.doit does not solve)."""
+
+    @classmethod
+    def eval(cls, x, y):
+        if x.is_number and y.is_number:
+            return sympy.S.One if x == y else sympy.S.Zero
+        return None
+
+
 @dataclass(frozen=True, eq=False)
 class GeneralFormulas:
     """The book's general index formulas for a layer's sizes (1-based, as in the book).
@@ -288,8 +298,8 @@ class GeneralFormulas:
         """Right side of ``which`` with the sizes substituted and every sum done (``.doit()``).
 
         ``which`` is ``"forward"``, ``"weight_gradient"`` or ``"input_gradient"``. The free
-        indices stay symbolic, so eq. 9.13's "such that" conditions become ``Piecewise``
-        branches; the result is computed once and cached.
+        indices stay symbolic, so eq. 9.13's "such that" conditions (Kronecker deltas) stay as
+        indicators ``_Indicator(j, m + s*(l - 1))`` until an index is given; cached.
         """
         if which not in ("forward", "weight_gradient", "input_gradient"):
             raise ConvAlgebraError(
@@ -297,13 +307,27 @@ class GeneralFormulas:
                 f"got {which!r}"
             )
         if which not in self._summed:
-            self._summed[which] = getattr(self, which).rhs.xreplace(self.sizes).doit()
+            rhs = getattr(self, which).rhs.xreplace(self.sizes)
+            # Sum.doit solves a Kronecker delta for the summation variable without checking
+            # that the solution is an integer (delta(j, 2*l - 1) gives l = (j + 1)/2 even for
+            # even j); as a plain indicator every term is expanded and tested exactly.
+            rhs = rhs.replace(sympy.KroneckerDelta, _Indicator)
+            self._summed[which] = rhs.doit()
         return self._summed[which]
 
-    def evaluate(self, which: str, index) -> sympy.Expr:
+    def evaluate(self, which: str, index, values: dict | None = None) -> sympy.Expr:
         """:meth:`summed` at a 1-based index tuple of the left side.
 
-        The result holds ``Indexed`` entries of ``V``, ``K`` and ``G`` with integer indices.
+        Parameters
+        ----------
+        which : {"forward", "weight_gradient", "input_gradient"}
+        index : tuple of int
+            1-based values of the left side's indices (e.g. ``(i, j, k)``).
+        values : dict, optional
+            ``{"V": table, "K": table, "G": table}``, each table mapping 1-based index tuples
+            to what that entry stands for; default the ``Indexed`` entries themselves. An
+            entry missing from a table (an index out of range or not an integer) raises
+            ``KeyError``.
 
         Examples
         --------
@@ -314,8 +338,33 @@ class GeneralFormulas:
         free = getattr(self, which).lhs.indices
         if len(index) != len(free):
             raise ConvAlgebraError(f"index must have {len(free)} entries {free}, got {index!r}")
-        values = {sym: sympy.Integer(v) for sym, v in zip(free, index)}
-        return self.summed(which).xreplace(values)
+        tensors = [
+            _Lookup(sympy.IndexedBase(name), None if values is None else values[name])
+            for name in "VKG"
+        ]
+        return sympy.sympify(self._compiled(which)(*(int(v) for v in index), *tensors))
+
+    def _compiled(self, which: str):
+        """:meth:`summed` as a Python function of the free indices and the tensors V, K, G."""
+        key = "compiled " + which
+        if key not in self._summed:
+            bases = [sympy.IndexedBase(name) for name in "VKG"]
+            self._summed[key] = sympy.lambdify(
+                [*getattr(self, which).lhs.indices, *bases], self.summed(which),
+                modules=[{"_Indicator": lambda x, y: int(x == y)}, "math"],
+            )
+        return self._summed[key]
+
+
+class _Lookup:
+    """Entries of a book tensor for compiled formulas: a table, or the Indexed symbols."""
+
+    def __init__(self, base: sympy.IndexedBase, table: dict | None):
+        self.base, self.table = base, table
+
+    def __getitem__(self, index):
+        index = index if isinstance(index, tuple) else (index,)
+        return self.base[index] if self.table is None else self.table[index]
 
 
 def _book_scope(spec: ConvSpec) -> None:
@@ -436,21 +485,28 @@ def _dense_kernel(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
     return dense
 
 
-def _substitutions(bw: SymbolicBackward) -> dict:
-    """``V[..]``, ``K[..]`` and ``G[..]`` (1-based) -> the layer's symbols (or 0)."""
+def _tables(bw: SymbolicBackward) -> dict:
+    """What ``V[..]``, ``K[..]`` and ``G[..]`` (1-based) stand for in this layer."""
     spec = bw.spec
-    V, K, G = (sympy.IndexedBase(x) for x in ("V", "K", "G"))
-    padded = _padded_inputs(spec)
     flat_a = bw.input.reshape(spec.in_channels, -1)
-    subs = {}
-    for c in range(spec.in_channels):
-        for pos, src in np.ndenumerate(padded):
-            subs[V[(c + 1, *(p + 1 for p in pos))]] = flat_a[c, src] if src >= 0 else 0
-    for idx, value in np.ndenumerate(_dense_kernel(spec, bw.weight)):
-        subs[K[tuple(p + 1 for p in idx)]] = value
-    for idx, value in np.ndenumerate(bw.grad_output):
-        subs[G[tuple(p + 1 for p in idx)]] = value
-    return subs
+    one_based = lambda idx: tuple(p + 1 for p in idx)  # noqa: E731
+    padded = _padded_inputs(spec)
+    return {
+        "V": {
+            (c + 1, *one_based(pos)): flat_a[c, src] if src >= 0 else 0
+            for c in range(spec.in_channels) for pos, src in np.ndenumerate(padded)
+        },
+        "K": {one_based(i): v for i, v in np.ndenumerate(_dense_kernel(spec, bw.weight))},
+        "G": {one_based(i): v for i, v in np.ndenumerate(bw.grad_output)},
+    }
+
+
+def _evaluate(formulas: GeneralFormulas, which: str, index: tuple, tables: dict):
+    """The formula at a 0-based index, or None when it reads outside the tensors."""
+    try:
+        return formulas.evaluate(which, tuple(int(p) + 1 for p in index), tables)
+    except (KeyError, IndexError, TypeError):
+        return None
 
 
 def _same(left, right) -> bool:
@@ -494,38 +550,40 @@ def check_general_formulas(
     spec = backward.spec
     _book_scope(spec)
     formulas = general_formulas(spec) if formulas is None else formulas
-    subs = _substitutions(backward)
+    tables = _tables(backward)
     no_bias = {b: 0 for b in backward.bias.ravel()}
     for idx, eq in zip(np.ndindex(*spec.output_shape), backward.forward):
-        got = formulas.evaluate("forward", tuple(p + 1 for p in idx)).xreplace(subs)
-        if not _same(got, eq.rhs.xreplace(no_bias)):
+        got = _evaluate(formulas, "forward", idx, tables)
+        if got is None or not _same(got, eq.rhs.xreplace(no_bias)):
             return False
-    return _check_weight_gradient(backward, formulas, subs) and _check_input_gradient(
-        backward, formulas, subs
+    return _check_weight_gradient(backward, formulas, tables) and _check_input_gradient(
+        backward, formulas, tables
     )
 
 
-def _check_weight_gradient(bw: SymbolicBackward, formulas: GeneralFormulas, subs: dict) -> bool:
+def _check_weight_gradient(bw: SymbolicBackward, formulas: GeneralFormulas, tables: dict) -> bool:
     """Eq. 9.11 at the position of each weight in the dense kernel ``K``."""
     numbers = np.arange(1, bw.weight.size + 1).reshape(bw.spec.weight_shape)
     for idx, number in np.ndenumerate(_dense_kernel(bw.spec, numbers)):
         if number == 0:
             continue  # a dilation hole or an unconnected channel pair: not a parameter
-        got = formulas.evaluate("weight_gradient", tuple(p + 1 for p in idx)).xreplace(subs)
-        if not _same(got, bw.weight_gradient[number - 1].rhs):
+        got = _evaluate(formulas, "weight_gradient", idx, tables)
+        if got is None or not _same(got, bw.weight_gradient[number - 1].rhs):
             return False
     return True
 
 
-def _check_input_gradient(bw: SymbolicBackward, formulas: GeneralFormulas, subs: dict) -> bool:
+def _check_input_gradient(bw: SymbolicBackward, formulas: GeneralFormulas, tables: dict) -> bool:
     """Eq. 9.13 at each padded position, summed onto the input each one copies."""
     spec = bw.spec
     padded = _padded_inputs(spec)
-    acc = [[0] * padded.size for _ in range(spec.in_channels)]
+    acc = [[0] * math.prod(spec.input_shape[1:]) for _ in range(spec.in_channels)]
     for c in range(spec.in_channels):
         for pos, src in np.ndenumerate(padded):
             if src >= 0:
-                h = formulas.evaluate("input_gradient", (c + 1, *(p + 1 for p in pos)))
-                acc[c][src] += h.xreplace(subs)
-    flat = [value for row in acc for value in row[: math.prod(spec.input_shape[1:])]]
+                h = _evaluate(formulas, "input_gradient", (c, *pos), tables)
+                if h is None:
+                    return False
+                acc[c][src] += h
+    flat = [value for row in acc for value in row]
     return all(_same(got, eq.rhs) for got, eq in zip(flat, bw.input_gradient))
