@@ -3,7 +3,7 @@
 For a grid symmetry ``g`` (acting on the kernel's taps by a permutation) and channel
 representations ``rho_in``, ``rho_out`` (permutations), the layer is equivariant when
 
-    W[rho_out(o), c, t] = W[o, rho_in^{-1}(c), g(t)]     for every o, c, t
+    W[rho_out(o), c, t] = W[o, rho_in^{-1}(c), g^{-1}(t)]     for every o, c, t
 
 -- one linear constraint ``(Q_g - I) vec(W) = 0`` per generator, as in EMLP's constraint
 solving. The exact solution space is the rational nullspace of the stacked constraints.
@@ -103,7 +103,7 @@ def _perm(perm, n: int, name: str) -> np.ndarray:
 
 
 def _constraint(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> np.ndarray:
-    """Rows ``e[rho_out(o), c, t] - e[o, rho_in^{-1}(c), g(t)]`` for every kernel entry."""
+    """Rows ``e[rho_out(o), c, t] - e[o, rho_in^{-1}(c), g^{-1}(t)]`` for every kernel entry."""
     k = tuple(spec.kernel_size)
     if g.out_shape(k) != k:
         raise ConvAlgebraError(f"the {g.name} does not map a kernel of size {k} onto itself")
@@ -114,7 +114,7 @@ def _constraint(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> np.ndarr
         raise ConvAlgebraError("equivariant_kernels needs groups=1, no tiles and no channel table")
     taps = math.prod(k)
     rho_out, rho_in = _perm(out_perm, c_out, "out_perm"), _perm(in_perm, c_in, "in_perm")
-    tap_src = g.gather(k)
+    tap_src = np.argsort(g.gather(k))   # the inverse of the grid transformation
     o, c, t = np.meshgrid(np.arange(c_out), np.arange(c_in), np.arange(taps), indexing="ij")
     inv_in = np.argsort(rho_in)
     lhs = (rho_out[o] * c_in + c) * taps + t

@@ -57,7 +57,7 @@ def _spot_check(lhs, rhs, i, circular: bool, N, ndim: int) -> bool:
     summation range is cut where both factors vanish).
     """
     for size in ((3, 4) if circular else (2,)):
-        for pos in itertools.product(range(-1, 2), repeat=ndim):
+        for pos in list(itertools.product(range(-1, 2), repeat=ndim))[::max(1, 3 ** (ndim - 1))]:
             subs = {**({N: size} if circular else {}), **dict(zip(i, pos))}
             left, right = lhs.subs(subs), rhs.subs(subs)
             if not circular:
@@ -69,7 +69,7 @@ def _spot_check(lhs, rhs, i, circular: bool, N, ndim: int) -> bool:
 
 def _finite(expr, size: int):
     """Cut infinite sums to a window and zero the signals outside ``0 … size−1``."""
-    window = 3 * size
+    window = size + 2
     cut = expr.replace(
         lambda e: isinstance(e, sympy.Sum),
         lambda e: sympy.Sum(e.function, *[(v, -window, window) for v, _, _ in e.limits]),

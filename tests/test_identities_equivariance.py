@@ -1,0 +1,262 @@
+"""Equivariance checks against independent numeric evaluation (torch, numpy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from oracle import F, torch, torch_conv
+from strategies import conv_specs
+
+import convalgebra as ca
+from convalgebra.identities import check, equivariant_kernels
+from convalgebra.identities.intertwine import intertwine
+from convalgebra.identities.transforms import rotation, shift as shift_t
+from convalgebra.operators import conv_matrix
+from convalgebra.symbolic import weight_symbols
+
+
+def np_shift(x: np.ndarray, delta, circular: bool) -> np.ndarray:
+    """Independent shift of the trailing axes: np.roll, or pad-and-crop with zeros."""
+    nd = len(delta)
+    axes = tuple(range(x.ndim - nd, x.ndim))
+    if circular:
+        return np.roll(x, delta, axis=axes)
+    pads = [(0, 0)] * (x.ndim - nd) + [(max(d, 0), max(-d, 0)) for d in delta]
+    padded = np.pad(x, pads)
+    index = [slice(None)] * (x.ndim - nd) + [
+        slice(max(-d, 0), max(-d, 0) + n) for d, n in zip(delta, x.shape[x.ndim - nd:])]
+    return padded[tuple(index)]
+
+
+def layer(spec, x, w):
+    if spec.transposed:
+        return (conv_matrix(spec, w) @ x.ravel()).reshape(spec.output_shape)
+    return torch_conv(spec, x, w).numpy()
+
+
+@st.composite
+def shifted_specs(draw, transposed=False):
+    spec = draw(conv_specs(ndims=(1, 2), transposed=transposed, max_size=6, max_channels=3))
+    n = spec.input_shape[1:]
+    assume(max(n) > 1)
+    axis = draw(st.integers(0, spec.ndim - 1))
+    assume(n[axis] > 1)
+    amount = draw(st.integers(-(n[axis] - 1), n[axis] - 1).filter(bool))
+    return spec, amount, axis
+
+
+@settings(max_examples=80)
+@given(shifted_specs(transposed=None), st.integers(0, 2**31))
+def test_translation_verdict_matches_random_instances(case, seed):
+    spec, amount, axis = case
+    r = check("translation_equivariance", spec, shift=amount, axis=axis)
+    circ = spec.padding_mode == "circular"
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(spec.input_shape)
+    w = rng.standard_normal(spec.weight_shape)
+    delta = [0] * spec.ndim
+    delta[axis] = amount
+    lhs = layer(spec, np_shift(x, delta, circ), w)
+    s = spec.stride[axis]
+    if r.counterexample is not None:
+        ce = r.counterexample
+        assert np.allclose(layer(spec, np_shift(ce.inputs["x"], delta, circ), ce.inputs["weight"]), ce.lhs)
+        if ce.position is not None:
+            assert not np.isclose(ce.lhs[ce.position], ce.rhs[ce.position])
+    out_delta = list(delta)
+    out_delta[axis] = amount * s if spec.transposed else amount // s
+    if not spec.transposed and amount % s:
+        if not r.holds:   # the counterexample matches no translate of the output
+            ce = r.counterexample
+            y = layer(spec, ce.inputs["x"], ce.inputs["weight"])
+            shifts = range(-y.shape[axis + 1] + 1, y.shape[axis + 1])
+            assert all(not np.allclose(ce.lhs, np_shift(y, [d if a == axis else 0 for a in
+                       range(spec.ndim)], circ)) for d in shifts)
+            return
+        out_delta = list(r.evidence["output shift"])   # degenerate: e.g. everything shifted out
+    rhs = np_shift(layer(spec, x, w), out_delta, circ)
+    differs = {tuple(p) for p in np.argwhere(~np.isclose(lhs, rhs, atol=1e-9))}
+    assert r.holds == (not differs)
+    assert set(r.failing_positions or ()) == differs
+
+
+@settings(max_examples=40)
+@given(shifted_specs())
+def test_spatial_fast_path_equals_full_tables(case):
+    spec, amount, axis = case
+    fast = check("translation_equivariance", spec, shift=amount, axis=axis)
+    full = check("translation_equivariance", spec, shift=amount, axis=axis,
+                 weight=weight_symbols(spec))
+    assert fast.holds == full.holds
+    assert fast.failing_positions == full.failing_positions
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate"])
+def test_failing_outputs_touch_the_border(mode):
+    spec = ca.ConvSpec((1, 8, 8), 2, 3, padding=1, padding_mode=mode)
+    r = check("translation_equivariance", spec, shift=1, axis=1)
+    cols = {p[2] for p in r.failing_positions}
+    assert 0 in cols and cols <= {0, 1, 7}        # reflect also breaks column 1
+    assert {p[0] for p in r.failing_positions} == {0, 1}
+    n = len(r.failing_positions) // 2
+    assert r.evidence["failing outputs among them"] == f"{n} of {n}"
+
+
+def test_circular_is_exact_for_every_shift():
+    spec = ca.ConvSpec((2, 5, 6), 3, 3, padding=1, padding_mode="circular")
+    for d in [(1, 0), (0, -2), (3, 5), (-4, 1)]:
+        assert check("translation_equivariance", spec, shift=d).holds
+
+
+def test_stride_multiples_shift_output_by_quotient():
+    assert check("translation_equivariance", ca.ConvSpec((1, 12), 1, 3, stride=3), shift=3).holds
+    spec = ca.ConvSpec((1, 12), 1, 3, stride=3, padding=2)
+    r = check("translation_equivariance", spec, shift=3)
+    assert not r.holds and r.failing_positions == ((0, 4),)   # x[9] shifted out, padding in
+    r2 = check("translation_equivariance", spec, shift=2)
+    assert not r2.holds and r2.failing_positions is None and "stride" in r2.reason
+
+
+def test_non_multiple_counterexample_matches_no_translate():
+    spec = ca.ConvSpec((1, 9), 1, 3, stride=2, padding=1, padding_mode="circular")
+    r = check("translation_equivariance", spec, shift=1)
+    ce = r.counterexample
+    y = torch_conv(spec, ce.inputs["x"], ce.inputs["weight"]).numpy()
+    ys = torch_conv(spec, np.roll(ce.inputs["x"], 1, axis=-1), ce.inputs["weight"]).numpy()
+    assert all(not np.allclose(ys, np.roll(y, d, axis=-1)) for d in range(y.shape[-1]))
+
+
+@st.composite
+def square_specs(draw):
+    n = draw(st.integers(2, 6))
+    k = draw(st.integers(1, min(n, 4)))
+    mode = draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    p = draw(st.integers(0, min(k, n - 1)))
+    stride = draw(st.integers(1, 2))
+    c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    try:
+        return ca.ConvSpec((c_in, n, n), c_out, k, padding=p, stride=stride, padding_mode=mode,
+                           flip=draw(st.booleans()))
+    except ca.ConvAlgebraError:
+        assume(False)
+
+
+@settings(max_examples=60)
+@given(square_specs(), st.integers(1, 3), st.integers(0, 2**31))
+def test_rotation_verdict_and_solution_space(spec, k, seed):
+    r = check("rotation_equivariance", spec, k=k)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(spec.input_shape)
+    w = rng.standard_normal(spec.weight_shape)
+    lhs = torch_conv(spec, np.rot90(x, k, axes=(1, 2)).copy(), w).numpy()
+    rhs = np.rot90(torch_conv(spec, x, w).numpy(), k, axes=(1, 2))
+    differs = {tuple(p) for p in np.argwhere(~np.isclose(lhs, rhs, atol=1e-9))}
+    assert r.holds == (not differs)
+    assert set(r.failing_positions or ()) == differs
+    general = r.evidence.get("those kernels")
+    if general is not None:  # every kernel of the solved family makes the layer equivariant
+        params = sorted(general.free_symbols, key=str)
+        vals = dict(zip(params, rng.integers(-3, 4, len(params)).tolist()))
+        wk = np.array(general.subs(vals).tolist(), dtype=float)
+        lhs = torch_conv(spec, np.rot90(x, k, axes=(1, 2)).copy(), wk).numpy()
+        rhs = np.rot90(torch_conv(spec, x, wk).numpy(), k, axes=(1, 2))
+        assert np.allclose(lhs, rhs)
+        assert check("rotation_equivariance", spec, k=k, weight=wk).holds
+
+
+@pytest.mark.parametrize("transform, kernel, dim", [
+    ("rotation", 3, 3), ("rotation", 2, 1), ("rotation", 5, 7), ("flip", 3, 6),
+    ("transposition", 3, 6), ("dihedral", 3, 3), ("dihedral", 5, 6),
+], ids=str)
+def test_equivariant_kernel_dimensions(transform, kernel, dim):
+    assert equivariant_kernels(ca.ConvSpec((1, 7, 7), 1, kernel), transform).dimension == dim
+
+
+@pytest.mark.parametrize("perm", [[1, 2, 3, 0], [3, 0, 1, 2], [1, 0, 3, 2]], ids=str)
+def test_channel_representation_matches_layer_level(perm):
+    """Kernel-level constraint solution == layer-level solution on a circular grid."""
+    spec = ca.ConvSpec((4, 5, 5), 4, 3, padding=1, padding_mode="circular", bias=False)
+    ek = equivariant_kernels(spec, "rotation", in_perm=perm, out_perm=perm)
+    res = intertwine(spec, spec, rotation(1), rotation(1), None, perm, perm)
+    from convalgebra.identities.engine import rational_nullspace
+
+    assert ek.dimension == len(rational_nullspace(res.rows, res.rows.shape[1]))
+    rng = np.random.default_rng(0)
+    vals = dict(zip(sorted(ek.general.free_symbols, key=str), rng.integers(-3, 4, ek.dimension).tolist()))
+    w = np.array(ek.general.subs(vals).tolist(), dtype=float)
+    x = rng.standard_normal(spec.input_shape)
+    gx = np.rot90(x[perm], 1, axes=(1, 2)).copy()
+    y = torch_conv(spec, x, w).numpy()
+    assert np.allclose(torch_conv(spec, gx, w).numpy(), np.rot90(y[perm], 1, axes=(1, 2)))
+    assert ek.contains(w)
+    assert check("rotation_equivariance", spec, weight=w, in_perm=perm, out_perm=perm).holds
+
+
+@pytest.mark.parametrize("direction, factor", [("up", 2), ("up", 3), ("down", 2)])
+def test_scaling_fails_with_verified_counterexample(direction, factor):
+    spec = ca.ConvSpec((1, 6, 6), 1, 3, padding="same")
+    r = check("scale_equivariance", spec, factor=factor, direction=direction)
+    assert not r.holds
+    ce = r.counterexample
+    x, w = ce.inputs["x"], ce.inputs["weight"]
+    if direction == "up":
+        sx = x.repeat(factor, 1).repeat(factor, 2)
+        big = ca.ConvSpec((1, 6 * factor, 6 * factor), 1, 3, padding="same")
+        lhs = torch_conv(big, sx, w).numpy()
+        rhs = torch_conv(spec, x, w).numpy().repeat(factor, 1).repeat(factor, 2)
+    else:
+        sx = x[:, ::factor, ::factor]
+        small = ca.ConvSpec((1, 3, 3), 1, 3, padding="same")
+        lhs = torch_conv(small, sx, w).numpy()
+        rhs = torch_conv(spec, x, w).numpy()[:, ::factor, ::factor]
+    assert not np.allclose(lhs, rhs)
+    assert np.allclose(lhs, ce.lhs) and np.allclose(rhs, ce.rhs)
+
+
+def test_one_by_one_kernel_is_scale_equivariant():
+    assert check("scale_equivariance", ca.ConvSpec((2, 4, 4), 3, 1), factor=2).holds
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 3), st.integers(4, 8), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2**31))
+def test_max_pool_fraction_against_torch(c, n, k, d, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 5, (c, n, n)).astype(float)
+    r = check("max_pool_invariance", x, k, shift=d % n, axis=-1)
+    xs = np_shift(x, (0, d % n), False)
+    a = F.max_pool2d(torch.as_tensor(x)[None], k)[0].numpy()
+    b = F.max_pool2d(torch.as_tensor(xs)[None], k)[0].numpy()
+    assert r.evidence["fraction unchanged"] == pytest.approx(float(np.mean(a == b)))
+    assert r.holds == bool(np.all(a == b))
+
+
+@pytest.mark.parametrize("k, s, p, shift", [(2, 2, 0, 2), (2, 2, 0, 1), (3, 1, 1, 1), (2, 2, 1, 2)])
+def test_avg_pool_equivariance_against_torch(k, s, p, shift):
+    r = check("avg_pool_equivariance", (2, 8, 8), k, s, p, shift=shift, axis=1)
+    spec, w = ca.identities.avg_pool_spec((2, 8, 8), k, s, p)
+    x = np.random.default_rng(0).standard_normal((2, 8, 8))
+    pool = lambda v: F.avg_pool2d(torch.as_tensor(v)[None], k, s, p)[0].numpy()  # noqa: E731
+    assert np.allclose(pool(x), (conv_matrix(spec, w) @ x.ravel()).reshape(spec.output_shape))
+    if shift % s:
+        assert not r.holds
+        return
+    lhs, rhs = pool(np_shift(x, (0, shift), False)), np_shift(pool(x), (0, shift // s), False)
+    differs = {tuple(q) for q in np.argwhere(~np.isclose(lhs, rhs))}
+    assert r.holds == (not differs) and set(r.failing_positions or ()) == differs
+
+
+def test_symmetry_needs_square_grids():
+    with pytest.raises(ca.ConvAlgebraError, match="square"):
+        check("rotation_equivariance", ca.ConvSpec((1, 4, 5), 1, 3))
+
+
+def test_bad_shift_is_rejected():
+    with pytest.raises(ca.ConvAlgebraError, match="smaller than the input size"):
+        check("translation_equivariance", ca.ConvSpec((1, 4), 1, 3), shift=4)
+    with pytest.raises(TypeError, match="shift"):
+        check("translation_equivariance", ca.ConvSpec((1, 4), 1, 3), shift=1.5)
