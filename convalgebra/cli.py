@@ -141,12 +141,16 @@ def _add_check(subparsers) -> None:
     p = _sub(subparsers, "check", "verify an identity: holds (with the reason) or a counterexample",
              "Check a law for a layer (or two): the verdict with its evidence, or the smallest "
              "exact counterexample. A second layer is given with --with as quoted flags; its "
-             "--in defaults to the first layer's output shape.",
+             "--in defaults to the first layer's output shape. Pooling laws read the window "
+             "from -k/-s/-p and the input from --in (and --data).",
              """
 convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --mode circular
 convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --shift 0x1
 convalgebra check commutativity --in 1x5 -k 3 --flip
-convalgebra check layer_commutativity --in 1x6 -k 3 -p 1 --mode circular --with "-k 3 -p 1 --mode circular"
+convalgebra check commutativity                  # the index proof, for every size
+convalgebra check layer_commutativity --in 1x6 -k 3 -p 1 --mode circular --with "-k 2 -p 0:1 --mode circular"
+convalgebra check composition --in 1x9 -k 3 -s 2 --with "-k 2"
+convalgebra check max_pool_invariance --in 1x8x8 -k 2 --shift 0x1 --seed 3
 convalgebra check --list""")
     p.add_argument("law", nargs="?", help="the law to check (see --list)")
     add_spec_arguments(p, required=False)
@@ -160,6 +164,8 @@ convalgebra check --list""")
     p.add_argument("--direction", choices=("up", "down"), default=None,
                    help="scale direction (scale_equivariance)")
     _weight_arguments(p)
+    p.add_argument("--data", default=None, metavar="X",
+                   help="the input of max_pool_invariance (default random integers)")
     p.add_argument("--format", choices=("text", "markdown", "latex"), default="text")
     p.add_argument("--list", action="store_true", help="list the laws and exit")
     p.set_defaults(handler=commands.check)
@@ -308,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     names = set(parser._subparsers._group_actions[0].choices)  # noqa: SLF001
     try:
         ns = parser.parse_args(_glue_values(_with_default_command(argv, names)))
+        ns.raw = argv
         result = ns.handler(ns)
         _write_files(result.files)
         if result.text:

@@ -91,6 +91,10 @@ def _matrix_bytes(spec: ConvSpec, weight, path: Path) -> bytes:
     return buffer.getvalue()
 
 
+MATRIX_MAX_TERMS = 20_000_000   # non-zeros of the largest matrix `convalgebra matrix` builds
+SYMBOLIC_MAX_TERMS = 50_000     # above this, entries are shown as weight numbers
+
+
 def _check_suffix(path: Path | None, allowed: tuple[str, ...], option: str) -> None:
     if path is not None and path.suffix.lower() not in allowed:
         raise ConvAlgebraError(
@@ -107,8 +111,18 @@ def matrix(ns: argparse.Namespace) -> Result:
     if ns.max_size < 1:
         raise ConvAlgebraError(f"--max-size must be a positive integer, got {ns.max_size}")
     spec = _spec(ns, "matrix")
+    if spec.macs > MATRIX_MAX_TERMS:
+        raise ConvAlgebraError(
+            f"the matrix of {spec.describe()} has about {spec.macs:,} non-zeros, more than the "
+            f"{MATRIX_MAX_TERMS:,} this command builds; try a smaller --in"
+        )
     weight = make_weight(ns.weight or "symbolic", spec, ns.seed)
-    text = matrix_report(spec, weight, symbolic=weight is None, max_size=ns.max_size)
+    note = ""
+    if weight is None and spec.macs > SYMBOLIC_MAX_TERMS:
+        weight = make_weight("arange", spec)
+        note = (f"\n(entries are weight numbers: k stands for w{{k}}; symbolic entries are "
+                f"shown for layers up to {SYMBOLIC_MAX_TERMS:,} MACs)")
+    text = matrix_report(spec, weight, symbolic=weight is None, max_size=ns.max_size) + note
     files: dict[Path, bytes] = {}
     if ns.save is not None:
         files[ns.save] = _matrix_bytes(spec, weight, ns.save)
@@ -198,38 +212,63 @@ def grad(ns: argparse.Namespace) -> Result:
 
 
 # ------------------------------------------------------------------------------ check
-def _law_options(ns: argparse.Namespace, law, spec: ConvSpec) -> dict:
+_FLAGS = {"k": "--turns", "shift": "--shift", "axis": "--axis", "factor": "--factor",
+          "direction": "--direction", "weight": "--weight", "weight1": "--weight"}
+PROOF_LAWS = ("translation_equivariance", "commutativity")  # all-size proofs without a layer
+POOL_LAWS = ("max_pool_invariance", "avg_pool_equivariance")
+
+
+def _law_options(ns: argparse.Namespace, law, spec: ConvSpec | None) -> dict:
     import inspect
 
+    accepted = inspect.signature(law).parameters
     given = {"shift": ns.shift, "axis": ns.axis, "k": ns.turns, "factor": ns.factor,
              "direction": ns.direction}
     options = {k: v for k, v in given.items() if v is not None}
-    if ns.weight is not None:
-        options["weight"] = make_weight(ns.weight, spec, ns.seed)
-    accepted = inspect.signature(law).parameters
-    flags = {"k": "--turns", "shift": "--shift", "axis": "--axis", "factor": "--factor",
-             "direction": "--direction", "weight": "--weight"}
-    refused = [flags[k] for k in options if k not in accepted]
+    if ns.weight is not None and spec is not None:
+        options["weight1" if "weight1" in accepted else "weight"] = make_weight(ns.weight, spec, ns.seed)
+    refused = sorted({_FLAGS[k] for k in options if k not in accepted})
     if refused:
         raise ConvAlgebraError(f"{law.__name__} does not take {', '.join(refused)}")
     return options
 
 
+def _pool_arguments(ns: argparse.Namespace, law) -> tuple[list, dict]:
+    """Pooling laws take an input (or its shape) and the window, not a ConvSpec."""
+    if ns.input_shape is None:
+        raise ConvAlgebraError(f"{law.__name__} needs --in SHAPE (and -k, -s, -p for the window)")
+    first = (make_array(ns.data or "random", ns.input_shape, ns.seed, "--data")
+             if law.__name__ == "max_pool_invariance" else ns.input_shape)
+    options = {"kernel_size": ns.kernel_size or 2, "stride": ns.stride, "padding": ns.padding}
+    if ns.padding in ("same", "valid", "full") or isinstance(ns.padding, tuple):
+        raise ConvAlgebraError("pooling laws take an integer padding -p N")
+    options.update({k: v for k, v in (("shift", ns.shift), ("axis", ns.axis)) if v is not None})
+    if options["stride"] == 1 and "-s" not in ns.raw and "--stride" not in ns.raw:
+        options["stride"] = None  # PyTorch's default: the stride is the window
+    return [first], options
+
+
 def check(ns: argparse.Namespace) -> Result:
     """``convalgebra check``: verify an identity, with its evidence or a counterexample."""
     identities = _module("identities", "check")
-    laws = getattr(identities, "LAWS", {})
+    laws = identities.LAWS
     if ns.list:
         return Result("\n".join(sorted(laws)))
     if not ns.law:
         raise ConvAlgebraError("check needs a LAW (see convalgebra check --list)")
     if ns.law not in laws:
         raise ConvAlgebraError(f"unknown law {ns.law!r}; the laws are: {', '.join(sorted(laws))}")
-    spec = _spec(ns, "check")
-    specs = [spec]
-    for text in ns.second:
-        specs.append(parse_spec_string(text, specs[-1].output_shape))
-    result = identities.check(ns.law, *specs, **_law_options(ns, laws[ns.law], spec))
+    law = laws[ns.law]
+    if ns.law in POOL_LAWS:
+        args, options = _pool_arguments(ns, law)
+    elif ns.input_shape is None and ns.kernel_size is None and ns.law in PROOF_LAWS:
+        args, options = [], {}  # the index-level proof for every size
+    else:
+        specs = [_spec(ns, "check")]
+        for text in ns.second:
+            specs.append(parse_spec_string(text, specs[-1].output_shape))
+        args, options = specs, _law_options(ns, law, specs[0])
+    result = identities.check(ns.law, *args, **options)
     render = {"text": result.to_text, "markdown": result.to_markdown, "latex": result.to_latex}
     return Result(render[ns.format]())
 

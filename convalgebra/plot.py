@@ -88,7 +88,7 @@ def _weight_codes(spec: ConvSpec, n_rows: int, n_cols: int) -> tuple[np.ndarray,
     """
     from .connectivity import triples
 
-    t = triples(spec)
+    t = triples(spec) if spec.transposed else triples(spec, slice(0, n_rows))
     rows, cols = (t.in_index, t.out_index) if spec.transposed else (t.out_index, t.in_index)
     keep = (rows < n_rows) & (cols < n_cols)
     rows, cols, w = rows[keep], cols[keep], t.weight_index[keep] + 1

@@ -185,3 +185,16 @@ def test_help_everywhere_with_examples(capsys, command):
 def test_version(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("convalgebra ")
+
+
+def test_matrix_large_layer_shows_weight_numbers(capsys):
+    code, out, _ = run(capsys, "matrix", "--in", "3x32x32", "--out", "8", "-k", "3", "-p", "1")
+    assert code == 0
+    assert "matrix: 8192 x 3072, 212,064 non-zeros" in out
+    assert out.rstrip().endswith("shown for layers up to 50,000 MACs)")
+
+
+def test_matrix_refuses_huge_layers(capsys):
+    code, out, err = run(capsys, "matrix", "--in", "64x224x224", "--out", "64", "-k", "3")
+    assert code == 2 and out == ""
+    assert "1,816,805,376 non-zeros" in err

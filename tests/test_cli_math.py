@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -132,7 +134,7 @@ def test_check_list(capsys):
         (["check", "--in", "1x5", "-k", "3"], "needs a LAW"),
         (["check", "translation_equivariance", "--in", "1x5", "-k", "3", "--turns", "1"],
          "does not take --turns"),
-        (["check", "translation_equivariance"], "needs a layer"),
+        (["check", "adjoint"], "needs a layer"),
         (["check", "translation_equivariance", "--in", "1x5", "-k", "3", "--with", "-k 9"],
          "kernel extent 9"),
     ],
@@ -148,7 +150,8 @@ def test_check_bad_input(capsys, argv, needle):
 def test_derive_output_size_non_tiling(capsys):
     code, out, _ = run(capsys, "derive", "output_size", "--in", "1x7", "-k", "3", "-s", "3")
     assert code == 0
-    assert "floor(4/3) + 1 = 2" in out and "never read" in out
+    assert re.search(r"^\s*O_0 = floor\(\(7 - 3 \+ 2\*0\)/3\) \+ 1 = .*= 2$", out, re.M)
+    assert "never read" in out and ": 6." in out
 
 
 def test_derive_backward_latex_to_file(capsys, tmp_path):
@@ -172,3 +175,44 @@ def test_derive_error_writes_nothing(capsys, tmp_path):
     code, _, err = run(capsys, "derive", "sideways", "--in", "1x5", "-k", "3", "-o", str(path))
     assert code == 2 and "sideways" in err
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, first_line",
+    [
+        (["commutativity"], "commutativity: HOLDS -- I op K = K op I for the convolution, every size"),
+        (["commutativity", "--in", "1x3", "-k", "2"], "commutativity: FAILS"),
+        (["layer_commutativity", "--in", "1x6", "-k", "3", "-p", "1", "--mode", "circular",
+          "--with", "-k 2 -p 0:1 --mode circular"], "layer_commutativity: HOLDS"),
+        (["composition", "--in", "1x9", "-k", "3", "-s", "2", "--with", "-k 2"],
+         "composition: HOLDS"),
+        (["avg_pool_equivariance", "--in", "1x8x8", "-k", "2", "--shift", "2x0"],
+         "avg_pool_equivariance: HOLDS"),
+    ],
+    ids=["proof-all-sizes", "cross-correlation", "two-circular-layers", "composition",
+         "avg-pool"],
+)
+def test_check_laws_with_two_layers_proofs_and_pooling(capsys, argv, first_line):
+    code, out, _ = run(capsys, "check", *argv)
+    assert code == 0
+    assert out.startswith(first_line)
+
+
+def test_check_composition_kernel_extent_seed_example_26(capsys):
+    code, out, _ = run(capsys, "check", "composition", "--in", "1x9", "-k", "3", "-s", "2",
+                       "--with", "-k 2")
+    assert code == 0
+    assert "kernel extent: (5,)" in out and "stride: (2,)" in out  # 3 + (2-1)*2 = 5
+
+
+def test_check_max_pool_invariance_fraction(capsys):
+    """Seed example 24: the fraction of pooled outputs a one-pixel shift leaves unchanged."""
+    x = np.arange(16).reshape(1, 4, 4) % 5
+    code, out, _ = run(capsys, "check", "max_pool_invariance", "--in", "1x4x4", "-k", "2",
+                       "--shift", "0x1", "--data", ",".join(map(str, x.ravel())))
+    assert code == 0
+    shifted = np.zeros_like(x)
+    shifted[..., 1:] = x[..., :-1]
+    pool = lambda a: a.reshape(2, 2, 2, 2).max(axis=(1, 3))  # noqa: E731
+    unchanged = int((pool(shifted[0]) == pool(x[0])).sum())
+    assert f"{unchanged} of 4 pooled outputs are unchanged" in out
