@@ -48,6 +48,7 @@ _LAZY = {
     "bias_gradient": "gradients",
     "colliding_input_sizes": "gradients",
     "symbolic_backward": "gradients",
+    "transpose_spec": "gradients",
     # identities
     "check": "identities",
     "CheckResult": "identities",
