@@ -123,7 +123,7 @@ class SymbolicBackward:
     input_gradient: tuple
     bias_gradient: tuple
     _factors: dict = field(default_factory=dict, repr=False)
-    _index: dict = field(default_factory=dict, repr=False)
+    _index: dict = field(default_factory=dict, init=False, repr=False)
 
     @property
     def equations(self) -> tuple:
@@ -292,7 +292,8 @@ class GeneralFormulas:
     input_gradient: sympy.Eq
     sizes: dict
 
-    _summed: dict = field(default_factory=dict, repr=False)
+    # cache of summed and compiled right sides; init=False so dataclasses.replace starts afresh
+    _summed: dict = field(default_factory=dict, init=False, repr=False)
 
     def summed(self, which: str) -> sympy.Expr:
         """Right side of ``which`` with the sizes substituted and every sum done (``.doit()``).

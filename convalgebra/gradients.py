@@ -93,10 +93,11 @@ def _bincount(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(index, values, n)
 
 
-def symbolic_backward(spec: ConvSpec, **options):
+def symbolic_backward(spec: ConvSpec, *, bias: bool | None = None, max_terms: int = 50_000):
     """Forward and backward equations in sympy: see
     :func:`convalgebra.backward_symbolic.symbolic_backward` (imported on first use, so the
-    numeric gradients do not load sympy).
+    numeric gradients do not load sympy). Returns a
+    :class:`~convalgebra.backward_symbolic.SymbolicBackward`.
 
     Examples
     --------
@@ -105,7 +106,7 @@ def symbolic_backward(spec: ConvSpec, **options):
     """
     from .backward_symbolic import symbolic_backward as build
 
-    return build(spec, **options)
+    return build(spec, bias=bias, max_terms=max_terms)
 
 
 # ---------------------------------------------------------------------------- gradients

@@ -85,19 +85,19 @@ def _swap(eq, old, new):
 def _wrong(formulas, which):
     eq = getattr(formulas, which)
     if which == "forward":  # stride off by one
-        return replace(formulas, forward=_swap(eq, S, S + 1), _summed={})
+        return replace(formulas, forward=_swap(eq, S, S + 1))
     term, *limits = eq.rhs.args
     if which == "weight_gradient":  # G indexed by the kernel channel instead of the output one
         i, j = eq.lhs.indices[:2]
         G = sympy.IndexedBase("G")
         bad = term.xreplace({G[(i, *term.args[0].indices[1:])]: G[(j, *term.args[0].indices[1:])]})
-        return replace(formulas, weight_gradient=sympy.Eq(eq.lhs, sympy.Sum(bad, *limits)), _summed={})
+        return replace(formulas, weight_gradient=sympy.Eq(eq.lhs, sympy.Sum(bad, *limits)))
     # input gradient: the book's K[q, i, m, p] with the tap order reversed
     K = sympy.IndexedBase("K")
     kernel = next(f for f in term.args if isinstance(f, sympy.Indexed) and f.base == K)
     q, i, m, p = kernel.indices
     bad = term.xreplace({kernel: K[q, i, p, m]})
-    return replace(formulas, input_gradient=sympy.Eq(eq.lhs, sympy.Sum(bad, *limits)), _summed={})
+    return replace(formulas, input_gradient=sympy.Eq(eq.lhs, sympy.Sum(bad, *limits)))
 
 
 @pytest.mark.parametrize("which", ["forward", "weight_gradient", "input_gradient"])
