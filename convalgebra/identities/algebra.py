@@ -228,11 +228,14 @@ def _numeric_commutativity(spec1, spec2, weight1, weight2, claim) -> CheckResult
                        None if holds else _positions(rows, spec1.output_shape), method="numeric")
 
 
-def channel_commutator_condition(spec1: ConvSpec, spec2: ConvSpec, max_channels: int = 4):
-    """Per spatial offset ``c``: ``sum_{a+b=c} (W1[a] W2[b] - W2[b] W1[a])``, symbolic.
+def channel_commutator_condition(spec1: ConvSpec, spec2: ConvSpec, weight1=None, weight2=None,
+                                 max_channels: int = 4):
+    """Per spatial offset ``c``: ``sum_{a+b=c} (W1[a] W2[b] - W2[b] W1[a])``.
 
-    The layers commute on a circular grid exactly when every entry vanishes (the shifts of
-    distinct offsets are linearly independent). ``None`` above ``max_channels``.
+    ``W[a]`` is the ``C×C`` channel-mixing matrix of tap ``a``. The layers commute on a
+    circular grid exactly when every matrix vanishes (the shifts of distinct offsets are
+    linearly independent). Symbolic (``w``, ``u`` symbols) unless weights are given, then
+    numeric. ``None`` for grouped layers or above ``max_channels`` channels (symbolic).
 
     Examples
     --------
@@ -242,23 +245,28 @@ def channel_commutator_condition(spec1: ConvSpec, spec2: ConvSpec, max_channels:
     (1, -u_{1,2,1}*w_{2,1,1} + u_{2,1,1}*w_{1,2,1})
     """
     c = spec1.in_channels
-    if c > max_channels or spec1.groups != 1 or spec2.groups != 1:
+    symbolic = weight1 is None or weight2 is None
+    if spec1.groups != 1 or spec2.groups != 1 or (symbolic and c > max_channels):
         return None
-    w1, w2 = weight_symbols(spec1, "w"), weight_symbols(spec2, "u")
-    sums: dict = {}
-    for a, off_a in _tap_offsets(spec1):
-        for b, off_b in _tap_offsets(spec2):
-            key = tuple(p + q for p, q in zip(off_a, off_b))
-            A = sympy.Matrix(w1.reshape(c, c, -1)[:, :, a])
-            B = sympy.Matrix(w2.reshape(c, c, -1)[:, :, b])
-            sums[key] = sums.get(key, sympy.zeros(c, c)) + A * B - B * A
-    return [sympy.expand(m) for _, m in sorted(sums.items()) if sympy.expand(m) != sympy.zeros(c, c)]
+    w1 = weight_symbols(spec1, "w") if symbolic else np.asarray(weight1, dtype=float)
+    w2 = weight_symbols(spec2, "u") if symbolic else np.asarray(weight2, dtype=float)
+    a_taps, a_off = _tap_offsets(spec1)
+    b_taps, b_off = _tap_offsets(spec2)
+    A, B = w1.reshape(c, c, -1)[:, :, a_taps], w2.reshape(c, c, -1)[:, :, b_taps]
+    comm = np.einsum("ija,jkb->ikab", A, B) - np.einsum("ijb,jka->ikab", B, A)   # (c, c, a, b)
+    offsets = a_off[:, None, :] + b_off[None, :, :]                                # (a, b, ndim)
+    keys, inverse = np.unique(offsets.reshape(-1, offsets.shape[-1]), axis=0, return_inverse=True)
+    sums = np.zeros((len(keys), c, c), dtype=comm.dtype)
+    np.add.at(sums, inverse.ravel(), np.moveaxis(comm.reshape(c, c, -1), -1, 0))
+    if not symbolic:
+        return list(sums)
+    mats = [sympy.Matrix(m.tolist()).expand() for m in sums]
+    return [m for m in mats if not m.is_zero_matrix]
 
 
-def _tap_offsets(spec: ConvSpec):
-    """(flat weight tap, spatial offset it reads relative to the output position)."""
-    taps = list(np.ndindex(*spec.kernel_size))
-    for t, u in enumerate(taps):
-        if spec.flip:
-            u = tuple(k - 1 - v for k, v in zip(spec.kernel_size, u))
-        yield t, tuple(d * v for d, v in zip(spec.dilation, u))
+def _tap_offsets(spec: ConvSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(flat weight taps, the spatial offset each reads relative to the output position)."""
+    u = np.indices(spec.kernel_size).reshape(spec.ndim, -1).T
+    if spec.flip:
+        u = np.asarray(spec.kernel_size) - 1 - u
+    return np.arange(u.shape[0]), u * np.asarray(spec.dilation)

@@ -68,10 +68,12 @@ def adjoint_conv_spec(spec: ConvSpec) -> ConvSpec:
 
 
 def _transposed_spec(spec: ConvSpec) -> ConvSpec:
-    base = replace(spec, input_shape=spec.output_shape, out_channels=spec.in_channels,
-                   transposed=True, bias=False, padding_word=None)
-    op = tuple(n - m for n, m in zip(spec.input_shape[1:], base.output_shape[1:]))
-    return replace(base, output_padding=op)
+    """``transposed=True`` layer from the output back to the input shape (may raise)."""
+    op = tuple(n - ((m - 1) * s - b - a + d * (k - 1) + 1) for n, m, s, (b, a), d, k in zip(
+        spec.input_shape[1:], spec.output_shape[1:], spec.stride, spec.padding, spec.dilation,
+        spec.kernel_size))
+    return replace(spec, input_shape=spec.output_shape, out_channels=spec.in_channels,
+                   transposed=True, bias=False, padding_word=None, output_padding=op)
 
 
 def _swap_channels(spec: ConvSpec, adj: ConvSpec) -> np.ndarray:
@@ -100,9 +102,13 @@ def adjoint(spec: ConvSpec) -> CheckResult:
     evidence: dict = {"M ⋆ w = M ∗ flip(w)": flip_ok, "matrix shape": (t.n_out, t.n_in)}
     ce, cols = None, None
     if not spec.transposed and spec.padding_mode == "zeros":
-        tr = _transposed_spec(spec)
-        evidence["M.T = transposed convolution"] = _compare(mt, layer_table(tr))[0].size == 0
-        evidence["transposed layer"] = tr.describe()
+        try:
+            tr = _transposed_spec(spec)
+        except ConvAlgebraError as exc:
+            evidence["transposed layer"] = f"not expressible: {exc}"
+        else:
+            evidence["M.T = transposed convolution"] = _compare(mt, layer_table(tr))[0].size == 0
+            evidence["transposed layer"] = tr.describe()
     try:
         adj = adjoint_conv_spec(spec)
     except ConvAlgebraError as exc:

@@ -17,6 +17,7 @@ proof is also spot-checked by ``.doit()`` at small concrete sizes.
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 
 import sympy
 
@@ -79,6 +80,7 @@ def _finite(expr, size: int):
     return cut.xreplace(zero)
 
 
+@lru_cache(maxsize=32)
 def commutativity_proof(ndim: int = 2, flip: bool = True, circular: bool = False) -> CheckResult:
     """Prove (or refute) ``I ∗ K = K ∗ I`` for every size, by a change of summation variable.
 
@@ -130,6 +132,7 @@ def commutativity_proof(ndim: int = 2, flip: bool = True, circular: bool = False
         method="index proof (all sizes)")
 
 
+@lru_cache(maxsize=32)
 def translation_proof(ndim: int = 2, flip: bool = False, circular: bool = False) -> CheckResult:
     """Prove ``conv(S_t I) = S_t conv(I)`` for every size and shift ``t``.
 
