@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import networkx as nx
+import numpy as np
 
 from .errors import ConvAlgebraError, GraphCycleError, require
 from .layers import Facts, Input, Layer, Opaque, layer_from_dict
@@ -100,7 +101,7 @@ class LayerGraph:
     >>> g.add("sum", Add(), ["a", "b"])
     'sum'
     >>> g.receptive_field("sum")[0]
-    AxisRF(size=5, jump=1, start=0, is_global=False, jumps=(1,))
+    AxisRF(size=5, jump=1, start=0, is_global=False, jumps=(1,), exact=True)
     >>> g.unit_receptive_field("sum", (0, 7)).box
     ((0, 2), (5, 9))
     """
@@ -363,10 +364,39 @@ class LayerGraph:
                     for a in range(n))
         return fields
 
-    def receptive_field(self, node: str) -> tuple[AxisRF, ...]:
-        """Receptive field of ``node``'s units, one :class:`AxisRF` per spatial axis."""
+    def receptive_field(self, node: str, *, exact: bool = False) -> tuple[AxisRF, ...]:
+        """Receptive field of ``node``'s units, one :class:`AxisRF` per spatial axis.
+
+        With ``exact=True``, an axis whose record is not exact (phase-dependent reach after
+        a strided transposed convolution or upsampling) gets the largest extent over one
+        period of interior units, measured with :meth:`unit_receptive_field`.
+        """
         self._node(node)
-        return self._analysis()["rf"][node]
+        fields = self._analysis()["rf"][node]
+        if exact and not all(f.exact or f.is_global for f in fields):
+            fields = self._exact_fields(node, fields)
+        return fields
+
+    def _exact_fields(self, node: str, fields: tuple[AxisRF, ...]) -> tuple[AxisRF, ...]:
+        from dataclasses import replace
+        from fractions import Fraction
+
+        rf = self._analysis()["rf"]
+        shape, extent = self.shape(node), self.extent
+        period = 1
+        for a in nx.ancestors(self.nx, node):
+            for f, mine in zip(rf[a], fields):
+                for j in f.jumps:
+                    period = math.lcm(period, (Fraction(mine.jump) / Fraction(j)).denominator)
+        sizes = [0] * len(fields)
+        first = [max(0, (s - period) // 2) for s in shape[1:]]
+        for p in range(min(period, min(shape[1:]))):
+            box = self.unit_receptive_field(node, tuple(f + p for f in first)).box
+            for a, (lo, hi) in enumerate(box or ()):
+                clipped = lo == 0 or hi == extent[a] - 1
+                sizes[a] = -1 if clipped or sizes[a] < 0 else max(sizes[a], hi - lo + 1)
+        return tuple(replace(f, size=sz, exact=True) if not f.exact and sz > 0 else f
+                     for f, sz in zip(fields, sizes))
 
     def unit_receptive_field(self, node: str, position: Sequence[int] | None = None) -> UnitField:
         """The exact input box read by the unit at spatial ``position`` of ``node``.
@@ -382,44 +412,51 @@ class LayerGraph:
         if spatial and (len(position) != n or any(not 0 <= p < s for p, s in
                                                   zip(position, shape[1:]))):
             raise ConvAlgebraError(f"position {position} is outside node {node!r} of shape {shape}")
-        requests: dict[str, Any] = {node: tuple((p, p) for p in position) if spatial else _ALL}
-        boxes = {}
+        requests: dict[str, Any] = {node: tuple(np.array([p]) for p in position)
+                                    if spatial else _ALL}
+        found = []
         for v in reversed(self._order):
             if v in requests:
-                self._request_inputs(v, requests[v], requests, boxes)
-        box = self._union(list(boxes.values()))
+                found += self._request_inputs(v, requests[v], requests)
+        merged = self._union(found)
+        box = tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
         rf = self.receptive_field(node)
         centre = tuple(f.start + p * f.jump if f.aligned and not f.is_global and spatial
                        else ((box[a][0] + box[a][1]) / 2 if box else None)
                        for a, (f, p) in enumerate(zip(rf, position or (0,) * n)))
         return UnitField(node, position, box, centre)
 
-    def _request_inputs(self, v: str, req: Any, requests: dict, boxes: dict) -> None:
+    def _request_inputs(self, v: str, req: Any, requests: dict) -> list:
+        """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
         data = self.nx.nodes[v]
         facts, n = data["facts"], self.spatial_ndim
         if not data["inputs"]:
-            whole = tuple((0, s - 1) for s in facts.shape[1:])
-            boxes[v] = whole if req == _ALL or len(facts.shape) != n + 1 else req
-            return
+            spatial = len(facts.shape) == n + 1
+            return [req if req is not _ALL and spatial else
+                    tuple(np.arange(s) for s in facts.shape[1:])]
         for src, maps in zip(data["inputs"], facts.maps or [None] * len(data["inputs"])):
             src_shape = self.nx.nodes[src]["facts"].shape
-            if req == _ALL or maps is None or len(maps) != n or len(src_shape) != n + 1:
+            if len(src_shape) != n + 1:
                 want = _ALL
+            elif req is _ALL or maps is None or len(maps) != n:
+                want = tuple(np.arange(size) for size in src_shape[1:])  # global reach
             else:
-                want = tuple(m.back(lo, hi, size) for m, (lo, hi), size in
-                             zip(maps, req, src_shape[1:]))
-                if any(w is None for w in want):
+                want = tuple(m.back(pos, size) for m, pos, size in zip(maps, req, src_shape[1:]))
+                if any(w.size == 0 for w in want):
                     continue
             requests[src] = self._union([requests.get(src), want])
+        return []
 
     @staticmethod
     def _union(requests: list) -> Any:
         requests = [r for r in requests if r is not None]
         if not requests:
             return None
-        if any(r == _ALL for r in requests):
+        if any(r is _ALL for r in requests):
             return _ALL
-        return tuple((min(r[a][0] for r in requests), max(r[a][1] for r in requests))
+        if len(requests) == 1:
+            return requests[0]
+        return tuple(np.unique(np.concatenate([r[a] for r in requests]))
                      for a in range(len(requests[0])))
 
     # ------------------------------------------------------------- params & cost

@@ -437,6 +437,13 @@ class Pad(Layer):
         if self.mode not in modes:
             raise ConvAlgebraError(f"mode must be one of {modes}, got {self.mode!r}")
         pairs = _pairs(self.padding, n, "padding")
+        for size, pair in zip(shape[1:], pairs):
+            if self.mode not in ("constant", "zeros") and min(pair) < 0:
+                raise ConvAlgebraError(f"negative padding {pair} (cropping) needs mode='constant'")
+            if self.mode == "reflect" and max(pair) >= size:
+                raise ConvAlgebraError(f"reflect padding {pair} must be smaller than the size {size}")
+            if self.mode == "circular" and max(pair) > size:
+                raise ConvAlgebraError(f"circular padding {pair} must not exceed the size {size}")
         sizes = tuple(s + a + b for s, (a, b) in zip(shape[1:], pairs))
         if min(sizes) < 1:
             raise ConvAlgebraError(f"padding {pairs} leaves output size {sizes}")

@@ -16,8 +16,9 @@ Two things are derived from the same maps:
 1. the Araujo, Norris & Sim (Distill, 2019) recurrences for the size ``r``, jump ``j`` and
    centre ``start`` of the first unit, :func:`apply_map`, with the union over the branches of
    a DAG, :func:`merge`;
-2. the exact interval of input positions read by a range of output units, clipped to the
-   input, :meth:`Local.back` and friends (used for the receptive field of one unit).
+2. the exact set of input positions read by a set of output positions along one axis,
+   :meth:`Local.back` and friends (used for the receptive field of one unit: the layers act
+   on each axis separately, so the projections of the region are propagated exactly).
 
 Notes
 -----
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 Num = int | Fraction
-Interval = tuple[int, int] | None
 
 
 def _num(value: Num) -> Num:
@@ -88,6 +88,11 @@ class AxisRF:
     jumps : tuple
         The distinct jumps of the branches merged into this node. More than one means the
         branches are not aligned: ``size``/``start`` describe unit 0 and grow with the index.
+    exact : bool
+        False after a layer whose reach depends on the unit's phase (a transposed convolution
+        or upsampling with stride > 1, adaptive pooling that does not divide): ``size`` is
+        then the recurrence's value; ``LayerGraph.receptive_field(node, exact=True)`` gives
+        the largest extent over units.
 
     Examples
     --------
@@ -101,6 +106,7 @@ class AxisRF:
     start: Num
     is_global: bool = False
     jumps: tuple = field(default=())
+    exact: bool = True
 
     @property
     def padding(self) -> Num:
@@ -123,7 +129,7 @@ class AxisRF:
         if self.is_global:
             return "global"
         jump = "|".join(str(j) for j in self.jumps) if not self.aligned else str(self.jump)
-        return f"{self.size}/{jump}"
+        return f"{'' if self.exact else '~'}{self.size}/{jump}"
 
 
 def input_rf() -> AxisRF:
@@ -153,14 +159,12 @@ class Local:
     taps: tuple[int, ...]
     mode: str = "zeros"
 
-    def back(self, lo: int, hi: int, n: int) -> Interval:
+    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
         from .connectivity import _map_padded
 
-        pos = np.arange(lo, hi + 1)[:, None] * self.stride + np.asarray(self.taps)[None, :]
-        mode = {"constant": "zeros"}.get(self.mode, self.mode)
-        mapped = _map_padded(pos, n, mode)
-        mapped = mapped[mapped >= 0]
-        return (int(mapped.min()), int(mapped.max())) if mapped.size else None
+        read = pos[:, None] * self.stride + np.asarray(self.taps)[None, :]
+        mapped = _map_padded(read, n, {"constant": "zeros"}.get(self.mode, self.mode))
+        return np.unique(mapped[mapped >= 0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +174,11 @@ class Scatter:
     stride: int
     taps: tuple[int, ...]
 
-    def back(self, lo: int, hi: int, n: int) -> Interval:
-        s = self.stride
-        firsts = [max(0, _ceil_div(lo - c, s)) for c in self.taps]
-        lasts = [min(n - 1, (hi - c) // s) for c in self.taps]
-        pairs = [(a, b) for a, b in zip(firsts, lasts) if a <= b]
-        if not pairs:
-            return None
-        return min(a for a, _ in pairs), max(b for _, b in pairs)
+    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+        offset = pos[:, None] - np.asarray(self.taps)[None, :]
+        src = offset // self.stride
+        keep = (offset % self.stride == 0) & (src >= 0) & (src < n)
+        return np.unique(src[keep])
 
     def span(self) -> int:
         """Largest distance between two inputs written to the same output."""
@@ -209,11 +210,18 @@ class Resample:
             return o * self.ratio
         return max(Fraction(0), (o + Fraction(1, 2)) * self.ratio - Fraction(1, 2))
 
-    def back(self, lo: int, hi: int, n: int) -> Interval:
-        first = min(math.floor(self._src(lo)), n - 1)
-        src = self._src(hi)
-        last = math.floor(src) + (1 if self.linear and src != math.floor(src) else 0)
-        return first, min(last, n - 1)
+    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+        # src(o) = num / den exactly, in integers
+        a, b = self.ratio.numerator, self.ratio.denominator
+        if not self.linear:
+            return np.unique(np.minimum(pos * a // b, n - 1))
+        if self.align_corners:
+            num, den = pos * a, np.full_like(pos, b)
+        else:
+            num, den = np.maximum((2 * pos + 1) * a - b, 0), np.full_like(pos, 2 * b)
+        first = num // den
+        second = np.where(num % den != 0, first + 1, first)
+        return np.unique(np.minimum(np.concatenate([first, second]), n - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +231,13 @@ class Window:
     n_in: int
     n_out: int
 
-    def back(self, lo: int, hi: int, n: int) -> Interval:
-        return (lo * self.n_in) // self.n_out, _ceil_div((hi + 1) * self.n_in, self.n_out) - 1
+    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+        starts = pos * self.n_in // self.n_out
+        ends = -((-(pos + 1) * self.n_in) // self.n_out)
+        marks = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(marks, starts, 1)
+        np.add.at(marks, ends, -1)
+        return np.flatnonzero(np.cumsum(marks)[:n] > 0)
 
     def widest(self) -> int:
         o = np.arange(self.n_out)
@@ -236,16 +249,16 @@ class Window:
 class Broadcast:
     """A size-1 input axis broadcast to every output unit."""
 
-    def back(self, lo: int, hi: int, n: int) -> Interval:
-        return 0, 0
+    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+        return np.zeros(1, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
 class Global:
     """Every output unit reads the whole input axis."""
 
-    def back(self, lo: int, hi: int, n: int) -> Interval:
-        return 0, n - 1
+    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+        return np.arange(n)
 
 
 IDENTITY = Local(1, (0,))
@@ -276,14 +289,17 @@ def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
         return rf
     if isinstance(amap, Local):
         lo, hi = min(amap.taps), max(amap.taps)
-        return _record(rf.size + (hi - lo) * j, j * amap.stride, rf.start + _half((lo + hi) * j))
+        return _record(rf.size + (hi - lo) * j, j * amap.stride, rf.start + _half((lo + hi) * j),
+                       rf.exact)
     if isinstance(amap, Scatter):
         lo, hi = min(amap.taps), max(amap.taps)
         shift = Fraction(-(lo + hi) * j) / (2 * amap.stride)
-        return _record(rf.size + amap.span() * j, Fraction(j) / amap.stride, rf.start + shift)
+        return _record(rf.size + amap.span() * j, Fraction(j) / amap.stride, rf.start + shift,
+                       rf.exact and amap.stride == 1)
     if isinstance(amap, Resample):
         shift = 0 if amap.align_corners else (amap.ratio - 1) / 2
-        return _record(rf.size + (j if amap.linear else 0), j * amap.ratio, rf.start + shift * j)
+        return _record(rf.size + (j if amap.linear else 0), j * amap.ratio, rf.start + shift * j,
+                       rf.exact and amap.ratio.denominator == 1)
     if amap.n_out == 1:
         return global_rf(extent, j)
     if amap.n_in % amap.n_out == 0:
@@ -291,13 +307,14 @@ def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
         return apply_map(rf, Local(k, tuple(range(k))), extent)
     first = _ceil_div(amap.n_in, amap.n_out)
     ratio = Fraction(amap.n_in, amap.n_out)
-    return _record(rf.size + (amap.widest() - 1) * j, j * ratio, rf.start + _half((first - 1) * j))
+    return _record(rf.size + (amap.widest() - 1) * j, j * ratio,
+                   rf.start + _half((first - 1) * j), False)
 
 
-def _record(size: Num, jump: Num, start: Num) -> AxisRF:
+def _record(size: Num, jump: Num, start: Num, exact: bool) -> AxisRF:
     jump = _num(jump) if isinstance(jump, Fraction) else jump
     return AxisRF(_num(size), jump, _num(start) if isinstance(start, Fraction) else start,
-                  False, (jump,))
+                  False, (jump,), exact)
 
 
 def merge(fields: list[AxisRF], extent: int) -> AxisRF:
@@ -310,7 +327,7 @@ def merge(fields: list[AxisRF], extent: int) -> AxisRF:
     --------
     >>> a, b = AxisRF(3, 1, 0, jumps=(1,)), AxisRF(7, 1, 0, jumps=(1,))
     >>> merge([a, b], 32)
-    AxisRF(size=7, jump=1, start=0, is_global=False, jumps=(1,))
+    AxisRF(size=7, jump=1, start=0, is_global=False, jumps=(1,), exact=True)
     """
     if len(fields) == 1:
         return fields[0]
@@ -320,4 +337,4 @@ def merge(fields: list[AxisRF], extent: int) -> AxisRF:
     lows, highs = zip(*(f.interval(0) for f in fields))
     lo, hi = min(lows), max(highs)
     return AxisRF(_num(Fraction(hi - lo) + 1), max(jumps), _num(Fraction(lo + hi) / 2),
-                  False, jumps)
+                  False, jumps, all(f.exact for f in fields))

@@ -24,7 +24,7 @@ nn = torch.nn
 from convalgebra import layers as L  # noqa: E402
 from convalgebra.graph import LayerGraph  # noqa: E402
 
-__all__ = ["TorchGraph", "gradient_box"]
+__all__ = ["TorchGraph", "gradient_box", "gradient_boxes", "check_shapes", "flop_count"]
 
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
@@ -110,6 +110,8 @@ class TorchGraph(nn.Module):
             srcs = self.graph.nx.nodes[node]["inputs"]
             if srcs:
                 values[node] = self._run(node, [values[s] for s in srcs])
+                if self.oracle:  # keep every value positive: a product's factors never vanish
+                    values[node] = values[node] + 1.0
         return values
 
     def _run(self, node, xs):
@@ -202,20 +204,31 @@ def _inputs(graph: LayerGraph, dtype=torch.float64):
             for i in graph.inputs]
 
 
-def gradient_box(graph: LayerGraph, node: str, position) -> tuple | None:
-    """Bounding box of the input-gradient support of ``node`` at ``position`` (all channels)."""
+def gradient_boxes(graph: LayerGraph, queries) -> list:
+    """Bounding boxes of the input-gradient support of each ``(node, position)`` query.
+
+    The support is taken over all channels of the node at that spatial position and over
+    all graph inputs; ``None`` when the gradient vanishes everywhere.
+    """
     model = TorchGraph(graph, oracle=True)
     xs = [x.requires_grad_() for x in _inputs(graph)]
-    out = model(*xs)[node]
-    index = (0, slice(None)) + tuple(position)
-    out[index].sum().backward()
-    support = sum(x.grad[0].abs().sum(0) for x in xs if x.grad is not None)
-    if not torch.is_tensor(support):
-        return None
-    where = np.nonzero(support.numpy() > 0)
-    if not where[0].size:
-        return None
-    return tuple((int(w.min()), int(w.max())) for w in where)
+    values = model(*xs)
+    boxes = []
+    for node, position in queries:
+        for x in xs:
+            x.grad = None
+        index = (0, slice(None)) + tuple(position)
+        values[node][index].sum().backward(retain_graph=True)
+        grads = [x.grad[0].abs().sum(0).numpy() for x in xs if x.grad is not None]
+        where = np.nonzero(sum(grads) > 0) if grads else ()
+        boxes.append(tuple((int(w.min()), int(w.max())) for w in where)
+                     if grads and where[0].size else None)
+    return boxes
+
+
+def gradient_box(graph: LayerGraph, node: str, position) -> tuple | None:
+    """Bounding box of the input-gradient support of ``node`` at ``position`` (all channels)."""
+    return gradient_boxes(graph, [(node, position)])[0]
 
 
 def check_shapes(graph: LayerGraph) -> None:

@@ -1,0 +1,239 @@
+"""Receptive fields against the gradient-support oracle, on random chains and DAGs.
+
+For a graph executed by torch with positive weights (1/fan-in, float64), max pooling replaced
+by average pooling over the same window and nonlinearities removed, the input positions with
+a non-zero gradient of one output position are exactly the positions it reads. Their
+bounding box must equal ``unit_receptive_field``; shapes, parameter counts and MACs are
+checked against torch on the same random graphs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+from hypothesis import assume, given, note, settings
+from hypothesis import strategies as st
+
+from convalgebra import ConvAlgebraError
+from convalgebra import layers as L
+from convalgebra.graph import LayerGraph
+from convalgebra.receptive import AxisRF, Local, Scatter, apply_map, input_rf
+
+from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
+
+# torch runs each example: keep the default small, raise GRAPH_EXAMPLES to search harder
+FEW = settings(max_examples=int(os.environ.get("GRAPH_EXAMPLES", 30)), deadline=None)
+
+
+# --------------------------------------------------------------------- strategies
+def _ints(draw, nd, lo, hi):
+    return tuple(draw(st.integers(lo, hi)) for _ in range(nd))
+
+
+@st.composite
+def unary_layers(draw, nd, channels, aligned=False):
+    """One random single-input layer (``aligned``: integer jumps and no crops)."""
+    kinds = ["conv", "conv", "max_pool", "avg_pool", "pad", "bn", "act"]
+    if not aligned:
+        kinds += ["conv_t", "upsample", "adaptive", "crop", "se", "global"]
+    kind = draw(st.sampled_from(kinds))
+    if kind in ("conv", "conv_t"):
+        groups = draw(st.sampled_from([1, channels])) if channels > 1 else 1
+        out = groups * draw(st.integers(1, 2))
+        t = kind == "conv_t"
+        k, s, d = _ints(draw, nd, 1, 4), _ints(draw, nd, 1, 3), _ints(draw, nd, 1, 2)
+        pad = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
+        if t:
+            pad = tuple((p, p) for p, _ in pad)
+        mode = "zeros" if t else draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate",
+                                                       "circular"]))
+        return L.Conv(out, k, s, pad, d, groups, draw(st.booleans()), mode, t)
+    if kind in ("max_pool", "avg_pool"):
+        k = _ints(draw, nd, 1, 3)
+        p = tuple(draw(st.integers(0, ki // 2)) for ki in k)
+        common = dict(kernel_size=k, stride=_ints(draw, nd, 1, 3), padding=p,
+                      ceil_mode=draw(st.booleans()))
+        if kind == "max_pool":
+            return L.MaxPool(dilation=_ints(draw, nd, 1, 2) if not common["ceil_mode"] else 1,
+                             **common)
+        return L.AvgPool(**common)
+    if kind == "pad":
+        lo = -1 if not aligned else 0
+        pairs = tuple((draw(st.integers(lo, 2)), draw(st.integers(lo, 2))) for _ in range(nd))
+        return L.Pad(pairs, draw(st.sampled_from(["constant", "replicate", "reflect", "circular"])))
+    if kind == "bn":
+        return L.BatchNorm()
+    if kind == "act":
+        return L.Activation(draw(st.sampled_from(["relu", "sigmoid"])))
+    if kind == "upsample":
+        if draw(st.booleans()):
+            return L.Upsample(scale_factor=draw(st.sampled_from([2, 3])), mode="nearest")
+        return L.Upsample(scale_factor=draw(st.sampled_from([2, 4])), mode="bilinear")
+    if kind == "adaptive":
+        return L.AdaptivePool(_ints(draw, nd, 1, 5), draw(st.sampled_from(["avg", "max"])))
+    if kind == "crop":
+        return L.Crop(_ints(draw, nd, 3, 6))
+    if kind == "se":
+        return L.SqueezeExcite(draw(st.integers(1, 3)))
+    return L.AdaptivePool(1)
+
+
+@st.composite
+def graphs(draw, dag=True, aligned=False, max_nodes=6):
+    """A random valid LayerGraph: chains, or DAGs with add/concat/gated merges."""
+    nd = draw(st.sampled_from([1, 2]))
+    size = _ints(draw, nd, 6, 16 if nd == 2 else 30)
+    g = LayerGraph("random")
+    g.add_input("x", (draw(st.integers(1, 3)), *size))
+    names = ["x"]
+    for i in range(draw(st.integers(1, max_nodes))):
+        spatial = [n for n in names if len(g.shape(n)) == nd + 1]
+        if dag and draw(st.integers(0, 2)) == 0 and len(spatial) > 1:
+            a = draw(st.sampled_from(spatial))
+            mates = [n for n in spatial if n != a and g.shape(n)[1:] == g.shape(a)[1:]]
+            if mates:
+                b = draw(st.sampled_from(mates))
+                layer = L.Add() if g.shape(a) == g.shape(b) else L.Concat()
+                names.append(g.add(f"m{i}", layer, [a, b]))
+                continue
+            if not aligned and draw(st.booleans()):
+                gate = g.add(f"gp{i}", L.AdaptivePool(1), a)
+                names.append(g.add(f"gate{i}", L.Mul(), [a, gate]))
+                continue
+        src = draw(st.sampled_from(spatial)) if dag else names[-1]
+        if len(g.shape(src)) != nd + 1:
+            break
+        try:
+            names.append(g.add(f"n{i}", draw(unary_layers(nd, g.shape(src)[0], aligned)), src))
+        except ConvAlgebraError:
+            continue
+    assume(len(names) > 1)
+    note(repr(g.to_spec()))
+    return g
+
+
+def _queries(draw, g: LayerGraph):
+    spatial = [n for n in g.nodes[1:] if len(g.shape(n)) == g.spatial_ndim + 1]
+    assume(spatial)
+    out = []
+    for _ in range(3):
+        node = draw(st.sampled_from(spatial))
+        out.append((node, tuple(draw(st.integers(0, s - 1)) for s in g.shape(node)[1:])))
+    return out
+
+
+# ------------------------------------------------------------------------ oracle
+@FEW
+@given(g=graphs(dag=False), data=st.data())
+def test_unit_box_of_random_chains_equals_gradient_support(g, data):
+    queries = _queries(data.draw, g)
+    expected = gradient_boxes(g, queries)
+    assert [g.unit_receptive_field(n, p).box for n, p in queries] == expected
+
+
+@FEW
+@given(g=graphs(dag=True), data=st.data())
+def test_unit_box_of_random_dags_equals_gradient_support(g, data):
+    queries = _queries(data.draw, g)
+    expected = gradient_boxes(g, queries)
+    assert [g.unit_receptive_field(n, p).box for n, p in queries] == expected
+
+
+@FEW
+@given(g=graphs(dag=True))
+def test_shapes_params_and_macs_of_random_dags_equal_torch(g):
+    check_shapes(g)
+    assert TorchGraph(g).param_count() == g.param_count()
+    assert TorchGraph(g).buffer_count() == g.param_count(trainable=False)
+    assert flop_count(g) == 2 * g.macs()
+
+
+@FEW
+@given(g=graphs(dag=True, aligned=True), data=st.data())
+def test_recurrence_size_and_centre_match_interior_units(g, data):
+    """Where a unit's box is not clipped, its extent is ``size`` and its centre ``start + i j``."""
+    queries = _queries(data.draw, g)
+    for (node, pos), box in zip(queries, gradient_boxes(g, queries)):
+        rfs = g.receptive_field(node)
+        for axis, (rf, p) in enumerate(zip(rfs, pos)):
+            n = g.extent[axis]
+            lo, hi = rf.interval(p)
+            if box is None or not (0 < lo and hi < n - 1) or not rf.aligned:
+                continue
+            assert lo <= box[axis][0] and box[axis][1] <= hi
+            if all(isinstance(m, Local) and m.mode == "zeros" for m in _local_maps(g)):
+                assert (box[axis][0], box[axis][1]) == (lo, hi), (node, pos, axis)
+
+
+def _local_maps(g):
+    return [m for n in g.nodes[1:] if g.facts(n).maps for port in g.facts(n).maps for m in port]
+
+
+# ----------------------------------------------------------------- hand values
+@pytest.mark.parametrize("taps, stride, expected", [
+    ((-1, 0, 1), 1, (3, 1, 0)),
+    ((0, 2, 4), 2, (5, 2, 2)),            # kernel 3, dilation 2, no padding
+    ((-3, -2, -1, 0, 1, 2, 3), 2, (7, 2, 0)),
+    ((0, 1), 2, (2, 2, 0.5)),
+], ids=["3x3-pad1", "dilated", "7x7-s2-p3", "2x2-pool"])
+def test_local_recurrence_hand_values(taps, stride, expected):
+    rf = apply_map(input_rf(), Local(stride, taps), 100)
+    assert (rf.size, rf.jump, rf.start) == expected
+
+
+def test_transposed_conv_has_fractional_jump_and_nonzero_size():
+    g = LayerGraph.sequential((1, 16), [L.Conv(1, 3, stride=2), L.Conv(1, 4, stride=2, padding=1,
+                                                                         transposed=True)])
+    down, up = g.receptive_field("conv1")[0], g.receptive_field("conv2")[0]
+    assert (down.size, down.jump) == (3, 2)
+    assert up.jump == 1 and up.size == 3 + 2   # two stride-2 units of the first layer
+    assert Scatter(2, (-1, 0, 1, 2)).span() == 1
+    g2 = LayerGraph.sequential((1, 16), [L.Conv(1, 4, stride=2, padding=1, transposed=True)])
+    assert g2.receptive_field("conv1")[0].jump == pytest.approx(0.5)
+    assert g2.receptive_field("conv1")[0].size == 2
+
+
+def test_dag_with_different_jumps_is_reported_not_merged():
+    g = LayerGraph()
+    g.add_input("x", (1, 32))
+    g.add("fine", L.Conv(1, 3, padding=1), "x")
+    g.add("coarse", L.Conv(1, 1, stride=2), g.add("pad", L.Pad(((16, 16),)), "x"))
+    g.add("sum", L.Add(), ["fine", "coarse"])
+    rf = g.receptive_field("sum")[0]
+    assert not rf.aligned and rf.jumps == (1, 2)
+    assert rf.describe() == "18/1|2"   # unit 0 of the coarse branch reads -16
+    assert "unaligned" in g.info("sum").flags
+    # the exact box of a unit is still exact: fine reads 9..11, coarse reads 2*10-16 = 4
+    assert g.unit_receptive_field("sum", (10,)).box == ((4, 11),)
+
+
+def test_global_reach_layers_give_global_fields():
+    g = LayerGraph.sequential((3, 20, 30), [L.Conv(4, 3), L.SqueezeExcite(2), L.Conv(4, 1)])
+    assert all(rf.is_global for rf in g.receptive_field("conv3"))
+    assert g.receptive_field("conv3")[1].size == 30
+    assert g.unit_receptive_field("conv3", (0, 0)).box == ((0, 19), (0, 29))
+
+
+def test_layer_norm_over_the_last_axis_is_global_along_it_only():
+    g = LayerGraph.sequential((2, 8, 10), [L.Conv(2, 3, padding=1), L.LayerNorm(10)])
+    rows, cols = g.receptive_field("layer_norm2")
+    assert (rows.size, rows.is_global, cols.is_global) == (3, False, True)
+
+
+def test_non_square_kernels_use_every_axis():
+    g = LayerGraph.sequential((1, 40, 40), [L.Conv(1, (1, 7)), L.Conv(1, (5, 1), dilation=(2, 1))])
+    assert [rf.size for rf in g.receptive_field("conv2")] == [9, 7]
+
+
+def test_transposed_unit_without_any_input_has_an_empty_box():
+    g = LayerGraph.sequential((1, 5), [L.Conv(1, 1, stride=2, transposed=True)])
+    assert g.unit_receptive_field("conv1", (1,)).box is None
+    assert g.unit_receptive_field("conv1", (2,)).box == ((1, 1),)
+
+
+def test_axis_rf_padding_and_description():
+    rf = AxisRF(11, 4, 1, jumps=(4,))
+    assert rf.padding == 4 and rf.describe() == "11/4"
+    assert math.isclose(float(AxisRF(4, 2, 0.5).padding), 1.0)
