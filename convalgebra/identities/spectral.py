@@ -311,10 +311,13 @@ def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) ->
 
 def _separability_counterexample(spec, steps, w) -> Counterexample:
     """Best rank-1 approximation (SVD) composed as 1-D layers differs from the kernel's layer."""
-    mat = w.reshape(spec.kernel_size[0], -1)
-    uu, ss, vv = np.linalg.svd(mat)
-    approx = (ss[0] * np.outer(uu[:, 0], vv[0])).reshape(spec.kernel_size)
-    factors, _ = _rank_one_factors(approx, False)
+    kernel = w.reshape(spec.kernel_size)
+    factors = [np.linalg.svd(np.moveaxis(kernel, a, 0).reshape(kernel.shape[a], -1))[0][:, 0]
+               for a in range(kernel.ndim)]
+    core = kernel
+    for f in factors:      # contract every axis with its leading singular vector
+        core = np.tensordot(f, core, axes=(0, 0))
+    factors[0] = factors[0] * float(core)
     x = np.zeros(math.prod(spec.input_shape))
     x[x.size // 2] = 1.0
     lhs = conv_matrix(spec, w) @ x
