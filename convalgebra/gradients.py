@@ -280,7 +280,14 @@ class AxisSizes:
         return len(self.input_sizes) > 1
 
     def __str__(self) -> str:
-        pairs = ", ".join(f"{n} (output_padding={p})" for n, p in zip(self.input_sizes, self.output_padding))
+        if not self.collides:
+            return (
+                f"axis {self.axis}: only input size {self.input_sizes[0]} gives output size "
+                f"{self.output_size} (no collision)"
+            )
+        pairs = ", ".join(
+            f"{n} (output_padding={p})" for n, p in zip(self.input_sizes, self.output_padding)
+        )
         return f"axis {self.axis}: input sizes {pairs} all give output size {self.output_size}"
 
 

@@ -31,7 +31,9 @@ def test_seed_example_4_widths_7_and_8_share_output_3():
 
 
 def test_stride_one_has_no_collision():
-    assert not colliding_input_sizes(ca.ConvSpec((1, 6, 6), 1, 3, padding=1)).collides
+    result = colliding_input_sizes(ca.ConvSpec((1, 6, 6), 1, 3, padding=1))
+    assert not result.collides
+    assert str(result.axes[0]) == "axis 0: only input size 6 gives output size 6 (no collision)"
 
 
 @given(conv_specs())
