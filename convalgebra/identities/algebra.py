@@ -77,7 +77,7 @@ def commutativity(spec: ConvSpec) -> CheckResult:
         _, c2 = count_tuples([np.concatenate((ta.out, rev)), np.concatenate((ta.inn, tb.w)),
                               np.concatenate((ta.w, tb.inn))], sizes, signs)
         evidence["x ⋆ k = reverse(k ⋆ x)"] = bool(c2.size == 0)
-    ce = None if holds else _swap_counterexample(a, b, cols)
+    ce = None if holds else _swap_counterexample(a, b, cols, op)
     from .proofs import commutativity_proof
 
     proof = commutativity_proof(ndim=spec.ndim, flip=spec.flip)
@@ -91,7 +91,7 @@ def commutativity(spec: ConvSpec) -> CheckResult:
                        proof.steps, method="index tables + all-size index proof")
 
 
-def _swap_counterexample(a: ConvSpec, b: ConvSpec, cols) -> Counterexample:
+def _swap_counterexample(a: ConvSpec, b: ConvSpec, cols, op: str) -> Counterexample:
     xi, ki = int(cols[1][0]), int(cols[2][0])
     x = np.zeros(math.prod(a.input_shape))
     k = np.zeros(math.prod(b.input_shape))
@@ -104,7 +104,8 @@ def _swap_counterexample(a: ConvSpec, b: ConvSpec, cols) -> Counterexample:
     at = tuple(int(v) for v in bad[0])
     return Counterexample(
         {"x": x.reshape(a.input_shape[1:]), "k": k.reshape(a.kernel_size)}, lhs, rhs, at,
-        f"one-hot x and k: x op k and k op x differ at output {at[1:]} ({lhs[at]:g} vs {rhs[at]:g})")
+        f"one-hot x and k: x {op} k and k {op} x differ at output {at[1:]} "
+        f"({lhs[at]:g} vs {rhs[at]:g})")
 
 
 def _same_space(spec1: ConvSpec, spec2: ConvSpec) -> str | None:
