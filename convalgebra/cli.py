@@ -206,7 +206,8 @@ convalgebra rf resnet18 --plot rf_growth.png
 convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
     _model_arguments(p, default_model=False)
     add_spec_arguments(p, required=False)
-    p.add_argument("--node", default=None, help="the layer whose units to look at (default: last)")
+    p.add_argument("--node", default=None,
+                   help="the layer to look at (default: 'features' or the last spatial one)")
     p.add_argument("--unit", type=parse_unit, default=None, metavar="POS",
                    help="an output position, e.g. 3x3 (0-based): print its exact input region")
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
@@ -272,20 +273,26 @@ def _glue_values(argv: list[str], options: tuple[str, ...] = ("--with",)) -> lis
 
 
 def _write_files(files: dict[Path, bytes]) -> None:
-    """Write every output file atomically (temporary file in the same folder, then rename)."""
+    """Write every output file or none: stage each in a temporary file beside its target,
+    then rename them all (a rename does not leave a partial file)."""
     for path in files:
         folder = path.resolve().parent
         if not folder.is_dir():
             raise ConvAlgebraError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
-    for path, data in files.items():
-        handle, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
-        try:
+        if path.is_dir():
+            raise ConvAlgebraError(f"cannot write {str(path)!r}: it is a folder")
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            handle, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
+            staged.append((tmp, path))
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
+        for tmp, path in staged:
             os.replace(tmp, path)
-        except BaseException:
+    finally:
+        for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def _one_line(exc: BaseException) -> str:
@@ -314,7 +321,6 @@ def main(argv: list[str] | None = None) -> int:
     names = set(parser._subparsers._group_actions[0].choices)  # noqa: SLF001
     try:
         ns = parser.parse_args(_glue_values(_with_default_command(argv, names)))
-        ns.raw = argv
         result = ns.handler(ns)
         _write_files(result.files)
         if result.text:
@@ -325,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. piped into head
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return EXIT_OK

@@ -137,7 +137,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, required: bool = True
                        help="output channels (default 1)")
     group.add_argument("-k", "--kernel", dest="kernel_size", type=parse_ints,
                        required=required, metavar="K", help="kernel size, e.g. 3 or 3x5")
-    group.add_argument("-s", "--stride", type=parse_ints, default=1, metavar="S")
+    group.add_argument("-s", "--stride", type=parse_ints, default=None, metavar="S",
+                       help="stride (default 1; for pooling laws, the window)")
     group.add_argument("-p", "--padding", type=parse_padding, default=0, metavar="P",
                        help="same|valid|full, 1, 1x2 per axis, 0:1 (before:after), 0:1x1:0")
     group.add_argument("-d", "--dilation", type=parse_ints, default=1, metavar="D")
@@ -159,8 +160,9 @@ def spec_from_args(ns: argparse.Namespace) -> ConvSpec:
     padding = ns.padding
     if isinstance(padding, tuple) and padding and padding[0] == "broadcast":
         padding = (padding[1],) * (len(ns.input_shape) - 1)
+    stride = 1 if ns.stride is None else ns.stride
     return ConvSpec(
-        ns.input_shape, ns.out_channels, ns.kernel_size, stride=ns.stride, padding=padding,
+        ns.input_shape, ns.out_channels, ns.kernel_size, stride=stride, padding=padding,
         dilation=ns.dilation, groups=ns.groups, padding_mode=ns.padding_mode, bias=ns.bias,
         transposed=ns.transposed, output_padding=ns.output_padding, flip=ns.flip, tile=ns.tile,
     )

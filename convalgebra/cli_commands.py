@@ -243,9 +243,7 @@ def _pool_arguments(ns: argparse.Namespace, law) -> tuple[list, dict]:
     if ns.padding in ("same", "valid", "full") or isinstance(ns.padding, tuple):
         raise ConvAlgebraError("pooling laws take an integer padding -p N")
     options.update({k: v for k, v in (("shift", ns.shift), ("axis", ns.axis)) if v is not None})
-    if options["stride"] == 1 and "-s" not in ns.raw and "--stride" not in ns.raw:
-        options["stride"] = None  # PyTorch's default: the stride is the window
-    return [first], options
+    return [first], options  # stride None: PyTorch's default, the window size
 
 
 def check(ns: argparse.Namespace) -> Result:

@@ -127,12 +127,14 @@ def test_matrix_plot_writes_png(capsys, tmp_path):
         (["matrix", "--in", "1x5", "-k", "3", "--save", "m.txt"], "--save must name"),
         (["matrix", "--in", "1x5"], "required: -k"),
         (["matrix", "--in", "1x5", "-k", "3", "--max-size", "0"], "--max-size"),
+        (["matrix", "--in", "1x5", "-k", "3", "-s", "0"], "stride must be a positive integer"),
+        (["matrix", "--in", "1x5", "-k", "3", "-p", "-1"], "expected padding"),
         (["nosuchcommand"], "invalid choice"),
         (["matrix", "--in", "1x5", "-k", "3", "--bogus"], "unrecognized arguments"),
     ],
     ids=["negative-size", "no-spatial", "kernel-too-big", "groups", "padding-word", "mode",
          "weight-count", "weight-word", "weight-file", "save-suffix", "missing-kernel",
-         "max-size", "command", "unknown-flag"],
+         "max-size", "zero-stride", "negative-padding", "command", "unknown-flag"],
 )
 def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
@@ -155,6 +157,14 @@ def test_missing_output_folder_writes_nothing(capsys, tmp_path):
                        str(tmp_path / "m.npz"), "--plot", str(tmp_path / "no" / "m.png"))
     assert code == 2 and "does not exist" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_target_that_is_a_folder_writes_nothing(capsys, tmp_path):
+    (tmp_path / "m.png").mkdir()
+    code, _, err = run(capsys, "matrix", "--in", "1x5", "-k", "3", "--save",
+                       str(tmp_path / "m.npz"), "--plot", str(tmp_path / "m.png"))
+    assert code == 2 and "it is a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png"]  # no npz, no temporary files
 
 
 def test_debug_shows_traceback(capsys):
@@ -198,3 +208,31 @@ def test_matrix_refuses_huge_layers(capsys):
     code, out, err = run(capsys, "matrix", "--in", "64x224x224", "--out", "64", "-k", "3")
     assert code == 2 and out == ""
     assert "1,816,805,376 non-zeros" in err
+
+
+def _help_examples() -> list[str]:
+    from convalgebra.cli import build_parser
+
+    parser = build_parser()
+    epilogs = [parser.epilog] + [p.epilog for p in parser._subparsers._group_actions[0].choices.values()]
+    lines = []
+    for epilog in epilogs:
+        block = epilog.split("examples:", 1)[1].split("\n\n", 1)[0]
+        lines += [line.split("  #")[0].strip() for line in block.strip().splitlines()]
+    return sorted(set(lines))
+
+
+@pytest.mark.parametrize("line", _help_examples())
+def test_every_help_example_runs(capsys, tmp_path, monkeypatch, line):
+    import shlex
+
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mynet.yaml").write_text(  # the graph file the examples name
+        "input: [3, 32, 32]\nlayers:\n  - {kind: conv, out_channels: 8, kernel_size: 3}\n"
+        "  - {kind: relu}\n  - {kind: max_pool, kernel_size: 2}\n")
+    argv = shlex.split(line)
+    assert argv[0] == "convalgebra"
+    code, out, err = run(capsys, *argv[1:])
+    assert code == 0, err
+    assert out.strip()
