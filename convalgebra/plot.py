@@ -449,11 +449,14 @@ def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None =
     ax = fig.add_subplot()
     x = np.arange(len(nodes))
     names = ["height", "width"] if len(extent) == 2 else [f"axis {a}" for a in range(len(extent))]
+    finals: set[float] = set()
     for a, (name, style) in enumerate(zip(names, ("-", "--", ":"))):
         sizes = [float(f[a].size) if not f[a].is_global else float(extent[a]) for f in fields]
         ax.plot(x, sizes, style, marker="o", markersize=3, lw=2, label=f"RF {name}")
-        ax.annotate(f"{sizes[-1]:g}", (x[-1], sizes[-1]), textcoords="offset points",
-                    xytext=(-6, 4 + 10 * a), ha="right", fontsize=9)
+        if a == 0 or sizes[-1] not in finals:
+            ax.annotate(f"{sizes[-1]:g}", (x[-1], sizes[-1]), textcoords="offset points",
+                        xytext=(-6, 4 + 10 * len(finals)), ha="right", fontsize=9)
+            finals.add(sizes[-1])
     for size in sorted(set(extent)):
         ax.axhline(size, color="#888888", lw=1, ls=":")
         ax.text(len(nodes) - 1, size, f"input size {size} ", va="bottom", ha="right", fontsize=9,

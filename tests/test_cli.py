@@ -8,11 +8,13 @@ import math
 import numpy as np
 import pytest
 import scipy.io
+from hypothesis import given, settings
 import scipy.sparse
 
 from convalgebra import ConvSpec, conv_matrix
 from convalgebra.cli import main
 from convalgebra.cli_args import parse_padding, parse_spec_string
+from strategies import conv_specs
 
 
 def run(capsys, *argv):
@@ -236,3 +238,25 @@ def test_every_help_example_runs(capsys, tmp_path, monkeypatch, line):
     code, out, err = run(capsys, *argv[1:])
     assert code == 0, err
     assert out.strip()
+
+
+def _flags(spec: ConvSpec) -> list[str]:
+    """The command-line flags that describe ``spec`` (padding as before:after pairs)."""
+    axes = lambda values: "x".join(map(str, values))  # noqa: E731
+    flags = ["--in", axes(spec.input_shape), "--out", str(spec.out_channels),
+             "-k", axes(spec.kernel_size), "-s", axes(spec.stride), "-d", axes(spec.dilation),
+             "-p", "x".join(f"{b}:{a}" for b, a in spec.padding), "-g", str(spec.groups),
+             "--mode", spec.padding_mode, "--output-padding", axes(spec.output_padding)]
+    flags += ["--transposed"] * spec.transposed + ["--flip"] * spec.flip
+    return flags + ["--no-bias"] * (not spec.bias)
+
+
+@settings(max_examples=60)
+@given(spec=conv_specs(transposed=None))
+def test_flags_round_trip_every_spec(spec):
+    """Any spec the library accepts can be typed on the command line and comes back equal."""
+    from convalgebra.cli import build_parser
+    from convalgebra.cli_args import spec_from_args
+
+    ns = build_parser().parse_args(["matrix", *_flags(spec)])
+    assert spec_from_args(ns) == spec
