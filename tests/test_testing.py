@@ -127,3 +127,30 @@ def test_conv_operator_passes_dottest_at_large_size(name):
 def test_large_operator_paths_are_really_large():
     assert min(np.prod(s.input_shape) for s in LARGE.values()) >= 3 * 64 * 64
     assert LARGE["zeros"].input_shape == (3, 256, 256) and LARGE["zeros"].out_channels == 8
+
+
+def _kernel_jacobian_operator(spec, x):
+    """``w -> conv(x, w)`` matrix-free, with ``weight_gradient`` as its claimed adjoint."""
+    n_out, n_w = int(np.prod(spec.output_shape)), int(np.prod(spec.weight_shape))
+    return LinearOperator(
+        (n_out, n_w),
+        matvec=lambda w: ca.conv_operator(spec, w.reshape(spec.weight_shape)) @ x.ravel(),
+        rmatvec=lambda g: ca.weight_gradient(spec, x, g.reshape(spec.output_shape)).ravel(),
+        dtype=np.float64,
+    )
+
+
+@pytest.mark.parametrize("name", list(LARGE))
+def test_weight_gradient_is_the_adjoint_of_the_kernel_jacobian_at_large_size(name):
+    spec = LARGE[name]
+    x = np.random.default_rng(1).standard_normal(spec.input_shape)
+    assert dottest(_kernel_jacobian_operator(spec, x), n_trials=2)
+
+
+def test_dottest_of_the_kernel_jacobian_catches_a_wrong_weight_gradient():
+    spec = LARGE["zeros"]
+    x = np.random.default_rng(1).standard_normal(spec.input_shape)
+    good = _kernel_jacobian_operator(spec, x)
+    flipped = LinearOperator(good.shape, matvec=good.matvec, dtype=np.float64,
+                             rmatvec=lambda g: good.rmatvec(g).reshape(spec.weight_shape)[..., ::-1, :].ravel())
+    assert not dottest(flipped, raise_error=False)
