@@ -197,8 +197,13 @@ def _rf_rows(graph) -> list[dict[str, Any]]:
     return rows
 
 
-def _unit_text(graph, node: str, unit) -> str:
+def _unit_text(graph, node: str, unit, fmt: str = "text") -> str:
     field = graph.unit_receptive_field(node, unit)
+    if fmt == "json":
+        plain = lambda v: v if isinstance(v, (int, type(None))) else str(v)  # noqa: E731
+        return json.dumps({"node": node, "position": list(field.position),
+                           "box": [list(b) for b in field.box] if field.box else None,
+                           "size": list(field.size), "centre": [plain(c) for c in field.centre]})
     where = f"unit {field.position} of {node!r} {_dims(graph.shape(node))}"
     if field.box is None:
         return f"{where} reads no input pixel"
@@ -219,7 +224,7 @@ def rf(ns: argparse.Namespace) -> Result:
     if node is None:
         raise ConvAlgebraError(f"{label} has no layer with a spatial output")
     if ns.unit is not None:
-        text = _unit_text(graph, node, ns.unit)
+        text = _unit_text(graph, node, ns.unit, ns.format)
     else:
         from .tables import render
 

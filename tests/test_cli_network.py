@@ -181,6 +181,14 @@ def test_rf_unit_of_a_layer_matches_torch_gradient_support(capsys, flags, unit):
     assert f"reads input box {expected}" in out
 
 
+def test_rf_unit_json(capsys):
+    code, out, _ = run(capsys, "rf", "resnet18", "--unit", "0x0", "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["node"] == "features" and document["box"] == [[0, 217], [0, 217]]
+    assert document["size"] == [218, 218]
+
+
 def test_rf_plots_growth_and_unit(capsys, tmp_path, lenet_file):
     pytest.importorskip("matplotlib")
     from test_plot import assert_real_png
