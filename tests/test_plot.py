@@ -129,3 +129,29 @@ def test_plot_receptive_field_renders(name):
 def test_plot_receptive_field_rejects(spec, unit, message):
     with pytest.raises(ConvAlgebraError, match=message):
         plot.plot_receptive_field(spec, unit)
+
+
+def test_importing_plot_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = "import sys, convalgebra.plot, convalgebra.cli; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_missing_matplotlib_names_the_extra(capsys, tmp_path, monkeypatch):
+    from convalgebra import MissingExtraError
+    from convalgebra.cli import main
+
+    def missing(module, extra):
+        raise MissingExtraError(f"{module} is needed for this feature: pip install 'convalgebra[{extra}]'")
+
+    monkeypatch.setattr(plot, "require", missing)
+    with pytest.raises(MissingExtraError, match=r"convalgebra\[plot\]"):
+        plot.plot_matrix(ConvSpec((1, 4), 1, 2))
+    code = main(["matrix", "--in", "1x4", "-k", "2", "--save", str(tmp_path / "m.npz"),
+                 "--plot", str(tmp_path / "m.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and "pip install 'convalgebra[plot]'" in err
+    assert list(tmp_path.iterdir()) == []
