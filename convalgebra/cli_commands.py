@@ -7,7 +7,7 @@ A handler never prints and never writes: it returns the text to print and the fi
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import io
 import math
 from dataclasses import dataclass, field

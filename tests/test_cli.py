@@ -260,3 +260,16 @@ def test_flags_round_trip_every_spec(spec):
 
     ns = build_parser().parse_args(["matrix", *_flags(spec)])
     assert spec_from_args(ns) == spec
+
+
+def test_missing_library_module_is_a_clear_exit_1(capsys, monkeypatch):
+    from convalgebra import cli_commands
+
+    def absent(name):
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    monkeypatch.setattr(cli_commands.importlib, "import_module", absent)
+    code, out, err = run(capsys, "derive", "matrix", "--in", "1x4", "-k", "2")
+    assert code == 1 and out == ""
+    assert err.strip() == ("error: 'convalgebra derive' is not available: this installation has "
+                           "no convalgebra.derive module")
