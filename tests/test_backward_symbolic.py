@@ -54,6 +54,25 @@ def test_equations_evaluate_to_the_numeric_gradients(spec, seed):
     assert np.array_equal(_numbers(bw.bias_gradient, subs), ca.bias_gradient(spec, g))
 
 
+@settings(max_examples=30)
+@given(spec=conv_specs(transposed=None, max_size=3, max_channels=2))
+def test_gradient_equations_are_the_chain_rule_of_the_forward_ones(spec):
+    bw = symbolic_backward(spec)
+    z = [eq.rhs for eq in bw.forward]
+    g = bw.grad_output.ravel()
+    assume(len(z) * (bw.weight.size + bw.input.size) <= 800)  # one sympy.diff per pair
+
+    def chain(variable):  # sum over outputs of dz_o/dvariable * dL/dz_o, by sympy.diff
+        return sympy.Add(*(sympy.diff(zo, variable) * go for zo, go in zip(z, g)))
+
+    for variable, eq in zip(bw.weight.ravel(), bw.weight_gradient):
+        assert sympy.expand(chain(variable) - eq.rhs) == 0
+    for variable, eq in zip(bw.input.ravel(), bw.input_gradient):
+        assert sympy.expand(chain(variable) - eq.rhs) == 0
+    for variable, eq in zip(bw.bias.ravel(), bw.bias_gradient):
+        assert sympy.expand(chain(variable) - eq.rhs) == 0
+
+
 @settings(max_examples=25)
 @given(spec=conv_specs(ndims=(1, 2), max_size=3, max_channels=2))
 def test_general_formulas_hold_for_every_forward_variant(spec):
