@@ -444,23 +444,10 @@ def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None =
     if not nodes:
         raise ConvAlgebraError("the graph has no layer with a spatial output to plot")
     fields = [graph.receptive_field(v) for v in nodes]
-    extent = graph.extent
     fig = _figure(max(8.0, min(16.0, 0.25 * len(nodes) + 5)), 6.0)
     ax = fig.add_subplot()
     x = np.arange(len(nodes))
-    names = ["height", "width"] if len(extent) == 2 else [f"axis {a}" for a in range(len(extent))]
-    finals: set[float] = set()
-    for a, (name, style) in enumerate(zip(names, ("-", "--", ":"))):
-        sizes = [float(f[a].size) if not f[a].is_global else float(extent[a]) for f in fields]
-        ax.plot(x, sizes, style, marker="o", markersize=3, lw=2, label=f"RF {name}")
-        if a == 0 or sizes[-1] not in finals:
-            ax.annotate(f"{sizes[-1]:g}", (x[-1], sizes[-1]), textcoords="offset points",
-                        xytext=(-6, 4 + 10 * len(finals)), ha="right", fontsize=9)
-            finals.add(sizes[-1])
-    for size in sorted(set(extent)):
-        ax.axhline(size, color="#888888", lw=1, ls=":")
-        ax.text(len(nodes) - 1, size, f"input size {size} ", va="bottom", ha="right", fontsize=9,
-                color="#555555")
+    _draw_sizes(ax, x, fields, graph.extent)
     jumps = ax.twinx()
     jumps.step(x, [float(max(f[a].jump for a in range(len(f)))) for f in fields], where="post",
                color="#d62728", lw=1.5, label="jump (effective stride)")
@@ -469,15 +456,32 @@ def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None =
     step = max(1, len(nodes) // 60)
     ax.xaxis.set_major_locator(FixedLocator(x[::step]))
     ax.set_xticklabels(nodes[::step], rotation=90, fontsize=8)
-    ax.set_ylabel("receptive field size (input pixels)")
     ax.set_xlim(-0.5, len(nodes) - 0.5)
-    ax.grid(axis="y", alpha=0.3)
     lines = ax.get_legend_handles_labels()[0] + jumps.get_legend_handles_labels()[0]
     ax.legend(lines, [h.get_label() for h in lines], loc="center left", frameon=False)
     shape = "x".join(map(str, graph.shape(graph.inputs[0]))) if graph.inputs else ""
     ax.set_title(f"receptive-field growth: {title or graph.nx.graph.get('name', 'network')}"
                  f" on {shape}", fontsize=12)
     return fig
+
+
+def _draw_sizes(ax, x: np.ndarray, fields: list, extent: tuple[int, ...]) -> None:
+    """One line per spatial axis, each distinct final size labelled, the input size dotted."""
+    names = ["height", "width"] if len(extent) == 2 else [f"axis {a}" for a in range(len(extent))]
+    finals: set[float] = set()
+    for a, (name, style) in enumerate(zip(names, ("-", "--", ":"))):
+        sizes = [float(f[a].size) if not f[a].is_global else float(extent[a]) for f in fields]
+        ax.plot(x, sizes, style, marker="o", markersize=3, lw=2, label=f"RF {name}")
+        if sizes[-1] not in finals:
+            ax.annotate(f"{sizes[-1]:g}", (x[-1], sizes[-1]), textcoords="offset points",
+                        xytext=(-6, 4 + 10 * len(finals)), ha="right", fontsize=9)
+            finals.add(sizes[-1])
+    for size in sorted(set(extent)):
+        ax.axhline(size, color="#888888", lw=1, ls=":")
+        ax.text(x[-1], size, f"input size {size} ", va="bottom", ha="right", fontsize=9,
+                color="#555555")
+    ax.set_ylabel("receptive field size (input pixels)")
+    ax.grid(axis="y", alpha=0.3)
 
 
 def plot_unit_field(graph, node: str, unit: tuple[int, ...] | None = None, *,
