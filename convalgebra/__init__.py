@@ -58,6 +58,7 @@ _LAZY = {
     "receptive_field": "graph",
     "param_count": "graph",
     "macs": "graph",
+    "unit_receptive_field": "graph",
     "from_torch": "interop.torch",
     # derivations
     "derive": "derive",

@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import ConvAlgebraError, GraphCycleError, require
 from .layers import Facts, Input, Layer, Opaque, layer_from_dict
-from .receptive import AxisRF, apply_map, global_rf, input_rf, merge
+from .receptive import IDENTITY, AxisRF, apply_map, global_rf, input_rf, merge
 
 __all__ = ["LayerGraph", "NodeInfo", "UnitField", "receptive_field", "unit_receptive_field",
            "param_count", "buffer_count", "macs", "flops"]
@@ -109,7 +109,10 @@ class LayerGraph:
     def __init__(self, name: str = "graph") -> None:
         self.nx = nx.DiGraph(name=name)
         self._order: list[str] = []
-        self._keys: dict[str, int] = {}
+        self._attrs: dict[str, dict] = {}  # the node attribute dicts of self.nx (fast access)
+        self._params: dict[str, int] = {}   # parameter key -> size (shared keys once)
+        self._buffers: dict[str, int] = {}
+        self._facts_cache: dict[Any, Facts] = {}
         self._cache: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ building
@@ -135,8 +138,10 @@ class LayerGraph:
         facts = self._facts(name, layer, inputs)
         keys = {p: (param_keys or {}).get(p, f"{share or name}.{p}") for p in
                 (*facts.params, *facts.buffers)}
-        self._check_shared(name, keys, {**facts.params, **facts.buffers})
+        self._check_shared(name, keys, facts.params, self._params)
+        self._check_shared(name, keys, facts.buffers, self._buffers)
         self.nx.add_node(name, layer=layer, facts=facts, inputs=inputs, share=share, keys=keys)
+        self._attrs[name] = self.nx.nodes[name]
         for port, src in enumerate(inputs):
             self.nx.add_edge(src, name, port=port)
         self._order.append(name)
@@ -160,21 +165,34 @@ class LayerGraph:
         return inputs
 
     def _facts(self, name: str, layer: Layer, inputs: tuple[str, ...]) -> Facts:
-        shapes = [self.nx.nodes[src]["facts"].shape for src in inputs]
+        shapes = [self._attrs[src]["facts"].shape for src in inputs]
+        try:  # repeated blocks share their facts (read-only); unhashable configs skip the cache
+            key = (layer, *shapes)
+            cached = self._facts_cache.get(key)
+        except TypeError:
+            key = cached = None
+        if cached is not None:
+            return cached
         try:
-            return layer.facts(shapes)
+            facts = layer.facts(shapes)
         except ConvAlgebraError as exc:
             branches = ", ".join(f"{s!r} {sh}" for s, sh in zip(inputs, shapes))
             raise ConvAlgebraError(
                 f"layer {name!r} ({layer.kind}) on input(s) {branches or 'none'}: {exc}") from None
+        if key is not None:
+            self._facts_cache[key] = facts
+        return facts
 
-    def _check_shared(self, name: str, keys: dict[str, str], sizes: dict[str, int]) -> None:
-        for p, key in keys.items():
-            known = self._keys.setdefault(key, sizes[p])
-            if known != sizes[p]:
+    @staticmethod
+    def _check_shared(name: str, keys: dict[str, str], sizes: dict[str, int],
+                      registry: dict[str, int]) -> None:
+        for p, size in sizes.items():
+            key = keys[p]
+            known = registry.setdefault(key, size)
+            if known != size:
                 raise ConvAlgebraError(
                     f"layer {name!r} shares parameter {key!r} with {known} entries, "
-                    f"but needs {sizes[p]}")
+                    f"but needs {size}")
 
     @classmethod
     def sequential(cls, input_shape: Sequence[int], layers: Iterable[Any], *,
@@ -213,7 +231,7 @@ class LayerGraph:
             preds = sorted(graph.predecessors(node),
                            key=lambda u: graph.edges[u, node].get("port", 0))
             out.add(str(node), data["layer"], [str(p) for p in preds],
-                    share=data.get("share"), param_keys=data.get("param_keys"))
+                    share=data.get("share"), param_keys=data.get("param_keys") or data.get("keys"))
         return out
 
     @classmethod
@@ -274,7 +292,7 @@ class LayerGraph:
         """The declarative spec of this graph (``from_spec(g.to_spec())`` rebuilds it)."""
         layers, inputs = [], {}
         for node in self._order:
-            data = self.nx.nodes[node]
+            data = self._attrs[node]
             if isinstance(data["layer"], Input):
                 inputs[node] = list(data["layer"].shape)
                 continue
@@ -302,7 +320,7 @@ class LayerGraph:
 
     @property
     def inputs(self) -> list[str]:
-        return [n for n in self._order if isinstance(self.nx.nodes[n]["layer"], Input)]
+        return [n for n in self._order if isinstance(self._attrs[n]["layer"], Input)]
 
     @property
     def outputs(self) -> list[str]:
@@ -312,7 +330,7 @@ class LayerGraph:
     def _node(self, node: str) -> dict:
         if node not in self.nx:
             raise ConvAlgebraError(f"no node named {node!r} in the graph")
-        return self.nx.nodes[node]
+        return self._attrs[node]
 
     def layer(self, node: str) -> Layer:
         return self._node(node)["layer"]
@@ -348,11 +366,13 @@ class LayerGraph:
         glob = tuple(global_rf(e, 1) for e in extent)
         fields: dict[str, tuple[AxisRF, ...]] = {}
         for node in self._order:
-            data = self.nx.nodes[node]
+            data = self._attrs[node]
             facts, srcs = data["facts"], data["inputs"]
             if not srcs:
                 spatial = len(facts.shape) == n + 1 and not isinstance(data["layer"], Opaque)
                 fields[node] = (input_rf(),) * n if spatial else glob
+            elif len(srcs) == 1 and facts.maps and all(m is IDENTITY for m in facts.maps[0]):
+                fields[node] = fields[srcs[0]]  # elementwise layers keep the field
             elif facts.maps is None or len(facts.shape) != n + 1:
                 fields[node] = tuple(global_rf(e, max(f[a].jump for f in map(fields.get, srcs)))
                                      for a, e in enumerate(extent))
@@ -428,14 +448,14 @@ class LayerGraph:
 
     def _request_inputs(self, v: str, req: Any, requests: dict) -> list:
         """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
-        data = self.nx.nodes[v]
+        data = self._attrs[v]
         facts, n = data["facts"], self.spatial_ndim
         if not data["inputs"]:
             spatial = len(facts.shape) == n + 1
             return [req if req is not _ALL and spatial else
                     tuple(np.arange(s) for s in facts.shape[1:])]
         for src, maps in zip(data["inputs"], facts.maps or [None] * len(data["inputs"])):
-            src_shape = self.nx.nodes[src]["facts"].shape
+            src_shape = self._attrs[src]["facts"].shape
             if len(src_shape) != n + 1:
                 want = _ALL
             elif req is _ALL or maps is None or len(maps) != n:
@@ -461,20 +481,17 @@ class LayerGraph:
 
     # ------------------------------------------------------------- params & cost
     def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
-        data = self.nx.nodes[node]
+        data = self._attrs[node]
         sizes = data["facts"].buffers if buffers else data["facts"].params
         return {data["keys"][p]: size for p, size in sizes.items()}
 
     def param_count(self, *, trainable: bool = True) -> int:
         """Learnable parameters (``trainable=True``) or buffers, shared ones counted once."""
-        seen: dict[str, int] = {}
-        for node in self._order:
-            seen.update(self._param_keys(node, buffers=not trainable))
-        return sum(seen.values())
+        return sum((self._params if trainable else self._buffers).values())
 
     def macs(self) -> int:
         """Multiply-accumulates of convolution and linear layers (one forward pass)."""
-        return sum(self.nx.nodes[n]["facts"].macs for n in self._order)
+        return sum(self._attrs[n]["facts"].macs for n in self._order)
 
     def info(self, node: str, *, _seen: set | None = None) -> NodeInfo:
         """The full report of one node (parameters, cost, memory, receptive field, flags)."""
@@ -517,7 +534,7 @@ class LayerGraph:
 
     def summary(self, *, dtype_bytes: int = 4) -> dict[str, int]:
         """Totals: params, buffers, MACs, FLOPs (= 2 MACs), other ops, activation memory."""
-        facts = [self.nx.nodes[n]["facts"] for n in self._order]
+        facts = [self._attrs[n]["facts"] for n in self._order]
         total_macs = self.macs()
         elements = sum(math.prod(f.shape) for f in facts)
         return {"nodes": len(self), "params": self.param_count(),

@@ -334,7 +334,8 @@ def merge(fields: list[AxisRF], extent: int) -> AxisRF:
     jumps = tuple(sorted({j for f in fields for j in f.jumps}))
     if any(f.is_global for f in fields):
         return AxisRF(extent, max(jumps), _half(extent - 1), True, jumps)
-    lows, highs = zip(*(f.interval(0) for f in fields))
+    # ends of unit 0's field in doubled coordinates (integers for half-integer centres)
+    lows, highs = zip(*((2 * f.start - (f.size - 1), 2 * f.start + (f.size - 1)) for f in fields))
     lo, hi = min(lows), max(highs)
-    return AxisRF(_num(Fraction(hi - lo) + 1), max(jumps), _num(Fraction(lo + hi) / 2),
+    return AxisRF(_num(Fraction(hi - lo) / 2 + 1), max(jumps), _num(Fraction(lo + hi) / 4),
                   False, jumps, all(f.exact for f in fields))

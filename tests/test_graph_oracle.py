@@ -54,6 +54,17 @@ class TorchGraph(nn.Module):
     def __init__(self, graph: LayerGraph, oracle: bool = False) -> None:
         super().__init__()
         self.graph, self.oracle = graph, oracle
+        if oracle:  # skip torch's random initialisation: the weights are overwritten
+            with torch.device("meta"):
+                self._build(graph)
+            self.to_empty(device="cpu")
+            self.double()
+            self._oracle_weights()
+            self.requires_grad_(False)  # only the input gradient is needed
+        else:
+            self._build(graph)
+
+    def _build(self, graph: LayerGraph) -> None:
         self.mods = nn.ModuleDict()
         shared: dict[str, nn.Module] = {}
         for node in graph.nodes:
@@ -67,9 +78,6 @@ class TorchGraph(nn.Module):
                 shared[share] = module
             if module is not None:
                 self.mods[node.replace(".", "_")] = module
-        if oracle:
-            self.double()
-            self._oracle_weights()
 
     def _module(self, layer, facts, in_shape):
         if isinstance(layer, L.Conv):
@@ -102,6 +110,10 @@ class TorchGraph(nn.Module):
                     w.fill_(1.0 / fan_in)
                     if module.bias is not None:
                         module.bias.zero_()
+                elif hasattr(module, "reset_parameters") and module is not self:
+                    module.reset_parameters()  # normalisation layers: weight 1, bias 0
+                if hasattr(module, "reset_running_stats"):
+                    module.reset_running_stats()
 
     # ------------------------------------------------------------------ running
     def forward(self, *xs):
