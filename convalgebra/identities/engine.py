@@ -154,8 +154,7 @@ def lift_gather(spatial_src: np.ndarray, n_spatial: int, channel_src: np.ndarray
     return flat.ravel()
 
 
-def dense_rows(o: np.ndarray, j: np.ndarray, w: np.ndarray, coeff: np.ndarray, n_w: int,
-               n_cols: int | None = None) -> np.ndarray:
+def dense_rows(o: np.ndarray, j: np.ndarray, w: np.ndarray, coeff: np.ndarray, n_w: int) -> np.ndarray:
     """The distinct rows of the residual as a dense int matrix (one row per linear constraint)."""
     if o.size == 0:
         return np.zeros((0, n_w), dtype=np.int64)

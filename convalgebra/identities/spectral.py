@@ -23,7 +23,7 @@ import math
 import numpy as np
 import sympy
 
-from ..connectivity import spatial_table
+from ..connectivity import spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
@@ -73,7 +73,7 @@ def _symbolic_eigenvalues(spec: ConvSpec, off) -> list:
     """λ_j (single channel pair) as sympy expressions in the kernel symbols."""
     n = spec.input_shape[1:]
     w = weight_symbols(spec).reshape(spec.weight_shape[0], -1, math.prod(spec.kernel_size))
-    order = _weight_order(spec)
+    order = tap_weight_order(spec)
     lam = []
     for j in np.ndindex(*n):
         terms = 0
@@ -82,12 +82,6 @@ def _symbolic_eigenvalues(spec: ConvSpec, off) -> list:
             terms += w[0, 0, order[t]] * sympy.exp(2 * sympy.pi * sympy.I * e)
         lam.append(sympy.expand(terms))
     return lam
-
-
-def _weight_order(spec):
-    from ..connectivity import tap_weight_order
-
-    return tap_weight_order(spec)
 
 
 def convolution_theorem(spec: ConvSpec, *, weight=None, symbolic: bool | None = None) -> CheckResult:
