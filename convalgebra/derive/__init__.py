@@ -26,9 +26,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..errors import ConvAlgebraError
-from .model import Derivation, Equation, Expr, Grid, Step, Table
+from .model import Derivation, Equation, Expr, Grid, Step, Table, combine
 
-__all__ = ["derive", "Derivation", "Step", "Equation", "Expr", "Grid", "Table", "KINDS"]
+__all__ = ["derive", "Derivation", "Step", "Equation", "Expr", "Grid", "Table", "KINDS", "combine"]
 
 
 def _registry() -> dict[str, Callable[..., Derivation]]:

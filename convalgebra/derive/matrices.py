@@ -192,15 +192,20 @@ def _sharing_step(spec: ConvSpec) -> Step:
         return Step("Parameter sharing: (table too large to count here).", rule="sharing")
     uses = t.sharing()
     used = uses[uses > 0]
-    statement = (f"Parameter sharing: the {len(t):,} connections (input, output pairs through a tap, before "
-                 f"duplicates are merged) use only {spec.n_weights:,} distinct kernel entries, each "
-                 f"{used.min():,}" + (f" to {used.max():,}" if used.max() != used.min() else "") + " times.")
+    if used.size == 0:
+        statement = "Parameter sharing: no kernel tap ever reads an input (every tap falls on padding)."
+    else:
+        statement = (f"Parameter sharing: the {len(t):,} connections (input, output pairs through a tap, before "
+                     f"duplicates are merged) use only {spec.n_weights:,} distinct kernel entries, each "
+                     f"{used.min():,}" + (f" to {used.max():,}" if used.max() != used.min() else "") + " times"
+                     + (f"; {uses.size - used.size:,} entries are never used (their taps always read padding)"
+                        if used.size < uses.size else "") + ".")
     eqs = (
         Equation((Expr(r"\text{dense (fully connected)}", "dense (fully connected)"),
                   Expr(rf"m n = {_n(n_rows)} \cdot {_n(n_cols)}", f"m*n = {n_rows}*{n_cols}"),
                   number(n_rows * n_cols))),
         Equation((Expr(r"\text{sparse, unshared (locally connected)}", "sparse, unshared (locally connected)"),
-                  Expr(r"\#\text{connections}", "#connections"), number(len(t)))),
+                  Expr(r"\#\text{connections}", "#connections"), *_full_count(spec, len(t)), number(len(t)))),
         Equation((Expr(r"\text{convolution (shared)}", "convolution (shared)"),
                   Expr(r"\#\text{kernel entries}", "#kernel entries"), number(spec.n_weights))),
     )

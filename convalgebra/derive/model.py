@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-__all__ = ["Expr", "Grid", "Equation", "Table", "Step", "Derivation", "ELLIPSES"]
+__all__ = ["Expr", "Grid", "Equation", "Table", "Step", "Derivation", "ELLIPSES", "combine"]
 
 #: Markers a :class:`Grid` cell may hold instead of an :class:`Expr` (elided entries).
 ELLIPSES = {"h": (r"\cdots", "…"), "v": (r"\vdots", "⋮"), "d": (r"\ddots", "⋱"), "": ("", "")}
@@ -185,3 +185,20 @@ class Derivation:
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
+
+
+def combine(title: str, parts: "list[Derivation | Step]", intro: str = "") -> Derivation:
+    """One derivation made of several: each part becomes a step whose sub-steps are its steps.
+
+    Examples
+    --------
+    >>> import convalgebra as ca
+    >>> d = combine("Two sizes", [ca.derive("output_size", ca.ConvSpec((1, n), 1, 3)) for n in (5, 6)])
+    >>> [step.statement[:20] for step in d.steps]
+    ['Output size of Conv1', 'Output size of Conv1']
+    """
+    steps = tuple(
+        p if isinstance(p, Step) else Step(p.title + ("." if not p.title.endswith(".") else ""),
+                                           substeps=p.steps, rule="part")
+        for p in parts)
+    return Derivation(title, steps, intro, result=[getattr(p, "result", None) for p in parts])

@@ -59,8 +59,10 @@ def _spec_params(spec: ConvSpec) -> list[Equation]:
                                   spec.out_channels * (filt.value + 1)), number(spec.n_params))))
         return eqs
     else:
-        eqs.append(Equation((Expr(r"\text{weights}", "weights"), product(list(spec.weight_shape)),
-                             number(spec.n_weights)), label="the weight shape " + str(spec.weight_shape)))
+        weights = product(list(spec.weight_shape))
+        sides = (weights,) if "*" in weights.text else ()
+        eqs.append(Equation((Expr(r"\text{weights}", "weights"), *sides, number(spec.n_weights)),
+                            label="the weight shape " + str(spec.weight_shape)))
     if spec.bias:
         eqs.append(Equation((Expr(r"\text{layer}", "layer"),
                              Expr(f"{number(spec.n_weights).tex} + {spec.out_channels}",
@@ -225,20 +227,25 @@ def _window(graph, node: str) -> tuple | None:
     return None
 
 
-def _rf_equations(graph, node: str, prev, rf, axis: int) -> tuple[Equation, ...]:
+def _names(layer: int, axis: int, per_axis: bool) -> tuple[Expr, Expr]:
+    """``r_l``, ``j_l`` (with the axis as a superscript when several axes are shown)."""
+    sup, text = (f"^{{({axis})}}", f"^({axis})") if per_axis else ("", "")
+    return (Expr(f"r_{{{layer}}}{sup}", f"r_{layer}{text}"), Expr(f"j_{{{layer}}}{sup}", f"j_{layer}{text}"))
+
+
+def _rf_equations(graph, node: str, prev, rf, axis: int, names: tuple[Expr, Expr]) -> tuple[Equation, ...]:
     window = _window(graph, node)
     r, j = rf[axis], prev[axis]
     if window is None or prev[axis].is_global or r.is_global or not r.aligned:
-        return (Equation((Expr(f"r_{{{axis}}}", f"r_{axis}"), number(r.size) if not r.is_global
-                          else Expr(rf"\text{{global}}", "global"))),)
+        return (Equation((names[0], number(r.size) if not r.is_global
+                          else Expr(r"\text{global}", "global"))),)
     k, s, d = (w[axis] for w in window)
     dil = "" if d == 1 else rf" \cdot {d}"
     size = Expr(rf"{number(j.size).tex} + ({k} - 1){dil} \cdot {number(j.jump).tex}",
                 f"{j.size} + ({k} - 1)" + (f"*{d}" if d != 1 else "") + f"*{j.jump}",
                 j.size + (k - 1) * d * j.jump)
     jump = Expr(rf"{number(j.jump).tex} \cdot {s}", f"{j.jump}*{s}", j.jump * s)
-    return (Equation((Expr(f"r_{{{axis}}}", f"r_{axis}"), size, number(r.size))),
-            Equation((Expr(f"j_{{{axis}}}", f"j_{axis}"), jump, number(r.jump))))
+    return (Equation((names[0], size, number(r.size))), Equation((names[1], jump, number(r.jump))))
 
 
 def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> Derivation:
@@ -270,22 +277,24 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
         "an input unit has $r_0 = 1$, $j_0 = 1$.",
         justification="Each extra tap of layer $l$ reaches one more unit of layer $l-1$, and those are "
         "$j_{l-1}$ input positions apart.", rule="recurrence")]
-    sizes, rows = [], []
+    sizes, rows, layer = [], [], 0
     for node in graph.nodes:
         srcs = graph.nx.nodes[node]["inputs"]
         rf = graph.receptive_field(node)
         if not srcs:
             continue
+        layer += 1
+        names = {a: _names(layer, a, len(shown) > 1) for a in shown}
         eqs = ()
         if len(srcs) == 1:
             prev = graph.receptive_field(srcs[0])
-            eqs = tuple(e for a in shown for e in _rf_equations(graph, node, prev, rf, a))
-        statement = f"{node} ({graph.layer(node).describe()}):"
+            eqs = tuple(e for a in shown for e in _rf_equations(graph, node, prev, rf, a, names[a]))
+        statement = f"Layer {layer}, {node} ({graph.layer(node).describe()}):"
         why = "" if len(srcs) == 1 else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
         if len(srcs) == 1 and _window(graph, node) is None and not eqs[0].sides[-1].text == "global":
             why = "No sliding window here: the field is carried over or set by the layer's reach."
-        steps.append(Step(statement, eqs or tuple(Equation((Expr(f"r_{{{a}}}", f"r_{a}"), number(rf[a].size)))
-                                                  for a in shown), why, "layer"))
+        steps.append(Step(statement, eqs or tuple(Equation((names[a][0], number(rf[a].size))) for a in shown),
+                          why, "layer"))
         sizes.append(rf[shown[0]].size)
         rows.append((node, graph.layer(node).kind, " x ".join(f.describe() for f in rf)))
     steps.append(Step("Summary (receptive field size / jump per axis):",

@@ -237,6 +237,9 @@ def _printers():
         def _print_Add(self, expr, order=None):
             return super()._print_Add(expr.func(*_textbook_terms(expr), evaluate=False), order="none")
 
+        def _print_Symbol(self, expr):
+            return text_symbol(expr)
+
     return TextbookLatex({"order": "none"}), TextbookStr({"order": "none"})
 
 

@@ -34,6 +34,32 @@ _TEX_SPECIAL = {
 }
 
 
+_UNICODE_MATH = {
+    "⊗": r"\otimes", "⋯": r"\cdots", "∘": r"\circ", "⋆": r"\star", "∗": r"\ast", "′": "'", "≈": r"\approx",
+    "∈": r"\in", "∑": r"\sum", "∏": r"\prod", "√": r"\surd", "∞": r"\infty", "±": r"\pm", "⇒": r"\Rightarrow",
+    "↦": r"\mapsto", "⊂": r"\subset", "∪": r"\cup", "∩": r"\cap", "⌈": r"\lceil", "⌉": r"\rceil", "≡": r"\equiv",
+    "⋱": r"\ddots", "⊙": r"\odot", "∇": r"\nabla", "⁻": "^{-}", "¹": "^{1}", "³": "^{3}", "⊤": r"\top",
+}
+
+
+def _unicode_tex(ch: str) -> str:
+    """A LaTeX rendering of a non-ASCII character that the base LaTeX install can typeset."""
+    import unicodedata
+
+    if ch in _TEX_SPECIAL:
+        return _TEX_SPECIAL[ch]
+    if ch in _UNICODE_MATH:
+        return f"${_UNICODE_MATH[ch]}$"
+    name = unicodedata.name(ch, "")
+    if name.startswith("GREEK "):
+        letter = {"lamda": "lambda", "sigma": "sigma"}.get(name.split()[-1].lower(), name.split()[-1].lower())
+        letter = letter.capitalize() if "CAPITAL" in name else letter
+        letter = "varsigma" if "FINAL SIGMA" in name else letter
+        return rf"$\{letter}$"
+    ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return ascii_form or "?"
+
+
 def _split_math(prose: str) -> list[tuple[bool, str]]:
     """Split prose at ``$`` into (is_math, piece) segments."""
     parts = prose.split("$")
@@ -46,7 +72,7 @@ def _tex_prose(prose: str) -> str:
         if is_math:
             out.append(f"${piece}$")
         else:
-            out.append("".join(_TEX_SPECIAL.get(ch, ch) for ch in piece))
+            out.append("".join(_unicode_tex(ch) if ch in _TEX_SPECIAL or ord(ch) > 127 else ch for ch in piece))
     return "".join(out)
 
 

@@ -55,9 +55,15 @@ def _forward_axis(spec: ConvSpec, axis: int) -> Step:
             Expr(rf"\left\lfloor \frac{{{tex}}}{{{s}}} \right\rfloor + 1",
                  f"floor(({text})/{s}) + 1", sympy.floor(quotient) + 1),
             Expr(rf"\left\lfloor {sympy.latex(quotient)} \right\rfloor + 1",
-                 f"floor({quotient}) + 1", sympy.floor(quotient) + 1),
+                 f"floor({quotient}) + 1", sympy.floor(quotient) + 1) if value % s else
+            Expr(f"{quotient} + 1", f"{quotient} + 1", quotient + 1),
         ]
     eqs = [Equation((Expr(f"O_{{{axis}}}", f"O_{axis}"), *sides, number(out)))]
+    if p["pb"] or p["pa"]:
+        padded = p["n"] + p["pb"] + p["pa"]
+        eqs.insert(0, Equation((Expr(r"N + P_b + P_a", "N + P_b + P_a"),
+                                Expr(f"{p['n']} + {p['pb']} + {p['pa']}", f"{p['n']} + {p['pb']} + {p['pa']}", padded),
+                                number(padded)), label="the padded input"))
     statement = (f"Axis {axis}: $N = {p['n']}$, $F = {p['k']}$, $S = {s}$, "
                  + (f"$P = {p['pb']}$" if p["pb"] == p["pa"] else f"$P_b = {p['pb']}$, $P_a = {p['pa']}$")
                  + (f", $D = {p['d']}$" if p["d"] > 1 else "") + ".")

@@ -16,6 +16,7 @@ before parsing, since sympy's LaTeX grammar does not read them.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Iterable
 
 from ..errors import ConvAlgebraError
@@ -61,13 +62,66 @@ def _placeholders(symbols: Iterable[Any]):
     return tex_map, sorted(text_map, key=lambda p: -len(p[0])), back
 
 
-def _parse_tex(tex: str, tex_map, back):
+_OPEN = ("{", "(", "[", r"\lfloor", r"\lceil")
+_CLOSE = ("}", ")", "]", r"\rfloor", r"\rceil")
+
+
+def split_terms(tex: str) -> list[tuple[int, str]]:
+    """Split a LaTeX sum at its top-level `` + `` and `` - `` into ``(sign, term)`` pairs.
+
+    The antlr grammar parses a long sum in quadratic time; its terms one by one take linear
+    time, and the sum of the parsed terms is the parsed sum.
+
+    Examples
+    --------
+    >>> split_terms(r"w_{1} a_{1} - \frac{a - b}{2} + \lfloor 3 - 1 \rfloor")
+    [(1, 'w_{1} a_{1}'), (-1, '\\frac{a - b}{2}'), (1, '\\lfloor 3 - 1 \\rfloor')]
+    """
+    terms, depth, start, sign, i = [], 0, 0, 1, 0
+    while i < len(tex):
+        opening = next((t for t in _OPEN if tex.startswith(t, i)), None)
+        closing = next((t for t in _CLOSE if tex.startswith(t, i)), None)
+        if opening or closing:
+            depth += 1 if opening else -1
+            i += len(opening or closing)
+            continue
+        if depth == 0 and tex.startswith((" + ", " - "), i) and tex[start:i].strip():
+            terms.append((sign, tex[start:i].strip()))
+            sign, start = (1 if tex[i + 1] == "+" else -1), i + 3
+            i += 3
+            continue
+        i += 1
+    terms.append((sign, tex[start:].strip()))
+    return terms
+
+
+@lru_cache(maxsize=4096)
+def _parse_template(template: str):
     from sympy.parsing.latex import parse_latex
 
+    return parse_latex(template)
+
+
+def _parse_term(term: str, back: dict):
+    """Parse one term; its placeholders become ``x_{0}, x_{1}, …`` so equal shapes parse once."""
+    import sympy
+
+    tokens = list(dict.fromkeys(re.findall(r"\\xi_\{\d+\}", term)))
+    template = term
+    for k, token in enumerate(tokens):
+        template = template.replace(token, f"x_{{{k}}}")
+    parsed = _parse_template(template)
+    return parsed.xreplace({sympy.Symbol(f"x_{{{k}}}"): back[sympy.Symbol(t[1:])] for k, t in enumerate(tokens)})
+
+
+def _parse_tex(tex: str, tex_map, back):
+    import sympy
+
     for name, token in tex_map:
-        tex = tex.replace(name, f" {token} ")
-    tex = tex.replace("{,}", "").replace(r"\left", "").replace(r"\right", "")
-    return parse_latex(tex).xreplace(back)
+        # whole tokens only: the symbol t must not match inside \cdot, nor x inside \xi
+        tex = re.sub(rf"(?<![A-Za-z\\]){re.escape(name)}(?![A-Za-z])", lambda _m, t=token: f" {t} ", tex)
+    tex = " ".join(tex.replace("{,}", "").replace(r"\left", "").replace(r"\right", "").split())
+    return sympy.Add(*[sign * _parse_term(term, back) for sign, term in split_terms(tex)])
 
 
 def _parse_text(text: str, text_map, back):
@@ -121,7 +175,7 @@ def _check_chain(eq: Equation) -> None:
     subs = dict(eq.subs)
     for run in runs:
         values = [s.value for s in run if s.value is not None]
-        values = [v.subs(subs) if subs and hasattr(v, "subs") else v for v in values]
+        values = [v.xreplace(subs) if subs and hasattr(v, "xreplace") else v for v in values]
         for left, right in zip(values, values[1:]):
             if not _same(left, right):
                 raise RoundTripError(f"equation {eq.sides[0].text!r}: {left} != {right}")
