@@ -317,3 +317,27 @@ def test_untraceable_module_is_a_clear_error():
 def test_wrong_input_shape_is_a_clear_error():
     with pytest.raises(ConvAlgebraError, match="could not run"):
         from_torch(nn.Conv2d(3, 4, 3), (2, 8, 8))
+
+
+def test_shape_arguments_and_multi_output_ops_keep_the_data_flow():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            a, b = torch.chunk(self.c(x), 2, dim=1)           # several outputs: opaque
+            up = F.interpolate(F.max_pool2d(a, 2), size=b.shape[2:], mode="nearest")
+            return up + b
+
+    g = from_torch(Net(), (4, 8, 12))
+    assert g.shape("interpolate") == (2, 8, 12)
+    assert "opaque" in g.info("getitem").flags
+    assert nx_has_path(g, "c", "add")
+    assert param_count(g) == 4 * 4 * 9 + 4
+
+
+def nx_has_path(g, a, b):
+    import networkx as nx
+
+    return nx.has_path(g.nx, a, b)

@@ -127,6 +127,7 @@ class _Importer:
         self.keys = {id(p): n for n, p in module.named_parameters()}
         self.keys.update({id(b): n for n, b in module.named_buffers()})
         self.used: set[str] = set()
+        self.pending: dict[Any, list[str]] = {}
 
     def run(self) -> LayerGraph:
         inputs = iter(self.shapes)
@@ -146,9 +147,13 @@ class _Importer:
     # ------------------------------------------------------------------ nodes
     def _convert(self, node: Any) -> None:
         val = node.meta.get("val")
+        srcs = []
+        for a in node.all_input_nodes:  # ops returning several tensors pass their inputs on
+            srcs += self.pending.get(a, [self.names[a]] if a in self.names else [])
         if not isinstance(val, self.torch.Tensor):
+            if isinstance(val, (tuple, list)) and any(isinstance(v, self.torch.Tensor) for v in val):
+                self.pending[node] = srcs
             return  # sizes, shape tuples, indices: not data flow
-        srcs = [self.names[a] for a in node.all_input_nodes if a in self.names]
         try:
             layer, keys, share = self._interpret(node, srcs)
         except _Unknown as exc:
@@ -207,7 +212,9 @@ class _Importer:
         return Opaque(op=op, shape=shape, params=params, buffers=buffers), keys, share
 
     def _function(self, node: Any, srcs: list[str]) -> Layer:
-        target, args, kwargs = node.target, node.args[1:], dict(node.kwargs)
+        # values computed from shapes (x.size(2), y.shape[2:]) replaced by what torch found
+        args, kwargs = self.torch.fx.node.map_arg((node.args[1:], dict(node.kwargs)), _concrete)
+        target = node.target
         fname = target if isinstance(target, str) else getattr(target, "__name__", str(target))
         if fname in _ACTS.values() or fname in ("relu_", "sigmoid_", "hardtanh"):
             return Activation("relu6" if fname == "hardtanh" else fname.rstrip("_"))
@@ -215,14 +222,7 @@ class _Importer:
             dim = _bind(args, kwargs, _FN_ARGS["softmax"])["dim"]
             return Activation(fname, _unbatch(dim))
         if fname in ("add", "iadd", "mul", "imul", "sub", "truediv"):
-            tensors = [a for a in node.args if hasattr(a, "op")]
-            if len(tensors) < 2:
-                return Activation("scale")
-            if fname in ("add", "iadd"):
-                return Add()
-            if fname in ("mul", "imul"):
-                return Mul()
-            raise _Unknown(fname)
+            return _arithmetic(node, fname)
         if fname == "cat":
             dim = (node.args[1] if len(node.args) > 1 else kwargs.get("dim", 0))
             return Concat(_unbatch(dim))
@@ -263,6 +263,22 @@ class _Importer:
         if len(out) == 2 and out[0] == src[0]:
             return Flatten()
         raise _Unknown(f"{fname} to {out[1:]}")
+
+
+def _concrete(arg: Any) -> Any:
+    val = arg.meta.get("val")
+    return arg if val is None or hasattr(val, "dtype") else val
+
+
+def _arithmetic(node: Any, fname: str) -> Layer:
+    tensors = [a for a in node.args if hasattr(a, "op") and hasattr(a.meta.get("val"), "dtype")]
+    if len(tensors) < 2:
+        return Activation("scale")  # a tensor and a number: elementwise, local
+    if fname in ("add", "iadd"):
+        return Add()
+    if fname in ("mul", "imul"):
+        return Mul()
+    raise _Unknown(fname)
 
 
 class _Unknown(Exception):
