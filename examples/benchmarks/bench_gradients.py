@@ -1,10 +1,11 @@
 """Weight and input gradients through the matrix form vs torch's CPU autograd, one run.
 
 The layer is a ResNet-sized convolution: 64 -> 64 channels, 56x56, 3x3 kernel, padding 1
-(one example, no batch axis). Timings are the best of ``--repeats`` runs, in the same
-process, so the ratios compare like with like on this machine.
+(one example, no batch axis). All candidates run in turn ``--repeats`` times in the same
+process (interleaved, so a busy machine slows them alike); ratios compare the best (min)
+times, the least disturbed by other load; medians are printed beside them.
 
-    python examples/benchmarks/bench_gradients.py [--repeats 5] [--stored-jacobian]
+    python examples/benchmarks/bench_gradients.py [--repeats 9] [--stored-jacobian]
 
 Rows:
 * ``matrix-free``  -- ``input_gradient`` / ``weight_gradient`` with ``method="operator"``:
@@ -26,48 +27,56 @@ import numpy as np
 import convalgebra as ca
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
+def interleaved(candidates: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """(min, median) seconds of each candidate, run in turn so that load hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: (min(t), float(np.median(t))) for name, t in times.items()}
 
 
-def torch_times(spec, x, w, g, repeats: int, dtype) -> dict[str, float]:
+def candidates(spec, x, w, g) -> dict:
     import torch
     import torch.nn.functional as F
 
-    xt = torch.as_tensor(x, dtype=dtype)[None].requires_grad_()
-    wt = torch.as_tensor(w, dtype=dtype).requires_grad_()
-    gt = torch.as_tensor(g, dtype=dtype)[None]
-    out = F.conv2d(xt, wt, padding=1)
-    grad = lambda wrt: torch.autograd.grad(out, wrt, gt, retain_graph=True)  # noqa: E731
-    return {"input": best_of(lambda: grad(xt), repeats), "weight": best_of(lambda: grad(wt), repeats)}
+    runs = {}
+    for label, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+        xt = torch.as_tensor(x, dtype=dtype)[None].requires_grad_()
+        wt = torch.as_tensor(w, dtype=dtype).requires_grad_()
+        gt = torch.as_tensor(g, dtype=dtype)[None]
+        out = F.conv2d(xt, wt, padding=1)
+        runs[f"torch {label} input"] = (
+            lambda out=out, xt=xt, gt=gt: torch.autograd.grad(out, xt, gt, retain_graph=True))
+        runs[f"torch {label} weight"] = (
+            lambda out=out, wt=wt, gt=gt: torch.autograd.grad(out, wt, gt, retain_graph=True))
+    runs["matrix-free input"] = lambda: ca.input_gradient(spec, w, g, method="operator")
+    runs["matrix-free weight"] = lambda: ca.weight_gradient(spec, x, g, method="operator")
+    return runs
 
 
-def ours(spec, x, w, g, repeats: int, stored_jacobian: bool) -> dict[str, float]:
-    times = {
-        "matrix-free input": best_of(lambda: ca.input_gradient(spec, w, g, method="operator"), repeats),
-        "matrix-free weight": best_of(lambda: ca.weight_gradient(spec, x, g, method="operator"), repeats),
-    }
+def stored(spec, x, w, g, repeats: int, stored_jacobian: bool) -> dict[str, tuple[float, float]]:
     start = time.perf_counter()
     m = ca.conv_matrix(spec, w)
-    times["stored M: build"] = time.perf_counter() - start
+    build = time.perf_counter() - start
     mt = m.T.tocsr()
-    times["stored M: M.T @ g"] = best_of(lambda: mt @ g.ravel(), repeats)
-    del m, mt
+    del m
+    result = {"stored M: build": (build, build)}
+    result.update(interleaved({"stored M: M.T @ g input": lambda: mt @ g.ravel()}, repeats))
+    del mt
     if stored_jacobian:
-        times["stored J: build + J.T @ g"] = best_of(
-            lambda: ca.weight_gradient(spec, x, g, method="matrix"), 1
-        )
-    return times
+        start = time.perf_counter()
+        ca.weight_gradient(spec, x, g, method="matrix")
+        once = time.perf_counter() - start
+        result["stored J: build + J.T @ g weight"] = (once, once)
+    return result
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--stored-jacobian", action="store_true")
     args = parser.parse_args(argv)
 
@@ -87,19 +96,18 @@ def main(argv=None) -> None:
     np.testing.assert_allclose(ca.input_gradient(spec, w, g), gx[0].numpy(), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(ca.weight_gradient(spec, x, g), gw.numpy(), rtol=1e-9, atol=1e-9)
 
-    t64 = torch_times(spec, x, w, g, args.repeats, torch.float64)
-    t32 = torch_times(spec, x, w, g, args.repeats, torch.float32)
-    mine = ours(spec, x, w, g, args.repeats, args.stored_jacobian)
+    timed = interleaved(candidates(spec, x, w, g), args.repeats)
+    timed.update(stored(spec, x, w, g, args.repeats, args.stored_jacobian))
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"{spec.describe()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {load}")
-    print(f"torch autograd float64: input {t64['input'] * 1e3:8.1f} ms   weight {t64['weight'] * 1e3:8.1f} ms")
-    print(f"torch autograd float32: input {t32['input'] * 1e3:8.1f} ms   weight {t32['weight'] * 1e3:8.1f} ms")
-    print(f"{'convalgebra (float64)':28s} {'ms':>9s} {'x torch f64':>12s}")
-    for name, seconds in mine.items():
-        base = t64["weight"] if "weight" in name or "J" in name else t64["input"]
-        print(f"{name:28s} {seconds * 1e3:9.1f} {seconds / base:12.1f}")
+    print(f"{spec.describe()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load}; "
+          f"{args.repeats} interleaved runs")
+    print(f"{'':34s} {'min ms':>9s} {'median ms':>10s} {'/ torch f64':>12s} {'/ torch f32':>12s}")
+    for name, (low, mid) in timed.items():
+        kind = "weight" if "weight" in name else "input"
+        f64, f32 = timed[f"torch float64 {kind}"][0], timed[f"torch float32 {kind}"][0]
+        print(f"{name:34s} {low * 1e3:9.1f} {mid * 1e3:10.1f} {low / f64:12.2f} {low / f32:12.1f}")
 
 
 if __name__ == "__main__":
