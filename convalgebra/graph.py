@@ -515,7 +515,7 @@ class LayerGraph:
 
         Columns: node, kind, output shape, params (shared ones counted at first use),
         buffers, MACs, receptive field per axis (``size/jump`` or ``global``), activation
-        memory in bytes at ``dtype_bytes`` per element, and flags.
+        memory in bytes at ``dtype_bytes`` per element (``act_bytes``), and flags.
         """
         from .tables import render
 
@@ -526,10 +526,10 @@ class LayerGraph:
             rows.append({"node": node, "kind": i.kind, "output": i.shape, "params": i.params,
                          "buffers": i.buffers, "MACs": i.macs,
                          "RF": " x ".join(f.describe() for f in i.rf) or None,
-                         "memory": i.activations * dtype_bytes, "flags": ",".join(i.flags) or None})
+                         "act_bytes": i.activations * dtype_bytes, "flags": ",".join(i.flags) or None})
         total = self.summary(dtype_bytes=dtype_bytes)
         rows.append({"node": "total", "params": total["params"], "buffers": total["buffers"],
-                     "MACs": total["macs"], "memory": total["activation_bytes"]})
+                     "MACs": total["macs"], "act_bytes": total["activation_bytes"]})
         return render(rows, fmt=fmt)
 
     def summary(self, *, dtype_bytes: int = 4) -> dict[str, int]:
