@@ -220,7 +220,8 @@ def _numeric_commutativity(spec1, spec2, weight1, weight2, claim) -> CheckResult
         x[diff.col[bad][0]] = 1.0
         lhs, rhs = (m1 @ (m2 @ x)), (m2 @ (m1 @ x))
         at = tuple(int(v) for v in np.unravel_index(int(diff.row[bad][0]), spec1.output_shape))
-        ce = Counterexample({"x": x.reshape(spec1.input_shape)}, lhs.reshape(spec1.output_shape),
+        ce = Counterexample({"x": x.reshape(spec1.input_shape), "weight1": np.asarray(weight1),
+                             "weight2": np.asarray(weight2)}, lhs.reshape(spec1.output_shape),
                             rhs.reshape(spec1.output_shape), at,
                             f"a one-hot input: the two orders differ at output {at}")
     reason = "The products of the two matrices agree." if holds else \
