@@ -260,3 +260,43 @@ def test_bad_shift_is_rejected():
         check("translation_equivariance", ca.ConvSpec((1, 4), 1, 3), shift=4)
     with pytest.raises(TypeError, match="shift"):
         check("translation_equivariance", ca.ConvSpec((1, 4), 1, 3), shift=1.5)
+
+
+@pytest.mark.parametrize("spec", [
+    ca.ConvSpec((1, 8), 1, 3, tile=2, padding=1, padding_mode="circular"),
+    ca.ConvSpec((2, 6, 6), 3, 3, tile=(2, 3), padding=1),
+    ca.ConvSpec((3, 7), 2, 3, channel_table=((1, 0, 1), (0, 1, 1)), padding=1, padding_mode="reflect"),
+], ids=["tiled-circular", "tiled-2d", "channel-table"])
+@pytest.mark.parametrize("amount", [1, 2, 3])
+def test_tiled_and_table_layers_against_matrices(spec, amount):
+    r = check("translation_equivariance", spec, shift=amount, axis=0)
+    circ = spec.padding_mode == "circular"
+    rng = np.random.default_rng(amount)
+    x, w = rng.standard_normal(spec.input_shape), rng.standard_normal(spec.weight_shape)
+    m = conv_matrix(spec, w)
+    delta = (amount,) + (0,) * (spec.ndim - 1)
+    lhs = (m @ np_shift(x, delta, circ).ravel()).reshape(spec.output_shape)
+    rhs = np_shift((m @ x.ravel()).reshape(spec.output_shape), delta, circ)
+    differs = {tuple(p) for p in np.argwhere(~np.isclose(lhs, rhs))}
+    assert set(r.failing_positions or ()) == differs
+    if spec.tile is not None and amount % spec.tile[0]:
+        assert not r.holds                     # the tiles rotate under a shift that is not a multiple
+
+
+def test_symbolic_family_kernel_gets_numeric_counterexample():
+    spec = ca.ConvSpec((1, 5, 5), 1, 3, padding=1)
+    flip_family = equivariant_kernels(spec, "flip").general
+    r = check("rotation_equivariance", spec, weight=flip_family)
+    assert not r.holds
+    ce = r.counterexample
+    lhs = torch_conv(spec, np.rot90(ce.inputs["x"], axes=(1, 2)).copy(), ce.inputs["weight"]).numpy()
+    rhs = np.rot90(torch_conv(spec, ce.inputs["x"], ce.inputs["weight"]).numpy(), axes=(1, 2))
+    assert not np.allclose(lhs, rhs)
+    assert check("rotation_equivariance", spec, weight=equivariant_kernels(spec, "dihedral").general).holds
+
+
+def test_rotation_in_a_plane_of_a_volume():
+    spec = ca.ConvSpec((1, 4, 4, 4), 1, 3, padding=1, padding_mode="circular")
+    assert equivariant_kernels(spec, "rotation", axes=(0, 2)).dimension == 9
+    r = check("rotation_equivariance", spec, axes=(1, 2))
+    assert r.evidence["dimension of the kernels for which it holds (this size)"] == 9
