@@ -65,7 +65,7 @@ _LAZY = {
     "Derivation": "derive",
 }
 
-_SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure"}
+_SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure", "plot"}
 
 __all__ = ["ConvSpec", "ConvAlgebraError", "GraphCycleError", "MissingExtraError", *_LAZY]
 

@@ -69,15 +69,12 @@ def matrix_report(spec: ConvSpec, weight=None, *, symbolic: bool = True, max_siz
     if weight is None and symbolic:
         from .symbolic import symbolic_matrix
 
-        rows = min(n_out, max_size)
-        dense = np.array(symbolic_matrix(spec)[:rows, : min(n_in, max_size)].tolist(), dtype=object)
-        dense = np.vstack([dense, np.zeros((1, dense.shape[1]), dtype=object)]) if rows < n_out else dense
-        body = format_matrix(dense, rows, max_size)
+        corner = symbolic_matrix(spec)[: max_size + 1, : max_size + 1]
+        shown = np.array(corner.tolist(), dtype=object)
     else:
         from .operators import conv_matrix
 
         if weight is None:
             weight = np.arange(1, t.n_weights + 1).reshape(spec.weight_shape)
-        m = conv_matrix(spec, weight)[: max_size + 1, : max_size + 1].toarray()
-        body = format_matrix(m, min(n_out, max_size), min(n_in, max_size))
-    return "\n".join(lines + ["", body])
+        shown = conv_matrix(spec, weight)[: max_size + 1, : max_size + 1].toarray()
+    return "\n".join(lines + ["", format_matrix(shown, max_size, max_size)])
