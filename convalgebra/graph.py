@@ -402,27 +402,31 @@ class LayerGraph:
         from fractions import Fraction
 
         rf = self._analysis()["rf"]
-        shape, extent = self.shape(node), self.extent
+        shape = self.shape(node)
         period = 1
         for a in nx.ancestors(self.nx, node):
             for f, mine in zip(rf[a], fields):
                 for j in f.jumps:
                     period = math.lcm(period, (Fraction(mine.jump) / Fraction(j)).denominator)
         sizes = [0] * len(fields)
-        first = [max(0, (s - period) // 2) for s in shape[1:]]
-        for p in range(min(period, min(shape[1:]))):
-            box = self.unit_receptive_field(node, tuple(f + p for f in first)).box
-            for a, (lo, hi) in enumerate(box or ()):
-                clipped = lo == 0 or hi == extent[a] - 1
-                sizes[a] = -1 if clipped or sizes[a] < 0 else max(sizes[a], hi - lo + 1)
+        for a, size in enumerate(shape[1:]):
+            for p in range(min(period, size)):  # one axis at a time: the maps act per axis
+                request = tuple(np.array([p]) if b == a else np.arange(s)
+                                for b, s in enumerate(shape[1:]))
+                box = self._box(node, request, clip=False)
+                if box:
+                    sizes[a] = max(sizes[a], box[a][1] - box[a][0] + 1)
         return tuple(replace(f, size=sz, exact=True) if not f.exact and sz > 0 else f
                      for f, sz in zip(fields, sizes))
 
-    def unit_receptive_field(self, node: str, position: Sequence[int] | None = None) -> UnitField:
+    def unit_receptive_field(self, node: str, position: Sequence[int] | None = None, *,
+                             clip: bool = True) -> UnitField:
         """The exact input box read by the unit at spatial ``position`` of ``node``.
 
         The union over the node's channels and over every path of the DAG, clipped to the
-        input; positions are 0-based per spatial axis (default: the central unit).
+        input; positions are 0-based per spatial axis (default: the central unit). With
+        ``clip=False`` every layer reads as if its input extended forever (padding never
+        drops a tap): the box is then the unit's unclipped field, possibly outside the input.
         """
         shape, n = self.shape(node), self.spatial_ndim
         spatial = len(shape) == n + 1 and n > 0
@@ -432,21 +436,24 @@ class LayerGraph:
         if spatial and (len(position) != n or any(not 0 <= p < s for p, s in
                                                   zip(position, shape[1:]))):
             raise ConvAlgebraError(f"position {position} is outside node {node!r} of shape {shape}")
-        requests: dict[str, Any] = {node: tuple(np.array([p]) for p in position)
-                                    if spatial else _ALL}
-        found = []
-        for v in reversed(self._order):
-            if v in requests:
-                found += self._request_inputs(v, requests[v], requests)
-        merged = self._union(found)
-        box = tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
+        box = self._box(node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip)
         rf = self.receptive_field(node)
         centre = tuple(f.start + p * f.jump if f.aligned and not f.is_global and spatial
                        else ((box[a][0] + box[a][1]) / 2 if box else None)
                        for a, (f, p) in enumerate(zip(rf, position or (0,) * n)))
         return UnitField(node, position, box, centre)
 
-    def _request_inputs(self, v: str, req: Any, requests: dict) -> list:
+    def _box(self, node: str, request: Any, clip: bool) -> tuple | None:
+        """Bounding box of the input positions read by ``request`` (per-axis positions)."""
+        requests: dict[str, Any] = {node: request}
+        found = []
+        for v in reversed(self._order):
+            if v in requests:
+                found += self._request_inputs(v, requests[v], requests, clip)
+        merged = self._union(found)
+        return tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
+
+    def _request_inputs(self, v: str, req: Any, requests: dict, clip: bool) -> list:
         """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
         data = self._attrs[v]
         facts, n = data["facts"], self.spatial_ndim
@@ -461,7 +468,8 @@ class LayerGraph:
             elif req is _ALL or maps is None or len(maps) != n:
                 want = tuple(np.arange(size) for size in src_shape[1:])  # global reach
             else:
-                want = tuple(m.back(pos, size) for m, pos, size in zip(maps, req, src_shape[1:]))
+                want = tuple(m.back(pos, size, clip) for m, pos, size in
+                             zip(maps, req, src_shape[1:]))
                 if any(w.size == 0 for w in want):
                     continue
             requests[src] = self._union([requests.get(src), want])
@@ -560,10 +568,10 @@ def receptive_field(graph: LayerGraph, node: str) -> tuple[AxisRF, ...]:
     return graph.receptive_field(node)
 
 
-def unit_receptive_field(graph: LayerGraph, node: str, position: Sequence[int] | None = None
-                         ) -> UnitField:
-    """The exact, clipped input box of one unit (see :meth:`LayerGraph.unit_receptive_field`)."""
-    return graph.unit_receptive_field(node, position)
+def unit_receptive_field(graph: LayerGraph, node: str, position: Sequence[int] | None = None,
+                         *, clip: bool = True) -> UnitField:
+    """The exact input box of one unit (see :meth:`LayerGraph.unit_receptive_field`)."""
+    return graph.unit_receptive_field(node, position, clip=clip)
 
 
 def param_count(graph: LayerGraph, *, trainable: bool = True) -> int:

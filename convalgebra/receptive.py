@@ -159,10 +159,12 @@ class Local:
     taps: tuple[int, ...]
     mode: str = "zeros"
 
-    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+    def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
         from .connectivity import _map_padded
 
         read = pos[:, None] * self.stride + np.asarray(self.taps)[None, :]
+        if not clip:
+            return np.unique(read)
         mapped = _map_padded(read, n, {"constant": "zeros"}.get(self.mode, self.mode))
         return np.unique(mapped[mapped >= 0])
 
@@ -174,10 +176,10 @@ class Scatter:
     stride: int
     taps: tuple[int, ...]
 
-    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+    def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
         offset = pos[:, None] - np.asarray(self.taps)[None, :]
         src = offset // self.stride
-        keep = (offset % self.stride == 0) & (src >= 0) & (src < n)
+        keep = (offset % self.stride == 0) & ((src >= 0) & (src < n) | (not clip))
         return np.unique(src[keep])
 
     def span(self) -> int:
@@ -210,18 +212,20 @@ class Resample:
             return o * self.ratio
         return max(Fraction(0), (o + Fraction(1, 2)) * self.ratio - Fraction(1, 2))
 
-    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+    def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
         # src(o) = num / den exactly, in integers
         a, b = self.ratio.numerator, self.ratio.denominator
+        top = n - 1 if clip else np.iinfo(np.int64).max
         if not self.linear:
-            return np.unique(np.minimum(pos * a // b, n - 1))
+            return np.unique(np.minimum(pos * a // b, top))
         if self.align_corners:
             num, den = pos * a, np.full_like(pos, b)
         else:
-            num, den = np.maximum((2 * pos + 1) * a - b, 0), np.full_like(pos, 2 * b)
+            num, den = (2 * pos + 1) * a - b, np.full_like(pos, 2 * b)
+            num = np.maximum(num, 0) if clip else num
         first = num // den
         second = np.where(num % den != 0, first + 1, first)
-        return np.unique(np.minimum(np.concatenate([first, second]), n - 1))
+        return np.unique(np.minimum(np.concatenate([first, second]), top))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +235,10 @@ class Window:
     n_in: int
     n_out: int
 
-    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+    def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
+        if not clip:  # only whole windows: the hull is exact
+            first = pos.min() * self.n_in // self.n_out
+            return np.arange(first, -((-(pos.max() + 1) * self.n_in) // self.n_out))
         starts = pos * self.n_in // self.n_out
         ends = -((-(pos + 1) * self.n_in) // self.n_out)
         marks = np.zeros(n + 1, dtype=np.int64)
@@ -249,7 +256,7 @@ class Window:
 class Broadcast:
     """A size-1 input axis broadcast to every output unit."""
 
-    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+    def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
         return np.zeros(1, dtype=np.int64)
 
 
@@ -257,7 +264,7 @@ class Broadcast:
 class Global:
     """Every output unit reads the whole input axis."""
 
-    def back(self, pos: np.ndarray, n: int) -> np.ndarray:
+    def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
         return np.arange(n)
 
 

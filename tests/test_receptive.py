@@ -237,3 +237,31 @@ def test_axis_rf_padding_and_description():
     rf = AxisRF(11, 4, 1, jumps=(4,))
     assert rf.padding == 4 and rf.describe() == "11/4"
     assert math.isclose(float(AxisRF(4, 2, 0.5).padding), 1.0)
+
+
+@FEW
+@given(g=graphs(dag=True))
+def test_exact_size_is_the_largest_unclipped_unit_box(g):
+    """``exact=True`` (one period of units) is the largest unclipped box over all units;
+    every clipped box (the oracle-checked one) lies inside its unclipped box."""
+    node = g.nodes[-1]
+    shape = g.shape(node)
+    assume(len(shape) == g.spatial_ndim + 1)
+    fields = g.receptive_field(node, exact=True)
+    zeros = all(getattr(m, "mode", "zeros") == "zeros" for m in _local_maps(g))
+    for axis, rf in enumerate(fields):
+        sizes = []
+        for p in range(shape[1 + axis]):
+            position = [s // 2 for s in shape[1:]]
+            position[axis] = p
+            clipped = g.unit_receptive_field(node, tuple(position)).box
+            box = g.unit_receptive_field(node, tuple(position), clip=False).box
+            if clipped and zeros:  # other padding modes read border copies instead
+                assert box[axis][0] <= clipped[axis][0] and clipped[axis][1] <= box[axis][1]
+            if box:
+                sizes.append(box[axis][1] - box[axis][0] + 1)
+        if rf.is_global or not rf.aligned or not sizes:
+            continue
+        assert rf.exact and rf.size == max(sizes)
+        if g.receptive_field(node)[axis].exact:
+            assert set(sizes) == {rf.size}
