@@ -216,7 +216,23 @@ def _inputs(graph: LayerGraph, dtype=torch.float64):
             for i in graph.inputs]
 
 
+class _one_thread:
+    """Run torch single-threaded inside (small tensors; avoids spin-waiting on a busy machine)."""
+
+    def __enter__(self):
+        self.saved = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.saved)
+
+
 def gradient_boxes(graph: LayerGraph, queries) -> list:
+    with _one_thread():
+        return _gradient_boxes(graph, queries)
+
+
+def _gradient_boxes(graph: LayerGraph, queries) -> list:
     """Bounding boxes of the input-gradient support of each ``(node, position)`` query.
 
     The support is taken over all channels of the node at that spatial position and over
@@ -246,7 +262,7 @@ def gradient_box(graph: LayerGraph, node: str, position) -> tuple | None:
 def check_shapes(graph: LayerGraph) -> None:
     """Every node's torch output shape equals the graph's."""
     model = TorchGraph(graph)
-    with torch.no_grad():
+    with torch.no_grad(), _one_thread():
         values = model(*_inputs(graph, torch.float32))
     for node in graph.nodes:
         assert tuple(values[node].shape[1:]) == graph.shape(node), node
@@ -257,7 +273,7 @@ def flop_count(graph: LayerGraph) -> int:
 
     model = TorchGraph(graph)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with torch.no_grad(), counter, _one_thread():
         model(*_inputs(graph, torch.float32))
     return counter.get_total_flops()
 
