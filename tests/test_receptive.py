@@ -24,7 +24,7 @@ from convalgebra.receptive import AxisRF, Local, Scatter, apply_map, input_rf
 from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
 
 # torch runs each example: keep the default small, raise GRAPH_EXAMPLES to search harder
-FEW = settings(max_examples=int(os.environ.get("GRAPH_EXAMPLES", 30)), deadline=None)
+FEW = settings(max_examples=int(os.environ.get("GRAPH_EXAMPLES", 100)), deadline=None)
 
 
 # --------------------------------------------------------------------- strategies
