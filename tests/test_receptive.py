@@ -265,3 +265,19 @@ def test_exact_size_is_the_largest_unclipped_unit_box(g):
         assert rf.exact and rf.size == max(sizes)
         if g.receptive_field(node)[axis].exact:
             assert set(sizes) == {rf.size}
+
+
+@pytest.mark.parametrize("width, expected", [(7, ((0, 6),)), (8, ((0, 6),))])
+def test_linear_units_read_what_the_flattened_map_read(width, expected):
+    g = LayerGraph.sequential((2, width), [("sub", L.Conv(3, 1, stride=2)), ("flat", L.Flatten()),
+                                            ("fc", L.Linear(4))])
+    assert g.unit_receptive_field("fc").box == expected == gradient_boxes(g, [("fc", ())])[0]
+    assert g.receptive_field("fc")[0].is_global
+
+
+def test_mean_over_one_axis_is_global_along_it():
+    g = LayerGraph.sequential((2, 9, 11), [("c", L.Conv(2, 3)), ("m", L.Mean(dims=2, keepdim=True))])
+    rows, cols = g.receptive_field("m")
+    assert (rows.size, rows.is_global, cols.is_global) == (3, False, True)
+    assert g.unit_receptive_field("m", (3, 0)).box == ((3, 5), (0, 10)) == gradient_boxes(
+        g, [("m", (3, 0))])[0]
