@@ -388,8 +388,16 @@ class LayerGraph:
         """Receptive field of ``node``'s units, one :class:`AxisRF` per spatial axis.
 
         With ``exact=True``, an axis whose record is not exact (phase-dependent reach after
-        a strided transposed convolution or upsampling) gets the largest extent over one
-        period of interior units, measured with :meth:`unit_receptive_field`.
+        a strided transposed convolution or upsampling) gets the largest unclipped extent
+        over one period of units (see ``unit_receptive_field(..., clip=False)``).
+
+        Examples
+        --------
+        >>> from convalgebra.layers import Conv
+        >>> g = LayerGraph.sequential((1, 32), [Conv(1, 3, stride=2),
+        ...                                     Conv(1, 3, stride=2, transposed=True)])
+        >>> g.receptive_field("conv2")[0].describe(), g.receptive_field("conv2", exact=True)[0].size
+        ('~5/1', 5)
         """
         self._node(node)
         fields = self._analysis()["rf"][node]
