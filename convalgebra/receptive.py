@@ -216,8 +216,9 @@ class Resample:
         # src(o) = num / den exactly, in integers
         a, b = self.ratio.numerator, self.ratio.denominator
         top = n - 1 if clip else np.iinfo(np.int64).max
-        if not self.linear:
-            return np.unique(np.minimum(pos * a // b, top))
+        if not self.linear:  # PyTorch computes floor(o * scale) in float32
+            scaled = np.floor(pos.astype(np.float32) * np.float32(float(self.ratio)))
+            return np.unique(np.minimum(scaled.astype(np.int64), top))
         if self.align_corners:
             num, den = pos * a, np.full_like(pos, b)
         else:
@@ -297,16 +298,16 @@ def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
     if isinstance(amap, Local):
         lo, hi = min(amap.taps), max(amap.taps)
         return _record(rf.size + (hi - lo) * j, j * amap.stride, rf.start + _half((lo + hi) * j),
-                       rf.exact)
+                       rf.exact, rf, amap.stride)
     if isinstance(amap, Scatter):
         lo, hi = min(amap.taps), max(amap.taps)
         shift = Fraction(-(lo + hi) * j) / (2 * amap.stride)
         return _record(rf.size + amap.span() * j, Fraction(j) / amap.stride, rf.start + shift,
-                       rf.exact and amap.stride == 1)
+                       rf.exact and amap.stride == 1, rf, Fraction(1, amap.stride))
     if isinstance(amap, Resample):
         shift = 0 if amap.align_corners else (amap.ratio - 1) / 2
         return _record(rf.size + (j if amap.linear else 0), j * amap.ratio, rf.start + shift * j,
-                       rf.exact and amap.ratio.denominator == 1)
+                       rf.exact and amap.ratio.denominator == 1, rf, amap.ratio)
     if amap.n_out == 1:
         return global_rf(extent, j)
     if amap.n_in % amap.n_out == 0:
@@ -315,13 +316,15 @@ def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
     first = _ceil_div(amap.n_in, amap.n_out)
     ratio = Fraction(amap.n_in, amap.n_out)
     return _record(rf.size + (amap.widest() - 1) * j, j * ratio,
-                   rf.start + _half((first - 1) * j), False)
+                   rf.start + _half((first - 1) * j), False, rf, ratio)
 
 
-def _record(size: Num, jump: Num, start: Num, exact: bool) -> AxisRF:
+def _record(size: Num, jump: Num, start: Num, exact: bool, rf: AxisRF, factor: Num) -> AxisRF:
     jump = _num(jump) if isinstance(jump, Fraction) else jump
+    # unaligned branches stay unaligned downstream: every jump is scaled alike
+    jumps = (jump,) if len(rf.jumps) <= 1 else tuple(_num(Fraction(x) * factor) for x in rf.jumps)
     return AxisRF(_num(size), jump, _num(start) if isinstance(start, Fraction) else start,
-                  False, (jump,), exact)
+                  False, jumps, exact)
 
 
 def merge(fields: list[AxisRF], extent: int) -> AxisRF:

@@ -70,6 +70,8 @@ def unary_layers(draw, nd, channels, aligned=False):
     if kind == "upsample":
         if draw(st.booleans()):
             return L.Upsample(scale_factor=draw(st.sampled_from([2, 3])), mode="nearest")
+        if draw(st.booleans()):
+            return L.Upsample(size=_ints(draw, nd, 2, 40), mode="nearest")
         return L.Upsample(scale_factor=draw(st.sampled_from([2, 4])), mode="bilinear")
     if kind == "adaptive":
         return L.AdaptivePool(_ints(draw, nd, 1, 5), draw(st.sampled_from(["avg", "max"])))
