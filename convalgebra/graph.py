@@ -394,9 +394,9 @@ class LayerGraph:
         Examples
         --------
         >>> from convalgebra.layers import Conv
-        >>> g = LayerGraph.sequential((1, 32), [Conv(1, 3, stride=2),
-        ...                                     Conv(1, 3, stride=2, transposed=True)])
-        >>> g.receptive_field("conv2")[0].describe(), g.receptive_field("conv2", exact=True)[0].size
+        >>> g = LayerGraph.sequential((1, 32), [("down", Conv(1, 3, stride=2)),
+        ...                                     ("up", Conv(1, 3, stride=2, transposed=True))])
+        >>> g.receptive_field("up")[0].describe(), g.receptive_field("up", exact=True)[0].size
         ('~5/1', 5)
         """
         self._node(node)
@@ -560,6 +560,13 @@ class LayerGraph:
 
 
 def _label(layer: Layer) -> str:
+    """Short kind for tables: ``relu``, ``conv_transpose``, ``global_avg_pool``..."""
+    if getattr(layer, "transposed", False):
+        return "conv_transpose"
+    if layer.kind == "adaptive_pool":
+        size = layer.output_size
+        scope = "global" if size == 1 or (isinstance(size, tuple) and set(size) == {1}) else "adaptive"
+        return f"{scope}_{layer.op}_pool"
     return getattr(layer, "fn", None) or layer.kind
 
 

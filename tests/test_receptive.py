@@ -186,15 +186,16 @@ def test_local_recurrence_hand_values(taps, stride, expected):
 
 
 def test_transposed_conv_has_fractional_jump_and_nonzero_size():
-    g = LayerGraph.sequential((1, 16), [L.Conv(1, 3, stride=2), L.Conv(1, 4, stride=2, padding=1,
-                                                                         transposed=True)])
-    down, up = g.receptive_field("conv1")[0], g.receptive_field("conv2")[0]
+    g = LayerGraph.sequential((1, 16), [("down", L.Conv(1, 3, stride=2)),
+                                        ("up", L.Conv(1, 4, stride=2, padding=1, transposed=True))])
+    down, up = g.receptive_field("down")[0], g.receptive_field("up")[0]
     assert (down.size, down.jump) == (3, 2)
     assert up.jump == 1 and up.size == 3 + 2   # two stride-2 units of the first layer
     assert Scatter(2, (-1, 0, 1, 2)).span() == 1
-    g2 = LayerGraph.sequential((1, 16), [L.Conv(1, 4, stride=2, padding=1, transposed=True)])
-    assert g2.receptive_field("conv1")[0].jump == pytest.approx(0.5)
-    assert g2.receptive_field("conv1")[0].size == 2
+    g2 = LayerGraph.sequential((1, 16), [("up", L.Conv(1, 4, stride=2, padding=1, transposed=True))])
+    assert g2.receptive_field("up")[0].jump == pytest.approx(0.5)
+    assert g2.receptive_field("up")[0].size == 2
+    assert g2.layer("up").kind == "conv" and "conv_transpose" in g2.table()
 
 
 def test_dag_with_different_jumps_is_reported_not_merged():
@@ -230,9 +231,9 @@ def test_non_square_kernels_use_every_axis():
 
 
 def test_transposed_unit_without_any_input_has_an_empty_box():
-    g = LayerGraph.sequential((1, 5), [L.Conv(1, 1, stride=2, transposed=True)])
-    assert g.unit_receptive_field("conv1", (1,)).box is None
-    assert g.unit_receptive_field("conv1", (2,)).box == ((1, 1),)
+    g = LayerGraph.sequential((1, 5), [("up", L.Conv(1, 1, stride=2, transposed=True))])
+    assert g.unit_receptive_field("up", (1,)).box is None
+    assert g.unit_receptive_field("up", (2,)).box == ((1, 1),)
 
 
 def test_axis_rf_padding_and_description():
