@@ -232,7 +232,8 @@ class Linear(Layer):
         if self.bias:
             params["bias"] = self.out_features
         out = (*shape[:-1], self.out_features)
-        return Facts(out, params, macs=_numel(shape) * self.out_features)
+        maps = _norm_maps(shape, len(shape) - 1) if len(shape) > 1 else None  # mixes the last axis
+        return Facts(out, params, macs=_numel(shape) * self.out_features, maps=maps)
 
 
 @dataclass(frozen=True)

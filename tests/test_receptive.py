@@ -284,3 +284,12 @@ def test_mean_over_one_axis_is_global_along_it():
     assert (rows.size, rows.is_global, cols.is_global) == (3, False, True)
     assert g.unit_receptive_field("m", (3, 0)).box == ((3, 5), (0, 10)) == gradient_boxes(
         g, [("m", (3, 0))])[0]
+
+
+def test_linear_on_a_feature_map_mixes_only_the_last_axis():
+    g = LayerGraph.sequential((2, 9, 11), [("c", L.Conv(2, 3)), ("fc", L.Linear(5))])
+    rows, cols = g.receptive_field("fc")
+    assert g.shape("fc") == (2, 7, 5)
+    assert (rows.size, rows.is_global, cols.is_global) == (3, False, True)
+    assert g.unit_receptive_field("fc", (2, 4)).box == ((2, 4), (0, 10)) == gradient_boxes(
+        g, [("fc", (2, 4))])[0]
