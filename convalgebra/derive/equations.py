@@ -235,8 +235,21 @@ def _backward_values(spec: ConvSpec, bias: bool, limit: int):
 
 
 def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 30,
-                    max_rows: int = 12, max_cols: int = 12, max_products: int = 20_000) -> Derivation:
+                    max_rows: int = 12, max_cols: int = 12, max_products: int = 20_000,
+                    check_general: bool = True) -> Derivation:
     """Back-propagation through a layer: kernel gradient (eq. 9.11), input gradient (eq. 9.13), ``Mᵀ``.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    max_outputs, max_terms, max_rows, max_cols : int
+        Display limits (the truncation rule is stated in the derivation).
+    max_products : int
+        Refuse layers with more products than this (symbolic equations are for small layers).
+    check_general : bool
+        Also expand eq. 9.8/9.11/9.13 for the layer's sizes and state whether they agree with the
+        instantiated equations (:func:`~convalgebra.backward_symbolic.check_general_formulas`;
+        seconds for small layers).
 
     Examples
     --------
@@ -266,7 +279,7 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
                           _rule(len(eqs), max_outputs, max_terms, f"{title} gradients", _longest(rhs)),
                           "instantiate"))
     steps.append(_transpose_step(spec, max_rows, max_cols))
-    check = books.general_check(bw)
+    check = books.general_check(bw) if check_general else None
     steps += [check] if check else []
     return Derivation(f"Back-propagation through {spec.describe()}", tuple(steps), result=bw)
 

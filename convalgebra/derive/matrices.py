@@ -195,9 +195,10 @@ def _sharing_step(spec: ConvSpec) -> Step:
     if used.size == 0:
         statement = "Parameter sharing: no kernel tap ever reads an input (every tap falls on padding)."
     else:
-        statement = (f"Parameter sharing: the {len(t):,} connections (input, output pairs through a tap, before "
-                     f"duplicates are merged) use only {spec.n_weights:,} distinct kernel entries, each "
-                     f"{used.min():,}" + (f" to {used.max():,}" if used.max() != used.min() else "") + " times"
+        statement = (f"Parameter sharing: the {_plural(len(t), 'connection')} (input, output pairs through a tap, "
+                     f"before duplicates are merged) use only {_plural(spec.n_weights, 'distinct kernel entry')}, each "
+                     f"{used.min():,}" + (f" to {used.max():,}" if used.max() != used.min() else "")
+                     + (" time" if used.max() == 1 else " times")
                      + (f"; {uses.size - used.size:,} entries are never used (their taps always read padding)"
                         if used.size < uses.size else "") + ".")
     eqs = (
@@ -221,7 +222,9 @@ def _n(value: int) -> str:
 
 
 def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+    if count == 1:
+        return f"1 {word}"
+    return f"{count:,} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
 
 
 def _full_count(spec: ConvSpec, nnz: int) -> tuple[Expr, ...]:
@@ -289,14 +292,38 @@ def derive_matrix(spec: ConvSpec, *, weight: Any = None, max_rows: int = 12, max
     steps.append(_matrix_step(spec, max_rows, max_cols, weight))
     block = _blocks_step(spec, max_rows, max_cols, weight) if blocks else None
     steps += [block] if block else []
-    structure = matrix_structure(spec)
-    steps.append(Step(f"Structure, as recognised from the matrix: $M$ is {structure.name} ("
-                      + "; ".join(f"{n}: {r}\u00d7{c} {k}" for n, r, c, k in structure.levels) + ").",
+    probe = _structure_probe(spec)
+    structure = matrix_structure(probe)
+    where = "the matrix" if probe == spec else (
+        f"the same layer on a smaller input {probe.input_shape} (the level kinds depend on the configuration, "
+        f"not on the size; this matrix has more than {STRUCTURE_BUDGET:,} non-zeros)")
+    steps.append(Step(f"Structure, as recognised from {where}: $M$ is {structure.name} ("
+                      + "; ".join(f"{n}: {k}" for n, _, _, k in structure.levels) + ").",
                       justification=_structure_reason(spec), rule="structure"))
     steps += [_sparsity_step(spec), _sharing_step(spec)]
     cost = _cost_step(spec)
     steps += [cost] if cost else []
     return Derivation(f"The matrix of {spec.describe()}", tuple(steps), result=structure)
+
+
+#: Above this many triples the structure is recognised on a smaller copy of the layer.
+STRUCTURE_BUDGET = 1_000_000
+
+
+def _structure_probe(spec: ConvSpec) -> ConvSpec:
+    """``spec`` itself, or the same configuration on an input just large enough to show every level."""
+    from dataclasses import replace
+
+    if len_estimate(spec) <= STRUCTURE_BUDGET:
+        return spec
+    caps = [d * (k - 1) + 1 + 4 * s + sum(p) + 4 for k, s, d, p in
+            zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding)]
+    spatial = tuple(min(n, c) for n, c in zip(spec.input_shape[1:], caps))
+    try:
+        return replace(spec, input_shape=(spec.input_shape[0], *spatial),
+                       padding=spec.padding if spec.padding_word is None else spec.padding_word)
+    except ConvAlgebraError:
+        return spec
 
 
 def exact_array(values: Any) -> np.ndarray:

@@ -67,7 +67,7 @@ _CLOSE = ("}", ")", "]", r"\rfloor", r"\rceil")
 
 
 def split_terms(tex: str) -> list[tuple[int, str]]:
-    """Split a LaTeX sum at its top-level `` + `` and `` - `` into ``(sign, term)`` pairs.
+    r"""Split a LaTeX sum at its top-level `` + `` and `` - `` into ``(sign, term)`` pairs.
 
     The antlr grammar parses a long sum in quadratic time; its terms one by one take linear
     time, and the sum of the parsed terms is the parsed sum.
