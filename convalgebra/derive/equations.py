@@ -161,12 +161,40 @@ def _numbers_step(spec: ConvSpec, weight, x, bias_values, max_outputs: int, max_
             sides.append(sum_of_products([tuple(table.get(f, f) for f in t) for t in terms]))
         sides.append(number(_exact_number(numeric[k])))
         eqs.append(Equation(tuple(sides), subs=tuple(subs)))
-    grid = _output_grid(spec, numeric)
-    eqs.append(Equation((Expr("Z", "Z"), grid)))
+    eqs += _output_grids(spec, numeric)
     return Step("With the given numbers:", tuple(eqs),
                 "The last column is the layer's numeric output ($M a$ with the numeric matrix"
                 + (" plus the bias" if bias else "") + "); the products in between must add up to it.",
                 "evaluate")
+
+
+def _given_step(spec: ConvSpec, weight, x, bias_values) -> Step:
+    """The numbers plugged in: each input channel, each filter slice, the biases."""
+    from .checks import array_grid
+
+    eqs, rules = [], []
+    x = np.asarray(x).reshape(spec.in_channels, -1, spec.input_shape[-1])
+    w = np.asarray(weight).reshape(-1, *spec.weight_shape[-spec.ndim:])
+    for name, arrays in (("a", x), ("w", w)):
+        for k, array in enumerate(arrays):
+            grid, rule = array_grid(array.reshape(-1, array.shape[-1]))
+            label = (name, name) if len(arrays) == 1 else _slice_name(spec, name, k)
+            eqs.append(Equation((Expr(*label), grid)))
+            rules += [rule] if rule else []
+    if bias_values is not None:
+        grid, _ = array_grid(np.asarray(bias_values).reshape(1, -1))
+        eqs.append(Equation((Expr("b", "b"), grid)))
+    return Step("The numbers: input channels, kernel slices (output channel, input channel)"
+                + (" and biases" if bias_values is not None else "") + ":", tuple(eqs),
+                " ".join(dict.fromkeys(rules)), "given")
+
+
+def _slice_name(spec: ConvSpec, name: str, k: int) -> tuple[str, str]:
+    if name == "a":
+        return f"a_{{{k + 1}}}", f"a_{k + 1}"
+    per = spec.weight_shape[-spec.ndim - 1]
+    o, c = divmod(k, per)
+    return f"w_{{{o + 1},{c + 1}}}", f"w_{o + 1},{c + 1}"
 
 
 def _exact_number(value: float):
@@ -175,16 +203,18 @@ def _exact_number(value: float):
     return sympy.Integer(int(round(value))) if float(value).is_integer() else sympy.nsimplify(value)
 
 
-def _output_grid(spec: ConvSpec, numeric: np.ndarray) -> Grid:
+def _output_grids(spec: ConvSpec, numeric: np.ndarray) -> list[Equation]:
+    """The numeric output as matrices: ``Z`` for one channel, ``Z_1, Z_2, …`` per output channel."""
     import sympy
 
-    shape = spec.output_shape
-    rows = int(np.prod(shape[:-1]))
-    matrix = numeric.reshape(rows, shape[-1])
-    cells = tuple(tuple(number(_exact_number(v)) for v in row) for row in matrix)
-    value = sympy.Matrix([[c.value for c in row] for row in cells])
-    note = f"shape {shape}, rows are " + ("channels then rows" if len(shape) > 2 else "channels")
-    return Grid(cells, value, note)
+    channels = numeric.reshape(spec.out_channels, -1, spec.output_shape[-1])
+    eqs = []
+    for c, matrix in enumerate(channels):
+        cells = tuple(tuple(number(_exact_number(v)) for v in row) for row in matrix)
+        value = sympy.Matrix([[cell.value for cell in row] for row in cells])
+        name = ("Z", "Z") if spec.out_channels == 1 else (f"Z_{{{c + 1}}}", f"Z_{c + 1}")
+        eqs.append(Equation((Expr(*name), Grid(cells, value))))
+    return eqs
 
 
 def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: Any = None,
@@ -219,11 +249,15 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
     with_bias = spec.bias if bias is None else True
     if weight is not None and spec.bias and bias is None:
         with_bias = False
-    steps.append(_forward_step(spec, with_bias, max_outputs, max_terms))
-    if weight is not None:
+    if weight is None:
+        steps.append(_forward_step(spec, with_bias, max_outputs, max_terms))
+    else:
         from ..operators import check_input, check_weight
 
         check_weight(spec, weight), check_input(spec, x)
+        if bias is not None and not spec.bias:
+            raise ConvAlgebraError(f"bias values were given but the spec has bias=False: {spec.describe()}")
+        steps.append(_given_step(spec, weight, x, bias))
         steps.append(_numbers_step(spec, weight, x, bias, max_outputs, max_terms))
     return Derivation(f"Forward equations of {spec.describe()}", tuple(steps))
 

@@ -67,14 +67,22 @@ def _formula(spec: ConvSpec) -> str:
 
 
 def _conventions(spec: ConvSpec) -> Step:
+    from ..symbolic import input_symbols, output_symbols, weight_symbols
+    from .printing import tex_symbol
+
     kind = ("true convolution (the kernel is flipped)" if spec.flip else
             "cross-correlation (the kernel is not flipped), as in every deep learning library")
-    if spec.in_channels * spec.out_channels == 1:
-        names = "inputs $a_1, a_2, \\ldots$, kernel $w_1, w_2, \\ldots$ and outputs $z_1, z_2, \\ldots$"
-    else:
-        names = ("inputs $a_{c,\\ldots}$ (channel first), kernel $w_{o,c,\\ldots}$ (output channel, input "
-                 "channel, taps) and outputs $z_{o,\\ldots}$")
-    return Step(f"The layer computes a {kind}. Write {names}, numbered from 1, row-major.",
+    names = []
+    for label, array, layout in (("inputs", input_symbols(spec), "channel, then position"),
+                                 ("kernel", weight_symbols(spec),
+                                  ("tile position, " if spec.tile else "") + "output channel, input channel, taps"),
+                                 ("outputs", output_symbols(spec), "channel, then position")):
+        flat = array.ravel()
+        shown = ", ".join(tex_symbol(s) for s in flat[:2])
+        indexed = "_{" in flat[0].name
+        names.append(f"{label} ${shown}, \\ldots$" + (f" ({layout})" if indexed else ""))
+    return Step(f"The layer computes a {kind}. Write {', '.join(names[:2])} and {names[2]}, numbered from 1, "
+                "row-major.",
                 justification="Flattening in C order makes $M a$ equal to the flattened output, as in PyTorch.",
                 rule="definition")
 

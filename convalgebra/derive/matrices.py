@@ -171,14 +171,14 @@ def _sparsity_step(spec: ConvSpec) -> Step:
 
     generic = np.arange(1, math.prod(spec.weight_shape) + 1, dtype=np.float64).reshape(spec.weight_shape)
     nnz = conv_matrix(spec, generic).count_nonzero()
-    dense = Equation((Expr("m n", "m*n"), Expr(rf"{_n(n_rows)} \cdot {_n(n_cols)}",
-                                                f"{n_rows}*{n_cols}", n_rows * n_cols), number(n_rows * n_cols)))
+    dense = Equation((Expr("m n", "m*n"), Expr(rf"{_n(n_cols)} \cdot {_n(n_rows)}",
+                                                f"{n_cols}*{n_rows}", n_rows * n_cols), number(n_rows * n_cols)))
     stored = Equation((Expr(r"\mathrm{nnz}(M)", "nnz(M)"), *_full_count(spec, nnz), number(nnz)))
     share = Equation((Expr(r"\mathrm{nnz}(M) / (m n)", "nnz(M)/(m*n)"),
                       Expr(f"{100 * nnz / (n_rows * n_cols):.4g}" + r"\,\%", f"{100 * nnz / (n_rows * n_cols):.4g} %")),
                      relation="=")
     return Step(
-        f"Sparsity: of the $m n$ entries ($m = {_n(n_rows)}$ outputs, $n = {_n(n_cols)}$ inputs) only those on a "
+        f"Sparsity: of the $m n$ entries ($m = {_n(n_cols)}$ inputs, $n = {_n(n_rows)}$ outputs) only those on a "
         "kernel tap are non-zero.",
         (dense, stored, share),
         "Each output reads at most one input per kernel tap and input channel; every other entry is zero.",
@@ -186,27 +186,31 @@ def _sparsity_step(spec: ConvSpec) -> Step:
 
 
 def _sharing_step(spec: ConvSpec) -> Step:
-    t = triples(spec) if len_estimate(spec) <= 5_000_000 else None
+    from ..connectivity import iter_triples
+
     n_rows, n_cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
-    if t is None:
-        return Step("Parameter sharing: (table too large to count here).", rule="sharing")
-    uses = t.sharing()
+    uses = np.zeros(math.prod(spec.weight_shape), dtype=np.int64)
+    for _, chunk in iter_triples(spec, block_rows=1 << 16):   # bounded memory for huge layers
+        uses += chunk.sharing()
+    connections = int(uses.sum())
     used = uses[uses > 0]
     if used.size == 0:
         statement = "Parameter sharing: no kernel tap ever reads an input (every tap falls on padding)."
     else:
-        statement = (f"Parameter sharing: the {_plural(len(t), 'connection')} (input, output pairs through a tap, "
+        statement = (f"Parameter sharing: the {_plural(connections, 'connection')} (input, output pairs through a tap, "
                      f"before duplicates are merged) use only {_plural(spec.n_weights, 'distinct kernel entry')}, each "
                      f"{used.min():,}" + (f" to {used.max():,}" if used.max() != used.min() else "")
                      + (" time" if used.max() == 1 else " times")
-                     + (f"; {uses.size - used.size:,} entries are never used (their taps always read padding)"
-                        if used.size < uses.size else "") + ".")
+                     + (f"; {uses.size - used.size:,} entries of the weight array are never used ("
+                        + ("unconnected channel pairs, or " if spec.channel_table is not None else "")
+                        + "taps that always read padding)" if used.size < uses.size else "") + ".")
     eqs = (
         Equation((Expr(r"\text{dense (fully connected)}", "dense (fully connected)"),
-                  Expr(rf"m n = {_n(n_rows)} \cdot {_n(n_cols)}", f"m*n = {n_rows}*{n_cols}"),
+                  Expr(rf"m n = {_n(n_cols)} \cdot {_n(n_rows)}", f"m*n = {n_cols}*{n_rows}"),
                   number(n_rows * n_cols))),
         Equation((Expr(r"\text{sparse, unshared (locally connected)}", "sparse, unshared (locally connected)"),
-                  Expr(r"\#\text{connections}", "#connections"), *_full_count(spec, len(t)), number(len(t)))),
+                  Expr(r"\#\text{connections}", "#connections"), *_full_count(spec, connections, "k n"),
+                  number(connections))),
         Equation((Expr(r"\text{convolution (shared)}", "convolution (shared)"),
                   Expr(r"\#\text{kernel entries}", "#kernel entries"), number(spec.n_weights))),
     )
@@ -227,14 +231,15 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
 
 
-def _full_count(spec: ConvSpec, nnz: int) -> tuple[Expr, ...]:
-    """``taps · C_out · out spatial`` when every output reads a full window (no padding taps)."""
+def _full_count(spec: ConvSpec, nnz: int, name: str = "") -> tuple[Expr, ...]:
+    """``taps · C_out · out spatial`` (``k n``) when every output reads a full window (no padding taps)."""
     taps = (spec.in_channels // spec.groups) * math.prod(spec.kernel_size)
     factors = [taps, spec.output_shape[0], *spec.output_shape[1:]]
     if spec.transposed or spec.channel_table is not None or math.prod(factors) != nnz:
         return ()
     factors = [f for f in factors if f != 1] or [1]
-    return (Expr(r" \cdot ".join(_n(f) for f in factors), "*".join(map(str, factors)), math.prod(factors)),)
+    product = Expr(r" \cdot ".join(_n(f) for f in factors), "*".join(map(str, factors)), math.prod(factors))
+    return ((Expr(name, name.replace(" ", "*")),) if name else ()) + (product,)
 
 
 def len_estimate(spec: ConvSpec) -> int:
