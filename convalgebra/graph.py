@@ -36,6 +36,7 @@ __all__ = ["LayerGraph", "NodeInfo", "UnitField", "receptive_field", "unit_recep
            "param_count", "buffer_count", "macs", "flops"]
 
 _ALL = "all"  # a request for every position of a node (global reach)
+_NO_KEYS: dict[str, str] = {}  # shared by the nodes without parameters (never mutated)
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,10 @@ class LayerGraph:
     """
 
     def __init__(self, name: str = "graph") -> None:
-        self.nx = nx.DiGraph(name=name)
+        self._meta: dict[str, Any] = {"name": name}  # the DiGraph's graph attributes
+        self._nx: nx.DiGraph | None = None  # built on first access of .nx
         self._order: list[str] = []
-        self._attrs: dict[str, dict] = {}  # the node attribute dicts of self.nx (fast access)
+        self._attrs: dict[str, dict] = {}  # node -> attributes (layer, facts, inputs, ...)
         self._params: dict[str, int] = {}   # parameter key -> size (shared keys once)
         self._buffers: dict[str, int] = {}
         self._facts_cache: dict[Any, Facts] = {}
@@ -129,24 +131,36 @@ class LayerGraph:
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"node names must be non-empty strings, got {name!r}")
-        if name in self.nx:
+        if name in self._attrs:
             raise ConvAlgebraError(f"a node named {name!r} is already in the graph")
         layer = layer_from_dict(layer) if isinstance(layer, dict) else layer
         if not isinstance(layer, Layer):
             raise TypeError(f"layer {name!r} must be a Layer or a dict, got {type(layer).__name__}")
         inputs = self._resolve_inputs(name, layer, inputs)
         facts = self._facts(name, layer, inputs)
-        keys = {p: (param_keys or {}).get(p, f"{share or name}.{p}") for p in
-                (*facts.params, *facts.buffers)}
-        self._check_shared(name, keys, facts.params, self._params)
-        self._check_shared(name, keys, facts.buffers, self._buffers)
-        self.nx.add_node(name, layer=layer, facts=facts, inputs=inputs, share=share, keys=keys)
-        self._attrs[name] = self.nx.nodes[name]
-        for port, src in enumerate(inputs):
-            self.nx.add_edge(src, name, port=port)
+        keys = _NO_KEYS
+        if facts.params or facts.buffers:
+            keys = {p: (param_keys or {}).get(p, f"{share or name}.{p}") for p in
+                    (*facts.params, *facts.buffers)}
+            self._check_shared(name, keys, facts.params, self._params)
+            self._check_shared(name, keys, facts.buffers, self._buffers)
+        self._attrs[name] = {"layer": layer, "facts": facts, "inputs": inputs, "share": share,
+                             "keys": keys}
         self._order.append(name)
-        self._cache = None
+        self._cache = self._nx = None
         return name
+
+    @property
+    def nx(self) -> nx.DiGraph:
+        """The graph as a networkx DiGraph (built on first access after a change)."""
+        if self._nx is None:
+            graph = nx.DiGraph()
+            graph.graph = self._meta
+            graph.add_nodes_from(self._attrs.items())
+            graph.add_edges_from((src, node, {"port": port}) for node in self._order
+                                 for port, src in enumerate(self._attrs[node]["inputs"]))
+            self._nx = graph
+        return self._nx
 
     def _resolve_inputs(self, name: str, layer: Layer, inputs: Any) -> tuple[str, ...]:
         if inputs is None:
@@ -155,7 +169,7 @@ class LayerGraph:
             inputs = (inputs,)
         inputs = tuple(inputs)
         for src in inputs:
-            if src not in self.nx:
+            if src not in self._attrs:
                 raise ConvAlgebraError(f"layer {name!r} reads {src!r}, which is not in the graph")
         low, high = layer.arity
         if len(inputs) < low or (high is not None and len(inputs) > high):
@@ -224,6 +238,7 @@ class LayerGraph:
             cycle = [u for u, _ in nx.find_cycle(graph)]
             raise GraphCycleError(f"the graph has a cycle through {cycle}") from None
         out = cls(graph.graph.get("name", "graph"))
+        out._meta.update(graph.graph)
         for node in order:
             data = graph.nodes[node]
             if "layer" not in data:
@@ -301,17 +316,17 @@ class LayerGraph:
             if data["share"]:
                 entry["share"] = data["share"]
             layers.append(entry)
-        return {"name": self.nx.graph.get("name", "graph"), "inputs": inputs, "layers": layers}
+        return {"name": self._meta.get("name", "graph"), "inputs": inputs, "layers": layers}
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
         return len(self._order)
 
     def __contains__(self, node: object) -> bool:
-        return node in self.nx
+        return node in self._attrs
 
     def __repr__(self) -> str:
-        return f"<LayerGraph {self.nx.graph.get('name')!r}: {len(self)} nodes>"
+        return f"<LayerGraph {self._meta.get('name')!r}: {len(self)} nodes>"
 
     @property
     def nodes(self) -> list[str]:
@@ -325,10 +340,11 @@ class LayerGraph:
     @property
     def outputs(self) -> list[str]:
         """Nodes no other node reads."""
-        return [n for n in self._order if self.nx.out_degree(n) == 0]
+        read = {src for n in self._order for src in self._attrs[n]["inputs"]}
+        return [n for n in self._order if n not in read]
 
     def _node(self, node: str) -> dict:
-        if node not in self.nx:
+        if node not in self._attrs:
             raise ConvAlgebraError(f"no node named {node!r} in the graph")
         return self._attrs[node]
 
@@ -373,6 +389,10 @@ class LayerGraph:
                 fields[node] = (input_rf(),) * n if spatial else glob
             elif len(srcs) == 1 and facts.maps and all(m is IDENTITY for m in facts.maps[0]):
                 fields[node] = fields[srcs[0]]  # elementwise layers keep the field
+            elif len(srcs) == 1 and facts.maps and len(facts.shape) == n + 1 == len(
+                    fields[srcs[0]]) + 1 and len(facts.maps[0]) == n:
+                src, maps = fields[srcs[0]], facts.maps[0]
+                fields[node] = tuple(apply_map(src[a], maps[a], extent[a]) for a in range(n))
             elif facts.maps is None or len(facts.shape) != n + 1:
                 fields[node] = tuple(global_rf(e, max(f[a].jump for f in map(fields.get, srcs)))
                                      for a, e in enumerate(extent))

@@ -297,6 +297,11 @@ def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
         return rf
     if isinstance(amap, Local):
         lo, hi = min(amap.taps), max(amap.taps)
+        shift = (lo + hi) * j
+        if type(j) is int and type(rf.start) is int and shift % 2 == 0 and len(rf.jumps) == 1:
+            jump = j * amap.stride  # the common all-integer case, without Fractions
+            return AxisRF(rf.size + (hi - lo) * j, jump, rf.start + shift // 2, False, (jump,),
+                          rf.exact)
         return _record(rf.size + (hi - lo) * j, j * amap.stride, rf.start + _half((lo + hi) * j),
                        rf.exact, rf, amap.stride)
     if isinstance(amap, Scatter):
@@ -346,6 +351,8 @@ def merge(fields: list[AxisRF], extent: int) -> AxisRF:
         return AxisRF(extent, max(jumps), _half(extent - 1), True, jumps)
     # ends of unit 0's field in doubled coordinates (integers for half-integer centres)
     lows, highs = zip(*((2 * f.start - (f.size - 1), 2 * f.start + (f.size - 1)) for f in fields))
-    lo, hi = min(lows), max(highs)
-    return AxisRF(_num(Fraction(hi - lo) / 2 + 1), max(jumps), _num(Fraction(lo + hi) / 4),
-                  False, jumps, all(f.exact for f in fields))
+    lo, hi = _num(min(lows)), _num(max(highs))
+    size = _half(hi - lo) + 1
+    start = (lo + hi) // 4 if isinstance(lo + hi, int) and (lo + hi) % 4 == 0 else _num(
+        Fraction(lo + hi) / 4)
+    return AxisRF(size, max(jumps), start, False, jumps, all(f.exact for f in fields))
