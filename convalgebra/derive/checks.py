@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConvAlgebraError
 from .matrices import pick, truncation_rule
 from .model import Derivation, Equation, Expr, Grid, Step, Table
-from .printing import number, sympy_expr
+from .printing import number, sympy_expr, tex_to_text
 
 __all__ = ["derive_check", "array_grid"]
 
@@ -26,7 +26,7 @@ _RELATIONS = {"Equality": "=", "Unequality": "!=", "LessThan": "<=", "GreaterTha
 def _sympy_expr(value: Any) -> Expr:
     """A proof statement's side: the checker's own expression, as notation (not re-parsed)."""
     e = sympy_expr(value)
-    return Expr(e.tex, e.text)
+    return Expr(e.tex, tex_to_text(e.text))
 
 
 def _statement(statement: Any) -> tuple[str, tuple]:

@@ -155,7 +155,8 @@ def _blocks_step(spec: ConvSpec, max_rows: int, max_cols: int, weight: Any) -> S
             row.append(Expr(name, name.replace("{", "").replace("}", "")))
         cells.append(tuple(row))
     rule = truncation_rule(h_out, h_in, max_rows, max_cols)
-    defs = tuple(Equation((Expr(name, name.replace("{", "").replace("}", "")), g)) for name, g in grids.values())
+    defs = tuple(Equation((Expr(name, name.replace("{", "").replace("}", "")), g), label=_kernel_rows(spec, g))
+                 for name, g in grids.values())
     return Step(
         f"In block form $M$ is a ${h_out} \\times {h_in}$ grid of ${w_out} \\times {w_in}$ blocks, one block row "
         "per output row and one block column per input row; the distinct non-zero blocks are named $B_1, B_2, \\ldots$:",
@@ -163,6 +164,18 @@ def _blocks_step(spec: ConvSpec, max_rows: int, max_cols: int, weight: Any) -> S
         ("Block $(r, c)$ holds the kernel row that output row $r$ applies to input row $c$, so it depends on "
          "$c - r$ only (on $(c - r) \\bmod$ the height with circular padding). " + rule).strip(),
         "blocks")
+
+
+def _kernel_rows(spec: ConvSpec, grid: Grid) -> str:
+    """Which kernel rows a block's symbolic entries come from ("" for numeric entries)."""
+    from ..symbolic import weight_symbols
+
+    rows = {s: k // spec.kernel_size[-1] + 1 for k, s in enumerate(weight_symbols(spec).ravel())}
+    found = sorted({rows[s] for e in grid.exprs() if e.value is not None
+                    for s in getattr(e.value, "free_symbols", ()) if s in rows})
+    if not found:
+        return ""
+    return ("kernel row " if len(found) == 1 else "kernel rows ") + ", ".join(map(str, found))
 
 
 def _sparsity_step(spec: ConvSpec) -> Step:
@@ -350,6 +363,7 @@ def _structure_reason(spec: ConvSpec) -> str:
     if spec.padding_mode == "circular":
         return "The entry depends only on the column minus the row, modulo the size: each level is circulant."
     if spec.padding_mode == "zeros":
-        return ("The entry depends only on the column minus the row (per axis): each level is Toeplitz. A level "
-                "along which the kernel has size 1 is diagonal, which is both Toeplitz and circulant.")
+        return ("The entry depends only on the column minus the row (per axis): each level is Toeplitz."
+                + (" A level along which the kernel has size 1 is diagonal, which is both Toeplitz and circulant."
+                   if spec.ndim > 1 and min(spec.kernel_size) == 1 else ""))
     return "Reflected or replicated borders fold taps back inside, breaking the constant diagonals at the edges."

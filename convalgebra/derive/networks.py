@@ -248,6 +248,23 @@ def _rf_equations(graph, node: str, prev, rf, axis: int, names: tuple[Expr, Expr
     return (Equation((names[0], size, number(r.size))), Equation((names[1], jump, number(r.jump))))
 
 
+def _layer_step(graph, node: str, layer: int, shown: list[int]) -> Step:
+    """One layer of the recurrence, with the numbers of the node and of the node it reads."""
+    srcs = graph.nx.nodes[node]["inputs"]
+    rf = graph.receptive_field(node)
+    names = {a: _names(layer, a, len(shown) > 1) for a in shown}
+    eqs: tuple = ()
+    if len(srcs) == 1:
+        prev = graph.receptive_field(srcs[0])
+        eqs = tuple(e for a in shown for e in _rf_equations(graph, node, prev, rf, a, names[a]))
+    statement = f"Layer {layer}, {node} ({graph.layer(node).describe()}), reading {', '.join(srcs)}:"
+    why = "" if len(srcs) == 1 else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
+    if len(srcs) == 1 and _window(graph, node) is None and not eqs[0].sides[-1].text == "global":
+        why = "No sliding window here: the field is carried over or set by the layer's reach."
+    eqs = eqs or tuple(Equation((names[a][0], number(rf[a].size))) for a in shown)
+    return Step(statement, eqs, why, "layer")
+
+
 def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> Derivation:
     """Receptive-field growth through a network, layer by layer, with the recurrence's numbers.
 
@@ -279,22 +296,11 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
         "$j_{l-1}$ input positions apart.", rule="recurrence")]
     sizes, rows, layer = [], [], 0
     for node in graph.nodes:
-        srcs = graph.nx.nodes[node]["inputs"]
-        rf = graph.receptive_field(node)
-        if not srcs:
+        if not graph.nx.nodes[node]["inputs"]:
             continue
         layer += 1
-        names = {a: _names(layer, a, len(shown) > 1) for a in shown}
-        eqs = ()
-        if len(srcs) == 1:
-            prev = graph.receptive_field(srcs[0])
-            eqs = tuple(e for a in shown for e in _rf_equations(graph, node, prev, rf, a, names[a]))
-        statement = f"Layer {layer}, {node} ({graph.layer(node).describe()}):"
-        why = "" if len(srcs) == 1 else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
-        if len(srcs) == 1 and _window(graph, node) is None and not eqs[0].sides[-1].text == "global":
-            why = "No sliding window here: the field is carried over or set by the layer's reach."
-        steps.append(Step(statement, eqs or tuple(Equation((names[a][0], number(rf[a].size))) for a in shown),
-                          why, "layer"))
+        steps.append(_layer_step(graph, node, layer, shown))
+        rf = graph.receptive_field(node)
         sizes.append(rf[shown[0]].size)
         rows.append((node, graph.layer(node).kind, " x ".join(f.describe() for f in rf)))
     steps.append(Step("Summary (receptive field size / jump per axis):",

@@ -183,10 +183,18 @@ _TEXT_MACROS = [
     (r"\left", ""), (r"\right", ""), (r"\cdot", "·"), (r"\times", "×"), (r"\lfloor", "⌊"),
     (r"\rfloor", "⌋"), (r"\lceil", "⌈"), (r"\rceil", "⌉"), (r"\ldots", "…"), (r"\dots", "…"),
     (r"\cdots", "…"), (r"\le", "≤"), (r"\ge", "≥"), (r"\ne", "≠"), (r"\sum", "Σ"),
-    (r"\partial", "∂"), (r"\prod", "Π"), (r"\top", "T"), (r"\infty", "∞"), (r"\to", "→"), (r"\in", "∈"),
+    (r"\partial", "∂"), (r"\prod", "Π"), (r"\ast", "∗"), (r"\star", "⋆"), (r"\otimes", "⊗"), (r"\circ", "∘"), (r"\top", "T"), (r"\infty", "∞"), (r"\to", "→"), (r"\in", "∈"),
     (r"\quad", "  "), (r"\,", " "), (r"\ ", " "), (r"\%", "%"), (r"\{", "{"), (r"\}", "}"),
     (r"\bmod", "mod"), (r"\mathrm", ""), (r"\text", ""), (r"\operatorname", ""),
 ]
+
+
+def _subscript(match: re.Match) -> str:
+    """``_{1}`` -> ``1``, ``_{j}`` -> ``_j``, ``_{j + m - 1}`` -> ``_(j + m - 1)``."""
+    inner = match.group(1)
+    if re.fullmatch(r"\d+", inner):
+        return inner
+    return "_" + inner if re.fullmatch(r"[A-Za-z0-9]+", inner) else f"_({inner})"
 
 
 def tex_to_text(tex: str) -> str:
@@ -203,7 +211,7 @@ def tex_to_text(tex: str) -> str:
     for macro, repl in _TEXT_MACROS:
         out = re.sub(re.escape(macro) + r"(?![A-Za-z])", lambda _m, r=repl: r, out)
     for _ in range(2):
-        out = re.sub(r"_\{([^{}]*)\}", lambda m: m.group(1) if re.fullmatch(r"\d+", m.group(1)) else "_" + m.group(1), out)
+        out = re.sub(r"_\{([^{}]*)\}", _subscript, out)
         out = re.sub(r"\^\{([^{}]*)\}", r"^\1", out)
     for _ in range(3):
         out = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", out)

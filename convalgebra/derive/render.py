@@ -119,13 +119,14 @@ def _math_label(label: str) -> str:
 def _equation_text(eq: Equation) -> str:
     rels = [_TEXT_REL.get(r, r) for r in _relations(eq)]
     texts = [s.text for s in eq.sides]
+    label = f"    ({_text_prose(eq.label)})" if eq.label else ""
     if any("\n" in t for t in texts):
         lines = [texts[0]]
         for rel, t in zip(rels, texts[1:]):
             lines[-1] += f" {rel}"
             lines.extend("  " + line for line in t.splitlines())
+        lines[0] += label
         return "\n".join(lines)
-    label = f"    ({_text_prose(eq.label)})" if eq.label else ""
     return texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:])) + label
 
 
