@@ -36,7 +36,6 @@ __all__ = ["LayerGraph", "NodeInfo", "UnitField", "receptive_field", "unit_recep
            "param_count", "buffer_count", "macs", "flops"]
 
 _ALL = "all"  # a request for every position of a node (global reach)
-_NO_KEYS: dict[str, str] = {}  # shared by the nodes without parameters (never mutated)
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,7 @@ class LayerGraph:
         self._attrs: dict[str, dict] = {}  # node -> attributes (layer, facts, inputs, ...)
         self._params: dict[str, int] = {}   # parameter key -> size (shared keys once)
         self._buffers: dict[str, int] = {}
+        self._own = [0, 0]  # parameters and buffers of the nodes that share nothing
         self._facts_cache: dict[Any, Facts] = {}
         self._cache: dict[str, Any] | None = None
 
@@ -138,12 +138,15 @@ class LayerGraph:
             raise TypeError(f"layer {name!r} must be a Layer or a dict, got {type(layer).__name__}")
         inputs = self._resolve_inputs(name, layer, inputs)
         facts = self._facts(name, layer, inputs)
-        keys = _NO_KEYS
-        if facts.params or facts.buffers:
+        keys = None  # parameters keyed "<name>.<param>", owned by this node alone
+        if share is not None or param_keys:
             keys = {p: (param_keys or {}).get(p, f"{share or name}.{p}") for p in
                     (*facts.params, *facts.buffers)}
             self._check_shared(name, keys, facts.params, self._params)
             self._check_shared(name, keys, facts.buffers, self._buffers)
+        elif facts.params or facts.buffers:
+            self._own[0] += sum(facts.params.values())
+            self._own[1] += sum(facts.buffers.values())
         self._attrs[name] = {"layer": layer, "facts": facts, "inputs": inputs, "share": share,
                              "keys": keys}
         self._order.append(name)
@@ -519,11 +522,15 @@ class LayerGraph:
     def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
         data = self._attrs[node]
         sizes = data["facts"].buffers if buffers else data["facts"].params
-        return {data["keys"][p]: size for p, size in sizes.items()}
+        keys = data["keys"]
+        if keys is None:
+            return {f"{node}.{p}": size for p, size in sizes.items()}
+        return {keys[p]: size for p, size in sizes.items()}
 
     def param_count(self, *, trainable: bool = True) -> int:
         """Learnable parameters (``trainable=True``) or buffers, shared ones counted once."""
-        return sum((self._params if trainable else self._buffers).values())
+        shared = self._params if trainable else self._buffers
+        return self._own[0 if trainable else 1] + sum(shared.values())
 
     def macs(self) -> int:
         """Multiply-accumulates of convolution and linear layers (one forward pass)."""
