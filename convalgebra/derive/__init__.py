@@ -18,7 +18,8 @@ Forward equations of Conv1d(1, 1, kernel_size=(2,), stride=(1,), padding=((0, 0)
 ...         print(line.strip())
 z1 = w1*a1 + w2*a2
 z2 = w1*a2 + w2*a3
->>> d.verify()
+>>> d.verify() > 0
+True
 """
 
 from __future__ import annotations

@@ -171,11 +171,15 @@ class Derivation:
 
         return to_text(self)
 
-    def verify(self) -> None:
-        """Parse every equation back and compare it with the value the library computed."""
+    def verify(self) -> int:
+        """Parse every equation back and compare it with the value the library computed.
+
+        Returns the number of expressions checked; raises ``RoundTripError`` on a mismatch
+        (see :func:`convalgebra.derive.verify.verify`).
+        """
         from .verify import verify
 
-        verify(self)
+        return verify(self)
 
     def __str__(self) -> str:
         return self.to_text()
