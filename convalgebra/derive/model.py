@@ -54,8 +54,8 @@ class Grid:
     @property
     def text(self) -> str:
         cells = [[c.text if isinstance(c, Expr) else ELLIPSES[c][1] for c in row] for row in self.cells]
-        width = max((len(c) for row in cells for c in row), default=1)
-        return "\n".join("[" + " ".join(c.rjust(width) for c in row) + "]" for row in cells)
+        widths = [max(len(row[j]) for row in cells) for j in range(len(cells[0]))] if cells else []
+        return "\n".join("[" + " ".join(c.rjust(w) for c, w in zip(row, widths)) + "]" for row in cells)
 
     def exprs(self) -> Iterator[Expr]:
         for row in self.cells:
