@@ -15,7 +15,7 @@ def test_symbolic_matrix_substituted_equals_numeric_matrix(spec, seed):
     rng = np.random.default_rng(seed)
     w = rng.integers(-4, 5, spec.weight_shape)
     symbols = weight_symbols(spec).ravel()
-    m = ca.symbolic_matrix(spec).subs(dict(zip(symbols, w.ravel().tolist())))
+    m = ca.symbolic_matrix(spec).xreplace(dict(zip(symbols, map(sympy.Integer, w.ravel().tolist()))))
     numeric = ca.conv_matrix(spec, w).toarray()
     assert np.array_equal(np.array(m.tolist(), dtype=np.int64), numeric)
 
@@ -25,9 +25,9 @@ def test_symbolic_output_is_the_matrix_times_the_input(spec, seed):
     rng = np.random.default_rng(seed)
     w = rng.integers(-4, 5, spec.weight_shape)
     x = rng.integers(-4, 5, spec.input_shape)
-    subs = dict(zip(weight_symbols(spec).ravel(), w.ravel().tolist()))
-    subs.update(zip(input_symbols(spec).ravel(), x.ravel().tolist()))
-    out = np.array([sympy.sympify(e).subs(subs) for e in symbolic_output(spec).ravel()], dtype=np.int64)
+    subs = dict(zip(weight_symbols(spec).ravel(), map(sympy.Integer, w.ravel().tolist())))
+    subs.update(zip(input_symbols(spec).ravel(), map(sympy.Integer, x.ravel().tolist())))
+    out = np.array([sympy.sympify(e).xreplace(subs) for e in symbolic_output(spec).ravel()], dtype=np.int64)
     assert np.array_equal(out, ca.conv_matrix(spec, w) @ x.ravel())
 
 
