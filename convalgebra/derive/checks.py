@@ -101,8 +101,8 @@ def _counterexample_step(cx: Any, max_rows: int, max_cols: int) -> Step:
         rules += [rule] if rule else []
     if cx.position is not None:
         pos = tuple(int(i) for i in cx.position)
-        left = number(np.asarray(cx.lhs, dtype=float)[pos])
-        right = number(np.asarray(cx.rhs, dtype=float)[pos])
+        left = number(np.asarray(cx.lhs)[pos].item())
+        right = number(np.asarray(cx.rhs)[pos].item())
         eqs.append(Equation((Expr(rf"\text{{left side at }} {pos}", f"left side at {pos}"), left), relation="="))
         eqs.append(Equation((Expr(rf"\text{{right side at }} {pos}", f"right side at {pos}"), right), relation="="))
     return Step("Counterexample: " + cx.description.replace("$", "") + ".", tuple(eqs),

@@ -85,7 +85,7 @@ def number(value: Any) -> Expr:
     """
     import sympy
 
-    exact = sympy.nsimplify(value) if isinstance(value, float) else sympy.sympify(value)
+    exact = sympy.nsimplify(value) if isinstance(value, (float, complex)) else sympy.sympify(value)
     return Expr(_tex_number(exact), f"{int(exact):,}" if exact.is_Integer else str(exact), exact)
 
 

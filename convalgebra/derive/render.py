@@ -17,6 +17,7 @@ __all__ = ["to_latex", "to_markdown", "to_text", "PREAMBLE"]
 PREAMBLE = "\n".join([
     r"\documentclass[10pt]{article}",
     r"\usepackage{amsmath}",
+    r"\usepackage{amssymb}",
     r"\setcounter{MaxMatrixCols}{40}",
     r"\allowdisplaybreaks",
     r"\setlength{\parindent}{0pt}",

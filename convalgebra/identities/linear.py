@@ -178,9 +178,9 @@ def one_by_one(spec: ConvSpec) -> CheckResult:
     return CheckResult("one_by_one", holds, "M = W ⊗ S for a 1×1 convolution (channels first)",
                        "Output (o, p) reads input (i, S(p)) with weight W[o, i] only.",
                        {"S": s_text, "W shape": (c_out, spec.in_channels)}, None, None,
-                       (Step(sympy.Eq(_M, sympy.KroneckerProduct(_W, sympy.Identity(p_in)))
+                       (Step(sympy.Eq(_M, sympy.KroneckerProduct(_W, sympy.Identity(p_in)), evaluate=False)
                              if identity else sympy.Eq(_M, sympy.KroneckerProduct(
-                                 _W, sympy.MatrixSymbol("S", 1, 1))),
+                                 _W, sympy.MatrixSymbol("S", 1, 1)), evaluate=False),
                              "every pixel gets the same channel-mixing matrix W"),))
 
 

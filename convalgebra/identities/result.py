@@ -80,6 +80,16 @@ class Step:
     statement: Any
     justification: str
 
+    def __post_init__(self) -> None:
+        # sympy evaluates Eq(a, b) to a bare True/False when it can decide it structurally,
+        # which would print "False" as a proof step: build such equations with evaluate=False.
+        from sympy.logic.boolalg import BooleanAtom
+
+        if isinstance(self.statement, (bool, BooleanAtom)):
+            raise TypeError(
+                f"Step statement evaluated to {self.statement}; build it with evaluate=False"
+            )
+
     @property
     def latex(self) -> str:
         """The statement as LaTeX (a sentence is wrapped in ``\\text{}``)."""

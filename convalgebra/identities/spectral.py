@@ -120,7 +120,7 @@ def convolution_theorem(spec: ConvSpec, *, weight=None, symbolic: bool | None = 
                   "row r of a circulant matrix: tap t reads (r + o_t) mod n, and ω^n = 1"),
              Step(sympy.Eq(sympy.Symbol("(M v_j)_r"), lam * sympy.Symbol(r"\omega^{j r}")),
                   "factor ω^{jr}: λ_j = Σ_t w_t ω^{j o_t}, the DFT of the embedded kernel"),
-             Step(sympy.Eq(sympy.MatrixSymbol("M", 1, 1), sympy.Symbol(r"F^{-1} \operatorname{diag}(\lambda) F")),
+             Step(sympy.Eq(sympy.MatrixSymbol("M", 1, 1), sympy.Symbol(r"F^{-1} \operatorname{diag}(\lambda) F"), evaluate=False),
                   "the v_j are the columns of F⁻¹"))
     return CheckResult("convolution_theorem", bool(holds), claim,
                        "Every tap reads (r + offset) mod n, so each Fourier vector is an "
