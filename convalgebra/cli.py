@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from . import cli_commands as commands
 from . import cli_network as network
-from .cli_args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_unit
+from .cli_args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
 from .errors import ConvAlgebraError, MissingExtraError
 
 __all__ = ["main", "build_parser"]
@@ -156,8 +157,9 @@ convalgebra check --list""")
     add_spec_arguments(p, required=False)
     p.add_argument("--with", dest="second", action="append", default=[], metavar="FLAGS",
                    help="another layer as quoted spec flags, e.g. \"-k 3 --mode circular\"")
-    p.add_argument("--shift", type=parse_unit, default=None, metavar="SHIFT",
-                   help="shift per spatial axis for equivariance laws, e.g. 0x1")
+    p.add_argument("--shift", type=parse_shift, default=None, metavar="SHIFT",
+                   help="translation for equivariance laws: signed, one per spatial axis "
+                   "(0x-1), or one int along --axis (--shift=-1 --axis 1)")
     p.add_argument("--axis", type=int, default=None, help="spatial axis (flip, an int --shift)")
     p.add_argument("--turns", type=int, default=None, help="quarter turns (rotation_equivariance)")
     p.add_argument("--factor", type=int, default=None, help="scale factor (scale_equivariance)")
@@ -258,17 +260,22 @@ def _with_default_command(argv: list[str], commands_: set[str]) -> list[str]:
     return [*argv, "analyze"]
 
 
-def _glue_values(argv: list[str], options: tuple[str, ...] = ("--with",)) -> list[str]:
-    """``--with "-k 3"`` -> ``--with=-k 3``: argparse would take a value starting with '-'
-    for an option of its own."""
+def _glue_values(argv: list[str], options: tuple[str, ...] = ("--with",),
+                 signed: tuple[str, ...] = ("--shift",)) -> list[str]:
+    """``--with "-k 3"`` -> ``--with=-k 3`` and ``--shift -2x1`` -> ``--shift=-2x1``:
+    argparse would take a value starting with '-' for an option of its own."""
     out: list[str] = []
     items = iter(argv)
     for a in items:
         out.append(a)
-        if a in options:
+        if a in options or a in signed:
             value = next(items, None)
-            if value is not None:
+            if value is None:
+                continue
+            if a in options or re.fullmatch(r"-\d[\d\s,x×+-]*", value):
                 out[-1] = f"{a}={value}"
+            else:
+                out.append(value)
     return out
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "parse_ints",
     "parse_padding",
     "parse_unit",
+    "parse_shift",
     "add_spec_arguments",
     "spec_from_args",
     "parse_spec_string",
@@ -123,6 +124,28 @@ def parse_unit(text: str) -> tuple[int, ...]:
             f"expected an output position like 2x3 (0-based, one index per axis), got {text!r}"
         )
     return tuple(int(p) for p in parts)
+
+
+def parse_shift(text: str) -> int | tuple[int, ...]:
+    """A translation: ``"1"`` -> ``1`` (along ``--axis``), ``"0x-1"`` -> ``(0, -1)``.
+
+    Examples
+    --------
+    >>> parse_shift("-2"), parse_shift("0x-1"), parse_shift("1,2")
+    (-2, (0, -1), (1, 2))
+    >>> parse_shift("1.5")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a shift like 1, -2 (along --axis) or 0x-1 (one signed integer per spatial axis), got '1.5'
+    """
+    parts = _split(text)
+    if not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
+        raise argparse.ArgumentTypeError(
+            "expected a shift like 1, -2 (along --axis) or 0x-1 (one signed integer per "
+            f"spatial axis), got {text!r}"
+        )
+    values = tuple(int(p) for p in parts)
+    return values[0] if len(values) == 1 else values
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

@@ -216,3 +216,48 @@ def test_check_max_pool_invariance_fraction(capsys):
     pool = lambda a: a.reshape(2, 2, 2, 2).max(axis=(1, 3))  # noqa: E731
     unchanged = int((pool(shifted[0]) == pool(x[0])).sum())
     assert f"{unchanged} of 4 pooled outputs are unchanged" in out
+
+
+@pytest.mark.parametrize("flags, delta", [
+    (["--shift", "1", "--axis", "1"], (0, 1)),
+    (["--shift=-1"], (-1, 0)),
+    (["--shift", "-1", "--axis", "0"], (-1, 0)),
+    (["--shift", "0x-1"], (0, -1)),
+    (["--shift", "-2,1"], (-2, 1)),
+])
+def test_check_signed_shifts(capsys, flags, delta):
+    """An int --shift combines with --axis; negative shifts are accepted (torch oracle)."""
+    from oracle import torch_conv
+
+    code, out, err = run(capsys, "check", "translation_equivariance", "--in", "1x5x5", "-k", "3",
+                         *flags)
+    assert code == 0, err
+    assert f"zero-fill shift by {delta}" in out
+    # the verdict against torch: conv(shift(x)) vs shift(conv(x)) on the valid 3×3 output
+    spec = ConvSpec((1, 5, 5), 1, 3)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 5, 5)), rng.standard_normal((1, 1, 3, 3))
+
+    def shift(a):
+        out_ = np.zeros_like(a)
+        src = tuple(slice(max(-d, 0), a.shape[i + 1] - max(d, 0)) for i, d in enumerate(delta))
+        dst = tuple(slice(max(d, 0), a.shape[i + 1] - max(-d, 0)) for i, d in enumerate(delta))
+        out_[(slice(None), *dst)] = a[(slice(None), *src)]
+        return out_
+
+    same = np.allclose(torch_conv(spec, shift(x), w).numpy(), shift(torch_conv(spec, x, w).numpy()))
+    assert out.startswith("translation_equivariance: " + ("HOLDS" if same else "FAILS"))
+
+
+@pytest.mark.parametrize("value", ["1.5", "a", "1x", "--1", ""])
+def test_check_bad_shift_is_a_usage_error(capsys, value):
+    code, out, err = run(capsys, "check", "translation_equivariance", "--in", "1x5x5", "-k", "3",
+                         f"--shift={value}")
+    assert code == 2 and out == "" and "expected a shift like" in err
+
+
+def test_check_composition_circular_then_valid(capsys):
+    code, out, _ = run(capsys, "check", "composition", "--in", "1x6", "-k", "3", "-p", "1",
+                       "--mode", "circular", "--with", "-k 3")
+    assert code == 0 and out.startswith("composition: HOLDS")
+    assert "padding_mode='circular'" in out

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from oracle import F, torch, torch_conv
+from oracle import F, torch, torch_conv, torch_jacobian
 from strategies import conv_specs
 
 import convalgebra as ca
@@ -156,7 +156,8 @@ def composable(draw):
                          stride=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
                          dilation=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
                          padding=tuple(draw(st.integers(0, 1)) for _ in range(nd)),
-                         padding_mode=draw(st.sampled_from([s1.padding_mode, "zeros"])),
+                         padding_mode=draw(st.sampled_from(
+                             [s1.padding_mode, "zeros", "circular", "reflect", "replicate"])),
                          flip=draw(st.booleans()))
         composed_spec(s1, s2)
     except ca.ConvAlgebraError:
@@ -185,6 +186,79 @@ def test_composition_against_torch(pair, seed):
     assert check("composition", s1, s2, weight1=w1, weight2=w2).holds == r.holds or not r.holds
 
 
+def _torch_differences(s1, s2, draws=3, seed=0):
+    """Outputs where L2(L1 x) and the composed layer differ in torch, over random draws."""
+    spec = composed_spec(s1, s2)
+    rng = np.random.default_rng(seed)
+    differs = np.zeros(spec.output_shape, dtype=bool)
+    for _ in range(draws):
+        w1, w2 = rng.standard_normal(s1.weight_shape), rng.standard_normal(s2.weight_shape)
+        x = rng.standard_normal(s1.input_shape)
+        two = torch_conv(s2, torch_conv(s1, x, w1), w2).numpy()
+        one = torch_conv(spec, x, composed_kernel(s1, s2, w1, w2)).numpy()
+        differs |= ~np.isclose(two, one, atol=1e-9)
+    return set(map(tuple, np.argwhere(differs).tolist()))
+
+
+@settings(max_examples=40)
+@given(conv_specs(ndims=(1, 2), transposed=False, max_size=7, max_channels=2),
+       st.sampled_from(["zeros", "circular", "reflect", "replicate"]), st.integers(1, 3),
+       st.integers(1, 2), st.integers(0, 2**31))
+def test_unpadded_outer_layer_always_composes(s1, mode2, k2, s2_stride, seed):
+    # the outer layer pads nothing, so its padding_mode is irrelevant: exact for every s1
+    assume(s1.groups == 1)
+    try:
+        s2 = ca.ConvSpec(s1.output_shape, 2, k2, stride=s2_stride, padding_mode=mode2)
+    except ca.ConvAlgebraError:
+        assume(False)
+    r = check("composition", s1, s2)
+    assert _torch_differences(s1, s2, draws=1, seed=seed) == set()
+    assert r.holds, r.reason
+    assert composed_spec(s1, s2).padding_mode == (
+        s1.padding_mode if any(max(p) for p in s1.padding) else "zeros")
+
+
+def test_circular_inner_valid_outer_composes_as_in_torch():
+    # convalgebra check composition --in 1x6 -k 3 -p 1 --mode circular --with "-k 3"
+    s1 = ca.ConvSpec((1, 6), 1, 3, padding=1, padding_mode="circular")
+    s2 = ca.ConvSpec(s1.output_shape, 1, 3)
+    spec = composed_spec(s1, s2)
+    assert (spec.kernel_size, spec.padding, spec.padding_mode) == ((5,), ((1, 1),), "circular")
+    rng = np.random.default_rng(0)
+    w1, w2, x = rng.standard_normal((1, 1, 3)), rng.standard_normal((1, 1, 3)), rng.standard_normal((1, 6))
+    # independent composed kernel: the full convolution of the two kernels (scipy)
+    k = scipy.signal.convolve(w1[0, 0], w2[0, 0], mode="full")
+    oracle = ca.ConvSpec((1, 6), 1, 5, padding=1, padding_mode="circular")
+    assert np.allclose(torch_conv(s2, torch_conv(s1, x, w1), w2).numpy(),
+                       torch_conv(oracle, x, k[None, None]).numpy())
+    assert np.allclose(composed_kernel(s1, s2, w1, w2)[0, 0], k)
+    assert check("composition", s1, s2).holds
+    assert check("composition", s1, s2, weight1=w1, weight2=w2).holds
+
+
+@pytest.mark.parametrize("inner, outer", [
+    ({"padding": 1, "padding_mode": "circular"}, {"padding": 1}),
+    ({}, {"padding": 1, "padding_mode": "circular"}),
+    ({"padding": 1, "padding_mode": "reflect"}, {"padding": 1, "padding_mode": "replicate"}),
+    ({"padding": 1, "padding_mode": "replicate"}, {"padding": ((0, 1),), "padding_mode": "zeros"}),
+    ({"padding": 1, "padding_mode": "circular"}, {"padding": 1, "padding_mode": "circular"}),
+    ({"padding": 2, "padding_mode": "circular", "stride": 2}, {"padding": 1, "padding_mode": "circular"}),
+    ({"padding": 1}, {"padding": 1, "padding_mode": "reflect"}),
+])
+def test_mismatched_padding_modes_against_torch(inner, outer):
+    s1 = ca.ConvSpec((2, 7), 2, 3, **inner)
+    s2 = ca.ConvSpec(s1.output_shape, 1, 3, **outer)
+    r = check("composition", s1, s2)
+    differs = _torch_differences(s1, s2)
+    assert r.holds == (not differs)
+    assert set(r.failing_positions or ()) == differs
+    if not r.holds:
+        # the outer layer's padding of y is what breaks it, named with its own mode
+        word = {"zeros": "zero"}.get(s2.padding_mode, s2.padding_mode)
+        assert f"outer layer reads its own {word} padding of the intermediate image" in r.reason
+        assert "zeros of the intermediate image" not in r.reason
+
+
 def test_composed_kernel_is_full_convolution():
     s1 = ca.ConvSpec((1, 7, 7), 1, 3)
     s2 = ca.ConvSpec(s1.output_shape, 1, 2)
@@ -195,6 +269,17 @@ def test_composed_kernel_is_full_convolution():
 
 
 # ----------------------------------------------------------------- adjoint
+def _torch_matrix(spec, w):
+    """The layer's matrix from torch: its Jacobian (conv or conv_transpose); for an
+    asymmetrically padded transposed layer, which torch lacks, the forward Jacobian transposed."""
+    if not spec.transposed or all(b == a for b, a in spec.padding):
+        return torch_jacobian(spec, w)
+    fwd = spec.forward   # its rows that the transposed layer's input indexes (output_padding)
+    rows = np.arange(math.prod(fwd.output_shape)).reshape(fwd.output_shape)
+    keep = rows[(slice(None), *(slice(0, n) for n in spec.input_shape[1:]))]
+    return torch_jacobian(fwd, w)[keep.ravel()].T
+
+
 @settings(max_examples=60)
 @given(conv_specs(ndims=(1, 2), transposed=None, max_channels=3), st.integers(0, 2**31))
 def test_adjoint_against_matrices(spec, seed):
@@ -204,8 +289,10 @@ def test_adjoint_against_matrices(spec, seed):
     x = rng.standard_normal(spec.input_shape)
     flipped = np.flip(w, axis=tuple(range(2, w.ndim))).copy()
     from dataclasses import replace
-    assert np.allclose(conv_matrix(spec, w).toarray(),
-                       conv_matrix(replace(spec, flip=not spec.flip), flipped).toarray())
+    # the flip claim against torch: the other operation with the mirrored kernel
+    assert r.evidence["M ⋆ w = M ∗ flip(w)"] is True
+    other = replace(spec, flip=not spec.flip)
+    assert np.allclose(conv_matrix(spec, w).toarray(), _torch_matrix(other, flipped))
     try:
         adj = adjoint_conv_spec(spec)
     except ca.ConvAlgebraError:
@@ -230,16 +317,22 @@ def test_adjoint_against_matrices(spec, seed):
 
 # ----------------------------------------------------------------- 1×1 and fully connected
 @settings(max_examples=30)
-@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 5), st.integers(1, 2),
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 5), st.integers(1, 3),
        st.integers(0, 2**31))
 def test_one_by_one_is_kronecker(c_in, c_out, n, stride, seed):
     spec = ca.ConvSpec((c_in, n, n), c_out, 1, stride=stride)
     r = check("one_by_one", spec)
     assert r.holds
     w = np.random.default_rng(seed).standard_normal(spec.weight_shape)
+    # S: output (i, j) selects input (stride·i, stride·j); built with numpy, independently
+    m = (n - 1) // stride + 1
+    s1 = np.zeros((m, n))
+    s1[np.arange(m), stride * np.arange(m)] = 1.0
+    kron = np.kron(w[:, :, 0, 0], np.kron(s1, s1))
+    assert np.allclose(conv_matrix(spec, w).toarray(), kron)
+    assert np.allclose(torch_jacobian(spec, w), kron)
     if stride == 1:
-        kron = sp.kron(w[:, :, 0, 0], sp.eye(n * n)).toarray()
-        assert np.allclose(conv_matrix(spec, w).toarray(), kron)
+        assert np.allclose(sp.kron(w[:, :, 0, 0], sp.eye(n * n)).toarray(), kron)
 
 
 @pytest.mark.parametrize("shape, n_out", [((3, 4, 4), 10), ((1, 5, 3), 2), ((2, 3), 4)])

@@ -104,7 +104,75 @@ def test_failing_outputs_touch_the_border(mode):
     assert 0 in cols and cols <= {0, 1, 7}        # reflect also breaks column 1
     assert {p[0] for p in r.failing_positions} == {0, 1}
     n = len(r.failing_positions) // 2
-    assert r.evidence["failing outputs among them"] == f"{n} of {n}"
+    assert r.evidence["failing outputs that read either"] == f"{n} of {n}"
+
+
+def _window_reads(spec, delta):
+    """Per output position (numpy pad + explicit windows): reads padding? reads a moved line?"""
+    n = spec.input_shape[1:]
+    inside = np.pad(np.ones(n, dtype=bool), spec.padding, constant_values=False)
+    np_mode = {"zeros": "constant", "circular": "wrap", "reflect": "reflect", "replicate": "edge"}
+    moved = np.zeros(n, dtype=bool)
+    for axis, d in enumerate(delta):
+        if d:
+            index = np.moveaxis(np.indices(n), 0, -1)[..., axis]
+            moved |= (index < abs(d)) | (index >= n[axis] - abs(d))
+    pad_kw = {"constant_values": False} if spec.padding_mode == "zeros" else {}
+    moved = np.pad(moved, spec.padding, mode=np_mode[spec.padding_mode], **pad_kw)
+    pads, lines = [], []
+    for o in np.ndindex(*spec.output_shape[1:]):
+        window = tuple(slice(s * q, s * q + dl * (k - 1) + 1, dl) for q, s, dl, k in zip(
+            o, spec.stride, spec.dilation, spec.kernel_size))
+        pads.append(not inside[window].all())
+        lines.append(bool(moved[window].any()))
+    return np.array(pads), np.array(lines)
+
+
+@settings(max_examples=40)
+@given(shifted_specs())
+def test_border_counts_against_explicit_windows(case):
+    spec, amount, axis = case
+    r = check("translation_equivariance", spec, shift=amount, axis=axis)
+    assume(not r.holds and "output shift" not in r.evidence and r.failing_positions)
+    delta = [0] * spec.ndim
+    delta[axis] = amount
+    pads, lines = _window_reads(spec, delta)
+    assert r.evidence["outputs whose receptive field reads padding"] == pads.sum()
+    assert r.evidence["outputs whose receptive field reads an input line the shift moves "
+                      "in or out"] == lines.sum()
+    failing = np.unique([np.ravel_multi_index(p[1:], spec.output_shape[1:])
+                         for p in r.failing_positions])
+    either = (pads | lines)[failing].sum()
+    assert r.evidence["failing outputs that read either"] == f"{either} of {failing.size}"
+
+
+def test_border_counts_of_the_review_example():
+    # 5×5, k=3, p=1, shift 1 along axis 0: the 16 border outputs read padding, rows 0, 1, 3, 4
+    # (20 outputs) read input row 0 or 4, which the shift moves in or out
+    r = check("translation_equivariance", ca.ConvSpec((1, 5, 5), 1, 3, padding=1), shift=1)
+    assert r.evidence["outputs whose receptive field reads padding"] == 16
+    assert r.evidence["outputs whose receptive field reads an input line the shift moves "
+                      "in or out"] == 20
+
+
+@pytest.mark.parametrize("stride, amount", [(1, 1), (1, -2), (2, 2), (2, -4), (3, 3)])
+def test_translation_step_shows_two_index_expressions(stride, amount):
+    import sympy
+
+    spec = ca.ConvSpec((1, 9), 1, 3, stride=stride, padding=1)
+    r = check("translation_equivariance", spec, shift=amount)
+    step = r.steps[1]
+    lhs, rhs = step.statement.lhs, step.statement.rhs
+    assert lhs != rhs                                   # not a tautology on the page
+    o, k = sympy.symbols("o k", integer=True)
+    x = sympy.IndexedBase("x")
+    (li,), (ri,) = (e.atoms(sympy.Indexed) - {sympy.IndexedBase("w")[k]} for e in (lhs, rhs))
+    # both sides read the same input once evaluated: s·o + k − δ = s·(o − δ/s) + k
+    want = stride * o + k - amount
+    assert sympy.expand(li.indices[0].doit() - want) == 0
+    assert sympy.expand(ri.indices[0].doit() - want) == 0
+    assert str(li.indices[0]) != str(ri.indices[0])
+    assert li.base == ri.base == x
 
 
 def test_circular_is_exact_for_every_shift():
@@ -253,6 +321,18 @@ def test_avg_pool_equivariance_against_torch(k, s, p, shift):
 def test_symmetry_needs_square_grids():
     with pytest.raises(ca.ConvAlgebraError, match="square"):
         check("rotation_equivariance", ca.ConvSpec((1, 4, 5), 1, 3))
+
+
+@pytest.mark.parametrize("amount, axis", [(4, -1), (9, -1), (-4, 0), ((0, 5), -1), ((4, 0), -1)])
+def test_max_pool_rejects_shift_as_large_as_the_input(amount, axis):
+    x = np.arange(16.0).reshape(1, 4, 4)
+    with pytest.raises(ca.ConvAlgebraError, match="smaller than the input size"):
+        check("max_pool_invariance", x, 2, shift=amount, axis=axis)
+    # the largest valid shift is still answered, and agrees with torch
+    r = check("max_pool_invariance", x, 2, shift=3, axis=-1)
+    pool = lambda v: F.max_pool2d(torch.as_tensor(v)[None], 2)[0].numpy()  # noqa: E731
+    same = pool(np_shift(x, (0, 3), False)) == pool(x)
+    assert r.evidence["fraction unchanged"] == pytest.approx(float(same.mean()))
 
 
 def test_bad_shift_is_rejected():

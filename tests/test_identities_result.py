@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.identities import LAWS, CheckResult, Step, check
@@ -64,3 +68,79 @@ def test_layer_pair_laws_reject_single_spec_misuse():
         check("layer_commutativity", ca.ConvSpec((1, 4), 1, 1))
     with pytest.raises(ca.ConvAlgebraError, match="must read the first one's output"):
         check("composition", ca.ConvSpec((1, 6), 1, 3), ca.ConvSpec((1, 6), 1, 3))
+
+
+@pytest.mark.parametrize("law, spec", [
+    ("one_by_one", ca.ConvSpec((2, 4, 4), 2, 3, stride=2)),
+    ("convolution_theorem", ca.ConvSpec((2, 4), 2, 3, groups=2, padding=1, padding_mode="circular")),
+    ("separability", ca.ConvSpec((2, 4, 4), 1, 3)),
+])
+def test_errors_describe_the_spec_not_its_repr(law, spec):
+    with pytest.raises(ca.ConvAlgebraError) as info:
+        check(law, spec)
+    assert spec.describe() in str(info.value)
+    assert "ConvSpec(" not in str(info.value) and "channel_table" not in str(info.value)
+    with pytest.raises(TypeError, match=f"{law} needs a ConvSpec, got str"):
+        check(law, "spec")
+
+
+def _statements(result):
+    from sympy.logic.boolalg import BooleanAtom
+
+    for step in result.steps:
+        assert not isinstance(step.statement, (bool, BooleanAtom))
+        assert step.text and step.latex
+
+
+def _second(spec, data):
+    """A layer reading ``spec``'s output, or a same-space layer for commutativity."""
+    try:
+        k = tuple(data.draw(st.integers(1, 3)) for _ in range(spec.ndim))
+        mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+        pad = data.draw(st.integers(0, 1))
+        return ca.ConvSpec(spec.output_shape, data.draw(st.integers(1, 2)), k, padding=pad,
+                           padding_mode=mode)
+    except ca.ConvAlgebraError:
+        return None
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_specs(ndims=(1, 2), transposed=None, max_size=5, max_channels=2), st.data())
+def test_no_step_of_any_law_evaluates_to_a_boolean(spec, data):
+    """Every law over random specs: a result or a ConvAlgebraError, never a Step TypeError."""
+    n = spec.input_shape[1:]
+    shift = tuple(data.draw(st.integers(-(m - 1), m - 1)) for m in n)
+    single = {
+        "translation_equivariance": {"shift": shift}, "rotation_equivariance": {},
+        "flip_equivariance": {}, "transposition_equivariance": {}, "scale_equivariance": {},
+        "commutativity": {}, "adjoint": {}, "convolution_theorem": {}, "separability": {},
+        "one_by_one": {}, "fully_connected": {},
+    }
+    for law, opts in single.items():
+        try:
+            result = check(law, spec, **opts)
+        except ca.ConvAlgebraError:
+            continue
+        _statements(result)
+    second = _second(spec, data)
+    for law in ("composition", "layer_commutativity"):
+        if second is None:
+            break
+        try:
+            _statements(check(law, spec, second))
+        except ca.ConvAlgebraError:
+            pass
+    for law in ("translation_equivariance", "commutativity"):
+        _statements(check(law, ndim=spec.ndim, flip=spec.flip, circular=data.draw(st.booleans())))
+
+
+def test_eq_helper_never_evaluates():
+    import sympy
+
+    from convalgebra.identities.common import eq, ne
+
+    a = sympy.Symbol("a")
+    assert isinstance(eq(a, a), sympy.Eq) and isinstance(ne(a, a), sympy.Ne)
+    assert isinstance(eq(sympy.Integer(1), 2), sympy.Eq)
+    with pytest.raises(TypeError, match="evaluated"):
+        Step(sympy.Eq(a, a), "structurally decided")

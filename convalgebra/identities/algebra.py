@@ -18,14 +18,11 @@ from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
+from .common import eq, positions, require_spec
 from .engine import count_tuples, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
 __all__ = ["commutativity", "layer_commutativity", "channel_commutator_condition"]
-
-
-def _positions(flat, shape) -> tuple:
-    return tuple(tuple(int(v) for v in idx) for idx in zip(*np.unravel_index(flat, shape)))
 
 
 def _argument_specs(spec: ConvSpec) -> tuple[ConvSpec, ConvSpec]:
@@ -60,7 +57,7 @@ def commutativity(spec: ConvSpec) -> CheckResult:
     >>> r.holds, r.evidence["x ⋆ k = reverse(k ⋆ x)"]
     (False, True)
     """
-    a, b = _argument_specs(spec)
+    a, b = _argument_specs(require_spec(spec, "commutativity"))
     ta, tb = layer_table(a), layer_table(b)
     n_x, n_k = ta.n_in, ta.n_w
     sizes = [ta.n_out, n_x, n_k]
@@ -86,7 +83,7 @@ def commutativity(spec: ConvSpec) -> CheckResult:
               f"For {name} the product x[i]·k[j] lands on output i - j + const in one order and "
               f"j - i + const in the other: the outputs are mirrored.")
     return CheckResult("commutativity", holds, f"x {op} k = k {op} x ({name}, full extent)",
-                       reason, evidence, ce, None if holds else _positions(np.unique(cols[0]),
+                       reason, evidence, ce, None if holds else positions(np.unique(cols[0]),
                                                                           a.output_shape),
                        proof.steps, method="index tables + all-size index proof")
 
@@ -176,11 +173,11 @@ def layer_commutativity(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weigh
         reason = ("Away from the border both products agree; at the outputs listed the zero "
                   "padding of the inner layer truncates one product differently from the other.")
     ce = None if holds else _product_counterexample(spec1, spec2, cols)
-    steps = (Step(sympy.Eq(sympy.MatrixSymbol("M_1", 1, 1) * sympy.MatrixSymbol("M_2", 1, 1),
+    steps = (Step(eq(sympy.MatrixSymbol("M_1", 1, 1) * sympy.MatrixSymbol("M_2", 1, 1),
                            sympy.MatrixSymbol("M_2", 1, 1) * sympy.MatrixSymbol("M_1", 1, 1)),
                   "the claim"), Step(reason, "product tuples (o, i, w1, w2) compared"))
     return CheckResult("layer_commutativity", holds, claim, reason, evidence, ce,
-                       None if holds else _positions(np.unique(cols[0]), spec1.output_shape), steps)
+                       None if holds else positions(np.unique(cols[0]), spec1.output_shape), steps)
 
 
 def _product_counterexample(spec1, spec2, cols) -> Counterexample:
@@ -227,7 +224,7 @@ def _numeric_commutativity(spec1, spec2, weight1, weight2, claim) -> CheckResult
     reason = "The products of the two matrices agree." if holds else \
         f"The products differ at {rows.size} outputs."
     return CheckResult("layer_commutativity", holds, claim, reason, evidence, ce,
-                       None if holds else _positions(rows, spec1.output_shape), method="numeric")
+                       None if holds else positions(rows, spec1.output_shape), method="numeric")
 
 
 def channel_commutator_condition(spec1: ConvSpec, spec2: ConvSpec, weight1=None, weight2=None,

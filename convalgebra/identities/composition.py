@@ -7,8 +7,10 @@ For cross-correlations ``y[p] = Σ_a w[a] x[s1·p + d1·a]`` and ``z[q] = Σ_b v
 
 -- the full convolution of ``w`` with ``v`` dilated by ``s1`` (channels: ``K[o,i] = Σ_m
 v[o,m] ∗ w[m,i]``). Extent ``d1(k1−1) + s1·d2(k2−1) + 1``, stride ``s1·s2``, padding
-``p1 + s1·p2``. The composed layer is exact when the inner padding is absent or circular;
-zero padding of the intermediate image breaks it at the border, and the check says where.
+``p1 + s1·p2``, padding mode that of the padded layer(s). The composed layer is exact when
+the outer layer is unpadded (the inner layer's padding of ``x`` is the composed layer's); the
+outer layer's padding of the intermediate image breaks it at the border (unless both layers
+are circular and the inner one keeps the grid), and the check says where.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
+from .common import eq, is_symbolic, positions
 from .engine import Table, count_tuples, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
@@ -59,14 +62,33 @@ def composed_spec(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
         spec1.kernel_size, spec1.dilation, spec1.stride, spec2.kernel_size, spec2.dilation))
     padding = tuple((b1 + s1 * b2, a1 + s1 * a2) for (b1, a1), (b2, a2), s1 in zip(
         spec1.padding, spec2.padding, spec1.stride))
-    padded = any(max(p) for p in spec1.padding + spec2.padding)
-    mode = spec1.padding_mode if padded and spec1.padding_mode == spec2.padding_mode else "zeros"
-    return ConvSpec(spec1.input_shape, spec2.out_channels, extent,
-                    stride=tuple(a * b for a, b in zip(spec1.stride, spec2.stride)),
-                    padding=padding, padding_mode=mode, bias=False)
+    stride = tuple(a * b for a, b in zip(spec1.stride, spec2.stride))
+    try:
+        return ConvSpec(spec1.input_shape, spec2.out_channels, extent, stride=stride,
+                        padding=padding, padding_mode=_composed_mode(spec1, spec2), bias=False)
+    except ConvAlgebraError:   # e.g. reflect padding p1 + s1·p2 as large as the input
+        return ConvSpec(spec1.input_shape, spec2.out_channels, extent, stride=stride,
+                        padding=padding, bias=False)
 
 
-def _tap_offsets(spec1: ConvSpec, spec2: ConvSpec, extent) -> np.ndarray:
+def _padded(spec: ConvSpec) -> bool:
+    return any(max(p) for p in spec.padding)
+
+
+def _composed_mode(spec1: ConvSpec, spec2: ConvSpec) -> str:
+    """The padding mode of the composed layer: that of the padded layer(s).
+
+    An unpadded layer has no mode that matters. The composed layer pads the input ``x``, as
+    the inner layer does, so when both are padded in different modes the inner one's wins
+    (the identity then fails where the outer padding enters, and the check says where).
+    """
+    for s in (spec1, spec2):
+        if _padded(s):
+            return s.padding_mode
+    return "zeros"
+
+
+def _composed_taps(spec1: ConvSpec, spec2: ConvSpec, extent) -> np.ndarray:
     """Flat composed tap ``c(a, b)`` for spatial taps ``a`` of layer 1 and ``b`` of layer 2."""
     ua = np.indices(spec1.kernel_size).reshape(spec1.ndim, -1)
     ub = np.indices(spec2.kernel_size).reshape(spec2.ndim, -1)
@@ -86,7 +108,7 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     [[[3, 10, 8]]]
     """
     spec = composed_spec(spec1, spec2)
-    symbolic = _is_symbolic(weight1) or _is_symbolic(weight2)
+    symbolic = is_symbolic(weight1) or is_symbolic(weight2)
     w1, w2 = (np.asarray(w, dtype=object) if symbolic else np.asarray(w) for w in (weight1, weight2))
     for w, s, name in ((w1, spec1, "weight1"), (w2, spec2, "weight2")):
         if w.shape != s.weight_shape:
@@ -95,18 +117,10 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     e1 = w1.reshape(*w1.shape[:2], -1)[:, :, tap_weight_order(spec1)]
     e2 = w2.reshape(*w2.shape[:2], -1)[:, :, tap_weight_order(spec2)]
     pairs = np.einsum("omb,mia->oiba", e2, e1)
-    c = _tap_offsets(spec1, spec2, spec.kernel_size)
+    c = _composed_taps(spec1, spec2, spec.kernel_size)
     out = np.zeros((*pairs.shape[:2], math.prod(spec.kernel_size)), dtype=pairs.dtype)
     np.add.at(out, (slice(None), slice(None), c.ravel()), pairs.reshape(*pairs.shape[:2], -1))
     return out.reshape(spec.weight_shape)
-
-
-def _is_symbolic(w) -> bool:
-    try:
-        np.asarray(w, dtype=float)
-        return False
-    except (TypeError, ValueError):
-        return True
 
 
 def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> Table:
@@ -114,7 +128,7 @@ def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> Table:
     c_out, c_mid, c_in = spec2.out_channels, spec2.in_channels, spec1.in_channels
     k1, k2 = math.prod(spec1.kernel_size), math.prod(spec2.kernel_size)
     kc = math.prod(spec.kernel_size)
-    c = _tap_offsets(spec1, spec2, spec.kernel_size)
+    c = _composed_taps(spec1, spec2, spec.kernel_size)
     o, i, m, b, a = np.meshgrid(np.arange(c_out), np.arange(c_in), np.arange(c_mid),
                                 np.arange(k2), np.arange(k1), indexing="ij")
     k_index = (o * c_in + i) * kc + c[b, a]
@@ -157,13 +171,22 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     evidence = _evidence(spec1, spec2, spec)
     evidence["product paths compared"] = int(o_a.size)
     reason = ("Every product path x → y → z of the two layers is a tap of the composed kernel."
-              if holds else "At the outputs listed the inner layer's padding (zeros of the "
-              "intermediate image) is not what the composed layer sees through its own padding.")
+              if holds else _failure_reason(spec1, spec2, spec))
     ce = None if holds else _counterexample(spec1, spec2, spec, cols)
-    fail = None if holds else tuple(tuple(int(v) for v in idx) for idx in zip(
-        *np.unravel_index(np.unique(cols[0]), spec.output_shape)))
+    fail = None if holds else positions(np.unique(cols[0]), spec.output_shape)
     return CheckResult("composition", holds, "L2 ∘ L1 = one convolution with the composed kernel",
                        reason, evidence, ce, fail, _steps(spec1, spec2))
+
+
+def _failure_reason(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> str:
+    """Why the paths differ: the outer layer pads the intermediate image ``y``, not ``x``."""
+    mode = {"zeros": "zero"}.get(spec.padding_mode, spec.padding_mode) if _padded(spec) else "no"
+    if not _padded(spec2):  # pragma: no cover - an unpadded outer layer always composes
+        return "The product paths of the two layers and of the composed layer differ."
+    outer = {"zeros": "zero"}.get(spec2.padding_mode, spec2.padding_mode)
+    return (f"At the outputs listed the outer layer reads its own {outer} padding "
+            "of the intermediate image y, which is not what the composed layer reads through "
+            f"its {mode} padding of the input x.")
 
 
 def _evidence(spec1, spec2, spec) -> dict:
@@ -209,8 +232,7 @@ def _numeric(spec1, spec2, spec, weight1, weight2) -> CheckResult:
     ev = _evidence(spec1, spec2, spec)
     ev["numeric composed kernel"] = k
     ev["max |L2 L1 - M(K)|"] = float(np.abs(diff.data).max(initial=0.0))
-    fail = None if holds else tuple(tuple(int(v) for v in idx) for idx in zip(
-        *np.unravel_index(rows, spec.output_shape)))
+    fail = None if holds else positions(rows, spec.output_shape)
     return CheckResult("composition", holds, "L2 ∘ L1 = one convolution with the composed kernel",
                        "The matrices agree." if holds else f"They differ at {rows.size} outputs.",
                        ev, None, fail, _steps(spec1, spec2), method="numeric")
@@ -225,9 +247,9 @@ def _steps(spec1: ConvSpec, spec2: ConvSpec) -> tuple:
     inner = sympy.Sum(v[b] * w[a] * x[s1 * s2 * q + d1 * a + s1 * d2 * b], (a, 0, k1 - 1), (b, 0, k2 - 1))
     extent = d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1
     return (
-        Step(sympy.Eq(sympy.Symbol("z_q"), sympy.Sum(v[b] * sympy.Symbol(f"y_{{{s2}q+{d2}b}}"), (b, 0, k2 - 1))),
+        Step(eq(sympy.Symbol("z_q"), sympy.Sum(v[b] * sympy.Symbol(f"y_{{{s2}q+{d2}b}}"), (b, 0, k2 - 1))),
              "the second layer (first spatial axis shown)"),
-        Step(sympy.Eq(sympy.Symbol("z_q"), inner), "substitute the first layer"),
-        Step(sympy.Eq(sympy.Symbol("z_q"), sympy.Sum(K[c] * x[s1 * s2 * q + c], (c, 0, extent - 1))),
+        Step(eq(sympy.Symbol("z_q"), inner), "substitute the first layer"),
+        Step(eq(sympy.Symbol("z_q"), sympy.Sum(K[c] * x[s1 * s2 * q + c], (c, 0, extent - 1))),
              f"collect c = {d1}a + {s1 * d2}b: K[c] = Σ w[a] v[b], extent {extent}, stride {s1 * s2}"),
     )

@@ -18,6 +18,7 @@ import sympy
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from .common import eq, ne, positions, require_spec
 from .intertwine import intertwine, kernel_solutions, make_counterexample, numeric_sides
 from .kernels import equivariant_kernels
 from .result import CheckResult, Counterexample, Step
@@ -43,32 +44,28 @@ __all__ = [
 _M, _S, _T = (sympy.MatrixSymbol(n, 1, 1) for n in ("M", "S", "T"))
 
 
-def _positions(flat: np.ndarray, shape: tuple[int, ...]) -> tuple:
-    return tuple(tuple(int(v) for v in idx) for idx in zip(*np.unravel_index(flat, shape)))
-
-
-def _require_spec(spec, law: str) -> ConvSpec:
-    if not isinstance(spec, ConvSpec):
-        raise TypeError(f"{law} needs a ConvSpec, got {type(spec).__name__}")
-    return spec
-
-
 def _border_note(spec: ConvSpec, delta: tuple[int, ...], failing_sp: np.ndarray) -> dict:
-    """Which failing outputs read padding or the |delta| input lines the shift moves across."""
-    sp = spatial_table(spec.forward if spec.transposed else spec)
+    """How many outputs read padding, how many read the |delta| input lines the shift moves
+    in or out, and how many failing outputs do either (forward layers only)."""
     if spec.transposed or failing_sp.size == 0:
         return {}
+    sp = spatial_table(spec)
     n_in = spec.input_shape[1:]
     coords = np.unravel_index(np.where(sp >= 0, sp, 0), n_in)
-    near = sp < 0
+    moved = np.zeros(sp.shape, dtype=bool)
     for axis, d in enumerate(delta):
         if d:
             c = coords[axis]
-            near |= (sp >= 0) & ((c < abs(d)) | (c >= n_in[axis] - abs(d)))
-    touches = near.any(axis=1)
+            moved |= (sp >= 0) & ((c < abs(d)) | (c >= n_in[axis] - abs(d)))
+    # a tap reads padding when its coordinate falls outside the input, whatever fills it
+    pads = (spatial_table(replace(spec, padding_mode="zeros")) < 0).any(axis=1)
+    lines = moved.any(axis=1)
+    either = pads | lines
     return {
-        "outputs whose receptive field touches the border": int(touches.sum()),
-        "failing outputs among them": f"{int(touches[failing_sp].sum())} of {failing_sp.size}",
+        "outputs whose receptive field reads padding": int(pads.sum()),
+        "outputs whose receptive field reads an input line the shift moves in or out":
+            int(lines.sum()),
+        "failing outputs that read either": f"{int(either[failing_sp].sum())} of {failing_sp.size}",
     }
 
 
@@ -106,7 +103,7 @@ def translation_equivariance(spec: ConvSpec, shift: int | tuple = 1, axis: int =
     >>> r.holds, r.failing_positions
     (False, ((0, 0), (0, 5)))
     """
-    spec = _require_spec(spec, "translation_equivariance")
+    spec = require_spec(spec, "translation_equivariance")
     boundary = boundary or ("circular" if spec.padding_mode == "circular" else "zeros")
     if boundary not in ("zeros", "circular"):
         raise ConvAlgebraError(f"boundary must be 'zeros' or 'circular', got {boundary!r}")
@@ -137,7 +134,7 @@ def translation_equivariance(spec: ConvSpec, shift: int | tuple = 1, axis: int =
                                                names=("conv(S x)", "S' conv(x)"))
     steps = _translation_steps(spec, delta, out_delta, holds, failing_sp.size)
     return CheckResult("translation_equivariance", holds, claim, reason, evidence, ce,
-                       None if holds else _positions(res.failing, spec.output_shape), steps)
+                       None if holds else positions(res.failing, spec.output_shape), steps)
 
 
 def _shift_pair(delta, out_delta, circ):
@@ -153,18 +150,23 @@ def _translation_steps(spec, delta, out_delta, holds, n_fail) -> tuple:
     if spec.transposed:
         lhs_idx, rhs_idx = None, None
     else:
-        lhs_idx, rhs_idx = s * o + k - d, s * (o - dp) + k
-    steps = [Step(sympy.Eq(_M * _S, _T * _M), "the claim: shift the input by "
+        # unevaluated, so the two index expressions are shown as each side computes them
+        def times_s(e):
+            return e if s == 1 else sympy.Mul(s, e, evaluate=False)
+
+        lhs_idx = sympy.Add(times_s(o), k, -d, evaluate=False)
+        rhs_idx = sympy.Add(times_s(sympy.Add(o, -dp, evaluate=False)), k, evaluate=False)
+    steps = [Step(eq(_M * _S, _T * _M), "the claim: shift the input by "
                   f"{delta}, the output by {out_delta}")]
     if lhs_idx is not None:
-        steps.append(Step(sympy.Eq(w[k] * x[lhs_idx], w[k] * x[sympy.expand(rhs_idx)], evaluate=False),
+        steps.append(Step(eq(w[k] * x[lhs_idx], w[k] * x[rhs_idx]),
                           f"tap k of output o, along axis {axis}: (M S x) reads x at s·o + k − δ, "
                           f"(T M x) at s·(o − δ') + k; equal because s·δ' = δ (s = {s})"))
     verdict = ("the index tables agree at every output" if holds else
                f"away from the border the tables agree; at {n_fail} output positions a "
                "tap reads padding on one side and data on the other")
-    steps.append(Step(sympy.Eq(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)) if holds
-                      else sympy.Ne(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)), verdict))
+    steps.append(Step(eq(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)) if holds
+                      else ne(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)), verdict))
     return tuple(steps)
 
 
@@ -192,7 +194,7 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
             reason = (f"The shift {delta} is not a multiple of the stride {spec.stride}: the "
                       "shifted input is sampled on a different sub-grid, so no output "
                       "translation matches.")
-            steps = (Step(sympy.Ne(_M * _S, _T * _M), "no integer output shift δ/s exists"),)
+            steps = (Step(ne(_M * _S, _T * _M), "no integer output shift δ/s exists"),)
             return CheckResult("translation_equivariance", False, claim, reason,
                                {"output shifts tried": len(shifts)}, ce, None, steps)
         for d in matches:
@@ -240,12 +242,12 @@ def _symmetry(law: str, spec: ConvSpec, t: GridTransform, weight, in_perm, out_p
             pass
     ce = None if holds else make_counterexample(spec, spec, t, t, res, weight, in_perm, out_perm,
                                                names=("conv(G x)", "G conv(x)"))
-    steps = (Step(sympy.Eq(_M * sympy.MatrixSymbol("G", 1, 1),
+    steps = (Step(eq(_M * sympy.MatrixSymbol("G", 1, 1),
                            sympy.MatrixSymbol("G", 1, 1) * _M) if holds else
-                  sympy.Ne(_M * sympy.MatrixSymbol("G", 1, 1), sympy.MatrixSymbol("G", 1, 1) * _M),
+                  ne(_M * sympy.MatrixSymbol("G", 1, 1), sympy.MatrixSymbol("G", 1, 1) * _M),
                   reason),)
     return CheckResult(law, holds, claim, reason, evidence, ce,
-                       None if holds else _positions(res.failing, spec.output_shape), steps)
+                       None if holds else positions(res.failing, spec.output_shape), steps)
 
 
 def rotation_equivariance(spec: ConvSpec, k: int = 1, axes=(0, 1), *, weight=None,
@@ -264,7 +266,7 @@ def rotation_equivariance(spec: ConvSpec, k: int = 1, axes=(0, 1), *, weight=Non
     >>> rotation_equivariance(spec, weight=[[[[1, 2, 1], [2, 5, 2], [1, 2, 1]]]]).holds
     True
     """
-    spec = _require_spec(spec, "rotation_equivariance")
+    spec = require_spec(spec, "rotation_equivariance")
     t = rotation(k, axes, spec.ndim)
     return _symmetry("rotation_equivariance", spec, t, weight, in_perm, out_perm,
                      "rotation", {"k": k, "axes": axes})
@@ -279,7 +281,7 @@ def flip_equivariance(spec: ConvSpec, axis: int = 0, *, weight=None, in_perm=Non
     >>> flip_equivariance(ConvSpec((1, 6), 1, 3, padding=1), weight=[[[1, 0, 1]]]).holds
     True
     """
-    spec = _require_spec(spec, "flip_equivariance")
+    spec = require_spec(spec, "flip_equivariance")
     return _symmetry("flip_equivariance", spec, flip(axis, spec.ndim), weight, in_perm,
                      out_perm, "flip", {"axis": axis})
 
@@ -293,7 +295,7 @@ def transposition_equivariance(spec: ConvSpec, axes=(0, 1), *, weight=None, in_p
     >>> transposition_equivariance(ConvSpec((1, 4, 4), 1, 2)).holds
     False
     """
-    spec = _require_spec(spec, "transposition_equivariance")
+    spec = require_spec(spec, "transposition_equivariance")
     return _symmetry("transposition_equivariance", spec, transposition(axes, spec.ndim), weight,
                      in_perm, out_perm, "transposition", {"axes": axes})
 
@@ -313,7 +315,7 @@ def scale_equivariance(spec: ConvSpec, factor: int = 2, direction: str = "up", *
     >>> scale_equivariance(ConvSpec((1, 4, 4), 1, 1)).holds
     True
     """
-    spec = _require_spec(spec, "scale_equivariance")
+    spec = require_spec(spec, "scale_equivariance")
     if direction not in ("up", "down"):
         raise ConvAlgebraError(f"direction must be 'up' or 'down', got {direction!r}")
     t = (upscale if direction == "up" else downscale)(factor, spec.ndim)
@@ -337,4 +339,4 @@ def scale_equivariance(spec: ConvSpec, factor: int = 2, direction: str = "up", *
                                                names=("conv(U x)", "U conv(x)"))
     return CheckResult("scale_equivariance", holds, claim, reason,
                        {"index triples compared": res.n_terms}, ce,
-                       None if holds else _positions(res.failing, left.output_shape))
+                       None if holds else positions(res.failing, left.output_shape))

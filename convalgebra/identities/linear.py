@@ -21,6 +21,7 @@ from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
+from .common import eq, positions, require_spec
 from .engine import Table, count_tuples, is_plain, layer_table
 from .result import CheckResult, Counterexample, Step
 
@@ -124,12 +125,11 @@ def adjoint(spec: ConvSpec) -> CheckResult:
               "after swapping rows and columns." if holds else
               "M.T is not the stated convolution: the padding mode folds border taps back "
               "inside, which a zero-padded convolution cannot reproduce.")
-    steps = (Step(sympy.Eq(sympy.Symbol(r"(x \star w)_o"), sympy.Symbol(r"(x \ast \tilde w)_o")),
+    steps = (Step(eq(sympy.Symbol(r"(x \star w)_o"), sympy.Symbol(r"(x \ast \tilde w)_o")),
                   "mirroring the kernel taps turns cross-correlation into convolution"),
-             Step(sympy.Eq(_M.T, sympy.MatrixSymbol("M_adj", 1, 1)),
+             Step(eq(_M.T, sympy.MatrixSymbol("M_adj", 1, 1)),
                   "(M x)·y = Σ w[k] x[i] y[o] over the same triples as x·(Mᵀ y)"))
-    fail = None if ce is None else tuple(tuple(int(v) for v in p) for p in zip(
-        *np.unravel_index(np.unique(cols[0]), spec.input_shape)))
+    fail = None if ce is None else positions(np.unique(cols[0]), spec.input_shape)
     return CheckResult("adjoint", holds, "cross-correlation = convolution with the flipped "
                        "kernel, and Mᵀ = the adjoint layer", reason, evidence, ce, fail, steps)
 
@@ -160,9 +160,10 @@ def one_by_one(spec: ConvSpec) -> CheckResult:
     >>> r.holds, r.evidence["S"]
     (True, 'the identity I_16')
     """
-    if not isinstance(spec, ConvSpec) or max(spec.kernel_size) != 1 or spec.transposed \
-            or not is_plain(spec):
-        raise ConvAlgebraError(f"one_by_one needs an untiled forward 1×1 convolution, got {spec!r}")
+    require_spec(spec, "one_by_one")
+    if max(spec.kernel_size) != 1 or spec.transposed or not is_plain(spec):
+        raise ConvAlgebraError(
+            f"one_by_one needs an untiled forward 1×1 convolution, got {spec.describe()}")
     t = layer_table(spec)
     sel = spatial_table(spec)[:, 0]
     p_out, p_in = sel.size, math.prod(spec.input_shape[1:])
@@ -178,9 +179,9 @@ def one_by_one(spec: ConvSpec) -> CheckResult:
     return CheckResult("one_by_one", holds, "M = W ⊗ S for a 1×1 convolution (channels first)",
                        "Output (o, p) reads input (i, S(p)) with weight W[o, i] only.",
                        {"S": s_text, "W shape": (c_out, spec.in_channels)}, None, None,
-                       (Step(sympy.Eq(_M, sympy.KroneckerProduct(_W, sympy.Identity(p_in)), evaluate=False)
-                             if identity else sympy.Eq(_M, sympy.KroneckerProduct(
-                                 _W, sympy.MatrixSymbol("S", 1, 1)), evaluate=False),
+                       (Step(eq(_M, sympy.KroneckerProduct(_W, sympy.Identity(p_in)))
+                             if identity else eq(_M, sympy.KroneckerProduct(
+                                 _W, sympy.MatrixSymbol("S", 1, 1))),
                              "every pixel gets the same channel-mixing matrix W"),))
 
 
@@ -216,5 +217,5 @@ def fully_connected(spec: ConvSpec | None = None, *, input_shape=None, out_featu
     return CheckResult("fully_connected", holds, "FC layer on C×H×W = H×W convolution", reason,
                        {"layer": spec.describe(), "connections": len(t.out),
                         "dense connections": t.n_out * t.n_in}, None, None,
-                       (Step(sympy.Eq(sympy.Symbol("y_o"), sympy.Symbol(r"\sum_{c,h,w} A_{o,(c,h,w)} x_{c,h,w}")),
+                       (Step(eq(sympy.Symbol("y_o"), sympy.Symbol(r"\sum_{c,h,w} A_{o,(c,h,w)} x_{c,h,w}")),
                              "a single output position: the convolution sum is the dense product"),))

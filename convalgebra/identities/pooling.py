@@ -61,7 +61,13 @@ def max_pool_invariance(x, kernel_size=2, stride=None, padding=0, *, shift=1, ax
     x = np.asarray(x, dtype=float)
     if boundary not in ("zeros", "circular"):
         raise ConvAlgebraError(f"boundary must be 'zeros' or 'circular', got {boundary!r}")
+    if x.ndim < 2:
+        raise ConvAlgebraError(f"x must have shape (C, *spatial), got {x.shape}")
     delta = normalize_shift(shift, axis, x.ndim - 1)
+    n_in = x.shape[1:]
+    if any(abs(d) >= n for d, n in zip(delta, n_in)):
+        raise ConvAlgebraError(
+            f"shift {delta} must be smaller than the input size {n_in} on every axis")
     shifted = shift_transform(delta, boundary == "circular").apply(x)
     before = max_pool(x, kernel_size, stride, padding)
     after = max_pool(shifted, kernel_size, stride, padding)

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import sympy
 
+from .common import eq, ne
 from .result import CheckResult, Step
 
 __all__ = ["commutativity_proof", "translation_proof"]
@@ -99,7 +100,7 @@ def commutativity_proof(ndim: int = 2, flip: bool = True, circular: bool = False
     changed = lhs
     for iv, mv, nv in zip(i, m, n):
         changed = changed.change_index(mv, iv - mv if flip else mv - iv, nv)
-    steps = [Step(sympy.Eq(sympy.Symbol(r"(I \ast K)(i)" if flip else r"(I \star K)(i)"), lhs),
+    steps = [Step(eq(sympy.Symbol(r"(I \ast K)(i)" if flip else r"(I \star K)(i)"), lhs),
                   "definition" + (" (N-periodic signals)" if circular else ""))]
     justification = "change of summation variable " + ", ".join(
         f"{nv} = {iv - mv if flip else mv - iv}" for iv, mv, nv in zip(i, m, n))
@@ -120,7 +121,7 @@ def commutativity_proof(ndim: int = 2, flip: bool = True, circular: bool = False
     spot = _spot_check(lhs, _conv(_K, _I, i, m, flip, circular, N), i, circular, N, ndim)
     holds = bool(equal and spot and periodic)
     op = r"\ast" if flip else r"\star"
-    steps.append(Step(sympy.Eq(changed, rhs) if holds else sympy.Ne(changed, rhs),
+    steps.append(Step(eq(changed, rhs) if holds else ne(changed, rhs),
                       f"= (K {op} I)(i), the same sum up to the name of its index" if holds else
                       "the arguments of I and K are mirrored: (I ⋆ K)(i) = (K ⋆ I)(−i)"))
     name = "convolution" if flip else "cross-correlation"
@@ -156,10 +157,10 @@ def translation_proof(ndim: int = 2, flip: bool = False, circular: bool = False)
     equal = norm(lhs).dummy_eq(norm(rhs))
     op = "∗" if flip else "⋆"
     steps = (
-        Step(sympy.Eq(sympy.Symbol("I'(i)"), _I[tuple(_wrap(a - b, circular, N) for a, b in zip(i, t))]),
+        Step(eq(sympy.Symbol("I'(i)"), _I[tuple(_wrap(a - b, circular, N) for a, b in zip(i, t))]),
              "the translated input"),
-        Step(sympy.Eq(sympy.Symbol(f"(K {op} I')(i)"), lhs), "definition, with I' substituted"),
-        Step(sympy.Eq(lhs, rhs, evaluate=False), f"= (K {op} I)(i − t): the same sum, evaluated at i − t"),
+        Step(eq(sympy.Symbol(f"(K {op} I')(i)"), lhs), "definition, with I' substituted"),
+        Step(eq(lhs, rhs), f"= (K {op} I)(i − t): the same sum, evaluated at i − t"),
     )
     return CheckResult(
         "translation_equivariance", bool(equal),

@@ -28,6 +28,7 @@ from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import symbol_array, weight_symbols
+from .common import eq, is_symbolic, positions, require_spec
 from .engine import Table, count_tuples, is_plain, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
@@ -95,8 +96,10 @@ def convolution_theorem(spec: ConvSpec, *, weight=None, symbolic: bool | None = 
     >>> convolution_theorem(ConvSpec((1, 4), 1, 3, padding=1)).holds
     False
     """
-    if not isinstance(spec, ConvSpec) or spec.transposed or not is_plain(spec) or spec.groups != 1:
-        raise ConvAlgebraError(f"convolution_theorem needs an ordinary forward convolution, got {spec!r}")
+    require_spec(spec, "convolution_theorem")
+    if spec.transposed or not is_plain(spec) or spec.groups != 1:
+        raise ConvAlgebraError(
+            f"convolution_theorem needs an ordinary forward convolution, got {spec.describe()}")
     if max(spec.stride) > 1:
         raise ConvAlgebraError(f"convolution_theorem needs stride 1, got {spec.stride}")
     off, bad = _circulant_offsets(spec)
@@ -116,11 +119,11 @@ def convolution_theorem(spec: ConvSpec, *, weight=None, symbolic: bool | None = 
     holds = err < 1e-8 * max(1.0, float(np.abs(w).max()))
     j = sympy.Symbol("j")
     lam = sympy.Function("lambda")(j)
-    steps = (Step(sympy.Eq(sympy.Symbol("(M v_j)_r"), sympy.Symbol(r"\sum_t w_t \omega^{j (r + o_t)}")),
+    steps = (Step(eq(sympy.Symbol("(M v_j)_r"), sympy.Symbol(r"\sum_t w_t \omega^{j (r + o_t)}")),
                   "row r of a circulant matrix: tap t reads (r + o_t) mod n, and ω^n = 1"),
-             Step(sympy.Eq(sympy.Symbol("(M v_j)_r"), lam * sympy.Symbol(r"\omega^{j r}")),
+             Step(eq(sympy.Symbol("(M v_j)_r"), lam * sympy.Symbol(r"\omega^{j r}")),
                   "factor ω^{jr}: λ_j = Σ_t w_t ω^{j o_t}, the DFT of the embedded kernel"),
-             Step(sympy.Eq(sympy.MatrixSymbol("M", 1, 1), sympy.Symbol(r"F^{-1} \operatorname{diag}(\lambda) F"), evaluate=False),
+             Step(eq(sympy.MatrixSymbol("M", 1, 1), sympy.Symbol(r"F^{-1} \operatorname{diag}(\lambda) F")),
                   "the v_j are the columns of F⁻¹"))
     return CheckResult("convolution_theorem", bool(holds), claim,
                        "Every tap reads (r + offset) mod n, so each Fourier vector is an "
@@ -165,7 +168,7 @@ def _not_circulant(spec, claim, bad, weight) -> CheckResult:
             break
     reason = (f"Zero/reflect/replicate padding breaks the wrap-around: {bad.size} output rows "
               "read a tap that is not (r + offset) mod n, so M is not circulant.")
-    fail = tuple(tuple(int(v) for v in idx) for idx in zip(*np.unravel_index(bad, n)))
+    fail = positions(bad, n)
     return CheckResult("convolution_theorem", False, claim, reason,
                        {"non-circulant rows": bad.size}, ce, fail)
 
@@ -236,14 +239,15 @@ def separability(spec: ConvSpec, *, weight=None) -> CheckResult:
     >>> separability(spec, weight=[[[[1, 0, 0], [0, 1, 0], [0, 0, 1]]]]).holds
     False
     """
-    if not isinstance(spec, ConvSpec) or spec.in_channels != 1 or spec.out_channels != 1 \
-            or spec.transposed or not is_plain(spec):
-        raise ConvAlgebraError(f"separability needs a single-channel forward convolution, got {spec!r}")
+    require_spec(spec, "separability")
+    if spec.in_channels != 1 or spec.out_channels != 1 or spec.transposed or not is_plain(spec):
+        raise ConvAlgebraError(
+            f"separability needs a single-channel forward convolution, got {spec.describe()}")
     steps = _axis_specs(spec)
     claim = "conv(x, u ⊗ v ⊗ …) = the 1-D convolutions along each axis, composed"
     if weight is None:
         return _separability_symbolic(spec, steps, claim)
-    symbolic = _is_object(weight)
+    symbolic = is_symbolic(weight)
     w = np.asarray(weight, dtype=object if symbolic else float)
     if w.shape != spec.weight_shape:
         raise ConvAlgebraError(f"weight must have shape {spec.weight_shape}, got {w.shape}")
@@ -272,14 +276,6 @@ def separability(spec: ConvSpec, *, weight=None) -> CheckResult:
                        ev, method="numeric")
 
 
-def _is_object(weight) -> bool:
-    try:
-        np.asarray(weight, dtype=float)
-        return False
-    except (TypeError, ValueError):
-        return True
-
-
 def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) -> CheckResult:
     """Tuples of M(u ⊗ v ⊗ …) against those of the chained 1-D layers, factor by factor."""
     t = layer_table(spec)
@@ -298,7 +294,7 @@ def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) ->
                        "Every product term u[a]·v[b]·x[i] appears once on both sides." if holds
                        else "The chained 1-D layers do not reproduce the kernel's terms.",
                        ev, None, None,
-                       (Step(sympy.Eq(sympy.Symbol("w_{ab}"), sympy.Symbol("u_a v_b")), "rank 1"),
+                       (Step(eq(sympy.Symbol("w_{ab}"), sympy.Symbol("u_a v_b")), "rank 1"),
                         Step(sympy.Symbol(r"\sum_{a,b} u_a v_b x_{i+a,j+b} = \sum_a u_a \sum_b v_b x_{i+a,j+b}"),
                              "the inner sum is the 1-D convolution along the last axis")))
 

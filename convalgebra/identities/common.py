@@ -1,0 +1,55 @@
+"""Small helpers shared by the identity checks.
+
+Examples
+--------
+>>> positions(np.array([1, 5]), (2, 3))
+((0, 1), (1, 2))
+>>> is_symbolic([1, 2]), is_symbolic([__import__("sympy").Symbol("w"), 2])
+(False, True)
+>>> import sympy
+>>> eq(sympy.Symbol("a"), sympy.Symbol("a"))   # not evaluated to True
+Eq(a, a)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..spec import ConvSpec
+
+__all__ = ["positions", "is_symbolic", "require_spec", "eq", "ne"]
+
+
+def positions(flat, shape: tuple[int, ...]) -> tuple:
+    """Flat indices into ``shape`` as a tuple of multi-indices (plain ints)."""
+    return tuple(tuple(int(v) for v in idx) for idx in zip(*np.unravel_index(flat, shape)))
+
+
+def is_symbolic(weight) -> bool:
+    """True when ``weight`` holds entries that are not numbers (sympy expressions)."""
+    try:
+        np.asarray(weight, dtype=float)
+        return False
+    except (TypeError, ValueError):
+        return True
+
+
+def require_spec(spec, law: str) -> ConvSpec:
+    """``spec`` itself if it is a :class:`ConvSpec`; else a TypeError naming the law."""
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"{law} needs a ConvSpec, got {type(spec).__name__}")
+    return spec
+
+
+def eq(lhs, rhs):
+    """``lhs = rhs`` as an unevaluated ``sympy.Eq``: a proof step never collapses to True/False."""
+    import sympy
+
+    return sympy.Eq(lhs, rhs, evaluate=False)
+
+
+def ne(lhs, rhs):
+    """``lhs ≠ rhs`` as an unevaluated ``sympy.Ne``."""
+    import sympy
+
+    return sympy.Ne(lhs, rhs, evaluate=False)
