@@ -424,7 +424,7 @@ class LayerGraph:
         """
         self._node(node)
         fields = self._analysis()["rf"][node]
-        if exact and not all(f.exact or f.is_global for f in fields):
+        if exact and not all((f.exact and f.aligned) or f.is_global for f in fields):
             fields = self._exact_fields(node, fields)
         return fields
 
@@ -441,14 +441,16 @@ class LayerGraph:
                     period = math.lcm(period, (Fraction(mine.jump) / Fraction(j)).denominator)
         sizes = [0] * len(fields)
         for a, size in enumerate(shape[1:]):
-            for p in range(min(period, size)):  # one axis at a time: the maps act per axis
+            # unaligned paths: the union's extent changes with the index, try every unit
+            units = size if not fields[a].aligned else min(period, size)
+            for p in range(units):  # one axis at a time: the maps act per axis
                 request = tuple(np.array([p]) if b == a else np.arange(s)
                                 for b, s in enumerate(shape[1:]))
                 box = self._box(node, request, clip=False)
                 if box:
                     sizes[a] = max(sizes[a], box[a][1] - box[a][0] + 1)
-        return tuple(replace(f, size=sz, exact=True) if not f.exact and sz > 0 else f
-                     for f, sz in zip(fields, sizes))
+        return tuple(replace(f, size=sz, exact=True) if (not f.exact or not f.aligned) and sz > 0
+                     else f for f, sz in zip(fields, sizes))
 
     def unit_receptive_field(self, node: str, position: Sequence[int] | None = None, *,
                              clip: bool = True) -> UnitField:

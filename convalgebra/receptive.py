@@ -76,23 +76,29 @@ class AxisRF:
     Attributes
     ----------
     size : int or Fraction
-        Extent ``r`` in input positions (the largest over units when it varies by phase).
+        Extent ``r`` in input positions of unit 0's field (the same for every unit of an
+        aligned field; the largest over units when it varies by phase and ``exact`` is set).
     jump : int or Fraction
         Distance in input positions between the centres of adjacent units (effective stride);
-        a fraction after transposed convolutions or upsampling.
+        a fraction after transposed convolutions or upsampling. For unaligned fields, the
+        largest of ``jumps``.
     start : int or Fraction
         Centre of the first unit's field, in input coordinates (may lie outside the input).
     is_global : bool
         The units read the whole axis (global pooling, linear layers, gates, normalisation
         over the axis); ``size`` is then the input extent.
     jumps : tuple
-        The distinct jumps of the branches merged into this node. More than one means the
-        branches are not aligned: ``size``/``start`` describe unit 0 and grow with the index.
+        The distinct jumps of the paths that reach this node. More than one means the
+        branches are not aligned: ``size``/``start`` describe unit 0 (the union of the
+        paths' intervals) and the field of unit ``i`` is :meth:`interval` ``(i)``.
     exact : bool
         False after a layer whose reach depends on the unit's phase (a transposed convolution
         or upsampling with stride > 1, adaptive pooling that does not divide): ``size`` is
         then the recurrence's value; ``LayerGraph.receptive_field(node, exact=True)`` gives
         the largest extent over units.
+    parts : tuple
+        One ``(size, jump, start, exact)`` record per distinct path jump, each propagated by
+        the recurrences on its own (empty for a single aligned record: the field itself).
 
     Examples
     --------
@@ -107,6 +113,7 @@ class AxisRF:
     is_global: bool = False
     jumps: tuple = field(default=())
     exact: bool = True
+    parts: tuple = field(default=(), repr=False)
 
     @property
     def padding(self) -> Num:
@@ -118,17 +125,42 @@ class AxisRF:
         """False when merged branches have different jumps."""
         return len(self.jumps) <= 1
 
+    @property
+    def records(self) -> tuple:
+        """The ``(size, jump, start, exact)`` record of each distinct path jump."""
+        return self.parts or ((self.size, self.jump, self.start, self.exact),)
+
     def interval(self, index: int = 0) -> tuple[Num, Num]:
-        """Unclipped ``(first, last)`` input position read by unit ``index``."""
-        centre = self.start + index * self.jump
-        half = Fraction(self.size - 1) / 2
-        return _num(centre - half), _num(centre + half)
+        """Unclipped ``(first, last)`` input position read by unit ``index``.
+
+        For unaligned fields, the hull of the intervals of every path.
+
+        Examples
+        --------
+        >>> fields = [AxisRF(6, 2, Fraction(5, 2)), AxisRF(11, 1, 5)]
+        >>> merged = merge(fields, 16)
+        >>> merged.interval(0), merged.interval(5), merged.interval(7)
+        ((0, 10), (5, 15), (7, 19))
+        """
+        ends = [(start + index * jump - Fraction(size - 1) / 2,
+                 start + index * jump + Fraction(size - 1) / 2)
+                for size, jump, start, _ in self.records]
+        return _num(Fraction(min(e[0] for e in ends))), _num(Fraction(max(e[1] for e in ends)))
 
     def describe(self) -> str:
-        """Short text such as ``"7/2"`` (size/jump) or ``"global"``."""
+        """Short text: ``"7/2"`` (size/jump), ``"~5/(1/2)"`` (not exact), ``"global"``.
+
+        Fractional jumps are parenthesised; unaligned fields list their jumps (``"18/1|2"``).
+
+        Examples
+        --------
+        >>> AxisRF(2, Fraction(1, 2), Fraction(1, 4), exact=False).describe()
+        '~2/(1/2)'
+        """
         if self.is_global:
             return "global"
-        jump = "|".join(str(j) for j in self.jumps) if not self.aligned else str(self.jump)
+        jumps = self.jumps if not self.aligned else (self.jump,)
+        jump = "|".join(f"({j})" if isinstance(j, Fraction) else str(j) for j in jumps)
         return f"{'' if self.exact else '~'}{self.size}/{jump}"
 
 
@@ -292,67 +324,95 @@ def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
     """
     if rf.is_global or isinstance(amap, Global):
         return global_rf(extent, rf.jump)
-    j = rf.jump
     if amap is IDENTITY or isinstance(amap, Broadcast):
         return rf
+    if rf.parts:  # unaligned: every path's record follows the recurrence on its own
+        return merge([_apply_aligned(AxisRF(size, jump, start, False, (jump,), exact), amap,
+                                     extent) for size, jump, start, exact in rf.parts], extent)
+    return _apply_aligned(rf, amap, extent)
+
+
+def _apply_aligned(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
+    if isinstance(amap, Global):
+        return global_rf(extent, rf.jump)
+    j = rf.jump
     if isinstance(amap, Local):
         lo, hi = min(amap.taps), max(amap.taps)
         shift = (lo + hi) * j
-        if type(j) is int and type(rf.start) is int and shift % 2 == 0 and len(rf.jumps) == 1:
+        if type(j) is int and type(rf.start) is int and shift % 2 == 0:
             jump = j * amap.stride  # the common all-integer case, without Fractions
             return AxisRF(rf.size + (hi - lo) * j, jump, rf.start + shift // 2, False, (jump,),
                           rf.exact)
         return _record(rf.size + (hi - lo) * j, j * amap.stride, rf.start + _half((lo + hi) * j),
-                       rf.exact, rf, amap.stride)
+                       rf.exact)
     if isinstance(amap, Scatter):
         lo, hi = min(amap.taps), max(amap.taps)
         shift = Fraction(-(lo + hi) * j) / (2 * amap.stride)
         return _record(rf.size + amap.span() * j, Fraction(j) / amap.stride, rf.start + shift,
-                       rf.exact and amap.stride == 1, rf, Fraction(1, amap.stride))
+                       rf.exact and amap.stride == 1)
     if isinstance(amap, Resample):
-        shift = 0 if amap.align_corners else (amap.ratio - 1) / 2
-        return _record(rf.size + (j if amap.linear else 0), j * amap.ratio, rf.start + shift * j,
-                       rf.exact and amap.ratio.denominator == 1, rf, amap.ratio)
+        # nearest reads floor(o r): no shift; linear without align_corners is centred and
+        # reads one position when its source o r + (r - 1) / 2 is an integer (odd r)
+        centred = amap.linear and not amap.align_corners
+        shift = (amap.ratio - 1) / 2 if centred else 0
+        single = centred and amap.ratio.denominator == 1 and amap.ratio.numerator % 2 == 1
+        return _record(rf.size + (j if amap.linear and not single else 0), j * amap.ratio,
+                       rf.start + shift * j, rf.exact and amap.ratio.denominator == 1)
     if amap.n_out == 1:
         return global_rf(extent, j)
     if amap.n_in % amap.n_out == 0:
         k = amap.n_in // amap.n_out
-        return apply_map(rf, Local(k, tuple(range(k))), extent)
+        return _apply_aligned(rf, Local(k, tuple(range(k))), extent)
     first = _ceil_div(amap.n_in, amap.n_out)
     ratio = Fraction(amap.n_in, amap.n_out)
     return _record(rf.size + (amap.widest() - 1) * j, j * ratio,
-                   rf.start + _half((first - 1) * j), False, rf, ratio)
+                   rf.start + _half((first - 1) * j), False)
 
 
-def _record(size: Num, jump: Num, start: Num, exact: bool, rf: AxisRF, factor: Num) -> AxisRF:
+def _record(size: Num, jump: Num, start: Num, exact: bool) -> AxisRF:
     jump = _num(jump) if isinstance(jump, Fraction) else jump
-    # unaligned branches stay unaligned downstream: every jump is scaled alike
-    jumps = (jump,) if len(rf.jumps) <= 1 else tuple(_num(Fraction(x) * factor) for x in rf.jumps)
     return AxisRF(_num(size), jump, _num(start) if isinstance(start, Fraction) else start,
-                  False, jumps, exact)
+                  False, (jump,), exact)
+
+
+def _hull(records: list) -> tuple[Num, Num, bool]:
+    """``(size, start, exact)`` of the union of unit 0's intervals of ``records``."""
+    # ends in doubled coordinates (integers for half-integer centres)
+    lows, highs = zip(*((2 * start - (size - 1), 2 * start + (size - 1))
+                        for size, _, start, _ in records))
+    lo, hi = _num(min(lows)), _num(max(highs))
+    size = _half(hi - lo) + 1
+    start = (lo + hi) // 4 if isinstance(lo + hi, int) and (lo + hi) % 4 == 0 else _num(
+        Fraction(lo + hi) / 4)
+    return _num(size) if isinstance(size, Fraction) else size, start, all(
+        r[3] for r in records)
 
 
 def merge(fields: list[AxisRF], extent: int) -> AxisRF:
     """Union of the fields of the branches that meet at a node (add, concat, multiply).
 
-    The merged field spans from the leftmost to the rightmost position read by unit 0 over
-    all branches. Branches with different jumps are kept apart in ``jumps``.
+    Paths with the same jump are united into one record (unit ``i`` of each is the hull of
+    their unit ``i``); paths with different jumps keep one record each (``parts``), which
+    later layers propagate separately. ``size``/``start`` describe unit 0's union.
 
     Examples
     --------
     >>> a, b = AxisRF(3, 1, 0, jumps=(1,)), AxisRF(7, 1, 0, jumps=(1,))
     >>> merge([a, b], 32)
     AxisRF(size=7, jump=1, start=0, is_global=False, jumps=(1,), exact=True)
+    >>> m = merge([AxisRF(2, 2, Fraction(1, 2)), AxisRF(9, 1, 4)], 16)
+    >>> m.describe(), m.interval(0), m.interval(3)
+    ('9/1|2', (0, 8), (3, 11))
     """
     if len(fields) == 1:
         return fields[0]
-    jumps = tuple(sorted({j for f in fields for j in f.jumps}))
+    records = [r for f in fields for r in f.records]
+    jumps = tuple(sorted({r[1] for r in records}))
     if any(f.is_global for f in fields):
         return AxisRF(extent, max(jumps), _half(extent - 1), True, jumps)
-    # ends of unit 0's field in doubled coordinates (integers for half-integer centres)
-    lows, highs = zip(*((2 * f.start - (f.size - 1), 2 * f.start + (f.size - 1)) for f in fields))
-    lo, hi = _num(min(lows)), _num(max(highs))
-    size = _half(hi - lo) + 1
-    start = (lo + hi) // 4 if isinstance(lo + hi, int) and (lo + hi) % 4 == 0 else _num(
-        Fraction(lo + hi) / 4)
-    return AxisRF(size, max(jumps), start, False, jumps, all(f.exact for f in fields))
+    groups = {j: [r for r in records if r[1] == j] for j in jumps}
+    parts = tuple((size, j, start, exact) for j, g in groups.items()
+                  for size, start, exact in (_hull(g),))
+    size, start, exact = _hull(list(parts))
+    return AxisRF(size, max(jumps), start, False, jumps, exact,
+                  parts if len(parts) > 1 else ())

@@ -104,6 +104,11 @@ def graphs(draw, dag=True, aligned=False, max_nodes=6):
                 gate = g.add(f"gp{i}", L.AdaptivePool(1), a)
                 names.append(g.add(f"gate{i}", L.Mul(), [a, gate]))
                 continue
+        if dag and draw(st.integers(0, 3)) == 0 and spatial:
+            fork = _unaligned_fork(draw, g, draw(st.sampled_from(spatial)), i)
+            if fork:
+                names += fork
+                continue
         src = draw(st.sampled_from(spatial)) if dag else names[-1]
         if len(g.shape(src)) != nd + 1:
             break
@@ -114,6 +119,19 @@ def graphs(draw, dag=True, aligned=False, max_nodes=6):
     assume(len(names) > 1)
     note(repr(g.to_spec()))
     return g
+
+
+def _unaligned_fork(draw, g: LayerGraph, src: str, i: int) -> list[str]:
+    """A strided and an unstrided branch of equal output size, merged: two path jumps."""
+    channels, sizes = g.shape(src)[0], g.shape(src)[1:]
+    kernel, stride = _ints(draw, len(sizes), 1, 3), _ints(draw, len(sizes), 2, 3)
+    if any(n < k for n, k in zip(sizes, kernel)):
+        return []
+    coarse = tuple((n - k) // s + 1 for n, k, s in zip(sizes, kernel, stride))
+    wide = tuple(n - m + 1 for n, m in zip(sizes, coarse))  # an unstrided conv to that size
+    a = g.add(f"s{i}", L.Conv(channels, kernel, stride), src)
+    b = g.add(f"w{i}", L.Conv(channels, wide), src)
+    return [a, b, g.add(f"m{i}", draw(st.sampled_from([L.Add(), L.Concat()])), [a, b])]
 
 
 def _queries(draw, g: LayerGraph):
@@ -162,7 +180,7 @@ def test_recurrence_size_and_centre_match_interior_units(g, data):
         for axis, (rf, p) in enumerate(zip(rfs, pos)):
             n = g.extent[axis]
             lo, hi = rf.interval(p)
-            if box is None or not (0 < lo and hi < n - 1) or not rf.aligned:
+            if box is None or not (0 < lo and hi < n - 1):
                 continue
             assert lo <= box[axis][0] and box[axis][1] <= hi
             if all(isinstance(m, Local) and m.mode == "zeros" for m in _local_maps(g)):
@@ -210,6 +228,48 @@ def test_dag_with_different_jumps_is_reported_not_merged():
     assert "unaligned" in g.info("sum").flags
     # the exact box of a unit is still exact: fine reads 9..11, coarse reads 2*10-16 = 4
     assert g.unit_receptive_field("sum", (10,)).box == ((4, 11),)
+
+
+def _strided_and_wide_branches(merge):
+    g = LayerGraph()
+    g.add_input("x", (1, 16))
+    g.add("a", L.Conv(1, 2, stride=2), "x")     # 8 units of jump 2
+    g.add("b", L.Conv(1, 9), "x")               # 8 units of jump 1
+    g.add("cat", merge, ["a", "b"])
+    g.add("c", L.Conv(1, 3), "cat")
+    return g
+
+
+@pytest.mark.parametrize("merge", [L.Concat(), L.Add()], ids=["concat", "add"])
+def test_layers_after_a_merge_of_different_jumps_follow_each_path(merge):
+    """By hand: unit i of c reads a's units i..i+2 (inputs 2i..2i+5) and b's units i..i+2
+    (inputs i..i+10): the union is i..i+10 for i <= 5, 11 wide, as the gradient says."""
+    g = _strided_and_wide_branches(merge)
+    rf = g.receptive_field("c")[0]
+    assert (rf.size, rf.start, rf.jumps) == (11, 5, (1, 2))
+    assert [rf.interval(i) for i in range(6)] == [(i, i + 10) for i in range(6)]
+    assert g.receptive_field("c", exact=True)[0].size == 11
+    queries = [("c", (i,)) for i in range(6)]
+    assert gradient_boxes(g, queries) == [((i, i + 10),) for i in range(6)]
+    assert [g.unit_receptive_field(n, p).box for n, p in queries] == [((i, i + 10),)
+                                                                      for i in range(6)]
+
+
+def test_exact_size_of_an_unaligned_field_is_its_widest_unit():
+    """By hand: fine unit i reads i-1..i+1, coarse unit i reads 2i-14 (pad 14, stride 2);
+    the union is -14..1 at unit 0 (16 wide) and 30..48 at unit 31 (19 wide, the widest:
+    the width is convex in i)."""
+    g = LayerGraph()
+    g.add_input("x", (1, 32))
+    g.add("fine", L.Conv(1, 3, padding=1), "x")
+    g.add("coarse", L.Conv(1, 1, stride=2), g.add("pad", L.Pad(((14, 18),)), "x"))
+    g.add("sum", L.Add(), ["fine", "coarse"])
+    rf = g.receptive_field("sum")[0]
+    assert (rf.size, rf.interval(0), rf.interval(31)) == (16, (-14, 1), (30, 48))
+    assert g.receptive_field("sum", exact=True)[0].size == 19
+    assert g.unit_receptive_field("sum", (31,), clip=False).box == ((30, 48),)
+    assert g.unit_receptive_field("sum", (31,)).box == ((30, 31),) == gradient_boxes(
+        g, [("sum", (31,))])[0]
 
 
 def test_global_reach_layers_give_global_fields():
@@ -263,11 +323,18 @@ def test_exact_size_is_the_largest_unclipped_unit_box(g):
                 assert box[axis][0] <= clipped[axis][0] and clipped[axis][1] <= box[axis][1]
             if box:
                 sizes.append(box[axis][1] - box[axis][0] + 1)
-        if rf.is_global or not rf.aligned or not sizes:
+        if rf.is_global or not sizes:
             continue
         assert rf.exact and rf.size == max(sizes)
-        if g.receptive_field(node)[axis].exact:
+        plain = g.receptive_field(node)[axis]
+        if plain.exact and plain.aligned:
             assert set(sizes) == {rf.size}
+        if plain.exact:  # every unit's unclipped box is the union of its paths' intervals
+            for p in range(shape[1 + axis]):
+                position = [s // 2 for s in shape[1:]]
+                position[axis] = p
+                box = g.unit_receptive_field(node, tuple(position), clip=False).box
+                assert box is None or box[axis] == plain.interval(p), (axis, p)
 
 
 @pytest.mark.parametrize("width, expected", [(7, ((0, 6),)), (8, ((0, 6),))])
@@ -293,3 +360,16 @@ def test_linear_on_a_feature_map_mixes_only_the_last_axis():
     assert (rows.size, rows.is_global, cols.is_global) == (3, False, True)
     assert g.unit_receptive_field("fc", (2, 4)).box == ((2, 4), (0, 10)) == gradient_boxes(
         g, [("fc", (2, 4))])[0]
+
+
+@pytest.mark.parametrize("size, mode, expected", [
+    (2, "nearest", [(0, 0), (3, 3)]),          # floor(3 o): no centring shift
+    (2, "linear", [(1, 1), (4, 4)]),           # 3 o + 1 is an integer: one position
+    (3, "linear", [(0, 1), (2, 3), (4, 5)]),   # 2 o + 1/2: two positions
+], ids=["nearest-3", "linear-3", "linear-2"])
+def test_size_based_downsampling_records_match_the_units(size, mode, expected):
+    g = LayerGraph.sequential((1, 6), [("u", L.Upsample(size=size, mode=mode))])
+    rf = g.receptive_field("u")[0]
+    queries = [("u", (i,)) for i in range(size)]
+    assert [rf.interval(i) for i in range(size)] == expected
+    assert gradient_boxes(g, queries) == [(e,) for e in expected]
