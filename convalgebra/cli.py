@@ -147,6 +147,7 @@ def _add_check(subparsers) -> None:
              """
 convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --mode circular
 convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --shift 0x1
+convalgebra check translation_equivariance --in 1x5x5 -k 3 --shift -1 --axis 1
 convalgebra check commutativity --in 1x5 -k 3 --flip
 convalgebra check commutativity                  # the index proof, for every size
 convalgebra check layer_commutativity --in 1x6 -k 3 -p 1 --mode circular --with "-k 2 -p 0:1 --mode circular"

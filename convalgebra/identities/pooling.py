@@ -14,6 +14,7 @@ import numpy as np
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from .common import positions
 from .equivariance import translation_equivariance
 from .result import CheckResult, Counterexample
 from .transforms import normalize_shift, shift as shift_transform
@@ -73,7 +74,7 @@ def max_pool_invariance(x, kernel_size=2, stride=None, padding=0, *, shift=1, ax
     after = max_pool(shifted, kernel_size, stride, padding)
     same = np.isclose(before, after)
     frac = float(same.mean())
-    changed = tuple(tuple(int(v) for v in p) for p in np.argwhere(~same))
+    changed = positions(np.flatnonzero(~same), same.shape)
     ce = None
     if changed:
         ce = Counterexample({"x": x, "shifted x": shifted}, after, before, changed[0],
