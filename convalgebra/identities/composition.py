@@ -7,7 +7,7 @@ For cross-correlations ``y[p] = Σ_a w[a] x[s1·p + d1·a]`` and ``z[q] = Σ_b v
 
 -- the full convolution of ``w`` with ``v`` dilated by ``s1`` (channels: ``K[o,i] = Σ_m
 v[o,m] ∗ w[m,i]``). Extent ``d1(k1−1) + s1·d2(k2−1) + 1``, stride ``s1·s2``, padding
-``p1 + s1·p2``, padding mode that of the padded layer(s). The composed layer is exact when
+``p1 + s1·p2``, padding mode the inner layer's if it pads, else the outer one's. The composed layer is exact when
 the outer layer is unpadded (the inner layer's padding of ``x`` is the composed layer's); the
 outer layer's padding of the intermediate image breaks it at the border (unless both layers
 are circular and the inner one keeps the grid), and the check says where.
