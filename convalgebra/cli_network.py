@@ -120,10 +120,15 @@ def _list_models(ns: argparse.Namespace) -> Result | None:
 def _model_or_spec(ns: argparse.Namespace, command: str):
     """(graph, label, spec or None) from a MODEL|FILE argument or the layer flags."""
     has_spec = ns.input_shape is not None or ns.kernel_size is not None
-    if ns.model is not None and has_spec:
-        raise ConvAlgebraError(f"{command}: give a model or the layer flags (--in, -k), not both")
+    if ns.model is not None and ns.kernel_size is not None:
+        raise ConvAlgebraError(f"{command}: give a model (with --input SHAPE) or the layer flags "
+                               "(--in SHAPE -k K), not both")
     if ns.model is not None:
-        return load_model(ns.model, ns.input), ns.model, None
+        if ns.input_shape is not None and ns.input is not None and ns.input_shape != ns.input:
+            raise ConvAlgebraError(f"{command}: --in and --input both give the model's input "
+                                   "shape; give one")
+        shape = ns.input if ns.input is not None else ns.input_shape  # --in: the model's input
+        return load_model(ns.model, shape), ns.model, None
     if not has_spec:
         raise ConvAlgebraError(f"{command} needs a model (e.g. resnet18, a .yaml file) or a "
                                "layer (--in SHAPE -k K)")
@@ -189,7 +194,8 @@ def _rf_rows(graph) -> list[dict[str, Any]]:
         rows.append({
             "node": node, "kind": graph.info(node).kind, "output": graph.shape(node),
             "RF size": "global" if all(f.is_global for f in fields) else join(
-                "global" if f.is_global else f.size for f in fields),
+                "global" if f.is_global else f"{'' if f.exact else '~'}{f.size}"
+                for f in fields),
             "jump": join(f.jump if f.aligned else "|".join(map(str, f.jumps)) for f in fields),
             "start": join(f.start for f in fields),
             "padding": join(f.padding for f in fields),

@@ -224,3 +224,30 @@ def test_params_of_a_network(capsys):
     assert code == 0
     table = list(csv.DictReader(io.StringIO(out)))
     assert [int(r["params"]) for r in table] == [156, 2416, 48120, 10164, 850, 61706]
+
+
+def test_rf_table_marks_phase_dependent_sizes_as_analyze_does(capsys, tmp_path):
+    """A stride-2 transposed conv after a stride-2 conv: its units' reach depends on the
+    phase, so the recurrence's 3 + 2 = 5 is marked "~" in both tables."""
+    path = tmp_path / "updown.json"
+    path.write_text(json.dumps({"input": [1, 32], "layers": [
+        {"name": "down", "kind": "conv", "out_channels": 1, "kernel_size": 3, "stride": 2},
+        {"name": "up", "kind": "conv", "out_channels": 1, "kernel_size": 3, "stride": 2,
+         "transposed": True}]}))
+    code, out, _ = run(capsys, "rf", str(path), "--format", "csv")
+    sizes = {row["node"]: row["RF size"] for row in csv.DictReader(io.StringIO(out))}
+    assert code == 0 and (sizes["down"], sizes["up"]) == ("3", "~5")
+    code, out, _ = run(capsys, "analyze", str(path), "--format", "csv")
+    fields = {row["node"]: row["RF"] for row in csv.DictReader(io.StringIO(out))}
+    assert code == 0 and (fields["down"], fields["up"]) == ("3/2", "~5/1")
+
+
+def test_rf_of_a_model_takes_in_as_its_input_shape(capsys):
+    """``--in`` with a model (and no kernel) is the model's input, as ``--input``:
+    resnet18 divides 32 by 32 (stride 2 five times) into a 1x1 feature map."""
+    code, by_in, err = run(capsys, "rf", "resnet18", "--in", "3x32x32", "--node", "features")
+    assert code == 0, err
+    code, by_input, _ = run(capsys, "rf", "resnet18", "--input", "3x32x32", "--node", "features")
+    assert code == 0 and by_in == by_input and "512x1x1" in by_in
+    code, _, err = run(capsys, "rf", "resnet18", "--in", "3x32x32", "--input", "3x64x64")
+    assert code == 2 and "--in and --input" in err
