@@ -529,6 +529,17 @@ class LayerGraph:
             return {f"{node}.{p}": size for p, size in sizes.items()}
         return {keys[p]: size for p, size in sizes.items()}
 
+    def _key_users(self) -> dict[str, int]:
+        """How many nodes read each explicitly keyed parameter or buffer (sharing > 1)."""
+        analysis = self._analysis()
+        if "key_users" not in analysis:
+            users: dict[str, int] = {}
+            for data in self._attrs.values():
+                for key in set((data["keys"] or {}).values()):
+                    users[key] = users.get(key, 0) + 1
+            analysis["key_users"] = users
+        return analysis["key_users"]
+
     def param_count(self, *, trainable: bool = True) -> int:
         """Learnable parameters (``trainable=True``) or buffers, shared ones counted once."""
         shared = self._params if trainable else self._buffers
@@ -547,9 +558,11 @@ class LayerGraph:
         if _seen is not None:
             _seen.update(keys)
         rf = self.receptive_field(node)
+        users = self._key_users()
         flags = tuple(f for f, on in (
             ("opaque", isinstance(layer, Opaque)),
-            ("shared", shared > 0 or data["share"] is not None),
+            ("shared", data["keys"] is not None and any(
+                users[k] > 1 for k in data["keys"].values())),
             ("unaligned", any(not f.aligned for f in rf))) if on)
         return NodeInfo(node, _label(layer), facts.shape, sum(keys.values()) - shared, shared,
                         sum(facts.buffers.values()), facts.macs, facts.ops,

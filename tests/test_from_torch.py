@@ -7,6 +7,8 @@ from the published definitions; the gradient-support receptive field of the torc
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -341,3 +343,19 @@ def nx_has_path(g, a, b):
     import networkx as nx
 
     return nx.has_path(g.nx, a, b)
+
+
+def test_only_really_shared_modules_are_flagged_shared():
+    """``shared`` (called twice) and the tied pair ``a``/``b`` share; nothing else does."""
+    g = from_torch(SmallDag(), (3, 12, 16))
+    flagged = sorted(n for n in g.nodes if "shared" in g.info(n).flags)
+    assert flagged == ["a", "b", "shared", "shared#2"]
+    rows = json.loads(g.table("json"))
+    assert sorted(r["node"] for r in rows if "shared" in (r.get("flags") or "")) == flagged
+
+
+def test_a_sequential_model_has_no_shared_flag():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3))
+    g = from_torch(model, (3, 10, 10))
+    assert [n for n in g.nodes if g.info(n).flags] == []
+    assert param_count(g) == _numel(model)

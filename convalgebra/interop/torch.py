@@ -14,6 +14,8 @@ torch is imported only when :func:`from_torch` is called.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from typing import Any, Sequence
 
 from ..errors import ConvAlgebraError, require
@@ -128,6 +130,9 @@ class _Importer:
         self.keys.update({id(b): n for n, b in module.named_buffers()})
         self.used: set[str] = set()
         self.pending: dict[Any, list[str]] = {}
+        calls = Counter(str(n.target) for n in gm.graph.nodes if n.op == "call_module")
+        # a module called more than once shares its parameters under its own name
+        self.reused = {t for t, count in calls.items() if count > 1}
 
     def run(self) -> LayerGraph:
         inputs = iter(self.shapes)
@@ -180,10 +185,13 @@ class _Importer:
             if layer is None:
                 raise _Unknown(f"module {type(sub).__name__}")
             keys = self._keys(sub, recurse=False)
-            return layer, keys, str(node.target)
+            return layer, keys, self._share(node)
         if node.op == "get_attr":
             raise _Unknown(f"get_attr {node.target}")
         return self._function(node, srcs), None, None
+
+    def _share(self, node: Any) -> str | None:
+        return str(node.target) if str(node.target) in self.reused else None
 
     def _keys(self, sub: Any, recurse: bool) -> dict[str, str]:
         keys = {}
@@ -196,7 +204,7 @@ class _Importer:
         params, buffers, keys, share = (), (), None, None
         owner = None
         if node.op == "call_module":
-            owner, share = self.gm.get_submodule(node.target), str(node.target)
+            owner, share = self.gm.get_submodule(node.target), self._share(node)
         elif node.op == "get_attr":
             tensor = self.gm.get_parameter(node.target) if node.target in dict(
                 self.gm.named_parameters()) else None
