@@ -38,8 +38,13 @@ class _Net:
     """A LayerGraph with a cursor (the last node) and shorthands for common blocks."""
 
     def __init__(self, name: str, input_shape: Shape) -> None:
+        shape = tuple(input_shape)
+        if len(shape) != 3:  # every zoo model is a 2-D image network
+            raise ConvAlgebraError(
+                f"{name} takes an image input (C, H, W): input_shape must have 3 entries "
+                f"(2 spatial axes), got {shape} ({len(shape) - 1} spatial axes)")
         self.g = LayerGraph(name)
-        self.last = self.g.add_input("input", tuple(input_shape))
+        self.last = self.g.add_input("input", shape)
 
     def add(self, name: str, layer, inputs=None) -> str:
         self.last = self.g.add(name, layer, self.last if inputs is None else inputs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 import pytest
 
@@ -157,3 +159,18 @@ def test_get_and_names():
 def test_small_inputs_that_collapse_name_the_layer():
     with pytest.raises(ConvAlgebraError, match="layer 'features' \\(max_pool\\)"):
         zoo.alexnet((3, 32, 32))
+
+
+@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("shape", [(3, 224), (3, 64, 64, 64), (224, 224)], ids=["1d", "3d", "no-channels"])
+def test_a_zoo_model_at_the_wrong_rank_is_refused(name, shape):
+    with pytest.raises(ConvAlgebraError, match=rf"{name} takes an image input \(C, H, W\).*"
+                                               rf"got {re.escape(str(shape))}"):
+        zoo.get(name, shape)
+
+
+def test_cli_refuses_a_1d_input_for_an_image_model(capsys):
+    from convalgebra.cli import main
+
+    assert main(["analyze", "resnet18", "--input", "3x224"]) == 2
+    assert "resnet18 takes an image input" in capsys.readouterr().err
