@@ -192,7 +192,7 @@ class LayerGraph:
             return cached
         try:
             facts = layer.facts(shapes)
-        except ConvAlgebraError as exc:
+        except (ConvAlgebraError, TypeError) as exc:  # e.g. kernel_size "3" from a spec file
             branches = ", ".join(f"{s!r} {sh}" for s, sh in zip(inputs, shapes))
             raise ConvAlgebraError(
                 f"layer {name!r} ({layer.kind}) on input(s) {branches or 'none'}: {exc}") from None
@@ -269,20 +269,15 @@ class LayerGraph:
         """
         if not isinstance(spec, dict) or "layers" not in spec:
             raise ConvAlgebraError("a graph spec must be a mapping with a 'layers' list")
+        if not isinstance(spec["layers"], list):
+            raise ConvAlgebraError(f"'layers' must be a list of layer mappings, got "
+                                   f"{type(spec['layers']).__name__} {spec['layers']!r}")
         graph = cls(spec.get("name", "graph"))
-        inputs = spec.get("inputs") or {"input": spec.get("input")}
-        for name, shape in inputs.items():
-            if not isinstance(shape, (list, tuple)):
-                raise ConvAlgebraError(f"input {name!r} needs a shape list, got {shape!r}")
+        for name, shape in _spec_inputs(spec).items():
             graph.add_input(name, shape)
-        for i, entry in enumerate(spec["layers"], start=len(graph) + 1):
-            if not isinstance(entry, dict):
-                raise ConvAlgebraError(f"layer #{i} must be a mapping, got {entry!r}")
-            entry = dict(entry)
-            name, reads = entry.pop("name", None), entry.pop("inputs", None)
-            share = entry.pop("share", None)
-            layer = layer_from_dict(entry)
-            graph.add(name or f"{_label(layer)}{i - 1}", layer, reads, share=share)
+        entries = _spec_entries(spec["layers"], graph.nodes)
+        for name, layer, reads, share in _spec_order(entries, set(graph.nodes)):
+            graph.add(name, layer, reads, share=share)
         return graph
 
     @classmethod
@@ -610,6 +605,77 @@ def _label(layer: Layer) -> str:
         scope = "global" if size == 1 or (isinstance(size, tuple) and set(size) == {1}) else "adaptive"
         return f"{scope}_{layer.op}_pool"
     return getattr(layer, "fn", None) or layer.kind
+
+
+# --------------------------------------------------------------- spec documents
+def _spec_inputs(spec: dict[str, Any]) -> dict[str, Any]:
+    inputs = spec.get("inputs") or {"input": spec.get("input")}
+    if not isinstance(inputs, dict):
+        raise ConvAlgebraError(f"'inputs' must map input names to shapes, got "
+                               f"{type(inputs).__name__} {inputs!r}")
+    for name, shape in inputs.items():
+        if not isinstance(shape, (list, tuple)):
+            raise ConvAlgebraError(f"input {name!r} needs a shape list, got {shape!r}")
+    return inputs
+
+
+def _spec_reads(name: str, reads: Any) -> tuple[str, ...] | None:
+    if reads is None or isinstance(reads, str):
+        return reads if reads is None else (reads,)
+    if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
+        raise ConvAlgebraError(f"layer {name!r}: 'inputs' must be a node name or a list of "
+                               f"node names, got {reads!r}")
+    return tuple(reads)
+
+
+def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
+    """``(name, layer, reads, share)`` per entry; a layer without ``inputs`` reads the
+    entry before it (the last graph input for the first)."""
+    entries: list[tuple] = []
+    taken = set(inputs)
+    for i, entry in enumerate(layers, start=len(inputs) + 1):
+        if not isinstance(entry, dict):
+            raise ConvAlgebraError(f"layer #{i} must be a mapping, got {entry!r}")
+        entry = dict(entry)
+        name, reads = entry.pop("name", None), entry.pop("inputs", None)
+        share = entry.pop("share", None)
+        label = name if name is not None else f"#{i}"
+        try:
+            layer = layer_from_dict(entry)
+        except (ConvAlgebraError, TypeError) as exc:
+            raise ConvAlgebraError(f"layer {label!r}: {exc}") from None
+        name = f"{_label(layer)}{i - 1}" if name is None else name
+        if not isinstance(name, str) or not name:
+            raise ConvAlgebraError(f"layer #{i}: 'name' must be a non-empty string, got {name!r}")
+        if name in taken:
+            raise ConvAlgebraError(f"a node named {name!r} is already in the graph")
+        taken.add(name)
+        reads = _spec_reads(name, reads)
+        if reads is None:
+            previous = entries[-1][0] if entries else (inputs[-1] if inputs else None)
+            reads = (previous,) if previous is not None and layer.arity[0] > 0 else ()
+        entries.append((name, layer, reads, share))
+    return entries
+
+
+def _spec_order(entries: list[tuple], inputs: set[str]) -> list[tuple]:
+    """The entries in an order where each reads only earlier nodes (the listed order when it
+    already does); forward references are fine, a cycle raises :class:`GraphCycleError`."""
+    position = {e[0]: k for k, e in enumerate(entries)}
+    flow = nx.DiGraph()
+    flow.add_nodes_from(position)
+    for name, _, reads, _ in entries:
+        for src in reads:
+            if src not in position and src not in inputs:
+                raise ConvAlgebraError(f"layer {name!r} reads {src!r}, which is not in the graph")
+            if src in position:
+                flow.add_edge(src, name)
+    try:
+        order = list(nx.lexicographical_topological_sort(flow, key=position.get))
+    except nx.NetworkXUnfeasible:
+        cycle = [u for u, _ in nx.find_cycle(flow)]
+        raise GraphCycleError(f"the graph has a cycle through {cycle}") from None
+    return [entries[position[n]] for n in order]
 
 
 def receptive_field(graph: LayerGraph, node: str) -> tuple[AxisRF, ...]:

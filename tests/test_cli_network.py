@@ -251,3 +251,12 @@ def test_rf_of_a_model_takes_in_as_its_input_shape(capsys):
     assert code == 0 and by_in == by_input and "512x1x1" in by_in
     code, _, err = run(capsys, "rf", "resnet18", "--in", "3x32x32", "--input", "3x64x64")
     assert code == 2 and "--in and --input" in err
+
+
+def test_a_cycle_in_a_graph_file_exits_2_naming_the_cycle(capsys, tmp_path):
+    path = tmp_path / "cycle.json"
+    path.write_text(json.dumps({"input": [1, 8, 8], "layers": [
+        {"name": "a", "kind": "conv", "out_channels": 1, "kernel_size": 3, "inputs": ["b"]},
+        {"name": "b", "kind": "relu", "inputs": ["a"]}]}))
+    code, _, err = run(capsys, "analyze", str(path))
+    assert code == 2 and "cycle through" in err and "not in the graph" not in err

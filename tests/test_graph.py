@@ -196,3 +196,45 @@ def test_table_formats():
     assert data[1]["output"] == [8, 16, 16]
     with pytest.raises(ConvAlgebraError, match="fmt must be one of"):
         g.table("html")
+
+
+# ----------------------------------------------------------------- spec documents
+def _conv(name, reads):
+    return {"name": name, "kind": "conv", "out_channels": 2, "kernel_size": 3, "inputs": reads}
+
+
+def test_a_cycle_in_a_spec_is_reported_as_a_cycle():
+    spec = {"input": [1, 8, 8], "layers": [_conv("a", ["b"]), {"name": "b", "kind": "relu",
+                                                                "inputs": ["a"]}]}
+    with pytest.raises(GraphCycleError, match=r"cycle through \['(a', 'b|b', 'a)'\]"):
+        LayerGraph.from_spec(spec)
+
+
+def test_a_forward_reference_that_is_not_a_cycle_is_built_in_data_flow_order():
+    spec = {"input": [1, 8, 8], "layers": [
+        {"name": "sum", "kind": "add", "inputs": ["left", "right"]},
+        _conv("left", "input"), _conv("right", ["input"]),
+        {"name": "twice", "kind": "add", "inputs": ["sum", "sum"]}]}
+    g = LayerGraph.from_spec(spec)
+    assert g.nodes == ["input", "left", "right", "sum", "twice"]
+    assert g.shape("twice") == (2, 6, 6) and g.nx.nodes["twice"]["inputs"] == ("sum", "sum")
+    assert LayerGraph.from_spec(g.to_spec()).nodes == g.nodes
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"input": [1, 8, 8], "layers": "abc"}, "'layers' must be a list of layer mappings, got str 'abc'"),
+    ({"input": [1, 8, 8], "layers": [{**_conv("c", 5)}]},
+     "layer 'c': 'inputs' must be a node name or a list of node names, got 5"),
+    ({"input": [1, 8, 8], "layers": [{**_conv("c", [1, 2])}]},
+     r"layer 'c': 'inputs' must be .* got \[1, 2\]"),
+    ({"inputs": 5, "layers": []}, "'inputs' must map input names to shapes, got int 5"),
+    ({"input": [1, 8, 8], "layers": [{**_conv("c", None), "kernel_size": "3"}]},
+     "layer 'c' .*kernel_size must be an int or a tuple of 2 ints, got '3'"),
+    ({"input": [1, 8, 8], "layers": [_conv("c", None), _conv("c", None)]},
+     "a node named 'c' is already in the graph"),
+    ({"input": [1, 8, 8], "layers": [_conv("c", "nope")]}, "layer 'c' reads 'nope', which is not"),
+], ids=["layers-str", "inputs-int", "inputs-ints", "graph-inputs-int", "kernel-str", "dup",
+        "unknown-read"])
+def test_malformed_spec_documents_name_the_layer_and_the_rule(spec, message):
+    with pytest.raises(ConvAlgebraError, match=message):
+        LayerGraph.from_spec(spec)
