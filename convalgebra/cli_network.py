@@ -290,5 +290,7 @@ def params(ns: argparse.Namespace) -> Result:
     table = render(rows, fmt=ns.format)
     if ns.format in ("csv", "json"):
         return Result(table)
+    if graph.unused_note():
+        table += "\n\n" + graph.unused_note()
     return Result("\n".join([f"{label}: {total['params']:,} parameters, {total['macs']:,} MACs",
                              "", table]))

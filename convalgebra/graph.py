@@ -583,17 +583,40 @@ class LayerGraph:
         total = self.summary(dtype_bytes=dtype_bytes)
         rows.append({"node": "total", "params": total["params"], "buffers": total["buffers"],
                      "MACs": total["macs"], "act_bytes": total["activation_bytes"]})
+        note = self.unused_note()
+        if note and fmt in ("text", "markdown"):
+            return render(rows, fmt=fmt) + "\n\n" + note
         return render(rows, fmt=fmt)
 
+    def unused_parameters(self) -> dict[str, int]:
+        """Parameters the graph holds no node for (name -> size), not counted anywhere.
+
+        :func:`~convalgebra.interop.torch.from_torch` records the parameters of modules
+        that ``forward`` never calls here.
+        """
+        return dict(self._meta.get("unused_parameter_sizes") or {})
+
+    def unused_note(self, shown: int = 6) -> str | None:
+        """``"not used in forward: a.weight, a.bias (12 parameters, not counted)"`` or None."""
+        unused = self.unused_parameters()
+        if not unused:
+            return None
+        names = ", ".join(list(unused)[:shown]) + (
+            f", ... ({len(unused) - shown} more)" if len(unused) > shown else "")
+        return f"not used in forward: {names} ({sum(unused.values()):,} parameters, not counted)"
+
     def summary(self, *, dtype_bytes: int = 4) -> dict[str, int]:
-        """Totals: params, buffers, MACs, FLOPs (= 2 MACs), other ops, activation memory."""
+        """Totals: params, buffers, MACs, FLOPs (= 2 MACs), other ops, activation memory, and
+        the parameters of an imported module that its forward never uses (``unused_params``,
+        not counted in ``params``)."""
         facts = [self._attrs[n]["facts"] for n in self._order]
         total_macs = self.macs()
         elements = sum(math.prod(f.shape) for f in facts)
         return {"nodes": len(self), "params": self.param_count(),
                 "buffers": self.param_count(trainable=False), "macs": total_macs,
                 "flops": 2 * total_macs, "other_ops": sum(f.ops for f in facts),
-                "activations": elements, "activation_bytes": elements * dtype_bytes}
+                "activations": elements, "activation_bytes": elements * dtype_bytes,
+                "unused_params": sum(self.unused_parameters().values())}
 
 
 def _label(layer: Layer) -> str:

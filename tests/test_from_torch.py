@@ -359,3 +359,25 @@ def test_a_sequential_model_has_no_shared_flag():
     g = from_torch(model, (3, 10, 10))
     assert [n for n in g.nodes if g.info(n).flags] == []
     assert param_count(g) == _numel(model)
+
+
+class WithSpare(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.spare = nn.Linear(5, 7)   # never called in forward
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_parameters_never_used_in_forward_are_shown_not_counted():
+    model = WithSpare()
+    g = from_torch(model, (3, 8, 8))
+    spare = model.spare.weight.numel() + model.spare.bias.numel()   # 5 * 7 + 7 = 42
+    assert spare == 42 and param_count(g) == _numel(model) - spare
+    assert g.unused_parameters() == {"spare.bias": 7, "spare.weight": 35}
+    assert g.summary()["unused_params"] == 42
+    note = "not used in forward: spare.bias, spare.weight (42 parameters, not counted)"
+    assert g.table().splitlines()[-1] == note
+    assert g.table("markdown").splitlines()[-1] == note

@@ -57,8 +57,8 @@ def from_torch(module: Any, input_shape: Sequence[int] | Sequence[Sequence[int]]
     -------
     LayerGraph
         ``param_count(graph) == sum(p.numel() for p in module.parameters())`` when every
-        parameter is used in the forward pass; unused ones are listed in
-        ``graph.nx.graph["unused_parameters"]``.
+        parameter is used in the forward pass; unused ones are listed by
+        ``graph.unused_parameters()`` and under the totals of ``graph.table()``.
 
     Raises
     ------
@@ -145,8 +145,9 @@ class _Importer:
                 self.names[node] = self.graph.add_input(node.name, shape)
             elif node.op in ("call_module", "call_function", "call_method", "get_attr"):
                 self._convert(node)
-        self.graph.nx.graph["unused_parameters"] = sorted(
-            set(n for n, _ in self.module.named_parameters()) - self.used)
+        unused = {n: p.numel() for n, p in self.module.named_parameters() if n not in self.used}
+        self.graph.nx.graph["unused_parameters"] = sorted(unused)
+        self.graph.nx.graph["unused_parameter_sizes"] = dict(sorted(unused.items()))
         return self.graph
 
     # ------------------------------------------------------------------ nodes
