@@ -102,8 +102,7 @@ def _layer_graph(spec: ConvSpec):
     from .layers import Conv
 
     LayerGraph = _graph_module().LayerGraph
-    conv = Conv(spec.out_channels, spec.kernel_size, spec.stride, spec.padding, spec.dilation,
-                spec.groups, spec.bias, spec.padding_mode, spec.transposed, spec.output_padding)
+    conv = Conv.from_spec(spec, field_only=True)
     return LayerGraph.sequential(spec.input_shape, [("conv", conv)], name="layer")
 
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from .errors import ConvAlgebraError
 from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Window
 from .spec import ConvSpec, normalize_tuple
+from .variants import pool_output_size
 
 __all__ = [
     "Facts", "Layer", "Input", "Conv", "MaxPool", "AvgPool", "AdaptivePool", "Linear",
@@ -122,6 +123,27 @@ class Conv(Layer):
     output_padding: Any = 0
     kind: ClassVar[str] = "conv"
 
+    @classmethod
+    def from_spec(cls, spec: ConvSpec, *, field_only: bool = False) -> "Conv":
+        """The layer of a :class:`ConvSpec` (``flip`` changes none of its facts).
+
+        A tiled or channel-table spec has other parameter counts than any ``Conv``: it is
+        refused unless ``field_only`` (shapes and receptive fields are the same).
+
+        Examples
+        --------
+        >>> spec = ConvSpec((3, 8, 8), 4, 3, stride=2, padding=1, bias=False)
+        >>> Conv.from_spec(spec).facts([spec.input_shape]).shape == spec.output_shape
+        True
+        """
+        if not field_only and (spec.tile is not None or spec.channel_table is not None):
+            raise ConvAlgebraError(f"a Conv layer has no tile or channel table: "
+                                   f"{spec.describe()} (pass field_only=True for its shapes "
+                                   "and receptive field only)")
+        return cls(spec.out_channels, spec.kernel_size, spec.stride, spec.padding, spec.dilation,
+                   spec.groups, spec.bias, spec.padding_mode, spec.transposed,
+                   spec.output_padding)
+
     def facts(self, inputs: list[Shape]) -> Facts:
         (shape,) = inputs
         _need_spatial(shape, "conv")
@@ -136,14 +158,6 @@ class Conv(Layer):
             taps = tuple(-before + d * t for t in range(k))
             maps.append(Scatter(s, taps) if spec.transposed else Local(s, taps, spec.padding_mode))
         return Facts(spec.output_shape, params, macs=spec.macs, maps=[tuple(maps)], spec=spec)
-
-
-def _pool_size(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
-    span = n + 2 * p - d * (k - 1) - 1
-    out = (span + (s - 1 if ceil else 0)) // s + 1
-    if ceil and (out - 1) * s >= n + p:  # PyTorch: the last window must start inside
-        out -= 1
-    return out
 
 
 @dataclass(frozen=True)
@@ -163,7 +177,7 @@ class _Pool(Layer):
         d = normalize_tuple(self.dilation, n, "dilation")
         if any(2 * pi > ki for pi, ki in zip(p, k)):
             raise ConvAlgebraError(f"padding={p} must be at most half of kernel_size={k}")
-        sizes = tuple(map(_pool_size, shape[1:], k, s, p, d, (self.ceil_mode,) * n))
+        sizes = tuple(map(pool_output_size, shape[1:], k, s, p, d, (self.ceil_mode,) * n))
         if min(sizes) < 1:
             raise ConvAlgebraError(
                 f"output size {sizes} is not positive: input {shape[1:]} is smaller than "

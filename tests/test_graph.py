@@ -238,3 +238,31 @@ def test_a_forward_reference_that_is_not_a_cycle_is_built_in_data_flow_order():
 def test_malformed_spec_documents_name_the_layer_and_the_rule(spec, message):
     with pytest.raises(ConvAlgebraError, match=message):
         LayerGraph.from_spec(spec)
+
+
+# ------------------------------------------------------------------ Conv.from_spec
+from hypothesis import given, settings  # noqa: E402
+
+from strategies import conv_specs  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=conv_specs(transposed=None))
+def test_conv_from_spec_has_the_spec_facts(spec):
+    facts = L.Conv.from_spec(spec).facts([spec.input_shape])
+    assert facts.shape == spec.output_shape
+    assert sum(facts.params.values()) == spec.n_params and facts.macs == spec.macs
+    assert facts.spec == spec.__class__(**{**_spec_fields(spec), "flip": False})
+
+
+def _spec_fields(spec):
+    return {f: getattr(spec, f) for f in ("input_shape", "out_channels", "kernel_size", "stride",
+                                          "padding", "dilation", "groups", "padding_mode", "bias",
+                                          "transposed", "output_padding")}
+
+
+def test_conv_from_a_tiled_spec_is_refused_unless_only_the_field_is_wanted():
+    spec = ca.ConvSpec((1, 6), 1, 3, tile=(2,))
+    with pytest.raises(ConvAlgebraError, match="no tile or channel table"):
+        L.Conv.from_spec(spec)
+    assert L.Conv.from_spec(spec, field_only=True).facts([(1, 6)]).shape == (1, 4)
