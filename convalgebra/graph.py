@@ -36,6 +36,9 @@ __all__ = ["LayerGraph", "NodeInfo", "UnitField", "receptive_field", "unit_recep
            "param_count", "buffer_count", "macs", "flops"]
 
 _ALL = "all"  # a request for every position of a node (global reach)
+# facts of (layer, input shapes), shared by repeated blocks and graphs (read-only records)
+_FACTS: dict[Any, Facts] = {}
+_FACTS_MAX = 20_000
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,6 @@ class LayerGraph:
         self._params: dict[str, int] = {}   # parameter key -> size (shared keys once)
         self._buffers: dict[str, int] = {}
         self._own = [0, 0]  # parameters and buffers of the nodes that share nothing
-        self._facts_cache: dict[Any, Facts] = {}
         self._cache: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ building
@@ -183,9 +185,9 @@ class LayerGraph:
 
     def _facts(self, name: str, layer: Layer, inputs: tuple[str, ...]) -> Facts:
         shapes = [self._attrs[src]["facts"].shape for src in inputs]
-        try:  # repeated blocks share their facts (read-only); unhashable configs skip the cache
+        try:  # unhashable configs skip the cache
             key = (layer, *shapes)
-            cached = self._facts_cache.get(key)
+            cached = _FACTS.get(key)
         except TypeError:
             key = cached = None
         if cached is not None:
@@ -197,7 +199,9 @@ class LayerGraph:
             raise ConvAlgebraError(
                 f"layer {name!r} ({layer.kind}) on input(s) {branches or 'none'}: {exc}") from None
         if key is not None:
-            self._facts_cache[key] = facts
+            if len(_FACTS) >= _FACTS_MAX:
+                _FACTS.clear()
+            _FACTS[key] = facts
         return facts
 
     @staticmethod

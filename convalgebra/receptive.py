@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -306,6 +307,7 @@ AxisMap = Local | Scatter | Resample | Window | Broadcast | Global
 
 
 # ----------------------------------------------------------------------- recurrences
+@lru_cache(maxsize=1 << 16)  # records and maps are immutable; repeated blocks recur
 def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
     """The field after one layer, from the field of its input (Araujo et al. recurrences).
 
@@ -410,6 +412,9 @@ def merge(fields: list[AxisRF], extent: int) -> AxisRF:
     jumps = tuple(sorted({r[1] for r in records}))
     if any(f.is_global for f in fields):
         return AxisRF(extent, max(jumps), _half(extent - 1), True, jumps)
+    if len(jumps) == 1:  # aligned: one record, no parts
+        size, start, exact = _hull(records)
+        return AxisRF(size, jumps[0], start, False, jumps, exact)
     groups = {j: [r for r in records if r[1] == j] for j in jumps}
     parts = tuple((size, j, start, exact) for j, g in groups.items()
                   for size, start, exact in (_hull(g),))
