@@ -373,3 +373,10 @@ def test_size_based_downsampling_records_match_the_units(size, mode, expected):
     queries = [("u", (i,)) for i in range(size)]
     assert [rf.interval(i) for i in range(size)] == expected
     assert gradient_boxes(g, queries) == [(e,) for e in expected]
+
+
+def test_a_fractional_jump_is_parenthesised_in_the_description():
+    """Stride-2 transposed conv: half an input pixel between units, reach by phase (~)."""
+    g = LayerGraph.sequential((1, 16), [("up", L.Conv(1, 4, stride=2, padding=1, transposed=True))])
+    assert g.receptive_field("up")[0].describe() == "~2/(1/2)"
+    assert "~2/(1/2)" in g.table()
