@@ -9,7 +9,8 @@ an upstream gradient ``g = dL/dy``:
 * bias gradient ``dL/db = B^T g`` -- ``g`` summed over each output channel.
 
 All three come in PyTorch's shapes (no batch axis) and equal ``torch.autograd.grad`` exactly
-on integer data. ``method="matrix"`` builds the sparse matrices and multiplies by their
+on integer data. Complex arguments follow torch's complex autograd: the transposes are
+conjugate transposes (``M(w)^H g``, ``J(x)^H g``). ``method="matrix"`` builds the sparse matrices and multiplies by their
 transposes (the literal definition); ``method="operator"`` applies the same transposes
 matrix-free, one chunk of output positions at a time, so memory stays bounded.
 :func:`colliding_input_sizes` and :func:`transpose_spec` hold the size bookkeeping that a
@@ -147,7 +148,7 @@ def input_gradient(spec: ConvSpec, weight, grad_output, *, method: str = "auto")
     dtype = _common_dtype(w, g)
     w, g = w.astype(dtype, copy=False), g.astype(dtype, copy=False).ravel()
     if how == "matrix":
-        flat = conv_matrix(spec, w).T @ g
+        flat = conv_matrix(spec, w).conj().T @ g
     else:
         flat = conv_operator(spec, w).rmatvec(g)
     return np.asarray(flat, dtype=dtype).reshape(spec.input_shape)
@@ -217,6 +218,8 @@ def weight_gradient(spec: ConvSpec, x, grad_output, *, method: str = "auto") -> 
     g = check_grad_output(spec, grad_output)
     dtype = _common_dtype(a, g)
     a, g = a.astype(dtype, copy=False), g.astype(dtype, copy=False)
+    if dtype.kind == "c":
+        a = np.conj(a)  # J(x)^H g, torch's complex autograd convention
     if how == "matrix":
         flat = kernel_jacobian(spec, a).T @ g.ravel()
         return np.asarray(flat, dtype=dtype).reshape(spec.weight_shape)

@@ -57,7 +57,10 @@ def _as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.nda
         raise ConvAlgebraError(
             f"{name} must have shape {shape} {layout}, got {array.shape}"
         )
-    return array.astype(np.int64) if array.dtype.kind == "b" else array
+    # bool and narrow integers would wrap when duplicate taps are summed (int8 200 -> -56)
+    if array.dtype.kind == "b" or (array.dtype.kind in "iu" and array.dtype != np.int64):
+        return array.astype(np.int64)
+    return array
 
 
 def check_weight(spec: ConvSpec, weight) -> np.ndarray:
@@ -228,32 +231,41 @@ def _apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndar
         contrib = np.einsum("goik,gop->gipk", w, grad[:, :, rows], optimize=True)
         index = (offsets + sink[rows][None]).ravel()
         values = contrib.reshape(c_in, -1).ravel()
-        if dtype.kind == "c":
-            acc += np.bincount(index, values.real, acc.size) + 1j * np.bincount(index, values.imag, acc.size)
-        else:
-            acc += np.bincount(index, values, acc.size).astype(dtype, copy=False)
+        acc += _bincount(index, values, acc.size, dtype)
     return acc.reshape(c_in, p_in + 1)[:, :p_in].ravel()
 
 
+def _bincount(index: np.ndarray, values: np.ndarray, size: int, dtype) -> np.ndarray:
+    """``np.bincount`` with weights of any numeric dtype (complex summed part by part)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        return np.bincount(index, values.real, size) + 1j * np.bincount(index, values.imag, size)
+    return np.bincount(index, values, size).astype(dtype, copy=False)
+
+
 def _apply_triples(spec: ConvSpec, weight: np.ndarray, v: np.ndarray, adjoint: bool) -> np.ndarray:
+    """Forward (or plain transpose, no conjugation) through the triple table, block by block."""
     c_out, c_in, _ = _channel_layout(spec)
     n_out = c_out * math.prod(spec.forward_output_spatial)
     n_in = c_in * math.prod(spec.forward_input_spatial)
-    acc = np.zeros(n_in if adjoint else n_out)
+    dtype = np.result_type(weight, v)
+    acc = np.zeros(n_in if adjoint else n_out, dtype=dtype)
     flat = weight.ravel()
     for _, t in iter_triples(spec):
         if adjoint:
-            acc += np.bincount(t.in_index, flat[t.weight_index] * v[t.out_index], n_in)
+            acc += _bincount(t.in_index, flat[t.weight_index] * v[t.out_index], n_in, dtype)
         else:
-            acc += np.bincount(t.out_index, flat[t.weight_index] * v[t.in_index], n_out)
+            acc += _bincount(t.out_index, flat[t.weight_index] * v[t.in_index], n_out, dtype)
     return acc
 
 
 def conv_operator(spec: ConvSpec, weight) -> LinearOperator:
     """Matrix-free ``LinearOperator`` of the layer, for sizes too large to store.
 
-    ``matvec`` is the convolution, ``rmatvec`` its adjoint (the input gradient); memory is
-    bounded by processing output positions in chunks.
+    ``matvec`` is the convolution, ``rmatvec`` its adjoint, the conjugate transpose
+    ``M^H`` (``LinearOperator`` semantics; for real weights the input gradient ``M^T``).
+    Memory is bounded by processing output positions in chunks; tiled and channel-table
+    layers build their sparse matrix once (or, over the default budget, stream the triples).
 
     Examples
     --------
@@ -265,26 +277,36 @@ def conv_operator(spec: ConvSpec, weight) -> LinearOperator:
     w = check_weight(spec, weight)
     if w.dtype.kind in "biu":
         w = w.astype(np.float64)
-    generic = spec.tile is not None or spec.channel_table is not None
+    forward, transpose = _operator_kernels(spec, w)
+    if spec.transposed:
+        forward, transpose = transpose, forward
 
-    def forward(v):
-        v = np.asarray(v).ravel()
-        if generic:
-            return _apply_triples(spec, w, v, adjoint=False)
-        return _apply_forward(spec, w, v)
+    def matvec(v):
+        return forward(np.asarray(v).ravel())
 
-    def adjoint(v):
+    def rmatvec(v):
         v = np.asarray(v).ravel()
-        if generic:
-            return _apply_triples(spec, w, v, adjoint=True)
-        return _apply_adjoint(spec, w, v)
+        if w.dtype.kind != "c":
+            return transpose(v)
+        return np.conj(transpose(np.conj(v)))
 
     n_out, n_in = math.prod(spec.output_shape), math.prod(spec.input_shape)
-    if spec.transposed:
-        forward, adjoint = adjoint, forward
-    return LinearOperator(
-        (n_out, n_in), matvec=forward, rmatvec=adjoint, dtype=w.dtype
-    )
+    return LinearOperator((n_out, n_in), matvec=matvec, rmatvec=rmatvec, dtype=w.dtype)
+
+
+def _operator_kernels(spec: ConvSpec, w: np.ndarray):
+    """``(M v, M^T v)`` of the forward matrix ``M``; the triple table is built at most once."""
+    if spec.tile is None and spec.channel_table is None:
+        return (lambda v: _apply_forward(spec, w, v)), (lambda v: _apply_adjoint(spec, w, v))
+    try:
+        matrix = _forward_matrix_generic(spec, w, DEFAULT_MAX_BYTES)
+    except ConvAlgebraError:  # over budget: stream the triples on every product instead
+        return (
+            lambda v: _apply_triples(spec, w, v, adjoint=False),
+            lambda v: _apply_triples(spec, w, v, adjoint=True),
+        )
+    transposed = matrix.T.tocsr()
+    return (lambda v: matrix @ v), (lambda v: transposed @ v)
 
 
 def kernel_jacobian(spec: ConvSpec, x) -> sp.csr_array:

@@ -8,6 +8,7 @@ that is data. All shape arithmetic of the library lives here.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -24,8 +25,20 @@ IntOrTuple = int | Sequence[int]
 
 
 def _is_int(value: Any) -> bool:
-    """True for Python and numpy integers, False for bools and floats."""
-    return not isinstance(value, bool) and hasattr(type(value), "__index__")
+    """True for Python and numpy integers (``operator.index`` works), False for bools and floats.
+
+    An array holding more than one integer raises a ``TypeError`` naming the value.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        size = getattr(value, "size", None)
+        if isinstance(size, int) and size > 1 and np.issubdtype(np.asarray(value).dtype, np.integer):
+            raise TypeError(f"expected a single integer, got an array of {size} values: {value!r}") from None
+        return False
+    return True
 
 
 def normalize_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
@@ -39,7 +52,7 @@ def normalize_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple
     (1, 2)
     """
     if _is_int(value):
-        items = (int(value),) * n
+        items = (operator.index(value),) * n
     elif isinstance(value, (tuple, list)):
         if len(value) != n:
             raise ConvAlgebraError(
@@ -47,7 +60,7 @@ def normalize_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple
             )
         if not all(_is_int(v) for v in value):
             raise TypeError(f"{name} must hold integers, got {tuple(value)!r}")
-        items = tuple(int(v) for v in value)
+        items = tuple(operator.index(v) for v in value)
     else:
         raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
     bad = [v for v in items if v < minimum]
@@ -123,6 +136,9 @@ class ConvSpec:
     transposed : bool, default False
         Transposed convolution: the matrix is the transpose of the forward convolution from
         the output shape to the input shape (PyTorch's ``conv_transpose``).
+        A transposed spec is the transpose of the matrix of its forward convolution. With a
+        non-zero ``padding_mode`` or asymmetric padding it is *defined* that way: PyTorch's
+        ConvTranspose has no such option, and ``describe()`` marks the line as such.
     output_padding : int or tuple of int, default 0
         Extra size on one side of a transposed convolution's output (PyTorch semantics).
     flip : bool, default False
@@ -220,13 +236,29 @@ class ConvSpec:
         return int(value)
 
     def _normalize_table(self, table: Any) -> tuple[tuple[bool, ...], ...]:
-        rows = tuple(tuple(bool(v) for v in row) for row in table)
         expected = (self.out_channels, self.input_shape[0])
-        if len(rows) != expected[0] or any(len(r) != expected[1] for r in rows):
+        try:
+            arr = np.asarray(table, dtype=object)
+        except ValueError:
+            arr = np.empty(0, dtype=object)
+        if arr.ndim != 2:
+            raise ConvAlgebraError(
+                f"channel_table must be a 2-D table of shape (out_channels, in_channels) = "
+                f"{expected} of 0/1 or bools, got {table!r}"
+            )
+        ok = all(
+            type(v) in (bool, np.bool_) or (_is_int(v) and int(v) in (0, 1)) for v in arr.flat
+        )
+        if not ok:
+            raise ConvAlgebraError(
+                f"channel_table entries must be 0, 1, True or False, got {table!r}"
+            )
+        if arr.shape != expected:
             raise ConvAlgebraError(
                 f"channel_table must have shape (out_channels, in_channels) = {expected}, "
-                f"got {len(rows)} rows of lengths {sorted({len(r) for r in rows})}"
+                f"got shape {arr.shape}"
             )
+        rows = tuple(tuple(bool(v) for v in row) for row in arr)
         empty = [co for co, r in enumerate(rows) if not any(r)]
         if empty:
             raise ConvAlgebraError(
@@ -258,9 +290,21 @@ class ConvSpec:
                 )
         self._validate_padding(self.forward_input_spatial)
         self._validate_extent(self.forward_input_spatial)
+        if self.channel_table is not None and self.transposed:
+            raise ConvAlgebraError(
+                "channel_table is not supported with transposed=True (the table is indexed "
+                "[out_channel, in_channel] of a forward convolution)"
+            )
         if self.tile is not None:
             if self.transposed:
                 raise ConvAlgebraError("tile (tiled/locally connected) is not supported with transposed=True")
+            out = self.output_shape[1:]
+            if any(t > o for t, o in zip(self.tile, out)):
+                raise ConvAlgebraError(
+                    f"tile={self.tile} is larger than the output size {out} on some axis; "
+                    f"tile must be <= output size per axis (tile == output size is a "
+                    f"locally_connected layer)"
+                )
 
     def _validate_transposed(self) -> None:
         if self.padding_word in ("same", "full"):
@@ -482,4 +526,10 @@ class ConvSpec:
             parts.append(f"tile={self.tile}")
         if self.channel_table is not None:
             parts.append("channel_table=...")
-        return f"{kind}({', '.join(parts)}) on input {self.input_shape}"
+        line = f"{kind}({', '.join(parts)}) on input {self.input_shape}"
+        if self.transposed and (self.padding_mode != "zeros" or self._asymmetric_padding()):
+            line += "  # transpose of the forward conv; no torch equivalent"
+        return line
+
+    def _asymmetric_padding(self) -> bool:
+        return any(before != after for before, after in self.padding)

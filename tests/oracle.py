@@ -20,11 +20,21 @@ def _pad_pairs(spec: ConvSpec) -> list[int]:
     return pads
 
 
+def _dtype(*values):
+    """complex128 when any argument is complex, else float64."""
+    complex_ = any(
+        (v.is_complex() if isinstance(v, torch.Tensor) else np.iscomplexobj(v))
+        for v in values if v is not None
+    )
+    return torch.complex128 if complex_ else torch.float64
+
+
 def torch_conv(spec: ConvSpec, x, w, bias=None):
     """PyTorch's own op for ``spec`` on a (C, *spatial) tensor, returned without batch axis."""
-    xt = torch.as_tensor(x, dtype=torch.float64)[None]
-    wt = torch.as_tensor(w, dtype=torch.float64)
-    bt = None if bias is None else torch.as_tensor(bias, dtype=torch.float64)
+    dtype = _dtype(x, w, bias)
+    xt = torch.as_tensor(x, dtype=dtype)[None]
+    wt = torch.as_tensor(w, dtype=dtype)
+    bt = None if bias is None else torch.as_tensor(bias, dtype=dtype)
     nd = spec.ndim
     if spec.flip:
         wt = torch.flip(wt, dims=list(range(2, 2 + nd)))
@@ -53,9 +63,10 @@ def torch_jacobian(spec: ConvSpec, w) -> np.ndarray:
 
 def torch_grads(spec: ConvSpec, x, w, b, grad_output):
     """(input, weight, bias) gradients of <conv(x, w) + b, grad_output> from torch autograd."""
-    xt = torch.as_tensor(x, dtype=torch.float64).requires_grad_()
-    wt = torch.as_tensor(w, dtype=torch.float64).requires_grad_()
-    bt = torch.as_tensor(b, dtype=torch.float64).requires_grad_()
+    dtype = _dtype(x, w, b, grad_output)
+    xt = torch.as_tensor(x, dtype=dtype).requires_grad_()
+    wt = torch.as_tensor(w, dtype=dtype).requires_grad_()
+    bt = torch.as_tensor(b, dtype=dtype).requires_grad_()
     out = torch_conv(spec, xt, wt, bt)
-    gx, gw, gb = torch.autograd.grad(out, (xt, wt, bt), torch.as_tensor(grad_output, dtype=torch.float64))
+    gx, gw, gb = torch.autograd.grad(out, (xt, wt, bt), torch.as_tensor(grad_output, dtype=dtype))
     return gx.numpy(), gw.numpy(), gb.numpy()

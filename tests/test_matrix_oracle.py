@@ -101,3 +101,48 @@ def test_matrix_keeps_weight_dtype(dtype):
     spec = ca.ConvSpec((1, 5), 1, 3)
     w = np.arange(3, dtype=dtype).reshape(1, 1, 3)
     assert ca.conv_matrix(spec, w).dtype == dtype
+
+
+def _complex(rng, shape):
+    return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+
+
+@given(conv_specs(transposed=None), st.integers(0, 2**31))
+def test_complex_operator_adjoint_is_the_conjugate_transpose(spec, seed):
+    """Dot test <y, A x> == <A^H y, x>, and A x equals torch's complex convolution."""
+    rng = np.random.default_rng(seed)
+    w = _complex(rng, spec.weight_shape)
+    op = ca.conv_operator(spec, w)
+    x, y = _complex(rng, op.shape[1]), _complex(rng, op.shape[0])
+    np.testing.assert_allclose(np.vdot(y, op @ x), np.vdot(op.rmatvec(y), x), rtol=1e-10)
+    np.testing.assert_allclose(op.rmatvec(y), ca.conv_matrix(spec, w).conj().T @ y, rtol=1e-10, atol=1e-10)
+    expected = _reference(spec, x.reshape(spec.input_shape), w)
+    np.testing.assert_allclose(op @ x, np.ravel(expected), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("extra", [dict(tile=2), dict(tile=(3, 1)), dict(channel_table=[[1, 0], [1, 1], [0, 1]])],
+                         ids=["tile2", "tile31", "table"])
+def test_complex_tiled_and_table_operator_dot_test(extra):
+    rng = np.random.default_rng(3)
+    spec = ca.ConvSpec((2, 5, 4), 3, 2, padding=1, padding_mode="reflect", **extra)
+    w = _complex(rng, spec.weight_shape)
+    op, m = ca.conv_operator(spec, w), ca.conv_matrix(spec, w)
+    x, y = _complex(rng, op.shape[1]), _complex(rng, op.shape[0])
+    np.testing.assert_allclose(op @ x, m @ x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.vdot(y, op @ x), np.vdot(op.rmatvec(y), x), rtol=1e-10)
+    if "tile" in extra:  # a one-tile layout repeated everywhere is the ordinary convolution
+        same = np.broadcast_to(w[(0,) * spec.ndim], w.shape)
+        plain = ca.ConvSpec((2, 5, 4), 3, 2, padding=1, padding_mode="reflect")
+        np.testing.assert_allclose(ca.conv_operator(spec, same) @ x,
+                                   torch_conv(plain, x.reshape(2, 5, 4), same[(0,) * spec.ndim]).numpy().ravel(),
+                                   rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32])
+def test_narrow_integer_weights_do_not_wrap_when_taps_coincide(dtype):
+    spec = ca.ConvSpec((1, 2), 1, 3, padding=1, padding_mode="reflect")
+    w = np.array([[[100, 0, 100]]], dtype=dtype)
+    got = ca.conv_matrix(spec, w).toarray()
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, torch_jacobian(spec, w.astype(np.float64)))
+    assert got.max() == 200

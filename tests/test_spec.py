@@ -138,3 +138,54 @@ def test_matrix_over_the_memory_budget_points_to_the_operator():
     # (56*3 - 2)**2 taps per channel pair that land inside the input, times 64*64 pairs
     with pytest.raises(ca.ConvAlgebraError, match=r"112,869,376 non-zeros .* conv_operator"):
         ca.conv_matrix(spec, np.ones(spec.weight_shape), max_bytes=2**20)
+
+
+# ---------------------------------------------------------------- review findings
+ConvSpec, ConvAlgebraError = ca.ConvSpec, ca.ConvAlgebraError
+
+
+def test_channel_table_with_transposed_is_rejected():
+    with pytest.raises(ConvAlgebraError, match="channel_table.*transposed"):
+        ConvSpec((2, 5), 2, 3, channel_table=[[1, 0], [1, 1]], transposed=True)
+
+
+@pytest.mark.parametrize("value", [np.array(2.5), np.float64(2.0), 2.0, "2", True, np.bool_(True)])
+def test_non_integer_kernel_size_is_rejected_not_truncated(value):
+    with pytest.raises(TypeError, match="kernel_size"):
+        ConvSpec((1, 7), 1, value)
+
+
+def test_integer_array_of_several_values_gives_a_clear_type_error():
+    with pytest.raises(TypeError, match="single integer"):
+        ConvSpec((1, 7), 1, np.array([2, 3]))
+
+
+def test_zero_dim_integer_arrays_are_accepted():
+    spec = ConvSpec((1, 7), np.int32(2), np.array(3), stride=np.int64(2))
+    assert spec.kernel_size == (3,) and spec.out_channels == 2 and spec.stride == (2,)
+    assert all(type(v) is int for v in (*spec.kernel_size, *spec.stride, spec.out_channels))
+
+
+def test_tile_larger_than_output_is_rejected():
+    with pytest.raises(ConvAlgebraError, match="locally_connected"):
+        ConvSpec((1, 5), 1, 3, tile=7)
+    assert ConvSpec((1, 5), 1, 3, tile=3).weight_shape == (3, 1, 1, 3)  # == output size is fine
+
+
+@pytest.mark.parametrize("table", [5, [[1, "0"], [0, 1]], [[2, 0], [0, 1]], [[-1, 0], [0, 1]],
+                                   [[1, 0.5], [0, 1]], [1, 0], [[[1]]]])
+def test_bad_channel_tables_name_the_parameter(table):
+    with pytest.raises(ConvAlgebraError, match="channel_table"):
+        ConvSpec((2, 5), 2, 3, channel_table=table)
+
+
+def test_good_channel_tables_are_accepted():
+    for table in ([[1, 0], [1, 1]], np.array([[True, False], [True, True]]), ((True, 0), (1, True))):
+        assert ConvSpec((2, 5), 2, 3, channel_table=table).channel_table == ((True, False), (True, True))
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding_mode="reflect", padding=1), dict(padding=((0, 1),))])
+def test_describe_marks_transposed_specs_without_torch_equivalent(kwargs):
+    spec = ConvSpec((1, 5), 1, 3, transposed=True, **kwargs)
+    assert spec.describe().endswith("# transpose of the forward conv; no torch equivalent")
+    assert "#" not in ConvSpec((1, 5), 1, 3, transposed=True, padding=1).describe()
