@@ -65,7 +65,8 @@ _LAZY = {
     "Derivation": "derive",
 }
 
-_SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure", "plot"}
+_SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure", "plot",
+               "gradients", "operators", "report", "connectivity", "variants"}
 
 __all__ = ["ConvSpec", "ConvAlgebraError", "GraphCycleError", "MissingExtraError", *_LAZY]
 

@@ -215,6 +215,8 @@ def symbolic_backward(
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
+    if bias is not None and not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias must be a bool or None (default: spec.bias), got {bias!r}")
     with_bias = spec.bias if bias is None else bool(bias)
     w, a, z = weight_symbols(spec), input_symbols(spec), output_symbols(spec)
     b = symbol_array("b", (spec.out_channels,)) if with_bias else np.empty(0, dtype=object)

@@ -28,6 +28,7 @@ from .connectivity import _channel_layout, iter_triples, spatial_table, tap_weig
 from .errors import ConvAlgebraError
 from .operators import (
     _as_numeric,
+    _check_spec,
     _gather_chunks,
     check_input,
     check_weight,
@@ -35,7 +36,7 @@ from .operators import (
     conv_operator,
     kernel_jacobian,
 )
-from .spec import ConvSpec
+from .spec import ConvSpec, normalize_tuple
 
 __all__ = [
     "AxisSizes",
@@ -69,12 +70,6 @@ def check_grad_output(spec: ConvSpec, grad_output) -> np.ndarray:
     if shape is not None and tuple(shape[1:]) == spec.output_shape:
         layout += f"; got a leading axis of {shape[0]}: pass one example at a time"
     return _as_numeric("grad_output", grad_output, spec.output_shape, layout)
-
-
-def _check_spec(spec) -> ConvSpec:
-    if not isinstance(spec, ConvSpec):
-        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
-    return spec
 
 
 def _check_method(method: str) -> str:
@@ -439,7 +434,10 @@ def transpose_spec(spec: ConvSpec, input_size=None) -> ConvSpec:
                 f"input shape {spec.input_shape}, so no forward spec has this transpose"
             )
         return forward
-    target = spec.input_shape[1:] if input_size is None else input_size
+    if input_size is None:
+        target = spec.input_shape[1:]
+    else:
+        target = normalize_tuple(input_size, spec.ndim, "input_size")
     output_padding = colliding_input_sizes(spec).output_padding_for(target)
     return ConvSpec(
         (spec.out_channels, *spec.output_shape[1:]), spec.in_channels, spec.kernel_size,

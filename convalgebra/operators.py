@@ -16,6 +16,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from .connectivity import (
     _channel_layout,
+    axis_table,
     iter_triples,
     row_template,
     spatial_table,
@@ -65,6 +66,7 @@ def _as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.nda
 
 def check_weight(spec: ConvSpec, weight) -> np.ndarray:
     """Return ``weight`` as an array of ``spec.weight_shape`` or raise a clear error."""
+    _check_spec(spec)
     layout = "(C_in, C_out/groups, *kernel_size)" if spec.transposed else (
         "(C_out, C_in/groups, *kernel_size)"
     )
@@ -77,10 +79,28 @@ def check_weight(spec: ConvSpec, weight) -> np.ndarray:
 
 def check_input(spec: ConvSpec, x) -> np.ndarray:
     """Return ``x`` as an array of ``spec.input_shape`` or raise a clear error."""
+    _check_spec(spec)
     return _as_numeric("x", x, spec.input_shape, "(C_in, *spatial), no batch axis")
 
 
+def _check_spec(spec) -> ConvSpec:
+    """The one spec check of every public entry point."""
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__} ({spec!r})")
+    return spec
+
+
+def _check_count(name: str, value, minimum: int = 1) -> int:
+    """A positive integer parameter (``max_bytes``, ``block_rows``) or a clear error."""
+    if isinstance(value, (bool, np.bool_)) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConvAlgebraError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _budget(nnz: int, n_rows: int, itemsize: int, max_bytes: int, spec: ConvSpec) -> None:
+    max_bytes = _check_count("max_bytes", max_bytes)
     needed = nnz * (itemsize + 4) + (n_rows + 1) * 8
     if needed > max_bytes:
         raise ConvAlgebraError(
@@ -162,6 +182,7 @@ def conv_matrix(spec: ConvSpec, weight, *, max_bytes: int = DEFAULT_MAX_BYTES) -
            [0, 0, 2]])
     """
     w = check_weight(spec, weight)
+    _check_count("max_bytes", max_bytes)
     if spec.tile is None and spec.channel_table is None:
         matrix = _forward_matrix_shared(spec, w, max_bytes)
     else:
@@ -184,6 +205,7 @@ def conv_matrix_blocks(
     [(0, (2, 5)), (2, (1, 5))]
     """
     w = check_weight(spec, weight).ravel()
+    block_rows = _check_count("block_rows", block_rows)
     for rows, t in iter_triples(spec, block_rows):
         block = sp.coo_array(
             (w[t.weight_index], (t.out_index - rows.start, t.in_index)),
@@ -309,11 +331,12 @@ def _operator_kernels(spec: ConvSpec, w: np.ndarray):
     return (lambda v: matrix @ v), (lambda v: transposed @ v)
 
 
-def kernel_jacobian(spec: ConvSpec, x) -> sp.csr_array:
+def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) -> sp.csr_array:
     """The im2col matrix ``J(x)``: ``J @ weight.ravel() == conv(x).ravel()`` (no bias).
 
     Shape ``(prod(output_shape), prod(weight_shape))``; ``J.T @ g`` is the kernel gradient
-    (eq. 9.11 of the Deep Learning book).
+    (eq. 9.11 of the Deep Learning book). Like :func:`conv_matrix`, refuses (naming the
+    size) a matrix that would need more than ``max_bytes``, before building it.
 
     Examples
     --------
@@ -322,6 +345,12 @@ def kernel_jacobian(spec: ConvSpec, x) -> sp.csr_array:
            [2, 3]])
     """
     x = check_input(spec, x)
+    c_out, c_in, per = _channel_layout(spec)
+    links = sum(map(sum, spec.channel_table)) if spec.channel_table is not None else c_out * per
+    n_rows = math.prod(spec.output_shape)
+    # the number of triples, from the per-axis tables (the spatial table is their product)
+    nnz = math.prod(int((axis_table(spec, a) >= 0).sum()) for a in range(spec.ndim)) * links
+    _budget(nnz, n_rows, max(x.dtype.itemsize, 8), max_bytes, spec)
     t = triples(spec)
     n_w = math.prod(spec.weight_shape)
     if spec.transposed:
@@ -347,7 +376,7 @@ def bias_jacobian(spec: ConvSpec) -> sp.csr_array:
            [0., 1.],
            [0., 1.]])
     """
-    c_out = spec.out_channels
+    c_out = _check_spec(spec).out_channels
     per_channel = math.prod(spec.output_shape[1:])
     rows = np.arange(c_out * per_channel)
     return sp.csr_array(

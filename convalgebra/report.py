@@ -38,6 +38,15 @@ def _cell(value) -> str:
     return f"{value:.3g}" if isinstance(value, (float, np.floating)) else str(value)
 
 
+def _connected_sharing(spec: ConvSpec, sharing: np.ndarray) -> np.ndarray:
+    """Use counts of the weights a channel table connects (all weights without a table)."""
+    if spec.channel_table is None:
+        return sharing
+    links = np.array(spec.channel_table, dtype=bool)
+    mask = np.broadcast_to(links.reshape(*links.shape, *[1] * spec.ndim), spec.weight_shape)
+    return sharing.reshape(spec.weight_shape)[mask]
+
+
 def matrix_report(spec: ConvSpec, weight=None, *, symbolic: bool = True, max_size: int = 16) -> str:
     """A report of the matrix a layer induces, as a person reads it.
 
@@ -54,14 +63,18 @@ def matrix_report(spec: ConvSpec, weight=None, *, symbolic: bool = True, max_siz
 
     t = triples(spec)
     n_out, n_in = math.prod(spec.output_shape), math.prod(spec.input_shape)
-    shared = t.sharing()
+    # reflect/replicate/circular padding sends several taps to one entry: count entries
+    nnz = np.unique(t.out_index.astype(np.int64) * t.shape[1] + t.in_index).size
+    shared = _connected_sharing(spec, t.sharing())
     lines = [
         spec.describe(),
         f"output shape {spec.output_shape}, weight shape {spec.weight_shape}, "
         f"{spec.n_params} parameters, {spec.macs:,} MACs",
-        f"matrix: {n_out} x {n_in}, {len(t):,} non-zeros ({100 * len(t) / (n_out * n_in):.1f}% dense), "
+        f"matrix: {n_out} x {n_in}, {nnz:,} non-zeros ({100 * nnz / (n_out * n_in):.1f}% dense), "
         f"structure: {matrix_structure(spec)}",
-        f"parameter sharing: each of the {t.n_weights} weights is used {shared.min()}"
+        f"parameter sharing: each of the {shared.size}"
+        + (" connected" if spec.channel_table is not None else "")
+        + f" weights is used {shared.min()}"
         + (f" to {shared.max()}" if shared.max() != shared.min() else "") + " times",
     ]
     if not spec.tiles_input:

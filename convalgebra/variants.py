@@ -118,8 +118,11 @@ def avg_pool_matrix(input_shape: tuple[int, ...], kernel_size, stride=None, padd
 
     ones = conv_matrix(spec, np.ones(spec.weight_shape))
     if divisor_override is not None:
-        if not isinstance(divisor_override, int) or divisor_override < 1:
+        if isinstance(divisor_override, (bool, np.bool_)) or not hasattr(type(divisor_override), "__index__"):
+            raise TypeError(f"divisor_override must be a positive integer or None, got {divisor_override!r}")
+        if divisor_override < 1:
             raise ConvAlgebraError(f"divisor_override must be a positive integer, got {divisor_override!r}")
+        divisor_override = int(divisor_override)
         return (ones / divisor_override).tocsr()
     divisor = np.ones(1)
     for axis, size in enumerate(spec.input_shape[1:]):
@@ -128,6 +131,21 @@ def avg_pool_matrix(input_shape: tuple[int, ...], kernel_size, stride=None, padd
         divisor = np.multiply.outer(divisor, _axis_counts(spec, axis, lo, hi)).reshape(-1)
     scale = np.tile(1.0 / divisor, spec.out_channels)
     return (sp.diags_array(scale) @ ones).tocsr()
+
+
+def _real_input(x) -> np.ndarray:
+    """``x`` as float64, or a TypeError naming the rule (real numbers only: max needs an order)."""
+    if not isinstance(x, np.ndarray) and hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()  # a torch tensor, possibly requiring grad
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"x must be a real numeric array, got {type(x).__name__}") from exc
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"x must be a real numeric array (max pooling compares values), got dtype {array.dtype}"
+        )
+    return array.astype(np.float64)
 
 
 def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
@@ -143,7 +161,7 @@ def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
     array([[1., 0., 0., 0.],
            [0., 0., 0., 1.]])
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = _real_input(x)
     if x.ndim < 2 or x.ndim > 4:
         raise ConvAlgebraError(f"x must have shape (C, *spatial) with 1-3 spatial dims, got {x.shape}")
     spec = _pool_spec(x.shape, kernel_size, stride, padding, dilation, ceil_mode)

@@ -19,8 +19,12 @@ def conv_specs(
     max_size: int = 7,
     max_channels: int = 4,
     symmetric: bool = False,
+    bias: bool | None = True,
 ):
-    """A valid ConvSpec over every option (channels, groups, stride, dilation, padding...)."""
+    """A valid ConvSpec over every option (channels, groups, stride, dilation, padding...).
+
+    ``bias=None`` draws it (with and without a bias); the default keeps ``bias=True``.
+    """
     nd = draw(st.sampled_from(ndims))
     small = nd == 3
     groups = draw(st.sampled_from([1, 1, 2, 3]))
@@ -48,11 +52,12 @@ def conv_specs(
             draw(st.integers(0, max(0, max(s, d) - 1))) for s, d in zip(stride, dilation)
         )
     flip = draw(st.booleans())
+    has_bias = draw(st.booleans()) if bias is None else bias
     try:
         spec = ConvSpec(
             (cin, *size), cout, kernel, stride=stride, padding=padding, dilation=dilation,
             groups=groups, padding_mode=mode, transposed=is_t,
-            output_padding=output_padding, flip=flip,
+            output_padding=output_padding, flip=flip, bias=has_bias,
         )
     except ConvAlgebraError:
         assume(False)

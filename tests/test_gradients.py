@@ -149,7 +149,7 @@ def test_integer_arguments_give_exact_float64(spec, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(spec=conv_specs(transposed=None), seed=st.integers(0, 2**31),
+@given(spec=conv_specs(transposed=None, bias=None), seed=st.integers(0, 2**31),
        method=st.sampled_from(["matrix", "operator"]))
 def test_complex_gradients_equal_torch_complex_autograd(spec, seed, method):
     """torch's complex convention: conjugate transposes, M(w)^H g and J(x)^H g."""

@@ -146,3 +146,24 @@ def test_narrow_integer_weights_do_not_wrap_when_taps_coincide(dtype):
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, torch_jacobian(spec, w.astype(np.float64)))
     assert got.max() == 200
+
+
+def _report_line(spec, start):
+    from convalgebra.report import matrix_report
+
+    return next(line for line in matrix_report(spec, symbolic=False).splitlines() if line.startswith(start))
+
+
+@given(conv_specs(ndims=(1, 2), modes=("reflect", "replicate", "circular", "zeros")), st.integers(0, 2**31))
+def test_report_counts_the_real_non_zeros_of_the_torch_jacobian(spec, seed):
+    w = np.random.default_rng(seed).uniform(1, 2, spec.weight_shape)  # positive: no cancellation
+    dense = torch_jacobian(spec, w)
+    nnz = int(np.count_nonzero(dense))
+    assert f" {nnz:,} non-zeros ({100 * nnz / dense.size:.1f}% dense)" in _report_line(spec, "matrix:")
+
+
+def test_report_sharing_counts_only_weights_a_channel_table_connects():
+    spec = ca.ConvSpec((2, 4), 2, 3, channel_table=[[1, 0], [1, 1]])
+    assert _report_line(spec, "parameter sharing") == (
+        "parameter sharing: each of the 9 connected weights is used 2 times"
+    )

@@ -9,7 +9,8 @@ from oracle import torch
 from strategies import conv_specs
 
 
-@given(conv_specs(transposed=None, modes=("zeros", "circular", "reflect", "replicate"), symmetric=True))
+@given(conv_specs(transposed=None, modes=("zeros", "circular", "reflect", "replicate"), symmetric=True,
+                  bias=None))
 def test_param_count_and_weight_shape_equal_torch_modules(spec):
     nd = spec.ndim
     cls = getattr(torch.nn, f"ConvTranspose{nd}d" if spec.transposed else f"Conv{nd}d")
