@@ -259,7 +259,10 @@ class AxisSizes:
         Size on the strided side: the forward convolution's output (= a transposed spec's
         input).
     input_sizes : tuple of int
-        Every forward input size mapped to ``output_size`` (ascending).
+        Every forward input size mapped to ``output_size`` (ascending). For a transposed
+        spec: every output size its input reaches, one per ``output_padding <
+        max(stride, dilation)`` (PyTorch's rule; with ``output_padding >= stride`` the size's
+        forward convolution has more outputs, see :func:`transpose_spec`).
     output_padding : tuple of int
         Parallel to ``input_sizes``: the ``output_padding`` a transposed convolution needs
         to produce that size.
@@ -356,6 +359,12 @@ def _with_size(spec: ConvSpec, axis: int, extra: int) -> ConvSpec | None:
         return None
 
 
+def _reach(spec: ConvSpec, axis: int) -> int:
+    """How many sizes to try: a transposed spec allows ``output_padding < max(stride, dilation)``."""
+    s = spec.stride[axis]
+    return max(s, spec.dilation[axis]) if spec.transposed else s
+
+
 def colliding_input_sizes(spec: ConvSpec) -> CollidingSizes:
     """Which input sizes map to the same output size, per axis, and how to tell them apart.
 
@@ -388,7 +397,7 @@ def colliding_input_sizes(spec: ConvSpec) -> CollidingSizes:
         smallest = _smallest_input(spec, axis)
         found = [
             (smallest + extra, extra)
-            for extra in range(spec.stride[axis])
+            for extra in range(_reach(spec, axis))
             if _with_size(spec, axis, extra) is not None
         ]
         axes.append(AxisSizes(

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import convalgebra as ca
 from convalgebra.gradients import colliding_input_sizes, transpose_spec
+from oracle import torch
 from strategies import conv_specs
 
 
@@ -116,3 +117,25 @@ def test_layers_without_a_transposed_spec_say_so(spec):
 def test_not_a_spec_is_a_type_error():
     with pytest.raises(TypeError, match="spec must be a ConvSpec"):
         colliding_input_sizes((1, 7))
+
+
+@given(conv_specs(transposed=True))
+def test_transposed_size_list_is_complete(spec):
+    """Every output_padding torch accepts (< max(stride, dilation)) is listed, the spec's own too."""
+    result = colliding_input_sizes(spec)
+    for axis in result.axes:
+        assert spec.output_shape[axis.axis + 1] in axis.input_sizes
+        if any(b != a for b, a in spec.padding):
+            continue  # torch has no asymmetric transposed padding to compare with
+        for padding in range(max(spec.stride[axis.axis], spec.dilation[axis.axis])):
+            other = list(spec.output_padding)
+            other[axis.axis] = padding
+            module = getattr(torch.nn, f"ConvTranspose{spec.ndim}d")(
+                spec.in_channels, spec.out_channels, spec.kernel_size, stride=spec.stride,
+                padding=tuple(b for b, _ in spec.padding), output_padding=tuple(other),
+                dilation=spec.dilation, groups=spec.groups).double()
+            try:
+                size = module(torch.zeros(1, *spec.input_shape, dtype=torch.float64)).shape[axis.axis + 2]
+            except RuntimeError:
+                continue
+            assert axis.input_sizes[axis.output_padding.index(padding)] == size
