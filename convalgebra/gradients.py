@@ -28,7 +28,10 @@ from .connectivity import _channel_layout, iter_triples, spatial_table, tap_weig
 from .errors import ConvAlgebraError
 from .operators import (
     _as_numeric,
+    _bincount,
     _check_spec,
+    _gather_patches,
+    _with_fill_column,
     _gather_chunks,
     check_input,
     check_weight,
@@ -81,12 +84,6 @@ def _check_method(method: str) -> str:
 def _common_dtype(*arrays: np.ndarray) -> np.dtype:
     dtype = np.result_type(*arrays)
     return np.dtype(np.float64) if dtype.kind in "biu" else dtype
-
-
-def _bincount(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    if values.dtype.kind == "c":
-        return np.bincount(index, values.real, n) + 1j * np.bincount(index, values.imag, n)
-    return np.bincount(index, values, n)
 
 
 def symbolic_backward(spec: ConvSpec, *, bias: bool | None = None, max_terms: int = 50_000):
@@ -158,11 +155,11 @@ def _weight_grad_shared(spec: ConvSpec, u: np.ndarray, v: np.ndarray) -> np.ndar
     groups = spec.groups
     table = spatial_table(spec)
     k = table.shape[1]
-    padded = np.concatenate([u.reshape(c_in, -1), np.zeros((c_in, 1), u.dtype)], axis=1)
+    padded = _with_fill_column(u.reshape(c_in, -1), 0)
     grad = v.reshape(groups, c_out // groups, -1)
     acc = np.zeros((groups, c_out // groups, per, k), dtype=np.result_type(u, v))
     for rows in _gather_chunks(spec):
-        patches = padded[:, table[rows]].reshape(groups, per, -1, k)
+        patches = _gather_patches(padded, table[rows]).reshape(groups, per, -1, k)
         acc += np.einsum("gop,gipk->goik", grad[:, :, rows], patches, optimize=True)
     out = np.empty_like(acc)
     out[..., tap_weight_order(spec)] = acc  # spatial tap -> weight tap (reversed when flip)

@@ -229,10 +229,10 @@ def _apply_forward(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndar
     g = spec.groups
     table = spatial_table(spec)
     w = weight.reshape(g, c_out // g, per, -1)[..., tap_weight_order(spec)]
-    padded = np.concatenate([x.reshape(c_in, -1), np.zeros((c_in, 1), x.dtype)], axis=1)
+    padded = _with_fill_column(x.reshape(c_in, -1), 0)
     out = np.empty((c_out, table.shape[0]), dtype=np.result_type(w, x))
     for rows in _gather_chunks(spec):
-        patches = padded[:, table[rows]].reshape(g, per, -1, table.shape[1])
+        patches = _gather_patches(padded, table[rows]).reshape(g, per, -1, table.shape[1])
         out[:, rows] = np.einsum("goik,gipk->gop", w, patches, optimize=True).reshape(c_out, -1)
     return out.ravel()
 
@@ -257,9 +257,20 @@ def _apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndar
     return acc.reshape(c_in, p_in + 1)[:, :p_in].ravel()
 
 
-def _bincount(index: np.ndarray, values: np.ndarray, size: int, dtype) -> np.ndarray:
+def _with_fill_column(values: np.ndarray, fill) -> np.ndarray:
+    """``(C, P)`` values with one extra column of ``fill``: where padding taps (-1) land."""
+    column = np.full((values.shape[0], 1), fill, dtype=values.dtype)
+    return np.concatenate([values, column], axis=1)
+
+
+def _gather_patches(padded: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``padded[:, table]`` with ``-1`` entries reading the fill column (the last one)."""
+    return padded[:, table]
+
+
+def _bincount(index: np.ndarray, values: np.ndarray, size: int, dtype=None) -> np.ndarray:
     """``np.bincount`` with weights of any numeric dtype (complex summed part by part)."""
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(values.dtype if dtype is None else dtype)
     if dtype.kind == "c":
         return np.bincount(index, values.real, size) + 1j * np.bincount(index, values.imag, size)
     return np.bincount(index, values, size).astype(dtype, copy=False)

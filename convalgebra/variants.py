@@ -167,8 +167,9 @@ def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
     spec = _pool_spec(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     table = spatial_table(spec)
     c, p_in = x.shape[0], math.prod(x.shape[1:])
-    padded = np.concatenate([x.reshape(c, p_in), np.full((c, 1), -np.inf)], axis=1)
-    values = padded[:, np.where(table >= 0, table, p_in)]          # (C, P_out, K)
+    from .operators import _gather_patches, _with_fill_column
+
+    values = _gather_patches(_with_fill_column(x.reshape(c, p_in), -np.inf), table)  # (C, P_out, K)
     best = np.argmax(np.where(np.isnan(values), np.inf, values), axis=2)
     cols = np.take_along_axis(table[None].repeat(c, 0), best[..., None], axis=2)[..., 0]
     cols = cols + (np.arange(c) * p_in)[:, None]
