@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .connectivity import triples
+from .connectivity import layer_rows_cols, triples
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 from .symbolic import input_symbols, output_symbols, symbol_array, weight_symbols
@@ -167,7 +167,7 @@ def _layer_triples(spec: ConvSpec, max_terms: int) -> tuple[list, list, list]:
             f"{spec.describe()} has {len(t):,} products, more than max_terms={max_terms:,}; "
             "symbolic equations are for small layers (raise max_terms to insist)"
         )
-    rows, cols = (t.in_index, t.out_index) if spec.transposed else (t.out_index, t.in_index)
+    rows, cols = layer_rows_cols(spec, t)
     return rows.tolist(), cols.tolist(), t.weight_index.tolist()
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "triples",
     "iter_triples",
     "row_template",
+    "layer_rows_cols",
 ]
 
 
@@ -155,6 +156,18 @@ def _channel_layout(spec: ConvSpec) -> tuple[int, int, int]:
         c_out, c_in = spec.out_channels, spec.in_channels
     per_group = c_in if spec.channel_table is not None else c_in // spec.groups
     return c_out, c_in, per_group
+
+
+def layer_rows_cols(spec: ConvSpec, t: TripleTable) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)`` of the triples in the *layer's* matrix (swapped for a transposed spec).
+
+    Examples
+    --------
+    >>> spec = ConvSpec((1, 2), 1, 2, transposed=True)
+    >>> [a.tolist() for a in layer_rows_cols(spec, triples(spec))]
+    [[0, 1, 1, 2], [0, 0, 1, 1]]
+    """
+    return (t.in_index, t.out_index) if spec.transposed else (t.out_index, t.in_index)
 
 
 def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:

@@ -17,6 +17,7 @@ from scipy.sparse.linalg import LinearOperator
 from .connectivity import (
     _channel_layout,
     axis_table,
+    layer_rows_cols,
     iter_triples,
     row_template,
     spatial_table,
@@ -364,13 +365,9 @@ def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     _budget(nnz, n_rows, max(x.dtype.itemsize, 8), max_bytes, spec)
     t = triples(spec)
     n_w = math.prod(spec.weight_shape)
-    if spec.transposed:
-        # y_T = M^T x: y_T[i] += w[k] x[o] for each forward triple (o, i, k)
-        values, rows = x.ravel()[t.out_index], t.in_index
-        n_rows = t.shape[1]
-    else:
-        values, rows = x.ravel()[t.in_index], t.out_index
-        n_rows = t.shape[0]
+    # transposed: y_T = M^T x, y_T[i] += w[k] x[o] for each forward triple (o, i, k)
+    rows, cols = layer_rows_cols(spec, t)
+    values = x.ravel()[cols]
     matrix = sp.coo_array((values, (rows, t.weight_index)), shape=(n_rows, n_w)).tocsr()
     matrix.sum_duplicates()
     return matrix

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .connectivity import triples
+from .connectivity import layer_rows_cols, triples
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 
@@ -103,7 +103,7 @@ def _entries(spec: ConvSpec, weight: np.ndarray) -> dict[tuple[int, int], Any]:
     t = triples(spec)
     flat = weight.ravel()
     entries: dict[tuple[int, int], Any] = defaultdict(int)
-    rows, cols = (t.in_index, t.out_index) if spec.transposed else (t.out_index, t.in_index)
+    rows, cols = layer_rows_cols(spec, t)
     for r, c, k in zip(rows.tolist(), cols.tolist(), t.weight_index.tolist()):
         entries[r, c] += flat[k]
     return {key: value for key, value in entries.items() if value != 0}
