@@ -30,6 +30,7 @@ __all__ = [
     "iter_triples",
     "row_template",
     "layer_rows_cols",
+    "padded_positions",
 ]
 
 
@@ -64,12 +65,26 @@ def axis_table(spec: ConvSpec, axis: int) -> np.ndarray:
     >>> axis_table(ConvSpec((1, 4), 1, 3, padding=1, padding_mode="circular"), 0)[0]
     array([3, 0, 1])
     """
-    n_out = spec.forward_output_spatial[axis]
     size = spec.forward_input_spatial[axis]
+    return _map_padded(padded_positions(spec, axis), size, spec.padding_mode)
+
+
+def padded_positions(spec: ConvSpec, axis: int) -> np.ndarray:
+    """Coordinate (relative to the unpadded input) each (output position, tap) reads along ``axis``.
+
+    Negative or ``>= size`` values fall in the padding; :func:`axis_table` maps them.
+
+    Examples
+    --------
+    >>> padded_positions(ConvSpec((1, 5), 1, 3, stride=2, padding=1), 0)
+    array([[-1,  0,  1],
+           [ 1,  2,  3],
+           [ 3,  4,  5]])
+    """
+    n_out = spec.forward_output_spatial[axis]
     before = spec.padding[axis][0]
     s, d, k = spec.stride[axis], spec.dilation[axis], spec.kernel_size[axis]
-    pos = np.arange(n_out)[:, None] * s - before + np.arange(k)[None, :] * d
-    return _map_padded(pos, size, spec.padding_mode)
+    return np.arange(n_out)[:, None] * s - before + np.arange(k)[None, :] * d
 
 
 @lru_cache(maxsize=64)

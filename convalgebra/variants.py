@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .connectivity import spatial_table
+from .connectivity import padded_positions, spatial_table
 from .errors import ConvAlgebraError
 from .spec import ConvSpec, normalize_tuple
 
@@ -96,9 +96,7 @@ def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -
 
 def _axis_counts(spec: ConvSpec, axis: int, lo: int, hi: int) -> np.ndarray:
     """Per output position along ``axis``: taps whose padded coordinate lies in [lo, hi)."""
-    n_out = spec.output_shape[1 + axis]
-    start = np.arange(n_out) * spec.stride[axis] - spec.padding[axis][0]
-    taps = start[:, None] + np.arange(spec.kernel_size[axis]) * spec.dilation[axis]
+    taps = padded_positions(spec, axis)
     return ((taps >= lo) & (taps < hi)).sum(axis=1)
 
 
