@@ -167,3 +167,23 @@ def test_report_sharing_counts_only_weights_a_channel_table_connects():
     assert _report_line(spec, "parameter sharing") == (
         "parameter sharing: each of the 9 connected weights is used 2 times"
     )
+
+
+def test_tiled_operator_builds_its_triples_once(monkeypatch):
+    import convalgebra.operators as ops
+
+    spec = ca.ConvSpec((2, 6, 5), 3, 3, padding=1, tile=2)
+    w = np.random.default_rng(0).standard_normal(spec.weight_shape)
+    x = np.random.default_rng(1).standard_normal(int(np.prod(spec.input_shape)))
+    y = np.random.default_rng(2).standard_normal(int(np.prod(spec.output_shape)))
+    m = ca.conv_matrix(spec, w)
+    op = ca.conv_operator(spec, w)
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("triples rebuilt on a product")
+
+    monkeypatch.setattr(ops, "iter_triples", no_rebuild)
+    monkeypatch.setattr(ops, "triples", no_rebuild)
+    for _ in range(2):
+        np.testing.assert_allclose(op @ x, m @ x, rtol=1e-12)
+        np.testing.assert_allclose(op.rmatvec(y), m.T @ y, rtol=1e-12)
