@@ -101,7 +101,7 @@ def main(quick: bool = False) -> None:
     if not quick:
         sweep.append((ca.ConvSpec((64, 56, 56), 64, 3, padding=1), "ResNet stage 1: 64->64, 56x56, 3x3"))
     for spec, label in sweep:
-        throughput(spec, label, repeat=1 if spec.in_channels == 64 else 3)
+        throughput(spec, label)
     torch_probe_ratio()
     tiled_operator_ratio(1 if quick else 3)
 
