@@ -86,10 +86,10 @@ def _weight_codes(spec: ConvSpec, n_rows: int, n_cols: int) -> tuple[np.ndarray,
     Also returns ``{(row, col): [weight numbers]}`` for the cells where several taps land
     (reflect/replicate/circular padding can read one pixel twice).
     """
-    from .connectivity import triples
+    from .connectivity import layer_rows_cols, triples
 
     t = triples(spec) if spec.transposed else triples(spec, slice(0, n_rows))
-    rows, cols = (t.in_index, t.out_index) if spec.transposed else (t.out_index, t.in_index)
+    rows, cols = layer_rows_cols(spec, t)
     keep = (rows < n_rows) & (cols < n_cols)
     rows, cols, w = rows[keep], cols[keep], t.weight_index[keep] + 1
     codes = np.zeros((n_rows, n_cols), dtype=np.int64)

@@ -75,11 +75,10 @@ def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -
     stride = kernel if stride is None else normalize_tuple(stride, n, "stride")
     pad = normalize_tuple(padding, n, "padding", minimum=0)
     dilation = normalize_tuple(dilation, n, "dilation")
-    for p, k, d in zip(pad, kernel, dilation):
-        if p > (d * (k - 1) + 1) // 2:
-            raise ConvAlgebraError(
-                f"padding={pad} must be at most half the kernel extent {kernel} (as in PyTorch)"
-            )
+    if any(2 * p > k for p, k in zip(pad, kernel)):
+        raise ConvAlgebraError(
+            f"padding={pad} must be at most half of kernel_size={kernel} (as in PyTorch)"
+        )
     pairs = []
     for size, k, s, p, d in zip(input_shape[1:], kernel, stride, pad, dilation):
         out = pool_output_size(size, k, s, p, d, ceil_mode)

@@ -146,7 +146,7 @@ def test_border_counts_against_explicit_windows(case):
     assert r.evidence["failing outputs that read either"] == f"{either} of {failing.size}"
 
 
-def test_border_counts_of_the_review_example():
+def test_border_counts_5x5_padding_1_shift_1():
     # 5×5, k=3, p=1, shift 1 along axis 0: the 16 border outputs read padding, rows 0, 1, 3, 4
     # (20 outputs) read input row 0 or 4, which the shift moves in or out
     r = check("translation_equivariance", ca.ConvSpec((1, 5, 5), 1, 3, padding=1), shift=1)

@@ -141,7 +141,7 @@ def test_matrix_over_the_memory_budget_points_to_the_operator():
         ca.conv_matrix(spec, np.ones(spec.weight_shape), max_bytes=2**20)
 
 
-# ---------------------------------------------------------------- review findings
+# ---------------------------------------------------------------- rejected configurations
 ConvSpec, ConvAlgebraError = ca.ConvSpec, ca.ConvAlgebraError
 
 

@@ -154,3 +154,18 @@ def test_max_pool_selection_depends_on_the_input():
 def test_variant_bad_input(call, message):
     with pytest.raises(ca.ConvAlgebraError, match=message):
         call()
+
+
+@pytest.mark.parametrize("kernel, padding, dilation", [(3, 2, 2), (3, 1, 2), (4, 2, 1), (3, 2, 1), (2, 1, 3), (5, 3, 1)])
+def test_pool_padding_rule_is_torchs(kernel, padding, dilation):
+    x = np.zeros((1, 12, 12))
+    try:
+        F.max_pool2d(torch.tensor(x)[None], kernel, 1, padding, dilation)
+        torch_accepts = True
+    except RuntimeError:
+        torch_accepts = False
+    if torch_accepts:
+        assert ca.max_pool_selection(x, kernel, 1, padding, dilation).shape[1] == 144
+    else:
+        with pytest.raises(ca.ConvAlgebraError, match="at most half of kernel_size"):
+            ca.max_pool_selection(x, kernel, 1, padding, dilation)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..connectivity import triples
+from ..connectivity import layer_rows_cols, triples
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 from .model import Derivation, Equation, Expr, Grid, Step
@@ -69,7 +69,7 @@ def matrix_entries(spec: ConvSpec, rows: list[int], cols: list[int], weight: Any
     entries: dict = defaultdict(int)
     for start, stop in _runs(sorted(needed)):
         t = triples(spec, slice(start, stop))
-        r, c = (t.in_index, t.out_index) if spec.transposed else (t.out_index, t.in_index)
+        r, c = layer_rows_cols(spec, t)
         keep = np.isin(r, list(row_set)) & np.isin(c, list(col_set))
         for i, j, k in zip(r[keep].tolist(), c[keep].tolist(), t.weight_index[keep].tolist()):
             entries[i, j] += flat[k]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..connectivity import spatial_table, triples
+from ..connectivity import layer_rows_cols, spatial_table, triples
 from ..spec import ConvSpec
 
 __all__ = [
@@ -65,9 +65,9 @@ def is_plain(spec: ConvSpec) -> bool:
 def layer_table(spec: ConvSpec) -> Table:
     """The layer's own triples (for a transposed spec, the forward table with roles swapped)."""
     t = triples(spec)
-    if spec.transposed:
-        return Table(t.in_index, t.out_index, t.weight_index, t.shape[1], t.shape[0], t.n_weights)
-    return Table(t.out_index, t.in_index, t.weight_index, t.shape[0], t.shape[1], t.n_weights)
+    rows, cols = layer_rows_cols(spec, t)
+    return Table(rows, cols, t.weight_index, math.prod(spec.output_shape),
+                 math.prod(spec.input_shape), t.n_weights)
 
 
 def spatial_layer_table(spec: ConvSpec) -> Table:

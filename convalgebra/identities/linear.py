@@ -19,6 +19,7 @@ import sympy
 
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError
+from ..gradients import transpose_spec
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from .common import eq, positions, require_spec
@@ -68,15 +69,6 @@ def adjoint_conv_spec(spec: ConvSpec) -> ConvSpec:
                     dilation=spec.dilation, flip=not spec.flip, padding_mode=mode, bias=False)
 
 
-def _transposed_spec(spec: ConvSpec) -> ConvSpec:
-    """``transposed=True`` layer from the output back to the input shape (may raise)."""
-    op = tuple(n - ((m - 1) * s - b - a + d * (k - 1) + 1) for n, m, s, (b, a), d, k in zip(
-        spec.input_shape[1:], spec.output_shape[1:], spec.stride, spec.padding, spec.dilation,
-        spec.kernel_size))
-    return replace(spec, input_shape=spec.output_shape, out_channels=spec.in_channels,
-                   transposed=True, bias=False, padding_word=None, output_padding=op)
-
-
 def _swap_channels(spec: ConvSpec, adj: ConvSpec) -> np.ndarray:
     """Map each weight index of ``adj`` (ci, co, t) to the forward weight index (co, ci, t)."""
     idx = np.arange(math.prod(spec.weight_shape)).reshape(spec.weight_shape)
@@ -104,7 +96,7 @@ def adjoint(spec: ConvSpec) -> CheckResult:
     ce, cols = None, None
     if not spec.transposed and spec.padding_mode == "zeros":
         try:
-            tr = _transposed_spec(spec)
+            tr = replace(transpose_spec(spec), bias=False)
         except ConvAlgebraError as exc:
             evidence["transposed layer"] = f"not expressible: {exc}"
         else:
