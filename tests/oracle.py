@@ -33,7 +33,9 @@ def torch_conv(spec: ConvSpec, x, w, bias=None):
     """PyTorch's own op for ``spec`` on a (C, *spatial) tensor, returned without batch axis."""
     dtype = _dtype(x, w, bias)
     xt = torch.as_tensor(x, dtype=dtype)[None]
-    wt = torch.as_tensor(w, dtype=dtype)
+    # a copy: read-only numpy views (e.g. broadcast tiles) are not valid torch storage
+    wt = w if isinstance(w, torch.Tensor) else torch.tensor(np.array(w), dtype=dtype)
+    wt = wt.to(dtype)
     bt = None if bias is None else torch.as_tensor(bias, dtype=dtype)
     nd = spec.ndim
     if spec.flip:
