@@ -31,7 +31,6 @@ largest distance, in input units, between two inputs written to the same output.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -237,59 +236,6 @@ class Resample:
     ratio: Fraction
     linear: bool = False
     align_corners: bool = False
-
-    def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
-        from .connectivity import _map_padded
-
-        read = pos[:, None] * self.stride + np.asarray(self.taps)[None, :]
-        if not clip:
-            return np.unique(read)
-        mapped = _map_padded(read, n, {"constant": "zeros"}.get(self.mode, self.mode))
-        return np.unique(mapped[mapped >= 0])
-
-
-@dataclass(frozen=True, slots=True)
-class Scatter:
-    """Input ``i`` writes to outputs ``i * stride + c`` for ``c`` in ``taps``."""
-
-    stride: int
-    taps: tuple[int, ...]
-
-    def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
-        offset = pos[:, None] - np.asarray(self.taps)[None, :]
-        src = offset // self.stride
-        keep = (offset % self.stride == 0) & ((src >= 0) & (src < n) | (not clip))
-        return np.unique(src[keep])
-
-    def span(self) -> int:
-        """Largest distance between two inputs written to the same output."""
-        best = 0
-        for phase in range(self.stride):
-            same = [c for c in self.taps if (c - phase) % self.stride == 0]
-            if same:
-                best = max(best, (max(same) - min(same)) // self.stride)
-        return best
-
-
-@dataclass(frozen=True, slots=True)
-class Resample:
-    """Interpolation: output ``o`` samples input coordinate ``src(o)`` (PyTorch's rules).
-
-    ``ratio`` is input size per output unit (``1 / scale_factor`` when a scale is given);
-    ``linear`` reads the two neighbours of ``src(o)`` (the second only with a non-zero
-    weight), nearest reads ``floor(o * ratio)``.
-    """
-
-    ratio: Fraction
-    linear: bool = False
-    align_corners: bool = False
-
-    def _src(self, o: int) -> Fraction:
-        if not self.linear:
-            return Fraction(math.floor(o * self.ratio))
-        if self.align_corners:
-            return o * self.ratio
-        return max(Fraction(0), (o + Fraction(1, 2)) * self.ratio - Fraction(1, 2))
 
     def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
         # src(o) = num / den exactly, in integers
