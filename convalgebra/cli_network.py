@@ -8,12 +8,11 @@ also take a single layer given by the spec flags.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
-from .cli_commands import NotAvailableError, Result, _check_suffix
+from .cli_commands import Result, _check_suffix, _module
 from .cli_args import spec_from_args
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
@@ -24,13 +23,7 @@ GRAPH_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 def _zoo():
-    try:
-        return importlib.import_module("convalgebra.zoo")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("convalgebra"):
-            raise NotAvailableError("the model zoo (convalgebra.zoo) is not part of this "
-                                    "installation; give a .json/.yaml graph file") from None
-        raise
+    return _module("zoo", "analyze")
 
 
 def model_names() -> list[str]:
@@ -39,13 +32,7 @@ def model_names() -> list[str]:
 
 
 def _graph_module():
-    try:
-        return importlib.import_module("convalgebra.graph")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("convalgebra"):
-            raise NotAvailableError("network analysis needs convalgebra.graph, which is not "
-                                    "part of this installation") from None
-        raise
+    return _module("graph", "analyze")
 
 
 def _read_graph_file(path: Path):

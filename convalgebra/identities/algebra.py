@@ -18,7 +18,7 @@ from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
-from .common import eq, positions, require_spec
+from .common import eq, one_hot, positions, require_spec
 from .engine import count_tuples, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
@@ -182,12 +182,8 @@ def layer_commutativity(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weigh
 
 def _product_counterexample(spec1, spec2, cols) -> Counterexample:
     o, i, w1, w2 = (int(c[0]) for c in cols)
-    x = np.zeros(math.prod(spec1.input_shape))
-    x[i] = 1.0
-    k1 = np.zeros(math.prod(spec1.weight_shape))
-    k2 = np.zeros(math.prod(spec2.weight_shape))
-    k1[w1], k2[w2] = 1.0, 1.0
-    k1, k2 = k1.reshape(spec1.weight_shape), k2.reshape(spec2.weight_shape)
+    x = one_hot(spec1.input_shape, i).ravel()
+    k1, k2 = one_hot(spec1.weight_shape, w1), one_hot(spec2.weight_shape, w2)
     m1, m2 = conv_matrix(spec1, k1), conv_matrix(spec2, k2)
     lhs = (m1 @ (m2 @ x)).reshape(spec1.output_shape)
     rhs = (m2 @ (m1 @ x)).reshape(spec1.output_shape)

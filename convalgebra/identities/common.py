@@ -13,11 +13,13 @@ Eq(a, a)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..spec import ConvSpec
 
-__all__ = ["positions", "is_symbolic", "require_spec", "eq", "ne"]
+__all__ = ["positions", "is_symbolic", "require_spec", "eq", "ne", "one_hot"]
 
 
 def positions(flat, shape: tuple[int, ...]) -> tuple:
@@ -53,3 +55,16 @@ def ne(lhs, rhs):
     import sympy
 
     return sympy.Ne(lhs, rhs, evaluate=False)
+
+
+def one_hot(shape: tuple[int, ...], flat_index: int) -> np.ndarray:
+    """An array of ``shape`` holding a single 1 at C-order position ``flat_index``.
+
+    Examples
+    --------
+    >>> one_hot((2, 2), 3).tolist()
+    [[0.0, 0.0], [0.0, 1.0]]
+    """
+    out = np.zeros(math.prod(shape))
+    out[flat_index] = 1.0
+    return out.reshape(shape)

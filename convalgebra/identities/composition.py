@@ -25,7 +25,7 @@ from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
-from .common import eq, is_symbolic, positions
+from .common import eq, is_symbolic, one_hot, positions
 from .engine import Table, count_tuples, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
@@ -201,12 +201,8 @@ def _evidence(spec1, spec2, spec) -> dict:
 
 def _counterexample(spec1, spec2, spec, cols) -> Counterexample:
     o, i, w2, w1 = (int(c[0]) for c in cols)
-    x = np.zeros(math.prod(spec1.input_shape))
-    x[i] = 1.0
-    k1 = np.zeros(math.prod(spec1.weight_shape))
-    k2 = np.zeros(math.prod(spec2.weight_shape))
-    k1[w1], k2[w2] = 1.0, 1.0
-    k1, k2 = k1.reshape(spec1.weight_shape), k2.reshape(spec2.weight_shape)
+    x = one_hot(spec1.input_shape, i).ravel()
+    k1, k2 = one_hot(spec1.weight_shape, w1), one_hot(spec2.weight_shape, w2)
     lhs = conv_matrix(spec2, k2) @ (conv_matrix(spec1, k1) @ x)
     rhs = conv_matrix(spec, composed_kernel(spec1, spec2, k1, k2)) @ x
     lhs, rhs = lhs.reshape(spec.output_shape), rhs.reshape(spec.output_shape)
