@@ -46,27 +46,46 @@ _LAZY = {
     "input_gradient": "gradients",
     "weight_gradient": "gradients",
     "bias_gradient": "gradients",
-    "colliding_input_sizes": "gradients",
-    "symbolic_backward": "gradients",
-    "transpose_spec": "gradients",
+    "colliding_input_sizes": "transpose",
+    "symbolic_backward": "symbolic",
+    "transpose_spec": "transpose",
     # identities
     "check": "identities",
     "CheckResult": "identities",
     "equivariant_kernels": "identities",
     # layer graphs
-    "LayerGraph": "graph",
-    "receptive_field": "graph",
-    "param_count": "graph",
-    "macs": "graph",
-    "unit_receptive_field": "graph",
+    "LayerGraph": "network.graph",
+    "receptive_field": "network.graph",
+    "param_count": "network.graph",
+    "macs": "network.graph",
+    "unit_receptive_field": "network.graph",
     "from_torch": "interop.torch",
     # derivations
-    "derive": "derive",
-    "Derivation": "derive",
+    "derive": "derivations",
+    "Derivation": "derivations",
 }
 
-_SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure", "plot",
-               "gradients", "operators", "report", "connectivity", "variants"}
+# attribute -> submodule path, for ``ca.zoo``, ``ca.graph`` and the other submodules
+_SUBMODULES = {
+    "cli": "cli",
+    "connectivity": "connectivity",
+    "derivations": "derivations",
+    "gradients": "gradients",
+    "graph": "network.graph",
+    "identities": "identities",
+    "interop": "interop",
+    "network": "network",
+    "operators": "operators",
+    "plot": "plot",
+    "report": "report",
+    "structure": "structure",
+    "symbolic": "symbolic",
+    "taps": "taps",
+    "testing": "testing",
+    "transpose": "transpose",
+    "variants": "variants",
+    "zoo": "network.zoo",
+}
 
 __all__ = ["ConvSpec", "ConvAlgebraError", "GraphCycleError", "MissingExtraError", *_LAZY]
 
@@ -78,9 +97,9 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     raise AttributeError(f"module 'convalgebra' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
+from .taps import map_padded, padded_coordinates
 
 __all__ = [
     "TripleTable",
@@ -32,22 +33,6 @@ __all__ = [
     "layer_rows_cols",
     "padded_positions",
 ]
-
-
-def _map_padded(pos: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """Map padded coordinates to input positions; -1 marks a zero (padding) tap."""
-    if mode == "zeros":
-        return np.where((pos >= 0) & (pos < size), pos, -1)
-    if mode == "circular":
-        return np.mod(pos, size)
-    if mode == "replicate":
-        return np.clip(pos, 0, size - 1)
-    # reflect without repeating the edge (PyTorch/numpy "reflect"); padding < size is validated
-    period = 2 * (size - 1)
-    if period == 0:
-        return np.zeros_like(pos)
-    folded = np.mod(pos, period)
-    return np.where(folded < size, folded, period - folded)
 
 
 def axis_table(spec: ConvSpec, axis: int) -> np.ndarray:
@@ -66,7 +51,7 @@ def axis_table(spec: ConvSpec, axis: int) -> np.ndarray:
     array([3, 0, 1])
     """
     size = spec.forward_input_spatial[axis]
-    return _map_padded(padded_positions(spec, axis), size, spec.padding_mode)
+    return map_padded(padded_positions(spec, axis), size, spec.padding_mode)
 
 
 def padded_positions(spec: ConvSpec, axis: int) -> np.ndarray:
@@ -81,10 +66,13 @@ def padded_positions(spec: ConvSpec, axis: int) -> np.ndarray:
            [ 1,  2,  3],
            [ 3,  4,  5]])
     """
-    n_out = spec.forward_output_spatial[axis]
-    before = spec.padding[axis][0]
-    s, d, k = spec.stride[axis], spec.dilation[axis], spec.kernel_size[axis]
-    return np.arange(n_out)[:, None] * s - before + np.arange(k)[None, :] * d
+    return padded_coordinates(
+        spec.forward_output_spatial[axis],
+        spec.kernel_size[axis],
+        spec.stride[axis],
+        spec.dilation[axis],
+        spec.padding[axis][0],
+    )
 
 
 @lru_cache(maxsize=64)
@@ -163,7 +151,7 @@ class TripleTable:
         return np.bincount(self.weight_index, minlength=self.n_weights)
 
 
-def _channel_layout(spec: ConvSpec) -> tuple[int, int, int]:
+def channel_layout(spec: ConvSpec) -> tuple[int, int, int]:
     """(C_out, C_in, C_in read per output channel) of the forward convolution."""
     if spec.transposed:
         c_out, c_in = spec.in_channels, spec.out_channels
@@ -203,7 +191,7 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
     >>> t.sharing()
     array([3, 3])
     """
-    c_out, c_in, per = _channel_layout(spec)
+    c_out, c_in, per = channel_layout(spec)
     p_out = math.prod(spec.forward_output_spatial)
     p_in = math.prod(spec.forward_input_spatial)
     n_rows = c_out * p_out
@@ -240,7 +228,7 @@ def iter_triples(spec: ConvSpec, block_rows: int = 65536):
     """Yield ``(row_slice, TripleTable)`` for consecutive blocks of forward-output rows."""
     if block_rows < 1:
         raise ConvAlgebraError(f"block_rows must be a positive integer, got {block_rows}")
-    c_out = _channel_layout(spec)[0]
+    c_out = channel_layout(spec)[0]
     n_rows = c_out * math.prod(spec.forward_output_spatial)
     for start in range(0, n_rows, block_rows):
         rows = slice(start, min(start + block_rows, n_rows))
@@ -268,7 +256,7 @@ class RowTemplate:
 def row_template(spec: ConvSpec) -> RowTemplate:
     """Row pattern of an ordinary (untiled, table-free) convolution, sorted for CSR."""
     sp = spatial_table(spec)
-    _, _, per = _channel_layout(spec)
+    _, _, per = channel_layout(spec)
     k = sp.shape[1]
     p_in = math.prod(spec.forward_input_spatial)
     pos, tap = np.nonzero(sp >= 0)

@@ -13,43 +13,38 @@ on integer data. Complex arguments follow torch's complex autograd: the transpos
 conjugate transposes (``M(w)^H g``, ``J(x)^H g``). ``method="matrix"`` builds the sparse matrices and multiplies by their
 transposes (the literal definition); ``method="operator"`` applies the same transposes
 matrix-free, one chunk of output positions at a time, so memory stays bounded.
-:func:`colliding_input_sizes` and :func:`transpose_spec` hold the size bookkeeping that a
-transposed convolution needs (several input sizes share one output size).
+The size bookkeeping a transposed convolution needs (several input sizes share one output
+size) is in :mod:`convalgebra.transpose`; the symbolic backward pass in
+:mod:`convalgebra.symbolic.backward`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .connectivity import _channel_layout, iter_triples, spatial_table, tap_weight_order
+from .connectivity import channel_layout, iter_triples, spatial_table, tap_weight_order
 from .errors import ConvAlgebraError
 from .operators import (
-    _as_numeric,
-    _bincount,
-    _check_spec,
-    _gather_patches,
-    _with_fill_column,
-    _gather_chunks,
+    as_numeric,
+    weighted_bincount,
+    check_spec,
+    gather_patches,
+    with_fill_column,
+    gather_chunks,
     check_input,
     check_weight,
     conv_matrix,
     conv_operator,
     kernel_jacobian,
 )
-from .spec import ConvSpec, normalize_tuple
+from .spec import ConvSpec
 
 __all__ = [
-    "AxisSizes",
-    "CollidingSizes",
     "bias_gradient",
     "check_grad_output",
-    "colliding_input_sizes",
     "input_gradient",
-    "symbolic_backward",
-    "transpose_spec",
     "weight_gradient",
 ]
 
@@ -67,12 +62,12 @@ def check_grad_output(spec: ConvSpec, grad_output) -> np.ndarray:
     ...
     convalgebra.errors.ConvAlgebraError: grad_output must have shape (1, 3) (C_out, *spatial) of the layer's output, no batch axis, got (1, 4)
     """
-    _check_spec(spec)
+    check_spec(spec)
     layout = "(C_out, *spatial) of the layer's output, no batch axis"
     shape = np.shape(grad_output) if hasattr(grad_output, "shape") else None
     if shape is not None and tuple(shape[1:]) == spec.output_shape:
         layout += f"; got a leading axis of {shape[0]}: pass one example at a time"
-    return _as_numeric("grad_output", grad_output, spec.output_shape, layout)
+    return as_numeric("grad_output", grad_output, spec.output_shape, layout)
 
 
 def _check_method(method: str) -> str:
@@ -84,22 +79,6 @@ def _check_method(method: str) -> str:
 def _common_dtype(*arrays: np.ndarray) -> np.dtype:
     dtype = np.result_type(*arrays)
     return np.dtype(np.float64) if dtype.kind in "biu" else dtype
-
-
-def symbolic_backward(spec: ConvSpec, *, bias: bool | None = None, max_terms: int = 50_000):
-    """Forward and backward equations in sympy: see
-    :func:`convalgebra.backward_symbolic.symbolic_backward` (imported on first use, so the
-    numeric gradients do not load sympy). Returns a
-    :class:`~convalgebra.backward_symbolic.SymbolicBackward`.
-
-    Examples
-    --------
-    >>> symbolic_backward(ConvSpec((1, 3), 1, 2), bias=False)["dL/da2"]
-    Eq(dL/da2, dL/dz1*w2 + dL/dz2*w1)
-    """
-    from .backward_symbolic import symbolic_backward as build
-
-    return build(spec, bias=bias, max_terms=max_terms)
 
 
 # ---------------------------------------------------------------------------- gradients
@@ -135,7 +114,7 @@ def input_gradient(spec: ConvSpec, weight, grad_output, *, method: str = "auto")
     array([[ 1.,  2., 13., 20., 30.]])
     """
     how = _check_method(method)
-    w = check_weight(_check_spec(spec), weight)
+    w = check_weight(check_spec(spec), weight)
     g = check_grad_output(spec, grad_output)
     dtype = _common_dtype(w, g)
     w, g = w.astype(dtype, copy=False), g.astype(dtype, copy=False).ravel()
@@ -151,15 +130,15 @@ def _weight_grad_shared(spec: ConvSpec, u: np.ndarray, v: np.ndarray) -> np.ndar
 
     ``u`` lives on the forward convolution's input, ``v`` on its output.
     """
-    c_out, c_in, per = _channel_layout(spec)
+    c_out, c_in, per = channel_layout(spec)
     groups = spec.groups
     table = spatial_table(spec)
     k = table.shape[1]
-    padded = _with_fill_column(u.reshape(c_in, -1), 0)
+    padded = with_fill_column(u.reshape(c_in, -1), 0)
     grad = v.reshape(groups, c_out // groups, -1)
     acc = np.zeros((groups, c_out // groups, per, k), dtype=np.result_type(u, v))
-    for rows in _gather_chunks(spec):
-        patches = _gather_patches(padded, table[rows]).reshape(groups, per, -1, k)
+    for rows in gather_chunks(spec):
+        patches = gather_patches(padded, table[rows]).reshape(groups, per, -1, k)
         acc += np.einsum("gop,gipk->goik", grad[:, :, rows], patches, optimize=True)
     out = np.empty_like(acc)
     out[..., tap_weight_order(spec)] = acc  # spatial tap -> weight tap (reversed when flip)
@@ -172,7 +151,7 @@ def _weight_grad_triples(spec: ConvSpec, u: np.ndarray, v: np.ndarray) -> np.nda
     n_w = math.prod(spec.weight_shape)
     acc = np.zeros(n_w, dtype=np.result_type(u, v))
     for _, t in iter_triples(spec):
-        acc += _bincount(t.weight_index, u[t.in_index] * v[t.out_index], n_w)
+        acc += weighted_bincount(t.weight_index, u[t.in_index] * v[t.out_index], n_w)
     return acc
 
 
@@ -206,7 +185,7 @@ def weight_gradient(spec: ConvSpec, x, grad_output, *, method: str = "auto") -> 
     array([[[31., 42., 53.]]])
     """
     how = _check_method(method)
-    a = check_input(_check_spec(spec), x)
+    a = check_input(check_spec(spec), x)
     g = check_grad_output(spec, grad_output)
     dtype = _common_dtype(a, g)
     a, g = a.astype(dtype, copy=False), g.astype(dtype, copy=False)
@@ -242,212 +221,3 @@ def bias_gradient(spec: ConvSpec, grad_output) -> np.ndarray:
         )
     dtype = _common_dtype(g)
     return g.reshape(spec.out_channels, -1).sum(axis=1, dtype=dtype)
-
-
-# -------------------------------------------------------------- size bookkeeping
-@dataclass(frozen=True)
-class AxisSizes:
-    """Along one spatial axis: the large-side sizes that share one strided-side size.
-
-    Attributes
-    ----------
-    axis : int
-    output_size : int
-        Size on the strided side: the forward convolution's output (= a transposed spec's
-        input).
-    input_sizes : tuple of int
-        Every forward input size mapped to ``output_size`` (ascending). For a transposed
-        spec: every output size its input reaches, one per ``output_padding <
-        max(stride, dilation)`` (PyTorch's rule; with ``output_padding >= stride`` the size's
-        forward convolution has more outputs, see :func:`transpose_spec`).
-    output_padding : tuple of int
-        Parallel to ``input_sizes``: the ``output_padding`` a transposed convolution needs
-        to produce that size.
-    current : int
-        The spec's own large-side size (forward input, or transposed output).
-    """
-
-    axis: int
-    output_size: int
-    input_sizes: tuple[int, ...]
-    output_padding: tuple[int, ...]
-    current: int
-
-    @property
-    def collides(self) -> bool:
-        return len(self.input_sizes) > 1
-
-    def __str__(self) -> str:
-        if not self.collides:
-            return (
-                f"axis {self.axis}: only input size {self.input_sizes[0]} gives output size "
-                f"{self.output_size} (no collision)"
-            )
-        pairs = ", ".join(
-            f"{n} (output_padding={p})" for n, p in zip(self.input_sizes, self.output_padding)
-        )
-        return f"axis {self.axis}: input sizes {pairs} all give output size {self.output_size}"
-
-
-@dataclass(frozen=True)
-class CollidingSizes:
-    """Result of :func:`colliding_input_sizes`: one :class:`AxisSizes` per spatial axis."""
-
-    spec: ConvSpec
-    axes: tuple[AxisSizes, ...]
-
-    @property
-    def collides(self) -> bool:
-        """True when some axis has several input sizes for one output size."""
-        return any(a.collides for a in self.axes)
-
-    def output_padding_for(self, sizes) -> tuple[int, ...]:
-        """The ``output_padding`` that makes the transposed convolution produce ``sizes``.
-
-        Raises ``ConvAlgebraError`` naming the axis and the reachable sizes otherwise.
-        """
-        sizes = (sizes,) * len(self.axes) if isinstance(sizes, (int, np.integer)) else tuple(sizes)
-        if len(sizes) != len(self.axes):
-            raise ConvAlgebraError(
-                f"sizes must have {len(self.axes)} entries (one per spatial axis), got {sizes!r}"
-            )
-        result = []
-        for axis, size in zip(self.axes, sizes):
-            if size not in axis.input_sizes:
-                raise ConvAlgebraError(
-                    f"size {size} along spatial axis {axis.axis} cannot be reached: the "
-                    f"transposed convolution from size {axis.output_size} produces only "
-                    f"{list(axis.input_sizes)} (output_padding {list(axis.output_padding)})"
-                )
-            result.append(axis.output_padding[axis.input_sizes.index(size)])
-        return tuple(result)
-
-    def __str__(self) -> str:
-        return "\n".join(str(a) for a in self.axes)
-
-    def _repr_markdown_(self) -> str:
-        rows = [
-            f"| {a.axis} | {a.output_size} | {', '.join(map(str, a.input_sizes))} | "
-            f"{', '.join(map(str, a.output_padding))} |"
-            for a in self.axes
-        ]
-        head = "| axis | output size | input sizes | output_padding |\n|---|---|---|---|"
-        return "\n".join([head, *rows])
-
-
-def _smallest_input(spec: ConvSpec, axis: int) -> int:
-    """Smallest forward input size giving the spec's forward output size along ``axis``."""
-    (before, after), k = spec.padding[axis], spec.kernel_size[axis]
-    s, d = spec.stride[axis], spec.dilation[axis]
-    return (spec.forward_output_spatial[axis] - 1) * s + d * (k - 1) + 1 - before - after
-
-
-def _with_size(spec: ConvSpec, axis: int, extra: int) -> ConvSpec | None:
-    """The spec whose forward input along ``axis`` is the smallest plus ``extra``, if valid."""
-    try:
-        if spec.transposed:
-            padding = list(spec.output_padding)
-            padding[axis] = extra
-            return replace(spec, output_padding=tuple(padding))
-        shape = list(spec.input_shape)
-        shape[axis + 1] = _smallest_input(spec, axis) + extra
-        return replace(spec, input_shape=tuple(shape)) if shape[axis + 1] >= 1 else None
-    except ConvAlgebraError:
-        return None
-
-
-def _reach(spec: ConvSpec, axis: int) -> int:
-    """How many sizes to try: a transposed spec allows ``output_padding < max(stride, dilation)``."""
-    s = spec.stride[axis]
-    return max(s, spec.dilation[axis]) if spec.transposed else s
-
-
-def colliding_input_sizes(spec: ConvSpec) -> CollidingSizes:
-    """Which input sizes map to the same output size, per axis, and how to tell them apart.
-
-    A strided convolution floors: with stride ``s``, up to ``s`` input sizes give one output
-    size, so the transposed convolution cannot know which to restore. PyTorch's
-    ``output_padding`` selects it; this lists, for each spatial axis, every such size and the
-    ``output_padding`` that yields it.
-
-    Parameters
-    ----------
-    spec : ConvSpec
-        A forward spec (sizes of its input) or a transposed spec (sizes of its output; its
-        input is the strided side).
-
-    Returns
-    -------
-    CollidingSizes
-
-    Examples
-    --------
-    >>> print(colliding_input_sizes(ConvSpec((1, 7), 1, 3, stride=2)))
-    axis 0: input sizes 7 (output_padding=0), 8 (output_padding=1) all give output size 3
-    >>> sizes = colliding_input_sizes(ConvSpec((1, 3), 1, 3, stride=2, transposed=True))
-    >>> sizes.output_padding_for(8)
-    (1,)
-    """
-    _check_spec(spec)
-    axes = []
-    for axis in range(spec.ndim):
-        smallest = _smallest_input(spec, axis)
-        found = [
-            (smallest + extra, extra)
-            for extra in range(_reach(spec, axis))
-            if _with_size(spec, axis, extra) is not None
-        ]
-        axes.append(AxisSizes(
-            axis=axis,
-            output_size=spec.forward_output_spatial[axis],
-            input_sizes=tuple(n for n, _ in found),
-            output_padding=tuple(p for _, p in found),
-            current=spec.forward_input_spatial[axis],
-        ))
-    return CollidingSizes(spec, tuple(axes))
-
-
-def transpose_spec(spec: ConvSpec, input_size=None) -> ConvSpec:
-    """The spec whose matrix is the transpose of ``spec``'s matrix.
-
-    For a forward spec: the transposed convolution from its output back to its input size
-    (or to ``input_size``, one of :func:`colliding_input_sizes`), ``output_padding`` chosen
-    accordingly. For a transposed spec: its forward convolution.
-
-    Raises
-    ------
-    ConvAlgebraError
-        ``input_size`` cannot be reached, or the spec is tiled or has a channel table.
-
-    Examples
-    --------
-    >>> t = transpose_spec(ConvSpec((1, 8), 1, 3, stride=2))
-    >>> t.input_shape, t.output_padding, t.output_shape
-    ((1, 3), (1,), (1, 8))
-    """
-    _check_spec(spec)
-    if spec.tile is not None or spec.channel_table is not None:
-        raise ConvAlgebraError(
-            "transpose_spec: tiled, locally connected and channel-table layers have no "
-            f"transposed ConvSpec; use conv_matrix(spec, w).T ({spec.describe()})"
-        )
-    if spec.transposed:
-        forward = spec.forward
-        if forward.output_shape != spec.input_shape:
-            raise ConvAlgebraError(
-                f"output_padding={spec.output_padding} is not smaller than stride={spec.stride}: "
-                f"the forward convolution of the output gives {forward.output_shape}, not the "
-                f"input shape {spec.input_shape}, so no forward spec has this transpose"
-            )
-        return forward
-    if input_size is None:
-        target = spec.input_shape[1:]
-    else:
-        target = normalize_tuple(input_size, spec.ndim, "input_size")
-    output_padding = colliding_input_sizes(spec).output_padding_for(target)
-    return ConvSpec(
-        (spec.out_channels, *spec.output_shape[1:]), spec.in_channels, spec.kernel_size,
-        stride=spec.stride, padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
-        padding_mode=spec.padding_mode, bias=spec.bias, transposed=True,
-        output_padding=output_padding, flip=spec.flip,
-    )

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from .connectivity import (
-    _channel_layout,
+    channel_layout,
     axis_table,
     layer_rows_cols,
     iter_triples,
@@ -42,7 +42,7 @@ DEFAULT_MAX_BYTES = 8 * 2**30
 _CHUNK_ELEMENTS = 2**22
 
 
-def _as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndarray:
+def as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndarray:
     if not isinstance(value, np.ndarray) and hasattr(value, "detach"):
         value = value.detach().cpu().numpy()  # a torch tensor
     try:
@@ -67,7 +67,7 @@ def _as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.nda
 
 def check_weight(spec: ConvSpec, weight) -> np.ndarray:
     """Return ``weight`` as an array of ``spec.weight_shape`` or raise a clear error."""
-    _check_spec(spec)
+    check_spec(spec)
     layout = "(C_in, C_out/groups, *kernel_size)" if spec.transposed else (
         "(C_out, C_in/groups, *kernel_size)"
     )
@@ -75,16 +75,16 @@ def check_weight(spec: ConvSpec, weight) -> np.ndarray:
         layout = "(*tile, C_out, C_in/groups, *kernel_size)"
     elif spec.channel_table is not None:
         layout = "(C_out, C_in, *kernel_size)"
-    return _as_numeric("weight", weight, spec.weight_shape, layout)
+    return as_numeric("weight", weight, spec.weight_shape, layout)
 
 
 def check_input(spec: ConvSpec, x) -> np.ndarray:
     """Return ``x`` as an array of ``spec.input_shape`` or raise a clear error."""
-    _check_spec(spec)
-    return _as_numeric("x", x, spec.input_shape, "(C_in, *spatial), no batch axis")
+    check_spec(spec)
+    return as_numeric("x", x, spec.input_shape, "(C_in, *spatial), no batch axis")
 
 
-def _check_spec(spec) -> ConvSpec:
+def check_spec(spec) -> ConvSpec:
     """The one spec check of every public entry point."""
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__} ({spec!r})")
@@ -117,7 +117,7 @@ def _index_dtype(nnz: int, n_cols: int):
 
 def _forward_matrix_shared(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -> sp.csr_array:
     """Ordinary convolution: every output channel repeats one row template (fast path)."""
-    c_out, c_in, per = _channel_layout(spec)
+    c_out, c_in, per = channel_layout(spec)
     template = row_template(spec)
     p_out = math.prod(spec.forward_output_spatial)
     n_cols = c_in * math.prod(spec.forward_input_spatial)
@@ -216,9 +216,9 @@ def conv_matrix_blocks(
         yield rows, block
 
 
-def _gather_chunks(spec: ConvSpec) -> Iterator[slice]:
+def gather_chunks(spec: ConvSpec) -> Iterator[slice]:
     table = spatial_table(spec)
-    _, c_in, _ = _channel_layout(spec)
+    _, c_in, _ = channel_layout(spec)
     step = max(1, _CHUNK_ELEMENTS // max(1, c_in * table.shape[1]))
     for start in range(0, table.shape[0], step):
         yield slice(start, min(start + step, table.shape[0]))
@@ -226,21 +226,21 @@ def _gather_chunks(spec: ConvSpec) -> Iterator[slice]:
 
 def _apply_forward(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Forward convolution matrix-free: gather patches chunk by chunk, contract per group."""
-    c_out, c_in, per = _channel_layout(spec)
+    c_out, c_in, per = channel_layout(spec)
     g = spec.groups
     table = spatial_table(spec)
     w = weight.reshape(g, c_out // g, per, -1)[..., tap_weight_order(spec)]
-    padded = _with_fill_column(x.reshape(c_in, -1), 0)
+    padded = with_fill_column(x.reshape(c_in, -1), 0)
     out = np.empty((c_out, table.shape[0]), dtype=np.result_type(w, x))
-    for rows in _gather_chunks(spec):
-        patches = _gather_patches(padded, table[rows]).reshape(g, per, -1, table.shape[1])
+    for rows in gather_chunks(spec):
+        patches = gather_patches(padded, table[rows]).reshape(g, per, -1, table.shape[1])
         out[:, rows] = np.einsum("goik,gipk->gop", w, patches, optimize=True).reshape(c_out, -1)
     return out.ravel()
 
 
 def _apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Adjoint matrix-free: contract channels, then scatter-add taps with bincount."""
-    c_out, c_in, per = _channel_layout(spec)
+    c_out, c_in, per = channel_layout(spec)
     g = spec.groups
     table = spatial_table(spec)
     p_in = math.prod(spec.forward_input_spatial)
@@ -250,26 +250,26 @@ def _apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndar
     offsets = (np.arange(c_in) * (p_in + 1))[:, None, None]
     dtype = np.result_type(w, y)
     acc = np.zeros(c_in * (p_in + 1), dtype=dtype)
-    for rows in _gather_chunks(spec):
+    for rows in gather_chunks(spec):
         contrib = np.einsum("goik,gop->gipk", w, grad[:, :, rows], optimize=True)
         index = (offsets + sink[rows][None]).ravel()
         values = contrib.reshape(c_in, -1).ravel()
-        acc += _bincount(index, values, acc.size, dtype)
+        acc += weighted_bincount(index, values, acc.size, dtype)
     return acc.reshape(c_in, p_in + 1)[:, :p_in].ravel()
 
 
-def _with_fill_column(values: np.ndarray, fill) -> np.ndarray:
+def with_fill_column(values: np.ndarray, fill) -> np.ndarray:
     """``(C, P)`` values with one extra column of ``fill``: where padding taps (-1) land."""
     column = np.full((values.shape[0], 1), fill, dtype=values.dtype)
     return np.concatenate([values, column], axis=1)
 
 
-def _gather_patches(padded: np.ndarray, table: np.ndarray) -> np.ndarray:
+def gather_patches(padded: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``padded[:, table]`` with ``-1`` entries reading the fill column (the last one)."""
     return padded[:, table]
 
 
-def _bincount(index: np.ndarray, values: np.ndarray, size: int, dtype=None) -> np.ndarray:
+def weighted_bincount(index: np.ndarray, values: np.ndarray, size: int, dtype=None) -> np.ndarray:
     """``np.bincount`` with weights of any numeric dtype (complex summed part by part)."""
     dtype = np.dtype(values.dtype if dtype is None else dtype)
     if dtype.kind == "c":
@@ -279,7 +279,7 @@ def _bincount(index: np.ndarray, values: np.ndarray, size: int, dtype=None) -> n
 
 def _apply_triples(spec: ConvSpec, weight: np.ndarray, v: np.ndarray, adjoint: bool) -> np.ndarray:
     """Forward (or plain transpose, no conjugation) through the triple table, block by block."""
-    c_out, c_in, _ = _channel_layout(spec)
+    c_out, c_in, _ = channel_layout(spec)
     n_out = c_out * math.prod(spec.forward_output_spatial)
     n_in = c_in * math.prod(spec.forward_input_spatial)
     dtype = np.result_type(weight, v)
@@ -287,9 +287,9 @@ def _apply_triples(spec: ConvSpec, weight: np.ndarray, v: np.ndarray, adjoint: b
     flat = weight.ravel()
     for _, t in iter_triples(spec):
         if adjoint:
-            acc += _bincount(t.in_index, flat[t.weight_index] * v[t.out_index], n_in, dtype)
+            acc += weighted_bincount(t.in_index, flat[t.weight_index] * v[t.out_index], n_in, dtype)
         else:
-            acc += _bincount(t.out_index, flat[t.weight_index] * v[t.in_index], n_out, dtype)
+            acc += weighted_bincount(t.out_index, flat[t.weight_index] * v[t.in_index], n_out, dtype)
     return acc
 
 
@@ -357,7 +357,7 @@ def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
            [2, 3]])
     """
     x = check_input(spec, x)
-    c_out, c_in, per = _channel_layout(spec)
+    c_out, c_in, per = channel_layout(spec)
     links = sum(map(sum, spec.channel_table)) if spec.channel_table is not None else c_out * per
     n_rows = math.prod(spec.output_shape)
     # the number of triples, from the per-axis tables (the spatial table is their product)
@@ -384,7 +384,7 @@ def bias_jacobian(spec: ConvSpec) -> sp.csr_array:
            [0., 1.],
            [0., 1.]])
     """
-    c_out = _check_spec(spec).out_channels
+    c_out = check_spec(spec).out_channels
     per_channel = math.prod(spec.output_shape[1:])
     rows = np.arange(c_out * per_channel)
     return sp.csr_array(

@@ -15,8 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ConvAlgebraError
+from .taps import axis_taps
 
-__all__ = ["ConvSpec", "PADDING_MODES", "normalize_tuple"]
+__all__ = ["PADDING_MODES", "ConvSpec", "normalize_tuple", "pool_output_size", "pool_stride"]
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 PADDING_WORDS = ("valid", "same", "full")
@@ -466,11 +467,17 @@ class ConvSpec:
 
     def _untouched(self, side: str) -> tuple[tuple[int, ...], ...]:
         """Per axis: forward inputs no tap reads (``"in"``) or forward outputs reading only padding."""
-        from .connectivity import axis_table
-
         result = []
         for axis in range(self.ndim):
-            table = axis_table(self, axis)
+            table = axis_taps(
+                self.forward_input_spatial[axis],
+                self.forward_output_spatial[axis],
+                self.kernel_size[axis],
+                self.stride[axis],
+                self.dilation[axis],
+                self.padding[axis][0],
+                self.padding_mode,
+            )
             if side == "out":
                 result.append(tuple(np.flatnonzero((table < 0).all(axis=1)).tolist()))
             else:
@@ -533,3 +540,32 @@ class ConvSpec:
 
     def _asymmetric_padding(self) -> bool:
         return any(before != after for before, after in self.padding)
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """PyTorch's pooling output size, including its ``ceil_mode`` rule.
+
+    With ``ceil_mode`` the last window must start inside the input or the left padding.
+
+    Examples
+    --------
+    >>> pool_output_size(5, 2, 2, 0), pool_output_size(5, 2, 2, 0, ceil_mode=True)
+    (2, 3)
+    """
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def pool_stride(kernel: tuple[int, ...], stride: Any) -> tuple[int, ...]:
+    """A pooling layer's stride: ``stride`` per axis, or the kernel size when it is ``None``.
+
+    Examples
+    --------
+    >>> pool_stride((2, 2), None), pool_stride((3, 3), 1)
+    ((2, 2), (1, 1))
+    """
+    return kernel if stride is None else normalize_tuple(stride, len(kernel), "stride")

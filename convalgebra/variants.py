@@ -17,9 +17,9 @@ import scipy.sparse as sp
 
 from .connectivity import padded_positions, spatial_table
 from .errors import ConvAlgebraError
-from .spec import ConvSpec, normalize_tuple
+from .spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
 
-__all__ = ["locally_connected", "tiled", "pool_output_size", "avg_pool_matrix", "max_pool_selection"]
+__all__ = ["locally_connected", "tiled", "avg_pool_matrix", "max_pool_selection"]
 
 
 def tiled(input_shape: tuple[int, ...], out_channels: int, kernel_size, tile, **options: Any) -> ConvSpec:
@@ -50,29 +50,11 @@ def locally_connected(input_shape: tuple[int, ...], out_channels: int, kernel_si
     return ConvSpec(input_shape, out_channels, kernel_size, tile=shared.output_shape[1:], **options)
 
 
-def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
-                     ceil_mode: bool = False) -> int:
-    """PyTorch's pooling output size, including its ``ceil_mode`` rule.
-
-    With ``ceil_mode`` the last window must start inside the input or the left padding.
-
-    Examples
-    --------
-    >>> pool_output_size(5, 2, 2, 0), pool_output_size(5, 2, 2, 0, ceil_mode=True)
-    (2, 3)
-    """
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
-
-
 def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> ConvSpec:
     """A depthwise spec whose zero-padded windows are exactly the pooling windows."""
     n = len(input_shape) - 1
     kernel = normalize_tuple(kernel_size, n, "kernel_size")
-    stride = kernel if stride is None else normalize_tuple(stride, n, "stride")
+    stride = pool_stride(kernel, stride)
     pad = normalize_tuple(padding, n, "padding", minimum=0)
     dilation = normalize_tuple(dilation, n, "dilation")
     if any(2 * p > k for p, k in zip(pad, kernel)):
@@ -164,9 +146,9 @@ def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
     spec = _pool_spec(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     table = spatial_table(spec)
     c, p_in = x.shape[0], math.prod(x.shape[1:])
-    from .operators import _gather_patches, _with_fill_column
+    from .operators import gather_patches, with_fill_column
 
-    values = _gather_patches(_with_fill_column(x.reshape(c, p_in), -np.inf), table)  # (C, P_out, K)
+    values = gather_patches(with_fill_column(x.reshape(c, p_in), -np.inf), table)  # (C, P_out, K)
     best = np.argmax(np.where(np.isnan(values), np.inf, values), axis=2)
     cols = np.take_along_axis(table[None].repeat(c, 0), best[..., None], axis=2)[..., 0]
     cols = cols + (np.arange(c) * p_in)[:, None]

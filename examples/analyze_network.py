@@ -9,7 +9,7 @@ First the CIFAR-10 pipeline of the cs231n notes, built in Python; then ResNet-18
 import argparse
 
 import convalgebra as ca
-from convalgebra.layers import Activation, Conv, Flatten, Linear, MaxPool
+from convalgebra.network.layers import Activation, Conv, Flatten, Linear, MaxPool
 
 
 def main() -> None:

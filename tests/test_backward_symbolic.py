@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import convalgebra as ca
-from convalgebra.backward_symbolic import (
+from convalgebra.symbolic.backward import (
     GradSymbol,
     check_general_formulas,
     general_formulas,

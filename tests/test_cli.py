@@ -13,7 +13,7 @@ import scipy.sparse
 
 from convalgebra import ConvSpec, conv_matrix
 from convalgebra.cli import main
-from convalgebra.cli_args import parse_padding, parse_spec_string
+from convalgebra.cli.args import parse_padding, parse_spec_string
 from strategies import conv_specs
 
 
@@ -176,12 +176,12 @@ def test_debug_shows_traceback(capsys):
 
 
 def test_internal_error_is_exit_1(capsys, monkeypatch):
-    from convalgebra import cli_commands
+    from convalgebra.cli import layer_commands
 
     def boom(ns):
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(cli_commands, "matrix", boom)
+    monkeypatch.setattr(layer_commands, "matrix", boom)
     code, _, err = run(capsys, "matrix", "--in", "1x5", "-k", "3")
     assert code == 1
     assert err.strip() == "internal error (RuntimeError): unexpected (run with --debug for the traceback)"
@@ -256,20 +256,20 @@ def _flags(spec: ConvSpec) -> list[str]:
 def test_flags_round_trip_every_spec(spec):
     """Any spec the library accepts can be typed on the command line and comes back equal."""
     from convalgebra.cli import build_parser
-    from convalgebra.cli_args import spec_from_args
+    from convalgebra.cli.args import spec_from_args
 
     ns = build_parser().parse_args(["matrix", *_flags(spec)])
     assert spec_from_args(ns) == spec
 
 
 def test_missing_library_module_is_a_clear_exit_1(capsys, monkeypatch):
-    from convalgebra import cli_commands
+    from convalgebra.cli import common
 
     def absent(name):
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
-    monkeypatch.setattr(cli_commands.importlib, "import_module", absent)
+    monkeypatch.setattr(common.importlib, "import_module", absent)
     code, out, err = run(capsys, "derive", "matrix", "--in", "1x4", "-k", "2")
     assert code == 1 and out == ""
     assert err.strip() == ("error: 'convalgebra derive' is not available: this installation has "
-                           "no convalgebra.derive module")
+                           "no convalgebra.derivations module")

@@ -9,7 +9,7 @@ import pytest
 
 from convalgebra import ConvSpec
 from convalgebra.cli import main
-from convalgebra.cli_commands import _array
+from convalgebra.cli.layer_commands import _array
 
 
 def run(capsys, *argv):
@@ -63,7 +63,7 @@ def test_grad_numeric_matches_torch_autograd(capsys, flags):
     from oracle import torch_grads
 
     from convalgebra.cli import build_parser
-    from convalgebra.cli_args import spec_from_args
+    from convalgebra.cli.args import spec_from_args
 
     spec = spec_from_args(build_parser().parse_args(["grad", *flags]))
     code, out, _ = run(capsys, "grad", *flags, "--numeric", "--seed", "5")

@@ -169,9 +169,9 @@ def _torch_box(spec, unit):
 )
 def test_rf_unit_of_a_layer_matches_torch_gradient_support(capsys, flags, unit):
     pytest.importorskip("torch")
-    from convalgebra.cli_args import parse_padding  # noqa: F401 - flags parsed by main below
+    from convalgebra.cli.args import parse_padding  # noqa: F401 - flags parsed by main below
     from convalgebra.cli import build_parser
-    from convalgebra.cli_args import spec_from_args
+    from convalgebra.cli.args import spec_from_args
 
     spec = spec_from_args(build_parser().parse_args(["rf", *flags]))
     code, out, _ = run(capsys, "rf", *flags, "--unit", "x".join(map(str, unit)))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from convalgebra.derive.render import PREAMBLE
-from convalgebra.derive.verify import verify
+from convalgebra.derivations.render import PREAMBLE
+from convalgebra.derivations.verify import verify
 
 HERE = Path(__file__).resolve().parent.parent / "examples" / "derivations"
 sys.path.insert(0, str(HERE))

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import convalgebra as ca
-from convalgebra.derive import Derivation, Equation, Expr, Step, combine
-from convalgebra.derive.printing import linear, sum_of_products, tex, text, tex_to_text
-from convalgebra.derive.verify import RoundTripError, latex_parser_available, verify
+from convalgebra.derivations import Derivation, Equation, Expr, Step, combine
+from convalgebra.derivations.printing import linear, sum_of_products, tex, text, tex_to_text
+from convalgebra.derivations.verify import RoundTripError, latex_parser_available, verify
 from oracle import torch_conv, torch_grads, torch_jacobian
 from strategies import conv_specs
 
@@ -237,7 +237,7 @@ def test_combine_nests_parts_as_steps():
 
 
 def test_params_and_receptive_field_of_lenet():
-    from convalgebra.layers import AvgPool, Conv, Flatten, Linear
+    from convalgebra.network.layers import AvgPool, Conv, Flatten, Linear
 
     g = ca.LayerGraph.sequential((1, 28, 28), [Conv(6, 5, padding=2), AvgPool(2, 2), Conv(16, 5), AvgPool(2, 2),
                                                Flatten(), Linear(120), Linear(84), Linear(10)])

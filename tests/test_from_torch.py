@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
 from convalgebra import ConvAlgebraError, from_torch, macs, param_count, zoo  # noqa: E402
-from convalgebra.graph import buffer_count  # noqa: E402
+from convalgebra.network.graph import buffer_count  # noqa: E402
 
 
 # ------------------------------------------------------------------ plain torch models

@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import convalgebra as ca
-from convalgebra.gradients import transpose_spec
+from convalgebra.transpose import transpose_spec
 from oracle import torch, torch_conv, torch_grads
 from strategies import conv_specs
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import convalgebra as ca
-from convalgebra.gradients import transpose_spec
+from convalgebra.transpose import transpose_spec
 from convalgebra.operators import conv_matrix_blocks, kernel_jacobian
 from convalgebra.variants import avg_pool_matrix, max_pool_selection
 from oracle import torch, torch_conv

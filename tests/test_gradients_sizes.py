@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import convalgebra as ca
-from convalgebra.gradients import colliding_input_sizes, transpose_spec
+from convalgebra.transpose import colliding_input_sizes, transpose_spec
 from oracle import torch
 from strategies import conv_specs
 

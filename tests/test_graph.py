@@ -11,8 +11,8 @@ import pytest
 
 import convalgebra as ca
 from convalgebra import ConvAlgebraError, GraphCycleError, LayerGraph
-from convalgebra import layers as L
-from convalgebra.graph import buffer_count, flops, unit_receptive_field
+from convalgebra.network import layers as L
+from convalgebra.network.graph import buffer_count, flops, unit_receptive_field
 
 
 def _branchy() -> LayerGraph:

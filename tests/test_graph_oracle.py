@@ -21,8 +21,8 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 nn = torch.nn
 
-from convalgebra import layers as L  # noqa: E402
-from convalgebra.graph import LayerGraph  # noqa: E402
+from convalgebra.network import layers as L  # noqa: E402
+from convalgebra.network.graph import LayerGraph  # noqa: E402
 
 __all__ = ["TorchGraph", "gradient_box", "gradient_boxes", "check_shapes", "flop_count"]
 

@@ -17,9 +17,9 @@ from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 from convalgebra import ConvAlgebraError
-from convalgebra import layers as L
-from convalgebra.graph import LayerGraph
-from convalgebra.receptive import AxisRF, Local, Scatter, apply_map, input_rf
+from convalgebra.network import layers as L
+from convalgebra.network.graph import LayerGraph
+from convalgebra.network.receptive import AxisRF, Local, Scatter, apply_map, input_rf
 
 from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
 

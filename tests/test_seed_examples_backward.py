@@ -5,7 +5,7 @@ import pytest
 import sympy
 
 import convalgebra as ca
-from convalgebra.backward_symbolic import grad_symbol
+from convalgebra.symbolic.backward import grad_symbol
 
 SPEC = ca.ConvSpec((1, 5, 5), 1, 3, stride=2, bias=False)
 a = {k: sympy.Symbol(f"a{k}") for k in range(1, 26)}

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from convalgebra import ConvSpec, LayerGraph, conv_matrix, macs, param_count, receptive_field, zoo
-from convalgebra import layers as L
+from convalgebra.network import layers as L
 
 
 def test_seed_5_cifar10_pipeline_shapes():

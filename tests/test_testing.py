@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 import convalgebra as ca
-from convalgebra.gradients import transpose_spec
+from convalgebra.transpose import transpose_spec
 from convalgebra.testing import DotTestResult, dottest
 
 

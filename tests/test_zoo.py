@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from convalgebra import ConvAlgebraError, macs, param_count, zoo
-from convalgebra.graph import LayerGraph, buffer_count
+from convalgebra.network.graph import LayerGraph, buffer_count
 
 from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
 

@@ -19,7 +19,7 @@ import sympy
 
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError
-from ..gradients import transpose_spec
+from ..transpose import transpose_spec
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from .common import eq, positions, require_spec

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError
-from ..spec import ConvSpec
+from ..spec import ConvSpec, normalize_tuple, pool_stride
 from .common import positions
 from .equivariance import translation_equivariance
 from .result import CheckResult, Counterexample
@@ -23,8 +23,9 @@ __all__ = ["max_pool", "max_pool_invariance", "avg_pool_equivariance", "avg_pool
 
 
 def _pool_spec(shape, kernel_size, stride, padding) -> ConvSpec:
-    return ConvSpec((1, *shape), 1, kernel_size, stride=kernel_size if stride is None else stride,
-                    padding=padding, bias=False)
+    kernel = normalize_tuple(kernel_size, len(shape), "kernel_size")
+    return ConvSpec((1, *shape), 1, kernel, stride=pool_stride(kernel, stride), padding=padding,
+                    bias=False)
 
 
 def max_pool(x, kernel_size, stride=None, padding=0) -> np.ndarray:
@@ -99,9 +100,9 @@ def avg_pool_spec(input_shape, kernel_size=2, stride=None, padding=0) -> tuple[C
     (2, (2, 1, 2, 2), 0.25)
     """
     c = input_shape[0]
-    spec = ConvSpec(tuple(input_shape), c, kernel_size,
-                    stride=kernel_size if stride is None else stride, padding=padding,
-                    groups=c, bias=False)
+    kernel = normalize_tuple(kernel_size, len(input_shape) - 1, "kernel_size")
+    spec = ConvSpec(tuple(input_shape), c, kernel, stride=pool_stride(kernel, stride),
+                    padding=padding, groups=c, bias=False)
     w = np.full(spec.weight_shape, 1.0 / math.prod(spec.kernel_size))
     return spec, w
 

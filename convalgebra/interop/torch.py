@@ -1,4 +1,4 @@
-"""Import a ``torch.nn.Module`` into a :class:`~convalgebra.graph.LayerGraph` via ``torch.fx``.
+"""Import a ``torch.nn.Module`` into a :class:`~convalgebra.network.graph.LayerGraph` via ``torch.fx``.
 
 The module is traced symbolically (``torch.fx.symbolic_trace``); each call of a module or of a
 common functional becomes a node of the graph, named after the module's qualified name (a
@@ -19,8 +19,8 @@ from collections import Counter
 from typing import Any, Sequence
 
 from ..errors import ConvAlgebraError, require
-from ..graph import LayerGraph
-from ..layers import (Activation, AdaptivePool, Add, AvgPool, BatchNorm, Concat, Conv, Dropout,
+from ..network.graph import LayerGraph
+from ..network.layers import (Activation, AdaptivePool, Add, AvgPool, BatchNorm, Concat, Conv, Dropout,
                       Flatten, GroupNorm, Identity, Layer, LayerNorm, Linear, MaxPool, Mean, Mul,
                       Opaque, Pad, Upsample)
 

@@ -21,9 +21,9 @@ import sys
 import time
 
 from convalgebra import LayerGraph, zoo
-from convalgebra import graph as graph_module
-from convalgebra import layers as L
-from convalgebra import receptive
+from convalgebra.network import graph as graph_module
+from convalgebra.network import layers as L
+from convalgebra.network import receptive
 
 
 def analyse(g: LayerGraph) -> dict:

@@ -1,7 +1,7 @@
 """The worked examples of the course material, each built as a derivation with the public API.
 
 ``SEEDS`` lists ``(number, slug, builder)``; a builder returns a
-:class:`convalgebra.derive.Derivation`. ``generate.py`` writes the Markdown of each to
+:class:`convalgebra.derivations.Derivation`. ``generate.py`` writes the Markdown of each to
 ``NN_<slug>.md``; ``tests/test_derivation_goldens.py`` rebuilds them and checks the files are
 up to date and that every equation round-trips.
 """
@@ -12,9 +12,9 @@ import numpy as np
 import sympy
 
 import convalgebra as ca
-from convalgebra.derive import Derivation, Equation, Expr, Step, combine
-from convalgebra.derive.printing import number
-from convalgebra.layers import Activation, AvgPool, Conv, Flatten, Linear, MaxPool
+from convalgebra.derivations import Derivation, Equation, Expr, Step, combine
+from convalgebra.derivations.printing import number
+from convalgebra.network.layers import Activation, AvgPool, Conv, Flatten, Linear, MaxPool
 
 Spec = ca.ConvSpec
 
@@ -220,7 +220,7 @@ def seed20() -> Derivation:
 
 def _flip_step() -> Step:
     """M of the true convolution with w equals M of the cross-correlation with w reversed."""
-    from convalgebra.derive.matrices import matrix_grid
+    from convalgebra.derivations.matrices import matrix_grid
     from convalgebra.symbolic import weight_symbols
 
     conv, xcorr = Spec((1, 5), 1, 3, flip=True, bias=False), Spec((1, 5), 1, 3, bias=False)

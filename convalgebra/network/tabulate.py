@@ -17,7 +17,7 @@ import io
 import json
 from typing import Any, Sequence
 
-from .errors import ConvAlgebraError
+from ..errors import ConvAlgebraError
 
 __all__ = ["FORMATS", "render", "format_cell"]
 

@@ -1,4 +1,4 @@
-"""The layer kinds a :class:`~convalgebra.graph.LayerGraph` holds.
+"""The layer kinds a :class:`~convalgebra.network.graph.LayerGraph` holds.
 
 A layer is a frozen dataclass holding its configuration (never the input shape: the graph
 supplies it). :meth:`Layer.facts` turns the shapes of its inputs into everything the graph
@@ -22,10 +22,9 @@ from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from .errors import ConvAlgebraError
+from ..errors import ConvAlgebraError
 from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Window
-from .spec import ConvSpec, normalize_tuple
-from .variants import pool_output_size
+from ..spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
 
 __all__ = [
     "Facts", "Layer", "Input", "Conv", "MaxPool", "AvgPool", "AdaptivePool", "Linear",
@@ -42,7 +41,7 @@ class Facts:
     """What a layer does to given input shapes.
 
     ``maps`` holds, per input port, one axis map per spatial axis (see
-    :mod:`convalgebra.receptive`); ``None`` means global reach (every output reads everything).
+    :mod:`convalgebra.network.receptive`); ``None`` means global reach (every output reads everything).
     """
 
     shape: Shape
@@ -172,7 +171,7 @@ class _Pool(Layer):
         (shape,) = inputs
         n = _need_spatial(shape, self.kind)
         k = normalize_tuple(self.kernel_size, n, "kernel_size")
-        s = k if self.stride is None else normalize_tuple(self.stride, n, "stride")
+        s = pool_stride(k, self.stride)
         p = normalize_tuple(self.padding, n, "padding", minimum=0)
         d = normalize_tuple(self.dilation, n, "dilation")
         if any(2 * pi > ki for pi, ki in zip(p, k)):

@@ -17,10 +17,11 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import cli_commands as commands
-from . import cli_network as network
-from .cli_args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
-from .errors import ConvAlgebraError, MissingExtraError
+from . import layer_commands as commands
+from .common import NotAvailableError
+from . import network_commands as network
+from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
+from ..errors import ConvAlgebraError, MissingExtraError
 
 __all__ = ["main", "build_parser"]
 
@@ -235,7 +236,7 @@ convalgebra params lenet5 --format markdown""")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``convalgebra`` argument parser with all its subcommands."""
-    from . import __version__
+    from .. import __version__
 
     parser = _Parser(
         prog="convalgebra",
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         bad = _is_bad_input(exc)
-        expected = bad or isinstance(exc, (MissingExtraError, commands.NotAvailableError))
+        expected = bad or isinstance(exc, (MissingExtraError, NotAvailableError))
         kind = "error" if expected else f"internal error ({type(exc).__name__})"
         hint = "" if debug or expected else " (run with --debug for the traceback)"
         print(f"{kind}: {_one_line(exc)}{hint}", file=sys.stderr)

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConvAlgebraError
-from .spec import PADDING_MODES, ConvSpec
+from ..errors import ConvAlgebraError
+from ..spec import PADDING_MODES, ConvSpec
 
 __all__ = [
     "parse_shape",

@@ -7,19 +7,18 @@ A handler never prints and never writes: it returns the text to print and the fi
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .cli_args import make_array, make_weight, parse_spec_string, spec_from_args
-from .errors import ConvAlgebraError
-from .spec import ConvSpec
+from .common import Result, check_suffix, library_module, load_model
+from .args import make_array, make_weight, parse_spec_string, spec_from_args
+from ..errors import ConvAlgebraError
+from ..spec import ConvSpec
 
-__all__ = ["Result", "NotAvailableError", "matrix", "grad", "check", "derive", "MAIN_EPILOG"]
+__all__ = ["matrix", "grad", "check", "derive", "MAIN_EPILOG"]
 
 MAIN_EPILOG = """examples:
   convalgebra                                   # analyse resnet18 at 3x224x224
@@ -38,31 +37,6 @@ layer flags (PyTorch's names): --in 3x32x32 --out 16 -k 3 -s 2 -p 1 -d 1 -g 1
 exit codes: 0 success, 1 failure, 2 bad input (one line on stderr; --debug for the traceback)"""
 
 
-@dataclass
-class Result:
-    """What a subcommand produced: text for stdout and files to write (path -> bytes)."""
-
-    text: str = ""
-    files: dict[Path, bytes] = field(default_factory=dict)
-
-
-class NotAvailableError(RuntimeError):
-    """A subcommand whose library module is not part of this installation."""
-
-
-def _module(name: str, command: str):
-    """Import ``convalgebra.<name>`` or say that ``command`` is not available."""
-    try:
-        return importlib.import_module(f"convalgebra.{name}")
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("convalgebra"):
-            raise
-        raise NotAvailableError(
-            f"'convalgebra {command}' is not available: this installation has no "
-            f"convalgebra.{name} module"
-        ) from None
-
-
 def _spec(ns: argparse.Namespace, command: str) -> ConvSpec:
     if ns.input_shape is None or ns.kernel_size is None:
         raise ConvAlgebraError(
@@ -77,7 +51,7 @@ def _matrix_bytes(spec: ConvSpec, weight, path: Path) -> bytes:
     import scipy.io
     import scipy.sparse
 
-    from .operators import conv_matrix
+    from ..operators import conv_matrix
 
     if weight is None:
         weight = np.arange(1, math.prod(spec.weight_shape) + 1).reshape(spec.weight_shape)
@@ -95,19 +69,12 @@ MATRIX_MAX_TERMS = 20_000_000   # non-zeros of the largest matrix `convalgebra m
 SYMBOLIC_MAX_TERMS = 50_000     # above this, entries are shown as weight numbers
 
 
-def _check_suffix(path: Path | None, allowed: tuple[str, ...], option: str) -> None:
-    if path is not None and path.suffix.lower() not in allowed:
-        raise ConvAlgebraError(
-            f"{option} must name a {' or '.join(allowed)} file, got {str(path)!r}"
-        )
-
-
 def matrix(ns: argparse.Namespace) -> Result:
     """``convalgebra matrix``: the report of :func:`convalgebra.report.matrix_report`."""
-    from .report import matrix_report
+    from ..report import matrix_report
 
-    _check_suffix(ns.save, (".npz", ".mtx"), "--save")
-    _check_suffix(ns.plot, (".png",), "--plot")
+    check_suffix(ns.save, (".npz", ".mtx"), "--save")
+    check_suffix(ns.plot, (".png",), "--plot")
     if ns.max_size < 1:
         raise ConvAlgebraError(f"--max-size must be a positive integer, got {ns.max_size}")
     spec = _spec(ns, "matrix")
@@ -127,7 +94,7 @@ def matrix(ns: argparse.Namespace) -> Result:
     if ns.save is not None:
         files[ns.save] = _matrix_bytes(spec, weight, ns.save)
     if ns.plot is not None:
-        from .plot import plot_matrix, to_png
+        from ..plot import plot_matrix, to_png
 
         files[ns.plot] = to_png(plot_matrix(spec, weight))
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
@@ -153,7 +120,7 @@ def _equation_lines(bw, equations, limit: int) -> list[str]:
 
 
 def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
-    from .gradients import symbolic_backward
+    from ..symbolic import symbolic_backward
 
     bw = symbolic_backward(spec)
     titles = {
@@ -180,7 +147,7 @@ def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
 
 
 def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
-    from .gradients import bias_gradient, input_gradient, weight_gradient
+    from ..gradients import bias_gradient, input_gradient, weight_gradient
 
     weight = make_weight(ns.weight or "random", spec, ns.seed)
     if weight is None:
@@ -248,7 +215,7 @@ def _pool_arguments(ns: argparse.Namespace, law) -> tuple[list, dict]:
 
 def check(ns: argparse.Namespace) -> Result:
     """``convalgebra check``: verify an identity, with its evidence or a counterexample."""
-    identities = _module("identities", "check")
+    identities = library_module("identities", "check")
     laws = identities.LAWS
     if ns.list:
         return Result("\n".join(sorted(laws)))
@@ -274,10 +241,8 @@ def check(ns: argparse.Namespace) -> Result:
 # ----------------------------------------------------------------------------- derive
 def derive(ns: argparse.Namespace) -> Result:
     """``convalgebra derive``: a derivation as LaTeX, Markdown or text (``-o`` writes a file)."""
-    derive_module = _module("derive", "derive")
+    derive_module = library_module("derivations", "derive")
     if ns.model is not None:
-        from .cli_network import load_model
-
         if ns.input_shape is not None or ns.kernel_size is not None:
             raise ConvAlgebraError("derive: give --model or the layer flags, not both")
         obj = load_model(ns.model, ns.input)

@@ -5,7 +5,7 @@ each a statement, displayed equations and a justification, rendered as LaTeX
 (:meth:`Derivation.to_latex`, a fragment or a standalone document), Markdown with ``$…$`` math
 (:meth:`Derivation.to_markdown`) and plain text (:meth:`Derivation.to_text`). Every displayed
 expression keeps the value the library computed, and :meth:`Derivation.verify` parses the
-printed form back and compares (see :mod:`convalgebra.derive.verify`).
+printed form back and compares (see :mod:`convalgebra.derivations.verify`).
 
 Examples
 --------
@@ -96,18 +96,3 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
     if obj is None:
         raise ConvAlgebraError(f"derive({what!r}, obj) needs an object to derive it for, got None")
     return registry[what](obj, **options)
-
-
-class _CallableModule(__import__("types").ModuleType):
-    """``convalgebra.derive`` is both this package and the function :func:`derive`.
-
-    Importing a submodule (``convalgebra.derive.verify``) binds the package to the name
-    ``derive`` on ``convalgebra``; making the package callable keeps ``ca.derive(...)`` working
-    whichever of the two the name holds.
-    """
-
-    def __call__(self, what: Any, obj: Any = None, **options: Any) -> Derivation:
-        return derive(what, obj, **options)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -1,4 +1,4 @@
-"""Printers for :class:`~convalgebra.derive.model.Derivation`: LaTeX, Markdown, plain text.
+"""Printers for :class:`~convalgebra.derivations.model.Derivation`: LaTeX, Markdown, plain text.
 
 The LaTeX document needs only ``amsmath`` (part of every LaTeX installation). Markdown uses
 ``$…$`` inline and ``$$…$$`` display math, which GitHub and Jupyter both render.

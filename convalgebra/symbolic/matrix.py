@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .connectivity import layer_rows_cols, triples
-from .errors import ConvAlgebraError
-from .spec import ConvSpec
+from ..connectivity import layer_rows_cols, triples
+from ..errors import ConvAlgebraError
+from ..spec import ConvSpec
 
 __all__ = [
     "weight_symbols",

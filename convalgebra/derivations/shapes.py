@@ -174,7 +174,7 @@ def _compare(specs: list[ConvSpec]) -> Step:
     shapes = [s.output_shape for s in specs]
     if len(set(shapes)) == len(shapes):
         return Step("The output shapes differ: " + ", ".join(map(str, shapes)) + ".", rule="result")
-    from ..gradients import colliding_input_sizes
+    from ..transpose import colliding_input_sizes
 
     lines = [str(a) for s in specs for a in colliding_input_sizes(s).axes if a.collides]
     return Step(

@@ -3,7 +3,7 @@
 Printed with the book's letters and 1-based indices, the layer's strides substituted
 (``(j-1) \\times 2 + m``), for any number of spatial dimensions. ``V`` is the padded input and
 ``K`` the kernel stack (zeros between dilated taps, reversed when the kernel is flipped), as in
-:mod:`convalgebra.backward_symbolic`, whose :func:`check_general_formulas` expands these
+:mod:`convalgebra.symbolic.backward`, whose :func:`check_general_formulas` expands these
 formulas for the layer's sizes and compares them with the instantiated equations.
 """
 
@@ -105,7 +105,7 @@ def general_check(backward) -> Step | None:
     if not _in_scope(backward.spec):
         return None
     try:
-        from ..backward_symbolic import check_general_formulas
+        from ..symbolic.backward import check_general_formulas
 
         agrees = check_general_formulas(backward)
     except (ImportError, ConvAlgebraError):

@@ -1,7 +1,7 @@
 """Derivations over layers and networks: parameter counts, MACs, receptive-field growth.
 
 Every number comes from the library (:class:`~convalgebra.spec.ConvSpec` arithmetic and
-:class:`~convalgebra.graph.LayerGraph`'s per-node facts and receptive fields); this module
+:class:`~convalgebra.network.graph.LayerGraph`'s per-node facts and receptive fields); this module
 writes the arithmetic that produces it (``5 \\cdot 5 \\cdot 3 + 1 = 76``), the table, the
 totals, and the receptive-field recurrence ``r_l = r_{l-1} + (k_l - 1) d_l j_{l-1}``,
 ``j_l = j_{l-1} s_l`` with the numbers of each layer -- checked against the library's values
@@ -14,7 +14,7 @@ import math
 from typing import Any, Sequence
 
 from ..errors import ConvAlgebraError
-from ..spec import ConvSpec, normalize_tuple
+from ..spec import ConvSpec, normalize_tuple, pool_stride
 from .model import Derivation, Equation, Expr, Step, Table
 from .printing import number
 
@@ -180,7 +180,7 @@ def derive_params(obj: Any) -> Derivation:
     >>> d.result
     (760, 768000)
     """
-    from ..graph import LayerGraph
+    from ..network.graph import LayerGraph
 
     if isinstance(obj, ConvSpec):
         return _specs_params([obj])
@@ -193,8 +193,8 @@ def derive_params(obj: Any) -> Derivation:
 
 # ------------------------------------------------------------------ receptive field
 def _graph_of(specs: Sequence[ConvSpec]):
-    from ..graph import LayerGraph
-    from ..layers import Conv
+    from ..network.graph import LayerGraph
+    from ..network.layers import Conv
 
     graph = LayerGraph("stack")
     graph.add_input("input", specs[0].input_shape)
@@ -222,7 +222,7 @@ def _window(graph, node: str) -> tuple | None:
     if layer.kind in ("max_pool", "avg_pool"):
         n = len(facts.shape) - 1
         k = normalize_tuple(layer.kernel_size, n, "kernel_size")
-        s = k if layer.stride is None else normalize_tuple(layer.stride, n, "stride")
+        s = pool_stride(k, layer.stride)
         return k, s, normalize_tuple(layer.dilation, n, "dilation")
     return None
 
@@ -276,7 +276,7 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
     >>> derive_receptive_field(layers).result
     [3, 5, 7]
     """
-    from ..graph import LayerGraph
+    from ..network.graph import LayerGraph
 
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
         graph = _graph_of(obj)

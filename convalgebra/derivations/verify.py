@@ -1,6 +1,6 @@
 """Round-trip check of a derivation: parse every printed expression back, compare with the value.
 
-Each :class:`~convalgebra.derive.model.Expr` keeps the value the library computed beside its
+Each :class:`~convalgebra.derivations.model.Expr` keeps the value the library computed beside its
 LaTeX and text renderings. :func:`verify` parses both renderings back with sympy (LaTeX with
 ``sympy.parsing.latex.parse_latex`` when its ``antlr4`` runtime is installed; text always with
 ``sympy.sympify``) and checks that

@@ -1,12 +1,12 @@
 """The layer graph: shapes, receptive fields, parameters and MACs of a whole network.
 
 A :class:`LayerGraph` wraps a :class:`networkx.DiGraph` (``graph.nx``) whose nodes are named
-layers (:mod:`convalgebra.layers`) and whose edges are data flow. Everything is computed
+layers (:mod:`convalgebra.network.layers`) and whose edges are data flow. Everything is computed
 statically from the layer arithmetic, in one pass over the nodes in topological order.
 
 Examples
 --------
->>> from convalgebra.layers import Conv, MaxPool, Activation
+>>> from convalgebra.network.layers import Conv, MaxPool, Activation
 >>> g = LayerGraph.sequential((3, 32, 32), [Conv(12, 3, padding="same"), Activation("relu"),
 ...                                          MaxPool(2)])
 >>> g.shape("max_pool3")
@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import networkx as nx
 import numpy as np
 
-from .errors import ConvAlgebraError, GraphCycleError, require
+from ..errors import ConvAlgebraError, GraphCycleError, require
 from .layers import Facts, Input, Layer, Opaque, layer_from_dict
 from .receptive import IDENTITY, AxisRF, apply_map, global_rf, input_rf, merge
 
@@ -93,7 +93,7 @@ class LayerGraph:
 
     Examples
     --------
-    >>> from convalgebra.layers import Conv, Add
+    >>> from convalgebra.network.layers import Conv, Add
     >>> g = LayerGraph()
     >>> g.add_input("x", (8, 16, 16))
     'x'
@@ -415,7 +415,7 @@ class LayerGraph:
 
         Examples
         --------
-        >>> from convalgebra.layers import Conv
+        >>> from convalgebra.network.layers import Conv
         >>> g = LayerGraph.sequential((1, 32), [("down", Conv(1, 3, stride=2)),
         ...                                     ("up", Conv(1, 3, stride=2, transposed=True))])
         >>> g.receptive_field("up")[0].describe(), g.receptive_field("up", exact=True)[0].size
@@ -574,7 +574,7 @@ class LayerGraph:
         buffers, MACs, receptive field per axis (``size/jump`` or ``global``), activation
         memory in bytes at ``dtype_bytes`` per element (``act_bytes``), and flags.
         """
-        from .tables import render
+        from .tabulate import render
 
         seen: set = set()
         rows = []
@@ -710,7 +710,7 @@ def receptive_field(graph: LayerGraph, node: str) -> tuple[AxisRF, ...]:
 
     Examples
     --------
-    >>> from convalgebra.layers import Conv
+    >>> from convalgebra.network.layers import Conv
     >>> g = LayerGraph.sequential((1, 32, 32), [Conv(1, 3)] * 3)
     >>> [receptive_field(g, n)[0].size for n in ("conv1", "conv2", "conv3")]
     [3, 5, 7]

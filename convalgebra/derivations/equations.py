@@ -1,7 +1,7 @@
 """Forward and backward derivations: each output, kernel gradient and input gradient written out.
 
 The forward equations are the library's :func:`~convalgebra.symbolic.symbolic_output`; the
-backward equations are :func:`~convalgebra.backward_symbolic.symbolic_backward`'s. This
+backward equations are :func:`~convalgebra.symbolic.backward.symbolic_backward`'s. This
 module only orders the terms as a textbook does (``w_{1} a_{1} + w_{2} a_{2}``, gradients in
 output order), adds the general formulas of the Deep Learning book (eq. 9.7/9.8, 9.11, 9.13)
 with the layer's strides substituted, and truncates long lists with a stated rule.
@@ -43,7 +43,7 @@ def _roles(spec: ConvSpec) -> dict[Any, tuple[str, int]]:
 
 def _grad(symbol: Any):
     try:
-        from ..backward_symbolic import grad_symbol as library_grad
+        from ..symbolic.backward import grad_symbol as library_grad
     except ImportError:
         return grad_symbol(symbol)
     return library_grad(symbol)
@@ -263,7 +263,7 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
 
 
 def _backward_values(spec: ConvSpec, bias: bool, limit: int):
-    from ..backward_symbolic import symbolic_backward
+    from ..symbolic.backward import symbolic_backward
 
     return symbolic_backward(spec, bias=bias, max_terms=limit)
 
@@ -282,7 +282,7 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
         Refuse layers with more products than this (symbolic equations are for small layers).
     check_general : bool
         Also expand eq. 9.8/9.11/9.13 for the layer's sizes and state whether they agree with the
-        instantiated equations (:func:`~convalgebra.backward_symbolic.check_general_formulas`;
+        instantiated equations (:func:`~convalgebra.symbolic.backward.check_general_formulas`;
         seconds for small layers).
 
     Examples

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .connectivity import layer_rows_cols, triples
-from .errors import ConvAlgebraError
-from .spec import ConvSpec
-from .symbolic import input_symbols, output_symbols, symbol_array, weight_symbols
+from ..connectivity import layer_rows_cols, triples
+from ..errors import ConvAlgebraError
+from ..spec import ConvSpec
+from .matrix import input_symbols, output_symbols, symbol_array, weight_symbols
 
 __all__ = [
     "GeneralFormulas",
@@ -457,10 +457,10 @@ def general_formulas(spec: ConvSpec) -> GeneralFormulas:
 # ------------------------------------------------- general against instantiated
 def _padded_inputs(spec: ConvSpec) -> np.ndarray:
     """Flat input index (per channel) read at each padded position; -1 for a zero."""
-    from .connectivity import _map_padded
+    from ..taps import map_padded
 
     tables = [
-        _map_padded(np.arange(-b, n + a), n, spec.padding_mode)
+        map_padded(np.arange(-b, n + a), n, spec.padding_mode)
         for n, (b, a) in zip(spec.input_shape[1:], spec.padding)
     ]
     grids = np.meshgrid(*tables, indexing="ij")

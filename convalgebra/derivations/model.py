@@ -3,9 +3,9 @@
 Like the step-by-step solvers (SymPy Gamma, handcalcs), a :class:`Derivation` is a title and
 an ordered list of :class:`Step` records (rule, statement, displayed mathematics,
 justification, sub-steps); printers for LaTeX, Markdown and plain text live in
-:mod:`convalgebra.derive.render`. Every displayed expression is an :class:`Expr` that keeps,
+:mod:`convalgebra.derivations.render`. Every displayed expression is an :class:`Expr` that keeps,
 beside its LaTeX and text renderings, the value the library computed, so
-:func:`convalgebra.derive.verify.verify` can parse the rendering back and compare.
+:func:`convalgebra.derivations.verify.verify` can parse the rendering back and compare.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Equation:
 
     With ``defines=True`` the first side is the name being defined and is not compared; all
     other sides with a value must be equal once ``subs`` (pairs ``(symbol, value)``) is
-    substituted -- which :func:`~convalgebra.derive.verify.verify` checks.
+    substituted -- which :func:`~convalgebra.derivations.verify.verify` checks.
     """
 
     sides: tuple[Any, ...]
@@ -175,7 +175,7 @@ class Derivation:
         """Parse every equation back and compare it with the value the library computed.
 
         Returns the number of expressions checked; raises ``RoundTripError`` on a mismatch
-        (see :func:`convalgebra.derive.verify.verify`).
+        (see :func:`convalgebra.derivations.verify.verify`).
         """
         from .verify import verify
 

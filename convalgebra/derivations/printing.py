@@ -2,7 +2,7 @@
 
 sympy prints in canonical order (``a1*w1``, ``h_{-k + m}``, ``-1 + N``), which reads badly in a
 textbook. These helpers print terms in the order a derivation builds them (``w_{1} a_{1}``,
-``m - k``, ``N - 1``) and return a :class:`~convalgebra.derive.model.Expr` that keeps the value
+``m - k``, ``N - 1``) and return a :class:`~convalgebra.derivations.model.Expr` that keeps the value
 the library computed beside both renderings, so the rendering can be checked against it.
 """
 

@@ -37,6 +37,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..taps import map_padded
+
 __all__ = [
     "AxisRF",
     "Local",
@@ -192,12 +194,10 @@ class Local:
     mode: str = "zeros"
 
     def back(self, pos: np.ndarray, n: int, clip: bool = True) -> np.ndarray:
-        from .connectivity import _map_padded
-
         read = pos[:, None] * self.stride + np.asarray(self.taps)[None, :]
         if not clip:
             return np.unique(read)
-        mapped = _map_padded(read, n, {"constant": "zeros"}.get(self.mode, self.mode))
+        mapped = map_padded(read, n, {"constant": "zeros"}.get(self.mode, self.mode))
         return np.unique(mapped[mapped >= 0])
 
 

@@ -1,7 +1,7 @@
 """The network subcommands of ``convalgebra``: ``analyze``, ``rf`` and ``params``.
 
-A network is a zoo name (:mod:`convalgebra.zoo`) or a JSON/YAML graph file
-(:meth:`convalgebra.graph.LayerGraph.from_file`, safe loading only); ``rf`` and ``params``
+A network is a zoo name (:mod:`convalgebra.network.zoo`) or a JSON/YAML graph file
+(:meth:`convalgebra.network.graph.LayerGraph.from_file`, safe loading only); ``rf`` and ``params``
 also take a single layer given by the spec flags.
 """
 
@@ -9,86 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from .cli_commands import Result, _check_suffix, _module
-from .cli_args import spec_from_args
-from .errors import ConvAlgebraError
-from .spec import ConvSpec
+from .common import Result, check_suffix, library_module, load_model, model_names
+from .args import spec_from_args
+from ..errors import ConvAlgebraError
+from ..spec import ConvSpec
 
-__all__ = ["load_model", "model_names", "analyze", "rf", "params"]
-
-GRAPH_SUFFIXES = (".json", ".yaml", ".yml")
-
-
-def _zoo():
-    return _module("zoo", "analyze")
-
-
-def model_names() -> list[str]:
-    """Names of the built-in networks."""
-    return list(_zoo().names())
-
-
-def _graph_module():
-    return _module("graph", "analyze")
-
-
-def _read_graph_file(path: Path):
-    LayerGraph = _graph_module().LayerGraph
-    if not path.is_file():
-        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: no such file")
-    try:
-        return LayerGraph.from_file(path)
-    except OSError as exc:
-        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConvAlgebraError(f"cannot parse {str(path)!r} as JSON: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: not a text file") from None
-    except Exception as exc:  # noqa: BLE001 - yaml's errors are not ValueErrors
-        if type(exc).__module__.split(".")[0] != "yaml":
-            raise
-        problem = getattr(exc, "problem", None) or str(exc)
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConvAlgebraError(
-            f"cannot load {str(path)!r}{where}: {problem}; only plain YAML data is accepted "
-            "(safe loading: no Python tags)"
-        ) from None
-
-
-def _with_input(graph, shape: tuple[int, ...], name: str):
-    spec = graph.to_spec()
-    if len(spec["inputs"]) != 1:
-        raise ConvAlgebraError(f"--input needs a graph with one input; {name} has "
-                               f"{len(spec['inputs'])}: {sorted(spec['inputs'])}")
-    spec["inputs"] = {next(iter(spec["inputs"])): list(shape)}
-    return type(graph).from_spec(spec)
-
-
-def load_model(model: str, input_shape: tuple[int, ...] | None = None):
-    """A LayerGraph from a zoo name or a graph file, optionally at another input shape."""
-    path = Path(model)
-    if path.suffix.lower() in GRAPH_SUFFIXES or path.exists():
-        graph = _read_graph_file(path)
-        return graph if input_shape is None else _with_input(graph, input_shape, path.name)
-    zoo = _zoo()
-    names = list(zoo.names())
-    if model not in names:
-        raise ConvAlgebraError(
-            f"unknown model {model!r}: the built-in models are {', '.join(names)} "
-            "(or give a .json/.yaml graph file)"
-        )
-    return zoo.get(model, input_shape)
-
+__all__ = ["analyze", "params", "rf"]
 
 def _layer_graph(spec: ConvSpec):
     """A one-layer graph for a spec (the spec's flip and tile do not change its field)."""
-    from .layers import Conv
+    from ..network.layers import Conv
 
-    LayerGraph = _graph_module().LayerGraph
+    LayerGraph = library_module("network.graph", "analyze").LayerGraph
     conv = Conv.from_spec(spec, field_only=True)
     return LayerGraph.sequential(spec.input_shape, [("conv", conv)], name="layer")
 
@@ -210,7 +144,7 @@ def rf(ns: argparse.Namespace) -> Result:
     listed = _list_models(ns)
     if listed:
         return listed
-    _check_suffix(ns.plot, (".png",), "--plot")
+    check_suffix(ns.plot, (".png",), "--plot")
     graph, label, spec = _model_or_spec(ns, "rf")
     node = ns.node or _default_node(graph)
     if node is None:
@@ -218,7 +152,7 @@ def rf(ns: argparse.Namespace) -> Result:
     if ns.unit is not None:
         text = _unit_text(graph, node, ns.unit, ns.format)
     else:
-        from .tables import render
+        from ..network.tabulate import render
 
         rows = _rf_rows(graph)
         if ns.node is not None:
@@ -227,7 +161,7 @@ def rf(ns: argparse.Namespace) -> Result:
         text = render(rows, fmt=ns.format)
     files = {}
     if ns.plot is not None:
-        from . import plot
+        from .. import plot
 
         if spec is not None:
             figure = plot.plot_receptive_field(spec, ns.unit)
@@ -245,7 +179,7 @@ def _spec_params(spec: ConvSpec, fmt: str) -> str:
            "biases": spec.n_params - spec.n_weights, "params": spec.n_params, "MACs": spec.macs,
            "FLOPs": 2 * spec.macs}
     if fmt != "text":
-        from .tables import render
+        from ..network.tabulate import render
 
         return render([row], fmt=fmt)
     return (f"{row['layer']}\n"
@@ -262,7 +196,7 @@ def params(ns: argparse.Namespace) -> Result:
     graph, label, spec = _model_or_spec(ns, "params")
     if spec is not None:
         return Result(_spec_params(spec, ns.format))
-    from .tables import render
+    from ..network.tabulate import render
 
     rows = []
     for node in graph.nodes:

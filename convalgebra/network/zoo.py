@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from .errors import ConvAlgebraError
+from ..errors import ConvAlgebraError
 from .graph import LayerGraph
 from .layers import (Activation, AdaptivePool, Add, AvgPool, BatchNorm, Concat, Conv, Crop,
                      Dropout, Flatten, Linear, MaxPool)

@@ -1,0 +1,123 @@
+"""What the subcommands share: their Result, optional library modules, output suffixes, models.
+
+A network is a zoo name (:mod:`convalgebra.network.zoo`) or a JSON/YAML graph file
+(:meth:`convalgebra.network.graph.LayerGraph.from_file`, safe loading only).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConvAlgebraError
+
+__all__ = [
+    "GRAPH_SUFFIXES",
+    "NotAvailableError",
+    "Result",
+    "check_suffix",
+    "library_module",
+    "load_model",
+    "model_names",
+]
+
+GRAPH_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass
+class Result:
+    """What a subcommand produced: text for stdout and files to write (path -> bytes)."""
+
+    text: str = ""
+    files: dict[Path, bytes] = field(default_factory=dict)
+
+
+class NotAvailableError(RuntimeError):
+    """A subcommand whose library module is not part of this installation."""
+
+
+def library_module(name: str, command: str) -> Any:
+    """Import ``convalgebra.<name>`` or say that ``command`` is not available."""
+    try:
+        return importlib.import_module(f"convalgebra.{name}")
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("convalgebra"):
+            raise
+        raise NotAvailableError(
+            f"'convalgebra {command}' is not available: this installation has no "
+            f"convalgebra.{name} module"
+        ) from None
+
+
+def check_suffix(path: Path | None, allowed: tuple[str, ...], option: str) -> None:
+    if path is not None and path.suffix.lower() not in allowed:
+        raise ConvAlgebraError(
+            f"{option} must name a {' or '.join(allowed)} file, got {str(path)!r}"
+        )
+
+
+def _zoo():
+    return library_module("network.zoo", "analyze")
+
+
+def model_names() -> list[str]:
+    """Names of the built-in networks."""
+    return list(_zoo().names())
+
+
+def _graph_module():
+    return library_module("network.graph", "analyze")
+
+
+def _read_graph_file(path: Path):
+    LayerGraph = _graph_module().LayerGraph
+    if not path.is_file():
+        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: no such file")
+    try:
+        return LayerGraph.from_file(path)
+    except OSError as exc:
+        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConvAlgebraError(f"cannot parse {str(path)!r} as JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: not a text file") from None
+    except Exception as exc:  # noqa: BLE001 - yaml's errors are not ValueErrors
+        if type(exc).__module__.split(".")[0] != "yaml":
+            raise
+        problem = getattr(exc, "problem", None) or str(exc)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConvAlgebraError(
+            f"cannot load {str(path)!r}{where}: {problem}; only plain YAML data is accepted "
+            "(safe loading: no Python tags)"
+        ) from None
+
+
+def _with_input(graph, shape: tuple[int, ...], name: str):
+    spec = graph.to_spec()
+    if len(spec["inputs"]) != 1:
+        raise ConvAlgebraError(f"--input needs a graph with one input; {name} has "
+                               f"{len(spec['inputs'])}: {sorted(spec['inputs'])}")
+    spec["inputs"] = {next(iter(spec["inputs"])): list(shape)}
+    return type(graph).from_spec(spec)
+
+
+def load_model(model: str, input_shape: tuple[int, ...] | None = None):
+    """A LayerGraph from a zoo name or a graph file, optionally at another input shape."""
+    path = Path(model)
+    if path.suffix.lower() in GRAPH_SUFFIXES or path.exists():
+        graph = _read_graph_file(path)
+        return graph if input_shape is None else _with_input(graph, input_shape, path.name)
+    zoo = _zoo()
+    names = list(zoo.names())
+    if model not in names:
+        raise ConvAlgebraError(
+            f"unknown model {model!r}: the built-in models are {', '.join(names)} "
+            "(or give a .json/.yaml graph file)"
+        )
+    return zoo.get(model, input_shape)
+
+

@@ -1,0 +1,94 @@
+"""The one per-axis tap primitive: which input position an output reads through a kernel tap.
+
+Along one spatial axis, output position ``o`` reads through tap ``t`` the padded coordinate
+``o * stride - before + t * dilation``; the padding mode maps that coordinate back into the
+input (or marks it as zero padding). Everything in the library that asks "which input does
+output ``o`` read through tap ``t``" (the triple table, a spec's unread inputs, receptive
+fields, pictures) goes through these functions. They take sizes only, so the lowest layer
+(:mod:`convalgebra.spec`) can use them too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["axis_taps", "map_padded", "padded_coordinates"]
+
+
+def padded_coordinates(
+    n_out: int, kernel: int, stride: int, dilation: int, before: int
+) -> np.ndarray:
+    """Coordinate (relative to the unpadded input) each (output, tap) reads along one axis.
+
+    Parameters
+    ----------
+    n_out, kernel, stride, dilation : int
+        Number of output positions, kernel taps, and the step between them.
+    before : int
+        Padding before the first input position.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_out, kernel)`` int64; negative or ``>= size`` values fall in the padding.
+
+    Notes
+    -----
+    ``c[o, t] = o * stride - before + t * dilation``.
+
+    Examples
+    --------
+    >>> padded_coordinates(3, 3, stride=2, dilation=1, before=1)
+    array([[-1,  0,  1],
+           [ 1,  2,  3],
+           [ 3,  4,  5]])
+    """
+    outputs = np.arange(n_out, dtype=np.int64)[:, None] * stride
+    taps = np.arange(kernel, dtype=np.int64)[None, :] * dilation
+    return outputs - before + taps
+
+
+def map_padded(pos: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """Map padded coordinates to input positions; ``-1`` marks a zero (padding) tap.
+
+    Notes
+    -----
+    ``zeros``: outside ``[0, size)`` is ``-1``; ``circular``: ``pos mod size``;
+    ``replicate``: clipped to the border; ``reflect``: mirrored without repeating the edge
+    (PyTorch's and numpy's ``reflect``), period ``2 (size - 1)``.
+
+    Examples
+    --------
+    >>> map_padded(np.array([-2, -1, 0, 3, 4]), 4, "reflect")
+    array([2, 1, 0, 3, 2])
+    >>> map_padded(np.array([-1, 4]), 4, "zeros")
+    array([-1, -1])
+    """
+    if mode == "zeros":
+        return np.where((pos >= 0) & (pos < size), pos, -1)
+    if mode == "circular":
+        return np.mod(pos, size)
+    if mode == "replicate":
+        return np.clip(pos, 0, size - 1)
+    period = 2 * (size - 1)
+    if period == 0:
+        return np.zeros_like(pos)
+    folded = np.mod(pos, period)
+    return np.where(folded < size, folded, period - folded)
+
+
+def axis_taps(
+    size: int, n_out: int, kernel: int, stride: int, dilation: int, before: int, mode: str
+) -> np.ndarray:
+    """Input position read by each (output position, kernel tap) along one axis.
+
+    Returns an ``(n_out, kernel)`` int64 array, ``-1`` where the tap reads zero padding.
+
+    Examples
+    --------
+    >>> axis_taps(5, 3, 3, stride=2, dilation=1, before=1, mode="zeros")
+    array([[-1,  0,  1],
+           [ 1,  2,  3],
+           [ 3,  4, -1]])
+    """
+    return map_padded(padded_coordinates(n_out, kernel, stride, dilation, before), size, mode)
