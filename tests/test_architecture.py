@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("network",),
     ("derivations", "interop", "plot"),
     ("cli",),
-    ("__init__", "__main__"),
+    ("__init__", "__main__", "conftest"),
 ]
 NUMERIC = {"taps", "spec", "connectivity", "operators", "gradients", "variants", "structure",
            "transpose", "spectra"}

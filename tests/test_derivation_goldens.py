@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,8 @@ from convalgebra.derivations.render import PREAMBLE
 from convalgebra.derivations.verify import verify
 
 HERE = Path(__file__).resolve().parent.parent / "examples" / "derivations"
-sys.path.insert(0, str(HERE))
 
-from seeds import SEEDS, filename  # noqa: E402
+from seeds import SEEDS, filename
 
 _CACHE: dict = {}
 

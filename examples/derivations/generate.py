@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from seeds import SEEDS, filename  # noqa: E402
+from seeds import SEEDS, filename
 
 
 def build(number: int, slug: str, builder) -> str | None:
