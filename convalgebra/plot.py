@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import ConvAlgebraError, require
 from .spec import ConvSpec
+from .taps import padded_coordinates
 
 __all__ = ["plot_matrix", "plot_receptive_field", "plot_rf_growth", "plot_unit_field", "to_png"]
 
@@ -261,7 +262,7 @@ def _unit_reads(spec: ConvSpec, unit: tuple[int, ...]) -> np.ndarray:
 
 def _padding_taps(spec: ConvSpec, unit: tuple[int, ...]) -> list[np.ndarray]:
     """Per axis, the padded coordinates the unit's taps land on (forward convolution only)."""
-    return [u * s - before + np.arange(k) * d
+    return [padded_coordinates(1, k, s, d, before)[0] + u * s
             for u, s, (before, _), k, d in zip(unit, spec.stride, spec.padding,
                                                spec.kernel_size, spec.dilation)]
 

@@ -12,7 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["axis_taps", "map_padded", "padded_coordinates"]
+__all__ = ["axis_taps", "map_padded", "padded_coordinates", "tap_offsets"]
+
+
+def tap_offsets(kernel: int, dilation: int, before: int) -> tuple[int, ...]:
+    """Offset of each tap from ``output * stride``: ``-before + t * dilation``.
+
+    Examples
+    --------
+    >>> tap_offsets(3, dilation=2, before=1)
+    (-1, 1, 3)
+    """
+    return tuple(-before + t * dilation for t in range(kernel))
 
 
 def padded_coordinates(
@@ -44,8 +55,8 @@ def padded_coordinates(
            [ 3,  4,  5]])
     """
     outputs = np.arange(n_out, dtype=np.int64)[:, None] * stride
-    taps = np.arange(kernel, dtype=np.int64)[None, :] * dilation
-    return outputs - before + taps
+    offsets = np.asarray(tap_offsets(kernel, dilation, before), dtype=np.int64)
+    return outputs + offsets.reshape(1, kernel)
 
 
 def map_padded(pos: np.ndarray, size: int, mode: str) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from ..errors import ConvAlgebraError
 from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Window
 from ..spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
+from ..taps import tap_offsets
 
 __all__ = [
     "Facts", "Layer", "Input", "Conv", "MaxPool", "AvgPool", "AdaptivePool", "Linear",
@@ -154,7 +155,7 @@ class Conv(Layer):
             params["bias"] = spec.out_channels
         maps = []
         for (before, _), k, d, s in zip(spec.padding, spec.kernel_size, spec.dilation, spec.stride):
-            taps = tuple(-before + d * t for t in range(k))
+            taps = tap_offsets(k, d, before)
             maps.append(Scatter(s, taps) if spec.transposed else Local(s, taps, spec.padding_mode))
         return Facts(spec.output_shape, params, macs=spec.macs, maps=[tuple(maps)], spec=spec)
 
@@ -182,7 +183,7 @@ class _Pool(Layer):
                 f"output size {sizes} is not positive: input {shape[1:]} is smaller than "
                 f"kernel_size={k} (dilation={d}, padding={p})")
         out = (shape[0], *sizes)
-        maps = tuple(Local(si, tuple(-pi + di * t for t in range(ki)))
+        maps = tuple(Local(si, tap_offsets(ki, di, pi))
                      for ki, si, pi, di in zip(k, s, p, d))
         return Facts(out, ops=_numel(out) * math.prod(k), maps=[maps])
 
