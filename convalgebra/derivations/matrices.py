@@ -11,19 +11,17 @@ Toeplitz or circulant matrices of the kernel rows), as in the Deep Learning book
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
-from ..connectivity import layer_rows_cols, triples
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import number, sum_of_products, tex_symbol, text_symbol
 from .indexing import index_steps
 
-__all__ = ["derive_matrix", "pick", "matrix_grid", "matrix_entries"]
+__all__ = ["derive_matrix", "pick", "matrix_grid"]
 
 
 def pick(n: int, limit: int) -> list[int | None]:
@@ -54,38 +52,6 @@ def truncation_rule(n_rows: int, n_cols: int, max_rows: int, max_cols: int) -> s
             "every elided entry follows the same index formula.").format(max_rows, max_cols, " and ".join(parts))
 
 
-def matrix_entries(spec: ConvSpec, rows: list[int], cols: list[int], weight: Any = None) -> dict:
-    """``{(row, col): entry}`` of the layer's matrix for the given rows and columns only.
-
-    Entries are sums of weight symbols (or numbers when ``weight`` is given), read from the
-    triple-table rows the display needs.
-    """
-    from ..symbolic import weight_symbols
-
-    flat = (weight_symbols(spec) if weight is None else np.asarray(weight, dtype=object)).ravel()
-    # rows of the forward table to build: the displayed rows, or (transposed) the columns
-    needed = cols if spec.transposed else rows
-    row_set, col_set = set(rows), set(cols)
-    entries: dict = defaultdict(int)
-    for start, stop in _runs(sorted(needed)):
-        t = triples(spec, slice(start, stop))
-        r, c = layer_rows_cols(spec, t)
-        keep = np.isin(r, list(row_set)) & np.isin(c, list(col_set))
-        for i, j, k in zip(r[keep].tolist(), c[keep].tolist(), t.weight_index[keep].tolist()):
-            entries[i, j] += flat[k]
-    return dict(entries)
-
-
-def _runs(values: list[int]) -> list[tuple[int, int]]:
-    runs: list[list[int]] = []
-    for v in values:
-        if runs and v == runs[-1][1]:
-            runs[-1][1] = v + 1
-        else:
-            runs.append([v, v + 1])
-    return [tuple(r) for r in runs]
-
-
 def _cell(value: Any) -> Expr:
     import sympy
 
@@ -107,7 +73,11 @@ def matrix_grid(spec: ConvSpec, max_rows: int = 12, max_cols: int = 12, weight: 
     c0, c1 = col_range or (0, n_cols)
     rows = [None if i is None else i + r0 for i in pick(r1 - r0, max_rows)]
     cols = [None if j is None else j + c0 for j in pick(c1 - c0, max_cols)]
-    entries = matrix_entries(spec, [i for i in rows if i is not None], [j for j in cols if j is not None], weight)
+    from ..symbolic import matrix_entries
+
+    entries = matrix_entries(
+        spec, weight, [i for i in rows if i is not None], [j for j in cols if j is not None]
+    )
     cells = []
     for i in rows:
         cells.append(tuple(

@@ -25,6 +25,7 @@ from .backward import (
 )
 from .matrix import (
     input_symbols,
+    matrix_entries,
     output_symbols,
     symbol_array,
     symbolic_matrix,
@@ -40,6 +41,7 @@ __all__ = [
     "general_formulas",
     "grad_symbol",
     "input_symbols",
+    "matrix_entries",
     "output_symbols",
     "symbol_array",
     "symbolic_backward",

@@ -20,6 +20,7 @@ from ..spec import ConvSpec
 __all__ = [
     "weight_symbols",
     "input_symbols",
+    "matrix_entries",
     "output_symbols",
     "symbol_array",
     "symbolic_matrix",
@@ -98,15 +99,57 @@ def _as_object(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     return np.vectorize(sympy.sympify, otypes=[object])(array) if array.size else array
 
 
-def _entries(spec: ConvSpec, weight: np.ndarray) -> dict[tuple[int, int], Any]:
-    """Sum the symbolic weights of the triples into ``{(row, col): entry}`` of the layer."""
-    t = triples(spec)
-    flat = weight.ravel()
+def matrix_entries(
+    spec: ConvSpec,
+    weight: Any = None,
+    rows: list[int] | None = None,
+    cols: list[int] | None = None,
+) -> dict[tuple[int, int], Any]:
+    """``{(row, col): entry}`` of the layer's matrix, optionally for some rows and columns only.
+
+    Each entry is the sum of the weights of the triples landing on it; only the triple-table
+    rows the selection needs are built, so a few displayed rows of a large layer stay cheap.
+    Entries that cancel to zero are left out.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    weight : array_like of sympy expressions or numbers, optional
+        Defaults to :func:`weight_symbols` (``w1, w2, …``).
+    rows, cols : list of int, optional
+        Matrix rows and columns to keep (default: all).
+
+    Examples
+    --------
+    >>> matrix_entries(ConvSpec((1, 3), 1, 2, bias=False), rows=[1])
+    {(1, 1): w1, (1, 2): w2}
+    """
+    flat = (weight_symbols(spec) if weight is None else np.asarray(weight, dtype=object)).ravel()
+    needed = cols if spec.transposed else rows
+    chunks = [None] if needed is None else _runs(sorted(set(needed)))
     entries: dict[tuple[int, int], Any] = defaultdict(int)
-    rows, cols = layer_rows_cols(spec, t)
-    for r, c, k in zip(rows.tolist(), cols.tolist(), t.weight_index.tolist()):
-        entries[r, c] += flat[k]
+    for chunk in chunks:
+        t = triples(spec) if chunk is None else triples(spec, slice(*chunk))
+        r, c = layer_rows_cols(spec, t)
+        keep = np.ones(len(r), dtype=bool)
+        if rows is not None:
+            keep &= np.isin(r, rows)
+        if cols is not None:
+            keep &= np.isin(c, cols)
+        for i, j, k in zip(r[keep].tolist(), c[keep].tolist(), t.weight_index[keep].tolist()):
+            entries[i, j] += flat[k]
     return {key: value for key, value in entries.items() if value != 0}
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs ``[start, stop)`` of sorted integers."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1]:
+            runs[-1][1] = v + 1
+        else:
+            runs.append([v, v + 1])
+    return [(a, b) for a, b in runs]
 
 
 def symbolic_matrix(spec: ConvSpec, weight: Any = None):
@@ -130,7 +173,7 @@ def symbolic_matrix(spec: ConvSpec, weight: Any = None):
 
     w = weight_symbols(spec) if weight is None else _as_object(weight, spec.weight_shape, "weight")
     shape = (math.prod(spec.output_shape), math.prod(spec.input_shape))
-    return sympy.ImmutableSparseMatrix(*shape, _entries(spec, w))
+    return sympy.ImmutableSparseMatrix(*shape, matrix_entries(spec, w))
 
 
 def symbolic_output(spec: ConvSpec, weight: Any = None, x: Any = None) -> np.ndarray:
@@ -145,7 +188,7 @@ def symbolic_output(spec: ConvSpec, weight: Any = None, x: Any = None) -> np.nda
     a = input_symbols(spec) if x is None else _as_object(x, spec.input_shape, "x")
     flat_a = a.ravel()
     sums: list[Any] = [0] * math.prod(spec.output_shape)
-    for (r, c), entry in _entries(spec, w).items():
+    for (r, c), entry in matrix_entries(spec, w).items():
         sums[r] += entry * flat_a[c]
     out = np.empty(len(sums), dtype=object)
     out[:] = sums
