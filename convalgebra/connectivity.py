@@ -112,15 +112,18 @@ def tap_weight_order(spec: ConvSpec) -> np.ndarray:
     taps = np.arange(math.prod(spec.kernel_size))
     if not spec.flip:
         return taps
-    return taps.reshape(spec.kernel_size)[(slice(None, None, -1),) * spec.ndim].ravel()
+    flipped: np.ndarray = taps.reshape(spec.kernel_size)[(slice(None, None, -1),) * spec.ndim]
+    return flipped.ravel()
 
 
 def _tile_index(spec: ConvSpec, pos: np.ndarray) -> np.ndarray:
     """Flat tile index (eq. 9.10: output position modulo the tile) of flat output positions."""
+    tile = spec.tile
+    if tile is None:
+        raise ConvAlgebraError(f"{spec.describe()} is not tiled")
     coords = np.unravel_index(pos, spec.forward_output_spatial)
-    return np.ravel_multi_index(
-        tuple(c % t for c, t in zip(coords, spec.tile)), spec.tile
-    )
+    flat: np.ndarray = np.ravel_multi_index(tuple(c % t for c, t in zip(coords, tile)), tile)
+    return flat
 
 
 @dataclass(frozen=True)

@@ -335,7 +335,7 @@ def _padding_outlines(ax, spec: ConvSpec, unit: tuple[int, ...], shape2d: tuple[
 
 def _draw_output_panel(ax, spec: ConvSpec, unit: tuple[int, ...]) -> None:
     out_sp = spec.output_shape[1:]
-    shape2d = out_sp if spec.ndim == 2 else (1, out_sp[0])
+    shape2d = (out_sp[0], out_sp[1]) if spec.ndim == 2 else (1, out_sp[0])
     cell = unit if spec.ndim == 2 else (0, unit[0])
     marked = np.zeros(shape2d)
     marked[cell] = 1
@@ -455,7 +455,7 @@ def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None =
     jumps.set_yscale("log", base=2)
     jumps.set_ylabel("jump (input pixels between neighbouring units)", color="#d62728")
     step = max(1, len(nodes) // 60)
-    ax.xaxis.set_major_locator(FixedLocator(x[::step]))
+    ax.xaxis.set_major_locator(FixedLocator(x[::step].tolist()))
     ax.set_xticklabels(nodes[::step], rotation=90, fontsize=8)
     ax.set_xlim(-0.5, len(nodes) - 0.5)
     lines = ax.get_legend_handles_labels()[0] + jumps.get_legend_handles_labels()[0]
@@ -538,15 +538,19 @@ def _unclipped(graph, node: str, field) -> list[tuple[float, float]] | None:
     rf = graph.receptive_field(node)
     if any(f.is_global or not f.aligned for f in rf) or not field.position:
         return None
-    spans = [tuple(float(v) for v in f.interval(p)) for f, p in zip(rf, field.position)]
+    spans = []
+    for f, p in zip(rf, field.position):
+        lo, hi = f.interval(p)
+        spans.append((float(lo), float(hi)))
     return [(0.0, 0.0), spans[0]] if len(spans) == 1 else spans
 
 
 def _view(graph, node: str, field, extent) -> tuple[tuple[float, float], tuple[float, float]]:
     """Axis limits holding the input and the unclipped field."""
     spans = _unclipped(graph, node, field) or [(0.0, 0.0), (0.0, 0.0)]
-    return tuple((min(-0.5, lo - 0.5), max(size - 0.5, hi + 0.5))
-                 for (lo, hi), size in zip(spans, extent))
+    (lo0, hi0), (lo1, hi1) = spans
+    return ((min(-0.5, lo0 - 0.5), max(extent[0] - 0.5, hi0 + 0.5)),
+            (min(-0.5, lo1 - 0.5), max(extent[1] - 0.5, hi1 + 0.5)))
 
 
 def _draw_unclipped(ax, graph, node: str, field) -> None:

@@ -116,7 +116,7 @@ def _normalize_padding(
     raise TypeError(f"padding must be an int, a tuple or a string, got {padding!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ConvSpec:
     """A convolution layer's configuration, with PyTorch's names and semantics.
 
@@ -172,21 +172,47 @@ class ConvSpec:
     ((6,),)
     """
 
+    # Stored normalised: every per-axis option is a tuple with one entry per spatial axis.
     input_shape: tuple[int, ...]
     out_channels: int
-    kernel_size: IntOrTuple
-    stride: IntOrTuple = 1
-    padding: Any = 0
-    dilation: IntOrTuple = 1
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...] = (1,)
+    padding: tuple[tuple[int, int], ...] = ((0, 0),)
+    dilation: tuple[int, ...] = (1,)
     groups: int = 1
     padding_mode: str = "zeros"
     bias: bool = True
     transposed: bool = False
-    output_padding: IntOrTuple = 0
+    output_padding: tuple[int, ...] = (0,)
     flip: bool = False
-    tile: IntOrTuple | None = None
-    channel_table: Any = None
+    tile: tuple[int, ...] | None = None
+    channel_table: tuple[tuple[bool, ...], ...] | None = None
     padding_word: str | None = field(default=None, compare=False, repr=False)
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        out_channels: int,
+        kernel_size: IntOrTuple,
+        stride: IntOrTuple = 1,
+        padding: Any = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        bias: bool = True,
+        transposed: bool = False,
+        output_padding: IntOrTuple = 0,
+        flip: bool = False,
+        tile: IntOrTuple | None = None,
+        channel_table: Any = None,
+        padding_word: str | None = None,
+    ) -> None:
+        # Options arrive as ints or tuples (PyTorch's convention) and are stored normalised.
+        arguments = dict(locals())
+        del arguments["self"]
+        for name, value in arguments.items():
+            object.__setattr__(self, name, value)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         shape = self.input_shape
@@ -413,7 +439,7 @@ class ConvSpec:
             padding=self.padding,
             padding_word=None,
             transposed=False,
-            output_padding=0,
+            output_padding=(0,) * self.ndim,
         )
 
     @property
