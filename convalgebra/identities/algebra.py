@@ -59,20 +59,20 @@ def commutativity(spec: ConvSpec) -> CheckResult:
     """
     a, b = _argument_specs(require_spec(spec, "commutativity"))
     ta, tb = layer_table(a), layer_table(b)
-    n_x, n_k = ta.n_in, ta.n_w
-    sizes = [ta.n_out, n_x, n_k]
-    signs = np.concatenate((np.ones(len(ta.out)), -np.ones(len(tb.out))))
+    n_x, n_k = ta.shape[1], ta.n_weights
+    sizes = [ta.shape[0], n_x, n_k]
+    signs = np.concatenate((np.ones(len(ta.out_index)), -np.ones(len(tb.out_index))))
     cols, coeff = count_tuples(
-        [np.concatenate((ta.out, tb.out)), np.concatenate((ta.inn, tb.w)),
-         np.concatenate((ta.w, tb.inn))], sizes, signs)
+        [np.concatenate((ta.out_index, tb.out_index)), np.concatenate((ta.in_index, tb.weight_index)),
+         np.concatenate((ta.weight_index, tb.in_index))], sizes, signs)
     holds = cols[0].size == 0
     op = "∗" if spec.flip else "⋆"
     name = "convolution" if spec.flip else "cross-correlation"
-    evidence: dict = {"index pairs compared": len(ta.out)}
+    evidence: dict = {"index pairs compared": len(ta.out_index)}
     if not spec.flip:
-        rev = ta.n_out - 1 - tb.out
-        _, c2 = count_tuples([np.concatenate((ta.out, rev)), np.concatenate((ta.inn, tb.w)),
-                              np.concatenate((ta.w, tb.inn))], sizes, signs)
+        rev = ta.shape[0] - 1 - tb.out_index
+        _, c2 = count_tuples([np.concatenate((ta.out_index, rev)), np.concatenate((ta.in_index, tb.weight_index)),
+                              np.concatenate((ta.weight_index, tb.in_index))], sizes, signs)
         evidence["x ⋆ k = reverse(k ⋆ x)"] = bool(c2.size == 0)
     ce = None if holds else _swap_counterexample(a, b, cols, op)
     from .proofs import commutativity_proof
@@ -123,7 +123,7 @@ def _product_residual(t1, t2):
     cols, coeff = count_tuples(
         [np.concatenate((o_a, o_b)), np.concatenate((i_a, i_b)),
          np.concatenate((w1_a, w1_b)), np.concatenate((w2_a, w2_b))],
-        [t1.n_out, t1.n_in, t1.n_w, t2.n_w], signs)
+        [t1.shape[0], t1.shape[1], t1.n_weights, t2.n_weights], signs)
     return cols, coeff, o_a.size
 
 

@@ -20,13 +20,13 @@ import math
 import numpy as np
 import sympy
 
-from ..connectivity import tap_weight_order
+from ..connectivity import TripleTable, tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
 from .common import eq, is_symbolic, one_hot, positions
-from .engine import Table, count_tuples, layer_table, path_tuples
+from .engine import count_tuples, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
 __all__ = ["composed_spec", "composed_kernel", "composition"]
@@ -123,7 +123,7 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     return out.reshape(spec.weight_shape)
 
 
-def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> Table:
+def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> TripleTable:
     """For each composed kernel entry, the (w2, w1) weight pairs it sums: a table out=K index."""
     c_out, c_mid, c_in = spec2.out_channels, spec2.in_channels, spec1.in_channels
     k1, k2 = math.prod(spec1.kernel_size), math.prod(spec2.kernel_size)
@@ -135,8 +135,7 @@ def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> Table:
     w2 = (o * c_mid + m) * k2 + tap_weight_order(spec2)[b]
     w1 = (m * c_in + i) * k1 + tap_weight_order(spec1)[a]
     n = math.prod(spec.weight_shape)
-    return Table(k_index.ravel(), w1.ravel(), w2.ravel(), n, math.prod(spec1.weight_shape),
-                 math.prod(spec2.weight_shape))
+    return TripleTable(k_index.ravel(), w1.ravel(), w2.ravel(), (n, math.prod(spec1.weight_shape)), math.prod(spec2.weight_shape))
 
 
 def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None) -> CheckResult:
@@ -159,14 +158,14 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     t1, t2, tc = layer_table(spec1), layer_table(spec2), layer_table(spec)
     o_a, i_a, w2_a, w1_a = path_tuples(t1, t2)
     pairs = _composed_pairs(spec1, spec2, spec)
-    o_b, i_b, w2_b, w1_b = path_tuples(pairs, Table(tc.out, tc.w, tc.inn, tc.n_out, tc.n_w, tc.n_in))
+    o_b, i_b, w2_b, w1_b = path_tuples(pairs, TripleTable(tc.out_index, tc.weight_index, tc.in_index, (tc.shape[0], tc.n_weights), tc.shape[1]))
     # path_tuples(first=pairs, second=tc') yields (o, i=w1, w_second=x index, w_first=w2)
     o_b, x_b, w1_b, w2_b = o_b, w2_b, i_b, w1_b
     signs = np.concatenate((np.ones(o_a.size), -np.ones(o_b.size)))
     cols, _ = count_tuples(
         [np.concatenate((o_a, o_b)), np.concatenate((i_a, x_b)),
          np.concatenate((w2_a, w2_b)), np.concatenate((w1_a, w1_b))],
-        [tc.n_out, tc.n_in, t2.n_w, t1.n_w], signs)
+        [tc.shape[0], tc.shape[1], t2.n_weights, t1.n_weights], signs)
     holds = cols[0].size == 0
     evidence = _evidence(spec1, spec2, spec)
     evidence["product paths compared"] = int(o_a.size)
