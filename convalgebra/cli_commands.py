@@ -40,10 +40,12 @@ exit codes: 0 success, 1 failure, 2 bad input (one line on stderr; --debug for t
 
 @dataclass
 class Result:
-    """What a subcommand produced: text for stdout and files to write (path -> bytes)."""
+    """What a subcommand produced: text for stdout, files to write (path -> bytes) and the
+    exit code (``check``: 1 when the law fails)."""
 
     text: str = ""
     files: dict[Path, bytes] = field(default_factory=dict)
+    exit_code: int = 0
 
 
 class NotAvailableError(RuntimeError):
@@ -268,7 +270,7 @@ def check(ns: argparse.Namespace) -> Result:
         args, options = specs, _law_options(ns, law, specs[0])
     result = identities.check(ns.law, *args, **options)
     render = {"text": result.to_text, "markdown": result.to_markdown, "latex": result.to_latex}
-    return Result(render[ns.format]())
+    return Result(render[ns.format](), exit_code=0 if result.holds else 1)
 
 
 # ----------------------------------------------------------------------------- derive

@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from oracle import torch, torch_conv
+from oracle import F, torch, torch_conv
 
-__all__ = ["dense_layer", "dense_transform", "equivariance_dimension", "blind_dimension",
+__all__ = ["batched_conv", "dense_layer", "dense_transform", "equivariance_dimension", "blind_dimension",
            "rank", "apply_layer"]
 
 
@@ -21,26 +21,40 @@ def apply_layer(spec, x, w) -> np.ndarray:
     return torch_conv(spec, np.asarray(x, dtype=float), np.asarray(w, dtype=float)).numpy()
 
 
+def batched_conv(spec, x, w):
+    """torch's layer on a batch ``x`` of shape (N, C, *spatial) (float64 tensors)."""
+    nd = spec.ndim
+    if spec.flip:
+        w = torch.flip(w, dims=list(range(2, 2 + nd)))
+    if spec.transposed:
+        return getattr(F, f"conv_transpose{nd}d")(
+            x, w, None, stride=spec.stride, padding=tuple(b for b, _ in spec.padding),
+            output_padding=spec.output_padding, groups=spec.groups, dilation=spec.dilation)
+    pads: list[int] = []
+    for before, after in reversed(spec.padding):
+        pads += [before, after]
+    mode = "constant" if spec.padding_mode == "zeros" else spec.padding_mode
+    x = F.pad(x, pads, mode=mode)
+    return getattr(F, f"conv{nd}d")(x, w, None, stride=spec.stride, dilation=spec.dilation,
+                                    groups=spec.groups)
+
+
 def dense_layer(spec, w) -> np.ndarray:
     """Dense ``(n_out, n_in)`` matrix of torch's layer with kernel ``w`` (batched one-hot inputs)."""
     n_in = math.prod(spec.input_shape)
     eye = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *spec.input_shape)
     wt = torch.tensor(np.asarray(w, dtype=float))
-    cols = torch.stack([torch_conv(spec, e, wt) for e in eye])
-    return cols.reshape(n_in, -1).T.numpy()
+    return batched_conv(spec, eye, wt).reshape(n_in, -1).T.numpy()
 
 
 def dense_transform(shape, op, perm=None) -> np.ndarray:
     """Matrix of ``x -> op(x[perm])`` on arrays of ``shape`` (C, *spatial); ``op`` acts on a
-    torch tensor with the channel axis first."""
+    batch of such arrays (a torch tensor of shape (N, C, *spatial))."""
     n = math.prod(shape)
     eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
-    cols = []
-    for e in eye:
-        if perm is not None:
-            e = e[list(perm)]
-        cols.append(op(e).reshape(-1))
-    return torch.stack(cols).T.numpy()
+    if perm is not None:
+        eye = eye[:, list(perm)]
+    return op(eye).reshape(n, -1).T.numpy()
 
 
 def rank(a: np.ndarray) -> int:

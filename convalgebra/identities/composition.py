@@ -16,6 +16,7 @@ are circular and the inner one keeps the grid), and the check says where.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import sympy
@@ -31,6 +32,8 @@ from .result import CheckResult, Counterexample, Step
 
 __all__ = ["composed_spec", "composed_kernel", "composition"]
 
+_CLAIM = "L2 ∘ L1 = one convolution with the composed kernel"
+
 
 def _validate(spec1: ConvSpec, spec2: ConvSpec) -> None:
     for s in (spec1, spec2):
@@ -40,14 +43,30 @@ def _validate(spec1: ConvSpec, spec2: ConvSpec) -> None:
             raise ConvAlgebraError(
                 f"composition needs ordinary convolutions (groups=1, not transposed, untiled), "
                 f"got {s.describe()}")
-    if spec2.input_shape != spec1.output_shape:
+    if spec2.in_channels != spec1.out_channels:
         raise ConvAlgebraError(
-            f"the second layer must read the first one's output {spec1.output_shape}, "
-            f"got input_shape={spec2.input_shape}")
+            f"the second layer reads {spec2.in_channels} channels but the first one gives "
+            f"{spec1.out_channels}")
+
+
+def _outer(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
+    """``spec2``'s hyper-parameters applied to ``spec1``'s output (whatever its input size)."""
+    _validate(spec1, spec2)
+    if spec2.input_shape == spec1.output_shape:
+        return spec2
+    try:
+        return replace(spec2, input_shape=spec1.output_shape)
+    except ConvAlgebraError as exc:
+        raise ConvAlgebraError(
+            f"the second layer cannot run on the first one's output {spec1.output_shape}: {exc}"
+        ) from None
 
 
 def composed_spec(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
     """The single layer equal to ``spec2`` after ``spec1`` (cross-correlation form).
+
+    ``spec2`` gives the second layer's hyper-parameters; it runs on ``spec1``'s output, as in
+    PyTorch (its own input size is not used).
 
     Examples
     --------
@@ -57,7 +76,7 @@ def composed_spec(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
     >>> c.kernel_size, c.stride, c.output_shape == s2.output_shape
     ((7,), (2,), True)
     """
-    _validate(spec1, spec2)
+    spec2 = _outer(spec1, spec2)
     extent = tuple(d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1 for k1, d1, s1, k2, d2 in zip(
         spec1.kernel_size, spec1.dilation, spec1.stride, spec2.kernel_size, spec2.dilation))
     padding = tuple((b1 + s1 * b2, a1 + s1 * a2) for (b1, a1), (b2, a2), s1 in zip(
@@ -108,6 +127,7 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     [[[3, 10, 8]]]
     """
     spec = composed_spec(spec1, spec2)
+    spec2 = _outer(spec1, spec2)
     symbolic = is_symbolic(weight1) or is_symbolic(weight2)
     w1, w2 = (np.asarray(w, dtype=object) if symbolic else np.asarray(w) for w in (weight1, weight2))
     for w, s, name in ((w1, spec1, "weight1"), (w2, spec2, "weight2")):
@@ -141,6 +161,10 @@ def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> TripleT
 def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None) -> CheckResult:
     """Is ``spec2 ∘ spec1`` the single convolution :func:`composed_spec` with :func:`composed_kernel`?
 
+    The second layer runs on the first one's output, whatever ``spec2.input_shape`` says (as
+    in PyTorch); when it cannot (its kernel does not fit), the composition is not defined and
+    the check fails saying so.
+
     Examples
     --------
     >>> s1 = ConvSpec((1, 6, 6), 1, 3)
@@ -150,6 +174,12 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     >>> composition(s1, ConvSpec(s1.output_shape, 1, 3, padding=1)).failing_positions
     ((0, 0), (0, 5))
     """
+    _validate(spec1, spec2)
+    try:
+        spec2 = _outer(spec1, spec2)
+    except ConvAlgebraError as exc:
+        return CheckResult("composition", False, _CLAIM, f"L2 ∘ L1 is not defined: {exc}.",
+                           {"L1": spec1.describe(), "L2": spec2.describe()})
     spec = composed_spec(spec1, spec2)
     if spec.output_shape != spec2.output_shape:  # pragma: no cover - floor arithmetic agrees
         raise ConvAlgebraError("internal: composed output shape differs")
@@ -173,8 +203,7 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
               if holds else _failure_reason(spec1, spec2, spec))
     ce = None if holds else _counterexample(spec1, spec2, spec, cols)
     fail = None if holds else positions(np.unique(cols[0]), spec.output_shape)
-    return CheckResult("composition", holds, "L2 ∘ L1 = one convolution with the composed kernel",
-                       reason, evidence, ce, fail, _steps(spec1, spec2))
+    return CheckResult("composition", holds, _CLAIM, reason, evidence, ce, fail, _steps(spec1, spec2))
 
 
 def _failure_reason(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> str:
@@ -228,7 +257,7 @@ def _numeric(spec1, spec2, spec, weight1, weight2) -> CheckResult:
     ev["numeric composed kernel"] = k
     ev["max |L2 L1 - M(K)|"] = float(np.abs(diff.data).max(initial=0.0))
     fail = None if holds else positions(rows, spec.output_shape)
-    return CheckResult("composition", holds, "L2 ∘ L1 = one convolution with the composed kernel",
+    return CheckResult("composition", holds, _CLAIM,
                        "The matrices agree." if holds else f"They differ at {rows.size} outputs.",
                        ev, None, fail, _steps(spec1, spec2), method="numeric")
 
