@@ -18,7 +18,7 @@ import numpy as np
 
 from ..connectivity import axis_table, spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
-from ..operators import conv_matrix
+from ..operators import conv_operator
 from ..spec import ConvSpec
 from .constraints import SparseSystem, general_form, integer_nullspace
 from .engine import apply_gather, intertwiner_residual, is_plain, layer_table, lift_gather
@@ -127,42 +127,64 @@ def _fast_applies(left: ConvSpec, right: ConvSpec, in_src: np.ndarray, in_perm, 
     return inverses
 
 
+def _guesses(inverses, right: ConvSpec, lhs: np.ndarray, out_src: np.ndarray) -> list:
+    """Candidate tap maps ``t -> t'``, read off a few sample rows (``-1`` where none)."""
+    n, k = lhs.shape
+    rows = np.unique(np.linspace(0, n - 1, 7).astype(np.int64))
+    found = _tap_reading(inverses, right, np.repeat(out_src[rows], k), lhs[rows].ravel())
+    return [g for g in np.unique(found.reshape(rows.size, k), axis=0) if (g >= 0).any()]
+
+
 def _spatial_intertwine(left, right, in_src, out_src, inverses) -> Intertwining:
     """``L P = Q R`` on one channel pair's spatial tables, compared tap by tap in O(nnz).
 
     Row ``o`` of ``L P`` reads ``in_src[spL[o, t]]`` through tap ``t``, row ``o`` of ``Q R``
     reads ``spR[out_src[o], t]``; with a generic kernel the rows agree exactly when they agree
     at every tap. A mismatched tap ``t`` is tied to the tap ``t'`` of the other side that reads
-    the same input (``theta[t] = theta[t']``), or zeroed when there is none.
+    the same input (``theta[t] = theta[t']``), or zeroed when there is none. Tap maps read off
+    sample rows tie most entries at once (all of them on a symmetric grid); the rest are
+    looked up one by one.
     """
     spl, spr = spatial_table(left), spatial_table(right)
-    lhs = np.where(spl >= 0, in_src[np.maximum(spl, 0)], -1)
-    rhs = np.where((out_src >= 0)[:, None], spr[np.maximum(out_src, 0)], -1)
+    lhs = np.append(in_src, -1)[spl]     # the trailing -1: padding taps read nothing
+    rhs = spr[np.maximum(out_src, 0)]
+    rhs[out_src < 0] = -1
     bad = lhs != rhs
-    o, t = np.nonzero(bad)
-    a, b = lhs[o, t], rhs[o, t]
-    side_a = a >= 0
-    partner = _tap_reading(inverses[1], right, out_src[o[side_a]], a[side_a])
-    tied = partner >= 0
-    n_rows = spl.shape[0]
-    matched = np.bincount(o[side_a][tied], minlength=n_rows)
-    todo = matched < np.bincount(o[b >= 0], minlength=n_rows)
-    sel = (b >= 0) & todo[o]
-    inv_src = np.full(max(in_src.max(initial=-1), b.max(initial=-1)) + 1, -1, dtype=np.int64)
-    inv_src[in_src[in_src >= 0]] = np.flatnonzero(in_src >= 0)
-    back = _tap_reading(inverses[0], left, o[sel], inv_src[b[sel]])
     k = spl.shape[1]
-    pairs = np.unique(t[side_a][tied] * k + partner[tied])
-    zeros = np.unique(np.concatenate((t[side_a][~tied], t[sel][back < 0])))
-    system = _lift_spatial(left, pairs // k, pairs % k, zeros)
+    todo = bad & (lhs >= 0)
+    tied = np.zeros_like(bad)
+    pairs = []
+    for g in _guesses(inverses[1], right, lhs, out_src):
+        hit = todo & (g >= 0)[None, :] & (lhs == rhs[:, np.maximum(g, 0)])
+        cols = np.flatnonzero(hit.any(axis=0))
+        pairs.append(cols * k + g[cols])
+        tied |= hit
+        todo &= ~hit
+    o, t = np.nonzero(todo)
+    partner = _tap_reading(inverses[1], right, out_src[o], lhs[o, t])
+    found = partner >= 0
+    pairs.append(t[found] * k + partner[found])
+    zeros = [t[~found]]
+    matched = tied.sum(axis=1) + np.bincount(o[found], minlength=bad.shape[0])
+    need = (bad & (rhs >= 0)).sum(axis=1)
+    ob, tb = np.nonzero(bad & (rhs >= 0) & (matched < need)[:, None])
+    inv_src = np.full(max(in_src.max(initial=-1), rhs.max(initial=-1)) + 1, -1, dtype=np.int64)
+    inv_src[in_src[in_src >= 0]] = np.flatnonzero(in_src >= 0)
+    back = _tap_reading(inverses[0], left, ob, inv_src[rhs[ob, tb]])
+    zeros.append(tb[back < 0])
+    pairs_all = np.unique(np.concatenate(pairs))
+    system = _lift_spatial(left, pairs_all // k, pairs_all % k, np.unique(np.concatenate(zeros)))
     n_sp = math.prod(left.output_shape[1:])
     spatial_fail = np.flatnonzero(bad.any(axis=1))
     failing = (np.arange(left.output_shape[0])[:, None] * n_sp + spatial_fail[None, :]).ravel()
     witness = None
-    if o.size:
+    if spatial_fail.size:
+        o0 = int(spatial_fail[0])
+        t0 = int(np.argmax(bad[o0]))
         wt = np.zeros(math.prod(left.weight_shape))
-        wt[tap_weight_order(left)[t[0]]] = 1.0
-        witness = (int(a[0] if a[0] >= 0 else b[0]), wt.reshape(left.weight_shape), int(o[0]))
+        wt[tap_weight_order(left)[t0]] = 1.0
+        j = lhs[o0, t0] if lhs[o0, t0] >= 0 else rhs[o0, t0]
+        witness = (int(j), wt.reshape(left.weight_shape), o0)
     return Intertwining(np.sort(failing), witness, system, int((spl >= 0).sum()))
 
 
@@ -226,8 +248,9 @@ def numeric_sides(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: G
                           _channel_src(in_perm, c_in, "in_perm"))
     out_full = lift_gather(out_t.gather(right.output_shape[1:]), math.prod(right.output_shape[1:]),
                            _channel_src(out_perm, c_out, "out_perm"))
-    lhs = conv_matrix(left, weight) @ apply_gather(in_full, x)
-    rhs = apply_gather(out_full, conv_matrix(right, weight) @ np.asarray(x, float).ravel())
+    # matrix-free: the counterexample of a huge layer must not build its matrix
+    lhs = conv_operator(left, weight) @ apply_gather(in_full, np.asarray(x, float))
+    rhs = apply_gather(out_full, conv_operator(right, weight) @ np.asarray(x, float).ravel())
     return lhs.reshape(left.output_shape), rhs.reshape(left.output_shape)
 
 
