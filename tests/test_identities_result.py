@@ -66,8 +66,8 @@ def test_step_latex_of_sentence_and_equation():
 def test_layer_pair_laws_reject_single_spec_misuse():
     with pytest.raises(ca.ConvAlgebraError, match="takes"):
         check("layer_commutativity", ca.ConvSpec((1, 4), 1, 1))
-    with pytest.raises(ca.ConvAlgebraError, match="must read the first one's output"):
-        check("composition", ca.ConvSpec((1, 6), 1, 3), ca.ConvSpec((1, 6), 1, 3))
+    with pytest.raises(ca.ConvAlgebraError, match="reads 1 channels but the first one gives 2"):
+        check("composition", ca.ConvSpec((1, 6), 2, 3), ca.ConvSpec((1, 6), 1, 3))
 
 
 @pytest.mark.parametrize("law, spec", [

@@ -29,10 +29,12 @@ GRAPH_SUFFIXES = (".json", ".yaml", ".yml")
 
 @dataclass
 class Result:
-    """What a subcommand produced: text for stdout and files to write (path -> bytes)."""
+    """What a subcommand produced: text for stdout, files to write (path -> bytes) and the
+    exit code (``check``: 1 when the law fails)."""
 
     text: str = ""
     files: dict[Path, bytes] = field(default_factory=dict)
+    exit_code: int = 0
 
 
 class NotAvailableError(RuntimeError):

@@ -235,7 +235,7 @@ def check(ns: argparse.Namespace) -> Result:
         args, options = specs, _law_options(ns, law, specs[0])
     result = identities.check(ns.law, *args, **options)
     render = {"text": result.to_text, "markdown": result.to_markdown, "latex": result.to_latex}
-    return Result(render[ns.format]())
+    return Result(render[ns.format](), exit_code=0 if result.holds else 1)
 
 
 # ----------------------------------------------------------------------------- derive

@@ -142,9 +142,12 @@ def _sections(text: str) -> list[str]:
 def _add_check(subparsers) -> None:
     p = _sub(subparsers, "check", "verify an identity: holds (with the reason) or a counterexample",
              "Check a law for a layer (or two): the verdict with its evidence, or the smallest "
-             "exact counterexample. A second layer is given with --with as quoted flags; its "
-             "--in defaults to the first layer's output shape. Pooling laws read the window "
-             "from -k/-s/-p and the input from --in (and --data).",
+             "exact counterexample. A second layer is given with --with as quoted flags; it "
+             "runs on whatever size reaches it (layer_commutativity and composition apply "
+             "each layer to the size that arrives, as PyTorch does). Pooling laws read the "
+             "window from -k/-s/-p and the input from --in (and --data). Exit status: 0 "
+             "when the law holds, 1 when it fails, 2 for bad input, so scripts can use it "
+             "like test(1).",
              """
 convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --mode circular
 convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --shift 0x1
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         _write_files(result.files)
         if result.text:
             print(result.text)
-        return EXIT_OK
+        return result.exit_code
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
     except UsageError as exc:

@@ -10,6 +10,7 @@ tables on the middle index, never by multiplying matrices.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import sympy
@@ -59,20 +60,20 @@ def commutativity(spec: ConvSpec) -> CheckResult:
     """
     a, b = _argument_specs(require_spec(spec, "commutativity"))
     ta, tb = layer_table(a), layer_table(b)
-    n_x, n_k = ta.n_in, ta.n_w
-    sizes = [ta.n_out, n_x, n_k]
-    signs = np.concatenate((np.ones(len(ta.out)), -np.ones(len(tb.out))))
+    n_x, n_k = ta.shape[1], ta.n_weights
+    sizes = [ta.shape[0], n_x, n_k]
+    signs = np.concatenate((np.ones(len(ta.out_index)), -np.ones(len(tb.out_index))))
     cols, coeff = count_tuples(
-        [np.concatenate((ta.out, tb.out)), np.concatenate((ta.inn, tb.w)),
-         np.concatenate((ta.w, tb.inn))], sizes, signs)
+        [np.concatenate((ta.out_index, tb.out_index)), np.concatenate((ta.in_index, tb.weight_index)),
+         np.concatenate((ta.weight_index, tb.in_index))], sizes, signs)
     holds = cols[0].size == 0
     op = "∗" if spec.flip else "⋆"
     name = "convolution" if spec.flip else "cross-correlation"
-    evidence: dict = {"index pairs compared": len(ta.out)}
+    evidence: dict = {"index pairs compared": len(ta.out_index)}
     if not spec.flip:
-        rev = ta.n_out - 1 - tb.out
-        _, c2 = count_tuples([np.concatenate((ta.out, rev)), np.concatenate((ta.inn, tb.w)),
-                              np.concatenate((ta.w, tb.inn))], sizes, signs)
+        rev = ta.shape[0] - 1 - tb.out_index
+        _, c2 = count_tuples([np.concatenate((ta.out_index, rev)), np.concatenate((ta.in_index, tb.weight_index)),
+                              np.concatenate((ta.weight_index, tb.in_index))], sizes, signs)
         evidence["x ⋆ k = reverse(k ⋆ x)"] = bool(c2.size == 0)
     ce = None if holds else _swap_counterexample(a, b, cols, op)
     from .proofs import commutativity_proof
@@ -105,33 +106,79 @@ def _swap_counterexample(a: ConvSpec, b: ConvSpec, cols, op: str) -> Counterexam
         f"({lhs[at]:g} vs {rhs[at]:g})")
 
 
-def _same_space(spec1: ConvSpec, spec2: ConvSpec) -> str | None:
-    for name, s in (("L1", spec1), ("L2", spec2)):
-        if s.input_shape != s.output_shape:
-            return (f"{name} maps {s.input_shape} to {s.output_shape}: a layer can only commute "
-                    "with another when it has as many output as input channels and keeps the size")
-    if spec1.input_shape != spec2.input_shape:
-        return f"the layers act on different spaces {spec1.input_shape} and {spec2.input_shape}"
-    return None
+def _hyper(spec: ConvSpec) -> str:
+    """The layer without its input size, e.g. ``Conv2d(1, 1, kernel_size=(3, 3), ...)``."""
+    return spec.describe().split(" on input")[0]
 
 
-def _product_residual(t1, t2):
-    """Residual tuples (o, i, w1, w2) of ``L1 L2 - L2 L1``."""
-    o_a, i_a, w1_a, w2_a = path_tuples(t2, t1)       # L1 after L2
-    o_b, i_b, w2_b, w1_b = path_tuples(t1, t2)       # L2 after L1
+def _at_size(spec: ConvSpec, shape: tuple[int, ...]) -> ConvSpec:
+    """``spec``'s hyper-parameters applied to an input of ``shape`` (as torch would)."""
+    if spec.input_shape == shape:
+        return spec
+    return replace(spec, input_shape=shape)
+
+
+def _chain(first: ConvSpec, second: ConvSpec, shape: tuple[int, ...]):
+    """``(first at shape, second at first's output)``, or a sentence saying why it cannot run."""
+    try:
+        a = _at_size(first, shape)
+    except ConvAlgebraError as exc:
+        return f"{_hyper(first)} cannot run on {shape}: {exc}"
+    try:
+        b = _at_size(second, a.output_shape)
+    except ConvAlgebraError as exc:
+        return f"{_hyper(second)} cannot run on {a.output_shape}: {exc}"
+    return a, b
+
+
+def _orders(spec1: ConvSpec, spec2: ConvSpec):
+    """Both orders applied to ``x`` of ``spec1.input_shape``: ((L2 then L1), (L1 then L2)),
+    or the first condition that fails, as a sentence."""
+    shape = spec1.input_shape
+    for s, name in ((spec1, "L1"), (spec2, "L2")):
+        if s.in_channels != shape[0]:
+            return (f"{name} reads {s.in_channels} channels but x has {shape[0]}: the order "
+                    f"starting with {name} is not defined (two layers can only commute when "
+                    "each has as many output as input channels)")
+    for s, name in ((spec1, "L1"), (spec2, "L2")):
+        if s.out_channels != shape[0]:
+            return (f"{name} maps {shape[0]} channels to {s.out_channels}: the two orders "
+                    "cannot both be defined with the same shape (two layers can only commute "
+                    "when each has as many output as input channels)")
+    inner_first = _chain(spec2, spec1, shape)      # L1(L2 x)
+    outer_first = _chain(spec1, spec2, shape)      # L2(L1 x)
+    for chain, name in ((inner_first, "L1(L2 x)"), (outer_first, "L2(L1 x)")):
+        if isinstance(chain, str):
+            return f"{name} is not defined: {chain}"
+    a_out, b_out = inner_first[1].output_shape, outer_first[1].output_shape
+    if a_out != b_out:
+        return f"the two orders give different shapes: L1(L2 x) is {a_out}, L2(L1 x) is {b_out}"
+    return inner_first, outer_first
+
+
+def _product_residual(inner_first, outer_first):
+    """Residual tuples (o, i, w1, w2) of ``L1(L2 x) - L2(L1 x)``, each layer at its own size."""
+    l2a, l1a = (layer_table(s) for s in inner_first)
+    l1b, l2b = (layer_table(s) for s in outer_first)
+    o_a, i_a, w1_a, w2_a = path_tuples(l2a, l1a)     # L1 after L2
+    o_b, i_b, w2_b, w1_b = path_tuples(l1b, l2b)     # L2 after L1
     signs = np.concatenate((np.ones(o_a.size), -np.ones(o_b.size)))
     cols, coeff = count_tuples(
         [np.concatenate((o_a, o_b)), np.concatenate((i_a, i_b)),
          np.concatenate((w1_a, w1_b)), np.concatenate((w2_a, w2_b))],
-        [t1.n_out, t1.n_in, t1.n_w, t2.n_w], signs)
+        [l1a.shape[0], l2a.shape[1], l1a.n_weights, l2a.n_weights], signs)
     return cols, coeff, o_a.size
 
 
-def layer_commutativity(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None) -> CheckResult:
-    """Do two layers commute, ``L1(L2 x) = L2(L1 x)``?
+def layer_commutativity(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None,
+                        weight2=None) -> CheckResult:
+    """Do two layers commute, ``L1(L2 x) = L2(L1 x)``, each applied at the size reaching it?
 
-    With symbolic kernels (default) the answer is for every kernel; give ``weight1`` and
-    ``weight2`` (numbers) to check particular kernels.
+    ``x`` has ``spec1.input_shape``; each spec gives a layer's hyper-parameters and runs on
+    whatever size arrives, as in PyTorch (``spec2``'s own input size is not used). The layers
+    commute when both orders are defined, give the same shape and agree for every kernel
+    (symbolic, the default) or for ``weight1`` and ``weight2``; the reason names the first
+    condition that fails.
 
     Examples
     --------
@@ -141,86 +188,96 @@ def layer_commutativity(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weigh
     >>> zero = ConvSpec((1, 6), 1, 3, padding=1)
     >>> layer_commutativity(zero, zero).failing_positions
     ((0, 0), (0, 5))
+    >>> layer_commutativity(ConvSpec((1, 8, 8), 1, 3), ConvSpec((1, 8, 8), 1, 5)).holds
+    True
     """
     for s in (spec1, spec2):
         if not isinstance(s, ConvSpec):
             raise TypeError(f"layer_commutativity needs two ConvSpecs, got {type(s).__name__}")
+    if (weight1 is None) != (weight2 is None):
+        raise ConvAlgebraError("give both weight1 and weight2, or neither (symbolic kernels)")
     claim = "L1 ∘ L2 = L2 ∘ L1"
-    problem = _same_space(spec1, spec2)
-    if problem is not None:
-        return CheckResult("layer_commutativity", False, claim, problem + ".",
+    orders = _orders(spec1, spec2)
+    if isinstance(orders, str):
+        return CheckResult("layer_commutativity", False, claim, orders[0].upper() + orders[1:] + ".",
                            {"L1": spec1.describe(), "L2": spec2.describe()})
-    if weight1 is not None or weight2 is not None:
-        return _numeric_commutativity(spec1, spec2, weight1, weight2, claim)
-    t1, t2 = layer_table(spec1), layer_table(spec2)
-    cols, coeff, n_paths = _product_residual(t1, t2)
+    inner_first, outer_first = orders
+    if weight1 is not None:
+        return _numeric_commutativity(inner_first, outer_first, weight1, weight2, claim)
+    cols, coeff, n_paths = _product_residual(inner_first, outer_first)
     holds = cols[0].size == 0
-    evidence: dict = {"product paths compared": n_paths}
-    multi = spec1.in_channels > 1
+    evidence: dict = {"product paths compared": n_paths,
+                      "output shape": inner_first[1].output_shape}
     if holds:
-        reason = "Both products hold the same weight pairs on the same input at every output."
-    elif multi:
-        reason = ("The channel-mixing matrices of the taps do not commute for generic kernels. "
-                  "The layers commute (circular padding, stride 1) exactly when, for every "
-                  "offset c, the sum over taps a + b = c of [W1[a], W2[b]] vanishes; in "
-                  "particular when every tap matrix of L1 commutes with every tap matrix of L2 "
-                  "(e.g. both depthwise/diagonal, or W[a] = λ_a I, or all polynomials in one "
-                  "matrix).")
+        reason = ("Both orders are defined, give the same shape, and hold the same weight pairs "
+                  "on the same input at every output: equal for every kernel.")
+    elif spec1.in_channels > 1:
+        reason = ("Both orders are defined and give the same shape, but they differ for generic "
+                  "kernels: the channel-mixing matrices of the taps do not commute, or the "
+                  "border truncates one order differently. On a circular grid with stride 1 "
+                  "the layers commute exactly when, for every offset c, the sum over taps "
+                  "a + b = c of [W1[a], W2[b]] vanishes.")
         cond = channel_commutator_condition(spec1, spec2)
         if cond is not None:
             evidence["condition (one matrix equation per offset)"] = cond
     else:
-        reason = ("Away from the border both products agree; at the outputs listed the zero "
-                  "padding of the inner layer truncates one product differently from the other.")
-    ce = None if holds else _product_counterexample(spec1, spec2, cols)
+        reason = ("Both orders are defined and give the same shape, but at the outputs listed "
+                  "they differ for generic kernels: the padding (or the sampling) of the inner "
+                  "layer truncates one product differently from the other.")
+    ce = None if holds else _product_counterexample(inner_first, outer_first, cols)
     steps = (Step(eq(sympy.MatrixSymbol("M_1", 1, 1) * sympy.MatrixSymbol("M_2", 1, 1),
                            sympy.MatrixSymbol("M_2", 1, 1) * sympy.MatrixSymbol("M_1", 1, 1)),
                   "the claim"), Step(reason, "product tuples (o, i, w1, w2) compared"))
+    out_shape = inner_first[1].output_shape
     return CheckResult("layer_commutativity", holds, claim, reason, evidence, ce,
-                       None if holds else positions(np.unique(cols[0]), spec1.output_shape), steps)
+                       None if holds else positions(np.unique(cols[0]), out_shape), steps)
 
 
-def _product_counterexample(spec1, spec2, cols) -> Counterexample:
+def _product_counterexample(inner_first, outer_first, cols) -> Counterexample:
     o, i, w1, w2 = (int(c[0]) for c in cols)
-    x = one_hot(spec1.input_shape, i).ravel()
-    k1, k2 = one_hot(spec1.weight_shape, w1), one_hot(spec2.weight_shape, w2)
-    m1, m2 = conv_matrix(spec1, k1), conv_matrix(spec2, k2)
-    lhs = (m1 @ (m2 @ x)).reshape(spec1.output_shape)
-    rhs = (m2 @ (m1 @ x)).reshape(spec1.output_shape)
+    (l2a, l1a), (l1b, l2b) = inner_first, outer_first
+    x = one_hot(l2a.input_shape, i).ravel()
+    k1, k2 = one_hot(l1a.weight_shape, w1), one_hot(l2a.weight_shape, w2)
+    lhs = (conv_matrix(l1a, k1) @ (conv_matrix(l2a, k2) @ x)).reshape(l1a.output_shape)
+    rhs = (conv_matrix(l2b, k2) @ (conv_matrix(l1b, k1) @ x)).reshape(l2b.output_shape)
     bad = np.argwhere(lhs != rhs)
     if bad.size == 0:
         raise ConvAlgebraError("internal: the counterexample does not fail; please report")
     at = tuple(int(v) for v in bad[0])
     return Counterexample(
-        {"x": x.reshape(spec1.input_shape), "weight1": k1, "weight2": k2}, lhs, rhs, at,
+        {"x": x.reshape(l2a.input_shape), "weight1": k1, "weight2": k2}, lhs, rhs, at,
         f"one-hot input and kernels: L1(L2 x) and L2(L1 x) differ at output {at} "
         f"({lhs[at]:g} vs {rhs[at]:g})")
 
 
-def _numeric_commutativity(spec1, spec2, weight1, weight2, claim) -> CheckResult:
-    if weight1 is None or weight2 is None:
-        raise ConvAlgebraError("give both weight1 and weight2, or neither (symbolic kernels)")
-    m1, m2 = conv_matrix(spec1, weight1), conv_matrix(spec2, weight2)
-    diff = (m1 @ m2 - m2 @ m1).tocoo()
-    scale = max(1.0, abs(m1).max() * abs(m2).max())
+def _numeric_commutativity(inner_first, outer_first, weight1, weight2, claim) -> CheckResult:
+    (l2a, l1a), (l1b, l2b) = inner_first, outer_first
+    lhs_m = conv_matrix(l1a, weight1) @ conv_matrix(l2a, weight2)
+    rhs_m = conv_matrix(l2b, weight2) @ conv_matrix(l1b, weight1)
+    diff = (lhs_m - rhs_m).tocoo()
+    scale = max(1.0, float(abs(lhs_m).max()), float(abs(rhs_m).max()))
     bad = np.abs(diff.data) > 1e-9 * scale
     rows = np.unique(diff.row[bad])
     holds = rows.size == 0
-    evidence = {"max |L1 L2 - L2 L1|": float(np.abs(diff.data).max(initial=0.0))}
+    shape = l1a.output_shape
+    evidence = {"max |L1 L2 - L2 L1|": float(np.abs(diff.data).max(initial=0.0)),
+                "output shape": shape}
     ce = None
     if not holds:
         x = np.zeros(diff.shape[1])
         x[diff.col[bad][0]] = 1.0
-        lhs, rhs = (m1 @ (m2 @ x)), (m2 @ (m1 @ x))
-        at = tuple(int(v) for v in np.unravel_index(int(diff.row[bad][0]), spec1.output_shape))
-        ce = Counterexample({"x": x.reshape(spec1.input_shape), "weight1": np.asarray(weight1),
-                             "weight2": np.asarray(weight2)}, lhs.reshape(spec1.output_shape),
-                            rhs.reshape(spec1.output_shape), at,
+        lhs, rhs = lhs_m @ x, rhs_m @ x
+        at = tuple(int(v) for v in np.unravel_index(int(diff.row[bad][0]), shape))
+        ce = Counterexample({"x": x.reshape(l2a.input_shape), "weight1": np.asarray(weight1),
+                             "weight2": np.asarray(weight2)}, lhs.reshape(shape),
+                            rhs.reshape(shape), at,
                             f"a one-hot input: the two orders differ at output {at}")
-    reason = "The products of the two matrices agree." if holds else \
-        f"The products differ at {rows.size} outputs."
+    reason = ("Both orders are defined, give the same shape, and their matrices agree for "
+              "these kernels." if holds else
+              f"Both orders are defined and give the same shape, but for these kernels they "
+              f"differ at {rows.size} outputs.")
     return CheckResult("layer_commutativity", holds, claim, reason, evidence, ce,
-                       None if holds else positions(rows, spec1.output_shape), method="numeric")
+                       None if holds else positions(rows, shape), method="numeric")
 
 
 def channel_commutator_condition(spec1: ConvSpec, spec2: ConvSpec, weight1=None, weight2=None,

@@ -24,7 +24,8 @@ __all__ = ["positions", "is_symbolic", "require_spec", "eq", "ne", "one_hot"]
 
 def positions(flat, shape: tuple[int, ...]) -> tuple:
     """Flat indices into ``shape`` as a tuple of multi-indices (plain ints)."""
-    return tuple(tuple(int(v) for v in idx) for idx in zip(*np.unravel_index(flat, shape)))
+    coords = [c.tolist() for c in np.unravel_index(np.asarray(flat, dtype=np.int64), shape)]
+    return tuple(zip(*coords))
 
 
 def is_symbolic(weight) -> bool:

@@ -16,20 +16,23 @@ are circular and the inner one keeps the grid), and the check says where.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import sympy
 
-from ..connectivity import tap_weight_order
+from ..connectivity import TripleTable, tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
 from .common import eq, is_symbolic, one_hot, positions
-from .engine import Table, count_tuples, layer_table, path_tuples
+from .engine import count_tuples, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
 __all__ = ["composed_spec", "composed_kernel", "composition"]
+
+_CLAIM = "L2 ∘ L1 = one convolution with the composed kernel"
 
 
 def _validate(spec1: ConvSpec, spec2: ConvSpec) -> None:
@@ -40,14 +43,30 @@ def _validate(spec1: ConvSpec, spec2: ConvSpec) -> None:
             raise ConvAlgebraError(
                 f"composition needs ordinary convolutions (groups=1, not transposed, untiled), "
                 f"got {s.describe()}")
-    if spec2.input_shape != spec1.output_shape:
+    if spec2.in_channels != spec1.out_channels:
         raise ConvAlgebraError(
-            f"the second layer must read the first one's output {spec1.output_shape}, "
-            f"got input_shape={spec2.input_shape}")
+            f"the second layer reads {spec2.in_channels} channels but the first one gives "
+            f"{spec1.out_channels}")
+
+
+def _outer(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
+    """``spec2``'s hyper-parameters applied to ``spec1``'s output (whatever its input size)."""
+    _validate(spec1, spec2)
+    if spec2.input_shape == spec1.output_shape:
+        return spec2
+    try:
+        return replace(spec2, input_shape=spec1.output_shape)
+    except ConvAlgebraError as exc:
+        raise ConvAlgebraError(
+            f"the second layer cannot run on the first one's output {spec1.output_shape}: {exc}"
+        ) from None
 
 
 def composed_spec(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
     """The single layer equal to ``spec2`` after ``spec1`` (cross-correlation form).
+
+    ``spec2`` gives the second layer's hyper-parameters; it runs on ``spec1``'s output, as in
+    PyTorch (its own input size is not used).
 
     Examples
     --------
@@ -57,7 +76,7 @@ def composed_spec(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
     >>> c.kernel_size, c.stride, c.output_shape == s2.output_shape
     ((7,), (2,), True)
     """
-    _validate(spec1, spec2)
+    spec2 = _outer(spec1, spec2)
     extent = tuple(d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1 for k1, d1, s1, k2, d2 in zip(
         spec1.kernel_size, spec1.dilation, spec1.stride, spec2.kernel_size, spec2.dilation))
     padding = tuple((b1 + s1 * b2, a1 + s1 * a2) for (b1, a1), (b2, a2), s1 in zip(
@@ -108,6 +127,7 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     [[[3, 10, 8]]]
     """
     spec = composed_spec(spec1, spec2)
+    spec2 = _outer(spec1, spec2)
     symbolic = is_symbolic(weight1) or is_symbolic(weight2)
     w1, w2 = (np.asarray(w, dtype=object) if symbolic else np.asarray(w) for w in (weight1, weight2))
     for w, s, name in ((w1, spec1, "weight1"), (w2, spec2, "weight2")):
@@ -123,7 +143,7 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     return out.reshape(spec.weight_shape)
 
 
-def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> Table:
+def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> TripleTable:
     """For each composed kernel entry, the (w2, w1) weight pairs it sums: a table out=K index."""
     c_out, c_mid, c_in = spec2.out_channels, spec2.in_channels, spec1.in_channels
     k1, k2 = math.prod(spec1.kernel_size), math.prod(spec2.kernel_size)
@@ -135,12 +155,15 @@ def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> Table:
     w2 = (o * c_mid + m) * k2 + tap_weight_order(spec2)[b]
     w1 = (m * c_in + i) * k1 + tap_weight_order(spec1)[a]
     n = math.prod(spec.weight_shape)
-    return Table(k_index.ravel(), w1.ravel(), w2.ravel(), n, math.prod(spec1.weight_shape),
-                 math.prod(spec2.weight_shape))
+    return TripleTable(k_index.ravel(), w1.ravel(), w2.ravel(), (n, math.prod(spec1.weight_shape)), math.prod(spec2.weight_shape))
 
 
 def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None) -> CheckResult:
     """Is ``spec2 ∘ spec1`` the single convolution :func:`composed_spec` with :func:`composed_kernel`?
+
+    The second layer runs on the first one's output, whatever ``spec2.input_shape`` says (as
+    in PyTorch); when it cannot (its kernel does not fit), the composition is not defined and
+    the check fails saying so.
 
     Examples
     --------
@@ -151,6 +174,12 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     >>> composition(s1, ConvSpec(s1.output_shape, 1, 3, padding=1)).failing_positions
     ((0, 0), (0, 5))
     """
+    _validate(spec1, spec2)
+    try:
+        spec2 = _outer(spec1, spec2)
+    except ConvAlgebraError as exc:
+        return CheckResult("composition", False, _CLAIM, f"L2 ∘ L1 is not defined: {exc}.",
+                           {"L1": spec1.describe(), "L2": spec2.describe()})
     spec = composed_spec(spec1, spec2)
     if spec.output_shape != spec2.output_shape:  # pragma: no cover - floor arithmetic agrees
         raise ConvAlgebraError("internal: composed output shape differs")
@@ -159,14 +188,14 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     t1, t2, tc = layer_table(spec1), layer_table(spec2), layer_table(spec)
     o_a, i_a, w2_a, w1_a = path_tuples(t1, t2)
     pairs = _composed_pairs(spec1, spec2, spec)
-    o_b, i_b, w2_b, w1_b = path_tuples(pairs, Table(tc.out, tc.w, tc.inn, tc.n_out, tc.n_w, tc.n_in))
+    o_b, i_b, w2_b, w1_b = path_tuples(pairs, TripleTable(tc.out_index, tc.weight_index, tc.in_index, (tc.shape[0], tc.n_weights), tc.shape[1]))
     # path_tuples(first=pairs, second=tc') yields (o, i=w1, w_second=x index, w_first=w2)
     o_b, x_b, w1_b, w2_b = o_b, w2_b, i_b, w1_b
     signs = np.concatenate((np.ones(o_a.size), -np.ones(o_b.size)))
     cols, _ = count_tuples(
         [np.concatenate((o_a, o_b)), np.concatenate((i_a, x_b)),
          np.concatenate((w2_a, w2_b)), np.concatenate((w1_a, w1_b))],
-        [tc.n_out, tc.n_in, t2.n_w, t1.n_w], signs)
+        [tc.shape[0], tc.shape[1], t2.n_weights, t1.n_weights], signs)
     holds = cols[0].size == 0
     evidence = _evidence(spec1, spec2, spec)
     evidence["product paths compared"] = int(o_a.size)
@@ -174,8 +203,7 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
               if holds else _failure_reason(spec1, spec2, spec))
     ce = None if holds else _counterexample(spec1, spec2, spec, cols)
     fail = None if holds else positions(np.unique(cols[0]), spec.output_shape)
-    return CheckResult("composition", holds, "L2 ∘ L1 = one convolution with the composed kernel",
-                       reason, evidence, ce, fail, _steps(spec1, spec2))
+    return CheckResult("composition", holds, _CLAIM, reason, evidence, ce, fail, _steps(spec1, spec2))
 
 
 def _failure_reason(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> str:
@@ -229,7 +257,7 @@ def _numeric(spec1, spec2, spec, weight1, weight2) -> CheckResult:
     ev["numeric composed kernel"] = k
     ev["max |L2 L1 - M(K)|"] = float(np.abs(diff.data).max(initial=0.0))
     fail = None if holds else positions(rows, spec.output_shape)
-    return CheckResult("composition", holds, "L2 ∘ L1 = one convolution with the composed kernel",
+    return CheckResult("composition", holds, _CLAIM,
                        "The matrices agree." if holds else f"They differ at {rows.size} outputs.",
                        ev, None, fail, _steps(spec1, spec2), method="numeric")
 

@@ -16,45 +16,29 @@ of a grid are all gathers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..connectivity import layer_rows_cols, spatial_table, triples
+from ..connectivity import TripleTable, layer_rows_cols, triples
 from ..spec import ConvSpec
 
 __all__ = [
-    "Table",
     "layer_table",
-    "spatial_layer_table",
     "is_plain",
     "count_tuples",
     "intertwiner_residual",
     "path_tuples",
     "apply_gather",
     "lift_gather",
-    "dense_rows",
-    "rational_nullspace",
 ]
 
 
-@dataclass(frozen=True)
-class Table:
-    """Triples ``(out, inn, w)`` of a linear map ``y[out] += theta[w] * x[inn]``."""
-
-    out: np.ndarray
-    inn: np.ndarray
-    w: np.ndarray
-    n_out: int
-    n_in: int
-    n_w: int
-
-    def grouped(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(order, starts, counts): the triples sorted by ``out`` and each row's range."""
-        order = np.argsort(self.out, kind="stable")
-        counts = np.bincount(self.out, minlength=self.n_out)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        return order, starts, counts
+def _grouped(table: TripleTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, starts, counts): the triples sorted by output index and each row's range."""
+    order = np.argsort(table.out_index, kind="stable")
+    counts = np.bincount(table.out_index, minlength=table.shape[0])
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return order, starts, counts
 
 
 def is_plain(spec: ConvSpec) -> bool:
@@ -62,22 +46,23 @@ def is_plain(spec: ConvSpec) -> bool:
     return spec.tile is None and spec.channel_table is None
 
 
-def layer_table(spec: ConvSpec) -> Table:
-    """The layer's own triples (for a transposed spec, the forward table with roles swapped)."""
+def layer_table(spec: ConvSpec) -> TripleTable:
+    """The layer's own triples: for a transposed spec, the forward table with roles swapped.
+
+    ``out_index``/``in_index`` index the *layer's* output and input (its matrix rows and
+    columns), unlike :func:`~convalgebra.connectivity.triples`, which keeps the forward roles.
+
+    Examples
+    --------
+    >>> t = layer_table(ConvSpec((1, 2), 1, 2, transposed=True))
+    >>> t.out_index.tolist(), t.in_index.tolist(), t.shape
+    ([0, 1, 1, 2], [0, 0, 1, 1], (3, 2))
+    """
     t = triples(spec)
+    if not spec.transposed:
+        return t
     rows, cols = layer_rows_cols(spec, t)
-    return Table(rows, cols, t.weight_index, math.prod(spec.output_shape),
-                 math.prod(spec.input_shape), t.n_weights)
-
-
-def spatial_layer_table(spec: ConvSpec) -> Table:
-    """One channel pair's triples, ``w`` = spatial tap: the whole layer for a plain spec."""
-    sp = spatial_table(spec)
-    pos, tap = np.nonzero(sp >= 0)
-    n_out, n_in = sp.shape[0], math.prod(spec.forward_input_spatial)
-    if spec.transposed:
-        return Table(sp[pos, tap], pos, tap, n_in, n_out, sp.shape[1])
-    return Table(pos, sp[pos, tap], tap, n_out, n_in, sp.shape[1])
+    return TripleTable(rows, cols, t.weight_index, (t.shape[1], t.shape[0]), t.n_weights)
 
 
 def count_tuples(columns: list[np.ndarray], sizes: list[int], signs: np.ndarray):
@@ -101,44 +86,46 @@ def count_tuples(columns: list[np.ndarray], sizes: list[int], signs: np.ndarray)
     return [uniq[keep, k] for k in range(len(columns))], total[keep]
 
 
-def _gather_rows(table: Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _gather_rows(table: TripleTable, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each requested row (a row index of ``table``), its triples: (which request, triple)."""
-    order, starts, counts = table.grouped()
+    order, starts, counts = _grouped(table)
     reps = counts[rows]
     which = np.repeat(np.arange(rows.size), reps)
     offset = np.arange(which.size) - np.repeat(np.cumsum(reps) - reps, reps)
     return which, order[starts[rows][which] + offset]
 
 
-def intertwiner_residual(left: Table, in_src: np.ndarray, right: Table, out_src: np.ndarray):
+def intertwiner_residual(left: TripleTable, in_src: np.ndarray, right: TripleTable,
+                         out_src: np.ndarray):
     """Residual of ``L P = Q R`` with gathers ``P`` (``in_src``) and ``Q`` (``out_src``).
 
     ``(L P x)[o] = sum L[o, i] x[in_src[i]]``, ``(Q R x)[o] = (R x)[out_src[o]]``. Returns
     ``(o, j, w, coeff)``: entry ``(o, j)`` of ``L P - Q R`` has coefficient ``coeff`` on
     weight ``w``; empty when the identity holds for every kernel.
     """
-    src = in_src[left.inn]
+    src = in_src[left.in_index]
     ok = src >= 0
-    lo, lj, lw = left.out[ok], src[ok], left.w[ok]
+    lo, lj, lw = left.out_index[ok], src[ok], left.weight_index[ok]
     rows = np.flatnonzero(out_src >= 0)
     which, tri = _gather_rows(right, out_src[rows])
-    ro, rj, rw = rows[which], right.inn[tri], right.w[tri]
+    ro, rj, rw = rows[which], right.in_index[tri], right.weight_index[tri]
     signs = np.concatenate((np.ones(lo.size), -np.ones(ro.size)))
     cols, coeff = count_tuples(
         [np.concatenate((lo, ro)), np.concatenate((lj, rj)), np.concatenate((lw, rw))],
-        [left.n_out, right.n_in, max(left.n_w, right.n_w)],
+        [left.shape[0], right.shape[1], max(left.n_weights, right.n_weights)],
         signs,
     )
     return cols[0], cols[1], cols[2], coeff
 
 
-def path_tuples(first: Table, second: Table):
+def path_tuples(first: TripleTable, second: TripleTable):
     """Index tuples ``(o, i, w_second, w_first)`` of the product ``second ∘ first``.
 
     ``(second(first x))[o] = sum over paths o <- m <- i of theta2[w2] theta1[w1] x[i]``.
     """
-    which, tri = _gather_rows(first, second.inn)
-    return second.out[which], first.inn[tri], second.w[which], first.w[tri]
+    which, tri = _gather_rows(first, second.in_index)
+    return (second.out_index[which], first.in_index[tri], second.weight_index[which],
+            first.weight_index[tri])
 
 
 def apply_gather(src: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -152,42 +139,3 @@ def lift_gather(spatial_src: np.ndarray, n_spatial: int, channel_src: np.ndarray
     ch = np.asarray(channel_src)[:, None] * n_spatial
     flat = np.where(spatial_src[None, :] >= 0, ch + spatial_src[None, :], -1)
     return flat.ravel()
-
-
-def dense_rows(o: np.ndarray, j: np.ndarray, w: np.ndarray, coeff: np.ndarray, n_w: int) -> np.ndarray:
-    """The distinct rows of the residual as a dense int matrix (one row per linear constraint)."""
-    if o.size == 0:
-        return np.zeros((0, n_w), dtype=np.int64)
-    pairs = np.stack((o, j), axis=1)
-    _, row = np.unique(pairs, axis=0, return_inverse=True)
-    row = row.ravel()
-    dense = np.zeros((row.max() + 1, n_w), dtype=np.int64)
-    np.add.at(dense, (row, w), coeff)
-    return np.unique(dense, axis=0)
-
-
-def rational_nullspace(rows: np.ndarray, n_cols: int) -> list:
-    """Exact basis of ``{v : rows @ v == 0}`` as sympy column matrices (rref over QQ)."""
-    import sympy
-    from sympy.polys.matrices import DomainMatrix
-
-    if rows.size == 0 or not rows.any():
-        return [sympy.Matrix.eye(n_cols)[:, k] for k in range(n_cols)]
-    rows = rows[np.any(rows != 0, axis=1)]
-    dm = DomainMatrix([[sympy.QQ(int(v)) for v in r] for r in rows.tolist()], rows.shape, sympy.QQ)
-    null = dm.nullspace().to_Matrix()
-    basis = [null.row(k).T for k in range(null.rows)]
-    return [_normalise(v) for v in basis]
-
-
-def _normalise(v):
-    """Scale a rational vector to coprime integers with a positive first non-zero entry."""
-    import sympy
-
-    dens = [sympy.fraction(sympy.nsimplify(e))[1] for e in v]
-    lcm = sympy.ilcm(*dens) if dens else 1
-    v = v * lcm
-    g = sympy.igcd(*[int(e) for e in v]) or 1
-    v = v / g
-    first = next((e for e in v if e != 0), 1)
-    return v if first > 0 else -v

@@ -3,8 +3,10 @@
 ``L`` and ``R`` are usually the same layer; they differ when the transformation changes the
 grid size (rescaling), where ``L`` is the layer on the transformed input. Both share one
 kernel. With a symbolic kernel the identity is decided on index tables (see
-:mod:`.engine`); for a plain spec and a spatial transformation only one channel pair's
-spatial table is needed, because every channel pair repeats it.
+:mod:`.engine`); for a plain spec, a spatial transformation and a layer that reads no pixel
+twice, one channel pair's spatial table is compared tap by tap in O(nnz). Either way the
+residual is also returned as the exact equations on the kernel for which the identity holds
+(:class:`~.constraints.SparseSystem`).
 """
 
 from __future__ import annotations
@@ -14,24 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..connectivity import tap_weight_order
+from ..connectivity import axis_table, spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
-from ..operators import conv_matrix
+from ..operators import conv_operator
 from ..spec import ConvSpec
-from .engine import (
-    apply_gather,
-    dense_rows,
-    intertwiner_residual,
-    is_plain,
-    layer_table,
-    lift_gather,
-    rational_nullspace,
-    spatial_layer_table,
-)
+from .constraints import SparseSystem, general_form, integer_nullspace
+from .engine import apply_gather, intertwiner_residual, is_plain, layer_table, lift_gather
 from .result import Counterexample
 from .transforms import GridTransform
 
-__all__ = ["Intertwining", "intertwine", "numeric_sides", "weight_values"]
+__all__ = ["Intertwining", "intertwine", "numeric_sides", "weight_values", "kernel_solutions",
+           "residual_system", "make_counterexample", "numeric_weight", "axis_inverse"]
 
 
 @dataclass(frozen=True)
@@ -39,14 +34,13 @@ class Intertwining:
     """Outcome of :func:`intertwine`.
 
     ``failing`` are flat output indices of ``L P - Q R`` that are not identically zero;
-    ``rows`` the residual's distinct constraint rows (generic kernel only, else ``None``);
-    ``spatial`` tells whether ``rows`` act on one channel pair's taps (plain fast path).
+    ``system`` the equations on the kernel for which the identity holds (generic kernel
+    only, else ``None``).
     """
 
     failing: np.ndarray
     witness: tuple | None  # (x flat index, weight array or None, output flat index)
-    rows: np.ndarray | None
-    spatial: bool
+    system: SparseSystem | None
     n_terms: int
 
 
@@ -96,6 +90,125 @@ def _evaluate_rows(o, j, w, coeff, wflat) -> tuple[np.ndarray, np.ndarray, list]
     return uniq[keep, 0], uniq[keep, 1], [v for v, k in zip(vals, keep) if k]
 
 
+def axis_inverse(spec: ConvSpec, axis: int) -> np.ndarray | None:
+    """``inv[o, c]``: the tap of output ``o`` reading input ``c`` along ``axis`` (-1: none);
+    ``None`` when some output reads one input position through two taps."""
+    tab = axis_table(spec, axis)
+    n_in = spec.forward_input_spatial[axis]
+    r, t = np.nonzero(tab >= 0)
+    inv = np.full((tab.shape[0], n_in), -1, dtype=np.int64)
+    inv[r, tab[r, t]] = t
+    return inv if np.count_nonzero(inv >= 0) == r.size else None
+
+
+def _tap_reading(inverses, spec: ConvSpec, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Flat spatial tap by which output ``rows`` reads input ``cols`` (-1: none or no row)."""
+    ok = (rows >= 0) & (cols >= 0)
+    ro = np.unravel_index(np.where(ok, rows, 0), spec.forward_output_spatial)
+    co = np.unravel_index(np.where(ok, cols, 0), spec.forward_input_spatial)
+    taps = [inv[r, c] for inv, r, c in zip(inverses, ro, co)]
+    found = ok & np.logical_and.reduce([t >= 0 for t in taps])
+    flat = np.ravel_multi_index(tuple(np.maximum(t, 0) for t in taps), spec.kernel_size)
+    return np.where(found, flat, -1)
+
+
+def _fast_applies(left: ConvSpec, right: ConvSpec, in_src: np.ndarray, in_perm, out_perm):
+    """The per-axis inverses of both layers when the spatial fast path is exact, else None."""
+    if in_perm is not None or out_perm is not None:
+        return None
+    if not (is_plain(left) and is_plain(right)) or left.transposed or right.transposed:
+        return None
+    valid = in_src[in_src >= 0]
+    if np.bincount(valid, minlength=1).max(initial=0) > 1:
+        return None
+    inverses = [[axis_inverse(s, a) for a in range(s.ndim)] for s in (left, right)]
+    if any(inv is None for pair in inverses for inv in pair):
+        return None
+    return inverses
+
+
+def _guesses(inverses, right: ConvSpec, lhs: np.ndarray, out_src: np.ndarray) -> list:
+    """Candidate tap maps ``t -> t'``, read off a few sample rows (``-1`` where none)."""
+    n, k = lhs.shape
+    rows = np.unique(np.linspace(0, n - 1, 7).astype(np.int64))
+    found = _tap_reading(inverses, right, np.repeat(out_src[rows], k), lhs[rows].ravel())
+    return [g for g in np.unique(found.reshape(rows.size, k), axis=0) if (g >= 0).any()]
+
+
+def _spatial_intertwine(left, right, in_src, out_src, inverses) -> Intertwining:
+    """``L P = Q R`` on one channel pair's spatial tables, compared tap by tap in O(nnz).
+
+    Row ``o`` of ``L P`` reads ``in_src[spL[o, t]]`` through tap ``t``, row ``o`` of ``Q R``
+    reads ``spR[out_src[o], t]``; with a generic kernel the rows agree exactly when they agree
+    at every tap. A mismatched tap ``t`` is tied to the tap ``t'`` of the other side that reads
+    the same input (``theta[t] = theta[t']``), or zeroed when there is none. Tap maps read off
+    sample rows tie most entries at once (all of them on a symmetric grid); the rest are
+    looked up one by one.
+    """
+    spl, spr = spatial_table(left), spatial_table(right)
+    lhs = np.append(in_src, -1)[spl]     # the trailing -1: padding taps read nothing
+    rhs = spr[np.maximum(out_src, 0)]
+    rhs[out_src < 0] = -1
+    bad = lhs != rhs
+    k = spl.shape[1]
+    todo = bad & (lhs >= 0)
+    tied = np.zeros_like(bad)
+    pairs = []
+    for g in _guesses(inverses[1], right, lhs, out_src):
+        hit = todo & (g >= 0)[None, :] & (lhs == rhs[:, np.maximum(g, 0)])
+        cols = np.flatnonzero(hit.any(axis=0))
+        pairs.append(cols * k + g[cols])
+        tied |= hit
+        todo &= ~hit
+    o, t = np.nonzero(todo)
+    partner = _tap_reading(inverses[1], right, out_src[o], lhs[o, t])
+    found = partner >= 0
+    pairs.append(t[found] * k + partner[found])
+    zeros = [t[~found]]
+    matched = tied.sum(axis=1) + np.bincount(o[found], minlength=bad.shape[0])
+    need = (bad & (rhs >= 0)).sum(axis=1)
+    ob, tb = np.nonzero(bad & (rhs >= 0) & (matched < need)[:, None])
+    inv_src = np.full(max(in_src.max(initial=-1), rhs.max(initial=-1)) + 1, -1, dtype=np.int64)
+    inv_src[in_src[in_src >= 0]] = np.flatnonzero(in_src >= 0)
+    back = _tap_reading(inverses[0], left, ob, inv_src[rhs[ob, tb]])
+    zeros.append(tb[back < 0])
+    pairs_all = np.unique(np.concatenate(pairs))
+    system = _lift_spatial(left, pairs_all // k, pairs_all % k, np.unique(np.concatenate(zeros)))
+    n_sp = math.prod(left.output_shape[1:])
+    spatial_fail = np.flatnonzero(bad.any(axis=1))
+    failing = (np.arange(left.output_shape[0])[:, None] * n_sp + spatial_fail[None, :]).ravel()
+    witness = None
+    if spatial_fail.size:
+        o0 = int(spatial_fail[0])
+        t0 = int(np.argmax(bad[o0]))
+        wt = np.zeros(math.prod(left.weight_shape))
+        wt[tap_weight_order(left)[t0]] = 1.0
+        j = lhs[o0, t0] if lhs[o0, t0] >= 0 else rhs[o0, t0]
+        witness = (int(j), wt.reshape(left.weight_shape), o0)
+    return Intertwining(np.sort(failing), witness, system, int((spl >= 0).sum()))
+
+
+def _lift_spatial(spec: ConvSpec, ta: np.ndarray, tb: np.ndarray, zeros: np.ndarray) -> SparseSystem:
+    """Spatial equations ``theta[ta] = theta[tb]``, ``theta[zeros] = 0`` for every channel pair."""
+    k = math.prod(spec.kernel_size)
+    n_w = math.prod(spec.weight_shape)
+    order = tap_weight_order(spec)
+    base = np.arange(n_w // k)[:, None] * k
+    a, b, z = (base + order[v][None, :] for v in (ta, tb, zeros))
+    n_pairs = a.size
+    row = np.concatenate((np.arange(n_pairs), np.arange(n_pairs), n_pairs + np.arange(z.size)))
+    col = np.concatenate((a.ravel(), b.ravel(), z.ravel()))
+    coeff = np.concatenate((np.ones(n_pairs), -np.ones(n_pairs), np.ones(z.size))).astype(np.int64)
+    return SparseSystem(row, col, coeff, n_w)
+
+
+def residual_system(o, j, w, coeff, n_w: int) -> SparseSystem:
+    """The equations of a residual ``(o, j, w, coeff)`` sorted by ``(o, j)``: one per entry."""
+    new = np.ones(o.size, dtype=bool)
+    new[1:] = (o[1:] != o[:-1]) | (j[1:] != j[:-1])
+    return SparseSystem(np.cumsum(new) - 1, w.astype(np.int64), coeff.astype(np.int64), n_w)
+
+
 def intertwine(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: GridTransform,
                weight=None, in_perm=None, out_perm=None) -> Intertwining:
     """Residual of ``L(P x) = Q(R x)`` over all kernels (``weight=None``) or for one kernel."""
@@ -104,18 +217,9 @@ def intertwine(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: Grid
     out_src = out_t.gather(right.output_shape[1:])
     if in_src.size != math.prod(left.input_shape[1:]) or out_src.size != math.prod(left.output_shape[1:]):
         raise ConvAlgebraError("internal: transformed grids do not match the layer shapes")
-    if weight is None and in_perm is None and out_perm is None and is_plain(left) and is_plain(right):
-        lt, rt = spatial_layer_table(left), spatial_layer_table(right)
-        o, j, w, c = intertwiner_residual(lt, in_src, rt, out_src)
-        spatial_fail = np.unique(o)
-        n_sp = math.prod(left.output_shape[1:])
-        failing = (np.arange(left.output_shape[0])[:, None] * n_sp + spatial_fail[None, :]).ravel()
-        witness = None
-        if o.size:
-            wt = np.zeros(math.prod(left.weight_shape))
-            wt[tap_weight_order(left)[w[0]]] = 1.0
-            witness = (int(j[0]), wt.reshape(left.weight_shape), int(o[0]))
-        return Intertwining(np.sort(failing), witness, dense_rows(o, j, w, c, lt.n_w), True, len(lt.out))
+    inverses = _fast_applies(left, right, in_src, in_perm, out_perm) if weight is None else None
+    if inverses is not None:
+        return _spatial_intertwine(left, right, in_src, out_src, inverses)
     c_in, c_out = right.input_shape[0], right.output_shape[0]
     lt, rt = layer_table(left), layer_table(right)
     in_full = lift_gather(in_src, math.prod(in_spatial), _channel_src(in_perm, c_in, "in_perm"))
@@ -125,15 +229,15 @@ def intertwine(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: Grid
     if weight is None:
         witness = None
         if o.size:
-            wt = np.zeros(lt.n_w)
+            wt = np.zeros(lt.n_weights)
             wt[w[0]] = 1.0
             witness = (int(j[0]), wt.reshape(left.weight_shape), int(o[0]))
-        rows = dense_rows(o, j, w, c, lt.n_w) if lt.n_w <= 400 else None
-        return Intertwining(np.unique(o), witness, rows, False, len(lt.out))
+        return Intertwining(np.unique(o), witness, residual_system(o, j, w, c, lt.n_weights),
+                            len(lt))
     wflat = weight_values(weight, left)
     fo, fj, _ = _evaluate_rows(o, j, w, c, wflat)
     witness = (int(fj[0]), None, int(fo[0])) if fo.size else None
-    return Intertwining(np.unique(fo), witness, None, False, len(lt.out))
+    return Intertwining(np.unique(fo), witness, None, len(lt))
 
 
 def numeric_sides(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: GridTransform,
@@ -144,8 +248,9 @@ def numeric_sides(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: G
                           _channel_src(in_perm, c_in, "in_perm"))
     out_full = lift_gather(out_t.gather(right.output_shape[1:]), math.prod(right.output_shape[1:]),
                            _channel_src(out_perm, c_out, "out_perm"))
-    lhs = conv_matrix(left, weight) @ apply_gather(in_full, x)
-    rhs = apply_gather(out_full, conv_matrix(right, weight) @ np.asarray(x, float).ravel())
+    # matrix-free: the counterexample of a huge layer must not build its matrix
+    lhs = conv_operator(left, weight) @ apply_gather(in_full, np.asarray(x, float))
+    rhs = apply_gather(out_full, conv_operator(right, weight) @ np.asarray(x, float).ravel())
     return lhs.reshape(left.output_shape), rhs.reshape(left.output_shape)
 
 
@@ -195,30 +300,9 @@ def make_counterexample(left, right, in_t, out_t, result: Intertwining, weight, 
 def kernel_solutions(result: Intertwining, spec: ConvSpec):
     """The kernels for which the identity holds at this size, as ``(dimension, general)``.
 
-    ``general`` is a sympy array of ``spec.weight_shape`` in parameters ``c1, c2, ...``.
-    ``None`` when the constraint system was too large to solve exactly.
+    ``general`` is a sympy array of ``spec.weight_shape`` in parameters ``c1, c2, ...``
+    (``None`` above 400 kernel entries, where only the dimension is reported).
     """
-    import sympy
-
-    if result.rows is None:
-        return None
-    k = math.prod(spec.kernel_size)
-    n = result.rows.shape[1]
-    basis = rational_nullspace(result.rows, n)
-    if not result.spatial:
-        params = sympy.symbols(f"c1:{len(basis) + 1}")
-        vec = sum((p * b for p, b in zip(params, basis)), sympy.zeros(n, 1))
-        return len(basis), sympy.ImmutableDenseNDimArray(list(vec), spec.weight_shape)
-    # one channel pair's taps (spatial order); every pair gets its own parameters
-    order = tap_weight_order(spec)
-    pairs = math.prod(spec.weight_shape) // k
-    entries, count = [], 0
-    for pair in range(pairs):
-        params = sympy.symbols(f"c{count + 1}:{count + len(basis) + 1}")
-        count += len(basis)
-        vec = sum((p * b for p, b in zip(params, basis)), sympy.zeros(n, 1))
-        taps = [0] * k
-        for spatial_tap, value in enumerate(vec):
-            taps[order[spatial_tap]] = value
-        entries += taps
-    return count, sympy.ImmutableDenseNDimArray(entries, spec.weight_shape)
+    basis = integer_nullspace(result.system)
+    general = general_form(basis, spec.weight_shape) if basis.shape[1] <= 400 else None
+    return basis.shape[0], general

@@ -1,68 +1,142 @@
-"""Solve for equivariant kernels: the nullspace of the stacked symmetry constraints.
+"""Solve for equivariant kernels from the layer's own constraint.
 
-For a grid symmetry ``g`` (acting on the kernel's taps by a permutation) and channel
-representations ``rho_in``, ``rho_out`` (permutations), the layer is equivariant when
+The layer ``M(theta)`` is equivariant to a grid symmetry with gathers ``P_in``, ``P_out``
+(including channel representations) when
 
-    W[rho_out(o), c, t] = W[o, rho_in^{-1}(c), g^{-1}(t)]     for every o, c, t
+    P_out M(theta) = M(theta) P_in,
 
--- one linear constraint ``(Q_g - I) vec(W) = 0`` per generator, as in EMLP's constraint
-solving. The exact solution space is the rational nullspace of the stacked constraints.
+and ``M`` is linear in ``theta`` through the triple table, so this is a sparse integer system
+on the kernel (:mod:`.constraints`), built and solved exactly without a dense matrix. Its
+solutions depend on the layer, not only on the kernel grid: an asymmetric padding or a stride
+that samples the grid off-centre removes solutions, reflected or padding-only taps add some.
+
+For comparison the grid constraint ``W[rho_out(o), c, t] = W[o, rho_in^{-1}(c), g^{-1}(t)]``
+(the kernel symmetric on its own grid, as in EMLP's constraint solving) is solved too.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sp
 
+from ..connectivity import triples
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
-from .engine import rational_nullspace
+from .constraints import (
+    SparseSystem,
+    annihilates,
+    general_form,
+    integer_nullspace,
+    sympy_basis,
+)
+from .engine import count_tuples, is_plain
+from .intertwine import axis_inverse, intertwine, residual_system
 from .transforms import GridTransform, flip, rotation, transposition
 
-__all__ = ["EquivariantKernels", "equivariant_kernels", "TRANSFORMS"]
+__all__ = ["EquivariantKernels", "equivariant_kernels", "blind_kernels", "grid_kernels",
+           "TRANSFORMS"]
 
 TRANSFORMS = ("rotation", "flip", "transposition", "dihedral")
 
 
 @dataclass(frozen=True)
 class EquivariantKernels:
-    """The kernels of a spec that commute with a symmetry.
+    """The kernels of a layer that make it commute with a symmetry, exactly.
 
     Attributes
     ----------
     dimension : int
-        Dimension of the solution space.
+        Dimension of ``{theta : P_out M(theta) = M(theta) P_in}``.
     basis : list of sympy.ImmutableDenseNDimArray
         Integer basis kernels, each of ``weight_shape``.
     general : sympy.ImmutableDenseNDimArray
         ``sum c_k basis_k`` in parameters ``c1, c2, ...``.
-    constraint : numpy.ndarray
-        The stacked constraint rows ``(Q_g - I)`` (one row per kernel entry and generator).
+    blind : list of sympy.ImmutableDenseNDimArray
+        Basis of the kernels giving the zero layer (taps that only read padding, taps whose
+        contributions cancel on collisions): they solve every constraint.
+    grid_symmetric : bool
+        True when every kernel symmetric on its own grid (``grid_dimension``) makes this layer
+        equivariant; False when the layer's sampling grid or padding breaks the symmetry, or
+        the kernel grid is not mapped onto itself.
+    grid_dimension : int or None
+        Dimension of the kernels symmetric on the kernel grid (``None``: the symmetry does not
+        map the kernel grid onto itself, or the layer has groups, tiles or a channel table).
+    vectors, blind_vectors, grid_vectors : scipy.sparse.csr_matrix
+        The bases as integer rows over the flat kernel.
+    constraint : scipy.sparse.csr_matrix
+        The layer's constraint rows (one per residual entry).
     """
 
     spec: ConvSpec
     transform: str
-    dimension: int
-    basis: list
-    general: object
-    constraint: np.ndarray
+    vectors: sp.csr_matrix
+    constraint: sp.csr_matrix
+    blind_vectors: sp.csr_matrix
+    grid_vectors: sp.csr_matrix | None
+    grid_symmetric: bool
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def grid_dimension(self) -> int | None:
+        return None if self.grid_vectors is None else int(self.grid_vectors.shape[0])
+
+    @cached_property
+    def basis(self) -> list:
+        return sympy_basis(self.vectors, self.spec.weight_shape)
+
+    @cached_property
+    def general(self):
+        return general_form(self.vectors, self.spec.weight_shape)
+
+    @cached_property
+    def blind(self) -> list:
+        return sympy_basis(self.blind_vectors, self.spec.weight_shape)
+
+    @cached_property
+    def grid_general(self):
+        """The grid-symmetric kernels' general form (``None`` when not defined)."""
+        if self.grid_vectors is None:
+            return None
+        return general_form(self.grid_vectors, self.spec.weight_shape)
 
     def contains(self, weight) -> bool:
         """True when ``weight`` satisfies every constraint exactly (numbers or sympy)."""
         import sympy
 
-        w = sympy.Matrix(np.asarray(weight, dtype=object).ravel().tolist())
-        if w.rows != self.constraint.shape[1]:
-            raise ConvAlgebraError(f"weight must have shape {self.spec.weight_shape}")
-        residual = sympy.Matrix(self.constraint.tolist()) * w
-        return all(sympy.simplify(v) == 0 for v in residual)
+        w = np.asarray(weight, dtype=object).ravel()
+        if w.size != self.constraint.shape[1]:
+            raise ConvAlgebraError(f"weight must have shape {self.spec.weight_shape}, got "
+                                   f"{np.asarray(weight, dtype=object).shape}")
+        exact = np.array([Fraction(v) if isinstance(v, (int, float, np.number))
+                          else sympy.sympify(v) for v in w.tolist()], dtype=object)
+        coo = self.constraint.tocoo()
+        residual = np.array([0] * coo.shape[0], dtype=object)
+        np.add.at(residual, coo.row, coo.data.astype(object) * exact[coo.col])
+        return all(sympy.expand(v) == 0 for v in residual.tolist())
 
     def to_text(self) -> str:
-        return (f"kernels of {self.spec.describe()} equivariant to {self.transform}: "
-                f"dimension {self.dimension} of {self.constraint.shape[1]}\n"
-                f"general form: {self.general.tolist()}")
+        n = self.constraint.shape[1]
+        lines = [f"kernels of {self.spec.describe()} equivariant to {self.transform}: "
+                 f"dimension {self.dimension} of {n}"]
+        if n <= 400:
+            lines.append(f"general form: {self.general.tolist()}")
+        if self.blind_vectors.shape[0]:
+            lines.append(f"of which {self.blind_vectors.shape[0]} blind (kernels giving the "
+                         "zero layer)")
+        if self.grid_dimension is not None and (not self.grid_symmetric
+                                                or self.grid_dimension != self.dimension):
+            lines.append(f"kernels symmetric on the kernel grid: dimension {self.grid_dimension}"
+                         + ("" if self.grid_symmetric else
+                            ", not all of them equivariant on this layer's grid"))
+        return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
         import sympy
@@ -102,16 +176,25 @@ def _perm(perm, n: int, name: str) -> np.ndarray:
     return p
 
 
-def _constraint(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> np.ndarray:
+def _perm(perm, n: int, name: str) -> np.ndarray:
+    if perm is None:
+        return np.arange(n)
+    p = np.asarray(perm, dtype=np.int64)
+    if p.shape != (n,) or sorted(p.tolist()) != list(range(n)):
+        raise ConvAlgebraError(f"{name} must be a permutation of range({n}), got {list(perm)}")
+    return p
+
+
+def _grid_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> SparseSystem:
     """Rows ``e[rho_out(o), c, t] - e[o, rho_in^{-1}(c), g^{-1}(t)]`` for every kernel entry."""
     k = tuple(spec.kernel_size)
     if g.out_shape(k) != k:
         raise ConvAlgebraError(f"the {g.name} does not map a kernel of size {k} onto itself")
+    if spec.groups != 1 or spec.tile is not None or spec.channel_table is not None:
+        raise ConvAlgebraError("grid kernels need groups=1, no tiles and no channel table")
     c_out, c_in = spec.weight_shape[-spec.ndim - 2], spec.weight_shape[-spec.ndim - 1]
     if spec.transposed:
         c_out, c_in = c_in, c_out
-    if spec.groups != 1 or spec.tile is not None or spec.channel_table is not None:
-        raise ConvAlgebraError("equivariant_kernels needs groups=1, no tiles and no channel table")
     taps = math.prod(k)
     rho_out, rho_in = _perm(out_perm, c_out, "out_perm"), _perm(in_perm, c_in, "in_perm")
     tap_src = np.argsort(g.gather(k))   # the inverse of the grid transformation
@@ -123,21 +206,74 @@ def _constraint(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> np.ndarr
         lhs = (c * c_out + rho_out[o]) * taps + t
         rhs = (inv_in[c] * c_out + o) * taps + tap_src[t]
     n = c_out * c_in * taps
-    rows = np.zeros((n, n), dtype=np.int64)
     r = np.arange(n)
-    np.add.at(rows, (r, lhs.ravel()), 1)
-    np.add.at(rows, (r, rhs.ravel()), -1)
-    return rows
+    return SparseSystem(np.concatenate((r, r)), np.concatenate((lhs.ravel(), rhs.ravel())),
+                        np.concatenate((np.ones(n), -np.ones(n))).astype(np.int64), n)
+
+
+def grid_kernels(spec: ConvSpec, generators: list[GridTransform], in_perm=None,
+                 out_perm=None) -> sp.csr_matrix:
+    """Basis of the kernels symmetric on their own grid (the kernel-level constraint only).
+
+    Raises ``ConvAlgebraError`` when a generator does not map the kernel grid onto itself.
+
+    Examples
+    --------
+    >>> grid_kernels(ConvSpec((1, 6, 6), 1, 2), [rotation(1)]).toarray().tolist()
+    [[1, 1, 1, 1]]
+    """
+    n = math.prod(spec.weight_shape)
+    return integer_nullspace(SparseSystem.stack(
+        [_grid_system(spec, g, in_perm, out_perm) for g in generators], n))
+
+
+def blind_kernels(spec: ConvSpec) -> sp.csr_matrix:
+    """Basis of the kernels ``theta`` with ``M(theta) = 0`` (integer rows, CSR).
+
+    Without collisions (no pixel read twice by one output) these are the taps that only
+    ever read padding; with reflect/replicate/circular collisions, combinations whose
+    contributions cancel.
+
+    Examples
+    --------
+    >>> blind_kernels(ConvSpec((1, 3), 1, 3, padding=2)).toarray().tolist()
+    []
+    >>> blind_kernels(ConvSpec((1, 2), 1, 3, padding=2, dilation=2)).toarray().tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    """
+    n = math.prod(spec.weight_shape)
+    if is_plain(spec) and not spec.transposed and all(
+            axis_inverse(spec, a) is not None for a in range(spec.ndim)):
+        used = np.zeros(n, dtype=bool)
+        used[np.unique(triples(spec).weight_index)] = True
+        unused = np.flatnonzero(~used)
+        return sp.csr_matrix((np.ones(unused.size, dtype=np.int64),
+                              (np.arange(unused.size), unused)), shape=(unused.size, n))
+    t = triples(spec)
+    cols, counts = count_tuples([t.out_index, t.in_index, t.weight_index],
+                                [t.shape[0], t.shape[1], n], np.ones(len(t)))
+    return integer_nullspace(residual_system(cols[0], cols[1], cols[2], counts, n))
+
+
+def _check_grids(spec: ConvSpec, generators: list[GridTransform]) -> None:
+    n_in, n_out = spec.input_shape[1:], spec.output_shape[1:]
+    for g in generators:
+        if g.out_shape(n_in) != n_in or g.out_shape(n_out) != n_out:
+            raise ConvAlgebraError(
+                f"the {g.name} must map the layer's grids onto themselves; input {n_in} and "
+                f"output {n_out} must be square in the transformed axes")
 
 
 def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, out_perm=None,
                         **options) -> EquivariantKernels:
-    """Solve for the kernels that make the layer equivariant to ``transform``.
+    """Solve for the kernels that make the layer equivariant to ``transform``, exactly.
 
     Parameters
     ----------
     spec : ConvSpec
-        ``groups=1``; the symmetry must map the kernel grid onto itself.
+        Any layer (stride, dilation, asymmetric padding, every padding mode, groups,
+        transposed, tiles, channel tables); the symmetry must map its input and output grids
+        onto themselves.
     transform : {"rotation", "flip", "transposition", "dihedral"} or GridTransform(s)
         ``"rotation"`` is generated by a quarter turn (``k``, ``axes`` options),
         ``"flip"`` mirrors ``axis``, ``"dihedral"`` is quarter turns and a mirror.
@@ -148,32 +284,46 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     Returns
     -------
     EquivariantKernels
-        ``.dimension``, ``.basis`` (sympy arrays), ``.general`` (parametrised kernel).
+        ``.dimension``, ``.basis``, ``.general``, ``.blind``, ``.grid_symmetric``,
+        ``.grid_dimension``, ``.contains``.
+
+    Notes
+    -----
+    Solves ``P_out M(theta) = M(theta) P_in`` for every generator: the residual's entries
+    are integer equations on ``theta`` taken from the triple table. For a plain layer that
+    reads no pixel twice, each equation is ``theta[a] = theta[b]`` or ``theta[a] = 0``, and
+    the solutions are orbit indicators (union-find, linear time); otherwise the equations
+    left after that pass are eliminated exactly.
 
     Examples
     --------
     >>> ek = equivariant_kernels(ConvSpec((1, 5, 5), 1, 3), "rotation")
-    >>> ek.dimension
-    3
+    >>> ek.dimension, ek.grid_symmetric
+    (3, True)
     >>> ek.general.tolist()
     [[[[c1, c2, c1], [c2, c3, c2], [c1, c2, c1]]]]
     >>> equivariant_kernels(ConvSpec((2, 5, 5), 2, 1), "flip", in_perm=[1, 0], out_perm=[1, 0]).dimension
     2
-    """
-    import sympy
 
+    An asymmetric "same" padding (1 before, 2 after) centres the symmetric kernels on one tap:
+
+    >>> ek = equivariant_kernels(ConvSpec((1, 6, 6), 1, 4, padding="same"), "rotation")
+    >>> ek.dimension, ek.grid_dimension, ek.grid_symmetric
+    (3, 4, False)
+    """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
     gens = _generators(spec, transform, options)
-    rows = np.concatenate([_constraint(spec, g, in_perm, out_perm) for g in gens])
-    rows = np.unique(rows[np.any(rows != 0, axis=1)], axis=0)
+    _check_grids(spec, gens)
     n = math.prod(spec.weight_shape)
-    basis = rational_nullspace(rows, n)
-    basis = sorted(basis, key=lambda v: next(i for i, e in enumerate(v) if e != 0))
-    params = sympy.symbols(f"c1:{len(basis) + 1}")
-    general = sum((p * b for p, b in zip(params, basis)), sympy.zeros(n, 1))
-    shape = spec.weight_shape
-    arrays = [sympy.ImmutableDenseNDimArray(list(b), shape) for b in basis]
+    system = SparseSystem.stack(
+        [intertwine(spec, spec, g, g, None, in_perm, out_perm).system for g in gens], n)
+    vectors = integer_nullspace(system)
+    try:
+        grid = grid_kernels(spec, gens, in_perm, out_perm)
+        symmetric = annihilates(system, grid)
+    except ConvAlgebraError:
+        grid, symmetric = None, False
     name = transform if isinstance(transform, str) else ", ".join(g.name for g in gens)
-    return EquivariantKernels(spec, name, len(basis), arrays,
-                              sympy.ImmutableDenseNDimArray(list(general), shape), rows)
+    return EquivariantKernels(spec, name, vectors, system.matrix(), blind_kernels(spec), grid,
+                              symmetric)

@@ -17,13 +17,13 @@ from dataclasses import replace
 import numpy as np
 import sympy
 
-from ..connectivity import spatial_table
+from ..connectivity import TripleTable, spatial_table
 from ..errors import ConvAlgebraError
 from ..transpose import transpose_spec
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from .common import eq, positions, require_spec
-from .engine import Table, count_tuples, is_plain, layer_table
+from .engine import count_tuples, is_plain, layer_table
 from .result import CheckResult, Counterexample, Step
 
 __all__ = ["adjoint", "one_by_one", "fully_connected", "adjoint_conv_spec"]
@@ -31,12 +31,12 @@ __all__ = ["adjoint", "one_by_one", "fully_connected", "adjoint_conv_spec"]
 _W, _M = sympy.MatrixSymbol("W", 1, 1), sympy.MatrixSymbol("M", 1, 1)
 
 
-def _compare(a: Table, b: Table, remap=None):
+def _compare(a: TripleTable, b: TripleTable, remap=None):
     """Tuples (o, i, w) in ``a`` but not ``b`` or vice versa (``remap`` renames b's weights)."""
-    wb = b.w if remap is None else remap[b.w]
-    signs = np.concatenate((np.ones(len(a.out)), -np.ones(len(b.out))))
-    cols, _ = count_tuples([np.concatenate((a.out, b.out)), np.concatenate((a.inn, b.inn)),
-                            np.concatenate((a.w, wb))], [a.n_out, a.n_in, a.n_w], signs)
+    wb = b.weight_index if remap is None else remap[b.weight_index]
+    signs = np.concatenate((np.ones(len(a.out_index)), -np.ones(len(b.out_index))))
+    cols, _ = count_tuples([np.concatenate((a.out_index, b.out_index)), np.concatenate((a.in_index, b.in_index)),
+                            np.concatenate((a.weight_index, wb))], [a.shape[0], a.shape[1], a.n_weights], signs)
     return cols
 
 
@@ -91,8 +91,8 @@ def adjoint(spec: ConvSpec) -> CheckResult:
     t = layer_table(spec)
     flipped = replace(spec, flip=not spec.flip)
     flip_ok = _compare(t, layer_table(flipped), _mirror_taps(spec))[0].size == 0
-    mt = Table(t.inn, t.out, t.w, t.n_in, t.n_out, t.n_w)          # rows of M.T
-    evidence: dict = {"M ⋆ w = M ∗ flip(w)": flip_ok, "matrix shape": (t.n_out, t.n_in)}
+    mt = TripleTable(t.in_index, t.out_index, t.weight_index, (t.shape[1], t.shape[0]), t.n_weights)          # rows of M.T
+    evidence: dict = {"M ⋆ w = M ∗ flip(w)": flip_ok, "matrix shape": (t.shape[0], t.shape[1])}
     ce, cols = None, None
     if not spec.transposed and spec.padding_mode == "zeros":
         try:
@@ -163,8 +163,7 @@ def one_by_one(spec: ConvSpec) -> CheckResult:
     co, cl, p = np.meshgrid(np.arange(c_out), np.arange(per), np.arange(p_out), indexing="ij")
     ci = (co // (c_out // spec.groups)) * per + cl
     ok = sel[p] >= 0
-    kron = Table((co * p_out + p)[ok], (ci * p_in + sel[p])[ok], (co * per + cl)[ok],
-                 t.n_out, t.n_in, t.n_w)
+    kron = TripleTable((co * p_out + p)[ok], (ci * p_in + sel[p])[ok], (co * per + cl)[ok], (t.shape[0], t.shape[1]), t.n_weights)
     holds = _compare(t, kron)[0].size == 0
     identity = p_out == p_in and np.array_equal(sel, np.arange(p_in))
     s_text = f"the identity I_{p_in}" if identity else f"a {p_out}×{p_in} selection matrix"
@@ -197,17 +196,16 @@ def fully_connected(spec: ConvSpec | None = None, *, input_shape=None, out_featu
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"fully_connected needs a ConvSpec, got {type(spec).__name__}")
     t = layer_table(spec)
-    o, i = np.meshgrid(np.arange(t.n_out), np.arange(t.n_in), indexing="ij")
-    dense = Table(o.ravel(), i.ravel(), (o * t.n_in + i).ravel(), t.n_out, t.n_in,
-                  max(t.n_w, t.n_out * t.n_in))
-    fc_shape = spec.out_channels == t.n_out and t.n_w == t.n_out * t.n_in
-    holds = fc_shape and _compare(Table(t.out, t.inn, t.w, t.n_out, t.n_in, dense.n_w), dense)[0].size == 0
+    o, i = np.meshgrid(np.arange(t.shape[0]), np.arange(t.shape[1]), indexing="ij")
+    dense = TripleTable(o.ravel(), i.ravel(), (o * t.shape[1] + i).ravel(), (t.shape[0], t.shape[1]), max(t.n_weights, t.shape[0] * t.shape[1]))
+    fc_shape = spec.out_channels == t.shape[0] and t.n_weights == t.shape[0] * t.shape[1]
+    holds = fc_shape and _compare(TripleTable(t.out_index, t.in_index, t.weight_index, (t.shape[0], t.shape[1]), dense.n_weights), dense)[0].size == 0
     reason = ("Each output reads every input with its own weight A[o, (c, h, w)] = kernel[o, c, h, w]."
               if holds else f"The layer has {math.prod(spec.output_shape[1:])} output positions "
-              f"per channel and {len(t.out)} of {t.n_out * t.n_in} possible connections: the "
+              f"per channel and {len(t.out_index)} of {t.shape[0] * t.shape[1]} possible connections: the "
               "kernel must cover the whole input (kernel_size = input size, no padding).")
     return CheckResult("fully_connected", holds, "FC layer on C×H×W = H×W convolution", reason,
-                       {"layer": spec.describe(), "connections": len(t.out),
-                        "dense connections": t.n_out * t.n_in}, None, None,
+                       {"layer": spec.describe(), "connections": len(t.out_index),
+                        "dense connections": t.shape[0] * t.shape[1]}, None, None,
                        (Step(eq(sympy.Symbol("y_o"), sympy.Symbol(r"\sum_{c,h,w} A_{o,(c,h,w)} x_{c,h,w}")),
                              "a single output position: the convolution sum is the dense product"),))

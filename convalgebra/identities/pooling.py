@@ -17,7 +17,8 @@ from ..spec import ConvSpec, normalize_tuple, pool_stride
 from .common import positions
 from .equivariance import translation_equivariance
 from .result import CheckResult, Counterexample
-from .transforms import normalize_shift, shift as shift_transform
+from .transforms import normalize_shift
+from .transforms import shift as shift_transform
 
 __all__ = ["max_pool", "max_pool_invariance", "avg_pool_equivariance", "avg_pool_spec"]
 

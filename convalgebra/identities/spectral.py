@@ -23,13 +23,13 @@ import math
 import numpy as np
 import sympy
 
-from ..connectivity import spatial_table, tap_weight_order
+from ..connectivity import TripleTable, spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import symbol_array, weight_symbols
 from .common import eq, is_symbolic, positions, require_spec
-from .engine import Table, count_tuples, is_plain, layer_table, path_tuples
+from .engine import count_tuples, is_plain, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
 __all__ = ["convolution_theorem", "separability", "eigenvalues"]
@@ -187,11 +187,11 @@ def _axis_specs(spec: ConvSpec) -> list[ConvSpec]:
     return specs
 
 
-def _chain_tuples(tables: list[Table]):
+def _chain_tuples(tables: list[TripleTable]):
     """Index tuples (o, i, w_1, …, w_d) of ``tables[-1] ∘ … ∘ tables[0]``."""
-    o, i, ws = tables[0].out, tables[0].inn, [tables[0].w]
+    o, i, ws = tables[0].out_index, tables[0].in_index, [tables[0].weight_index]
     for t in tables[1:]:
-        current = Table(o, i, np.arange(o.size), t.n_in, tables[0].n_in, o.size)
+        current = TripleTable(o, i, np.arange(o.size), (t.shape[1], tables[0].shape[1]), o.size)
         o, i, w_new, path = path_tuples(current, t)
         ws = [w[path] for w in ws] + [w_new]
     return o, i, ws
@@ -279,11 +279,11 @@ def separability(spec: ConvSpec, *, weight=None) -> CheckResult:
 def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) -> CheckResult:
     """Tuples of M(u ⊗ v ⊗ …) against those of the chained 1-D layers, factor by factor."""
     t = layer_table(spec)
-    w_axes = np.unravel_index(t.w, spec.kernel_size)
+    w_axes = np.unravel_index(t.weight_index, spec.kernel_size)
     o, i, ws = _chain_tuples([layer_table(s) for s in steps])
-    sizes = [t.n_out, t.n_in, *spec.kernel_size]
-    signs = np.concatenate((np.ones(len(t.out)), -np.ones(o.size)))
-    cols, _ = count_tuples([np.concatenate((t.out, o)), np.concatenate((t.inn, i)),
+    sizes = [t.shape[0], t.shape[1], *spec.kernel_size]
+    signs = np.concatenate((np.ones(len(t.out_index)), -np.ones(o.size)))
+    cols, _ = count_tuples([np.concatenate((t.out_index, o)), np.concatenate((t.in_index, i)),
                             *[np.concatenate((a, b)) for a, b in zip(w_axes, ws)]], sizes, signs)
     holds = cols[0].size == 0
     u = [symbol_array(name, (k,)) for name, k in zip("uvs", spec.kernel_size)]
