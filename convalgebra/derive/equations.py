@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from .general import layer_formulas
 from .indexing import index_steps
 from .matrices import exact_array, matrix_grid, pick, truncation_rule
 from .model import Derivation, Equation, Expr, Grid, Step
@@ -243,8 +244,9 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
         raise TypeError(f"forward derivations need a ConvSpec, got {type(spec).__name__}")
     if (weight is None) != (x is None):
         raise ConvAlgebraError("give both weight and x to evaluate the forward equations, or neither")
-    steps = index_steps(spec)
-    book = books.forward_step(spec)
+    formulas = layer_formulas(spec)
+    steps = index_steps(spec, formulas)
+    book = books.forward_step(spec, formulas)
     steps += [book] if book else []
     with_bias = spec.bias if bias is None else True
     if weight is not None and spec.bias and bias is None:
@@ -281,9 +283,8 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
     max_products : int
         Refuse layers with more products than this (symbolic equations are for small layers).
     check_general : bool
-        Also expand eq. 9.8/9.11/9.13 for the layer's sizes and state whether they agree with the
-        instantiated equations (:func:`~convalgebra.backward_symbolic.check_general_formulas`;
-        seconds for small layers).
+        Also instantiate the general formulas at sample positions and state that they agree
+        with the equations read off the layer's table (see :mod:`convalgebra.derive.general`).
 
     Examples
     --------
@@ -295,15 +296,16 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
         raise TypeError(f"backward derivations need a ConvSpec, got {type(spec).__name__}")
     bw = _backward_values(spec, spec.bias, max_products)
     roles = _roles(spec)
-    steps = index_steps(spec)
+    formulas = layer_formulas(spec)
+    steps = index_steps(spec, formulas)
     steps.append(_forward_step(spec, spec.bias, max_outputs, max_terms))
     steps.append(Step(
         "The loss $L$ reaches the layer as the upstream gradient $\\partial L / \\partial z_j$, one per output; "
         "by the chain rule every parameter and input collects $\\partial z_j / \\partial(\\cdot)$ times it, "
         "summed over the outputs it feeds.", rule="chain rule"))
-    for title, eqs, book in (("kernel", bw.weight_gradient, books.kernel_gradient_step(spec)),
+    for title, eqs, book in (("kernel", bw.weight_gradient, books.kernel_gradient_step(spec, formulas)),
                              ("bias", bw.bias_gradient, None),
-                             ("input", bw.input_gradient, books.input_gradient_step(spec))):
+                             ("input", bw.input_gradient, books.input_gradient_step(spec, formulas))):
         if not eqs:
             continue
         steps += [book] if book else []
@@ -313,7 +315,7 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
                           _rule(len(eqs), max_outputs, max_terms, f"{title} gradients", _longest(rhs)),
                           "instantiate"))
     steps.append(_transpose_step(spec, max_rows, max_cols))
-    check = books.general_check(bw) if check_general else None
+    check = books.general_check(formulas, ("layer", "forward", "kernel", "padded", "input")) if check_general else None
     steps += [check] if check else []
     return Derivation(f"Back-propagation through {spec.describe()}", tuple(steps), result=bw)
 

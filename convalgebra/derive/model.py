@@ -72,6 +72,10 @@ class Equation:
     With ``defines=True`` the first side is the name being defined and is not compared; all
     other sides with a value must be equal once ``subs`` (pairs ``(symbol, value)``) is
     substituted -- which :func:`~convalgebra.derive.verify.verify` checks.
+
+    ``check`` is, for a formula whose sides are notation (a general index formula), a
+    callable that instantiates the printed formula and compares it with the computed object,
+    raising on a mismatch and returning how many instances it compared.
     """
 
     sides: tuple[Any, ...]
@@ -79,6 +83,7 @@ class Equation:
     subs: tuple[tuple[Any, Any], ...] = ()
     relation: str | tuple[str, ...] = "="
     label: str = ""
+    check: Any = field(default=None, compare=False, repr=False)
 
     def exprs(self) -> Iterator[Expr]:
         for side in self.sides:

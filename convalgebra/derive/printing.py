@@ -183,7 +183,7 @@ _TEXT_MACROS = [
     (r"\left", ""), (r"\right", ""), (r"\cdot", "·"), (r"\times", "×"), (r"\lfloor", "⌊"),
     (r"\rfloor", "⌋"), (r"\lceil", "⌈"), (r"\rceil", "⌉"), (r"\ldots", "…"), (r"\dots", "…"),
     (r"\cdots", "…"), (r"\le", "≤"), (r"\ge", "≥"), (r"\ne", "≠"), (r"\sum", "Σ"),
-    (r"\partial", "∂"), (r"\prod", "Π"), (r"\ast", "∗"), (r"\star", "⋆"), (r"\otimes", "⊗"), (r"\circ", "∘"), (r"\top", "T"), (r"\infty", "∞"), (r"\to", "→"), (r"\in", "∈"),
+    (r"\partial", "∂"), (r"\prod", "Π"), (r"\ast", "∗"), (r"\star", "⋆"), (r"\otimes", "⊗"), (r"\circ", "∘"), (r"\top", "T"), (r"\infty", "∞"), (r"\gamma", "γ"), (r"\pi", "π"), (r"\hat", ""), (r"\substack", ""), (r"\to", "→"), (r"\in", "∈"),
     (r"\quad", "  "), (r"\,", " "), (r"\ ", " "), (r"\%", "%"), (r"\{", "{"), (r"\}", "}"),
     (r"\bmod", "mod"), (r"\mathrm", ""), (r"\text", ""), (r"\operatorname", ""),
 ]

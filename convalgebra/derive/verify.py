@@ -203,12 +203,21 @@ def verify(derivation: Derivation, *, latex: bool | None = None) -> int:
     """
     use_tex = latex_parser_available() if latex is None else latex
     maps = _placeholders(_symbols(derivation))
-    count = 0
+    count = displayed = 0
     for eq in derivation.equations():
+        displayed += 1
+        if eq.check is not None:
+            try:
+                count += eq.check()
+            except AssertionError as exc:
+                raise RoundTripError(f"general formula {eq.sides[0].text!r}: {exc}") from None
         for side in eq.sides:
             exprs = side.exprs() if isinstance(side, Grid) else [side]
             for expr in exprs:
                 _check_expr(expr, maps, use_tex)
                 count += expr.value is not None
         _check_chain(eq)
+    if displayed and not count:
+        raise RoundTripError(f"{derivation.title!r} displays {displayed} equations but none carries a value or "
+                             "a check: nothing could be verified")
     return count
