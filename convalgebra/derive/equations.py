@@ -298,6 +298,8 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
     roles = _roles(spec)
     formulas = layer_formulas(spec)
     steps = index_steps(spec, formulas)
+    book = books.forward_step(spec, formulas)
+    steps += [book] if book else []
     steps.append(_forward_step(spec, spec.bias, max_outputs, max_terms))
     steps.append(Step(
         "The loss $L$ reaches the layer as the upstream gradient $\\partial L / \\partial z_j$, one per output; "
