@@ -201,7 +201,7 @@ def _numbers_step(spec: ConvSpec, weight, x, bias_values, max_outputs: int, max_
 
 def _given_step(spec: ConvSpec, weight, x, bias_values) -> Step:
     """The numbers plugged in: each input channel, each filter slice, the biases."""
-    from .checks import array_grid
+    from ..render.grids import array_grid
 
     eqs, rules = [], []
     x = np.asarray(x).reshape(spec.in_channels, -1, spec.input_shape[-1])
