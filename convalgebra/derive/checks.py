@@ -24,7 +24,7 @@ def derive_check(result: Any, *, max_positions: int = 12, max_rows: int = 12, ma
     >>> import convalgebra as ca
     >>> r = ca.check("translation_equivariance", ca.ConvSpec((1, 6), 1, 3, padding=1, padding_mode="circular"))
     >>> print(ca.derive(r).to_text().splitlines()[0])  # doctest: +ELLIPSIS
-    translation_equivariance: HOLDS
+    translation_equivariance: HOLDS -- conv(S x) = S' conv(x), S the cyclic shift by (1,), ...
     >>> ca.derive(r).to_latex() == r.to_latex()
     True
     """

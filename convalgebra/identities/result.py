@@ -81,14 +81,10 @@ class CheckResult:
     --------
     >>> r = CheckResult("demo", True, "1 + 1 = 2", "Integer arithmetic.", {"residual": 0})
     >>> print(r.to_text())
-    demo: HOLDS
-    ===========
-    1. Claim: 1 + 1 = 2.
-       because: The checker compared the index tables (output, input, kernel tap) of both sides, entry by entry.
+    demo: HOLDS -- 1 + 1 = 2
+    1. The checker compared the index tables (output, input, kernel tap) of both sides, entry by entry.
     2. Evidence the checker computed:
-        evidence  value
-        --------  -----
-        residual  0
+        residual: 0
     3. Verdict: the identity holds. Integer arithmetic.
     >>> bool(r), r.counterexample is None
     (True, True)
@@ -119,7 +115,7 @@ class CheckResult:
         """
         from ..render.formats import Document
 
-        steps = [Step(f"Claim: {self.claim}.", justification=_method_sentence(self.method), rule="claim")]
+        steps = [Step(_method_sentence(self.method), rule="method")]
         steps += list(self.steps)
         for extra in (_evidence_step(self.evidence, max_rows, max_cols), _positions_step(self, max_positions)):
             steps += [extra] if extra else []
@@ -127,7 +123,7 @@ class CheckResult:
             steps.append(_counterexample_step(self.counterexample, max_rows, max_cols))
         steps.append(Step(f"Verdict: the identity {'holds' if self.holds else 'fails'}. {self.reason}",
                           rule="verdict"))
-        return Document(f"{self.law}: {self.verdict}", tuple(steps), result=self, level="paragraph")
+        return Document(f"{self.law}: {self.verdict}", tuple(steps), intro=self.claim, result=self, level="paragraph")
 
     def to_text(self) -> str:
         """Plain text: claim, proof, evidence, counterexample and verdict."""
@@ -187,7 +183,7 @@ def _evidence_step(evidence: dict, max_rows: int, max_cols: int) -> Step | None:
             rows.append((name, "$" + sympy_expr(value).tex + "$"))
         else:
             rows.append((name, str(value).replace("$", "")))
-    table = (DataTable(("evidence", "value"), tuple(rows)),) if rows else ()
+    table = (DataTable(("evidence", "value"), tuple(rows), layout="pairs"),) if rows else ()
     return Step("Evidence the checker computed:", table + tuple(grids), " ".join(rules), "evidence")
 
 
@@ -219,6 +215,6 @@ def _counterexample_step(cx: Counterexample, max_rows: int, max_cols: int) -> St
         right = number(np.asarray(cx.rhs)[pos].item())
         eqs.append(Equation((Expr(rf"\text{{left side at }} {shown}", f"left side at {shown}"), left)))
         eqs.append(Equation((Expr(rf"\text{{right side at }} {shown}", f"right side at {shown}"), right)))
-    return Step("Counterexample: " + cx.description.replace("$", "") + ".", tuple(eqs),
+    return Step("A counterexample: " + cx.description.replace("$", "") + ".", tuple(eqs),
                 ("The two sides differ at the position shown (1-based), so the identity fails. "
                  + " ".join(rules)).strip(), "counterexample")

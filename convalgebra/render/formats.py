@@ -274,10 +274,12 @@ def _step_tex(step: Step) -> list[str]:
 
 
 def to_latex(derivation: "Document", standalone: bool = False) -> str:
-    heading = r"\paragraph" if derivation.level == "paragraph" else r"\section*"
-    lines = [rf"{heading}{{{_tex_prose(derivation.title)}}}"]
-    if derivation.intro:
-        lines.append(_tex_prose(derivation.intro) + r"\par")
+    if derivation.level == "paragraph":   # a run-in heading: the intro continues its line
+        lines = [rf"\paragraph{{{_tex_prose(derivation.title)}}} " + _tex_prose(derivation.intro) + r"\par"]
+    else:
+        lines = [rf"\section*{{{_tex_prose(derivation.title)}}}"]
+        if derivation.intro:
+            lines.append(_tex_prose(derivation.intro) + r"\par")
     lines.append(r"\begin{enumerate}")
     for step in derivation.steps:
         lines += _step_tex(step)
@@ -296,6 +298,8 @@ def _table_md(table: DataTable) -> str:
     lines = []
     if table.caption:
         lines += [_md_prose(table.caption), ""]
+    if table.layout == "pairs":
+        return "\n".join(lines + [f"- {cell(name)}: {cell(value)}" for name, value in table.rows])
     lines.append("| " + " | ".join(_md_prose(h) for h in table.header) + " |")
     lines.append("|" + "---|" * len(table.header))
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
@@ -320,9 +324,10 @@ def _step_md(step: Step, number: str) -> list[str]:
 
 def to_markdown(derivation: "Document") -> str:
     title = _md_prose(derivation.title)
-    lines = [f"**{title}**" if derivation.level == "paragraph" else f"## {title}", ""]
-    if derivation.intro:
-        lines += [_md_prose(derivation.intro), ""]
+    if derivation.level == "paragraph":
+        lines = [f"**{title}** — {_md_prose(derivation.intro)}".rstrip(" —"), ""]
+    else:
+        lines = [f"## {title}", ""] + ([_md_prose(derivation.intro), ""] if derivation.intro else [])
     for i, step in enumerate(derivation.steps, 1):
         lines += _step_md(step, f"Step {i}")
     return "\n".join(lines).rstrip() + "\n"
@@ -333,6 +338,9 @@ def _table_text(table: DataTable) -> str:
     def cell(c: Any) -> str:
         return _equation_text(c) if isinstance(c, Equation) else _text_prose(str(c))
 
+    if table.layout == "pairs":
+        return "\n".join(([_text_prose(table.caption)] if table.caption else [])
+                         + [f"{cell(name)}: {cell(value)}" for name, value in table.rows])
     rows = [[_text_prose(h) for h in table.header]] + [[cell(c) for c in row] for row in table.rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(table.header))]
     fmt = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -360,9 +368,12 @@ def _step_text(step: Step, number: str, depth: int) -> list[str]:
 
 def to_text(derivation: "Document") -> str:
     title = _text_prose(derivation.title)
-    lines = [title, "=" * min(len(title), 78)]
-    if derivation.intro:
-        lines.append(_text_prose(derivation.intro))
+    if derivation.level == "paragraph":
+        lines = [f"{title} -- {_text_prose(derivation.intro)}" if derivation.intro else title]
+    else:
+        lines = [title, "=" * min(len(title), 78)]
+        if derivation.intro:
+            lines.append(_text_prose(derivation.intro))
     for i, step in enumerate(derivation.steps, 1):
         lines += _step_text(step, str(i), 0)
     return "\n".join(lines)

@@ -103,6 +103,7 @@ class DataTable:
     header: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
     caption: str = ""
+    layout: str = "table"   # or "pairs": two columns read as "name: value" lines in text and Markdown
 
     def equations(self) -> Iterator[Equation]:
         for row in self.rows:
