@@ -127,9 +127,11 @@ class Factor:
         if not self.indices:
             return self.tex, self.text
         if "%s" in self.tex:
-            return (self.tex % ",".join(i.tex for i in self.indices),
+            return (self.tex % (r",\," if any(" " in i.tex for i in self.indices) else ",").join(
+                        i.tex for i in self.indices),
                     self.text % ", ".join(i.text for i in self.indices))
-        return (f"{self.tex}_{{{','.join(i.tex for i in self.indices)}}}",
+        sep = r",\," if any(" " in i.tex for i in self.indices) else ","
+        return (f"{self.tex}_{{{sep.join(i.tex for i in self.indices)}}}",
                 f"{self.text}[{', '.join(i.text for i in self.indices)}]")
 
 
