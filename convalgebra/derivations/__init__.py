@@ -14,7 +14,7 @@ Examples
 >>> print(d.to_text().splitlines()[0])
 Forward equations of Conv1d(1, 1, kernel_size=(2,), stride=(1,), padding=((0, 0),), bias=False) on input (1, 3)
 >>> for line in d.to_text().splitlines():
-...     if line.startswith("    z"):
+...     if line.strip().startswith(("z1 ", "z2 ")):
 ...         print(line.strip())
 z1 = w1*a1 + w2*a2
 z2 = w1*a2 + w2*a3

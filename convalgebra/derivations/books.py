@@ -1,116 +1,117 @@
 """The Deep Learning book's general formulas (eq. 9.7/9.8, 9.11, 9.12-9.13) for a layer.
 
-Printed with the book's letters and 1-based indices, the layer's strides substituted
-(``(j-1) \\times 2 + m``), for any number of spatial dimensions. ``V`` is the padded input and
-``K`` the kernel stack (zeros between dilated taps, reversed when the kernel is flipped), as in
-:mod:`convalgebra.symbolic.backward`, whose :func:`check_general_formulas` expands these
-formulas for the layer's sizes and compares them with the instantiated equations.
+Printed with the book's letters and 1-based indices, the layer's strides, dilations, padding
+and group offsets substituted, for any number of spatial dimensions. Each displayed formula
+is an :class:`~convalgebra.derivations.general.IndexFormula` from
+:func:`~convalgebra.derivations.general.layer_formulas`: what is printed is what
+:meth:`~convalgebra.derivations.model.Derivation.verify` instantiates and compares with the layer's
+triple table (``V`` the padded input, ``K`` the kernel, ``G`` the upstream gradient).
 """
 
 from __future__ import annotations
 
-from ..errors import ConvAlgebraError
+from functools import partial
+
 from ..spec import ConvSpec
-from .model import Equation, Expr, Step
-from .printing import tex_to_text
+from .general import LayerFormulas
+from .model import Equation, Step
 
-__all__ = ["forward_step", "kernel_gradient_step", "input_gradient_step", "general_check"]
+__all__ = ["formula_equation", "forward_step", "kernel_gradient_step", "input_gradient_step", "general_check"]
 
-
-def _letters(n: int, two: tuple[str, str], extra: str) -> list[str]:
-    return list(two[:n]) if n <= 2 else [*two, extra]
-
-
-def _strided(outer: str, s: int, inner: str) -> str:
-    return f"{outer} + {inner} - 1" if s == 1 else rf"({outer} - 1) \times {s} + {inner}"
+#: Positions at which a displayed general formula is instantiated by ``verify`` (all when fewer).
+SAMPLE = 24
 
 
-def _in_scope(spec: ConvSpec) -> bool:
-    return not spec.transposed and spec.tile is None and spec.channel_table is None
+def formula_equation(formulas: LayerFormulas, key: str, label: str = "") -> Equation:
+    """The displayed equation of formula ``key``, checked by instantiating it (see :mod:`.general`)."""
+    return Equation(formulas[key].sides(), label=label, check=partial(formulas.check, key, SAMPLE))
 
 
-def _eq(lhs: str, rhs: str, label: str) -> Equation:
-    return Equation((Expr(lhs, tex_to_text(lhs)), Expr(rhs, tex_to_text(rhs))), label=label)
+def _notes(formulas: LayerFormulas, *keys: str) -> str:
+    return " ".join(formulas.notes[k].rstrip(".") + "." for k in keys if k in formulas.notes)
 
 
-def _notes(spec: ConvSpec) -> str:
-    notes = []
-    if any(a + b for a, b in spec.padding):
-        notes.append("$V$ is the input padded by $P_b$ before and $P_a$ after on each axis")
-    if max(spec.dilation) > 1:
-        notes.append("$K$ is the dilated kernel (zeros between taps)")
-    if spec.flip:
-        notes.append("$K$ is the flipped kernel (this layer is a true convolution)")
-    if spec.groups > 1:
-        notes.append("$K$ is zero between channels that no group connects")
-    return ("; ".join(notes) + ".") if notes else ""
+def _stride_label(spec: ConvSpec, eq: str) -> str:
+    f = spec.forward
+    if max(f.stride) == 1 and eq == "9.8":
+        return "eq. 9.7"
+    return f"eq. {eq}, $s = " + ", ".join(map(str, f.stride)) + "$"
 
 
-def forward_step(spec: ConvSpec) -> Step | None:
-    """Eq. 9.7 (stride 1) or 9.8 with the layer's strides."""
-    if not _in_scope(spec):
+def forward_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:
+    """Eq. 9.7 (stride 1) or 9.8 with the layer's strides, dilations, padding and groups."""
+    if "forward" not in formulas:
         return None
-    n = spec.ndim
-    outs, taps = _letters(n, ("j", "k"), "t"), _letters(n, ("m", "n"), "p")
-    index = ", ".join(_strided(o, s, t) for o, s, t in zip(outs, spec.stride, taps))
-    lhs = f"Z_{{i,{','.join(outs)}}}"
-    rhs = rf"\sum_{{l,{','.join(taps)}}} V_{{l,{index}}}\, K_{{i,l,{','.join(taps)}}}"
-    label = "eq. 9.7" if max(spec.stride) == 1 else "eq. 9.8, $s = " + ", ".join(map(str, spec.stride)) + "$"
     return Step(
-        "In the Deep Learning book's notation (input $V$, kernel stack $K$, output $Z$, channel first, 1-based):",
-        (_eq(lhs, rhs, label),),
-        ("Eq. 9.8 is the cross-correlation of eq. 9.7 sampled every $s$ outputs; the sum runs over the input "
-         "channels $l$ and the kernel taps. " + _notes(spec)).strip(),
+        "In the Deep Learning book's notation the input is $V$, the kernel stack $K$ and the output $Z$ "
+        "(channel first, 1-based; $Z = z$):",
+        (formula_equation(formulas, "forward", _stride_label(spec, "9.8")),),
+        ("The sum runs over the input channels $l$ the output channel reads and over the kernel taps; "
+         + _notes(formulas, "V", "K", "gamma")).strip(),
         "general formula")
 
 
-def kernel_gradient_step(spec: ConvSpec) -> Step | None:
-    """Eq. 9.11: the kernel gradient ``g(G, V, s)``."""
-    if not _in_scope(spec):
+def kernel_gradient_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:
+    """Eq. 9.11: the kernel gradient (its transposed counterpart for a transposed layer)."""
+    if "kernel" not in formulas:
         return None
-    n = spec.ndim
-    taps, outs = _letters(n, ("k", "l"), "u"), _letters(n, ("m", "n"), "p")
-    index = ", ".join(_strided(o, s, t) for o, s, t in zip(outs, spec.stride, taps))
-    lhs = rf"g(G, V, s)_{{i,j,{','.join(taps)}}} = \frac{{\partial L}}{{\partial K_{{i,j,{','.join(taps)}}}}}"
-    rhs = rf"\sum_{{{','.join(outs)}}} G_{{i,{','.join(outs)}}}\, V_{{j,{index}}}"
+    if spec.transposed:
+        return Step(
+            "With $G = \\partial L / \\partial z$ the upstream gradient, each kernel entry collects the input "
+            "times the gradient at every output it writes to:",
+            (formula_equation(formulas, "kernel"),),
+            ("Output position $p$ of a transposed convolution is written by input $j$ through tap $m$ exactly when "
+             "the forward convolution's output $j$ reads position $p$ through $m$, so the gradient reads "
+             "$\\hat{G}$ at the forward index. " + _notes(formulas, "Ghat", "K", "gamma")).strip(),
+            "general formula")
     return Step(
-        "With $G_{i,\\ldots} = \\partial L / \\partial Z_{i,\\ldots}$, the kernel gradient (eq. 9.11):",
-        (_eq(lhs, rhs, "eq. 9.11"),),
+        "With $G_{i,\\ldots} = \\partial L / \\partial Z_{i,\\ldots}$ the upstream gradient, the kernel gradient "
+        "(eq. 9.11):",
+        (formula_equation(formulas, "kernel", _stride_label(spec, "9.11")),),
         "Each kernel entry multiplies, in every output it contributes to, the input under it; the chain rule sums "
-        "those inputs weighted by the upstream gradient.",
+        "those inputs weighted by the upstream gradient"
+        + ("; $\\partial L / \\partial w$ is this at the flipped tap." if spec.flip else "."),
         "general formula")
 
 
-def input_gradient_step(spec: ConvSpec) -> Step | None:
-    """Eq. 9.12-9.13: the input gradient ``h(K, G, s)``."""
-    if not _in_scope(spec):
+def input_gradient_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:
+    """Eq. 9.12-9.13: the gradient at each padded position, then the input gradient collected from it."""
+    if "input" not in formulas:
         return None
-    n = spec.ndim
-    pos = _letters(n, ("j", "k"), "t")
-    pairs = [("l", "m"), ("n", "p"), ("u", "v")][:n]
-    sums = "".join(
-        rf"\sum_{{{a},{b} \,:\, {_strided(a, s, b)} = {p}}}" for (a, b), s, p in zip(pairs, spec.stride, pos))
-    lhs = rf"h(K, G, s)_{{i,{','.join(pos)}}} = \frac{{\partial L}}{{\partial V_{{i,{','.join(pos)}}}}}"
-    rhs = rf"{sums} \sum_{{q}} K_{{q,i,{','.join(b for _, b in pairs)}}}\, G_{{q,{','.join(a for a, _ in pairs)}}}"
+    if spec.transposed:
+        return Step(
+            "The input gradient of a transposed convolution is the forward convolution of the upstream gradient:",
+            (formula_equation(formulas, "input"),),
+            "Its matrix is $M^{\\top}$, so $\\partial L / \\partial a = M G$: the forward convolution with the same "
+            "kernel, stride, dilation and padding, applied to $G$.",
+            "general formula")
+    eqs = (formula_equation(formulas, "padded", _stride_label(spec, "9.13")), formula_equation(formulas, "input"))
+    copies = ("" if spec.padding_mode == "zeros" else
+              " $\\pi_a(p)$ is the input position that padded position $p$ copies along axis $a$ (0 for none); an "
+              "input copied to several padded positions collects all their gradients.")
     return Step(
-        "The input gradient (eq. 9.12-9.13):",
-        (_eq(lhs, rhs, "eq. 9.13"),),
-        "Input $V_{i,\\ldots}$ is read by every output $(l, n)$ and tap $(m, p)$ with $(l - 1)s + m$ equal to its "
-        "position: sum the kernel entry times the upstream gradient over exactly those.",
+        "The gradient with respect to the padded input (eq. 9.12-9.13), then with respect to the input itself:",
+        eqs,
+        "Padded position $p$ is read by every output $j$ and tap $m$ whose index lands on it; the sum collects "
+        "the kernel entry times the upstream gradient over exactly those." + copies,
         "general formula")
 
 
-def general_check(backward) -> Step | None:
-    """State that the general formulas, expanded for the layer's sizes, give the equations shown."""
-    if not _in_scope(backward.spec):
-        return None
-    try:
-        from ..symbolic.backward import check_general_formulas
+_NAMES = {"layer": "z", "forward": "Z", "kernel": r"\partial L / \partial K", "padded": "h",
+          "input": r"\partial L / \partial a"}
 
-        agrees = check_general_formulas(backward)
-    except (ImportError, ConvAlgebraError):
+
+def general_check(formulas: LayerFormulas, keys: tuple[str, ...]) -> Step | None:
+    """Instantiate the general formulas shown and state that they agree with the instantiated equations."""
+    shown = [k for k in keys if k in formulas]
+    if not shown:
         return None
-    verdict = "agree with" if agrees else "DISAGREE with"
+    counts = {k: formulas.check(k, SAMPLE) for k in shown}
+    total = sum(counts.values())
+    parts = ", ".join(f"{counts[k]} for ${_NAMES[k]}$" for k in shown)
     return Step(
-        f"Check: eq. 9.8, 9.11 and 9.13, summed out for this layer's sizes, {verdict} the instantiated equations "
-        "above (term by term, in sympy).", rule="check")
+        f"Check: the general formulas above, instantiated at {total} positions ({parts}), agree with the instantiated "
+        "equations term by term (those are read off the layer's index table).",
+        justification=f"Each formula is checked at every position of its left side when there are at most {SAMPLE}, "
+        f"otherwise at the corners and positions drawn at random (fixed seed), up to {SAMPLE}.",
+        rule="check")

@@ -16,13 +16,14 @@ import numpy as np
 
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from .general import layer_formulas
 from .indexing import index_steps
 from .matrices import exact_array, matrix_grid, pick, truncation_rule
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import grad_symbol, number, sum_of_products, symbol_expr
 from . import books
 
-__all__ = ["derive_forward", "derive_backward", "ordered_terms"]
+__all__ = ["derive_forward", "derive_backward", "ordered_terms", "ordered_factors"]
 
 _ROLES = ("g", "w", "a", "b")  # sort priority of a term's factors (upstream gradient first)
 _SHOW = ("w", "a", "b", "g")   # display order of a term's factors
@@ -77,10 +78,45 @@ def ordered_terms(expr: Any, roles: dict[Any, tuple[str, int]]) -> list[tuple[An
     return [factors for _, factors in sorted(out, key=lambda kv: kv[0])]
 
 
-def _sum(expr: Any, roles: dict, max_terms: int) -> Expr:
-    terms = ordered_terms(expr, roles)
+def ordered_factors(pairs: tuple, roles: dict[Any, tuple[str, int]]) -> list[tuple[Any, ...]]:
+    """Terms given as factor tuples (``(w, a)``, ``(1, b)``), merged and in textbook order.
+
+    The same order as :func:`ordered_terms`, without expanding a sympy sum: linear in the
+    number of terms.
+
+    Examples
+    --------
+    >>> import sympy
+    >>> a1, a2, w1, w2 = sympy.symbols("a1 a2 w1 w2")
+    >>> ordered_factors(((w2, a2), (w1, a1), (w1, a1)), _roles(ConvSpec((1, 3), 1, 2)))
+    [(2, w1, a1), (w2, a2)]
+    """
+    import sympy
+
+    merged: dict[tuple, list] = {}
+    for term in pairs:
+        symbols = [f for f in term if f in roles]
+        coefficient = sympy.Mul(*[f for f in term if f not in roles])
+        key = tuple(sorted(symbols, key=str))
+        entry = merged.setdefault(key, [0, symbols])
+        entry[0] += coefficient
+    out = []
+    for coefficient, symbols in merged.values():
+        if coefficient == 0:
+            continue
+        by_role = {roles[f][0]: f for f in symbols}
+        key = tuple(roles[by_role[r]][1] if r in by_role else -1 for r in _ROLES)
+        if set(by_role) == {"b"}:
+            key = (math.inf,) + key
+        shown = tuple(by_role[r] for r in _SHOW if r in by_role)
+        out.append((key, ((coefficient,) if coefficient != 1 else ()) + shown))
+    return [factors for _, factors in sorted(out, key=lambda kv: kv[0])]
+
+
+def _sum(pairs: tuple, roles: dict, max_terms: int) -> Expr:
+    terms = ordered_factors(pairs, roles)
     if len(terms) <= max_terms:
-        return sum_of_products(terms, expr)
+        return sum_of_products(terms)
     head = sum_of_products(terms[: max_terms - 2])
     tail = sum_of_products(terms[-1:])
     return Expr(rf"{head.tex} + \cdots + {tail.tex}", f"{head.text} + … + {tail.text}")
@@ -107,26 +143,21 @@ def _rule(n: int, max_shown: int, max_terms: int, what: str, longest: int = 0) -
     return ("Truncated: " + "; ".join(parts) + ".") if parts else ""
 
 
-def _longest(values: list) -> int:
-    import sympy
-
-    return max((len(sympy.Add.make_args(sympy.expand(v))) for v in values), default=0)
+def _longest(pairs: list) -> int:
+    return max((len(p) for p in pairs), default=0)
 
 
-def _forward_values(spec: ConvSpec, bias: bool) -> tuple[list, list]:
-    from ..symbolic import output_symbols, symbol_array, symbolic_output
+def _forward_values(spec: ConvSpec, bias: bool, bw: Any = None) -> tuple[list, list]:
+    """Output symbols and, per output, its terms as factor tuples (read off the index table)."""
+    from ..symbolic.backward import symbolic_backward
 
-    z = output_symbols(spec).ravel().tolist()
-    values = symbolic_output(spec).ravel().tolist()
-    if bias:
-        b = symbol_array("b", (spec.out_channels,))
-        per = math.prod(spec.output_shape[1:])
-        values = [v + b[k // per] for k, v in enumerate(values)]
-    return z, values
+    bw = symbolic_backward(spec, bias=bias) if bw is None else bw
+    z = bw.output.ravel().tolist()
+    return z, [bw.factors(s) for s in z]
 
 
-def _forward_step(spec: ConvSpec, bias: bool, max_outputs: int, max_terms: int) -> Step:
-    z, values = _forward_values(spec, bias)
+def _forward_step(spec: ConvSpec, bias: bool, max_outputs: int, max_terms: int, bw: Any = None) -> Step:
+    z, values = _forward_values(spec, bias, bw)
     roles = _roles(spec)
     return Step(
         f"Written out for this layer, each of the {len(z)} outputs is a sum of products"
@@ -155,7 +186,7 @@ def _numbers_step(spec: ConvSpec, weight, x, bias_values, max_outputs: int, max_
         if k is None:
             eqs.append(Equation((Expr(r"\vdots", "⋮"),)))
             continue
-        terms = ordered_terms(values[k], roles)
+        terms = ordered_factors(values[k], roles)
         sides = [symbol_expr(z[k]), _sum(values[k], roles, max_terms)]
         if len(terms) <= max_terms:
             sides.append(sum_of_products([tuple(table.get(f, f) for f in t) for t in terms]))
@@ -170,7 +201,7 @@ def _numbers_step(spec: ConvSpec, weight, x, bias_values, max_outputs: int, max_
 
 def _given_step(spec: ConvSpec, weight, x, bias_values) -> Step:
     """The numbers plugged in: each input channel, each filter slice, the biases."""
-    from .checks import array_grid
+    from ..render.grids import array_grid
 
     eqs, rules = [], []
     x = np.asarray(x).reshape(spec.in_channels, -1, spec.input_shape[-1])
@@ -243,8 +274,9 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
         raise TypeError(f"forward derivations need a ConvSpec, got {type(spec).__name__}")
     if (weight is None) != (x is None):
         raise ConvAlgebraError("give both weight and x to evaluate the forward equations, or neither")
-    steps = index_steps(spec)
-    book = books.forward_step(spec)
+    formulas = layer_formulas(spec)
+    steps = index_steps(spec, formulas)
+    book = books.forward_step(spec, formulas)
     steps += [book] if book else []
     with_bias = spec.bias if bias is None else True
     if weight is not None and spec.bias and bias is None:
@@ -281,9 +313,8 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
     max_products : int
         Refuse layers with more products than this (symbolic equations are for small layers).
     check_general : bool
-        Also expand eq. 9.8/9.11/9.13 for the layer's sizes and state whether they agree with the
-        instantiated equations (:func:`~convalgebra.symbolic.backward.check_general_formulas`;
-        seconds for small layers).
+        Also instantiate the general formulas at sample positions and state that they agree
+        with the equations read off the layer's table (see :mod:`convalgebra.derivations.general`).
 
     Examples
     --------
@@ -295,25 +326,28 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
         raise TypeError(f"backward derivations need a ConvSpec, got {type(spec).__name__}")
     bw = _backward_values(spec, spec.bias, max_products)
     roles = _roles(spec)
-    steps = index_steps(spec)
-    steps.append(_forward_step(spec, spec.bias, max_outputs, max_terms))
+    formulas = layer_formulas(spec)
+    steps = index_steps(spec, formulas)
+    book = books.forward_step(spec, formulas)
+    steps += [book] if book else []
+    steps.append(_forward_step(spec, spec.bias, max_outputs, max_terms, bw))
     steps.append(Step(
         "The loss $L$ reaches the layer as the upstream gradient $\\partial L / \\partial z_j$, one per output; "
         "by the chain rule every parameter and input collects $\\partial z_j / \\partial(\\cdot)$ times it, "
         "summed over the outputs it feeds.", rule="chain rule"))
-    for title, eqs, book in (("kernel", bw.weight_gradient, books.kernel_gradient_step(spec)),
-                             ("bias", bw.bias_gradient, None),
-                             ("input", bw.input_gradient, books.input_gradient_step(spec))):
-        if not eqs:
+    for title, book in (("kernel", books.kernel_gradient_step(spec, formulas)), ("bias", None),
+                        ("input", books.input_gradient_step(spec, formulas))):
+        eqs = bw.left_sides({"kernel": "weight"}.get(title, title))
+        if not eqs.size:
             continue
         steps += [book] if book else []
-        lhs = [e.lhs for e in eqs]
-        rhs = [e.rhs for e in eqs]
+        lhs = list(bw.left_sides({"kernel": "weight"}.get(title, title)).ravel())
+        rhs = [bw.factors(s) for s in lhs]
         steps.append(Step(f"Instantiated, the {title} gradient:", _equations(lhs, rhs, roles, max_outputs, max_terms),
                           _rule(len(eqs), max_outputs, max_terms, f"{title} gradients", _longest(rhs)),
                           "instantiate"))
     steps.append(_transpose_step(spec, max_rows, max_cols))
-    check = books.general_check(bw) if check_general else None
+    check = books.general_check(formulas, ("layer", "forward", "kernel", "padded", "input")) if check_general else None
     steps += [check] if check else []
     return Derivation(f"Back-propagation through {spec.describe()}", tuple(steps), result=bw)
 

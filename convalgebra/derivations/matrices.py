@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from ..render.grids import pick, truncation_rule
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import number, sum_of_products, tex_symbol, text_symbol
 from .indexing import index_steps
@@ -24,32 +25,6 @@ from .indexing import index_steps
 __all__ = ["derive_matrix", "pick", "matrix_grid"]
 
 
-def pick(n: int, limit: int) -> list[int | None]:
-    """Indices to display out of ``n``: all when ``n <= limit``, else first ``limit - 1``, ``None``, last.
-
-    Examples
-    --------
-    >>> pick(4, 6), pick(10, 4)
-    ([0, 1, 2, 3], [0, 1, 2, None, 9])
-    """
-    if limit < 2:
-        raise ConvAlgebraError(f"display limits must be at least 2, got {limit}")
-    if n <= limit:
-        return list(range(n))
-    return list(range(limit - 1)) + [None, n - 1]
-
-
-def truncation_rule(n_rows: int, n_cols: int, max_rows: int, max_cols: int) -> str:
-    """The sentence that states how a display was truncated ("" when nothing was elided)."""
-    parts = []
-    if n_rows > max_rows:
-        parts.append(f"the first {max_rows - 1} and the last of its {n_rows:,} rows")
-    if n_cols > max_cols:
-        parts.append(f"the first {max_cols - 1} and the last of its {n_cols:,} columns")
-    if not parts:
-        return ""
-    return ("Truncated (displays are limited to max_rows={} by max_cols={}): shown are {}; "
-            "every elided entry follows the same index formula.").format(max_rows, max_cols, " and ".join(parts))
 
 
 def _cell(value: Any) -> Expr:

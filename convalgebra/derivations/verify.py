@@ -20,8 +20,9 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from ..errors import ConvAlgebraError
-from .model import Derivation, Equation, Expr, Grid
-from .printing import tex_symbol, text_symbol
+from ..render.formats import Document
+from ..render.model import Equation, Expr, Grid
+from ..render.printing import tex_symbol, text_symbol
 
 __all__ = ["verify", "latex_parser_available", "RoundTripError"]
 
@@ -41,12 +42,17 @@ def latex_parser_available() -> bool:
     return True
 
 
-def _symbols(derivation: Derivation) -> list[Any]:
+def _symbols(derivation: Document) -> list[Any]:
+    import sympy
+
     found: set[Any] = set()
     for eq in derivation.equations():
         for expr in eq.exprs():
-            if expr.value is not None and hasattr(expr.value, "free_symbols"):
-                found |= expr.value.free_symbols
+            if expr.value is not None and hasattr(expr.value, "atoms"):
+                # bound summation variables too, and matrix symbols, with their assumptions
+                atoms = expr.value.atoms(sympy.Symbol, sympy.MatrixSymbol, sympy.IndexedBase)
+                labels = {b.label for b in atoms if isinstance(b, sympy.IndexedBase)}
+                found |= {s for s in atoms if not isinstance(s, sympy.Dummy) and s not in labels}
     return sorted(found, key=lambda s: (-len(tex_symbol(s)), s.name))
 
 
@@ -54,6 +60,10 @@ def _placeholders(symbols: Iterable[Any]):
     import sympy
 
     tex_map, text_map, back = [], [], {}
+    for symbol in symbols:
+        if isinstance(symbol, sympy.IndexedBase):   # read by its own name (I is then not the imaginary unit)
+            back[sympy.Symbol(str(symbol.label))] = symbol
+    symbols = [s for s in symbols if not isinstance(s, sympy.IndexedBase)]
     for n, symbol in enumerate(symbols):
         tex_map.append((tex_symbol(symbol), rf"\xi_{{{n}}}"))
         text_map.append((text_symbol(symbol), f"xi_{n}"))
@@ -130,34 +140,69 @@ def _parse_text(text: str, text_map, back):
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # thousands separators
     for name, token in text_map:
         text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", token, text)
-    return sympy.sympify(text, locals={str(k): k for k in back if "{" not in str(k)}).xreplace(back)
+    names = {str(k): v for k, v in back.items() if "{" not in str(k)}
+    if "I" not in names:
+        names["I"] = sympy.I
+    symbols_only = {k: v for k, v in back.items() if not isinstance(v, (sympy.IndexedBase, sympy.MatrixExpr))
+                    or isinstance(v, sympy.MatrixSymbol)}
+    return sympy.sympify(text, locals=names).xreplace(symbols_only)
 
 
 def _same(a: Any, b: Any) -> bool:
     import sympy
 
+    try:
+        # structurally equal (also matrix expressions, whose difference is not 0), or equal
+        # up to the names of bound summation variables
+        if a == b or (hasattr(a, "dummy_eq") and a.dummy_eq(b)):
+            return True
+    except (TypeError, ValueError):
+        pass
+
     if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
         return sympy.Matrix(a).shape == sympy.Matrix(b).shape and all(
             _same(x, y) for x, y in zip(sympy.Matrix(a), sympy.Matrix(b))
         )
-    diff = sympy.sympify(a).doit() - sympy.sympify(b).doit()
+    try:
+        diff = sympy.sympify(a).doit() - sympy.sympify(b).doit()
+    except TypeError:   # a matrix expression against a scalar: only 0 reads as the zero matrix
+        return any(isinstance(x, sympy.ZeroMatrix) for x in (a, b)) and 0 in (a, b)
     return diff.expand() == 0 or sympy.simplify(diff) == 0
 
 
 def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
+    import sympy
+
     if expr.value is None:
         return
     tex_map, text_map, back = maps
+    identities = expr.value.atoms(sympy.Identity) if hasattr(expr.value, "atoms") else ()
+    if len(identities) == 1:   # the identity matrix prints as I
+        back = {**back, sympy.Symbol("I"): next(iter(identities))}
     readings = [("text", expr.text, _parse_text)]
-    if use_tex:
+    # sympy's LaTeX grammar has no matrix semantics (M^{T} reads as a power): text only
+    if use_tex and not (hasattr(expr.value, "atoms") and expr.value.atoms(sympy.MatrixExpr)):
         readings.append(("LaTeX", expr.tex, _parse_tex))
     for kind, rendering, parse in readings:
         try:
             parsed = parse(rendering, *((tex_map, back) if kind == "LaTeX" else (text_map, back)))
         except Exception as exc:
             raise RoundTripError(f"{kind} {rendering!r} does not parse: {exc}") from exc
+        parsed = _imaginary_unit(parsed, expr.value)
         if not _same(parsed, expr.value):
             raise RoundTripError(f"{kind} {rendering!r} reads {parsed}, but the library computed {expr.value}")
+
+
+def _imaginary_unit(parsed: Any, value: Any) -> Any:
+    """LaTeX prints the imaginary unit as ``i``: read a free ``i`` as ``I`` when the value has ``I`` and no ``i``."""
+    import sympy
+
+    if not (hasattr(value, "has") and value.has(sympy.I) and hasattr(parsed, "free_symbols")):
+        return parsed
+    named_i = [s for s in parsed.free_symbols if getattr(s, "name", "") == "i"]
+    if named_i and not any(getattr(s, "name", "") == "i" for s in value.free_symbols):
+        return parsed.xreplace({named_i[0]: sympy.I})
+    return parsed
 
 
 def _check_chain(eq: Equation) -> None:
@@ -170,6 +215,8 @@ def _check_chain(eq: Equation) -> None:
             runs[-1].append(side)
         else:
             runs.append([side])
+    if not eq.chain:
+        return
     if eq.defines:
         runs[0] = runs[0][1:]
     subs = dict(eq.subs)
@@ -181,7 +228,7 @@ def _check_chain(eq: Equation) -> None:
                 raise RoundTripError(f"equation {eq.sides[0].text!r}: {left} != {right}")
 
 
-def verify(derivation: Derivation, *, latex: bool | None = None) -> int:
+def verify(derivation: Document, *, latex: bool | None = None) -> int:
     """Check every equation of ``derivation``; return how many expressions were parsed back.
 
     Parameters
@@ -203,12 +250,21 @@ def verify(derivation: Derivation, *, latex: bool | None = None) -> int:
     """
     use_tex = latex_parser_available() if latex is None else latex
     maps = _placeholders(_symbols(derivation))
-    count = 0
+    count = displayed = 0
     for eq in derivation.equations():
+        displayed += 1
+        if eq.check is not None:
+            try:
+                count += eq.check()
+            except AssertionError as exc:
+                raise RoundTripError(f"general formula {eq.sides[0].text!r}: {exc}") from None
         for side in eq.sides:
             exprs = side.exprs() if isinstance(side, Grid) else [side]
-            for expr in exprs:
-                _check_expr(expr, maps, use_tex)
+            for expr in exprs:   # a proof statement's LaTeX (Sum, Indexed) is beyond sympy's grammar
+                _check_expr(expr, maps, use_tex and eq.chain)
                 count += expr.value is not None
         _check_chain(eq)
+    if displayed and not count:
+        raise RoundTripError(f"{derivation.title!r} displays {displayed} equations but none carries a value or "
+                             "a check: nothing could be verified")
     return count

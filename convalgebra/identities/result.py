@@ -8,8 +8,13 @@ A check never returns a bare bool. It returns a :class:`CheckResult` carrying
 * ``evidence`` -- named facts (a residual, a count, a symbolic condition, a fraction ...);
 * ``counterexample`` -- a :class:`Counterexample` with concrete numbers, or ``None`` when it holds;
 * ``failing_positions`` -- output multi-indices where the identity breaks, where meaningful;
-* ``steps`` -- a list of :class:`Step` (statement + justification), the derivation of the
-  verdict, which the derivation renderer turns into LaTeX/Markdown text.
+* ``steps`` -- a list of :class:`~convalgebra.render.model.Step` (statement + justification),
+  the derivation of the verdict.
+
+:meth:`CheckResult.document` assembles claim, proof steps, evidence, counterexample and verdict
+as one :class:`~convalgebra.render.Document`; ``to_text``/``to_markdown``/``to_latex`` and
+``convalgebra.derive(result)`` all render that same document with the one renderer of
+:mod:`convalgebra.render`.
 """
 
 from __future__ import annotations
@@ -19,35 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from ..render.model import Step
+
 __all__ = ["Step", "Counterexample", "CheckResult"]
-
-
-def _latex(value: Any) -> str:
-    """LaTeX of a sympy object, a number or an array; plain text is wrapped in \\text{}."""
-    if isinstance(value, str):
-        return r"\text{" + value.replace("_", r"\_") + "}"
-    try:
-        import sympy
-    except ImportError:  # pragma: no cover
-        return str(value)
-    if isinstance(value, np.ndarray):
-        if value.ndim == 1:
-            value = sympy.Matrix([value.tolist()])
-        elif value.ndim == 2:
-            value = sympy.Matrix(value.tolist())
-        else:
-            return str(value.tolist())
-    if isinstance(value, (sympy.Basic, sympy.MatrixBase, sympy.NDimArray)):
-        return sympy.latex(value)
-    return str(value)
-
-
-def _plain(value: Any) -> str:
-    """Readable one-line text of a statement: ``a = b`` rather than ``Eq(a, b)``."""
-    rel = {"Equality": "=", "Unequality": "≠"}.get(type(value).__name__)
-    if rel is not None:
-        return f"{value.lhs} {rel} {value.rhs}"
-    return str(value)
 
 
 def _text(value: Any) -> str:
@@ -56,49 +35,6 @@ def _text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One line of a derivation: a statement and the reason it follows.
-
-    Attributes
-    ----------
-    statement : sympy expression or str
-        An equation (``sympy.Eq``), an expression, or a sentence.
-    justification : str
-        Why the statement holds (e.g. "change of summation variable n = i - m").
-
-    Examples
-    --------
-    >>> import sympy
-    >>> s = Step(sympy.Eq(sympy.Symbol("a"), 1), "by definition")
-    >>> s.latex, s.text
-    ('a = 1', 'a = 1    [by definition]')
-    """
-
-    statement: Any
-    justification: str
-
-    def __post_init__(self) -> None:
-        # sympy evaluates Eq(a, b) to a bare True/False when it can decide it structurally,
-        # which would print "False" as a proof step: build such equations with evaluate=False.
-        from sympy.logic.boolalg import BooleanAtom
-
-        if isinstance(self.statement, (bool, BooleanAtom)):
-            raise TypeError(
-                f"Step statement evaluated to {self.statement}; build it with evaluate=False"
-            )
-
-    @property
-    def latex(self) -> str:
-        """The statement as LaTeX (a sentence is wrapped in ``\\text{}``)."""
-        return _latex(self.statement)
-
-    @property
-    def text(self) -> str:
-        """The statement followed by its justification in brackets."""
-        return f"{_plain(self.statement)}    [{self.justification}]"
 
 
 @dataclass(frozen=True)
@@ -143,11 +79,13 @@ class CheckResult:
 
     Examples
     --------
-    >>> r = CheckResult("demo", True, "1 + 1 = 2", "integer arithmetic", {"residual": 0})
+    >>> r = CheckResult("demo", True, "1 + 1 = 2", "Integer arithmetic.", {"residual": 0})
     >>> print(r.to_text())
     demo: HOLDS -- 1 + 1 = 2
-    integer arithmetic
-      residual: 0
+    1. The checker compared the index tables (output, input, kernel tap) of both sides, entry by entry.
+    2. Evidence the checker computed:
+        residual: 0
+    3. Verdict: the identity holds. Integer arithmetic.
     >>> bool(r), r.counterexample is None
     (True, True)
     """
@@ -169,56 +107,35 @@ class CheckResult:
     def verdict(self) -> str:
         return "HOLDS" if self.holds else "FAILS"
 
-    def _positions_text(self, limit: int = 12) -> str:
-        pos = self.failing_positions or ()
-        shown = ", ".join(str(p) for p in pos[:limit])
-        more = f", … ({len(pos)} in all)" if len(pos) > limit else ""
-        return shown + more
+    def document(self, *, max_positions: int = 12, max_rows: int = 12, max_cols: int = 12):
+        """Claim, proof steps, evidence, failing positions, counterexample and verdict, as a document.
+
+        Returns a :class:`~convalgebra.render.Document` (``level="paragraph"``); arrays are
+        shown as matrices, cut past ``max_rows`` by ``max_cols`` by the stated rule.
+        """
+        from ..render.formats import Document
+
+        steps = [Step(_method_sentence(self.method), rule="method")]
+        steps += list(self.steps)
+        for extra in (_evidence_step(self.evidence, max_rows, max_cols), _positions_step(self, max_positions)):
+            steps += [extra] if extra else []
+        if self.counterexample is not None:
+            steps.append(_counterexample_step(self.counterexample, max_rows, max_cols))
+        steps.append(Step(f"Verdict: the identity {'holds' if self.holds else 'fails'}. {self.reason}",
+                          rule="verdict"))
+        return Document(f"{self.law}: {self.verdict}", tuple(steps), intro=self.claim, result=self, level="paragraph")
 
     def to_text(self) -> str:
-        """Plain text: verdict, reason, evidence, failing positions, counterexample, steps."""
-        lines = [f"{self.law}: {self.verdict} -- {self.claim}", self.reason]
-        lines += [f"  {k}: {_text(v)}" for k, v in self.evidence.items()]
-        if self.failing_positions:
-            lines.append(f"  failing output positions: {self._positions_text()}")
-        if self.counterexample is not None:
-            lines.append("counterexample: " + self.counterexample.to_text())
-        if self.steps:
-            lines.append("derivation:")
-            lines += [f"  {i}. {s.text}" for i, s in enumerate(self.steps, 1)]
-        return "\n".join(lines)
+        """Plain text: claim, proof, evidence, counterexample and verdict."""
+        return self.document().to_text()
 
     def to_markdown(self) -> str:
         """Markdown with inline LaTeX (``$…$``), for notebooks and reports."""
-        lines = [f"**{self.law}: {self.verdict}** — {self.claim}", "", self.reason, ""]
-        lines += [f"- *{k}*: ${_latex(v)}$" if _is_math(v) else f"- *{k}*: {_text(v)}"
-                  for k, v in self.evidence.items()]
-        if self.failing_positions:
-            lines.append(f"- *failing output positions*: {self._positions_text()}")
-        if self.counterexample is not None:
-            lines += ["", "Counterexample:", "", "```", self.counterexample.to_text(), "```"]
-        if self.steps:
-            lines += ["", "Derivation:", ""]
-            lines += [f"{i}. ${s.latex}$ — {s.justification}" for i, s in enumerate(self.steps, 1)]
-        return "\n".join(lines)
+        return self.document().to_markdown()
 
     def to_latex(self) -> str:
-        """A LaTeX fragment: verdict paragraph and the derivation as an ``align*``."""
-        esc = _escape
-        parts = [rf"\paragraph{{{esc(self.law)}: {self.verdict}}} {esc(self.claim)}. {esc(self.reason)}"]
-        for k, v in self.evidence.items():
-            parts.append(rf"\\ \emph{{{esc(k)}}}: $" + _latex(v) + "$" if _is_math(v)
-                         else rf"\\ \emph{{{esc(k)}}}: {esc(_text(v))}")
-        if self.failing_positions:
-            parts.append(rf"\\ \emph{{failing output positions}}: {esc(self._positions_text())}")
-        if self.counterexample is not None:
-            parts.append(r"\\ \emph{counterexample}: " + esc(self.counterexample.description))
-        if self.steps:
-            body = r" \\".join(
-                rf"\quad & {s.latex} && \text{{{esc(s.justification)}}}" for s in self.steps
-            )
-            parts.append(r"\begin{align*}" + body + r"\end{align*}")
-        return "\n".join(parts)
+        """A LaTeX fragment (a ``\\paragraph`` and its steps)."""
+        return self.document().to_latex()
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -230,15 +147,74 @@ class CheckResult:
         return self.to_text()
 
 
-def _is_math(value: Any) -> bool:
-    try:
-        import sympy
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(value, (sympy.Basic, sympy.MatrixBase, sympy.NDimArray))
+_METHODS = {
+    "index tables": "compared the index tables (output, input, kernel tap) of both sides, entry by entry",
+}
 
 
-def _escape(text: str) -> str:
-    table = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#",
-             "{": r"\{", "}": r"\}", "$": r"\$"}
-    return "".join(table.get(ch, ch) for ch in text)
+def _method_sentence(method: str) -> str:
+    """Why the verdict can be trusted, in words."""
+    how = _METHODS.get(method, method)
+    return f"The checker {how}." if how[:1].islower() else f"Checked by {how}."
+
+
+def _evidence_step(evidence: dict, max_rows: int, max_cols: int) -> Step | None:
+    from ..render.grids import array_grid
+    from ..render.model import DataTable, Equation, Expr
+    from ..render.printing import sympy_expr
+
+    if not evidence:
+        return None
+    import sympy
+
+    rows, grids, rules = [], [], []
+    for name, value in evidence.items():
+        if isinstance(value, (sympy.NDimArray, sympy.MatrixBase)):
+            value = np.array(value.tolist(), dtype=object)
+        if isinstance(value, (np.ndarray, list, tuple)) and np.asarray(value, dtype=object).size > 1:
+            grid, rule = array_grid(value, max_rows, max_cols)
+            grids.append(Equation((Expr(rf"\text{{{name}}}", name), grid)))
+            rules += [rule] if rule else []
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            rows.append((name, f"{int(value):,}"))
+        elif isinstance(value, (float, np.floating)):
+            rows.append((name, f"{float(value):.6g}"))
+        elif hasattr(value, "free_symbols"):
+            rows.append((name, "$" + sympy_expr(value).tex + "$"))
+        else:
+            rows.append((name, str(value).replace("$", "")))
+    table = (DataTable(("evidence", "value"), tuple(rows), layout="pairs"),) if rows else ()
+    return Step("Evidence the checker computed:", table + tuple(grids), " ".join(rules), "evidence")
+
+
+def _positions_step(result: CheckResult, limit: int) -> Step | None:
+    positions = result.failing_positions or ()
+    if not positions:
+        return None
+    shown = ", ".join(str(tuple(int(i) + 1 for i in p)) for p in positions[:limit])
+    more = f", … ({len(positions)} in all; the first {limit} shown)" if len(positions) > limit else ""
+    return Step(f"Output positions where the identity fails (1-based): {shown}{more}.",
+                justification="At each of them the two sides, evaluated on the same input, differ.",
+                rule="failing positions")
+
+
+def _counterexample_step(cx: Counterexample, max_rows: int, max_cols: int) -> Step:
+    from ..render.grids import array_grid
+    from ..render.model import Equation, Expr
+    from ..render.printing import number
+
+    eqs, rules = [], []
+    for name, value in cx.inputs.items():
+        grid, rule = array_grid(value, max_rows, max_cols)
+        eqs.append(Equation((Expr(rf"\text{{{name}}}", name), grid)))
+        rules += [rule] if rule else []
+    if cx.position is not None:
+        pos = tuple(int(i) for i in cx.position)
+        shown = tuple(i + 1 for i in pos)
+        left = number(np.asarray(cx.lhs)[pos].item())
+        right = number(np.asarray(cx.rhs)[pos].item())
+        eqs.append(Equation((Expr(rf"\text{{left side at }} {shown}", f"left side at {shown}"), left)))
+        eqs.append(Equation((Expr(rf"\text{{right side at }} {shown}", f"right side at {shown}"), right)))
+    return Step("A counterexample: " + cx.description.replace("$", "") + ".", tuple(eqs),
+                ("The two sides differ at the position shown (1-based), so the identity fails. "
+                 + " ".join(rules)).strip(), "counterexample")

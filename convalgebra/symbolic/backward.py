@@ -118,12 +118,50 @@ class SymbolicBackward:
     output: np.ndarray
     bias: np.ndarray
     grad_output: np.ndarray
-    forward: tuple
-    weight_gradient: tuple
-    input_gradient: tuple
-    bias_gradient: tuple
+    # (left sides, ordered factor pairs) per kind; the sympy equations are built on first use,
+    # so a caller that prints a few of them pays for those only
+    _pairs: dict = field(default_factory=dict, repr=False)
     _factors: dict = field(default_factory=dict, repr=False)
     _index: dict = field(default_factory=dict, init=False, repr=False)
+    _built: dict = field(default_factory=dict, init=False, repr=False)
+
+    def _kind(self, kind: str) -> tuple:
+        if kind not in self._built:
+            lhs, pairs = self._pairs[kind]
+            self._built[kind] = _equations(lhs, pairs)
+        return self._built[kind]
+
+    def left_sides(self, kind: str) -> np.ndarray:
+        """Left-side symbols of ``kind`` (``"forward"``, ``"weight"``, ``"input"``, ``"bias"``) in layer shape.
+
+        Examples
+        --------
+        >>> symbolic_backward(ConvSpec((1, 3), 1, 2), bias=False).left_sides("weight").tolist()
+        [[[dL/dw1, dL/dw2]]]
+        """
+        if kind not in self._pairs:
+            raise ConvAlgebraError(f"kind must be one of {tuple(self._pairs)}, got {kind!r}")
+        return self._pairs[kind][0]
+
+    @property
+    def forward(self) -> tuple:
+        """``z_o = sum w*a (+ b)``, one per output in C order."""
+        return self._kind("forward")
+
+    @property
+    def weight_gradient(self) -> tuple:
+        """``dL/dw_k = sum over outputs of a * dL/dz`` (eq. 9.11), one per weight in C order."""
+        return self._kind("weight")
+
+    @property
+    def input_gradient(self) -> tuple:
+        """``dL/da_i = sum over taps of w * dL/dz`` (eq. 9.13), one per input in C order."""
+        return self._kind("input")
+
+    @property
+    def bias_gradient(self) -> tuple:
+        """``dL/db_c = sum of dL/dz over channel c``."""
+        return self._kind("bias")
 
     @property
     def equations(self) -> tuple:
@@ -148,8 +186,10 @@ class SymbolicBackward:
         ``(w, a)`` for a forward equation, ``(a, dL/dz)`` for a kernel gradient, ``(w, dL/dz)``
         for an input gradient, ``(1, dL/dz)`` for a bias gradient (bias terms: ``(1, b)``).
         """
-        self[lhs]  # raises a KeyError naming the valid left sides
-        return self._factors[str(lhs)]
+        key = str(lhs)
+        if key not in self._factors:
+            self[lhs]  # raises a KeyError naming the valid left sides
+        return self._factors[key]
 
     def general(self) -> "GeneralFormulas":
         """The book's general formulas for this spec (:func:`general_formulas`)."""
@@ -171,13 +211,10 @@ def _layer_triples(spec: ConvSpec, max_terms: int) -> tuple[list, list, list]:
     return rows.tolist(), cols.tolist(), t.weight_index.tolist()
 
 
-def _equations(lhs: np.ndarray, pairs: list[list], factors: dict) -> tuple:
-    """One ``Eq(lhs, sum of products)`` per left side; records the ordered factor pairs."""
-    equations = []
-    for left, parts in zip(lhs.ravel(), pairs):
-        factors[str(left)] = tuple(parts)
-        equations.append(sympy.Eq(left, sympy.Add(*(x * y for x, y in parts)), evaluate=False))
-    return tuple(equations)
+def _equations(lhs: np.ndarray, pairs: list[list]) -> tuple:
+    """One ``Eq(lhs, sum of products)`` per left side."""
+    return tuple(sympy.Eq(left, sympy.Add(*(x * y for x, y in parts)), evaluate=False)
+                 for left, parts in zip(lhs.ravel(), pairs))
 
 
 def symbolic_backward(
@@ -235,15 +272,11 @@ def symbolic_backward(
         for r in range(z.size):
             fwd[r].append((one, b[r // per_channel]))
     db = [[(one, v) for v in g[c].ravel()] for c in range(spec.out_channels)] if with_bias else []
-    factors: dict = {}
-    return SymbolicBackward(
-        spec=spec, weight=w, input=a, output=z, bias=b, grad_output=g,
-        forward=_equations(z, fwd, factors),
-        weight_gradient=_equations(_grad_array(w), dw, factors),
-        input_gradient=_equations(_grad_array(a), da, factors),
-        bias_gradient=_equations(_grad_array(b), db, factors),
-        _factors=factors,
-    )
+    kinds = {"forward": (z, fwd), "weight": (_grad_array(w), dw), "input": (_grad_array(a), da),
+             "bias": (_grad_array(b), db)}
+    factors = {str(left): tuple(parts) for lhs, pairs in kinds.values() for left, parts in zip(lhs.ravel(), pairs)}
+    return SymbolicBackward(spec=spec, weight=w, input=a, output=z, bias=b, grad_output=g,
+                            _pairs=kinds, _factors=factors)
 
 
 # ------------------------------------------------------------------ general formulas

@@ -1,0 +1,380 @@
+"""The one renderer of documents (derivations and proofs): LaTeX, Markdown, plain text.
+
+The LaTeX document needs only ``amsmath`` (part of every LaTeX installation). Markdown uses
+``$…$`` inline and ``$$…$$`` display math, which GitHub and Jupyter both render.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from .model import DataTable, Equation, Expr, Step
+from .printing import is_notation, sympy_expr, tex_to_text
+
+__all__ = ["Document", "to_latex", "to_markdown", "to_text", "PREAMBLE", "step_math"]
+
+PREAMBLE = "\n".join([
+    r"\documentclass[10pt]{article}",
+    r"\usepackage{amsmath}",
+    r"\usepackage{amssymb}",
+    r"\setcounter{MaxMatrixCols}{40}",
+    r"\allowdisplaybreaks",
+    r"\setlength{\parindent}{0pt}",
+    r"\addtolength{\textwidth}{4cm}",
+    r"\addtolength{\oddsidemargin}{-2cm}",
+])
+
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{",
+    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "→": r"$\to$", "×": r"$\times$", "·": r"$\cdot$", "…": r"\ldots{}", "−": "-",
+    "≤": r"$\le$", "≥": r"$\ge$", "∂": r"$\partial$", "⌊": r"$\lfloor$", "⌋": r"$\rfloor$",
+    "ᵀ": r"$^{\top}$", "²": r"$^2$", "≠": r"$\ne$", "Σ": r"$\Sigma$", "—": "---", "–": "--",
+    "’": "'", "“": "``", "”": "''", "⋮": r"$\vdots$", "°": r"$^\circ$",
+}
+
+
+_UNICODE_MATH = {
+    "⊗": r"\otimes", "⋯": r"\cdots", "∘": r"\circ", "⋆": r"\star", "∗": r"\ast", "′": "'", "≈": r"\approx",
+    "∈": r"\in", "∑": r"\sum", "∏": r"\prod", "√": r"\surd", "∞": r"\infty", "±": r"\pm", "⇒": r"\Rightarrow",
+    "↦": r"\mapsto", "⊂": r"\subset", "∪": r"\cup", "∩": r"\cap", "⌈": r"\lceil", "⌉": r"\rceil", "≡": r"\equiv",
+    "⋱": r"\ddots", "⊙": r"\odot", "∇": r"\nabla", "⁻": "^{-}", "¹": "^{1}", "³": "^{3}", "⊤": r"\top",
+}
+
+
+def _unicode_tex(ch: str) -> str:
+    """A LaTeX rendering of a non-ASCII character that the base LaTeX install can typeset."""
+    import unicodedata
+
+    if ch in _TEX_SPECIAL:
+        return _TEX_SPECIAL[ch]
+    if ch in _UNICODE_MATH:
+        return f"${_UNICODE_MATH[ch]}$"
+    name = unicodedata.name(ch, "")
+    if name.startswith("GREEK "):
+        letter = {"lamda": "lambda", "sigma": "sigma"}.get(name.split()[-1].lower(), name.split()[-1].lower())
+        letter = letter.capitalize() if "CAPITAL" in name else letter
+        letter = "varsigma" if "FINAL SIGMA" in name else letter
+        return rf"$\{letter}$"
+    ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return ascii_form or "?"
+
+
+def _split_math(prose: str) -> list[tuple[bool, str]]:
+    """Split prose at ``$`` into (is_math, piece) segments."""
+    parts = prose.split("$")
+    return [(i % 2 == 1, p) for i, p in enumerate(parts) if p]
+
+
+def _tex_prose(prose: str) -> str:
+    out = []
+    for is_math, piece in _split_math(prose):
+        if is_math:
+            out.append(f"${piece}$")
+        else:
+            out.append("".join(_unicode_tex(ch) if ch in _TEX_SPECIAL or ord(ch) > 127 else ch for ch in piece))
+    return "".join(out)
+
+
+def _md_prose(prose: str) -> str:
+    out = []
+    for is_math, piece in _split_math(prose):
+        escaped = re.sub(r"([*|<>])", r"\\\1", piece)
+        # GitHub Markdown reads an underscore inside a word (output_padding) literally
+        out.append(f"${piece}$" if is_math else re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", escaped))
+    return "".join(out)
+
+
+def _text_prose(prose: str) -> str:
+    return "".join(tex_to_text(p) if m else p for m, p in _split_math(prose))
+
+
+_RELATIONS = {"Equality": "=", "Unequality": "!=", "LessThan": "<=", "GreaterThan": ">=",
+              "StrictLessThan": "<", "StrictGreaterThan": ">"}
+
+
+def _side(value: Any) -> Expr:
+    """A statement's side: checked against its value, unless it holds LaTeX notation symbols."""
+    import sympy
+
+    e = sympy_expr(value)
+    if any(is_notation(s) for s in getattr(value, "atoms", lambda *_: ())(sympy.Symbol)):
+        return Expr(e.tex, tex_to_text(e.tex))
+    return e
+
+
+def step_math(step: Step) -> tuple[str, tuple]:
+    """Prose and displayed items of a step; a sympy statement becomes a displayed equation.
+
+    Its sides keep their sympy values (the text rendering parses back to them); the two sides
+    are not compared (``chain=False``): that the statement holds is the checker's verdict.
+    A sympy statement's sentence is its justification (see :func:`step_parts`).
+    """
+    if step.is_prose:
+        return step.statement, step.math
+    value = step.statement
+    relation = _RELATIONS.get(type(value).__name__)
+    sides = (value.lhs, value.rhs) if relation is not None else (value,)
+    eq = Equation(tuple(_side(s) for s in sides), defines=False, relation=relation or "=", chain=False)
+    return "", (eq,) + tuple(step.math)
+
+
+def step_parts(step: Step) -> tuple[str, tuple, str]:
+    """``(sentence, displayed items, why)``: every step is led by a sentence.
+
+    A proof step given as a sympy statement and its reason reads "Reason:" then the equation.
+    """
+    prose, math = step_math(step)
+    why = step.justification
+    if not prose and why:
+        prose, why = why[:1].upper() + why[1:].rstrip(". ") + ":", ""
+    return prose, math, why
+
+
+@dataclass(frozen=True)
+class Document:
+    """A titled, ordered list of steps that renders as LaTeX, Markdown and text.
+
+    ``level`` is ``"section"`` for a document that stands alone (a derivation) and
+    ``"paragraph"`` for one that is part of a larger text (the result of a check).
+    """
+
+    title: str
+    steps: tuple[Step, ...]
+    intro: str = ""
+    result: Any = field(default=None, compare=False)
+    level: str = "section"
+
+    def walk(self) -> Iterator[Step]:
+        """Every step, depth first."""
+        for step in self.steps:
+            yield from step.walk()
+
+    def equations(self) -> Iterator[Equation]:
+        """Every displayed equation, including those inside tables and sympy statements."""
+        for step in self.walk():
+            for item in step_math(step)[1]:
+                if isinstance(item, Equation):
+                    yield item
+                elif isinstance(item, DataTable):
+                    yield from item.equations()
+
+    def to_latex(self, standalone: bool = False) -> str:
+        """LaTeX: a fragment (heading + steps) or, with ``standalone``, a document."""
+        return to_latex(self, standalone)
+
+    def to_markdown(self) -> str:
+        """Markdown with ``$…$``/``$$…$$`` math, for GitHub and Jupyter."""
+        return to_markdown(self)
+
+    def to_text(self) -> str:
+        """Plain text, for terminals."""
+        return to_text(self)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_latex_(self) -> str:
+        return self.to_latex()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+# --------------------------------------------------------------------------- equations
+def _side_tex(side: Any) -> str:
+    return side.tex
+
+
+_TEX_REL = {"=": "=", "<=": r"\le", ">=": r"\ge", "!=": r"\ne", "approx": r"\approx", "<": "<", ">": ">"}
+_TEXT_REL = {"approx": "≈", "<=": "≤", ">=": "≥", "!=": "≠"}
+
+
+def _relations(eq: Equation) -> list[str]:
+    n = len(eq.sides) - 1
+    return [eq.relation] * n if isinstance(eq.relation, str) else list(eq.relation)
+
+
+def _equation_tex(eq: Equation, align: bool) -> str:
+    sides = [_side_tex(s) for s in eq.sides]
+    amp = "&" if align else ""
+    rels = [_TEX_REL.get(r, r) for r in _relations(eq)]
+    body = sides[0] + "".join(f" {amp if i == 0 else ''}{rel} {s}" for i, (rel, s) in enumerate(zip(rels, sides[1:])))
+    if eq.label:
+        body += r" \qquad (" + _math_label(eq.label) + ")"
+    return body
+
+
+def _math_label(label: str) -> str:
+    """Prose with ``$…$`` as math-mode LaTeX (``\\text{…}`` pieces), which MathJax also renders."""
+    return "".join(piece if is_math else rf"\text{{{_tex_prose(piece)}}}" for is_math, piece in _split_math(label))
+
+
+def _equation_text(eq: Equation) -> str:
+    rels = [_TEXT_REL.get(r, r) for r in _relations(eq)]
+    texts = [s.text for s in eq.sides]
+    label = f"    ({_text_prose(eq.label)})" if eq.label else ""
+    if any("\n" in t for t in texts):
+        lines = [texts[0]]
+        for rel, t in zip(rels, texts[1:]):
+            lines[-1] += f" {rel}"
+            lines.extend("  " + line for line in t.splitlines())
+        lines[0] += label
+        return "\n".join(lines)
+    return texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:])) + label
+
+
+def _groups(items: Iterable[Any]) -> list[tuple[str, Any]]:
+    """Group consecutive equations into one display; tables stand alone."""
+    groups: list[tuple[str, Any]] = []
+    for item in items:
+        if isinstance(item, Equation):
+            if groups and groups[-1][0] == "eq":
+                groups[-1][1].append(item)
+            else:
+                groups.append(("eq", [item]))
+        else:
+            groups.append(("table", item))
+    return groups
+
+
+# ----------------------------------------------------------------------------- LaTeX
+def _table_tex(table: DataTable) -> str:
+    cols = len(table.header)
+    lines = [r"\begin{center}", rf"\begin{{tabular}}{{{'l' * cols}}}", r"\hline"]
+    lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
+    for row in table.rows:
+        cells = [f"${_equation_tex(c, False)}$" if isinstance(c, Equation) else _tex_prose(str(c)) for c in row]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}", r"\end{center}"]
+    if table.caption:
+        lines.insert(0, _tex_prose(table.caption) + r"\par")
+    return "\n".join(lines)
+
+
+def _step_tex(step: Step) -> list[str]:
+    prose, math, why = step_parts(step)
+    lines = [r"\item " + _tex_prose(prose)]
+    for kind, group in _groups(math):
+        if kind == "eq":
+            body = " \\\\\n".join(_equation_tex(eq, True) for eq in group)
+            lines += [r"\begin{align*}", body, r"\end{align*}"]
+        else:
+            lines.append(_table_tex(group))
+    if why:
+        lines.append(r"\emph{Why:} " + _tex_prose(why))
+    if step.substeps:
+        lines.append(r"\begin{enumerate}")
+        for sub in step.substeps:
+            lines += _step_tex(sub)
+        lines.append(r"\end{enumerate}")
+    return lines
+
+
+def to_latex(derivation: "Document", standalone: bool = False) -> str:
+    if derivation.level == "paragraph":   # a run-in heading: the intro continues its line
+        lines = [rf"\paragraph{{{_tex_prose(derivation.title)}}} " + _tex_prose(derivation.intro) + r"\par"]
+    else:
+        lines = [rf"\section*{{{_tex_prose(derivation.title)}}}"]
+        if derivation.intro:
+            lines.append(_tex_prose(derivation.intro) + r"\par")
+    lines.append(r"\begin{enumerate}")
+    for step in derivation.steps:
+        lines += _step_tex(step)
+    lines.append(r"\end{enumerate}")
+    body = "\n".join(lines) + "\n"
+    if not standalone:
+        return body
+    return PREAMBLE + "\n" + r"\begin{document}" + "\n" + body + r"\end{document}" + "\n"
+
+
+# -------------------------------------------------------------------------- Markdown
+def _table_md(table: DataTable) -> str:
+    def cell(c: Any) -> str:
+        return f"${_equation_tex(c, False)}$" if isinstance(c, Equation) else _md_prose(str(c))
+
+    lines = []
+    if table.caption:
+        lines += [_md_prose(table.caption), ""]
+    if table.layout == "pairs":
+        return "\n".join(lines + [f"- {cell(name)}: {cell(value)}" for name, value in table.rows])
+    lines.append("| " + " | ".join(_md_prose(h) for h in table.header) + " |")
+    lines.append("|" + "---|" * len(table.header))
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def _step_md(step: Step, number: str) -> list[str]:
+    prose, math, why = step_parts(step)
+    lines = [f"**{number}.** " + _md_prose(prose), ""]
+    for kind, group in _groups(math):
+        if kind == "eq":
+            body = " \\\\\n".join(_equation_tex(eq, True) for eq in group)
+            lines += ["$$", r"\begin{aligned}", body, r"\end{aligned}", "$$", ""]
+        else:
+            lines += [_table_md(group), ""]
+    if why:
+        lines += ["*Why:* " + _md_prose(why), ""]
+    for i, sub in enumerate(step.substeps, 1):
+        lines += _step_md(sub, f"{number}.{i}")
+    return lines
+
+
+def to_markdown(derivation: "Document") -> str:
+    title = _md_prose(derivation.title)
+    if derivation.level == "paragraph":
+        lines = [f"**{title}** — {_md_prose(derivation.intro)}".rstrip(" —"), ""]
+    else:
+        lines = [f"## {title}", ""] + ([_md_prose(derivation.intro), ""] if derivation.intro else [])
+    for i, step in enumerate(derivation.steps, 1):
+        lines += _step_md(step, f"Step {i}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------ text
+def _table_text(table: DataTable) -> str:
+    def cell(c: Any) -> str:
+        return _equation_text(c) if isinstance(c, Equation) else _text_prose(str(c))
+
+    if table.layout == "pairs":
+        return "\n".join(([_text_prose(table.caption)] if table.caption else [])
+                         + [f"{cell(name)}: {cell(value)}" for name, value in table.rows])
+    rows = [[_text_prose(h) for h in table.header]] + [[cell(c) for c in row] for row in table.rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(table.header))]
+    fmt = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    fmt.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(([_text_prose(table.caption)] if table.caption else []) + fmt)
+
+
+def _indent(text: str, prefix: str) -> list[str]:
+    return [prefix + line for line in text.splitlines()]
+
+
+def _step_text(step: Step, number: str, depth: int) -> list[str]:
+    pad = "  " * depth
+    prose, math, why = step_parts(step)
+    lines = [f"{pad}{number}. " + _text_prose(prose)]
+    for item in math:
+        text = _equation_text(item) if isinstance(item, Equation) else _table_text(item)
+        lines += _indent(text, pad + "    ")
+    if why:
+        lines.append(f"{pad}   because: " + _text_prose(why))
+    for i, sub in enumerate(step.substeps, 1):
+        lines += _step_text(sub, f"{number}.{i}", depth + 1)
+    return lines
+
+
+def to_text(derivation: "Document") -> str:
+    title = _text_prose(derivation.title)
+    if derivation.level == "paragraph":
+        lines = [f"{title} -- {_text_prose(derivation.intro)}" if derivation.intro else title]
+    else:
+        lines = [title, "=" * min(len(title), 78)]
+        if derivation.intro:
+            lines.append(_text_prose(derivation.intro))
+    for i, step in enumerate(derivation.steps, 1):
+        lines += _step_text(step, str(i), 0)
+    return "\n".join(lines)
+

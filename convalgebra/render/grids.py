@@ -1,0 +1,64 @@
+"""Display rules shared by every document: which rows and columns of a large array are shown.
+
+Past ``max_rows``/``max_cols`` an array is cut as textbooks do: the first ``max - 1`` rows
+(columns), an ellipsis, and the last one; :func:`truncation_rule` states the cut in words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConvAlgebraError
+from .model import Expr, Grid
+from .printing import number, sympy_expr
+
+__all__ = ["pick", "truncation_rule", "array_grid"]
+
+
+def pick(n: int, limit: int) -> list[int | None]:
+    """Indices to display out of ``n``: all when ``n <= limit``, else first ``limit - 1``, ``None``, last.
+
+    Examples
+    --------
+    >>> pick(4, 6), pick(10, 4)
+    ([0, 1, 2, 3], [0, 1, 2, None, 9])
+    """
+    if limit < 2:
+        raise ConvAlgebraError(f"display limits must be at least 2, got {limit}")
+    if n <= limit:
+        return list(range(n))
+    return list(range(limit - 1)) + [None, n - 1]
+
+
+def truncation_rule(n_rows: int, n_cols: int, max_rows: int, max_cols: int) -> str:
+    """The sentence that states how a display was truncated ("" when nothing was elided)."""
+    parts = []
+    if n_rows > max_rows:
+        parts.append(f"the first {max_rows - 1} and the last of its {n_rows:,} rows")
+    if n_cols > max_cols:
+        parts.append(f"the first {max_cols - 1} and the last of its {n_cols:,} columns")
+    if not parts:
+        return ""
+    return ("Truncated (displays are limited to max_rows={} by max_cols={}): shown are {}; "
+            "every elided entry follows the same index formula.").format(max_rows, max_cols, " and ".join(parts))
+
+
+def array_grid(value: Any, max_rows: int = 12, max_cols: int = 12) -> tuple[Grid, str]:
+    """A numeric or symbolic array as a :class:`Grid` (2-D view ``(-1, last axis)``) and its truncation rule."""
+    import sympy
+
+    array = np.asarray(value, dtype=object)
+    matrix = array.reshape(1, -1) if array.ndim <= 1 else array.reshape(-1, array.shape[-1])
+    rows, cols = pick(matrix.shape[0], max_rows), pick(matrix.shape[1], max_cols)
+
+    def cell(v: Any) -> Expr:
+        v = sympy.nsimplify(v) if isinstance(v, (float, np.floating)) else sympy.sympify(v)
+        return number(v) if v.is_number else sympy_expr(v)
+
+    cells = tuple(tuple(("d" if j is None else "v") if i is None else ("h" if j is None else cell(matrix[i, j]))
+                        for j in cols) for i in rows)
+    full = None not in rows and None not in cols
+    grid_value = sympy.Matrix([[c.value for c in row] for row in cells]) if full else None
+    return Grid(cells, grid_value), truncation_rule(*matrix.shape, max_rows, max_cols)
