@@ -40,6 +40,9 @@ _LAZY = {
     "is_block_toeplitz": "structure",
     "is_block_circulant": "structure",
     "symbolic_matrix": "symbolic",
+    # spectra
+    "singular_values": "spectra",
+    "operator_norm": "spectra",
     "weight_symbols": "symbolic",
     "input_symbols": "symbolic",
     # backward passes
@@ -66,7 +69,7 @@ _LAZY = {
 }
 
 _SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure", "plot",
-               "gradients", "operators", "report", "connectivity", "variants"}
+               "gradients", "operators", "report", "connectivity", "variants", "spectra"}
 
 __all__ = ["ConvSpec", "ConvAlgebraError", "GraphCycleError", "MissingExtraError", *_LAZY]
 
