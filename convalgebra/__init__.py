@@ -43,6 +43,7 @@ _LAZY = {
     # spectra
     "singular_values": "spectra",
     "operator_norm": "spectra",
+    "lipschitz_bound": "lipschitz",
     "weight_symbols": "symbolic",
     "input_symbols": "symbolic",
     # backward passes
@@ -69,7 +70,8 @@ _LAZY = {
 }
 
 _SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure", "plot",
-               "gradients", "operators", "report", "connectivity", "variants", "spectra"}
+               "gradients", "operators", "report", "connectivity", "variants", "spectra",
+               "lipschitz"}
 
 __all__ = ["ConvSpec", "ConvAlgebraError", "GraphCycleError", "MissingExtraError", *_LAZY]
 
