@@ -40,6 +40,10 @@ _LAZY = {
     "is_block_toeplitz": "structure",
     "is_block_circulant": "structure",
     "symbolic_matrix": "symbolic",
+    # spectra
+    "singular_values": "spectra",
+    "operator_norm": "spectra",
+    "lipschitz_bound": "lipschitz",
     "weight_symbols": "symbolic",
     "input_symbols": "symbolic",
     # backward passes
@@ -74,10 +78,12 @@ _SUBMODULES = {
     "graph": "network.graph",
     "identities": "identities",
     "interop": "interop",
+    "lipschitz": "lipschitz",
     "network": "network",
     "operators": "operators",
     "plot": "plot",
     "report": "report",
+    "spectra": "spectra",
     "structure": "structure",
     "symbolic": "symbolic",
     "taps": "taps",

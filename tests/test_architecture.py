@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("render",),
     ("identities", "report"),
     ("network",),
-    ("derivations", "interop", "plot"),
+    ("derivations", "interop", "plot", "lipschitz"),
     ("cli",),
     ("__init__", "__main__", "conftest"),
 ]
