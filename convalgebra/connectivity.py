@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .budget import block_rows_for
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 
@@ -31,7 +32,15 @@ __all__ = [
     "row_template",
     "layer_rows_cols",
     "padded_positions",
+    "read_positions",
+    "written_positions",
+    "MAX_LISTED",
 ]
+
+#: Positions per axis (and table entries) up to which the read/written sets are listed.
+MAX_LISTED = 2**24
+#: Taps per axis up to which a read set is marked tap by tap (one strided slice each).
+_SLICED_TAPS = 4096
 
 
 def _map_padded(pos: np.ndarray, size: int, mode: str) -> np.ndarray:
@@ -85,6 +94,75 @@ def padded_positions(spec: ConvSpec, axis: int) -> np.ndarray:
     before = spec.padding[axis][0]
     s, d, k = spec.stride[axis], spec.dilation[axis], spec.kernel_size[axis]
     return np.arange(n_out)[:, None] * s - before + np.arange(k)[None, :] * d
+
+
+def _require_listed(spec: ConvSpec, axis: int, what: str, count: int) -> None:
+    if count > MAX_LISTED:
+        raise ConvAlgebraError(
+            f"{what} along spatial axis {axis} of {spec.describe()} would take {count:,} "
+            f"positions, more than {MAX_LISTED:,}; use smaller sizes (the per-axis tables "
+            "axis_table/padded_positions give the same answer in pieces)"
+        )
+
+
+def read_positions(spec: ConvSpec, axis: int) -> np.ndarray:
+    """Boolean mask over the forward input along ``axis``: True where some tap reads it.
+
+    Computed from each tap's arithmetic progression ``m d - P_b + j s`` (one strided slice per
+    tap) without the ``(n_out, k)`` table when the padding mode keeps positions in place
+    (zeros, replicate); refused above :data:`MAX_LISTED` positions.
+
+    Examples
+    --------
+    >>> read_positions(ConvSpec((1, 7), 1, 3, stride=3), 0).astype(int).tolist()
+    [1, 1, 1, 1, 1, 1, 0]
+    >>> bool(read_positions(ConvSpec((1, 5), 1, 3, padding="full", dilation=10**9), 0).all())
+    True
+    """
+    size, n_out = spec.forward_input_spatial[axis], spec.forward_output_spatial[axis]
+    s, d, k = spec.stride[axis], spec.dilation[axis], spec.kernel_size[axis]
+    _require_listed(spec, axis, "the input positions read", size)
+    mask = np.zeros(size, dtype=bool)
+    if spec.padding_mode in ("zeros", "replicate") and k <= _SLICED_TAPS:
+        first = np.arange(k) * d - spec.padding[axis][0]   # padded coordinate of output 0
+        last = first + (n_out - 1) * s
+        start = first + np.maximum(-(first // s), 0) * s   # first output reading index >= 0
+        for a, b in zip(start.tolist(), last.tolist()):
+            if a <= b and a < size:
+                mask[a:min(b, size - 1) + 1:s] = True
+        if spec.padding_mode == "replicate":
+            mask[0] |= bool((first <= 0).any())
+            mask[-1] |= bool((last >= size - 1).any())
+        return mask
+    _require_listed(spec, axis, "the table of reads", n_out * k)
+    table = axis_table(spec, axis)
+    mask[table[table >= 0]] = True
+    return mask
+
+
+def written_positions(spec: ConvSpec, axis: int) -> np.ndarray:
+    """Boolean mask over the forward output along ``axis``: True where a tap reads the input.
+
+    Only zero padding can leave an output reading padding alone. Output ``j`` reads the input
+    through tap ``m`` when ``0 <= j s + m d - P_b < N``, i.e. ``m`` between
+    ``ceil((P_b - j s) / d)`` and ``floor((N - 1 + P_b - j s) / d)``: O(n_out), no table.
+
+    Examples
+    --------
+    >>> written_positions(ConvSpec((1, 2), 1, 3, padding=2), 0).astype(int).tolist()
+    [1, 1, 1, 1]
+    >>> written_positions(ConvSpec((1, 2), 1, 1, padding=2), 0).astype(int).tolist()
+    [0, 0, 1, 1, 0, 0]
+    """
+    size, n_out = spec.forward_input_spatial[axis], spec.forward_output_spatial[axis]
+    s, d, k = spec.stride[axis], spec.dilation[axis], spec.kernel_size[axis]
+    _require_listed(spec, axis, "the output positions written", n_out)
+    if spec.padding_mode != "zeros":
+        return np.ones(n_out, dtype=bool)
+    offset = spec.padding[axis][0] - np.arange(n_out, dtype=np.int64) * s
+    lo = np.maximum(-(-offset // d), 0)
+    hi = np.minimum((size - 1 + offset) // d, k - 1)
+    return lo <= hi
 
 
 @lru_cache(maxsize=64)
@@ -236,8 +314,13 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
     )
 
 
-def iter_triples(spec: ConvSpec, block_rows: int = 65536):
-    """Yield ``(row_slice, TripleTable)`` for consecutive blocks of forward-output rows."""
+def iter_triples(spec: ConvSpec, block_rows: int | None = None):
+    """Yield ``(row_slice, TripleTable)`` for consecutive blocks of forward-output rows.
+
+    ``block_rows`` defaults to what fits in :data:`convalgebra.budget.DEFAULT_BLOCK_BYTES`.
+    """
+    if block_rows is None:
+        block_rows = block_rows_for(spec)
     if block_rows < 1:
         raise ConvAlgebraError(f"block_rows must be a positive integer, got {block_rows}")
     c_out = _channel_layout(spec)[0]

@@ -14,9 +14,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 
-__all__ = ["ConvSpec", "PADDING_MODES", "normalize_tuple"]
+__all__ = ["ConvSpec", "PADDING_MODES", "normalize_tuple", "MAX_SIZE"]
+
+#: Sizes (and products of sizes) from here on cannot be indexed by the machine: refused.
+MAX_SIZE = 2**62
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 PADDING_WORDS = ("valid", "same", "full")
@@ -295,6 +298,7 @@ class ConvSpec:
                 "channel_table is not supported with transposed=True (the table is indexed "
                 "[out_channel, in_channel] of a forward convolution)"
             )
+        self._validate_sizes()
         if self.tile is not None:
             if self.transposed:
                 raise ConvAlgebraError("tile (tiled/locally connected) is not supported with transposed=True")
@@ -304,6 +308,25 @@ class ConvSpec:
                     f"tile={self.tile} is larger than the output size {out} on some axis; "
                     f"tile must be <= output size per axis (tile == output size is a "
                     f"locally_connected layer)"
+                )
+
+    def _validate_sizes(self) -> None:
+        """Every size, padded size and element count below :data:`MAX_SIZE` (2**62)."""
+        padded = tuple(n + a + b for n, (a, b) in zip(self.forward_input_spatial, self.padding))
+        counts = {
+            "input_shape": self.input_shape, "output shape": self.output_shape,
+            "kernel_size": self.kernel_size, "stride": self.stride, "dilation": self.dilation,
+            "padded input": padded, "output_padding": self.output_padding,
+            "input elements": (math.prod(self.input_shape),),
+            "output elements": (math.prod(self.output_shape),),
+            "weight elements": (math.prod(self.weight_shape),),
+            "taps per output": (math.prod(self.kernel_size) * self.in_channels,),
+        }
+        for name, values in counts.items():
+            if max(values) >= MAX_SIZE:
+                raise ConvAlgebraError(
+                    f"{name} {shown(values)} reaches 2**62: sizes this large cannot be indexed "
+                    "(use smaller sizes)"
                 )
 
     def _validate_transposed(self) -> None:
@@ -466,17 +489,10 @@ class ConvSpec:
 
     def _untouched(self, side: str) -> tuple[tuple[int, ...], ...]:
         """Per axis: forward inputs no tap reads (``"in"``) or forward outputs reading only padding."""
-        from .connectivity import axis_table
+        from .connectivity import read_positions, written_positions
 
-        result = []
-        for axis in range(self.ndim):
-            table = axis_table(self, axis)
-            if side == "out":
-                result.append(tuple(np.flatnonzero((table < 0).all(axis=1)).tolist()))
-            else:
-                positions = np.arange(self.forward_input_spatial[axis])
-                result.append(tuple(np.setdiff1d(positions, table[table >= 0]).tolist()))
-        return tuple(result)
+        mask = read_positions if side == "in" else written_positions
+        return tuple(tuple(np.flatnonzero(~mask(self, a)).tolist()) for a in range(self.ndim))
 
     @property
     def unread_inputs(self) -> tuple[tuple[int, ...], ...]:
