@@ -37,6 +37,7 @@ import sympy
 
 from .connectivity import layer_rows_cols, triples
 from .errors import ConvAlgebraError
+from .exprs import as_expr
 from .spec import ConvSpec
 from .symbolic import input_symbols, output_symbols, symbol_array, weight_symbols
 
@@ -345,7 +346,7 @@ class GeneralFormulas:
             _Lookup(sympy.IndexedBase(name), None if values is None else values[name])
             for name in "VKG"
         ]
-        return sympy.sympify(self._compiled(which)(*(int(v) for v in index), *tensors))
+        return as_expr(self._compiled(which)(*(int(v) for v in index), *tensors), "values")
 
     def _compiled(self, which: str):
         """:meth:`summed` as a Python function of the free indices and the tensors V, K, G."""

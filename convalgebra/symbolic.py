@@ -15,6 +15,7 @@ import numpy as np
 
 from .connectivity import layer_rows_cols, triples
 from .errors import ConvAlgebraError
+from .exprs import as_expr_array
 from .spec import ConvSpec
 
 __all__ = [
@@ -90,12 +91,8 @@ def output_symbols(spec: ConvSpec, name: str = "z", style: str | None = None) ->
 
 
 def _as_object(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
-    import sympy
-
-    array = np.asarray(value, dtype=object)
-    if array.shape != shape:
-        raise ConvAlgebraError(f"{name} must have shape {shape}, got {array.shape}")
-    return np.vectorize(sympy.sympify, otypes=[object])(array) if array.size else array
+    """Numbers, sympy expressions or names (never parsed as code): see :mod:`convalgebra.exprs`."""
+    return as_expr_array(value, shape, name)
 
 
 def _entries(spec: ConvSpec, weight: np.ndarray) -> dict[tuple[int, int], Any]:

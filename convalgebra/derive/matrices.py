@@ -18,6 +18,7 @@ import numpy as np
 
 from ..connectivity import layer_rows_cols, triples
 from ..errors import ConvAlgebraError
+from ..exprs import as_expr
 from ..spec import ConvSpec
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import number, sum_of_products, tex_symbol, text_symbol
@@ -89,7 +90,7 @@ def _runs(values: list[int]) -> list[tuple[int, int]]:
 def _cell(value: Any) -> Expr:
     import sympy
 
-    value = sympy.sympify(value)
+    value = as_expr(value, "value")
     if value.is_Symbol:
         return Expr(tex_symbol(value), text_symbol(value), value)
     if value.is_number:
@@ -350,7 +351,7 @@ def exact_array(values: Any) -> np.ndarray:
 
     array = np.asarray(values)
     out = np.empty(array.size, dtype=object)
-    out[:] = [sympy.nsimplify(v) if isinstance(v, float) else sympy.sympify(v) for v in array.ravel().tolist()]
+    out[:] = [sympy.nsimplify(v) if isinstance(v, float) else as_expr(v, "weight") for v in array.ravel().tolist()]
     return out.reshape(array.shape)
 
 

@@ -3,7 +3,7 @@
 Each :class:`~convalgebra.derive.model.Expr` keeps the value the library computed beside its
 LaTeX and text renderings. :func:`verify` parses both renderings back with sympy (LaTeX with
 ``sympy.parsing.latex.parse_latex`` when its ``antlr4`` runtime is installed; text always with
-``sympy.sympify``) and checks that
+``convalgebra.exprs.parse_arithmetic``, which admits arithmetic only) and checks that
 
 * each rendering denotes exactly the computed value, and
 * the sides of each equation chain are equal (after the equation's substitution),
@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from ..errors import ConvAlgebraError
+from ..exprs import as_expr, parse_arithmetic
 from .model import Derivation, Equation, Expr, Grid
 from .printing import tex_symbol, text_symbol
 
@@ -130,7 +131,7 @@ def _parse_text(text: str, text_map, back):
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # thousands separators
     for name, token in text_map:
         text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", token, text)
-    return sympy.sympify(text, locals={str(k): k for k in back if "{" not in str(k)}).xreplace(back)
+    return parse_arithmetic(text, {str(k): k for k in back if "{" not in str(k)}).xreplace(back)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -140,7 +141,7 @@ def _same(a: Any, b: Any) -> bool:
         return sympy.Matrix(a).shape == sympy.Matrix(b).shape and all(
             _same(x, y) for x, y in zip(sympy.Matrix(a), sympy.Matrix(b))
         )
-    diff = sympy.sympify(a).doit() - sympy.sympify(b).doit()
+    diff = as_expr(a, "value").doit() - as_expr(b, "value").doit()
     return diff.expand() == 0 or sympy.simplify(diff) == 0
 
 

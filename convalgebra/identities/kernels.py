@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConvAlgebraError
+from ..exprs import as_expr_array
 from ..spec import ConvSpec
 from .engine import rational_nullspace
 from .transforms import GridTransform, flip, rotation, transposition
@@ -53,9 +54,7 @@ class EquivariantKernels:
         """True when ``weight`` satisfies every constraint exactly (numbers or sympy)."""
         import sympy
 
-        w = sympy.Matrix(np.asarray(weight, dtype=object).ravel().tolist())
-        if w.rows != self.constraint.shape[1]:
-            raise ConvAlgebraError(f"weight must have shape {self.spec.weight_shape}")
+        w = sympy.Matrix(as_expr_array(weight, self.spec.weight_shape, "weight").ravel().tolist())
         residual = sympy.Matrix(self.constraint.tolist()) * w
         return all(sympy.simplify(v) == 0 for v in residual)
 
