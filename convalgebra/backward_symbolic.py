@@ -36,6 +36,7 @@ import numpy as np
 import sympy
 
 from .connectivity import layer_rows_cols, triples
+from .budget import DEFAULT_MAX_TERMS, require_symbolic
 from .errors import ConvAlgebraError
 from .exprs import as_expr
 from .spec import ConvSpec
@@ -51,7 +52,6 @@ __all__ = [
     "symbolic_backward",
 ]
 
-DEFAULT_MAX_TERMS = 50_000
 
 
 class GradSymbol(sympy.Symbol):
@@ -161,13 +161,8 @@ class SymbolicBackward:
         return check_general_formulas(self, formulas)
 
 
-def _layer_triples(spec: ConvSpec, max_terms: int) -> tuple[list, list, list]:
+def _layer_triples(spec: ConvSpec) -> tuple[list, list, list]:
     t = triples(spec)
-    if len(t) > max_terms:
-        raise ConvAlgebraError(
-            f"{spec.describe()} has {len(t):,} products, more than max_terms={max_terms:,}; "
-            "symbolic equations are for small layers (raise max_terms to insist)"
-        )
     rows, cols = layer_rows_cols(spec, t)
     return rows.tolist(), cols.tolist(), t.weight_index.tolist()
 
@@ -219,6 +214,7 @@ def symbolic_backward(
     if bias is not None and not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"bias must be a bool or None (default: spec.bias), got {bias!r}")
     with_bias = spec.bias if bias is None else bool(bias)
+    require_symbolic(spec, "the symbolic backward pass", max_terms)
     w, a, z = weight_symbols(spec), input_symbols(spec), output_symbols(spec)
     b = symbol_array("b", (spec.out_channels,)) if with_bias else np.empty(0, dtype=object)
     g = _grad_array(z)
@@ -226,7 +222,7 @@ def symbolic_backward(
     fwd = [[] for _ in range(z.size)]
     dw = [[] for _ in range(w.size)]
     da = [[] for _ in range(a.size)]
-    for r, c, k in zip(*_layer_triples(spec, max_terms)):
+    for r, c, k in zip(*_layer_triples(spec)):
         fwd[r].append((flat_w[k], flat_a[c]))
         dw[k].append((flat_a[c], flat_g[r]))
         da[c].append((flat_w[k], flat_g[r]))

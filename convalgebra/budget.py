@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import operator
+from typing import cast
 
 import numpy as np
 
@@ -46,6 +47,8 @@ __all__ = [
     "require_bytes",
     "require_terms",
     "require_symbolic",
+    "require_table",
+    "CHECK_MAX_PRODUCTS",
 ]
 
 #: Largest allocation a call makes unless told otherwise (``max_bytes=``).
@@ -54,6 +57,8 @@ DEFAULT_MAX_BYTES = 8 * 2**30
 DEFAULT_MAX_TERMS = 50_000
 #: Memory for one block of triples when streaming them (operators of tiled layers).
 DEFAULT_BLOCK_BYTES = 256 * 2**20
+#: Largest layer (in triples) an identity check or solver works on unless told otherwise.
+CHECK_MAX_PRODUCTS = 500_000
 #: Per-axis taps above which the exact in-bounds count is replaced by the dense bound.
 _EXACT_TAPS = 2**22
 #: Bytes per triple of a full table while it is built (three int64 indices, a mask, temporaries).
@@ -77,6 +82,11 @@ def check_limit(name: str, value, minimum: int = 1) -> int:
     if operator.index(value) < minimum:
         raise ConvAlgebraError(f"{name} must be an integer >= {minimum}, got {shown(value)}")
     return operator.index(value)
+
+
+def _ints(value) -> tuple[int, ...]:
+    """A normalised per-axis field of a spec (always a tuple after validation)."""
+    return cast(tuple[int, ...], value)
 
 
 def _forward_channels(spec: ConvSpec) -> tuple[int, int, int]:
@@ -106,7 +116,7 @@ def axis_pairs(spec: ConvSpec, axis: int) -> tuple[int, bool]:
     (7, True)
     """
     n_out, size = spec.forward_output_spatial[axis], spec.forward_input_spatial[axis]
-    s, d, k = spec.stride[axis], spec.dilation[axis], spec.kernel_size[axis]
+    s, d, k = _ints(spec.stride)[axis], _ints(spec.dilation)[axis], _ints(spec.kernel_size)[axis]
     before = spec.padding[axis][0]
     if spec.padding_mode != "zeros":
         return n_out * k, True
@@ -126,7 +136,7 @@ def spatial_pairs(spec: ConvSpec) -> tuple[int, bool]:
 
 def dense_pairs(spec: ConvSpec) -> int:
     """Entries of the dense spatial table: output positions times kernel taps."""
-    return math.prod(spec.forward_output_spatial) * math.prod(spec.kernel_size)
+    return math.prod(spec.forward_output_spatial) * math.prod(_ints(spec.kernel_size))
 
 
 def channel_links(spec: ConvSpec) -> int:
@@ -180,7 +190,7 @@ def triples_bytes(spec: ConvSpec, rows: int | None = None) -> int:
     """
     c_out, _, per = _forward_channels(spec)
     n_rows = c_out * math.prod(spec.forward_output_spatial) if rows is None else rows
-    return n_rows * per * math.prod(spec.kernel_size) * _TRIPLE_BYTES + table_bytes(spec)
+    return n_rows * per * math.prod(_ints(spec.kernel_size)) * _TRIPLE_BYTES + table_bytes(spec)
 
 
 def block_rows_for(spec: ConvSpec, max_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
@@ -194,7 +204,7 @@ def block_rows_for(spec: ConvSpec, max_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
     max_bytes = check_limit("max_bytes", max_bytes)
     _, _, per = _forward_channels(spec)
     free = max_bytes - table_bytes(spec)
-    per_row = per * math.prod(spec.kernel_size) * _TRIPLE_BYTES
+    per_row = per * math.prod(_ints(spec.kernel_size)) * _TRIPLE_BYTES
     if free < per_row:
         require_bytes(spec, "one row block of the triple table", table_bytes(spec) + per_row,
                       max_bytes)
@@ -238,3 +248,25 @@ def require_terms(spec: ConvSpec, what: str, terms: int, max_terms: int,
 def require_symbolic(spec: ConvSpec, what: str, max_terms: int = DEFAULT_MAX_TERMS) -> None:
     """The budget of a symbolic form of ``spec``: its products and its symbols, each."""
     require_terms(spec, what, max(triple_count(spec), symbol_count(spec)), max_terms)
+
+
+def require_table(spec: ConvSpec, what: str, max_products: int = CHECK_MAX_PRODUCTS,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """The budget of work on the layer's full triple table: its triples and its bytes.
+
+    Examples
+    --------
+    >>> require_table(ConvSpec((1, 8, 8), 1, 3), "check('adjoint')", max_products=10)
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: check('adjoint') of Conv2d(1, 1, kernel_size=(3, 3), stride=(1, 1), padding=((0, 0), (0, 0))) on input (1, 8, 8) has 324 products and symbols, more than max_products=10; the verdict depends on the configuration, not on the size beyond a few kernel extents: use smaller sizes, or a larger max_products=
+    """
+    count = triple_count(spec)
+    max_products = check_limit("max_products", max_products)
+    if count > max_products:
+        raise ConvAlgebraError(
+            f"{what} of {spec.describe()} has {count:,} products and symbols, more than "
+            f"max_products={max_products:,}; the verdict depends on the configuration, not on the "
+            "size beyond a few kernel extents: use smaller sizes, or a larger max_products="
+        )
+    require_bytes(spec, what, triples_bytes(spec), max_bytes, "use smaller sizes")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..budget import CHECK_MAX_PRODUCTS, require_table, require_terms
 from ..errors import ConvAlgebraError
 from ..exprs import as_expr_array
 from ..spec import ConvSpec
@@ -143,6 +144,10 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     in_perm, out_perm : sequence of int, optional
         Channel representation of the generator, as a gather: channel ``c`` of the
         transformed input is channel ``in_perm[c]`` of the original.
+    **options
+        ``k``/``axes``/``axis`` of the transform, and ``max_products`` (default 500,000):
+        refuse layers with more triples, or kernels whose constraint matrix (weights squared)
+        has more entries, before any work.
 
     Returns
     -------
@@ -163,6 +168,11 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
 
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
+    max_products = options.pop("max_products", CHECK_MAX_PRODUCTS)
+    require_table(spec, "equivariant_kernels", max_products)
+    n = math.prod(spec.weight_shape)
+    require_terms(spec, "the kernel constraints (weights squared)", n * n, max_products,
+                  "use fewer channels or a smaller kernel, or a larger max_products=")
     gens = _generators(spec, transform, options)
     rows = np.concatenate([_constraint(spec, g, in_perm, out_perm) for g in gens])
     rows = np.unique(rows[np.any(rows != 0, axis=1)], axis=0)
