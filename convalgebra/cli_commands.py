@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli_args import make_array, make_weight, parse_spec_string, spec_from_args
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec
 
 __all__ = ["Result", "NotAvailableError", "matrix", "grad", "check", "derive", "MAIN_EPILOG"]
@@ -96,9 +96,10 @@ SYMBOLIC_MAX_TERMS = 50_000     # above this, entries are shown as weight number
 
 
 def _check_suffix(path: Path | None, allowed: tuple[str, ...], option: str) -> None:
-    if path is not None and path.suffix.lower() not in allowed:
+    if path is not None and str(path) != "-" and path.suffix.lower() not in allowed:
         raise ConvAlgebraError(
-            f"{option} must name a {' or '.join(allowed)} file, got {str(path)!r}"
+            f"{option} must name a {' or '.join(allowed)} file or '-' (standard output), "
+            f"got {shown(str(path))}"
         )
 
 
