@@ -70,6 +70,9 @@ def _as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.nda
     # bool and narrow integers would wrap when duplicate taps are summed (int8 200 -> -56)
     if array.dtype.kind == "b" or (array.dtype.kind in "iu" and array.dtype != np.int64):
         return array.astype(np.int64)
+    # scipy.sparse has no float16: every path computes half precision in float32
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
     return array
 
 
