@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .budget import block_rows_for
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 from .taps import map_padded, padded_coordinates
@@ -33,6 +34,7 @@ __all__ = [
     "layer_rows_cols",
     "padded_positions",
 ]
+
 
 
 def axis_table(spec: ConvSpec, axis: int) -> np.ndarray:
@@ -227,8 +229,13 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
     )
 
 
-def iter_triples(spec: ConvSpec, block_rows: int = 65536):
-    """Yield ``(row_slice, TripleTable)`` for consecutive blocks of forward-output rows."""
+def iter_triples(spec: ConvSpec, block_rows: int | None = None):
+    """Yield ``(row_slice, TripleTable)`` for consecutive blocks of forward-output rows.
+
+    ``block_rows`` defaults to what fits in :data:`convalgebra.budget.DEFAULT_BLOCK_BYTES`.
+    """
+    if block_rows is None:
+        block_rows = block_rows_for(spec)
     if block_rows < 1:
         raise ConvAlgebraError(f"block_rows must be a positive integer, got {block_rows}")
     c_out = channel_layout(spec)[0]

@@ -1,7 +1,7 @@
 """Certified Lipschitz bounds of whole networks, and a lower bound to see the gap.
 
 The upper bound composes the Euclidean Lipschitz constant of every node of a
-:class:`~convalgebra.graph.LayerGraph`, in topological order: a layer multiplies the bound of
+:class:`~convalgebra.network.graph.LayerGraph`, in topological order: a layer multiplies the bound of
 its input by its own constant, a sum adds the bounds of its inputs (a residual block
 ``x + F(x)`` gets ``(1 + ||F||) L``), a concatenation takes the root of the sum of squares.
 Convolutions use :mod:`convalgebra.spectra` with their true padding and stride, batch norm its
@@ -12,8 +12,8 @@ for a unit ``v`` never exceeds the Lipschitz constant.
 Examples
 --------
 >>> import numpy as np
->>> from convalgebra.graph import LayerGraph
->>> from convalgebra.layers import Activation, Conv
+>>> from convalgebra.network.graph import LayerGraph
+>>> from convalgebra.network.layers import Activation, Conv
 >>> g = LayerGraph.sequential((1, 8), [Conv(1, 3, padding=1, padding_mode="circular",
 ...                                         bias=False), Activation("relu")])
 >>> names = g.nodes

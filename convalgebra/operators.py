@@ -14,11 +14,21 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from .budget import (
+    DEFAULT_BLOCK_BYTES,
+    DEFAULT_MAX_BYTES,
+    block_rows_for,
+    check_limit,
+    matrix_bytes,
+    require_bytes,
+    triple_count,
+    triples_bytes,
+)
 from .connectivity import (
-    channel_layout,
     axis_table,
-    layer_rows_cols,
+    channel_layout,
     iter_triples,
+    layer_rows_cols,
     row_template,
     spatial_table,
     tap_weight_order,
@@ -38,7 +48,6 @@ __all__ = [
     "check_input",
 ]
 
-DEFAULT_MAX_BYTES = 8 * 2**30
 _CHUNK_ELEMENTS = 2**22
 
 
@@ -62,6 +71,9 @@ def as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndar
     # bool and narrow integers would wrap when duplicate taps are summed (int8 200 -> -56)
     if array.dtype.kind == "b" or (array.dtype.kind in "iu" and array.dtype != np.int64):
         return array.astype(np.int64)
+    # scipy.sparse has no float16: every path computes half precision in float32
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
     return array
 
 
@@ -93,22 +105,15 @@ def check_spec(spec) -> ConvSpec:
 
 def _check_count(name: str, value, minimum: int = 1) -> int:
     """A positive integer parameter (``max_bytes``, ``block_rows``) or a clear error."""
-    if isinstance(value, (bool, np.bool_)) or not hasattr(type(value), "__index__"):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ConvAlgebraError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_limit(name, value, minimum)
 
 
-def _budget(nnz: int, n_rows: int, itemsize: int, max_bytes: int, spec: ConvSpec) -> None:
-    max_bytes = _check_count("max_bytes", max_bytes)
-    needed = nnz * (itemsize + 4) + (n_rows + 1) * 8
-    if needed > max_bytes:
-        raise ConvAlgebraError(
-            f"the matrix of {spec.describe()} has {nnz:,} non-zeros and would need about "
-            f"{needed / 2**30:.1f} GiB (max_bytes={max_bytes:,}); use conv_operator(spec, weight) "
-            "for a matrix-free LinearOperator, or conv_matrix_blocks to build it in row blocks"
-        )
+def _budget(spec: ConvSpec, itemsize: int, max_bytes: int) -> None:
+    """Refuse, before anything is built, a matrix of ``spec`` over ``max_bytes``."""
+    require_bytes(spec, "the matrix", matrix_bytes(spec, itemsize), max_bytes,
+                  "use conv_operator(spec, weight) for a matrix-free LinearOperator, "
+                  "conv_matrix_blocks to build it in row blocks, smaller sizes, or a larger "
+                  "max_bytes=")
 
 
 def _index_dtype(nnz: int, n_cols: int):
@@ -118,12 +123,12 @@ def _index_dtype(nnz: int, n_cols: int):
 def _forward_matrix_shared(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -> sp.csr_array:
     """Ordinary convolution: every output channel repeats one row template (fast path)."""
     c_out, c_in, per = channel_layout(spec)
+    _budget(spec, weight.dtype.itemsize, max_bytes)
     template = row_template(spec)
     p_out = math.prod(spec.forward_output_spatial)
     n_cols = c_in * math.prod(spec.forward_input_spatial)
     row_nnz = int(template.row_counts.sum())
     nnz = c_out * row_nnz
-    _budget(nnz, c_out * p_out, weight.dtype.itemsize, max_bytes, spec)
     idx = _index_dtype(nnz, n_cols)
     flat_w = weight.reshape(c_out, -1)
     data = np.take(flat_w, template.weights, axis=1)
@@ -141,8 +146,8 @@ def _forward_matrix_shared(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -
 
 def _forward_matrix_generic(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -> sp.csr_array:
     """Tiled, locally connected or channel-table layers: contract the full triple table."""
+    _budget(spec, weight.dtype.itemsize, max_bytes)
     t = triples(spec)
-    _budget(len(t), t.shape[0], weight.dtype.itemsize, max_bytes, spec)
     data = weight.ravel()[t.weight_index]
     matrix = sp.coo_array((data, (t.out_index, t.in_index)), shape=t.shape).tocsr()
     matrix.sum_duplicates()
@@ -192,12 +197,23 @@ def conv_matrix(spec: ConvSpec, weight, *, max_bytes: int = DEFAULT_MAX_BYTES) -
 
 
 def conv_matrix_blocks(
-    spec: ConvSpec, weight, block_rows: int = 65536
+    spec: ConvSpec, weight, block_rows: int | str = "auto", *,
+    max_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> Iterator[tuple[slice, sp.csr_array]]:
     """Yield ``(rows, block)``: the forward matrix in row blocks, in bounded memory.
 
     For a transposed spec the blocks are rows of the *forward* matrix, i.e. columns of the
     transposed layer's matrix.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    weight : array_like of shape ``spec.weight_shape``
+    block_rows : int or "auto"
+        Rows per block; ``"auto"`` (default): as many as fit in ``max_bytes`` (see
+        :func:`convalgebra.budget.block_rows_for`).
+    max_bytes : int, default 256 MiB
+        Memory for building one block; a ``block_rows`` that needs more is refused.
 
     Examples
     --------
@@ -206,7 +222,16 @@ def conv_matrix_blocks(
     [(0, (2, 5)), (2, (1, 5))]
     """
     w = check_weight(spec, weight).ravel()
+    max_bytes = _check_count("max_bytes", max_bytes)
+    if isinstance(block_rows, str) and block_rows == "auto":
+        block_rows = block_rows_for(spec, max_bytes)
     block_rows = _check_count("block_rows", block_rows)
+    require_bytes(spec, f"a block of {block_rows:,} rows", triples_bytes(spec, block_rows),
+                  max_bytes, "use a smaller block_rows (or leave it out), or a larger max_bytes=")
+    return _blocks(spec, w, block_rows)
+
+
+def _blocks(spec: ConvSpec, w: np.ndarray, block_rows: int) -> Iterator[tuple[slice, sp.csr_array]]:
     for rows, t in iter_triples(spec, block_rows):
         block = sp.coo_array(
             (w[t.weight_index], (t.out_index - rows.start, t.in_index)),
@@ -357,12 +382,11 @@ def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
            [2, 3]])
     """
     x = check_input(spec, x)
-    c_out, c_in, per = channel_layout(spec)
-    links = sum(map(sum, spec.channel_table)) if spec.channel_table is not None else c_out * per
     n_rows = math.prod(spec.output_shape)
-    # the number of triples, from the per-axis tables (the spatial table is their product)
-    nnz = math.prod(int((axis_table(spec, a) >= 0).sum()) for a in range(spec.ndim)) * links
-    _budget(nnz, n_rows, max(x.dtype.itemsize, 8), max_bytes, spec)
+    nnz = triple_count(spec)
+    needed = triples_bytes(spec) + nnz * (max(x.dtype.itemsize, 8) + 16) + n_rows * 8
+    require_bytes(spec, "the im2col matrix", needed, max_bytes,
+                  "use weight_gradient (matrix-free), smaller sizes, or a larger max_bytes=")
     t = triples(spec)
     n_w = math.prod(spec.weight_shape)
     # transposed: y_T = M^T x, y_T[i] += w[k] x[o] for each forward triple (o, i, k)

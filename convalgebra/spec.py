@@ -14,10 +14,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ConvAlgebraError
-from .taps import axis_taps
+from .errors import ConvAlgebraError, shown
+from .taps import read_mask, written_mask
 
-__all__ = ["PADDING_MODES", "ConvSpec", "normalize_tuple", "pool_output_size", "pool_stride"]
+__all__ = [
+    "MAX_SIZE",
+    "PADDING_MODES",
+    "ConvSpec",
+    "normalize_tuple",
+    "pool_output_size",
+    "pool_stride",
+]
+
+#: Sizes (and products of sizes) from here on cannot be indexed by the machine: refused.
+MAX_SIZE = 2**62
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 PADDING_WORDS = ("valid", "same", "full")
@@ -322,6 +332,7 @@ class ConvSpec:
                 "channel_table is not supported with transposed=True (the table is indexed "
                 "[out_channel, in_channel] of a forward convolution)"
             )
+        self._validate_sizes()
         if self.tile is not None:
             if self.transposed:
                 raise ConvAlgebraError("tile (tiled/locally connected) is not supported with transposed=True")
@@ -331,6 +342,25 @@ class ConvSpec:
                     f"tile={self.tile} is larger than the output size {out} on some axis; "
                     f"tile must be <= output size per axis (tile == output size is a "
                     f"locally_connected layer)"
+                )
+
+    def _validate_sizes(self) -> None:
+        """Every size, padded size and element count below :data:`MAX_SIZE` (2**62)."""
+        padded = tuple(n + a + b for n, (a, b) in zip(self.forward_input_spatial, self.padding))
+        counts = {
+            "input_shape": self.input_shape, "output shape": self.output_shape,
+            "kernel_size": self.kernel_size, "stride": self.stride, "dilation": self.dilation,
+            "padded input": padded, "output_padding": self.output_padding,
+            "input elements": (math.prod(self.input_shape),),
+            "output elements": (math.prod(self.output_shape),),
+            "weight elements": (math.prod(self.weight_shape),),
+            "taps per output": (math.prod(self.kernel_size) * self.in_channels,),
+        }
+        for name, values in counts.items():
+            if max(values) >= MAX_SIZE:
+                raise ConvAlgebraError(
+                    f"{name} {shown(values)} reaches 2**62: sizes this large cannot be indexed "
+                    "(use smaller sizes)"
                 )
 
     def _validate_transposed(self) -> None:
@@ -493,22 +523,22 @@ class ConvSpec:
 
     def _untouched(self, side: str) -> tuple[tuple[int, ...], ...]:
         """Per axis: forward inputs no tap reads (``"in"``) or forward outputs reading only padding."""
+        mask = read_mask if side == "in" else written_mask
         result = []
-        for axis in range(self.ndim):
-            table = axis_taps(
-                self.forward_input_spatial[axis],
-                self.forward_output_spatial[axis],
-                self.kernel_size[axis],
-                self.stride[axis],
-                self.dilation[axis],
-                self.padding[axis][0],
-                self.padding_mode,
-            )
-            if side == "out":
-                result.append(tuple(np.flatnonzero((table < 0).all(axis=1)).tolist()))
-            else:
-                positions = np.arange(self.forward_input_spatial[axis])
-                result.append(tuple(np.setdiff1d(positions, table[table >= 0]).tolist()))
+        for a in range(self.ndim):
+            try:
+                marked = mask(
+                    self.forward_input_spatial[a],
+                    self.forward_output_spatial[a],
+                    self.kernel_size[a],
+                    self.stride[a],
+                    self.dilation[a],
+                    self.padding[a][0],
+                    self.padding_mode,
+                )
+            except ConvAlgebraError as exc:
+                raise ConvAlgebraError(f"{self.describe()}, spatial axis {a}: {exc}") from None
+            result.append(tuple(np.flatnonzero(~marked).tolist()))
         return tuple(result)
 
     @property

@@ -12,7 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["axis_taps", "map_padded", "padded_coordinates", "tap_offsets"]
+from .errors import ConvAlgebraError
+
+__all__ = [
+    "MAX_LISTED",
+    "axis_taps",
+    "map_padded",
+    "padded_coordinates",
+    "read_mask",
+    "tap_offsets",
+    "written_mask",
+]
+
+#: Positions per axis (and table entries) up to which the read/written sets are listed.
+MAX_LISTED = 2**24
+#: Taps per axis up to which a read set is marked tap by tap (one strided slice each).
+SLICED_TAPS = 4096
 
 
 def tap_offsets(kernel: int, dilation: int, before: int) -> tuple[int, ...]:
@@ -103,3 +118,71 @@ def axis_taps(
            [ 3,  4, -1]])
     """
     return map_padded(padded_coordinates(n_out, kernel, stride, dilation, before), size, mode)
+
+
+def _require_listed(what: str, count: int) -> None:
+    if count > MAX_LISTED:
+        raise ConvAlgebraError(
+            f"{what} would take {count:,} positions, more than {MAX_LISTED:,}; use smaller "
+            "sizes (axis_taps gives the same answer for a range of outputs)"
+        )
+
+
+def read_mask(
+    size: int, n_out: int, kernel: int, stride: int, dilation: int, before: int, mode: str
+) -> np.ndarray:
+    """Boolean mask over the input along one axis: True where some (output, tap) reads it.
+
+    Without the ``(n_out, kernel)`` table when the padding mode keeps positions in place
+    (zeros, replicate): each tap reads the arithmetic progression ``t d - before + o s``, one
+    strided slice. Refused above :data:`MAX_LISTED` positions.
+
+    Examples
+    --------
+    >>> read_mask(7, 2, 3, stride=3, dilation=1, before=0, mode="zeros").astype(int).tolist()
+    [1, 1, 1, 1, 1, 1, 0]
+    >>> bool(read_mask(5, 2 * 10**9 + 5, 3, 1, 10**9, 2 * 10**9, "zeros").all())
+    True
+    """
+    _require_listed("the input positions read", size)
+    mask = np.zeros(size, dtype=bool)
+    if mode in ("zeros", "replicate") and kernel <= SLICED_TAPS:
+        first = np.asarray(tap_offsets(kernel, dilation, before), dtype=np.int64)
+        last = first + (n_out - 1) * stride
+        start = first + np.maximum(-(first // stride), 0) * stride  # first read index >= 0
+        for a, b in zip(start.tolist(), last.tolist()):
+            if a <= b and a < size:
+                mask[a : min(b, size - 1) + 1 : stride] = True
+        if mode == "replicate":
+            mask[0] |= bool((first <= 0).any())
+            mask[-1] |= bool((last >= size - 1).any())
+        return mask
+    _require_listed("the table of reads", n_out * kernel)
+    table = axis_taps(size, n_out, kernel, stride, dilation, before, mode)
+    mask[table[table >= 0]] = True
+    return mask
+
+
+def written_mask(
+    size: int, n_out: int, kernel: int, stride: int, dilation: int, before: int, mode: str
+) -> np.ndarray:
+    """Boolean mask over the outputs along one axis: True where some tap reads the input.
+
+    Notes
+    -----
+    Only zero padding can leave an output reading padding alone. Output ``o`` reads the input
+    through tap ``t`` when ``0 <= o s + t d - before < size``, i.e. ``t`` between
+    ``ceil((before - o s) / d)`` and ``floor((size - 1 + before - o s) / d)``: O(n_out).
+
+    Examples
+    --------
+    >>> written_mask(2, 6, 1, stride=1, dilation=1, before=2, mode="zeros").astype(int).tolist()
+    [0, 0, 1, 1, 0, 0]
+    """
+    _require_listed("the output positions written", n_out)
+    if mode != "zeros":
+        return np.ones(n_out, dtype=bool)
+    offset = before - np.arange(n_out, dtype=np.int64) * stride
+    lo = np.maximum(-(-offset // dilation), 0)
+    hi = np.minimum((size - 1 + offset) // dilation, kernel - 1)
+    return lo <= hi

@@ -9,15 +9,65 @@ and the ``output_padding`` that yields it, by arithmetic on the sizes;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import ConvAlgebraError
 from .operators import check_spec
-from .spec import ConvSpec, normalize_tuple
+from .spec import MAX_SIZE, ConvSpec, normalize_tuple
 
-__all__ = ["AxisSizes", "CollidingSizes", "colliding_input_sizes", "transpose_spec"]
+__all__ = ["AxisSizes", "CollidingSizes", "SizeRange", "colliding_input_sizes", "transpose_spec"]
+
+
+class SizeRange(Sequence):
+    """Consecutive sizes ``start, start + 1, …, stop - 1``, stored as a ``range``.
+
+    Behaves as a tuple of ints (``len``, ``in``, ``index``, slicing, iteration, equality with
+    tuples) without listing its elements: a stride of 10**8 gives 10**8 colliding sizes.
+
+    Examples
+    --------
+    >>> SizeRange(7, 9) == (7, 8), 8 in SizeRange(7, 9), SizeRange(7, 9).index(8)
+    (True, True, 1)
+    >>> SizeRange(0, 10**8)
+    SizeRange(0, 100000000)
+    """
+
+    def __init__(self, start: int, stop: int) -> None:
+        self._range = range(start, max(start, stop))
+
+    def __len__(self) -> int:
+        return len(self._range)
+
+    def __getitem__(self, index):
+        item = self._range[index]
+        return tuple(item) if isinstance(item, range) else item
+
+    def __contains__(self, value) -> bool:
+        return isinstance(value, (int, np.integer)) and int(value) in self._range
+
+    def index(self, value, start: int = 0, stop: int | None = None) -> int:
+        if value not in self:
+            raise ValueError(f"{value!r} is not in {self!r}")
+        return self._range.index(int(value))
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, SizeRange):
+            return self._range == other._range
+        if isinstance(other, (tuple, list, range)):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._range.start, self._range.stop))
+
+    def __repr__(self) -> str:
+        if len(self) <= 16:
+            return repr(tuple(self._range))
+        return f"SizeRange({self._range.start}, {self._range.stop})"
 
 
 @dataclass(frozen=True)
@@ -44,8 +94,8 @@ class AxisSizes:
 
     axis: int
     output_size: int
-    input_sizes: tuple[int, ...]
-    output_padding: tuple[int, ...]
+    input_sizes: Sequence[int]
+    output_padding: Sequence[int]
     current: int
 
     @property
@@ -59,8 +109,11 @@ class AxisSizes:
                 f"{self.output_size} (no collision)"
             )
         pairs = ", ".join(
-            f"{n} (output_padding={p})" for n, p in zip(self.input_sizes, self.output_padding)
+            f"{n} (output_padding={p})" for n, p in zip(self.input_sizes[:8], self.output_padding[:8])
         )
+        if len(self.input_sizes) > 8:
+            pairs += (f", … ({len(self.input_sizes):,} sizes, up to {self.input_sizes[-1]} "
+                      f"(output_padding={self.output_padding[-1]}))")
         return f"axis {self.axis}: input sizes {pairs} all give output size {self.output_size}"
 
 
@@ -101,9 +154,14 @@ class CollidingSizes:
         return "\n".join(str(a) for a in self.axes)
 
     def _repr_markdown_(self) -> str:
+        def listed(values) -> str:
+            if len(values) <= 8:
+                return ", ".join(map(str, values))
+            return f"{values[0]}, {values[1]}, …, {values[-1]}"
+
         rows = [
-            f"| {a.axis} | {a.output_size} | {', '.join(map(str, a.input_sizes))} | "
-            f"{', '.join(map(str, a.output_padding))} |"
+            f"| {a.axis} | {a.output_size} | {listed(a.input_sizes)} | "
+            f"{listed(a.output_padding)} |"
             for a in self.axes
         ]
         head = "| axis | output size | input sizes | output_padding |\n|---|---|---|---|"
@@ -117,24 +175,31 @@ def _smallest_input(spec: ConvSpec, axis: int) -> int:
     return (spec.forward_output_spatial[axis] - 1) * s + d * (k - 1) + 1 - before - after
 
 
-def _with_size(spec: ConvSpec, axis: int, extra: int) -> ConvSpec | None:
-    """The spec whose forward input along ``axis`` is the smallest plus ``extra``, if valid."""
-    try:
-        if spec.transposed:
-            padding = list(spec.output_padding)
-            padding[axis] = extra
-            return replace(spec, output_padding=tuple(padding))
-        shape = list(spec.input_shape)
-        shape[axis + 1] = _smallest_input(spec, axis) + extra
-        return replace(spec, input_shape=tuple(shape)) if shape[axis + 1] >= 1 else None
-    except ConvAlgebraError:
-        return None
-
-
 def _reach(spec: ConvSpec, axis: int) -> int:
     """How many sizes to try: a transposed spec allows ``output_padding < max(stride, dilation)``."""
     s = spec.stride[axis]
     return max(s, spec.dilation[axis]) if spec.transposed else s
+
+
+def _extras(spec: ConvSpec, axis: int) -> range:
+    """The ``extra`` in ``range(_reach)`` for which size ``smallest + extra`` is a valid spec.
+
+    Only the padding rules bound it below (a positive size; reflect padding smaller than the
+    size, circular padding at most the size) and the 2**62 limit above, so the valid extras
+    are one interval, computed rather than tried one spec at a time.
+    """
+    before, after = spec.padding[axis]
+    low = 1
+    if spec.padding_mode == "reflect":
+        low = max(before, after) + 1
+    elif spec.padding_mode == "circular":
+        low = max(before, after, 1)
+    sizes = list(spec.forward_input_spatial)
+    channels = spec.out_channels if spec.transposed else spec.in_channels
+    others = channels * math.prod(sizes[:axis] + sizes[axis + 1:])
+    high = min(MAX_SIZE - 1 - before - after, (MAX_SIZE - 1) // others)
+    smallest = _smallest_input(spec, axis)
+    return range(max(0, low - smallest), min(_reach(spec, axis), high - smallest + 1))
 
 
 def colliding_input_sizes(spec: ConvSpec) -> CollidingSizes:
@@ -167,16 +232,12 @@ def colliding_input_sizes(spec: ConvSpec) -> CollidingSizes:
     axes = []
     for axis in range(spec.ndim):
         smallest = _smallest_input(spec, axis)
-        found = [
-            (smallest + extra, extra)
-            for extra in range(_reach(spec, axis))
-            if _with_size(spec, axis, extra) is not None
-        ]
+        extras = _extras(spec, axis)
         axes.append(AxisSizes(
             axis=axis,
             output_size=spec.forward_output_spatial[axis],
-            input_sizes=tuple(n for n, _ in found),
-            output_padding=tuple(p for _, p in found),
+            input_sizes=SizeRange(smallest + extras.start, smallest + extras.stop),
+            output_padding=SizeRange(extras.start, extras.stop),
             current=spec.forward_input_spatial[axis],
         ))
     return CollidingSizes(spec, tuple(axes))

@@ -134,6 +134,11 @@ def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
     ``S @ x.ravel() == max_pool(x).ravel()``; each row holds one 1, at the first maximum of
     its window (PyTorch's tie rule). Another input generally selects differently.
 
+    A window that lies entirely in the padding (possible with dilation or ``ceil_mode``)
+    selects nothing: its row is empty. PyTorch gives ``-inf`` there (the maximum of an empty
+    set), which no selection can produce; ``S.empty_rows`` lists those rows:
+    ``y = S @ x.ravel(); y[S.empty_rows] = -np.inf`` equals PyTorch's output.
+
     Examples
     --------
     >>> max_pool_selection(np.array([[3.0, 1.0, 2.0, 5.0]]), 2).toarray()
@@ -151,6 +156,11 @@ def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
     values = gather_patches(with_fill_column(x.reshape(c, p_in), -np.inf), table)  # (C, P_out, K)
     best = np.argmax(np.where(np.isnan(values), np.inf, values), axis=2)
     cols = np.take_along_axis(table[None].repeat(c, 0), best[..., None], axis=2)[..., 0]
+    inside = cols >= 0
     cols = cols + (np.arange(c) * p_in)[:, None]
     rows = np.arange(cols.size)
-    return sp.csr_array((np.ones(rows.size), (rows, cols.ravel())), shape=(rows.size, c * p_in))
+    keep = inside.ravel()
+    matrix = sp.csr_array((np.ones(int(keep.sum())), (rows[keep], cols.ravel()[keep])),
+                          shape=(rows.size, c * p_in))
+    matrix.empty_rows = rows[~keep]
+    return matrix

@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors",),
     ("taps",),
     ("spec",),
+    ("budget",),
     ("connectivity",),
     ("operators",),
     ("gradients", "variants", "structure", "transpose", "testing", "spectra"),

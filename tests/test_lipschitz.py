@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convalgebra import ConvAlgebraError
-from convalgebra.graph import LayerGraph
-from convalgebra.layers import Activation, Conv, LayerNorm
+from convalgebra.network.graph import LayerGraph
+from convalgebra.network.layers import Activation, Conv, LayerNorm
 from convalgebra.lipschitz import lipschitz_bound
 
 torch = pytest.importorskip("torch")
@@ -182,7 +182,7 @@ def test_graph_with_weight_table_and_concat():
     g.add_input("x", (1, 6))
     g.add("a", Conv(1, 3, padding=1, padding_mode="circular", bias=False), "x")
     g.add("b", Activation("sigmoid"), "x")
-    from convalgebra.layers import Concat
+    from convalgebra.network.layers import Concat
 
     g.add("cat", Concat(), ["a", "b"])
     bound = lipschitz_bound(g, weights={"a": {"weight": [[[1.0, 2.0, 1.0]]]}})

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 
 __all__ = [
     "GRAPH_SUFFIXES",
@@ -55,9 +55,11 @@ def library_module(name: str, command: str) -> Any:
 
 
 def check_suffix(path: Path | None, allowed: tuple[str, ...], option: str) -> None:
-    if path is not None and path.suffix.lower() not in allowed:
+    """Refuse an output path whose suffix is not one of ``allowed`` (``-`` is standard output)."""
+    if path is not None and str(path) != "-" and path.suffix.lower() not in allowed:
         raise ConvAlgebraError(
-            f"{option} must name a {' or '.join(allowed)} file, got {str(path)!r}"
+            f"{option} must name a {' or '.join(allowed)} file or '-' (standard output), "
+            f"got {shown(str(path))}"
         )
 
 

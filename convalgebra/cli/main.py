@@ -1,8 +1,9 @@
 """The ``convalgebra`` command line: parsers, error handling and the entry point :func:`main`.
 
 Every subcommand computes its whole answer first (text and any files, as bytes); files are
-written only after everything succeeded, each one atomically, so an error never leaves a
-partial or stale output behind. Errors print one line on stderr and exit with 2 for bad input
+written only after everything succeeded, each one atomically and only as a regular file
+(:mod:`convalgebra.files`; ``--force`` to overwrite one, ``-`` for standard output), so an
+error never leaves a partial or stale output behind. Errors print one line on stderr and exit with 2 for bad input
 (a malformed shape, an unknown model, an unreadable file) or 1 for anything else; ``--debug``
 adds the traceback.
 """
@@ -13,7 +14,6 @@ import argparse
 import os
 import re
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from .common import NotAvailableError
 from . import network_commands as network
 from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
 from ..errors import ConvAlgebraError, MissingExtraError
+from .files import STDOUT, write_files
 
 __all__ = ["main", "build_parser"]
 
@@ -48,6 +49,12 @@ def _sub(subparsers, name: str, help_: str, description: str, examples: str):
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback on errors")
     return parser
+
+
+def _force_argument(parser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite existing output files (regular files only; '-' writes "
+                        "to standard output)")
 
 
 def _model_arguments(parser, *, default_model: bool) -> None:
@@ -104,6 +111,7 @@ convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""")
                    "with a symbolic kernel the entries are the weight numbers (arange)")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw the matrix with its block boundaries (needs the plot extra)")
+    _force_argument(p)
     p.set_defaults(handler=commands.matrix)
 
 
@@ -199,6 +207,7 @@ convalgebra derive receptive_field --model lenet5""")
                    help="a complete LaTeX document (with --format latex)")
     p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
                    help="write to FILE instead of printing")
+    _force_argument(p)
     p.set_defaults(handler=commands.derive)
 
 
@@ -221,6 +230,7 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw the unit's field over the input grid (with --unit), otherwise "
                    "the growth of the field along the network")
+    _force_argument(p)
     p.set_defaults(handler=network.rf)
 
 
@@ -284,29 +294,6 @@ def _glue_values(argv: list[str], options: tuple[str, ...] = ("--with",),
     return out
 
 
-def _write_files(files: dict[Path, bytes]) -> None:
-    """Write every output file or none: stage each in a temporary file beside its target,
-    then rename them all (a rename does not leave a partial file)."""
-    for path in files:
-        folder = path.resolve().parent
-        if not folder.is_dir():
-            raise ConvAlgebraError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
-        if path.is_dir():
-            raise ConvAlgebraError(f"cannot write {str(path)!r}: it is a folder")
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, data in files.items():
-            handle, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
-            staged.append((tmp, path))
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -334,9 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ns = parser.parse_args(_glue_values(_with_default_command(argv, names)))
         result = ns.handler(ns)
-        _write_files(result.files)
+        write_files(result.files, force=getattr(ns, "force", False))
         if result.text:
-            print(result.text)
+            to_stdout = any(str(p) == STDOUT for p in result.files)
+            print(result.text, file=sys.stderr if to_stdout else sys.stdout)
         return result.exit_code
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 from .general import layer_formulas
@@ -249,7 +250,8 @@ def _output_grids(spec: ConvSpec, numeric: np.ndarray) -> list[Equation]:
 
 
 def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: Any = None,
-                   max_outputs: int = 16, max_terms: int = 30) -> Derivation:
+                   max_outputs: int = 16, max_terms: int = 30,
+                   max_products: int = DEFAULT_MAX_TERMS) -> Derivation:
     """The forward equations of a layer: eq. 9.7/9.8 for the spec, then every output.
 
     Parameters
@@ -262,6 +264,8 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
         ``spec.bias``.
     max_outputs, max_terms : int
         Display limits (see the truncation rule stated in the derivation).
+    max_products : int, default 50,000
+        Refuse, before any work, layers with more products or symbols than this.
 
     Examples
     --------
@@ -272,6 +276,7 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"forward derivations need a ConvSpec, got {type(spec).__name__}")
+    require_symbolic(spec, "the forward derivation", max_products)
     if (weight is None) != (x is None):
         raise ConvAlgebraError("give both weight and x to evaluate the forward equations, or neither")
     formulas = layer_formulas(spec)
@@ -324,6 +329,7 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"backward derivations need a ConvSpec, got {type(spec).__name__}")
+    require_symbolic(spec, "the backward derivation", max_products)
     bw = _backward_values(spec, spec.bias, max_products)
     roles = _roles(spec)
     formulas = layer_formulas(spec)

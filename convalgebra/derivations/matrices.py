@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ..budget import require_terms, triple_count
 from ..errors import ConvAlgebraError
+from ..symbolic.exprs import as_expr
 from ..spec import ConvSpec
 from ..render.grids import pick, truncation_rule
 from .model import Derivation, Equation, Expr, Grid, Step
@@ -30,7 +32,7 @@ __all__ = ["derive_matrix", "pick", "matrix_grid"]
 def _cell(value: Any) -> Expr:
     import sympy
 
-    value = sympy.sympify(value)
+    value = as_expr(value, "value")
     if value.is_Symbol:
         return Expr(tex_symbol(value), text_symbol(value), value)
     if value.is_number:
@@ -223,8 +225,12 @@ def _cost_step(spec: ConvSpec) -> Step | None:
         (macs, eq), "The dense count (padding taps included), as frameworks report it.", "cost")
 
 
+#: Largest layer (in triples) whose matrix is derived unless told otherwise (``max_products=``).
+MATRIX_MAX_PRODUCTS = 20_000_000
+
+
 def derive_matrix(spec: ConvSpec, *, weight: Any = None, max_rows: int = 12, max_cols: int = 12,
-                  blocks: bool = True) -> Derivation:
+                  blocks: bool = True, max_products: int = MATRIX_MAX_PRODUCTS) -> Derivation:
     """The matrix of a layer: index formula, entries, structure, sparsity, sharing and cost.
 
     Parameters
@@ -236,6 +242,9 @@ def derive_matrix(spec: ConvSpec, *, weight: Any = None, max_rows: int = 12, max
         Display limits; larger matrices are truncated (first ``max - 1``, an ellipsis, the last).
     blocks : bool
         Also show a 2-D single-channel matrix in block form.
+    max_products : int, default 20,000,000
+        Refuse, before any work, layers with more triples than this (the sparsity and sharing
+        steps count every one of them).
 
     Examples
     --------
@@ -248,6 +257,9 @@ def derive_matrix(spec: ConvSpec, *, weight: Any = None, max_rows: int = 12, max
 
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"matrix derivations need a ConvSpec, got {type(spec).__name__}")
+    require_terms(spec, "the matrix derivation", triple_count(spec), max_products,
+                  "use conv_matrix/matrix_structure on the numbers, smaller sizes, or a larger "
+                  "max_products=")
     if weight is not None:
         weight = check_weight(spec, weight)
         weight = exact_array(weight)
@@ -295,7 +307,7 @@ def exact_array(values: Any) -> np.ndarray:
 
     array = np.asarray(values)
     out = np.empty(array.size, dtype=object)
-    out[:] = [sympy.nsimplify(v) if isinstance(v, float) else sympy.sympify(v) for v in array.ravel().tolist()]
+    out[:] = [sympy.nsimplify(v) if isinstance(v, float) else as_expr(v, "weight") for v in array.ravel().tolist()]
     return out.reshape(array.shape)
 
 

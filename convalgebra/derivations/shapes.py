@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .model import Derivation, Equation, Expr, Step
 from .printing import number
@@ -161,9 +161,12 @@ def derive_output_size(spec: ConvSpec | Sequence[ConvSpec]) -> Derivation:
     """
     if isinstance(spec, ConvSpec):
         return Derivation(f"Output size of {spec.describe()}", tuple(_spec_steps(spec)), result=spec.output_shape)
+    if not isinstance(spec, (list, tuple)):
+        raise TypeError(f"output_size needs a ConvSpec or a non-empty list of them, got "
+                        f"{type(spec).__name__} {shown(spec)}")
     specs = list(spec)
     if not specs or not all(isinstance(s, ConvSpec) for s in specs):
-        raise ConvAlgebraError(f"output_size needs a ConvSpec or a non-empty list of them, got {spec!r}")
+        raise ConvAlgebraError(f"output_size needs a ConvSpec or a non-empty list of them, got {shown(spec)}")
     steps = [Step(f"Input {s.input_shape}: {s.describe()}.", rule="case", substeps=tuple(_spec_steps(s)))
              for s in specs]
     steps.append(_compare(specs))

@@ -3,7 +3,7 @@
 Each :class:`~convalgebra.derivations.model.Expr` keeps the value the library computed beside its
 LaTeX and text renderings. :func:`verify` parses both renderings back with sympy (LaTeX with
 ``sympy.parsing.latex.parse_latex`` when its ``antlr4`` runtime is installed; text always with
-``sympy.sympify``) and checks that
+``convalgebra.exprs.parse_arithmetic``, which admits arithmetic only) and checks that
 
 * each rendering denotes exactly the computed value, and
 * the sides of each equation chain are equal (after the equation's substitution),
@@ -23,6 +23,7 @@ from ..errors import ConvAlgebraError
 from ..render.formats import Document
 from ..render.model import Equation, Expr, Grid
 from ..render.printing import tex_symbol, text_symbol
+from ..symbolic.exprs import as_expr, parse_arithmetic
 
 __all__ = ["verify", "latex_parser_available", "RoundTripError"]
 
@@ -145,7 +146,7 @@ def _parse_text(text: str, text_map, back):
         names["I"] = sympy.I
     symbols_only = {k: v for k, v in back.items() if not isinstance(v, (sympy.IndexedBase, sympy.MatrixExpr))
                     or isinstance(v, sympy.MatrixSymbol)}
-    return sympy.sympify(text, locals=names).xreplace(symbols_only)
+    return parse_arithmetic(text, names).xreplace(symbols_only)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -164,7 +165,7 @@ def _same(a: Any, b: Any) -> bool:
             _same(x, y) for x, y in zip(sympy.Matrix(a), sympy.Matrix(b))
         )
     try:
-        diff = sympy.sympify(a).doit() - sympy.sympify(b).doit()
+        diff = as_expr(a, "value").doit() - as_expr(b, "value").doit()
     except TypeError:   # a matrix expression against a scalar: only 0 reads as the zero matrix
         return any(isinstance(x, sympy.ZeroMatrix) for x in (a, b)) and 0 in (a, b)
     return diff.expand() == 0 or sympy.simplify(diff) == 0

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import inspect
 
-from ..errors import ConvAlgebraError
+from ..budget import CHECK_MAX_PRODUCTS, require_table
+from ..errors import ConvAlgebraError, shown
+from ..spec import ConvSpec
 from .algebra import channel_commutator_condition, commutativity, layer_commutativity
 from .composition import composed_kernel, composed_spec, composition
 from .equivariance import (
@@ -91,7 +93,9 @@ def check(law: str, *specs, **options) -> CheckResult:
         ``translation_equivariance`` and ``commutativity`` give the all-size index proof
         (options ``ndim``, ``flip``, ``circular``).
     **options
-        Passed to the law's function (e.g. ``shift``, ``axis``, ``weight``, ``k``).
+        Passed to the law's function (e.g. ``shift``, ``axis``, ``weight``, ``k``), except
+        ``max_products`` (default 500,000): layers with more triples are refused before any
+        work (:func:`convalgebra.budget.require_table`).
 
     Returns
     -------
@@ -110,11 +114,12 @@ def check(law: str, *specs, **options) -> CheckResult:
     (False, (0, 0))
     """
     if not isinstance(law, str):
-        raise TypeError(f"law must be a string, got {law!r}")
+        raise TypeError(f"law must be a string, got {shown(law)}")
     name = _ALIASES.get(law, law)
     if name not in LAWS:
         raise ConvAlgebraError(f"unknown law {law!r}; expected one of {sorted(LAWS)}")
     func = LAWS[name]
+    max_products = options.pop("max_products", CHECK_MAX_PRODUCTS)
     if not specs and name in _PROOFS and not options.keys() - {"ndim", "flip", "circular"}:
         func = _PROOFS[name]
     try:
@@ -123,4 +128,7 @@ def check(law: str, *specs, **options) -> CheckResult:
         params = [p for p in inspect.signature(func).parameters]
         raise ConvAlgebraError(
             f"check({law!r}, ...): {exc}; this law takes {params}") from None
+    for spec in specs:
+        if isinstance(spec, ConvSpec):
+            require_table(spec, f"check({name!r})", max_products)
     return func(*specs, **options)

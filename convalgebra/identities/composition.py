@@ -23,6 +23,7 @@ import sympy
 
 from ..connectivity import TripleTable, tap_weight_order
 from ..errors import ConvAlgebraError
+from ..symbolic.exprs import as_expr_array
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
@@ -129,7 +130,8 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     spec = composed_spec(spec1, spec2)
     spec2 = _outer(spec1, spec2)
     symbolic = is_symbolic(weight1) or is_symbolic(weight2)
-    w1, w2 = (np.asarray(w, dtype=object) if symbolic else np.asarray(w) for w in (weight1, weight2))
+    w1, w2 = (as_expr_array(w, s.weight_shape, n) if symbolic else np.asarray(w)
+              for w, s, n in ((weight1, spec1, "weight1"), (weight2, spec2, "weight2")))
     for w, s, name in ((w1, spec1, "weight1"), (w2, spec2, "weight2")):
         if w.shape != s.weight_shape:
             raise ConvAlgebraError(f"{name} must have shape {s.weight_shape}, got {w.shape}")

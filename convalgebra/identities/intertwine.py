@@ -63,9 +63,9 @@ def weight_values(weight, spec: ConvSpec) -> np.ndarray:
     try:
         return np.asarray(weight, dtype=np.float64).ravel()
     except (TypeError, ValueError):
-        import sympy
+        from ..symbolic.exprs import as_expr_array
 
-        return np.array([sympy.sympify(v) for v in array.ravel()], dtype=object)
+        return as_expr_array(array, spec.weight_shape, "weight").ravel()
 
 
 def _evaluate_rows(o, j, w, coeff, wflat) -> tuple[np.ndarray, np.ndarray, list]:

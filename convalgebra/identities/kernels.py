@@ -25,7 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..connectivity import triples
+from ..budget import CHECK_MAX_PRODUCTS, require_table, require_terms
 from ..errors import ConvAlgebraError
+from ..symbolic.exprs import as_expr_array
 from ..spec import ConvSpec
 from .constraints import (
     SparseSystem,
@@ -111,15 +113,10 @@ class EquivariantKernels:
         """True when ``weight`` satisfies every constraint exactly (numbers or sympy)."""
         import sympy
 
-        w = np.asarray(weight, dtype=object).ravel()
-        if w.size != self.constraint.shape[1]:
-            raise ConvAlgebraError(f"weight must have shape {self.spec.weight_shape}, got "
-                                   f"{np.asarray(weight, dtype=object).shape}")
-        exact = np.array([Fraction(v) if isinstance(v, (int, float, np.number))
-                          else sympy.sympify(v) for v in w.tolist()], dtype=object)
+        w = as_expr_array(weight, self.spec.weight_shape, "weight").ravel()
         coo = self.constraint.tocoo()
         residual = np.array([0] * coo.shape[0], dtype=object)
-        np.add.at(residual, coo.row, coo.data.astype(object) * exact[coo.col])
+        np.add.at(residual, coo.row, coo.data.astype(object) * w[coo.col])
         return all(sympy.expand(v) == 0 for v in residual.tolist())
 
     def to_text(self) -> str:
@@ -280,6 +277,10 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     in_perm, out_perm : sequence of int, optional
         Channel representation of the generator, as a gather: channel ``c`` of the
         transformed input is channel ``in_perm[c]`` of the original.
+    **options
+        ``k``/``axes``/``axis`` of the transform, and ``max_products`` (default 500,000):
+        refuse layers with more triples, or kernels whose constraint matrix (weights squared)
+        has more entries, before any work.
 
     Returns
     -------
@@ -313,6 +314,11 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
+    max_products = options.pop("max_products", CHECK_MAX_PRODUCTS)
+    require_table(spec, "equivariant_kernels", max_products)
+    n = math.prod(spec.weight_shape)
+    require_terms(spec, "the kernel constraints (weights squared)", n * n, max_products,
+                  "use fewer channels or a smaller kernel, or a larger max_products=")
     gens = _generators(spec, transform, options)
     _check_grids(spec, gens)
     n = math.prod(spec.weight_shape)

@@ -25,6 +25,7 @@ import sympy
 
 from ..connectivity import TripleTable, spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
+from ..symbolic.exprs import as_expr_array
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import symbol_array, weight_symbols
@@ -248,7 +249,7 @@ def separability(spec: ConvSpec, *, weight=None) -> CheckResult:
     if weight is None:
         return _separability_symbolic(spec, steps, claim)
     symbolic = is_symbolic(weight)
-    w = np.asarray(weight, dtype=object if symbolic else float)
+    w = as_expr_array(weight, spec.weight_shape, "weight") if symbolic else np.asarray(weight, dtype=float)
     if w.shape != spec.weight_shape:
         raise ConvAlgebraError(f"weight must have shape {spec.weight_shape}, got {w.shape}")
     factors, rank = _rank_one_factors(w.reshape(spec.kernel_size), symbolic)

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import networkx as nx
 import numpy as np
 
-from ..errors import ConvAlgebraError, GraphCycleError, require
+from ..errors import ConvAlgebraError, GraphCycleError, require, shown
 from .layers import Facts, Input, Layer, Opaque, layer_from_dict
 from .receptive import IDENTITY, AxisRF, apply_map, global_rf, input_rf, merge
 
@@ -715,30 +715,50 @@ def receptive_field(graph: LayerGraph, node: str) -> tuple[AxisRF, ...]:
     >>> [receptive_field(g, n)[0].size for n in ("conv1", "conv2", "conv3")]
     [3, 5, 7]
     """
-    return graph.receptive_field(node)
+    return _graph(graph, "receptive_field").receptive_field(_node(graph, node))
+
+
+def _graph(graph: Any, func: str) -> LayerGraph:
+    """``graph`` itself when it is a :class:`LayerGraph`; else a TypeError saying what to pass."""
+    if isinstance(graph, LayerGraph):
+        return graph
+    from .spec import ConvSpec
+
+    hint = ("; for a single ConvSpec use spec.n_params / spec.macs, or "
+            "LayerGraph.sequential(spec.input_shape, [layer])" if isinstance(graph, ConvSpec) else
+            "; for a model by name use convalgebra.zoo.get(name)" if isinstance(graph, str) else "")
+    raise TypeError(f"{func}: graph must be a LayerGraph, got {type(graph).__name__} "
+                    f"{shown(graph)}{hint}")
+
+
+def _node(graph: LayerGraph, node: Any) -> str:
+    if not isinstance(node, str):
+        raise TypeError(f"node must be a node name (str), got {type(node).__name__} {shown(node)}")
+    return node
 
 
 def unit_receptive_field(graph: LayerGraph, node: str, position: Sequence[int] | None = None,
                          *, clip: bool = True) -> UnitField:
     """The exact input box of one unit (see :meth:`LayerGraph.unit_receptive_field`)."""
-    return graph.unit_receptive_field(node, position, clip=clip)
+    return _graph(graph, "unit_receptive_field").unit_receptive_field(
+        _node(graph, node), position, clip=clip)
 
 
 def param_count(graph: LayerGraph, *, trainable: bool = True) -> int:
     """Learnable parameters of ``graph``, parameters shared by several nodes counted once."""
-    return graph.param_count(trainable=trainable)
+    return _graph(graph, "param_count").param_count(trainable=trainable)
 
 
 def buffer_count(graph: LayerGraph) -> int:
     """Non-learnable state (e.g. batch-norm running statistics), shared ones counted once."""
-    return graph.param_count(trainable=False)
+    return _graph(graph, "buffer_count").param_count(trainable=False)
 
 
 def macs(graph: LayerGraph) -> int:
     """Multiply-accumulates of the convolution and linear layers of ``graph``."""
-    return graph.macs()
+    return _graph(graph, "macs").macs()
 
 
 def flops(graph: LayerGraph) -> int:
     """Floating-point operations of the convolution and linear layers: ``2 * macs(graph)``."""
-    return 2 * graph.macs()
+    return 2 * _graph(graph, "flops").macs()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvAlgebraError
+from ..symbolic.exprs import as_expr
 from .model import Expr, Grid
 from .printing import number, sympy_expr
 
@@ -54,7 +55,7 @@ def array_grid(value: Any, max_rows: int = 12, max_cols: int = 12) -> tuple[Grid
     rows, cols = pick(matrix.shape[0], max_rows), pick(matrix.shape[1], max_cols)
 
     def cell(v: Any) -> Expr:
-        v = sympy.nsimplify(v) if isinstance(v, (float, np.floating)) else sympy.sympify(v)
+        v = sympy.nsimplify(v) if isinstance(v, (float, np.floating)) else as_expr(v, "value")
         return number(v) if v.is_number else sympy_expr(v)
 
     cells = tuple(tuple(("d" if j is None else "v") if i is None else ("h" if j is None else cell(matrix[i, j]))

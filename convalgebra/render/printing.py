@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Sequence
 
+from ..symbolic.exprs import as_expr, parse_arithmetic
 from .model import Expr
 
 __all__ = [
@@ -91,7 +92,7 @@ def symbol_expr(symbol: Any) -> Expr:
 def _tex_number(value: Any) -> str:
     import sympy
 
-    value = sympy.nsimplify(value) if isinstance(value, float) else sympy.sympify(value)
+    value = sympy.nsimplify(value) if isinstance(value, float) else as_expr(value, "value")
     if value.is_Integer:
         return f"{int(value):,}".replace(",", "{,}")
     return sympy.latex(value)
@@ -107,7 +108,7 @@ def number(value: Any) -> Expr:
     """
     import sympy
 
-    exact = sympy.nsimplify(value) if isinstance(value, (float, complex)) else sympy.sympify(value)
+    exact = sympy.nsimplify(value) if isinstance(value, (float, complex)) else as_expr(value, "value")
     return Expr(_tex_number(exact), f"{int(exact):,}" if exact.is_Integer else str(exact), exact)
 
 
@@ -115,7 +116,7 @@ def _factor(value: Any) -> tuple[str, str, bool]:
     """(tex, text, is_number) of one factor; negative numbers are parenthesised."""
     import sympy
 
-    value = sympy.sympify(value)
+    value = as_expr(value, "value")
     if value.is_Symbol:
         return tex_symbol(value), text_symbol(value), False
     tex, text = _tex_number(value), str(value)
@@ -150,7 +151,7 @@ def sum_of_products(terms: Sequence[Sequence[Any]], value: Any = None) -> Expr:
         numeric = any(p[2] for p in parts)
         tex_terms.append((r" \cdot " if numeric else " ").join(p[0] for p in parts))
         text_terms.append("*".join(p[1] for p in parts))
-    computed = sympy.Add(*[sympy.Mul(*map(sympy.sympify, t)) for t in terms])
+    computed = sympy.Add(*[sympy.Mul(*(as_expr(f, "term") for f in t)) for t in terms])
     return Expr(" + ".join(tex_terms), " + ".join(text_terms), computed if value is None else value)
 
 
@@ -177,8 +178,6 @@ def linear(terms: Iterable[tuple[int, str]], constant: int = 0) -> Expr:
     >>> linear([(1, "m"), (-1, "k")]).tex
     'm - k'
     """
-    from sympy.parsing.sympy_parser import parse_expr
-
     out_tex, out_text = [], []
     for coefficient, symbol in terms:
         if coefficient == 0:
@@ -198,7 +197,7 @@ def linear(terms: Iterable[tuple[int, str]], constant: int = 0) -> Expr:
         return head + "".join(f" {s} {b}" for s, b in parts[1:])
 
     text = join(out_text)
-    return Expr(join(out_tex), text, parse_expr(text))
+    return Expr(join(out_tex), text, parse_arithmetic(text))
 
 
 _TEXT_MACROS = [

@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
+from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..connectivity import layer_rows_cols, triples
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from .exprs import as_expr
 from .matrix import input_symbols, output_symbols, symbol_array, weight_symbols
 
 __all__ = [
@@ -50,7 +52,6 @@ __all__ = [
     "symbolic_backward",
 ]
 
-DEFAULT_MAX_TERMS = 50_000
 
 
 class GradSymbol(sympy.Symbol):
@@ -200,13 +201,8 @@ class SymbolicBackward:
         return check_general_formulas(self, formulas)
 
 
-def _layer_triples(spec: ConvSpec, max_terms: int) -> tuple[list, list, list]:
+def _layer_triples(spec: ConvSpec) -> tuple[list, list, list]:
     t = triples(spec)
-    if len(t) > max_terms:
-        raise ConvAlgebraError(
-            f"{spec.describe()} has {len(t):,} products, more than max_terms={max_terms:,}; "
-            "symbolic equations are for small layers (raise max_terms to insist)"
-        )
     rows, cols = layer_rows_cols(spec, t)
     return rows.tolist(), cols.tolist(), t.weight_index.tolist()
 
@@ -255,6 +251,7 @@ def symbolic_backward(
     if bias is not None and not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"bias must be a bool or None (default: spec.bias), got {bias!r}")
     with_bias = spec.bias if bias is None else bool(bias)
+    require_symbolic(spec, "the symbolic backward pass", max_terms)
     w, a, z = weight_symbols(spec), input_symbols(spec), output_symbols(spec)
     b = symbol_array("b", (spec.out_channels,)) if with_bias else np.empty(0, dtype=object)
     g = _grad_array(z)
@@ -262,7 +259,7 @@ def symbolic_backward(
     fwd = [[] for _ in range(z.size)]
     dw = [[] for _ in range(w.size)]
     da = [[] for _ in range(a.size)]
-    for r, c, k in zip(*_layer_triples(spec, max_terms)):
+    for r, c, k in zip(*_layer_triples(spec)):
         fwd[r].append((flat_w[k], flat_a[c]))
         dw[k].append((flat_a[c], flat_g[r]))
         da[c].append((flat_w[k], flat_g[r]))
@@ -378,7 +375,7 @@ class GeneralFormulas:
             _Lookup(sympy.IndexedBase(name), None if values is None else values[name])
             for name in "VKG"
         ]
-        return sympy.sympify(self._compiled(which)(*(int(v) for v in index), *tensors))
+        return as_expr(self._compiled(which)(*(int(v) for v in index), *tensors), "values")
 
     def _compiled(self, which: str):
         """:meth:`summed` as a Python function of the free indices and the tensors V, K, G."""

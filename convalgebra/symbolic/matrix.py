@@ -13,9 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..connectivity import layer_rows_cols, triples
 from ..errors import ConvAlgebraError
+from ..operators import check_spec
 from ..spec import ConvSpec
+from .exprs import as_expr_array
 
 __all__ = [
     "weight_symbols",
@@ -91,12 +94,8 @@ def output_symbols(spec: ConvSpec, name: str = "z", style: str | None = None) ->
 
 
 def _as_object(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
-    import sympy
-
-    array = np.asarray(value, dtype=object)
-    if array.shape != shape:
-        raise ConvAlgebraError(f"{name} must have shape {shape}, got {array.shape}")
-    return np.vectorize(sympy.sympify, otypes=[object])(array) if array.size else array
+    """Numbers, sympy expressions or names (never parsed as code): see :mod:`convalgebra.exprs`."""
+    return as_expr_array(value, shape, name)
 
 
 def matrix_entries(
@@ -152,14 +151,17 @@ def _runs(values: list[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in runs]
 
 
-def symbolic_matrix(spec: ConvSpec, weight: Any = None):
+def symbolic_matrix(spec: ConvSpec, weight: Any = None, *, max_terms: int = DEFAULT_MAX_TERMS):
     """The layer's matrix with symbolic entries, as an immutable sympy sparse matrix.
 
     Parameters
     ----------
     spec : ConvSpec
-    weight : array_like of sympy expressions, optional
-        Defaults to :func:`weight_symbols` (``w1, w2, …``).
+    weight : array_like of sympy expressions, numbers or names, optional
+        Defaults to :func:`weight_symbols` (``w1, w2, …``). A string entry is read only as a
+        number or an identifier (:func:`convalgebra.exprs.as_expr`), never evaluated.
+    max_terms : int, default 50,000
+        Refuse, before building anything, layers with more products or symbols than this.
 
     Examples
     --------
@@ -171,19 +173,25 @@ def symbolic_matrix(spec: ConvSpec, weight: Any = None):
     """
     import sympy
 
+    require_symbolic(check_spec(spec), "the symbolic matrix", max_terms)
     w = weight_symbols(spec) if weight is None else _as_object(weight, spec.weight_shape, "weight")
     shape = (math.prod(spec.output_shape), math.prod(spec.input_shape))
     return sympy.ImmutableSparseMatrix(*shape, matrix_entries(spec, w))
 
 
-def symbolic_output(spec: ConvSpec, weight: Any = None, x: Any = None) -> np.ndarray:
+def symbolic_output(spec: ConvSpec, weight: Any = None, x: Any = None, *,
+                    max_terms: int = DEFAULT_MAX_TERMS) -> np.ndarray:
     """Each output as a sum of products, in ``spec.output_shape`` (computed in O(nnz)).
+
+    ``weight`` and ``x`` take numbers, sympy expressions or names (see
+    :func:`symbolic_matrix`); layers over ``max_terms`` products or symbols are refused.
 
     Examples
     --------
     >>> symbolic_output(ConvSpec((1, 3), 1, 2)).tolist()
     [[a1*w1 + a2*w2, a2*w1 + a3*w2]]
     """
+    require_symbolic(check_spec(spec), "the symbolic output", max_terms)
     w = weight_symbols(spec) if weight is None else _as_object(weight, spec.weight_shape, "weight")
     a = input_symbols(spec) if x is None else _as_object(x, spec.input_shape, "x")
     flat_a = a.ravel()
