@@ -107,7 +107,9 @@ def as_expr_array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
 
 #: Function names a printed expression of the library may contain.
 _KNOWN = ("sqrt", "I", "pi", "E", "oo", "zoo", "nan", "exp", "log", "Abs", "sign", "floor",
-          "ceiling", "Mod", "Sum", "Rational", "Integer", "Float", "Symbol", "Function")
+          "ceiling", "Mod", "Sum", "Rational", "Integer", "Float", "Symbol", "Function",
+          "KroneckerProduct", "Transpose", "Identity", "ZeroMatrix", "re", "im", "conjugate",
+          "Max", "Min", "Piecewise", "Eq", "Ne")
 _SAFE_TEXT = re.compile(r"[\sA-Za-z0-9_.,*/+\-()^{}\[\]]*", re.ASCII)
 
 
