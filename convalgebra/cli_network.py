@@ -17,9 +17,11 @@ from .cli_args import spec_from_args
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 
-__all__ = ["load_model", "model_names", "analyze", "rf", "params"]
+__all__ = ["load_model", "model_names", "analyze", "rf", "params", "export", "DTYPE_BYTES"]
 
 GRAPH_SUFFIXES = (".json", ".yaml", ".yml")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1, "uint8": 1,
+               "int32": 4, "int64": 8}
 
 
 def _zoo():
@@ -69,7 +71,13 @@ def _with_input(graph, shape: tuple[int, ...], name: str):
 
 
 def load_model(model: str, input_shape: tuple[int, ...] | None = None):
-    """A LayerGraph from a zoo name or a graph file, optionally at another input shape."""
+    """A LayerGraph from a zoo name, a graph file or a Python model (``file.py:factory``,
+    ``package.module:attr``, see :mod:`convalgebra.cli_python`), optionally at another
+    input shape (required for a Python model)."""
+    from .cli_python import is_python_target, load_python_model
+
+    if is_python_target(model) and not Path(model).exists():
+        return load_python_model(model, input_shape)
     path = Path(model)
     if path.suffix.lower() in GRAPH_SUFFIXES or path.exists():
         graph = _read_graph_file(path)
@@ -79,7 +87,8 @@ def load_model(model: str, input_shape: tuple[int, ...] | None = None):
     if model not in names:
         raise ConvAlgebraError(
             f"unknown model {model!r}: the built-in models are {', '.join(names)} "
-            "(or give a .json/.yaml graph file)"
+            "(or give a .json/.yaml graph file, or a Python model as path/to/file.py:factory "
+            "or package.module:attr with --in SHAPE)"
         )
     return zoo.get(model, input_shape)
 
@@ -125,18 +134,31 @@ def _model_or_spec(ns: argparse.Namespace, command: str):
 
 
 # ---------------------------------------------------------------------------- analyze
-def _totals(graph, label: str) -> list[str]:
-    total = graph.summary()
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.2f} MB"
+
+
+def _totals(graph, label: str, batch: int = 1, dtype: str = "float32") -> list[str]:
+    total = graph.summary(dtype_bytes=DTYPE_BYTES[dtype], batch=batch)
+    per = f" for a batch of {batch}" if batch > 1 else ""
     lines = [
         f"parameters: {total['params']:,} learnable"
         + (f" (+ {total['buffers']:,} buffers, e.g. batch-norm statistics)" if total["buffers"] else ""),
-        f"MACs: {total['macs']:,} multiply-accumulates (FLOPs = 2 x MACs = {total['flops']:,})",
+        f"MACs{per}: {total['macs']:,} multiply-accumulates (FLOPs = 2 x MACs = {total['flops']:,})",
+        f"memory ({dtype}{per}): activations of a forward pass "
+        f"{_megabytes(total['activation_bytes'])}; forward/backward pass as torchinfo estimates "
+        f"it {_megabytes(total['forward_backward_bytes'])}; input "
+        f"{_megabytes(total['input_bytes'])}; parameters {_megabytes(total['param_bytes'])}",
     ]
     node = _default_node(graph)
     if node is not None:
         fields = graph.receptive_field(node)
         lines.append(f"receptive field of {node!r}: "
                      + " x ".join(f.describe() for f in fields) + " (size/jump in input pixels)")
+        held = graph.receptive_field(node, gates="ignore")
+        if held != fields:
+            lines.append("without its gates (held constant): "
+                         + " x ".join(f.describe() for f in held))
     return lines
 
 
@@ -148,28 +170,43 @@ def analyze(ns: argparse.Namespace) -> Result:
     ns.model = ns.model or "resnet18"
     graph = load_model(ns.model, ns.input)
     shape = _dims(graph.shape(graph.inputs[0])) if graph.inputs else "?"
+    options = {"dtype_bytes": DTYPE_BYTES[ns.dtype], "batch": ns.batch, "depth": ns.depth,
+               "percent": ns.percent}
     if ns.format == "json":
-        document = {"model": ns.model, "input": shape, "totals": graph.summary(),
-                    "layers": json.loads(graph.table("json"))}
+        document = {"model": ns.model, "input": shape, "batch": ns.batch, "dtype": ns.dtype,
+                    "totals": graph.summary(dtype_bytes=DTYPE_BYTES[ns.dtype], batch=ns.batch),
+                    "layers": json.loads(graph.table("json", **options))}
         return Result(json.dumps(document, indent=1))
-    table = graph.table(ns.format)
+    table = graph.table(ns.format, **options)
     if ns.format == "csv":
         return Result(table)
     head = f"{ns.model} on input {shape}: {len(graph)} nodes"
-    totals = _totals(graph, ns.model)
+    totals = _totals(graph, ns.model, ns.batch, ns.dtype)
     if ns.format == "markdown":
         return Result("\n".join([f"**{head}**", "", table, "", *(f"- {t}" for t in totals)]))
     return Result("\n".join([head, "", table, "", *totals]))
 
 
+def export(ns: argparse.Namespace) -> Result:
+    """``convalgebra export``: a network as a JSON/YAML graph file (or JSON on stdout)."""
+    if ns.list:
+        return Result("\n".join(model_names()))
+    if ns.model is None:
+        raise ConvAlgebraError("export needs a model: a zoo name, a graph file, or "
+                               "path/to/file.py:factory with --in SHAPE")
+    if ns.output is not None:
+        _check_suffix(ns.output, GRAPH_SUFFIXES, "-o")
+    graph = load_model(ns.model, ns.input)
+    if ns.output is None:
+        return Result(graph.to_text("json").rstrip("\n"))
+    text = graph.to_text(ns.output.suffix.lstrip("."))
+    return Result(f"wrote {ns.output} ({len(graph)} nodes)", {ns.output: text.encode()})
+
+
 # --------------------------------------------------------------------------------- rf
 def _default_node(graph) -> str | None:
-    """``features`` (the zoo's last feature map), else the last node with a spatial output."""
-    if "features" in graph:
-        return "features"
-    n = graph.spatial_ndim
-    spatial = [v for v in graph.nodes if len(graph.shape(v)) == n + 1 and v not in graph.inputs]
-    return spatial[-1] if spatial and n else None
+    """``features`` (the zoo's last feature map), else the last feature map (one pass)."""
+    return graph.default_node()
 
 
 def _rf_rows(graph) -> list[dict[str, Any]]:
@@ -264,15 +301,13 @@ def params(ns: argparse.Namespace) -> Result:
         return Result(_spec_params(spec, ns.format))
     from .tables import render
 
-    rows = []
-    for node in graph.nodes:
-        info = graph.info(node)
-        if info.params or info.buffers or info.macs:
-            rows.append({"node": node, "kind": info.kind, "output": info.shape,
-                         "params": info.params, "buffers": info.buffers, "MACs": info.macs})
+    percent = getattr(ns, "percent", False)
+    layers = json.loads(graph.table("json", depth=getattr(ns, "depth", None), percent=percent))
+    columns = ["node", "kind", "output", "params", *(["params %"] if percent else []),
+               "buffers", "MACs", *(["MACs %"] if percent else [])]
+    rows = [{c: tuple(r[c]) if c == "output" and r[c] else r[c] for c in columns}
+            for r in layers if r["node"] == "total" or r["params"] or r["buffers"] or r["MACs"]]
     total = graph.summary()
-    rows.append({"node": "total", "params": total["params"], "buffers": total["buffers"],
-                 "MACs": total["macs"]})
     table = render(rows, fmt=ns.format)
     if ns.format in ("csv", "json"):
         return Result(table)
