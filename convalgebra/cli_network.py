@@ -222,7 +222,13 @@ def _rf_rows(graph) -> list[dict[str, Any]]:
             "jump": join(f.jump if f.aligned else "|".join(map(str, f.jumps)) for f in fields),
             "start": join(f.start for f in fields),
             "padding": join(f.padding for f in fields),
+            "RF w/o gates": " x ".join(f.describe() for f in graph.receptive_field(
+                node, gates="ignore")),
         })
+    if all(r["RF w/o gates"] == " x ".join(f.describe() for f in graph.receptive_field(r["node"]))
+           for r in rows):
+        for r in rows:
+            del r["RF w/o gates"]
     return rows
 
 

@@ -462,8 +462,10 @@ class LayerGraph:
         analysis = self._analysis()
         if gates == "keep":
             return analysis["rf"]
-        if "rf_ignore" not in analysis:
-            analysis["rf_ignore"] = self._receptive_fields(ignore_gates=True)
+        if "rf_ignore" not in analysis:  # the same fields when no node can be gated
+            gated = any(self._attrs[v]["layer"].kind in ("mul", "squeeze_excite")
+                        for v in self._order)
+            analysis["rf_ignore"] = self._receptive_fields(True) if gated else analysis["rf"]
         return analysis["rf_ignore"]
 
     def gate_ports(self, node: str) -> tuple[int, ...]:
@@ -768,8 +770,6 @@ class LayerGraph:
 
     def _gates_change_fields(self) -> bool:
         """Whether holding the gates constant changes the field of some node."""
-        if not any(self._attrs[v]["layer"].kind in ("mul", "squeeze_excite") for v in self._order):
-            return False
         return self._fields("ignore") != self._fields("keep")
 
     def unused_parameters(self) -> dict[str, int]:

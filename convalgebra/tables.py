@@ -103,7 +103,7 @@ def fold_rows(rows: Sequence[dict], depth: int) -> list[dict]:
     A folded row is named by the shared prefix, has kind ``block``, the sums of the
     ``params``, ``buffers``, ``MACs`` and ``act_bytes`` columns, and every other column
     (output shape, receptive field) from the group's last row in the given order; groups
-    appear in the order of their first row. A group of one row is kept as it is.
+    appear in the order of their first row. A group of one row keeps its kind.
 
     Examples
     --------
@@ -118,7 +118,7 @@ def fold_rows(rows: Sequence[dict], depth: int) -> list[dict]:
     out = []
     for key, members in groups.items():
         if len(members) == 1:
-            out.append(dict(members[0]))
+            out.append({**members[0], "node": key})
             continue
         row = {**members[-1], "node": key, "kind": "block"}
         for column in _SUMMED:
