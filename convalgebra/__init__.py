@@ -59,6 +59,7 @@ _LAZY = {
     "param_count": "graph",
     "macs": "graph",
     "unit_receptive_field": "graph",
+    "effective_receptive_field": "effective",
     "from_torch": "interop.torch",
     # derivations
     "derive": "derive",

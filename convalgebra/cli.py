@@ -246,6 +246,7 @@ convalgebra rf resnet18
 convalgebra rf vgg16 --node features --unit 3x3
 convalgebra rf resnet18 --plot rf_growth.png
 convalgebra rf 'mymodel.py:make(3)' --in 3x64x64
+convalgebra rf resnet18 --input 3x64x64 --effective --plot erf.png
 convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
     _model_arguments(p, default_model=False)
     add_spec_arguments(p, required=False)
@@ -257,6 +258,11 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw the unit's field over the input grid (with --unit), otherwise "
                    "the growth of the field along the network")
+    p.add_argument("--effective", action="store_true",
+                   help="the effective receptive field of a unit (default the central one): "
+                   "each input pixel's weight for the network taken as linear (uniform "
+                   "weights), its size holding 95%% of the weight, and with --plot a picture "
+                   "beside the theoretical box")
     p.set_defaults(handler=network.rf)
 
 

@@ -258,6 +258,8 @@ def rf(ns: argparse.Namespace) -> Result:
     node = ns.node or _default_node(graph)
     if node is None:
         raise ConvAlgebraError(f"{label} has no layer with a spatial output")
+    if getattr(ns, "effective", False):
+        return _effective(graph, node, ns, label)
     if ns.unit is not None:
         text = _unit_text(graph, node, ns.unit, ns.format)
     else:
@@ -279,6 +281,34 @@ def rf(ns: argparse.Namespace) -> Result:
         else:
             figure = plot.plot_rf_growth(graph, title=label)
         files[ns.plot] = plot.to_png(figure)
+    return Result(text + "".join(f"\nwrote {p}" for p in files), files)
+
+
+def _effective(graph, node: str, ns: argparse.Namespace, label: str) -> Result:
+    """``rf --effective``: the effective receptive field of one unit, with its picture."""
+    from .effective import effective_receptive_field
+
+    field = effective_receptive_field(graph, node, ns.unit)
+    if ns.format in ("json", "csv", "markdown"):
+        row = {"node": field.node, "position": list(field.position),
+               "effective_size": round(field.size, 6), "radius": round(field.radius, 6),
+               "mass": field.mass, "centre": [round(c, 6) for c in field.centre],
+               "theoretical_box": [list(b) for b in field.box] if field.box else None,
+               "theoretical_size": list(field.theoretical_size)}
+        if ns.format == "json":
+            text = json.dumps(row)
+        else:
+            from .tables import render
+
+            text = render([{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()
+                            if k != "theoretical_box"}], fmt=ns.format)
+    else:
+        text = field.describe()
+    files = {}
+    if ns.plot is not None:
+        from . import plot
+
+        files[ns.plot] = plot.to_png(plot.plot_effective_field(field, title=label))
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
 
 
