@@ -14,7 +14,9 @@ through the graph's own axis maps (:mod:`convalgebra.receptive`), with uniform w
 
 With these weights every channel of a layer carries the same gradient, so the pass runs on
 the spatial axes alone, one small matrix per axis (the layers act on each axis separately):
-it costs about what one forward pass of a one-channel image costs. The *effective size* is
+it costs about what one forward pass of a one-channel image costs. With the model's own
+weights (``weights=model.state_dict()``) the pass carries every channel and goes through each
+convolution's matrix-free operator transposed. The *effective size* is
 the diameter ``2 r`` of the smallest disc around the field's centre of mass holding ``mass``
 (95 %) of the absolute gradient.
 
@@ -104,8 +106,15 @@ def effective_receptive_field(graph: Any, node: str | None = None,
         Default: ``graph.default_node()`` (``"features"``, else the last feature map).
     position : sequence of int, optional
         The unit's spatial position (default: the central unit).
-    weights : {"uniform"}
-        Every convolution and linear layer averages its inputs (weights ``1 / fan_in``).
+    weights : "uniform" or mapping
+        ``"uniform"``: every convolution and linear layer averages its inputs (weights
+        ``1 / fan_in``). A mapping from parameter names to arrays (a model's
+        ``state_dict()``; names as the graph keys them, ``"<node>.weight"`` for a graph
+        built by hand) uses the model's own convolution weights through the layers'
+        matrix-free operators (:func:`~convalgebra.operators.conv_operator`, its
+        ``rmatvec``), its linear weights, and its batch norms as the inference affine maps
+        ``γ / sqrt(running_var + eps)``; biases do not change a gradient. Layers it does not
+        name keep uniform weights.
     mass : float
         The share of the weight the effective radius must hold (default 0.95).
 
@@ -114,7 +123,7 @@ def effective_receptive_field(graph: Any, node: str | None = None,
     ConvAlgebraError
         An ancestor of ``node`` is not linear once linearised (a product of two feature maps,
         an opaque op, a flatten that is not the identity, a concatenation along a spatial
-        axis), or the arguments are out of range.
+        axis), a given weight has the wrong shape, or the arguments are out of range.
 
     Examples
     --------
@@ -133,8 +142,7 @@ def effective_receptive_field(graph: Any, node: str | None = None,
     at the centre as layers are stacked (a Gaussian in the limit), while the theoretical
     field grows linearly.
     """
-    if weights != "uniform":
-        raise ConvAlgebraError(f"weights must be 'uniform', got {weights!r}")
+    own = _own_weights(weights)
     if not 0 < mass <= 1:
         raise ConvAlgebraError(f"mass must be in (0, 1], got {mass!r}")
     if node is None:
@@ -145,14 +153,29 @@ def effective_receptive_field(graph: Any, node: str | None = None,
     if len(shape) != n + 1 or not n:
         raise ConvAlgebraError(f"node {node!r} of shape {shape} has no spatial axes")
     unit = graph.unit_receptive_field(node, position, gates="ignore")
-    grads = _backward(graph, node, unit.position)
+    grads = _backward(graph, node, unit.position, own)
     return _summarise(graph, node, unit, grads, mass)
 
 
-def _backward(graph: Any, node: str, position: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """The channel-constant gradient of every ancestor (spatial arrays) and the input's."""
-    start = np.zeros(graph.shape(node)[1:])
-    start[position] = 1.0
+def _own_weights(weights: Any) -> dict | None:
+    if isinstance(weights, str):
+        if weights != "uniform":
+            raise ConvAlgebraError(f"weights must be 'uniform' or a mapping of parameter names "
+                                   f"to arrays (e.g. a state_dict), got {weights!r}")
+        return None
+    if not hasattr(weights, "items"):
+        raise TypeError(f"weights must be 'uniform' or a mapping of parameter names to arrays, "
+                        f"got {type(weights).__name__}")
+    return {str(k): v for k, v in weights.items()}
+
+
+def _backward(graph: Any, node: str, position: tuple[int, ...],
+              own: dict | None) -> dict[str, np.ndarray]:
+    """The gradient of every ancestor, ``(C, *spatial)`` (``C = 1`` with uniform weights:
+    every channel carries the same gradient), and the graph inputs'."""
+    channels = graph.shape(node)[0] if own is not None else 1
+    start = np.zeros((channels, *graph.shape(node)[1:]))
+    start[(slice(None), *position)] = 1.0
     grads: dict[str, np.ndarray] = {node: start}
     inputs: dict[str, np.ndarray] = {}
     for v in reversed(graph.nodes):
@@ -163,15 +186,18 @@ def _backward(graph: Any, node: str, position: tuple[int, ...]) -> dict[str, np.
         if not srcs:
             inputs[v] = g
             continue
-        for src, back in _layer_backward(graph, v, g):
+        for src, back in _layer_backward(graph, v, g, own):
             grads[src] = grads[src] + back if src in grads else back
     return inputs
 
 
-def _layer_backward(graph: Any, v: str, g: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def _layer_backward(graph: Any, v: str, g: np.ndarray,
+                    own: dict | None) -> list[tuple[str, np.ndarray]]:
     data = graph.nx.nodes[v]
     layer, srcs = data["layer"], data["inputs"]
     kind = layer.kind
+    if kind == "batch_norm" and own is not None:
+        return [(srcs[0], g * _bn_scale(graph, v, own))]
     if kind == "squeeze_excite" or kind in _IDENTITY_KINDS and _same(graph, v, srcs[0]):
         return [(srcs[0], g)]
     if kind == "mul":
@@ -180,10 +206,10 @@ def _layer_backward(graph: Any, v: str, g: np.ndarray) -> list[tuple[str, np.nda
         if len(kept) != 1:
             raise ConvAlgebraError(f"node {v!r} multiplies {len(kept)} feature maps: the "
                                    "product is not linear, no effective receptive field")
-        return [(srcs[kept[0]], _apply(graph, v, kept[0], g))]
+        return [(srcs[kept[0]], _apply(graph, v, kept[0], g, own))]
     if kind in ("add", "concat", "pad", "crop", "upsample", "adaptive_pool", "max_pool",
                 "avg_pool", "mean", "conv", "linear", "flatten"):
-        return [(src, _apply(graph, v, port, g)) for port, src in enumerate(srcs)]
+        return [(src, _apply(graph, v, port, g, own)) for port, src in enumerate(srcs)]
     raise ConvAlgebraError(f"node {v!r} ({kind}) has no linear form: no effective receptive "
                            "field through it")
 
@@ -192,8 +218,46 @@ def _same(graph: Any, v: str, src: str) -> bool:
     return graph.shape(v) == graph.shape(src)
 
 
-def _apply(graph: Any, v: str, port: int, g: np.ndarray) -> np.ndarray:
-    """``γ (⊗ A_aᵀ) g`` for input ``port`` of node ``v``."""
+def _param(graph: Any, v: str, name: str, own: dict, shape: tuple) -> np.ndarray | None:
+    """The array the model gives for parameter ``name`` of node ``v`` (None: not given)."""
+    keys = graph.nx.nodes[v].get("keys") or {}
+    key = keys.get(name, f"{v}.{name}")
+    if key not in own:
+        return None
+    value = own[key]
+    value = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    if tuple(value.shape) != tuple(shape):
+        raise ConvAlgebraError(f"weights[{key!r}] has shape {tuple(value.shape)}, node {v!r} "
+                               f"needs {tuple(shape)}")
+    return value.astype(np.float64)
+
+
+def _bn_scale(graph: Any, v: str, own: dict) -> np.ndarray:
+    """Inference batch norm ``γ / sqrt(running_var + eps)`` per channel (1 where not given)."""
+    layer, c = graph.layer(v), graph.shape(v)[0]
+    gamma = _param(graph, v, "weight", own, (c,)) if layer.affine else None
+    var = _param(graph, v, "running_var", own, (c,)) if layer.track_running_stats else None
+    scale = np.ones(c) if gamma is None else gamma
+    if var is not None:
+        scale = scale / np.sqrt(var + layer.eps)
+    return scale.reshape((c,) + (1,) * (len(graph.shape(v)) - 1))
+
+
+def _conv_backward(graph: Any, v: str, g: np.ndarray, own: dict) -> np.ndarray:
+    """``M(θ)ᵀ g`` through the layer's matrix-free operator (uniform θ when not given)."""
+    from .operators import conv_operator
+
+    spec = graph.facts(v).spec
+    w = _param(graph, v, "weight", own, spec.weight_shape)
+    if w is None:
+        w = np.full(spec.weight_shape, 1.0 / math.prod(spec.weight_shape[1:]))
+        if spec.transposed:  # PyTorch's fan-in of a transposed weight (C_in, C_out/g, *k)
+            w[:] = 1.0 / (spec.in_channels / spec.groups * math.prod(spec.kernel_size))
+    return conv_operator(spec, w).rmatvec(g.ravel()).reshape(spec.input_shape)
+
+
+def _apply(graph: Any, v: str, port: int, g: np.ndarray, own: dict | None) -> np.ndarray:
+    """``γ (⊗ A_aᵀ) g`` for input ``port`` of node ``v`` (the channel axis first)."""
     data = graph.nx.nodes[v]
     facts, src = data["facts"], data["inputs"][port]
     in_shape, out_shape = graph.shape(src), facts.shape
@@ -205,13 +269,38 @@ def _apply(graph: Any, v: str, port: int, g: np.ndarray) -> np.ndarray:
     if kind == "concat" and data["layer"].dim % len(out_shape) != 0:
         raise ConvAlgebraError(f"node {v!r} concatenates along a spatial axis: no effective "
                                "receptive field through it")
+    if kind == "conv" and own is not None:
+        return _conv_backward(graph, v, g, own)
     gain = 1.0
     for a, amap in enumerate(facts.maps[port]):
         matrix, axis_gain = _axis_matrix(data["layer"], amap, a, in_shape[1 + a],
                                          out_shape[1 + a])
-        g = np.moveaxis(np.tensordot(matrix, g, axes=([0], [a])), 0, a)
+        if kind == "linear" and own is not None and a == n - 1:
+            given = _param(graph, v, "weight", own, (out_shape[-1], in_shape[-1]))
+            matrix = matrix if given is None else given
+        g = np.moveaxis(np.tensordot(matrix, g, axes=([0], [1 + a])), 0, 1 + a)
         gain *= axis_gain
-    return g * gain * _channel_gain(data["layer"], facts, in_shape, out_shape)
+    return _channels(graph, v, port, g * gain, in_shape, out_shape, own)
+
+
+def _channels(graph: Any, v: str, port: int, g: np.ndarray, in_shape: tuple,
+              out_shape: tuple, own: dict | None) -> np.ndarray:
+    """The channel step: a gain for the channel-constant gradient, or the routing of the
+    channels themselves (concatenation, broadcast, mean over channels)."""
+    layer, facts = graph.layer(v), graph.facts(v)
+    if own is None:
+        gain = _channel_gain(layer, facts, in_shape, out_shape)
+        if layer.kind in ("add", "mul") and in_shape[0] == 1 < out_shape[0]:
+            gain *= out_shape[0]  # one channel broadcast to all: their gradients add
+        return g * gain
+    if layer.kind == "concat":
+        offset = sum(graph.shape(s)[0] for s in graph.nx.nodes[v]["inputs"][:port])
+        return g[offset:offset + in_shape[0]]
+    if layer.kind in ("add", "mul") and in_shape[0] == 1 < out_shape[0]:
+        return g.sum(0, keepdims=True)
+    if layer.kind == "mean" and 0 in _dims(layer.dims, len(in_shape)):
+        return np.repeat(g / in_shape[0], in_shape[0], axis=0)
+    return g
 
 
 def _channel_gain(layer: Any, facts: Any, in_shape: tuple, out_shape: tuple) -> float:
@@ -317,14 +406,13 @@ def _resample_matrix(amap: Resample, n_in: int, n_out: int) -> np.ndarray:
 
 def _summarise(graph: Any, node: str, unit: Any, grads: dict, mass: float) -> EffectiveField:
     name = graph.inputs[0]
-    channels = graph.shape(name)[0]
-    spatial = grads.get(name, np.zeros(graph.shape(name)[1:]))
-    gradient = np.broadcast_to(spatial, (channels, *spatial.shape)).copy()
-    weights = np.abs(spatial)
+    shape = graph.shape(name)
+    gradient = np.broadcast_to(grads.get(name, np.zeros((1, *shape[1:]))), shape).copy()
+    weights = np.abs(gradient).sum(0)
     total = weights.sum()
     if total == 0:
         return EffectiveField(node, unit.position, gradient, weights, unit.box,
-                              (math.nan,) * spatial.ndim, 0.0, mass)
+                              (math.nan,) * weights.ndim, 0.0, mass)
     weights = weights / total
     grid = np.indices(weights.shape).reshape(weights.ndim, -1).astype(float)
     flat = weights.ravel()

@@ -40,6 +40,14 @@ class LinearisedGraph(TorchGraph):
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.eps = 0.0
 
+    def _pool(self, layer, x, nd):
+        dilation = (layer.dilation,) * nd if isinstance(layer.dilation, int) else layer.dilation
+        if isinstance(layer, L.MaxPool) and set(dilation) == {1}:  # also written as (1, 1)
+            stride = layer.stride if layer.stride is not None else layer.kernel_size
+            return getattr(torch.nn.functional, f"avg_pool{nd}d")(
+                x, layer.kernel_size, stride, layer.padding, layer.ceil_mode, False)
+        return super()._pool(layer, x, nd)
+
     def _run(self, node, xs):
         kind = self.graph.layer(node).kind
         if kind == "squeeze_excite":
@@ -105,7 +113,7 @@ def test_radius_is_the_smallest_holding_the_mass(weights, mass):
         position, box = (0,), ((0, len(w) - 1),)
 
     g = ca.LayerGraph.sequential((1, len(w)), [])
-    field = _summarise(g, "input", Unit(), {"input": w}, mass)
+    field = _summarise(g, "input", Unit(), {"input": w[None]}, mass)
     distances = np.abs(np.arange(len(w)) - field.centre[0])
     holding = [d for d in distances if w[distances <= d + 1e-12].sum() >= mass - 1e-9]
     assert field.radius == pytest.approx(min(holding))
@@ -157,7 +165,7 @@ def test_non_linear_ancestors_are_named(build, message):
 
 def test_bad_arguments_are_named():
     g = ca.LayerGraph.sequential((1, 8), [L.Conv(1, 3)])
-    with pytest.raises(ConvAlgebraError, match="weights must be 'uniform', got 'trained'"):
+    with pytest.raises(ConvAlgebraError, match="weights must be 'uniform' or a mapping .* got 'trained'"):
         effective_receptive_field(g, weights="trained")
     with pytest.raises(ConvAlgebraError, match="mass must be in"):
         effective_receptive_field(g, mass=0)
@@ -184,3 +192,93 @@ def test_rf_effective_on_the_command_line(capsys, tmp_path):
     code, out, err = run(capsys, "rf", "lenet5", "--effective", "--plot", str(tmp_path / "e.png"))
     assert code == 0, err
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------ the model's own weights
+@st.composite
+def linear_torch_nets(draw):
+    """Signed random weights; convolutions (groups, strides, padding modes, transposed),
+    batch norms with random statistics, average pools, residual sums and concatenations."""
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self, layers, merge):
+            super().__init__()
+            self.body = nn.Sequential(*layers)
+            self.side = nn.Conv2d(2, self.channels(layers), 1) if merge else None
+            self.merge = merge
+
+        @staticmethod
+        def channels(layers):
+            return [m for m in layers if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1] \
+                .out_channels if any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+                                     for m in layers) else 2
+
+        def forward(self, x):
+            y = self.body(x)
+            if self.merge == "add":
+                return y + self.side(x)
+            if self.merge == "cat":
+                return torch.cat([y, self.side(x)], 1)
+            return y
+
+    layers, c = [], 2
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["conv", "conv", "convt", "bn", "pool"]))
+        if kind == "conv":
+            groups = draw(st.sampled_from([1, 2]))
+            out = 2 * draw(st.integers(1, 2))
+            k = draw(st.integers(1, 3))
+            layers.append(nn.Conv2d(c, out, k, padding=k // 2, groups=groups,
+                                    padding_mode=draw(st.sampled_from(
+                                        ["zeros", "reflect", "replicate", "circular"]))))
+            c = out
+        elif kind == "convt":
+            layers.append(nn.ConvTranspose2d(c, 2, draw(st.integers(1, 3)), stride=1))
+            c = 2
+        elif kind == "bn":
+            layers.append(nn.BatchNorm2d(c))
+        else:
+            layers.append(nn.AvgPool2d(3, stride=1, padding=1,
+                                       count_include_pad=draw(st.booleans())))
+    merge = draw(st.sampled_from([None, "add", "cat"])) if all(
+        not isinstance(m, nn.ConvTranspose2d) for m in layers) else None
+    net = Net(layers, merge).double().eval()
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    with torch.no_grad():
+        for t in [*net.parameters(), *[m.running_var for m in net.modules()
+                                       if isinstance(m, nn.BatchNorm2d)]]:
+            t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) * 2 - 0.5)
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_var.abs_().add_(0.1)
+    return net
+
+
+@settings(max_examples=30, deadline=None)
+@given(net=linear_torch_nets(), data=st.data())
+def test_own_weights_equal_autograd_of_the_model(net, data):
+    size = (7, 8)
+    g = ca.from_torch(net, (2, *size))
+    node = g.outputs[-1]
+    position = tuple(data.draw(st.integers(0, s - 1)) for s in g.shape(node)[1:])
+    field = effective_receptive_field(g, node, position, weights=net.state_dict())
+    x = torch.rand((1, 2, *size), dtype=torch.float64, requires_grad=True)
+    with _one_thread():
+        net(x)[(0, slice(None), *position)].sum().backward()
+    np.testing.assert_allclose(field.gradient, x.grad[0].numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_own_weights_of_the_wrong_shape_are_named():
+    g = ca.LayerGraph.sequential((1, 8), [L.Conv(2, 3)])
+    with pytest.raises(ConvAlgebraError, match=r"weights\['conv1.weight'\] has shape \(3,\)"):
+        effective_receptive_field(g, weights={"conv1.weight": np.ones(3)})
+    with pytest.raises(TypeError, match="weights must be 'uniform' or a mapping"):
+        effective_receptive_field(g, weights=3)
+
+
+def test_uniform_weights_given_explicitly_equal_the_uniform_pass():
+    g = ca.zoo.get("resnet18", (3, 32, 32))
+    uniform = effective_receptive_field(g, "layer1.1.relu", (3, 4))
+    given_ = effective_receptive_field(g, "layer1.1.relu", (3, 4), weights={})
+    np.testing.assert_allclose(given_.gradient, uniform.gradient, rtol=1e-9, atol=1e-15)
