@@ -247,6 +247,7 @@ convalgebra rf vgg16 --node features --unit 3x3
 convalgebra rf resnet18 --plot rf_growth.png
 convalgebra rf 'mymodel.py:make(3)' --in 3x64x64
 convalgebra rf resnet18 --input 3x64x64 --effective --plot erf.png
+convalgebra rf mymodel.py:Net --in 3x32x32 --effective --weights model
 convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
     _model_arguments(p, default_model=False)
     add_spec_arguments(p, required=False)
@@ -263,6 +264,9 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
                    "each input pixel's weight for the network taken as linear (uniform "
                    "weights), its size holding 95%% of the weight, and with --plot a picture "
                    "beside the theoretical box")
+    p.add_argument("--weights", choices=("uniform", "model"), default="uniform",
+                   help="with --effective: uniform weights (default), or the PyTorch model's "
+                   "own weights (a file.py:attr or package.module:attr model)")
     p.set_defaults(handler=network.rf)
 
 

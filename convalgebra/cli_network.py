@@ -260,6 +260,8 @@ def rf(ns: argparse.Namespace) -> Result:
         raise ConvAlgebraError(f"{label} has no layer with a spatial output")
     if getattr(ns, "effective", False):
         return _effective(graph, node, ns, label)
+    if getattr(ns, "weights", "uniform") != "uniform":
+        raise ConvAlgebraError("--weights applies to --effective only")
     if ns.unit is not None:
         text = _unit_text(graph, node, ns.unit, ns.format)
     else:
@@ -288,7 +290,17 @@ def _effective(graph, node: str, ns: argparse.Namespace, label: str) -> Result:
     """``rf --effective``: the effective receptive field of one unit, with its picture."""
     from .effective import effective_receptive_field
 
-    field = effective_receptive_field(graph, node, ns.unit)
+    weights: Any = "uniform"
+    if getattr(ns, "weights", "uniform") == "model":
+        from .cli_python import is_python_target, load_python_model_and_module
+
+        if ns.model is None or not is_python_target(ns.model):
+            raise ConvAlgebraError("--weights model needs a PyTorch model given as "
+                                   "path/to/file.py:attr or package.module:attr")
+        shape = graph.shape(graph.inputs[0])
+        graph, module = load_python_model_and_module(ns.model, shape)
+        weights = module.state_dict()
+    field = effective_receptive_field(graph, node, ns.unit, weights=weights)
     if ns.format in ("json", "csv", "markdown"):
         row = {"node": field.node, "position": list(field.position),
                "effective_size": round(field.size, 6), "radius": round(field.radius, 6),

@@ -23,7 +23,7 @@ from typing import Any
 from .errors import ConvAlgebraError
 
 __all__ = ["PythonTarget", "parse_target", "is_python_target", "build_module",
-           "load_python_model"]
+           "load_python_model", "load_python_model_and_module"]
 
 _TARGET = re.compile(r"^(?P<source>[^:()]+?):(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
                      r"\s*(?P<call>\(.*\))?\s*$", re.S)
@@ -191,6 +191,11 @@ def load_python_model(text: str, input_shape: tuple[int, ...] | None) -> Any:
 
     The module is put in eval mode (batch-norm statistics, dropout) before the import.
     """
+    return load_python_model_and_module(text, input_shape)[0]
+
+
+def load_python_model_and_module(text: str, input_shape: tuple[int, ...] | None) -> tuple:
+    """``(graph, module)``: :func:`load_python_model` and the module it imported."""
     target = parse_target(text)
     if input_shape is None:
         raise ConvAlgebraError(f"{text}: a Python model needs its input shape, e.g. "
@@ -198,4 +203,4 @@ def load_python_model(text: str, input_shape: tuple[int, ...] | None) -> Any:
     module = build_module(target)
     from .interop.torch import from_torch
 
-    return from_torch(module.eval(), input_shape, name=target.attr)
+    return from_torch(module.eval(), input_shape, name=target.attr), module

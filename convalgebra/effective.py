@@ -371,7 +371,8 @@ def _pool_weights(layer: Any, matrix: np.ndarray, amap: Local, axis: int, n_in: 
     if layer is None or layer.kind not in ("max_pool", "avg_pool"):
         return matrix
     k = len(amap.taps)
-    if layer.kind == "max_pool" and any(t2 - t1 != 1 for t1, t2 in zip(amap.taps, amap.taps[1:], strict=False)):
+    dilation = (layer.dilation,) if isinstance(layer.dilation, int) else layer.dilation
+    if layer.kind == "max_pool" and any(d != 1 for d in dilation):
         return matrix / k  # dilated: the mean of the k taps, padding counted as zeros
     pad = -amap.taps[0]
     start = np.arange(n_out) * amap.stride - pad

@@ -228,7 +228,7 @@ def linear_torch_nets(draw):
         if kind == "conv":
             groups = draw(st.sampled_from([1, 2]))
             out = 2 * draw(st.integers(1, 2))
-            k = draw(st.integers(1, 3))
+            k = draw(st.sampled_from([1, 3]))  # odd: "same" size, so branches can merge
             layers.append(nn.Conv2d(c, out, k, padding=k // 2, groups=groups,
                                     padding_mode=draw(st.sampled_from(
                                         ["zeros", "reflect", "replicate", "circular"]))))
@@ -282,3 +282,27 @@ def test_uniform_weights_given_explicitly_equal_the_uniform_pass():
     uniform = effective_receptive_field(g, "layer1.1.relu", (3, 4))
     given_ = effective_receptive_field(g, "layer1.1.relu", (3, 4), weights={})
     np.testing.assert_allclose(given_.gradient, uniform.gradient, rtol=1e-9, atol=1e-15)
+
+
+def test_rf_effective_with_the_models_own_weights(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text(
+        "import torch\nimport torch.nn as nn\ntorch.manual_seed(3)\n"
+        "net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Conv2d(3, 2, 3))\n")
+    code, out, err = run(capsys, "rf", "m.py:net", "--in", "2x9x9", "--effective", "--weights",
+                         "model", "--unit", "2x3", "--format", "json")
+    assert code == 0, err
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("m_check", tmp_path / "m.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net = module.net.double().eval()
+    f = effective_receptive_field(ca.from_torch(net, (2, 9, 9)), "2", (2, 3),
+                                  weights=net.state_dict())
+    assert json.loads(out)["effective_size"] == pytest.approx(f.size, abs=1e-5)
+    uniform = json.loads(run(capsys, "rf", "m.py:net", "--in", "2x9x9", "--effective",
+                             "--unit", "2x3", "--format", "json")[1])
+    assert uniform["theoretical_box"] == json.loads(out)["theoretical_box"]
+    code, _, err = run(capsys, "rf", "lenet5", "--effective", "--weights", "model")
+    assert code == 2 and "--weights model needs a PyTorch model" in err
