@@ -175,7 +175,8 @@ def _backward(graph: Any, node: str, position: tuple[int, ...],
     every channel carries the same gradient), and the graph inputs'."""
     channels = graph.shape(node)[0] if own is not None else 1
     start = np.zeros((channels, *graph.shape(node)[1:]))
-    start[(slice(None), *position)] = 1.0
+    index: tuple[Any, ...] = (slice(None), *(int(p) for p in position))
+    start[index] = 1.0
     grads: dict[str, np.ndarray] = {node: start}
     inputs: dict[str, np.ndarray] = {}
     for v in reversed(graph.nodes):
