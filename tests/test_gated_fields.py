@@ -75,7 +75,7 @@ def _probe_box(module, size, position, constant: bool):
     return tuple((int(w.min()), int(w.max())) for w in where) if where[0].size else None
 
 
-@settings(max_examples=40)
+@settings(max_examples=25)
 @given(stack=gated_stacks(), data=st.data())
 def test_gated_and_strict_unit_fields_equal_gradient_probes(stack, data):
     module, size = stack
