@@ -63,6 +63,7 @@ _LAZY = {
     "param_count": "network.graph",
     "macs": "network.graph",
     "unit_receptive_field": "network.graph",
+    "effective_receptive_field": "effective",
     "from_torch": "interop.torch",
     # derivations
     "derive": "derivations",

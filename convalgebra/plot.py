@@ -25,7 +25,8 @@ from .errors import ConvAlgebraError, require
 from .spec import ConvSpec
 from .taps import padded_coordinates
 
-__all__ = ["plot_matrix", "plot_receptive_field", "plot_rf_growth", "plot_unit_field", "to_png"]
+__all__ = ["plot_matrix", "plot_receptive_field", "plot_rf_growth", "plot_unit_field",
+           "plot_effective_field", "to_png"]
 
 MAX_DRAWN = 1024        # rows/columns drawn at most; larger matrices show their top-left corner
 ANNOTATE_UP_TO = 40     # write the entries into the cells when the drawn matrix is this small
@@ -566,3 +567,55 @@ def _draw_unclipped(ax, graph, node: str, field) -> None:
                            label=f"unclipped field {int(r1 - r0 + 1)} x {int(c1 - c0 + 1)}"))
     centre = [float(c) for c in field.centre] if len(field.centre) == 2 else [0.0, float(field.centre[0])]
     ax.plot(centre[1], centre[0], "x", color="#d62728", markersize=10, mew=2, label="centre")
+
+
+def plot_effective_field(field, *, title: str | None = None):
+    """An effective receptive field (:func:`~convalgebra.effective.effective_receptive_field`)
+    beside its theoretical box.
+
+    Left: the weight of every input pixel (1-D: a bar chart), the theoretical box outlined
+    and the disc (interval) holding ``field.mass`` of the weight dashed. Right: the weight
+    along the row and the column through the centre of mass, against the box.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.patches import Circle, Rectangle
+
+    w = field.weights
+    if w.ndim not in (1, 2):
+        raise ConvAlgebraError(f"effective fields are drawn for 1-D and 2-D inputs, got {w.ndim}")
+    fig = _figure(11.0, 5.0)
+    ax, side = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    name = f"{title + ': ' if title else ''}unit {field.position} of {field.node!r}"
+    if w.ndim == 2:
+        image = ax.imshow(w, cmap="viridis", interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight (sums to 1)")
+        if field.box is not None:
+            (r0, r1), (c0, c1) = field.box
+            ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                                   edgecolor="white", lw=1.5, label="theoretical field"))
+        ax.add_patch(Circle((field.centre[1], field.centre[0]), field.radius, fill=False,
+                            edgecolor="#ff7f0e", lw=1.5, ls="--",
+                            label=f"{field.mass:.0%} of the weight"))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False, ncols=2)
+        rows = {"row": w[int(round(field.centre[0]))], "column": w[:, int(round(field.centre[1]))]}
+    else:
+        ax.bar(np.arange(w.size), w, color="#6baed6", width=1.0)
+        rows = {"axis 0": w}
+        if field.box is not None:
+            ax.axvspan(field.box[0][0] - 0.5, field.box[0][1] + 0.5, color="#cccccc", alpha=0.4,
+                       label="theoretical field")
+        ax.axvspan(field.centre[0] - field.radius, field.centre[0] + field.radius, fill=False,
+                   edgecolor="#ff7f0e", ls="--", label=f"{field.mass:.0%} of the weight")
+        ax.legend(frameon=False)
+    ax.set_title(f"{name}: effective size {field.size:.1f} px", fontsize=10)
+    for label, values in rows.items():
+        side.plot(np.arange(values.size), values, marker=".", label=f"through the centre ({label})")
+    side.set_xlabel("input position")
+    side.set_ylabel("weight")
+    side.legend(frameon=False, fontsize=9)
+    box = "x".join(map(str, field.theoretical_size)) or "none"
+    side.set_title(f"theoretical box {box} px", fontsize=10)
+    return fig

@@ -224,6 +224,22 @@ def _help_examples() -> list[str]:
     return sorted(set(lines))
 
 
+MYMODEL = """
+import torch.nn as nn
+
+
+class Net(nn.Sequential):
+    def __init__(self, width=1):
+        super().__init__(nn.Conv2d(3, 8 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8 * width, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 10))
+
+
+def make(channels, width=1):
+    return nn.Sequential(nn.Conv2d(channels, 4 * width, 3), nn.ReLU(), nn.Conv2d(4 * width, 4, 3))
+"""
+
+
 @pytest.mark.parametrize("line", _help_examples())
 def test_every_help_example_runs(capsys, tmp_path, monkeypatch, line):
     import shlex
@@ -233,6 +249,9 @@ def test_every_help_example_runs(capsys, tmp_path, monkeypatch, line):
     (tmp_path / "mynet.yaml").write_text(  # the graph file the examples name
         "input: [3, 32, 32]\nlayers:\n  - {kind: conv, out_channels: 8, kernel_size: 3}\n"
         "  - {kind: relu}\n  - {kind: max_pool, kernel_size: 2}\n")
+    if "mymodel" in line:  # the Python model the examples name
+        pytest.importorskip("torch")
+        (tmp_path / "mymodel.py").write_text(MYMODEL)
     argv = shlex.split(line)
     assert argv[0] == "convalgebra"
     code, out, err = run(capsys, *argv[1:])

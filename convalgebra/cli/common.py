@@ -110,7 +110,13 @@ def _with_input(graph, shape: tuple[int, ...], name: str):
 
 
 def load_model(model: str, input_shape: tuple[int, ...] | None = None):
-    """A LayerGraph from a zoo name or a graph file, optionally at another input shape."""
+    """A LayerGraph from a zoo name, a graph file or a Python model (``file.py:factory``,
+    ``package.module:attr``, see :mod:`convalgebra.cli.python_models`), optionally at another
+    input shape (required for a Python model)."""
+    from .python_models import is_python_target, load_python_model
+
+    if is_python_target(model) and not Path(model).exists():
+        return load_python_model(model, input_shape)
     path = Path(model)
     if path.suffix.lower() in GRAPH_SUFFIXES or path.exists():
         graph = _read_graph_file(path)
@@ -120,7 +126,8 @@ def load_model(model: str, input_shape: tuple[int, ...] | None = None):
     if model not in names:
         raise ConvAlgebraError(
             f"unknown model {model!r}: the built-in models are {', '.join(names)} "
-            "(or give a .json/.yaml graph file)"
+            "(or give a .json/.yaml graph file, or a Python model as path/to/file.py:factory "
+            "or package.module:attr with --in SHAPE)"
         )
     return zoo.get(model, input_shape)
 

@@ -57,13 +57,15 @@ def _force_argument(parser) -> None:
                         "to standard output)")
 
 
-def _model_arguments(parser, *, default_model: bool) -> None:
+def _model_arguments(parser, *, default_model: bool, short_in: bool = False) -> None:
     parser.add_argument(
         "model", nargs="?", default=None, metavar="MODEL|FILE",
-        help="a zoo name (see --list) or a JSON/YAML graph file"
-        + (" (default resnet18)" if default_model else ""),
+        help="a zoo name (see --list), a JSON/YAML graph file, or a PyTorch model as "
+        "path/to/file.py:factory or package.module:attr, optionally with literal arguments "
+        "'file.py:make(3, width=2)' (needs --in)" + (" (default resnet18)" if default_model else ""),
     )
-    parser.add_argument("--input", type=parse_shape, default=None, metavar="SHAPE",
+    flags = ("--input", "--in") if short_in else ("--input",)
+    parser.add_argument(*flags, dest="input", type=parse_shape, default=None, metavar="SHAPE",
                         help="input shape, e.g. 3x224x224 (default: the model's own)")
     parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
 
@@ -86,10 +88,47 @@ convalgebra analyze                      # resnet18 at 3x224x224
 convalgebra analyze vgg16 --format markdown
 convalgebra analyze resnet50 --input 3x160x160 --format csv
 convalgebra analyze mynet.yaml --format json
+convalgebra analyze mymodel.py:Net --in 3x64x64 --depth 1 --percent
+convalgebra analyze 'mymodel.py:make(3, width=2)' --in 3x64x64 --batch 32 --dtype float16
+convalgebra analyze mymodel:Net --in 3x64x64 --format csv   # package.module:attr
 convalgebra analyze --list""")
-    _model_arguments(p, default_model=True)
+    _model_arguments(p, default_model=True, short_in=True)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    _table_arguments(p)
     p.set_defaults(handler=network.analyze)
+
+
+def _table_arguments(parser) -> None:
+    parser.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                        help="batch size for activation memory, MACs and FLOPs (default 1)")
+    parser.add_argument("--dtype", choices=tuple(network.DTYPE_BYTES), default="float32",
+                        help="element type for memory (default float32)")
+    parser.add_argument("--depth", type=_positive_int, default=None, metavar="K",
+                        help="fold nodes into one row per module path prefix of K parts "
+                        "(layer4.2.relu -> layer4 at --depth 1)")
+    parser.add_argument("--percent", action="store_true",
+                        help="add each row's share of the total params, MACs and memory")
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _add_export(subparsers) -> None:
+    p = _sub(subparsers, "export", "write a network as a JSON/YAML graph file",
+             "Write a network (zoo name, graph file or PyTorch model) as a declarative graph "
+             "file that every command reads back (JSON or YAML by the suffix of -o; without "
+             "-o, JSON on stdout).",
+             """
+convalgebra export resnet18 -o resnet18.yaml
+convalgebra export 'mymodel.py:make(3, width=2)' --in 3x64x64 -o mymodel.json
+convalgebra export mymodel:Net --in 3x32x32""")
+    _model_arguments(p, default_model=False, short_in=True)
+    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                   help="a .json, .yaml or .yml file (default: JSON on stdout)")
+    p.set_defaults(handler=network.export)
 
 
 def _add_matrix(subparsers) -> None:
@@ -219,6 +258,9 @@ def _add_rf(subparsers) -> None:
 convalgebra rf resnet18
 convalgebra rf vgg16 --node features --unit 3x3
 convalgebra rf resnet18 --plot rf_growth.png
+convalgebra rf 'mymodel.py:make(3)' --in 3x64x64
+convalgebra rf resnet18 --input 3x64x64 --effective --plot erf.png
+convalgebra rf mymodel.py:Net --in 3x32x32 --effective --weights model
 convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
     _model_arguments(p, default_model=False)
     add_spec_arguments(p, required=False)
@@ -231,6 +273,14 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
                    help="draw the unit's field over the input grid (with --unit), otherwise "
                    "the growth of the field along the network")
     _force_argument(p)
+    p.add_argument("--effective", action="store_true",
+                   help="the effective receptive field of a unit (default the central one): "
+                   "each input pixel's weight for the network taken as linear (uniform "
+                   "weights), its size holding 95%% of the weight, and with --plot a picture "
+                   "beside the theoretical box")
+    p.add_argument("--weights", choices=("uniform", "model"), default="uniform",
+                   help="with --effective: uniform weights (default), or the PyTorch model's "
+                   "own weights (a file.py:attr or package.module:attr model)")
     p.set_defaults(handler=network.rf)
 
 
@@ -240,10 +290,15 @@ def _add_params(subparsers) -> None:
              """
 convalgebra params --in 3x32x32 --out 10 -k 5 -p 2
 convalgebra params resnet50
-convalgebra params lenet5 --format markdown""")
+convalgebra params lenet5 --format markdown
+convalgebra params mymodel.py:Net --in 3x32x32 --depth 1 --percent""")
     _model_arguments(p, default_model=False)
     add_spec_arguments(p, required=False)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    p.add_argument("--depth", type=_positive_int, default=None, metavar="K",
+                   help="fold nodes into one row per module path prefix of K parts")
+    p.add_argument("--percent", action="store_true",
+                   help="add each row's share of the total params and MACs")
     p.set_defaults(handler=network.params)
 
 
@@ -261,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_analyze, _add_matrix, _add_grad, _add_check, _add_derive, _add_rf,
-                _add_params):
+                _add_params, _add_export):
         add(subparsers)
     return parser
 

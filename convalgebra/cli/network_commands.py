@@ -11,12 +11,16 @@ import argparse
 import json
 from typing import Any
 
-from .common import Result, check_suffix, library_module, load_model, model_names
+from .common import GRAPH_SUFFIXES, Result, check_suffix, library_module, load_model, model_names
 from .args import spec_from_args
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 
-__all__ = ["analyze", "params", "rf"]
+__all__ = ["DTYPE_BYTES", "analyze", "export", "params", "rf"]
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1, "uint8": 1,
+               "int32": 4, "int64": 8}
+
 
 def _layer_graph(spec: ConvSpec):
     """A one-layer graph for a spec (the spec's flip and tile do not change its field)."""
@@ -59,18 +63,31 @@ def _model_or_spec(ns: argparse.Namespace, command: str):
 
 
 # ---------------------------------------------------------------------------- analyze
-def _totals(graph, label: str) -> list[str]:
-    total = graph.summary()
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.2f} MB"
+
+
+def _totals(graph, label: str, batch: int = 1, dtype: str = "float32") -> list[str]:
+    total = graph.summary(dtype_bytes=DTYPE_BYTES[dtype], batch=batch)
+    per = f" for a batch of {batch}" if batch > 1 else ""
     lines = [
         f"parameters: {total['params']:,} learnable"
         + (f" (+ {total['buffers']:,} buffers, e.g. batch-norm statistics)" if total["buffers"] else ""),
-        f"MACs: {total['macs']:,} multiply-accumulates (FLOPs = 2 x MACs = {total['flops']:,})",
+        f"MACs{per}: {total['macs']:,} multiply-accumulates (FLOPs = 2 x MACs = {total['flops']:,})",
+        f"memory ({dtype}{per}): activations of a forward pass "
+        f"{_megabytes(total['activation_bytes'])}; forward/backward pass as torchinfo estimates "
+        f"it {_megabytes(total['forward_backward_bytes'])}; input "
+        f"{_megabytes(total['input_bytes'])}; parameters {_megabytes(total['param_bytes'])}",
     ]
     node = _default_node(graph)
     if node is not None:
         fields = graph.receptive_field(node)
         lines.append(f"receptive field of {node!r}: "
                      + " x ".join(f.describe() for f in fields) + " (size/jump in input pixels)")
+        held = graph.receptive_field(node, gates="ignore")
+        if held != fields:
+            lines.append("without its gates (held constant): "
+                         + " x ".join(f.describe() for f in held))
     return lines
 
 
@@ -82,28 +99,43 @@ def analyze(ns: argparse.Namespace) -> Result:
     ns.model = ns.model or "resnet18"
     graph = load_model(ns.model, ns.input)
     shape = _dims(graph.shape(graph.inputs[0])) if graph.inputs else "?"
+    options = {"dtype_bytes": DTYPE_BYTES[ns.dtype], "batch": ns.batch, "depth": ns.depth,
+               "percent": ns.percent}
     if ns.format == "json":
-        document = {"model": ns.model, "input": shape, "totals": graph.summary(),
-                    "layers": json.loads(graph.table("json"))}
+        document = {"model": ns.model, "input": shape, "batch": ns.batch, "dtype": ns.dtype,
+                    "totals": graph.summary(dtype_bytes=DTYPE_BYTES[ns.dtype], batch=ns.batch),
+                    "layers": json.loads(graph.table("json", **options))}
         return Result(json.dumps(document, indent=1))
-    table = graph.table(ns.format)
+    table = graph.table(ns.format, **options)
     if ns.format == "csv":
         return Result(table)
     head = f"{ns.model} on input {shape}: {len(graph)} nodes"
-    totals = _totals(graph, ns.model)
+    totals = _totals(graph, ns.model, ns.batch, ns.dtype)
     if ns.format == "markdown":
         return Result("\n".join([f"**{head}**", "", table, "", *(f"- {t}" for t in totals)]))
     return Result("\n".join([head, "", table, "", *totals]))
 
 
+def export(ns: argparse.Namespace) -> Result:
+    """``convalgebra export``: a network as a JSON/YAML graph file (or JSON on stdout)."""
+    if ns.list:
+        return Result("\n".join(model_names()))
+    if ns.model is None:
+        raise ConvAlgebraError("export needs a model: a zoo name, a graph file, or "
+                               "path/to/file.py:factory with --in SHAPE")
+    if ns.output is not None:
+        check_suffix(ns.output, GRAPH_SUFFIXES, "-o")
+    graph = load_model(ns.model, ns.input)
+    if ns.output is None:
+        return Result(graph.to_text("json").rstrip("\n"))
+    text = graph.to_text(ns.output.suffix.lstrip("."))
+    return Result(f"wrote {ns.output} ({len(graph)} nodes)", {ns.output: text.encode()})
+
+
 # --------------------------------------------------------------------------------- rf
 def _default_node(graph) -> str | None:
-    """``features`` (the zoo's last feature map), else the last node with a spatial output."""
-    if "features" in graph:
-        return "features"
-    n = graph.spatial_ndim
-    spatial = [v for v in graph.nodes if len(graph.shape(v)) == n + 1 and v not in graph.inputs]
-    return spatial[-1] if spatial and n else None
+    """``features`` (the zoo's last feature map), else the last feature map (one pass)."""
+    return graph.default_node()
 
 
 def _rf_rows(graph) -> list[dict[str, Any]]:
@@ -119,7 +151,13 @@ def _rf_rows(graph) -> list[dict[str, Any]]:
             "jump": join(f.jump if f.aligned else "|".join(map(str, f.jumps)) for f in fields),
             "start": join(f.start for f in fields),
             "padding": join(f.padding for f in fields),
+            "RF w/o gates": " x ".join(f.describe() for f in graph.receptive_field(
+                node, gates="ignore")),
         })
+    if all(r["RF w/o gates"] == " x ".join(f.describe() for f in graph.receptive_field(r["node"]))
+           for r in rows):
+        for r in rows:
+            del r["RF w/o gates"]
     return rows
 
 
@@ -149,6 +187,10 @@ def rf(ns: argparse.Namespace) -> Result:
     node = ns.node or _default_node(graph)
     if node is None:
         raise ConvAlgebraError(f"{label} has no layer with a spatial output")
+    if getattr(ns, "effective", False):
+        return _effective(graph, node, ns, label)
+    if getattr(ns, "weights", "uniform") != "uniform":
+        raise ConvAlgebraError("--weights applies to --effective only")
     if ns.unit is not None:
         text = _unit_text(graph, node, ns.unit, ns.format)
     else:
@@ -170,6 +212,44 @@ def rf(ns: argparse.Namespace) -> Result:
         else:
             figure = plot.plot_rf_growth(graph, title=label)
         files[ns.plot] = plot.to_png(figure)
+    return Result(text + "".join(f"\nwrote {p}" for p in files), files)
+
+
+def _effective(graph, node: str, ns: argparse.Namespace, label: str) -> Result:
+    """``rf --effective``: the effective receptive field of one unit, with its picture."""
+    from .effective import effective_receptive_field
+
+    weights: Any = "uniform"
+    if getattr(ns, "weights", "uniform") == "model":
+        from .python_models import is_python_target, load_python_model_and_module
+
+        if ns.model is None or not is_python_target(ns.model):
+            raise ConvAlgebraError("--weights model needs a PyTorch model given as "
+                                   "path/to/file.py:attr or package.module:attr")
+        shape = graph.shape(graph.inputs[0])
+        graph, module = load_python_model_and_module(ns.model, shape)
+        weights = module.state_dict()
+    field = effective_receptive_field(graph, node, ns.unit, weights=weights)
+    if ns.format in ("json", "csv", "markdown"):
+        row = {"node": field.node, "position": list(field.position),
+               "effective_size": round(field.size, 6), "radius": round(field.radius, 6),
+               "mass": field.mass, "centre": [round(c, 6) for c in field.centre],
+               "theoretical_box": [list(b) for b in field.box] if field.box else None,
+               "theoretical_size": list(field.theoretical_size)}
+        if ns.format == "json":
+            text = json.dumps(row)
+        else:
+            from ..network.tabulate import render
+
+            text = render([{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()
+                            if k != "theoretical_box"}], fmt=ns.format)
+    else:
+        text = field.describe()
+    files = {}
+    if ns.plot is not None:
+        from . import plot
+
+        files[ns.plot] = plot.to_png(plot.plot_effective_field(field, title=label))
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
 
 
@@ -198,15 +278,13 @@ def params(ns: argparse.Namespace) -> Result:
         return Result(_spec_params(spec, ns.format))
     from ..network.tabulate import render
 
-    rows = []
-    for node in graph.nodes:
-        info = graph.info(node)
-        if info.params or info.buffers or info.macs:
-            rows.append({"node": node, "kind": info.kind, "output": info.shape,
-                         "params": info.params, "buffers": info.buffers, "MACs": info.macs})
+    percent = getattr(ns, "percent", False)
+    layers = json.loads(graph.table("json", depth=getattr(ns, "depth", None), percent=percent))
+    columns = ["node", "kind", "output", "params", *(["params %"] if percent else []),
+               "buffers", "MACs", *(["MACs %"] if percent else [])]
+    rows = [{c: tuple(r[c]) if c == "output" and r[c] else r[c] for c in columns}
+            for r in layers if r["node"] == "total" or r["params"] or r["buffers"] or r["MACs"]]
     total = graph.summary()
-    rows.append({"node": "total", "params": total["params"], "buffers": total["buffers"],
-                 "MACs": total["macs"]})
     table = render(rows, fmt=ns.format)
     if ns.format in ("csv", "json"):
         return Result(table)

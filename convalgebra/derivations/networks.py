@@ -302,8 +302,21 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
         steps.append(_layer_step(graph, node, layer, shown))
         rf = graph.receptive_field(node)
         sizes.append(rf[shown[0]].size)
-        rows.append((node, graph.layer(node).kind, " x ".join(f.describe() for f in rf)))
+        held = graph.receptive_field(node, gates="ignore")
+        rows.append((node, graph.layer(node).kind, " x ".join(f.describe() for f in rf),
+                     " x ".join(f.describe() for f in held)))
+    gated = any(row[2] != row[3] for row in rows)
+    if gated:
+        steps.append(Step(
+            "Gates: a product with a factor pooled over every position (squeeze-and-excitation) "
+            "lets each unit depend on the whole input, so the strict field is global from the "
+            "first gate on. Holding every such gate constant leaves the field of the "
+            "convolutional path, the last column of the summary.",
+            justification="A gate computed from a global pool has size 1 along every spatial "
+            "axis and is broadcast over the positions it multiplies.", rule="gates"))
+    header = ("node", "kind", "size/jump") + (("without gates",) if gated else ())
+    rows = [row if gated else row[:3] for row in rows]
     steps.append(Step("Summary (receptive field size / jump per axis):",
-                      (Table(("node", "kind", "size/jump"), tuple(rows)),), rule="table"))
+                      (Table(header, tuple(rows)),), rule="table"))
     name = graph.nx.graph.get("name", "graph")
     return Derivation(f"Receptive field growth through {name}", tuple(steps), result=sizes)

@@ -113,6 +113,7 @@ class LayerGraph:
         self._meta: dict[str, Any] = {"name": name}  # the DiGraph's graph attributes
         self._nx: nx.DiGraph | None = None  # built on first access of .nx
         self._order: list[str] = []
+        self._inputs: list[str] = []  # the Input nodes, in order (kept: queried per node)
         self._attrs: dict[str, dict] = {}  # node -> attributes (layer, facts, inputs, ...)
         self._params: dict[str, int] = {}   # parameter key -> size (shared keys once)
         self._buffers: dict[str, int] = {}
@@ -152,6 +153,8 @@ class LayerGraph:
         self._attrs[name] = {"layer": layer, "facts": facts, "inputs": inputs, "share": share,
                              "keys": keys}
         self._order.append(name)
+        if isinstance(layer, Input):
+            self._inputs.append(name)
         self._cache = self._nx = None
         return name
 
@@ -261,7 +264,9 @@ class LayerGraph:
         """Build from a declarative spec (the parsed JSON/YAML document).
 
         ``{"name": str, "input": shape | "inputs": {name: shape}, "layers": [{"name", "kind",
-        "inputs", "share", **fields}]}``; a layer without ``inputs`` reads the previous one.
+        "inputs", "share", "param_keys", **fields}], "unused_parameters": {name: size}}``; a
+        layer without ``inputs`` reads the previous one; ``param_keys`` maps a layer's
+        parameter names to global keys (layers naming the same key share it).
 
         Examples
         --------
@@ -280,8 +285,15 @@ class LayerGraph:
         for name, shape in _spec_inputs(spec).items():
             graph.add_input(name, shape)
         entries = _spec_entries(spec["layers"], graph.nodes)
-        for name, layer, reads, share in _spec_order(entries, set(graph.nodes)):
-            graph.add(name, layer, reads, share=share)
+        for name, layer, reads, share, keys in _spec_order(entries, set(graph.nodes)):
+            graph.add(name, layer, reads, share=share, param_keys=keys)
+        unused = spec.get("unused_parameters")
+        if unused:
+            if not isinstance(unused, dict) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in unused.values()):
+                raise ConvAlgebraError(f"'unused_parameters' must map parameter names to sizes, "
+                                       f"got {str(unused)[:80]}")
+            graph._meta["unused_parameter_sizes"] = dict(unused)
         return graph
 
     @classmethod
@@ -317,8 +329,39 @@ class LayerGraph:
                      "inputs": list(data["inputs"])}
             if data["share"]:
                 entry["share"] = data["share"]
+            elif data["keys"] is not None:  # explicit keys (from_torch): sharing survives
+                entry["param_keys"] = dict(data["keys"])
             layers.append(entry)
-        return {"name": self._meta.get("name", "graph"), "inputs": inputs, "layers": layers}
+        spec = {"name": self._meta.get("name", "graph"), "inputs": inputs, "layers": layers}
+        if self.unused_parameters():
+            spec["unused_parameters"] = self.unused_parameters()
+        return spec
+
+    def to_file(self, path: str | Path) -> Path:
+        """Write the graph's spec (:meth:`to_spec`) as ``.json``, ``.yaml`` or ``.yml``;
+        :meth:`from_file` reads it back. Returns the path.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> from convalgebra.network.layers import Conv
+        >>> g = LayerGraph.sequential((3, 16, 16), [Conv(8, 3, stride=2)])
+        >>> path = g.to_file(os.path.join(tempfile.mkdtemp(), "net.json"))
+        >>> LayerGraph.from_file(path).shape("conv1")
+        (8, 7, 7)
+        """
+        path = Path(path)
+        path.write_text(self.to_text(path.suffix.lstrip(".") or "?"))
+        return path
+
+    def to_text(self, fmt: str = "json") -> str:
+        """The graph's spec as a JSON (``fmt="json"``) or YAML (``"yaml"``/``"yml"``) document."""
+        fmt = fmt.lower()
+        if fmt == "json":
+            return json.dumps(self.to_spec(), indent=1) + "\n"
+        if fmt in ("yaml", "yml"):
+            return require("yaml", "yaml").safe_dump(self.to_spec(), sort_keys=False)
+        raise ConvAlgebraError(f"unknown graph file type {fmt!r}: use json, yaml or yml")
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -337,7 +380,8 @@ class LayerGraph:
 
     @property
     def inputs(self) -> list[str]:
-        return [n for n in self._order if isinstance(self._attrs[n]["layer"], Input)]
+        """The graph's input nodes, in insertion order."""
+        return list(self._inputs)
 
     @property
     def outputs(self) -> list[str]:
@@ -373,19 +417,100 @@ class LayerGraph:
         shapes = [self.shape(i) for i in self.inputs if len(self.shape(i)) == n + 1]
         return tuple(max(s[1 + a] for s in shapes) for a in range(n))
 
+    def default_node(self) -> str | None:
+        """The node a network's receptive field is quoted at: ``"features"`` when the graph
+        has one (the zoo's last feature map), else the last non-input node with a spatial
+        output larger than one position (a feature map, not a globally pooled 1x1), else
+        the last non-input node with a spatial output; ``None`` when no node has one.
+
+        Examples
+        --------
+        >>> from convalgebra.network.layers import Conv, AdaptivePool, Flatten
+        >>> g = LayerGraph.sequential((3, 16, 16), [Conv(4, 3), AdaptivePool(1), Flatten()])
+        >>> g.default_node()
+        'conv1'
+        """
+        if "features" in self._attrs:
+            return "features"
+        n = self.spatial_ndim
+        if not n:
+            return None
+        spatial = [v for v in reversed(self._order) if v not in self._inputs
+                   and len(self._attrs[v]["facts"].shape) == n + 1]
+        return next((v for v in spatial if math.prod(self._attrs[v]["facts"].shape[1:]) > 1),
+                    spatial[0] if spatial else None)
+
+    def _resolve_node(self, node: str | None) -> str:
+        if node is None:
+            found = self.default_node()
+            if found is None:
+                raise ConvAlgebraError(f"{self!r} has no node with a spatial output: name the "
+                                       "node whose receptive field you want")
+            return found
+        self._node(node)
+        return node
+
     # ------------------------------------------------------------------ analysis
     def _analysis(self) -> dict[str, Any]:
         if self._cache is None:
             self._cache = {"rf": self._receptive_fields()}
         return self._cache
 
-    def _receptive_fields(self) -> dict[str, tuple[AxisRF, ...]]:
+    def _fields(self, gates: str) -> dict[str, tuple[AxisRF, ...]]:
+        if gates not in ("keep", "ignore"):
+            raise ConvAlgebraError(f"gates must be 'keep' or 'ignore', got {gates!r}")
+        analysis = self._analysis()
+        if gates == "keep":
+            return analysis["rf"]
+        if "rf_ignore" not in analysis:  # the same fields when no node can be gated
+            gated = any(self._attrs[v]["layer"].kind in ("mul", "squeeze_excite")
+                        for v in self._order)
+            analysis["rf_ignore"] = self._receptive_fields(True) if gated else analysis["rf"]
+        return analysis["rf_ignore"]
+
+    def gate_ports(self, node: str) -> tuple[int, ...]:
+        """Input ports of ``node`` that are multiplicative gates from a globally pooled branch.
+
+        A port of a ``mul`` node is a gate when its value has size 1 along every spatial
+        axis while the product does not (it is broadcast over every position, as the
+        output of squeeze-and-excitation's pool, convolutions and sigmoid is); a
+        ``squeeze_excite`` node gates its single input internally and reports ``()``.
+        When every input of a product is such a branch, none is a gate.
+
+        Examples
+        --------
+        >>> from convalgebra.network.layers import Conv, AdaptivePool, Mul
+        >>> g = LayerGraph()
+        >>> g.add_input("x", (4, 8, 8))
+        'x'
+        >>> g.add("pool", AdaptivePool(1), "x")
+        'pool'
+        >>> g.add("scale", Mul(), ["x", "pool"])
+        'scale'
+        >>> g.gate_ports("scale")
+        (1,)
+        """
+        data = self._node(node)
+        if data["layer"].kind != "mul":
+            return ()
+        shapes = [self._attrs[s]["facts"].shape for s in data["inputs"]]
+        n = self.spatial_ndim
+        gate = tuple(p for p, sh in enumerate(shapes) if len(sh) == n + 1 and n
+                     and all(v == 1 for v in sh[1:]))
+        return gate if len(gate) < len(shapes) and math.prod(data["facts"].shape[1:]) > 1 else ()
+
+    def _receptive_fields(self, ignore_gates: bool = False) -> dict[str, tuple[AxisRF, ...]]:
         n, extent = self.spatial_ndim, self.extent
         glob = tuple(global_rf(e, 1) for e in extent)
         fields: dict[str, tuple[AxisRF, ...]] = {}
         for node in self._order:
             data = self._attrs[node]
             facts, srcs = data["facts"], data["inputs"]
+            if ignore_gates and data["layer"].kind in ("mul", "squeeze_excite"):
+                held = self._without_gates(node, fields)
+                if held is not None:
+                    fields[node] = held
+                    continue
             if not srcs:
                 spatial = len(facts.shape) == n + 1 and not isinstance(data["layer"], Opaque)
                 fields[node] = (input_rf(),) * n if spatial else glob
@@ -406,12 +531,32 @@ class LayerGraph:
                     for a in range(n))
         return fields
 
-    def receptive_field(self, node: str, *, exact: bool = False) -> tuple[AxisRF, ...]:
+    def _without_gates(self, node: str, fields: dict) -> tuple[AxisRF, ...] | None:
+        """The field of a product with its gate ports held constant (None: no gate)."""
+        data = self._attrs[node]
+        srcs = data["inputs"]
+        if data["layer"].kind == "squeeze_excite":
+            return fields[srcs[0]] if len(data["facts"].shape) == self.spatial_ndim + 1 else None
+        gates = self.gate_ports(node)
+        if not gates:
+            return None
+        extent = self.extent
+        kept = [(fields[s], m) for p, (s, m) in enumerate(zip(srcs, data["facts"].maps))
+                if p not in gates]
+        return tuple(merge([apply_map(f[a], m[a], extent[a]) for f, m in kept], extent[a])
+                     for a in range(self.spatial_ndim))
+
+    def receptive_field(self, node: str | None = None, *, exact: bool = False,
+                        gates: str = "keep") -> tuple[AxisRF, ...]:
         """Receptive field of ``node``'s units, one :class:`AxisRF` per spatial axis.
 
-        With ``exact=True``, an axis whose record is not exact (phase-dependent reach after
-        a strided transposed convolution or upsampling) gets the largest unclipped extent
-        over one period of units (see ``unit_receptive_field(..., clip=False)``).
+        ``node`` defaults to :meth:`default_node` (``"features"``, else the last feature
+        map). With ``exact=True``, an axis whose record is not exact (phase-dependent reach
+        after a strided transposed convolution or upsampling) gets the largest unclipped
+        extent over one period of units (see ``unit_receptive_field(..., clip=False)``).
+        With ``gates="ignore"``, every multiplicative gate computed from a globally pooled
+        branch (:meth:`gate_ports`, squeeze-and-excitation) is held constant: the field of
+        the non-gate path, the one papers quote for networks with such gates.
 
         Examples
         --------
@@ -421,17 +566,18 @@ class LayerGraph:
         >>> g.receptive_field("up")[0].describe(), g.receptive_field("up", exact=True)[0].size
         ('~5/1', 5)
         """
-        self._node(node)
-        fields = self._analysis()["rf"][node]
+        node = self._resolve_node(node)
+        fields = self._fields(gates)[node]
         if exact and not all((f.exact and f.aligned) or f.is_global for f in fields):
-            fields = self._exact_fields(node, fields)
+            fields = self._exact_fields(node, fields, gates)
         return fields
 
-    def _exact_fields(self, node: str, fields: tuple[AxisRF, ...]) -> tuple[AxisRF, ...]:
+    def _exact_fields(self, node: str, fields: tuple[AxisRF, ...],
+                      gates: str = "keep") -> tuple[AxisRF, ...]:
         from dataclasses import replace
         from fractions import Fraction
 
-        rf = self._analysis()["rf"]
+        rf = self._fields(gates)
         shape = self.shape(node)
         period = 1
         for a in nx.ancestors(self.nx, node):
@@ -445,20 +591,21 @@ class LayerGraph:
             for p in range(units):  # one axis at a time: the maps act per axis
                 request = tuple(np.array([p]) if b == a else np.arange(s)
                                 for b, s in enumerate(shape[1:]))
-                box = self._box(node, request, clip=False)
+                box = self._box(node, request, clip=False, gates=gates)
                 if box:
                     sizes[a] = max(sizes[a], box[a][1] - box[a][0] + 1)
         return tuple(replace(f, size=sz, exact=True) if (not f.exact or not f.aligned) and sz > 0
                      else f for f, sz in zip(fields, sizes))
 
     def unit_receptive_field(self, node: str, position: Sequence[int] | None = None, *,
-                             clip: bool = True) -> UnitField:
+                             clip: bool = True, gates: str = "keep") -> UnitField:
         """The exact input box read by the unit at spatial ``position`` of ``node``.
 
         The union over the node's channels and over every path of the DAG, clipped to the
         input; positions are 0-based per spatial axis (default: the central unit). With
         ``clip=False`` every layer reads as if its input extended forever (padding never
         drops a tap): the box is then the unit's unclipped field, possibly outside the input.
+        ``gates="ignore"`` holds gates constant (see :meth:`receptive_field`).
         """
         shape, n = self.shape(node), self.spatial_ndim
         spatial = len(shape) == n + 1 and n > 0
@@ -468,24 +615,27 @@ class LayerGraph:
         if spatial and (len(position) != n or any(not 0 <= p < s for p, s in
                                                   zip(position, shape[1:]))):
             raise ConvAlgebraError(f"position {position} is outside node {node!r} of shape {shape}")
-        box = self._box(node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip)
-        rf = self.receptive_field(node)
+        box = self._box(node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip,
+                        gates)
+        rf = self.receptive_field(node, gates=gates)
         centre = tuple(f.start + p * f.jump if f.aligned and not f.is_global and spatial
                        else ((box[a][0] + box[a][1]) / 2 if box else None)
                        for a, (f, p) in enumerate(zip(rf, position or (0,) * n)))
         return UnitField(node, position, box, centre)
 
-    def _box(self, node: str, request: Any, clip: bool) -> tuple | None:
+    def _box(self, node: str, request: Any, clip: bool, gates: str = "keep") -> tuple | None:
         """Bounding box of the input positions read by ``request`` (per-axis positions)."""
+        self._fields(gates)  # validates ``gates``
         requests: dict[str, Any] = {node: request}
         found = []
         for v in reversed(self._order):
             if v in requests:
-                found += self._request_inputs(v, requests[v], requests, clip)
+                found += self._request_inputs(v, requests[v], requests, clip, gates == "ignore")
         merged = self._union(found)
         return tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
 
-    def _request_inputs(self, v: str, req: Any, requests: dict, clip: bool) -> list:
+    def _request_inputs(self, v: str, req: Any, requests: dict, clip: bool,
+                        ignore_gates: bool = False) -> list:
         """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
         data = self._attrs[v]
         facts, n = data["facts"], self.spatial_ndim
@@ -493,7 +643,13 @@ class LayerGraph:
             spatial = len(facts.shape) == n + 1
             return [req if req is not _ALL and spatial else
                     tuple(np.arange(s) for s in facts.shape[1:])]
-        for src, maps in zip(data["inputs"], facts.maps or [None] * len(data["inputs"])):
+        ports = list(zip(data["inputs"], facts.maps or [None] * len(data["inputs"])))
+        if ignore_gates and data["layer"].kind == "squeeze_excite" and len(facts.shape) == n + 1:
+            ports = [(data["inputs"][0], (IDENTITY,) * n)]
+        elif ignore_gates:
+            gates = self.gate_ports(v)
+            ports = [port for p, port in enumerate(ports) if p not in gates]
+        for src, maps in ports:
             src_shape = self._attrs[src]["facts"].shape
             if len(src_shape) != n + 1:
                 want = _ALL
@@ -567,30 +723,54 @@ class LayerGraph:
                         sum(facts.buffers.values()), facts.macs, facts.ops,
                         math.prod(facts.shape), rf, flags)
 
-    def table(self, fmt: str = "text", *, dtype_bytes: int = 4) -> str:
+    def table(self, fmt: str = "text", *, dtype_bytes: int = 4, batch: int = 1,
+              depth: int | None = None, percent: bool = False) -> str:
         """A per-node table with a totals row: ``fmt`` is text, markdown, csv or json.
 
         Columns: node, kind, output shape, params (shared ones counted at first use),
-        buffers, MACs, receptive field per axis (``size/jump`` or ``global``), activation
-        memory in bytes at ``dtype_bytes`` per element (``act_bytes``), and flags.
+        buffers, MACs, receptive field per axis (``size/jump`` or ``global``; with an
+        ``RF w/o gates`` column beside it when holding the gates constant changes some
+        node's field, see :meth:`receptive_field`), activation memory in bytes of ``batch``
+        samples at ``dtype_bytes`` per element (``act_bytes``), and flags; MACs are for the
+        whole batch too. ``depth=K``
+        folds the nodes whose dotted module path shares its first ``K`` parts into one row
+        (sums of params, buffers, MACs and memory; shape and field of the group's last
+        node); ``percent=True`` adds each row's share of the total params, MACs and memory.
         """
-        from .tabulate import render
+        from .tabulate import add_percentages, fold_rows, render
 
-        seen: set = set()
-        rows = []
-        for node in self._order:
-            i = self.info(node, _seen=seen)
-            rows.append({"node": node, "kind": i.kind, "output": i.shape, "params": i.params,
-                         "buffers": i.buffers, "MACs": i.macs,
-                         "RF": " x ".join(f.describe() for f in i.rf) or None,
-                         "act_bytes": i.activations * dtype_bytes, "flags": ",".join(i.flags) or None})
-        total = self.summary(dtype_bytes=dtype_bytes)
+        rows = self._rows(dtype_bytes, _positive(batch, "batch"))
+        if depth is not None:
+            rows = fold_rows(rows, _positive(depth, "depth"))
+        total = self.summary(dtype_bytes=dtype_bytes, batch=batch)
         rows.append({"node": "total", "params": total["params"], "buffers": total["buffers"],
                      "MACs": total["macs"], "act_bytes": total["activation_bytes"]})
+        if percent:
+            rows = add_percentages(rows, ("params", "MACs", "act_bytes"))
         note = self.unused_note()
         if note and fmt in ("text", "markdown"):
             return render(rows, fmt=fmt) + "\n\n" + note
         return render(rows, fmt=fmt)
+
+    def _rows(self, dtype_bytes: int, batch: int) -> list[dict[str, Any]]:
+        seen: set = set()
+        gated = self._gates_change_fields()
+        rows = []
+        for node in self._order:
+            i = self.info(node, _seen=seen)
+            row = {"node": node, "kind": i.kind, "output": i.shape, "params": i.params,
+                   "buffers": i.buffers, "MACs": i.macs * batch,
+                   "RF": " x ".join(f.describe() for f in i.rf) or None}
+            if gated:
+                row["RF w/o gates"] = " x ".join(
+                    f.describe() for f in self.receptive_field(node, gates="ignore")) or None
+            rows.append({**row, "act_bytes": i.activations * dtype_bytes * batch,
+                         "flags": ",".join(i.flags) or None})
+        return rows
+
+    def _gates_change_fields(self) -> bool:
+        """Whether holding the gates constant changes the field of some node."""
+        return self._fields("ignore") != self._fields("keep")
 
     def unused_parameters(self) -> dict[str, int]:
         """Parameters the graph holds no node for (name -> size), not counted anywhere.
@@ -609,18 +789,53 @@ class LayerGraph:
             f", ... ({len(unused) - shown} more)" if len(unused) > shown else "")
         return f"not used in forward: {names} ({sum(unused.values()):,} parameters, not counted)"
 
-    def summary(self, *, dtype_bytes: int = 4) -> dict[str, int]:
-        """Totals: params, buffers, MACs, FLOPs (= 2 MACs), other ops, activation memory, and
-        the parameters of an imported module that its forward never uses (``unused_params``,
-        not counted in ``params``)."""
+    def summary(self, *, dtype_bytes: int = 4, batch: int = 1) -> dict[str, int]:
+        """Totals: params, buffers, MACs, FLOPs (= 2 MACs), other ops, memory, and the
+        parameters of an imported module that its forward never uses (``unused_params``,
+        not counted in ``params``).
+
+        Memory is for ``batch`` samples at ``dtype_bytes`` per element: ``activation_bytes``
+        holds every node's output (one forward pass keeping everything);
+        ``forward_backward_bytes`` is torchinfo's "forward/backward pass size", twice the
+        outputs of the nodes with parameters (each parameter set's first use only);
+        ``input_bytes`` and ``param_bytes`` (parameters and buffers) complete its total.
+        MACs, FLOPs and other ops are for the whole batch.
+
+        Examples
+        --------
+        >>> from convalgebra.network.layers import Conv, Activation
+        >>> g = LayerGraph.sequential((3, 8, 8), [Conv(4, 3, padding=1), Activation("relu")])
+        >>> s = g.summary(batch=2)
+        >>> s["activation_bytes"], s["forward_backward_bytes"], s["macs"]
+        (5632, 4096, 13824)
+        """
+        batch = _positive(batch, "batch")
         facts = [self._attrs[n]["facts"] for n in self._order]
-        total_macs = self.macs()
-        elements = sum(math.prod(f.shape) for f in facts)
+        total_macs = self.macs() * batch
+        elements = sum(math.prod(f.shape) for f in facts) * batch
+        trained, seen = 0, set[str]()
+        for node in self._order:  # torchinfo: output x 2 for the layers with parameters
+            keys = set(self._param_keys(node))
+            if keys and not keys <= seen:
+                trained += math.prod(self._attrs[node]["facts"].shape)
+            seen |= keys
+        inputs = sum(math.prod(self.shape(i)) for i in self._inputs)
         return {"nodes": len(self), "params": self.param_count(),
                 "buffers": self.param_count(trainable=False), "macs": total_macs,
-                "flops": 2 * total_macs, "other_ops": sum(f.ops for f in facts),
-                "activations": elements, "activation_bytes": elements * dtype_bytes,
+                "flops": 2 * total_macs, "other_ops": sum(f.ops for f in facts) * batch,
+                "batch": batch, "activations": elements,
+                "activation_bytes": elements * dtype_bytes,
+                "forward_backward_bytes": 2 * trained * batch * dtype_bytes,
+                "input_bytes": inputs * batch * dtype_bytes,
+                "param_bytes": (self.param_count() + self.param_count(trainable=False))
+                * dtype_bytes,
                 "unused_params": sum(self.unused_parameters().values())}
+
+
+def _positive(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConvAlgebraError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def _label(layer: Layer) -> str:
@@ -656,7 +871,7 @@ def _spec_reads(name: str, reads: Any) -> tuple[str, ...] | None:
 
 
 def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
-    """``(name, layer, reads, share)`` per entry; a layer without ``inputs`` reads the
+    """``(name, layer, reads, share, param_keys)`` per entry; a layer without ``inputs`` reads the
     entry before it (the last graph input for the first)."""
     entries: list[tuple] = []
     taken = set(inputs)
@@ -665,7 +880,7 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
             raise ConvAlgebraError(f"layer #{i} must be a mapping, got {entry!r}")
         entry = dict(entry)
         name, reads = entry.pop("name", None), entry.pop("inputs", None)
-        share = entry.pop("share", None)
+        share, keys = entry.pop("share", None), entry.pop("param_keys", None)
         label = name if name is not None else f"#{i}"
         try:
             layer = layer_from_dict(entry)
@@ -681,7 +896,11 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
         if reads is None:
             previous = entries[-1][0] if entries else (inputs[-1] if inputs else None)
             reads = (previous,) if previous is not None and layer.arity[0] > 0 else ()
-        entries.append((name, layer, reads, share))
+        if keys is not None and (not isinstance(keys, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in keys.items())):
+            raise ConvAlgebraError(f"layer {name!r}: 'param_keys' must map parameter names to "
+                                   f"keys, got {str(keys)[:80]}")
+        entries.append((name, layer, reads, share, keys))
     return entries
 
 
@@ -691,7 +910,7 @@ def _spec_order(entries: list[tuple], inputs: set[str]) -> list[tuple]:
     position = {e[0]: k for k, e in enumerate(entries)}
     flow = nx.DiGraph()
     flow.add_nodes_from(position)
-    for name, _, reads, _ in entries:
+    for name, _, reads, *_ in entries:
         for src in reads:
             if src not in position and src not in inputs:
                 raise ConvAlgebraError(f"layer {name!r} reads {src!r}, which is not in the graph")
@@ -705,8 +924,13 @@ def _spec_order(entries: list[tuple], inputs: set[str]) -> list[tuple]:
     return [entries[position[n]] for n in order]
 
 
-def receptive_field(graph: LayerGraph, node: str) -> tuple[AxisRF, ...]:
+def receptive_field(graph: LayerGraph, node: str | None = None, *, exact: bool = False,
+                    gates: str = "keep") -> tuple[AxisRF, ...]:
     """Receptive field of ``node`` in ``graph``: one record per spatial axis.
+
+    ``node`` defaults to ``graph.default_node()`` (``"features"``, else the last feature
+    map); ``gates="ignore"`` gives the field of the non-gate path (see
+    :meth:`LayerGraph.receptive_field`).
 
     Examples
     --------
@@ -714,34 +938,37 @@ def receptive_field(graph: LayerGraph, node: str) -> tuple[AxisRF, ...]:
     >>> g = LayerGraph.sequential((1, 32, 32), [Conv(1, 3)] * 3)
     >>> [receptive_field(g, n)[0].size for n in ("conv1", "conv2", "conv3")]
     [3, 5, 7]
+    >>> receptive_field(g)[0].size
+    7
     """
-    return _graph(graph, "receptive_field").receptive_field(_node(graph, node))
+    return _graph(graph, "receptive_field").receptive_field(
+        _node(graph, node), exact=exact, gates=gates)
 
 
 def _graph(graph: Any, func: str) -> LayerGraph:
     """``graph`` itself when it is a :class:`LayerGraph`; else a TypeError saying what to pass."""
     if isinstance(graph, LayerGraph):
         return graph
-    from .spec import ConvSpec
+    from ..spec import ConvSpec
 
     hint = ("; for a single ConvSpec use spec.n_params / spec.macs, or "
             "LayerGraph.sequential(spec.input_shape, [layer])" if isinstance(graph, ConvSpec) else
-            "; for a model by name use convalgebra.zoo.get(name)" if isinstance(graph, str) else "")
+            "; for a model by name use convalgebra.network.zoo.get(name)" if isinstance(graph, str) else "")
     raise TypeError(f"{func}: graph must be a LayerGraph, got {type(graph).__name__} "
                     f"{shown(graph)}{hint}")
 
 
-def _node(graph: LayerGraph, node: Any) -> str:
-    if not isinstance(node, str):
+def _node(graph: LayerGraph, node: Any) -> str | None:
+    if node is not None and not isinstance(node, str):
         raise TypeError(f"node must be a node name (str), got {type(node).__name__} {shown(node)}")
     return node
 
 
 def unit_receptive_field(graph: LayerGraph, node: str, position: Sequence[int] | None = None,
-                         *, clip: bool = True) -> UnitField:
+                         *, clip: bool = True, gates: str = "keep") -> UnitField:
     """The exact input box of one unit (see :meth:`LayerGraph.unit_receptive_field`)."""
     return _graph(graph, "unit_receptive_field").unit_receptive_field(
-        _node(graph, node), position, clip=clip)
+        _node(graph, node), position, clip=clip, gates=gates)
 
 
 def param_count(graph: LayerGraph, *, trainable: bool = True) -> int:

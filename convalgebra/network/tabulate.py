@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from ..errors import ConvAlgebraError
 
-__all__ = ["FORMATS", "render", "format_cell"]
+__all__ = ["FORMATS", "render", "format_cell", "fold_rows", "add_percentages", "module_prefix"]
 
 FORMATS = ("text", "markdown", "csv", "json")
 
@@ -81,6 +81,79 @@ def render(rows: Sequence[dict], columns: Sequence[str] | None = None, fmt: str 
     else:
         rule = "  ".join("-" * w for w in widths)
     return "\n".join([header, rule, *(line(row) for row in cells)])
+
+
+_SUMMED = ("params", "buffers", "MACs", "act_bytes")
+
+
+def module_prefix(node: str, depth: int) -> str:
+    """The first ``depth`` parts of a dotted module path (a ``#k`` call suffix dropped).
+
+    Examples
+    --------
+    >>> module_prefix("layer4.2.relu", 2), module_prefix("fc", 2), module_prefix("b.c#3", 1)
+    ('layer4.2', 'fc', 'b')
+    """
+    return ".".join(node.split("#")[0].split(".")[:depth])
+
+
+def fold_rows(rows: Sequence[dict], depth: int) -> list[dict]:
+    """Fold the rows whose ``node`` shares its first ``depth`` dotted parts into one row.
+
+    A folded row is named by the shared prefix, has kind ``block``, the sums of the
+    ``params``, ``buffers``, ``MACs`` and ``act_bytes`` columns, and every other column
+    (output shape, receptive field) from the group's last row in the given order; groups
+    appear in the order of their first row. A group of one row keeps its kind.
+
+    Examples
+    --------
+    >>> rows = [{"node": "stem", "params": 9}, {"node": "layer1.0.conv", "params": 4},
+    ...         {"node": "layer1.1.conv", "params": 5, "output": (8, 4, 4)}]
+    >>> fold_rows(rows, 1)
+    [{'node': 'stem', 'params': 9}, {'node': 'layer1', 'params': 9, 'output': (8, 4, 4), 'kind': 'block'}]
+    """
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(module_prefix(str(row["node"]), depth), []).append(row)
+    out = []
+    for key, members in groups.items():
+        if len(members) == 1:
+            out.append({**members[0], "node": key})
+            continue
+        row = {**members[-1], "node": key, "kind": "block"}
+        for column in _SUMMED:
+            values = [m.get(column) for m in members if m.get(column) is not None]
+            if values:
+                row[column] = sum(values)
+        flags = sorted({f for m in members for f in (m.get("flags") or "").split(",") if f})
+        if "flags" in row:
+            row["flags"] = ",".join(flags) or None
+        out.append(row)
+    return out
+
+
+def add_percentages(rows: Sequence[dict], columns: Sequence[str]) -> list[dict]:
+    """Add a ``"<column> %"`` column after each of ``columns``: the row's share of the
+    ``total`` row's value, in percent rounded to 0.1 (None where the total is 0).
+
+    Examples
+    --------
+    >>> add_percentages([{"node": "a", "MACs": 1}, {"node": "total", "MACs": 3}], ["MACs"])
+    [{'node': 'a', 'MACs': 1, 'MACs %': 33.3}, {'node': 'total', 'MACs': 3, 'MACs %': 100.0}]
+    """
+    total = next((r for r in rows if r.get("node") == "total"), None)
+    if total is None:
+        raise ConvAlgebraError("percentages need a 'total' row")
+    out = []
+    for row in rows:
+        new: dict = {}
+        for key, value in row.items():
+            new[key] = value
+            if key in columns:
+                whole = total.get(key) or 0
+                new[f"{key} %"] = round(100 * (value or 0) / whole, 1) if whole else None
+        out.append(new)
+    return out
 
 
 def _plain(value: Any) -> Any:
