@@ -79,6 +79,7 @@ _SUBMODULES = {
     "graph": "network.graph",
     "identities": "identities",
     "interop": "interop",
+    "layers": "network.layers",
     "lipschitz": "lipschitz",
     "network": "network",
     "operators": "operators",

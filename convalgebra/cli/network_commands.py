@@ -217,7 +217,7 @@ def rf(ns: argparse.Namespace) -> Result:
 
 def _effective(graph, node: str, ns: argparse.Namespace, label: str) -> Result:
     """``rf --effective``: the effective receptive field of one unit, with its picture."""
-    from .effective import effective_receptive_field
+    from ..effective import effective_receptive_field
 
     weights: Any = "uniform"
     if getattr(ns, "weights", "uniform") == "model":
@@ -247,7 +247,7 @@ def _effective(graph, node: str, ns: argparse.Namespace, label: str) -> Result:
         text = field.describe()
     files = {}
     if ns.plot is not None:
-        from . import plot
+        from .. import plot
 
         files[ns.plot] = plot.to_png(plot.plot_effective_field(field, title=label))
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
