@@ -303,7 +303,7 @@ def test_functional_calls_are_interpreted():
 
     g = from_torch(Net(), (2, 10))
     kinds = [g.layer(n).kind for n in g.nodes]
-    assert kinds == ["input", "pad", "conv", "upsample", "max_pool", "flatten", "activation"]
+    assert kinds == ["input", "pad", "conv", "upsample", "max_pool", "reshape", "activation"]
     assert g.shape(g.outputs[0]) == (4 * 9,)
 
 
