@@ -328,13 +328,15 @@ def test_shape_arguments_and_multi_output_ops_keep_the_data_flow():
             self.c = nn.Conv2d(4, 4, 3, padding=1)
 
         def forward(self, x):
-            a, b = torch.chunk(self.c(x), 2, dim=1)           # several outputs: opaque
+            a, b = torch.chunk(self.c(x), 2, dim=1)           # channel halves: slices
             up = F.interpolate(F.max_pool2d(a, 2), size=b.shape[2:], mode="nearest")
             return up + b
 
     g = from_torch(Net(), (4, 8, 12))
     assert g.shape("interpolate") == (2, 8, 12)
-    assert "opaque" in g.info("getitem").flags
+    assert [g.layer(n).kind for n in ("chunk.0", "chunk.1")] == ["slice", "slice"]
+    assert g.receptive_field("chunk.1") == g.receptive_field("c")   # channels: field kept
+    assert not any("opaque" in g.info(n).flags for n in g.nodes)
     assert nx_has_path(g, "c", "add")
     assert param_count(g) == 4 * 4 * 9 + 4
 
