@@ -873,24 +873,28 @@ class Attention(Layer):
 
 @dataclass(frozen=True)
 class Parameter(Layer):
-    """A parameter, buffer or constant tensor read by a layer (``size`` stored entries).
+    """Parameters, buffers or constants read by a layer, as a tensor of ``shape``.
 
     It carries no receptive field: the layers reading it take the field of their other
-    inputs. ``size`` is what the stored tensor holds (a broadcast view holds fewer
-    entries than its ``shape``); ``buffer`` marks a buffer, ``size=0`` a constant.
+    inputs. ``params`` and ``buffers`` hold the ``(name, size)`` of the stored tensors it is
+    computed from (a broadcast view stores fewer entries than its ``shape``); a constant
+    holds neither.
+
+    Examples
+    --------
+    >>> Parameter((96, 1, 1), (("gamma", 96),)).facts([]).params
+    {'gamma': 96}
     """
 
     shape: tuple = ()
-    size: int = 0
-    buffer: bool = False
+    params: tuple = ()
+    buffers: tuple = ()
     kind: ClassVar[str] = "parameter"
     arity: ClassVar = (0, 0)
 
     def facts(self, inputs: list[Shape]) -> Facts:
-        store = {"value": self.size} if self.size else {}
-        return Facts(tuple(self.shape), {} if self.buffer else store,
-                     store if self.buffer else {}, maps=None)
-
+        return Facts(tuple(self.shape), {str(n): int(v) for n, v in self.params},
+                     {str(n): int(v) for n, v in self.buffers}, maps=None)
 
 KINDS: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (

@@ -269,7 +269,8 @@ class _Importer:
         if not isinstance(tensor, self.torch.Tensor):
             return tensor
         key = self.key_of.get(id(tensor), key)
-        return _Const(tensor.to("meta"), {key: tensor.numel()})
+        stored = key in self.named or key in self.named_buffers
+        return _Const(tensor.to("meta"), {key: tensor.numel()} if stored else {})
 
     def _call(self, node: Any) -> Any:
         args, kwargs = self.torch.fx.node.map_arg((node.args, dict(node.kwargs)), self.env.get)
@@ -331,7 +332,7 @@ class _Importer:
         scope = scope if isinstance(scope, str) else ""
         op = fname.removeprefix("aten.").rstrip("_") or node.name
         if scope and stack and next(reversed(stack.values()))[1].__module__.startswith(
-                ("torch.nn", "torchvision.ops.misc")) and scope not in self.graph:
+                ("torch.nn", "torchvision.ops")) and scope not in self.graph:
             return self._unique(scope)
         return self._unique(f"{scope}.{op}" if scope else op, "_")
 
@@ -350,13 +351,12 @@ class _Importer:
             shape = shape[1:]  # the constant's batch axis (size 1)
         if const.node is None or self.graph.shape(const.node) != shape:
             keys = sorted(const.keys)
-            size = sum(const.keys.values())
-            buffer = bool(keys) and all(k in self.named_buffers and k not in self.named
-                                        for k in keys)
+            local = {f"value{k}" if len(keys) > 1 else "value": key for k, key in enumerate(keys)}
+            params = tuple((n, const.keys[k]) for n, k in local.items() if k in self.named)
+            buffers = tuple((n, const.keys[k]) for n, k in local.items() if k not in self.named)
             self.used.update(keys)
             name = self._unique(keys[0] if len(keys) == 1 else "constant")
-            self.graph.add(name, Parameter(shape, size, buffer), [],
-                           param_keys={"value": "+".join(keys)} if keys else None)
+            self.graph.add(name, Parameter(shape, params, buffers), [], param_keys=local or None)
             const.node = name
         return _Data(const.node, shape)
 
@@ -1000,6 +1000,15 @@ def _h_einsum(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: di
     return _einsum_node(imp, node, fname, ",".join(new) + "->" + out[1:], operands)
 
 
+def _h_stochastic_depth(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple,
+                        kw: dict) -> Any:
+    """torchvision's stochastic depth: the identity at inference."""
+    b = _bind(rest, kw, ("p", "mode", "training"))
+    if b.get("training", True) and b.get("p", 0.0):
+        raise _Unknown("stochastic_depth in training mode")
+    return x
+
+
 def _h_getattr(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> Any:
     torch = imp.torch
     shape = torch.Size((x.batch, *x.shape))
@@ -1049,6 +1058,7 @@ _HANDLERS = {
     "matmul": _h_matmul, "bmm": _h_matmul, "mm": _h_matmul,
     "einsum": _h_einsum,
     "expand": _h_expand,
+    "stochastic_depth": _h_stochastic_depth,
     **{n: _h_getattr for n in ("getattr", "size", "dim", "ndimension", "numel")},
 }
 _PREFIX_HANDLERS = [
