@@ -328,12 +328,12 @@ class _Importer:
         if node.op == "call_module":
             return self._unique(str(node.target))
         stack = node.meta.get("nn_module_stack") or {}
-        scope = next(reversed(stack.values()))[0] if stack else ""
+        scope, cls = next(reversed(stack.values()))[:2] if stack else ("", "")
         scope = scope if isinstance(scope, str) else ""
+        cls = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
         op = fname.removeprefix("aten.").rstrip("_") or node.name
-        if scope and stack and next(reversed(stack.values()))[1].__module__.startswith(
-                ("torch.nn", "torchvision.ops")) and scope not in self.graph:
-            return self._unique(scope)
+        if scope and cls.startswith(("torch.nn.", "torchvision.ops.")) and scope not in self.graph:
+            return self._unique(scope)  # the first op of a library module is the module
         return self._unique(f"{scope}.{op}" if scope else op, "_")
 
     # ------------------------------------------------------------------ adding nodes
