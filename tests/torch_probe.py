@@ -55,12 +55,17 @@ def dispatch_macs(model, shape) -> int:
 
 
 def positive_copy(model):
-    """A float64 copy whose parameters are positive (no cancellation in the probe)."""
+    """A float64 copy whose parameters are positive (no cancellation in the probe).
+
+    Weights (mean 1) are divided by their fan-in so that deep networks neither overflow
+    nor underflow float64.
+    """
     m = copy.deepcopy(model).double().eval()
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in m.parameters():
-            p.copy_(torch.rand(p.shape, generator=gen, dtype=p.dtype) * 0.9 + 0.1)
+            fan_in = p[0].numel() if p.dim() > 1 else 1
+            p.copy_((torch.rand(p.shape, generator=gen, dtype=p.dtype) * 0.5 + 0.75) / fan_in)
     return m
 
 
