@@ -399,8 +399,9 @@ class LayerGraph:
                 plan[node] = (tuple(range(1, n + 1)) if spatial else (None,) * n, ())
                 fields[node] = (input_rf(),) * n if spatial else glob
                 continue
-            ports = [_port_maps(facts, p, self._attrs[s]["facts"].shape, plan[s][0], n)
-                     if plan[s][0] is not None else None for p, s in enumerate(srcs)]
+            ports: list[Any] = [
+                _port_maps(facts, p, self._attrs[s]["facts"].shape, plan[s][0], n)
+                if plan[s][0] is not None else None for p, s in enumerate(srcs)]
             axes = tuple(_carried({ports[p][a][0] for p, _ in live if ports[p][a]})
                          for a in range(n))
             plan[node] = (axes, ports)
@@ -516,7 +517,7 @@ class LayerGraph:
         axes, shape = self.axes(node), self.shape(node)
         if not axes or any(t is None for t in axes):
             return None
-        return tuple(shape[t] for t in axes)
+        return tuple(shape[t] for t in axes if t is not None)
 
     def _request_inputs(self, v: str, req: Any, requests: dict, clip: bool) -> list:
         """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
@@ -677,7 +678,7 @@ def _port_maps(facts: Facts, port: int, in_shape: tuple, in_axes: tuple, n: int)
     moves = facts.moves[port] if facts.moves else _aligned(len(in_shape), out_rank)
     maps = facts.maps[port] if facts.maps is not None and port < len(facts.maps) else None
     lead = facts.lead[port] if facts.lead and port < len(facts.lead) else None
-    out = []
+    out: list[tuple[int, Any] | None] = []
     for a in range(n):
         t_in = in_axes[a]
         if t_in is None or t_in not in moves:

@@ -372,7 +372,7 @@ class Activation(Layer):
         (shape,) = inputs
         if self.fn not in ACTIVATIONS:
             raise ConvAlgebraError(f"fn must be one of {ACTIVATIONS}, got {self.fn!r}")
-        maps, lead = _identity_maps(shape), [IDENTITY]
+        maps, lead = _identity_maps(shape), [IDENTITY]  # type: tuple[list, list[Any]]
         if self.fn in ("softmax", "log_softmax") and self.dim is not None:
             axis = self.dim % len(shape)
             maps = [tuple(Global() if 1 + a == axis else IDENTITY for a in range(len(shape) - 1))]

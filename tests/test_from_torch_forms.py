@@ -22,7 +22,7 @@ nn, F = torch.nn, torch.nn.functional
 
 from torch_probe import dispatch_macs, positive_copy, probe_boxes  # noqa: E402
 
-from convalgebra import ConvAlgebraError, from_torch, macs, param_count  # noqa: E402
+from convalgebra import from_torch, macs, param_count  # noqa: E402
 from convalgebra.interop.torch import UnmodelledOpWarning  # noqa: E402
 
 C = 4

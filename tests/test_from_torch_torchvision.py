@@ -74,7 +74,7 @@ def test_finite_receptive_fields_equal_the_gradient_probe(imported):
     requests = _probe_requests(g, model)
     assert requests  # every model has convolutions with a finite field
     boxes = probe_boxes(positive_copy(model), shape, requests)
-    for node, (axes, pos) in requests.items():
+    for node, (_axes, pos) in requests.items():
         assert g.unit_receptive_field(node, pos).box == boxes[node], node
 
 

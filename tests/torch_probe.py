@@ -33,7 +33,7 @@ class Linearise(TorchFunctionMode):
             return args[0]
         if "max_pool" in name and "adaptive" not in name:
             keys = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
-            b = {**dict(zip(keys, args[1:])), **{k: v for k, v in kwargs.items() if k in keys}}
+            b = {**dict(zip(keys, args[1:], strict=False)), **{k: v for k, v in kwargs.items() if k in keys}}
             n = args[0].dim() - 2
             pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[n - 1]
             return pool(args[0], b["kernel_size"], b.get("stride") or None, b.get("padding", 0),
@@ -102,7 +102,7 @@ def probe_boxes(model, shape, requests: dict, batch: int = 16) -> dict:
             axes, pos = requests[n]
             res = seen[n][0] if isinstance(seen[n], tuple) else seen[n]
             index: list = [i] + [slice(None)] * (res.dim() - 1)
-            for t, p in zip(axes, pos):
+            for t, p in zip(axes, pos, strict=False):
                 index[t + 1] = p
             total = total + res[tuple(index)].sum()
         total.backward()

@@ -19,14 +19,41 @@ error. torch is imported only when :func:`from_torch` is called.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import ConvAlgebraError, require
 from ..graph import LayerGraph
-from ..layers import (Activation, AdaptivePool, Add, Attention, AvgPool, BatchNorm, Concat,
-                      Conv, Dropout, Einsum, Flatten, GroupNorm, Identity, Layer, LayerNorm, Linear,
-                      MaxPool, Mean, Mul, Opaque, Pad, Parameter, Permute, Reshape, Select, Slice,
-                      Take, Upsample)
+from ..layers import (
+    Activation,
+    AdaptivePool,
+    Add,
+    Attention,
+    AvgPool,
+    BatchNorm,
+    Concat,
+    Conv,
+    Dropout,
+    Einsum,
+    Flatten,
+    GroupNorm,
+    Identity,
+    Layer,
+    LayerNorm,
+    Linear,
+    MaxPool,
+    Mean,
+    Mul,
+    Opaque,
+    Pad,
+    Parameter,
+    Permute,
+    Reshape,
+    Select,
+    Slice,
+    Take,
+    Upsample,
+)
 
 __all__ = ["from_torch", "UnmodelledOpWarning"]
 
@@ -197,7 +224,8 @@ class _Const:
     __slots__ = ("meta", "keys", "node")
 
     def __init__(self, meta: Any, keys: dict[str, int]) -> None:
-        self.meta, self.keys, self.node = meta, keys, None
+        self.meta, self.keys = meta, keys
+        self.node: str | None = None
 
 
 class _Pieces:
@@ -296,8 +324,14 @@ class _Importer:
 
     def _fold(self, node: Any, args: Any, kwargs: Any, flat: list) -> Any:
         """An op on constants and Python values only: evaluate it (on meta tensors)."""
-        if node.op == "call_module":
-            raise ConvAlgebraError(f"module {node.target!r} reads no input data")
+        if node.op == "call_module":  # e.g. an MLP over a table of coordinates (a buffer)
+            value, _ = self._run_fake(node, args, kwargs)
+            sub = self.modules[node.target]
+            read = {self.key_of.get(id(p), n): p.numel() for n, p in sub.named_parameters()}
+            for v in flat:
+                if isinstance(v, _Const):
+                    read.update(v.keys)
+            return _Const(_meta_like(self.torch, value), read)
         metas = self.torch.fx.node.map_aggregate((args, kwargs), _meta_of)
         fn = getattr(metas[0][0], node.target) if node.op == "call_method" else node.target
         try:
@@ -358,7 +392,7 @@ class _Importer:
             name = self._unique(keys[0] if len(keys) == 1 else "constant")
             self.graph.add(name, Parameter(shape, params, buffers), [], param_keys=local or None)
             const.node = name
-        return _Data(const.node, shape)
+        return _Data(name if const.node is None else const.node, shape)
 
     def _param_keys(self, values: dict[str, Any]) -> dict[str, str]:
         out = {}
@@ -419,18 +453,19 @@ class _Importer:
             raise ConvAlgebraError(f"node {name!r}: {op} is not modelled (strict=True)")
         value, flops = self._run_fake(node, args, kwargs)
         data = [v for v in _flatten((args, kwargs)) if isinstance(v, _Data)]
-        params, keys = (), None
+        params: tuple = ()
+        keys: dict[str, str] | None = None
         if node.op == "call_module":
             sub = self.modules[node.target]
             keys = self._module_keys(sub)
             params = tuple((n, p.numel()) for n, p in sub.named_parameters())
         consts = [v for v in _flatten((args, kwargs)) if isinstance(v, _Const)]
         for c in consts:
-            for k, size in c.keys.items():
-                if k in self.named and k not in self.used:
-                    params += ((k.replace(".", "_"), size),)
-                    keys = {**(keys or {}), k.replace(".", "_"): k}
-                    self.used.add(k)
+            for key, size in c.keys.items():
+                if key in self.named and key not in self.used:
+                    params += ((key.replace(".", "_"), size),)
+                    keys = {**(keys or {}), key.replace(".", "_"): key}
+                    self.used.add(key)
         self.unmodelled.append((name, op))
         tensors = _tensors(self.torch, value)
         if not tensors:
@@ -465,10 +500,13 @@ class _Importer:
             if node.op == "call_module":
                 from torch._subclasses.fake_tensor import FakeTensorMode
 
+                sub = self.modules[node.target]
+                device = next((t.device for t in (*sub.parameters(), *sub.buffers())), "cpu")
                 with FakeTensorMode(allow_non_fake_inputs=True) as mode:
                     fargs, fkw = torch.fx.node.map_aggregate(
                         (margs, mkw), lambda t: mode.from_tensor(torch.empty(
-                            t.shape, dtype=t.dtype)) if isinstance(t, torch.Tensor) else t)
+                            t.shape, dtype=t.dtype, device=device))
+                        if isinstance(t, torch.Tensor) else t)
                     with counter:
                         value = self.modules[node.target](*fargs, **fkw)
             elif node.op == "call_method":
@@ -507,7 +545,7 @@ class _Importer:
             at = index.index(Ellipsis)
             fill = rank - (len(index) - 1 - sum(i is None for i in index))
             index = index[:at] + (slice(None),) * fill + index[at + 1:]
-        axis, ops, news = 0, [], []
+        axis, ops, news = 0, [], []  # type: tuple[int, list[tuple[str, int, Any]], list[int]]
         for item in index:
             if item is None:
                 news.append(axis + len(news))
@@ -523,7 +561,7 @@ class _Importer:
                 raise _Unknown(f"indexing with {type(item).__name__}")
             axis += 1
         base = self._name(node, "getitem")
-        out, steps = x, []
+        out, steps = x, []  # type: tuple[_Data, list[Layer]]
         for kind, dim, item in sorted(ops, key=lambda o: (o[0] == "select", -o[1])):
             if kind == "slice":
                 steps.append(Slice(dim, item.start or 0, item.stop, item.step or 1))
@@ -540,6 +578,11 @@ class _Importer:
             out = self._add(base if k == len(steps) - 1 else self._unique(f"{base}.{k}"),
                             layer, [out])
         return out
+
+
+def _meta_like(torch: Any, value: Any) -> Any:
+    """A meta tensor of ``value``'s shape and dtype (``value`` may be a fake tensor)."""
+    return torch.empty(tuple(value.shape), dtype=value.dtype, device="meta")
 
 
 def _apply_shapes(shape: tuple, layers: list) -> tuple:
@@ -587,7 +630,7 @@ def _rebuild(torch: Any, value: Any, outs: Any) -> Any:
 
 # ---------------------------------------------------------------------- handlers
 def _bind(args: tuple, kwargs: dict, names: tuple[str, ...]) -> dict:
-    bound = dict(zip(names, args))
+    bound = dict(zip(names, args, strict=False))
     bound.update({k: v for k, v in kwargs.items() if k in names})
     return bound
 
@@ -676,11 +719,11 @@ def _h_norm(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
     if base == "batch_norm":
         b = _bind(rest, kw, _SIG["aten.batch_norm" if fname.startswith("aten.") else base])
         stats = b.get("running_mean") is not None
-        layer: Layer = BatchNorm(b.get("weight") is not None, stats,
-                                 count_batches=_batches_tracked(imp, b.get("running_mean")))
+        counted = _batches_tracked(imp, b.get("running_mean"))
+        layer: Layer = BatchNorm(b.get("weight") is not None, stats, count_batches=counted)
         values = {"weight": b.get("weight"), "bias": b.get("bias"),
                   "running_mean": b.get("running_mean"), "running_var": b.get("running_var")}
-        if layer.count_batches:
+        if counted:
             key = next(iter(b["running_mean"].keys)).rsplit(".", 1)[0] + ".num_batches_tracked"
             values["num_batches_tracked"] = _Const(None, {key: 1})
     elif base == "layer_norm":
@@ -861,7 +904,7 @@ def _h_flatten(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: d
 def _h_unsqueeze(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
     x = _need_data(x, fname)
     base = fname.removeprefix("aten.")
-    dims = rest[0] if rest else kw.get("dim")
+    dims: Any = rest[0] if rest else kw.get("dim")
     shape = [1, *x.shape]
     if base == "unsqueeze":
         shape.insert(dims % (len(shape) + 1), 1)
@@ -900,7 +943,7 @@ def _h_split(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dic
     name = imp._name(node, fname)
     if base in ("split", "split_with_sizes"):
         b = _bind(rest, kw, ("split_size_or_sections", "dim"))
-        size = b.get("split_size_or_sections", kw.get("split_size", kw.get("split_sizes")))
+        size: Any = b.get("split_size_or_sections", kw.get("split_size", kw.get("split_sizes")))
         dim = _unbatch(b.get("dim", 0), rank)
         n = x.shape[dim]
         sizes = list(size) if isinstance(size, (list, tuple)) else [
@@ -934,7 +977,7 @@ def _h_split(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dic
 
 
 def _h_matmul(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
-    base = fname.removeprefix("aten.")
+    fname.removeprefix("aten.")
     other = rest[0] if rest else kw.get("other", kw.get("mat2"))
     operands = [x, other]
     shapes = [tuple(v.meta.shape) if isinstance(v, _Const) else (1, *v.shape) for v in operands]
@@ -961,7 +1004,7 @@ def _matmul_equation(shapes: list, const_a: bool, const_b: bool) -> str:
 def _einsum_node(imp: _Importer, node: Any, fname: str, eq: str, operands: list) -> _Data:
     terms = eq.split("->")[0].split(",")
     weights, data, values = [], [], {}
-    for k, (term, v) in enumerate(zip(terms, operands)):
+    for k, (term, v) in enumerate(zip(terms, operands, strict=False)):
         if isinstance(v, _Const):
             shape = tuple(v.meta.shape)[len(v.meta.shape) - len(term):]
             if _prod(tuple(v.meta.shape)) != _prod(shape):
@@ -990,11 +1033,11 @@ def _h_einsum(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: di
     lhs, out = text.split("->")
     terms = lhs.split(",")
     new = []
-    for term, v in zip(terms, operands):
+    for term, v in zip(terms, operands, strict=False):
         new.append(term if isinstance(v, _Const) else term[1:])
         if isinstance(v, _Data) and len(term) != len(v.shape) + 1:
             raise _Unknown("einsum term and operand rank differ")
-    batch = [t[0] for t, v in zip(terms, operands) if isinstance(v, _Data)]
+    batch = [t[0] for t, v in zip(terms, operands, strict=False) if isinstance(v, _Data)]
     if len(set(batch)) != 1 or not out.startswith(batch[0]):
         raise _Unknown("einsum mixing the batch axis")
     return _einsum_node(imp, node, fname, ",".join(new) + "->" + out[1:], operands)
