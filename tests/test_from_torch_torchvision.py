@@ -5,7 +5,8 @@ runs, listed as unused), MACs equal torch's dispatch count of the same forward p
 every module output with a finite receptive field reads exactly the box the gradient probe
 of the linearised network finds. ``CI_MODELS`` run by default (a representative subset:
 channel shuffle, channels-last blocks, squeeze-and-excitation, dense concatenation,
-inception branches, interpolation, attention); ``CONVALGEBRA_TORCHVISION=all`` runs all.
+inception branches, interpolation, attention); ``CONVALGEBRA_TORCHVISION=all`` runs all, at
+the smallest input each model takes (``torchvision_models.small``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from convalgebra import from_torch, macs, param_count  # noqa: E402
 FULL = os.environ.get("CONVALGEBRA_TORCHVISION") == "all"
 MODELS = list(tvm.ALL) if FULL else tvm.CI_MODELS
 tvm.load()
-# module kinds that change a field (the others keep their input's); the full run probes all
+# module kinds that change a field (the others keep their input's; probed with
+# CONVALGEBRA_PROBE=all)
+PROBE_ALL = os.environ.get("CONVALGEBRA_PROBE") == "all"
 _REACH = ("Conv", "MaxPool", "AvgPool", "Adaptive", "Upsampl", "Linear", "LayerNorm")
 
 
@@ -37,7 +40,7 @@ def _probe_requests(g, model):
         rf = g.receptive_field(node)
         if node not in modules or not axes or None in axes or any(f.is_global for f in rf):
             continue
-        if not FULL and not type(modules[node]).__name__.startswith(_REACH):
+        if not PROBE_ALL and not type(modules[node]).__name__.startswith(_REACH):
             continue
         shape = g.shape(node)
         requests[node] = (axes, tuple(shape[t] // 3 for t in axes))
@@ -49,7 +52,7 @@ def imported(request):
     name = request.param
     torch.manual_seed(0)
     model = tvm.build(name)
-    shape = tvm.ALL[name] if FULL else tvm.small(name)
+    shape = tvm.small(name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         g = from_torch(model, shape)

@@ -32,9 +32,8 @@ CLASSIFICATION = {
     "efficientnet_v2_s": (3, 64, 64), "efficientnet_v2_m": (3, 64, 64),
     "efficientnet_v2_l": (3, 64, 64),
     **{f"regnet_{k}_{s}": (3, 64, 64) for k in "xy" for s in (
-        "400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},
-    "regnet_y_128gf": (3, 64, 64),
-    "convnext_tiny": (3, 64, 64), "convnext_small": (3, 64, 64), "convnext_base": (3, 64, 64),
+        "400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},  # y_128gf: 644 M params
+        "convnext_tiny": (3, 64, 64), "convnext_small": (3, 64, 64), "convnext_base": (3, 64, 64),
     "convnext_large": (3, 64, 64),
     "vit_b_16": (3, 224, 224), "vit_b_32": (3, 224, 224), "vit_l_16": (3, 224, 224),
     "vit_l_32": (3, 224, 224), "vit_h_14": (3, 224, 224),

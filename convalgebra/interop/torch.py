@@ -161,13 +161,15 @@ def from_torch(module: Any, input_shape: Sequence[int] | Sequence[Sequence[int]]
     torch = require("torch", "torch")
     shapes = _input_shapes(input_shape)
     modes = {m: m.training for m in module.modules()}
-    module.eval()
+    if any(modes.values()):
+        module.eval()
     try:
         graph, route, keys = _trace(torch, module, shapes)
         result = _Importer(torch, module, graph, keys, shapes, name, strict).run()
     finally:
         for m, flag in modes.items():
-            m.training = flag
+            if flag:
+                m.training = flag
     result.nx.graph["route"] = route
     return result
 
@@ -251,11 +253,16 @@ class _Importer:
         self.taken: dict[str, int] = {}
         self.used: set[str] = set()
         self.unmodelled: list[tuple[str, str]] = []
-        self.named = dict(module.named_parameters(remove_duplicate=False))
-        self.named_buffers = dict(module.named_buffers(remove_duplicate=False))
-        self.key_of = {id(p): n for n, p in module.named_parameters()}
-        self.key_of.update({id(b): n for n, b in module.named_buffers()})
-        self.modules = dict(module.named_modules())
+        self.modules = dict(module.named_modules(remove_duplicate=False))
+        self.named, self.named_buffers = {}, {}
+        for prefix, sub in self.modules.items():  # one walk (named_parameters walks again)
+            dot = prefix + "." if prefix else ""
+            self.named.update((dot + n, p) for n, p in sub._parameters.items() if p is not None)
+            self.named_buffers.update((dot + n, b) for n, b in sub._buffers.items()
+                                      if b is not None)
+        self.key_of: dict[int, str] = {}
+        for n, t in (*self.named.items(), *self.named_buffers.items()):
+            self.key_of.setdefault(id(t), n)  # a tied tensor is known by its first name
         self.dtype = next((t.dtype for t in self.named.values() if t.is_floating_point()),
                           torch.float32)
 
@@ -277,7 +284,8 @@ class _Importer:
                 self.env[node] = self._const_named(str(node.target))
             elif node.op in ("call_module", "call_function", "call_method"):
                 self.env[node] = self._call(node)
-        unused = {n: p.numel() for n, p in self.module.named_parameters() if n not in self.used}
+        unused = {n: p.numel() for n, p in self.named.items()
+                  if self.key_of[id(p)] == n and n not in self.used}
         self.graph.nx.graph["unused_parameters"] = sorted(unused)
         self.graph.nx.graph["unused_parameter_sizes"] = dict(sorted(unused.items()))
         self.graph.nx.graph["unmodelled"] = list(self.unmodelled)
@@ -441,10 +449,13 @@ class _Importer:
         return (out, None) if kind == "MultiheadAttention" else out
 
     def _module_keys(self, sub: Any) -> dict[str, str]:
+        tensors = ((*sub.named_parameters(), *sub.named_buffers()) if sub._modules else
+                   (*sub._parameters.items(), *sub._buffers.items()))
         keys = {}
-        for pname, p in (*sub.named_parameters(), *sub.named_buffers()):
-            keys[pname] = self.key_of.get(id(p), pname)
-            self.used.add(keys[pname])
+        for pname, p in tensors:
+            if p is not None:
+                keys[pname] = self.key_of.get(id(p), pname)
+        self.used.update(keys.values())
         return keys
 
     def _opaque(self, node: Any, op: str, args: tuple, kwargs: dict) -> Any:
