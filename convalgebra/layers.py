@@ -878,7 +878,8 @@ class Parameter(Layer):
     It carries no receptive field: the layers reading it take the field of their other
     inputs. ``params`` and ``buffers`` hold the ``(name, size)`` of the stored tensors it is
     computed from (a broadcast view stores fewer entries than its ``shape``); a constant
-    holds neither.
+    holds neither. ``macs`` counts the work of computing it (e.g. an MLP over a table of
+    relative coordinates), once per forward pass.
 
     Examples
     --------
@@ -889,12 +890,13 @@ class Parameter(Layer):
     shape: tuple = ()
     params: tuple = ()
     buffers: tuple = ()
+    macs: int = 0
     kind: ClassVar[str] = "parameter"
     arity: ClassVar = (0, 0)
 
     def facts(self, inputs: list[Shape]) -> Facts:
         return Facts(tuple(self.shape), {str(n): int(v) for n, v in self.params},
-                     {str(n): int(v) for n, v in self.buffers}, maps=None)
+                     {str(n): int(v) for n, v in self.buffers}, macs=self.macs, maps=None)
 
 KINDS: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (

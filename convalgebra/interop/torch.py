@@ -223,10 +223,10 @@ class _Data:
 class _Const:
     """A parameter, buffer or constant (a meta tensor), with the parameter names it reads."""
 
-    __slots__ = ("meta", "keys", "node")
+    __slots__ = ("meta", "keys", "node", "macs")
 
-    def __init__(self, meta: Any, keys: dict[str, int]) -> None:
-        self.meta, self.keys = meta, keys
+    def __init__(self, meta: Any, keys: dict[str, int], macs: int = 0) -> None:
+        self.meta, self.keys, self.macs = meta, keys, macs
         self.node: str | None = None
 
 
@@ -333,13 +333,13 @@ class _Importer:
     def _fold(self, node: Any, args: Any, kwargs: Any, flat: list) -> Any:
         """An op on constants and Python values only: evaluate it (on meta tensors)."""
         if node.op == "call_module":  # e.g. an MLP over a table of coordinates (a buffer)
-            value, _ = self._run_fake(node, args, kwargs)
+            value, flops = self._run_fake(node, args, kwargs)
             sub = self.modules[node.target]
             read = {self.key_of.get(id(p), n): p.numel() for n, p in sub.named_parameters()}
             for v in flat:
                 if isinstance(v, _Const):
                     read.update(v.keys)
-            return _Const(_meta_like(self.torch, value), read)
+            return _Const(_meta_like(self.torch, value), read, flops // 2 + _const_macs(flat))
         metas = self.torch.fx.node.map_aggregate((args, kwargs), _meta_of)
         fn = getattr(metas[0][0], node.target) if node.op == "call_method" else node.target
         try:
@@ -353,7 +353,8 @@ class _Importer:
             for v in flat:
                 if isinstance(v, _Const):
                     keys.update(v.keys)
-            return _Const(value if value.device.type == "meta" else value.to("meta"), keys)
+            return _Const(value if value.device.type == "meta" else value.to("meta"), keys,
+                          _const_macs(flat))
         return value
 
     # ------------------------------------------------------------------ naming
@@ -398,7 +399,8 @@ class _Importer:
             buffers = tuple((n, const.keys[k]) for n, k in local.items() if k not in self.named)
             self.used.update(keys)
             name = self._unique(keys[0] if len(keys) == 1 else "constant")
-            self.graph.add(name, Parameter(shape, params, buffers), [], param_keys=local or None)
+            self.graph.add(name, Parameter(shape, params, buffers, const.macs), [],
+                           param_keys=local or None)
             const.node = name
         return _Data(name if const.node is None else const.node, shape)
 
@@ -485,7 +487,7 @@ class _Importer:
         for k, t in enumerate(tensors):
             label = name if k == 0 else self._unique(f"{name}.{k}")
             layer = Opaque(op=op, shape=tuple(t.shape[1:]), params=params if k == 0 else (),
-                           macs=flops // 2 if k == 0 else 0)
+                           macs=flops // 2 + _const_macs(consts) if k == 0 else 0)
             self.graph.add(label, layer, [d.node for d in data],
                            param_keys=keys if k == 0 and params else None)
             outs.append(_Data(label, tuple(t.shape[1:]), t.shape[0] if t.dim() else 1))
@@ -589,6 +591,11 @@ class _Importer:
             out = self._add(base if k == len(steps) - 1 else self._unique(f"{base}.{k}"),
                             layer, [out])
         return out
+
+
+def _const_macs(values: list) -> int:
+    """MACs spent computing constants from parameters (e.g. an MLP over a coordinate table)."""
+    return sum(v.macs for v in {id(v): v for v in values if isinstance(v, _Const)}.values())
 
 
 def _meta_like(torch: Any, value: Any) -> Any:
