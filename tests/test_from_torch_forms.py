@@ -285,3 +285,34 @@ def test_mixed_forms_give_the_torch_facts(case, data):
     boxes = probe_boxes(positive_copy(model), size, requests)
     for node, (_, pos) in requests.items():
         assert g.unit_receptive_field(node, pos).box == boxes[node], node
+
+
+class ShapeBranch(nn.Module):
+    """Pads odd sizes to even ones: a branch on a shape, which torch.fx cannot trace."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        if x.shape[-1] % 2 == 1:
+            x = F.pad(x, (0, 1, 0, 1))
+        return self.body(x)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks(), st.data())
+def test_a_shape_branch_is_traced_by_export_with_the_same_facts(case, data):
+    body, size = case
+    model = ShapeBranch(body).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnmodelledOpWarning)
+        g = from_torch(model, size)
+    assert g.nx.graph["route"] == "torch.export"
+    assert param_count(g) == sum(p.numel() for p in model.parameters())
+    assert macs(g) == dispatch_macs(model, size)
+    out = g.outputs[0]
+    axes = g.axes(out)
+    pos = tuple(data.draw(st.integers(0, g.shape(out)[t] - 1)) for t in axes)
+    box = probe_boxes(positive_copy(model), size, {"": (axes, pos)})[""]
+    assert g.unit_receptive_field(out, pos).box == box

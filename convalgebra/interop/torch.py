@@ -90,6 +90,7 @@ _SIG = {  # positional parameter names after the input, as in torch.nn.functiona
     "layer_norm": ("normalized_shape", "weight", "bias", "eps"),
     "group_norm": ("num_groups", "weight", "bias", "eps"),
     "instance_norm": ("running_mean", "running_var", "weight", "bias", "use_input_stats"),
+    "aten.instance_norm": ("weight", "bias", "running_mean", "running_var", "use_input_stats"),
     "max_pool": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
     "avg_pool": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
                  "divisor_override"),
@@ -754,7 +755,7 @@ def _h_norm(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
         layer = GroupNorm(int(b["num_groups"]), b.get("weight") is not None)
         values = {"weight": b.get("weight"), "bias": b.get("bias")}
     else:  # instance norm: statistics over the positions of each channel
-        b = _bind(rest, kw, _SIG["instance_norm"])
+        b = _bind(rest, kw, _SIG["aten.instance_norm" if fname.startswith("aten.") else base])
         if b.get("running_mean") is not None:
             raise _Unknown("instance_norm with running statistics")
         layer = GroupNorm(x.shape[0], b.get("weight") is not None)
@@ -835,10 +836,13 @@ def _h_pool(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
 
 def _h_interp(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
     base = fname.removeprefix("aten.")
-    if base.startswith("upsample"):
-        b = _bind(rest, kw, _SIG["upsample"])
-        mode = "nearest" if "nearest" in base else "bilinear"
-        layer = Upsample(None, _tuple(b["output_size"]), mode,
+    if base.startswith("upsample"):  # aten.upsample_<mode>.vec of the export route
+        nearest = "nearest" in base
+        b = _bind(rest, kw, ("output_size", "scale_factors") if nearest else (
+            "output_size", "align_corners", "scale_factors"))
+        mode = "nearest" if nearest else base.removeprefix("upsample_").rstrip("0123456789d")
+        size, scale = _tuple(b.get("output_size")), _tuple(b.get("scale_factors"))
+        layer = Upsample(None if size else scale, size or None, mode,
                          bool(b.get("align_corners") or False))
     else:
         b = _bind(rest, kw, _SIG["interpolate"])
@@ -1061,6 +1065,24 @@ def _h_einsum(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: di
     return _einsum_node(imp, node, fname, ",".join(new) + "->" + out[1:], operands)
 
 
+def _h_slice(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> Any:
+    """``aten.slice`` / ``aten.select`` (indexing on the export route)."""
+    x = _need_data(x, fname)
+    rank = len(x.shape) + 1
+    if fname.endswith("select"):
+        b = _bind(rest, kw, ("dim", "index"))
+        return imp._add(imp._name(node, fname), Select(_unbatch(b["dim"], rank), b["index"]), [x])
+    b = _bind(rest, kw, ("dim", "start", "end", "step"))
+    dim = b.get("dim", 0) % rank
+    size = 1 if dim == 0 else x.shape[dim - 1]
+    start, stop, step = slice(b.get("start"), b.get("end"), b.get("step", 1)).indices(size)
+    if (start, stop, step) == (0, size, 1):
+        return x
+    if dim == 0:
+        raise _Unknown("slicing the batch axis")
+    return imp._add(imp._name(node, fname), Slice(dim - 1, start, stop, step), [x])
+
+
 def _h_stochastic_depth(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple,
                         kw: dict) -> Any:
     """torchvision's stochastic depth: the identity at inference."""
@@ -1120,6 +1142,9 @@ _HANDLERS = {
     "einsum": _h_einsum,
     "expand": _h_expand,
     "stochastic_depth": _h_stochastic_depth,
+    "slice": _h_slice, "select": _h_slice,
+    "upsample_nearest1d": _h_interp, "upsample_nearest3d": _h_interp,
+    "upsample_linear1d": _h_interp, "upsample_trilinear3d": _h_interp,
     **{n: _h_getattr for n in ("getattr", "size", "dim", "ndimension", "numel")},
 }
 _PREFIX_HANDLERS = [
