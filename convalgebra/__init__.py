@@ -60,6 +60,7 @@ _LAZY = {
     "macs": "graph",
     "unit_receptive_field": "graph",
     "from_torch": "interop.torch",
+    "UnmodelledOpWarning": "interop.torch",
     # derivations
     "derive": "derive",
     "Derivation": "derive",

@@ -490,3 +490,35 @@ def test_node_names_follow_the_module_path():
     g = from_torch(model, (3, 64, 64))
     assert {"layer4.0.relu", "layer4.0.relu#2", "layer4.0.relu#3", "layer1.0.add"} <= set(g.nodes)
     assert "layer4.0.conv1#2" not in g.nodes
+
+
+def test_shufflenet_and_convnext_at_224_keep_their_fields():
+    tvm = pytest.importorskip("torchvision_models")
+    tvm.load()
+    with torch.device("meta"):
+        shuffle, convnext = tvm.build("shufflenet_v2_x1_0"), tvm.build("convnext_tiny")
+    rf = from_torch(shuffle, (3, 224, 224)).receptive_field("conv5.0")[0]
+    assert (rf.size, rf.jump) == (527, 32)
+    g = from_torch(convnext, (3, 224, 224))
+    assert g.axes("features.1.0.block.1") == (0, 1)              # channels last
+    assert not g.receptive_field("features.7.2.add")[0].is_global
+
+
+def test_an_imported_graph_round_trips_through_its_spec():
+    class Mix(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+            self.w = nn.Parameter(torch.rand(4, 6))
+            self.gamma = nn.Parameter(torch.rand(6, 1, 1))
+
+        def forward(self, x):
+            y = torch.einsum("bchw,cd->bhwd", self.conv(x), self.w).permute(0, 3, 1, 2)
+            a, b = (self.gamma * y).split([2, 4], 1)
+            return torch.cat([b, a[:, :, 1:, ::2].mean((2, 3), True) * a], 1)
+
+    g = from_torch(Mix(), (4, 9, 9))
+    h = type(g).from_spec(json.loads(json.dumps(g.to_spec())))
+    assert [h.receptive_field(n) for n in g.nodes] == [g.receptive_field(n) for n in g.nodes]
+    assert (param_count(h), macs(h)) == (param_count(g), macs(g)) == (4 * 4 * 9 + 4 + 24 + 6,
+                                                                      4 * 81 * 9 * 4 + 81 * 24)
