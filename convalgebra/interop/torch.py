@@ -96,7 +96,6 @@ _SIG = {  # positional parameter names after the input, as in torch.nn.functiona
                  "divisor_override"),
     "adaptive": ("output_size",),
     "interpolate": ("size", "scale_factor", "mode", "align_corners"),
-    "upsample": ("output_size", "align_corners", "scales_h", "scales_w"),
     "pad": ("pad", "mode", "value"),
     "softmax": ("dim",),
     "mean": ("dim", "keepdim"),
