@@ -254,7 +254,8 @@ class _Importer:
         self.used: set[str] = set()
         self.unmodelled: list[tuple[str, str]] = []
         self.modules = dict(module.named_modules(remove_duplicate=False))
-        self.named, self.named_buffers = {}, {}
+        self.named: dict[str, Any] = {}
+        self.named_buffers: dict[str, Any] = {}
         for prefix, sub in self.modules.items():  # one walk (named_parameters walks again)
             dot = prefix + "." if prefix else ""
             self.named.update((dot + n, p) for n, p in sub._parameters.items() if p is not None)
