@@ -11,6 +11,7 @@ no op that leaves the spatial axes alone may widen a field).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -316,3 +317,93 @@ def test_a_shape_branch_is_traced_by_export_with_the_same_facts(case, data):
     pos = tuple(data.draw(st.integers(0, g.shape(out)[t] - 1)) for t in axes)
     box = probe_boxes(positive_copy(model), size, {"": (axes, pos)})[""]
     assert g.unit_receptive_field(out, pos).box == box
+
+
+# ----------------------------------------------- published architectures in these styles
+class Conv2dSame(nn.Conv2d):
+    """timm's TensorFlow-style 'same' convolution: padding computed from the input size."""
+
+    def forward(self, x):
+        ih, iw = x.size()[-2:]
+        pads = [max((math.ceil(i / s) - 1) * s + (k - 1) * d + 1 - i, 0) for i, s, k, d in
+                zip((ih, iw), self.stride, self.kernel_size, self.dilation, strict=True)]
+        if pads[0] > 0 or pads[1] > 0:
+            x = F.pad(x, [pads[1] // 2, pads[1] - pads[1] // 2, pads[0] // 2,
+                          pads[0] - pads[0] // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """timm's LayerNorm2d: layer norm over channels through a permute."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class EfficientStyle(nn.Module):
+    """timm-style stem and inverted residual: same padding, fused BN+act, an SE gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = Conv2dSame(3, 8, 3, 2)
+        self.bn = BNAct(8)
+        self.dw = Conv2dSame(8, 8, 5, 2, groups=8)
+        self.se_reduce, self.se_expand = nn.Conv2d(8, 2, 1), nn.Conv2d(2, 8, 1)
+        self.project = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        x = self.bn(self.stem(x))
+        y = F.silu(self.dw(x))
+        s = self.se_expand(F.silu(self.se_reduce(y.mean((2, 3), keepdim=True))))
+        return self.project(y * s.sigmoid())
+
+
+class ConvNeXtStyle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, 4)
+        self.norm = LayerNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+        self.mlp = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8))
+        self.gamma = nn.Parameter(torch.full((8,), 1e-6))
+
+    def forward(self, x):
+        x = self.norm(self.stem(x))
+        y = self.mlp(self.dw(x).permute(0, 2, 3, 1))
+        return x + (self.gamma * y).permute(0, 3, 1, 2)
+
+
+class UNetStyle(nn.Module):
+    """Decoder upsampling to the skip's size (shape arguments) and concatenating."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1, self.enc2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 8, 3, padding=1)
+        self.dec = nn.Conv2d(12, 4, 3, padding=1)
+
+    def forward(self, x):
+        a = F.relu(self.enc1(x))
+        b = F.relu(self.enc2(F.max_pool2d(a, 2)))
+        up = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
+        return self.dec(torch.cat([a, up], dim=1))
+
+
+@pytest.mark.parametrize("make, route", [(EfficientStyle, "torch.export"),
+                                         (ConvNeXtStyle, "torch.fx"), (UNetStyle, "torch.fx")],
+                         ids=["efficientnet-timm", "convnext-timm", "unet"])
+def test_published_styles_give_the_torch_facts(make, route):
+    torch.manual_seed(0)
+    model, size = make().eval(), (3, 15, 17)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnmodelledOpWarning)
+        g = from_torch(model, size)
+    assert g.nx.graph["route"] == route
+    assert param_count(g) == sum(p.numel() for p in model.parameters())
+    assert macs(g) == dispatch_macs(model, size)
+    out = g.outputs[0]
+    shape = g.shape(out)
+    requests = {"": (g.axes(out), tuple(shape[t] // 2 for t in g.axes(out)))}
+    box = probe_boxes(positive_copy(model), size, requests)[""]
+    assert g.unit_receptive_field(out, requests[""][1]).box == box
