@@ -65,6 +65,7 @@ _LAZY = {
     "unit_receptive_field": "network.graph",
     "effective_receptive_field": "effective",
     "from_torch": "interop.torch",
+    "UnmodelledOpWarning": "interop.torch",
     # derivations
     "derive": "derivations",
     "Derivation": "derivations",

@@ -303,7 +303,7 @@ def test_functional_calls_are_interpreted():
 
     g = from_torch(Net(), (2, 10))
     kinds = [g.layer(n).kind for n in g.nodes]
-    assert kinds == ["input", "pad", "conv", "upsample", "max_pool", "flatten", "activation"]
+    assert kinds == ["input", "pad", "conv", "upsample", "max_pool", "reshape", "activation"]
     assert g.shape(g.outputs[0]) == (4 * 9,)
 
 
@@ -328,13 +328,15 @@ def test_shape_arguments_and_multi_output_ops_keep_the_data_flow():
             self.c = nn.Conv2d(4, 4, 3, padding=1)
 
         def forward(self, x):
-            a, b = torch.chunk(self.c(x), 2, dim=1)           # several outputs: opaque
+            a, b = torch.chunk(self.c(x), 2, dim=1)           # channel halves: slices
             up = F.interpolate(F.max_pool2d(a, 2), size=b.shape[2:], mode="nearest")
             return up + b
 
     g = from_torch(Net(), (4, 8, 12))
     assert g.shape("interpolate") == (2, 8, 12)
-    assert "opaque" in g.info("getitem").flags
+    assert [g.layer(n).kind for n in ("chunk.0", "chunk.1")] == ["slice", "slice"]
+    assert g.receptive_field("chunk.1") == g.receptive_field("c")   # channels: field kept
+    assert not any("opaque" in g.info(n).flags for n in g.nodes)
     assert nx_has_path(g, "c", "add")
     assert param_count(g) == 4 * 4 * 9 + 4
 
@@ -381,3 +383,142 @@ def test_parameters_never_used_in_forward_are_shown_not_counted():
     note = "not used in forward: spare.bias, spare.weight (42 parameters, not counted)"
     assert g.table().splitlines()[-1] == note
     assert g.table("markdown").splitlines()[-1] == note
+
+
+# ------------------------------------------------- functional forms, routes, unmodelled ops
+class BNActLayer(nn.BatchNorm2d):            # batch norm + activation fused in one module
+    def forward(self, x):
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False,
+                         0.1, self.eps)
+        return F.relu(x)
+
+
+class LinLayer(nn.Linear):                   # a subclass calling the functional form
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+def _issue_model():
+    return nn.Sequential(nn.Conv2d(3, 8, 3), BNActLayer(8), nn.Conv2d(8, 8, 3),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), LinLayer(8, 10)).eval()
+
+
+def test_functional_forms_count_their_parameters_and_macs():
+    model = _issue_model()
+    g = from_torch(model, (3, 16, 16))
+    assert param_count(g) == _numel(model)
+    assert buffer_count(g) == _buffers(model)
+    assert macs(g) == 125_360          # 3*8*9*14*14 + 8*8*9*12*12 + 8*10
+    assert [g.receptive_field(n)[0].size for n in ("0", "1.batch_norm", "2")] == [3, 3, 5]
+    assert not any(g.layer(n).kind == "parameter" for n in g.nodes)
+
+
+def test_parameters_read_directly_are_parameter_nodes_without_a_field():
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.gamma = nn.Parameter(torch.ones(4, 1, 1))
+
+        def forward(self, x):
+            return self.gamma * self.conv(x) + self.gamma
+
+    g = from_torch(Scale(), (3, 8, 8))
+    assert g.layer("gamma").kind == "parameter"
+    assert g.receptive_field("gamma")[0].describe() == "none"
+    assert g.receptive_field("add")[0].size == 3                  # the conv's, not global
+    assert param_count(g) == 4 * 3 * 9 + 4 + 4                    # gamma counted once
+
+
+def test_a_shape_branch_falls_back_to_torch_export():
+    class Branch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3)
+
+        def forward(self, x):
+            if x.shape[-1] % 2 == 1:
+                x = F.pad(x, (0, 1, 0, 1))
+            return self.conv(x)
+
+    g = from_torch(Branch(), (2, 7, 7))
+    assert g.nx.graph["route"] == "torch.export"
+    assert g.shape(g.outputs[0]) == (2, 6, 6)
+    assert [g.layer(n).kind for n in g.nodes] == ["input", "pad", "conv"]
+    assert param_count(g) == 2 * 2 * 9 + 2
+
+
+def test_data_dependent_control_flow_names_the_module():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(ConvAlgebraError, match="could not trace Branchy.*data-dependent"):
+        from_torch(Branchy(), (1, 4, 4))
+
+
+def test_an_unmodelled_op_is_flagged_warned_and_strict_refuses_it():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.PixelShuffle(2), nn.Conv2d(1, 1, 3))
+    with pytest.warns(UserWarning, match=r"unmodelled.*1 \(module PixelShuffle\)"):
+        g = from_torch(model, (3, 8, 8))
+    assert "opaque" in g.info("1").flags and g.receptive_field("2")[0].is_global
+    assert g.nx.graph["unmodelled"] == [("1", "module PixelShuffle")]
+    with pytest.raises(ConvAlgebraError, match="node '1': module PixelShuffle is not modelled"):
+        from_torch(model, (3, 8, 8), strict=True)
+
+
+def test_channel_shuffle_keeps_the_spatial_field():
+    class Shuffle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            x = self.a(x)
+            n, c, h, w = x.size()
+            x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
+            return self.b(x)
+
+    g = from_torch(Shuffle(), (4, 10, 10))
+    assert [f.size for f in g.receptive_field("b")] == [5, 5]
+    assert g.axes("transpose") == (2, 3)          # (C/2, 2, H, W) without the batch axis
+
+
+def test_node_names_follow_the_module_path():
+    with torch.device("meta"):
+        model = ResNet(Bottleneck, [1, 1, 1, 1])
+    g = from_torch(model, (3, 64, 64))
+    assert {"layer4.0.relu", "layer4.0.relu#2", "layer4.0.relu#3", "layer1.0.add"} <= set(g.nodes)
+    assert "layer4.0.conv1#2" not in g.nodes
+
+
+def test_shufflenet_and_convnext_at_224_keep_their_fields():
+    tvm = pytest.importorskip("torchvision_models")
+    tvm.load()
+    with torch.device("meta"):
+        shuffle, convnext = tvm.build("shufflenet_v2_x1_0"), tvm.build("convnext_tiny")
+    rf = from_torch(shuffle, (3, 224, 224)).receptive_field("conv5.0")[0]
+    assert (rf.size, rf.jump) == (527, 32)
+    g = from_torch(convnext, (3, 224, 224))
+    assert g.axes("features.1.0.block.1") == (0, 1)              # channels last
+    assert not g.receptive_field("features.7.2.add")[0].is_global
+
+
+def test_an_imported_graph_round_trips_through_its_spec():
+    class Mix(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+            self.w = nn.Parameter(torch.rand(4, 6))
+            self.gamma = nn.Parameter(torch.rand(6, 1, 1))
+
+        def forward(self, x):
+            y = torch.einsum("bchw,cd->bhwd", self.conv(x), self.w).permute(0, 3, 1, 2)
+            a, b = (self.gamma * y).split([2, 4], 1)
+            return torch.cat([b, a[:, :, 1:, ::2].mean((2, 3), True) * a], 1)
+
+    g = from_torch(Mix(), (4, 9, 9))
+    h = type(g).from_spec(json.loads(json.dumps(g.to_spec())))
+    assert [h.receptive_field(n) for n in g.nodes] == [g.receptive_field(n) for n in g.nodes]
+    assert (param_count(h), macs(h)) == (param_count(g), macs(g)) == (4 * 4 * 9 + 4 + 24 + 6,
+                                                                      4 * 81 * 9 * 4 + 81 * 24)

@@ -29,13 +29,14 @@ import networkx as nx
 import numpy as np
 
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
-from .layers import Facts, Input, Layer, Opaque, layer_from_dict
-from .receptive import IDENTITY, AxisRF, apply_map, global_rf, input_rf, merge
+from .layers import Facts, Input, Layer, Opaque, Parameter, layer_from_dict
+from .receptive import AxisRF, Global, apply_map, global_rf, input_rf, merge
 
 __all__ = ["LayerGraph", "NodeInfo", "UnitField", "receptive_field", "unit_receptive_field",
            "param_count", "buffer_count", "macs", "flops"]
 
 _ALL = "all"  # a request for every position of a node (global reach)
+_GLOBAL = Global()
 # facts of (layer, input shapes), shared by repeated blocks and graphs (read-only records)
 _FACTS: dict[Any, Facts] = {}
 _FACTS_MAX = 20_000
@@ -453,7 +454,8 @@ class LayerGraph:
     # ------------------------------------------------------------------ analysis
     def _analysis(self) -> dict[str, Any]:
         if self._cache is None:
-            self._cache = {"rf": self._receptive_fields()}
+            self._cache = {"plan": {}}
+            self._cache["rf"] = self._receptive_fields()
         return self._cache
 
     def _fields(self, gates: str) -> dict[str, tuple[AxisRF, ...]]:
@@ -503,48 +505,58 @@ class LayerGraph:
         n, extent = self.spatial_ndim, self.extent
         glob = tuple(global_rf(e, 1) for e in extent)
         fields: dict[str, tuple[AxisRF, ...]] = {}
+        assert self._cache is not None
+        plan: dict[str, tuple] = self._cache["plan"]
         for node in self._order:
             data = self._attrs[node]
             facts, srcs = data["facts"], data["inputs"]
-            if ignore_gates and data["layer"].kind in ("mul", "squeeze_excite"):
-                held = self._without_gates(node, fields)
-                if held is not None:
-                    fields[node] = held
+            live = [(p, s) for p, s in enumerate(srcs) if plan[s][0] is not None]
+            if not live:  # a graph input, or a value computed from parameters alone
+                if srcs or isinstance(data["layer"], Parameter):
+                    plan[node], fields[node] = (None, ()), tuple(_NONE for _ in extent)
                     continue
-            if not srcs:
                 spatial = len(facts.shape) == n + 1 and not isinstance(data["layer"], Opaque)
+                plan[node] = (tuple(range(1, n + 1)) if spatial else (None,) * n, ())
                 fields[node] = (input_rf(),) * n if spatial else glob
-            elif len(srcs) == 1 and facts.maps and all(m is IDENTITY for m in facts.maps[0]):
-                fields[node] = fields[srcs[0]]  # elementwise layers keep the field
-            elif len(srcs) == 1 and facts.maps and len(facts.shape) == n + 1 == len(
-                    fields[srcs[0]]) + 1 and len(facts.maps[0]) == n:
-                src, maps = fields[srcs[0]], facts.maps[0]
-                fields[node] = tuple(apply_map(src[a], maps[a], extent[a]) for a in range(n))
-            elif facts.maps is None or len(facts.shape) != n + 1:
-                fields[node] = tuple(global_rf(e, max(f[a].jump for f in map(fields.get, srcs)))
-                                     for a, e in enumerate(extent))
-            else:
-                fields[node] = tuple(
-                    merge([apply_map(fields[s][a], m[a], extent[a]) if len(m) == n
-                           else global_rf(extent[a], 1) for s, m in zip(srcs, facts.maps)],
-                          extent[a])
-                    for a in range(n))
+                continue
+            ports: list[Any] = [
+                _port_maps(facts, p, self._attrs[s]["facts"].shape, plan[s][0], n)
+                if plan[s][0] is not None else None for p, s in enumerate(srcs)]
+            axes = tuple(_carried({ports[p][a][0] for p, _ in live if ports[p][a]})
+                         for a in range(n))
+            plan[node] = (axes, ports)
+            if ignore_gates and data["layer"].kind == "squeeze_excite" and axes == plan[srcs[0]][0]:
+                fields[node] = fields[srcs[0]]  # the gate held constant: the identity
+                continue
+            if ignore_gates:
+                gates = self.gate_ports(node)
+                live = [(p, s) for p, s in live if p not in gates] or live
+            fields[node] = tuple(
+                global_rf(extent[a], max(fields[s][a].jump for _, s in live))
+                if axes[a] is None else merge([
+                    apply_map(fields[s][a], ports[p][a][1], extent[a]) if ports[p][a]
+                    else global_rf(extent[a], fields[s][a].jump) for p, s in live], extent[a])
+                for a in range(n))
         return fields
 
-    def _without_gates(self, node: str, fields: dict) -> tuple[AxisRF, ...] | None:
-        """The field of a product with its gate ports held constant (None: no gate)."""
-        data = self._attrs[node]
-        srcs = data["inputs"]
-        if data["layer"].kind == "squeeze_excite":
-            return fields[srcs[0]] if len(data["facts"].shape) == self.spatial_ndim + 1 else None
-        gates = self.gate_ports(node)
-        if not gates:
-            return None
-        extent = self.extent
-        kept = [(fields[s], m) for p, (s, m) in enumerate(zip(srcs, data["facts"].maps))
-                if p not in gates]
-        return tuple(merge([apply_map(f[a], m[a], extent[a]) for f, m in kept], extent[a])
-                     for a in range(self.spatial_ndim))
+    def axes(self, node: str) -> tuple[int | None, ...]:
+        """Where each spatial axis of the graph input sits in ``node``'s output.
+
+        One output axis index per spatial axis (``None``: merged away, e.g. flattened),
+        ``(1, 2)`` for a ``(C, H, W)`` node, ``(0, 1)`` for a channels-last ``(H, W, C)``
+        node; ``()`` for a parameter or a value computed from parameters alone.
+
+        Examples
+        --------
+        >>> from convalgebra.layers import Conv, Permute, Flatten
+        >>> g = LayerGraph.sequential((3, 8, 8), [Conv(4, 3), Permute((1, 2, 0)), Flatten()])
+        >>> g.axes("conv1"), g.axes("permute2"), g.axes("flatten3")
+        ((1, 2), (0, 1), (None, None))
+        """
+        self._node(node)
+        self._analysis()
+        assert self._cache is not None
+        return self._cache["plan"][node][0] or ()
 
     def receptive_field(self, node: str | None = None, *, exact: bool = False,
                         gates: str = "keep") -> tuple[AxisRF, ...]:
@@ -578,19 +590,19 @@ class LayerGraph:
         from fractions import Fraction
 
         rf = self._fields(gates)
-        shape = self.shape(node)
         period = 1
         for a in nx.ancestors(self.nx, node):
             for f, mine in zip(rf[a], fields):
                 for j in f.jumps:
                     period = math.lcm(period, (Fraction(mine.jump) / Fraction(j)).denominator)
         sizes = [0] * len(fields)
-        for a, size in enumerate(shape[1:]):
+        extents = self._spatial_sizes(node) or ()
+        for a, size in enumerate(extents):
             # unaligned paths: the union's extent changes with the index, try every unit
             units = size if not fields[a].aligned else min(period, size)
             for p in range(units):  # one axis at a time: the maps act per axis
                 request = tuple(np.array([p]) if b == a else np.arange(s)
-                                for b, s in enumerate(shape[1:]))
+                                for b, s in enumerate(extents))
                 box = self._box(node, request, clip=False, gates=gates)
                 if box:
                     sizes[a] = max(sizes[a], box[a][1] - box[a][0] + 1)
@@ -608,12 +620,13 @@ class LayerGraph:
         ``gates="ignore"`` holds gates constant (see :meth:`receptive_field`).
         """
         shape, n = self.shape(node), self.spatial_ndim
-        spatial = len(shape) == n + 1 and n > 0
+        sizes = self._spatial_sizes(node)
+        spatial = sizes is not None and n > 0
         if position is None:
-            position = tuple((s - 1) // 2 for s in shape[1:]) if spatial else ()
+            position = tuple((s - 1) // 2 for s in sizes) if sizes and spatial else ()
         position = tuple(int(p) for p in position)
-        if spatial and (len(position) != n or any(not 0 <= p < s for p, s in
-                                                  zip(position, shape[1:]))):
+        if sizes and spatial and (len(position) != n or any(
+                not 0 <= p < s for p, s in zip(position, sizes))):
             raise ConvAlgebraError(f"position {position} is outside node {node!r} of shape {shape}")
         box = self._box(node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip,
                         gates)
@@ -634,30 +647,45 @@ class LayerGraph:
         merged = self._union(found)
         return tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
 
+    def _spatial_sizes(self, node: str) -> tuple[int, ...] | None:
+        """Size of ``node``'s output along each spatial axis (None: some axis is merged)."""
+        axes, shape = self.axes(node), self.shape(node)
+        if not axes or any(t is None for t in axes):
+            return None
+        return tuple(shape[t] for t in axes if t is not None)
+
     def _request_inputs(self, v: str, req: Any, requests: dict, clip: bool,
                         ignore_gates: bool = False) -> list:
         """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
         data = self._attrs[v]
-        facts, n = data["facts"], self.spatial_ndim
+        plan = self._analysis()["plan"]
         if not data["inputs"]:
-            spatial = len(facts.shape) == n + 1
-            return [req if req is not _ALL and spatial else
-                    tuple(np.arange(s) for s in facts.shape[1:])]
-        ports = list(zip(data["inputs"], facts.maps or [None] * len(data["inputs"])))
-        if ignore_gates and data["layer"].kind == "squeeze_excite" and len(facts.shape) == n + 1:
-            ports = [(data["inputs"][0], (IDENTITY,) * n)]
+            if plan[v][0] is None:
+                return []
+            sizes = self._spatial_sizes(v)
+            return [req if req is not _ALL and sizes is not None else
+                    tuple(np.arange(s) for s in data["facts"].shape[1:])]
+        pairs = list(zip(data["inputs"], plan[v][1] or ()))
+        if ignore_gates and data["layer"].kind == "squeeze_excite":
+            src, sizes = data["inputs"][0], self._spatial_sizes(v)
+            if sizes is not None and self._spatial_sizes(src) == sizes:  # a gate held: identity
+                want = req if req is not _ALL else tuple(np.arange(size) for size in sizes)
+                requests[src] = self._union([requests.get(src), want])
+                return []
         elif ignore_gates:
             gates = self.gate_ports(v)
-            ports = [port for p, port in enumerate(ports) if p not in gates]
-        for src, maps in ports:
-            src_shape = self._attrs[src]["facts"].shape
-            if len(src_shape) != n + 1:
-                want = _ALL
-            elif req is _ALL or maps is None or len(maps) != n:
-                want = tuple(np.arange(size) for size in src_shape[1:])  # global reach
+            pairs = [pair for p, pair in enumerate(pairs) if p not in gates]
+        for src, port in pairs:
+            if port is None:  # a parameter: no positions to read
+                continue
+            sizes = self._spatial_sizes(src)
+            if sizes is None:
+                want: Any = _ALL
+            elif req is _ALL:
+                want = tuple(np.arange(size) for size in sizes)
             else:
-                want = tuple(m.back(pos, size, clip) for m, pos, size in
-                             zip(maps, req, src_shape[1:]))
+                want = tuple(np.arange(size) if pm is None else pm[1].back(pos, size, clip)
+                             for pm, pos, size in zip(port, req, sizes))
                 if any(w.size == 0 for w in want):
                     continue
             requests[src] = self._union([requests.get(src), want])
@@ -836,6 +864,41 @@ def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConvAlgebraError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+_NONE = AxisRF(0, 1, 0, jumps=(1,))  # the field of a parameter: it reads no input
+
+
+def _aligned(rank_in: int, rank_out: int) -> tuple[int | None, ...]:
+    """Output axis -> input axis, trailing axes aligned (broadcasting)."""
+    shift = rank_out - rank_in
+    return tuple(t - shift if t >= shift else None for t in range(rank_out))
+
+
+def _port_maps(facts: Facts, port: int, in_shape: tuple, in_axes: tuple, n: int) -> tuple:
+    """Per spatial axis: ``(output axis, axis map)`` through input ``port``, or ``None``
+    when the output does not carry the axis from that input."""
+    out_rank = len(facts.shape)
+    moves = facts.moves[port] if facts.moves else _aligned(len(in_shape), out_rank)
+    maps = facts.maps[port] if facts.maps is not None and port < len(facts.maps) else None
+    lead = facts.lead[port] if facts.lead and port < len(facts.lead) else None
+    out: list[tuple[int, Any] | None] = []
+    for a in range(n):
+        t_in = in_axes[a]
+        if t_in is None or t_in not in moves:
+            out.append(None)
+            continue
+        t = moves.index(t_in)
+        if maps is None or (t > 0 and len(maps) != out_rank - 1):
+            amap: Any = _GLOBAL
+        else:
+            amap = (lead or _GLOBAL) if t == 0 else maps[t - 1]
+        out.append((t, amap))
+    return tuple(out)
+
+
+def _carried(axes: set) -> int | None:
+    return axes.pop() if len(axes) == 1 else None
 
 
 def _label(layer: Layer) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "Facts", "Layer", "Input", "Conv", "MaxPool", "AvgPool", "AdaptivePool", "Linear",
     "Flatten", "BatchNorm", "LayerNorm", "GroupNorm", "Activation", "Dropout", "Upsample",
     "Pad", "Crop", "Add", "Mul", "Concat", "SqueezeExcite", "Mean", "Identity", "Opaque",
+    "Reshape", "Permute", "Slice", "Select", "Take", "Einsum", "Attention", "Parameter",
     "KINDS", "layer_from_dict",
 ]
 
@@ -41,8 +42,13 @@ Shape = tuple[int, ...]
 class Facts:
     """What a layer does to given input shapes.
 
-    ``maps`` holds, per input port, one axis map per spatial axis (see
-    :mod:`convalgebra.network.receptive`); ``None`` means global reach (every output reads everything).
+    ``maps`` holds, per input port, one axis map per output axis after the first (the
+    spatial axes of a ``(C, *spatial)`` tensor, see :mod:`convalgebra.network.receptive`); ``None``
+    means global reach (every output reads everything). ``lead`` holds, per port, the map of
+    output axis 0 (``None``: axis 0 is mixed, as channels are). ``moves`` holds, per port,
+    the input axis each output axis carries (``None`` entries: a new or mixed axis); when
+    ``moves`` is ``None`` the axes are aligned on the right, as in broadcasting. A graph
+    follows a spatial axis through ``moves`` wherever it sits (channels-last layouts).
     """
 
     shape: Shape
@@ -52,6 +58,8 @@ class Facts:
     ops: int = 0
     maps: list | None = None
     spec: ConvSpec | None = None
+    lead: list | None = None
+    moves: list | None = None
 
 
 def _numel(shape: Shape) -> int:
@@ -66,6 +74,14 @@ def _need_spatial(shape: Shape, what: str) -> int:
 
 def _identity_maps(shape: Shape) -> list:
     return [(IDENTITY,) * (len(shape) - 1)]
+
+
+def _pointwise(shape: Shape, out: Shape | None = None, moves: list | None = None,
+               ops: int = 0, **kw: Any) -> Facts:
+    """Facts of a layer that keeps every position of every axis (reshapes, elementwise)."""
+    out = shape if out is None else out
+    return Facts(out, maps=[(IDENTITY,) * (len(out) - 1)], lead=[IDENTITY], moves=moves,
+                 ops=ops, **kw)
 
 
 @dataclass(frozen=True)
@@ -247,7 +263,8 @@ class Linear(Layer):
             params["bias"] = self.out_features
         out = (*shape[:-1], self.out_features)
         maps = _norm_maps(shape, len(shape) - 1) if len(shape) > 1 else None  # mixes the last axis
-        return Facts(out, params, macs=_numel(shape) * self.out_features, maps=maps)
+        return Facts(out, params, macs=_numel(shape) * self.out_features, maps=maps,
+                     lead=[IDENTITY] if len(shape) > 1 else None)
 
 
 @dataclass(frozen=True)
@@ -264,7 +281,10 @@ class Flatten(Layer):
         if a > b:
             raise ConvAlgebraError(f"start_dim={self.start_dim} is after end_dim={self.end_dim}")
         out = (*shape[:a], _numel(shape[a:b + 1]), *shape[b + 1:])
-        return Facts(out, maps=None if out != shape else _identity_maps(shape))
+        block = [i for i in range(a, b + 1) if shape[i] != 1]
+        kept = block[0] if len(block) == 1 else (a if a == b else None)
+        moves = [*range(a), kept, *range(b + 1, len(shape))]
+        return _pointwise(shape, out, [tuple(moves)])
 
 
 @dataclass(frozen=True)
@@ -274,16 +294,18 @@ class BatchNorm(Layer):
     affine: bool = True
     track_running_stats: bool = True
     eps: float = 1e-5
+    count_batches: bool = True
     kind: ClassVar[str] = "batch_norm"
 
     def facts(self, inputs: list[Shape]) -> Facts:
         (shape,) = inputs
         c = shape[0]
         params = {"weight": c, "bias": c} if self.affine else {}
-        buffers = ({"running_mean": c, "running_var": c, "num_batches_tracked": 1}
-                   if self.track_running_stats else {})
+        buffers = {"running_mean": c, "running_var": c} if self.track_running_stats else {}
+        if self.track_running_stats and self.count_batches:
+            buffers["num_batches_tracked"] = 1
         maps = _identity_maps(shape) if len(shape) > 1 else [()]
-        return Facts(shape, params, buffers, ops=2 * _numel(shape), maps=maps)
+        return Facts(shape, params, buffers, ops=2 * _numel(shape), maps=maps, lead=[IDENTITY])
 
 
 def _norm_maps(shape: Shape, first_mixed: int) -> list:
@@ -312,7 +334,8 @@ class LayerNorm(Layer):
         if self.elementwise_affine and self.bias:
             params["bias"] = count
         return Facts(shape, params, ops=4 * _numel(shape),
-                     maps=_norm_maps(shape, len(shape) - len(norm)))
+                     maps=_norm_maps(shape, len(shape) - len(norm)),
+                     lead=[IDENTITY] if len(norm) < len(shape) else None)
 
 
 @dataclass(frozen=True)
@@ -333,7 +356,8 @@ class GroupNorm(Layer):
 
 
 ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid",
-               "leaky_relu", "elu", "softplus", "mish", "softmax", "log_softmax", "scale")
+               "leaky_relu", "elu", "softplus", "mish", "softmax", "log_softmax", "scale",
+               "pointwise")
 
 
 @dataclass(frozen=True)
@@ -348,11 +372,12 @@ class Activation(Layer):
         (shape,) = inputs
         if self.fn not in ACTIVATIONS:
             raise ConvAlgebraError(f"fn must be one of {ACTIVATIONS}, got {self.fn!r}")
-        maps = _identity_maps(shape)
+        maps, lead = _identity_maps(shape), [IDENTITY]  # type: tuple[list, list[Any]]
         if self.fn in ("softmax", "log_softmax") and self.dim is not None:
             axis = self.dim % len(shape)
             maps = [tuple(Global() if 1 + a == axis else IDENTITY for a in range(len(shape) - 1))]
-        return Facts(shape, ops=_numel(shape), maps=maps)
+            lead = [Global() if axis == 0 else IDENTITY]
+        return Facts(shape, ops=_numel(shape), maps=maps, lead=lead)
 
     def describe(self) -> str:
         return self.fn
@@ -366,7 +391,7 @@ class Dropout(Layer):
     kind: ClassVar[str] = "dropout"
 
     def facts(self, inputs: list[Shape]) -> Facts:
-        return Facts(inputs[0], maps=_identity_maps(inputs[0]))
+        return _pointwise(inputs[0])
 
 
 @dataclass(frozen=True)
@@ -376,7 +401,7 @@ class Identity(Layer):
     kind: ClassVar[str] = "identity"
 
     def facts(self, inputs: list[Shape]) -> Facts:
-        return Facts(inputs[0], maps=_identity_maps(inputs[0]))
+        return _pointwise(inputs[0])
 
 
 def _fraction(value: Any, name: str) -> Fraction:
@@ -485,11 +510,11 @@ class Crop(Layer):
 
 
 def _broadcast(inputs: list[Shape]) -> Shape:
-    rank = len(inputs[0])
-    if any(len(s) != rank for s in inputs):
-        raise ConvAlgebraError(f"inputs have different ranks: {inputs}")
+    """The broadcast shape, trailing axes aligned (PyTorch's rule)."""
+    rank = max(len(s) for s in inputs)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in inputs]
     out = []
-    for dims in zip(*inputs):
+    for dims in zip(*padded):
         sizes = set(dims) - {1}
         if len(sizes) > 1:
             raise ConvAlgebraError(f"shapes {inputs} do not broadcast")
@@ -503,9 +528,11 @@ class _Elementwise(Layer):
 
     def facts(self, inputs: list[Shape]) -> Facts:
         out = _broadcast(inputs)
-        maps = [tuple(Broadcast() if s[1 + a] == 1 < out[1 + a] else IDENTITY
-                      for a in range(len(out) - 1)) for s in inputs]
-        return Facts(out, ops=_numel(out) * (len(inputs) - 1), maps=maps)
+        padded = [(1,) * (len(out) - len(s)) + tuple(s) for s in inputs]
+        per_axis = [tuple(Broadcast() if s[t] == 1 < out[t] else IDENTITY
+                          for t in range(len(out))) for s in padded]
+        return Facts(out, ops=_numel(out) * (len(inputs) - 1), maps=[m[1:] for m in per_axis],
+                     lead=[m[0] for m in per_axis])
 
 
 @dataclass(frozen=True)
@@ -538,7 +565,9 @@ class Concat(Layer):
             raise ConvAlgebraError(f"shapes {inputs} differ outside dim={self.dim}")
         out = list(inputs[0])
         out[dim] = sum(s[dim] for s in inputs)
-        return Facts(tuple(out), maps=[(IDENTITY,) * (rank - 1)] * len(inputs))
+        # along ``dim`` each input lands at an offset: an axis of the field only when not cut
+        maps = tuple(Global() if t == dim else IDENTITY for t in range(rank))
+        return Facts(tuple(out), maps=[maps[1:]] * len(inputs), lead=[maps[0]] * len(inputs))
 
 
 @dataclass(frozen=True)
@@ -568,9 +597,10 @@ class Mean(Layer):
         (shape,) = inputs
         dims = {d % len(shape) for d in ((self.dims,) if isinstance(self.dims, int) else self.dims)}
         out = tuple(1 if i in dims else s for i, s in enumerate(shape) if self.keepdim or i not in dims)
-        maps = [tuple(Global() if 1 + a in dims else IDENTITY for a in range(len(shape) - 1))]
-        spatial = len(out) == len(shape)
-        return Facts(out, ops=_numel(shape), maps=maps if spatial else None)
+        kept = [t for t in range(len(shape)) if self.keepdim or t not in dims]
+        per_axis = [Global() if t in dims else IDENTITY for t in kept]
+        return Facts(out, ops=_numel(shape), maps=[tuple(per_axis[1:])] if out else None,
+                     lead=[per_axis[0]] if out else None, moves=[tuple(kept)])
 
 
 @dataclass(frozen=True)
@@ -584,18 +614,296 @@ class Opaque(Layer):
     shape: tuple = ()
     params: tuple = ()
     buffers: tuple = ()
+    macs: int = 0
     kind: ClassVar[str] = "opaque"
     arity: ClassVar = (0, None)
 
     def facts(self, inputs: list[Shape]) -> Facts:
-        return Facts(tuple(self.shape), dict(self.params), dict(self.buffers))
+        return Facts(tuple(self.shape), dict(self.params), dict(self.buffers), macs=self.macs)
 
+
+def _reshape_moves(src: Shape, dst: Shape) -> tuple:
+    """For each axis of ``dst``, the axis of ``src`` it carries unchanged (C-order reshape).
+
+    Axes are grouped into the smallest blocks of equal size in both shapes; a block of one
+    source and one target axis (size-1 axes aside) carries it, any other block mixes.
+    """
+    if tuple(src) == tuple(dst):
+        return tuple(range(len(dst)))
+    moves: list[int | None] = [None] * len(dst)
+    i = j = 0
+    while i < len(src) and j < len(dst):
+        bi, bj, pi, pj = [i], [j], src[i], dst[j]
+        i, j = i + 1, j + 1
+        while pi != pj:
+            if pi < pj:
+                pi, i = pi * src[i], i + 1
+                bi.append(i - 1)
+            else:
+                pj, j = pj * dst[j], j + 1
+                bj.append(j - 1)
+        big_i = [a for a in bi if src[a] != 1]
+        big_j = [b for b in bj if dst[b] != 1]
+        if len(big_i) == 1 and len(big_j) == 1:
+            moves[big_j[0]] = big_i[0]
+    return tuple(moves)
+
+
+@dataclass(frozen=True)
+class Reshape(Layer):
+    """``view``/``reshape``/``squeeze``/``unsqueeze`` to ``shape`` (unbatched, C order).
+
+    An axis that is only moved (its size unchanged, other axes split or merged around it)
+    keeps its receptive field; a spatial axis split or merged with another becomes global.
+
+    Examples
+    --------
+    >>> f = Reshape((2, 4, 5, 5)).facts([(8, 5, 5)])    # a channel shuffle's first view
+    >>> f.shape, f.moves
+    ((2, 4, 5, 5), [(None, None, 1, 2)])
+    """
+
+    shape: tuple = ()
+    kind: ClassVar[str] = "reshape"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        out = list(self.shape)
+        if out.count(-1) == 1:
+            rest = _numel(tuple(v for v in out if v != -1))
+            out[out.index(-1)] = _numel(shape) // max(rest, 1)
+        out_t = tuple(out)
+        if _numel(out_t) != _numel(shape) or min(out_t, default=1) < 0:
+            raise ConvAlgebraError(f"shape {self.shape} does not hold the {_numel(shape)} "
+                                   f"entries of input {shape}")
+        return _pointwise(shape, out_t, [_reshape_moves(shape, out_t)])
+
+
+@dataclass(frozen=True)
+class Permute(Layer):
+    """Axis permutation (``permute``/``transpose`` of the unbatched axes).
+
+    Examples
+    --------
+    >>> Permute((1, 2, 0)).facts([(96, 56, 56)]).shape      # to channels last
+    (56, 56, 96)
+    """
+
+    dims: tuple = ()
+    kind: ClassVar[str] = "permute"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        dims = tuple(d % len(shape) for d in self.dims) if self.dims else ()
+        if sorted(dims) != list(range(len(shape))):
+            raise ConvAlgebraError(f"dims={self.dims} is not a permutation of the "
+                                   f"{len(shape)} axes of input {shape}")
+        return _pointwise(shape, tuple(shape[d] for d in dims), [dims])
+
+
+def _axis(dim: int, rank: int, name: str = "dim") -> int:
+    if not -rank <= dim < rank:
+        raise ConvAlgebraError(f"{name}={dim} is outside the {rank} axes of the input")
+    return dim % rank
+
+
+def _axis_maps(rank: int, dim: int, amap: Any) -> tuple[Any, Any]:
+    """(lead, maps) with ``amap`` on axis ``dim`` and the identity elsewhere."""
+    per_axis = [amap if t == dim else IDENTITY for t in range(rank)]
+    return [per_axis[0]], [tuple(per_axis[1:])]
+
+
+@dataclass(frozen=True)
+class Slice(Layer):
+    """``x[..., start:stop:step, ...]`` along one axis (also ``split``, ``chunk``, ``narrow``).
+
+    Along channels it keeps the field; along a spatial axis it is a crop (with a stride).
+
+    Examples
+    --------
+    >>> f = Slice(1, 2, 8, 2).facts([(4, 10, 10)])
+    >>> f.shape, f.maps[0][0]
+    ((4, 3, 10), Local(stride=2, taps=(2,), mode='zeros'))
+    """
+
+    dim: int = 0
+    start: int = 0
+    stop: int | None = None
+    step: int = 1
+    kind: ClassVar[str] = "slice"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        dim = _axis(self.dim, len(shape))
+        if self.step < 1:
+            raise ConvAlgebraError(f"step must be a positive integer, got {self.step}")
+        start, stop, step = slice(self.start, self.stop, self.step).indices(shape[dim])
+        size = len(range(start, stop, step))
+        if size < 1:
+            raise ConvAlgebraError(f"slice {self.start}:{self.stop}:{self.step} of axis {dim} "
+                                   f"(size {shape[dim]}) is empty")
+        lead, maps = _axis_maps(len(shape), dim, Local(step, (start,)))
+        out = (*shape[:dim], size, *shape[dim + 1:])
+        return Facts(out, maps=maps, lead=lead)
+
+
+@dataclass(frozen=True)
+class Select(Layer):
+    """``x[..., index, ...]`` or ``unbind``: one position of an axis, the axis removed."""
+
+    dim: int = 0
+    index: int = 0
+    kind: ClassVar[str] = "select"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        dim = _axis(self.dim, len(shape))
+        if not -shape[dim] <= self.index < shape[dim]:
+            raise ConvAlgebraError(f"index={self.index} is outside axis {dim} of size {shape[dim]}")
+        keep = tuple(t for t in range(len(shape)) if t != dim)
+        out = tuple(shape[t] for t in keep)
+        if not out:
+            return Facts(out, maps=None)
+        return _pointwise(shape, out, [keep])
+
+
+@dataclass(frozen=True)
+class Take(Layer):
+    """``index_select`` of ``size`` entries along ``dim`` (global along a spatial axis)."""
+
+    dim: int = 0
+    size: int = 1
+    kind: ClassVar[str] = "take"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        dim = _axis(self.dim, len(shape))
+        lead, maps = _axis_maps(len(shape), dim, Global())
+        return Facts((*shape[:dim], self.size, *shape[dim + 1:]), maps=maps, lead=lead)
+
+
+def _einsum_terms(equation: str, count: int) -> tuple[list[str], str]:
+    text = equation.replace(" ", "")
+    if "->" not in text or "." in text:
+        raise ConvAlgebraError(f"equation must be explicit ('ab,bc->ac', no ellipsis), "
+                               f"got {equation!r}")
+    lhs, out = text.split("->")
+    terms = lhs.split(",")
+    if len(terms) != count or not all(t.isalpha() for t in (*terms, out) if t):
+        raise ConvAlgebraError(f"equation {equation!r} needs {count} operand terms of letters")
+    return terms, out
+
+
+@dataclass(frozen=True)
+class Einsum(Layer):
+    """``torch.einsum`` / ``matmul`` / ``bmm`` between inputs and fixed ``weights``.
+
+    ``weights`` holds ``(term position, shape)`` of the parameter operands; the inputs fill
+    the other terms in order. An output axis keeps the field of the input axis with its
+    letter; contracted letters mix. MACs: the product of every letter's size (two operands).
+
+    Examples
+    --------
+    >>> f = Einsum("chw,oc->ohw", ((1, (16, 8)),)).facts([(8, 5, 5)])   # a 1x1 conv
+    >>> f.shape, f.params, f.macs
+    ((16, 5, 5), {'weight': 128}, 3200)
+    """
+
+    equation: str = ""
+    weights: tuple = ()
+    kind: ClassVar[str] = "einsum"
+    arity: ClassVar = (1, None)
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        where = {int(p): tuple(sh) for p, sh in self.weights}
+        terms, out = _einsum_terms(self.equation, len(inputs) + len(where))
+        data = iter(inputs)
+        shapes = [where[k] if k in where else next(data) for k in range(len(terms))]
+        sizes: dict[str, int] = {}
+        for term, shape in zip(terms, shapes):
+            if len(term) != len(shape):
+                raise ConvAlgebraError(f"term {term!r} of {self.equation!r} does not match "
+                                       f"operand shape {shape}")
+            for letter, size in zip(term, shape):
+                if sizes.get(letter, 1) not in (1, size) and size != 1:
+                    raise ConvAlgebraError(f"letter {letter!r} of {self.equation!r} has sizes "
+                                           f"{sizes[letter]} and {size}")
+                sizes[letter] = max(sizes.get(letter, 1), size)
+        shape_out = tuple(sizes[c] for c in out)
+        maps, lead, moves = [], [], []
+        for k, (term, shape) in enumerate(zip(terms, shapes)):
+            if k in where:
+                continue
+            per_axis = [Broadcast() if c in term and shape[term.index(c)] == 1 < sizes[c]
+                        else IDENTITY for c in out]
+            moves.append(tuple(term.index(c) if c in term else None for c in out))
+            maps.append(tuple(per_axis[1:]))
+            lead.append(per_axis[0] if out else None)
+        params = ({"weight": _numel(next(iter(where.values())))} if len(where) == 1 else
+                  {f"weight{k}": _numel(sh) for k, sh in where.items()})
+        macs = _numel(tuple(sizes.values())) if len(terms) == 2 else 0
+        return Facts(shape_out, params, macs=macs, maps=maps if out else None,
+                     lead=lead if out else None, moves=moves)
+
+
+@dataclass(frozen=True)
+class Attention(Layer):
+    """Multi-head attention (``nn.MultiheadAttention``, batch first, self-attention).
+
+    Input ``(L, E)``; every token reads every token (global along ``L``). MACs: the four
+    projections ``4 L E^2`` and the two attention products ``2 L^2 E``.
+    """
+
+    num_heads: int = 1
+    bias: bool = True
+    kind: ClassVar[str] = "attention"
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        (shape,) = inputs
+        if len(shape) != 2 or shape[1] % self.num_heads:
+            raise ConvAlgebraError(f"attention needs a (tokens, embed) input with embed divisible"
+                                   f" by num_heads={self.num_heads}, got {shape}")
+        tokens, e = shape
+        params = {"in_proj_weight": 3 * e * e, "out_proj.weight": e * e}
+        if self.bias:
+            params.update({"in_proj_bias": 3 * e, "out_proj.bias": e})
+        return Facts(shape, params, macs=4 * tokens * e * e + 2 * tokens * tokens * e,
+                     maps=[(IDENTITY,)], lead=[Global()])
+
+
+@dataclass(frozen=True)
+class Parameter(Layer):
+    """Parameters, buffers or constants read by a layer, as a tensor of ``shape``.
+
+    It carries no receptive field: the layers reading it take the field of their other
+    inputs. ``params`` and ``buffers`` hold the ``(name, size)`` of the stored tensors it is
+    computed from (a broadcast view stores fewer entries than its ``shape``); a constant
+    holds neither. ``macs`` counts the work of computing it (e.g. an MLP over a table of
+    relative coordinates), once per forward pass.
+
+    Examples
+    --------
+    >>> Parameter((96, 1, 1), (("gamma", 96),)).facts([]).params
+    {'gamma': 96}
+    """
+
+    shape: tuple = ()
+    params: tuple = ()
+    buffers: tuple = ()
+    macs: int = 0
+    kind: ClassVar[str] = "parameter"
+    arity: ClassVar = (0, 0)
+
+    def facts(self, inputs: list[Shape]) -> Facts:
+        return Facts(tuple(self.shape), {str(n): int(v) for n, v in self.params},
+                     {str(n): int(v) for n, v in self.buffers}, macs=self.macs, maps=None)
 
 KINDS: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (
         Input, Conv, MaxPool, AvgPool, AdaptivePool, Linear, Flatten, BatchNorm, LayerNorm,
         GroupNorm, Activation, Dropout, Upsample, Pad, Crop, Add, Mul, Concat, SqueezeExcite,
-        Mean, Identity, Opaque)
+        Mean, Identity, Opaque, Reshape, Permute, Slice, Select, Take, Einsum, Attention,
+        Parameter)
 }
 _ALIASES: dict[str, tuple[str, dict]] = {
     "conv_transpose": ("conv", {"transposed": True}),

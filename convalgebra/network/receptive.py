@@ -161,6 +161,8 @@ class AxisRF:
         """
         if self.is_global:
             return "global"
+        if self.size == 0:  # a parameter's field: it reads no input
+            return "none"
         jumps = self.jumps if not self.aligned else (self.jump,)
         jump = "|".join(f"({j})" if isinstance(j, Fraction) else str(j) for j in jumps)
         return f"{'' if self.exact else '~'}{self.size}/{jump}"

@@ -1,0 +1,122 @@
+"""Benchmark: ``from_torch`` on torchvision's ResNet-50 against a forward pass with hooks.
+
+Prints, in one run and best of several repeats:
+1. a forward pass at 224x224 on the CPU with a hook on every leaf module counting
+   parameters and conv/linear MACs (what torchinfo, thop and ptflops do);
+2. ``from_torch(resnet50, (3, 224, 224))`` followed by the parameter count, the MACs and
+   the receptive field of every node, with the ratio to (1) (target >= 10x);
+3. the same two in a fresh process (the first call: imports done, nothing warm), from
+   subprocesses started here.
+
+Run: ``python examples/benchmarks/bench_from_torch.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import types
+
+STUB = ("import sys, types; sys.modules.setdefault('torchvision._meta_registrations', "
+        "types.ModuleType('torchvision._meta_registrations'))")
+
+
+def resnet50():
+    sys.modules.setdefault("torchvision._meta_registrations",
+                           types.ModuleType("torchvision._meta_registrations"))
+    import torchvision
+
+    return torchvision.models.resnet50(weights=None).eval()
+
+
+def hook_count(model, shape) -> tuple[int, int]:
+    """Parameters and conv/linear MACs from a forward pass with a hook on every leaf."""
+    import torch
+
+    counts = [0, 0]
+
+    def hook(module, inputs, output):
+        counts[0] += sum(p.numel() for p in module.parameters(recurse=False))
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.weight[0].numel()
+            counts[1] += output.numel() * k
+        elif isinstance(module, torch.nn.Linear):
+            counts[1] += output.numel() * module.in_features
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *shape)))
+    finally:
+        for h in handles:
+            h.remove()
+    return counts[0], counts[1]
+
+
+def analyse(model, shape) -> tuple[int, int]:
+    """from_torch, then parameters, MACs and the receptive field of every node."""
+    from convalgebra import from_torch, macs, param_count
+
+    g = from_torch(model, shape)
+    for node in g.nodes:
+        g.receptive_field(node)
+    return param_count(g), macs(g)
+
+
+def best_of(fn, repeat: int, clock=time.perf_counter) -> float:
+    times = []
+    for _ in range(repeat):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return min(times)
+
+
+COLD = STUB + """
+import time, torch, torchvision
+import convalgebra.interop.torch
+from convalgebra import graph
+model = torchvision.models.resnet50(weights=None).eval()
+start = time.perf_counter()
+{call}
+print(time.perf_counter() - start)
+"""
+
+
+def cold(call: str) -> float:
+    code = COLD.format(call=call)
+    sys.path.insert(0, ".")
+    out = subprocess.run([sys.executable, "-c", "import sys; sys.path[:0] = " +
+                          repr(sys.path[:2]) + "\n" + code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    import torch
+
+    shape = (3, 224, 224)
+    model = resnet50()
+    hooks_answer, ours_answer = hook_count(model, shape), analyse(model, shape)
+    assert hooks_answer == ours_answer, (hooks_answer, ours_answer)
+    print(f"resnet50 at {shape}, {torch.get_num_threads()} threads: params "
+          f"{ours_answer[0]:,}, MACs {ours_answer[1]:,} (equal both ways)")
+    # wall clock, and CPU time of this process (steadier when other work shares the cores;
+    # torch's forward uses every thread, so its CPU time exceeds its wall time)
+    for label, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
+        hooks = best_of(lambda: hook_count(model, shape), 5, clock)
+        ours = best_of(lambda: analyse(model, shape), 5, clock)
+        print(f"[{label}] forward pass with hooks {1e3 * hooks:8.1f} ms; from_torch + params "
+              f"+ MACs + every RF {1e3 * ours:6.1f} ms -> {hooks / ours:.1f}x (target >= 10x)")
+    cold_hooks = cold("from examples.benchmarks.bench_from_torch import hook_count; "
+                      "hook_count(model, (3, 224, 224))")
+    cold_ours = cold("from examples.benchmarks.bench_from_torch import analyse; "
+                     "analyse(model, (3, 224, 224))")
+    print(f"first call in a fresh process: hooks {1e3 * cold_hooks:.1f} ms, from_torch "
+          f"{1e3 * cold_ours:.1f} ms -> {cold_hooks / cold_ours:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
