@@ -3,7 +3,7 @@
 The theoretical receptive field says which input pixels *can* reach a unit; the effective one
 says how much each does: the gradient of the unit with respect to the input, for the network
 taken as linear. :func:`effective_receptive_field` computes it exactly by one backward pass
-through the graph's own axis maps (:mod:`convalgebra.receptive`), with uniform weights:
+through the graph's own axis maps (:mod:`convalgebra.network.receptive`), with uniform weights:
 
 - a convolution or linear layer has every weight equal to ``1 / fan_in`` and no bias (as
   PyTorch's fan-in: ``C_in / groups`` times the kernel volume), so it averages its inputs;
@@ -422,6 +422,6 @@ def _summarise(graph: Any, node: str, unit: Any, grads: dict, mass: float) -> Ef
     distance = np.sqrt(((grid - centre[:, None]) ** 2).sum(0))
     order = np.argsort(distance, kind="stable")
     held = np.cumsum(flat[order])
-    radius = float(distance[order][np.searchsorted(held, mass - 1e-12)])
+    radius = float(distance[order][np.searchsorted(held, mass - 1e-9)])  # float sums
     return EffectiveField(node, unit.position, gradient, weights, unit.box,
                           tuple(float(c) for c in centre), radius, mass)

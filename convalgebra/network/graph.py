@@ -548,7 +548,7 @@ class LayerGraph:
 
         Examples
         --------
-        >>> from convalgebra.layers import Conv, Permute, Flatten
+        >>> from convalgebra.network.layers import Conv, Permute, Flatten
         >>> g = LayerGraph.sequential((3, 8, 8), [Conv(4, 3), Permute((1, 2, 0)), Flatten()])
         >>> g.axes("conv1"), g.axes("permute2"), g.axes("flatten3")
         ((1, 2), (0, 1), (None, None))
