@@ -26,10 +26,14 @@ def batched_conv(spec, x, w):
     nd = spec.ndim
     if spec.flip:
         w = torch.flip(w, dims=list(range(2, 2 + nd)))
-    if spec.transposed:
-        return getattr(F, f"conv_transpose{nd}d")(
-            x, w, None, stride=spec.stride, padding=tuple(b for b, _ in spec.padding),
-            output_padding=spec.output_padding, groups=spec.groups, dilation=spec.dilation)
+    if spec.transposed:   # unpadded, then cropped: asymmetric padding too
+        full = getattr(F, f"conv_transpose{nd}d")(
+            x, w, None, stride=spec.stride, groups=spec.groups, dilation=spec.dilation)
+        for a, ((before, after), extra) in enumerate(zip(spec.padding, spec.output_padding)):
+            size = full.shape[2 + a] - before - after + extra
+            full = F.pad(full, [0, 0] * (nd - 1 - a) + [0, max(0, before + size - full.shape[2 + a])])
+            full = full.narrow(2 + a, before, size)
+        return full
     pads: list[int] = []
     for before, after in reversed(spec.padding):
         pads += [before, after]
@@ -43,7 +47,7 @@ def dense_layer(spec, w) -> np.ndarray:
     """Dense ``(n_out, n_in)`` matrix of torch's layer with kernel ``w`` (batched one-hot inputs)."""
     n_in = math.prod(spec.input_shape)
     eye = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *spec.input_shape)
-    wt = torch.tensor(np.asarray(w, dtype=float))
+    wt = torch.tensor(np.array(w, dtype=float, copy=True))
     return batched_conv(spec, eye, wt).reshape(n_in, -1).T.numpy()
 
 

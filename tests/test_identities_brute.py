@@ -459,3 +459,269 @@ def test_composition_against_brute_force(pair, numeric, data):
     assert r.holds == (not rows)
     if weights is None:
         assert _flat(r.failing_positions, shape) == rows
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling, adjoint, 1×1, fully connected, convolution theorem, separability, commutativity
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 2), st.data())
+def test_max_pool_invariance_against_torch(nd, data):
+    c = data.draw(st.integers(1, 2))
+    size = tuple(data.draw(st.integers(2, 6)) for _ in range(nd))
+    k = data.draw(st.integers(1, min(size)))
+    stride = data.draw(st.sampled_from([None, 1, 2, 3]))
+    padding = data.draw(st.integers(0, k // 2))
+    axis = data.draw(st.integers(0, nd - 1))
+    amount = data.draw(st.integers(-(size[axis] - 1), size[axis] - 1))
+    boundary = data.draw(st.sampled_from(["zeros", "circular"]))
+    x = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=c * math.prod(size),
+                                    max_size=c * math.prod(size))), dtype=float)
+    x = x.reshape(c, *size)
+    r = ca.check("max_pool_invariance", x, k, stride, padding, shift=amount, axis=axis,
+                 boundary=boundary)
+    delta = tuple(amount if a == axis else 0 for a in range(nd))
+    xs = _torch_shift(delta, boundary == "circular")(torch.tensor(x)[None])
+    pool = getattr(torch.nn.functional, f"max_pool{nd}d")
+    before = pool(torch.tensor(x)[None], k, stride, padding)[0].numpy()
+    after = pool(xs, k, stride, padding)[0].numpy()
+    changed = {tuple(int(v) for v in p) for p in np.argwhere(before != after)}
+    assert r.holds == (not changed)
+    assert set(r.failing_positions or ()) == changed
+    assert r.evidence["unchanged"] == before.size - len(changed)
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 2), st.data())
+def test_avg_pool_equivariance_against_torch(nd, data):
+    c = data.draw(st.integers(1, 2))
+    size = tuple(data.draw(st.integers(2, 6)) for _ in range(nd))
+    k = data.draw(st.integers(1, min(size)))
+    stride = data.draw(st.sampled_from([None, 1, 2, 3]))
+    padding = data.draw(st.integers(0, k // 2))
+    axis = data.draw(st.integers(0, nd - 1))
+    given_shift = data.draw(st.one_of(st.none(), st.integers(-(size[axis] - 1), size[axis] - 1)))
+    s = (k if stride is None else stride)
+    amount = s if given_shift is None else given_shift
+    if abs(amount) >= size[axis]:   # the default shift (one stride) does not fit the input
+        with pytest.raises(ca.ConvAlgebraError, match="must be smaller than the input size"):
+            ca.check("avg_pool_equivariance", (c, *size), k, stride, padding, shift=given_shift,
+                     axis=axis)
+        return
+    r = ca.check("avg_pool_equivariance", (c, *size), k, stride, padding, shift=given_shift,
+                 axis=axis)
+    delta = tuple(amount if a == axis else 0 for a in range(nd))
+    pool = getattr(torch.nn.functional, f"avg_pool{nd}d")
+
+    def op(e):
+        return pool(e, k, stride, padding, count_include_pad=True)
+
+    n = c * math.prod(size)
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, c, *size)
+    m = op(eye).reshape(n, -1).T.numpy()
+    out_shape = tuple(op(eye[:1]).shape[1:])
+    p_in = dense_transform((c, *size), _torch_shift(delta, False))
+    if amount % s:   # no integer output shift: some translate must match exactly
+        import itertools
+
+        ranges = [range(-m_ + 1, m_) if d else range(1)
+                  for d, m_ in zip(delta, out_shape[1:], strict=True)]
+        holds = any(np.allclose(m @ p_in, dense_transform(out_shape, _torch_shift(d, False)) @ m)
+                    for d in itertools.product(*ranges))
+        assert r.holds == holds
+        return
+    out_delta = tuple(d // s for d in delta)
+    p_out = dense_transform(out_shape, _torch_shift(out_delta, False))
+    d = m @ p_in - p_out @ m
+    rows = set(np.flatnonzero(np.any(np.abs(d) > 1e-12, axis=1)).tolist())
+    assert r.holds == (not rows)
+    assert _flat(r.failing_positions, out_shape) == rows
+
+
+@settings(max_examples=40)
+@given(conv_specs(ndims=(1, 2), transposed=None, max_size=5, max_channels=2, bias=None))
+def test_adjoint_against_brute_force(spec):
+    if spec.transposed:
+        assume(all(b == a for b, a in spec.padding))
+    assume(math.prod(spec.weight_shape) <= 24 and math.prod(spec.input_shape) <= 50)
+    r = ca.check("adjoint", spec)
+    from convalgebra.gradients import transpose_spec
+    from convalgebra.identities import adjoint_conv_spec
+
+    flipped = ca.ConvSpec(spec.input_shape, spec.out_channels, spec.kernel_size,
+                          stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
+                          groups=spec.groups, padding_mode=spec.padding_mode,
+                          transposed=spec.transposed, output_padding=spec.output_padding,
+                          flip=not spec.flip, bias=False)
+    mirror = tuple(range(2, 2 + spec.ndim))
+    ok = True
+    rows: set = set()
+    try:
+        adj = adjoint_conv_spec(spec)
+    except ca.ConvAlgebraError:
+        adj = None
+    try:
+        tr = transpose_spec(spec) if not spec.transposed and spec.padding_mode == "zeros" \
+            else None
+    except ca.ConvAlgebraError:
+        tr = None
+    for w in _one_hots(spec.weight_shape):
+        m = dense_layer(spec, w)
+        ok &= np.array_equal(m, dense_layer(flipped, np.flip(w, axis=mirror)))
+        if tr is not None:
+            ok &= np.array_equal(m.T, dense_layer(tr, w))
+        if adj is not None:
+            d = m.T - dense_layer(adj, np.swapaxes(w, 0, 1))
+            rows |= set(np.flatnonzero(np.any(d != 0, axis=1)).tolist())
+    assert r.holds == (ok and not rows)
+    assert _flat(r.failing_positions, spec.input_shape) == rows
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 3), st.data())
+def test_one_by_one_against_brute_force(nd, data):
+    groups = data.draw(st.sampled_from([1, 2]))
+    cin, cout = groups * data.draw(st.integers(1, 2)), groups * data.draw(st.integers(1, 2))
+    size = tuple(data.draw(st.integers(1, 4)) for _ in range(nd))
+    stride = tuple(data.draw(st.integers(1, 3)) for _ in range(nd))
+    pad = tuple((data.draw(st.integers(0, 1)), data.draw(st.integers(0, 1))) for _ in range(nd))
+    spec = ca.ConvSpec((cin, *size), cout, 1, stride=stride, padding=pad, groups=groups,
+                       padding_mode=data.draw(st.sampled_from(["zeros", "circular", "replicate"])),
+                       bias=False)
+    r = ca.check("one_by_one", spec)
+    w = np.arange(1, math.prod(spec.weight_shape) + 1, dtype=float).reshape(spec.weight_shape)
+    m = dense_layer(spec, w)
+    # the spatial selection S of one channel pair, and W with zeros outside the groups
+    single = ca.ConvSpec((1, *size), 1, 1, stride=stride, padding=pad,
+                         padding_mode=spec.padding_mode, bias=False)
+    s = dense_layer(single, np.ones((1, 1) + (1,) * nd))
+    full = np.zeros((cout, cin))
+    per_in, per_out = cin // groups, cout // groups
+    for o in range(cout):
+        g = o // per_out
+        full[o, g * per_in:(g + 1) * per_in] = w[o, :, *(0,) * nd]
+    assert r.holds == np.array_equal(m, np.kron(full, s))
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 2), st.data())
+def test_fully_connected_against_brute_force(nd, data):
+    c = data.draw(st.integers(1, 2))
+    size = tuple(data.draw(st.integers(1, 3)) for _ in range(nd))
+    n_out = data.draw(st.integers(1, 3))
+    kernel = tuple(data.draw(st.integers(1, s)) for s in size)
+    pad = data.draw(st.integers(0, 1))
+    spec = ca.ConvSpec((c, *size), n_out, kernel, padding=pad, bias=False)
+    r = ca.check("fully_connected", spec)
+    w = np.arange(1, math.prod(spec.weight_shape) + 1, dtype=float).reshape(spec.weight_shape)
+    m = dense_layer(spec, w)
+    lin = torch.nn.functional.linear(torch.eye(c * math.prod(size), dtype=torch.float64),
+                                     torch.tensor(w.reshape(n_out, -1))).T.numpy() \
+        if w.size == n_out * c * math.prod(size) else None
+    assert r.holds == (lin is not None and m.shape == lin.shape and np.array_equal(m, lin))
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 2), st.data())
+def test_convolution_theorem_against_torch_fft(nd, data):
+    c_in, c_out = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))
+    size = tuple(data.draw(st.integers(1, 5)) for _ in range(nd))
+    kernel = tuple(data.draw(st.integers(1, 4)) for _ in range(nd))
+    dilation = tuple(data.draw(st.integers(1, 2)) for _ in range(nd))
+    pad = tuple((data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))) for _ in range(nd))
+    mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    try:
+        spec = ca.ConvSpec((c_in, *size), c_out, kernel, padding=pad, dilation=dilation,
+                           padding_mode=mode, flip=data.draw(st.booleans()), bias=False)
+    except ca.ConvAlgebraError:
+        assume(False)
+    weight = _weights(data.draw, spec)
+    r = ca.check("convolution_theorem", spec, weight=weight)
+    # brute force: every channel block of M is diagonalised by the DFT (generic: every
+    # one-hot kernel; given: that kernel)
+    holds = spec.output_shape[1:] == spec.input_shape[1:]
+    n = math.prod(size)
+    if holds:
+        eye = torch.eye(n, dtype=torch.complex128).reshape(n, *size)
+        f = torch.fft.fftn(eye, dim=tuple(range(1, nd + 1))).reshape(n, n).numpy()
+        f_inv = np.linalg.inv(f)
+        for w in (_one_hots(spec.weight_shape) if weight is None else [weight]):
+            m = dense_layer(spec, w)
+            for o in range(c_out):
+                for i in range(c_in):
+                    block = f @ m[o * n:(o + 1) * n, i * n:(i + 1) * n] @ f_inv
+                    holds &= np.allclose(block, np.diag(np.diag(block)), atol=1e-9)
+    assert r.holds == holds
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 3), st.data())
+def test_separability_against_brute_force(nd, data):
+    size = tuple(data.draw(st.integers(2, 5 if nd < 3 else 3)) for _ in range(nd))
+    kernel = tuple(data.draw(st.integers(1, 3)) for _ in range(nd))
+    pad = tuple((data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))) for _ in range(nd))
+    mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    try:
+        spec = ca.ConvSpec((1, *size), 1, kernel, padding=pad, padding_mode=mode,
+                           flip=data.draw(st.booleans()), bias=False)
+    except ca.ConvAlgebraError:
+        assume(False)
+    factors = [np.array(data.draw(st.lists(st.integers(-2, 2), min_size=k, max_size=k)),
+                        dtype=float) for k in kernel]
+    outer = factors[0]
+    for f in factors[1:]:
+        outer = np.multiply.outer(outer, f)
+    noise = np.zeros(outer.shape)
+    if data.draw(st.booleans()):
+        noise[(0,) * nd] = data.draw(st.integers(-2, 2))
+    w = (outer + noise).reshape(spec.weight_shape)
+    r = ca.check("separability", spec, weight=w)
+    import sympy
+
+    kernel_rank = max(sympy.Matrix(np.rint(w.reshape(kernel).reshape(kernel[0], -1) if nd > 1
+                                          else w.reshape(1, -1)).astype(int).tolist()).rank(),
+                      *[sympy.Matrix(np.moveaxis(np.rint(w.reshape(kernel)).astype(int), a, 0)
+                                     .reshape(kernel[a], -1).tolist()).rank()
+                        for a in range(nd)])
+    assert r.holds == (kernel_rank <= 1)
+    if r.holds and "factors" in r.evidence:   # the 1-D layers in turn, by torch, equal the layer
+        x = np.arange(1, math.prod(size) + 1, dtype=float).reshape(1, *size) % 5
+        y = dense_layer(spec, w) @ x.ravel()
+        z = x.ravel()
+        from convalgebra.identities.spectral import _axis_specs  # noqa: PLC2701
+
+        for s, f in zip(_axis_specs(spec), r.evidence["factors"], strict=True):
+            z = dense_layer(s, np.asarray(f, dtype=float).reshape(s.weight_shape)) @ z
+        assert np.allclose(y, z)
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 2), st.data())
+def test_argument_commutativity_against_torch(nd, data):
+    n = tuple(data.draw(st.integers(1, 4)) for _ in range(nd))
+    k = tuple(data.draw(st.integers(1, 3)) for _ in range(nd))
+    flip = data.draw(st.booleans())
+    mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    try:
+        spec = ca.ConvSpec((1, *n), 1, k, padding_mode=mode, flip=flip, bias=False)
+    except ca.ConvAlgebraError:
+        assume(False)
+    r = ca.check("commutativity", spec)
+
+    def full(a, b):   # the full-extent operation of a with kernel b, by torch
+        a_t = torch.tensor(a)[None, None]
+        b_t = torch.tensor(b)[None, None]
+        if flip:
+            b_t = torch.flip(b_t, dims=tuple(range(2, 2 + nd)))
+        pads = [p for s in reversed(b.shape) for p in (s - 1, s - 1)]
+        return getattr(torch.nn.functional, f"conv{nd}d")(
+            torch.nn.functional.pad(a_t, pads), b_t)[0, 0].numpy()
+
+    rows: set = set()
+    for x in _one_hots(n):
+        for w in _one_hots(k):
+            d = full(x, w) - full(w, x)
+            rows |= {tuple(int(v) for v in p) for p in np.argwhere(d != 0)}
+    assert r.holds == (not rows)
+    assert {p[1:] for p in r.failing_positions or ()} == rows

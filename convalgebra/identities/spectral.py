@@ -212,6 +212,8 @@ def _rank_one_factors(w: np.ndarray, symbolic: bool):
         rank = max(ranks)
     if rank > 1:
         return None, rank
+    if rank == 0:   # the zero kernel: 0 ⊗ 0 ⊗ … (no pivot to divide by)
+        return [np.zeros(n, dtype=w.dtype) for n in w.shape], 0
     flat = w.ravel()
     pivot = int(np.argmax([abs(complex(v)) if not symbolic else (0 if v == 0 else 1) for v in flat]))
     at = np.unravel_index(pivot, w.shape)
