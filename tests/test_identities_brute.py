@@ -37,7 +37,7 @@ def _pair(draw, nd):
 
 
 @st.composite
-def symmetry_cases(draw, max_weights=48):
+def symmetry_cases(draw, max_weights=16):
     """(spec, transform name, options, in_perm, out_perm) with grids the symmetry maps onto
     themselves; any stride, dilation, asymmetric padding, mode, groups, flip, transposed."""
     nd = draw(st.sampled_from([1, 2, 2, 3]))
@@ -83,8 +83,8 @@ def symmetry_cases(draw, max_weights=48):
         assume(False)
     out = spec.output_shape[1:]
     assume(all(out[a] == out[square[0]] for a in square))
-    assume(math.prod(spec.weight_shape) <= max_weights and math.prod(spec.input_shape) <= 150)
-    assume(math.prod(spec.output_shape) <= 150)
+    assume(math.prod(spec.weight_shape) <= max_weights and math.prod(spec.input_shape) <= 50)
+    assume(math.prod(spec.output_shape) <= 50)
     c_in, c_out = spec.input_shape[0], spec.output_shape[0]
     in_perm = out_perm = None
     if draw(st.booleans()):
@@ -125,7 +125,7 @@ _ISSUE_CASES = [  # layers on which the kernel-grid answer was wrong
 ]
 
 
-@settings(max_examples=40)
+@settings(max_examples=15)
 @given(symmetry_cases(), st.integers(0, 2**31 - 1))
 @example((_ISSUE_CASES[0], "rotation", {"k": 1, "axes": (0, 1)}, None, None), 0)
 @example((_ISSUE_CASES[1], "rotation", {"k": 1, "axes": (0, 1)}, None, None), 0)
@@ -228,7 +228,7 @@ def _layer_residuals(spec, weight, p_in, p_out, left=None):
     return [p_out @ dense_layer(spec, w) - dense_layer(left, w) @ p_in for w in kernels]
 
 
-@settings(max_examples=40)
+@settings(max_examples=15)
 @given(translation_cases())
 def test_translation_equivariance_against_brute_force(case):
     spec, delta, options, weight = case
@@ -267,8 +267,8 @@ _LAW = {"rotation": "rotation_equivariance", "flip": "flip_equivariance",
         "transposition": "transposition_equivariance"}
 
 
-@settings(max_examples=40)
-@given(symmetry_cases(max_weights=24).filter(lambda c: c[1] != "dihedral"), st.data())
+@settings(max_examples=15)
+@given(symmetry_cases(max_weights=12).filter(lambda c: c[1] != "dihedral"), st.data())
 def test_symmetry_laws_against_brute_force(case, data):
     spec, transform, options, in_perm, out_perm = case
     weight = _weights(data.draw, spec)
@@ -294,7 +294,7 @@ def _torch_scale(factor, direction, nd):
     return op
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(conv_specs(ndims=(1, 2), transposed=None, max_size=4, max_channels=2),
        st.integers(1, 3), st.sampled_from(["up", "down"]), st.data())
 def test_scale_equivariance_against_brute_force(spec, factor, direction, data):
@@ -355,24 +355,35 @@ def _chain_matrices(first, second, shape, kernels):
     return out, tuple(z.shape[1:])
 
 
+def _plain_layer(draw, nd, c_in, c_out, size, groups=1):
+    """A layer over every option but transposition (stride, dilation, asymmetric padding,
+    padding modes, flip, groups)."""
+    k = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
+    try:
+        return ca.ConvSpec((c_in, *size), c_out, k,
+                           stride=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
+                           dilation=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
+                           padding=padding, flip=draw(st.booleans()), bias=False, groups=groups,
+                           padding_mode=draw(st.sampled_from(
+                               ["zeros", "circular", "reflect", "replicate"])))
+    except ca.ConvAlgebraError:
+        assume(False)
+
+
 @st.composite
 def layer_pairs(draw):
+    """Two C -> C layers (groups 1 or C) over every other option; spec2's size is unused."""
+    nd = draw(st.integers(1, 2))
     c = draw(st.integers(1, 2))
+    size = tuple(draw(st.integers(2, 6 if nd == 1 else 4)) for _ in range(nd))
     specs = []
     for _ in range(2):
-        s = draw(conv_specs(ndims=(1, 2), transposed=False, max_size=6, max_channels=2,
-                            bias=False))
-        assume(s.ndim == (specs[0].ndim if specs else s.ndim))
-        groups = s.groups if c % s.groups == 0 else 1
-        try:
-            s = ca.ConvSpec((c, *s.input_shape[1:]), c, s.kernel_size, stride=s.stride,
-                            padding=s.padding, dilation=s.dilation, groups=groups,
-                            padding_mode=s.padding_mode, flip=s.flip, bias=False)
-        except ca.ConvAlgebraError:
-            assume(False)
+        groups = draw(st.sampled_from([1, c]))
+        s = _plain_layer(draw, nd, c, c, size if not specs else
+                         tuple(draw(st.integers(2, 6)) for _ in range(nd)), groups)
         specs.append(s)
     assume(all(math.prod(s.weight_shape) <= 8 for s in specs))
-    assume(math.prod(specs[0].input_shape) <= 40)
     return specs[0], specs[1]
 
 
@@ -383,7 +394,7 @@ def _weight_pairs(spec1, spec2, weights):
             for w2 in _one_hots(spec2.weight_shape)]
 
 
-@settings(max_examples=40)
+@settings(max_examples=15)
 @given(layer_pairs(), st.booleans(), st.data())
 def test_layer_commutativity_against_brute_force(pair, numeric, data):
     spec1, spec2 = pair
@@ -409,21 +420,6 @@ def test_layer_commutativity_against_brute_force(pair, numeric, data):
     assert _flat(r.failing_positions, a_shape) == rows
 
 
-def _plain_layer(draw, nd, c_in, c_out, size):
-    """A groups=1 layer over every other option (stride, dilation, asymmetric padding, modes)."""
-    k = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
-    try:
-        return ca.ConvSpec((c_in, *size), c_out, k,
-                           stride=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
-                           dilation=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
-                           padding=padding, flip=draw(st.booleans()), bias=False,
-                           padding_mode=draw(st.sampled_from(
-                               ["zeros", "circular", "reflect", "replicate"])))
-    except ca.ConvAlgebraError:
-        assume(False)
-
-
 @st.composite
 def composition_pairs(draw):
     nd = draw(st.integers(1, 2))
@@ -436,7 +432,7 @@ def composition_pairs(draw):
     return s1, s2
 
 
-@settings(max_examples=40)
+@settings(max_examples=15)
 @given(composition_pairs(), st.booleans(), st.data())
 def test_composition_against_brute_force(pair, numeric, data):
     spec1, spec2 = pair
@@ -465,7 +461,7 @@ def test_composition_against_brute_force(pair, numeric, data):
 # pooling, adjoint, 1×1, fully connected, convolution theorem, separability, commutativity
 
 
-@settings(max_examples=40)
+@settings(max_examples=15)
 @given(st.integers(1, 2), st.data())
 def test_max_pool_invariance_against_torch(nd, data):
     c = data.draw(st.integers(1, 2))
@@ -492,7 +488,7 @@ def test_max_pool_invariance_against_torch(nd, data):
     assert r.evidence["unchanged"] == before.size - len(changed)
 
 
-@settings(max_examples=40)
+@settings(max_examples=15)
 @given(st.integers(1, 2), st.data())
 def test_avg_pool_equivariance_against_torch(nd, data):
     c = data.draw(st.integers(1, 2))
@@ -539,12 +535,12 @@ def test_avg_pool_equivariance_against_torch(nd, data):
     assert _flat(r.failing_positions, out_shape) == rows
 
 
-@settings(max_examples=40)
+@settings(max_examples=15)
 @given(conv_specs(ndims=(1, 2), transposed=None, max_size=5, max_channels=2, bias=None))
 def test_adjoint_against_brute_force(spec):
     if spec.transposed:
         assume(all(b == a for b, a in spec.padding))
-    assume(math.prod(spec.weight_shape) <= 24 and math.prod(spec.input_shape) <= 50)
+    assume(math.prod(spec.weight_shape) <= 12 and math.prod(spec.input_shape) <= 30)
     r = ca.check("adjoint", spec)
     from convalgebra.gradients import transpose_spec
     from convalgebra.identities import adjoint_conv_spec
@@ -578,7 +574,7 @@ def test_adjoint_against_brute_force(spec):
     assert _flat(r.failing_positions, spec.input_shape) == rows
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(st.integers(1, 3), st.data())
 def test_one_by_one_against_brute_force(nd, data):
     groups = data.draw(st.sampled_from([1, 2]))
@@ -604,7 +600,7 @@ def test_one_by_one_against_brute_force(nd, data):
     assert r.holds == np.array_equal(m, np.kron(full, s))
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(st.integers(1, 2), st.data())
 def test_fully_connected_against_brute_force(nd, data):
     c = data.draw(st.integers(1, 2))
@@ -622,7 +618,7 @@ def test_fully_connected_against_brute_force(nd, data):
     assert r.holds == (lin is not None and m.shape == lin.shape and np.array_equal(m, lin))
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(st.integers(1, 2), st.data())
 def test_convolution_theorem_against_torch_fft(nd, data):
     c_in, c_out = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))
@@ -638,24 +634,29 @@ def test_convolution_theorem_against_torch_fft(nd, data):
         assume(False)
     weight = _weights(data.draw, spec)
     r = ca.check("convolution_theorem", spec, weight=weight)
-    # brute force: every channel block of M is diagonalised by the DFT (generic: every
-    # one-hot kernel; given: that kernel)
+    # brute force: the claim is M(w) = F^-1 diag(DFT of the circularly embedded kernel) F,
+    # i.e. M(w) equals the circular-padded layer's matrix (torch pads circularly), which the
+    # DFT diagonalises with exactly those eigenvalues (checked too)
+    try:
+        circ = ca.ConvSpec(spec.input_shape, c_out, kernel, padding=pad, dilation=dilation,
+                           padding_mode="circular", flip=spec.flip, bias=False)
+    except ca.ConvAlgebraError:
+        circ = None
     holds = spec.output_shape[1:] == spec.input_shape[1:]
     n = math.prod(size)
     if holds:
+        assume(circ is not None and all(max(p) <= m for p, m in zip(pad, size, strict=True)))
         eye = torch.eye(n, dtype=torch.complex128).reshape(n, *size)
         f = torch.fft.fftn(eye, dim=tuple(range(1, nd + 1))).reshape(n, n).numpy()
-        f_inv = np.linalg.inv(f)
         for w in (_one_hots(spec.weight_shape) if weight is None else [weight]):
-            m = dense_layer(spec, w)
-            for o in range(c_out):
-                for i in range(c_in):
-                    block = f @ m[o * n:(o + 1) * n, i * n:(i + 1) * n] @ f_inv
-                    holds &= np.allclose(block, np.diag(np.diag(block)), atol=1e-9)
+            m, mc = dense_layer(spec, w), dense_layer(circ, w)
+            holds &= np.array_equal(m, mc)
+            block = f @ mc[:n, :n] @ np.linalg.inv(f)
+            assert np.allclose(block, np.diag(np.diag(block)), atol=1e-9)
     assert r.holds == holds
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(st.integers(1, 3), st.data())
 def test_separability_against_brute_force(nd, data):
     size = tuple(data.draw(st.integers(2, 5 if nd < 3 else 3)) for _ in range(nd))
@@ -696,7 +697,7 @@ def test_separability_against_brute_force(nd, data):
         assert np.allclose(y, z)
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(st.integers(1, 2), st.data())
 def test_argument_commutativity_against_torch(nd, data):
     n = tuple(data.draw(st.integers(1, 4)) for _ in range(nd))
