@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from oracle import F, torch, torch_conv
 
 __all__ = ["batched_conv", "dense_layer", "dense_transform", "equivariance_dimension", "blind_dimension",
@@ -29,7 +28,7 @@ def batched_conv(spec, x, w):
     if spec.transposed:   # unpadded, then cropped: asymmetric padding too
         full = getattr(F, f"conv_transpose{nd}d")(
             x, w, None, stride=spec.stride, groups=spec.groups, dilation=spec.dilation)
-        for a, ((before, after), extra) in enumerate(zip(spec.padding, spec.output_padding)):
+        for a, ((before, after), extra) in enumerate(zip(spec.padding, spec.output_padding, strict=True)):
             size = full.shape[2 + a] - before - after + extra
             full = F.pad(full, [0, 0] * (nd - 1 - a) + [0, max(0, before + size - full.shape[2 + a])])
             full = full.narrow(2 + a, before, size)
@@ -87,7 +86,7 @@ def equivariance_dimension(spec, p_in_list, p_out_list) -> int:
     cols = []
     for m in _one_hot_layers(spec):
         cols.append(np.concatenate([(q @ m - m @ p).ravel()
-                                    for p, q in zip(p_in_list, p_out_list)]))
+                                    for p, q in zip(p_in_list, p_out_list, strict=True)]))
     return len(cols) - rank(np.stack(cols, axis=1))
 
 

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 pytest.importorskip("torch")
 
-import convalgebra as ca  # noqa: E402
 from brute_identities import (  # noqa: E402
     batched_conv,
     blind_dimension,
@@ -24,9 +23,11 @@ from brute_identities import (  # noqa: E402
     dense_transform,
     equivariance_dimension,
 )
-from convalgebra.identities import composed_kernel, composed_spec  # noqa: E402
 from oracle import torch  # noqa: E402
 from strategies import conv_specs  # noqa: E402
+
+import convalgebra as ca  # noqa: E402
+from convalgebra.identities import composed_kernel, composed_spec  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # layers and symmetries drawn over every option
