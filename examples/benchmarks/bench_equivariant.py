@@ -15,14 +15,21 @@ It then times ``check("rotation_equivariance", ConvSpec((1, 64, 64, 64), 1, 3))`
 
 from __future__ import annotations
 
-import time
+import os
 
-import numpy as np
-import scipy.linalg
+# one BLAS thread: the exact solver is single-threaded, so is its baseline (and a shared
+# machine does not swing the SVD's timings)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import convalgebra as ca
-from convalgebra.connectivity import row_template, spatial_table
-from convalgebra.identities.constraints import SparseSystem, integer_nullspace
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.linalg  # noqa: E402
+
+import convalgebra as ca  # noqa: E402
+from convalgebra.connectivity import row_template, spatial_table  # noqa: E402
+from convalgebra.identities.constraints import SparseSystem, integer_nullspace  # noqa: E402
 
 KERNELS = (3, 5, 7, 9, 11, 13, 15)
 SIZE = 24
