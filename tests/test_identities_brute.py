@@ -727,3 +727,37 @@ def test_argument_commutativity_against_torch(nd, data):
             rows |= {tuple(int(v) for v in p) for p in np.argwhere(d != 0)}
     assert r.holds == (not rows)
     assert {p[1:] for p in r.failing_positions or ()} == rows
+
+
+@settings(max_examples=15)
+@given(st.data())
+def test_equivariant_kernels_of_tiled_and_table_layers(data):
+    """Layers torch has no op for (tiles, channel tables): brute force on the dense matrices of
+    one-hot kernels from conv_matrix (held against torch elsewhere), not on the constraint."""
+    from convalgebra.operators import conv_matrix
+
+    n = data.draw(st.integers(2, 5))
+    k = data.draw(st.integers(1, 3))
+    mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    pad = data.draw(st.integers(0, min(2, n - 1)))
+    if data.draw(st.booleans()):
+        extra = {"tile": (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))}
+        c_in = c_out = 1
+    else:
+        c_in, c_out = 2, 2
+        extra = {"channel_table": [[data.draw(st.booleans()) for _ in range(2)] for _ in range(2)]}
+    try:
+        spec = ca.ConvSpec((c_in, n, n), c_out, k, padding=pad, padding_mode=mode, bias=False,
+                           **extra)
+    except ca.ConvAlgebraError:
+        assume(False)
+    assume(spec.output_shape[1] == spec.output_shape[2])
+    ek = ca.equivariant_kernels(spec, "rotation")
+    op = _torch_generators("rotation", {"k": 1, "axes": (0, 1)})[0]
+    p_in, p_out = dense_transform(spec.input_shape, op), dense_transform(spec.output_shape, op)
+    from brute_identities import rank
+
+    mats = [conv_matrix(spec, w).toarray() for w in _one_hots(spec.weight_shape)]
+    cols = np.stack([(p_out @ m - m @ p_in).ravel() for m in mats], axis=1)
+    assert ek.dimension == len(mats) - rank(cols)
+    assert ek.blind_vectors.shape[0] == len(mats) - rank(np.stack([m.ravel() for m in mats], 1))
