@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from oracle import F, torch, torch_conv
 
 __all__ = ["batched_conv", "dense_layer", "dense_transform", "equivariance_dimension", "blind_dimension",
@@ -26,10 +25,14 @@ def batched_conv(spec, x, w):
     nd = spec.ndim
     if spec.flip:
         w = torch.flip(w, dims=list(range(2, 2 + nd)))
-    if spec.transposed:
-        return getattr(F, f"conv_transpose{nd}d")(
-            x, w, None, stride=spec.stride, padding=tuple(b for b, _ in spec.padding),
-            output_padding=spec.output_padding, groups=spec.groups, dilation=spec.dilation)
+    if spec.transposed:   # unpadded, then cropped: asymmetric padding too
+        full = getattr(F, f"conv_transpose{nd}d")(
+            x, w, None, stride=spec.stride, groups=spec.groups, dilation=spec.dilation)
+        for a, ((before, after), extra) in enumerate(zip(spec.padding, spec.output_padding, strict=True)):
+            size = full.shape[2 + a] - before - after + extra
+            full = F.pad(full, [0, 0] * (nd - 1 - a) + [0, max(0, before + size - full.shape[2 + a])])
+            full = full.narrow(2 + a, before, size)
+        return full
     pads: list[int] = []
     for before, after in reversed(spec.padding):
         pads += [before, after]
@@ -43,7 +46,7 @@ def dense_layer(spec, w) -> np.ndarray:
     """Dense ``(n_out, n_in)`` matrix of torch's layer with kernel ``w`` (batched one-hot inputs)."""
     n_in = math.prod(spec.input_shape)
     eye = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *spec.input_shape)
-    wt = torch.tensor(np.asarray(w, dtype=float))
+    wt = torch.tensor(np.array(w, dtype=float, copy=True))
     return batched_conv(spec, eye, wt).reshape(n_in, -1).T.numpy()
 
 
@@ -83,7 +86,7 @@ def equivariance_dimension(spec, p_in_list, p_out_list) -> int:
     cols = []
     for m in _one_hot_layers(spec):
         cols.append(np.concatenate([(q @ m - m @ p).ravel()
-                                    for p, q in zip(p_in_list, p_out_list)]))
+                                    for p, q in zip(p_in_list, p_out_list, strict=True)]))
     return len(cols) - rank(np.stack(cols, axis=1))
 
 

@@ -34,7 +34,8 @@ layer flags (PyTorch's names): --in 3x32x32 --out 16 -k 3 -s 2 -p 1 -d 1 -g 1
   --mode zeros|circular|reflect|replicate --transposed --output-padding 1 --flip --no-bias
   padding: -p same|valid|full, -p 1, one per axis -p 1x2, before:after -p 0:1 or -p 0:1x1:0
 
-exit codes: 0 success, 1 failure, 2 bad input (one line on stderr; --debug for the traceback)"""
+exit codes: 0 success, 1 failure (check: the law fails), 2 bad input (one line on stderr;
+--debug for the traceback)"""
 
 
 def _spec(ns: argparse.Namespace, command: str) -> ConvSpec:

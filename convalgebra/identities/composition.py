@@ -79,10 +79,10 @@ def composed_spec(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
     """
     spec2 = _outer(spec1, spec2)
     extent = tuple(d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1 for k1, d1, s1, k2, d2 in zip(
-        spec1.kernel_size, spec1.dilation, spec1.stride, spec2.kernel_size, spec2.dilation))
+        spec1.kernel_size, spec1.dilation, spec1.stride, spec2.kernel_size, spec2.dilation, strict=True))
     padding = tuple((b1 + s1 * b2, a1 + s1 * a2) for (b1, a1), (b2, a2), s1 in zip(
-        spec1.padding, spec2.padding, spec1.stride))
-    stride = tuple(a * b for a, b in zip(spec1.stride, spec2.stride))
+        spec1.padding, spec2.padding, spec1.stride, strict=True))
+    stride = tuple(a * b for a, b in zip(spec1.stride, spec2.stride, strict=True))
     try:
         return ConvSpec(spec1.input_shape, spec2.out_channels, extent, stride=stride,
                         padding=padding, padding_mode=_composed_mode(spec1, spec2), bias=False)
@@ -113,7 +113,7 @@ def _composed_taps(spec1: ConvSpec, spec2: ConvSpec, extent) -> np.ndarray:
     ua = np.indices(spec1.kernel_size).reshape(spec1.ndim, -1)
     ub = np.indices(spec2.kernel_size).reshape(spec2.ndim, -1)
     coords = [d1 * ua[ax][None, :] + s1 * d2 * ub[ax][:, None] for ax, (d1, s1, d2) in
-              enumerate(zip(spec1.dilation, spec1.stride, spec2.dilation))]
+              enumerate(zip(spec1.dilation, spec1.stride, spec2.dilation, strict=True))]
     return np.ravel_multi_index(tuple(coords), extent)        # (taps2, taps1)
 
 

@@ -63,7 +63,7 @@ class SparseSystem:
         if not systems:
             empty = np.zeros(0, dtype=np.int64)
             return SparseSystem(empty, empty, empty, n_cols)
-        return SparseSystem(np.concatenate([s.row + off for s, off in zip(systems, offsets)]),
+        return SparseSystem(np.concatenate([s.row + off for s, off in zip(systems, offsets, strict=False)]),
                             np.concatenate([s.col for s in systems]),
                             np.concatenate([s.coeff for s in systems]), n_cols)
 
@@ -129,7 +129,7 @@ def _rational_nullspace(m: sp.csr_matrix) -> list[list[int]]:
 
     coo = m.tocoo()
     rows: dict = {}
-    for r, c, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist()):
+    for r, c, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True):
         rows.setdefault(r, {})[c] = QQ(int(v))
     null = DomainMatrix(rows, m.shape, QQ).nullspace().to_Matrix()
     basis = []
@@ -202,6 +202,6 @@ def general_form(basis: sp.spmatrix, shape: tuple[int, ...]):
     params = sympy.symbols(f"c1:{basis.shape[0] + 1}")
     coo = basis.tocoo()
     entries = [sympy.Integer(0)] * basis.shape[1]
-    for r, c, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist()):
+    for r, c, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True):
         entries[c] += int(v) * params[r]
     return sympy.ImmutableDenseNDimArray(entries, shape)

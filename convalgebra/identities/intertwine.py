@@ -83,11 +83,11 @@ def _evaluate_rows(o, j, w, coeff, wflat) -> tuple[np.ndarray, np.ndarray, list]
     import sympy
 
     sums = [sympy.Integer(0)] * len(uniq)
-    for r, c, k in zip(inv.tolist(), coeff.tolist(), w.tolist()):
+    for r, c, k in zip(inv.tolist(), coeff.tolist(), w.tolist(), strict=True):
         sums[r] += c * wflat[k]
     vals = [sympy.expand(s) for s in sums]
     keep = np.array([v != 0 for v in vals], dtype=bool)
-    return uniq[keep, 0], uniq[keep, 1], [v for v, k in zip(vals, keep) if k]
+    return uniq[keep, 0], uniq[keep, 1], [v for v, k in zip(vals, keep, strict=True) if k]
 
 
 def axis_inverse(spec: ConvSpec, axis: int) -> np.ndarray | None:
@@ -106,7 +106,7 @@ def _tap_reading(inverses, spec: ConvSpec, rows: np.ndarray, cols: np.ndarray) -
     ok = (rows >= 0) & (cols >= 0)
     ro = np.unravel_index(np.where(ok, rows, 0), spec.forward_output_spatial)
     co = np.unravel_index(np.where(ok, cols, 0), spec.forward_input_spatial)
-    taps = [inv[r, c] for inv, r, c in zip(inverses, ro, co)]
+    taps = [inv[r, c] for inv, r, c in zip(inverses, ro, co, strict=True)]
     found = ok & np.logical_and.reduce([t >= 0 for t in taps])
     flat = np.ravel_multi_index(tuple(np.maximum(t, 0) for t in taps), spec.kernel_size)
     return np.where(found, flat, -1)
@@ -263,7 +263,7 @@ def numeric_weight(weight, spec: ConvSpec, x: np.ndarray, check, seed: int = 0) 
     rng = np.random.default_rng(seed)
     free = sorted(set().union(*[v.free_symbols for v in wflat]), key=str)
     for _ in range(50):
-        values = dict(zip(free, rng.integers(-3, 4, len(free)).tolist()))
+        values = dict(zip(free, rng.integers(-3, 4, len(free)).tolist(), strict=True))
         w = np.array([float(v.subs(values)) for v in wflat]).reshape(spec.weight_shape)
         if check(w):
             return w
@@ -303,6 +303,8 @@ def kernel_solutions(result: Intertwining, spec: ConvSpec):
     ``general`` is a sympy array of ``spec.weight_shape`` in parameters ``c1, c2, ...``
     (``None`` above 400 kernel entries, where only the dimension is reported).
     """
+    if result.system is None:
+        raise ConvAlgebraError("internal: kernel_solutions needs a generic-kernel residual")
     basis = integer_nullspace(result.system)
     general = general_form(basis, spec.weight_shape) if basis.shape[1] <= 400 else None
     return basis.shape[0], general

@@ -114,9 +114,11 @@ class EquivariantKernels:
         import sympy
 
         w = as_expr_array(weight, self.spec.weight_shape, "weight").ravel()
+        exact = np.empty(w.size, dtype=object)  # floats exactly, as the rationals they are
+        exact[:] = [sympy.Rational(v) if isinstance(v, sympy.Float) else v for v in w.tolist()]
         coo = self.constraint.tocoo()
         residual = np.array([0] * coo.shape[0], dtype=object)
-        np.add.at(residual, coo.row, coo.data.astype(object) * w[coo.col])
+        np.add.at(residual, coo.row, coo.data.astype(object) * exact[coo.col])
         return all(sympy.expand(v) == 0 for v in residual.tolist())
 
     def to_text(self) -> str:
@@ -162,15 +164,6 @@ def _generators(spec: ConvSpec, transform, options: dict) -> list[GridTransform]
     raise ConvAlgebraError(
         f"transform must be one of {TRANSFORMS} or a GridTransform, got {transform!r}"
     )
-
-
-def _perm(perm, n: int, name: str) -> np.ndarray:
-    if perm is None:
-        return np.arange(n)
-    p = np.asarray(perm, dtype=np.int64)
-    if p.shape != (n,) or sorted(p.tolist()) != list(range(n)):
-        raise ConvAlgebraError(f"{name} must be a permutation of range({n}), got {list(perm)}")
-    return p
 
 
 def _perm(perm, n: int, name: str) -> np.ndarray:
@@ -322,8 +315,8 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     gens = _generators(spec, transform, options)
     _check_grids(spec, gens)
     n = math.prod(spec.weight_shape)
-    system = SparseSystem.stack(
-        [intertwine(spec, spec, g, g, None, in_perm, out_perm).system for g in gens], n)
+    systems = [intertwine(spec, spec, g, g, None, in_perm, out_perm).system for g in gens]
+    system = SparseSystem.stack([s for s in systems if s is not None], n)
     vectors = integer_nullspace(system)
     try:
         grid = grid_kernels(spec, gens, in_perm, out_perm)

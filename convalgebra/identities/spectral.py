@@ -19,6 +19,7 @@ padding along one axis commutes with filtering along another.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import sympy
@@ -108,6 +109,13 @@ def convolution_theorem(spec: ConvSpec, *, weight=None, symbolic: bool | None = 
     n_total = math.prod(spec.input_shape[1:])
     symbolic = (n_total <= 16 and weight is None) if symbolic is None else symbolic
     if off is None:
+        if weight is not None and _circulant_for(spec, weight):
+            return CheckResult(
+                "convolution_theorem", True, claim,
+                "The table is not circulant, but with this kernel the layer equals its "
+                "circular-padded version (the taps that would break the wrap-around carry "
+                "zero weight), whose matrix the DFT diagonalises.",
+                {"non-circulant rows (generic kernel)": bad.size}, method="matrices")
         return _not_circulant(spec, claim, bad, weight)
     ev: dict = {"circulant: every tap reads (r + offset) mod n": True,
                 "tap offsets": tuple(tuple(int(v) for v in o) for o in off)}
@@ -143,6 +151,19 @@ def _numeric_residual(spec: ConvSpec, w: np.ndarray) -> float:
         y = np.fft.ifftn(np.einsum("oi...,i...->o...", lam, fx), axes=axes)
         worst = max(worst, float(np.abs(m @ xi.ravel() - y.ravel()).max()))
     return worst
+
+
+def _circulant_for(spec: ConvSpec, weight) -> bool:
+    """Does the layer with this kernel equal its circular-padded version (same grids)?"""
+    if spec.output_shape[1:] != spec.input_shape[1:]:
+        return False
+    try:
+        circ = replace(spec, padding_mode="circular")
+    except ConvAlgebraError:
+        return False
+    w = np.asarray(weight, dtype=float)
+    diff = (conv_matrix(spec, w) - conv_matrix(circ, w)).tocoo()
+    return not np.any(np.abs(diff.data) > 1e-12 * max(1.0, float(np.abs(w).max(initial=0.0))))
 
 
 def _not_circulant(spec, claim, bad, weight) -> CheckResult:
@@ -213,6 +234,8 @@ def _rank_one_factors(w: np.ndarray, symbolic: bool):
         rank = max(ranks)
     if rank > 1:
         return None, rank
+    if rank == 0:   # the zero kernel: 0 ⊗ 0 ⊗ … (no pivot to divide by)
+        return [np.zeros(n, dtype=w.dtype) for n in w.shape], 0
     flat = w.ravel()
     pivot = int(np.argmax([abs(complex(v)) if not symbolic else (0 if v == 0 else 1) for v in flat]))
     at = np.unravel_index(pivot, w.shape)
