@@ -543,7 +543,7 @@ def test_adjoint_against_brute_force(spec):
         assume(all(b == a for b, a in spec.padding))
     assume(math.prod(spec.weight_shape) <= 12 and math.prod(spec.input_shape) <= 30)
     r = ca.check("adjoint", spec)
-    from convalgebra.gradients import transpose_spec
+    from convalgebra.transpose import transpose_spec
     from convalgebra.identities import adjoint_conv_spec
 
     flipped = ca.ConvSpec(spec.input_shape, spec.out_channels, spec.kernel_size,
