@@ -43,6 +43,7 @@ __all__ = [
     "upper_bounds",
     "fft_applies",
     "padding_norm",
+    "polyphase_taps",
 ]
 
 #: Largest dense matrix (bytes) :func:`singular_values` builds for a full SVD.
@@ -152,6 +153,31 @@ def fft_applies(spec: ConvSpec) -> bool:
     return _phases(spec) is not None
 
 
+def polyphase_taps(spec: ConvSpec, sizes: tuple[int, ...], offsets: tuple[int, ...],
+                   phases: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each spatial tap lands in polyphase coordinates of a circulant on grid ``sizes``.
+
+    Along each axis tap ``t`` reads ``p = (off + t*d) mod L``; with ``g`` phases that is
+    polyphase position ``p // g`` (on the grid ``L / g``) of phase ``p mod g``.
+
+    Returns
+    -------
+    (positions, phase)
+        ``positions[axis, t]`` and the flat phase index of each tap (C order over ``phases``).
+
+    Examples
+    --------
+    >>> spec = ConvSpec((1, 6), 1, 3, stride=2, padding=1, padding_mode="circular")
+    >>> [a.tolist() for a in polyphase_taps(spec, (6,), (-1,), (2,))]
+    [[[2, 0, 0]], [1, 0, 1]]
+    """
+    taps = np.indices(_ints(spec.kernel_size)).reshape(spec.ndim, -1)
+    pos = np.stack([(off + t * d) % size for off, t, d, size in
+                    zip(offsets, taps, _ints(spec.dilation), sizes, strict=True)])
+    g = np.asarray(phases)[:, None]
+    return pos // g, np.ravel_multi_index(tuple(pos % g), phases)
+
+
 def _frequency_blocks(spec: ConvSpec, w: np.ndarray, sizes: tuple[int, ...],
                       offsets: tuple[int, ...], phases: tuple[int, ...]) -> np.ndarray:
     """``(F, groups, C_out/g, C_in/g * prod(phases))`` DFT blocks of a circulant embedding.
@@ -159,25 +185,18 @@ def _frequency_blocks(spec: ConvSpec, w: np.ndarray, sizes: tuple[int, ...],
     The forward layer reads ``x[(r*g + off + t*d) mod L]`` along each axis (grid ``L = sizes``);
     the blocks are those of the downsampled circulant ``D_g C`` in polyphase coordinates.
     """
-    n = spec.ndim
     c_out, per = w.shape[0], w.shape[1]
-    k = math.prod(_ints(spec.kernel_size))
-    taps = np.indices(_ints(spec.kernel_size)).reshape(n, -1)
-    pos = [(off + t * d) % size
-           for off, t, d, size in zip(offsets, taps, _ints(spec.dilation), sizes, strict=True)]
-    flat = np.ravel_multi_index(tuple(pos), sizes)
-    w_sp = w.reshape(c_out * per, k)[:, tap_weight_order(spec)]
+    grid = tuple(size // g for size, g in zip(sizes, phases, strict=True))
+    positions, phase = polyphase_taps(spec, sizes, offsets, phases)
+    flat = np.ravel_multi_index(tuple(positions), grid) * math.prod(phases) + phase
+    w_sp = w.reshape(c_out * per, -1)[:, tap_weight_order(spec)]
     embed = np.zeros((math.prod(sizes), c_out * per), dtype=w.dtype)
     np.add.at(embed, flat, w_sp.T)  # two taps can wrap onto one position: summed
-    polyphase = [dim for size, g in zip(sizes, phases, strict=True) for dim in (size // g, g)]
-    c = embed.T.reshape(c_out, per, *polyphase)
-    hat = np.fft.fftn(c, axes=tuple(2 + 2 * a for a in range(n)))
-    # (co, per, N1, g1, N2, g2, ...) -> (N1, N2, ..., co, per, g1, g2, ...)
-    order = [2 + 2 * a for a in range(n)] + [0, 1] + [3 + 2 * a for a in range(n)]
-    hat = hat.transpose(order)
-    groups = spec.groups
-    blocks = hat.reshape(-1, groups, c_out // groups, per * math.prod(phases))
-    return blocks
+    c = embed.T.reshape(c_out, per, *grid, math.prod(phases))
+    hat = np.fft.fftn(c, axes=tuple(range(2, 2 + spec.ndim)))
+    # (co, per, *grid, G) -> (*grid, co, per, G)
+    hat = np.moveaxis(hat, (0, 1), (spec.ndim, spec.ndim + 1))
+    return hat.reshape(-1, spec.groups, c_out // spec.groups, per * math.prod(phases))
 
 
 def _fft_singular_values(spec: ConvSpec, w: np.ndarray, phases: tuple[int, ...]) -> np.ndarray:

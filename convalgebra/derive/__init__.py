@@ -47,11 +47,13 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
         "params": derive_params,
         "receptive_field": derive_receptive_field,
         "check": derive_check,
+        "spectrum": __import__("convalgebra.symbolic_spectra", fromlist=["x"]).derive_spectrum,
     }
 
 
 #: The kinds of derivation :func:`derive` knows.
-KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check")
+KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check",
+         "spectrum")
 
 
 def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
