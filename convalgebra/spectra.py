@@ -237,9 +237,28 @@ def padding_norm(spec: ConvSpec) -> float:
     return norm
 
 
-def _circulant_blocks(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
+def _containing_circulant(spec: ConvSpec) -> tuple[tuple, tuple, tuple, float, str]:
+    """(grid, offsets, phases, factor, description) of a circulant that contains the layer.
+
+    Circular padding: the layer's rows are rows of the circulant on the input grid itself
+    (phases ``gcd(stride, n)``), each at most ``m = ceil(out / (n / g))`` times, so the factor
+    is ``sqrt(m)`` per axis. Other modes: the zero-embedding grid of :func:`_embedding`,
+    after the padding map ``P`` (factor ``||P||``).
+    """
+    if spec.padding_mode == "circular":
+        sizes = spec.forward_input_spatial
+        phases = tuple(math.gcd(s, n) for s, n in zip(_ints(spec.stride), sizes, strict=True))
+        repeats = tuple(-(-out // (n // g)) for out, n, g in
+                        zip(spec.forward_output_spatial, sizes, phases, strict=True))
+        factor = math.sqrt(math.prod(repeats))
+        return (sizes, tuple(-b for b, _ in spec.padding), phases, factor,
+                f"rows of the stride-{phases} circulant on {sizes}, each used at most "
+                f"{repeats} times (exact when the output tiles the input)")
     sizes, offsets = _embedding(spec)
-    return _frequency_blocks(spec, w, sizes, offsets, _ints(spec.stride))
+    pad = padding_norm(spec)
+    return (sizes, offsets, _ints(spec.stride), pad,
+            f"||P||={pad:.6g} times the exact norm of the stride-{spec.stride} circulant on "
+            f"{sizes} that contains the padded layer")
 
 
 def _gram_bound(blocks: np.ndarray, iterations: int) -> float:
@@ -289,6 +308,8 @@ def upper_bounds(spec: ConvSpec, weight: Any, *, gram_iterations: int = 6) -> tu
     stride beyond the padded size (no tap wraps around), ``C_L`` is the stride-1 circular
     correlation on that grid, ``D_s`` keeps every ``s``-th row and ``S`` the rows the layer
     has. ``||S|| = ||E|| = 1``, so ``||M|| <= ||P|| ||D_s C_L||``, computed exactly by the DFT.
+    A circular layer needs no embedding: its rows are rows of ``D_g C_n`` (``g = gcd(s, n)``)
+    used at most ``m`` times each, so ``||M|| <= sqrt(m) ||D_g C_n||`` (equality when tiling).
     The Gram iteration (Delattre, Barthélemy, Araujo & Allauzen, ICML 2023) bounds the norm
     of each DFT block by ``||G_t||_F^{1/2^t}`` with ``G_{t+1} = G_t^H G_t``; the tap bound is
     the triangle inequality over taps, ``||P|| max_group sum_t ||W_t||_2``.
@@ -305,19 +326,18 @@ def upper_bounds(spec: ConvSpec, weight: Any, *, gram_iterations: int = 6) -> tu
                                "(use operator_norm(spec, weight, method='exact'))")
     if not isinstance(gram_iterations, int) or gram_iterations < 0:
         raise ConvAlgebraError(f"gram_iterations must be an integer >= 0, got {gram_iterations!r}")
+    sizes, offsets, phases, factor, how = _containing_circulant(spec)
+    blocks = _frequency_blocks(spec, w, sizes, offsets, phases)
+    circulant = factor * float(np.linalg.svd(blocks, compute_uv=False).max(initial=0.0))
     pad = padding_norm(spec)
-    blocks = _circulant_blocks(spec, w)
-    circulant = pad * float(np.linalg.svd(blocks, compute_uv=False).max(initial=0.0))
-    sizes = _embedding(spec)[0]
     return (
-        Bound("circulant", circulant,
-              f"||P||={pad:.6g} times the exact norm of the stride-{spec.stride} circulant on "
-              f"{sizes} that contains the layer (upper bound, any padding)"),
-        Bound("gram", pad * _gram_bound(blocks, gram_iterations),
-              f"Gram iteration ({gram_iterations} steps, Delattre et al. 2023) on the same DFT "
-              "blocks (upper bound, >= the circulant bound)"),
+        Bound("circulant", circulant, f"upper bound: {how}"),
+        Bound("gram", factor * _gram_bound(blocks, gram_iterations),
+              f"upper bound: Gram iteration ({gram_iterations} steps, Delattre et al. 2023) on "
+              "the same DFT blocks, >= the circulant bound"),
         Bound("taps", pad * _tap_bound(spec, w),
-              "triangle inequality over the kernel taps (upper bound)"),
+              f"upper bound: ||P||={pad:.6g} times the sum over kernel taps of ||W_t||_2 "
+              "(triangle inequality)"),
     )
 
 
