@@ -1,4 +1,4 @@
-"""Closed-form singular values of small circular layers, and their derivation.
+"""Closed-form singular values of small circular layers (``derive("spectrum", spec)`` shows them).
 
 The DFT block-diagonalises a circular layer whose output tiles its input
 (:func:`convalgebra.spectra.fft_applies`): in polyphase coordinates, frequency ``xi`` carries
@@ -26,20 +26,24 @@ import numpy as np
 import sympy
 
 from .connectivity import tap_weight_order
-from .derive.model import Derivation, Equation, Expr, Grid, Step
-from .derive.printing import sympy_expr
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 from .spectra import fft_applies, polyphase_taps
 from .symbolic import weight_symbols
 
-__all__ = ["spectrum_blocks", "symbolic_singular_values", "derive_spectrum"]
+__all__ = ["spectrum_blocks", "symbolic_singular_values", "spectrum_layout"]
 
 _MAX_FREQUENCIES = 64
 
 
-def _layout(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """(grid, phases, offsets) of the DFT route, or a clear refusal."""
+def spectrum_layout(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """``(grid, phases, offsets)`` of the DFT route, or a refusal naming the rule.
+
+    Examples
+    --------
+    >>> spectrum_layout(ConvSpec((1, 6), 1, 3, stride=2, padding=1, padding_mode="circular"))
+    ((3,), (2,), (-1,))
+    """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
     if not fft_applies(spec):
@@ -73,7 +77,7 @@ def spectrum_blocks(spec: ConvSpec) -> list[tuple[tuple[int, ...], list[Any]]]:
     >>> [(xi, blocks[0].tolist()) for xi, blocks in spectrum_blocks(spec)]
     [((0,), [[w1 + w2]]), ((1,), [[w1 - w2]])]
     """
-    grid, phases, offsets = _layout(spec)
+    grid, phases, offsets = spectrum_layout(spec)
     positions, phase = polyphase_taps(spec, spec.forward_input_spatial, offsets, phases)
     w = weight_symbols(spec)
     c_out, per = w.shape[0], w.shape[1]
@@ -128,93 +132,3 @@ def _real_kernel(value: Any) -> Any:
         if base.is_Pow and base.exp == 2:
             return sympy.Abs(base.base)
     return value
-
-
-def _frequency_name(xi: tuple[int, ...]) -> tuple[str, str]:
-    joined = ",".join(map(str, xi))
-    return rf"\xi = ({joined})", f"xi = ({joined})"
-
-
-def derive_spectrum(spec: ConvSpec, **options: Any) -> Derivation:
-    """The spectrum of a small circular layer, step by step (``derive("spectrum", spec)``).
-
-    Examples
-    --------
-    >>> from convalgebra import derive
-    >>> d = derive("spectrum", ConvSpec((1, 3), 1, 2, padding=((0, 1),), padding_mode="circular"))
-    >>> print(d.to_text().splitlines()[0])
-    Singular values of Conv1d(1, 1, kernel_size=(2,), stride=(1,), padding=((0, 1),), padding_mode='circular') on input (1, 3)
-    >>> d.verify() > 0
-    True
-    """
-    if options:
-        raise ConvAlgebraError(f"derive('spectrum') takes no options, got {sorted(options)}")
-    grid, phases, offsets = _layout(spec)
-    blocks = spectrum_blocks(spec)
-    steps = [_structure_step(spec, grid, phases, offsets), _blocks_step(blocks)]
-    closed = all(min(b.shape) == 1 for _, bs in blocks for b in bs)
-    result = symbolic_singular_values(spec) if closed else [b for _, bs in blocks for b in bs]
-    steps.append(_values_step(blocks, result) if closed else Step(
-        "The singular values of the layer are those of the blocks $A_\\xi$ together.",
-        justification="A block larger than a row or a column has no closed-form singular "
-                      "values in general; convalgebra.singular_values computes them.",
-        rule="result"))
-    return Derivation(f"Singular values of {spec.describe()}", tuple(steps), result=result)
-
-
-def _structure_step(spec: ConvSpec, grid: tuple, phases: tuple, offsets: tuple) -> Step:
-    stride = "" if max(phases) == 1 else (
-        f" Every output reads the input in steps of $g = {phases}$: split the input into its "
-        f"${math.prod(phases)}$ polyphase components, each on the grid $N = {grid}$.")
-    return Step(
-        f"Circular padding that tiles: output $r$ reads input $(r g + {offsets} + t d) "
-        f"\\bmod n$ through tap $t$, a (block) circulant in $r$." + stride,
-        justification="The DFT diagonalises every circulant (the convolution theorem); with "
-                      "polyphase components, one block row per frequency (Sedghi et al. 2019).",
-        rule="block-diagonalisation")
-
-
-def _grid(block: Any) -> Grid:
-    cells = tuple(tuple(sympy_expr(block[i, j]) for j in range(block.shape[1]))
-                  for i in range(block.shape[0]))
-    return Grid(cells, value=block)
-
-
-def _blocks_step(blocks: list) -> Step:
-    eqs = []
-    for xi, bs in blocks:
-        label = _frequency_name(xi)[1]
-        for group, block in enumerate(bs):
-            sub = ",".join(map(str, xi))
-            sup = f"^{{({group + 1})}}" if len(bs) > 1 else ""
-            for part, fn in (("Re", sympy.re), ("Im", sympy.im)):
-                name = f"\operatorname{{{part}}} A_{{{sub}}}{sup}"
-                text = f"{part} A_{sub}" + (f"^({group + 1})" if sup else "")
-                value = _real_part(block, fn)
-                eqs.append(Equation((Expr(name, text), _grid(value)), label=label))
-    return Step("The DFT blocks $A_\\xi = \\operatorname{Re} A_\\xi + i \\operatorname{Im} "
-                "A_\\xi$, one per frequency (and group), with $\\omega = e^{-2\\pi i/N}$ "
-                "evaluated exactly:",
-                tuple(eqs), "Substituting the tap positions into the DFT.", rule="substitute")
-
-
-def _real_part(block: Any, fn: Any) -> Any:
-    """Real or imaginary part of a block whose kernel symbols are real."""
-    real = {s: sympy.Symbol(s.name, real=True) for s in block.free_symbols}
-    back = {v: k for k, v in real.items()}
-    return block.subs(real).applyfunc(lambda e: sympy.expand(fn(e))).subs(back)
-
-
-def _values_step(blocks: list, values: list) -> Step:
-    eqs = []
-    k = 0
-    for xi, bs in blocks:
-        for _ in bs:
-            name = f"\\sigma_{{{','.join(map(str, xi))}}}"
-            eqs.append(Equation((Expr(name, f"sigma_{'_'.join(map(str, xi))}"),
-                                 sympy_expr(values[k]))))
-            k += 1
-    return Step("Each block is a row or a column: its one singular value is its Euclidean "
-                "norm.", tuple(eqs),
-                "For real kernels $|\\sum_t w_t \\omega^{k_t}|^2 = (\\sum_t w_t \\cos\\theta_t)^2"
-                " + (\\sum_t w_t \\sin\\theta_t)^2$.", rule="result")

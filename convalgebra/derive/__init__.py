@@ -38,6 +38,7 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
     from .networks import derive_params, derive_receptive_field
     from .shapes import derive_output_size
     from .checks import derive_check
+    from .spectrum import derive_spectrum
 
     return {
         "output_size": derive_output_size,
@@ -47,7 +48,7 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
         "params": derive_params,
         "receptive_field": derive_receptive_field,
         "check": derive_check,
-        "spectrum": __import__("convalgebra.symbolic_spectra", fromlist=["x"]).derive_spectrum,
+        "spectrum": derive_spectrum,
     }
 
 
