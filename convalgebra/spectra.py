@@ -358,6 +358,18 @@ def _dense_check(spec: ConvSpec, max_bytes: int, failure: Exception | None) -> N
         )
 
 
+def _check_options(tol: Any, max_bytes: Any) -> None:
+    """``tol`` a real >= 0 (0: machine precision) and ``max_bytes`` a positive integer."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, (int, float, np.floating)):
+        raise TypeError(f"tol must be a real number >= 0, got {tol!r}")
+    if not 0 <= tol < 1:
+        raise ConvAlgebraError(f"tol must be in [0, 1) (a relative tolerance), got {tol!r}")
+    if isinstance(max_bytes, (bool, np.bool_)) or not hasattr(type(max_bytes), "__index__"):
+        raise TypeError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    if max_bytes < 1:
+        raise ConvAlgebraError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+
+
 def _check_k(k: Any, limit: int) -> int | None:
     if k is None:
         return None
@@ -422,6 +434,7 @@ def singular_values(spec: ConvSpec, weight: Any, k: int | None = None, *,
     [1.732051, 1.0]
     """
     w = _float_weight(spec, weight)
+    _check_options(tol, max_bytes)
     limit = min(math.prod(spec.output_shape), math.prod(spec.input_shape))
     k = _check_k(k, limit)
     phases = _phases(spec)
@@ -494,6 +507,7 @@ def operator_norm(spec: ConvSpec, weight: Any, method: str = "exact", *,
     if method not in ("exact", "bound"):
         raise ConvAlgebraError(f"method must be 'exact' or 'bound', got {method!r}")
     w = _float_weight(spec, weight)
+    _check_options(tol, DENSE_MAX_BYTES)
     bounds = () if spec.tile is not None else upper_bounds(spec, w, gram_iterations=gram_iterations)
     if method == "bound":
         if not bounds:
