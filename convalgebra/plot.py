@@ -26,7 +26,7 @@ from .spec import ConvSpec
 from .taps import padded_coordinates
 
 __all__ = ["plot_matrix", "plot_receptive_field", "plot_rf_growth", "plot_unit_field",
-           "plot_effective_field", "to_png"]
+           "plot_effective_field", "plot_spectrum", "to_png"]
 
 MAX_DRAWN = 1024        # rows/columns drawn at most; larger matrices show their top-left corner
 ANNOTATE_UP_TO = 40     # write the entries into the cells when the drawn matrix is this small
@@ -618,4 +618,26 @@ def plot_effective_field(field, *, title: str | None = None):
     side.legend(frameon=False, fontsize=9)
     box = "x".join(map(str, field.theoretical_size)) or "none"
     side.set_title(f"theoretical box {box} px", fontsize=10)
+
+
+def plot_spectrum(values, *, title: str | None = None):
+    """The singular values, descending, against their rank (log scale when positive).
+
+    Examples
+    --------
+    >>> to_png(plot_spectrum([3.0, 2.0, 1.0]))[:4]
+    b'\\x89PNG'
+    """
+    values = np.sort(np.asarray(values, dtype=float).ravel())[::-1]
+    if values.size == 0:
+        raise ConvAlgebraError("plot_spectrum needs at least one singular value")
+    fig = _figure(6.0, 3.6)
+    ax = fig.add_subplot()
+    ax.plot(np.arange(1, values.size + 1), values, lw=1.2, color="C0")
+    if values[-1] > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("singular value")
+    ax.set_title(title or f"{values.size:,} singular values", fontsize=8)
+    ax.grid(alpha=0.3)
     return fig

@@ -43,6 +43,7 @@ __all__ = [
     "upper_bounds",
     "fft_applies",
     "padding_norm",
+    "polyphase_taps",
 ]
 
 #: Largest dense matrix (bytes) :func:`singular_values` builds for a full SVD.
@@ -152,6 +153,31 @@ def fft_applies(spec: ConvSpec) -> bool:
     return _phases(spec) is not None
 
 
+def polyphase_taps(spec: ConvSpec, sizes: tuple[int, ...], offsets: tuple[int, ...],
+                   phases: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each spatial tap lands in polyphase coordinates of a circulant on grid ``sizes``.
+
+    Along each axis tap ``t`` reads ``p = (off + t*d) mod L``; with ``g`` phases that is
+    polyphase position ``p // g`` (on the grid ``L / g``) of phase ``p mod g``.
+
+    Returns
+    -------
+    (positions, phase)
+        ``positions[axis, t]`` and the flat phase index of each tap (C order over ``phases``).
+
+    Examples
+    --------
+    >>> spec = ConvSpec((1, 6), 1, 3, stride=2, padding=1, padding_mode="circular")
+    >>> [a.tolist() for a in polyphase_taps(spec, (6,), (-1,), (2,))]
+    [[[2, 0, 0]], [1, 0, 1]]
+    """
+    taps = np.indices(_ints(spec.kernel_size)).reshape(spec.ndim, -1)
+    pos = np.stack([(off + t * d) % size for off, t, d, size in
+                    zip(offsets, taps, _ints(spec.dilation), sizes, strict=True)])
+    g = np.asarray(phases)[:, None]
+    return pos // g, np.ravel_multi_index(tuple(pos % g), phases)
+
+
 def _frequency_blocks(spec: ConvSpec, w: np.ndarray, sizes: tuple[int, ...],
                       offsets: tuple[int, ...], phases: tuple[int, ...]) -> np.ndarray:
     """``(F, groups, C_out/g, C_in/g * prod(phases))`` DFT blocks of a circulant embedding.
@@ -159,25 +185,18 @@ def _frequency_blocks(spec: ConvSpec, w: np.ndarray, sizes: tuple[int, ...],
     The forward layer reads ``x[(r*g + off + t*d) mod L]`` along each axis (grid ``L = sizes``);
     the blocks are those of the downsampled circulant ``D_g C`` in polyphase coordinates.
     """
-    n = spec.ndim
     c_out, per = w.shape[0], w.shape[1]
-    k = math.prod(_ints(spec.kernel_size))
-    taps = np.indices(_ints(spec.kernel_size)).reshape(n, -1)
-    pos = [(off + t * d) % size
-           for off, t, d, size in zip(offsets, taps, _ints(spec.dilation), sizes, strict=True)]
-    flat = np.ravel_multi_index(tuple(pos), sizes)
-    w_sp = w.reshape(c_out * per, k)[:, tap_weight_order(spec)]
+    grid = tuple(size // g for size, g in zip(sizes, phases, strict=True))
+    positions, phase = polyphase_taps(spec, sizes, offsets, phases)
+    flat = np.ravel_multi_index(tuple(positions), grid) * math.prod(phases) + phase
+    w_sp = w.reshape(c_out * per, -1)[:, tap_weight_order(spec)]
     embed = np.zeros((math.prod(sizes), c_out * per), dtype=w.dtype)
     np.add.at(embed, flat, w_sp.T)  # two taps can wrap onto one position: summed
-    polyphase = [dim for size, g in zip(sizes, phases, strict=True) for dim in (size // g, g)]
-    c = embed.T.reshape(c_out, per, *polyphase)
-    hat = np.fft.fftn(c, axes=tuple(2 + 2 * a for a in range(n)))
-    # (co, per, N1, g1, N2, g2, ...) -> (N1, N2, ..., co, per, g1, g2, ...)
-    order = [2 + 2 * a for a in range(n)] + [0, 1] + [3 + 2 * a for a in range(n)]
-    hat = hat.transpose(order)
-    groups = spec.groups
-    blocks = hat.reshape(-1, groups, c_out // groups, per * math.prod(phases))
-    return blocks
+    c = embed.T.reshape(c_out, per, *grid, math.prod(phases))
+    hat = np.fft.fftn(c, axes=tuple(range(2, 2 + spec.ndim)))
+    # (co, per, *grid, G) -> (*grid, co, per, G)
+    hat = np.moveaxis(hat, (0, 1), (spec.ndim, spec.ndim + 1))
+    return hat.reshape(-1, spec.groups, c_out // spec.groups, per * math.prod(phases))
 
 
 def _fft_singular_values(spec: ConvSpec, w: np.ndarray, phases: tuple[int, ...]) -> np.ndarray:
@@ -218,9 +237,28 @@ def padding_norm(spec: ConvSpec) -> float:
     return norm
 
 
-def _circulant_blocks(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
+def _containing_circulant(spec: ConvSpec) -> tuple[tuple, tuple, tuple, float, str]:
+    """(grid, offsets, phases, factor, description) of a circulant that contains the layer.
+
+    Circular padding: the layer's rows are rows of the circulant on the input grid itself
+    (phases ``gcd(stride, n)``), each at most ``m = ceil(out / (n / g))`` times, so the factor
+    is ``sqrt(m)`` per axis. Other modes: the zero-embedding grid of :func:`_embedding`,
+    after the padding map ``P`` (factor ``||P||``).
+    """
+    if spec.padding_mode == "circular":
+        sizes = spec.forward_input_spatial
+        phases = tuple(math.gcd(s, n) for s, n in zip(_ints(spec.stride), sizes, strict=True))
+        repeats = tuple(-(-out // (n // g)) for out, n, g in
+                        zip(spec.forward_output_spatial, sizes, phases, strict=True))
+        factor = math.sqrt(math.prod(repeats))
+        return (sizes, tuple(-b for b, _ in spec.padding), phases, factor,
+                f"rows of the stride-{phases} circulant on {sizes}, each used at most "
+                f"{repeats} times (exact when the output tiles the input)")
     sizes, offsets = _embedding(spec)
-    return _frequency_blocks(spec, w, sizes, offsets, _ints(spec.stride))
+    pad = padding_norm(spec)
+    return (sizes, offsets, _ints(spec.stride), pad,
+            f"||P||={pad:.6g} times the exact norm of the stride-{spec.stride} circulant on "
+            f"{sizes} that contains the padded layer")
 
 
 def _gram_bound(blocks: np.ndarray, iterations: int) -> float:
@@ -270,6 +308,8 @@ def upper_bounds(spec: ConvSpec, weight: Any, *, gram_iterations: int = 6) -> tu
     stride beyond the padded size (no tap wraps around), ``C_L`` is the stride-1 circular
     correlation on that grid, ``D_s`` keeps every ``s``-th row and ``S`` the rows the layer
     has. ``||S|| = ||E|| = 1``, so ``||M|| <= ||P|| ||D_s C_L||``, computed exactly by the DFT.
+    A circular layer needs no embedding: its rows are rows of ``D_g C_n`` (``g = gcd(s, n)``)
+    used at most ``m`` times each, so ``||M|| <= sqrt(m) ||D_g C_n||`` (equality when tiling).
     The Gram iteration (Delattre, Barthélemy, Araujo & Allauzen, ICML 2023) bounds the norm
     of each DFT block by ``||G_t||_F^{1/2^t}`` with ``G_{t+1} = G_t^H G_t``; the tap bound is
     the triangle inequality over taps, ``||P|| max_group sum_t ||W_t||_2``.
@@ -286,19 +326,18 @@ def upper_bounds(spec: ConvSpec, weight: Any, *, gram_iterations: int = 6) -> tu
                                "(use operator_norm(spec, weight, method='exact'))")
     if not isinstance(gram_iterations, int) or gram_iterations < 0:
         raise ConvAlgebraError(f"gram_iterations must be an integer >= 0, got {gram_iterations!r}")
+    sizes, offsets, phases, factor, how = _containing_circulant(spec)
+    blocks = _frequency_blocks(spec, w, sizes, offsets, phases)
+    circulant = factor * float(np.linalg.svd(blocks, compute_uv=False).max(initial=0.0))
     pad = padding_norm(spec)
-    blocks = _circulant_blocks(spec, w)
-    circulant = pad * float(np.linalg.svd(blocks, compute_uv=False).max(initial=0.0))
-    sizes = _embedding(spec)[0]
     return (
-        Bound("circulant", circulant,
-              f"||P||={pad:.6g} times the exact norm of the stride-{spec.stride} circulant on "
-              f"{sizes} that contains the layer (upper bound, any padding)"),
-        Bound("gram", pad * _gram_bound(blocks, gram_iterations),
-              f"Gram iteration ({gram_iterations} steps, Delattre et al. 2023) on the same DFT "
-              "blocks (upper bound, >= the circulant bound)"),
+        Bound("circulant", circulant, f"upper bound: {how}"),
+        Bound("gram", factor * _gram_bound(blocks, gram_iterations),
+              f"upper bound: Gram iteration ({gram_iterations} steps, Delattre et al. 2023) on "
+              "the same DFT blocks, >= the circulant bound"),
         Bound("taps", pad * _tap_bound(spec, w),
-              "triangle inequality over the kernel taps (upper bound)"),
+              f"upper bound: ||P||={pad:.6g} times the sum over kernel taps of ||W_t||_2 "
+              "(triangle inequality)"),
     )
 
 
@@ -317,6 +356,18 @@ def _dense_check(spec: ConvSpec, max_bytes: int, failure: Exception | None) -> N
             + ("" if spec.padding_mode == "circular" else
                ", or use padding_mode='circular' for the FFT route")
         )
+
+
+def _check_options(tol: Any, max_bytes: Any) -> None:
+    """``tol`` a real >= 0 (0: machine precision) and ``max_bytes`` a positive integer."""
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, (int, float, np.floating)):
+        raise TypeError(f"tol must be a real number >= 0, got {tol!r}")
+    if not 0 <= tol < 1:
+        raise ConvAlgebraError(f"tol must be in [0, 1) (a relative tolerance), got {tol!r}")
+    if isinstance(max_bytes, (bool, np.bool_)) or not hasattr(type(max_bytes), "__index__"):
+        raise TypeError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    if max_bytes < 1:
+        raise ConvAlgebraError(f"max_bytes must be a positive integer, got {max_bytes!r}")
 
 
 def _check_k(k: Any, limit: int) -> int | None:
@@ -383,6 +434,7 @@ def singular_values(spec: ConvSpec, weight: Any, k: int | None = None, *,
     [1.732051, 1.0]
     """
     w = _float_weight(spec, weight)
+    _check_options(tol, max_bytes)
     limit = min(math.prod(spec.output_shape), math.prod(spec.input_shape))
     k = _check_k(k, limit)
     phases = _phases(spec)
@@ -455,6 +507,7 @@ def operator_norm(spec: ConvSpec, weight: Any, method: str = "exact", *,
     if method not in ("exact", "bound"):
         raise ConvAlgebraError(f"method must be 'exact' or 'bound', got {method!r}")
     w = _float_weight(spec, weight)
+    _check_options(tol, DENSE_MAX_BYTES)
     bounds = () if spec.tile is not None else upper_bounds(spec, w, gram_iterations=gram_iterations)
     if method == "bound":
         if not bounds:

@@ -61,6 +61,9 @@ def convs(draw, c_in, same=False):
         k = draw(st.sampled_from([1, 3]))
         return nn.Conv2d(c_in, c_out, k, padding=k // 2, groups=groups, padding_mode=mode)
     k, s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    if draw(st.integers(0, 3)) == 0:
+        return nn.ConvTranspose2d(c_in, c_out, k, stride=s, padding=draw(st.integers(0, 1)),
+                                  dilation=d, groups=groups)
     return nn.Conv2d(c_in, c_out, k, stride=s, padding=draw(st.integers(0, 1)), dilation=d,
                      groups=groups, padding_mode=mode)
 
@@ -84,7 +87,8 @@ def batch_norm(draw, c):
 
 @st.composite
 def networks(draw):
-    """Random small CNNs: conv, batch norm, activations, pooling, residual and concat blocks."""
+    """Random small CNNs: (transposed) convs, batch norm, activations, pooling, residual and
+    concat blocks, padding layers, a linear head."""
     torch.manual_seed(draw(st.integers(0, 2**16)))
     c, size = draw(st.integers(1, 2)), draw(st.integers(6, 8))
     layers, shape = [], (c, size, size)

@@ -176,6 +176,8 @@ def test_fft_k_largest_and_norm(data):
     norm = operator_norm(spec, w)
     assert norm.method == "fft"
     assert abs(float(norm) - want[0]) <= EXACT * want[0]
+    # tiling circular layers: the circulant bound is the exact norm
+    assert abs(norm.bounds[0].value - want[0]) <= EXACT * want[0]
 
 
 # ------------------------------------------------------------------ general routes
@@ -266,3 +268,15 @@ def test_bad_method_and_spec():
         singular_values("conv", np.ones(3))
     with pytest.raises(ConvAlgebraError, match="weight must have shape"):
         upper_bounds(spec, np.ones(3))
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"tol": -1.0}, ConvAlgebraError, "tol must be in"),
+    ({"tol": "small"}, TypeError, "tol must be a real"),
+    ({"max_bytes": 0}, ConvAlgebraError, "max_bytes must be"),
+    ({"max_bytes": 1.5}, TypeError, "max_bytes must be"),
+], ids=["negative-tol", "text-tol", "zero-bytes", "float-bytes"])
+def test_bad_options(options, error, message):
+    spec = ConvSpec((1, 5), 1, 3)
+    with pytest.raises(error, match=message):
+        singular_values(spec, np.ones(spec.weight_shape), **options)

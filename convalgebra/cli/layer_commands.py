@@ -18,7 +18,7 @@ from .args import make_array, make_weight, parse_spec_string, spec_from_args
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 
-__all__ = ["matrix", "grad", "check", "derive", "MAIN_EPILOG"]
+__all__ = ["MAIN_EPILOG", "check", "derive", "grad", "matrix", "spectrum"]
 
 MAIN_EPILOG = """examples:
   convalgebra                                   # analyse resnet18 at 3x224x224
@@ -29,6 +29,7 @@ MAIN_EPILOG = """examples:
   convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
   convalgebra rf resnet18 --plot rf.png
   convalgebra params --in 3x32x32 --out 10 -k 5 -p 2
+  convalgebra spectrum --in 16x32x32 --out 16 -k 3 -p 1 --mode circular --plot spectrum.png
 
 layer flags (PyTorch's names): --in 3x32x32 --out 16 -k 3 -s 2 -p 1 -d 1 -g 1
   --mode zeros|circular|reflect|replicate --transposed --output-padding 1 --flip --no-bias
@@ -259,3 +260,42 @@ def derive(ns: argparse.Namespace) -> Result:
     data = text if text.endswith("\n") else text + "\n"
     return Result(f"wrote {ns.output} ({ns.format}, {len(data.splitlines())} lines)",
                   {ns.output: data.encode("utf-8")})
+
+
+# --------------------------------------------------------------------------- spectrum
+def _values_line(values: np.ndarray, shown: int) -> str:
+    head = ", ".join(f"{v:.6g}" for v in values[:shown])
+    return head + (f", ... ({values.size - shown:,} more)" if values.size > shown else "")
+
+
+def spectrum(ns: argparse.Namespace) -> Result:
+    """``convalgebra spectrum``: singular values, operator norm and its bounds of a layer."""
+    spectra = library_module("spectra", "spectrum")
+    check_suffix(ns.plot, (".png",), "--plot")
+    if ns.largest is not None and ns.largest < 1:
+        raise ConvAlgebraError(f"--largest must be a positive integer, got {ns.largest}")
+    spec = _spec(ns, "spectrum")
+    weight = make_weight(ns.weight or "random", spec, ns.seed)
+    if weight is None:
+        raise ConvAlgebraError("spectrum needs numbers: --weight random, arange, ones, 1,0,-1 "
+                               "or a file (not symbolic)")
+    values = spectra.singular_values(spec, weight, k=ns.largest)
+    route = ("DFT blocks (circular, output tiles the input)" if spectra.fft_applies(spec)
+             else "Lanczos on the matrix-free operator" if ns.largest else "dense SVD")
+    rows, cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
+    lines = [spec.describe(), f"matrix {rows:,} x {cols:,}; {values.size:,} singular values "
+             f"by {route}", f"largest: {_values_line(values, ns.show)}"]
+    if ns.largest is None:
+        smallest = float(values[-1])
+        cond = float(values[0]) / smallest if smallest > 0 else math.inf
+        lines.append(f"smallest {smallest:.6g}, condition number {cond:.6g}")
+    if spec.tile is None:
+        norm = spectra.operator_norm(spec, weight, method="bound")
+        lines += [f"upper bounds on ||M||_2 = {values[0]:.10g}:"]
+        lines += [f"  {b.name:<9} {b.value:.10g}  {b.guarantee}" for b in norm.bounds]
+    files: dict[Path, bytes] = {}
+    if ns.plot is not None:
+        from ..plot import plot_spectrum, to_png
+
+        files[ns.plot] = to_png(plot_spectrum(values, title=spec.describe()))
+    return Result("\n".join(lines) + "".join(f"\nwrote {p}" for p in files), files)

@@ -302,6 +302,26 @@ convalgebra params mymodel.py:Net --in 3x32x32 --depth 1 --percent""")
     p.set_defaults(handler=network.params)
 
 
+def _add_spectrum(subparsers) -> None:
+    p = _sub(subparsers, "spectrum", "singular values and operator norm of a layer",
+             "All singular values of a layer's matrix (by the DFT for circular layers whose "
+             "output tiles the input, else a dense SVD, or the --largest by Lanczos), its "
+             "condition number and the guaranteed upper bounds on its norm.",
+             """
+convalgebra spectrum --in 16x32x32 --out 16 -k 3 -p 1 --mode circular
+convalgebra spectrum --in 4x8x8 --out 4 -k 3 -p 1 --weight ones --plot spectrum.png
+convalgebra spectrum --in 4x20x20 --out 4 -k 3 -p 1 --mode reflect --largest 3""")
+    add_spec_arguments(p, required=False)
+    _weight_arguments(p)
+    p.add_argument("--largest", type=int, default=None, metavar="K",
+                   help="only the K largest singular values (Lanczos unless circular)")
+    p.add_argument("--show", type=int, default=10, metavar="N",
+                   help="print the N largest values (default 10)")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="draw the sorted spectrum (needs the plot extra)")
+    p.set_defaults(handler=commands.spectrum)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``convalgebra`` argument parser with all its subcommands."""
     from .. import __version__
@@ -316,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_analyze, _add_matrix, _add_grad, _add_check, _add_derive, _add_rf,
-                _add_params, _add_export):
+                _add_params, _add_export, _add_spectrum):
         add(subparsers)
     return parser
 

@@ -38,6 +38,7 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
     from .networks import derive_params, derive_receptive_field
     from .shapes import derive_output_size
     from .checks import derive_check
+    from .spectrum import derive_spectrum
 
     return {
         "output_size": derive_output_size,
@@ -47,11 +48,13 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
         "params": derive_params,
         "receptive_field": derive_receptive_field,
         "check": derive_check,
+        "spectrum": derive_spectrum,
     }
 
 
 #: The kinds of derivation :func:`derive` knows.
-KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check")
+KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check",
+         "spectrum")
 
 
 def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
