@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from strategies import conv_specs
 
 import convalgebra as ca
-from convalgebra.derive.general import Factor, IndexFormula, layer_formulas, position, sample_positions
+from convalgebra.derive.general import (
+    Factor,
+    IndexFormula,
+    layer_formulas,
+    position,
+    sample_positions,
+)
 from convalgebra.derive.verify import RoundTripError, verify
-from strategies import conv_specs
 
 torch = pytest.importorskip("torch")
 from oracle import torch_conv, torch_grads  # noqa: E402

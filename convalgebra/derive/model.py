@@ -43,7 +43,7 @@ class Derivation(Document):
         return verify(self)
 
 
-def combine(title: str, parts: "list[Document | Step]", intro: str = "") -> Derivation:
+def combine(title: str, parts: list[Document | Step], intro: str = "") -> Derivation:
     """One derivation made of several: each part becomes a step whose sub-steps are its steps.
 
     Examples

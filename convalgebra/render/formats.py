@@ -7,8 +7,9 @@ The LaTeX document needs only ``amsmath`` (part of every LaTeX installation). Ma
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .model import DataTable, Equation, Expr, Step
 from .printing import is_notation, sympy_expr, tex_to_text
@@ -201,7 +202,7 @@ def _equation_tex(eq: Equation, align: bool) -> str:
     sides = [_side_tex(s) for s in eq.sides]
     amp = "&" if align else ""
     rels = [_TEX_REL.get(r, r) for r in _relations(eq)]
-    body = sides[0] + "".join(f" {amp if i == 0 else ''}{rel} {s}" for i, (rel, s) in enumerate(zip(rels, sides[1:])))
+    body = sides[0] + "".join(f" {amp if i == 0 else ''}{rel} {s}" for i, (rel, s) in enumerate(zip(rels, sides[1:], strict=False)))
     if eq.label:
         body += r" \qquad (" + _math_label(eq.label) + ")"
     return body
@@ -218,12 +219,12 @@ def _equation_text(eq: Equation) -> str:
     label = f"    ({_text_prose(eq.label)})" if eq.label else ""
     if any("\n" in t for t in texts):
         lines = [texts[0]]
-        for rel, t in zip(rels, texts[1:]):
+        for rel, t in zip(rels, texts[1:], strict=False):
             lines[-1] += f" {rel}"
             lines.extend("  " + line for line in t.splitlines())
         lines[0] += label
         return "\n".join(lines)
-    return texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:])) + label
+    return texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:], strict=False)) + label
 
 
 def _groups(items: Iterable[Any]) -> list[tuple[str, Any]]:
@@ -273,7 +274,7 @@ def _step_tex(step: Step) -> list[str]:
     return lines
 
 
-def to_latex(derivation: "Document", standalone: bool = False) -> str:
+def to_latex(derivation: Document, standalone: bool = False) -> str:
     if derivation.level == "paragraph":   # a run-in heading: the intro continues its line
         lines = [rf"\paragraph{{{_tex_prose(derivation.title)}}} " + _tex_prose(derivation.intro) + r"\par"]
     else:
@@ -322,7 +323,7 @@ def _step_md(step: Step, number: str) -> list[str]:
     return lines
 
 
-def to_markdown(derivation: "Document") -> str:
+def to_markdown(derivation: Document) -> str:
     title = _md_prose(derivation.title)
     if derivation.level == "paragraph":
         lines = [f"**{title}** — {_md_prose(derivation.intro)}".rstrip(" —"), ""]
@@ -343,7 +344,7 @@ def _table_text(table: DataTable) -> str:
                          + [f"{cell(name)}: {cell(value)}" for name, value in table.rows])
     rows = [[_text_prose(h) for h in table.header]] + [[cell(c) for c in row] for row in table.rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(table.header))]
-    fmt = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    fmt = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     fmt.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(([_text_prose(table.caption)] if table.caption else []) + fmt)
 
@@ -366,7 +367,7 @@ def _step_text(step: Step, number: str, depth: int) -> list[str]:
     return lines
 
 
-def to_text(derivation: "Document") -> str:
+def to_text(derivation: Document) -> str:
     title = _text_prose(derivation.title)
     if derivation.level == "paragraph":
         lines = [f"{title} -- {_text_prose(derivation.intro)}" if derivation.intro else title]

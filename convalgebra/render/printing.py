@@ -9,7 +9,8 @@ the library computed beside both renderings, so the rendering can be checked aga
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .model import Expr
 
