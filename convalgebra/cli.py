@@ -193,6 +193,11 @@ convalgebra derive receptive_field --model lenet5""")
     p.add_argument("--format", choices=("latex", "markdown", "text"), default="text")
     p.add_argument("--standalone", action="store_true",
                    help="a complete LaTeX document (with --format latex)")
+    p.add_argument("--max-rows", type=int, default=None, metavar="N",
+                   help="matrix and backward: show at most N rows (the first N-1 and the last; "
+                        "default 32)")
+    p.add_argument("--max-cols", type=int, default=None, metavar="N",
+                   help="matrix and backward: show at most N columns (default 12)")
     p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
                    help="write to FILE instead of printing")
     p.set_defaults(handler=commands.derive)

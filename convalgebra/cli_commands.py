@@ -283,7 +283,10 @@ def derive(ns: argparse.Namespace) -> Result:
         obj = load_model(ns.model, ns.input)
     else:
         obj = _spec(ns, "derive")
-    derivation = derive_module.derive(ns.what, obj)
+    limits = {k: v for k, v in (("max_rows", ns.max_rows), ("max_cols", ns.max_cols)) if v is not None}
+    if limits and ns.what not in ("matrix", "backward"):
+        raise ConvAlgebraError(f"derive: --max-rows/--max-cols apply to matrix and backward, not {ns.what!r}")
+    derivation = derive_module.derive(ns.what, obj, **limits)
     if ns.format == "latex":
         text = derivation.to_latex(standalone=ns.standalone)
     else:

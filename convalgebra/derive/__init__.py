@@ -12,7 +12,7 @@ Examples
 >>> import convalgebra as ca
 >>> d = ca.derive("forward", ca.ConvSpec((1, 3), 1, 2, bias=False))
 >>> print(d.to_text().splitlines()[0])
-Forward equations of Conv1d(1, 1, kernel_size=(2,), stride=(1,), padding=((0, 0),), bias=False) on input (1, 3)
+Forward equations of Conv1d, kernel 2, no bias on 1×3
 >>> for line in d.to_text().splitlines():
 ...     if line.strip().startswith(("z1 ", "z2 ")):
 ...         print(line.strip())

@@ -17,6 +17,7 @@ from ..errors import ConvAlgebraError
 from ..spec import ConvSpec, normalize_tuple
 from .model import Derivation, Equation, Expr, Step, Table
 from .printing import number
+from .words import spec_words
 
 __all__ = ["derive_params", "derive_receptive_field", "product", "total"]
 
@@ -88,7 +89,7 @@ def _spec_macs(spec: ConvSpec) -> Equation:
 def _spec_step(spec: ConvSpec) -> Step:
     shape = r" \times ".join(map(str, spec.output_shape))
     return Step(
-        f"{spec.describe()}: output ${shape}$, weight shape {spec.weight_shape}.",
+        f"{spec_words(spec)}: output ${shape}$, weight shape {spec.weight_shape}.",
         tuple(_spec_params(spec)) + (_spec_macs(spec),),
         "A filter sees every input channel of its group through every kernel tap; the kernel is shared by all "
         "output positions, so positions do not multiply the parameters but do multiply the work.",
@@ -104,7 +105,7 @@ def _specs_params(specs: list[ConvSpec]) -> Derivation:
             Equation((Expr(r"\text{parameters}", "parameters"), params, number(sum(s.n_params for s in specs)))),
             Equation((Expr(r"\text{MACs}", "MACs"), macs, number(sum(s.macs for s in specs)))),
         ), rule="total"))
-    title = "Parameters and cost of " + (specs[0].describe() if len(specs) == 1 else f"{len(specs)} layers")
+    title = "Parameters and cost of " + (spec_words(specs[0]) if len(specs) == 1 else f"{len(specs)} layers")
     return Derivation(title, tuple(steps), result=(sum(s.n_params for s in specs), sum(s.macs for s in specs)))
 
 
