@@ -167,8 +167,9 @@ def test_translation_step_shows_two_index_expressions(stride, amount):
     o, k = sympy.symbols("o k", integer=True)
     x = sympy.IndexedBase("x")
     (li,), (ri,) = (e.atoms(sympy.Indexed) - {sympy.IndexedBase("w")[k]} for e in (lhs, rhs))
-    # both sides read the same input once evaluated: s·o + k − δ = s·(o − δ/s) + k
-    want = stride * o + k - amount
+    # both sides read the same input once evaluated (1-based o, k; padding P = 1 before):
+    # s(o − 1) + (k − 1) + 1 − P − δ = s(o − δ/s − 1) + (k − 1) + 1 − P
+    want = stride * (o - 1) + (k - 1) + 1 - 1 - amount
     assert sympy.expand(li.indices[0].doit() - want) == 0
     assert sympy.expand(ri.indices[0].doit() - want) == 0
     assert str(li.indices[0]) != str(ri.indices[0])
