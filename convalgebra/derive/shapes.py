@@ -103,7 +103,7 @@ def _transposed_axis(spec: ConvSpec, axis: int) -> Step:
                    number(spec.output_shape[1 + axis])))
     return Step(
         f"Axis {axis + 1}: $N = {n}$, $F = {k}$, $S = {s}$, $P_b = {pb}$, $P_a = {pa}$, $D = {d}$, "
-        f"output padding ${op}$.",
+        f"$P_o = {op}$.",
         (eq,),
         "A transposed convolution is the transpose of the forward convolution from the output size; "
         "the output padding picks one of the sizes that forward map sends to $N$.",
@@ -127,15 +127,18 @@ def _padding_step(spec: ConvSpec) -> Step | None:
 
 def _spec_steps(spec: ConvSpec) -> list[Step]:
     if spec.transposed:
-        general = r"O = (N - 1)S - P_b - P_a + D(F - 1) + \mathrm{output\_padding} + 1"
+        general = r"O = (N - 1)S - P_b - P_a + D(F - 1) + P_o + 1"
     elif all(d == 1 for d in spec.dilation) and all(b == a for b, a in spec.padding):
         general = r"O = \left\lfloor \frac{N - F + 2P}{S} \right\rfloor + 1"
     else:
         general = r"O = \left\lfloor \frac{N + P_b + P_a - D(F - 1) - 1}{S} \right\rfloor + 1"
-    steps = [Step(f"Along each spatial axis, ${general}$.",
-                  justification="Count the window positions: the first starts at the padded edge, each next one "
-                  "$S$ further, and the last must still fit inside the padded input.",
-                  rule="formula")]
+    why = ("Each of the $N$ inputs writes a copy of the kernel (extent $D(F - 1) + 1$ with dilation $D$) "
+           "$S$ positions after the previous one, so the copies span $(N - 1)S + D(F - 1) + 1$ positions; the "
+           "padding $P_b$, $P_a$ is cropped from the two ends and the output padding $P_o$ added at the end."
+           if spec.transposed else
+           "Count the window positions: the first starts at the padded edge, each next one $S$ further, and the "
+           "last must still fit inside the padded input.")
+    steps = [Step(f"Along each spatial axis, ${general}$.", justification=why, rule="formula")]
     padding = _padding_step(spec)
     steps += [padding] if padding else []
     axis_step = _transposed_axis if spec.transposed else _forward_axis
