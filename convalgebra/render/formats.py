@@ -305,10 +305,16 @@ def _equation_text(eq: Equation) -> str:
     return texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:], strict=False)) + label
 
 
+def _grid_width(grid: Grid) -> int:
+    """Printed characters of a matrix's widest row (its cells and the space between them)."""
+    return max((sum(width(c.tex) if isinstance(c, Expr) else 1 for c in row) + 2 * len(row)
+                for row in grid.cells), default=0)
+
+
 def _entrywise(eq: Equation) -> list[Equation]:
     """A matrix too wide for the line, printed entry by entry (``A_{r,c} = …``, 1-based)."""
     grid = eq.sides[-1]
-    if len(eq.sides) != 2 or not isinstance(grid, Grid) or width(grid.tex) <= LINE:
+    if len(eq.sides) != 2 or not isinstance(grid, Grid) or _grid_width(grid) <= LINE:
         return [eq]
     name = eq.sides[0]
     # the name heads the list in the right-hand column, so a long name does not widen the left one
