@@ -17,7 +17,7 @@ from convalgebra.render import PREAMBLE
 HERE = Path(__file__).resolve().parent.parent / "examples" / "derivations"
 sys.path.insert(0, str(HERE))
 
-from seeds import SEEDS, filename  # noqa: E402
+from seeds import EXTRAS, SEEDS, filename  # noqa: E402
 
 #: The held-out cases of issue 14 beside the seeds: grouped, padded, transposed, dilated layers.
 HELD_OUT = {
@@ -41,9 +41,9 @@ def _overfull(tmp_path: Path, name: str, body: str) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-@pytest.mark.parametrize("number", [n for n, _, _ in SEEDS], ids=[s for _, s, _ in SEEDS])
+@pytest.mark.parametrize("number", [n for n, _, _ in SEEDS + EXTRAS], ids=[s for _, s, _ in SEEDS + EXTRAS])
 def test_golden_latex_has_no_overfull_line(tmp_path, number):
-    _, slug, builder = next(s for s in SEEDS if s[0] == number)
+    _, slug, builder = next(s for s in SEEDS + EXTRAS if s[0] == number)
     assert _overfull(tmp_path, slug, builder().to_latex()) == []
 
 
@@ -61,7 +61,7 @@ def _outside_math(markdown: str) -> str:
 _MATH = re.compile(r"\\[A-Za-z]+|_\{|\^\{|\$|[^\x00-\x7f…—–’“”]")
 
 
-@pytest.mark.parametrize("number, slug", [(n, s) for n, s, _ in SEEDS], ids=[s for _, s, _ in SEEDS])
+@pytest.mark.parametrize("number, slug", [(n, s) for n, s, _ in SEEDS + EXTRAS], ids=[s for _, s, _ in SEEDS + EXTRAS])
 def test_golden_markdown_has_no_math_outside_dollars(number, slug):
     stray = _MATH.findall(_outside_math((HERE / filename(number, slug)).read_text("utf-8")))
     assert stray == []
@@ -74,3 +74,11 @@ def test_held_out_markdown_has_no_math_outside_dollars(name):
 
 def test_the_check_finds_stray_math():
     assert _MATH.findall(_outside_math("a $x$ and \\ast and λ")) == ["\\ast", "λ"]
+
+
+@pytest.mark.parametrize("number, slug, builder", EXTRAS, ids=[s for _, s, _ in EXTRAS])
+def test_new_kind_goldens_are_up_to_date_and_verify(number, slug, builder):
+    d = builder()
+    assert d.verify() > 0
+    assert (HERE / filename(number, slug)).read_text("utf-8") == d.to_markdown(), (
+        f"{filename(number, slug)} is stale: run python examples/derivations/generate.py")

@@ -187,6 +187,8 @@ def derive_params(obj: Any) -> Derivation:
         return _specs_params([obj])
     if isinstance(obj, LayerGraph):
         return _graph_params(obj)
+    if isinstance(obj, ConvSpec):
+        obj = [obj]
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
         return _specs_params(list(obj))
     raise ConvAlgebraError(f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {obj!r}")
@@ -269,7 +271,7 @@ def _layer_step(graph, node: str, layer: int, shown: list[int]) -> Step:
 def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> Derivation:
     """Receptive-field growth through a network, layer by layer, with the recurrence's numbers.
 
-    ``obj`` is a ``LayerGraph`` or a list of :class:`ConvSpec` applied one after the other.
+    ``obj`` is a ``LayerGraph``, a list of :class:`ConvSpec` applied one after the other, or one spec.
 
     Examples
     --------
@@ -279,6 +281,8 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
     """
     from ..graph import LayerGraph
 
+    if isinstance(obj, ConvSpec):
+        obj = [obj]
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
         graph = _graph_of(obj)
     elif isinstance(obj, LayerGraph):

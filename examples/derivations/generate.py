@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from seeds import SEEDS, filename  # noqa: E402
+from seeds import EXTRAS, SEEDS, filename  # noqa: E402
 
 
 def build(number: int, slug: str, builder) -> str | None:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with the files instead of writing")
     args = parser.parse_args(argv)
     stale, start = [], time.perf_counter()
-    for number, slug, builder in SEEDS:
+    for number, slug, builder in SEEDS + EXTRAS:
         t0 = time.perf_counter()
         text = build(number, slug, builder)
         if text is None:

@@ -290,5 +290,26 @@ SEEDS = [
 ]
 
 
+# ------------------------------------------------- kinds a lecturer writes by hand
+def kind27() -> Derivation:
+    return combine("Example 27: im2col, the strided 5x5 layer of seed 17 as one matrix product",
+                   [ca.derive("im2col", Spec((1, 5, 5), 1, 3, stride=2, bias=False))])
+
+
+def kind28() -> Derivation:
+    return combine("Example 28: im2col with two input channels, two filters and zero padding",
+                   [ca.derive("im2col", Spec((2, 3, 3), 2, 2, padding=1, bias=False))])
+
+
+def kind29() -> Derivation:
+    return combine("Example 29: the receptive field of one dilated layer, and of three stacked 3x3 layers",
+                   [ca.derive("receptive_field", Spec((1, 9, 9), 1, 3, dilation=2)),
+                    ca.derive("receptive_field", [Spec((1, 32, 32), 1, 3, padding=1)] * 3, axes=[0])])
+
+
+#: Derivations of the kinds beyond the seed examples (numbered after them).
+EXTRAS = [(27, "im2col", kind27), (28, "im2col_channels", kind28), (29, "receptive_field", kind29)]
+
+
 def filename(number: int, slug: str) -> str:
     return f"{number:02d}_{slug}.md"

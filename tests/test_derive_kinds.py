@@ -1,0 +1,75 @@
+"""New derivation kinds against brute force: im2col's patch matrix is torch's unfold (after the
+same padding), its product is the layer's output; one spec's receptive field is its gradient probe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import convalgebra as ca
+from convalgebra.derive.lowering import patch_matrix
+from strategies import conv_specs
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _plain(spec: ca.ConvSpec) -> bool:
+    return not spec.transposed and spec.groups == 1 and not spec.flip
+
+
+@SETTINGS
+@given(conv_specs(ndims=(2,), max_size=6, max_channels=3), st.integers(0, 2**16))
+def test_patch_matrix_is_torch_unfold_of_the_padded_input(spec, seed):
+    assume(_plain(spec))
+    x = np.random.default_rng(seed).integers(-4, 5, spec.input_shape).astype(float)
+    (pt, pb), (pl, pr) = spec.padding
+    xt = torch.as_tensor(x)[None]
+    mode = {"zeros": "constant"}.get(spec.padding_mode, spec.padding_mode)
+    padded = F.pad(xt, (pl, pr, pt, pb), mode=mode)
+    cols = F.unfold(padded, spec.kernel_size, dilation=spec.dilation, stride=spec.stride)[0].T.numpy()
+    np.testing.assert_array_equal(patch_matrix(spec, x).astype(float), cols)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(conv_specs(ndims=(1, 2), max_size=4, max_channels=2), st.integers(0, 2**16))
+def test_im2col_product_is_the_layer_output(spec, seed):
+    assume(_plain(spec))
+    d = ca.derive("im2col", spec, max_rows=10**3, max_cols=10**3)
+    assert d.verify() > 0     # W X^T checked equal to M a entry by entry
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, spec.input_shape).astype(float)
+    w = rng.integers(-3, 4, spec.weight_shape).astype(float)
+    z = w.reshape(spec.out_channels, -1) @ patch_matrix(spec, x).astype(float).T
+    expected = ca.conv_matrix(spec, w) @ x.ravel()
+    np.testing.assert_allclose(z.ravel(), expected)
+
+
+def test_im2col_refuses_layers_it_does_not_lower():
+    with pytest.raises(ca.ConvAlgebraError, match="one group"):
+        ca.derive("im2col", ca.ConvSpec((2, 4), 2, 3, groups=2))
+    with pytest.raises(TypeError, match="ConvSpec"):
+        ca.derive("im2col", "layer")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(conv_specs(ndims=(1, 2), modes=("zeros",), max_size=9, max_channels=1))
+def test_single_spec_receptive_field_is_the_gradient_probe(spec):
+    assume(not spec.transposed and not spec.flip)
+    d = ca.derive("receptive_field", spec, axes=[0])
+    x = torch.zeros((1, *spec.input_shape), dtype=torch.float64, requires_grad=True)
+    w = torch.ones(spec.weight_shape, dtype=torch.float64)
+    conv = getattr(F, f"conv{spec.ndim}d")
+    pad = [p for pair in reversed(spec.padding) for p in pair]
+    out = conv(F.pad(x, pad), w, stride=spec.stride, dilation=spec.dilation, groups=spec.groups)
+    from convalgebra.connectivity import axis_table
+
+    inside = [np.flatnonzero((axis_table(spec, a) >= 0).all(axis=1)) for a in range(spec.ndim)]
+    assume(all(len(i) for i in inside))            # a unit whose window lies inside the input
+    out[(0, 0, *(int(i[0]) for i in inside))].backward()
+    touched = np.nonzero(x.grad[0, 0].numpy().reshape(x.shape[2], -1).any(axis=1))[0]
+    assert d.result[0] == touched.max() - touched.min() + 1
