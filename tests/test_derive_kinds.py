@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.derive.lowering import patch_matrix
-from strategies import conv_specs
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -73,3 +73,41 @@ def test_single_spec_receptive_field_is_the_gradient_probe(spec):
     out[(0, 0, *(int(i[0]) for i in inside))].backward()
     touched = np.nonzero(x.grad[0, 0].numpy().reshape(x.shape[2], -1).any(axis=1))[0]
     assert d.result[0] == touched.max() - touched.min() + 1
+
+
+def _torch_conv(spec: ca.ConvSpec):
+    cls = getattr(torch.nn, f"Conv{spec.ndim}d")
+    return cls(spec.in_channels, spec.out_channels, spec.kernel_size, stride=spec.stride,
+               padding=[b for b, _ in spec.padding], dilation=spec.dilation, groups=spec.groups, bias=spec.bias)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(1, 4), st.integers(1, 8), st.sampled_from([1, 3, 5]), st.integers(3, 9), st.booleans())
+def test_cost_of_a_separable_block_counts_what_torch_holds(c_in, c_out, k, size, bn):
+    p = k // 2
+    dw = ca.ConvSpec((c_in, size, size), c_in, k, padding=p, groups=c_in, bias=False)
+    pw = ca.ConvSpec((c_in, size, size), c_out, 1, bias=False)
+    d = ca.derive("cost", [dw, pw], batchnorm=bn)
+    assert d.verify() > 0
+    modules = [_torch_conv(dw), _torch_conv(pw)]
+    x = torch.zeros(1, c_in, size, size)
+    macs = 0
+    for m, spec in zip(modules, (dw, pw), strict=True):
+        out = m(x)      # dense MACs: every output element times the taps it reads (padding included)
+        macs += out.numel() * (spec.in_channels // spec.groups) * int(np.prod(m.kernel_size))
+        x = out
+    assert d.result["params"] == sum(p.numel() for m in modules for p in m.parameters())
+    assert d.result["macs"] == macs
+    std = _torch_conv(ca.ConvSpec((c_in, size, size), c_out, k, padding=p, bias=False))
+    assert d.result["baseline_params"] == sum(q.numel() for q in std.parameters())
+    if bn:
+        norms = [torch.nn.BatchNorm2d(c_in), torch.nn.BatchNorm2d(c_out)]
+        assert d.result["bn_params"] == sum(q.numel() for n in norms for q in n.parameters())
+        assert d.result["bn_buffers"] == sum(b.numel() for n in norms for b in n.buffers())
+    if k > 1:
+        assert "1/C_out + 1/K" in d.to_text()
+
+
+def test_cost_refuses_a_block_whose_shapes_do_not_chain():
+    with pytest.raises(ca.ConvAlgebraError, match="reads"):
+        ca.derive("cost", [ca.ConvSpec((1, 8), 2, 3), ca.ConvSpec((1, 6), 1, 3)])

@@ -38,6 +38,7 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
     from .networks import derive_params, derive_receptive_field
     from .shapes import derive_output_size
     from .checks import derive_check
+    from .cost import derive_cost
     from .lowering import derive_im2col
 
     return {
@@ -49,11 +50,12 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
         "receptive_field": derive_receptive_field,
         "check": derive_check,
         "im2col": derive_im2col,
+        "cost": derive_cost,
     }
 
 
 #: The kinds of derivation :func:`derive` knows.
-KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check", "im2col")
+KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check", "im2col", "cost")
 
 
 def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
@@ -65,7 +67,8 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
         One of :data:`KINDS`: ``"output_size"``, ``"matrix"``, ``"forward"``, ``"backward"``
         (a :class:`~convalgebra.spec.ConvSpec`), ``"params"`` (a spec, a list of specs or a
         ``LayerGraph``), ``"receptive_field"`` (a ``LayerGraph`` or a list of specs),
-        ``"check"`` (a ``CheckResult``), ``"im2col"`` (a spec: the layer as one matrix product). A
+        ``"check"`` (a ``CheckResult``), ``"im2col"`` (a spec: the layer as one matrix product), ``"cost"`` (a block of specs
+        against the standard convolution it replaces). A
         ``CheckResult`` passed alone derives itself; ``"receptive_field"`` also takes one spec.
     obj : object
         What to derive it for.

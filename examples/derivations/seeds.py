@@ -307,8 +307,16 @@ def kind29() -> Derivation:
                     ca.derive("receptive_field", [Spec((1, 32, 32), 1, 3, padding=1)] * 3, axes=[0])])
 
 
+def kind30() -> Derivation:
+    dw = Spec((32, 112, 112), 32, 3, padding=1, groups=32, bias=False)
+    pw = Spec((32, 112, 112), 64, 1, bias=False)
+    return combine("Example 30: a depthwise-separable block (MobileNet) against the 3x3 convolution it replaces",
+                   [ca.derive("cost", [dw, pw], batchnorm=True)])
+
+
 #: Derivations of the kinds beyond the seed examples (numbered after them).
-EXTRAS = [(27, "im2col", kind27), (28, "im2col_channels", kind28), (29, "receptive_field", kind29)]
+EXTRAS = [(27, "im2col", kind27), (28, "im2col_channels", kind28), (29, "receptive_field", kind29),
+          (30, "separable_cost", kind30)]
 
 
 def filename(number: int, slug: str) -> str:
