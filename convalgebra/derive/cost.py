@@ -16,7 +16,8 @@ element.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
@@ -141,7 +142,7 @@ def derive_cost(block: Any, *, baseline: ConvSpec | None = None, batchnorm: bool
     specs = [block] if isinstance(block, ConvSpec) else list(block)
     if not specs or not all(isinstance(s, ConvSpec) for s in specs):
         raise ConvAlgebraError(f"cost derivations need a ConvSpec or a list of ConvSpecs, got {block!r}")
-    for n, (a, b) in enumerate(zip(specs, specs[1:]), 2):
+    for n, (a, b) in enumerate(zip(specs, specs[1:], strict=False), 2):
         if a.output_shape != b.input_shape:
             raise ConvAlgebraError(f"layer {n} reads {b.input_shape}, but layer {n - 1} writes {a.output_shape}")
     standard = standard_conv(specs) if baseline is None else baseline
