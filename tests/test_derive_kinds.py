@@ -111,3 +111,32 @@ def test_cost_of_a_separable_block_counts_what_torch_holds(c_in, c_out, k, size,
 def test_cost_refuses_a_block_whose_shapes_do_not_chain():
     with pytest.raises(ca.ConvAlgebraError, match="reads"):
         ca.derive("cost", [ca.ConvSpec((1, 8), 2, 3), ca.ConvSpec((1, 6), 1, 3)])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(conv_specs(ndims=(1, 2), transposed=True, symmetric=True, max_size=4, max_channels=4), st.integers(0, 2**16))
+def test_zero_insertion_and_direct_convolution_equal_torch_conv_transpose(spec, seed):
+    from convalgebra.derive.lowering import direct_equivalent, direct_weight, zero_inserted
+
+    assume(all(b <= d * (k - 1) for (b, _), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=False)))
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, spec.input_shape).astype(float)
+    w = rng.integers(-3, 4, spec.weight_shape).astype(float)
+    direct = direct_equivalent(spec)
+    got = ca.conv_matrix(direct, direct_weight(spec, w)) @ zero_inserted(spec, x).ravel()
+    conv_t = getattr(F, f"conv_transpose{spec.ndim}d")
+    wt = torch.as_tensor(w)
+    if spec.flip:
+        wt = torch.flip(wt, dims=list(range(2, 2 + spec.ndim)))
+    want = conv_t(torch.as_tensor(x)[None], wt, stride=spec.stride, padding=[b for b, _ in spec.padding],
+                  output_padding=spec.output_padding, groups=spec.groups, dilation=spec.dilation)[0]
+    np.testing.assert_allclose(got, want.numpy().ravel())
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(conv_specs(ndims=(1, 2), transposed=True, symmetric=True, max_size=3, max_channels=2))
+def test_transposed_derivation_verifies(spec):
+    assume(all(b <= d * (k - 1) for (b, _), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=False)))
+    d = ca.derive("transposed", spec)
+    assert d.verify() >= np.prod(spec.output_shape)     # every output of the direct form checked
+    assert d.result == spec.output_shape

@@ -39,7 +39,7 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
     from .shapes import derive_output_size
     from .checks import derive_check
     from .cost import derive_cost
-    from .lowering import derive_im2col
+    from .lowering import derive_im2col, derive_transposed
 
     return {
         "output_size": derive_output_size,
@@ -51,11 +51,12 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
         "check": derive_check,
         "im2col": derive_im2col,
         "cost": derive_cost,
+        "transposed": derive_transposed,
     }
 
 
 #: The kinds of derivation :func:`derive` knows.
-KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check", "im2col", "cost")
+KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check", "im2col", "cost", "transposed")
 
 
 def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
@@ -68,7 +69,8 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
         (a :class:`~convalgebra.spec.ConvSpec`), ``"params"`` (a spec, a list of specs or a
         ``LayerGraph``), ``"receptive_field"`` (a ``LayerGraph`` or a list of specs),
         ``"check"`` (a ``CheckResult``), ``"im2col"`` (a spec: the layer as one matrix product), ``"cost"`` (a block of specs
-        against the standard convolution it replaces). A
+        against the standard convolution it replaces), ``"transposed"`` (a transposed spec: zero
+        insertion and the equivalent direct convolution). A
         ``CheckResult`` passed alone derives itself; ``"receptive_field"`` also takes one spec.
     obj : object
         What to derive it for.

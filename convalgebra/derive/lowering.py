@@ -24,9 +24,10 @@ from ..render.grids import array_grid, pick
 from ..spec import ConvSpec
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import number, sum_of_products
-from .words import spec_words
+from .words import sizes, spec_words
 
-__all__ = ["derive_im2col", "patch_matrix"]
+__all__ = ["derive_im2col", "patch_matrix", "derive_transposed", "direct_equivalent", "zero_inserted",
+           "direct_weight"]
 
 
 def _plain(spec: ConvSpec) -> None:
@@ -112,8 +113,8 @@ def derive_im2col(spec: ConvSpec, *, x: Any = None, max_rows: int = 32, max_cols
     Examples
     --------
     >>> d = derive_im2col(ConvSpec((1, 4), 1, 2, bias=False))
-    >>> [line.strip() for line in d.to_text().splitlines() if line.strip().startswith("[w1*a1")]
-    ['[w1*a1 + w2*a2 w1*a2 + w2*a3 w1*a3 + w2*a4]']
+    >>> [line.strip() for line in d.to_text().splitlines() if line.strip().startswith("Z = ")]
+    ['Z = [w1*a1 + w2*a2 w1*a2 + w2*a3 w1*a3 + w2*a4]']
     """
     import sympy
 
@@ -156,3 +157,108 @@ def derive_im2col(spec: ConvSpec, *, x: Any = None, max_rows: int = 32, max_cols
     ]
     title = f"im2col: {spec_words(spec)} as one matrix product"
     return Derivation(title, tuple(steps), result=patches)
+
+
+# ------------------------------------------------------------- transposed convolution
+def _transposed_only(spec: ConvSpec) -> None:
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"transposed derivations need a ConvSpec, got {type(spec).__name__}")
+    if not spec.transposed or spec.padding_mode != "zeros" or spec.tile is not None:
+        raise ConvAlgebraError(f"transposed derivations need a transposed, zero-padded spec, got {spec.describe()}")
+    for (b, a), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=True):
+        if max(b, a) > d * (k - 1):
+            raise ConvAlgebraError(
+                f"padding {spec.padding} exceeds the dilated kernel extent minus one on some axis: the equivalent "
+                "direct convolution would need a negative padding (a crop)")
+
+
+def direct_equivalent(spec: ConvSpec) -> ConvSpec:
+    """The stride-1 convolution that, on the zero-inserted input, equals the transposed layer.
+
+    Zero insertion puts ``s - 1`` zeros between input entries; the direct convolution pads by
+    ``D(k - 1) - P_b`` before and ``D(k - 1) - P_a + P_o`` after, keeps the dilation and flips
+    the kernel (input and output channels swap roles).
+
+    Examples
+    --------
+    >>> spec_words(direct_equivalent(ConvSpec((1, 3), 1, 3, stride=2, transposed=True)))
+    'Conv1d, kernel 3, padding 2, flipped kernel, no bias on 1×5'
+    """
+    _transposed_only(spec)
+    inserted = tuple((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], spec.stride, strict=True))
+    padding = tuple((d * (k - 1) - b, d * (k - 1) - a + op) for (b, a), k, d, op in
+                    zip(spec.padding, spec.kernel_size, spec.dilation, spec.output_padding, strict=True))
+    return ConvSpec((spec.in_channels, *inserted), spec.out_channels, spec.kernel_size, padding=padding,
+                    dilation=spec.dilation, groups=spec.groups, flip=not spec.flip, bias=False)
+
+
+def zero_inserted(spec: ConvSpec, x: np.ndarray) -> np.ndarray:
+    """``x`` (``spec.input_shape``) with ``s - 1`` zeros between neighbouring entries on every axis."""
+    inserted = (spec.in_channels, *((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], spec.stride, strict=True)))
+    out = np.zeros(inserted, dtype=object if x.dtype == object else x.dtype)
+    out[(slice(None), *(slice(None, None, s) for s in spec.stride))] = x
+    return out
+
+
+def direct_weight(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
+    """The transposed layer's weight ``(C_in, C_out/G, k)`` as the direct layer's ``(C_out, C_in/G, k)``."""
+    g = spec.groups
+    per_in, per_out = spec.in_channels // g, spec.out_channels // g
+    w = weight.reshape(g, per_in, per_out, *spec.kernel_size)
+    return np.swapaxes(w, 1, 2).reshape(spec.out_channels, per_in, *spec.kernel_size)
+
+
+def _same_outputs(got: np.ndarray, want: np.ndarray) -> int:
+    import sympy
+
+    if got.shape != want.shape or any(sympy.expand(a - b) != 0 for a, b in zip(got.ravel(), want.ravel(), strict=True)):
+        raise AssertionError("the direct convolution of the zero-inserted input differs from the transposed layer")
+    return int(got.size)
+
+
+def derive_transposed(spec: ConvSpec, *, max_rows: int = 32, max_cols: int = 12) -> Derivation:
+    """A transposed convolution three ways: output size, zero insertion + direct convolution, ``Mᵀ``.
+
+    Examples
+    --------
+    >>> d = derive_transposed(ConvSpec((1, 3), 1, 3, stride=2, transposed=True, bias=False))
+    >>> d.result
+    (1, 7)
+    """
+    from ..symbolic import input_symbols, symbolic_output, weight_symbols
+    from .matrices import matrix_grid
+    from .shapes import derive_output_size
+
+    _transposed_only(spec)
+    direct = direct_equivalent(spec)
+    a = input_symbols(spec)
+    inserted = zero_inserted(spec, a)
+    w_direct = direct_weight(spec, weight_symbols(spec))
+    got = symbolic_output(direct, weight=w_direct, x=inserted)
+    want = symbolic_output(spec)
+    a_grid, a_rule = array_grid(a, max_rows, max_cols)
+    ins_grid, ins_rule = array_grid(inserted, max_rows, max_cols)
+    z_grid, z_rule = array_grid(want, max_rows, max_cols)
+    n = spec.input_shape[1:]
+    size = derive_output_size(spec)
+    steps = [
+        Step("Output size (the transposed relationship of Dumoulin and Visin):", substeps=size.steps, rule="part"),
+        Step(f"Insert $S - 1$ zeros between neighbouring inputs: the input of size {sizes(n)} becomes "
+             f"{sizes(direct.input_shape[1:])} ($(N - 1) S + 1$ per axis).",
+             (Equation((Expr("a", "a"), a_grid)), Equation((Expr(r"\tilde{a}", "a~"), ins_grid))),
+             " ".join(r for r in (a_rule, ins_rule) if r), "zero insertion"),
+        Step(f"Convolve $\\tilde a$ with stride 1: {spec_words(direct)}, i.e. padding $D(k - 1) - P_b$ before and "
+             "$D(k - 1) - P_a + P_o$ after, the kernel flipped"
+             + (" and each weight moved from (input, output) to (output, input) channel" if spec.in_channels *
+                spec.out_channels > 1 else "") + ":",
+             (Equation((Expr("z", "z"), z_grid), check=partial(_same_outputs, got, want)),),
+             ("Output $p$ of the transposed layer collects input $j$ through tap $m$ where "
+              "$S(j - 1) + D(m - 1) + 1 = p + P_b$; in $\\tilde a$ input $j$ sits at $S(j - 1) + 1$, so the "
+              "direct convolution meets it through the mirrored tap. " + z_rule).strip(),
+             "direct convolution"),
+        Step(f"As a matrix, the layer is $M^{{\\top}}$ with $M$ the matrix of {spec_words(spec.forward)}:",
+             (Equation((Expr(r"M^{\top}", "M^T"), matrix_grid(spec, max_rows, max_cols))),),
+             "Its rows are the outputs of the transposed layer, its columns the inputs; row $p$ holds the taps "
+             "that scatter onto $p$.", "transpose"),
+    ]
+    return Derivation(f"Transposed convolution: {spec_words(spec)}", tuple(steps), result=spec.output_shape)

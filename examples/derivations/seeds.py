@@ -314,9 +314,16 @@ def kind30() -> Derivation:
                    [ca.derive("cost", [dw, pw], batchnorm=True)])
 
 
+def kind31() -> Derivation:
+    return combine("Example 31: a transposed convolution as zero insertion and a direct convolution",
+                   [ca.derive("transposed", Spec((1, 3), 1, 3, stride=2, transposed=True, bias=False)),
+                    ca.derive("transposed", Spec((1, 2, 2), 1, 3, stride=2, padding=1, output_padding=1,
+                                                 transposed=True, bias=False))])
+
+
 #: Derivations of the kinds beyond the seed examples (numbered after them).
 EXTRAS = [(27, "im2col", kind27), (28, "im2col_channels", kind28), (29, "receptive_field", kind29),
-          (30, "separable_cost", kind30)]
+          (30, "separable_cost", kind30), (31, "transposed", kind31)]
 
 
 def filename(number: int, slug: str) -> str:
