@@ -140,3 +140,35 @@ def test_transposed_derivation_verifies(spec):
     d = ca.derive("transposed", spec)
     assert d.verify() >= np.prod(spec.output_shape)     # every output of the direct form checked
     assert d.result == spec.output_shape
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(["max", "avg"]), st.integers(1, 2), st.integers(2, 3), st.integers(1, 3), st.integers(0, 1),
+       st.booleans(), st.integers(3, 6), st.integers(0, 2**16))
+def test_pooling_forward_and_gradient_routing_equal_torch(kind, c, k, s, p, include_pad, size, seed):
+    from convalgebra.layers import AvgPool, MaxPool
+
+    assume(2 * p <= k and size + 2 * p >= k)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-5, 6, (c, size, size)).astype(float)
+    layer = MaxPool(k, stride=s, padding=p) if kind == "max" else AvgPool(k, stride=s, padding=p,
+                                                                           count_include_pad=include_pad)
+    d = ca.derive("pooling", layer, x=x)
+    assert d.verify() > 0
+    xt = torch.as_tensor(x)[None].requires_grad_()
+    out = (F.max_pool2d(xt, k, s, p) if kind == "max" else
+           F.avg_pool2d(xt, k, s, p, count_include_pad=include_pad))
+    g = rng.integers(-3, 4, out.shape).astype(float)
+    out.backward(torch.as_tensor(g))
+    routing = d.result
+    np.testing.assert_allclose(routing @ x.ravel(), out.detach().numpy().ravel())
+    np.testing.assert_allclose(routing.T @ g.ravel(), xt.grad.numpy().ravel())
+
+
+def test_pooling_needs_a_pooling_layer_and_numbers():
+    from convalgebra.layers import MaxPool
+
+    with pytest.raises(TypeError, match="MaxPool or AvgPool"):
+        ca.derive("pooling", ca.ConvSpec((1, 4), 1, 2), x=np.zeros((1, 4)))
+    with pytest.raises(ca.ConvAlgebraError, match="numeric array"):
+        ca.derive("pooling", MaxPool(2), x=np.zeros(4))

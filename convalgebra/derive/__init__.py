@@ -40,6 +40,7 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
     from .checks import derive_check
     from .cost import derive_cost
     from .lowering import derive_im2col, derive_transposed
+    from .pooling import derive_pooling
 
     return {
         "output_size": derive_output_size,
@@ -52,11 +53,13 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
         "im2col": derive_im2col,
         "cost": derive_cost,
         "transposed": derive_transposed,
+        "pooling": derive_pooling,
     }
 
 
 #: The kinds of derivation :func:`derive` knows.
-KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check", "im2col", "cost", "transposed")
+KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check", "im2col", "cost", "transposed",
+         "pooling")
 
 
 def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
@@ -70,7 +73,8 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
         ``LayerGraph``), ``"receptive_field"`` (a ``LayerGraph`` or a list of specs),
         ``"check"`` (a ``CheckResult``), ``"im2col"`` (a spec: the layer as one matrix product), ``"cost"`` (a block of specs
         against the standard convolution it replaces), ``"transposed"`` (a transposed spec: zero
-        insertion and the equivalent direct convolution). A
+        insertion and the equivalent direct convolution), ``"pooling"`` (a ``MaxPool``/``AvgPool`` layer
+        with ``x=``: forward values and the routing of gradients). A
         ``CheckResult`` passed alone derives itself; ``"receptive_field"`` also takes one spec.
     obj : object
         What to derive it for.

@@ -189,9 +189,20 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
             parsed = parse(rendering, *((tex_map, back) if kind == "LaTeX" else (text_map, back)))
         except Exception as exc:
             raise RoundTripError(f"{kind} {rendering!r} does not parse: {exc}") from exc
-        parsed = _imaginary_unit(parsed, expr.value)
+        parsed = _functions(_imaginary_unit(parsed, expr.value))
         if not _same(parsed, expr.value):
             raise RoundTripError(f"{kind} {rendering!r} reads {parsed}, but the library computed {expr.value}")
+
+
+def _functions(parsed: Any) -> Any:
+    """LaTeX ``\\max``/``\\min`` parse as undefined functions: read them as sympy's Max and Min."""
+    import sympy
+
+    if not hasattr(parsed, "replace"):
+        return parsed
+    named = {"max": sympy.Max, "min": sympy.Min}
+    return parsed.replace(lambda e: isinstance(e, sympy.Function) and type(e).__name__ in named,
+                          lambda e: named[type(e).__name__](*e.args))
 
 
 def _imaginary_unit(parsed: Any, value: Any) -> Any:

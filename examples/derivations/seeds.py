@@ -321,9 +321,15 @@ def kind31() -> Derivation:
                                                  transposed=True, bias=False))])
 
 
+def kind32() -> Derivation:
+    x = (np.arange(16).reshape(1, 4, 4) * 5) % 7
+    return combine("Example 32: max and average pooling of a 4x4 input, and where the gradients go",
+                   [ca.derive("pooling", MaxPool(2), x=x), ca.derive("pooling", AvgPool(3, stride=2, padding=1), x=x)])
+
+
 #: Derivations of the kinds beyond the seed examples (numbered after them).
 EXTRAS = [(27, "im2col", kind27), (28, "im2col_channels", kind28), (29, "receptive_field", kind29),
-          (30, "separable_cost", kind30), (31, "transposed", kind31)]
+          (30, "separable_cost", kind30), (31, "transposed", kind31), (32, "pooling", kind32)]
 
 
 def filename(number: int, slug: str) -> str:
