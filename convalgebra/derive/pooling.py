@@ -115,8 +115,8 @@ def _padding_note(kind: str, layer: Any) -> str:
     if kind == "max":
         return "Padding never wins a maximum: a window reads only its inputs."
     if layer.count_include_pad:
-        return "A window over the padding still divides by its full size (PyTorch's count_include_pad=True)."
-    return "A window over the padding divides by the number of inputs it holds (count_include_pad=False)."
+        return "A window over the padding still divides by its full size, as PyTorch does by default."
+    return "A window over the padding divides by the number of inputs it holds (padding not counted)."
 
 
 def derive_pooling(layer: Any, *, x: Any, max_outputs: int = 16, max_inputs: int = 32) -> Derivation:
