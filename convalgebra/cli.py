@@ -184,7 +184,8 @@ convalgebra derive output_size --in 1x7 -k 3 -s 3
 convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
 convalgebra derive matrix --in 1x4x4 -k 3 -p 1 --mode circular --format markdown
 convalgebra derive receptive_field --model lenet5""")
-    p.add_argument("what", help="output_size, matrix, forward, backward, params, receptive_field")
+    p.add_argument("what", help="output_size, matrix, forward, backward, params, receptive_field, im2col, "
+                                "transposed (with --transposed)")
     add_spec_arguments(p, required=False)
     p.add_argument("--model", default=None, metavar="MODEL|FILE",
                    help="derive for a network (zoo name or graph file) instead of one layer")
