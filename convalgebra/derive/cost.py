@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from .general import ints
 from .model import Derivation, Equation, Expr, Step
 from .printing import number
 from .words import spec_words
@@ -39,15 +40,15 @@ def standard_conv(block: Sequence[ConvSpec]) -> ConvSpec:
     'Conv2d, 32→64 channels, 3×3, padding 1, no bias on 32×16×16'
     """
     first, last = block[0], block[-1]
-    shaped = next((s for s in block if math.prod(s.kernel_size) > 1), first)
-    return ConvSpec(first.input_shape, last.out_channels, shaped.kernel_size, stride=shaped.stride,
-                    padding=shaped.padding, dilation=shaped.dilation, padding_mode=shaped.padding_mode,
+    shaped = next((s for s in block if math.prod(ints(s.kernel_size)) > 1), first)
+    return ConvSpec(first.input_shape, last.out_channels, ints(shaped.kernel_size), stride=ints(shaped.stride),
+                    padding=shaped.padding, dilation=ints(shaped.dilation), padding_mode=shaped.padding_mode,
                     bias=any(s.bias for s in block))
 
 
 def _layer_equations(spec: ConvSpec, name: str) -> tuple[Equation, Equation]:
     per = spec.in_channels // spec.groups
-    taps = math.prod(spec.kernel_size)
+    taps = math.prod(ints(spec.kernel_size))
     weights = f"{spec.out_channels} \\cdot {per} \\cdot {taps}"
     tex = weights + (f" + {spec.out_channels}" if spec.bias else "")
     text = tex.replace(" \\cdot ", "*")
@@ -64,15 +65,15 @@ def _is_separable(block: Sequence[ConvSpec]) -> bool:
     if len(block) != 2:
         return False
     dw, pw = block
-    return (dw.groups == dw.in_channels == dw.out_channels and math.prod(pw.kernel_size) == 1
-            and pw.groups == 1 and max(pw.stride) == 1 and not dw.bias and not pw.bias)
+    return (dw.groups == dw.in_channels == dw.out_channels and math.prod(ints(pw.kernel_size)) == 1
+            and pw.groups == 1 and max(ints(pw.stride)) == 1 and not dw.bias and not pw.bias)
 
 
 def _separable_step(block: Sequence[ConvSpec], standard: ConvSpec, ratio: Any) -> Step:
     import sympy
 
     dw, pw = block
-    k2 = math.prod(dw.kernel_size)
+    k2 = math.prod(ints(dw.kernel_size))
     c_out, K = sympy.symbols("C_out K", positive=True)   # K = k², the taps of the depthwise kernel
     closed = 1 / c_out + 1 / K
     eq = Equation((Expr(r"\frac{\text{MACs}_{\text{block}}}{\text{MACs}_{\text{standard}}}", "ratio"),

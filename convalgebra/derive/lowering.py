@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import ConvAlgebraError
 from ..render.grids import array_grid, pick
 from ..spec import ConvSpec
+from .general import ints
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import number, sum_of_products
 from .words import sizes, spec_words
@@ -129,7 +130,7 @@ def derive_im2col(spec: ConvSpec, *, x: Any = None, max_rows: int = 32, max_cols
     z_grid, z_value = _product_grid(w, patches, max_rows, max_cols)
     layer = symbolic_output(spec, x=x).reshape(spec.out_channels, -1)
     direct = sympy.Matrix(layer.tolist()) if z_value is not None else None
-    taps = " \\times ".join(map(str, spec.kernel_size))
+    taps = " \\times ".join(map(str, ints(spec.kernel_size)))
     steps = [
         Step(f"Write the layer's {n_pos} output positions (per channel) as the rows of the patch matrix $X$: row "
              f"$p$ lists the inputs under the kernel's ${spec.in_channels} \\cdot {taps} = {n_col}$ taps "
@@ -165,7 +166,7 @@ def _transposed_only(spec: ConvSpec) -> None:
         raise TypeError(f"transposed derivations need a ConvSpec, got {type(spec).__name__}")
     if not spec.transposed or spec.padding_mode != "zeros" or spec.tile is not None:
         raise ConvAlgebraError(f"transposed derivations need a transposed, zero-padded spec, got {spec.describe()}")
-    for (b, a), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=True):
+    for (b, a), k, d in zip(spec.padding, ints(spec.kernel_size), ints(spec.dilation), strict=True):
         if max(b, a) > d * (k - 1):
             raise ConvAlgebraError(
                 f"padding {spec.padding} exceeds the dilated kernel extent minus one on some axis: the equivalent "
@@ -185,18 +186,18 @@ def direct_equivalent(spec: ConvSpec) -> ConvSpec:
     'Conv1d, kernel 3, padding 2, flipped kernel, no bias on 1×5'
     """
     _transposed_only(spec)
-    inserted = tuple((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], spec.stride, strict=True))
+    inserted = tuple((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True))
     padding = tuple((d * (k - 1) - b, d * (k - 1) - a + op) for (b, a), k, d, op in
-                    zip(spec.padding, spec.kernel_size, spec.dilation, spec.output_padding, strict=True))
-    return ConvSpec((spec.in_channels, *inserted), spec.out_channels, spec.kernel_size, padding=padding,
-                    dilation=spec.dilation, groups=spec.groups, flip=not spec.flip, bias=False)
+                    zip(spec.padding, ints(spec.kernel_size), ints(spec.dilation), ints(spec.output_padding), strict=True))
+    return ConvSpec((spec.in_channels, *inserted), spec.out_channels, ints(spec.kernel_size), padding=padding,
+                    dilation=ints(spec.dilation), groups=spec.groups, flip=not spec.flip, bias=False)
 
 
 def zero_inserted(spec: ConvSpec, x: np.ndarray) -> np.ndarray:
     """``x`` (``spec.input_shape``) with ``s - 1`` zeros between neighbouring entries on every axis."""
-    inserted = (spec.in_channels, *((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], spec.stride, strict=True)))
+    inserted = (spec.in_channels, *((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True)))
     out = np.zeros(inserted, dtype=object if x.dtype == object else x.dtype)
-    out[(slice(None), *(slice(None, None, s) for s in spec.stride))] = x
+    out[(slice(None), *(slice(None, None, s) for s in ints(spec.stride)))] = x
     return out
 
 
@@ -204,8 +205,8 @@ def direct_weight(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
     """The transposed layer's weight ``(C_in, C_out/G, k)`` as the direct layer's ``(C_out, C_in/G, k)``."""
     g = spec.groups
     per_in, per_out = spec.in_channels // g, spec.out_channels // g
-    w = weight.reshape(g, per_in, per_out, *spec.kernel_size)
-    return np.swapaxes(w, 1, 2).reshape(spec.out_channels, per_in, *spec.kernel_size)
+    w = weight.reshape(g, per_in, per_out, *ints(spec.kernel_size))
+    return np.swapaxes(w, 1, 2).reshape(spec.out_channels, per_in, *ints(spec.kernel_size))
 
 
 def _same_outputs(got: np.ndarray, want: np.ndarray) -> int:

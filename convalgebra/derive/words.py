@@ -8,6 +8,7 @@ read by people, and its title should fit on a line.
 from __future__ import annotations
 
 from ..spec import ConvSpec
+from .general import ints
 
 __all__ = ["spec_words", "sizes"]
 
@@ -45,22 +46,22 @@ def spec_words(spec: ConvSpec) -> str:
     parts = [kind]
     if spec.in_channels != 1 or spec.out_channels != 1:
         parts.append(f"{spec.in_channels}→{spec.out_channels} channels")
-    parts.append(sizes(spec.kernel_size) if spec.ndim > 1 else f"kernel {spec.kernel_size[0]}")
-    if max(spec.stride) > 1:
-        parts.append(_per_axis(spec.stride, "stride"))
-    if max(spec.dilation) > 1:
-        parts.append(_per_axis(spec.dilation, "dilation"))
+    parts.append(sizes(ints(spec.kernel_size)) if spec.ndim > 1 else f"kernel {ints(spec.kernel_size)[0]}")
+    if max(ints(spec.stride)) > 1:
+        parts.append(_per_axis(ints(spec.stride), "stride"))
+    if max(ints(spec.dilation)) > 1:
+        parts.append(_per_axis(ints(spec.dilation), "dilation"))
     if spec.groups > 1:
         parts.append(f"{spec.groups} groups")
     padding = _padding(spec)
     if padding:
         parts.append(("" if spec.padding_mode == "zeros" else spec.padding_mode + " ") + padding)
-    if any(spec.output_padding):
-        parts.append(_per_axis(spec.output_padding, "output padding"))
+    if any(ints(spec.output_padding)):
+        parts.append(_per_axis(ints(spec.output_padding), "output padding"))
     if spec.flip:
         parts.append("flipped kernel")
     if spec.tile is not None:
-        parts.append("tiles " + sizes(spec.tile))
+        parts.append("tiles " + sizes(ints(spec.tile)))
     if spec.channel_table is not None:
         parts.append("channel table")
     if not spec.bias:

@@ -233,7 +233,7 @@ def tex_to_text(tex: str) -> str:
     out = re.sub(r"\\sum_\{([^{}]*)\}\s*", r"Σ[\1] ", out)
     out = out.replace(r"\partial ", "∂").replace(r"\,", "")
     for macro, repl in _TEXT_MACROS:
-        out = re.sub(re.escape(macro) + r"(?![A-Za-z])", lambda _m, r=repl: r, out)
+        out = re.sub(re.escape(macro) + r"(?![A-Za-z])", repl.replace("\\", "\\\\"), out)
     for _ in range(2):
         out = re.sub(r"_\{([^{}]*)\}", _subscript, out)
         out = re.sub(r"\^\{([^{}]*)\}", r"^\1", out)
