@@ -197,6 +197,9 @@ convalgebra derive receptive_field --model lenet5""")
     p.add_argument("--max-rows", type=int, default=None, metavar="N",
                    help="matrix and backward: show at most N rows (the first N-1 and the last; "
                         "default 32)")
+    p.add_argument("--figure", type=Path, default=None, metavar="FILE",
+                   help="also draw the layer's conv arithmetic: FILE.tex (TikZ) or FILE.gif (animation, "
+                        "needs the plot extra)")
     p.add_argument("--max-cols", type=int, default=None, metavar="N",
                    help="matrix and backward: show at most N columns (default 12)")
     p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",

@@ -291,8 +291,26 @@ def derive(ns: argparse.Namespace) -> Result:
         text = derivation.to_latex(standalone=ns.standalone)
     else:
         text = derivation.to_markdown() if ns.format == "markdown" else derivation.to_text()
+    files = _figure(ns, obj) if ns.figure is not None else {}
     if ns.output is None:
-        return Result(text)
+        return Result(text, files)
     data = text if text.endswith("\n") else text + "\n"
     return Result(f"wrote {ns.output} ({ns.format}, {len(data.splitlines())} lines)",
-                  {ns.output: data.encode("utf-8")})
+                  {ns.output: data.encode("utf-8"), **files})
+
+
+def _figure(ns: argparse.Namespace, obj) -> dict:
+    """``--figure``: the layer's conv-arithmetic picture as TikZ (.tex) or an animated GIF (.gif)."""
+    from .figures import conv_gif, conv_tikz
+
+    if not isinstance(obj, ConvSpec):
+        raise ConvAlgebraError("derive: --figure draws one layer; give the layer flags, not --model")
+    suffix = ns.figure.suffix.lower()
+    if suffix == ".tex":
+        return {ns.figure: (conv_tikz(obj) + "\n").encode("utf-8")}
+    if suffix == ".gif":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return {ns.figure: conv_gif(obj, Path(tmp) / "figure.gif").read_bytes()}
+    raise ConvAlgebraError(f"derive: --figure must end in .tex or .gif, got {ns.figure.name!r}")
