@@ -63,10 +63,13 @@ _LAZY = {
     # derivations
     "derive": "derive",
     "Derivation": "derive",
+    # conv-arithmetic figures
+    "conv_tikz": "figures",
+    "conv_gif": "figures",
 }
 
 _SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure", "plot",
-               "gradients", "operators", "report", "connectivity", "variants"}
+               "gradients", "operators", "report", "connectivity", "variants", "figures", "render"}
 
 __all__ = ["ConvSpec", "ConvAlgebraError", "GraphCycleError", "MissingExtraError", *_LAZY]
 
