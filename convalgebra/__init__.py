@@ -69,6 +69,9 @@ _LAZY = {
     # derivations
     "derive": "derivations",
     "Derivation": "derivations",
+    # conv-arithmetic figures
+    "conv_tikz": "figures",
+    "conv_gif": "figures",
 }
 
 # attribute -> submodule path, for ``ca.zoo``, ``ca.graph`` and the other submodules
@@ -76,6 +79,7 @@ _SUBMODULES = {
     "cli": "cli",
     "connectivity": "connectivity",
     "derivations": "derivations",
+    "figures": "figures",
     "gradients": "gradients",
     "graph": "network.graph",
     "identities": "identities",
@@ -85,6 +89,7 @@ _SUBMODULES = {
     "network": "network",
     "operators": "operators",
     "plot": "plot",
+    "render": "render",
     "report": "report",
     "spectra": "spectra",
     "structure": "structure",

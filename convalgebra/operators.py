@@ -25,7 +25,6 @@ from .budget import (
     triples_bytes,
 )
 from .connectivity import (
-    axis_table,
     channel_layout,
     iter_triples,
     layer_rows_cols,

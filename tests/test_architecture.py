@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("render",),
     ("identities", "report"),
     ("network",),
-    ("derivations", "interop", "plot", "lipschitz", "effective"),
+    ("derivations", "figures", "interop", "plot", "lipschitz", "effective"),
     ("cli",),
     ("__init__", "__main__", "conftest"),
 ]

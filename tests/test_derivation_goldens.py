@@ -53,7 +53,7 @@ def test_all_seed_derivations_compile_as_one_document(tmp_path):
 
 
 @pytest.mark.parametrize("number, expected", [
-    (1, ["floor(4/3) + 1 = 2", "7/3 ≈ 2.33", "(0-based): 6."]),
+    (1, ["floor(4/3) + 1 = 2", "7/3 ≈ 2.33", "(1-based): 7."]),
     (4, ["input sizes 7 (output_padding=0), 8 (output_padding=1) all give output size 3"]),
     (6, ["per filter = 5*5*3 + 1 = 76", "layer = 10*76 = 760"]),
     (8, ["MACs = 32*32*32*200*5*5 = 163,840,000", "MACs = 3,276,800 + 13,107,200 = 16,384,000",

@@ -3,7 +3,6 @@ numbers they print agree with an independent oracle (torch, float64)."""
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import subprocess
@@ -165,7 +164,7 @@ def test_output_size_result_and_final_number(spec, expected):
 
 def test_not_tiling_names_the_unread_input():
     text = ca.derive("output_size", ca.ConvSpec((1, 7), 1, 3, stride=3)).to_text()
-    assert "7/3 ≈ 2.33" in text and "never read by any output (0-based): 6." in text
+    assert "7/3 ≈ 2.33" in text and "never read by any output (1-based): 7." in text
 
 
 # ---------------------------------------------------------------- bad input, size

@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from strategies import conv_specs
 
 import convalgebra as ca
-from convalgebra.derivations.general import Factor, IndexFormula, layer_formulas, position, sample_positions
+from convalgebra.derivations.general import (
+    Factor,
+    IndexFormula,
+    layer_formulas,
+    position,
+    sample_positions,
+)
 from convalgebra.derivations.verify import RoundTripError, verify
-from strategies import conv_specs
 
 torch = pytest.importorskip("torch")
 from oracle import torch_conv, torch_grads  # noqa: E402
@@ -127,3 +133,23 @@ def test_grouped_backward_prints_the_group_offset_and_the_padded_input():
     assert "V[i, j + m - 1, k + n - 1]" in text                   # depthwise: channel i reads channel i
     assert "dL/da[c, x, y] = h[c, x + 1, y + 1]" in text          # V is the input padded by 1
     assert "V is a padded by" in text
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(conv_specs(ndims=(1,), modes=("zeros", "circular"), max_size=7, max_channels=1), st.integers(1, 2))
+def test_translation_index_equation_reads_the_input_the_table_reads(spec, multiple):
+    """The printed x[...] index of the translation proof is the table's input position, padding included."""
+    import sympy
+
+    from convalgebra.connectivity import padded_positions
+
+    delta = multiple * spec.stride[0]
+    assume(not spec.transposed and delta < spec.input_shape[1])
+    r = ca.check("translation_equivariance", spec, shift=delta)
+    (step,) = [s for s in r.steps if not s.is_prose and s.statement.lhs.atoms(sympy.Indexed)
+               and "x" in str(s.statement.lhs)]
+    o, k = sympy.symbols("o k", integer=True)
+    (li,) = [e for e in step.statement.lhs.atoms(sympy.Indexed) if str(e.base) == "x"]
+    table = padded_positions(spec, 0)      # 0-based coordinate read by (output, tap)
+    for (out, tap), pos in np.ndenumerate(table):
+        assert li.indices[0].doit().subs({o: out + 1, k: tap + 1}) == pos + 1 - delta

@@ -54,7 +54,7 @@ def test_analyze_network(tmp_path):
 
 def test_generate_derivation(tmp_path):
     out = run_example("generate_derivation.py", "--latex", "b.tex", cwd=tmp_path)
-    assert re.search(r"^\s*O_0 = floor\(\(5 - 3 \+ 2\*0\)/2\) \+ 1 = .*= 2$", out, re.M)
+    assert re.search(r"^\s*O_1 = floor\(\(5 - 3 \+ 2\*0\)/2\) \+ 1 = .*= 2$", out, re.M)
     assert "w_{4} a_{6}" in out  # the slides' typo "w4 a4" does not survive
     tex = (tmp_path / "b.tex").read_text()
     assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}")

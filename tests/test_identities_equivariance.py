@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from strategies import conv_specs
 import convalgebra as ca
 from convalgebra.identities import check, equivariant_kernels
 from convalgebra.identities.intertwine import intertwine
-from convalgebra.identities.transforms import rotation, shift as shift_t
+from convalgebra.identities.transforms import rotation
 from convalgebra.operators import conv_matrix
 from convalgebra.symbolic import weight_symbols
 
@@ -167,8 +166,9 @@ def test_translation_step_shows_two_index_expressions(stride, amount):
     o, k = sympy.symbols("o k", integer=True)
     x = sympy.IndexedBase("x")
     (li,), (ri,) = (e.atoms(sympy.Indexed) - {sympy.IndexedBase("w")[k]} for e in (lhs, rhs))
-    # both sides read the same input once evaluated: s·o + k − δ = s·(o − δ/s) + k
-    want = stride * o + k - amount
+    # both sides read the same input once evaluated (1-based o, k; padding P = 1 before):
+    # s(o − 1) + (k − 1) + 1 − P − δ = s(o − δ/s − 1) + (k − 1) + 1 − P
+    want = stride * (o - 1) + (k - 1) + 1 - 1 - amount
     assert sympy.expand(li.indices[0].doit() - want) == 0
     assert sympy.expand(ri.indices[0].doit() - want) == 0
     assert str(li.indices[0]) != str(ri.indices[0])

@@ -250,16 +250,37 @@ def derive(ns: argparse.Namespace) -> Result:
         obj = load_model(ns.model, ns.input)
     else:
         obj = _spec(ns, "derive")
-    derivation = derive_module.derive(ns.what, obj)
+    limits = {k: v for k, v in (("max_rows", ns.max_rows), ("max_cols", ns.max_cols)) if v is not None}
+    if limits and ns.what not in ("matrix", "backward"):
+        raise ConvAlgebraError(f"derive: --max-rows/--max-cols apply to matrix and backward, not {ns.what!r}")
+    derivation = derive_module.derive(ns.what, obj, **limits)
     if ns.format == "latex":
         text = derivation.to_latex(standalone=ns.standalone)
     else:
         text = derivation.to_markdown() if ns.format == "markdown" else derivation.to_text()
+    files = _figure(ns, obj) if ns.figure is not None else {}
     if ns.output is None:
-        return Result(text)
+        return Result(text, files)
     data = text if text.endswith("\n") else text + "\n"
     return Result(f"wrote {ns.output} ({ns.format}, {len(data.splitlines())} lines)",
-                  {ns.output: data.encode("utf-8")})
+                  {ns.output: data.encode("utf-8"), **files})
+
+
+def _figure(ns: argparse.Namespace, obj) -> dict:
+    """``--figure``: the layer's conv-arithmetic picture as TikZ (.tex) or an animated GIF (.gif)."""
+    from ..figures import conv_gif, conv_tikz
+
+    if not isinstance(obj, ConvSpec):
+        raise ConvAlgebraError("derive: --figure draws one layer; give the layer flags, not --model")
+    suffix = ns.figure.suffix.lower()
+    if suffix == ".tex":
+        return {ns.figure: (conv_tikz(obj) + "\n").encode("utf-8")}
+    if suffix == ".gif":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return {ns.figure: conv_gif(obj, Path(tmp) / "figure.gif").read_bytes()}
+    raise ConvAlgebraError(f"derive: --figure must end in .tex or .gif, got {ns.figure.name!r}")
 
 
 # --------------------------------------------------------------------------- spectrum

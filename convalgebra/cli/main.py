@@ -235,7 +235,8 @@ convalgebra derive output_size --in 1x7 -k 3 -s 3
 convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
 convalgebra derive matrix --in 1x4x4 -k 3 -p 1 --mode circular --format markdown
 convalgebra derive receptive_field --model lenet5""")
-    p.add_argument("what", help="output_size, matrix, forward, backward, params, receptive_field")
+    p.add_argument("what", help="output_size, matrix, forward, backward, params, receptive_field, im2col, "
+                                "transposed (with --transposed)")
     add_spec_arguments(p, required=False)
     p.add_argument("--model", default=None, metavar="MODEL|FILE",
                    help="derive for a network (zoo name or graph file) instead of one layer")
@@ -244,6 +245,14 @@ convalgebra derive receptive_field --model lenet5""")
     p.add_argument("--format", choices=("latex", "markdown", "text"), default="text")
     p.add_argument("--standalone", action="store_true",
                    help="a complete LaTeX document (with --format latex)")
+    p.add_argument("--max-rows", type=int, default=None, metavar="N",
+                   help="matrix and backward: show at most N rows (the first N-1 and the last; "
+                        "default 32)")
+    p.add_argument("--figure", type=Path, default=None, metavar="FILE",
+                   help="also draw the layer's conv arithmetic: FILE.tex (TikZ) or FILE.gif (animation, "
+                        "needs the plot extra)")
+    p.add_argument("--max-cols", type=int, default=None, metavar="N",
+                   help="matrix and backward: show at most N columns (default 12)")
     p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
                    help="write to FILE instead of printing")
     _force_argument(p)

@@ -12,7 +12,7 @@ Examples
 >>> import convalgebra as ca
 >>> d = ca.derive("forward", ca.ConvSpec((1, 3), 1, 2, bias=False))
 >>> print(d.to_text().splitlines()[0])
-Forward equations of Conv1d(1, 1, kernel_size=(2,), stride=(1,), padding=((0, 0),), bias=False) on input (1, 3)
+Forward equations of Conv1d, kernel 2, no bias on 1×3
 >>> for line in d.to_text().splitlines():
 ...     if line.strip().startswith(("z1 ", "z2 ")):
 ...         print(line.strip())
@@ -38,6 +38,9 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
     from .networks import derive_params, derive_receptive_field
     from .shapes import derive_output_size
     from .checks import derive_check
+    from .cost import derive_cost
+    from .lowering import derive_im2col, derive_transposed
+    from .pooling import derive_pooling
     from .spectrum import derive_spectrum
 
     return {
@@ -48,13 +51,17 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
         "params": derive_params,
         "receptive_field": derive_receptive_field,
         "check": derive_check,
+        "im2col": derive_im2col,
+        "cost": derive_cost,
+        "transposed": derive_transposed,
+        "pooling": derive_pooling,
         "spectrum": derive_spectrum,
     }
 
 
 #: The kinds of derivation :func:`derive` knows.
 KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check",
-         "spectrum")
+         "im2col", "cost", "transposed", "pooling", "spectrum")
 
 
 def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
@@ -66,7 +73,11 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
         One of :data:`KINDS`: ``"output_size"``, ``"matrix"``, ``"forward"``, ``"backward"``
         (a :class:`~convalgebra.spec.ConvSpec`), ``"params"`` (a spec, a list of specs or a
         ``LayerGraph``), ``"receptive_field"`` (a ``LayerGraph`` or a list of specs),
-        ``"check"`` (a ``CheckResult``). A ``CheckResult`` passed alone derives itself.
+        ``"check"`` (a ``CheckResult``), ``"im2col"`` (a spec: the layer as one matrix product), ``"cost"`` (a block of specs
+        against the standard convolution it replaces), ``"transposed"`` (a transposed spec: zero
+        insertion and the equivalent direct convolution), ``"pooling"`` (a ``MaxPool``/``AvgPool`` layer
+        with ``x=``: forward values and the routing of gradients). A
+        ``CheckResult`` passed alone derives itself; ``"receptive_field"`` also takes one spec.
     obj : object
         What to derive it for.
     **options

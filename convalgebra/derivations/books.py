@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..spec import ConvSpec
-from .general import LayerFormulas
+from .general import LayerFormulas, ints
 from .model import Equation, Step
 
 __all__ = ["formula_equation", "forward_step", "kernel_gradient_step", "input_gradient_step", "general_check"]
@@ -32,10 +32,10 @@ def _notes(formulas: LayerFormulas, *keys: str) -> str:
 
 
 def _stride_label(spec: ConvSpec, eq: str) -> str:
-    f = spec.forward
-    if max(f.stride) == 1 and eq == "9.8":
+    stride = ints(spec.forward.stride)
+    if max(stride) == 1 and eq == "9.8":
         return "eq. 9.7"
-    return f"eq. {eq}, $s = " + ", ".join(map(str, f.stride)) + "$"
+    return f"eq. {eq}, $s = " + ", ".join(map(str, stride)) + "$"
 
 
 def forward_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:

@@ -17,12 +17,13 @@ import numpy as np
 from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from . import books
 from .general import layer_formulas
 from .indexing import index_steps
 from .matrices import exact_array, matrix_grid, pick, truncation_rule
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import grad_symbol, number, sum_of_products, symbol_expr
-from . import books
+from .words import spec_words
 
 __all__ = ["derive_forward", "derive_backward", "ordered_terms", "ordered_factors"]
 
@@ -296,7 +297,7 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
             raise ConvAlgebraError(f"bias values were given but the spec has bias=False: {spec.describe()}")
         steps.append(_given_step(spec, weight, x, bias))
         steps.append(_numbers_step(spec, weight, x, bias, max_outputs, max_terms))
-    return Derivation(f"Forward equations of {spec.describe()}", tuple(steps))
+    return Derivation(f"Forward equations of {spec_words(spec)}", tuple(steps))
 
 
 def _backward_values(spec: ConvSpec, bias: bool, limit: int):
@@ -306,7 +307,7 @@ def _backward_values(spec: ConvSpec, bias: bool, limit: int):
 
 
 def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 30,
-                    max_rows: int = 12, max_cols: int = 12, max_products: int = 20_000,
+                    max_rows: int = 32, max_cols: int = 12, max_products: int = 20_000,
                     check_general: bool = True) -> Derivation:
     """Back-propagation through a layer: kernel gradient (eq. 9.11), input gradient (eq. 9.13), ``Mᵀ``.
 
@@ -355,7 +356,7 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
     steps.append(_transpose_step(spec, max_rows, max_cols))
     check = books.general_check(formulas, ("layer", "forward", "kernel", "padded", "input")) if check_general else None
     steps += [check] if check else []
-    return Derivation(f"Back-propagation through {spec.describe()}", tuple(steps), result=bw)
+    return Derivation(f"Back-propagation through {spec_words(spec)}", tuple(steps), result=bw)
 
 
 def _transpose_step(spec: ConvSpec, max_rows: int, max_cols: int) -> Step:
@@ -366,9 +367,8 @@ def _transpose_step(spec: ConvSpec, max_rows: int, max_cols: int) -> Step:
     cells = tuple(tuple(flip.get(c, c) if isinstance(c, str) else c for c in row) for row in cells)
     value = forward.value.T if forward.value is not None else None
     return Step(
-        "In matrix form the input gradient is $\\partial L / \\partial a = M^{\\top} (\\partial L / \\partial z)$ "
-        "and the kernel gradient is $J(a)^{\\top} (\\partial L / \\partial z)$ with $J(a)$ the im2col matrix, "
-        "$z = J(a) w$:",
+        "In matrix form $\\partial L / \\partial a = M^{\\top} G$ and $\\partial L / \\partial w = J(a)^{\\top} G$, "
+        "where $G = \\partial L / \\partial z$ and $J(a)$ is the im2col matrix ($z = J(a)\\, w$):",
         (Equation((Expr(r"M^{\top}", "M^T"), Grid(cells, value))),),
         ("Row $i$ of $M^{\\top}$ lists the weights through which input $a_i$ reaches each output: exactly the "
          "coefficients of the input-gradient sums above. " + truncation_rule(n_cols, n_rows, max_cols, max_rows)).strip(),

@@ -28,15 +28,16 @@ place of ``K`` (eq. 9.11), the input gradient collects, at each padded position,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ..spec import ConvSpec
 from .model import Expr
 
-__all__ = ["IndexFormula", "Factor", "Bound", "LayerFormulas", "layer_formulas", "check_formula",
+__all__ = ["IndexFormula", "Factor", "Bound", "LayerFormulas", "layer_formulas", "check_formula", "ints",
            "sample_positions"]
 
 OUT = {1: ("j",), 2: ("j", "k"), 3: ("j", "k", "t")}
@@ -224,11 +225,11 @@ class IndexFormula:
         names = [str(a) for a in args]
         lhs_vars = [i.value for i in self.lhs.indices]
         env: dict[str, Any] = {}
-        for v, x in zip(lhs_vars, at):
+        for v, x in zip(lhs_vars, at, strict=False):
             env[str(v)] = np.int64(x)
         ranges = [np.arange(b.lo, b.hi + 1) for b in self.bounds]
         grids = np.meshgrid(*ranges, indexing="ij") if ranges else []
-        for b, g in zip(self.bounds, grids):
+        for b, g in zip(self.bounds, grids, strict=False):
             env[b.var] = g.ravel()
         n = grids[0].size if grids else 1
         values = [np.broadcast_to(np.asarray(env[name]), (n,)) for name in names]
@@ -237,15 +238,15 @@ class IndexFormula:
             keep &= np.broadcast_to(np.asarray(cond(*values)) == 0, (n,))
         values = [v[keep] for v in values]
         out = []
-        for factor, index_fns in zip(self.factors, factors):
+        for factor, index_fns in zip(self.factors, factors, strict=False):
             source = tensors[factor.tensor]
             index = [np.broadcast_to(np.asarray(fn(*values)), (int(keep.sum()),)).astype(np.int64)
                      for fn in index_fns]
             if isinstance(source, IndexFormula):
                 return _nested(source, index, tensors)
             array, origin = source
-            local = [ix - o for ix, o in zip(index, origin)]
-            if any(((ix < 0) | (ix >= size)).any() for ix, size in zip(local, array.shape)):
+            local = [ix - o for ix, o in zip(index, origin, strict=False)]
+            if any(((ix < 0) | (ix >= size)).any() for ix, size in zip(local, array.shape, strict=False)):
                 raise IndexError(f"{factor.tex} read outside its range at {at}")
             out.append(array[tuple(local)] if local else np.broadcast_to(array, (int(keep.sum()),)))
         return out
@@ -300,7 +301,7 @@ class LayerFormulas:
         upstream gradient) in the layer's shapes; returns an array of the left side's shape.
         """
         check = self.checks[key]
-        numeric = {}
+        numeric: dict[str, Any] = {}
         for name, source in check.tensors.items():
             if isinstance(source, IndexFormula):
                 numeric[name] = source
@@ -352,7 +353,7 @@ def _codes(parts: list[np.ndarray], roles: list[str], sizes: dict[str, int]) -> 
     n = len(parts[0])
     ids = {r: np.zeros(n, dtype=np.int64) for r in _ROLES}
     keep = np.ones(n, dtype=bool)
-    for part, role in zip(parts, roles):
+    for part, role in zip(parts, roles, strict=False):
         part = np.asarray(part, dtype=np.int64)
         keep &= part >= 0
         ids[role] = part + 1
@@ -407,7 +408,7 @@ def _axis_map(size: int, padding: tuple[int, int], mode: str) -> np.ndarray:
 
 def _padded_ids(shape: tuple[int, ...], padding, mode: str) -> np.ndarray:
     """Flat id (C order) of the entry each padded position copies; -1 for a zero."""
-    maps = [_axis_map(n, p, mode) for n, p in zip(shape[1:], padding)]
+    maps = [_axis_map(n, p, mode) for n, p in zip(shape[1:], padding, strict=False)]
     grids = np.meshgrid(*maps, indexing="ij")
     valid = np.logical_and.reduce([g >= 0 for g in grids])
     ids = np.arange(math.prod(shape)).reshape(shape)
@@ -485,10 +486,15 @@ class _Layout:
         return _floor_div(out_var, 1, self.per_out), _floor_div(in_var, 1, self.per_in)
 
 
+def ints(value: Any) -> tuple[int, ...]:
+    """A spec's normalised per-axis tuple, typed as such."""
+    return tuple(int(v) for v in value)
+
+
 def _layout(spec: ConvSpec) -> _Layout:
     f = spec.forward
-    return _Layout(f.ndim, f.in_channels, f.out_channels, f.groups, f.kernel_size, f.stride, f.dilation,
-                   f.padding, f.padding_mode, f.flip)
+    return _Layout(f.ndim, f.in_channels, f.out_channels, f.groups, ints(f.kernel_size), ints(f.stride),
+                   ints(f.dilation), tuple(f.padding), f.padding_mode, f.flip)
 
 
 def _expected(table: Callable[[], tuple], sizes: dict, key: str,
@@ -550,6 +556,12 @@ def layer_formulas(spec: ConvSpec) -> LayerFormulas:
     return LayerFormulas(spec, checks, notes, sizes)
 
 
+def _flipped(ids: np.ndarray, n: int) -> np.ndarray:
+    """The kernel's taps reversed on every spatial axis (a true convolution's ``K``)."""
+    index: Any = (Ellipsis, *(slice(None, None, -1),) * n)
+    return ids[index]
+
+
 def _ravel(shape: tuple[int, ...]) -> Callable[[tuple[int, ...]], int]:
     return lambda at: int(np.ravel_multi_index(tuple(v - 1 for v in at), shape))
 
@@ -560,7 +572,7 @@ def _tile_indices(spec: ConvSpec, outs: tuple[str, ...]) -> list[Expr]:
     if spec.tile is None:
         return []
     return [Expr(rf"(({o} - 1) \bmod {t}) + 1", f"Mod({o} - 1, {t}) + 1", sympy.Mod(_sym(o) - 1, t) + 1)
-            for o, t in zip(outs, spec.tile)]
+            for o, t in zip(outs, ints(spec.tile), strict=False)]
 
 
 _MODE_WORDS = {
@@ -576,7 +588,7 @@ def _padding_note(name: str, source: str, lay: _Layout) -> str:
     pos, shifts = POS[n], [b for b, _ in lay.padding]
     if not any(b + a for b, a in lay.padding):
         return f"${name} = {source}$ (no padding)."
-    inner = ",".join(f"{p} - {b}" if b else p for p, b in zip(pos, shifts))
+    inner = ",".join(f"{p} - {b}" if b else p for p, b in zip(pos, shifts, strict=False))
     sizes = ", ".join(f"$P_{{{a + 1}}} = ({b}, {c})$" for a, (b, c) in enumerate(lay.padding))
     return (f"${name}$ is ${source}$ padded by {sizes} (before, after) on the spatial axes: "
             f"${name}_{{c,{','.join(pos)}}} = {source}_{{c,{inner}}}$ inside, {_MODE_WORDS[lay.mode]}.")
@@ -584,14 +596,14 @@ def _padding_note(name: str, source: str, lay: _Layout) -> str:
 
 def _forward(spec: ConvSpec, table: Callable, sizes: dict) -> tuple[dict, dict]:
     lay = _layout(spec)
-    n, outs, taps, pos = lay.n, OUT[lay.n], TAP[lay.n], POS[lay.n]
+    n, outs, taps = lay.n, OUT[lay.n], TAP[lay.n]
     single = spec.in_channels == spec.out_channels == 1
     out_shape, in_shape = spec.output_shape, spec.input_shape
     w_ids = np.arange(sizes["w"]).reshape(spec.weight_shape)
     g_ids = np.arange(sizes["g"]).reshape(out_shape)
     v_ids = _padded_ids(in_shape, lay.padding, lay.mode)
     shifts = [b for b, _ in lay.padding]
-    tap_bounds = tuple(Bound(m, 1, k) for m, k in zip(taps, lay.kernel))
+    tap_bounds = tuple(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False))
     l_bound = (Bound("l", 1, lay.per_in),) if lay.per_in > 1 else ()
     checks: dict[str, Check] = {}
     # the layer's own index map: z from w and a, a read at unpadded coordinates
@@ -599,8 +611,8 @@ def _forward(spec: ConvSpec, table: Callable, sizes: dict) -> tuple[dict, dict]:
     w_index = (*_tile_indices(spec, outs), *chan, *(() if single else (_var("l") if lay.per_in > 1 else _num(1),)),
                *(lay.tap(a, m) for a, m in enumerate(taps)))
     a_index = (*(() if single else (lay.in_channel("i"),)),
-               *(lay.position(a, o, m, shifts[a]) for a, (o, m) in enumerate(zip(outs, taps))))
-    w_arr = w_ids.reshape(*(spec.tile or ()), *spec.kernel_size) if single else w_ids
+               *(lay.position(a, o, m, shifts[a]) for a, (o, m) in enumerate(zip(outs, taps, strict=False))))
+    w_arr = w_ids.reshape(*ints(spec.tile or ()), *ints(spec.kernel_size)) if single else w_ids
     a_arr = v_ids[0] if single else v_ids
     a_origin = tuple(([] if single else [1]) + [1 - b for b in shifts])
     layer = IndexFormula(Factor("z", "z", "z", (*chan, *map(_var, outs))), (*([] if single else l_bound), *tap_bounds),
@@ -615,22 +627,23 @@ def _forward(spec: ConvSpec, table: Callable, sizes: dict) -> tuple[dict, dict]:
              "V": _padding_note("V", "a", lay)}
     if lay.groups > 1:
         g = lay.gamma("i")
+        assert g is not None
         reads = ("the input channel $\\gamma(i) + 1$" if lay.per_in == 1 else
                  f"the input channels $\\gamma(i) + 1, \\ldots, \\gamma(i) + {lay.per_in}$")
         notes["gamma"] = f"With $G = {lay.groups}$ groups, output channel $i$ reads {reads} where $\\gamma(i) = {g.tex}$."
     if spec.tile is not None:
         return checks, notes
-    k_ids = w_ids[(Ellipsis, *(slice(None, None, -1),) * n)] if lay.flip else w_ids
+    k_ids = _flipped(w_ids, n) if lay.flip else w_ids
     book = {"V": (v_ids, (1,) * v_ids.ndim, "a"), "K": (k_ids, (1,) * k_ids.ndim, "w"),
             "G": (g_ids, (1,) * g_ids.ndim, "g")}
     kl = _var("l") if lay.per_in > 1 else _num(1)
-    v_index = (lay.in_channel("i"), *(lay.position(a, o, m) for a, (o, m) in enumerate(zip(outs, taps))))
+    v_index = (lay.in_channel("i"), *(lay.position(a, o, m) for a, (o, m) in enumerate(zip(outs, taps, strict=False))))
     forward = IndexFormula(Factor("Z", "Z", "Z", (_var("i"), *map(_var, outs))), (*l_bound, *tap_bounds),
                            (Factor("V", "V", "V", v_index), Factor("K", "K", "K", (_var("i"), kl, *map(_var, taps)))))
     checks["forward"] = Check(forward, out_shape, _expected(table, sizes, "row", _ravel(out_shape),
                                                             ("w", "a")), book, sizes)
     k_lhs = (_var("i"), kl, *map(_var, taps))
-    kernel = IndexFormula(Factor("g", "g", "g", k_lhs), tuple(Bound(o, 1, s) for o, s in zip(outs, out_shape[1:])),
+    kernel = IndexFormula(Factor("g", "g", "g", k_lhs), tuple(Bound(o, 1, s) for o, s in zip(outs, out_shape[1:], strict=False)),
                           (Factor("G", "G", "G", (_var("i"), *map(_var, outs))), Factor("V", "V", "V", v_index)),
                           alias=(r"\frac{\partial L}{\partial K_{" + ",".join(x.tex for x in k_lhs) + "}}",
                                  "dL/dK[" + ", ".join(x.text for x in k_lhs) + "]"))
@@ -671,9 +684,9 @@ def _padded_gradient(spec: ConvSpec, lay: _Layout, book: dict, sizes: dict, k_id
     n, outs, taps, pos = lay.n, OUT[lay.n], TAP[lay.n], POS[lay.n]
     padded = tuple(book["V"][0].shape)
     i_bound, i_cond = _channel_sum(lay, "i", "c", lay.c_out)
-    conditions = i_cond + tuple((lay.position(a, o, m), _var(p)) for a, (o, m, p) in enumerate(zip(outs, taps, pos)))
-    bounds = (*i_bound, *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel)),
-              *(Bound(o, 1, s, shown=False) for o, s in zip(outs, spec.output_shape[1:])))
+    conditions = i_cond + tuple((lay.position(a, o, m), _var(p)) for a, (o, m, p) in enumerate(zip(outs, taps, pos, strict=False)))
+    bounds = (*i_bound, *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False)),
+              *(Bound(o, 1, s, shown=False) for o, s in zip(outs, spec.output_shape[1:], strict=False)))
     lhs = (_var("c"), *map(_var, pos))
     h = IndexFormula(Factor("h", "h", "h", lhs), bounds,
                      (Factor("K", "K", "K", (_var("i"), _in_group_channel(lay, "c", "i"), *map(_var, taps))),
@@ -688,14 +701,14 @@ def _padded_gradient(spec: ConvSpec, lay: _Layout, book: dict, sizes: dict, k_id
     shifts = [b for b, _ in lay.padding]
     if lay.mode == "zeros":
         grad = IndexFormula(_grad_factor("a", (_var("c"), *map(_var, ins))), (),
-                            (Factor("h", "h", "h", (_var("c"), *(_plus(_var(x), constant=b) for x, b in zip(ins, shifts)))),))
+                            (Factor("h", "h", "h", (_var("c"), *(_plus(_var(x), constant=b) for x, b in zip(ins, shifts, strict=False)))),))
     else:
         grad = IndexFormula(_grad_factor("a", (_var("c"), *map(_var, ins))),
-                            tuple(Bound(p, 1, size, shown=False) for p, size in zip(pos, padded[1:])),
+                            tuple(Bound(p, 1, size, shown=False) for p, size in zip(pos, padded[1:], strict=False)),
                             (Factor("h", "h", "h", (_var("c"), *map(_var, pos))),),
-                            tuple((_pi_expr(a, _var(p)), _var(x)) for a, (p, x) in enumerate(zip(pos, ins))),
+                            tuple((_pi_expr(a, _var(p)), _var(x)) for a, (p, x) in enumerate(zip(pos, ins, strict=False))),
                             functions=tuple(_pi(a, size, pad, lay.mode) for a, (size, pad) in
-                                            enumerate(zip(spec.input_shape[1:], lay.padding))))
+                                            enumerate(zip(spec.input_shape[1:], lay.padding, strict=False))))
     checks["input"] = Check(grad, spec.input_shape, _expected(_table(spec), sizes, "col",
                                                               _ravel(spec.input_shape), ("w", "g")),
                             dict(book, h=h), sizes)
@@ -715,15 +728,15 @@ def _transposed(spec: ConvSpec, table, sizes) -> tuple[dict, dict]:
     # forward layout: c_out = this layer's in_channels; γ(c) picks this layer's output channels
     hits = []
     functions = []
-    for a, (o, m, p) in enumerate(zip(outs, taps, pos)):
+    for a, (o, m, p) in enumerate(zip(outs, taps, pos, strict=False)):
         target = lay.position(a, o, m)
         if lay.mode == "zeros":
             hits.append((target, _plus(_var(p), constant=shifts[a])))
         else:
             hits.append((_pi_expr(a, target), _var(p)))
             functions.append(_pi(a, out_shape[1 + a], lay.padding[a], lay.mode))
-    bounds = (*(() if single else c_bound), *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel)),
-              *(Bound(o, 1, s, shown=False) for o, s in zip(outs, in_shape[1:])))
+    bounds = (*(() if single else c_bound), *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False)),
+              *(Bound(o, 1, s, shown=False) for o, s in zip(outs, in_shape[1:], strict=False)))
     chan = () if single else (_var("i"),)
     w_index = (*(() if single else (_var("c"), _in_group_channel(lay, "i", "c"))),
                *(lay.tap(a, m) for a, m in enumerate(taps)))
@@ -738,28 +751,29 @@ def _transposed(spec: ConvSpec, table, sizes) -> tuple[dict, dict]:
     checks = {"layer": Check(layer, out_shape[1:] if single else out_shape,
                              _expected(table, sizes, "row", lhs, ("w", "a")), tensors, sizes)}
     # backward: the upstream gradient, padded as the forward convolution pads its input, is convolved
-    k_ids = w_ids[(Ellipsis, *(slice(None, None, -1),) * n)] if lay.flip else w_ids
+    k_ids = _flipped(w_ids, n) if lay.flip else w_ids
     gpad = _padded_ids(out_shape, lay.padding, lay.mode)
     book = {"K": (k_ids, (1,) * k_ids.ndim, "w"), "Ghat": (gpad, (1,) * gpad.ndim, "g"),
             "a": (a_ids, (1,) * a_ids.ndim, "a")}
     kl = _var("l") if lay.per_in > 1 else _num(1)
-    ghat = (lay.in_channel("c"), *(lay.position(a, o, m) for a, (o, m) in enumerate(zip(outs, taps))))
+    ghat = (lay.in_channel("c"), *(lay.position(a, o, m) for a, (o, m) in enumerate(zip(outs, taps, strict=False))))
     k_lhs = (_var("c"), kl, *map(_var, taps))
-    kernel = IndexFormula(_grad_factor("K", k_lhs), tuple(Bound(o, 1, s) for o, s in zip(outs, in_shape[1:])),
+    kernel = IndexFormula(_grad_factor("K", k_lhs), tuple(Bound(o, 1, s) for o, s in zip(outs, in_shape[1:], strict=False)),
                           (Factor("a", "a", "a", (_var("c"), *map(_var, outs))), Factor(r"\hat{G}", "Ghat", "Ghat", ghat)))
     checks["kernel"] = Check(kernel, (lay.c_out, lay.per_in, *lay.kernel),
                              _expected(table, sizes, "weight",
                                        lambda at: int(k_ids[tuple(v - 1 for v in at)]), ("a", "g")), book, sizes)
     l_bound = (Bound("l", 1, lay.per_in),) if lay.per_in > 1 else ()
     grad = IndexFormula(_grad_factor("a", (_var("c"), *map(_var, outs))),
-                        (*l_bound, *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel))),
+                        (*l_bound, *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False))),
                         (Factor("K", "K", "K", k_lhs), Factor(r"\hat{G}", "Ghat", "Ghat", ghat)))
     checks["input"] = Check(grad, in_shape, _expected(table, sizes, "col", _ravel(in_shape),
                                                       ("w", "g")), book, sizes)
     notes = {"K": "$K = w$" if not lay.flip else
              "$K_{c,l," + ",".join(taps) + "} = w_{c,l," + ",".join(lay.tap(a, m).tex for a, m in enumerate(taps))
              + "}$, the flipped kernel", "Ghat": _padding_note(r"\hat{G}", "G", lay)}
-    if lay.groups > 1:
+    gamma_c = lay.gamma("c")
+    if gamma_c is not None:
         notes["gamma"] = (f"With $G = {lay.groups}$ groups, input channel $c$ writes the output channels "
-                          f"$\\gamma(c) + 1, \\ldots, \\gamma(c) + {lay.per_in}$ where $\\gamma(c) = {lay.gamma('c').tex}$.")
+                          f"$\\gamma(c) + 1, \\ldots, \\gamma(c) + {lay.per_in}$ where $\\gamma(c) = {gamma_c.tex}$.")
     return checks, notes

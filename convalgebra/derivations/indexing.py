@@ -10,7 +10,7 @@ value, so the printed index is checked like any other equation.
 from __future__ import annotations
 
 from ..spec import ConvSpec
-from .model import Equation, Expr, Step
+from .model import Expr, Step
 from .printing import linear
 
 __all__ = ["index_steps", "axis_index", "OUT_LETTERS", "TAP_LETTERS"]

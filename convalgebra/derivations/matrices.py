@@ -20,9 +20,10 @@ from ..errors import ConvAlgebraError
 from ..symbolic.exprs import as_expr
 from ..spec import ConvSpec
 from ..render.grids import pick, truncation_rule
+from .indexing import index_steps
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import number, sum_of_products, tex_symbol, text_symbol
-from .indexing import index_steps
+from .words import spec_words
 
 __all__ = ["derive_matrix", "pick", "matrix_grid"]
 
@@ -229,7 +230,7 @@ def _cost_step(spec: ConvSpec) -> Step | None:
 MATRIX_MAX_PRODUCTS = 20_000_000
 
 
-def derive_matrix(spec: ConvSpec, *, weight: Any = None, max_rows: int = 12, max_cols: int = 12,
+def derive_matrix(spec: ConvSpec, *, weight: Any = None, max_rows: int = 32, max_cols: int = 12,
                   blocks: bool = True, max_products: int = MATRIX_MAX_PRODUCTS) -> Derivation:
     """The matrix of a layer: index formula, entries, structure, sparsity, sharing and cost.
 
@@ -278,7 +279,7 @@ def derive_matrix(spec: ConvSpec, *, weight: Any = None, max_rows: int = 12, max
     steps += [_sparsity_step(spec), _sharing_step(spec)]
     cost = _cost_step(spec)
     steps += [cost] if cost else []
-    return Derivation(f"The matrix of {spec.describe()}", tuple(steps), result=structure)
+    return Derivation(f"The matrix of {spec_words(spec)}", tuple(steps), result=structure)
 
 
 #: Above this many triples the structure is recognised on a smaller copy of the layer.

@@ -29,7 +29,7 @@ class Derivation(Document):
     >>> import convalgebra as ca
     >>> d = ca.derive("output_size", ca.ConvSpec((1, 7), 1, 3, stride=3))
     >>> print(d.to_text().splitlines()[0])
-    Output size of Conv1d(1, 1, kernel_size=(3,), stride=(3,), padding=((0, 0),)) on input (1, 7)
+    Output size of Conv1d, kernel 3, stride 3 on 1×7
     """
 
     def verify(self) -> int:
@@ -43,7 +43,7 @@ class Derivation(Document):
         return verify(self)
 
 
-def combine(title: str, parts: "list[Document | Step]", intro: str = "") -> Derivation:
+def combine(title: str, parts: list[Document | Step], intro: str = "") -> Derivation:
     """One derivation made of several: each part becomes a step whose sub-steps are its steps.
 
     Examples

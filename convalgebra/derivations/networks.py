@@ -17,6 +17,7 @@ from ..errors import ConvAlgebraError
 from ..spec import ConvSpec, normalize_tuple, pool_stride
 from .model import Derivation, Equation, Expr, Step, Table
 from .printing import number
+from .words import spec_words
 
 __all__ = ["derive_params", "derive_receptive_field", "product", "total"]
 
@@ -88,7 +89,7 @@ def _spec_macs(spec: ConvSpec) -> Equation:
 def _spec_step(spec: ConvSpec) -> Step:
     shape = r" \times ".join(map(str, spec.output_shape))
     return Step(
-        f"{spec.describe()}: output ${shape}$, weight shape {spec.weight_shape}.",
+        f"{spec_words(spec)}: output ${shape}$, weight shape {spec.weight_shape}.",
         tuple(_spec_params(spec)) + (_spec_macs(spec),),
         "A filter sees every input channel of its group through every kernel tap; the kernel is shared by all "
         "output positions, so positions do not multiply the parameters but do multiply the work.",
@@ -104,7 +105,7 @@ def _specs_params(specs: list[ConvSpec]) -> Derivation:
             Equation((Expr(r"\text{parameters}", "parameters"), params, number(sum(s.n_params for s in specs)))),
             Equation((Expr(r"\text{MACs}", "MACs"), macs, number(sum(s.macs for s in specs)))),
         ), rule="total"))
-    title = "Parameters and cost of " + (specs[0].describe() if len(specs) == 1 else f"{len(specs)} layers")
+    title = "Parameters and cost of " + (spec_words(specs[0]) if len(specs) == 1 else f"{len(specs)} layers")
     return Derivation(title, tuple(steps), result=(sum(s.n_params for s in specs), sum(s.macs for s in specs)))
 
 
@@ -186,6 +187,8 @@ def derive_params(obj: Any) -> Derivation:
         return _specs_params([obj])
     if isinstance(obj, LayerGraph):
         return _graph_params(obj)
+    if isinstance(obj, ConvSpec):
+        obj = [obj]
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
         return _specs_params(list(obj))
     raise ConvAlgebraError(f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {obj!r}")
@@ -268,7 +271,7 @@ def _layer_step(graph, node: str, layer: int, shown: list[int]) -> Step:
 def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> Derivation:
     """Receptive-field growth through a network, layer by layer, with the recurrence's numbers.
 
-    ``obj`` is a ``LayerGraph`` or a list of :class:`ConvSpec` applied one after the other.
+    ``obj`` is a ``LayerGraph``, a list of :class:`ConvSpec` applied one after the other, or one spec.
 
     Examples
     --------
@@ -278,6 +281,8 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
     """
     from ..network.graph import LayerGraph
 
+    if isinstance(obj, ConvSpec):
+        obj = [obj]
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
         graph = _graph_of(obj)
     elif isinstance(obj, LayerGraph):

@@ -19,6 +19,7 @@ from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .model import Derivation, Equation, Expr, Step
 from .printing import number
+from .words import sizes, spec_words
 
 __all__ = ["derive_output_size"]
 
@@ -58,13 +59,13 @@ def _forward_axis(spec: ConvSpec, axis: int) -> Step:
                  f"floor({quotient}) + 1", sympy.floor(quotient) + 1) if value % s else
             Expr(f"{quotient} + 1", f"{quotient} + 1", quotient + 1),
         ]
-    eqs = [Equation((Expr(f"O_{{{axis}}}", f"O_{axis}"), *sides, number(out)))]
+    eqs = [Equation((Expr(f"O_{{{axis + 1}}}", f"O_{axis + 1}"), *sides, number(out)))]
     if p["pb"] or p["pa"]:
         padded = p["n"] + p["pb"] + p["pa"]
         eqs.insert(0, Equation((Expr(r"N + P_b + P_a", "N + P_b + P_a"),
                                 Expr(f"{p['n']} + {p['pb']} + {p['pa']}", f"{p['n']} + {p['pb']} + {p['pa']}", padded),
                                 number(padded)), label="the padded input"))
-    statement = (f"Axis {axis}: $N = {p['n']}$, $F = {p['k']}$, $S = {s}$, "
+    statement = (f"Axis {axis + 1}: $N = {p['n']}$, $F = {p['k']}$, $S = {s}$, "
                  + (f"$P = {p['pb']}$" if p["pb"] == p["pa"] else f"$P_b = {p['pb']}$, $P_a = {p['pa']}$")
                  + (f", $D = {p['d']}$" if p["d"] > 1 else "") + ".")
     why = f"The last window starts at most ${sym}$ positions after the first, in steps of $S$."
@@ -81,11 +82,11 @@ def _not_tiling(spec: ConvSpec, axis: int, tex: str, text: str, value: int, s: i
     eq = Equation((Expr(rf"\frac{{{tex}}}{{{s}}} + 1", f"({text})/{s} + 1", exact),
                    Expr(sympy.latex(exact), str(exact), exact),
                    Expr(f"{float(exact):.2f}", f"{float(exact):.2f}")), defines=False, relation=("=", "approx"))
-    where = ", ".join(str(i) for i in unread) if unread else "none"
+    where = ", ".join(str(i + 1) for i in unread) if unread else "none"
     return Step(
-        f"The exact quotient is not an integer: the stride does not tile the input along axis {axis}.",
+        f"The exact quotient is not an integer: the stride does not tile the input along axis {axis + 1}.",
         (eq,),
-        f"PyTorch takes the floor; input positions never read by any output (0-based): {where}.",
+        f"PyTorch takes the floor; input positions never read by any output (1-based): {where}.",
         "not tiling",
     )
 
@@ -98,11 +99,11 @@ def _transposed_axis(spec: ConvSpec, axis: int) -> Step:
     value = (n - 1) * s - pb - pa + d * (k - 1) + op + 1
     tex = rf"({n} - 1) \cdot {s} - {pb} - {pa} + {d} \cdot ({k} - 1) + {op} + 1"
     text = f"({n} - 1)*{s} - {pb} - {pa} + {d}*({k} - 1) + {op} + 1"
-    eq = Equation((Expr(f"O_{{{axis}}}", f"O_{axis}"), Expr(tex, text, sympy.Integer(value)),
+    eq = Equation((Expr(f"O_{{{axis + 1}}}", f"O_{axis + 1}"), Expr(tex, text, sympy.Integer(value)),
                    number(spec.output_shape[1 + axis])))
     return Step(
-        f"Axis {axis}: $N = {n}$, $F = {k}$, $S = {s}$, $P_b = {pb}$, $P_a = {pa}$, $D = {d}$, "
-        f"output padding ${op}$.",
+        f"Axis {axis + 1}: $N = {n}$, $F = {k}$, $S = {s}$, $P_b = {pb}$, $P_a = {pa}$, $D = {d}$, "
+        f"$P_o = {op}$.",
         (eq,),
         "A transposed convolution is the transpose of the forward convolution from the output size; "
         "the output padding picks one of the sizes that forward map sends to $N$.",
@@ -126,15 +127,18 @@ def _padding_step(spec: ConvSpec) -> Step | None:
 
 def _spec_steps(spec: ConvSpec) -> list[Step]:
     if spec.transposed:
-        general = r"O = (N - 1)S - P_b - P_a + D(F - 1) + \mathrm{output\_padding} + 1"
+        general = r"O = (N - 1)S - P_b - P_a + D(F - 1) + P_o + 1"
     elif all(d == 1 for d in spec.dilation) and all(b == a for b, a in spec.padding):
         general = r"O = \left\lfloor \frac{N - F + 2P}{S} \right\rfloor + 1"
     else:
         general = r"O = \left\lfloor \frac{N + P_b + P_a - D(F - 1) - 1}{S} \right\rfloor + 1"
-    steps = [Step(f"Along each spatial axis, ${general}$.",
-                  justification="Count the window positions: the first starts at the padded edge, each next one "
-                  "$S$ further, and the last must still fit inside the padded input.",
-                  rule="formula")]
+    why = ("Each of the $N$ inputs writes a copy of the kernel (extent $D(F - 1) + 1$ with dilation $D$) "
+           "$S$ positions after the previous one, so the copies span $(N - 1)S + D(F - 1) + 1$ positions; the "
+           "padding $P_b$, $P_a$ is cropped from the two ends and the output padding $P_o$ added at the end."
+           if spec.transposed else
+           "Count the window positions: the first starts at the padded edge, each next one $S$ further, and the "
+           "last must still fit inside the padded input.")
+    steps = [Step(f"Along each spatial axis, ${general}$.", justification=why, rule="formula")]
     padding = _padding_step(spec)
     steps += [padding] if padding else []
     axis_step = _transposed_axis if spec.transposed else _forward_axis
@@ -154,20 +158,20 @@ def derive_output_size(spec: ConvSpec | Sequence[ConvSpec]) -> Derivation:
     --------
     >>> d = derive_output_size(ConvSpec((1, 7), 1, 3, stride=3))
     >>> print(d.to_text())  # doctest: +ELLIPSIS
-    Output size of Conv1d(1, 1, kernel_size=(3,), stride=(3,), padding=((0, 0),)) on input (1, 7)
+    Output size of Conv1d, kernel 3, stride 3 on 1×7
     ...
-        O_0 = floor((7 - 3 + 2*0)/3) + 1 = floor(4/3) + 1 = 2
+        O_1 = floor((7 - 3 + 2*0)/3) + 1 = floor(4/3) + 1 = 2
     ...
     """
     if isinstance(spec, ConvSpec):
-        return Derivation(f"Output size of {spec.describe()}", tuple(_spec_steps(spec)), result=spec.output_shape)
+        return Derivation(f"Output size of {spec_words(spec)}", tuple(_spec_steps(spec)), result=spec.output_shape)
     if not isinstance(spec, (list, tuple)):
         raise TypeError(f"output_size needs a ConvSpec or a non-empty list of them, got "
                         f"{type(spec).__name__} {shown(spec)}")
     specs = list(spec)
     if not specs or not all(isinstance(s, ConvSpec) for s in specs):
         raise ConvAlgebraError(f"output_size needs a ConvSpec or a non-empty list of them, got {shown(spec)}")
-    steps = [Step(f"Input {s.input_shape}: {s.describe()}.", rule="case", substeps=tuple(_spec_steps(s)))
+    steps = [Step(f"Input {sizes(s.input_shape)}: {spec_words(s)}.", rule="case", substeps=tuple(_spec_steps(s)))
              for s in specs]
     steps.append(_compare(specs))
     return Derivation("Output sizes compared", tuple(steps), result=[s.output_shape for s in specs])

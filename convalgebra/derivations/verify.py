@@ -16,8 +16,9 @@ before parsing, since sympy's LaTeX grammar does not read them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import ConvAlgebraError
 from ..render.formats import Document
@@ -162,7 +163,7 @@ def _same(a: Any, b: Any) -> bool:
 
     if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
         return sympy.Matrix(a).shape == sympy.Matrix(b).shape and all(
-            _same(x, y) for x, y in zip(sympy.Matrix(a), sympy.Matrix(b))
+            _same(x, y) for x, y in zip(sympy.Matrix(a), sympy.Matrix(b), strict=False)
         )
     try:
         diff = as_expr(a, "value").doit() - as_expr(b, "value").doit()
@@ -189,9 +190,20 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
             parsed = parse(rendering, *((tex_map, back) if kind == "LaTeX" else (text_map, back)))
         except Exception as exc:
             raise RoundTripError(f"{kind} {rendering!r} does not parse: {exc}") from exc
-        parsed = _imaginary_unit(parsed, expr.value)
+        parsed = _functions(_imaginary_unit(parsed, expr.value))
         if not _same(parsed, expr.value):
             raise RoundTripError(f"{kind} {rendering!r} reads {parsed}, but the library computed {expr.value}")
+
+
+def _functions(parsed: Any) -> Any:
+    """LaTeX ``\\max``/``\\min`` parse as undefined functions: read them as sympy's Max and Min."""
+    import sympy
+
+    if not hasattr(parsed, "replace"):
+        return parsed
+    named = {"max": sympy.Max, "min": sympy.Min}
+    return parsed.replace(lambda e: isinstance(e, sympy.Function) and type(e).__name__ in named,
+                          lambda e: named[type(e).__name__](*e.args))
 
 
 def _imaginary_unit(parsed: Any, value: Any) -> Any:
@@ -211,7 +223,7 @@ def _check_chain(eq: Equation) -> None:
     n = len(eq.sides) - 1
     relations = [eq.relation] * n if isinstance(eq.relation, str) else list(eq.relation)
     runs: list[list] = [[eq.sides[0]]]
-    for relation, side in zip(relations, eq.sides[1:]):
+    for relation, side in zip(relations, eq.sides[1:], strict=False):
         if relation == "=":
             runs[-1].append(side)
         else:
@@ -224,7 +236,7 @@ def _check_chain(eq: Equation) -> None:
     for run in runs:
         values = [s.value for s in run if s.value is not None]
         values = [v.xreplace(subs) if subs and hasattr(v, "xreplace") else v for v in values]
-        for left, right in zip(values, values[1:]):
+        for left, right in zip(values, values[1:], strict=False):
             if not _same(left, right):
                 raise RoundTripError(f"equation {eq.sides[0].text!r}: {left} != {right}")
 

@@ -150,18 +150,28 @@ def _translation_steps(spec, delta, out_delta, holds, n_fail) -> tuple:
     if spec.transposed:
         lhs_idx, rhs_idx = None, None
     else:
-        # unevaluated, so the two index expressions are shown as each side computes them
-        def times_s(e):
-            return e if s == 1 else sympy.Mul(s, e, evaluate=False)
+        # unevaluated and 1-based, so each side's index reads as that side computes it:
+        # output o reads, through tap k, the input s(o - 1) + D(k - 1) + 1 - P
+        dil, pad = spec.dilation[axis], spec.padding[axis][0]
 
-        lhs_idx = sympy.Add(times_s(o), k, -d, evaluate=False)
-        rhs_idx = sympy.Add(times_s(sympy.Add(o, -dp, evaluate=False)), k, evaluate=False)
-    steps = [Step(eq(_M * _S, _T * _M), "the claim: shift the input by "
-                  f"{delta}, the output by {out_delta}")]
+        def times(c, e):
+            return e if c == 1 else sympy.Mul(c, e, evaluate=False)
+
+        def read(out):
+            terms = [times(s, sympy.Add(out, -1, evaluate=False)), times(dil, sympy.Add(k, -1, evaluate=False)), 1]
+            return terms + ([-pad] if pad else [])
+
+        lhs_idx = sympy.Add(*read(o), -d, evaluate=False)
+        rhs_idx = sympy.Add(*read(sympy.Add(o, -dp, evaluate=False)), evaluate=False)
+    steps = [Step(eq(_M * _S, _T * _M), "the claim, with $S$ the input shift and $T = S'$ the output shift: "
+                  f"shift the input by {delta}, the output by {out_delta}")]
     if lhs_idx is not None:
         steps.append(Step(eq(w[k] * x[lhs_idx], w[k] * x[rhs_idx]),
-                          f"tap k of output o, along axis {axis}: (M S x) reads x at s·o + k − δ, "
-                          f"(T M x) at s·(o − δ') + k; equal because s·δ' = δ (s = {s})"))
+                          f"tap $k$ of output $o$ along axis {axis + 1} (1-based, padding $P = "
+                          f"{spec.padding[axis][0]}$ before): $M S x$ reads $x$ at "
+                          "$s(o - 1) + D(k - 1) + 1 - P - \\delta$, $T M x$ at "
+                          "$s(o - \\delta' - 1) + D(k - 1) + 1 - P$; equal because "
+                          f"$s \\delta' = \\delta$ ($s = {s}$)"))
     verdict = ("the index tables agree at every output" if holds else
                f"away from the border the tables agree; at {n_fail} output positions a "
                "tap reads padding on one side and data on the other")

@@ -122,7 +122,7 @@ def commutativity_proof(ndim: int = 2, flip: bool = True, circular: bool = False
     holds = bool(equal and spot and periodic)
     op = r"\ast" if flip else r"\star"
     steps.append(Step(eq(changed, rhs) if holds else ne(changed, rhs),
-                      f"= (K {op} I)(i), the same sum up to the name of its index" if holds else
+                      f"$= (K {op} I)(i)$, the same sum up to the name of its index" if holds else
                       "the arguments of I and K are mirrored: (I ⋆ K)(i) = (K ⋆ I)(−i)"))
     name = "convolution" if flip else "cross-correlation"
     return CheckResult(

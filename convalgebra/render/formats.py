@@ -7,10 +7,11 @@ The LaTeX document needs only ``amsmath`` (part of every LaTeX installation). Ma
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from .model import DataTable, Equation, Expr, Step
+from .model import DataTable, Equation, Expr, Grid, Step
 from .printing import is_notation, sympy_expr, tex_to_text
 
 __all__ = ["Document", "to_latex", "to_markdown", "to_text", "PREAMBLE", "step_math"]
@@ -19,6 +20,7 @@ PREAMBLE = "\n".join([
     r"\documentclass[10pt]{article}",
     r"\usepackage{amsmath}",
     r"\usepackage{amssymb}",
+    r"\usepackage{tabularx}",
     r"\setcounter{MaxMatrixCols}{40}",
     r"\allowdisplaybreaks",
     r"\setlength{\parindent}{0pt}",
@@ -33,6 +35,7 @@ _TEX_SPECIAL = {
     "≤": r"$\le$", "≥": r"$\ge$", "∂": r"$\partial$", "⌊": r"$\lfloor$", "⌋": r"$\rfloor$",
     "ᵀ": r"$^{\top}$", "²": r"$^2$", "≠": r"$\ne$", "Σ": r"$\Sigma$", "—": "---", "–": "--",
     "’": "'", "“": "``", "”": "''", "⋮": r"$\vdots$", "°": r"$^\circ$",
+    "|": r"$|$",
 }
 
 
@@ -82,9 +85,12 @@ def _md_prose(prose: str) -> str:
     out = []
     for is_math, piece in _split_math(prose):
         escaped = re.sub(r"([*|<>])", r"\\\1", piece)
+        # math symbols in prose (s·o, λ, 1×7) become inline math, as in the LaTeX rendering
+        escaped = "".join("$-$" if ch == "−" else _unicode_tex(ch)
+                          if ord(ch) > 127 and _unicode_tex(ch).startswith("$") else ch for ch in escaped)
         # GitHub Markdown reads an underscore inside a word (output_padding) literally
         out.append(f"${piece}$" if is_math else re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", escaped))
-    return "".join(out)
+    return "".join(out).replace("$$", " ")   # adjacent inline formulas merge into one
 
 
 def _text_prose(prose: str) -> str:
@@ -197,14 +203,87 @@ def _relations(eq: Equation) -> list[str]:
     return [eq.relation] * n if isinstance(eq.relation, str) else list(eq.relation)
 
 
+#: Printed characters that fit on one line of a displayed equation (10 pt, the preamble's width).
+LINE = 64
+
+
+def width(tex: str) -> int:
+    r"""Printed characters of a LaTeX formula, roughly: commands and braces do not print.
+
+    Examples
+    --------
+    >>> width(r"w_{1} a_{1} + \frac{\partial L}{\partial z_{1}}")
+    13
+    """
+    tex = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: max(m.group(1), m.group(2), key=len), tex)
+    tex = re.sub(r"\\(left|right|quad|qquad|,|;|!|begin\{[a-z]*\}|end\{[a-z]*\})", "", tex)
+    tex = re.sub(r"\\[A-Za-z]+", "x", tex)
+    tex = re.sub(r"[_^]\{([^{}]*)\}", lambda m: "s" * max(1, (len(m.group(1)) * 2) // 3), tex)
+    return len(re.sub(r"[{}_^&\s]", "", tex)) + tex.count(" + ") * 2 + tex.count(" = ") * 2
+
+
+_OPENERS = ("{", r"\left", r"\begin")
+_CLOSERS = ("}", r"\right", r"\end")
+
+
+def top_level_terms(tex: str) -> list[str]:
+    r"""Split a LaTeX sum at its top-level `` + ``/`` - `` (the sign stays with the next term).
+
+    Examples
+    --------
+    >>> top_level_terms(r"a_{1 + 2} + \left(b - c\right) - d")
+    ['a_{1 + 2}', '+ \\left(b - c\\right)', '- d']
+    """
+    terms, depth, start, i = [], 0, 0, 0
+    while i < len(tex):
+        if tex.startswith(_OPENERS, i) or tex.startswith(_CLOSERS, i):
+            depth += 1 if tex.startswith(_OPENERS, i) else -1
+            i += 1
+            continue
+        if depth == 0 and tex.startswith((" + ", " - "), i) and tex[start:i].strip():
+            terms.append(tex[start:i].strip())
+            start = i + 1
+        i += 1
+    terms.append(tex[start:].strip())
+    return terms
+
+
+def _broken(eq: Equation, sides: list[str], rels: list[str]) -> list[str]:
+    """Lines of an aligned chain: each side on the line while it fits, long sums broken after a ``+``."""
+    lines = [sides[0] + " &"]
+    used = width(sides[0])
+    for rel, side in zip(rels, sides[1:], strict=False):
+        pieces = [side] if isinstance(side, str) and "\\begin" in side else top_level_terms(side)
+        if used + width(side) + 3 > LINE and used > width(sides[0]):
+            lines.append("&")
+            used = width(sides[0])
+        lines[-1] += f"{rel} " if lines[-1].endswith("&") else f" {rel} "
+        used += 2
+        for k, piece in enumerate(pieces):
+            need = width(piece) + 1
+            if k and used + need > LINE:
+                lines.append(r"&\quad " + piece)
+                used = width(sides[0]) + 4 + need
+            else:
+                lines[-1] += ("" if k == 0 else " ") + piece
+                used += need
+    return lines
+
+
 def _equation_tex(eq: Equation, align: bool) -> str:
     sides = [_side_tex(s) for s in eq.sides]
-    amp = "&" if align else ""
     rels = [_TEX_REL.get(r, r) for r in _relations(eq)]
-    body = sides[0] + "".join(f" {amp if i == 0 else ''}{rel} {s}" for i, (rel, s) in enumerate(zip(rels, sides[1:])))
-    if eq.label:
-        body += r" \qquad (" + _math_label(eq.label) + ")"
-    return body
+    label = r" \qquad (" + _math_label(eq.label) + ")" if eq.label else ""
+    if not align:
+        return sides[0] + "".join(f" {rel} {s}" for rel, s in zip(rels, sides[1:], strict=False)) + label
+    if len(sides) == 1:
+        return sides[0] + label
+    lines = _broken(eq, sides, rels)
+    if label and width(lines[-1]) + width(label) > LINE:
+        lines.append("&" + label)
+    else:
+        lines[-1] += label
+    return " \\\\\n".join(lines)
 
 
 def _math_label(label: str) -> str:
@@ -218,17 +297,39 @@ def _equation_text(eq: Equation) -> str:
     label = f"    ({_text_prose(eq.label)})" if eq.label else ""
     if any("\n" in t for t in texts):
         lines = [texts[0]]
-        for rel, t in zip(rels, texts[1:]):
+        for rel, t in zip(rels, texts[1:], strict=False):
             lines[-1] += f" {rel}"
             lines.extend("  " + line for line in t.splitlines())
         lines[0] += label
         return "\n".join(lines)
-    return texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:])) + label
+    return texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:], strict=False)) + label
+
+
+def _grid_width(grid: Grid) -> int:
+    """Printed characters of a matrix's widest row (its cells and the space between them)."""
+    return max((sum(width(c.tex) if isinstance(c, Expr) else 1 for c in row) + 2 * len(row)
+                for row in grid.cells), default=0)
+
+
+def _entrywise(eq: Equation) -> list[Equation]:
+    """A matrix too wide for the line, printed entry by entry (``A_{r,c} = …``, 1-based)."""
+    grid = eq.sides[-1]
+    if len(eq.sides) != 2 or not isinstance(grid, Grid) or _grid_width(grid) <= LINE:
+        return [eq]
+    name = eq.sides[0]
+    # the name heads the list in the right-hand column, so a long name does not widen the left one
+    out = [Equation((Expr(rf"&{name.tex} \text{{, entry by entry:}}", f"{name.text}, entry by entry:"),))]
+    for r, row in enumerate(grid.cells, 1):
+        for c, cell in enumerate(row, 1):
+            if isinstance(cell, Expr):
+                out.append(Equation((Expr(f"({r}, {c})", f"({r}, {c})"), cell)))
+    return out
 
 
 def _groups(items: Iterable[Any]) -> list[tuple[str, Any]]:
     """Group consecutive equations into one display; tables stand alone."""
     groups: list[tuple[str, Any]] = []
+    items = [e for item in items for e in (_entrywise(item) if isinstance(item, Equation) else [item])]
     for item in items:
         if isinstance(item, Equation):
             if groups and groups[-1][0] == "eq":
@@ -242,7 +343,22 @@ def _groups(items: Iterable[Any]) -> list[tuple[str, Any]]:
 
 # ----------------------------------------------------------------------------- LaTeX
 def _table_tex(table: DataTable) -> str:
+    def cell(c: Any) -> str:
+        return f"${_equation_tex(c, False)}$" if isinstance(c, Equation) else _tex_prose(str(c))
+
+    if table.layout == "pairs":   # name: value lines that wrap like prose
+        items = [rf"\item[] \emph{{{cell(name)}}}: {cell(value)}" for name, value in table.rows]
+        return "\n".join([r"\begin{itemize}", *items, r"\end{itemize}"])
     cols = len(table.header)
+    widest = max((sum(width(str(c)) + 2 for c in row) for row in (table.header, *table.rows)), default=0)
+    if widest > LINE:   # wrap the cells in columns that share the line
+        lines = [r"\begin{center}", rf"\begin{{tabularx}}{{\linewidth}}{{{'X' * cols}}}", r"\hline"]
+        lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
+        lines += [" & ".join(cell(c) for c in row) + r" \\" for row in table.rows]
+        lines += [r"\hline", r"\end{tabularx}", r"\end{center}"]
+        if table.caption:
+            lines.insert(0, _tex_prose(table.caption) + r"\par")
+        return "\n".join(lines)
     lines = [r"\begin{center}", rf"\begin{{tabular}}{{{'l' * cols}}}", r"\hline"]
     lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
     for row in table.rows:
@@ -273,7 +389,7 @@ def _step_tex(step: Step) -> list[str]:
     return lines
 
 
-def to_latex(derivation: "Document", standalone: bool = False) -> str:
+def to_latex(derivation: Document, standalone: bool = False) -> str:
     if derivation.level == "paragraph":   # a run-in heading: the intro continues its line
         lines = [rf"\paragraph{{{_tex_prose(derivation.title)}}} " + _tex_prose(derivation.intro) + r"\par"]
     else:
@@ -322,7 +438,7 @@ def _step_md(step: Step, number: str) -> list[str]:
     return lines
 
 
-def to_markdown(derivation: "Document") -> str:
+def to_markdown(derivation: Document) -> str:
     title = _md_prose(derivation.title)
     if derivation.level == "paragraph":
         lines = [f"**{title}** — {_md_prose(derivation.intro)}".rstrip(" —"), ""]
@@ -343,7 +459,7 @@ def _table_text(table: DataTable) -> str:
                          + [f"{cell(name)}: {cell(value)}" for name, value in table.rows])
     rows = [[_text_prose(h) for h in table.header]] + [[cell(c) for c in row] for row in table.rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(table.header))]
-    fmt = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    fmt = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     fmt.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(([_text_prose(table.caption)] if table.caption else []) + fmt)
 
@@ -366,7 +482,7 @@ def _step_text(step: Step, number: str, depth: int) -> list[str]:
     return lines
 
 
-def to_text(derivation: "Document") -> str:
+def to_text(derivation: Document) -> str:
     title = _text_prose(derivation.title)
     if derivation.level == "paragraph":
         lines = [f"{title} -- {_text_prose(derivation.intro)}" if derivation.intro else title]

@@ -61,5 +61,5 @@ def array_grid(value: Any, max_rows: int = 12, max_cols: int = 12) -> tuple[Grid
     cells = tuple(tuple(("d" if j is None else "v") if i is None else ("h" if j is None else cell(matrix[i, j]))
                         for j in cols) for i in rows)
     full = None not in rows and None not in cols
-    grid_value = sympy.Matrix([[c.value for c in row] for row in cells]) if full else None
+    grid_value = sympy.Matrix([[getattr(c, "value", None) for c in row] for row in cells]) if full else None
     return Grid(cells, grid_value), truncation_rule(*matrix.shape, max_rows, max_cols)

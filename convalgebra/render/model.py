@@ -10,8 +10,9 @@ rendering back. The renderers live in :mod:`convalgebra.render.formats`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = ["Expr", "Grid", "Equation", "DataTable", "Step", "ELLIPSES"]
 
@@ -55,7 +56,7 @@ class Grid:
     def text(self) -> str:
         cells = [[c.text if isinstance(c, Expr) else ELLIPSES[c][1] for c in row] for row in self.cells]
         widths = [max(len(row[j]) for row in cells) for j in range(len(cells[0]))] if cells else []
-        return "\n".join("[" + " ".join(c.rjust(w) for c, w in zip(row, widths)) + "]" for row in cells)
+        return "\n".join("[" + " ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)) + "]" for row in cells)
 
     def exprs(self) -> Iterator[Expr]:
         for row in self.cells:
@@ -134,7 +135,7 @@ class Step:
     math: tuple[Any, ...] = ()
     justification: str = ""
     rule: str = ""
-    substeps: tuple["Step", ...] = ()
+    substeps: tuple[Step, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.math, str):   # Step(statement, "why")
@@ -164,7 +165,7 @@ class Step:
         plain = f"{self.statement.lhs} {rel} {self.statement.rhs}" if rel else str(self.statement)
         return f"{plain}    [{self.justification}]"
 
-    def walk(self) -> Iterator["Step"]:
+    def walk(self) -> Iterator[Step]:
         yield self
         for sub in self.substeps:
             yield from sub.walk()

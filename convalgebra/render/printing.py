@@ -9,7 +9,8 @@ the library computed beside both renderings, so the rendering can be checked aga
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..symbolic.exprs import as_expr, parse_arithmetic
 from .model import Expr
@@ -114,7 +115,6 @@ def number(value: Any) -> Expr:
 
 def _factor(value: Any) -> tuple[str, str, bool]:
     """(tex, text, is_number) of one factor; negative numbers are parenthesised."""
-    import sympy
 
     value = as_expr(value, "value")
     if value.is_Symbol:
@@ -231,7 +231,7 @@ def tex_to_text(tex: str) -> str:
     out = re.sub(r"\\sum_\{([^{}]*)\}\s*", r"Σ[\1] ", out)
     out = out.replace(r"\partial ", "∂").replace(r"\,", "")
     for macro, repl in _TEXT_MACROS:
-        out = re.sub(re.escape(macro) + r"(?![A-Za-z])", lambda _m, r=repl: r, out)
+        out = re.sub(re.escape(macro) + r"(?![A-Za-z])", repl.replace("\\", "\\\\"), out)
     for _ in range(2):
         out = re.sub(r"_\{([^{}]*)\}", _subscript, out)
         out = re.sub(r"\^\{([^{}]*)\}", r"^\1", out)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-from seeds import SEEDS, filename
+from seeds import EXTRAS, SEEDS, filename
 
 
 def build(number: int, slug: str, builder) -> str | None:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with the files instead of writing")
     args = parser.parse_args(argv)
     stale, start = [], time.perf_counter()
-    for number, slug, builder in SEEDS:
+    for number, slug, builder in SEEDS + EXTRAS:
         t0 = time.perf_counter()
         text = build(number, slug, builder)
         if text is None:

@@ -290,5 +290,47 @@ SEEDS = [
 ]
 
 
+# ------------------------------------------------- kinds a lecturer writes by hand
+def kind27() -> Derivation:
+    return combine("Example 27: im2col, the strided 5x5 layer of seed 17 as one matrix product",
+                   [ca.derive("im2col", Spec((1, 5, 5), 1, 3, stride=2, bias=False))])
+
+
+def kind28() -> Derivation:
+    return combine("Example 28: im2col with two input channels, two filters and zero padding",
+                   [ca.derive("im2col", Spec((2, 3, 3), 2, 2, padding=1, bias=False))])
+
+
+def kind29() -> Derivation:
+    return combine("Example 29: the receptive field of one dilated layer, and of three stacked 3x3 layers",
+                   [ca.derive("receptive_field", Spec((1, 9, 9), 1, 3, dilation=2)),
+                    ca.derive("receptive_field", [Spec((1, 32, 32), 1, 3, padding=1)] * 3, axes=[0])])
+
+
+def kind30() -> Derivation:
+    dw = Spec((32, 112, 112), 32, 3, padding=1, groups=32, bias=False)
+    pw = Spec((32, 112, 112), 64, 1, bias=False)
+    return combine("Example 30: a depthwise-separable block (MobileNet) against the 3x3 convolution it replaces",
+                   [ca.derive("cost", [dw, pw], batchnorm=True)])
+
+
+def kind31() -> Derivation:
+    return combine("Example 31: a transposed convolution as zero insertion and a direct convolution",
+                   [ca.derive("transposed", Spec((1, 3), 1, 3, stride=2, transposed=True, bias=False)),
+                    ca.derive("transposed", Spec((1, 2, 2), 1, 3, stride=2, padding=1, output_padding=1,
+                                                 transposed=True, bias=False))])
+
+
+def kind32() -> Derivation:
+    x = (np.arange(16).reshape(1, 4, 4) * 5) % 7
+    return combine("Example 32: max and average pooling of a 4x4 input, and where the gradients go",
+                   [ca.derive("pooling", MaxPool(2), x=x), ca.derive("pooling", AvgPool(3, stride=2, padding=1), x=x)])
+
+
+#: Derivations of the kinds beyond the seed examples (numbered after them).
+EXTRAS = [(27, "im2col", kind27), (28, "im2col_channels", kind28), (29, "receptive_field", kind29),
+          (30, "separable_cost", kind30), (31, "transposed", kind31), (32, "pooling", kind32)]
+
+
 def filename(number: int, slug: str) -> str:
     return f"{number:02d}_{slug}.md"

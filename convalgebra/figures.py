@@ -1,0 +1,167 @@
+"""Convolution-arithmetic figures for any spec: input, padding, the kernel's taps and the output.
+
+Dumoulin and Visin drew sixteen fixed cases; :func:`conv_tikz` draws the one a spec describes
+(stride, dilation, asymmetric padding, and a transposed layer as zero insertion followed by its
+direct convolution) as a TikZ picture, and :func:`conv_gif` animates the sliding window with
+matplotlib (the ``plot`` extra). The cells a window covers are read off the layer's index table
+(:func:`convalgebra.connectivity.padded_positions`), so the picture shows what the matrix does.
+
+Examples
+--------
+>>> import convalgebra as ca
+>>> window_cells(ca.ConvSpec((1, 5, 5), 1, 3, stride=2, padding=1), (1, 0))
+[(2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2), (4, 0), (4, 1), (4, 2)]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .connectivity import padded_positions
+from .errors import ConvAlgebraError
+from .spec import ConvSpec
+
+__all__ = ["window_cells", "figure_layout", "conv_tikz", "conv_gif"]
+
+
+def _drawn(spec: ConvSpec) -> tuple[ConvSpec, np.ndarray | None]:
+    """The forward convolution to draw and, for a transposed spec, which input cells are inserted zeros."""
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"figures need a ConvSpec, got {type(spec).__name__}")
+    if spec.ndim > 2:
+        raise ConvAlgebraError(f"figures draw 1-D and 2-D layers, got {spec.ndim}-D: {spec.describe()}")
+    if not spec.transposed:
+        return spec, None
+    from .derivations.lowering import direct_equivalent
+
+    direct = direct_equivalent(spec)
+    inserted = np.ones(direct.input_shape[1:], dtype=bool)
+    inserted[tuple(slice(None, None, int(s)) for s in tuple(spec.stride))] = False
+    return direct, inserted
+
+
+def window_cells(spec: ConvSpec, output: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Cells of the padded input (0-based, padding included) that output ``output`` reads, tap by tap.
+
+    For a transposed spec, cells of the zero-inserted and padded input of its direct convolution.
+    """
+    drawn, _ = _drawn(spec)
+    if len(output) != drawn.ndim or any(not 0 <= o < n for o, n in zip(output, drawn.output_shape[1:], strict=True)):
+        raise ConvAlgebraError(f"output must be a position in {drawn.output_shape[1:]}, got {output!r}")
+    per_axis = [padded_positions(drawn, a)[o] + drawn.padding[a][0] for a, o in enumerate(output)]
+    grids = np.meshgrid(*per_axis, indexing="ij")
+    return [tuple(int(v) for v in cell) for cell in np.stack([g.ravel() for g in grids], axis=1)]
+
+
+def figure_layout(spec: ConvSpec) -> dict[str, Any]:
+    """What a figure shows: padded input size, which cells are padding or inserted zeros, output size."""
+    drawn, inserted = _drawn(spec)
+    shape = tuple(n + b + a for n, (b, a) in zip(drawn.input_shape[1:], drawn.padding, strict=True))
+    padding = np.ones(shape, dtype=bool)
+    padding[tuple(slice(b, b + n) for n, (b, _) in zip(drawn.input_shape[1:], drawn.padding, strict=True))] = False
+    zeros = np.zeros(shape, dtype=bool)
+    if inserted is not None:
+        zeros[tuple(slice(b, b + n) for n, (b, _) in zip(drawn.input_shape[1:], drawn.padding, strict=True))] = inserted
+    return {"drawn": drawn, "padded": shape, "padding": padding, "inserted": zeros,
+            "output": tuple(drawn.output_shape[1:])}
+
+
+def _rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
+    return (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
+
+
+def conv_tikz(spec: ConvSpec, output: tuple[int, ...] | None = None, cell: float = 0.5) -> str:
+    """A TikZ picture of the layer: padded input, the window of ``output`` (default the first), the output.
+
+    Padding cells are dashed, inserted zeros (transposed layers) grey, the taps of the window
+    blue and numbered, the output cell they produce blue.
+
+    Examples
+    --------
+    >>> import convalgebra as ca
+    >>> tex = conv_tikz(ca.ConvSpec((1, 4), 1, 3, padding=1))
+    >>> tex.startswith(r"\\begin{tikzpicture}") and tex.count("fill=blue!30") == 4
+    True
+    """
+    layout = figure_layout(spec)
+    drawn = layout["drawn"]
+    output = tuple(0 for _ in layout["output"]) if output is None else tuple(output)
+    taps = window_cells(spec, output)
+    rows, cols = _rows_cols(layout["padded"])
+    out_rows, out_cols = _rows_cols(layout["output"])
+    lines = [rf"\begin{{tikzpicture}}[x={cell}cm, y={cell}cm]"]
+    for idx in np.ndindex(*layout["padded"]):
+        r, c = (0, idx[0]) if len(idx) == 1 else idx
+        style = ["draw"]
+        if layout["padding"][idx]:
+            style.append("dashed")
+        if layout["inserted"][idx]:
+            style.append("fill=black!15")
+        if idx in taps:
+            style.append("fill=blue!30")
+        lines.append(rf"\path[{', '.join(style)}] ({c}, {-r}) rectangle ++(1, -1);")
+    for n, idx in enumerate(taps, 1):
+        r, c = (0, idx[0]) if len(idx) == 1 else idx
+        lines.append(rf"\node[font=\tiny] at ({c + 0.5}, {-r - 0.5}) {{{n}}};")
+    left = cols + 2
+    for idx in np.ndindex(*layout["output"]):
+        r, c = (0, idx[0]) if len(idx) == 1 else idx
+        fill = ", fill=blue!30" if idx == output else ""
+        lines.append(rf"\path[draw{fill}] ({left + c}, {-r}) rectangle ++(1, -1);")
+    lines.append(rf"\node[anchor=north] at ({cols / 2}, {-rows - 0.2}) {{\small input {_caption(drawn, spec)}}};")
+    lines.append(rf"\node[anchor=north] at ({left + out_cols / 2}, {-out_rows - 0.2}) {{\small output}};")
+    lines.append(r"\end{tikzpicture}")
+    return "\n".join(lines)
+
+
+def _caption(drawn: ConvSpec, spec: ConvSpec) -> str:
+    if spec.transposed:
+        return "(zeros inserted, padded)"
+    return "(padded)" if any(b or a for b, a in drawn.padding) else ""
+
+
+def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
+    """An animated GIF of the window sliding over the input, one frame per output (needs matplotlib).
+
+    Returns the path written.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.animation import FuncAnimation, PillowWriter
+        from matplotlib.patches import Rectangle
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ConvAlgebraError("GIF figures need matplotlib: pip install 'convalgebra[plot]'") from exc
+    layout = figure_layout(spec)
+    rows, cols = _rows_cols(layout["padded"])
+    out_rows, out_cols = _rows_cols(layout["output"])
+    outputs = list(np.ndindex(*layout["output"]))
+    fig, ax = plt.subplots(figsize=(0.4 * (cols + out_cols + 3), 0.4 * (max(rows, out_rows) + 1)))
+
+    def draw(frame: int) -> list:
+        ax.clear()
+        ax.set_axis_off()
+        ax.set_xlim(-0.5, cols + out_cols + 2.5)
+        ax.set_ylim(-max(rows, out_rows) - 0.5, 0.5)
+        taps = set(window_cells(spec, outputs[frame]))
+        for idx in np.ndindex(*layout["padded"]):
+            r, c = (0, idx[0]) if len(idx) == 1 else idx
+            color = "#9ecae1" if idx in taps else ("#d9d9d9" if layout["inserted"][idx] else "white")
+            ax.add_patch(Rectangle((c, -r - 1), 1, 1, facecolor=color, edgecolor="black",
+                                   linestyle="--" if layout["padding"][idx] else "-"))
+        for idx in outputs:
+            r, c = (0, idx[0]) if len(idx) == 1 else idx
+            ax.add_patch(Rectangle((cols + 2 + c, -r - 1), 1, 1, edgecolor="black",
+                                   facecolor="#9ecae1" if idx == outputs[frame] else "white"))
+        return []
+
+    animation = FuncAnimation(fig, draw, frames=len(outputs))
+    path = Path(path)
+    animation.save(path, writer=PillowWriter(fps=fps))
+    plt.close(fig)
+    return path
