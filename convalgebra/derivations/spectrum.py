@@ -79,7 +79,7 @@ def _blocks_step(blocks: list) -> Step:
             sub = ",".join(map(str, xi))
             sup = f"^{{({group + 1})}}" if len(bs) > 1 else ""
             for part, fn in (("Re", sympy.re), ("Im", sympy.im)):
-                name = f"\operatorname{{{part}}} A_{{{sub}}}{sup}"
+                name = rf"\operatorname{{{part}}} A_{{{sub}}}{sup}"
                 text = f"{part} A_{sub}" + (f"^({group + 1})" if sup else "")
                 value = _real_part(block, fn)
                 eqs.append(Equation((Expr(name, text), _grid(value)), label=label))
