@@ -72,7 +72,7 @@ def ordered_terms(expr: Any, roles: dict[Any, tuple[str, int]]) -> list[tuple[An
     for term in sympy.Add.make_args(sympy.expand(expr)):
         coefficient, factors = term.as_coeff_mul()
         by_role = {roles.get(f, ("?", 0))[0]: f for f in factors}
-        key = tuple(roles[by_role[r]][1] if r in by_role else -1 for r in _ROLES)
+        key: tuple[float, ...] = tuple(roles[by_role[r]][1] if r in by_role else -1 for r in _ROLES)
         if set(by_role) == {"b"}:
             key = (math.inf,) + key
         shown = [by_role[r] for r in _SHOW if r in by_role] + [f for f in factors if f not in roles]

@@ -693,7 +693,8 @@ def _padded_gradient(spec: ConvSpec, lay: _Layout, book: dict, sizes: dict, k_id
                       Factor("G", "G", "G", (_var("i"), *map(_var, outs)))), conditions,
                      alias=(r"\frac{\partial L}{\partial V_{" + ",".join(x.tex for x in lhs) + "}}",
                             "dL/dV[" + ", ".join(x.text for x in lhs) + "]"))
-    flat = replace(spec, input_shape=padded, padding=0, padding_mode="zeros", padding_word=None, bias=False)
+    flat = replace(spec, input_shape=padded, padding=((0, 0),) * (len(padded) - 1), padding_mode="zeros",
+                   padding_word=None, bias=False)
     padded_sizes = dict(sizes, a=math.prod(padded))
     checks = {"padded": Check(h, padded, _expected(_table(flat), padded_sizes, "col", _ravel(padded),
                                                     ("w", "g")), book, padded_sizes)}

@@ -62,7 +62,8 @@ def matrix_grid(spec: ConvSpec, max_rows: int = 12, max_cols: int = 12, weight: 
             ("d" if j is None else "v") if i is None else ("h" if j is None else _cell(entries.get((i, j), 0)))
             for j in cols))
     full = None not in rows and None not in cols
-    value = sympy.Matrix([[entries.get((i, j), 0) for j in cols] for i in rows]) if full else None
+    value = sympy.Matrix([[entries.get((i, j), 0) for j in cols if j is not None]
+                          for i in rows if i is not None]) if full else None
     return Grid(tuple(cells), value)
 
 
@@ -87,7 +88,7 @@ def _blocks_step(spec: ConvSpec, max_rows: int, max_cols: int, weight: Any) -> S
     grids: dict[Any, tuple[str, Grid]] = {}
     cells = []
     for bi in brows:
-        row = []
+        row: list[Any] = []
         for bj in bcols:
             if bi is None or bj is None:
                 row.append("d" if bi is None and bj is None else ("v" if bi is None else "h"))
@@ -296,8 +297,12 @@ def _structure_probe(spec: ConvSpec) -> ConvSpec:
             zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding)]
     spatial = tuple(min(n, c) for n, c in zip(spec.input_shape[1:], caps))
     try:
-        return replace(spec, input_shape=(spec.input_shape[0], *spatial),
-                       padding=spec.padding if spec.padding_word is None else spec.padding_word)
+        # ConvSpec.__init__ also takes a padding word, which dataclasses.replace's typed
+        # signature (the normalised field type) does not know
+        changes: dict[str, Any] = {
+            "input_shape": (spec.input_shape[0], *spatial),
+            "padding": spec.padding if spec.padding_word is None else spec.padding_word}
+        return replace(spec, **changes)
     except ConvAlgebraError:
         return spec
 

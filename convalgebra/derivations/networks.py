@@ -142,7 +142,8 @@ def _node_macs(graph, node: str) -> Equation | str:
 
 def _graph_params(graph) -> Derivation:
     seen: set = set()
-    rows, param_parts, mac_parts = [], [], []
+    rows: list[tuple[Any, ...]] = []
+    param_parts, mac_parts = [], []
     for node in graph.nodes:
         info = graph.info(node, _seen=seen)
         if not info.params and not info.macs and info.kind != "input":
@@ -299,7 +300,8 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
         "an input unit has $r_0 = 1$, $j_0 = 1$.",
         justification="Each extra tap of layer $l$ reaches one more unit of layer $l-1$, and those are "
         "$j_{l-1}$ input positions apart.", rule="recurrence")]
-    sizes, rows, layer = [], [], 0
+    sizes, layer = [], 0
+    rows: list[tuple[Any, ...]] = []
     for node in graph.nodes:
         if not graph.nx.nodes[node]["inputs"]:
             continue

@@ -16,7 +16,7 @@ before parsing, since sympy's LaTeX grammar does not read them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -93,9 +93,10 @@ def split_terms(tex: str) -> list[tuple[int, str]]:
     while i < len(tex):
         opening = next((t for t in _OPEN if tex.startswith(t, i)), None)
         closing = next((t for t in _CLOSE if tex.startswith(t, i)), None)
-        if opening or closing:
+        token = opening or closing
+        if token:
             depth += 1 if opening else -1
-            i += len(opening or closing)
+            i += len(token)
             continue
         if depth == 0 and tex.startswith((" + ", " - "), i) and tex[start:i].strip():
             terms.append((sign, tex[start:i].strip()))
@@ -130,8 +131,11 @@ def _parse_tex(tex: str, tex_map, back):
     import sympy
 
     for name, token in tex_map:
+        def spaced(_m: re.Match[str], t: str = token) -> str:
+            return f" {t} "
+
         # whole tokens only: the symbol t must not match inside \cdot, nor x inside \xi
-        tex = re.sub(rf"(?<![A-Za-z\\]){re.escape(name)}(?![A-Za-z])", lambda _m, t=token: f" {t} ", tex)
+        tex = re.sub(rf"(?<![A-Za-z\\]){re.escape(name)}(?![A-Za-z])", spaced, tex)
     tex = " ".join(tex.replace("{,}", "").replace(r"\left", "").replace(r"\right", "").split())
     return sympy.Add(*[sign * _parse_term(term, back) for sign, term in split_terms(tex)])
 
@@ -181,7 +185,7 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
     identities = expr.value.atoms(sympy.Identity) if hasattr(expr.value, "atoms") else ()
     if len(identities) == 1:   # the identity matrix prints as I
         back = {**back, sympy.Symbol("I"): next(iter(identities))}
-    readings = [("text", expr.text, _parse_text)]
+    readings: list[tuple[str, str, Callable[[str, Any, Any], Any]]] = [("text", expr.text, _parse_text)]
     # sympy's LaTeX grammar has no matrix semantics (M^{T} reads as a power): text only
     if use_tex and not (hasattr(expr.value, "atoms") and expr.value.atoms(sympy.MatrixExpr)):
         readings.append(("LaTeX", expr.tex, _parse_tex))

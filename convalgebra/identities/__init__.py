@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 from ..budget import CHECK_MAX_PRODUCTS, require_table
 from ..errors import ConvAlgebraError, shown
@@ -54,7 +55,7 @@ __all__ = [
     "avg_pool_spec",
 ]
 
-LAWS = {
+LAWS: dict[str, Callable[..., CheckResult]] = {
     "translation_equivariance": translation_equivariance,
     "rotation_equivariance": rotation_equivariance,
     "flip_equivariance": flip_equivariance,
@@ -76,7 +77,8 @@ _ALIASES = {"transposition": "transposition_equivariance", "scaling_equivariance
             "associativity": "composition", "fc": "fully_connected", "1x1": "one_by_one"}
 
 # laws that, called without a spec, prove the identity for every size
-_PROOFS = {"translation_equivariance": translation_proof, "commutativity": commutativity_proof}
+_PROOFS: dict[str, Callable[..., CheckResult]] = {
+    "translation_equivariance": translation_proof, "commutativity": commutativity_proof}
 
 
 def check(law: str, *specs, **options) -> CheckResult:

@@ -141,7 +141,9 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     pairs = np.einsum("omb,mia->oiba", e2, e1)
     c = _composed_taps(spec1, spec2, spec.kernel_size)
     out = np.zeros((*pairs.shape[:2], math.prod(spec.kernel_size)), dtype=pairs.dtype)
-    np.add.at(out, (slice(None), slice(None), c.ravel()), pairs.reshape(*pairs.shape[:2], -1))
+    # numpy's stubs type np.add.at's indices as an integer array, not a tuple of slices
+    np.add.at(out, (slice(None), slice(None), c.ravel()),  # type: ignore[arg-type]
+              pairs.reshape(*pairs.shape[:2], -1))
     return out.reshape(spec.weight_shape)
 
 

@@ -60,7 +60,7 @@ def _border_note(spec: ConvSpec, delta: tuple[int, ...], failing_sp: np.ndarray)
     # a tap reads padding when its coordinate falls outside the input, whatever fills it
     pads = (spatial_table(replace(spec, padding_mode="zeros")) < 0).any(axis=1)
     lines = moved.any(axis=1)
-    either = pads | lines
+    either = np.logical_or(pads, lines)
     return {
         "outputs whose receptive field reads padding": int(pads.sum()),
         "outputs whose receptive field reads an input line the shift moves in or out":

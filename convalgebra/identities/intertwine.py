@@ -85,9 +85,9 @@ def _evaluate_rows(o, j, w, coeff, wflat) -> tuple[np.ndarray, np.ndarray, list]
     sums = [sympy.Integer(0)] * len(uniq)
     for r, c, k in zip(inv.tolist(), coeff.tolist(), w.tolist(), strict=True):
         sums[r] += c * wflat[k]
-    vals = [sympy.expand(s) for s in sums]
-    keep = np.array([v != 0 for v in vals], dtype=bool)
-    return uniq[keep, 0], uniq[keep, 1], [v for v, k in zip(vals, keep, strict=True) if k]
+    exprs = [sympy.expand(s) for s in sums]
+    keep = np.array([v != 0 for v in exprs], dtype=bool)
+    return uniq[keep, 0], uniq[keep, 1], [v for v, k in zip(exprs, keep, strict=True) if k]
 
 
 def axis_inverse(spec: ConvSpec, axis: int) -> np.ndarray | None:
@@ -226,6 +226,7 @@ def intertwine(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: Grid
     out_full = lift_gather(out_src, math.prod(right.output_shape[1:]),
                            _channel_src(out_perm, c_out, "out_perm"))
     o, j, w, c = intertwiner_residual(lt, in_full, rt, out_full)
+    witness: tuple | None
     if weight is None:
         witness = None
         if o.size:
@@ -273,6 +274,8 @@ def numeric_weight(weight, spec: ConvSpec, x: np.ndarray, check, seed: int = 0) 
 def make_counterexample(left, right, in_t, out_t, result: Intertwining, weight, in_perm=None,
                         out_perm=None, names=("L(P x)", "Q(L x)")) -> Counterexample:
     """Turn the witness of a failing check into verified numbers (one-hot input and kernel)."""
+    if result.witness is None:
+        raise ConvAlgebraError("internal: a counterexample needs the witness of a failing check")
     j, wt, _ = result.witness
     x = np.zeros(math.prod(right.input_shape))
     x[j] = 1.0

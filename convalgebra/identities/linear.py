@@ -121,7 +121,7 @@ def adjoint(spec: ConvSpec) -> CheckResult:
                   "mirroring the kernel taps turns cross-correlation into convolution"),
              Step(eq(_M.T, sympy.MatrixSymbol("M_adj", 1, 1)),
                   "(M x)·y = Σ w[k] x[i] y[o] over the same triples as x·(Mᵀ y)"))
-    fail = None if ce is None else positions(np.unique(cols[0]), spec.input_shape)
+    fail = None if ce is None or cols is None else positions(np.unique(cols[0]), spec.input_shape)
     return CheckResult("adjoint", holds, "cross-correlation = convolution with the flipped "
                        "kernel, and Mᵀ = the adjoint layer", reason, evidence, ce, fail, steps)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .model import DataTable, Equation, Expr, Grid, Step
 from .printing import is_notation, sympy_expr, tex_to_text
@@ -119,7 +119,7 @@ def step_math(step: Step) -> tuple[str, tuple]:
     A sympy statement's sentence is its justification (see :func:`step_parts`).
     """
     if step.is_prose:
-        return step.statement, step.math
+        return step.statement, cast(tuple, step.math)   # __post_init__ moved a str math to justification
     value = step.statement
     relation = _RELATIONS.get(type(value).__name__)
     sides = (value.lhs, value.rhs) if relation is not None else (value,)

@@ -132,7 +132,7 @@ class Step:
     """
 
     statement: Any
-    math: tuple[Any, ...] = ()
+    math: tuple[Any, ...] | str = ()   # a str is the justification (moved there in __post_init__)
     justification: str = ""
     rule: str = ""
     substeps: tuple[Step, ...] = ()

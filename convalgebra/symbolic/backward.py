@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy
@@ -256,9 +257,9 @@ def symbolic_backward(
     b = symbol_array("b", (spec.out_channels,)) if with_bias else np.empty(0, dtype=object)
     g = _grad_array(z)
     flat_w, flat_a, flat_g = w.ravel(), a.ravel(), g.ravel()
-    fwd = [[] for _ in range(z.size)]
-    dw = [[] for _ in range(w.size)]
-    da = [[] for _ in range(a.size)]
+    fwd: list[list[tuple[Any, Any]]] = [[] for _ in range(z.size)]
+    dw: list[list[tuple[Any, Any]]] = [[] for _ in range(w.size)]
+    da: list[list[tuple[Any, Any]]] = [[] for _ in range(a.size)]
     for r, c, k in zip(*_layer_triples(spec)):
         fwd[r].append((flat_w[k], flat_a[c]))
         dw[k].append((flat_a[c], flat_g[r]))
@@ -503,7 +504,8 @@ def _dense_kernel(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
     """The book's ``K``: (C_out, C_in, *extent) of weights or 0 (dilation holes, groups)."""
     c_out, c_in = spec.out_channels, spec.in_channels
     dense = np.zeros((c_out, c_in, *(d * (k - 1) + 1 for k, d in zip(spec.kernel_size, spec.dilation))), dtype=object)
-    taps = weight[(Ellipsis, *(slice(None, None, -1),) * spec.ndim)] if spec.flip else weight
+    reverse: tuple[Any, ...] = (Ellipsis, *(slice(None, None, -1),) * spec.ndim)
+    taps = weight[reverse] if spec.flip else weight
     holes = tuple(slice(None, None, d) for d in spec.dilation)
     if spec.channel_table is not None:
         table = np.asarray(spec.channel_table, dtype=bool)

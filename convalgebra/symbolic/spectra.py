@@ -52,7 +52,7 @@ def spectrum_layout(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...], t
             f"(out = n / gcd(stride, n) per axis); {spec.describe()} does not: use "
             "convalgebra.singular_values numerically")
     sizes = spec.forward_input_spatial
-    strides: tuple[int, ...] = spec.stride  # type: ignore[assignment]  # normalised
+    strides: tuple[int, ...] = spec.stride  # normalised
     phases = tuple(math.gcd(s, n) for s, n in zip(strides, sizes, strict=True))
     grid = tuple(n // g for n, g in zip(sizes, phases, strict=True))
     if math.prod(grid) > _MAX_FREQUENCIES:
