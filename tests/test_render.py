@@ -44,9 +44,9 @@ def test_verify_does_not_import_the_derivation_model():
     assert "Derivation" not in vars(verify)
 
 
-def test_public_names_still_import_from_derive():
-    from convalgebra.derive import Derivation, Table
-    from convalgebra.derive import Step as DeriveStep
+def test_public_names_still_import_from_derivations():
+    from convalgebra.derivations import Derivation, Table
+    from convalgebra.derivations import Step as DeriveStep
     from convalgebra.derivations.printing import number
     from convalgebra.derivations.render import PREAMBLE
     from convalgebra.identities import Step as ProofStep
