@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .connectivity import _channel_layout, iter_triples, spatial_table, tap_weight_order
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .operators import (
     _as_numeric,
     _bincount,
@@ -79,7 +79,7 @@ def check_grad_output(spec: ConvSpec, grad_output) -> np.ndarray:
 
 def _check_method(method: str) -> str:
     if method not in METHODS:
-        raise ConvAlgebraError(f"method must be one of {METHODS}, got {method!r}")
+        raise ConvAlgebraError(f"method must be one of {METHODS}, got {shown(method)}")
     return "operator" if method == "auto" else method
 
 
@@ -276,7 +276,7 @@ class SizeRange(Sequence):
 
     def index(self, value, start: int = 0, stop: int | None = None) -> int:
         if value not in self:
-            raise ValueError(f"{value!r} is not in {self!r}")
+            raise ValueError(f"{shown(value)} is not in {shown(self)}")
         return self._range.index(int(value))
 
     def __eq__(self, other) -> bool:
@@ -362,7 +362,7 @@ class CollidingSizes:
         sizes = (sizes,) * len(self.axes) if isinstance(sizes, (int, np.integer)) else tuple(sizes)
         if len(sizes) != len(self.axes):
             raise ConvAlgebraError(
-                f"sizes must have {len(self.axes)} entries (one per spatial axis), got {sizes!r}"
+                f"sizes must have {len(self.axes)} entries (one per spatial axis), got {shown(sizes)}"
             )
         result = []
         for axis, size in zip(self.axes, sizes):

@@ -33,7 +33,7 @@ from .connectivity import (
     tap_weight_order,
     triples,
 )
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec
 
 __all__ = [
@@ -98,7 +98,7 @@ def check_input(spec: ConvSpec, x) -> np.ndarray:
 def _check_spec(spec) -> ConvSpec:
     """The one spec check of every public entry point."""
     if not isinstance(spec, ConvSpec):
-        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__} ({spec!r})")
+        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__} ({shown(spec)})")
     return spec
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .connectivity import padded_positions, spatial_table
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec, normalize_tuple
 
 __all__ = ["locally_connected", "tiled", "pool_output_size", "avg_pool_matrix", "max_pool_selection"]
@@ -116,9 +116,9 @@ def avg_pool_matrix(input_shape: tuple[int, ...], kernel_size, stride=None, padd
     ones = conv_matrix(spec, np.ones(spec.weight_shape))
     if divisor_override is not None:
         if isinstance(divisor_override, (bool, np.bool_)) or not hasattr(type(divisor_override), "__index__"):
-            raise TypeError(f"divisor_override must be a positive integer or None, got {divisor_override!r}")
+            raise TypeError(f"divisor_override must be a positive integer or None, got {shown(divisor_override)}")
         if divisor_override < 1:
-            raise ConvAlgebraError(f"divisor_override must be a positive integer, got {divisor_override!r}")
+            raise ConvAlgebraError(f"divisor_override must be a positive integer, got {shown(divisor_override)}")
         divisor_override = int(divisor_override)
         return (ones / divisor_override).tocsr()
     divisor = np.ones(1)

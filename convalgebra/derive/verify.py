@@ -19,7 +19,7 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..exprs import as_expr, parse_arithmetic
 from .model import Derivation, Equation, Expr, Grid
 from .printing import tex_symbol, text_symbol
@@ -126,8 +126,6 @@ def _parse_tex(tex: str, tex_map, back):
 
 
 def _parse_text(text: str, text_map, back):
-    import sympy
-
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # thousands separators
     for name, token in text_map:
         text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", token, text)
@@ -156,9 +154,9 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
         try:
             parsed = parse(rendering, *((tex_map, back) if kind == "LaTeX" else (text_map, back)))
         except Exception as exc:
-            raise RoundTripError(f"{kind} {rendering!r} does not parse: {exc}") from exc
+            raise RoundTripError(f"{kind} {shown(rendering)} does not parse: {exc}") from exc
         if not _same(parsed, expr.value):
-            raise RoundTripError(f"{kind} {rendering!r} reads {parsed}, but the library computed {expr.value}")
+            raise RoundTripError(f"{kind} {shown(rendering)} reads {parsed}, but the library computed {expr.value}")
 
 
 def _check_chain(eq: Equation) -> None:
@@ -179,7 +177,7 @@ def _check_chain(eq: Equation) -> None:
         values = [v.xreplace(subs) if subs and hasattr(v, "xreplace") else v for v in values]
         for left, right in zip(values, values[1:]):
             if not _same(left, right):
-                raise RoundTripError(f"equation {eq.sides[0].text!r}: {left} != {right}")
+                raise RoundTripError(f"equation {shown(eq.sides[0].text)}: {left} != {right}")
 
 
 def verify(derivation: Derivation, *, latex: bool | None = None) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..budget import CHECK_MAX_PRODUCTS, require_table, require_terms
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..exprs import as_expr_array
 from ..spec import ConvSpec
 from .engine import rational_nullspace
@@ -89,7 +89,7 @@ def _generators(spec: ConvSpec, transform, options: dict) -> list[GridTransform]
         axes = options.get("axes", (0, 1))
         return [rotation(1, axes, nd), flip(axes[0], nd)]
     raise ConvAlgebraError(
-        f"transform must be one of {TRANSFORMS} or a GridTransform, got {transform!r}"
+        f"transform must be one of {TRANSFORMS} or a GridTransform, got {shown(transform)}"
     )
 
 

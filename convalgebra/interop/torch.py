@@ -18,7 +18,7 @@ from collections import Counter
 
 from typing import Any, Sequence
 
-from ..errors import ConvAlgebraError, require
+from ..errors import ConvAlgebraError, require, shown
 from ..graph import LayerGraph
 from ..layers import (Activation, AdaptivePool, Add, AvgPool, BatchNorm, Concat, Conv, Dropout,
                       Flatten, GroupNorm, Identity, Layer, LayerNorm, Linear, MaxPool, Mean, Mul,
@@ -170,7 +170,7 @@ class _Importer:
         theirs = tuple(val.shape[1:])
         ours = self.graph.shape(name)
         if ours != theirs:
-            raise ConvAlgebraError(f"node {name!r} ({node.op} {node.target}): convalgebra "
+            raise ConvAlgebraError(f"node {shown(name)} ({node.op} {node.target}): convalgebra "
                                    f"computes shape {ours}, torch {theirs}")
 
     def _name(self, node: Any) -> str:
@@ -297,7 +297,7 @@ class _Unknown(Exception):
 def _unbatch(dim: int) -> int:
     """A dim of the batched tensor as a dim of the unbatched shape."""
     if not isinstance(dim, int):
-        raise _Unknown(f"dim {dim!r}")
+        raise _Unknown(f"dim {shown(dim)}")
     if dim == 0:
         raise _Unknown("an op over the batch axis")
     return dim - 1 if dim > 0 else dim
