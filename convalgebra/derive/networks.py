@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ..errors import ConvAlgebraError, shown
+from ..errors import ConvAlgebraError
+from ..errors import shown as shown_value
 from ..spec import ConvSpec, normalize_tuple
 from .model import Derivation, Equation, Expr, Step, Table
 from .printing import number
@@ -188,7 +189,7 @@ def derive_params(obj: Any) -> Derivation:
         return _graph_params(obj)
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
         return _specs_params(list(obj))
-    raise ConvAlgebraError(f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {shown(obj)}")
+    raise ConvAlgebraError(f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {shown_value(obj)}")
 
 
 # ------------------------------------------------------------------ receptive field
@@ -283,11 +284,11 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
     elif isinstance(obj, LayerGraph):
         graph = obj
     else:
-        raise ConvAlgebraError(f"receptive_field derivations need a LayerGraph or a list of ConvSpecs, got {shown(obj)}")
+        raise ConvAlgebraError(f"receptive_field derivations need a LayerGraph or a list of ConvSpecs, got {shown_value(obj)}")
     n = graph.spatial_ndim
     shown = list(range(n)) if axes is None else list(axes)
     if not shown or any(not 0 <= a < n for a in shown):
-        raise ConvAlgebraError(f"axes must be spatial axes in 0..{n - 1}, got {shown(axes)}")
+        raise ConvAlgebraError(f"axes must be spatial axes in 0..{n - 1}, got {shown_value(axes)}")
     steps = [Step(
         "Recurrence: a unit of layer $l$ sees $r_l = r_{l-1} + (k_l - 1) d_l j_{l-1}$ input positions, and "
         "adjacent units are $j_l = j_{l-1} s_l$ input positions apart (kernel $k_l$, dilation $d_l$, stride $s_l$); "

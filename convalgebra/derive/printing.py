@@ -92,8 +92,6 @@ def number(value: Any) -> Expr:
 
 def _factor(value: Any) -> tuple[str, str, bool]:
     """(tex, text, is_number) of one factor; negative numbers are parenthesised."""
-    import sympy
-
     value = as_expr(value, "value")
     if value.is_Symbol:
         return tex_symbol(value), text_symbol(value), False
