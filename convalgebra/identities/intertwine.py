@@ -18,6 +18,7 @@ from ..connectivity import tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
+from .common import is_symbolic
 from .engine import (
     apply_gather,
     dense_rows,
@@ -66,12 +67,11 @@ def weight_values(weight, spec: ConvSpec) -> np.ndarray:
         raise ConvAlgebraError(
             f"weight must have shape {spec.weight_shape} for {spec.describe()}, got {array.shape}"
         )
-    try:
+    if not is_symbolic(array):
         return np.asarray(weight, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        from ..exprs import as_expr_array
+    from ..exprs import as_expr_array
 
-        return as_expr_array(array, spec.weight_shape, "weight").ravel()
+    return as_expr_array(array, spec.weight_shape, "weight").ravel()
 
 
 def _evaluate_rows(o, j, w, coeff, wflat) -> tuple[np.ndarray, np.ndarray, list]:
