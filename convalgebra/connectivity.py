@@ -281,6 +281,8 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
     >>> t.sharing()
     array([3, 3])
     """
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
     c_out, c_in, per = _channel_layout(spec)
     p_out = math.prod(spec.forward_output_spatial)
     p_in = math.prod(spec.forward_input_spatial)

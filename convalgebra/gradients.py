@@ -78,6 +78,8 @@ def check_grad_output(spec: ConvSpec, grad_output) -> np.ndarray:
 
 
 def _check_method(method: str) -> str:
+    if not isinstance(method, str):
+        raise TypeError(f"method must be one of {METHODS}, got {shown(method)}")
     if method not in METHODS:
         raise ConvAlgebraError(f"method must be one of {METHODS}, got {shown(method)}")
     return "operator" if method == "auto" else method

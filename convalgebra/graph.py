@@ -713,12 +713,16 @@ MAX_DOCUMENT_VALUES = 1_000_000
 
 
 def _load(loads, text: str, kind: str):
+    if not isinstance(text, (str, bytes)):
+        raise TypeError(f"a {kind} document must be text, got {type(text).__name__} {shown(text)}")
     try:
         return loads(text)
     except RecursionError:
         raise ConvAlgebraError(
             f"the {kind} document is nested too deeply to read (a graph spec needs a few levels)"
         ) from None
+    except ValueError as exc:  # json.JSONDecodeError, and bytes that are not text
+        raise ConvAlgebraError(f"cannot parse the {kind} document: {exc}") from None
 
 
 def checked_document(document: Any) -> Any:

@@ -70,6 +70,13 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 
 def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> ConvSpec:
     """A depthwise spec whose zero-padded windows are exactly the pooling windows."""
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"input_shape must be a tuple (C, *spatial), got {shown(input_shape)}")
+    if not 2 <= len(input_shape) <= 4:
+        raise ConvAlgebraError(
+            f"input_shape must be (C, *spatial) with 1-3 spatial sizes, got {shown(input_shape)}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in input_shape):
+        raise TypeError(f"input_shape must hold integers, got {shown(input_shape)}")
     n = len(input_shape) - 1
     kernel = normalize_tuple(kernel_size, n, "kernel_size")
     stride = kernel if stride is None else normalize_tuple(stride, n, "stride")

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 
@@ -17,14 +16,14 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracle import F, torch, torch_conv
+from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.budget import triple_count
 from convalgebra.errors import shown
 from convalgebra.exprs import as_expr, as_expr_array, parse_arithmetic
 from convalgebra.files import write_files
-from oracle import F, torch, torch_conv
-from strategies import conv_specs
 
 
 def _torch_ok(spec: ca.ConvSpec) -> bool:

@@ -77,8 +77,12 @@ def _generators(spec: ConvSpec, transform, options: dict) -> list[GridTransform]
     nd = spec.ndim
     if isinstance(transform, GridTransform):
         return [transform]
-    if isinstance(transform, (list, tuple)) and all(isinstance(t, GridTransform) for t in transform):
+    if (isinstance(transform, (list, tuple)) and transform
+            and all(isinstance(t, GridTransform) for t in transform)):
         return list(transform)
+    if not isinstance(transform, str):
+        raise TypeError(f"transform must be one of {TRANSFORMS}, a GridTransform or a list of "
+                        f"them, got {shown(transform)}")
     if transform == "rotation":
         return [rotation(options.get("k", 1), options.get("axes", (0, 1)), nd)]
     if transform == "flip":
