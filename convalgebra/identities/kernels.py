@@ -176,7 +176,8 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     require_table(spec, "equivariant_kernels", max_products)
     n = math.prod(spec.weight_shape)
     require_terms(spec, "the kernel constraints (weights squared)", n * n, max_products,
-                  "use fewer channels or a smaller kernel, or a larger max_products=")
+                  "use fewer channels or a smaller kernel, or a larger max_products=",
+                  option="max_products")
     gens = _generators(spec, transform, options)
     rows = np.concatenate([_constraint(spec, g, in_perm, out_perm) for g in gens])
     rows = np.unique(rows[np.any(rows != 0, axis=1)], axis=0)
