@@ -21,6 +21,7 @@ from .budget import (
     check_limit,
     matrix_bytes,
     require_bytes,
+    table_bytes,
     triple_count,
     triples_bytes,
 )
@@ -333,6 +334,8 @@ def conv_operator(spec: ConvSpec, weight) -> LinearOperator:
     ((3, 4), array([1., 0., 2.]))
     """
     w = check_weight(spec, weight)
+    require_bytes(spec, "the operator's spatial table", table_bytes(spec), DEFAULT_MAX_BYTES,
+                  "use smaller sizes")
     if w.dtype.kind in "biu":
         w = w.astype(np.float64)
     forward, transpose = _operator_kernels(spec, w)

@@ -64,6 +64,9 @@ ROWS = [
     ("colliding sizes stride 10**8",
      "len(ca.colliding_input_sizes(ca.ConvSpec((1, 10**9), 1, 3, stride=10**8)).axes[0].input_sizes)",
      "ok", ["100000000"]),
+    ("conv_operator 10**9 positions",
+     "ca.conv_operator(ca.ConvSpec((1, 10**9), 1, 3), np.ones((1, 1, 3)))", "refused",
+     ["spatial table", "GiB"]),
     ("kernel_jacobian 512", "ca.kernel_jacobian(BIG, np.ones(BIG.input_shape, np.float32))",
      "refused", ["max_bytes="]),
 ]

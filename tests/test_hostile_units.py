@@ -100,7 +100,7 @@ def test_colliding_sizes_are_the_sizes_torch_maps_to_one_output(spec):
     if not _torch_ok(spec):
         return
     axis = ca.colliding_input_sizes(spec).axes[0]
-    assert list(zip(axis.input_sizes, axis.output_padding)) == _torch_sizes(spec)
+    assert list(zip(axis.input_sizes, axis.output_padding, strict=True)) == _torch_sizes(spec)
 
 
 def test_colliding_sizes_of_a_huge_stride_are_computed_not_listed():
