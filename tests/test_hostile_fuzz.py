@@ -83,34 +83,41 @@ def _outcome(call):
 
 
 # --------------------------------------------------------------------- ConvSpec itself
-def mostly(valid, hostile=None):
-    """Three draws in four from ``valid``, the fourth from the hostile values."""
-    return st.one_of(valid, valid, valid, hostile if hostile is not None else HOSTILE)
-
-
 SPEC_FIELDS = {
-    "stride": mostly(st.integers(1, 3)),
-    "padding": mostly(st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid", "full"]))),
-    "dilation": mostly(st.integers(1, 2)),
-    "groups": mostly(st.sampled_from([1, 2])),
-    "padding_mode": mostly(st.sampled_from(["zeros", "circular", "reflect", "replicate"])),
-    "transposed": mostly(st.booleans()),
-    "flip": mostly(st.booleans()),
-    "bias": mostly(st.booleans()),
-    "output_padding": mostly(st.integers(0, 1)),
-    "tile": mostly(st.one_of(st.none(), st.integers(1, 2))),
-    "channel_table": mostly(st.none()),
+    "stride": st.integers(1, 3),
+    "padding": st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid", "full"])),
+    "dilation": st.integers(1, 2),
+    "groups": st.sampled_from([1, 2]),
+    "padding_mode": st.sampled_from(["zeros", "circular", "reflect", "replicate"]),
+    "transposed": st.booleans(),
+    "flip": st.booleans(),
+    "bias": st.booleans(),
+    "output_padding": st.integers(0, 1),
+    "tile": st.one_of(st.none(), st.integers(1, 2)),
 }
 
 
 @st.composite
 def spec_arguments(draw):
+    """Plausible values for every argument; in half of the draws one or two are hostile."""
     nd = draw(st.integers(1, 2))
-    shape = draw(mostly(st.tuples(st.sampled_from([1, 2]), *[st.integers(1, 7)] * nd)))
-    out = draw(mostly(st.sampled_from([1, 2])))
-    kernel = draw(mostly(st.integers(1, 3)))
+    shape = draw(st.tuples(st.sampled_from([1, 2]), *[st.integers(1, 7)] * nd))
+    out = draw(st.sampled_from([1, 2]))
+    kernel = draw(st.integers(1, 3))
     chosen = draw(st.lists(st.sampled_from(sorted(SPEC_FIELDS)), max_size=4, unique=True))
-    return shape, out, kernel, {k: draw(SPEC_FIELDS[k]) for k in chosen}
+    options = {k: draw(SPEC_FIELDS[k]) for k in chosen}
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        slot = draw(st.sampled_from(["shape", "out", "kernel", *sorted(SPEC_FIELDS)]))
+        value = draw(HOSTILE)
+        if slot == "shape":
+            shape = value
+        elif slot == "out":
+            out = value
+        elif slot == "kernel":
+            kernel = value
+        else:
+            options[slot] = value
+    return shape, out, kernel, options
 
 
 def _small(spec: ca.ConvSpec) -> bool:
@@ -125,7 +132,7 @@ def _torch_ok(spec: ca.ConvSpec) -> bool:
         spec.padding_mode == "zeros" and all(b == a for b, a in spec.padding)))
 
 
-@fuzz_settings(4)
+@fuzz_settings(3)
 @given(spec_arguments(), st.integers(0, 2**32 - 1))
 def test_convspec_accepts_or_refuses_and_accepted_specs_equal_torch(args, seed):
     shape, out, kernel, options = args
@@ -192,13 +199,13 @@ def hostile_calls(draw):
     func, args, kwargs = CALLS[name]
     args, kwargs = list(args), dict(kwargs)
     slots = [("arg", i) for i in range(len(args))] + [("kw", k) for k in kwargs]
-    for kind, key in draw(st.lists(st.sampled_from(slots), max_size=2, unique=True)):
+    for kind, key in draw(st.lists(st.sampled_from(slots), min_size=1, max_size=2, unique=True)):
         valid = args[key] if kind == "arg" else kwargs[key]
-        if isinstance(valid, np.ndarray):   # the right shape in a hostile dtype, or anything
-            value = draw(st.one_of(arrays(valid.shape), HOSTILE))
-        elif isinstance(valid, ca.ConvSpec):
-            value = draw(st.one_of(conv_specs(transposed=None, max_size=5, max_channels=2),
-                                   HOSTILE))
+        hostile = draw(st.sampled_from([False, False, True]))
+        if isinstance(valid, np.ndarray) and not hostile:   # the right shape, another dtype
+            value = draw(arrays(valid.shape))
+        elif isinstance(valid, ca.ConvSpec) and not hostile:
+            value = draw(conv_specs(transposed=None, max_size=5, max_channels=2))
         else:
             value = draw(HOSTILE)
         if kind == "arg":
@@ -208,7 +215,7 @@ def hostile_calls(draw):
     return name, func, args, kwargs
 
 
-@fuzz_settings(6)
+@fuzz_settings(4)
 @given(hostile_calls())
 def test_public_functions_raise_only_the_error_family(call):
     name, func, args, kwargs = call
@@ -283,7 +290,7 @@ def command_lines(draw):
     return argv
 
 
-@fuzz_settings(3)
+@fuzz_settings(2)
 @given(command_lines())
 def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv):
     cwd = os.getcwd()
