@@ -66,7 +66,7 @@ _LAZY = {
 }
 
 _SUBMODULES = {"zoo", "testing", "derive", "identities", "graph", "symbolic", "structure", "plot",
-               "gradients", "operators", "report", "connectivity", "variants"}
+               "gradients", "operators", "report", "connectivity", "variants", "budget", "exprs"}
 
 __all__ = ["ConvSpec", "ConvAlgebraError", "GraphCycleError", "MissingExtraError", *_LAZY]
 
