@@ -219,6 +219,10 @@ class ConvSpec:
         for flag in ("bias", "transposed", "flip"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {shown(getattr(self, flag))}")
+        if not isinstance(self.padding_mode, str):
+            raise TypeError(
+                f"padding_mode must be one of {PADDING_MODES}, got {shown(self.padding_mode)}"
+            )
         if self.padding_mode not in PADDING_MODES:
             raise ConvAlgebraError(
                 f"padding_mode must be one of {PADDING_MODES}, got {shown(self.padding_mode)}"

@@ -166,7 +166,8 @@ def _graph():
 CALLS = {
     # name: (function, valid arguments, valid keyword arguments)
     "conv_matrix": (ca.conv_matrix, (SPEC, W), {"max_bytes": 2**30}),
-    "conv_operator": (lambda s, w: ca.conv_operator(s, w) @ X.ravel(), (SPEC, W), {}),
+    "conv_operator": (lambda s, w: ca.conv_operator(s, w) @ np.ones(math.prod(s.input_shape)),
+                      (SPEC, W), {}),
     "conv_matrix_blocks": (ca.conv_matrix_blocks, (SPEC, W), {"block_rows": 3}),
     "kernel_jacobian": (ca.kernel_jacobian, (SPEC, X), {"max_bytes": 2**30}),
     "input_gradient": (ca.input_gradient, (SPEC, W, G), {"method": "matrix"}),
