@@ -123,7 +123,8 @@ def spec_arguments(draw):
 def _small(spec: ca.ConvSpec) -> bool:
     from convalgebra.budget import triple_count
 
-    return math.prod(spec.input_shape) <= 400 and triple_count(spec) <= 20_000
+    return (math.prod(spec.input_shape) <= 400 and math.prod(spec.output_shape) <= 4000
+            and triple_count(spec) <= 20_000)
 
 
 def _torch_ok(spec: ca.ConvSpec) -> bool:
