@@ -133,7 +133,7 @@ def _torch_ok(spec: ca.ConvSpec) -> bool:
         spec.padding_mode == "zeros" and all(b == a for b, a in spec.padding)))
 
 
-@fuzz_settings(3)
+@fuzz_settings(4)
 @given(spec_arguments(), st.integers(0, 2**32 - 1))
 def test_convspec_accepts_or_refuses_and_accepted_specs_equal_torch(args, seed):
     shape, out, kernel, options = args
@@ -217,7 +217,7 @@ def hostile_calls(draw):
     return name, func, args, kwargs
 
 
-@fuzz_settings(4)
+@fuzz_settings(6)
 @given(hostile_calls())
 def test_public_functions_raise_only_the_error_family(call):
     name, func, args, kwargs = call
@@ -292,7 +292,7 @@ def command_lines(draw):
     return argv
 
 
-@fuzz_settings(2)
+@fuzz_settings(3)
 @given(command_lines())
 def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv):
     cwd = os.getcwd()
