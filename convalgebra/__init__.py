@@ -76,9 +76,11 @@ _LAZY = {
 
 # attribute -> submodule path, for ``ca.zoo``, ``ca.graph`` and the other submodules
 _SUBMODULES = {
+    "budget": "budget",
     "cli": "cli",
     "connectivity": "connectivity",
     "derivations": "derivations",
+    "exprs": "symbolic.exprs",
     "figures": "figures",
     "gradients": "gradients",
     "graph": "network.graph",

@@ -234,20 +234,27 @@ def require_bytes(spec: ConvSpec, what: str, nbytes: int, max_bytes: int,
 
 
 def require_terms(spec: ConvSpec, what: str, terms: int, max_terms: int,
-                  alternative: str = "symbolic forms are for small layers: use smaller sizes, "
-                                     "the numeric functions, or a larger max_terms=") -> None:
-    """Refuse symbolic work of ``terms`` products and symbols above ``max_terms``."""
-    max_terms = check_limit("max_terms", max_terms)
+                  alternative: str | None = None, option: str = "max_terms") -> None:
+    """Refuse symbolic work of ``terms`` products and symbols above ``max_terms``.
+
+    ``option`` is the caller's name for the limit, named in the message.
+    """
+    max_terms = check_limit(option, max_terms)
+    if alternative is None:
+        alternative = ("symbolic forms are for small layers: use smaller sizes, the numeric "
+                       f"functions, or a larger {option}=")
     if terms > max_terms:
         raise ConvAlgebraError(
             f"{what} of {spec.describe()} has {terms:,} products and symbols, more than "
-            f"max_terms={max_terms:,}; {alternative}"
+            f"{option}={max_terms:,}; {alternative}"
         )
 
 
-def require_symbolic(spec: ConvSpec, what: str, max_terms: int = DEFAULT_MAX_TERMS) -> None:
+def require_symbolic(spec: ConvSpec, what: str, max_terms: int = DEFAULT_MAX_TERMS,
+                     option: str = "max_terms") -> None:
     """The budget of a symbolic form of ``spec``: its products and its symbols, each."""
-    require_terms(spec, what, max(triple_count(spec), symbol_count(spec)), max_terms)
+    require_terms(spec, what, max(triple_count(spec), symbol_count(spec)), max_terms,
+                  option=option)
 
 
 def require_table(spec: ConvSpec, what: str, max_products: int = CHECK_MAX_PRODUCTS,

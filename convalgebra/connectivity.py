@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .budget import block_rows_for
+from .budget import DEFAULT_MAX_BYTES, block_rows_for, require_bytes, table_bytes
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 from .taps import map_padded, padded_coordinates
@@ -91,6 +91,8 @@ def spatial_table(spec: ConvSpec) -> np.ndarray:
            [3, 4, 6, 7],
            [4, 5, 7, 8]])
     """
+    require_bytes(spec, "the spatial table", table_bytes(spec), DEFAULT_MAX_BYTES,
+                  "use smaller sizes (every representation of a layer reads this table)")
     n = spec.ndim
     in_sizes = spec.forward_input_spatial
     strides = [math.prod(in_sizes[a + 1 :]) for a in range(n)]
@@ -196,6 +198,8 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
     >>> t.sharing()
     array([3, 3])
     """
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
     c_out, c_in, per = channel_layout(spec)
     p_out = math.prod(spec.forward_output_spatial)
     p_in = math.prod(spec.forward_input_spatial)

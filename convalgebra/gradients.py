@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from .connectivity import channel_layout, iter_triples, spatial_table, tap_weight_order
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .operators import (
     as_numeric,
     weighted_bincount,
@@ -71,8 +71,10 @@ def check_grad_output(spec: ConvSpec, grad_output) -> np.ndarray:
 
 
 def _check_method(method: str) -> str:
+    if not isinstance(method, str):
+        raise TypeError(f"method must be one of {METHODS}, got {shown(method)}")
     if method not in METHODS:
-        raise ConvAlgebraError(f"method must be one of {METHODS}, got {method!r}")
+        raise ConvAlgebraError(f"method must be one of {METHODS}, got {shown(method)}")
     return "operator" if method == "auto" else method
 
 

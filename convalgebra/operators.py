@@ -21,6 +21,7 @@ from .budget import (
     check_limit,
     matrix_bytes,
     require_bytes,
+    table_bytes,
     triple_count,
     triples_bytes,
 )
@@ -33,7 +34,7 @@ from .connectivity import (
     tap_weight_order,
     triples,
 )
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec
 
 __all__ = [
@@ -98,7 +99,7 @@ def check_input(spec: ConvSpec, x) -> np.ndarray:
 def check_spec(spec) -> ConvSpec:
     """The one spec check of every public entry point."""
     if not isinstance(spec, ConvSpec):
-        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__} ({spec!r})")
+        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__} ({shown(spec)})")
     return spec
 
 
@@ -333,6 +334,8 @@ def conv_operator(spec: ConvSpec, weight) -> LinearOperator:
     ((3, 4), array([1., 0., 2.]))
     """
     w = check_weight(spec, weight)
+    require_bytes(spec, "the operator's spatial table", table_bytes(spec), DEFAULT_MAX_BYTES,
+                  "use smaller sizes")
     if w.dtype.kind in "biu":
         w = w.astype(np.float64)
     forward, transpose = _operator_kernels(spec, w)

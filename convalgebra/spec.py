@@ -47,7 +47,7 @@ def _is_int(value: Any) -> bool:
     except TypeError:
         size = getattr(value, "size", None)
         if isinstance(size, int) and size > 1 and np.issubdtype(np.asarray(value).dtype, np.integer):
-            raise TypeError(f"expected a single integer, got an array of {size} values: {value!r}") from None
+            raise TypeError(f"expected a single integer, got an array of {size} values: {shown(value)}") from None
         return False
     return True
 
@@ -67,17 +67,17 @@ def normalize_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple
     elif isinstance(value, (tuple, list)):
         if len(value) != n:
             raise ConvAlgebraError(
-                f"{name} must have {n} entries (one per spatial dimension), got {tuple(value)!r}"
+                f"{name} must have {n} entries (one per spatial dimension), got {shown(tuple(value))}"
             )
         if not all(_is_int(v) for v in value):
-            raise TypeError(f"{name} must hold integers, got {tuple(value)!r}")
+            raise TypeError(f"{name} must hold integers, got {shown(tuple(value))}")
         items = tuple(operator.index(v) for v in value)
     else:
-        raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+        raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {shown(value)}")
     bad = [v for v in items if v < minimum]
     if bad:
         rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ConvAlgebraError(f"{name} must be {rule} in every dimension, got {value!r}")
+        raise ConvAlgebraError(f"{name} must be {rule} in every dimension, got {shown(value)}")
     return items
 
 
@@ -90,7 +90,7 @@ def _normalize_padding(
         word = padding.lower()
         if word not in PADDING_WORDS:
             raise ConvAlgebraError(
-                f"padding must be an int, a tuple or one of {PADDING_WORDS}, got {padding!r}"
+                f"padding must be an int, a tuple or one of {PADDING_WORDS}, got {shown(padding)}"
             )
         if word == "valid":
             return ((0, 0),) * n
@@ -102,12 +102,12 @@ def _normalize_padding(
     if _is_int(padding):
         p = int(padding)
         if p < 0:
-            raise ConvAlgebraError(f"padding must be non-negative, got {padding!r}")
+            raise ConvAlgebraError(f"padding must be non-negative, got {shown(padding)}")
         return ((p, p),) * n
     if isinstance(padding, (tuple, list)):
         if len(padding) != n:
             raise ConvAlgebraError(
-                f"padding must have {n} entries (one per spatial dimension), got {tuple(padding)!r}"
+                f"padding must have {n} entries (one per spatial dimension), got {shown(tuple(padding))}"
             )
         pairs = []
         for entry in padding:
@@ -117,13 +117,13 @@ def _normalize_padding(
                 pair = (int(entry[0]), int(entry[1]))
             else:
                 raise TypeError(
-                    f"padding entries must be ints or (before, after) pairs, got {entry!r}"
+                    f"padding entries must be ints or (before, after) pairs, got {shown(entry)}"
                 )
             if min(pair) < 0:
-                raise ConvAlgebraError(f"padding must be non-negative, got {tuple(padding)!r}")
+                raise ConvAlgebraError(f"padding must be non-negative, got {shown(tuple(padding))}")
             pairs.append(pair)
         return tuple(pairs)
-    raise TypeError(f"padding must be an int, a tuple or a string, got {padding!r}")
+    raise TypeError(f"padding must be an int, a tuple or a string, got {shown(padding)}")
 
 
 @dataclass(frozen=True, init=False)
@@ -227,14 +227,14 @@ class ConvSpec:
     def __post_init__(self) -> None:
         shape = self.input_shape
         if not isinstance(shape, (tuple, list)) or not all(_is_int(v) for v in shape):
-            raise TypeError(f"input_shape must be a tuple of ints (C_in, *spatial), got {shape!r}")
+            raise TypeError(f"input_shape must be a tuple of ints (C_in, *spatial), got {shown(shape)}")
         if not 2 <= len(shape) <= 4:
             raise ConvAlgebraError(
                 "input_shape must be (C_in, *spatial) with 1, 2 or 3 spatial dimensions, "
-                f"got {tuple(shape)!r}"
+                f"got {shown(tuple(shape))}"
             )
         if min(shape) < 1:
-            raise ConvAlgebraError(f"input_shape must hold positive sizes, got {tuple(shape)!r}")
+            raise ConvAlgebraError(f"input_shape must hold positive sizes, got {shown(tuple(shape))}")
         n = len(shape) - 1
         set_ = object.__setattr__
         set_(self, "input_shape", tuple(int(v) for v in shape))
@@ -252,10 +252,14 @@ class ConvSpec:
         set_(self, "padding", _normalize_padding(self.padding, kernel, dilation))
         for flag in ("bias", "transposed", "flip"):
             if not isinstance(getattr(self, flag), bool):
-                raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+                raise TypeError(f"{flag} must be a bool, got {shown(getattr(self, flag))}")
+        if not isinstance(self.padding_mode, str):
+            raise TypeError(
+                f"padding_mode must be one of {PADDING_MODES}, got {shown(self.padding_mode)}"
+            )
         if self.padding_mode not in PADDING_MODES:
             raise ConvAlgebraError(
-                f"padding_mode must be one of {PADDING_MODES}, got {self.padding_mode!r}"
+                f"padding_mode must be one of {PADDING_MODES}, got {shown(self.padding_mode)}"
             )
         if self.tile is not None:
             set_(self, "tile", normalize_tuple(self.tile, n, "tile"))
@@ -267,9 +271,9 @@ class ConvSpec:
     @staticmethod
     def _positive_int(name: str, value: Any) -> int:
         if not _is_int(value):
-            raise TypeError(f"{name} must be an int, got {value!r}")
+            raise TypeError(f"{name} must be an int, got {shown(value)}")
         if int(value) < 1:
-            raise ConvAlgebraError(f"{name} must be a positive integer, got {value!r}")
+            raise ConvAlgebraError(f"{name} must be a positive integer, got {shown(value)}")
         return int(value)
 
     def _normalize_table(self, table: Any) -> tuple[tuple[bool, ...], ...]:
@@ -281,14 +285,14 @@ class ConvSpec:
         if arr.ndim != 2:
             raise ConvAlgebraError(
                 f"channel_table must be a 2-D table of shape (out_channels, in_channels) = "
-                f"{expected} of 0/1 or bools, got {table!r}"
+                f"{expected} of 0/1 or bools, got {shown(table)}"
             )
         ok = all(
             type(v) in (bool, np.bool_) or (_is_int(v) and int(v) in (0, 1)) for v in arr.flat
         )
         if not ok:
             raise ConvAlgebraError(
-                f"channel_table entries must be 0, 1, True or False, got {table!r}"
+                f"channel_table entries must be 0, 1, True or False, got {shown(table)}"
             )
         if arr.shape != expected:
             raise ConvAlgebraError(
@@ -366,7 +370,7 @@ class ConvSpec:
     def _validate_transposed(self) -> None:
         if self.padding_word in ("same", "full"):
             raise ConvAlgebraError(
-                f"padding={self.padding_word!r} is not supported with transposed=True; "
+                f"padding={shown(self.padding_word)} is not supported with transposed=True; "
                 "give the padding as integers, as in PyTorch"
             )
         for op, s, d in zip(self.output_padding, self.stride, self.dilation):

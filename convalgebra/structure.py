@@ -185,6 +185,8 @@ def matrix_structure(spec: ConvSpec, weight=None) -> StructureReport:
     """
     from .operators import conv_matrix
 
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
     if weight is None:
         weight = np.arange(1, math.prod(spec.weight_shape) + 1, dtype=np.float64).reshape(spec.weight_shape)
     matrix = conv_matrix(spec, weight)

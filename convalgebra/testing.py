@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 
 __all__ = ["DotTestResult", "dottest"]
 
@@ -145,7 +145,7 @@ def dottest(
     False
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ConvAlgebraError(f"n_trials must be a positive integer, got {n_trials!r}")
+        raise ConvAlgebraError(f"n_trials must be a positive integer, got {shown(n_trials)}")
     lin = _as_operator(op)
     if rtol is None:
         rtol = _default_rtol(np.dtype(lin.dtype))

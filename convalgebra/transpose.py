@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .operators import check_spec
 from .spec import MAX_SIZE, ConvSpec, normalize_tuple
 
@@ -51,7 +51,7 @@ class SizeRange(Sequence):
 
     def index(self, value, start: int = 0, stop: int | None = None) -> int:
         if value not in self:
-            raise ValueError(f"{value!r} is not in {self!r}")
+            raise ValueError(f"{shown(value)} is not in {shown(self)}")
         return self._range.index(int(value))
 
     def __eq__(self, other) -> bool:
@@ -137,7 +137,7 @@ class CollidingSizes:
         sizes = (sizes,) * len(self.axes) if isinstance(sizes, (int, np.integer)) else tuple(sizes)
         if len(sizes) != len(self.axes):
             raise ConvAlgebraError(
-                f"sizes must have {len(self.axes)} entries (one per spatial axis), got {sizes!r}"
+                f"sizes must have {len(self.axes)} entries (one per spatial axis), got {shown(sizes)}"
             )
         result = []
         for axis, size in zip(self.axes, sizes):

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .connectivity import padded_positions, spatial_table
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
 
 __all__ = ["locally_connected", "tiled", "avg_pool_matrix", "max_pool_selection"]
@@ -52,6 +52,13 @@ def locally_connected(input_shape: tuple[int, ...], out_channels: int, kernel_si
 
 def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> ConvSpec:
     """A depthwise spec whose zero-padded windows are exactly the pooling windows."""
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"input_shape must be a tuple (C, *spatial), got {shown(input_shape)}")
+    if not 2 <= len(input_shape) <= 4:
+        raise ConvAlgebraError(
+            f"input_shape must be (C, *spatial) with 1-3 spatial sizes, got {shown(input_shape)}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in input_shape):
+        raise TypeError(f"input_shape must hold integers, got {shown(input_shape)}")
     n = len(input_shape) - 1
     kernel = normalize_tuple(kernel_size, n, "kernel_size")
     stride = pool_stride(kernel, stride)
@@ -98,9 +105,9 @@ def avg_pool_matrix(input_shape: tuple[int, ...], kernel_size, stride=None, padd
     ones = conv_matrix(spec, np.ones(spec.weight_shape))
     if divisor_override is not None:
         if isinstance(divisor_override, (bool, np.bool_)) or not hasattr(type(divisor_override), "__index__"):
-            raise TypeError(f"divisor_override must be a positive integer or None, got {divisor_override!r}")
+            raise TypeError(f"divisor_override must be a positive integer or None, got {shown(divisor_override)}")
         if divisor_override < 1:
-            raise ConvAlgebraError(f"divisor_override must be a positive integer, got {divisor_override!r}")
+            raise ConvAlgebraError(f"divisor_override must be a positive integer, got {shown(divisor_override)}")
         divisor_override = int(divisor_override)
         return (ones / divisor_override).tocsr()
     divisor = np.ones(1)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..spec import PADDING_MODES, ConvSpec
 
 __all__ = [
@@ -35,6 +35,21 @@ _SEP = re.compile(r"[x×,]")
 WEIGHT_CHOICES = ("symbolic", "arange", "ones", "random")
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts ``"１"``, ``"²"`` and other scripts)."""
+    return re.fullmatch(r"[0-9]+", text) is not None
+
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _number(text: str) -> float:
+    """An ASCII decimal number (``float`` alone also reads ``"１"``, ``"nan"`` and ``"1_0"``)."""
+    if len(text) > 100 or not _NUMBER.fullmatch(text):
+        raise ValueError(text)
+    return float(text)
+
+
 def _split(text: str) -> list[str]:
     return [part.strip() for part in _SEP.split(text.strip())]
 
@@ -52,10 +67,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
     argparse.ArgumentTypeError: expected a shape like 3x32x32 (channels x 1-3 spatial sizes, positive integers), got '3x-2x5'
     """
     parts = _split(text)
-    if not 2 <= len(parts) <= 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if not 2 <= len(parts) <= 4 or not all(_digits(p) and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(
             "expected a shape like 3x32x32 (channels x 1-3 spatial sizes, positive integers), "
-            f"got {text!r}"
+            f"got {shown(text)}"
         )
     return tuple(int(p) for p in parts)
 
@@ -69,9 +84,9 @@ def parse_ints(text: str) -> int | tuple[int, ...]:
     (3, (1, 2))
     """
     parts = _split(text)
-    if not all(re.fullmatch(r"\d+", p) for p in parts):
+    if not all(re.fullmatch(r"[0-9]+", p) for p in parts):
         raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer or one per axis like 3x5, got {text!r}"
+            f"expected a non-negative integer or one per axis like 3x5, got {shown(text)}"
         )
     values = tuple(int(p) for p in parts)
     return values[0] if len(values) == 1 else values
@@ -95,11 +110,11 @@ def parse_padding(text: str) -> Any:
         return word
     items = []
     for part in _split(text):
-        match = re.fullmatch(r"(\d+)(?::(\d+))?", part)
+        match = re.fullmatch(r"([0-9]+)(?::([0-9]+))?", part)
         if not match:
             raise argparse.ArgumentTypeError(
                 "expected padding as same|valid|full, an integer, one per axis like 1x2, or "
-                f"before:after pairs like 0:1 or 0:1x1:0, got {text!r}"
+                f"before:after pairs like 0:1 or 0:1x1:0, got {shown(text)}"
             )
         before, after = match.group(1), match.group(2)
         items.append(int(before) if after is None else (int(before), int(after)))
@@ -119,9 +134,9 @@ def parse_unit(text: str) -> tuple[int, ...]:
     (2, 3)
     """
     parts = _split(text)
-    if not all(p.isdigit() for p in parts):
+    if not all(_digits(p) for p in parts):
         raise argparse.ArgumentTypeError(
-            f"expected an output position like 2x3 (0-based, one index per axis), got {text!r}"
+            f"expected an output position like 2x3 (0-based, one index per axis), got {shown(text)}"
         )
     return tuple(int(p) for p in parts)
 
@@ -139,10 +154,10 @@ def parse_shift(text: str) -> int | tuple[int, ...]:
     argparse.ArgumentTypeError: expected a shift like 1, -2 (along --axis) or 0x-1 (one signed integer per spatial axis), got '1.5'
     """
     parts = _split(text)
-    if not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
+    if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in parts):
         raise argparse.ArgumentTypeError(
             "expected a shift like 1, -2 (along --axis) or 0x-1 (one signed integer per "
-            f"spatial axis), got {text!r}"
+            f"spatial axis), got {shown(text)}"
         )
     values = tuple(int(p) for p in parts)
     return values[0] if len(values) == 1 else values
@@ -208,9 +223,9 @@ def parse_spec_string(text: str, default_input: tuple[int, ...]) -> ConvSpec:
     try:
         ns = parser.parse_args(shlex.split(text))
     except ValueError as exc:
-        raise ConvAlgebraError(f"second layer {text!r}: {exc}") from None
+        raise ConvAlgebraError(f"second layer {shown(text)}: {exc}") from None
     if ns.kernel_size is None:
-        raise ConvAlgebraError(f"second layer {text!r}: the kernel size -k is required")
+        raise ConvAlgebraError(f"second layer {shown(text)}: the kernel size -k is required")
     if ns.input_shape is None:
         ns.input_shape = tuple(default_input)
     return spec_from_args(ns)
@@ -254,11 +269,11 @@ def make_array(text: str, shape: tuple[int, ...], seed: int = 0, name: str = "we
         values = _load_array(Path(text), name)
     else:
         try:
-            values = np.array([float(v) for v in re.split(r"[,\s]+", text.strip()) if v])
+            values = np.array([_number(v) for v in re.split(r"[,\s]+", text.strip()) if v])
         except ValueError:
             raise ConvAlgebraError(
                 f"{name} must be one of {WEIGHT_CHOICES}, a list of numbers like 1,0,-1 or a "
-                f".npy/.txt file, got {text!r}"
+                f".npy/.txt file, got {shown(text)}"
             ) from None
     if values.size != n:
         raise ConvAlgebraError(f"{name} needs {n} numbers for shape {shape}, got {values.size}")
@@ -271,4 +286,4 @@ def _load_array(path: Path, name: str) -> np.ndarray:
             return np.load(path, allow_pickle=False).ravel()
         return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None).ravel()
     except (OSError, ValueError) as exc:
-        raise ConvAlgebraError(f"cannot read {name} from {str(path)!r}: {exc}") from None
+        raise ConvAlgebraError(f"cannot read {name} from {shown(str(path))}: {exc}") from None

@@ -79,15 +79,15 @@ def _graph_module():
 def _read_graph_file(path: Path):
     LayerGraph = _graph_module().LayerGraph
     if not path.is_file():
-        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: no such file")
+        raise ConvAlgebraError(f"cannot read model file {shown(str(path))}: no such file")
     try:
         return LayerGraph.from_file(path)
     except OSError as exc:
-        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
+        raise ConvAlgebraError(f"cannot read model file {shown(str(path))}: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
-        raise ConvAlgebraError(f"cannot parse {str(path)!r} as JSON: {exc}") from None
+        raise ConvAlgebraError(f"cannot parse {shown(str(path))} as JSON: {exc}") from None
     except UnicodeDecodeError:
-        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: not a text file") from None
+        raise ConvAlgebraError(f"cannot read model file {shown(str(path))}: not a text file") from None
     except Exception as exc:  # noqa: BLE001 - yaml's errors are not ValueErrors
         if type(exc).__module__.split(".")[0] != "yaml":
             raise
@@ -95,7 +95,7 @@ def _read_graph_file(path: Path):
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConvAlgebraError(
-            f"cannot load {str(path)!r}{where}: {problem}; only plain YAML data is accepted "
+            f"cannot load {shown(str(path))}{where}: {problem}; only plain YAML data is accepted "
             "(safe loading: no Python tags)"
         ) from None
 

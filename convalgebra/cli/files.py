@@ -116,9 +116,18 @@ def write_files(files: dict[Path, bytes], *, force: bool = False) -> None:
             Path(tmp).unlink(missing_ok=True)
     for path, data in files.items():
         if plans[path] == "stdout":
-            sys.stdout.flush()
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            _to_stdout(data)
+
+
+def _to_stdout(data: bytes) -> None:
+    """The bytes on standard output (a text-only stream, e.g. a captured one, gets text)."""
+    sys.stdout.flush()
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:
+        sys.stdout.write(data.decode("utf-8", errors="replace"))
+        return
+    binary.write(data)
+    binary.flush()
 
 
 def _link_new(tmp: str, path: Path) -> None:

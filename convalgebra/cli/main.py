@@ -2,7 +2,7 @@
 
 Every subcommand computes its whole answer first (text and any files, as bytes); files are
 written only after everything succeeded, each one atomically and only as a regular file
-(:mod:`convalgebra.files`; ``--force`` to overwrite one, ``-`` for standard output), so an
+(:mod:`convalgebra.cli.files`; ``--force`` to overwrite one, ``-`` for standard output), so an
 error never leaves a partial or stale output behind. Errors print one line on stderr and exit with 2 for bad input
 (a malformed shape, an unknown model, an unreadable file) or 1 for anything else; ``--debug``
 adds the traceback.

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from .model import Derivation, Equation, Expr, Grid, Step, Table, combine
 
 __all__ = ["derive", "Derivation", "Step", "Equation", "Expr", "Grid", "Table", "KINDS", "combine"]
@@ -103,10 +103,10 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
         if hasattr(what, "holds") and obj is None:
             what, obj = "check", what
         else:
-            raise TypeError(f"what must be one of {KINDS} or a CheckResult, got {what!r}")
+            raise TypeError(f"what must be one of {KINDS} or a CheckResult, got {shown(what)}")
     registry = _registry()
     if what not in registry:
-        raise ConvAlgebraError(f"what must be one of {KINDS}, got {what!r}")
+        raise ConvAlgebraError(f"what must be one of {KINDS}, got {shown(what)}")
     if obj is None:
-        raise ConvAlgebraError(f"derive({what!r}, obj) needs an object to derive it for, got None")
+        raise ConvAlgebraError(f"derive({shown(what)}, obj) needs an object to derive it for, got None")
     return registry[what](obj, **options)

@@ -277,7 +277,7 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"forward derivations need a ConvSpec, got {type(spec).__name__}")
-    require_symbolic(spec, "the forward derivation", max_products)
+    require_symbolic(spec, "the forward derivation", max_products, option="max_products")
     if (weight is None) != (x is None):
         raise ConvAlgebraError("give both weight and x to evaluate the forward equations, or neither")
     formulas = layer_formulas(spec)
@@ -330,7 +330,7 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"backward derivations need a ConvSpec, got {type(spec).__name__}")
-    require_symbolic(spec, "the backward derivation", max_products)
+    require_symbolic(spec, "the backward derivation", max_products, option="max_products")
     bw = _backward_values(spec, spec.bias, max_products)
     roles = _roles(spec)
     formulas = layer_formulas(spec)

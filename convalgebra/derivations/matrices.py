@@ -261,7 +261,7 @@ def derive_matrix(spec: ConvSpec, *, weight: Any = None, max_rows: int = 32, max
         raise TypeError(f"matrix derivations need a ConvSpec, got {type(spec).__name__}")
     require_terms(spec, "the matrix derivation", triple_count(spec), max_products,
                   "use conv_matrix/matrix_structure on the numbers, smaller sizes, or a larger "
-                  "max_products=")
+                  "max_products=", option="max_products")
     if weight is not None:
         weight = check_weight(spec, weight)
         weight = exact_array(weight)

@@ -14,6 +14,7 @@ import math
 from typing import Any, Sequence
 
 from ..errors import ConvAlgebraError
+from ..errors import shown as shown_value
 from ..spec import ConvSpec, normalize_tuple, pool_stride
 from .model import Derivation, Equation, Expr, Step, Table
 from .printing import number
@@ -192,7 +193,7 @@ def derive_params(obj: Any) -> Derivation:
         obj = [obj]
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
         return _specs_params(list(obj))
-    raise ConvAlgebraError(f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {obj!r}")
+    raise ConvAlgebraError(f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {shown_value(obj)}")
 
 
 # ------------------------------------------------------------------ receptive field
@@ -289,11 +290,11 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
     elif isinstance(obj, LayerGraph):
         graph = obj
     else:
-        raise ConvAlgebraError(f"receptive_field derivations need a LayerGraph or a list of ConvSpecs, got {obj!r}")
+        raise ConvAlgebraError(f"receptive_field derivations need a LayerGraph or a list of ConvSpecs, got {shown_value(obj)}")
     n = graph.spatial_ndim
     shown = list(range(n)) if axes is None else list(axes)
     if not shown or any(not 0 <= a < n for a in shown):
-        raise ConvAlgebraError(f"axes must be spatial axes in 0..{n - 1}, got {axes!r}")
+        raise ConvAlgebraError(f"axes must be spatial axes in 0..{n - 1}, got {shown_value(axes)}")
     steps = [Step(
         "Recurrence: a unit of layer $l$ sees $r_l = r_{l-1} + (k_l - 1) d_l j_{l-1}$ input positions, and "
         "adjacent units are $j_l = j_{l-1} s_l$ input positions apart (kernel $k_l$, dilation $d_l$, stride $s_l$); "

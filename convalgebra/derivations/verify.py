@@ -3,7 +3,7 @@
 Each :class:`~convalgebra.derivations.model.Expr` keeps the value the library computed beside its
 LaTeX and text renderings. :func:`verify` parses both renderings back with sympy (LaTeX with
 ``sympy.parsing.latex.parse_latex`` when its ``antlr4`` runtime is installed; text always with
-``convalgebra.exprs.parse_arithmetic``, which admits arithmetic only) and checks that
+``convalgebra.symbolic.exprs.parse_arithmetic``, which admits arithmetic only) and checks that
 
 * each rendering denotes exactly the computed value, and
 * the sides of each equation chain are equal (after the equation's substitution),
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..render.formats import Document
 from ..render.model import Equation, Expr, Grid
 from ..render.printing import tex_symbol, text_symbol
@@ -193,10 +193,10 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
         try:
             parsed = parse(rendering, *((tex_map, back) if kind == "LaTeX" else (text_map, back)))
         except Exception as exc:
-            raise RoundTripError(f"{kind} {rendering!r} does not parse: {exc}") from exc
+            raise RoundTripError(f"{kind} {shown(rendering)} does not parse: {exc}") from exc
         parsed = _functions(_imaginary_unit(parsed, expr.value))
         if not _same(parsed, expr.value):
-            raise RoundTripError(f"{kind} {rendering!r} reads {parsed}, but the library computed {expr.value}")
+            raise RoundTripError(f"{kind} {shown(rendering)} reads {parsed}, but the library computed {expr.value}")
 
 
 def _functions(parsed: Any) -> Any:
@@ -242,7 +242,7 @@ def _check_chain(eq: Equation) -> None:
         values = [v.xreplace(subs) if subs and hasattr(v, "xreplace") else v for v in values]
         for left, right in zip(values, values[1:], strict=False):
             if not _same(left, right):
-                raise RoundTripError(f"equation {eq.sides[0].text!r}: {left} != {right}")
+                raise RoundTripError(f"equation {shown(eq.sides[0].text)}: {left} != {right}")
 
 
 def verify(derivation: Document, *, latex: bool | None = None) -> int:

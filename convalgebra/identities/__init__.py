@@ -119,7 +119,7 @@ def check(law: str, *specs, **options) -> CheckResult:
         raise TypeError(f"law must be a string, got {shown(law)}")
     name = _ALIASES.get(law, law)
     if name not in LAWS:
-        raise ConvAlgebraError(f"unknown law {law!r}; expected one of {sorted(LAWS)}")
+        raise ConvAlgebraError(f"unknown law {shown(law)}; expected one of {sorted(LAWS)}")
     func = LAWS[name]
     max_products = options.pop("max_products", CHECK_MAX_PRODUCTS)
     if not specs and name in _PROOFS and not options.keys() - {"ndim", "flip", "circular"}:
@@ -129,7 +129,7 @@ def check(law: str, *specs, **options) -> CheckResult:
     except TypeError as exc:
         params = [p for p in inspect.signature(func).parameters]
         raise ConvAlgebraError(
-            f"check({law!r}, ...): {exc}; this law takes {params}") from None
+            f"check({shown(law)}, ...): {exc}; this law takes {params}") from None
     for spec in specs:
         if isinstance(spec, ConvSpec):
             require_table(spec, f"check({name!r})", max_products)

@@ -29,8 +29,17 @@ def positions(flat, shape: tuple[int, ...]) -> tuple:
 
 
 def is_symbolic(weight) -> bool:
-    """True when ``weight`` holds entries that are not numbers (sympy expressions)."""
+    """True when ``weight`` holds entries that are not numbers (sympy expressions, names).
+
+    Strings count as symbolic, so that they are read by the one converter
+    (:func:`convalgebra.symbolic.exprs.as_expr`), not by numpy's float parser (which also reads
+    ``"１"``).
+    """
+    if isinstance(weight, (str, np.str_)):
+        return True
     try:
+        if any(isinstance(v, (str, np.str_)) for v in np.asarray(weight, dtype=object).ravel()):
+            return True
         np.asarray(weight, dtype=float)
         return False
     except (TypeError, ValueError):

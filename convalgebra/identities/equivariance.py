@@ -16,7 +16,7 @@ import numpy as np
 import sympy
 
 from ..connectivity import spatial_table
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .common import eq, ne, positions, require_spec
 from .intertwine import intertwine, kernel_solutions, make_counterexample, numeric_sides
@@ -106,7 +106,7 @@ def translation_equivariance(spec: ConvSpec, shift: int | tuple = 1, axis: int =
     spec = require_spec(spec, "translation_equivariance")
     boundary = boundary or ("circular" if spec.padding_mode == "circular" else "zeros")
     if boundary not in ("zeros", "circular"):
-        raise ConvAlgebraError(f"boundary must be 'zeros' or 'circular', got {boundary!r}")
+        raise ConvAlgebraError(f"boundary must be 'zeros' or 'circular', got {shown(boundary)}")
     circ = boundary == "circular"
     delta = normalize_shift(shift, axis, spec.ndim)
     n_in = spec.input_shape[1:]
@@ -341,7 +341,7 @@ def scale_equivariance(spec: ConvSpec, factor: int = 2, direction: str = "up", *
     """
     spec = require_spec(spec, "scale_equivariance")
     if direction not in ("up", "down"):
-        raise ConvAlgebraError(f"direction must be 'up' or 'down', got {direction!r}")
+        raise ConvAlgebraError(f"direction must be 'up' or 'down', got {shown(direction)}")
     t = (upscale if direction == "up" else downscale)(factor, spec.ndim)
     try:
         left = replace(spec, input_shape=(spec.input_shape[0], *t.out_shape(spec.input_shape[1:])))

@@ -20,6 +20,7 @@ from ..connectivity import axis_table, spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_operator
 from ..spec import ConvSpec
+from .common import is_symbolic
 from .constraints import SparseSystem, general_form, integer_nullspace
 from .engine import apply_gather, intertwiner_residual, is_plain, layer_table, lift_gather
 from .result import Counterexample
@@ -60,12 +61,11 @@ def weight_values(weight, spec: ConvSpec) -> np.ndarray:
         raise ConvAlgebraError(
             f"weight must have shape {spec.weight_shape} for {spec.describe()}, got {array.shape}"
         )
-    try:
+    if not is_symbolic(array):
         return np.asarray(weight, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        from ..symbolic.exprs import as_expr_array
+    from ..symbolic.exprs import as_expr_array
 
-        return as_expr_array(array, spec.weight_shape, "weight").ravel()
+    return as_expr_array(array, spec.weight_shape, "weight").ravel()
 
 
 def _evaluate_rows(o, j, w, coeff, wflat) -> tuple[np.ndarray, np.ndarray, list]:

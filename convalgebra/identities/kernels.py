@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from ..connectivity import triples
 from ..budget import CHECK_MAX_PRODUCTS, require_table, require_terms
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..symbolic.exprs import as_expr_array
 from ..spec import ConvSpec
 from .constraints import (
@@ -149,8 +149,12 @@ def _generators(spec: ConvSpec, transform, options: dict) -> list[GridTransform]
     nd = spec.ndim
     if isinstance(transform, GridTransform):
         return [transform]
-    if isinstance(transform, (list, tuple)) and all(isinstance(t, GridTransform) for t in transform):
+    if (isinstance(transform, (list, tuple)) and transform
+            and all(isinstance(t, GridTransform) for t in transform)):
         return list(transform)
+    if not isinstance(transform, str):
+        raise TypeError(f"transform must be one of {TRANSFORMS}, a GridTransform or a list of "
+                        f"them, got {shown(transform)}")
     if transform == "rotation":
         return [rotation(options.get("k", 1), options.get("axes", (0, 1)), nd)]
     if transform == "flip":
@@ -161,7 +165,7 @@ def _generators(spec: ConvSpec, transform, options: dict) -> list[GridTransform]
         axes = options.get("axes", (0, 1))
         return [rotation(1, axes, nd), flip(axes[0], nd)]
     raise ConvAlgebraError(
-        f"transform must be one of {TRANSFORMS} or a GridTransform, got {transform!r}"
+        f"transform must be one of {TRANSFORMS} or a GridTransform, got {shown(transform)}"
     )
 
 
@@ -310,7 +314,8 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     require_table(spec, "equivariant_kernels", max_products)
     n = math.prod(spec.weight_shape)
     require_terms(spec, "the kernel constraints (weights squared)", n * n, max_products,
-                  "use fewer channels or a smaller kernel, or a larger max_products=")
+                  "use fewer channels or a smaller kernel, or a larger max_products=",
+                  option="max_products")
     gens = _generators(spec, transform, options)
     _check_grids(spec, gens)
     n = math.prod(spec.weight_shape)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..connectivity import spatial_table
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec, normalize_tuple, pool_stride
 from .common import positions
 from .equivariance import translation_equivariance
@@ -63,7 +63,7 @@ def max_pool_invariance(x, kernel_size=2, stride=None, padding=0, *, shift=1, ax
     """
     x = np.asarray(x, dtype=float)
     if boundary not in ("zeros", "circular"):
-        raise ConvAlgebraError(f"boundary must be 'zeros' or 'circular', got {boundary!r}")
+        raise ConvAlgebraError(f"boundary must be 'zeros' or 'circular', got {shown(boundary)}")
     if x.ndim < 2:
         raise ConvAlgebraError(f"x must have shape (C, *spatial), got {x.shape}")
     delta = normalize_shift(shift, axis, x.ndim - 1)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 
 __all__ = [
     "GridTransform",
@@ -52,14 +52,14 @@ def spatial_axes(axes, ndim: int, name: str, count: int) -> tuple[int, ...]:
     """Validate ``count`` distinct spatial axes (negative allowed) of an ``ndim``-D grid."""
     axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
     if len(axes) != count or not all(isinstance(a, (int, np.integer)) for a in axes):
-        raise ConvAlgebraError(f"{name} must be {count} spatial axis index(es), got {axes!r}")
+        raise ConvAlgebraError(f"{name} must be {count} spatial axis index(es), got {shown(axes)}")
     norm = []
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ConvAlgebraError(f"{name}={axes!r} is out of range for {ndim} spatial dimension(s)")
+            raise ConvAlgebraError(f"{name}={shown(axes)} is out of range for {ndim} spatial dimension(s)")
         norm.append(int(a) % ndim)
     if len(set(norm)) != count:
-        raise ConvAlgebraError(f"{name} must name distinct axes, got {axes!r}")
+        raise ConvAlgebraError(f"{name} must name distinct axes, got {shown(axes)}")
     return tuple(norm)
 
 
@@ -68,11 +68,11 @@ def normalize_shift(amount, axis, ndim: int) -> tuple[int, ...]:
     if isinstance(amount, (tuple, list)):
         if len(amount) != ndim or not all(isinstance(v, (int, np.integer)) for v in amount):
             raise ConvAlgebraError(
-                f"shift must be an int or {ndim} ints (one per spatial axis), got {tuple(amount)!r}"
+                f"shift must be an int or {ndim} ints (one per spatial axis), got {shown(tuple(amount))}"
             )
         return tuple(int(v) for v in amount)
     if not isinstance(amount, (int, np.integer)) or isinstance(amount, bool):
-        raise TypeError(f"shift must be an int or a tuple of ints, got {amount!r}")
+        raise TypeError(f"shift must be an int or a tuple of ints, got {shown(amount)}")
     (ax,) = spatial_axes(axis, ndim, "axis", 1)
     vec = [0] * ndim
     vec[ax] = int(amount)
@@ -168,7 +168,7 @@ def transposition(axes: tuple[int, int] = (0, 1), ndim: int = 2) -> GridTransfor
 
 def _check_factor(factor) -> int:
     if not isinstance(factor, (int, np.integer)) or isinstance(factor, bool) or factor < 1:
-        raise ConvAlgebraError(f"factor must be a positive integer, got {factor!r}")
+        raise ConvAlgebraError(f"factor must be a positive integer, got {shown(factor)}")
     return int(factor)
 
 

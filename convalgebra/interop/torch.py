@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConvAlgebraError, require
+from ..errors import ConvAlgebraError, require, shown
 from ..network.graph import LayerGraph
 from ..network.layers import (
     Activation,

@@ -134,12 +134,12 @@ class LayerGraph:
         maps parameter names to global keys explicitly (used by :func:`from_torch`).
         """
         if not isinstance(name, str) or not name:
-            raise TypeError(f"node names must be non-empty strings, got {name!r}")
+            raise TypeError(f"node names must be non-empty strings, got {shown(name)}")
         if name in self._attrs:
-            raise ConvAlgebraError(f"a node named {name!r} is already in the graph")
+            raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
         layer = layer_from_dict(layer) if isinstance(layer, dict) else layer
         if not isinstance(layer, Layer):
-            raise TypeError(f"layer {name!r} must be a Layer or a dict, got {type(layer).__name__}")
+            raise TypeError(f"layer {shown(name)} must be a Layer or a dict, got {type(layer).__name__}")
         inputs = self._resolve_inputs(name, layer, inputs)
         facts = self._facts(name, layer, inputs)
         keys = None  # parameters keyed "<name>.<param>", owned by this node alone
@@ -179,12 +179,12 @@ class LayerGraph:
         inputs = tuple(inputs)
         for src in inputs:
             if src not in self._attrs:
-                raise ConvAlgebraError(f"layer {name!r} reads {src!r}, which is not in the graph")
+                raise ConvAlgebraError(f"layer {shown(name)} reads {shown(src)}, which is not in the graph")
         low, high = layer.arity
         if len(inputs) < low or (high is not None and len(inputs) > high):
             want = f"{low}" if low == high else f"at least {low}"
             raise ConvAlgebraError(
-                f"layer {name!r} ({layer.kind}) takes {want} input(s), got {len(inputs)}")
+                f"layer {shown(name)} ({layer.kind}) takes {want} input(s), got {len(inputs)}")
         return inputs
 
     def _facts(self, name: str, layer: Layer, inputs: tuple[str, ...]) -> Facts:
@@ -201,7 +201,7 @@ class LayerGraph:
         except (ConvAlgebraError, TypeError) as exc:  # e.g. kernel_size "3" from a spec file
             branches = ", ".join(f"{s!r} {sh}" for s, sh in zip(inputs, shapes))
             raise ConvAlgebraError(
-                f"layer {name!r} ({layer.kind}) on input(s) {branches or 'none'}: {exc}") from None
+                f"layer {shown(name)} ({layer.kind}) on input(s) {branches or 'none'}: {exc}") from None
         if key is not None:
             if len(_FACTS) >= _FACTS_MAX:
                 _FACTS.clear()
@@ -216,7 +216,7 @@ class LayerGraph:
             known = registry.setdefault(key, size)
             if known != size:
                 raise ConvAlgebraError(
-                    f"layer {name!r} shares parameter {key!r} with {known} entries, "
+                    f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, "
                     f"but needs {size}")
 
     @classmethod
@@ -253,7 +253,7 @@ class LayerGraph:
         for node in order:
             data = graph.nodes[node]
             if "layer" not in data:
-                raise ConvAlgebraError(f"node {node!r} has no 'layer' attribute")
+                raise ConvAlgebraError(f"node {shown(node)} has no 'layer' attribute")
             preds = sorted(graph.predecessors(node),
                            key=lambda u: graph.edges[u, node].get("port", 0))
             out.add(str(node), data["layer"], [str(p) for p in preds],
@@ -281,7 +281,7 @@ class LayerGraph:
             raise ConvAlgebraError("a graph spec must be a mapping with a 'layers' list")
         if not isinstance(spec["layers"], list):
             raise ConvAlgebraError(f"'layers' must be a list of layer mappings, got "
-                                   f"{type(spec['layers']).__name__} {spec['layers']!r}")
+                                   f"{type(spec['layers']).__name__} {shown(spec['layers'])}")
         graph = cls(spec.get("name", "graph"))
         for name, shape in _spec_inputs(spec).items():
             graph.add_input(name, shape)
@@ -299,13 +299,15 @@ class LayerGraph:
 
     @classmethod
     def from_json(cls, text: str) -> "LayerGraph":
-        """Build from a JSON document (see :meth:`from_spec`)."""
-        return cls.from_spec(json.loads(text))
+        """Build from a JSON document (see :meth:`from_spec`); see :func:`checked_document`."""
+        return cls.from_spec(checked_document(_load(json.loads, text, "JSON")))
 
     @classmethod
     def from_yaml(cls, text: str) -> "LayerGraph":
-        """Build from a YAML document, parsed with ``yaml.safe_load`` only."""
-        return cls.from_spec(require("yaml", "yaml").safe_load(text))
+        """Build from a YAML document, parsed with ``yaml.safe_load`` only (no Python tags);
+        aliases count once per use, so an alias bomb is refused (:func:`checked_document`)."""
+        return cls.from_spec(checked_document(
+            _load(require("yaml", "yaml").safe_load, text, "YAML")))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "LayerGraph":
@@ -316,7 +318,7 @@ class LayerGraph:
             return cls.from_yaml(text)
         if path.suffix.lower() == ".json":
             return cls.from_json(text)
-        raise ConvAlgebraError(f"unknown graph file type {path.suffix!r}: use .json, .yaml or .yml")
+        raise ConvAlgebraError(f"unknown graph file type {shown(path.suffix)}: use .json, .yaml or .yml")
 
     def to_spec(self) -> dict[str, Any]:
         """The declarative spec of this graph (``from_spec(g.to_spec())`` rebuilds it)."""
@@ -392,7 +394,7 @@ class LayerGraph:
 
     def _node(self, node: str) -> dict:
         if node not in self._attrs:
-            raise ConvAlgebraError(f"no node named {node!r} in the graph")
+            raise ConvAlgebraError(f"no node named {shown(node)} in the graph")
         return self._attrs[node]
 
     def layer(self, node: str) -> Layer:
@@ -627,7 +629,7 @@ class LayerGraph:
         position = tuple(int(p) for p in position)
         if sizes and spatial and (len(position) != n or any(
                 not 0 <= p < s for p, s in zip(position, sizes))):
-            raise ConvAlgebraError(f"position {position} is outside node {node!r} of shape {shape}")
+            raise ConvAlgebraError(f"position {position} is outside node {shown(node)} of shape {shape}")
         box = self._box(node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip,
                         gates)
         rf = self.receptive_field(node, gates=gates)
@@ -917,10 +919,10 @@ def _spec_inputs(spec: dict[str, Any]) -> dict[str, Any]:
     inputs = spec.get("inputs") or {"input": spec.get("input")}
     if not isinstance(inputs, dict):
         raise ConvAlgebraError(f"'inputs' must map input names to shapes, got "
-                               f"{type(inputs).__name__} {inputs!r}")
+                               f"{type(inputs).__name__} {shown(inputs)}")
     for name, shape in inputs.items():
         if not isinstance(shape, (list, tuple)):
-            raise ConvAlgebraError(f"input {name!r} needs a shape list, got {shape!r}")
+            raise ConvAlgebraError(f"input {shown(name)} needs a shape list, got {shown(shape)}")
     return inputs
 
 
@@ -928,8 +930,8 @@ def _spec_reads(name: str, reads: Any) -> tuple[str, ...] | None:
     if reads is None or isinstance(reads, str):
         return reads if reads is None else (reads,)
     if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
-        raise ConvAlgebraError(f"layer {name!r}: 'inputs' must be a node name or a list of "
-                               f"node names, got {reads!r}")
+        raise ConvAlgebraError(f"layer {shown(name)}: 'inputs' must be a node name or a list of "
+                               f"node names, got {shown(reads)}")
     return tuple(reads)
 
 
@@ -940,7 +942,7 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
     taken = set(inputs)
     for i, entry in enumerate(layers, start=len(inputs) + 1):
         if not isinstance(entry, dict):
-            raise ConvAlgebraError(f"layer #{i} must be a mapping, got {entry!r}")
+            raise ConvAlgebraError(f"layer #{i} must be a mapping, got {shown(entry)}")
         entry = dict(entry)
         name, reads = entry.pop("name", None), entry.pop("inputs", None)
         share, keys = entry.pop("share", None), entry.pop("param_keys", None)
@@ -948,12 +950,12 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
         try:
             layer = layer_from_dict(entry)
         except (ConvAlgebraError, TypeError) as exc:
-            raise ConvAlgebraError(f"layer {label!r}: {exc}") from None
+            raise ConvAlgebraError(f"layer {shown(label)}: {exc}") from None
         name = f"{_label(layer)}{i - 1}" if name is None else name
         if not isinstance(name, str) or not name:
-            raise ConvAlgebraError(f"layer #{i}: 'name' must be a non-empty string, got {name!r}")
+            raise ConvAlgebraError(f"layer #{i}: 'name' must be a non-empty string, got {shown(name)}")
         if name in taken:
-            raise ConvAlgebraError(f"a node named {name!r} is already in the graph")
+            raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
         taken.add(name)
         reads = _spec_reads(name, reads)
         if reads is None:
@@ -976,7 +978,7 @@ def _spec_order(entries: list[tuple], inputs: set[str]) -> list[tuple]:
     for name, _, reads, *_ in entries:
         for src in reads:
             if src not in position and src not in inputs:
-                raise ConvAlgebraError(f"layer {name!r} reads {src!r}, which is not in the graph")
+                raise ConvAlgebraError(f"layer {shown(name)} reads {shown(src)}, which is not in the graph")
             if src in position:
                 flow.add_edge(src, name)
     try:
@@ -985,6 +987,59 @@ def _spec_order(entries: list[tuple], inputs: set[str]) -> list[tuple]:
         cycle = [u for u, _ in nx.find_cycle(flow)]
         raise GraphCycleError(f"the graph has a cycle through {cycle}") from None
     return [entries[position[n]] for n in order]
+
+
+#: Largest graph document: nesting depth and values (an alias counts at every use).
+MAX_DOCUMENT_DEPTH = 64
+MAX_DOCUMENT_VALUES = 1_000_000
+
+
+def _load(loads, text: str, kind: str):
+    if not isinstance(text, (str, bytes)):
+        raise TypeError(f"a {kind} document must be text, got {type(text).__name__} {shown(text)}")
+    try:
+        return loads(text)
+    except RecursionError:
+        raise ConvAlgebraError(
+            f"the {kind} document is nested too deeply to read (a graph spec needs a few levels)"
+        ) from None
+    except ValueError as exc:  # json.JSONDecodeError, and bytes that are not text
+        raise ConvAlgebraError(f"cannot parse the {kind} document: {exc}") from None
+
+
+def checked_document(document: Any) -> Any:
+    """``document`` if it is at most 64 levels deep and holds at most 1,000,000 values.
+
+    Values reached through several references (YAML aliases) are counted at each, so a
+    small file that expands to billions of values is refused before anything walks it.
+
+    Examples
+    --------
+    >>> bomb = ["x"]
+    >>> for _ in range(40):
+    ...     bomb = [bomb, bomb]
+    >>> checked_document(bomb)
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the graph document holds more than 1,000,000 values (counting each use of a YAML alias); a graph spec is much smaller
+    """
+    stack, seen = [(document, 0)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_DOCUMENT_VALUES:
+            raise ConvAlgebraError(
+                f"the graph document holds more than {MAX_DOCUMENT_VALUES:,} values (counting "
+                "each use of a YAML alias); a graph spec is much smaller")
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise ConvAlgebraError(
+                f"the graph document is nested more than {MAX_DOCUMENT_DEPTH} levels deep; a "
+                "graph spec needs a few")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in (*value.keys(), *value.values()))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+    return document
 
 
 def receptive_field(graph: LayerGraph, node: str | None = None, *, exact: bool = False,

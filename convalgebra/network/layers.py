@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Window
 from ..spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
 from ..taps import tap_offsets
@@ -119,7 +119,7 @@ class Input(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         shape = tuple(self.shape)
         if not shape or not all(isinstance(v, int) and v >= 1 for v in shape):
-            raise ConvAlgebraError(f"input shape must be positive integers, got {self.shape!r}")
+            raise ConvAlgebraError(f"input shape must be positive integers, got {shown(self.shape)}")
         return Facts(shape)
 
 
@@ -220,7 +220,7 @@ class AvgPool(_Pool):
 
     def facts(self, inputs: list[Shape]) -> Facts:
         if self.dilation != 1:
-            raise ConvAlgebraError(f"avg_pool has no dilation, got dilation={self.dilation!r}")
+            raise ConvAlgebraError(f"avg_pool has no dilation, got dilation={shown(self.dilation)}")
         return _Pool.facts(self, inputs)
 
 
@@ -236,7 +236,7 @@ class AdaptivePool(Layer):
         (shape,) = inputs
         n = _need_spatial(shape, "adaptive_pool")
         if self.op not in ("avg", "max"):
-            raise ConvAlgebraError(f"op must be 'avg' or 'max', got {self.op!r}")
+            raise ConvAlgebraError(f"op must be 'avg' or 'max', got {shown(self.op)}")
         size = self.output_size
         if isinstance(size, (tuple, list)):  # None keeps the input size, as in PyTorch
             size = tuple(shape[1 + i] if v is None else v for i, v in enumerate(size))
@@ -371,7 +371,7 @@ class Activation(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         (shape,) = inputs
         if self.fn not in ACTIVATIONS:
-            raise ConvAlgebraError(f"fn must be one of {ACTIVATIONS}, got {self.fn!r}")
+            raise ConvAlgebraError(f"fn must be one of {ACTIVATIONS}, got {shown(self.fn)}")
         maps, lead = _identity_maps(shape), [IDENTITY]  # type: tuple[list, list[Any]]
         if self.fn in ("softmax", "log_softmax") and self.dim is not None:
             axis = self.dim % len(shape)
@@ -406,7 +406,7 @@ class Identity(Layer):
 
 def _fraction(value: Any, name: str) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)) or value <= 0:
-        raise ConvAlgebraError(f"{name} must be a positive number, got {value!r}")
+        raise ConvAlgebraError(f"{name} must be a positive number, got {shown(value)}")
     return Fraction(value)
 
 
@@ -426,7 +426,7 @@ class Upsample(Layer):
         linear = self.mode in ("linear", "bilinear", "trilinear")
         if not linear and self.mode != "nearest":
             raise ConvAlgebraError(
-                f"mode must be 'nearest', 'linear', 'bilinear' or 'trilinear', got {self.mode!r}")
+                f"mode must be 'nearest', 'linear', 'bilinear' or 'trilinear', got {shown(self.mode)}")
         if (self.scale_factor is None) == (self.size is None):
             raise ConvAlgebraError("give exactly one of scale_factor and size")
         if self.size is not None:
@@ -455,10 +455,10 @@ def _pairs(value: Any, n: int, name: str) -> tuple[tuple[int, int], ...]:
         for v in value:
             pair = (v, v) if isinstance(v, int) else tuple(v)
             if len(pair) != 2 or not all(isinstance(x, int) for x in pair):
-                raise TypeError(f"{name} entries must be ints or (before, after) pairs, got {v!r}")
+                raise TypeError(f"{name} entries must be ints or (before, after) pairs, got {shown(v)}")
             out.append(pair)
         return tuple(out)
-    raise ConvAlgebraError(f"{name} must be an int or {n} (before, after) pairs, got {value!r}")
+    raise ConvAlgebraError(f"{name} must be an int or {n} (before, after) pairs, got {shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -475,7 +475,7 @@ class Pad(Layer):
         n = _need_spatial(shape, "pad")
         modes = ("constant", "zeros", "reflect", "replicate", "circular")
         if self.mode not in modes:
-            raise ConvAlgebraError(f"mode must be one of {modes}, got {self.mode!r}")
+            raise ConvAlgebraError(f"mode must be one of {modes}, got {shown(self.mode)}")
         pairs = _pairs(self.padding, n, "padding")
         for size, pair in zip(shape[1:], pairs):
             if self.mode not in ("constant", "zeros") and min(pair) < 0:
@@ -932,15 +932,15 @@ def layer_from_dict(entry: dict[str, Any]) -> Layer:
         entry = {**extra, **entry}
     if kind not in KINDS:
         known = sorted(set(KINDS) | set(_ALIASES))
-        raise ConvAlgebraError(f"unknown layer kind {kind!r}; known kinds: {', '.join(known)}")
+        raise ConvAlgebraError(f"unknown layer kind {shown(kind)}; known kinds: {', '.join(known)}")
     cls = KINDS[kind]
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(entry) - names)
     if unknown:
-        raise ConvAlgebraError(f"layer kind {kind!r} has no field(s) {unknown}; fields: {sorted(names)}")
+        raise ConvAlgebraError(f"layer kind {shown(kind)} has no field(s) {unknown}; fields: {sorted(names)}")
     entry = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list)
              else v for k, v in entry.items()}
     try:
         return cls(**entry)
     except TypeError as exc:
-        raise ConvAlgebraError(f"layer kind {kind!r}: {exc}") from None
+        raise ConvAlgebraError(f"layer kind {shown(kind)}: {exc}") from None

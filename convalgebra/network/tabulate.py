@@ -17,7 +17,7 @@ import io
 import json
 from typing import Any, Sequence
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 
 __all__ = ["FORMATS", "render", "format_cell", "fold_rows", "add_percentages", "module_prefix"]
 
@@ -55,7 +55,7 @@ def render(rows: Sequence[dict], columns: Sequence[str] | None = None, fmt: str 
         ``csv`` and ``json`` keep raw values (no thousands separators).
     """
     if fmt not in FORMATS:
-        raise ConvAlgebraError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+        raise ConvAlgebraError(f"fmt must be one of {FORMATS}, got {shown(fmt)}")
     rows = list(rows)
     columns = list(columns if columns is not None else (rows[0] if rows else []))
     if fmt == "json":

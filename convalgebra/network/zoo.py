@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from .graph import LayerGraph
 from .layers import (Activation, AdaptivePool, Add, AvgPool, BatchNorm, Concat, Conv, Crop,
                      Dropout, Flatten, Linear, MaxPool)
@@ -400,5 +400,5 @@ def get(name: str, input_shape: Shape | None = None) -> LayerGraph:
     (10,)
     """
     if name not in _MODELS:
-        raise ConvAlgebraError(f"unknown model {name!r}; the zoo has: {', '.join(names())}")
+        raise ConvAlgebraError(f"unknown model {shown(name)}; the zoo has: {', '.join(names())}")
     return _MODELS[name]() if input_shape is None else _MODELS[name](tuple(input_shape))

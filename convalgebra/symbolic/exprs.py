@@ -39,7 +39,7 @@ _RULE = ("numbers, sympy expressions or names (a string is read only as a number
 def _from_text(text: str, name: str):
     import sympy
 
-    stripped = text.strip()
+    stripped = text.strip(" \t\n\r\f\v")  # ASCII whitespace only, as the patterns
     if len(stripped) <= 100 and NUMBER.fullmatch(stripped):
         if "/" in stripped:
             num, den = stripped.split("/")

@@ -94,7 +94,7 @@ def output_symbols(spec: ConvSpec, name: str = "z", style: str | None = None) ->
 
 
 def _as_object(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """Numbers, sympy expressions or names (never parsed as code): see :mod:`convalgebra.exprs`."""
+    """Numbers, sympy expressions or names (never parsed as code): see :mod:`convalgebra.symbolic.exprs`."""
     return as_expr_array(value, shape, name)
 
 
@@ -159,7 +159,7 @@ def symbolic_matrix(spec: ConvSpec, weight: Any = None, *, max_terms: int = DEFA
     spec : ConvSpec
     weight : array_like of sympy expressions, numbers or names, optional
         Defaults to :func:`weight_symbols` (``w1, w2, …``). A string entry is read only as a
-        number or an identifier (:func:`convalgebra.exprs.as_expr`), never evaluated.
+        number or an identifier (:func:`convalgebra.symbolic.exprs.as_expr`), never evaluated.
     max_terms : int, default 50,000
         Refuse, before building anything, layers with more products or symbols than this.
 
