@@ -111,6 +111,8 @@ _KNOWN = ("sqrt", "I", "pi", "E", "oo", "zoo", "nan", "exp", "log", "Abs", "sign
           "KroneckerProduct", "Transpose", "Identity", "ZeroMatrix", "re", "im", "conjugate",
           "Max", "Min", "Piecewise", "Eq", "Ne")
 _SAFE_TEXT = re.compile(r"[\sA-Za-z0-9_.,*/+\-()^{}\[\]]*", re.ASCII)
+#: Every ``[`` must subscript a name (an indexed symbol the caller passes in ``names``).
+_SUBSCRIPT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)?\s*\[", re.ASCII)
 
 
 def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
@@ -134,8 +136,10 @@ def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
     from sympy.parsing.sympy_parser import parse_expr
 
     calls = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", text))
+    subscripted = [m.group(1) for m in _SUBSCRIPT.finditer(text)]
     if (not _SAFE_TEXT.fullmatch(text) or "__" in text or re.search(r"[A-Za-z_)]\s*\.", text)
-            or calls - set(_KNOWN) or len(text) > 10**6):
+            or calls - set(_KNOWN) or len(text) > 10**6
+            or any(name is None or name not in (names or {}) for name in subscripted)):
         raise ConvAlgebraError(f"not arithmetic of known names: {shown(text)}")
     namespace: dict[str, Any] = {"__builtins__": {}}
     namespace.update({n: getattr(sympy, n) for n in _KNOWN})
