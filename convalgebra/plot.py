@@ -618,6 +618,7 @@ def plot_effective_field(field, *, title: str | None = None):
     side.legend(frameon=False, fontsize=9)
     box = "x".join(map(str, field.theoretical_size)) or "none"
     side.set_title(f"theoretical box {box} px", fontsize=10)
+    return fig
 
 
 def plot_spectrum(values, *, title: str | None = None):

@@ -164,8 +164,10 @@ def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     lines = [spec.describe(), "", f"weight {spec.weight_shape}:", _array(weight),
              f"x {spec.input_shape}:", _array(x), f"g = dL/dz {spec.output_shape}:", _array(g)]
     for key in ns.show:
-        if key in blocks and blocks[key][1] is not None:
-            lines += ["", f"{blocks[key][0]}:", _array(blocks[key][1])]
+        if key in blocks:
+            label, value = blocks[key]
+            if value is not None:
+                lines += ["", f"{label}:", _array(value)]
     return "\n".join(lines)
 
 

@@ -389,6 +389,12 @@ def _is_bad_input(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] == "yaml"  # YAMLError and its subclasses
 
 
+def _command_names(parser: argparse.ArgumentParser) -> list[str]:
+    """The subcommand names (argparse keeps them on its subparsers action)."""
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [name for action in actions for name in action.choices]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input).
 
@@ -401,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
-    names = set(parser._subparsers._group_actions[0].choices)  # noqa: SLF001
+    names = set(_command_names(parser))
     try:
         ns = parser.parse_args(_glue_values(_with_default_command(argv, names)))
         result = ns.handler(ns)

@@ -303,7 +303,8 @@ def inception_v3(input_shape: Shape = (3, 299, 299), aux_logits: bool = True) ->
     without it (5.719 GMACs with it).
     """
     net = _Net("inception_v3", input_shape)
-    stem = [("Conv2d_1a_3x3", 32, 3, {"stride": 2}), ("Conv2d_2a_3x3", 32, 3, {}),
+    stem: list[str | tuple[str, int, int, dict[str, int]]] = [
+            ("Conv2d_1a_3x3", 32, 3, {"stride": 2}), ("Conv2d_2a_3x3", 32, 3, {}),
             ("Conv2d_2b_3x3", 64, 3, P), "maxpool1", ("Conv2d_3b_1x1", 80, 1, {}),
             ("Conv2d_4a_3x3", 192, 3, {}), "maxpool2"]
     for step in stem:
