@@ -12,9 +12,9 @@ import pytest
 from convalgebra.derivations.render import PREAMBLE
 from convalgebra.derivations.verify import verify
 
-HERE = Path(__file__).resolve().parent.parent / "examples" / "derivations"
-
 from seeds import SEEDS, filename
+
+HERE = Path(__file__).resolve().parent.parent / "examples" / "derivations"
 
 _CACHE: dict = {}
 

@@ -152,8 +152,10 @@ def translation_proof(ndim: int = 2, flip: bool = False, circular: bool = False)
     lhs = base.xreplace(sub)
     rhs = _conv(_K, _I, i, m, flip, circular, N).xreplace(
         {iv: iv - tv for iv, tv in zip(i, t)})
-    norm = (lambda e: e.replace(lambda q: isinstance(q, sympy.Mod),
-                                lambda q: sympy.Mod(sympy.expand(q.args[0]), q.args[1])))
+    def norm(e):
+        return e.replace(lambda q: isinstance(q, sympy.Mod),
+                         lambda q: sympy.Mod(sympy.expand(q.args[0]), q.args[1]))
+
     equal = norm(lhs).dummy_eq(norm(rhs))
     op = "∗" if flip else "⋆"
     steps = (

@@ -65,7 +65,6 @@ def stored(spec, x, w, g, repeats: int, stored_jacobian: bool) -> dict[str, tupl
     del m
     result = {"stored M: build": (build, build)}
     result.update(interleaved({"stored M: M.T @ g input": lambda: mt @ g.ravel()}, repeats))
-    del mt
     if stored_jacobian:
         start = time.perf_counter()
         ca.weight_gradient(spec, x, g, method="matrix")

@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
 from seeds import EXTRAS, SEEDS, filename
+
+HERE = Path(__file__).resolve().parent
 
 
 def build(number: int, slug: str, builder) -> str | None:
