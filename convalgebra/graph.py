@@ -604,7 +604,7 @@ class LayerGraph:
             ("unaligned", any(not f.aligned for f in rf))) if on)
         return NodeInfo(node, _label(layer), facts.shape, sum(keys.values()) - shared, shared,
                         sum(facts.buffers.values()), facts.macs, facts.ops,
-                        math.prod(facts.shape), rf, flags)
+                        0 if isinstance(layer, Parameter) else math.prod(facts.shape), rf, flags)
 
     def table(self, fmt: str = "text", *, dtype_bytes: int = 4) -> str:
         """A per-node table with a totals row: ``fmt`` is text, markdown, csv or json.
@@ -654,7 +654,8 @@ class LayerGraph:
         not counted in ``params``)."""
         facts = [self._attrs[n]["facts"] for n in self._order]
         total_macs = self.macs()
-        elements = sum(math.prod(f.shape) for f in facts)
+        elements = sum(math.prod(self._attrs[n]["facts"].shape) for n in self._order
+                       if not isinstance(self._attrs[n]["layer"], Parameter))  # not activations
         return {"nodes": len(self), "params": self.param_count(),
                 "buffers": self.param_count(trainable=False), "macs": total_macs,
                 "flops": 2 * total_macs, "other_ops": sum(f.ops for f in facts),
