@@ -522,3 +522,17 @@ def test_an_imported_graph_round_trips_through_its_spec():
     assert [h.receptive_field(n) for n in g.nodes] == [g.receptive_field(n) for n in g.nodes]
     assert (param_count(h), macs(h)) == (param_count(g), macs(g)) == (4 * 4 * 9 + 4 + 24 + 6,
                                                                       4 * 81 * 9 * 4 + 81 * 24)
+
+
+def test_a_parameter_node_holds_no_activation_memory():
+    class Gamma(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.ones(4, 1, 1))
+
+        def forward(self, x):
+            return self.gamma * x
+
+    g = from_torch(Gamma(), (4, 5, 5))
+    assert g.info("gamma").activations == 0
+    assert g.summary()["activations"] == 2 * 4 * 5 * 5          # the input and the product

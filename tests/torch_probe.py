@@ -1,7 +1,8 @@
 """Independent oracles for imported torch modules (used by the from_torch tests).
 
 - :func:`dispatch_macs`: multiply-accumulates counted at dispatch by torch's flop counter
-  (convolutions, ``mm``/``addmm``/``bmm``, attention) while the real module runs;
+  (convolutions, ``mm``/``addmm``/``bmm``, attention) while the real module runs (with
+  gradients enabled, so that ``nn.MultiheadAttention`` takes its unfused path);
 - :func:`probe_boxes`: the gradient support of one output unit of a module's output, in the
   linearised network (positive weights, activations as the identity, max pools as average
   pools): the exact input box that unit reads.
@@ -48,8 +49,11 @@ class Linearise(TorchFunctionMode):
 
 def dispatch_macs(model, shape) -> int:
     """MACs of one forward pass at ``(1, *shape)``, counted by torch at dispatch."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    # gradients on and the math attention kernel: the fused paths hide their matmuls
+    with counter, sdpa_kernel(SDPBackend.MATH):
         model(torch.rand(1, *shape))
     return int(counter.get_total_flops()) // 2
 
@@ -66,7 +70,7 @@ def positive_copy(model):
         for p in m.parameters():
             fan_in = p[0].numel() if p.dim() > 1 else 1
             p.copy_((torch.rand(p.shape, generator=gen, dtype=p.dtype) * 0.5 + 0.75) / fan_in)
-    return m
+    return m.requires_grad_(False)  # the probe differentiates with respect to the input only
 
 
 def _keep_first(seen: dict, name: str):

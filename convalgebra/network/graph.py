@@ -751,7 +751,7 @@ class LayerGraph:
             ("unaligned", any(not f.aligned for f in rf))) if on)
         return NodeInfo(node, _label(layer), facts.shape, sum(keys.values()) - shared, shared,
                         sum(facts.buffers.values()), facts.macs, facts.ops,
-                        math.prod(facts.shape), rf, flags)
+                        0 if isinstance(layer, Parameter) else math.prod(facts.shape), rf, flags)
 
     def table(self, fmt: str = "text", *, dtype_bytes: int = 4, batch: int = 1,
               depth: int | None = None, percent: bool = False) -> str:
@@ -842,7 +842,8 @@ class LayerGraph:
         batch = _positive(batch, "batch")
         facts = [self._attrs[n]["facts"] for n in self._order]
         total_macs = self.macs() * batch
-        elements = sum(math.prod(f.shape) for f in facts) * batch
+        elements = batch * sum(math.prod(self._attrs[n]["facts"].shape) for n in self._order
+                               if not isinstance(self._attrs[n]["layer"], Parameter))  # activations
         trained, seen = 0, set[str]()
         for node in self._order:  # torchinfo: output x 2 for the layers with parameters
             keys = set(self._param_keys(node))
