@@ -206,8 +206,9 @@ def block_rows_for(spec: ConvSpec, max_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
     free = max_bytes - table_bytes(spec)
     per_row = per * math.prod(_ints(spec.kernel_size)) * _TRIPLE_BYTES
     if free < per_row:
-        require_bytes(spec, "one row block of the triple table", table_bytes(spec) + per_row,
-                      max_bytes)
+        require_bytes(
+            spec, "one row block of the triple table", table_bytes(spec) + per_row, max_bytes
+        )
     return max(1, free // per_row)
 
 
@@ -218,9 +219,14 @@ def _size(nbytes: int) -> str:
     return f"{nbytes:,} bytes"
 
 
-def require_bytes(spec: ConvSpec, what: str, nbytes: int, max_bytes: int,
-                  alternative: str = "use conv_operator(spec, weight) (matrix-free), smaller sizes, "
-                                     "or a larger max_bytes=") -> None:
+def require_bytes(
+    spec: ConvSpec,
+    what: str,
+    nbytes: int,
+    max_bytes: int,
+    alternative: str = "use conv_operator(spec, weight) (matrix-free), smaller sizes, "
+    "or a larger max_bytes=",
+) -> None:
     """Refuse ``what`` of ``spec`` when it needs more than ``max_bytes``; say size and remedy."""
     max_bytes = check_limit("max_bytes", max_bytes)
     if nbytes <= max_bytes:
@@ -233,16 +239,24 @@ def require_bytes(spec: ConvSpec, what: str, nbytes: int, max_bytes: int,
     )
 
 
-def require_terms(spec: ConvSpec, what: str, terms: int, max_terms: int,
-                  alternative: str | None = None, option: str = "max_terms") -> None:
+def require_terms(
+    spec: ConvSpec,
+    what: str,
+    terms: int,
+    max_terms: int,
+    alternative: str | None = None,
+    option: str = "max_terms",
+) -> None:
     """Refuse symbolic work of ``terms`` products and symbols above ``max_terms``.
 
     ``option`` is the caller's name for the limit, named in the message.
     """
     max_terms = check_limit(option, max_terms)
     if alternative is None:
-        alternative = ("symbolic forms are for small layers: use smaller sizes, the numeric "
-                       f"functions, or a larger {option}=")
+        alternative = (
+            "symbolic forms are for small layers: use smaller sizes, the numeric "
+            f"functions, or a larger {option}="
+        )
     if terms > max_terms:
         raise ConvAlgebraError(
             f"{what} of {spec.describe()} has {terms:,} products and symbols, more than "
@@ -250,15 +264,19 @@ def require_terms(spec: ConvSpec, what: str, terms: int, max_terms: int,
         )
 
 
-def require_symbolic(spec: ConvSpec, what: str, max_terms: int = DEFAULT_MAX_TERMS,
-                     option: str = "max_terms") -> None:
+def require_symbolic(
+    spec: ConvSpec, what: str, max_terms: int = DEFAULT_MAX_TERMS, option: str = "max_terms"
+) -> None:
     """The budget of a symbolic form of ``spec``: its products and its symbols, each."""
-    require_terms(spec, what, max(triple_count(spec), symbol_count(spec)), max_terms,
-                  option=option)
+    require_terms(spec, what, max(triple_count(spec), symbol_count(spec)), max_terms, option=option)
 
 
-def require_table(spec: ConvSpec, what: str, max_products: int = CHECK_MAX_PRODUCTS,
-                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+def require_table(
+    spec: ConvSpec,
+    what: str,
+    max_products: int = CHECK_MAX_PRODUCTS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> None:
     """The budget of work on the layer's full triple table: its triples and its bytes.
 
     Examples

@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 
-
 def axis_table(spec: ConvSpec, axis: int) -> np.ndarray:
     """Input position read by each (output position, kernel tap) along one spatial axis.
 
@@ -91,8 +90,13 @@ def spatial_table(spec: ConvSpec) -> np.ndarray:
            [3, 4, 6, 7],
            [4, 5, 7, 8]])
     """
-    require_bytes(spec, "the spatial table", table_bytes(spec), DEFAULT_MAX_BYTES,
-                  "use smaller sizes (every representation of a layer reads this table)")
+    require_bytes(
+        spec,
+        "the spatial table",
+        table_bytes(spec),
+        DEFAULT_MAX_BYTES,
+        "use smaller sizes (every representation of a layer reads this table)",
+    )
     n = spec.ndim
     in_sizes = spec.forward_input_spatial
     strides = [math.prod(in_sizes[a + 1 :]) for a in range(n)]
@@ -210,7 +214,7 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
     r = np.arange(start, stop, dtype=np.int64)
     co, pos = np.divmod(r, p_out)
     k = math.prod(spec.kernel_size)
-    sp = spatial_table(spec)[pos]                                  # (n, K)
+    sp = spatial_table(spec)[pos]  # (n, K)
     ci_local = np.arange(per, dtype=np.int64)
     if spec.channel_table is not None:
         ci = np.broadcast_to(ci_local, (r.size, per))
@@ -260,9 +264,9 @@ class RowTemplate:
     multiplicity level, to be added on top.
     """
 
-    columns: np.ndarray       # column (forward input index) of each entry
-    weights: np.ndarray       # flat index into weight[c_out] (ci_local * K + tap) of the first tap
-    row_counts: np.ndarray    # entries per output position
+    columns: np.ndarray  # column (forward input index) of each entry
+    weights: np.ndarray  # flat index into weight[c_out] (ci_local * K + tap) of the first tap
+    row_counts: np.ndarray  # entries per output position
     extra: tuple[tuple[np.ndarray, np.ndarray], ...]
 
 
@@ -296,8 +300,6 @@ def row_template(spec: ConvSpec) -> RowTemplate:
     entry = np.cumsum(~duplicate) - 1
     first = np.flatnonzero(~duplicate)
     rank = np.arange(duplicate.size) - first[entry]
-    extra = tuple(
-        (entry[rank == r], weights[rank == r]) for r in range(1, int(rank.max()) + 1)
-    )
+    extra = tuple((entry[rank == r], weights[rank == r]) for r in range(1, int(rank.max()) + 1))
     unique_counts = np.bincount(pos[~repeat], minlength=sp.shape[0])
     return RowTemplate(columns[first], weights[first], per * unique_counts, extra)

@@ -42,8 +42,7 @@ from .network.receptive import Broadcast, Local, Resample, Scatter, Window
 
 __all__ = ["EffectiveField", "effective_receptive_field"]
 
-_IDENTITY_KINDS = ("activation", "dropout", "identity", "batch_norm", "layer_norm",
-                   "group_norm")
+_IDENTITY_KINDS = ("activation", "dropout", "identity", "batch_norm", "layer_norm", "group_norm")
 
 
 @dataclass(frozen=True)
@@ -89,14 +88,21 @@ class EffectiveField:
     def describe(self) -> str:
         """One line: effective size against the theoretical box."""
         box = "x".join(map(str, self.theoretical_size)) or "none"
-        return (f"unit {self.position} of {self.node!r}: effective size {self.size:.2f} px "
-                f"(radius {self.radius:.2f} around ({', '.join(f'{c:.2f}' for c in self.centre)})"
-                f" holds {self.mass:.0%} of the weight); theoretical box {box}")
+        return (
+            f"unit {self.position} of {self.node!r}: effective size {self.size:.2f} px "
+            f"(radius {self.radius:.2f} around ({', '.join(f'{c:.2f}' for c in self.centre)})"
+            f" holds {self.mass:.0%} of the weight); theoretical box {box}"
+        )
 
 
-def effective_receptive_field(graph: Any, node: str | None = None,
-                              position: Any = None, *, weights: str = "uniform",
-                              mass: float = 0.95) -> EffectiveField:
+def effective_receptive_field(
+    graph: Any,
+    node: str | None = None,
+    position: Any = None,
+    *,
+    weights: str = "uniform",
+    mass: float = 0.95,
+) -> EffectiveField:
     """The exact effective receptive field of one unit of ``node`` (Luo et al., 2016).
 
     Parameters
@@ -160,17 +166,22 @@ def effective_receptive_field(graph: Any, node: str | None = None,
 def _own_weights(weights: Any) -> dict | None:
     if isinstance(weights, str):
         if weights != "uniform":
-            raise ConvAlgebraError(f"weights must be 'uniform' or a mapping of parameter names "
-                                   f"to arrays (e.g. a state_dict), got {weights!r}")
+            raise ConvAlgebraError(
+                f"weights must be 'uniform' or a mapping of parameter names "
+                f"to arrays (e.g. a state_dict), got {weights!r}"
+            )
         return None
     if not hasattr(weights, "items"):
-        raise TypeError(f"weights must be 'uniform' or a mapping of parameter names to arrays, "
-                        f"got {type(weights).__name__}")
+        raise TypeError(
+            f"weights must be 'uniform' or a mapping of parameter names to arrays, "
+            f"got {type(weights).__name__}"
+        )
     return {str(k): v for k, v in weights.items()}
 
 
-def _backward(graph: Any, node: str, position: tuple[int, ...],
-              own: dict | None) -> dict[str, np.ndarray]:
+def _backward(
+    graph: Any, node: str, position: tuple[int, ...], own: dict | None
+) -> dict[str, np.ndarray]:
     """The gradient of every ancestor, ``(C, *spatial)`` (``C = 1`` with uniform weights:
     every channel carries the same gradient), and the graph inputs'."""
     channels = graph.shape(node)[0] if own is not None else 1
@@ -192,8 +203,9 @@ def _backward(graph: Any, node: str, position: tuple[int, ...],
     return inputs
 
 
-def _layer_backward(graph: Any, v: str, g: np.ndarray,
-                    own: dict | None) -> list[tuple[str, np.ndarray]]:
+def _layer_backward(
+    graph: Any, v: str, g: np.ndarray, own: dict | None
+) -> list[tuple[str, np.ndarray]]:
     data = graph.nx.nodes[v]
     layer, srcs = data["layer"], data["inputs"]
     kind = layer.kind
@@ -205,14 +217,29 @@ def _layer_backward(graph: Any, v: str, g: np.ndarray,
         gates = graph.gate_ports(v)
         kept = [p for p in range(len(srcs)) if p not in gates]
         if len(kept) != 1:
-            raise ConvAlgebraError(f"node {v!r} multiplies {len(kept)} feature maps: the "
-                                   "product is not linear, no effective receptive field")
+            raise ConvAlgebraError(
+                f"node {v!r} multiplies {len(kept)} feature maps: the "
+                "product is not linear, no effective receptive field"
+            )
         return [(srcs[kept[0]], _apply(graph, v, kept[0], g, own))]
-    if kind in ("add", "concat", "pad", "crop", "upsample", "adaptive_pool", "max_pool",
-                "avg_pool", "mean", "conv", "linear", "flatten"):
+    if kind in (
+        "add",
+        "concat",
+        "pad",
+        "crop",
+        "upsample",
+        "adaptive_pool",
+        "max_pool",
+        "avg_pool",
+        "mean",
+        "conv",
+        "linear",
+        "flatten",
+    ):
         return [(src, _apply(graph, v, port, g, own)) for port, src in enumerate(srcs)]
-    raise ConvAlgebraError(f"node {v!r} ({kind}) has no linear form: no effective receptive "
-                           "field through it")
+    raise ConvAlgebraError(
+        f"node {v!r} ({kind}) has no linear form: no effective receptive field through it"
+    )
 
 
 def _same(graph: Any, v: str, src: str) -> bool:
@@ -228,8 +255,9 @@ def _param(graph: Any, v: str, name: str, own: dict, shape: tuple) -> np.ndarray
     value = own[key]
     value = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
     if tuple(value.shape) != tuple(shape):
-        raise ConvAlgebraError(f"weights[{key!r}] has shape {tuple(value.shape)}, node {v!r} "
-                               f"needs {tuple(shape)}")
+        raise ConvAlgebraError(
+            f"weights[{key!r}] has shape {tuple(value.shape)}, node {v!r} needs {tuple(shape)}"
+        )
     return value.astype(np.float64)
 
 
@@ -265,17 +293,19 @@ def _apply(graph: Any, v: str, port: int, g: np.ndarray, own: dict | None) -> np
     n = graph.spatial_ndim
     kind = data["layer"].kind
     if len(in_shape) != n + 1 or len(out_shape) != n + 1 or facts.maps is None:
-        raise ConvAlgebraError(f"node {v!r} ({kind}) does not keep the spatial axes of "
-                               f"{src!r}: no effective receptive field through it")
+        raise ConvAlgebraError(
+            f"node {v!r} ({kind}) does not keep the spatial axes of "
+            f"{src!r}: no effective receptive field through it"
+        )
     if kind == "concat" and data["layer"].dim % len(out_shape) != 0:
-        raise ConvAlgebraError(f"node {v!r} concatenates along a spatial axis: no effective "
-                               "receptive field through it")
+        raise ConvAlgebraError(
+            f"node {v!r} concatenates along a spatial axis: no effective receptive field through it"
+        )
     if kind == "conv" and own is not None:
         return _conv_backward(graph, v, g, own)
     gain = 1.0
     for a, amap in enumerate(facts.maps[port]):
-        matrix, axis_gain = _axis_matrix(data["layer"], amap, a, in_shape[1 + a],
-                                         out_shape[1 + a])
+        matrix, axis_gain = _axis_matrix(data["layer"], amap, a, in_shape[1 + a], out_shape[1 + a])
         if kind == "linear" and own is not None and a == n - 1:
             given = _param(graph, v, "weight", own, (out_shape[-1], in_shape[-1]))
             matrix = matrix if given is None else given
@@ -284,8 +314,15 @@ def _apply(graph: Any, v: str, port: int, g: np.ndarray, own: dict | None) -> np
     return _channels(graph, v, port, g * gain, in_shape, out_shape, own)
 
 
-def _channels(graph: Any, v: str, port: int, g: np.ndarray, in_shape: tuple,
-              out_shape: tuple, own: dict | None) -> np.ndarray:
+def _channels(
+    graph: Any,
+    v: str,
+    port: int,
+    g: np.ndarray,
+    in_shape: tuple,
+    out_shape: tuple,
+    own: dict | None,
+) -> np.ndarray:
     """The channel step: a gain for the channel-constant gradient, or the routing of the
     channels themselves (concatenation, broadcast, mean over channels)."""
     layer, facts = graph.layer(v), graph.facts(v)
@@ -296,7 +333,7 @@ def _channels(graph: Any, v: str, port: int, g: np.ndarray, in_shape: tuple,
         return g * gain
     if layer.kind == "concat":
         offset = sum(graph.shape(s)[0] for s in graph.nx.nodes[v]["inputs"][:port])
-        return g[offset:offset + in_shape[0]]
+        return g[offset : offset + in_shape[0]]
     if layer.kind in ("add", "mul") and in_shape[0] == 1 < out_shape[0]:
         return g.sum(0, keepdims=True)
     if layer.kind == "mean" and 0 in _dims(layer.dims, len(in_shape)):
@@ -308,7 +345,8 @@ def _channel_gain(layer: Any, facts: Any, in_shape: tuple, out_shape: tuple) -> 
     if layer.kind == "conv":  # (C_out / groups) outputs read each input, each with 1/fan_in
         spec = facts.spec
         return (spec.out_channels / spec.groups) / (
-            spec.in_channels / spec.groups * math.prod(spec.kernel_size))
+            spec.in_channels / spec.groups * math.prod(spec.kernel_size)
+        )
     if layer.kind == "mean" and 0 in _dims(layer.dims, len(in_shape)):
         return 1 / in_shape[0]
     return 1.0
@@ -318,8 +356,9 @@ def _dims(dims: Any, rank: int) -> set[int]:
     return {d % rank for d in ((dims,) if isinstance(dims, int) else dims)}
 
 
-def _axis_matrix(layer: Any, amap: Any, axis: int, n_in: int,
-                 n_out: int) -> tuple[np.ndarray, float]:
+def _axis_matrix(
+    layer: Any, amap: Any, axis: int, n_in: int, n_out: int
+) -> tuple[np.ndarray, float]:
     """``A[o, i]`` of one spatial axis (and a scalar gain), for ``y = A x`` along it."""
     out = np.arange(n_out)
     if isinstance(amap, Local):
@@ -333,8 +372,9 @@ def _axis_matrix(layer: Any, amap: Any, axis: int, n_in: int,
         dst = np.arange(n_in)[:, None] * amap.stride + np.asarray(amap.taps)[None, :]
         keep = (dst >= 0) & (dst < n_out)
         matrix = np.zeros((n_out, n_in))
-        np.add.at(matrix, (dst[keep], np.broadcast_to(np.arange(n_in)[:, None],
-                                                      dst.shape)[keep]), 1.0)
+        np.add.at(
+            matrix, (dst[keep], np.broadcast_to(np.arange(n_in)[:, None], dst.shape)[keep]), 1.0
+        )
         return matrix, 1.0
     if isinstance(amap, Window):
         starts, ends = out * n_in // n_out, -((-(out + 1) * n_in) // n_out)
@@ -349,8 +389,10 @@ def _axis_matrix(layer: Any, amap: Any, axis: int, n_in: int,
         return np.full((n_out, n_in), 1.0 / n_in), 1.0
     if layer.kind == "linear":  # the last axis, weights 1 / in_features
         return np.full((n_out, n_in), 1.0 / n_in), 1.0
-    raise ConvAlgebraError(f"{layer.kind} mixes spatial axis {axis} in a way the effective "
-                           "receptive field does not model")
+    raise ConvAlgebraError(
+        f"{layer.kind} mixes spatial axis {axis} in a way the effective "
+        "receptive field does not model"
+    )
 
 
 def _pad_index(index: np.ndarray, n: int, mode: str) -> np.ndarray:
@@ -366,8 +408,9 @@ def _pad_index(index: np.ndarray, n: int, mode: str) -> np.ndarray:
     return np.where((index >= 0) & (index < n), index, -1)
 
 
-def _pool_weights(layer: Any, matrix: np.ndarray, amap: Local, axis: int, n_in: int,
-                  n_out: int) -> np.ndarray:
+def _pool_weights(
+    layer: Any, matrix: np.ndarray, amap: Local, axis: int, n_in: int, n_out: int
+) -> np.ndarray:
     """Row weights of a pooling window along one axis (a convolution keeps its counts)."""
     if layer is None or layer.kind not in ("max_pool", "avg_pool"):
         return matrix
@@ -413,8 +456,9 @@ def _summarise(graph: Any, node: str, unit: Any, grads: dict, mass: float) -> Ef
     weights = np.abs(gradient).sum(0)
     total = weights.sum()
     if total == 0:
-        return EffectiveField(node, unit.position, gradient, weights, unit.box,
-                              (math.nan,) * weights.ndim, 0.0, mass)
+        return EffectiveField(
+            node, unit.position, gradient, weights, unit.box, (math.nan,) * weights.ndim, 0.0, mass
+        )
     weights = weights / total
     grid = np.indices(weights.shape).reshape(weights.ndim, -1).astype(float)
     flat = weights.ravel()
@@ -423,5 +467,13 @@ def _summarise(graph: Any, node: str, unit: Any, grads: dict, mass: float) -> Ef
     order = np.argsort(distance, kind="stable")
     held = np.cumsum(flat[order])
     radius = float(distance[order][np.searchsorted(held, mass - 1e-9)])  # float sums
-    return EffectiveField(node, unit.position, gradient, weights, unit.box,
-                          tuple(float(c) for c in centre), radius, mass)
+    return EffectiveField(
+        node,
+        unit.position,
+        gradient,
+        weights,
+        unit.box,
+        tuple(float(c) for c in centre),
+        radius,
+        mass,
+    )

@@ -68,7 +68,7 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
     text = " ".join(text.split())
     if len(text) > limit:
         half = (limit - 5) // 2
-        text = f"{text[:half]} ... {text[len(text) - (limit - 5 - half):]}"
+        text = f"{text[:half]} ... {text[len(text) - (limit - 5 - half) :]}"
     return text
 
 

@@ -32,7 +32,9 @@ def _drawn(spec: ConvSpec) -> tuple[ConvSpec, np.ndarray | None]:
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"figures need a ConvSpec, got {type(spec).__name__}")
     if spec.ndim > 2:
-        raise ConvAlgebraError(f"figures draw 1-D and 2-D layers, got {spec.ndim}-D: {spec.describe()}")
+        raise ConvAlgebraError(
+            f"figures draw 1-D and 2-D layers, got {spec.ndim}-D: {spec.describe()}"
+        )
     if not spec.transposed:
         return spec, None
     from .derivations.lowering import direct_equivalent
@@ -49,8 +51,12 @@ def window_cells(spec: ConvSpec, output: tuple[int, ...]) -> list[tuple[int, ...
     For a transposed spec, cells of the zero-inserted and padded input of its direct convolution.
     """
     drawn, _ = _drawn(spec)
-    if len(output) != drawn.ndim or any(not 0 <= o < n for o, n in zip(output, drawn.output_shape[1:], strict=True)):
-        raise ConvAlgebraError(f"output must be a position in {drawn.output_shape[1:]}, got {output!r}")
+    if len(output) != drawn.ndim or any(
+        not 0 <= o < n for o, n in zip(output, drawn.output_shape[1:], strict=True)
+    ):
+        raise ConvAlgebraError(
+            f"output must be a position in {drawn.output_shape[1:]}, got {output!r}"
+        )
     per_axis = [padded_positions(drawn, a)[o] + drawn.padding[a][0] for a, o in enumerate(output)]
     grids = np.meshgrid(*per_axis, indexing="ij")
     return [tuple(int(v) for v in cell) for cell in np.stack([g.ravel() for g in grids], axis=1)]
@@ -61,12 +67,26 @@ def figure_layout(spec: ConvSpec) -> dict[str, Any]:
     drawn, inserted = _drawn(spec)
     shape = tuple(n + b + a for n, (b, a) in zip(drawn.input_shape[1:], drawn.padding, strict=True))
     padding = np.ones(shape, dtype=bool)
-    padding[tuple(slice(b, b + n) for n, (b, _) in zip(drawn.input_shape[1:], drawn.padding, strict=True))] = False
+    padding[
+        tuple(
+            slice(b, b + n) for n, (b, _) in zip(drawn.input_shape[1:], drawn.padding, strict=True)
+        )
+    ] = False
     zeros = np.zeros(shape, dtype=bool)
     if inserted is not None:
-        zeros[tuple(slice(b, b + n) for n, (b, _) in zip(drawn.input_shape[1:], drawn.padding, strict=True))] = inserted
-    return {"drawn": drawn, "padded": shape, "padding": padding, "inserted": zeros,
-            "output": tuple(drawn.output_shape[1:])}
+        zeros[
+            tuple(
+                slice(b, b + n)
+                for n, (b, _) in zip(drawn.input_shape[1:], drawn.padding, strict=True)
+            )
+        ] = inserted
+    return {
+        "drawn": drawn,
+        "padded": shape,
+        "padding": padding,
+        "inserted": zeros,
+        "output": tuple(drawn.output_shape[1:]),
+    }
 
 
 def _rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -111,8 +131,12 @@ def conv_tikz(spec: ConvSpec, output: tuple[int, ...] | None = None, cell: float
         r, c = (0, idx[0]) if len(idx) == 1 else idx
         fill = ", fill=blue!30" if idx == output else ""
         lines.append(rf"\path[draw{fill}] ({left + c}, {-r}) rectangle ++(1, -1);")
-    lines.append(rf"\node[anchor=north] at ({cols / 2}, {-rows - 0.2}) {{\small input {_caption(drawn, spec)}}};")
-    lines.append(rf"\node[anchor=north] at ({left + out_cols / 2}, {-out_rows - 0.2}) {{\small output}};")
+    lines.append(
+        rf"\node[anchor=north] at ({cols / 2}, {-rows - 0.2}) {{\small input {_caption(drawn, spec)}}};"
+    )
+    lines.append(
+        rf"\node[anchor=north] at ({left + out_cols / 2}, {-out_rows - 0.2}) {{\small output}};"
+    )
     lines.append(r"\end{tikzpicture}")
     return "\n".join(lines)
 
@@ -136,7 +160,9 @@ def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
         from matplotlib.animation import FuncAnimation, PillowWriter
         from matplotlib.patches import Rectangle
     except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise ConvAlgebraError("GIF figures need matplotlib: pip install 'convalgebra[plot]'") from exc
+        raise ConvAlgebraError(
+            "GIF figures need matplotlib: pip install 'convalgebra[plot]'"
+        ) from exc
     layout = figure_layout(spec)
     rows, cols = _rows_cols(layout["padded"])
     out_rows, out_cols = _rows_cols(layout["output"])
@@ -151,13 +177,30 @@ def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
         taps = set(window_cells(spec, outputs[frame]))
         for idx in np.ndindex(*layout["padded"]):
             r, c = (0, idx[0]) if len(idx) == 1 else idx
-            color = "#9ecae1" if idx in taps else ("#d9d9d9" if layout["inserted"][idx] else "white")
-            ax.add_patch(Rectangle((c, -r - 1), 1, 1, facecolor=color, edgecolor="black",
-                                   linestyle="--" if layout["padding"][idx] else "-"))
+            color = (
+                "#9ecae1" if idx in taps else ("#d9d9d9" if layout["inserted"][idx] else "white")
+            )
+            ax.add_patch(
+                Rectangle(
+                    (c, -r - 1),
+                    1,
+                    1,
+                    facecolor=color,
+                    edgecolor="black",
+                    linestyle="--" if layout["padding"][idx] else "-",
+                )
+            )
         for idx in outputs:
             r, c = (0, idx[0]) if len(idx) == 1 else idx
-            ax.add_patch(Rectangle((cols + 2 + c, -r - 1), 1, 1, edgecolor="black",
-                                   facecolor="#9ecae1" if idx == outputs[frame] else "white"))
+            ax.add_patch(
+                Rectangle(
+                    (cols + 2 + c, -r - 1),
+                    1,
+                    1,
+                    edgecolor="black",
+                    facecolor="#9ecae1" if idx == outputs[frame] else "white",
+                )
+            )
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(outputs))

@@ -28,16 +28,16 @@ from .connectivity import channel_layout, iter_triples, spatial_table, tap_weigh
 from .errors import ConvAlgebraError, shown
 from .operators import (
     as_numeric,
-    weighted_bincount,
-    check_spec,
-    gather_patches,
-    with_fill_column,
-    gather_chunks,
     check_input,
+    check_spec,
     check_weight,
     conv_matrix,
     conv_operator,
+    gather_chunks,
+    gather_patches,
     kernel_jacobian,
+    weighted_bincount,
+    with_fill_column,
 )
 from .spec import ConvSpec
 
@@ -218,8 +218,6 @@ def bias_gradient(spec: ConvSpec, grad_output) -> np.ndarray:
     """
     g = check_grad_output(spec, grad_output)
     if not spec.bias:
-        raise ConvAlgebraError(
-            f"{spec.describe()} has bias=False: there is no bias gradient"
-        )
+        raise ConvAlgebraError(f"{spec.describe()} has bias=False: there is no bias gradient")
     dtype = _common_dtype(g)
     return g.reshape(spec.out_channels, -1).sum(axis=1, dtype=dtype)

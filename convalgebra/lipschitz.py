@@ -34,17 +34,24 @@ import numpy as np
 from .connectivity import axis_table
 from .errors import ConvAlgebraError, require
 from .network.graph import LayerGraph
-from .spec import ConvSpec
+from .spec import ConvSpec, pool_output_size
 from .spectra import fft_applies, operator_norm, padding_norm
-from .spec import pool_output_size
 from .variants import avg_pool_matrix
 
 __all__ = ["NodeLipschitz", "LipschitzBound", "lipschitz_bound", "ACTIVATION_LIPSCHITZ"]
 
 #: sup |f'| of the elementwise activations (rounded up; gelu covers its tanh approximation).
 ACTIVATION_LIPSCHITZ = {
-    "relu": 1.0, "relu6": 1.0, "tanh": 1.0, "sigmoid": 0.25, "hardsigmoid": 1 / 6,
-    "softplus": 1.0, "hardswish": 1.5, "gelu": 1.13, "silu": 1.1, "mish": 1.09,
+    "relu": 1.0,
+    "relu6": 1.0,
+    "tanh": 1.0,
+    "sigmoid": 0.25,
+    "hardsigmoid": 1 / 6,
+    "softplus": 1.0,
+    "hardswish": 1.5,
+    "gelu": 1.13,
+    "silu": 1.1,
+    "mish": 1.09,
     "softmax": 1.0,
 }
 _PASS_THROUGH = ("input", "flatten", "identity", "dropout", "crop")
@@ -116,8 +123,10 @@ def _linear(params: Mapping[str, Any]) -> tuple[float, str]:
 
 def _batch_norm(layer: Any, params: Mapping[str, Any]) -> tuple[float, str]:
     if "running_var" not in params:
-        raise ConvAlgebraError("batch norm without running statistics uses batch statistics "
-                               "even in eval mode: no Lipschitz constant")
+        raise ConvAlgebraError(
+            "batch norm without running statistics uses batch statistics "
+            "even in eval mode: no Lipschitz constant"
+        )
     scale = 1 / np.sqrt(np.asarray(params["running_var"], dtype=np.float64) + layer.eps)
     if params.get("weight") is not None:
         scale = scale * np.asarray(params["weight"], dtype=np.float64)
@@ -157,16 +166,25 @@ def _per_axis(value: Any, n: int) -> tuple[int, ...]:
 
 
 def _max_pool(layer: Any, shape: tuple[int, ...]) -> tuple[float, str]:
-    counts = [_window_counts(size, k, s, p, d, layer.ceil_mode)
-              for size, k, s, p, d in _pool_axes(layer, shape)]
+    counts = [
+        _window_counts(size, k, s, p, d, layer.ceil_mode)
+        for size, k, s, p, d in _pool_axes(layer, shape)
+    ]
     return math.sqrt(math.prod(counts)), "max pool, sqrt(most windows per input)"
 
 
 def _avg_pool(layer: Any, shape: tuple[int, ...], params: Mapping[str, Any]) -> tuple[float, str]:
     norm = 1.0
     for size, k, s, p, _ in _pool_axes(layer, shape):
-        m = avg_pool_matrix((1, size), k, s, p, layer.ceil_mode, layer.count_include_pad,
-                            params.get("divisor_override"))
+        m = avg_pool_matrix(
+            (1, size),
+            k,
+            s,
+            p,
+            layer.ceil_mode,
+            layer.count_include_pad,
+            params.get("divisor_override"),
+        )
         norm *= float(np.linalg.norm(m.toarray(), 2))
     if params.get("divisor_override") is not None:
         raise ConvAlgebraError("avg pool with divisor_override is not separable per axis")
@@ -202,10 +220,13 @@ def _pairs(value: Any, n: int) -> tuple[tuple[int, int], ...]:
 
 def _upsample(layer: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[float, str]:
     if layer.mode != "nearest" or any(o % n for n, o in zip(shape[1:], out[1:], strict=True)):
-        raise ConvAlgebraError("only nearest upsampling by integer factors has a bound here, "
-                               f"got mode={layer.mode!r} from {shape} to {out}")
-    return math.sqrt(math.prod(o // n for n, o in zip(shape[1:], out[1:], strict=True))), \
-        "nearest upsample, sqrt(copies)"
+        raise ConvAlgebraError(
+            "only nearest upsampling by integer factors has a bound here, "
+            f"got mode={layer.mode!r} from {shape} to {out}"
+        )
+    return math.sqrt(
+        math.prod(o // n for n, o in zip(shape[1:], out[1:], strict=True))
+    ), "nearest upsample, sqrt(copies)"
 
 
 def _mean(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[float, str]:
@@ -233,10 +254,12 @@ def _layer_constant(graph: LayerGraph, node: str, params: Mapping[str, Any]) -> 
         "mean": lambda: _mean(shape, facts.shape),
     }
     if kind not in handlers:
-        raise ConvAlgebraError(f"node {node!r} ({layer.describe()}) has no certified Lipschitz "
-                               "bound (supported: convolutions, linear, eval batch norm, "
-                               "pooling, padding, nearest upsampling, mean, sums, "
-                               "concatenations and the activations of ACTIVATION_LIPSCHITZ)")
+        raise ConvAlgebraError(
+            f"node {node!r} ({layer.describe()}) has no certified Lipschitz "
+            "bound (supported: convolutions, linear, eval batch norm, "
+            "pooling, padding, nearest upsampling, mean, sums, "
+            "concatenations and the activations of ACTIVATION_LIPSCHITZ)"
+        )
     try:
         return handlers[kind]()
     except KeyError as exc:
@@ -244,8 +267,9 @@ def _layer_constant(graph: LayerGraph, node: str, params: Mapping[str, Any]) -> 
 
 
 # ------------------------------------------------------------------------------ composition
-def _compose(graph: LayerGraph, params_of: Callable[[str], Mapping[str, Any]]
-             ) -> tuple[NodeLipschitz, ...]:
+def _compose(
+    graph: LayerGraph, params_of: Callable[[str], Mapping[str, Any]]
+) -> tuple[NodeLipschitz, ...]:
     bounds: dict[str, float] = {}
     entries = []
     for node in graph.nodes:
@@ -274,8 +298,11 @@ def _torch_params(module: Any) -> Callable[[str], Mapping[str, Any]]:
             sub = module.get_submodule(node.split("#")[0])
         except AttributeError:
             return {}  # a functional node: no parameters
-        out: dict[str, Any] = {k: v.detach().cpu().double().numpy()
-                               for k, v in sub.state_dict().items() if v.is_floating_point()}
+        out: dict[str, Any] = {
+            k: v.detach().cpu().double().numpy()
+            for k, v in sub.state_dict().items()
+            if v.is_floating_point()
+        }
         for name in ("negative_slope", "alpha", "divisor_override"):
             if hasattr(sub, name):
                 out[name] = getattr(sub, name)
@@ -284,8 +311,9 @@ def _torch_params(module: Any) -> Callable[[str], Mapping[str, Any]]:
     return params_of
 
 
-def _power_iteration(module: Any, input_shape: tuple[int, ...], iterations: int,
-                     seed: int) -> float:
+def _power_iteration(
+    module: Any, input_shape: tuple[int, ...], iterations: int, seed: int
+) -> float:
     """``||J v||`` after power iteration on ``J^T J`` at a random point (float64, eval)."""
     import copy
 
@@ -310,9 +338,14 @@ def _power_iteration(module: Any, input_shape: tuple[int, ...], iterations: int,
     return norm
 
 
-def lipschitz_bound(graph_or_module: Any, input_shape: Any = None, *,
-                    weights: Mapping[str, Mapping[str, Any]] | None = None,
-                    iterations: int = 50, seed: int = 0) -> LipschitzBound:
+def lipschitz_bound(
+    graph_or_module: Any,
+    input_shape: Any = None,
+    *,
+    weights: Mapping[str, Mapping[str, Any]] | None = None,
+    iterations: int = 50,
+    seed: int = 0,
+) -> LipschitzBound:
     """A certified upper bound on a network's Lipschitz constant (Euclidean norms, eval mode).
 
     Parameters
@@ -365,8 +398,10 @@ def lipschitz_bound(graph_or_module: Any, input_shape: Any = None, *,
         nodes = _compose(graph_or_module, lambda node: table.get(node, {}))
         return _result(graph_or_module, nodes, None)
     if not hasattr(graph_or_module, "state_dict"):
-        raise TypeError("graph_or_module must be a LayerGraph or a torch.nn.Module, got "
-                        f"{type(graph_or_module).__name__}")
+        raise TypeError(
+            "graph_or_module must be a LayerGraph or a torch.nn.Module, got "
+            f"{type(graph_or_module).__name__}"
+        )
     if input_shape is None:
         raise ConvAlgebraError("input_shape (C, *spatial) is needed to import a torch module")
     from .interop.torch import from_torch
@@ -379,8 +414,9 @@ def lipschitz_bound(graph_or_module: Any, input_shape: Any = None, *,
     return _result(graph, nodes, lower)
 
 
-def _result(graph: LayerGraph, nodes: tuple[NodeLipschitz, ...],
-            lower: float | None) -> LipschitzBound:
+def _result(
+    graph: LayerGraph, nodes: tuple[NodeLipschitz, ...], lower: float | None
+) -> LipschitzBound:
     by_name = {e.node: e.bound for e in nodes}
     outputs = tuple(graph.outputs)
     upper = math.sqrt(sum(by_name[o] ** 2 for o in outputs))

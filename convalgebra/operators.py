@@ -8,7 +8,7 @@ does; ``kernel_jacobian(spec, x) @ w.ravel()`` gives the same output (the im2col
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,9 +65,7 @@ def as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndar
     if array.dtype.kind not in "biufc":
         raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
     if array.shape != shape:
-        raise ConvAlgebraError(
-            f"{name} must have shape {shape} {layout}, got {array.shape}"
-        )
+        raise ConvAlgebraError(f"{name} must have shape {shape} {layout}, got {array.shape}")
     # bool and narrow integers would wrap when duplicate taps are summed (int8 200 -> -56)
     if array.dtype.kind == "b" or (array.dtype.kind in "iu" and array.dtype != np.int64):
         return array.astype(np.int64)
@@ -80,8 +78,10 @@ def as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndar
 def check_weight(spec: ConvSpec, weight) -> np.ndarray:
     """Return ``weight`` as an array of ``spec.weight_shape`` or raise a clear error."""
     check_spec(spec)
-    layout = "(C_in, C_out/groups, *kernel_size)" if spec.transposed else (
-        "(C_out, C_in/groups, *kernel_size)"
+    layout = (
+        "(C_in, C_out/groups, *kernel_size)"
+        if spec.transposed
+        else ("(C_out, C_in/groups, *kernel_size)")
     )
     if spec.tile is not None:
         layout = "(*tile, C_out, C_in/groups, *kernel_size)"
@@ -110,10 +110,15 @@ def _check_count(name: str, value, minimum: int = 1) -> int:
 
 def _budget(spec: ConvSpec, itemsize: int, max_bytes: int) -> None:
     """Refuse, before anything is built, a matrix of ``spec`` over ``max_bytes``."""
-    require_bytes(spec, "the matrix", matrix_bytes(spec, itemsize), max_bytes,
-                  "use conv_operator(spec, weight) for a matrix-free LinearOperator, "
-                  "conv_matrix_blocks to build it in row blocks, smaller sizes, or a larger "
-                  "max_bytes=")
+    require_bytes(
+        spec,
+        "the matrix",
+        matrix_bytes(spec, itemsize),
+        max_bytes,
+        "use conv_operator(spec, weight) for a matrix-free LinearOperator, "
+        "conv_matrix_blocks to build it in row blocks, smaller sizes, or a larger "
+        "max_bytes=",
+    )
 
 
 def _index_dtype(nnz: int, n_cols: int):
@@ -135,7 +140,9 @@ def _forward_matrix_shared(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -
     for slots, taps in template.extra:
         data[:, slots] += np.take(flat_w, taps, axis=1)
     columns = template.columns
-    group_offset = (np.arange(c_out) // (c_out // spec.groups)) * (per * math.prod(spec.forward_input_spatial))
+    group_offset = (np.arange(c_out) // (c_out // spec.groups)) * (
+        per * math.prod(spec.forward_input_spatial)
+    )
     indices = columns.astype(idx)[None, :] + group_offset.astype(idx)[:, None]
     indptr = np.zeros(c_out * p_out + 1, dtype=idx)
     np.cumsum(np.tile(template.row_counts, c_out), out=indptr[1:])
@@ -197,7 +204,10 @@ def conv_matrix(spec: ConvSpec, weight, *, max_bytes: int = DEFAULT_MAX_BYTES) -
 
 
 def conv_matrix_blocks(
-    spec: ConvSpec, weight, block_rows: int | str = "auto", *,
+    spec: ConvSpec,
+    weight,
+    block_rows: int | str = "auto",
+    *,
     max_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> Iterator[tuple[slice, sp.csr_array]]:
     """Yield ``(rows, block)``: the forward matrix in row blocks, in bounded memory.
@@ -226,8 +236,13 @@ def conv_matrix_blocks(
     if isinstance(block_rows, str) and block_rows == "auto":
         block_rows = block_rows_for(spec, max_bytes)
     block_rows = _check_count("block_rows", block_rows)
-    require_bytes(spec, f"a block of {block_rows:,} rows", triples_bytes(spec, block_rows),
-                  max_bytes, "use a smaller block_rows (or leave it out), or a larger max_bytes=")
+    require_bytes(
+        spec,
+        f"a block of {block_rows:,} rows",
+        triples_bytes(spec, block_rows),
+        max_bytes,
+        "use a smaller block_rows (or leave it out), or a larger max_bytes=",
+    )
     return _blocks(spec, w, block_rows)
 
 
@@ -314,7 +329,9 @@ def _apply_triples(spec: ConvSpec, weight: np.ndarray, v: np.ndarray, adjoint: b
         if adjoint:
             acc += weighted_bincount(t.in_index, flat[t.weight_index] * v[t.out_index], n_in, dtype)
         else:
-            acc += weighted_bincount(t.out_index, flat[t.weight_index] * v[t.in_index], n_out, dtype)
+            acc += weighted_bincount(
+                t.out_index, flat[t.weight_index] * v[t.in_index], n_out, dtype
+            )
     return acc
 
 
@@ -334,8 +351,13 @@ def conv_operator(spec: ConvSpec, weight) -> LinearOperator:
     ((3, 4), array([1., 0., 2.]))
     """
     w = check_weight(spec, weight)
-    require_bytes(spec, "the operator's spatial table", table_bytes(spec), DEFAULT_MAX_BYTES,
-                  "use smaller sizes")
+    require_bytes(
+        spec,
+        "the operator's spatial table",
+        table_bytes(spec),
+        DEFAULT_MAX_BYTES,
+        "use smaller sizes",
+    )
     if w.dtype.kind in "biu":
         w = w.astype(np.float64)
     forward, transpose = _operator_kernels(spec, w)
@@ -387,8 +409,13 @@ def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     n_rows = math.prod(spec.output_shape)
     nnz = triple_count(spec)
     needed = triples_bytes(spec) + nnz * (max(x.dtype.itemsize, 8) + 16) + n_rows * 8
-    require_bytes(spec, "the im2col matrix", needed, max_bytes,
-                  "use weight_gradient (matrix-free), smaller sizes, or a larger max_bytes=")
+    require_bytes(
+        spec,
+        "the im2col matrix",
+        needed,
+        max_bytes,
+        "use weight_gradient (matrix-free), smaller sizes, or a larger max_bytes=",
+    )
     t = triples(spec)
     n_w = math.prod(spec.weight_shape)
     # transposed: y_T = M^T x, y_T[i] += w[k] x[o] for each forward triple (o, i, k)
@@ -413,6 +440,4 @@ def bias_jacobian(spec: ConvSpec) -> sp.csr_array:
     c_out = check_spec(spec).out_channels
     per_channel = math.prod(spec.output_shape[1:])
     rows = np.arange(c_out * per_channel)
-    return sp.csr_array(
-        (np.ones(rows.size), (rows, rows // per_channel)), shape=(rows.size, c_out)
-    )
+    return sp.csr_array((np.ones(rows.size), (rows, rows // per_channel)), shape=(rows.size, c_out))

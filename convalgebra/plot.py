@@ -25,11 +25,18 @@ from .errors import ConvAlgebraError, require
 from .spec import ConvSpec
 from .taps import padded_coordinates
 
-__all__ = ["plot_matrix", "plot_receptive_field", "plot_rf_growth", "plot_unit_field",
-           "plot_effective_field", "plot_spectrum", "to_png"]
+__all__ = [
+    "plot_matrix",
+    "plot_receptive_field",
+    "plot_rf_growth",
+    "plot_unit_field",
+    "plot_effective_field",
+    "plot_spectrum",
+    "to_png",
+]
 
-MAX_DRAWN = 1024        # rows/columns drawn at most; larger matrices show their top-left corner
-ANNOTATE_UP_TO = 40     # write the entries into the cells when the drawn matrix is this small
+MAX_DRAWN = 1024  # rows/columns drawn at most; larger matrices show their top-left corner
+ANNOTATE_UP_TO = 40  # write the entries into the cells when the drawn matrix is this small
 
 
 def _figure(width: float, height: float):
@@ -54,15 +61,19 @@ def _short(spec: ConvSpec) -> str:
     """A compact one-line description for titles, e.g. ``Conv2d 1x4x4 -> 1x4x4, k 3x3``."""
     kind = f"Conv{'Transpose' if spec.transposed else ''}{spec.ndim}d"
     dims = lambda t: "x".join(map(str, t))  # noqa: E731
-    parts = [f"{kind} {dims(spec.input_shape)} -> {dims(spec.output_shape)}",
-             f"k {dims(spec.kernel_size)}"]
+    parts = [
+        f"{kind} {dims(spec.input_shape)} -> {dims(spec.output_shape)}",
+        f"k {dims(spec.kernel_size)}",
+    ]
     if max(spec.stride) > 1:
         parts.append(f"stride {dims(spec.stride)}")
     if any(b or a for b, a in spec.padding):
         pads = {p for p in spec.padding}
         pad = spec.padding_word or (
-            str(pads.pop()[0]) if len(pads) == 1 and all(b == a for b, a in spec.padding)
-            else "/".join(f"{b}:{a}" for b, a in spec.padding))
+            str(pads.pop()[0])
+            if len(pads) == 1 and all(b == a for b, a in spec.padding)
+            else "/".join(f"{b}:{a}" for b, a in spec.padding)
+        )
         parts.append(f"pad {pad} ({spec.padding_mode})")
     if max(spec.dilation) > 1:
         parts.append(f"dilation {dims(spec.dilation)}")
@@ -120,7 +131,7 @@ def _draw_blocks(ax, spec: ConvSpec, n_rows: int, n_cols: int) -> None:
     for level in range(len(row_shape) - 1):
         if level == 0 and row_shape[0] == 1 and col_shape[0] == 1:
             continue
-        row_step, col_step = math.prod(row_shape[level + 1:]), math.prod(col_shape[level + 1:])
+        row_step, col_step = math.prod(row_shape[level + 1 :]), math.prod(col_shape[level + 1 :])
         width, colour = styles[min(level, 2)]
         row_lines = np.arange(row_step, n_rows, row_step)
         col_lines = np.arange(col_step, n_cols, col_step)
@@ -133,9 +144,8 @@ def _draw_blocks(ax, spec: ConvSpec, n_rows: int, n_cols: int) -> None:
 
 
 def _categorical(n_weights: int):
-    from matplotlib.colors import ListedColormap
-
     from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
 
     base = colormaps["tab20" if n_weights > 10 else "tab10"]
     colours = ["#ffffff", "#333333"] + [base(k % base.N) for k in range(n_weights)]
@@ -157,8 +167,13 @@ def _draw_symbolic(fig, ax, spec: ConvSpec, n_rows: int, n_cols: int) -> None:
         n_w, title = taps, "kernel tap (every\nchannel block has\nits own kernel)"
     if n_w <= 20:
         # colour index 0 = zero (white), 1 = several weights summed, 2.. = weights
-        ax.imshow(np.where(codes == -1, 1, np.where(codes > 0, codes + 1, 0)),
-                  cmap=_categorical(n_w), vmin=-0.5, vmax=n_w + 1.5, interpolation="nearest")
+        ax.imshow(
+            np.where(codes == -1, 1, np.where(codes > 0, codes + 1, 0)),
+            cmap=_categorical(n_w),
+            vmin=-0.5,
+            vmax=n_w + 1.5,
+            interpolation="nearest",
+        )
         _weight_legend(ax, codes, labels, title)
     else:
         masked = np.ma.masked_less_equal(codes.astype(float), 0)
@@ -167,8 +182,12 @@ def _draw_symbolic(fig, ax, spec: ConvSpec, n_rows: int, n_cols: int) -> None:
     if max(n_rows, n_cols) <= ANNOTATE_UP_TO and title == "kernel entry":
         names = [str(s) for s in weight_symbols(spec).ravel()]
         roomy = n_cols <= 12
-        text = {(r, c): _mathtext("+".join(names[k - 1] for k in sorted(ks)))
-                if roomy and len(ks) == 2 else f"Σ{len(ks)}" for (r, c), ks in mixed.items()}
+        text = {
+            (r, c): _mathtext("+".join(names[k - 1] for k in sorted(ks)))
+            if roomy and len(ks) == 2
+            else f"Σ{len(ks)}"
+            for (r, c), ks in mixed.items()
+        }
         _annotate(ax, codes, lambda r, c: text.get((r, c)) or labels[codes[r, c] - 1])
 
 
@@ -176,12 +195,21 @@ def _weight_legend(ax, codes: np.ndarray, labels: list[str], title: str) -> None
     from matplotlib.patches import Patch
 
     cmap = _categorical(len(labels))
-    handles = [Patch(facecolor=cmap(k + 2), edgecolor="#444444", label=label)
-               for k, label in enumerate(labels)]
+    handles = [
+        Patch(facecolor=cmap(k + 2), edgecolor="#444444", label=label)
+        for k, label in enumerate(labels)
+    ]
     if (codes == -1).any():
         handles.append(Patch(facecolor=cmap(1), label="Σn: sum of n entries\n(padding re-reads)"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-              title=title, fontsize=9, ncols=1 + len(handles) // 13)
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        title=title,
+        fontsize=9,
+        ncols=1 + len(handles) // 13,
+    )
 
 
 def _draw_numeric(fig, ax, values: np.ndarray) -> None:
@@ -232,8 +260,7 @@ def plot_matrix(spec: ConvSpec, weight=None, *, title: str | None = None):
     _draw_blocks(ax, spec, n_rows, n_cols)
     corner = "" if (n_rows, n_cols) == (n_out, n_in) else f", top-left {n_rows}x{n_cols} shown"
     structure = matrix_structure(spec, weight).name
-    ax.set_title(title or f"{_short(spec)}\n{structure}, {n_out}x{n_in}{corner}",
-                 fontsize=11)
+    ax.set_title(title or f"{_short(spec)}\n{structure}, {n_out}x{n_in}{corner}", fontsize=11)
     ax.set_xlabel(f"input index (C order over {'x'.join(map(str, spec.input_shape))})")
     ax.set_ylabel(f"output index (C order over {'x'.join(map(str, spec.output_shape))})")
     return fig
@@ -263,9 +290,12 @@ def _unit_reads(spec: ConvSpec, unit: tuple[int, ...]) -> np.ndarray:
 
 def _padding_taps(spec: ConvSpec, unit: tuple[int, ...]) -> list[np.ndarray]:
     """Per axis, the padded coordinates the unit's taps land on (forward convolution only)."""
-    return [padded_coordinates(1, k, s, d, before)[0] + u * s
-            for u, s, (before, _), k, d in zip(unit, spec.stride, spec.padding,
-                                               spec.kernel_size, spec.dilation)]
+    return [
+        padded_coordinates(1, k, s, d, before)[0] + u * s
+        for u, s, (before, _), k, d in zip(
+            unit, spec.stride, spec.padding, spec.kernel_size, spec.dilation
+        )
+    ]
 
 
 def _check_unit(spec: ConvSpec, unit) -> tuple[int, ...]:
@@ -300,19 +330,44 @@ def _draw_input_panel(ax, spec: ConvSpec, unit: tuple[int, ...], counts2d: np.nd
     pads = spec.padding if spec.ndim == 2 else ((0, 0), *spec.padding)
     rows, cols = counts2d.shape
     (pt, pb), (pl, pr) = pads if not spec.transposed else ((0, 0), (0, 0))
-    ax.add_patch(Rectangle((-pl - 0.5, -pt - 0.5), cols + pl + pr, rows + pt + pb,
-                           facecolor="#eeeeee", hatch="//", edgecolor="#cccccc", lw=0))
+    ax.add_patch(
+        Rectangle(
+            (-pl - 0.5, -pt - 0.5),
+            cols + pl + pr,
+            rows + pt + pb,
+            facecolor="#eeeeee",
+            hatch="//",
+            edgecolor="#cccccc",
+            lw=0,
+        )
+    )
     shades = ["#ffffff", "#6baed6", "#2171b5", "#08306b", "#000000"]
     top = max(1, int(counts2d.max()))
-    ax.imshow(counts2d, cmap=ListedColormap(shades[: top + 1]), vmin=-0.5, vmax=top + 0.5,
-              interpolation="nearest", extent=(-0.5, cols - 0.5, rows - 0.5, -0.5), zorder=2)
+    ax.imshow(
+        counts2d,
+        cmap=ListedColormap(shades[: top + 1]),
+        vmin=-0.5,
+        vmax=top + 0.5,
+        interpolation="nearest",
+        extent=(-0.5, cols - 0.5, rows - 0.5, -0.5),
+        zorder=2,
+    )
     _grid(ax, (rows + pt + pb, cols + pl + pr), (-pt, -pl))
     handles = [Patch(facecolor=shades[1], label="read once")]
-    handles += [Patch(facecolor=shades[n], label=f"read {n} times (padding copies)")
-                for n in range(2, top + 1) if (counts2d == n).any()]
+    handles += [
+        Patch(facecolor=shades[n], label=f"read {n} times (padding copies)")
+        for n in range(2, top + 1)
+        if (counts2d == n).any()
+    ]
     if not spec.transposed and (pt or pb or pl or pr):
-        handles.append(Patch(facecolor="#eeeeee", hatch="//", edgecolor="#cccccc",
-                             label=f"{spec.padding_mode} padding"))
+        handles.append(
+            Patch(
+                facecolor="#eeeeee",
+                hatch="//",
+                edgecolor="#cccccc",
+                label=f"{spec.padding_mode} padding",
+            )
+        )
         handles.append(_padding_outlines(ax, spec, unit, (rows, cols)))
     ax.set_xlim(-pl - 1, cols + pr)
     ax.set_ylim(rows + pb, -pt - 1)
@@ -323,15 +378,32 @@ def _padding_outlines(ax, spec: ConvSpec, unit: tuple[int, ...], shape2d: tuple[
     from matplotlib.patches import Rectangle
 
     taps = _padding_taps(spec, unit)
-    rows_t, cols_t = (taps if spec.ndim == 2 else [np.zeros(1, dtype=int), taps[0]])
+    rows_t, cols_t = taps if spec.ndim == 2 else [np.zeros(1, dtype=int), taps[0]]
     rr, cc = np.meshgrid(rows_t, cols_t, indexing="ij")
     outside = (rr < 0) | (rr >= shape2d[0]) | (cc < 0) | (cc >= shape2d[1])
     reads = "reads 0" if spec.padding_mode == "zeros" else f"{spec.padding_mode} copy"
     for r, c in zip(rr[outside], cc[outside]):
-        ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, fill=False, edgecolor="#d62728",
-                               lw=1.6, linestyle="--", zorder=3))
-    return Rectangle((0, 0), 1, 1, fill=False, edgecolor="#d62728", linestyle="--",
-                     label=f"tap on padding ({reads})")
+        ax.add_patch(
+            Rectangle(
+                (c - 0.45, r - 0.45),
+                0.9,
+                0.9,
+                fill=False,
+                edgecolor="#d62728",
+                lw=1.6,
+                linestyle="--",
+                zorder=3,
+            )
+        )
+    return Rectangle(
+        (0, 0),
+        1,
+        1,
+        fill=False,
+        edgecolor="#d62728",
+        linestyle="--",
+        label=f"tap on padding ({reads})",
+    )
 
 
 def _draw_output_panel(ax, spec: ConvSpec, unit: tuple[int, ...]) -> None:
@@ -374,8 +446,11 @@ def plot_receptive_field(spec: ConvSpec, unit: tuple[int, ...] | None = None):
     left, right = fig.subplots(1, 2, width_ratios=[max(ratio, 1.0), 1.0])
     handles = _draw_input_panel(left, spec, unit, counts2d)
     _draw_output_panel(right, spec, unit)
-    left.set_title(f"input {'x'.join(map(str, in_sp))}: {int((counts > 0).sum())} pixels read"
-                   f"\n{_extent(counts2d, spec.ndim)}", fontsize=11)
+    left.set_title(
+        f"input {'x'.join(map(str, in_sp))}: {int((counts > 0).sum())} pixels read"
+        f"\n{_extent(counts2d, spec.ndim)}",
+        fontsize=11,
+    )
     right.set_title(f"output {'x'.join(map(str, out_sp))}\nunit {unit}", fontsize=11)
     for ax in (left, right):
         ax.set_aspect("equal")
@@ -384,8 +459,13 @@ def plot_receptive_field(spec: ConvSpec, unit: tuple[int, ...] | None = None):
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if spec.ndim == 1:
             ax.set_yticks([])
-    fig.legend(handles=handles, loc="outside lower center", frameon=False, fontsize=9,
-               ncols=min(4, len(handles)))
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        frameon=False,
+        fontsize=9,
+        ncols=min(4, len(handles)),
+    )
     fig.suptitle(f"receptive field of one output unit: {_short(spec)}", fontsize=12)
     return fig
 
@@ -395,7 +475,7 @@ def _extent(counts2d: np.ndarray, ndim: int) -> str:
     if not rows.size:
         return "every tap lands on the padding"
     span = lambda v: f"{v.min()}" if v.min() == v.max() else f"{v.min()}-{v.max()}"  # noqa: E731
-    return (f"rows {span(rows)}, columns {span(cols)}" if ndim == 2 else f"positions {span(cols)}")
+    return f"rows {span(rows)}, columns {span(cols)}" if ndim == 2 else f"positions {span(cols)}"
 
 
 # ------------------------------------------------------------------------- whole networks
@@ -451,8 +531,14 @@ def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None =
     x = np.arange(len(nodes))
     _draw_sizes(ax, x, fields, graph.extent)
     jumps = ax.twinx()
-    jumps.step(x, [float(max(f[a].jump for a in range(len(f)))) for f in fields], where="post",
-               color="#d62728", lw=1.5, label="jump (effective stride)")
+    jumps.step(
+        x,
+        [float(max(f[a].jump for a in range(len(f)))) for f in fields],
+        where="post",
+        color="#d62728",
+        lw=1.5,
+        label="jump (effective stride)",
+    )
     jumps.set_yscale("log", base=2)
     jumps.set_ylabel("jump (input pixels between neighbouring units)", color="#d62728")
     step = max(1, len(nodes) // 60)
@@ -462,8 +548,10 @@ def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None =
     lines = ax.get_legend_handles_labels()[0] + jumps.get_legend_handles_labels()[0]
     ax.legend(lines, [h.get_label() for h in lines], loc="center left", frameon=False)
     shape = "x".join(map(str, graph.shape(graph.inputs[0]))) if graph.inputs else ""
-    ax.set_title(f"receptive-field growth: {title or graph.nx.graph.get('name', 'network')}"
-                 f" on {shape}", fontsize=12)
+    ax.set_title(
+        f"receptive-field growth: {title or graph.nx.graph.get('name', 'network')} on {shape}",
+        fontsize=12,
+    )
     return fig
 
 
@@ -475,19 +563,27 @@ def _draw_sizes(ax, x: np.ndarray, fields: list, extent: tuple[int, ...]) -> Non
         sizes = [float(f[a].size) if not f[a].is_global else float(extent[a]) for f in fields]
         ax.plot(x, sizes, style, marker="o", markersize=3, lw=2, label=f"RF {name}")
         if sizes[-1] not in finals:
-            ax.annotate(f"{sizes[-1]:g}", (x[-1], sizes[-1]), textcoords="offset points",
-                        xytext=(-6, 4 + 10 * len(finals)), ha="right", fontsize=9)
+            ax.annotate(
+                f"{sizes[-1]:g}",
+                (x[-1], sizes[-1]),
+                textcoords="offset points",
+                xytext=(-6, 4 + 10 * len(finals)),
+                ha="right",
+                fontsize=9,
+            )
             finals.add(sizes[-1])
     for size in sorted(set(extent)):
         ax.axhline(size, color="#888888", lw=1, ls=":")
-        ax.text(x[-1], size, f"input size {size} ", va="bottom", ha="right", fontsize=9,
-                color="#555555")
+        ax.text(
+            x[-1], size, f"input size {size} ", va="bottom", ha="right", fontsize=9, color="#555555"
+        )
     ax.set_ylabel("receptive field size (input pixels)")
     ax.grid(axis="y", alpha=0.3)
 
 
-def plot_unit_field(graph, node: str, unit: tuple[int, ...] | None = None, *,
-                    title: str | None = None):
+def plot_unit_field(
+    graph, node: str, unit: tuple[int, ...] | None = None, *, title: str | None = None
+):
     """The input region one unit of a network layer reads, drawn over the input image.
 
     Parameters
@@ -508,20 +604,40 @@ def plot_unit_field(graph, node: str, unit: tuple[int, ...] | None = None, *,
     from matplotlib.patches import Rectangle
 
     if graph.spatial_ndim not in (1, 2):
-        raise ConvAlgebraError(f"unit fields are drawn for 1-D and 2-D inputs, got "
-                               f"{graph.spatial_ndim} spatial dimensions")
+        raise ConvAlgebraError(
+            f"unit fields are drawn for 1-D and 2-D inputs, got "
+            f"{graph.spatial_ndim} spatial dimensions"
+        )
     field = graph.unit_receptive_field(node, unit)
     extent = graph.extent if graph.spatial_ndim == 2 else (1, graph.extent[0])
     fig = _figure(7.5, 7.0 if graph.spatial_ndim == 2 else 3.0)
     ax = fig.add_subplot()
-    ax.add_patch(Rectangle((-0.5, -0.5), extent[1], extent[0], facecolor="#f2f2f2",
-                           edgecolor="#333333", lw=1.2, label=f"input {'x'.join(map(str, graph.extent))}"))
+    ax.add_patch(
+        Rectangle(
+            (-0.5, -0.5),
+            extent[1],
+            extent[0],
+            facecolor="#f2f2f2",
+            edgecolor="#333333",
+            lw=1.2,
+            label=f"input {'x'.join(map(str, graph.extent))}",
+        )
+    )
     if field.box is not None:
         box = field.box if graph.spatial_ndim == 2 else ((0, 0), field.box[0])
         (r0, r1), (c0, c1) = box
-        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, facecolor="#6baed6",
-                               alpha=0.75, edgecolor="#08519c", lw=1.5,
-                               label=f"field read (clipped): {' x '.join(map(str, field.size))}"))
+        ax.add_patch(
+            Rectangle(
+                (c0 - 0.5, r0 - 0.5),
+                c1 - c0 + 1,
+                r1 - r0 + 1,
+                facecolor="#6baed6",
+                alpha=0.75,
+                edgecolor="#08519c",
+                lw=1.5,
+                label=f"field read (clipped): {' x '.join(map(str, field.size))}",
+            )
+        )
         _draw_unclipped(ax, graph, node, field)
     (top, bottom), (left, right) = _view(graph, node, field, extent)
     margin = 0.05 * max(bottom - top, right - left)
@@ -529,8 +645,11 @@ def plot_unit_field(graph, node: str, unit: tuple[int, ...] | None = None, *,
     ax.set_ylim(bottom + margin, top - margin)
     ax.set_aspect("equal" if graph.spatial_ndim == 2 else "auto")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), frameon=False, ncols=2, fontsize=9)
-    ax.set_title(f"{title or graph.nx.graph.get('name', 'network')}: unit {field.position} of "
-                 f"{node!r} ({'x'.join(map(str, graph.shape(node)))})", fontsize=11)
+    ax.set_title(
+        f"{title or graph.nx.graph.get('name', 'network')}: unit {field.position} of "
+        f"{node!r} ({'x'.join(map(str, graph.shape(node)))})",
+        fontsize=11,
+    )
     return fig
 
 
@@ -550,8 +669,10 @@ def _view(graph, node: str, field, extent) -> tuple[tuple[float, float], tuple[f
     """Axis limits holding the input and the unclipped field."""
     spans = _unclipped(graph, node, field) or [(0.0, 0.0), (0.0, 0.0)]
     (lo0, hi0), (lo1, hi1) = spans
-    return ((min(-0.5, lo0 - 0.5), max(extent[0] - 0.5, hi0 + 0.5)),
-            (min(-0.5, lo1 - 0.5), max(extent[1] - 0.5, hi1 + 0.5)))
+    return (
+        (min(-0.5, lo0 - 0.5), max(extent[0] - 0.5, hi0 + 0.5)),
+        (min(-0.5, lo1 - 0.5), max(extent[1] - 0.5, hi1 + 0.5)),
+    )
 
 
 def _draw_unclipped(ax, graph, node: str, field) -> None:
@@ -562,10 +683,23 @@ def _draw_unclipped(ax, graph, node: str, field) -> None:
     if spans is None:
         return
     (r0, r1), (c0, c1) = spans
-    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
-                           edgecolor="#d62728", lw=1.5, ls="--",
-                           label=f"unclipped field {int(r1 - r0 + 1)} x {int(c1 - c0 + 1)}"))
-    centre = [float(c) for c in field.centre] if len(field.centre) == 2 else [0.0, float(field.centre[0])]
+    ax.add_patch(
+        Rectangle(
+            (c0 - 0.5, r0 - 0.5),
+            c1 - c0 + 1,
+            r1 - r0 + 1,
+            fill=False,
+            edgecolor="#d62728",
+            lw=1.5,
+            ls="--",
+            label=f"unclipped field {int(r1 - r0 + 1)} x {int(c1 - c0 + 1)}",
+        )
+    )
+    centre = (
+        [float(c) for c in field.centre]
+        if len(field.centre) == 2
+        else [0.0, float(field.centre[0])]
+    )
     ax.plot(centre[1], centre[0], "x", color="#d62728", markersize=10, mew=2, label="centre")
 
 
@@ -594,21 +728,49 @@ def plot_effective_field(field, *, title: str | None = None):
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight (sums to 1)")
         if field.box is not None:
             (r0, r1), (c0, c1) = field.box
-            ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
-                                   edgecolor="white", lw=1.5, label="theoretical field"))
-        ax.add_patch(Circle((field.centre[1], field.centre[0]), field.radius, fill=False,
-                            edgecolor="#ff7f0e", lw=1.5, ls="--",
-                            label=f"{field.mass:.0%} of the weight"))
+            ax.add_patch(
+                Rectangle(
+                    (c0 - 0.5, r0 - 0.5),
+                    c1 - c0 + 1,
+                    r1 - r0 + 1,
+                    fill=False,
+                    edgecolor="white",
+                    lw=1.5,
+                    label="theoretical field",
+                )
+            )
+        ax.add_patch(
+            Circle(
+                (field.centre[1], field.centre[0]),
+                field.radius,
+                fill=False,
+                edgecolor="#ff7f0e",
+                lw=1.5,
+                ls="--",
+                label=f"{field.mass:.0%} of the weight",
+            )
+        )
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False, ncols=2)
         rows = {"row": w[int(round(field.centre[0]))], "column": w[:, int(round(field.centre[1]))]}
     else:
         ax.bar(np.arange(w.size), w, color="#6baed6", width=1.0)
         rows = {"axis 0": w}
         if field.box is not None:
-            ax.axvspan(field.box[0][0] - 0.5, field.box[0][1] + 0.5, color="#cccccc", alpha=0.4,
-                       label="theoretical field")
-        ax.axvspan(field.centre[0] - field.radius, field.centre[0] + field.radius, fill=False,
-                   edgecolor="#ff7f0e", ls="--", label=f"{field.mass:.0%} of the weight")
+            ax.axvspan(
+                field.box[0][0] - 0.5,
+                field.box[0][1] + 0.5,
+                color="#cccccc",
+                alpha=0.4,
+                label="theoretical field",
+            )
+        ax.axvspan(
+            field.centre[0] - field.radius,
+            field.centre[0] + field.radius,
+            fill=False,
+            edgecolor="#ff7f0e",
+            ls="--",
+            label=f"{field.mass:.0%} of the weight",
+        )
         ax.legend(frameon=False)
     ax.set_title(f"{name}: effective size {field.size:.1f} px", fontsize=10)
     for label, values in rows.items():

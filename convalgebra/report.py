@@ -24,7 +24,10 @@ def format_matrix(dense: np.ndarray, max_rows: int = 16, max_cols: int = 16) -> 
     cols = min(dense.shape[1], max_cols)
     cells = [[_cell(v) for v in row[:cols]] for row in dense[:rows]]
     width = max((len(c) for row in cells for c in row), default=1)
-    lines = [" ".join(c.rjust(width) for c in row) + (" …" if cols < dense.shape[1] else "") for row in cells]
+    lines = [
+        " ".join(c.rjust(width) for c in row) + (" …" if cols < dense.shape[1] else "")
+        for row in cells
+    ]
     if rows < dense.shape[0]:
         lines.append("⋮")
     return "\n".join(lines)
@@ -75,7 +78,8 @@ def matrix_report(spec: ConvSpec, weight=None, *, symbolic: bool = True, max_siz
         f"parameter sharing: each of the {shared.size}"
         + (" connected" if spec.channel_table is not None else "")
         + f" weights is used {shared.min()}"
-        + (f" to {shared.max()}" if shared.max() != shared.min() else "") + " times",
+        + (f" to {shared.max()}" if shared.max() != shared.min() else "")
+        + " times",
     ]
     if not spec.tiles_input:
         lines.append(f"not tiling: input positions never read, per axis: {spec.unread_inputs}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,8 +47,14 @@ def _is_int(value: Any) -> bool:
         operator.index(value)
     except TypeError:
         size = getattr(value, "size", None)
-        if isinstance(size, int) and size > 1 and np.issubdtype(np.asarray(value).dtype, np.integer):
-            raise TypeError(f"expected a single integer, got an array of {size} values: {shown(value)}") from None
+        if (
+            isinstance(size, int)
+            and size > 1
+            and np.issubdtype(np.asarray(value).dtype, np.integer)
+        ):
+            raise TypeError(
+                f"expected a single integer, got an array of {size} values: {shown(value)}"
+            ) from None
         return False
     return True
 
@@ -227,14 +234,18 @@ class ConvSpec:
     def __post_init__(self) -> None:
         shape = self.input_shape
         if not isinstance(shape, (tuple, list)) or not all(_is_int(v) for v in shape):
-            raise TypeError(f"input_shape must be a tuple of ints (C_in, *spatial), got {shown(shape)}")
+            raise TypeError(
+                f"input_shape must be a tuple of ints (C_in, *spatial), got {shown(shape)}"
+            )
         if not 2 <= len(shape) <= 4:
             raise ConvAlgebraError(
                 "input_shape must be (C_in, *spatial) with 1, 2 or 3 spatial dimensions, "
                 f"got {shown(tuple(shape))}"
             )
         if min(shape) < 1:
-            raise ConvAlgebraError(f"input_shape must hold positive sizes, got {shown(tuple(shape))}")
+            raise ConvAlgebraError(
+                f"input_shape must hold positive sizes, got {shown(tuple(shape))}"
+            )
         n = len(shape) - 1
         set_ = object.__setattr__
         set_(self, "input_shape", tuple(int(v) for v in shape))
@@ -246,7 +257,11 @@ class ConvSpec:
         set_(self, "kernel_size", kernel)
         set_(self, "stride", stride)
         set_(self, "dilation", dilation)
-        set_(self, "output_padding", normalize_tuple(self.output_padding, n, "output_padding", minimum=0))
+        set_(
+            self,
+            "output_padding",
+            normalize_tuple(self.output_padding, n, "output_padding", minimum=0),
+        )
         if isinstance(self.padding, str) and self.padding_word is None:
             set_(self, "padding_word", self.padding.lower())
         set_(self, "padding", _normalize_padding(self.padding, kernel, dilation))
@@ -287,9 +302,7 @@ class ConvSpec:
                 f"channel_table must be a 2-D table of shape (out_channels, in_channels) = "
                 f"{expected} of 0/1 or bools, got {shown(table)}"
             )
-        ok = all(
-            type(v) in (bool, np.bool_) or (_is_int(v) and int(v) in (0, 1)) for v in arr.flat
-        )
+        ok = all(type(v) in (bool, np.bool_) or (_is_int(v) and int(v) in (0, 1)) for v in arr.flat)
         if not ok:
             raise ConvAlgebraError(
                 f"channel_table entries must be 0, 1, True or False, got {shown(table)}"
@@ -302,9 +315,7 @@ class ConvSpec:
         rows = tuple(tuple(bool(v) for v in row) for row in arr)
         empty = [co for co, r in enumerate(rows) if not any(r)]
         if empty:
-            raise ConvAlgebraError(
-                f"channel_table: output channels {empty} read no input channel"
-            )
+            raise ConvAlgebraError(f"channel_table: output channels {empty} read no input channel")
         return rows
 
     def _validate(self) -> None:
@@ -339,7 +350,9 @@ class ConvSpec:
         self._validate_sizes()
         if self.tile is not None:
             if self.transposed:
-                raise ConvAlgebraError("tile (tiled/locally connected) is not supported with transposed=True")
+                raise ConvAlgebraError(
+                    "tile (tiled/locally connected) is not supported with transposed=True"
+                )
             out = self.output_shape[1:]
             if any(t > o for t, o in zip(self.tile, out)):
                 raise ConvAlgebraError(
@@ -352,9 +365,13 @@ class ConvSpec:
         """Every size, padded size and element count below :data:`MAX_SIZE` (2**62)."""
         padded = tuple(n + a + b for n, (a, b) in zip(self.forward_input_spatial, self.padding))
         counts = {
-            "input_shape": self.input_shape, "output shape": self.output_shape,
-            "kernel_size": self.kernel_size, "stride": self.stride, "dilation": self.dilation,
-            "padded input": padded, "output_padding": self.output_padding,
+            "input_shape": self.input_shape,
+            "output shape": self.output_shape,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "dilation": self.dilation,
+            "padded input": padded,
+            "output_padding": self.output_padding,
             "input elements": (math.prod(self.input_shape),),
             "output elements": (math.prod(self.output_shape),),
             "weight elements": (math.prod(self.weight_shape),),
@@ -435,8 +452,12 @@ class ConvSpec:
         return tuple(
             (size - 1) * s - before - after + d * (k - 1) + op + 1
             for size, (before, after), k, d, s, op in zip(
-                self.input_shape[1:], self.padding, self.kernel_size, self.dilation,
-                self.stride, self.output_padding,
+                self.input_shape[1:],
+                self.padding,
+                self.kernel_size,
+                self.dilation,
+                self.stride,
+                self.output_padding,
             )
         )
 
@@ -462,7 +483,7 @@ class ConvSpec:
         return self.input_shape[1:] if self.transposed else self.output_shape[1:]
 
     @property
-    def forward(self) -> "ConvSpec":
+    def forward(self) -> ConvSpec:
         """The forward convolution whose matrix this spec's matrix transposes (or itself)."""
         if not self.transposed:
             return self
@@ -602,8 +623,9 @@ class ConvSpec:
         return any(before != after for before, after in self.padding)
 
 
-def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
-                     ceil_mode: bool = False) -> int:
+def pool_output_size(
+    size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False
+) -> int:
     """PyTorch's pooling output size, including its ``ceil_mode`` rule.
 
     With ``ceil_mode`` the last window must start inside the input or the left padding.

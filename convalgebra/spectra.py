@@ -88,9 +88,14 @@ class OperatorNorm(float):
     residual: float | None
     interval: tuple[float, float] | None
 
-    def __new__(cls, value: float, method: str, bounds: tuple[Bound, ...] = (),
-                residual: float | None = None,
-                interval: tuple[float, float] | None = None) -> OperatorNorm:
+    def __new__(
+        cls,
+        value: float,
+        method: str,
+        bounds: tuple[Bound, ...] = (),
+        residual: float | None = None,
+        interval: tuple[float, float] | None = None,
+    ) -> OperatorNorm:
         obj = super().__new__(cls, value)
         obj.method, obj.bounds = method, tuple(bounds)
         obj.residual, obj.interval = residual, interval
@@ -100,8 +105,10 @@ class OperatorNorm(float):
         """One line per number: the value and its guarantee."""
         lines = [f"||M||_2 = {float(self):.10g} ({self.method})"]
         if self.interval is not None:
-            lines.append(f"  residual {self.residual:.3g}: a singular value lies in "
-                         f"[{self.interval[0]:.10g}, {self.interval[1]:.10g}]")
+            lines.append(
+                f"  residual {self.residual:.3g}: a singular value lies in "
+                f"[{self.interval[0]:.10g}, {self.interval[1]:.10g}]"
+            )
         lines += [f"  <= {b.value:.10g}  {b.name}: {b.guarantee}" for b in self.bounds]
         return "\n".join(lines)
 
@@ -153,8 +160,9 @@ def fft_applies(spec: ConvSpec) -> bool:
     return _phases(spec) is not None
 
 
-def polyphase_taps(spec: ConvSpec, sizes: tuple[int, ...], offsets: tuple[int, ...],
-                   phases: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def polyphase_taps(
+    spec: ConvSpec, sizes: tuple[int, ...], offsets: tuple[int, ...], phases: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Where each spatial tap lands in polyphase coordinates of a circulant on grid ``sizes``.
 
     Along each axis tap ``t`` reads ``p = (off + t*d) mod L``; with ``g`` phases that is
@@ -172,14 +180,23 @@ def polyphase_taps(spec: ConvSpec, sizes: tuple[int, ...], offsets: tuple[int, .
     [[[2, 0, 0]], [1, 0, 1]]
     """
     taps = np.indices(_ints(spec.kernel_size)).reshape(spec.ndim, -1)
-    pos = np.stack([(off + t * d) % size for off, t, d, size in
-                    zip(offsets, taps, _ints(spec.dilation), sizes, strict=True)])
+    pos = np.stack(
+        [
+            (off + t * d) % size
+            for off, t, d, size in zip(offsets, taps, _ints(spec.dilation), sizes, strict=True)
+        ]
+    )
     g = np.asarray(phases)[:, None]
     return pos // g, np.ravel_multi_index(tuple(pos % g), phases)
 
 
-def _frequency_blocks(spec: ConvSpec, w: np.ndarray, sizes: tuple[int, ...],
-                      offsets: tuple[int, ...], phases: tuple[int, ...]) -> np.ndarray:
+def _frequency_blocks(
+    spec: ConvSpec,
+    w: np.ndarray,
+    sizes: tuple[int, ...],
+    offsets: tuple[int, ...],
+    phases: tuple[int, ...],
+) -> np.ndarray:
     """``(F, groups, C_out/g, C_in/g * prod(phases))`` DFT blocks of a circulant embedding.
 
     The forward layer reads ``x[(r*g + off + t*d) mod L]`` along each axis (grid ``L = sizes``);
@@ -211,8 +228,9 @@ def _embedding(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Circulant sizes (multiples of the stride, beyond the padded input) and offsets."""
     sizes = tuple(
         -(-(size + before + after) // s) * s
-        for size, (before, after), s in zip(spec.forward_input_spatial, spec.padding,
-                                            _ints(spec.stride), strict=True)
+        for size, (before, after), s in zip(
+            spec.forward_input_spatial, spec.padding, _ints(spec.stride), strict=True
+        )
     )
     return sizes, (0,) * spec.ndim
 
@@ -248,17 +266,29 @@ def _containing_circulant(spec: ConvSpec) -> tuple[tuple, tuple, tuple, float, s
     if spec.padding_mode == "circular":
         sizes = spec.forward_input_spatial
         phases = tuple(math.gcd(s, n) for s, n in zip(_ints(spec.stride), sizes, strict=True))
-        repeats = tuple(-(-out // (n // g)) for out, n, g in
-                        zip(spec.forward_output_spatial, sizes, phases, strict=True))
+        repeats = tuple(
+            -(-out // (n // g))
+            for out, n, g in zip(spec.forward_output_spatial, sizes, phases, strict=True)
+        )
         factor = math.sqrt(math.prod(repeats))
-        return (sizes, tuple(-b for b, _ in spec.padding), phases, factor,
-                f"rows of the stride-{phases} circulant on {sizes}, each used at most "
-                f"{repeats} times (exact when the output tiles the input)")
+        return (
+            sizes,
+            tuple(-b for b, _ in spec.padding),
+            phases,
+            factor,
+            f"rows of the stride-{phases} circulant on {sizes}, each used at most "
+            f"{repeats} times (exact when the output tiles the input)",
+        )
     sizes, offsets = _embedding(spec)
     pad = padding_norm(spec)
-    return (sizes, offsets, _ints(spec.stride), pad,
-            f"||P||={pad:.6g} times the exact norm of the stride-{spec.stride} circulant on "
-            f"{sizes} that contains the padded layer")
+    return (
+        sizes,
+        offsets,
+        _ints(spec.stride),
+        pad,
+        f"||P||={pad:.6g} times the exact norm of the stride-{spec.stride} circulant on "
+        f"{sizes} that contains the padded layer",
+    )
 
 
 def _gram_bound(blocks: np.ndarray, iterations: int) -> float:
@@ -322,8 +352,10 @@ def upper_bounds(spec: ConvSpec, weight: Any, *, gram_iterations: int = 6) -> tu
     """
     w = _float_weight(spec, weight)
     if spec.tile is not None:
-        raise ConvAlgebraError(f"upper bounds need a shared kernel; {spec.describe()} is tiled "
-                               "(use operator_norm(spec, weight, method='exact'))")
+        raise ConvAlgebraError(
+            f"upper bounds need a shared kernel; {spec.describe()} is tiled "
+            "(use operator_norm(spec, weight, method='exact'))"
+        )
     if not isinstance(gram_iterations, int) or gram_iterations < 0:
         raise ConvAlgebraError(f"gram_iterations must be an integer >= 0, got {gram_iterations!r}")
     sizes, offsets, phases, factor, how = _containing_circulant(spec)
@@ -332,12 +364,18 @@ def upper_bounds(spec: ConvSpec, weight: Any, *, gram_iterations: int = 6) -> tu
     pad = padding_norm(spec)
     return (
         Bound("circulant", circulant, f"upper bound: {how}"),
-        Bound("gram", factor * _gram_bound(blocks, gram_iterations),
-              f"upper bound: Gram iteration ({gram_iterations} steps, Delattre et al. 2023) on "
-              "the same DFT blocks, >= the circulant bound"),
-        Bound("taps", pad * _tap_bound(spec, w),
-              f"upper bound: ||P||={pad:.6g} times the sum over kernel taps of ||W_t||_2 "
-              "(triangle inequality)"),
+        Bound(
+            "gram",
+            factor * _gram_bound(blocks, gram_iterations),
+            f"upper bound: Gram iteration ({gram_iterations} steps, Delattre et al. 2023) on "
+            "the same DFT blocks, >= the circulant bound",
+        ),
+        Bound(
+            "taps",
+            pad * _tap_bound(spec, w),
+            f"upper bound: ||P||={pad:.6g} times the sum over kernel taps of ||W_t||_2 "
+            "(triangle inequality)",
+        ),
     )
 
 
@@ -346,15 +384,20 @@ def _dense_check(spec: ConvSpec, max_bytes: int, failure: Exception | None) -> N
     rows, cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
     needed = rows * cols * 8
     if needed > max_bytes and failure is not None:
-        raise ConvAlgebraError(f"Lanczos failed on {spec.describe()} ({failure}) and its dense "
-                               f"{rows:,} x {cols:,} matrix exceeds max_bytes={max_bytes:,}")
+        raise ConvAlgebraError(
+            f"Lanczos failed on {spec.describe()} ({failure}) and its dense "
+            f"{rows:,} x {cols:,} matrix exceeds max_bytes={max_bytes:,}"
+        )
     if needed > max_bytes:
         raise ConvAlgebraError(
             f"all singular values of {spec.describe()} need its dense {rows:,} x {cols:,} "
             f"matrix, about {needed / 2**30:.2f} GiB (max_bytes={max_bytes:,}); pass k=... for "
             "the k largest (Lanczos on the matrix-free operator)"
-            + ("" if spec.padding_mode == "circular" else
-               ", or use padding_mode='circular' for the FFT route")
+            + (
+                ""
+                if spec.padding_mode == "circular"
+                else ", or use padding_mode='circular' for the FFT route"
+            )
         )
 
 
@@ -392,8 +435,14 @@ def _lanczos(op: LinearOperator, k: int, tol: float) -> tuple[np.ndarray, np.nda
 
 
 # ----------------------------------------------------------------------------- public
-def singular_values(spec: ConvSpec, weight: Any, k: int | None = None, *,
-                    max_bytes: int = DENSE_MAX_BYTES, tol: float = LANCZOS_TOL) -> np.ndarray:
+def singular_values(
+    spec: ConvSpec,
+    weight: Any,
+    k: int | None = None,
+    *,
+    max_bytes: int = DENSE_MAX_BYTES,
+    tol: float = LANCZOS_TOL,
+) -> np.ndarray:
     """All singular values of the layer's matrix (or the ``k`` largest), descending.
 
     Parameters
@@ -466,8 +515,14 @@ def _lanczos_norm(spec: ConvSpec, w: np.ndarray, tol: float) -> tuple[float, flo
     return sigma, residual, (lo, math.sqrt(sigma**2 + residual))
 
 
-def operator_norm(spec: ConvSpec, weight: Any, method: str = "exact", *,
-                  tol: float = LANCZOS_TOL, gram_iterations: int = 6) -> OperatorNorm:
+def operator_norm(
+    spec: ConvSpec,
+    weight: Any,
+    method: str = "exact",
+    *,
+    tol: float = LANCZOS_TOL,
+    gram_iterations: int = 6,
+) -> OperatorNorm:
     """``||M||_2``, the layer's Lipschitz constant in the Euclidean norm, with its evidence.
 
     Parameters
@@ -511,8 +566,9 @@ def operator_norm(spec: ConvSpec, weight: Any, method: str = "exact", *,
     bounds = () if spec.tile is not None else upper_bounds(spec, w, gram_iterations=gram_iterations)
     if method == "bound":
         if not bounds:
-            raise ConvAlgebraError(f"no upper bound for the tiled layer {spec.describe()}; "
-                                   "use method='exact'")
+            raise ConvAlgebraError(
+                f"no upper bound for the tiled layer {spec.describe()}; use method='exact'"
+            )
         best = min(bounds, key=lambda b: b.value)
         return OperatorNorm(best.value, best.name, bounds)
     phases = _phases(spec)

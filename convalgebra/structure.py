@@ -15,8 +15,8 @@ groups the non-zeros by their key and runs in O(nnz log nnz), never densifying.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -86,7 +86,9 @@ def is_multilevel(
             expected *= nr
     if data.size == 0:
         return True
-    key = np.ravel_multi_index(tuple(k - k.min() for k in keys), tuple(int(k.max() - k.min()) + 1 for k in keys))
+    key = np.ravel_multi_index(
+        tuple(k - k.min() for k in keys), tuple(int(k.max() - k.min()) + 1 for k in keys)
+    )
     order = np.argsort(key, kind="stable")
     key, data, expected = key[order], data[order], expected[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -163,9 +165,12 @@ class StructureReport:
 
 
 _NAMES = {
-    (1, "toeplitz"): "Toeplitz", (1, "circulant"): "circulant",
-    (2, "toeplitz"): "doubly block Toeplitz", (2, "circulant"): "doubly block circulant",
-    (3, "toeplitz"): "triply block Toeplitz", (3, "circulant"): "triply block circulant",
+    (1, "toeplitz"): "Toeplitz",
+    (1, "circulant"): "circulant",
+    (2, "toeplitz"): "doubly block Toeplitz",
+    (2, "circulant"): "doubly block circulant",
+    (3, "toeplitz"): "triply block Toeplitz",
+    (3, "circulant"): "triply block circulant",
 }
 
 
@@ -188,7 +193,9 @@ def matrix_structure(spec: ConvSpec, weight=None) -> StructureReport:
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
     if weight is None:
-        weight = np.arange(1, math.prod(spec.weight_shape) + 1, dtype=np.float64).reshape(spec.weight_shape)
+        weight = np.arange(1, math.prod(spec.weight_shape) + 1, dtype=np.float64).reshape(
+            spec.weight_shape
+        )
     matrix = conv_matrix(spec, weight)
     out_sp, in_sp = spec.output_shape[1:], spec.input_shape[1:]
     row_shape = (spec.output_shape[0], *out_sp)

@@ -81,8 +81,7 @@ def _apply(method, v: np.ndarray, name: str, expected: int) -> np.ndarray:
         return np.ravel(method(v))
     except ValueError as exc:  # scipy's own shape check of the returned vector
         raise ConvAlgebraError(
-            f"op.{name} must return a vector of length {expected} for one of length "
-            f"{v.size}: {exc}"
+            f"op.{name} must return a vector of length {expected} for one of length {v.size}: {exc}"
         ) from exc
 
 
@@ -158,7 +157,8 @@ def dottest(
     for _ in range(int(n_trials)):
         x, y = _random(rng, n_cols, use_complex), _random(rng, n_rows, use_complex)
         mx, mhy = (
-            _apply(lin.matvec, x, "matvec", n_rows), _apply(lin.rmatvec, y, "rmatvec", n_cols)
+            _apply(lin.matvec, x, "matvec", n_rows),
+            _apply(lin.rmatvec, y, "rmatvec", n_cols),
         )
         if mx.shape != (n_rows,) or mhy.shape != (n_cols,):
             raise ConvAlgebraError(

@@ -109,11 +109,14 @@ class AxisSizes:
                 f"{self.output_size} (no collision)"
             )
         pairs = ", ".join(
-            f"{n} (output_padding={p})" for n, p in zip(self.input_sizes[:8], self.output_padding[:8])
+            f"{n} (output_padding={p})"
+            for n, p in zip(self.input_sizes[:8], self.output_padding[:8])
         )
         if len(self.input_sizes) > 8:
-            pairs += (f", … ({len(self.input_sizes):,} sizes, up to {self.input_sizes[-1]} "
-                      f"(output_padding={self.output_padding[-1]}))")
+            pairs += (
+                f", … ({len(self.input_sizes):,} sizes, up to {self.input_sizes[-1]} "
+                f"(output_padding={self.output_padding[-1]}))"
+            )
         return f"axis {self.axis}: input sizes {pairs} all give output size {self.output_size}"
 
 
@@ -160,8 +163,7 @@ class CollidingSizes:
             return f"{values[0]}, {values[1]}, …, {values[-1]}"
 
         rows = [
-            f"| {a.axis} | {a.output_size} | {listed(a.input_sizes)} | "
-            f"{listed(a.output_padding)} |"
+            f"| {a.axis} | {a.output_size} | {listed(a.input_sizes)} | {listed(a.output_padding)} |"
             for a in self.axes
         ]
         head = "| axis | output size | input sizes | output_padding |\n|---|---|---|---|"
@@ -196,7 +198,7 @@ def _extras(spec: ConvSpec, axis: int) -> range:
         low = max(before, after, 1)
     sizes = list(spec.forward_input_spatial)
     channels = spec.out_channels if spec.transposed else spec.in_channels
-    others = channels * math.prod(sizes[:axis] + sizes[axis + 1:])
+    others = channels * math.prod(sizes[:axis] + sizes[axis + 1 :])
     high = min(MAX_SIZE - 1 - before - after, (MAX_SIZE - 1) // others)
     smallest = _smallest_input(spec, axis)
     return range(max(0, low - smallest), min(_reach(spec, axis), high - smallest + 1))
@@ -233,13 +235,15 @@ def colliding_input_sizes(spec: ConvSpec) -> CollidingSizes:
     for axis in range(spec.ndim):
         smallest = _smallest_input(spec, axis)
         extras = _extras(spec, axis)
-        axes.append(AxisSizes(
-            axis=axis,
-            output_size=spec.forward_output_spatial[axis],
-            input_sizes=SizeRange(smallest + extras.start, smallest + extras.stop),
-            output_padding=SizeRange(extras.start, extras.stop),
-            current=spec.forward_input_spatial[axis],
-        ))
+        axes.append(
+            AxisSizes(
+                axis=axis,
+                output_size=spec.forward_output_spatial[axis],
+                input_sizes=SizeRange(smallest + extras.start, smallest + extras.stop),
+                output_padding=SizeRange(extras.start, extras.stop),
+                current=spec.forward_input_spatial[axis],
+            )
+        )
     return CollidingSizes(spec, tuple(axes))
 
 
@@ -282,8 +286,16 @@ def transpose_spec(spec: ConvSpec, input_size=None) -> ConvSpec:
         target = normalize_tuple(input_size, spec.ndim, "input_size")
     output_padding = colliding_input_sizes(spec).output_padding_for(target)
     return ConvSpec(
-        (spec.out_channels, *spec.output_shape[1:]), spec.in_channels, spec.kernel_size,
-        stride=spec.stride, padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
-        padding_mode=spec.padding_mode, bias=spec.bias, transposed=True,
-        output_padding=output_padding, flip=spec.flip,
+        (spec.out_channels, *spec.output_shape[1:]),
+        spec.in_channels,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        padding_mode=spec.padding_mode,
+        bias=spec.bias,
+        transposed=True,
+        output_padding=output_padding,
+        flip=spec.flip,
     )

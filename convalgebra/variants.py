@@ -22,7 +22,9 @@ from .spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
 __all__ = ["locally_connected", "tiled", "avg_pool_matrix", "max_pool_selection"]
 
 
-def tiled(input_shape: tuple[int, ...], out_channels: int, kernel_size, tile, **options: Any) -> ConvSpec:
+def tiled(
+    input_shape: tuple[int, ...], out_channels: int, kernel_size, tile, **options: Any
+) -> ConvSpec:
     """A tiled convolution (eq. 9.10): ``tile`` kernels used in rotation along each axis.
 
     Examples
@@ -34,7 +36,9 @@ def tiled(input_shape: tuple[int, ...], out_channels: int, kernel_size, tile, **
     return ConvSpec(input_shape, out_channels, kernel_size, tile=tile, **options)
 
 
-def locally_connected(input_shape: tuple[int, ...], out_channels: int, kernel_size, **options: Any) -> ConvSpec:
+def locally_connected(
+    input_shape: tuple[int, ...], out_channels: int, kernel_size, **options: Any
+) -> ConvSpec:
     """A locally connected layer (eq. 9.9): a separate kernel at every output position.
 
     It is the tiled convolution whose tile is the whole output; ``weight[pos]`` is the
@@ -56,7 +60,8 @@ def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -
         raise TypeError(f"input_shape must be a tuple (C, *spatial), got {shown(input_shape)}")
     if not 2 <= len(input_shape) <= 4:
         raise ConvAlgebraError(
-            f"input_shape must be (C, *spatial) with 1-3 spatial sizes, got {shown(input_shape)}")
+            f"input_shape must be (C, *spatial) with 1-3 spatial sizes, got {shown(input_shape)}"
+        )
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in input_shape):
         raise TypeError(f"input_shape must hold integers, got {shown(input_shape)}")
     n = len(input_shape) - 1
@@ -78,8 +83,16 @@ def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -
         extra = max(0, (out - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
         pairs.append((p, p + extra))
     c = input_shape[0]
-    return ConvSpec(input_shape, c, kernel, stride=stride, padding=tuple(pairs),
-                    dilation=dilation, groups=c, bias=False)
+    return ConvSpec(
+        input_shape,
+        c,
+        kernel,
+        stride=stride,
+        padding=tuple(pairs),
+        dilation=dilation,
+        groups=c,
+        bias=False,
+    )
 
 
 def _axis_counts(spec: ConvSpec, axis: int, lo: int, hi: int) -> np.ndarray:
@@ -88,9 +101,15 @@ def _axis_counts(spec: ConvSpec, axis: int, lo: int, hi: int) -> np.ndarray:
     return ((taps >= lo) & (taps < hi)).sum(axis=1)
 
 
-def avg_pool_matrix(input_shape: tuple[int, ...], kernel_size, stride=None, padding=0,
-                    ceil_mode: bool = False, count_include_pad: bool = True,
-                    divisor_override: int | None = None) -> sp.csr_array:
+def avg_pool_matrix(
+    input_shape: tuple[int, ...],
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> sp.csr_array:
     """The fixed matrix of average pooling (PyTorch's ``avg_pool{1,2,3}d``), channels apart.
 
     Examples
@@ -104,10 +123,16 @@ def avg_pool_matrix(input_shape: tuple[int, ...], kernel_size, stride=None, padd
 
     ones = conv_matrix(spec, np.ones(spec.weight_shape))
     if divisor_override is not None:
-        if isinstance(divisor_override, (bool, np.bool_)) or not hasattr(type(divisor_override), "__index__"):
-            raise TypeError(f"divisor_override must be a positive integer or None, got {shown(divisor_override)}")
+        if isinstance(divisor_override, (bool, np.bool_)) or not hasattr(
+            type(divisor_override), "__index__"
+        ):
+            raise TypeError(
+                f"divisor_override must be a positive integer or None, got {shown(divisor_override)}"
+            )
         if divisor_override < 1:
-            raise ConvAlgebraError(f"divisor_override must be a positive integer, got {shown(divisor_override)}")
+            raise ConvAlgebraError(
+                f"divisor_override must be a positive integer, got {shown(divisor_override)}"
+            )
         divisor_override = int(divisor_override)
         return (ones / divisor_override).tocsr()
     divisor = np.ones(1)
@@ -134,8 +159,9 @@ def _real_input(x) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
-                       ceil_mode: bool = False) -> sp.csr_array:
+def max_pool_selection(
+    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False
+) -> sp.csr_array:
     """The selection matrix max pooling applies *at this input* (max pooling is not linear).
 
     ``S @ x.ravel() == max_pool(x).ravel()``; each row holds one 1, at the first maximum of
@@ -154,7 +180,9 @@ def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
     """
     x = _real_input(x)
     if x.ndim < 2 or x.ndim > 4:
-        raise ConvAlgebraError(f"x must have shape (C, *spatial) with 1-3 spatial dims, got {x.shape}")
+        raise ConvAlgebraError(
+            f"x must have shape (C, *spatial) with 1-3 spatial dims, got {x.shape}"
+        )
     spec = _pool_spec(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     table = spatial_table(spec)
     c, p_in = x.shape[0], math.prod(x.shape[1:])
@@ -167,7 +195,8 @@ def max_pool_selection(x, kernel_size, stride=None, padding=0, dilation=1,
     cols = cols + (np.arange(c) * p_in)[:, None]
     rows = np.arange(cols.size)
     keep = inside.ravel()
-    matrix = sp.csr_array((np.ones(int(keep.sum())), (rows[keep], cols.ravel()[keep])),
-                          shape=(rows.size, c * p_in))
+    matrix = sp.csr_array(
+        (np.ones(int(keep.sum())), (rows[keep], cols.ravel()[keep])), shape=(rows.size, c * p_in)
+    )
     matrix.empty_rows = rows[~keep]
     return matrix

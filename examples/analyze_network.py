@@ -18,23 +18,33 @@ def main() -> None:
     args = parser.parse_args()
 
     # INPUT 32x32x3 -> CONV 12 "same" -> RELU -> POOL -> FC 10 (seed example 5)
-    cifar = ca.LayerGraph.sequential((3, 32, 32), [
-        ("conv", Conv(12, 3, padding="same")), ("relu", Activation("relu")),
-        ("pool", MaxPool(2)), ("flatten", Flatten()), ("fc", Linear(10)),
-    ], name="cifar")
+    cifar = ca.LayerGraph.sequential(
+        (3, 32, 32),
+        [
+            ("conv", Conv(12, 3, padding="same")),
+            ("relu", Activation("relu")),
+            ("pool", MaxPool(2)),
+            ("flatten", Flatten()),
+            ("fc", Linear(10)),
+        ],
+        name="cifar",
+    )
     print(cifar.table())
     print()
 
     net = ca.zoo.get("resnet18")
-    print(f"resnet18: {ca.param_count(net):,} parameters, {ca.macs(net):,} MACs "
-          f"(FLOPs = 2 x MACs)")
+    print(f"resnet18: {ca.param_count(net):,} parameters, {ca.macs(net):,} MACs (FLOPs = 2 x MACs)")
     for node in ("conv1", "maxpool", "layer2.0.add", "features"):
         fields = ca.receptive_field(net, node)
-        print(f"  {node:<14} output {net.shape(node)}, receptive field "
-              + " x ".join(f"{f.size} (jump {f.jump})" for f in fields))
+        print(
+            f"  {node:<14} output {net.shape(node)}, receptive field "
+            + " x ".join(f"{f.size} (jump {f.jump})" for f in fields)
+        )
     unit = net.unit_receptive_field("features", (0, 0))
-    print(f"  unit (0, 0) of 'features' reads input rows/cols {unit.box} "
-          f"(clipped to the 224x224 image; unclipped it would be 435 wide)")
+    print(
+        f"  unit (0, 0) of 'features' reads input rows/cols {unit.box} "
+        f"(clipped to the 224x224 image; unclipped it would be 435 wide)"
+    )
 
     if args.plot:
         from convalgebra.plot import plot_rf_growth, to_png

@@ -22,13 +22,18 @@ def main() -> None:
     net = ca.zoo.get("resnet18")
     figures = {
         "matrix_circulant.png": plot.plot_matrix(
-            ca.ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="circular")),
+            ca.ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="circular")
+        ),
         "matrix_reflect.png": plot.plot_matrix(
-            ca.ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="reflect")),
-        "rf_unit.png": plot.plot_receptive_field(ca.ConvSpec((1, 7, 7), 1, 3, stride=2, padding=1),
-                                                 (0, 1)),
+            ca.ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="reflect")
+        ),
+        "rf_unit.png": plot.plot_receptive_field(
+            ca.ConvSpec((1, 7, 7), 1, 3, stride=2, padding=1), (0, 1)
+        ),
         "rf_growth.png": plot.plot_rf_growth(net, title="resnet18"),
-        "rf_unit_resnet18.png": plot.plot_unit_field(net, "layer2.1.relu", (2, 20), title="resnet18"),
+        "rf_unit_resnet18.png": plot.plot_unit_field(
+            net, "layer2.1.relu", (2, 20), title="resnet18"
+        ),
     }
     for name, figure in figures.items():
         (folder / name).write_bytes(plot.to_png(figure))

@@ -31,7 +31,7 @@ def main() -> None:
     m = ca.conv_matrix(spec, w)
     expected = signal.correlate2d(x[0], w[0, 0], mode="same", boundary="wrap")
     assert np.array_equal(m @ x.ravel(), expected.ravel())
-    print(f"\nM @ x.ravel() equals scipy.signal.correlate2d(..., boundary='wrap'): True")
+    print("\nM @ x.ravel() equals scipy.signal.correlate2d(..., boundary='wrap'): True")
 
     zero = ca.ConvSpec((1, 4, 4), 1, 3, padding=1)
     print(f"with zero padding instead: {ca.matrix_structure(zero)}")

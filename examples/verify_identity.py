@@ -21,8 +21,10 @@ def main() -> None:
 
     result = ca.check("translation_equivariance", zeros, shift=(0, 1))
     print(result.to_text().splitlines()[0])
-    print(f"  fails at {len(result.failing_positions)} output positions, e.g. "
-          f"{result.failing_positions[:3]}")
+    print(
+        f"  fails at {len(result.failing_positions)} output positions, e.g. "
+        f"{result.failing_positions[:3]}"
+    )
     cx = result.counterexample
     print(f"  counterexample: {cx.to_text().splitlines()[0]}")
 
@@ -39,7 +41,9 @@ def main() -> None:
     m = ca.conv_matrix(zeros, symmetric)
     rotated_then_conv = m @ np.rot90(x, axes=(1, 2)).ravel()
     conv_then_rotated = np.rot90((m @ x.ravel()).reshape(1, 6, 6), axes=(1, 2)).ravel()
-    print(f"  numeric check on a random image: {np.array_equal(rotated_then_conv, conv_then_rotated)}")
+    print(
+        f"  numeric check on a random image: {np.array_equal(rotated_then_conv, conv_then_rotated)}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,15 @@ import math
 import numpy as np
 from oracle import F, torch, torch_conv
 
-__all__ = ["batched_conv", "dense_layer", "dense_transform", "equivariance_dimension", "blind_dimension",
-           "rank", "apply_layer"]
+__all__ = [
+    "batched_conv",
+    "dense_layer",
+    "dense_transform",
+    "equivariance_dimension",
+    "blind_dimension",
+    "rank",
+    "apply_layer",
+]
 
 
 def apply_layer(spec, x, w) -> np.ndarray:
@@ -25,12 +32,17 @@ def batched_conv(spec, x, w):
     nd = spec.ndim
     if spec.flip:
         w = torch.flip(w, dims=list(range(2, 2 + nd)))
-    if spec.transposed:   # unpadded, then cropped: asymmetric padding too
+    if spec.transposed:  # unpadded, then cropped: asymmetric padding too
         full = getattr(F, f"conv_transpose{nd}d")(
-            x, w, None, stride=spec.stride, groups=spec.groups, dilation=spec.dilation)
-        for a, ((before, after), extra) in enumerate(zip(spec.padding, spec.output_padding, strict=True)):
+            x, w, None, stride=spec.stride, groups=spec.groups, dilation=spec.dilation
+        )
+        for a, ((before, after), extra) in enumerate(
+            zip(spec.padding, spec.output_padding, strict=True)
+        ):
             size = full.shape[2 + a] - before - after + extra
-            full = F.pad(full, [0, 0] * (nd - 1 - a) + [0, max(0, before + size - full.shape[2 + a])])
+            full = F.pad(
+                full, [0, 0] * (nd - 1 - a) + [0, max(0, before + size - full.shape[2 + a])]
+            )
             full = full.narrow(2 + a, before, size)
         return full
     pads: list[int] = []
@@ -38,8 +50,9 @@ def batched_conv(spec, x, w):
         pads += [before, after]
     mode = "constant" if spec.padding_mode == "zeros" else spec.padding_mode
     x = F.pad(x, pads, mode=mode)
-    return getattr(F, f"conv{nd}d")(x, w, None, stride=spec.stride, dilation=spec.dilation,
-                                    groups=spec.groups)
+    return getattr(F, f"conv{nd}d")(
+        x, w, None, stride=spec.stride, dilation=spec.dilation, groups=spec.groups
+    )
 
 
 def dense_layer(spec, w) -> np.ndarray:
@@ -85,8 +98,11 @@ def equivariance_dimension(spec, p_in_list, p_out_list) -> int:
     """dim {w : P_out M(w) = M(w) P_in for every pair}, from one-hot kernels."""
     cols = []
     for m in _one_hot_layers(spec):
-        cols.append(np.concatenate([(q @ m - m @ p).ravel()
-                                    for p, q in zip(p_in_list, p_out_list, strict=True)]))
+        cols.append(
+            np.concatenate(
+                [(q @ m - m @ p).ravel() for p, q in zip(p_in_list, p_out_list, strict=True)]
+            )
+        )
     return len(cols) - rank(np.stack(cols, axis=1))
 
 

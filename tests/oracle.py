@@ -24,7 +24,8 @@ def _dtype(*values):
     """complex128 when any argument is complex, else float64."""
     complex_ = any(
         (v.is_complex() if isinstance(v, torch.Tensor) else np.iscomplexobj(v))
-        for v in values if v is not None
+        for v in values
+        if v is not None
     )
     return torch.complex128 if complex_ else torch.float64
 
@@ -45,8 +46,14 @@ def torch_conv(spec: ConvSpec, x, w, bias=None):
         if spec.padding_mode != "zeros" or any(b != a for b, a in spec.padding):
             raise ValueError("torch has no such transposed convolution; use the adjoint oracle")
         return op(
-            xt, wt, bt, stride=spec.stride, padding=tuple(b for b, _ in spec.padding),
-            output_padding=spec.output_padding, groups=spec.groups, dilation=spec.dilation,
+            xt,
+            wt,
+            bt,
+            stride=spec.stride,
+            padding=tuple(b for b, _ in spec.padding),
+            output_padding=spec.output_padding,
+            groups=spec.groups,
+            dilation=spec.dilation,
         )[0]
     mode = "constant" if spec.padding_mode == "zeros" else spec.padding_mode
     xt = F.pad(xt, _pad_pairs(spec), mode=mode)

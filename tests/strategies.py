@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from convalgebra import ConvSpec, ConvAlgebraError
+from convalgebra import ConvAlgebraError, ConvSpec
 
 __all__ = ["conv_specs", "int_arrays"]
 
@@ -37,9 +37,7 @@ def conv_specs(
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     limit = 4 if small else max_size
     size = tuple(draw(st.integers(1, limit + 3)) for _ in range(nd))
-    padding = tuple(
-        (draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(nd)
-    )
+    padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(nd))
     if symmetric or (is_t and draw(st.booleans())):
         padding = tuple((p, p) for p, _ in padding)
     elif not is_t and draw(st.integers(0, 4)) == 0:
@@ -55,9 +53,18 @@ def conv_specs(
     has_bias = draw(st.booleans()) if bias is None else bias
     try:
         spec = ConvSpec(
-            (cin, *size), cout, kernel, stride=stride, padding=padding, dilation=dilation,
-            groups=groups, padding_mode=mode, transposed=is_t,
-            output_padding=output_padding, flip=flip, bias=has_bias,
+            (cin, *size),
+            cout,
+            kernel,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=mode,
+            transposed=is_t,
+            output_padding=output_padding,
+            flip=flip,
+            bias=has_bias,
         )
     except ConvAlgebraError:
         assume(False)

@@ -33,8 +33,17 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("__init__", "__main__", "conftest"),
 ]
-NUMERIC = {"taps", "spec", "connectivity", "operators", "gradients", "variants", "structure",
-           "transpose", "spectra"}
+NUMERIC = {
+    "taps",
+    "spec",
+    "connectivity",
+    "operators",
+    "gradients",
+    "variants",
+    "structure",
+    "transpose",
+    "spectra",
+}
 SYMBOLIC_UNITS = {"symbolic", "render", "identities", "derivations"}
 
 
@@ -152,8 +161,11 @@ def test_numeric_path_never_imports_sympy(unit):
 
 
 def test_library_never_imports_the_cli():
-    offending = [(a, t) for a, t, _, _ in IMPORTS if _unit(t) == "cli" and _unit(a) not in
-                 ("cli", "__main__")]
+    offending = [
+        (a, t)
+        for a, t, _, _ in IMPORTS
+        if _unit(t) == "cli" and _unit(a) not in ("cli", "__main__")
+    ]
     assert offending == []
 
 

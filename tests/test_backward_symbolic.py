@@ -8,6 +8,7 @@ import pytest
 import sympy
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.symbolic.backward import (
@@ -17,7 +18,6 @@ from convalgebra.symbolic.backward import (
     grad_symbol,
     symbolic_backward,
 )
-from strategies import conv_specs
 
 small_specs = conv_specs(transposed=None, max_size=4, max_channels=2)
 
@@ -49,7 +49,9 @@ def test_equations_evaluate_to_the_numeric_gradients(spec, seed):
     x, w, b, g = arrays.values()
     forward = ca.conv_matrix(spec, w) @ x.ravel() + np.repeat(b, np.prod(spec.output_shape[1:]))
     assert np.array_equal(_numbers(bw.forward, subs), forward)
-    assert np.array_equal(_numbers(bw.weight_gradient, subs), ca.weight_gradient(spec, x, g).ravel())
+    assert np.array_equal(
+        _numbers(bw.weight_gradient, subs), ca.weight_gradient(spec, x, g).ravel()
+    )
     assert np.array_equal(_numbers(bw.input_gradient, subs), ca.input_gradient(spec, w, g).ravel())
     assert np.array_equal(_numbers(bw.bias_gradient, subs), ca.bias_gradient(spec, g))
 
@@ -82,8 +84,15 @@ def test_general_formulas_hold_for_every_forward_variant(spec):
 
 
 def test_general_formulas_hold_in_3d():
-    spec = ca.ConvSpec((1, 3, 3, 3), 2, 2, stride=(2, 1, 1), padding=((1, 0), 0, 0),
-                       padding_mode="replicate", flip=True)
+    spec = ca.ConvSpec(
+        (1, 3, 3, 3),
+        2,
+        2,
+        stride=(2, 1, 1),
+        padding=((1, 0), 0, 0),
+        padding_mode="replicate",
+        flip=True,
+    )
     assert check_general_formulas(symbolic_backward(spec))
 
 
@@ -134,8 +143,17 @@ def test_general_formulas_are_the_books_in_2d():
     assert str(f.input_gradient.lhs) == "h[i, j, k]"
     assert "KroneckerDelta(j, m + s*(l - 1))" in str(f.input_gradient.rhs)
     sizes = {str(k): int(v) for k, v in f.sizes.items()}
-    assert sizes == {"C_{in}": 2, "C_{out}": 3, "s": 2, "k_h": 3, "k_w": 2, "H_{out}": 2,
-                     "W_{out}": 3, "H_{pad}": 6, "W_{pad}": 7}
+    assert sizes == {
+        "C_{in}": 2,
+        "C_{out}": 3,
+        "s": 2,
+        "k_h": 3,
+        "k_w": 2,
+        "H_{out}": 2,
+        "W_{out}": 3,
+        "H_{pad}": 6,
+        "W_{pad}": 7,
+    }
 
 
 def test_per_axis_strides_get_their_own_symbols():
@@ -167,7 +185,11 @@ def test_transposed_equations_follow_its_matrix():
     spec = ca.ConvSpec((1, 2), 1, 2, stride=2, transposed=True, bias=False)
     bw = symbolic_backward(spec)
     assert [str(eq) for eq in bw.forward] == [
-        "Eq(z1, a1*w1)", "Eq(z2, a1*w2)", "Eq(z3, a2*w1)", "Eq(z4, a2*w2)"]
+        "Eq(z1, a1*w1)",
+        "Eq(z2, a1*w2)",
+        "Eq(z3, a2*w1)",
+        "Eq(z4, a2*w2)",
+    ]
 
 
 @pytest.mark.parametrize(

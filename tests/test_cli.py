@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import scipy.io
-from hypothesis import given, settings
 import scipy.sparse
+from hypothesis import given, settings
+from strategies import conv_specs
 
 from convalgebra import ConvSpec, conv_matrix
 from convalgebra.cli import main
 from convalgebra.cli.args import parse_padding, parse_spec_string
-from strategies import conv_specs
 
 
 def run(capsys, *argv):
@@ -25,22 +24,67 @@ def run(capsys, *argv):
 @pytest.mark.parametrize(
     "flags, expected",
     [
-        (["--in", "3x32x32", "--out", "16", "-k", "3", "-s", "2", "-p", "1"],
-         ConvSpec((3, 32, 32), 16, 3, stride=2, padding=1)),
+        (
+            ["--in", "3x32x32", "--out", "16", "-k", "3", "-s", "2", "-p", "1"],
+            ConvSpec((3, 32, 32), 16, 3, stride=2, padding=1),
+        ),
         (["--in", "1x7", "-k", "3", "-p", "same"], ConvSpec((1, 7), 1, 3, padding="same")),
-        (["--in", "1x7x8", "-k", "3x2", "-p", "0:1x2", "-d", "2x1"],
-         ConvSpec((1, 7, 8), 1, (3, 2), padding=((0, 1), (2, 2)), dilation=(2, 1))),
-        (["--in", "1x6x6", "-k", "3", "-p", "0:1"],
-         ConvSpec((1, 6, 6), 1, 3, padding=((0, 1), (0, 1)))),
-        (["--in", "4x5", "--out", "2", "-k", "3", "-g", "2", "--mode", "circular", "-p", "1",
-          "--no-bias", "--flip"],
-         ConvSpec((4, 5), 2, 3, groups=2, padding_mode="circular", padding=1, bias=False, flip=True)),
-        (["--in", "2x3x3", "--out", "1", "-k", "3", "-s", "2", "-p", "1", "--transposed",
-          "--output-padding", "1"],
-         ConvSpec((2, 3, 3), 1, 3, stride=2, padding=1, transposed=True, output_padding=1)),
+        (
+            ["--in", "1x7x8", "-k", "3x2", "-p", "0:1x2", "-d", "2x1"],
+            ConvSpec((1, 7, 8), 1, (3, 2), padding=((0, 1), (2, 2)), dilation=(2, 1)),
+        ),
+        (
+            ["--in", "1x6x6", "-k", "3", "-p", "0:1"],
+            ConvSpec((1, 6, 6), 1, 3, padding=((0, 1), (0, 1))),
+        ),
+        (
+            [
+                "--in",
+                "4x5",
+                "--out",
+                "2",
+                "-k",
+                "3",
+                "-g",
+                "2",
+                "--mode",
+                "circular",
+                "-p",
+                "1",
+                "--no-bias",
+                "--flip",
+            ],
+            ConvSpec(
+                (4, 5), 2, 3, groups=2, padding_mode="circular", padding=1, bias=False, flip=True
+            ),
+        ),
+        (
+            [
+                "--in",
+                "2x3x3",
+                "--out",
+                "1",
+                "-k",
+                "3",
+                "-s",
+                "2",
+                "-p",
+                "1",
+                "--transposed",
+                "--output-padding",
+                "1",
+            ],
+            ConvSpec((2, 3, 3), 1, 3, stride=2, padding=1, transposed=True, output_padding=1),
+        ),
     ],
-    ids=["pytorch-style", "same", "per-axis-asymmetric", "broadcast-pair", "groups-circular",
-         "transposed"],
+    ids=[
+        "pytorch-style",
+        "same",
+        "per-axis-asymmetric",
+        "broadcast-pair",
+        "groups-circular",
+        "transposed",
+    ],
 )
 def test_spec_flags_build_the_pytorch_spec(capsys, flags, expected):
     code, out, _ = run(capsys, "matrix", *flags)
@@ -66,12 +110,27 @@ def test_matrix_symbolic_strided_example(capsys):
     lines = out.splitlines()
     assert "matrix: 4 x 25, 36 non-zeros" in out
     # the row of z1 reads a1 a2 a3, a6 a7 a8, a11 a12 a13 (the slides' 'a4' is a typo)
-    assert lines[5].split()[:13] == ["w1", "w2", "w3", "·", "·", "w4", "w5", "w6", "·", "·",
-                                     "w7", "w8", "w9"]
+    assert lines[5].split()[:13] == [
+        "w1",
+        "w2",
+        "w3",
+        "·",
+        "·",
+        "w4",
+        "w5",
+        "w6",
+        "·",
+        "·",
+        "w7",
+        "w8",
+        "w9",
+    ]
 
 
 def test_matrix_circulant_structure(capsys):
-    code, out, _ = run(capsys, "matrix", "--in", "1x4x4", "-k", "3", "-p", "1", "--mode", "circular")
+    code, out, _ = run(
+        capsys, "matrix", "--in", "1x4x4", "-k", "3", "-p", "1", "--mode", "circular"
+    )
     assert code == 0
     assert "structure: doubly block circulant" in out
 
@@ -85,8 +144,26 @@ def test_matrix_numeric_weight_list(capsys):
 @pytest.mark.parametrize("suffix", [".npz", ".mtx"])
 def test_matrix_save_round_trips(capsys, tmp_path, suffix):
     path = tmp_path / f"m{suffix}"
-    code, out, _ = run(capsys, "matrix", "--in", "2x5x4", "--out", "3", "-k", "2x3", "-s", "1x2",
-                       "-p", "1", "--weight", "random", "--seed", "3", "--save", str(path))
+    code, out, _ = run(
+        capsys,
+        "matrix",
+        "--in",
+        "2x5x4",
+        "--out",
+        "3",
+        "-k",
+        "2x3",
+        "-s",
+        "1x2",
+        "-p",
+        "1",
+        "--weight",
+        "random",
+        "--seed",
+        "3",
+        "--save",
+        str(path),
+    )
     assert code == 0 and f"wrote {path}" in out
     spec = ConvSpec((2, 5, 4), 3, (2, 3), stride=(1, 2), padding=1)
     weight = np.random.default_rng(3).integers(-3, 4, size=spec.weight_shape)
@@ -97,8 +174,9 @@ def test_matrix_save_round_trips(capsys, tmp_path, suffix):
 def test_matrix_save_symbolic_holds_weight_numbers(capsys, tmp_path):
     path = tmp_path / "m.npz"
     assert run(capsys, "matrix", "--in", "1x4", "-k", "2", "--save", str(path))[0] == 0
-    np.testing.assert_array_equal(scipy.sparse.load_npz(path).toarray(),
-                                  [[1, 2, 0, 0], [0, 1, 2, 0], [0, 0, 1, 2]])
+    np.testing.assert_array_equal(
+        scipy.sparse.load_npz(path).toarray(), [[1, 2, 0, 0], [0, 1, 2, 0], [0, 0, 1, 2]]
+    )
 
 
 def test_matrix_plot_writes_png(capsys, tmp_path):
@@ -132,9 +210,24 @@ def test_matrix_plot_writes_png(capsys, tmp_path):
         (["nosuchcommand"], "invalid choice"),
         (["matrix", "--in", "1x5", "-k", "3", "--bogus"], "unrecognized arguments"),
     ],
-    ids=["negative-size", "no-spatial", "kernel-too-big", "groups", "padding-word", "mode",
-         "weight-count", "weight-word", "weight-file", "save-suffix", "missing-kernel",
-         "max-size", "zero-stride", "negative-padding", "command", "unknown-flag"],
+    ids=[
+        "negative-size",
+        "no-spatial",
+        "kernel-too-big",
+        "groups",
+        "padding-word",
+        "mode",
+        "weight-count",
+        "weight-word",
+        "weight-file",
+        "save-suffix",
+        "missing-kernel",
+        "max-size",
+        "zero-stride",
+        "negative-padding",
+        "command",
+        "unknown-flag",
+    ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
@@ -146,23 +239,44 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
 
 def test_nothing_written_on_error(capsys, tmp_path):
     save, picture = tmp_path / "m.npz", tmp_path / "m.png"
-    code, _, _ = run(capsys, "matrix", "--in", "1x5", "-k", "7", "--save", str(save),
-                     "--plot", str(picture))
+    code, _, _ = run(
+        capsys, "matrix", "--in", "1x5", "-k", "7", "--save", str(save), "--plot", str(picture)
+    )
     assert code == 2
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_output_folder_writes_nothing(capsys, tmp_path):
-    code, _, err = run(capsys, "matrix", "--in", "1x5", "-k", "3", "--save",
-                       str(tmp_path / "m.npz"), "--plot", str(tmp_path / "no" / "m.png"))
+    code, _, err = run(
+        capsys,
+        "matrix",
+        "--in",
+        "1x5",
+        "-k",
+        "3",
+        "--save",
+        str(tmp_path / "m.npz"),
+        "--plot",
+        str(tmp_path / "no" / "m.png"),
+    )
     assert code == 2 and "does not exist" in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_target_that_is_a_folder_writes_nothing(capsys, tmp_path):
     (tmp_path / "m.png").mkdir()
-    code, _, err = run(capsys, "matrix", "--in", "1x5", "-k", "3", "--save",
-                       str(tmp_path / "m.npz"), "--plot", str(tmp_path / "m.png"))
+    code, _, err = run(
+        capsys,
+        "matrix",
+        "--in",
+        "1x5",
+        "-k",
+        "3",
+        "--save",
+        str(tmp_path / "m.npz"),
+        "--plot",
+        str(tmp_path / "m.png"),
+    )
     assert code == 2 and "it is a folder" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png"]  # no npz, no temporary files
 
@@ -182,10 +296,15 @@ def test_internal_error_is_exit_1(capsys, monkeypatch):
     monkeypatch.setattr(layer_commands, "matrix", boom)
     code, _, err = run(capsys, "matrix", "--in", "1x5", "-k", "3")
     assert code == 1
-    assert err.strip() == "internal error (RuntimeError): unexpected (run with --debug for the traceback)"
+    assert (
+        err.strip()
+        == "internal error (RuntimeError): unexpected (run with --debug for the traceback)"
+    )
 
 
-@pytest.mark.parametrize("command", ["", "analyze", "matrix", "grad", "check", "derive", "rf", "params"])
+@pytest.mark.parametrize(
+    "command", ["", "analyze", "matrix", "grad", "check", "derive", "rf", "params"]
+)
 def test_help_everywhere_with_examples(capsys, command):
     code, out, _ = run(capsys, *([command] if command else []), "--help")
     assert code == 0
@@ -214,7 +333,9 @@ def _help_examples() -> list[str]:
     from convalgebra.cli import build_parser
 
     parser = build_parser()
-    epilogs = [parser.epilog] + [p.epilog for p in parser._subparsers._group_actions[0].choices.values()]
+    epilogs = [parser.epilog] + [
+        p.epilog for p in parser._subparsers._group_actions[0].choices.values()
+    ]
     lines = []
     for epilog in epilogs:
         block = epilog.split("examples:", 1)[1].split("\n\n", 1)[0]
@@ -246,7 +367,8 @@ def test_every_help_example_runs(capsys, tmp_path, monkeypatch, line):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mynet.yaml").write_text(  # the graph file the examples name
         "input: [3, 32, 32]\nlayers:\n  - {kind: conv, out_channels: 8, kernel_size: 3}\n"
-        "  - {kind: relu}\n  - {kind: max_pool, kernel_size: 2}\n")
+        "  - {kind: relu}\n  - {kind: max_pool, kernel_size: 2}\n"
+    )
     if "mymodel" in line:  # the Python model the examples name
         pytest.importorskip("torch")
         (tmp_path / "mymodel.py").write_text(MYMODEL)
@@ -254,17 +376,33 @@ def test_every_help_example_runs(capsys, tmp_path, monkeypatch, line):
     assert argv[0] == "convalgebra"
     code, out, err = run(capsys, *argv[1:])
     fails = argv[1:2] == ["check"] and ": FAILS" in out.split("\n", 1)[0]
-    assert code == (1 if fails else 0), err   # check: exit 1 when the law fails
+    assert code == (1 if fails else 0), err  # check: exit 1 when the law fails
     assert out.strip()
 
 
 def _flags(spec: ConvSpec) -> list[str]:
     """The command-line flags that describe ``spec`` (padding as before:after pairs)."""
     axes = lambda values: "x".join(map(str, values))  # noqa: E731
-    flags = ["--in", axes(spec.input_shape), "--out", str(spec.out_channels),
-             "-k", axes(spec.kernel_size), "-s", axes(spec.stride), "-d", axes(spec.dilation),
-             "-p", "x".join(f"{b}:{a}" for b, a in spec.padding), "-g", str(spec.groups),
-             "--mode", spec.padding_mode, "--output-padding", axes(spec.output_padding)]
+    flags = [
+        "--in",
+        axes(spec.input_shape),
+        "--out",
+        str(spec.out_channels),
+        "-k",
+        axes(spec.kernel_size),
+        "-s",
+        axes(spec.stride),
+        "-d",
+        axes(spec.dilation),
+        "-p",
+        "x".join(f"{b}:{a}" for b, a in spec.padding),
+        "-g",
+        str(spec.groups),
+        "--mode",
+        spec.padding_mode,
+        "--output-padding",
+        axes(spec.output_padding),
+    ]
     flags += ["--transposed"] * spec.transposed + ["--flip"] * spec.flip
     return flags + ["--no-bias"] * (not spec.bias)
 
@@ -289,5 +427,7 @@ def test_missing_library_module_is_a_clear_exit_1(capsys, monkeypatch):
     monkeypatch.setattr(common.importlib, "import_module", absent)
     code, out, err = run(capsys, "derive", "matrix", "--in", "1x4", "-k", "2")
     assert code == 1 and out == ""
-    assert err.strip() == ("error: 'convalgebra derive' is not available: this installation has "
-                           "no convalgebra.derivations module")
+    assert err.strip() == (
+        "error: 'convalgebra derive' is not available: this installation has "
+        "no convalgebra.derivations module"
+    )

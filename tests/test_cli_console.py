@@ -9,8 +9,9 @@ import sys
 import pytest
 
 SCRIPT = shutil.which("convalgebra")
-needs_script = pytest.mark.skipif(SCRIPT is None, reason="convalgebra is not installed on PATH "
-                                  "(pip install -e .)")
+needs_script = pytest.mark.skipif(
+    SCRIPT is None, reason="convalgebra is not installed on PATH (pip install -e .)"
+)
 
 
 def shell(*argv, cwd=None):
@@ -26,8 +27,20 @@ def test_console_script_without_arguments_analyses_resnet18():
 
 
 def test_python_dash_m_runs_the_same_command():
-    done = shell(sys.executable, "-m", "convalgebra", "matrix", "--in", "1x4x4", "-k", "3",
-                 "-p", "1", "--mode", "circular")
+    done = shell(
+        sys.executable,
+        "-m",
+        "convalgebra",
+        "matrix",
+        "--in",
+        "1x4x4",
+        "-k",
+        "3",
+        "-p",
+        "1",
+        "--mode",
+        "circular",
+    )
     assert done.returncode == 0, done.stderr
     assert "structure: doubly block circulant" in done.stdout
 
@@ -60,8 +73,19 @@ def test_console_script_python_tag_yaml_refused_nothing_written(tmp_path):
 
 @needs_script
 def test_console_script_writes_files(tmp_path):
-    done = shell(SCRIPT, "matrix", "--in", "1x6", "-k", "3", "--save", "m.npz", "--plot", "m.png",
-                 cwd=tmp_path)
+    done = shell(
+        SCRIPT,
+        "matrix",
+        "--in",
+        "1x6",
+        "-k",
+        "3",
+        "--save",
+        "m.npz",
+        "--plot",
+        "m.png",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "m.npz").stat().st_size > 0 and (tmp_path / "m.png").stat().st_size > 1000
 

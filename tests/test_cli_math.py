@@ -21,8 +21,9 @@ def run(capsys, *argv):
 # ------------------------------------------------------------------------------- grad
 def test_grad_reproduces_the_strided_seed_example(capsys):
     """Seed example 17, symbol for symbol (a6 where the slides misprint a4)."""
-    code, out, _ = run(capsys, "grad", "--in", "1x5x5", "-k", "3", "-s", "2", "--no-bias",
-                       "--max-equations", "0")
+    code, out, _ = run(
+        capsys, "grad", "--in", "1x5x5", "-k", "3", "-s", "2", "--no-bias", "--max-equations", "0"
+    )
     assert code == 0
     lines = [line.strip() for line in out.splitlines()]
     assert "z1 = w1*a1 + w2*a2 + w3*a3 + w4*a6 + w5*a7 + w6*a8 + w7*a11 + w8*a12 + w9*a13" in lines
@@ -34,16 +35,41 @@ def test_grad_reproduces_the_strided_seed_example(capsys):
 
 
 def test_grad_truncates_and_selects_parts(capsys):
-    code, out, _ = run(capsys, "grad", "--in", "1x5x5", "-k", "3", "-s", "2", "--show", "input",
-                       "--max-equations", "3")
+    code, out, _ = run(
+        capsys,
+        "grad",
+        "--in",
+        "1x5x5",
+        "-k",
+        "3",
+        "-s",
+        "2",
+        "--show",
+        "input",
+        "--max-equations",
+        "3",
+    )
     assert code == 0
     assert "forward" not in out and "kernel gradient" not in out
     assert "… 22 more (--max-equations 0 shows all)" in out
 
 
 def test_grad_general_formulas_agree(capsys):
-    code, out, _ = run(capsys, "grad", "--in", "2x4x5", "--out", "2", "-k", "2x3", "-s", "2",
-                       "--show", "weight", "--general")
+    code, out, _ = run(
+        capsys,
+        "grad",
+        "--in",
+        "2x4x5",
+        "--out",
+        "2",
+        "-k",
+        "2x3",
+        "-s",
+        "2",
+        "--show",
+        "weight",
+        "--general",
+    )
     assert code == 0
     assert "they agree with the equations above" in out
 
@@ -53,8 +79,21 @@ def test_grad_general_formulas_agree(capsys):
     [
         ["--in", "2x5x6", "--out", "3", "-k", "3", "-s", "2", "-p", "1"],
         ["--in", "4x7", "--out", "2", "-k", "3", "-g", "2", "--mode", "reflect", "-p", "2"],
-        ["--in", "2x3x3", "--out", "1", "-k", "3", "-s", "2", "-p", "1", "--transposed",
-         "--output-padding", "1"],
+        [
+            "--in",
+            "2x3x3",
+            "--out",
+            "1",
+            "-k",
+            "3",
+            "-s",
+            "2",
+            "-p",
+            "1",
+            "--transposed",
+            "--output-padding",
+            "1",
+        ],
     ],
     ids=["strided-2d", "groups-reflect", "transposed"],
 )
@@ -82,8 +121,14 @@ def test_grad_numeric_matches_torch_autograd(capsys, flags):
     "argv, needle",
     [
         (["grad", "--in", "1x4", "-k", "2", "--show", "forward,sideways"], "expected parts"),
-        (["grad", "--in", "1x4", "-k", "2", "--numeric", "--data", "1,2"], "--data needs 4 numbers"),
-        (["grad", "--in", "1x4", "-k", "2", "--numeric", "--weight", "symbolic"], "numeric --weight"),
+        (
+            ["grad", "--in", "1x4", "-k", "2", "--numeric", "--data", "1,2"],
+            "--data needs 4 numbers",
+        ),
+        (
+            ["grad", "--in", "1x4", "-k", "2", "--numeric", "--weight", "symbolic"],
+            "numeric --weight",
+        ),
     ],
     ids=["parts", "data-size", "symbolic-weight"],
 )
@@ -94,31 +139,79 @@ def test_grad_bad_input(capsys, argv, needle):
 
 # ------------------------------------------------------------------------------ check
 def test_check_circular_translation_holds(capsys):
-    code, out, _ = run(capsys, "check", "translation_equivariance", "--in", "1x6x6", "-k", "3",
-                       "-p", "1", "--mode", "circular", "--shift", "1x2")
+    code, out, _ = run(
+        capsys,
+        "check",
+        "translation_equivariance",
+        "--in",
+        "1x6x6",
+        "-k",
+        "3",
+        "-p",
+        "1",
+        "--mode",
+        "circular",
+        "--shift",
+        "1x2",
+    )
     assert code == 0
     assert out.startswith("translation_equivariance: HOLDS")
 
 
 def test_check_zero_padding_fails_at_the_border(capsys):
-    code, out, _ = run(capsys, "check", "translation_equivariance", "--in", "1x6x6", "-k", "3",
-                       "-p", "1", "--shift", "0x1")
-    assert code == 1   # the law fails: exit status 1, like test(1)
+    code, out, _ = run(
+        capsys,
+        "check",
+        "translation_equivariance",
+        "--in",
+        "1x6x6",
+        "-k",
+        "3",
+        "-p",
+        "1",
+        "--shift",
+        "0x1",
+    )
+    assert code == 1  # the law fails: exit status 1, like test(1)
     assert out.startswith("translation_equivariance: FAILS")
     assert "counterexample" in out
 
 
 def test_check_rotation_solves_for_symmetric_kernels_latex(capsys):
-    code, out, _ = run(capsys, "check", "rotation_equivariance", "--in", "1x5x5", "-k", "3",
-                       "-p", "1", "--turns", "1", "--format", "latex")
-    assert code == 1   # fails for a generic kernel; the solved kernels are in the evidence
+    code, out, _ = run(
+        capsys,
+        "check",
+        "rotation_equivariance",
+        "--in",
+        "1x5x5",
+        "-k",
+        "3",
+        "-p",
+        "1",
+        "--turns",
+        "1",
+        "--format",
+        "latex",
+    )
+    assert code == 1  # fails for a generic kernel; the solved kernels are in the evidence
     assert "\\" in out and "3" in out
 
 
 def test_check_numeric_weight(capsys):
     # a rotation-symmetric kernel makes the layer equivariant to quarter turns
-    code, out, _ = run(capsys, "check", "rotation_equivariance", "--in", "1x5x5", "-k", "3",
-                       "-p", "1", "--weight", "1,2,1,2,5,2,1,2,1")
+    code, out, _ = run(
+        capsys,
+        "check",
+        "rotation_equivariance",
+        "--in",
+        "1x5x5",
+        "-k",
+        "3",
+        "-p",
+        "1",
+        "--weight",
+        "1,2,1,2,5,2,1,2,1",
+    )
     assert code == 0 and "HOLDS" in out.splitlines()[0]
 
 
@@ -130,13 +223,20 @@ def test_check_list(capsys):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["check", "warp_equivariance", "--in", "1x5", "-k", "3"], "unknown law 'warp_equivariance'"),
+        (
+            ["check", "warp_equivariance", "--in", "1x5", "-k", "3"],
+            "unknown law 'warp_equivariance'",
+        ),
         (["check", "--in", "1x5", "-k", "3"], "needs a LAW"),
-        (["check", "translation_equivariance", "--in", "1x5", "-k", "3", "--turns", "1"],
-         "does not take --turns"),
+        (
+            ["check", "translation_equivariance", "--in", "1x5", "-k", "3", "--turns", "1"],
+            "does not take --turns",
+        ),
         (["check", "adjoint"], "needs a layer"),
-        (["check", "translation_equivariance", "--in", "1x5", "-k", "3", "--with", "-k 9"],
-         "kernel extent 9"),
+        (
+            ["check", "translation_equivariance", "--in", "1x5", "-k", "3", "--with", "-k 9"],
+            "kernel extent 9",
+        ),
     ],
     ids=["unknown-law", "no-law", "foreign-option", "no-layer", "bad-second-layer"],
 )
@@ -156,8 +256,22 @@ def test_derive_output_size_non_tiling(capsys):
 
 def test_derive_backward_latex_to_file(capsys, tmp_path):
     path = tmp_path / "backward.tex"
-    code, out, _ = run(capsys, "derive", "backward", "--in", "1x5x5", "-k", "3", "-s", "2",
-                       "--format", "latex", "--standalone", "-o", str(path))
+    code, out, _ = run(
+        capsys,
+        "derive",
+        "backward",
+        "--in",
+        "1x5x5",
+        "-k",
+        "3",
+        "-s",
+        "2",
+        "--format",
+        "latex",
+        "--standalone",
+        "-o",
+        str(path),
+    )
     assert code == 0 and out.startswith(f"wrote {path}")
     text = path.read_text()
     assert text.startswith("\\documentclass") and "\\end{document}" in text
@@ -180,17 +294,37 @@ def test_derive_error_writes_nothing(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv, first_line",
     [
-        (["commutativity"], "commutativity: HOLDS -- I op K = K op I for the convolution, every size"),
+        (
+            ["commutativity"],
+            "commutativity: HOLDS -- I op K = K op I for the convolution, every size",
+        ),
         (["commutativity", "--in", "1x3", "-k", "2"], "commutativity: FAILS"),
-        (["layer_commutativity", "--in", "1x6", "-k", "3", "-p", "1", "--mode", "circular",
-          "--with", "-k 2 -p 0:1 --mode circular"], "layer_commutativity: HOLDS"),
-        (["composition", "--in", "1x9", "-k", "3", "-s", "2", "--with", "-k 2"],
-         "composition: HOLDS"),
-        (["avg_pool_equivariance", "--in", "1x8x8", "-k", "2", "--shift", "2x0"],
-         "avg_pool_equivariance: HOLDS"),
+        (
+            [
+                "layer_commutativity",
+                "--in",
+                "1x6",
+                "-k",
+                "3",
+                "-p",
+                "1",
+                "--mode",
+                "circular",
+                "--with",
+                "-k 2 -p 0:1 --mode circular",
+            ],
+            "layer_commutativity: HOLDS",
+        ),
+        (
+            ["composition", "--in", "1x9", "-k", "3", "-s", "2", "--with", "-k 2"],
+            "composition: HOLDS",
+        ),
+        (
+            ["avg_pool_equivariance", "--in", "1x8x8", "-k", "2", "--shift", "2x0"],
+            "avg_pool_equivariance: HOLDS",
+        ),
     ],
-    ids=["proof-all-sizes", "cross-correlation", "two-circular-layers", "composition",
-         "avg-pool"],
+    ids=["proof-all-sizes", "cross-correlation", "two-circular-layers", "composition", "avg-pool"],
 )
 def test_check_laws_with_two_layers_proofs_and_pooling(capsys, argv, first_line):
     code, out, _ = run(capsys, "check", *argv)
@@ -199,8 +333,9 @@ def test_check_laws_with_two_layers_proofs_and_pooling(capsys, argv, first_line)
 
 
 def test_check_composition_kernel_extent_seed_example_26(capsys):
-    code, out, _ = run(capsys, "check", "composition", "--in", "1x9", "-k", "3", "-s", "2",
-                       "--with", "-k 2")
+    code, out, _ = run(
+        capsys, "check", "composition", "--in", "1x9", "-k", "3", "-s", "2", "--with", "-k 2"
+    )
     assert code == 0
     assert "kernel extent: (5,)" in out and "stride: (2,)" in out  # 3 + (2-1)*2 = 5
 
@@ -208,8 +343,19 @@ def test_check_composition_kernel_extent_seed_example_26(capsys):
 def test_check_max_pool_invariance_fraction(capsys):
     """Seed example 24: the fraction of pooled outputs a one-pixel shift leaves unchanged."""
     x = np.arange(16).reshape(1, 4, 4) % 5
-    code, out, _ = run(capsys, "check", "max_pool_invariance", "--in", "1x4x4", "-k", "2",
-                       "--shift", "0x1", "--data", ",".join(map(str, x.ravel())))
+    code, out, _ = run(
+        capsys,
+        "check",
+        "max_pool_invariance",
+        "--in",
+        "1x4x4",
+        "-k",
+        "2",
+        "--shift",
+        "0x1",
+        "--data",
+        ",".join(map(str, x.ravel())),
+    )
     shifted = np.zeros_like(x)
     shifted[..., 1:] = x[..., :-1]
     pool = lambda a: a.reshape(2, 2, 2, 2).max(axis=(1, 3))  # noqa: E731
@@ -218,19 +364,23 @@ def test_check_max_pool_invariance_fraction(capsys):
     assert f"{unchanged} of 4 pooled outputs are unchanged" in out
 
 
-@pytest.mark.parametrize("flags, delta", [
-    (["--shift", "1", "--axis", "1"], (0, 1)),
-    (["--shift=-1"], (-1, 0)),
-    (["--shift", "-1", "--axis", "0"], (-1, 0)),
-    (["--shift", "0x-1"], (0, -1)),
-    (["--shift", "-2,1"], (-2, 1)),
-])
+@pytest.mark.parametrize(
+    "flags, delta",
+    [
+        (["--shift", "1", "--axis", "1"], (0, 1)),
+        (["--shift=-1"], (-1, 0)),
+        (["--shift", "-1", "--axis", "0"], (-1, 0)),
+        (["--shift", "0x-1"], (0, -1)),
+        (["--shift", "-2,1"], (-2, 1)),
+    ],
+)
 def test_check_signed_shifts(capsys, flags, delta):
     """An int --shift combines with --axis; negative shifts are accepted (torch oracle)."""
     from oracle import torch_conv
 
-    code, out, err = run(capsys, "check", "translation_equivariance", "--in", "1x5x5", "-k", "3",
-                         *flags)
+    code, out, err = run(
+        capsys, "check", "translation_equivariance", "--in", "1x5x5", "-k", "3", *flags
+    )
     assert code in (0, 1), err
     assert f"zero-fill shift by {delta}" in out
     # the verdict against torch: conv(shift(x)) vs shift(conv(x)) on the valid 3×3 output
@@ -252,13 +402,27 @@ def test_check_signed_shifts(capsys, flags, delta):
 
 @pytest.mark.parametrize("value", ["1.5", "a", "1x", "--1", ""])
 def test_check_bad_shift_is_a_usage_error(capsys, value):
-    code, out, err = run(capsys, "check", "translation_equivariance", "--in", "1x5x5", "-k", "3",
-                         f"--shift={value}")
+    code, out, err = run(
+        capsys, "check", "translation_equivariance", "--in", "1x5x5", "-k", "3", f"--shift={value}"
+    )
     assert code == 2 and out == "" and "expected a shift like" in err
 
 
 def test_check_composition_circular_then_valid(capsys):
-    code, out, _ = run(capsys, "check", "composition", "--in", "1x6", "-k", "3", "-p", "1",
-                       "--mode", "circular", "--with", "-k 3")
+    code, out, _ = run(
+        capsys,
+        "check",
+        "composition",
+        "--in",
+        "1x6",
+        "-k",
+        "3",
+        "-p",
+        "1",
+        "--mode",
+        "circular",
+        "--with",
+        "-k 3",
+    )
     assert code == 0 and out.startswith("composition: HOLDS")
     assert "padding_mode='circular'" in out

@@ -20,7 +20,7 @@ from convalgebra.cli import main  # noqa: E402
 from convalgebra.cli.python_models import is_python_target, parse_target  # noqa: E402
 from convalgebra.errors import ConvAlgebraError  # noqa: E402
 
-MODEL_PY = '''
+MODEL_PY = """
 import torch.nn as nn
 
 
@@ -58,7 +58,7 @@ class Spare(nn.Module):
 
 
 spare = Spare()
-'''
+"""
 
 
 def run(capsys, *argv):
@@ -81,39 +81,60 @@ def _torch_net(width=4, classes=10):
 
 
 # ------------------------------------------------------------------ targets
-@pytest.mark.parametrize("text, expected", [
-    ("nets.py:Net", ("nets.py", "Net", (), (), False)),
-    ("a/b/nets.py:make(8)", ("a/b/nets.py", "make", (8,), (), True)),
-    ("nets.py:make(8, classes=3)", ("nets.py", "make", (8,), (("classes", 3),), True)),
-    ("pkg.mod:Net.build()", ("pkg.mod", "Net.build", (), (), True)),
-    ("nets.py:f([1, 2], s='x', d={'a': None})",
-     ("nets.py", "f", ([1, 2],), (("s", "x"), ("d", {"a": None})), True)),
-], ids=["file", "args", "kwargs", "module-dotted", "containers"])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("nets.py:Net", ("nets.py", "Net", (), (), False)),
+        ("a/b/nets.py:make(8)", ("a/b/nets.py", "make", (8,), (), True)),
+        ("nets.py:make(8, classes=3)", ("nets.py", "make", (8,), (("classes", 3),), True)),
+        ("pkg.mod:Net.build()", ("pkg.mod", "Net.build", (), (), True)),
+        (
+            "nets.py:f([1, 2], s='x', d={'a': None})",
+            ("nets.py", "f", ([1, 2],), (("s", "x"), ("d", {"a": None})), True),
+        ),
+    ],
+    ids=["file", "args", "kwargs", "module-dotted", "containers"],
+)
 def test_targets_are_parsed(text, expected):
     t = parse_target(text)
     assert (t.source, t.attr, t.args, t.kwargs, t.called) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "nets.py:make(open('x'))", "nets.py:make(1 + __import__('os').getpid())",
-    "nets.py:make(*[1])", "nets.py:make(**{'a': 1})", "nets.py:make(x)", "nets.py:make(1",
-], ids=["call", "expression", "star", "double-star", "name", "unclosed"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nets.py:make(open('x'))",
+        "nets.py:make(1 + __import__('os').getpid())",
+        "nets.py:make(*[1])",
+        "nets.py:make(**{'a': 1})",
+        "nets.py:make(x)",
+        "nets.py:make(1",
+    ],
+    ids=["call", "expression", "star", "double-star", "name", "unclosed"],
+)
 def test_arguments_are_literals_only(text):
     with pytest.raises(ConvAlgebraError, match="arguments"):
         parse_target(text)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("resnet18", False), ("net.yaml", False), ("nets.py:Net", True), ("torchvision.models:vgg", True),
-    ("my-dir/x.yaml:y", False),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("resnet18", False),
+        ("net.yaml", False),
+        ("nets.py:Net", True),
+        ("torchvision.models:vgg", True),
+        ("my-dir/x.yaml:y", False),
+    ],
+)
 def test_python_targets_are_told_from_zoo_names_and_files(text, expected):
     assert is_python_target(text) == expected
 
 
 def test_analyze_a_python_file_equals_from_torch(capsys, model_dir):
-    code, out, err = run(capsys, "analyze", "nets.py:make(6, classes=5)", "--in", "3x16x16",
-                         "--format", "json")
+    code, out, err = run(
+        capsys, "analyze", "nets.py:make(6, classes=5)", "--in", "3x16x16", "--format", "json"
+    )
     assert code == 0, err
     doc = json.loads(out)
     net = _torch_net(6, 5)
@@ -138,15 +159,19 @@ def test_rf_of_a_python_model_uses_the_default_node(capsys, model_dir):
     assert rows["body.2.2"]["RF size"] == "10 x 10"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["analyze", "nets.py:Net"], "needs its input shape, e.g. --in 3x224x224"),
-    (["analyze", "missing.py:Net", "--in", "3x8x8"], "no such file"),
-    (["analyze", "nets.py:Nope", "--in", "3x8x8"], "has no attribute 'Nope'"),
-    (["analyze", "nets.py:tied(3)", "--in", "3x8x8"], "already a module instance"),
-    (["analyze", "nets.py:block(1)", "--in", "3x8x8"], "calling nets.py:block failed"),
-    (["analyze", "no_such_module_xyz:Net", "--in", "3x8x8"], "cannot import module"),
-    (["analyze", "nets.py:MODEL", "--in", "3x8x8"], "has no attribute"),
-], ids=["no-shape", "no-file", "no-attr", "instance-called", "bad-call", "no-module", "no-attr2"])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["analyze", "nets.py:Net"], "needs its input shape, e.g. --in 3x224x224"),
+        (["analyze", "missing.py:Net", "--in", "3x8x8"], "no such file"),
+        (["analyze", "nets.py:Nope", "--in", "3x8x8"], "has no attribute 'Nope'"),
+        (["analyze", "nets.py:tied(3)", "--in", "3x8x8"], "already a module instance"),
+        (["analyze", "nets.py:block(1)", "--in", "3x8x8"], "calling nets.py:block failed"),
+        (["analyze", "no_such_module_xyz:Net", "--in", "3x8x8"], "cannot import module"),
+        (["analyze", "nets.py:MODEL", "--in", "3x8x8"], "has no attribute"),
+    ],
+    ids=["no-shape", "no-file", "no-attr", "instance-called", "bad-call", "no-module", "no-attr2"],
+)
 def test_python_target_errors_are_one_line(capsys, model_dir, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
@@ -158,8 +183,9 @@ def test_python_target_errors_are_one_line(capsys, model_dir, argv, message):
 def test_export_round_trips_shared_and_unused_parameters(capsys, model_dir, suffix):
     pytest.importorskip("yaml")
     for attr, module in (("tied", None), ("spare", None), ("Net", _torch_net())):
-        code, out, err = run(capsys, "export", f"nets.py:{attr}", "--in", "3x8x8",
-                             "-o", f"{attr}{suffix}")
+        code, out, err = run(
+            capsys, "export", f"nets.py:{attr}", "--in", "3x8x8", "-o", f"{attr}{suffix}"
+        )
         assert code == 0, err
         back = ca.LayerGraph.from_file(model_dir / f"{attr}{suffix}")
         namespace: dict = {}
@@ -170,7 +196,9 @@ def test_export_round_trips_shared_and_unused_parameters(capsys, model_dir, suff
         assert back.table() == original.table()
     assert ca.LayerGraph.from_file(model_dir / f"tied{suffix}").param_count() == 84
     assert ca.LayerGraph.from_file(model_dir / f"spare{suffix}").unused_parameters() == {
-        "unused.bias": 6, "unused.weight": 30}
+        "unused.bias": 6,
+        "unused.weight": 30,
+    }
 
 
 def test_export_without_output_prints_json_every_command_reads(capsys, model_dir):
@@ -178,7 +206,8 @@ def test_export_without_output_prints_json_every_command_reads(capsys, model_dir
     assert code == 0
     (model_dir / "lenet.json").write_text(out)
     assert run(capsys, "analyze", "lenet.json")[1] == run(capsys, "analyze", "lenet5")[1].replace(
-        "lenet5", "lenet.json", 1)
+        "lenet5", "lenet.json", 1
+    )
 
 
 def test_export_refuses_other_suffixes(capsys, model_dir):
@@ -218,8 +247,9 @@ def sequential_nets(draw):
         kind = draw(st.sampled_from(["conv", "bn", "relu", "pool"]))
         if kind == "conv":
             out = draw(st.integers(1, 4))
-            layers.append(nn.Conv2d(c, out, draw(st.integers(1, 3)), padding=1,
-                                    bias=draw(st.booleans())))
+            layers.append(
+                nn.Conv2d(c, out, draw(st.integers(1, 3)), padding=1, bias=draw(st.booleans()))
+            )
             c = out
         elif kind == "bn":
             layers.append(nn.BatchNorm2d(c))
@@ -230,13 +260,21 @@ def sequential_nets(draw):
     return nn.Sequential(*layers)
 
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-          "bfloat16": torch.bfloat16}
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
 
 
 @settings(max_examples=30)
-@given(net=sequential_nets(), batch=st.integers(1, 4), dtype=st.sampled_from(sorted(DTYPES)),
-       size=st.integers(4, 9))
+@given(
+    net=sequential_nets(),
+    batch=st.integers(1, 4),
+    dtype=st.sampled_from(sorted(DTYPES)),
+    size=st.integers(4, 9),
+)
 def test_memory_equals_forward_hooks(net, batch, dtype, size):
     from convalgebra.cli.network_commands import DTYPE_BYTES
 
@@ -255,9 +293,18 @@ def nested_nets(draw, depth=0):
         if depth < 2 and draw(st.booleans()):
             children.append(draw(nested_nets(depth + 1)))
         else:
-            children.append(draw(st.sampled_from([
-                lambda: nn.Conv2d(2, 2, 3, padding=1), lambda: nn.BatchNorm2d(2),
-                lambda: nn.ReLU(), lambda: nn.Conv2d(2, 2, 1, bias=False)]))())
+            children.append(
+                draw(
+                    st.sampled_from(
+                        [
+                            lambda: nn.Conv2d(2, 2, 3, padding=1),
+                            lambda: nn.BatchNorm2d(2),
+                            lambda: nn.ReLU(),
+                            lambda: nn.Conv2d(2, 2, 1, bias=False),
+                        ]
+                    )
+                )()
+            )
     return nn.Sequential(*children)
 
 
@@ -271,21 +318,39 @@ def test_folded_rows_equal_the_torch_submodules(net, depth, batch):
     for row in rows[:-1]:
         name = row["node"]
         prefix = "" if name.startswith("input") else name
-        want = sum(p.numel() for k, p in params.items() if k == prefix or k.startswith(prefix + "."))
+        want = sum(
+            p.numel() for k, p in params.items() if k == prefix or k.startswith(prefix + ".")
+        )
         if prefix:
             assert row["params"] == want, name
-        assert row["params %"] == (round(100 * row["params"] / total["params"], 1)
-                                   if total["params"] else None)
+        assert row["params %"] == (
+            round(100 * row["params"] / total["params"], 1) if total["params"] else None
+        )
         assert len(name.split(".")) <= depth or name.startswith("input")
-    assert sum(r["params"] for r in rows[:-1]) == total["params"] == sum(
-        p.numel() for p in net.parameters())
+    assert (
+        sum(r["params"] for r in rows[:-1])
+        == total["params"]
+        == sum(p.numel() for p in net.parameters())
+    )
     assert sum(r["MACs"] for r in rows[:-1]) == total["MACs"] == batch * ca.macs(g)
     assert sum(r["act_bytes"] for r in rows[:-1]) == total["act_bytes"]
 
 
 def test_analyze_options_reach_the_table_and_totals(capsys):
-    code, out, _ = run(capsys, "analyze", "resnet18", "--depth", "1", "--percent", "--batch", "4",
-                       "--dtype", "float16", "--format", "csv")
+    code, out, _ = run(
+        capsys,
+        "analyze",
+        "resnet18",
+        "--depth",
+        "1",
+        "--percent",
+        "--batch",
+        "4",
+        "--dtype",
+        "float16",
+        "--format",
+        "csv",
+    )
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["node"] for r in rows][:6] == ["input", "conv1", "bn1", "relu", "maxpool", "layer1"]
@@ -300,8 +365,9 @@ def test_analyze_options_reach_the_table_and_totals(capsys):
 
 
 def test_params_folds_and_shows_percentages(capsys):
-    code, out, _ = run(capsys, "params", "resnet18", "--depth", "1", "--percent", "--format",
-                       "json")
+    code, out, _ = run(
+        capsys, "params", "resnet18", "--depth", "1", "--percent", "--format", "json"
+    )
     rows = {r["node"]: r for r in json.loads(out)}
     assert rows["layer4"]["params"] == 8_393_728 and rows["layer4"]["params %"] == 71.8
     assert rows["total"]["params"] == 11_689_512

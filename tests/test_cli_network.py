@@ -98,8 +98,11 @@ def test_analyze_list(capsys):
         ("input: [1, 8, 8]\nlayers: !!python/object:os.system {}\n", ".yaml", "no Python tags"),
         ("!!python/object/apply:os.system ['echo hi']\n", ".yml", "no Python tags"),
         ("{bad json", ".json", "cannot parse"),
-        ('{"input": [1, 8, 8], "layers": [{"kind": "conv", "out_channels": 2, "kernel_size": 9}]}',
-         ".json", "kernel extent 9"),
+        (
+            '{"input": [1, 8, 8], "layers": [{"kind": "conv", "out_channels": 2, "kernel_size": 9}]}',
+            ".json",
+            "kernel extent 9",
+        ),
         ('{"input": [1, 8, 8], "layers": [{"kind": "warp"}]}', ".json", "unknown layer kind"),
         (b"\xff\xfe\x00\x81", ".yaml", "not a text file"),
     ],
@@ -126,8 +129,17 @@ def test_bad_graph_files_are_one_line_exit_2(capsys, tmp_path, content, suffix, 
         (["rf", "lenet5", "--node", "conv1", "--unit", "40x0"], "outside node"),
         (["params", "--in", "1x5"], "needs both --in SHAPE and -k K"),
     ],
-    ids=["unknown-model", "missing-file", "collapsing-input", "bad-input", "rf-nothing",
-         "rf-both", "rf-node", "rf-unit", "params-no-kernel"],
+    ids=[
+        "unknown-model",
+        "missing-file",
+        "collapsing-input",
+        "bad-input",
+        "rf-nothing",
+        "rf-both",
+        "rf-node",
+        "rf-unit",
+        "params-no-kernel",
+    ],
 )
 def test_network_bad_input_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
@@ -139,9 +151,23 @@ def test_network_bad_input_exit_2(capsys, argv, needle):
 def test_rf_three_3x3_layers_grow_3_5_7(capsys, tmp_path):
     """Seed example 7: three stacked 3x3 convolutions see 7x7, like one 7x7."""
     path = tmp_path / "stack.json"
-    path.write_text(json.dumps({"input": [8, 32, 32], "layers": [
-        {"name": f"c{i}", "kind": "conv", "out_channels": 8, "kernel_size": 3, "padding": 1}
-        for i in (1, 2, 3)]}))
+    path.write_text(
+        json.dumps(
+            {
+                "input": [8, 32, 32],
+                "layers": [
+                    {
+                        "name": f"c{i}",
+                        "kind": "conv",
+                        "out_channels": 8,
+                        "kernel_size": 3,
+                        "padding": 1,
+                    }
+                    for i in (1, 2, 3)
+                ],
+            }
+        )
+    )
     code, out, _ = run(capsys, "rf", str(path), "--format", "csv")
     assert code == 0
     sizes = {row["node"]: row["RF size"] for row in csv.DictReader(io.StringIO(out))}
@@ -169,9 +195,11 @@ def _torch_box(spec, unit):
 )
 def test_rf_unit_of_a_layer_matches_torch_gradient_support(capsys, flags, unit):
     pytest.importorskip("torch")
-    from convalgebra.cli.args import parse_padding  # noqa: F401 - flags parsed by main below
     from convalgebra.cli import build_parser
-    from convalgebra.cli.args import spec_from_args
+    from convalgebra.cli.args import (
+        parse_padding,  # noqa: F401 - flags parsed by main below
+        spec_from_args,
+    )
 
     spec = spec_from_args(build_parser().parse_args(["rf", *flags]))
     code, out, _ = run(capsys, "rf", *flags, "--unit", "x".join(map(str, unit)))
@@ -195,10 +223,31 @@ def test_rf_plots_growth_and_unit(capsys, tmp_path, lenet_file):
 
     growth, unit, layer = tmp_path / "g.png", tmp_path / "u.png", tmp_path / "l.png"
     assert run(capsys, "rf", "resnet18", "--plot", str(growth))[0] == 0
-    assert run(capsys, "rf", str(lenet_file), "--node", "conv2", "--unit", "0x0",
-               "--plot", str(unit))[0] == 0
-    assert run(capsys, "rf", "--in", "1x7x7", "-k", "3", "-s", "2", "-p", "1", "--unit", "1x1",
-               "--plot", str(layer))[0] == 0
+    assert (
+        run(capsys, "rf", str(lenet_file), "--node", "conv2", "--unit", "0x0", "--plot", str(unit))[
+            0
+        ]
+        == 0
+    )
+    assert (
+        run(
+            capsys,
+            "rf",
+            "--in",
+            "1x7x7",
+            "-k",
+            "3",
+            "-s",
+            "2",
+            "-p",
+            "1",
+            "--unit",
+            "1x1",
+            "--plot",
+            str(layer),
+        )[0]
+        == 0
+    )
     for path in (growth, unit, layer):
         assert_real_png(path.read_bytes())
 
@@ -212,8 +261,21 @@ def test_params_of_a_layer_seed_example_6(capsys):
 
 
 def test_params_bottleneck_seed_example_8(capsys):
-    code, out, _ = run(capsys, "params", "--in", "200x32x32", "--out", "32", "-k", "5", "-p",
-                       "same", "--no-bias", "--format", "json")
+    code, out, _ = run(
+        capsys,
+        "params",
+        "--in",
+        "200x32x32",
+        "--out",
+        "32",
+        "-k",
+        "5",
+        "-p",
+        "same",
+        "--no-bias",
+        "--format",
+        "json",
+    )
     assert code == 0
     (row,) = json.loads(out)
     assert row["MACs"] == 163_840_000 and row["params"] == 160_000
@@ -230,10 +292,30 @@ def test_rf_table_marks_phase_dependent_sizes_as_analyze_does(capsys, tmp_path):
     """A stride-2 transposed conv after a stride-2 conv: its units' reach depends on the
     phase, so the recurrence's 3 + 2 = 5 is marked "~" in both tables."""
     path = tmp_path / "updown.json"
-    path.write_text(json.dumps({"input": [1, 32], "layers": [
-        {"name": "down", "kind": "conv", "out_channels": 1, "kernel_size": 3, "stride": 2},
-        {"name": "up", "kind": "conv", "out_channels": 1, "kernel_size": 3, "stride": 2,
-         "transposed": True}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "input": [1, 32],
+                "layers": [
+                    {
+                        "name": "down",
+                        "kind": "conv",
+                        "out_channels": 1,
+                        "kernel_size": 3,
+                        "stride": 2,
+                    },
+                    {
+                        "name": "up",
+                        "kind": "conv",
+                        "out_channels": 1,
+                        "kernel_size": 3,
+                        "stride": 2,
+                        "transposed": True,
+                    },
+                ],
+            }
+        )
+    )
     code, out, _ = run(capsys, "rf", str(path), "--format", "csv")
     sizes = {row["node"]: row["RF size"] for row in csv.DictReader(io.StringIO(out))}
     assert code == 0 and (sizes["down"], sizes["up"]) == ("3", "~5")
@@ -255,8 +337,22 @@ def test_rf_of_a_model_takes_in_as_its_input_shape(capsys):
 
 def test_a_cycle_in_a_graph_file_exits_2_naming_the_cycle(capsys, tmp_path):
     path = tmp_path / "cycle.json"
-    path.write_text(json.dumps({"input": [1, 8, 8], "layers": [
-        {"name": "a", "kind": "conv", "out_channels": 1, "kernel_size": 3, "inputs": ["b"]},
-        {"name": "b", "kind": "relu", "inputs": ["a"]}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "input": [1, 8, 8],
+                "layers": [
+                    {
+                        "name": "a",
+                        "kind": "conv",
+                        "out_channels": 1,
+                        "kernel_size": 3,
+                        "inputs": ["b"],
+                    },
+                    {"name": "b", "kind": "relu", "inputs": ["a"]},
+                ],
+            }
+        )
+    )
     code, _, err = run(capsys, "analyze", str(path))
     assert code == 2 and "cycle through" in err and "not in the graph" not in err

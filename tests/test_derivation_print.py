@@ -21,27 +21,47 @@ from seeds import EXTRAS, SEEDS, filename  # noqa: E402
 
 #: The held-out cases of issue 14 beside the seeds: grouped, padded, transposed, dilated layers.
 HELD_OUT = {
-    "grouped-backward": lambda: ca.derive("backward", ca.ConvSpec((2, 4, 4), 2, 2, groups=2, bias=False)),
-    "padded-backward": lambda: ca.derive("backward", ca.ConvSpec((1, 4, 4), 1, 3, padding=1, bias=False)),
-    "transposed-matrix": lambda: ca.derive("matrix", ca.ConvSpec((1, 3), 1, 3, stride=2, transposed=True)),
-    "dilated-strided-1d": lambda: ca.derive("backward", ca.ConvSpec((1, 9), 1, 3, stride=2, dilation=2)),
-    "reflect-flip-forward": lambda: ca.derive("forward", ca.ConvSpec((2, 5), 2, 3, padding=1,
-                                                                     padding_mode="reflect", flip=True)),
+    "grouped-backward": lambda: ca.derive(
+        "backward", ca.ConvSpec((2, 4, 4), 2, 2, groups=2, bias=False)
+    ),
+    "padded-backward": lambda: ca.derive(
+        "backward", ca.ConvSpec((1, 4, 4), 1, 3, padding=1, bias=False)
+    ),
+    "transposed-matrix": lambda: ca.derive(
+        "matrix", ca.ConvSpec((1, 3), 1, 3, stride=2, transposed=True)
+    ),
+    "dilated-strided-1d": lambda: ca.derive(
+        "backward", ca.ConvSpec((1, 9), 1, 3, stride=2, dilation=2)
+    ),
+    "reflect-flip-forward": lambda: ca.derive(
+        "forward", ca.ConvSpec((2, 5), 2, 3, padding=1, padding_mode="reflect", flip=True)
+    ),
 }
 
 
 def _overfull(tmp_path: Path, name: str, body: str) -> list[str]:
-    (tmp_path / f"{name}.tex").write_text(f"{PREAMBLE}\n\\begin{{document}}\n{body}\\end{{document}}\n", "utf-8")
-    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    (tmp_path / f"{name}.tex").write_text(
+        f"{PREAMBLE}\n\\begin{{document}}\n{body}\\end{{document}}\n", "utf-8"
+    )
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     log = (tmp_path / f"{name}.log").read_text("latin-1")
     lines = (tmp_path / f"{name}.tex").read_text("utf-8").splitlines()
     found = []
-    for m in re.finditer(r"Overfull \\hbox \((\d+\.?\d*)pt too wide\)[^\n]*?(\d+)(?:--\d+)?\n", log):
+    for m in re.finditer(
+        r"Overfull \\hbox \((\d+\.?\d*)pt too wide\)[^\n]*?(\d+)(?:--\d+)?\n", log
+    ):
         if float(m.group(1)) > 1.0:
             before = lines[: int(m.group(2))]
-            section = next((t for t in reversed(before) if t.startswith(("\\section", "\\paragraph"))), "")
+            section = next(
+                (t for t in reversed(before) if t.startswith(("\\section", "\\paragraph"))), ""
+            )
             found.append(f"{m.group(0).strip()} in {section[:80]}")
     return found
 
@@ -67,7 +87,9 @@ def _outside_math(markdown: str) -> str:
 _MATH = re.compile(r"\\[A-Za-z]+|_\{|\^\{|\$|[^\x00-\x7f…—–’“”]")
 
 
-@pytest.mark.parametrize("number, slug", [(n, s) for n, s, _ in SEEDS + EXTRAS], ids=[s for _, s, _ in SEEDS + EXTRAS])
+@pytest.mark.parametrize(
+    "number, slug", [(n, s) for n, s, _ in SEEDS + EXTRAS], ids=[s for _, s, _ in SEEDS + EXTRAS]
+)
 def test_golden_markdown_has_no_math_outside_dollars(number, slug):
     stray = _MATH.findall(_outside_math((HERE / filename(number, slug)).read_text("utf-8")))
     assert stray == []
@@ -87,7 +109,8 @@ def test_new_kind_goldens_are_up_to_date_and_verify(number, slug, builder):
     d = builder()
     assert d.verify() > 0
     assert (HERE / filename(number, slug)).read_text("utf-8") == d.to_markdown(), (
-        f"{filename(number, slug)} is stale: run python examples/derivations/generate.py")
+        f"{filename(number, slug)} is stale: run python examples/derivations/generate.py"
+    )
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")

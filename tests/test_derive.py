@@ -13,13 +13,13 @@ import pytest
 import sympy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from oracle import torch_conv, torch_grads, torch_jacobian
+from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.derivations import Derivation, Equation, Expr, Step, combine
-from convalgebra.derivations.printing import linear, sum_of_products, tex, text, tex_to_text
+from convalgebra.derivations.printing import linear, sum_of_products, tex, tex_to_text, text
 from convalgebra.derivations.verify import RoundTripError, latex_parser_available, verify
-from oracle import torch_conv, torch_grads, torch_jacobian
-from strategies import conv_specs
 
 KINDS = ("output_size", "matrix", "forward", "backward")
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -30,7 +30,7 @@ SMALL = conv_specs(transposed=None, max_size=5, max_channels=2)
 def _derive(what: str, spec: ca.ConvSpec) -> Derivation:
     options = {"max_outputs": 6} if what in ("forward", "backward") else {}
     if what == "backward":
-        options["check_general"] = False   # seconds per layer; tested once below
+        options["check_general"] = False  # seconds per layer; tested once below
     return ca.derive(what, spec, **options)
 
 
@@ -42,7 +42,9 @@ def test_every_equation_round_trips_as_text(spec, what):
     assert verify(d, latex=False) > 0
 
 
-@pytest.mark.skipif(not latex_parser_available(), reason="sympy's LaTeX parser needs antlr4-python3-runtime 4.11")
+@pytest.mark.skipif(
+    not latex_parser_available(), reason="sympy's LaTeX parser needs antlr4-python3-runtime 4.11"
+)
 @SLOW
 @given(SMALL, st.sampled_from(KINDS))
 def test_every_equation_round_trips_as_latex(spec, what):
@@ -60,8 +62,10 @@ def _tamper(d: Derivation, field: str, old: str, new: str) -> Derivation:
         return e
 
     def fix_step(s):
-        math = tuple(replace(m, sides=tuple(fix_expr(x) for x in m.sides)) if isinstance(m, Equation) else m
-                     for m in s.math)
+        math = tuple(
+            replace(m, sides=tuple(fix_expr(x) for x in m.sides)) if isinstance(m, Equation) else m
+            for m in s.math
+        )
         return replace(s, math=math, substeps=tuple(fix_step(t) for t in s.substeps))
 
     out = replace(d, steps=tuple(fix_step(s) for s in d.steps))
@@ -82,8 +86,23 @@ def test_a_misprinted_term_is_caught():
 
 def test_an_unequal_chain_is_caught():
     d = ca.derive("output_size", ca.ConvSpec((1, 7), 1, 3, stride=3))
-    bad = Derivation("bad", (Step("x", (Equation((Expr("O", "O"), Expr("2", "2", sympy.Integer(2)),
-                                                   Expr("3", "3", sympy.Integer(3)))),)),))
+    bad = Derivation(
+        "bad",
+        (
+            Step(
+                "x",
+                (
+                    Equation(
+                        (
+                            Expr("O", "O"),
+                            Expr("2", "2", sympy.Integer(2)),
+                            Expr("3", "3", sympy.Integer(3)),
+                        )
+                    ),
+                ),
+            ),
+        ),
+    )
     verify(d, latex=False)
     with pytest.raises(RoundTripError, match="2 != 3"):
         verify(bad, latex=False)
@@ -107,7 +126,7 @@ def test_forward_numbers_match_torch(spec, data):
 @FAST
 @given(SMALL)
 def test_matrix_entries_match_torch_jacobian(spec):
-    assume(not spec.transposed or all(b == a for b, a in spec.padding))   # what torch has
+    assume(not spec.transposed or all(b == a for b, a in spec.padding))  # what torch has
     rng = np.random.default_rng(0)
     w = rng.integers(1, 9, size=spec.weight_shape)
     d = ca.derive("matrix", spec, weight=w, max_rows=10**4, max_cols=10**4)
@@ -119,42 +138,63 @@ def test_matrix_entries_match_torch_jacobian(spec):
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(conv_specs(ndims=(1, 2), transposed=None, max_size=4, max_channels=2), st.data())
 def test_backward_equations_match_torch_autograd(spec, data):
-    assume(not spec.transposed or all(b == a for b, a in spec.padding))   # what torch has
+    assume(not spec.transposed or all(b == a for b, a in spec.padding))  # what torch has
     d = ca.derive("backward", spec, max_outputs=10**6, max_terms=10**6, check_general=False)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     bw = d.result
     values = {}
     for array in (bw.weight, bw.input, bw.grad_output, bw.bias):
-        values.update({s: int(v) for s, v in zip(array.ravel(), rng.integers(-3, 4, size=array.size))})
+        values.update(
+            {s: int(v) for s, v in zip(array.ravel(), rng.integers(-3, 4, size=array.size))}
+        )
     w = np.array([values[s] for s in bw.weight.ravel()], float).reshape(spec.weight_shape)
     x = np.array([values[s] for s in bw.input.ravel()], float).reshape(spec.input_shape)
     g = np.array([values[s] for s in bw.grad_output.ravel()], float).reshape(spec.output_shape)
-    b = np.array([values[s] for s in bw.bias.ravel()], float) if spec.bias else np.zeros(spec.out_channels)
+    b = (
+        np.array([values[s] for s in bw.bias.ravel()], float)
+        if spec.bias
+        else np.zeros(spec.out_channels)
+    )
     gx, gw, _ = torch_grads(spec, x, w, b, g)
-    shown = {e.sides[0].value.name: e.sides[1].value for e in d.equations()
-             if e.sides[0].value is not None and len(e.sides) == 2}
-    for symbol, expected in [*zip(bw.weight.ravel(), gw.ravel()), *zip(bw.input.ravel(), gx.ravel())]:
-        assert float(sympy.sympify(shown["dL/d" + symbol.name]).xreplace(values)) == pytest.approx(expected)
+    shown = {
+        e.sides[0].value.name: e.sides[1].value
+        for e in d.equations()
+        if e.sides[0].value is not None and len(e.sides) == 2
+    }
+    for symbol, expected in [
+        *zip(bw.weight.ravel(), gw.ravel()),
+        *zip(bw.input.ravel(), gx.ravel()),
+    ]:
+        assert float(sympy.sympify(shown["dL/d" + symbol.name]).xreplace(values)) == pytest.approx(
+            expected
+        )
 
 
 def test_seed_17_prints_a6_not_a4():
     d = ca.derive("backward", ca.ConvSpec((1, 5, 5), 1, 3, stride=2, bias=False))
     assert "agree with the instantiated equations" in d.to_text()
-    lines = {line.split(" = ")[0].strip(): line.split(" = ", 1)[1] for line in d.to_text().splitlines()
-             if re.match(r"\s+(z\d|dL/d)", line)}
+    lines = {
+        line.split(" = ")[0].strip(): line.split(" = ", 1)[1]
+        for line in d.to_text().splitlines()
+        if re.match(r"\s+(z\d|dL/d)", line)
+    }
     assert lines["z1"] == "w1*a1 + w2*a2 + w3*a3 + w4*a6 + w5*a7 + w6*a8 + w7*a11 + w8*a12 + w9*a13"
     assert lines["dL/dw1"] == "a1*dL/dz1 + a3*dL/dz2 + a11*dL/dz3 + a13*dL/dz4"
     assert lines["dL/dw9"] == "a13*dL/dz1 + a15*dL/dz2 + a23*dL/dz3 + a25*dL/dz4"
     assert lines["dL/da13"] == "w9*dL/dz1 + w7*dL/dz2 + w3*dL/dz3 + w1*dL/dz4"
 
 
-@pytest.mark.parametrize("spec, expected", [
-    (ca.ConvSpec((1, 7), 1, 3), (1, 5)),
-    (ca.ConvSpec((1, 7), 1, 3, stride=3), (1, 2)),
-    (ca.ConvSpec((3, 32, 32), 10, 5, padding=2), (10, 32, 32)),
-    (ca.ConvSpec((1, 5), 1, 3, padding="full"), (1, 7)),
-    (ca.ConvSpec((1, 3), 1, 3, stride=2, transposed=True, output_padding=1), (1, 8)),
-], ids=["valid", "not-tiling", "cs231n", "full", "transposed"])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        (ca.ConvSpec((1, 7), 1, 3), (1, 5)),
+        (ca.ConvSpec((1, 7), 1, 3, stride=3), (1, 2)),
+        (ca.ConvSpec((3, 32, 32), 10, 5, padding=2), (10, 32, 32)),
+        (ca.ConvSpec((1, 5), 1, 3, padding="full"), (1, 7)),
+        (ca.ConvSpec((1, 3), 1, 3, stride=2, transposed=True, output_padding=1), (1, 8)),
+    ],
+    ids=["valid", "not-tiling", "cs231n", "full", "transposed"],
+)
 def test_output_size_result_and_final_number(spec, expected):
     d = ca.derive("output_size", spec)
     assert d.result == expected == spec.output_shape
@@ -169,7 +209,7 @@ def test_not_tiling_names_the_unread_input():
 
 # ---------------------------------------------------------------- bad input, size
 def test_huge_matrix_is_truncated_with_a_stated_rule():
-    spec = ca.ConvSpec((1, 1000, 1000), 1, 3, padding=1)   # a 10^6 x 10^6 matrix
+    spec = ca.ConvSpec((1, 1000, 1000), 1, 3, padding=1)  # a 10^6 x 10^6 matrix
     d = ca.derive("matrix", spec, max_rows=8, max_cols=8)
     md = d.to_markdown()
     assert len(md) < 20_000
@@ -179,7 +219,7 @@ def test_huge_matrix_is_truncated_with_a_stated_rule():
 
 
 def test_long_sums_and_many_outputs_are_truncated():
-    spec = ca.ConvSpec((8, 5, 5), 6, 3, bias=False)        # 72 products per output, 54 outputs
+    spec = ca.ConvSpec((8, 5, 5), 6, 3, bias=False)  # 72 products per output, 54 outputs
     d = ca.derive("forward", spec, max_outputs=5, max_terms=10)
     text = d.to_text()
     assert "Truncated: of the 54 outputs the first 4 and the last are shown" in text
@@ -187,19 +227,42 @@ def test_long_sums_and_many_outputs_are_truncated():
     verify(d, latex=False)
 
 
-@pytest.mark.parametrize("call, error", [
-    (lambda: ca.derive("bogus", ca.ConvSpec((1, 3), 1, 2)), ca.ConvAlgebraError),
-    (lambda: ca.derive("matrix", None), ca.ConvAlgebraError),
-    (lambda: ca.derive("matrix", "conv"), TypeError),
-    (lambda: ca.derive(42), TypeError),
-    (lambda: ca.derive("forward", ca.ConvSpec((1, 3), 1, 2), weight=[[[1, 2]]]), ca.ConvAlgebraError),
-    (lambda: ca.derive("forward", ca.ConvSpec((1, 3), 1, 2), weight=[[[1, 2, 3]]], x=[[1, 2, 3]]),
-     ca.ConvAlgebraError),
-    (lambda: ca.derive("matrix", ca.ConvSpec((1, 3), 1, 2), max_rows=1), ca.ConvAlgebraError),
-    (lambda: ca.derive("params", "lenet"), ca.ConvAlgebraError),
-    (lambda: ca.derive("receptive_field", [ca.ConvSpec((1, 5), 1, 3)], axes=[3]), ca.ConvAlgebraError),
-], ids=["unknown-kind", "no-object", "not-a-spec", "not-a-kind", "weight-without-x", "bad-weight-shape",
-        "tiny-limit", "params-of-a-string", "bad-axis"])
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: ca.derive("bogus", ca.ConvSpec((1, 3), 1, 2)), ca.ConvAlgebraError),
+        (lambda: ca.derive("matrix", None), ca.ConvAlgebraError),
+        (lambda: ca.derive("matrix", "conv"), TypeError),
+        (lambda: ca.derive(42), TypeError),
+        (
+            lambda: ca.derive("forward", ca.ConvSpec((1, 3), 1, 2), weight=[[[1, 2]]]),
+            ca.ConvAlgebraError,
+        ),
+        (
+            lambda: ca.derive(
+                "forward", ca.ConvSpec((1, 3), 1, 2), weight=[[[1, 2, 3]]], x=[[1, 2, 3]]
+            ),
+            ca.ConvAlgebraError,
+        ),
+        (lambda: ca.derive("matrix", ca.ConvSpec((1, 3), 1, 2), max_rows=1), ca.ConvAlgebraError),
+        (lambda: ca.derive("params", "lenet"), ca.ConvAlgebraError),
+        (
+            lambda: ca.derive("receptive_field", [ca.ConvSpec((1, 5), 1, 3)], axes=[3]),
+            ca.ConvAlgebraError,
+        ),
+    ],
+    ids=[
+        "unknown-kind",
+        "no-object",
+        "not-a-spec",
+        "not-a-kind",
+        "weight-without-x",
+        "bad-weight-shape",
+        "tiny-limit",
+        "params-of-a-string",
+        "bad-axis",
+    ],
+)
 def test_bad_input_raises_a_named_error(call, error):
     with pytest.raises(error):
         call()
@@ -238,8 +301,19 @@ def test_combine_nests_parts_as_steps():
 def test_params_and_receptive_field_of_lenet():
     from convalgebra.network.layers import AvgPool, Conv, Flatten, Linear
 
-    g = ca.LayerGraph.sequential((1, 28, 28), [Conv(6, 5, padding=2), AvgPool(2, 2), Conv(16, 5), AvgPool(2, 2),
-                                               Flatten(), Linear(120), Linear(84), Linear(10)])
+    g = ca.LayerGraph.sequential(
+        (1, 28, 28),
+        [
+            Conv(6, 5, padding=2),
+            AvgPool(2, 2),
+            Conv(16, 5),
+            AvgPool(2, 2),
+            Flatten(),
+            Linear(120),
+            Linear(84),
+            Linear(10),
+        ],
+    )
     d = ca.derive("params", g)
     assert d.result == (61_706, ca.param_count(g) and g.macs())
     assert "156 + 2,416 + 48,120 + 10,164 + 850 = 61,706" in d.to_text()
@@ -259,14 +333,21 @@ def test_check_results_derive_themselves():
 # ---------------------------------------------------------------------- LaTeX
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
 def test_standalone_documents_compile(tmp_path):
-    specs = [ca.ConvSpec((2, 5, 5), 2, 3, stride=2, padding=1, groups=2),
-             ca.ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="circular", flip=True),
-             ca.ConvSpec((1, 3), 1, 3, stride=2, transposed=True)]
+    specs = [
+        ca.ConvSpec((2, 5, 5), 2, 3, stride=2, padding=1, groups=2),
+        ca.ConvSpec((1, 4, 4), 1, 3, padding=1, padding_mode="circular", flip=True),
+        ca.ConvSpec((1, 3), 1, 3, stride=2, transposed=True),
+    ]
     docs = [ca.derive(what, s).to_latex(standalone=True) for s in specs for what in KINDS]
     for i, doc in enumerate(docs):
         path = tmp_path / f"d{i}.tex"
         path.write_text(doc, encoding="utf-8")
-        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", path.name],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", path.name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 0, run.stdout[-2000:]
         assert (tmp_path / f"d{i}.pdf").stat().st_size > 1000

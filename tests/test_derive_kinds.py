@@ -31,7 +31,9 @@ def test_patch_matrix_is_torch_unfold_of_the_padded_input(spec, seed):
     xt = torch.as_tensor(x)[None]
     mode = {"zeros": "constant"}.get(spec.padding_mode, spec.padding_mode)
     padded = F.pad(xt, (pl, pr, pt, pb), mode=mode)
-    cols = F.unfold(padded, spec.kernel_size, dilation=spec.dilation, stride=spec.stride)[0].T.numpy()
+    cols = F.unfold(padded, spec.kernel_size, dilation=spec.dilation, stride=spec.stride)[
+        0
+    ].T.numpy()
     np.testing.assert_array_equal(patch_matrix(spec, x).astype(float), cols)
 
 
@@ -40,7 +42,7 @@ def test_patch_matrix_is_torch_unfold_of_the_padded_input(spec, seed):
 def test_im2col_product_is_the_layer_output(spec, seed):
     assume(_plain(spec))
     d = ca.derive("im2col", spec, max_rows=10**3, max_cols=10**3)
-    assert d.verify() > 0     # W X^T checked equal to M a entry by entry
+    assert d.verify() > 0  # W X^T checked equal to M a entry by entry
     rng = np.random.default_rng(seed)
     x = rng.integers(-3, 4, spec.input_shape).astype(float)
     w = rng.integers(-3, 4, spec.weight_shape).astype(float)
@@ -69,7 +71,7 @@ def test_single_spec_receptive_field_is_the_gradient_probe(spec):
     from convalgebra.connectivity import axis_table
 
     inside = [np.flatnonzero((axis_table(spec, a) >= 0).all(axis=1)) for a in range(spec.ndim)]
-    assume(all(len(i) for i in inside))            # a unit whose window lies inside the input
+    assume(all(len(i) for i in inside))  # a unit whose window lies inside the input
     out[(0, 0, *(int(i[0]) for i in inside))].backward()
     touched = np.nonzero(x.grad[0, 0].numpy().reshape(x.shape[2], -1).any(axis=1))[0]
     assert d.result[0] == touched.max() - touched.min() + 1
@@ -77,12 +79,26 @@ def test_single_spec_receptive_field_is_the_gradient_probe(spec):
 
 def _torch_conv(spec: ca.ConvSpec):
     cls = getattr(torch.nn, f"Conv{spec.ndim}d")
-    return cls(spec.in_channels, spec.out_channels, spec.kernel_size, stride=spec.stride,
-               padding=[b for b, _ in spec.padding], dilation=spec.dilation, groups=spec.groups, bias=spec.bias)
+    return cls(
+        spec.in_channels,
+        spec.out_channels,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=[b for b, _ in spec.padding],
+        dilation=spec.dilation,
+        groups=spec.groups,
+        bias=spec.bias,
+    )
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.integers(1, 4), st.integers(1, 8), st.sampled_from([1, 3, 5]), st.integers(3, 9), st.booleans())
+@given(
+    st.integers(1, 4),
+    st.integers(1, 8),
+    st.sampled_from([1, 3, 5]),
+    st.integers(3, 9),
+    st.booleans(),
+)
 def test_cost_of_a_separable_block_counts_what_torch_holds(c_in, c_out, k, size, bn):
     p = k // 2
     dw = ca.ConvSpec((c_in, size, size), c_in, k, padding=p, groups=c_in, bias=False)
@@ -93,7 +109,7 @@ def test_cost_of_a_separable_block_counts_what_torch_holds(c_in, c_out, k, size,
     x = torch.zeros(1, c_in, size, size)
     macs = 0
     for m, spec in zip(modules, (dw, pw), strict=True):
-        out = m(x)      # dense MACs: every output element times the taps it reads (padding included)
+        out = m(x)  # dense MACs: every output element times the taps it reads (padding included)
         macs += out.numel() * (spec.in_channels // spec.groups) * int(np.prod(m.kernel_size))
         x = out
     assert d.result["params"] == sum(p.numel() for m in modules for p in m.parameters())
@@ -114,11 +130,19 @@ def test_cost_refuses_a_block_whose_shapes_do_not_chain():
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
-@given(conv_specs(ndims=(1, 2), transposed=True, symmetric=True, max_size=4, max_channels=4), st.integers(0, 2**16))
+@given(
+    conv_specs(ndims=(1, 2), transposed=True, symmetric=True, max_size=4, max_channels=4),
+    st.integers(0, 2**16),
+)
 def test_zero_insertion_and_direct_convolution_equal_torch_conv_transpose(spec, seed):
     from convalgebra.derivations.lowering import direct_equivalent, direct_weight, zero_inserted
 
-    assume(all(b <= d * (k - 1) for (b, _), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=False)))
+    assume(
+        all(
+            b <= d * (k - 1)
+            for (b, _), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=False)
+        )
+    )
     rng = np.random.default_rng(seed)
     x = rng.integers(-3, 4, spec.input_shape).astype(float)
     w = rng.integers(-3, 4, spec.weight_shape).astype(float)
@@ -128,36 +152,64 @@ def test_zero_insertion_and_direct_convolution_equal_torch_conv_transpose(spec, 
     wt = torch.as_tensor(w)
     if spec.flip:
         wt = torch.flip(wt, dims=list(range(2, 2 + spec.ndim)))
-    want = conv_t(torch.as_tensor(x)[None], wt, stride=spec.stride, padding=[b for b, _ in spec.padding],
-                  output_padding=spec.output_padding, groups=spec.groups, dilation=spec.dilation)[0]
+    want = conv_t(
+        torch.as_tensor(x)[None],
+        wt,
+        stride=spec.stride,
+        padding=[b for b, _ in spec.padding],
+        output_padding=spec.output_padding,
+        groups=spec.groups,
+        dilation=spec.dilation,
+    )[0]
     np.testing.assert_allclose(got, want.numpy().ravel())
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(conv_specs(ndims=(1, 2), transposed=True, symmetric=True, max_size=3, max_channels=2))
 def test_transposed_derivation_verifies(spec):
-    assume(all(b <= d * (k - 1) for (b, _), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=False)))
+    assume(
+        all(
+            b <= d * (k - 1)
+            for (b, _), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=False)
+        )
+    )
     d = ca.derive("transposed", spec)
-    assert d.verify() >= np.prod(spec.output_shape)     # every output of the direct form checked
+    assert d.verify() >= np.prod(spec.output_shape)  # every output of the direct form checked
     assert d.result == spec.output_shape
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.sampled_from(["max", "avg"]), st.integers(1, 2), st.integers(2, 3), st.integers(1, 3), st.integers(0, 1),
-       st.booleans(), st.integers(3, 6), st.integers(0, 2**16))
-def test_pooling_forward_and_gradient_routing_equal_torch(kind, c, k, s, p, include_pad, size, seed):
+@given(
+    st.sampled_from(["max", "avg"]),
+    st.integers(1, 2),
+    st.integers(2, 3),
+    st.integers(1, 3),
+    st.integers(0, 1),
+    st.booleans(),
+    st.integers(3, 6),
+    st.integers(0, 2**16),
+)
+def test_pooling_forward_and_gradient_routing_equal_torch(
+    kind, c, k, s, p, include_pad, size, seed
+):
     from convalgebra.network.layers import AvgPool, MaxPool
 
     assume(2 * p <= k and size + 2 * p >= k)
     rng = np.random.default_rng(seed)
     x = rng.integers(-5, 6, (c, size, size)).astype(float)
-    layer = MaxPool(k, stride=s, padding=p) if kind == "max" else AvgPool(k, stride=s, padding=p,
-                                                                           count_include_pad=include_pad)
+    layer = (
+        MaxPool(k, stride=s, padding=p)
+        if kind == "max"
+        else AvgPool(k, stride=s, padding=p, count_include_pad=include_pad)
+    )
     d = ca.derive("pooling", layer, x=x)
     assert d.verify() > 0
     xt = torch.as_tensor(x)[None].requires_grad_()
-    out = (F.max_pool2d(xt, k, s, p) if kind == "max" else
-           F.avg_pool2d(xt, k, s, p, count_include_pad=include_pad))
+    out = (
+        F.max_pool2d(xt, k, s, p)
+        if kind == "max"
+        else F.avg_pool2d(xt, k, s, p, count_include_pad=include_pad)
+    )
     g = rng.integers(-3, 4, out.shape).astype(float)
     out.backward(torch.as_tensor(g))
     routing = d.result

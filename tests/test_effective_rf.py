@@ -23,10 +23,10 @@ from test_graph_oracle import TorchGraph, _inputs, _one_thread  # noqa: E402
 from test_receptive import graphs  # noqa: E402
 
 import convalgebra as ca  # noqa: E402
-from convalgebra.network import layers as L  # noqa: E402
 from convalgebra.cli import main  # noqa: E402
 from convalgebra.effective import effective_receptive_field  # noqa: E402
 from convalgebra.errors import ConvAlgebraError  # noqa: E402
+from convalgebra.network import layers as L  # noqa: E402
 
 FEW = settings(max_examples=int(os.environ.get("GRAPH_EXAMPLES", 60)), deadline=None)
 
@@ -45,7 +45,8 @@ class LinearisedGraph(TorchGraph):
         if isinstance(layer, L.MaxPool) and set(dilation) == {1}:  # also written as (1, 1)
             stride = layer.stride if layer.stride is not None else layer.kernel_size
             return getattr(torch.nn.functional, f"avg_pool{nd}d")(
-                x, layer.kernel_size, stride, layer.padding, layer.ceil_mode, False)
+                x, layer.kernel_size, stride, layer.padding, layer.ceil_mode, False
+            )
         return super()._pool(layer, x, nd)
 
     def _run(self, node, xs):
@@ -101,8 +102,10 @@ def _disc(shape, centre, radius):
 
 
 @settings(max_examples=40, deadline=None)
-@given(weights=st.lists(st.floats(0, 1), min_size=1, max_size=40).filter(lambda w: sum(w) > 0),
-       mass=st.sampled_from([0.5, 0.9, 0.95, 1.0]))
+@given(
+    weights=st.lists(st.floats(0, 1), min_size=1, max_size=40).filter(lambda w: sum(w) > 0),
+    mass=st.sampled_from([0.5, 0.9, 0.95, 1.0]),
+)
 def test_radius_is_the_smallest_holding_the_mass(weights, mass):
     """Brute force over every candidate radius (the distances of the pixels)."""
     from convalgebra.effective import _summarise
@@ -122,8 +125,9 @@ def test_radius_is_the_smallest_holding_the_mass(weights, mass):
 def test_a_zoo_network_at_small_size_equals_autograd():
     g = ca.zoo.get("resnet18", (3, 40, 40))
     field = effective_receptive_field(g, "layer2.1.relu", (2, 3))
-    np.testing.assert_allclose(field.gradient, autograd_gradient(g, "layer2.1.relu", (2, 3)),
-                               rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(
+        field.gradient, autograd_gradient(g, "layer2.1.relu", (2, 3)), rtol=1e-9, atol=1e-14
+    )
     assert field.size < min(field.theoretical_size)  # the effective field is the smaller
 
 
@@ -150,10 +154,14 @@ def test_default_node_and_gates():
     np.testing.assert_allclose(f.weights[4:7, 4:7], np.full((3, 3), 1 / 9))
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda g: g.add("p", L.Mul(), ["c", "c"]), "not linear"),
-    (lambda g: g.add("p", L.Opaque("custom", (2, 8, 8)), ["c"]), "no linear form"),
-], ids=["product", "opaque"])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda g: g.add("p", L.Mul(), ["c", "c"]), "not linear"),
+        (lambda g: g.add("p", L.Opaque("custom", (2, 8, 8)), ["c"]), "no linear form"),
+    ],
+    ids=["product", "opaque"],
+)
 def test_non_linear_ancestors_are_named(build, message):
     g = ca.LayerGraph()
     g.add_input("x", (2, 8, 8))
@@ -165,7 +173,9 @@ def test_non_linear_ancestors_are_named(build, message):
 
 def test_bad_arguments_are_named():
     g = ca.LayerGraph.sequential((1, 8), [L.Conv(1, 3)])
-    with pytest.raises(ConvAlgebraError, match="weights must be 'uniform' or a mapping .* got 'trained'"):
+    with pytest.raises(
+        ConvAlgebraError, match="weights must be 'uniform' or a mapping .* got 'trained'"
+    ):
         effective_receptive_field(g, weights="trained")
     with pytest.raises(ConvAlgebraError, match="mass must be in"):
         effective_receptive_field(g, mass=0)
@@ -184,8 +194,7 @@ def test_rf_effective_on_the_command_line(capsys, tmp_path):
     f = effective_receptive_field(ca.zoo.get("lenet5"))
     assert doc["node"] == f.node and doc["effective_size"] == pytest.approx(f.size)
     assert doc["theoretical_box"] == [list(b) for b in f.box]
-    code, out, err = run(capsys, "rf", "lenet5", "--effective", "--unit", "1x2", "--node",
-                         "conv2")
+    code, out, err = run(capsys, "rf", "lenet5", "--effective", "--unit", "1x2", "--node", "conv2")
     assert code == 0, err
     assert out.startswith("unit (1, 2) of 'conv2': effective size")
     pytest.importorskip("matplotlib")
@@ -210,9 +219,13 @@ def linear_torch_nets(draw):
 
         @staticmethod
         def channels(layers):
-            return [m for m in layers if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1] \
-                .out_channels if any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
-                                     for m in layers) else 2
+            return (
+                [m for m in layers if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][
+                    -1
+                ].out_channels
+                if any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in layers)
+                else 2
+            )
 
         def forward(self, x):
             y = self.body(x)
@@ -229,9 +242,18 @@ def linear_torch_nets(draw):
             groups = draw(st.sampled_from([1, 2]))
             out = 2 * draw(st.integers(1, 2))
             k = draw(st.sampled_from([1, 3]))  # odd: "same" size, so branches can merge
-            layers.append(nn.Conv2d(c, out, k, padding=k // 2, groups=groups,
-                                    padding_mode=draw(st.sampled_from(
-                                        ["zeros", "reflect", "replicate", "circular"]))))
+            layers.append(
+                nn.Conv2d(
+                    c,
+                    out,
+                    k,
+                    padding=k // 2,
+                    groups=groups,
+                    padding_mode=draw(
+                        st.sampled_from(["zeros", "reflect", "replicate", "circular"])
+                    ),
+                )
+            )
             c = out
         elif kind == "convt":
             layers.append(nn.ConvTranspose2d(c, 2, draw(st.integers(1, 3)), stride=1))
@@ -239,15 +261,21 @@ def linear_torch_nets(draw):
         elif kind == "bn":
             layers.append(nn.BatchNorm2d(c))
         else:
-            layers.append(nn.AvgPool2d(3, stride=1, padding=1,
-                                       count_include_pad=draw(st.booleans())))
-    merge = draw(st.sampled_from([None, "add", "cat"])) if all(
-        not isinstance(m, nn.ConvTranspose2d) for m in layers) else None
+            layers.append(
+                nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=draw(st.booleans()))
+            )
+    merge = (
+        draw(st.sampled_from([None, "add", "cat"]))
+        if all(not isinstance(m, nn.ConvTranspose2d) for m in layers)
+        else None
+    )
     net = Net(layers, merge).double().eval()
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
     with torch.no_grad():
-        for t in [*net.parameters(), *[m.running_var for m in net.modules()
-                                       if isinstance(m, nn.BatchNorm2d)]]:
+        for t in [
+            *net.parameters(),
+            *[m.running_var for m in net.modules() if isinstance(m, nn.BatchNorm2d)],
+        ]:
             t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) * 2 - 0.5)
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -288,9 +316,22 @@ def test_rf_effective_with_the_models_own_weights(capsys, tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.py").write_text(
         "import torch\nimport torch.nn as nn\ntorch.manual_seed(3)\n"
-        "net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Conv2d(3, 2, 3))\n")
-    code, out, err = run(capsys, "rf", "m.py:net", "--in", "2x9x9", "--effective", "--weights",
-                         "model", "--unit", "2x3", "--format", "json")
+        "net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Conv2d(3, 2, 3))\n"
+    )
+    code, out, err = run(
+        capsys,
+        "rf",
+        "m.py:net",
+        "--in",
+        "2x9x9",
+        "--effective",
+        "--weights",
+        "model",
+        "--unit",
+        "2x3",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     import importlib.util
 
@@ -298,11 +339,24 @@ def test_rf_effective_with_the_models_own_weights(capsys, tmp_path, monkeypatch)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     net = module.net.double().eval()
-    f = effective_receptive_field(ca.from_torch(net, (2, 9, 9)), "2", (2, 3),
-                                  weights=net.state_dict())
+    f = effective_receptive_field(
+        ca.from_torch(net, (2, 9, 9)), "2", (2, 3), weights=net.state_dict()
+    )
     assert json.loads(out)["effective_size"] == pytest.approx(f.size, abs=1e-5)
-    uniform = json.loads(run(capsys, "rf", "m.py:net", "--in", "2x9x9", "--effective",
-                             "--unit", "2x3", "--format", "json")[1])
+    uniform = json.loads(
+        run(
+            capsys,
+            "rf",
+            "m.py:net",
+            "--in",
+            "2x9x9",
+            "--effective",
+            "--unit",
+            "2x3",
+            "--format",
+            "json",
+        )[1]
+    )
     assert uniform["theoretical_box"] == json.loads(out)["theoretical_box"]
     code, _, err = run(capsys, "rf", "lenet5", "--effective", "--weights", "model")
     assert code == 2 and "--weights model needs a PyTorch model" in err

@@ -13,15 +13,26 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_example(name: str, *args: str, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
-                          text=True, timeout=180, cwd=cwd)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=cwd,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_every_example_is_tested():
-    tested = {"inspect_matrix.py", "verify_identity.py", "analyze_network.py",
-              "generate_derivation.py", "compute_gradients.py", "draw_pictures.py"}
+    tested = {
+        "inspect_matrix.py",
+        "verify_identity.py",
+        "analyze_network.py",
+        "generate_derivation.py",
+        "compute_gradients.py",
+        "draw_pictures.py",
+    }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -73,8 +84,13 @@ def test_draw_pictures(tmp_path):
 
     out = run_example("draw_pictures.py", "pics", cwd=tmp_path)
     names = sorted(p.name for p in (tmp_path / "pics").iterdir())
-    assert names == ["matrix_circulant.png", "matrix_reflect.png", "rf_growth.png", "rf_unit.png",
-                     "rf_unit_resnet18.png"]
+    assert names == [
+        "matrix_circulant.png",
+        "matrix_reflect.png",
+        "rf_growth.png",
+        "rf_unit.png",
+        "rf_unit_resnet18.png",
+    ]
     assert out.count("wrote") == 5
     for name in names:
         assert_real_png((tmp_path / "pics" / name).read_bytes())

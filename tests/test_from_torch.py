@@ -85,7 +85,8 @@ class ResNet(nn.Module):
         if stride != 1 or self.inplanes != width * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, width * block.expansion, 1, stride, bias=False),
-                nn.BatchNorm2d(width * block.expansion))
+                nn.BatchNorm2d(width * block.expansion),
+            )
         layers = [block(self.inplanes, width, stride, downsample)]
         self.inplanes = width * block.expansion
         layers += [block(self.inplanes, width) for _ in range(1, blocks)]
@@ -105,9 +106,13 @@ class InvertedResidual(nn.Module):
         layers = []
         if expand != 1:
             layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6()]
-        layers += [nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
-                   nn.BatchNorm2d(hidden), nn.ReLU6(),
-                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
         self.conv = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 
@@ -118,16 +123,25 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     def __init__(self):
         super().__init__()
-        layers = [nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32),
-                                nn.ReLU6())]
+        layers = [
+            nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6())
+        ]
         cin = 32
-        for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                           (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for t, c, n, s in [
+            (1, 16, 1, 1),
+            (6, 24, 2, 2),
+            (6, 32, 3, 2),
+            (6, 64, 4, 2),
+            (6, 96, 3, 1),
+            (6, 160, 3, 2),
+            (6, 320, 1, 1),
+        ]:
             for i in range(n):
                 layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
                 cin = c
-        layers.append(nn.Sequential(nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280),
-                                    nn.ReLU6()))
+        layers.append(
+            nn.Sequential(nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6())
+        )
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000))
 
@@ -141,17 +155,19 @@ class UNet(nn.Module):
 
     def __init__(self, width=64, classes=2):
         super().__init__()
-        widths = [width * 2 ** i for i in range(5)]
+        widths = [width * 2**i for i in range(5)]
         self.down = nn.ModuleList()
         cin = 1
         for w in widths:
-            self.down.append(nn.Sequential(nn.Conv2d(cin, w, 3), nn.ReLU(), nn.Conv2d(w, w, 3),
-                                           nn.ReLU()))
+            self.down.append(
+                nn.Sequential(nn.Conv2d(cin, w, 3), nn.ReLU(), nn.Conv2d(w, w, 3), nn.ReLU())
+            )
             cin = w
         self.ups = nn.ModuleList(nn.ConvTranspose2d(w * 2, w, 2, 2) for w in widths[3::-1])
-        self.dec = nn.ModuleList(nn.Sequential(nn.Conv2d(w * 2, w, 3), nn.ReLU(),
-                                               nn.Conv2d(w, w, 3), nn.ReLU())
-                                 for w in widths[3::-1])
+        self.dec = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(w * 2, w, 3), nn.ReLU(), nn.Conv2d(w, w, 3), nn.ReLU())
+            for w in widths[3::-1]
+        )
         self.head = nn.Conv2d(width, classes, 1)
 
     def forward(self, x):
@@ -169,7 +185,7 @@ class UNet(nn.Module):
 @torch.fx.wrap
 def _centre_crop(t, size):
     off = (t.shape[-1] - size) // 2
-    return t[..., off:off + size, off:off + size]
+    return t[..., off : off + size, off : off + size]
 
 
 class SmallDag(nn.Module):
@@ -187,7 +203,7 @@ class SmallDag(nn.Module):
 
     def forward(self, x):
         x = F.relu(self.stem(x))
-        y = self.shared(self.shared(x))          # same module twice
+        y = self.shared(self.shared(x))  # same module twice
         z = F.max_pool2d(self.a(x), 3, 1, 1) + F.avg_pool2d(self.b(y), 3, 1, 1)
         gate = torch.sigmoid(x.mean((2, 3), keepdim=True))
         z = torch.cat([z * gate, y], 1)
@@ -204,11 +220,15 @@ def _buffers(model):
 
 
 # ------------------------------------------------------------------------ tests
-@pytest.mark.parametrize("make, zoo_name, published", [
-    (lambda: ResNet(BasicBlock, [2, 2, 2, 2]), "resnet18", 11_689_512),
-    (lambda: ResNet(Bottleneck, [3, 4, 6, 3]), "resnet50", 25_557_032),
-    (MobileNetV2, "mobilenet_v2", 3_504_872),
-], ids=["resnet18", "resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize(
+    "make, zoo_name, published",
+    [
+        (lambda: ResNet(BasicBlock, [2, 2, 2, 2]), "resnet18", 11_689_512),
+        (lambda: ResNet(Bottleneck, [3, 4, 6, 3]), "resnet50", 25_557_032),
+        (MobileNetV2, "mobilenet_v2", 3_504_872),
+    ],
+    ids=["resnet18", "resnet50", "mobilenet_v2"],
+)
 def test_imported_counts_equal_torch_zoo_and_published(make, zoo_name, published):
     with torch.device("meta"):
         model = make()
@@ -246,8 +266,8 @@ def test_small_dag_counts_shared_and_tied_parameters_once():
     g = from_torch(model, (3, 12, 16))
     assert param_count(g) == _numel(model)
     assert g.shape("shared#2") == (8, 12, 16)
-    assert g.receptive_field("shared#2")[1].size == 5 + 2 + 2   # (3x5 stem) + two 3x3
-    assert g.receptive_field("mul")[0].is_global                  # the gate reads everything
+    assert g.receptive_field("shared#2")[1].size == 5 + 2 + 2  # (3x5 stem) + two 3x3
+    assert g.receptive_field("mul")[0].is_global  # the gate reads everything
     assert g.nx.graph["unused_parameters"] == []
 
 
@@ -268,7 +288,9 @@ def test_small_dag_receptive_field_matches_the_gradient_support():
     feats["add"][0, :, 0, 15].sum().backward()
     rows, cols = np.nonzero(x.grad[0].abs().sum(0).numpy())
     assert g.unit_receptive_field("add", (0, 15)).box == (
-        (rows.min(), rows.max()), (cols.min(), cols.max()))
+        (rows.min(), rows.max()),
+        (cols.min(), cols.max()),
+    )
 
 
 def test_unknown_module_becomes_a_flagged_opaque_node():
@@ -328,14 +350,14 @@ def test_shape_arguments_and_multi_output_ops_keep_the_data_flow():
             self.c = nn.Conv2d(4, 4, 3, padding=1)
 
         def forward(self, x):
-            a, b = torch.chunk(self.c(x), 2, dim=1)           # channel halves: slices
+            a, b = torch.chunk(self.c(x), 2, dim=1)  # channel halves: slices
             up = F.interpolate(F.max_pool2d(a, 2), size=b.shape[2:], mode="nearest")
             return up + b
 
     g = from_torch(Net(), (4, 8, 12))
     assert g.shape("interpolate") == (2, 8, 12)
     assert [g.layer(n).kind for n in ("chunk.0", "chunk.1")] == ["slice", "slice"]
-    assert g.receptive_field("chunk.1") == g.receptive_field("c")   # channels: field kept
+    assert g.receptive_field("chunk.1") == g.receptive_field("c")  # channels: field kept
     assert not any("opaque" in g.info(n).flags for n in g.nodes)
     assert nx_has_path(g, "c", "add")
     assert param_count(g) == 4 * 4 * 9 + 4
@@ -367,7 +389,7 @@ class WithSpare(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
-        self.spare = nn.Linear(5, 7)   # never called in forward
+        self.spare = nn.Linear(5, 7)  # never called in forward
 
     def forward(self, x):
         return self.conv(x)
@@ -376,7 +398,7 @@ class WithSpare(nn.Module):
 def test_parameters_never_used_in_forward_are_shown_not_counted():
     model = WithSpare()
     g = from_torch(model, (3, 8, 8))
-    spare = model.spare.weight.numel() + model.spare.bias.numel()   # 5 * 7 + 7 = 42
+    spare = model.spare.weight.numel() + model.spare.bias.numel()  # 5 * 7 + 7 = 42
     assert spare == 42 and param_count(g) == _numel(model) - spare
     assert g.unused_parameters() == {"spare.bias": 7, "spare.weight": 35}
     assert g.summary()["unused_params"] == 42
@@ -386,21 +408,28 @@ def test_parameters_never_used_in_forward_are_shown_not_counted():
 
 
 # ------------------------------------------------- functional forms, routes, unmodelled ops
-class BNActLayer(nn.BatchNorm2d):            # batch norm + activation fused in one module
+class BNActLayer(nn.BatchNorm2d):  # batch norm + activation fused in one module
     def forward(self, x):
-        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False,
-                         0.1, self.eps)
+        x = F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.1, self.eps
+        )
         return F.relu(x)
 
 
-class LinLayer(nn.Linear):                   # a subclass calling the functional form
+class LinLayer(nn.Linear):  # a subclass calling the functional form
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
 
 def _issue_model():
-    return nn.Sequential(nn.Conv2d(3, 8, 3), BNActLayer(8), nn.Conv2d(8, 8, 3),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), LinLayer(8, 10)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        BNActLayer(8),
+        nn.Conv2d(8, 8, 3),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        LinLayer(8, 10),
+    ).eval()
 
 
 def test_functional_forms_count_their_parameters_and_macs():
@@ -408,7 +437,7 @@ def test_functional_forms_count_their_parameters_and_macs():
     g = from_torch(model, (3, 16, 16))
     assert param_count(g) == _numel(model)
     assert buffer_count(g) == _buffers(model)
-    assert macs(g) == 125_360          # 3*8*9*14*14 + 8*8*9*12*12 + 8*10
+    assert macs(g) == 125_360  # 3*8*9*14*14 + 8*8*9*12*12 + 8*10
     assert [g.receptive_field(n)[0].size for n in ("0", "1.batch_norm", "2")] == [3, 3, 5]
     assert not any(g.layer(n).kind == "parameter" for n in g.nodes)
 
@@ -426,8 +455,8 @@ def test_parameters_read_directly_are_parameter_nodes_without_a_field():
     g = from_torch(Scale(), (3, 8, 8))
     assert g.layer("gamma").kind == "parameter"
     assert g.receptive_field("gamma")[0].describe() == "none"
-    assert g.receptive_field("add")[0].size == 3                  # the conv's, not global
-    assert param_count(g) == 4 * 3 * 9 + 4 + 4                    # gamma counted once
+    assert g.receptive_field("add")[0].size == 3  # the conv's, not global
+    assert param_count(g) == 4 * 3 * 9 + 4 + 4  # gamma counted once
 
 
 def test_a_shape_branch_falls_back_to_torch_export():
@@ -481,7 +510,7 @@ def test_channel_shuffle_keeps_the_spatial_field():
 
     g = from_torch(Shuffle(), (4, 10, 10))
     assert [f.size for f in g.receptive_field("b")] == [5, 5]
-    assert g.axes("transpose") == (2, 3)          # (C/2, 2, H, W) without the batch axis
+    assert g.axes("transpose") == (2, 3)  # (C/2, 2, H, W) without the batch axis
 
 
 def test_node_names_follow_the_module_path():
@@ -500,7 +529,7 @@ def test_shufflenet_and_convnext_at_224_keep_their_fields():
     rf = from_torch(shuffle, (3, 224, 224)).receptive_field("conv5.0")[0]
     assert (rf.size, rf.jump) == (527, 32)
     g = from_torch(convnext, (3, 224, 224))
-    assert g.axes("features.1.0.block.1") == (0, 1)              # channels last
+    assert g.axes("features.1.0.block.1") == (0, 1)  # channels last
     assert not g.receptive_field("features.7.2.add")[0].is_global
 
 
@@ -520,8 +549,11 @@ def test_an_imported_graph_round_trips_through_its_spec():
     g = from_torch(Mix(), (4, 9, 9))
     h = type(g).from_spec(json.loads(json.dumps(g.to_spec())))
     assert [h.receptive_field(n) for n in g.nodes] == [g.receptive_field(n) for n in g.nodes]
-    assert (param_count(h), macs(h)) == (param_count(g), macs(g)) == (4 * 4 * 9 + 4 + 24 + 6,
-                                                                      4 * 81 * 9 * 4 + 81 * 24)
+    assert (
+        (param_count(h), macs(h))
+        == (param_count(g), macs(g))
+        == (4 * 4 * 9 + 4 + 24 + 6, 4 * 81 * 9 * 4 + 81 * 24)
+    )
 
 
 def test_a_parameter_node_holds_no_activation_memory():
@@ -535,4 +567,4 @@ def test_a_parameter_node_holds_no_activation_memory():
 
     g = from_torch(Gamma(), (4, 5, 5))
     assert g.info("gamma").activations == 0
-    assert g.summary()["activations"] == 2 * 4 * 5 * 5          # the input and the product
+    assert g.summary()["activations"] == 2 * 4 * 5 * 5  # the input and the product

@@ -48,8 +48,9 @@ class ConvModule(Block):
 
 class SubConv(nn.Conv2d):
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
 
 class FunctionalConv(Block):
@@ -75,8 +76,9 @@ class FunctionalConv(Block):
 
 class BNAct(nn.BatchNorm2d):
     def forward(self, x):
-        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                         False, 0.1, self.eps)
+        x = F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.1, self.eps
+        )
         return F.relu(x)
 
 
@@ -140,7 +142,7 @@ class Split(Block):
         elif self.how == "narrow":
             a, b = x.narrow(1, 0, C // 2), x.narrow(1, C // 2, C // 2)
         else:
-            a, b = x[:, :C // 2], x[:, C // 2:]
+            a, b = x[:, : C // 2], x[:, C // 2 :]
         return self.out(torch.cat([self.conv(a), b], 1))
 
 
@@ -180,8 +182,9 @@ class Interp(Block):
 
     def forward(self, x):
         align = False if self.mode == "bilinear" else None
-        return self.out(F.interpolate(x, scale_factor=self.scale, mode=self.mode,
-                                      align_corners=align))
+        return self.out(
+            F.interpolate(x, scale_factor=self.scale, mode=self.mode, align_corners=align)
+        )
 
 
 class Crop(Block):
@@ -190,7 +193,7 @@ class Crop(Block):
         self.a, self.b, self.step = a, b, step
 
     def forward(self, x):
-        return self.out(x[:, :, self.a:x.shape[2] - self.b, self.b::self.step])
+        return self.out(x[:, :, self.a : x.shape[2] - self.b, self.b :: self.step])
 
 
 class Shared(Block):
@@ -215,8 +218,23 @@ class SqueezeExcite(Block):
 
 
 def _local_block(draw):
-    kind = draw(st.sampled_from(["conv", "fconv", "norm", "last", "split", "shuffle", "pool",
-                                 "pad", "interp", "crop", "shared"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "conv",
+                "fconv",
+                "norm",
+                "last",
+                "split",
+                "shuffle",
+                "pool",
+                "pad",
+                "interp",
+                "crop",
+                "shared",
+            ]
+        )
+    )
     k = draw(st.sampled_from([1, 2, 3]))
     s, d = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     p = draw(st.integers(0, k // 2))
@@ -235,8 +253,13 @@ def _local_block(draw):
         return Shuffle()
     if kind == "pool":
         kp = max(k, 2)
-        return Pool(draw(st.sampled_from(["max", "avg"])), kp, s, draw(st.integers(0, kp // 2)),
-                    draw(st.booleans()))
+        return Pool(
+            draw(st.sampled_from(["max", "avg"])),
+            kp,
+            s,
+            draw(st.integers(0, kp // 2)),
+            draw(st.booleans()),
+        )
     if kind == "pad":
         mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
         return Pad(tuple(draw(st.integers(0, 2)) for _ in range(4)), mode)
@@ -263,8 +286,11 @@ def networks(draw):
         blocks.append(block)
         shape = tuple(out)
     if draw(st.booleans()):
-        blocks.append(draw(st.sampled_from([SqueezeExcite, lambda: Norm("group"),
-                                            lambda: Norm("instance")]))())
+        blocks.append(
+            draw(
+                st.sampled_from([SqueezeExcite, lambda: Norm("group"), lambda: Norm("instance")])
+            )()
+        )
     return nn.Sequential(*blocks).eval(), size
 
 
@@ -325,11 +351,16 @@ class Conv2dSame(nn.Conv2d):
 
     def forward(self, x):
         ih, iw = x.size()[-2:]
-        pads = [max((math.ceil(i / s) - 1) * s + (k - 1) * d + 1 - i, 0) for i, s, k, d in
-                zip((ih, iw), self.stride, self.kernel_size, self.dilation, strict=True)]
+        pads = [
+            max((math.ceil(i / s) - 1) * s + (k - 1) * d + 1 - i, 0)
+            for i, s, k, d in zip(
+                (ih, iw), self.stride, self.kernel_size, self.dilation, strict=True
+            )
+        ]
         if pads[0] > 0 or pads[1] > 0:
-            x = F.pad(x, [pads[1] // 2, pads[1] - pads[1] // 2, pads[0] // 2,
-                          pads[0] - pads[0] // 2])
+            x = F.pad(
+                x, [pads[1] // 2, pads[1] - pads[1] // 2, pads[0] // 2, pads[0] - pads[0] // 2]
+            )
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -390,9 +421,11 @@ class UNetStyle(nn.Module):
         return self.dec(torch.cat([a, up], dim=1))
 
 
-@pytest.mark.parametrize("make, route", [(EfficientStyle, "torch.export"),
-                                         (ConvNeXtStyle, "torch.fx"), (UNetStyle, "torch.fx")],
-                         ids=["efficientnet-timm", "convnext-timm", "unet"])
+@pytest.mark.parametrize(
+    "make, route",
+    [(EfficientStyle, "torch.export"), (ConvNeXtStyle, "torch.fx"), (UNetStyle, "torch.fx")],
+    ids=["efficientnet-timm", "convnext-timm", "unet"],
+)
 def test_published_styles_give_the_torch_facts(make, route):
     torch.manual_seed(0)
     model, size = make().eval(), (3, 15, 17)

@@ -85,6 +85,8 @@ def test_nothing_is_unmodelled(imported):
     name, _, g, caught, _ = imported
     if name.startswith("swin"):  # its window attention is one fx-wrapped function
         assert {op for _, op in g.nx.graph["unmodelled"]} <= {
-            "function shifted_window_attention", "function _patch_merging_pad"}
+            "function shifted_window_attention",
+            "function _patch_merging_pad",
+        }
     else:
         assert g.nx.graph["unmodelled"] == [] and not caught

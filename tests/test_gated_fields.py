@@ -44,9 +44,16 @@ def gated_stacks(draw):
         kind = draw(st.sampled_from(["conv", "conv", "pool"]))
         if kind == "conv":
             k = draw(st.integers(1, 3))
-            blocks.append(nn.Conv2d(2, 2, k, stride=draw(st.integers(1, 2)),
-                                    padding=draw(st.integers(0, k // 2)),
-                                    dilation=draw(st.integers(1, 2))))
+            blocks.append(
+                nn.Conv2d(
+                    2,
+                    2,
+                    k,
+                    stride=draw(st.integers(1, 2)),
+                    padding=draw(st.integers(0, k // 2)),
+                    dilation=draw(st.integers(1, 2)),
+                )
+            )
         else:
             blocks.append(nn.AvgPool2d(2, stride=draw(st.integers(1, 2))))
         if draw(st.booleans()):
@@ -101,8 +108,9 @@ def test_ignored_gates_give_the_gate_free_network_field(stack):
     module, size = stack
     try:
         g = ca.from_torch(module, (2, *size))
-        bare = ca.from_torch(nn.Sequential(*[m for m in module if not isinstance(m, Gate)]),
-                             (2, *size))
+        bare = ca.from_torch(
+            nn.Sequential(*[m for m in module if not isinstance(m, Gate)]), (2, *size)
+        )
     except ConvAlgebraError:
         assume(False)
     assert g.receptive_field(gates="ignore") == bare.receptive_field()

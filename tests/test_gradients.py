@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from oracle import torch, torch_conv, torch_grads
+from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.transpose import transpose_spec
-from oracle import torch, torch_conv, torch_grads
-from strategies import conv_specs
 
 METHODS = ["matrix", "operator"]
 
@@ -16,14 +16,20 @@ METHODS = ["matrix", "operator"]
 def _data(spec, seed):
     rng = np.random.default_rng(seed)
     ints = lambda shape: rng.integers(-4, 5, shape).astype(np.float64)  # noqa: E731
-    return (ints(spec.input_shape), ints(spec.weight_shape), ints(spec.out_channels),
-            ints(spec.output_shape))
+    return (
+        ints(spec.input_shape),
+        ints(spec.weight_shape),
+        ints(spec.out_channels),
+        ints(spec.output_shape),
+    )
 
 
 def _ours(spec, x, w, g, method):
-    return (ca.input_gradient(spec, w, g, method=method),
-            ca.weight_gradient(spec, x, g, method=method),
-            ca.bias_gradient(spec, g))
+    return (
+        ca.input_gradient(spec, w, g, method=method),
+        ca.weight_gradient(spec, x, g, method=method),
+        ca.bias_gradient(spec, g),
+    )
 
 
 def _assert_equal(ours, expected):
@@ -81,8 +87,9 @@ def test_transposed_padding_modes_equal_adjoint_of_torch_op(forward, seed):
 
 
 def test_double_backward_oracle_agrees_with_torch_conv_transpose():
-    spec = ca.ConvSpec((2, 3, 4), 4, 3, stride=2, padding=1, output_padding=1, groups=2,
-                       transposed=True)
+    spec = ca.ConvSpec(
+        (2, 3, 4), 4, 3, stride=2, padding=1, output_padding=1, groups=2, transposed=True
+    )
     x, w, b, g = _data(spec, 7)
     _assert_equal(_torch_transposed_grads(spec, x, w, b, g), torch_grads(spec, x, w, b, g))
 
@@ -90,9 +97,17 @@ def test_double_backward_oracle_agrees_with_torch_conv_transpose():
 # ---------------------------------------------------------------- tiled / channel table
 def _torch_tiled(spec, x, w):
     """Tiled convolution in torch: kernel t at the output positions congruent to t."""
-    base = ca.ConvSpec(spec.input_shape, spec.out_channels, spec.kernel_size,
-                       stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
-                       groups=spec.groups, padding_mode=spec.padding_mode, flip=spec.flip)
+    base = ca.ConvSpec(
+        spec.input_shape,
+        spec.out_channels,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        padding_mode=spec.padding_mode,
+        flip=spec.flip,
+    )
     coords = np.indices(spec.output_shape[1:])
     out = 0
     for t in np.ndindex(*spec.tile):
@@ -105,10 +120,18 @@ def _torch_tiled(spec, x, w):
 @given(spec=conv_specs(max_size=5), tile=st.integers(1, 3), seed=st.integers(0, 2**31))
 def test_tiled_gradients_equal_torch_autograd(spec, tile, seed):
     try:
-        spec = ca.ConvSpec(spec.input_shape, spec.out_channels, spec.kernel_size,
-                           stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
-                           groups=spec.groups, padding_mode=spec.padding_mode, flip=spec.flip,
-                           tile=tile)
+        spec = ca.ConvSpec(
+            spec.input_shape,
+            spec.out_channels,
+            spec.kernel_size,
+            stride=spec.stride,
+            padding=spec.padding,
+            dilation=spec.dilation,
+            groups=spec.groups,
+            padding_mode=spec.padding_mode,
+            flip=spec.flip,
+            tile=tile,
+        )
     except ca.ConvAlgebraError:
         assume(False)
     x, w, b, g = _data(spec, seed)
@@ -121,19 +144,40 @@ def test_tiled_gradients_equal_torch_autograd(spec, tile, seed):
 @given(spec=conv_specs(ndims=(1, 2)), seed=st.integers(0, 2**31), data=st.data())
 def test_channel_table_gradients_equal_masked_torch_conv(spec, seed, data):
     c_out, c_in = spec.out_channels, spec.in_channels
-    table = np.array(data.draw(st.lists(
-        st.lists(st.booleans(), min_size=c_in, max_size=c_in), min_size=c_out, max_size=c_out)))
+    table = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.booleans(), min_size=c_in, max_size=c_in),
+                min_size=c_out,
+                max_size=c_out,
+            )
+        )
+    )
     table[np.arange(c_out), np.arange(c_out) % c_in] = True  # every output reads something
-    spec = ca.ConvSpec(spec.input_shape, c_out, spec.kernel_size, stride=spec.stride,
-                       padding=spec.padding, dilation=spec.dilation,
-                       padding_mode=spec.padding_mode, flip=spec.flip,
-                       channel_table=table.tolist())
+    spec = ca.ConvSpec(
+        spec.input_shape,
+        c_out,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        padding_mode=spec.padding_mode,
+        flip=spec.flip,
+        channel_table=table.tolist(),
+    )
     x, w, b, g = _data(spec, seed)
     mask = torch.as_tensor(table.reshape(c_out, c_in, *[1] * spec.ndim).astype(np.float64))
     xt, wt = torch.as_tensor(x).requires_grad_(), torch.as_tensor(w).requires_grad_()
-    dense = ca.ConvSpec(spec.input_shape, c_out, spec.kernel_size, stride=spec.stride,
-                        padding=spec.padding, dilation=spec.dilation,
-                        padding_mode=spec.padding_mode, flip=spec.flip)
+    dense = ca.ConvSpec(
+        spec.input_shape,
+        c_out,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        padding_mode=spec.padding_mode,
+        flip=spec.flip,
+    )
     out = torch_conv(dense, xt, wt * mask)
     expected = torch.autograd.grad(out, (xt, wt), torch.as_tensor(g))
     _assert_both_methods(spec, x, w, g, [e.numpy() for e in expected])
@@ -149,8 +193,11 @@ def test_integer_arguments_give_exact_float64(spec, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(spec=conv_specs(transposed=None, bias=None), seed=st.integers(0, 2**31),
-       method=st.sampled_from(["matrix", "operator"]))
+@given(
+    spec=conv_specs(transposed=None, bias=None),
+    seed=st.integers(0, 2**31),
+    method=st.sampled_from(["matrix", "operator"]),
+)
 def test_complex_gradients_equal_torch_complex_autograd(spec, seed, method):
     """torch's complex convention: conjugate transposes, M(w)^H g and J(x)^H g."""
     if spec.transposed:
@@ -192,18 +239,32 @@ SPEC = ca.ConvSpec((2, 5, 5), 3, 3, stride=2)
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: ca.input_gradient(SPEC, np.ones((3, 2, 3, 3)), np.ones((3, 3, 3))),
-         r"grad_output must have shape \(3, 2, 2\)"),
-        (lambda: ca.weight_gradient(SPEC, np.ones((2, 5, 5)), np.ones((1, 3, 2, 2))),
-         "leading axis of 1: pass one example at a time"),
-        (lambda: ca.weight_gradient(SPEC, np.ones((2, 5, 4)), np.ones((3, 2, 2))),
-         r"x must have shape \(2, 5, 5\)"),
-        (lambda: ca.input_gradient(SPEC, np.ones((3, 2, 2, 2)), np.ones((3, 2, 2))),
-         r"weight must have shape \(3, 2, 3, 3\)"),
-        (lambda: ca.input_gradient(SPEC, np.ones((3, 2, 3, 3)), np.ones((3, 2, 2)), method="fft"),
-         "method must be one of"),
-        (lambda: ca.bias_gradient(ca.ConvSpec((1, 4), 1, 2, bias=False), np.ones((1, 3))),
-         "bias=False"),
+        (
+            lambda: ca.input_gradient(SPEC, np.ones((3, 2, 3, 3)), np.ones((3, 3, 3))),
+            r"grad_output must have shape \(3, 2, 2\)",
+        ),
+        (
+            lambda: ca.weight_gradient(SPEC, np.ones((2, 5, 5)), np.ones((1, 3, 2, 2))),
+            "leading axis of 1: pass one example at a time",
+        ),
+        (
+            lambda: ca.weight_gradient(SPEC, np.ones((2, 5, 4)), np.ones((3, 2, 2))),
+            r"x must have shape \(2, 5, 5\)",
+        ),
+        (
+            lambda: ca.input_gradient(SPEC, np.ones((3, 2, 2, 2)), np.ones((3, 2, 2))),
+            r"weight must have shape \(3, 2, 3, 3\)",
+        ),
+        (
+            lambda: ca.input_gradient(
+                SPEC, np.ones((3, 2, 3, 3)), np.ones((3, 2, 2)), method="fft"
+            ),
+            "method must be one of",
+        ),
+        (
+            lambda: ca.bias_gradient(ca.ConvSpec((1, 4), 1, 2, bias=False), np.ones((1, 3))),
+            "bias=False",
+        ),
     ],
     ids=["grad-shape", "batch-axis", "x-shape", "weight-shape", "method", "no-bias"],
 )
@@ -223,4 +284,3 @@ def test_bad_input_names_what_was_expected(call, message):
 def test_wrong_types_raise_type_error(call):
     with pytest.raises(TypeError):
         call()
-

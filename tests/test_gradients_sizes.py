@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from oracle import torch
+from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.transpose import colliding_input_sizes, transpose_spec
-from oracle import torch
-from strategies import conv_specs
 
 
 def _with_input(spec, axis, size):
@@ -87,7 +87,9 @@ def test_transpose_of_a_transposed_spec_is_its_forward(spec):
 
 def test_unreachable_size_names_the_reachable_ones():
     spec = ca.ConvSpec((1, 7), 1, 3, stride=2)
-    with pytest.raises(ca.ConvAlgebraError, match=r"size 9 along spatial axis 0 cannot be reached.*\[7, 8\]"):
+    with pytest.raises(
+        ca.ConvAlgebraError, match=r"size 9 along spatial axis 0 cannot be reached.*\[7, 8\]"
+    ):
         transpose_spec(spec, (9,))
 
 
@@ -105,8 +107,10 @@ def test_output_padding_beyond_stride_has_no_forward_spec():
 
 @pytest.mark.parametrize(
     "spec",
-    [ca.ConvSpec((1, 6), 1, 2, tile=2),
-     ca.ConvSpec((2, 6), 2, 2, channel_table=((True, False), (True, True)))],
+    [
+        ca.ConvSpec((1, 6), 1, 2, tile=2),
+        ca.ConvSpec((2, 6), 2, 2, channel_table=((True, False), (True, True))),
+    ],
     ids=["tiled", "channel-table"],
 )
 def test_layers_without_a_transposed_spec_say_so(spec):
@@ -131,11 +135,19 @@ def test_transposed_size_list_is_complete(spec):
             other = list(spec.output_padding)
             other[axis.axis] = padding
             module = getattr(torch.nn, f"ConvTranspose{spec.ndim}d")(
-                spec.in_channels, spec.out_channels, spec.kernel_size, stride=spec.stride,
-                padding=tuple(b for b, _ in spec.padding), output_padding=tuple(other),
-                dilation=spec.dilation, groups=spec.groups).double()
+                spec.in_channels,
+                spec.out_channels,
+                spec.kernel_size,
+                stride=spec.stride,
+                padding=tuple(b for b, _ in spec.padding),
+                output_padding=tuple(other),
+                dilation=spec.dilation,
+                groups=spec.groups,
+            ).double()
             try:
-                size = module(torch.zeros(1, *spec.input_shape, dtype=torch.float64)).shape[axis.axis + 2]
+                size = module(torch.zeros(1, *spec.input_shape, dtype=torch.float64)).shape[
+                    axis.axis + 2
+                ]
             except RuntimeError:
                 continue
             assert axis.input_sizes[axis.output_padding.index(padding)] == size

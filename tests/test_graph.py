@@ -81,8 +81,9 @@ layers:
   - {name: side, kind: conv, out_channels: 6, kernel_size: 1, inputs: [conv1]}
   - {name: sum, kind: add, inputs: [pool, side]}
 """)
-    with pytest.raises(ConvAlgebraError, match="layer 'sum'.*'pool' \\(6, 14, 14\\).*'side' "
-                                               "\\(6, 28, 28\\)"):
+    with pytest.raises(
+        ConvAlgebraError, match="layer 'sum'.*'pool' \\(6, 14, 14\\).*'side' \\(6, 28, 28\\)"
+    ):
         LayerGraph.from_file(path)
     path.write_text(path.read_text().replace("kernel_size: 1,", "kernel_size: 2, stride: 2,"))
     tiny = LayerGraph.from_file(path)
@@ -101,27 +102,48 @@ def test_yaml_is_loaded_safely(tmp_path):
 
 
 def test_sequential_names_and_dict_layers():
-    g = LayerGraph.sequential((3, 32, 32), [L.Conv(8, 3), {"kind": "relu"},
-                                            ("pool", L.MaxPool(2)), {"name": "fc", "kind": "linear",
-                                                                     "out_features": 10}])
+    g = LayerGraph.sequential(
+        (3, 32, 32),
+        [
+            L.Conv(8, 3),
+            {"kind": "relu"},
+            ("pool", L.MaxPool(2)),
+            {"name": "fc", "kind": "linear", "out_features": 10},
+        ],
+    )
     assert g.nodes == ["input", "conv1", "relu2", "pool", "fc"]
     assert g.shape("fc") == (8, 15, 10)  # linear acts on the last axis, as in torch
 
 
 # ----------------------------------------------------------------------- errors
-@pytest.mark.parametrize("build, message", [
-    (lambda g: g.add("c", L.Conv(4, 3), "nope"), "reads 'nope', which is not in the graph"),
-    (lambda g: g.add("x", L.Identity()), "already in the graph"),
-    (lambda g: g.add("c", {"kind": "convolution"}), "unknown layer kind 'convolution'"),
-    (lambda g: g.add("c", {"kind": "conv", "out_channels": 2, "kernel": 3}),
-     "has no field\\(s\\) \\['kernel'\\]"),
-    (lambda g: g.add("c", L.Conv(4, 9)), "layer 'c' \\(conv\\).*kernel extent 9"),
-    (lambda g: g.add("p", L.MaxPool(9)), "layer 'p' \\(max_pool\\).*not positive"),
-    (lambda g: g.add("s", L.Add(), ["x"]), "takes at least 2 input"),
-    (lambda g: g.add("c", L.Conv(4, 3, groups=3)), "groups=3 does not divide"),
-    (lambda g: g.add("u", L.Upsample()), "exactly one of scale_factor and size"),
-], ids=["dangling", "duplicate", "unknown-kind", "unknown-field", "collapse-conv",
-        "collapse-pool", "arity", "groups", "upsample"])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda g: g.add("c", L.Conv(4, 3), "nope"), "reads 'nope', which is not in the graph"),
+        (lambda g: g.add("x", L.Identity()), "already in the graph"),
+        (lambda g: g.add("c", {"kind": "convolution"}), "unknown layer kind 'convolution'"),
+        (
+            lambda g: g.add("c", {"kind": "conv", "out_channels": 2, "kernel": 3}),
+            "has no field\\(s\\) \\['kernel'\\]",
+        ),
+        (lambda g: g.add("c", L.Conv(4, 9)), "layer 'c' \\(conv\\).*kernel extent 9"),
+        (lambda g: g.add("p", L.MaxPool(9)), "layer 'p' \\(max_pool\\).*not positive"),
+        (lambda g: g.add("s", L.Add(), ["x"]), "takes at least 2 input"),
+        (lambda g: g.add("c", L.Conv(4, 3, groups=3)), "groups=3 does not divide"),
+        (lambda g: g.add("u", L.Upsample()), "exactly one of scale_factor and size"),
+    ],
+    ids=[
+        "dangling",
+        "duplicate",
+        "unknown-kind",
+        "unknown-field",
+        "collapse-conv",
+        "collapse-pool",
+        "arity",
+        "groups",
+        "upsample",
+    ],
+)
 def test_bad_input_is_a_clear_error(build, message):
     g = LayerGraph()
     g.add_input("x", (2, 8, 8))
@@ -154,7 +176,7 @@ def test_shared_parameters_are_counted_once():
     g.add("c1", L.Conv(4, 3, padding=1), share="block")
     g.add("c2", L.Conv(4, 3, padding=1), share="block")
     assert g.param_count() == 4 * 4 * 9 + 4
-    assert g.macs() == 2 * 64 * 4 * 4 * 9   # the work is done twice
+    assert g.macs() == 2 * 64 * 4 * 4 * 9  # the work is done twice
     assert g.info("c2").shared_params == 0 and "shared" in g.info("c2").flags
     with pytest.raises(ConvAlgebraError, match="shares parameter 'block.weight'"):
         g.add("c3", L.Conv(8, 3, padding=1), share="block")
@@ -204,37 +226,69 @@ def _conv(name, reads):
 
 
 def test_a_cycle_in_a_spec_is_reported_as_a_cycle():
-    spec = {"input": [1, 8, 8], "layers": [_conv("a", ["b"]), {"name": "b", "kind": "relu",
-                                                                "inputs": ["a"]}]}
+    spec = {
+        "input": [1, 8, 8],
+        "layers": [_conv("a", ["b"]), {"name": "b", "kind": "relu", "inputs": ["a"]}],
+    }
     with pytest.raises(GraphCycleError, match=r"cycle through \['(a', 'b|b', 'a)'\]"):
         LayerGraph.from_spec(spec)
 
 
 def test_a_forward_reference_that_is_not_a_cycle_is_built_in_data_flow_order():
-    spec = {"input": [1, 8, 8], "layers": [
-        {"name": "sum", "kind": "add", "inputs": ["left", "right"]},
-        _conv("left", "input"), _conv("right", ["input"]),
-        {"name": "twice", "kind": "add", "inputs": ["sum", "sum"]}]}
+    spec = {
+        "input": [1, 8, 8],
+        "layers": [
+            {"name": "sum", "kind": "add", "inputs": ["left", "right"]},
+            _conv("left", "input"),
+            _conv("right", ["input"]),
+            {"name": "twice", "kind": "add", "inputs": ["sum", "sum"]},
+        ],
+    }
     g = LayerGraph.from_spec(spec)
     assert g.nodes == ["input", "left", "right", "sum", "twice"]
     assert g.shape("twice") == (2, 6, 6) and g.nx.nodes["twice"]["inputs"] == ("sum", "sum")
     assert LayerGraph.from_spec(g.to_spec()).nodes == g.nodes
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"input": [1, 8, 8], "layers": "abc"}, "'layers' must be a list of layer mappings, got str 'abc'"),
-    ({"input": [1, 8, 8], "layers": [{**_conv("c", 5)}]},
-     "layer 'c': 'inputs' must be a node name or a list of node names, got 5"),
-    ({"input": [1, 8, 8], "layers": [{**_conv("c", [1, 2])}]},
-     r"layer 'c': 'inputs' must be .* got \[1, 2\]"),
-    ({"inputs": 5, "layers": []}, "'inputs' must map input names to shapes, got int 5"),
-    ({"input": [1, 8, 8], "layers": [{**_conv("c", None), "kernel_size": "3"}]},
-     "layer 'c' .*kernel_size must be an int or a tuple of 2 ints, got '3'"),
-    ({"input": [1, 8, 8], "layers": [_conv("c", None), _conv("c", None)]},
-     "a node named 'c' is already in the graph"),
-    ({"input": [1, 8, 8], "layers": [_conv("c", "nope")]}, "layer 'c' reads 'nope', which is not"),
-], ids=["layers-str", "inputs-int", "inputs-ints", "graph-inputs-int", "kernel-str", "dup",
-        "unknown-read"])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            {"input": [1, 8, 8], "layers": "abc"},
+            "'layers' must be a list of layer mappings, got str 'abc'",
+        ),
+        (
+            {"input": [1, 8, 8], "layers": [{**_conv("c", 5)}]},
+            "layer 'c': 'inputs' must be a node name or a list of node names, got 5",
+        ),
+        (
+            {"input": [1, 8, 8], "layers": [{**_conv("c", [1, 2])}]},
+            r"layer 'c': 'inputs' must be .* got \[1, 2\]",
+        ),
+        ({"inputs": 5, "layers": []}, "'inputs' must map input names to shapes, got int 5"),
+        (
+            {"input": [1, 8, 8], "layers": [{**_conv("c", None), "kernel_size": "3"}]},
+            "layer 'c' .*kernel_size must be an int or a tuple of 2 ints, got '3'",
+        ),
+        (
+            {"input": [1, 8, 8], "layers": [_conv("c", None), _conv("c", None)]},
+            "a node named 'c' is already in the graph",
+        ),
+        (
+            {"input": [1, 8, 8], "layers": [_conv("c", "nope")]},
+            "layer 'c' reads 'nope', which is not",
+        ),
+    ],
+    ids=[
+        "layers-str",
+        "inputs-int",
+        "inputs-ints",
+        "graph-inputs-int",
+        "kernel-str",
+        "dup",
+        "unknown-read",
+    ],
+)
 def test_malformed_spec_documents_name_the_layer_and_the_rule(spec, message):
     with pytest.raises(ConvAlgebraError, match=message):
         LayerGraph.from_spec(spec)
@@ -242,7 +296,6 @@ def test_malformed_spec_documents_name_the_layer_and_the_rule(spec, message):
 
 # ------------------------------------------------------------------ Conv.from_spec
 from hypothesis import given, settings  # noqa: E402
-
 from strategies import conv_specs  # noqa: E402
 
 
@@ -256,9 +309,22 @@ def test_conv_from_spec_has_the_spec_facts(spec):
 
 
 def _spec_fields(spec):
-    return {f: getattr(spec, f) for f in ("input_shape", "out_channels", "kernel_size", "stride",
-                                          "padding", "dilation", "groups", "padding_mode", "bias",
-                                          "transposed", "output_padding")}
+    return {
+        f: getattr(spec, f)
+        for f in (
+            "input_shape",
+            "out_channels",
+            "kernel_size",
+            "stride",
+            "padding",
+            "dilation",
+            "groups",
+            "padding_mode",
+            "bias",
+            "transposed",
+            "output_padding",
+        )
+    }
 
 
 def test_conv_from_a_tiled_spec_is_refused_unless_only_the_field_is_wanted():

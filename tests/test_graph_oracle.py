@@ -41,11 +41,28 @@ def _conv_module(facts) -> nn.Module:
     nd = spec.ndim
     if spec.transposed:
         cls = getattr(nn, f"ConvTranspose{nd}d")
-        return cls(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, 0,
-                   spec.output_padding, spec.groups, spec.bias, spec.dilation)
+        return cls(
+            spec.in_channels,
+            spec.out_channels,
+            spec.kernel_size,
+            spec.stride,
+            0,
+            spec.output_padding,
+            spec.groups,
+            spec.bias,
+            spec.dilation,
+        )
     cls = getattr(nn, f"Conv{nd}d")
-    return cls(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, 0,
-               spec.dilation, spec.groups, spec.bias)
+    return cls(
+        spec.in_channels,
+        spec.out_channels,
+        spec.kernel_size,
+        spec.stride,
+        0,
+        spec.dilation,
+        spec.groups,
+        spec.bias,
+    )
 
 
 class TorchGraph(nn.Module):
@@ -72,8 +89,13 @@ class TorchGraph(nn.Module):
             share = graph.nx.nodes[node]["share"]
             module = shared.get(share) if share else None
             if module is None:
-                module = self._module(layer, facts, graph.shape(graph.nx.nodes[node]["inputs"][0])
-                                      if graph.nx.nodes[node]["inputs"] else None)
+                module = self._module(
+                    layer,
+                    facts,
+                    graph.shape(graph.nx.nodes[node]["inputs"][0])
+                    if graph.nx.nodes[node]["inputs"]
+                    else None,
+                )
             if share:
                 shared[share] = module
             if module is not None:
@@ -86,8 +108,9 @@ class TorchGraph(nn.Module):
             return nn.Linear(in_shape[-1], layer.out_features, layer.bias)
         if isinstance(layer, L.BatchNorm):
             nd = max(len(in_shape) - 1, 1)
-            return getattr(nn, f"BatchNorm{nd}d")(in_shape[0], affine=layer.affine,
-                                                  track_running_stats=layer.track_running_stats)
+            return getattr(nn, f"BatchNorm{nd}d")(
+                in_shape[0], affine=layer.affine, track_running_stats=layer.track_running_stats
+            )
         if isinstance(layer, L.LayerNorm):
             norm = layer.normalized_shape or in_shape[-1:]
             return nn.LayerNorm(norm, elementwise_affine=layer.elementwise_affine, bias=layer.bias)
@@ -96,8 +119,12 @@ class TorchGraph(nn.Module):
         if isinstance(layer, L.SqueezeExcite):
             nd = len(in_shape) - 1
             conv = getattr(nn, f"Conv{nd}d")
-            return nn.ModuleDict({"fc1": conv(in_shape[0], layer.squeeze_channels, 1),
-                                  "fc2": conv(layer.squeeze_channels, in_shape[0], 1)})
+            return nn.ModuleDict(
+                {
+                    "fc1": conv(in_shape[0], layer.squeeze_channels, 1),
+                    "fc2": conv(layer.squeeze_channels, in_shape[0], 1),
+                }
+            )
         return None
 
     def _oracle_weights(self) -> None:
@@ -105,8 +132,11 @@ class TorchGraph(nn.Module):
             for module in self.modules():
                 if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
                     w = module.weight
-                    fan_in = w[0].numel() if not isinstance(module, nn.modules.conv._ConvTransposeNd) \
+                    fan_in = (
+                        w[0].numel()
+                        if not isinstance(module, nn.modules.conv._ConvTransposeNd)
                         else w.shape[0] // module.groups * int(np.prod(w.shape[2:]))
+                    )
                     w.fill_(1.0 / fan_in)
                     if module.bias is not None:
                         module.bias.zero_()
@@ -135,8 +165,9 @@ class TorchGraph(nn.Module):
             spec = facts.spec
             if spec.transposed:
                 y = module(x)
-                sl = [slice(None), slice(None)] + [slice(b, y.shape[2 + a] - e)
-                                                   for a, (b, e) in enumerate(spec.padding)]
+                sl = [slice(None), slice(None)] + [
+                    slice(b, y.shape[2 + a] - e) for a, (b, e) in enumerate(spec.padding)
+                ]
                 return y[tuple(sl)]
             mode = "constant" if spec.padding_mode == "zeros" else spec.padding_mode
             return module(F.pad(x, _pads(spec.padding), mode=mode))
@@ -162,14 +193,20 @@ class TorchGraph(nn.Module):
         if isinstance(layer, L.Upsample):
             mode = _LINEAR_MODES[nd] if layer.mode != "nearest" else "nearest"
             kw = {"align_corners": layer.align_corners} if mode != "nearest" else {}
-            return F.interpolate(x, size=layer.size, scale_factor=layer.scale_factor, mode=mode, **kw)
+            return F.interpolate(
+                x, size=layer.size, scale_factor=layer.scale_factor, mode=mode, **kw
+            )
         if isinstance(layer, L.Pad):
             pairs = L._pairs(layer.padding, nd, "padding")
             mode = "constant" if layer.mode in ("constant", "zeros") else layer.mode
             return F.pad(x, _pads(pairs), mode=mode)
         if isinstance(layer, L.Crop):
-            return x[(slice(None), slice(None)) + tuple(
-                slice(m.taps[0], m.taps[0] + s) for m, s in zip(facts.maps[0], facts.shape[1:]))]
+            return x[
+                (slice(None), slice(None))
+                + tuple(
+                    slice(m.taps[0], m.taps[0] + s) for m, s in zip(facts.maps[0], facts.shape[1:])
+                )
+            ]
         if isinstance(layer, L.Add):
             return sum(xs[1:], xs[0])
         if isinstance(layer, L.Mul):
@@ -191,17 +228,23 @@ class TorchGraph(nn.Module):
     def _pool(self, layer, x, nd):
         stride = layer.stride if layer.stride is not None else layer.kernel_size
         if isinstance(layer, L.MaxPool) and not self.oracle:
-            return getattr(F, f"max_pool{nd}d")(x, layer.kernel_size, stride, layer.padding,
-                                                layer.dilation, layer.ceil_mode)
+            return getattr(F, f"max_pool{nd}d")(
+                x, layer.kernel_size, stride, layer.padding, layer.dilation, layer.ceil_mode
+            )
         if isinstance(layer, L.MaxPool) and layer.dilation != 1:
             # average over the dilated window: a depthwise convolution with a positive kernel
-            k = (layer.kernel_size,) * nd if isinstance(layer.kernel_size, int) else layer.kernel_size
+            k = (
+                (layer.kernel_size,) * nd
+                if isinstance(layer.kernel_size, int)
+                else layer.kernel_size
+            )
             w = torch.ones((x.shape[1], 1, *k), dtype=x.dtype) / int(np.prod(k))
             conv = getattr(F, f"conv{nd}d")
             return conv(x, w, None, stride, layer.padding, layer.dilation, x.shape[1])
         count = getattr(layer, "count_include_pad", False)
-        return getattr(F, f"avg_pool{nd}d")(x, layer.kernel_size, stride, layer.padding,
-                                            layer.ceil_mode, count)
+        return getattr(F, f"avg_pool{nd}d")(
+            x, layer.kernel_size, stride, layer.padding, layer.ceil_mode, count
+        )
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -212,8 +255,9 @@ class TorchGraph(nn.Module):
 
 def _inputs(graph: LayerGraph, dtype=torch.float64):
     gen = torch.Generator().manual_seed(0)
-    return [torch.rand((1, *graph.shape(i)), generator=gen, dtype=dtype) + 0.5
-            for i in graph.inputs]
+    return [
+        torch.rand((1, *graph.shape(i)), generator=gen, dtype=dtype) + 0.5 for i in graph.inputs
+    ]
 
 
 class _one_thread:
@@ -249,8 +293,9 @@ def _gradient_boxes(graph: LayerGraph, queries) -> list:
         values[node][index].sum().backward(retain_graph=True)
         grads = [x.grad[0].abs().sum(0).numpy() for x in xs if x.grad is not None]
         where = np.nonzero(sum(grads) > 0) if grads else ()
-        boxes.append(tuple((int(w.min()), int(w.max())) for w in where)
-                     if grads and where[0].size else None)
+        boxes.append(
+            tuple((int(w.min()), int(w.max())) for w in where) if grads and where[0].size else None
+        )
     return boxes
 
 

@@ -27,13 +27,16 @@ import convalgebra as ca
 from convalgebra.cli import main
 
 TALLY: Counter = Counter()
-SCALE = settings.default.max_examples   # 200 under "ci", 2500 under "nightly"
-MESSAGE_LIMIT = 1500                    # user values are cut to ~200 characters inside
+SCALE = settings.default.max_examples  # 200 under "ci", 2500 under "nightly"
+MESSAGE_LIMIT = 1500  # user values are cut to ~200 characters inside
 
 
 def fuzz_settings(factor: float):
-    return settings(max_examples=max(10, int(SCALE * factor)), deadline=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=max(10, int(SCALE * factor)),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,11 +45,33 @@ def _report():
     print("\nhostile fuzz tally:", dict(sorted(TALLY.items())))
 
 
-CODE = ["__import__('os').system('touch PWNED')", "lambda: 1", "x.__class__", "１", "²", "1e999",
-        "nan", "-0", "w1", "1/0", "a" * 300]
+CODE = [
+    "__import__('os').system('touch PWNED')",
+    "lambda: 1",
+    "x.__class__",
+    "１",
+    "²",
+    "1e999",
+    "nan",
+    "-0",
+    "w1",
+    "1/0",
+    "a" * 300,
+]
 HUGE = [0, -1, 2**31, 2**62, 2**63, 2**70, 10**9, 10**12]
-DTYPES = [np.float16, np.float32, np.float64, np.int8, np.uint8, np.int64, np.bool_,
-          np.complex64, np.complex128, object, "U3"]
+DTYPES = [
+    np.float16,
+    np.float32,
+    np.float64,
+    np.int8,
+    np.uint8,
+    np.int64,
+    np.bool_,
+    np.complex64,
+    np.complex128,
+    object,
+    "U3",
+]
 
 
 @st.composite
@@ -57,11 +82,21 @@ def arrays(draw, shape=None):
     return values.astype(dtype)
 
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 9), st.sampled_from(HUGE),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-                    st.sampled_from(CODE), st.complex_numbers(max_magnitude=5))
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 9),
+    st.sampled_from(HUGE),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(CODE),
+    st.complex_numbers(max_magnitude=5),
+)
 HOSTILE = st.one_of(
-    SCALARS, arrays(), st.lists(SCALARS, max_size=4), st.lists(SCALARS, max_size=4).map(tuple),
+    SCALARS,
+    arrays(),
+    st.lists(SCALARS, max_size=4),
+    st.lists(SCALARS, max_size=4).map(tuple),
     st.dictionaries(st.text(max_size=5), SCALARS, max_size=3),
     st.lists(st.lists(st.integers(-2, 9), max_size=3), max_size=3),
 )
@@ -123,14 +158,19 @@ def spec_arguments(draw):
 def _small(spec: ca.ConvSpec) -> bool:
     from convalgebra.budget import triple_count
 
-    return (math.prod(spec.input_shape) <= 400 and math.prod(spec.output_shape) <= 4000
-            and triple_count(spec) <= 20_000)
+    return (
+        math.prod(spec.input_shape) <= 400
+        and math.prod(spec.output_shape) <= 4000
+        and triple_count(spec) <= 20_000
+    )
 
 
 def _torch_ok(spec: ca.ConvSpec) -> bool:
     plain = spec.tile is None and spec.channel_table is None
-    return plain and (not spec.transposed or (
-        spec.padding_mode == "zeros" and all(b == a for b, a in spec.padding)))
+    return plain and (
+        not spec.transposed
+        or (spec.padding_mode == "zeros" and all(b == a for b, a in spec.padding))
+    )
 
 
 @fuzz_settings(4)
@@ -141,8 +181,16 @@ def test_convspec_accepts_or_refuses_and_accepted_specs_equal_torch(args, seed):
     if not ok:
         return
     # answered, or (listing 2**31 positions of a huge padding) refused within the error family
-    _outcome(lambda: (spec.output_shape, spec.n_params, spec.macs, spec.describe(),
-                      spec.unread_inputs, spec.unwritten_outputs))
+    _outcome(
+        lambda: (
+            spec.output_shape,
+            spec.n_params,
+            spec.macs,
+            spec.describe(),
+            spec.unread_inputs,
+            spec.unwritten_outputs,
+        )
+    )
     if not (_small(spec) and _torch_ok(spec)):
         return
     rng = np.random.default_rng(seed)
@@ -167,8 +215,11 @@ def _graph():
 CALLS = {
     # name: (function, valid arguments, valid keyword arguments)
     "conv_matrix": (ca.conv_matrix, (SPEC, W), {"max_bytes": 2**30}),
-    "conv_operator": (lambda s, w: ca.conv_operator(s, w) @ np.ones(math.prod(s.input_shape)),
-                      (SPEC, W), {}),
+    "conv_operator": (
+        lambda s, w: ca.conv_operator(s, w) @ np.ones(math.prod(s.input_shape)),
+        (SPEC, W),
+        {},
+    ),
     "conv_matrix_blocks": (ca.conv_matrix_blocks, (SPEC, W), {"block_rows": 3}),
     "kernel_jacobian": (ca.kernel_jacobian, (SPEC, X), {"max_bytes": 2**30}),
     "input_gradient": (ca.input_gradient, (SPEC, W, G), {"method": "matrix"}),
@@ -187,10 +238,12 @@ CALLS = {
     "param_count": (ca.param_count, (_graph(),), {}),
     "macs": (ca.macs, (_graph(),), {}),
     "receptive_field": (ca.receptive_field, (_graph(), "conv1"), {}),
-    "equivariant_kernels": (ca.equivariant_kernels, (ca.ConvSpec((1, 5, 5), 1, 3), "rotation"),
-                            {}),
-    "from_spec": (ca.LayerGraph.from_spec, ({"input": [1, 8, 8], "layers": [
-        {"kind": "conv", "out_channels": 2, "kernel_size": 3}]},), {}),
+    "equivariant_kernels": (ca.equivariant_kernels, (ca.ConvSpec((1, 5, 5), 1, 3), "rotation"), {}),
+    "from_spec": (
+        ca.LayerGraph.from_spec,
+        ({"input": [1, 8, 8], "layers": [{"kind": "conv", "out_channels": 2, "kernel_size": 3}]},),
+        {},
+    ),
     "from_json": (ca.LayerGraph.from_json, ('{"input": [1, 8], "layers": []}',), {}),
 }
 
@@ -204,7 +257,7 @@ def hostile_calls(draw):
     for kind, key in draw(st.lists(st.sampled_from(slots), min_size=1, max_size=2, unique=True)):
         valid = args[key] if kind == "arg" else kwargs[key]
         hostile = draw(st.sampled_from([False, False, True]))
-        if isinstance(valid, np.ndarray) and not hostile:   # the right shape, another dtype
+        if isinstance(valid, np.ndarray) and not hostile:  # the right shape, another dtype
             value = draw(arrays(valid.shape))
         elif isinstance(valid, ca.ConvSpec) and not hostile:
             value = draw(conv_specs(transposed=None, max_size=5, max_channels=2))
@@ -237,42 +290,107 @@ def _equal_to_torch(name, args, kwargs, value):
         expected = torch_conv(spec, x, w).numpy().ravel()
         np.testing.assert_allclose(value @ x.ravel(), expected, rtol=1e-3, atol=1e-3)
     else:
-        w, x, g = (W, np.asarray(args[1]), np.asarray(args[2])) if name == "weight_gradient" \
+        w, x, g = (
+            (W, np.asarray(args[1]), np.asarray(args[2]))
+            if name == "weight_gradient"
             else (np.asarray(args[1]), X, np.asarray(args[2]))
-        gx, gw, _ = torch_grads(spec, x.astype(complex if np.iscomplexobj(x) else float),
-                                w.astype(complex if np.iscomplexobj(w) else float),
-                                np.zeros(spec.out_channels),
-                                g.astype(complex if np.iscomplexobj(g) else float))
-        np.testing.assert_allclose(value, gx if name == "input_gradient" else gw,
-                                   rtol=1e-3, atol=1e-3)
+        )
+        gx, gw, _ = torch_grads(
+            spec,
+            x.astype(complex if np.iscomplexobj(x) else float),
+            w.astype(complex if np.iscomplexobj(w) else float),
+            np.zeros(spec.out_channels),
+            g.astype(complex if np.iscomplexobj(g) else float),
+        )
+        np.testing.assert_allclose(
+            value, gx if name == "input_gradient" else gw, rtol=1e-3, atol=1e-3
+        )
     TALLY["equal to torch"] += 1
 
 
 # ------------------------------------------------------------------- command line
 COMMANDS = ["matrix", "grad", "check", "derive", "rf", "params", "analyze"]
-FLAGS = ["--in", "-k", "-s", "-p", "--out", "--mode", "--weight", "--transposed", "--groups",
-         "-d", "--save", "-o", "--force", "--unit", "--format", "--node", "--input", "--debug",
-         "--shift", "--output-padding", "--law", "--flip"]
+FLAGS = [
+    "--in",
+    "-k",
+    "-s",
+    "-p",
+    "--out",
+    "--mode",
+    "--weight",
+    "--transposed",
+    "--groups",
+    "-d",
+    "--save",
+    "-o",
+    "--force",
+    "--unit",
+    "--format",
+    "--node",
+    "--input",
+    "--debug",
+    "--shift",
+    "--output-padding",
+    "--law",
+    "--flip",
+]
 VALUES = st.one_of(
-    st.sampled_from(["1x5", "2x6x6", "1x4x4", "3", "2", "1", "0", "-1", "same", "full", "1:2",
-                     "circular", "reflect", "lenet5", "resnet18", "translation_equivariance",
-                     "adjoint", "output_size", "matrix", "backward", "json", "random",
-                     "1,0,-1", "out.npz", "m.mtx", "d.txt", "-", "1x1", "１x５", "1x99999999999",
-                     f"1x{2**70}", "64x224x224", "/dev/null", "no/such/dir/f.txt", "x" * 300]),
-    st.sampled_from(CODE), st.text(max_size=8),
+    st.sampled_from(
+        [
+            "1x5",
+            "2x6x6",
+            "1x4x4",
+            "3",
+            "2",
+            "1",
+            "0",
+            "-1",
+            "same",
+            "full",
+            "1:2",
+            "circular",
+            "reflect",
+            "lenet5",
+            "resnet18",
+            "translation_equivariance",
+            "adjoint",
+            "output_size",
+            "matrix",
+            "backward",
+            "json",
+            "random",
+            "1,0,-1",
+            "out.npz",
+            "m.mtx",
+            "d.txt",
+            "-",
+            "1x1",
+            "１x５",
+            "1x99999999999",
+            f"1x{2**70}",
+            "64x224x224",
+            "/dev/null",
+            "no/such/dir/f.txt",
+            "x" * 300,
+        ]
+    ),
+    st.sampled_from(CODE),
+    st.text(max_size=8),
 )
 
 
 BASES = [
-    ["matrix", "--in", "1x5", "-k", "3"], ["matrix", "--in", "2x4x4", "--out", "2", "-k", "2",
-                                            "--weight", "random", "--save", "m.mtx"],
-    ["grad", "--in", "1x5x5", "-k", "3", "-s", "2"], ["grad", "--in", "1x6", "-k", "2",
-                                                      "--weight", "1,-1"],
+    ["matrix", "--in", "1x5", "-k", "3"],
+    ["matrix", "--in", "2x4x4", "--out", "2", "-k", "2", "--weight", "random", "--save", "m.mtx"],
+    ["grad", "--in", "1x5x5", "-k", "3", "-s", "2"],
+    ["grad", "--in", "1x6", "-k", "2", "--weight", "1,-1"],
     ["check", "translation_equivariance", "--in", "1x6", "-k", "3"],
     ["derive", "output_size", "--in", "1x7", "-k", "3", "-o", "d.txt"],
     ["derive", "matrix", "--in", "1x4", "-k", "2", "--format", "latex"],
-    ["rf", "lenet5"], ["rf", "--in", "1x7x7", "-k", "3", "--unit", "1x1"],
-    ["params", "lenet5", "--format", "json"], ["analyze", "lenet5"],
+    ["rf", "lenet5"],
+    ["rf", "--in", "1x7x7", "-k", "3", "--unit", "1x1"],
+    ["params", "lenet5", "--format", "json"],
+    ["analyze", "lenet5"],
 ]
 
 

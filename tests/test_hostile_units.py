@@ -21,15 +21,16 @@ from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.budget import triple_count
+from convalgebra.cli.files import write_files
 from convalgebra.errors import shown
 from convalgebra.symbolic.exprs import as_expr, as_expr_array, parse_arithmetic
-from convalgebra.cli.files import write_files
 
 
 def _torch_ok(spec: ca.ConvSpec) -> bool:
     """torch_conv has the op (transposed specs only with zero, symmetric padding)."""
     return not spec.transposed or (
-        spec.padding_mode == "zeros" and all(b == a for b, a in spec.padding))
+        spec.padding_mode == "zeros" and all(b == a for b, a in spec.padding)
+    )
 
 
 # ------------------------------------------------------------------ resource estimator
@@ -75,9 +76,14 @@ def _torch_sizes(spec: ca.ConvSpec) -> list[tuple[int, int]]:
     if spec.transposed:
         for op in range(max(s, d) + 2):
             try:
-                y = F.conv_transpose1d(torch.zeros(1, 1, n_out, dtype=torch.float64),
-                                       torch.zeros(1, 1, k, dtype=torch.float64), stride=s,
-                                       padding=before, output_padding=op, dilation=d)
+                y = F.conv_transpose1d(
+                    torch.zeros(1, 1, n_out, dtype=torch.float64),
+                    torch.zeros(1, 1, k, dtype=torch.float64),
+                    stride=s,
+                    padding=before,
+                    output_padding=op,
+                    dilation=d,
+                )
             except RuntimeError:
                 continue
             found.append((y.shape[-1], op))
@@ -106,15 +112,21 @@ def test_colliding_sizes_are_the_sizes_torch_maps_to_one_output(spec):
 def test_colliding_sizes_of_a_huge_stride_are_computed_not_listed():
     axis = ca.colliding_input_sizes(ca.ConvSpec((1, 10**9), 1, 3, stride=10**8)).axes[0]
     assert len(axis.input_sizes) == 10**8 and axis.input_sizes[0] == 900_000_003
-    assert 10**9 in axis.input_sizes and axis.output_padding[axis.input_sizes.index(10**9)] == 99_999_997
+    assert (
+        10**9 in axis.input_sizes
+        and axis.output_padding[axis.input_sizes.index(10**9)] == 99_999_997
+    )
 
 
 # ------------------------------------------------------------------------ converter
 NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,8}", fullmatch=True)
 
 
-@given(st.one_of(st.integers(-10**6, 10**6), NAMES,
-                 st.tuples(st.integers(-99, 99), st.integers(1, 99))))
+@given(
+    st.one_of(
+        st.integers(-(10**6), 10**6), NAMES, st.tuples(st.integers(-99, 99), st.integers(1, 99))
+    )
+)
 def test_strings_are_numbers_or_names(value):
     import sympy
 
@@ -130,8 +142,9 @@ def test_strings_are_numbers_or_names(value):
 def test_any_other_string_is_a_type_error_and_runs_nothing(text):
     import re
 
-    number = re.fullmatch(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*|\s*[+-]?\d+/\d+\s*",
-                          text, re.ASCII)
+    number = re.fullmatch(
+        r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*|\s*[+-]?\d+/\d+\s*", text, re.ASCII
+    )
     name = re.fullmatch(r"\s*[A-Za-z][A-Za-z0-9_]*\s*", text, re.ASCII)
     if number or name:
         return
@@ -139,17 +152,34 @@ def test_any_other_string_is_a_type_error_and_runs_nothing(text):
         as_expr(text, "weight")
 
 
-@pytest.mark.parametrize("entry", [
-    "__import__('os').system('touch PWNED')", "lambda: 1", "x.__class__", "1+1", "w[0]", "１",
-    "exec('1')", "a b", "",
-], ids=["import", "lambda", "dunder", "sum", "index", "unicode-digit", "exec", "space", "empty"])
-@pytest.mark.parametrize("call", [
-    lambda e: ca.symbolic_matrix(ca.ConvSpec((1, 3), 1, 1, bias=False), [[[e]]]),
-    lambda e: ca.symbolic.symbolic_output(ca.ConvSpec((1, 3), 1, 1), x=[[e, "a", 1]]),
-    lambda e: ca.check("translation_equivariance", ca.ConvSpec((1, 4), 1, 1), weight=[[[e]]]),
-    lambda e: ca.check("flip_equivariance", ca.ConvSpec((1, 4), 1, 1), weight=[[[e]]]),
-    lambda e: ca.check("separability", ca.ConvSpec((1, 3, 3), 1, 2), weight=[[[[e, "a"], [1, 2]]]]),
-], ids=["symbolic_matrix", "symbolic_output", "translation", "flip", "separability"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "__import__('os').system('touch PWNED')",
+        "lambda: 1",
+        "x.__class__",
+        "1+1",
+        "w[0]",
+        "１",
+        "exec('1')",
+        "a b",
+        "",
+    ],
+    ids=["import", "lambda", "dunder", "sum", "index", "unicode-digit", "exec", "space", "empty"],
+)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda e: ca.symbolic_matrix(ca.ConvSpec((1, 3), 1, 1, bias=False), [[[e]]]),
+        lambda e: ca.symbolic.symbolic_output(ca.ConvSpec((1, 3), 1, 1), x=[[e, "a", 1]]),
+        lambda e: ca.check("translation_equivariance", ca.ConvSpec((1, 4), 1, 1), weight=[[[e]]]),
+        lambda e: ca.check("flip_equivariance", ca.ConvSpec((1, 4), 1, 1), weight=[[[e]]]),
+        lambda e: ca.check(
+            "separability", ca.ConvSpec((1, 3, 3), 1, 2), weight=[[[[e, "a"], [1, 2]]]]
+        ),
+    ],
+    ids=["symbolic_matrix", "symbolic_output", "translation", "flip", "separability"],
+)
 def test_code_in_weights_is_refused_before_anything_runs(call, entry, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(TypeError, match="must be numbers, sympy expressions or names"):
@@ -165,8 +195,9 @@ def test_names_become_symbols_in_the_symbolic_matrix():
     assert m == sympy.Matrix([[a, sympy.Rational(1, 2), 0], [0, a, sympy.Rational(1, 2)]])
 
 
-@pytest.mark.parametrize("text", ["open(1)", "(1).real", "a[0]", "'x'", "x.__class__",
-                                  "lambda: 1", "__builtins__"])
+@pytest.mark.parametrize(
+    "text", ["open(1)", "(1).real", "a[0]", "'x'", "x.__class__", "lambda: 1", "__builtins__"]
+)
 def test_the_round_trip_parser_reads_arithmetic_only(text):
     with pytest.raises(ca.ConvAlgebraError, match="not arithmetic"):
         parse_arithmetic(text)

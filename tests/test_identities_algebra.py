@@ -10,7 +10,6 @@ import scipy.signal
 import scipy.sparse as sp
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
 from oracle import F, torch, torch_conv, torch_jacobian
 from strategies import conv_specs
 
@@ -27,8 +26,13 @@ from convalgebra.operators import conv_matrix
 
 # ----------------------------------------------------------------- commutativity of arguments
 @settings(max_examples=30)
-@given(st.sampled_from([1, 2]), st.integers(1, 4), st.integers(1, 3), st.booleans(),
-       st.integers(0, 2**31))
+@given(
+    st.sampled_from([1, 2]),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.booleans(),
+    st.integers(0, 2**31),
+)
 def test_argument_commutativity_against_scipy(nd, n, k, flip, seed):
     assume(k <= n)
     spec = ca.ConvSpec((1,) + (n,) * nd, 1, k, flip=flip)
@@ -66,8 +70,17 @@ def same_size_pairs(draw, channels=1):
         pad = tuple((draw(st.integers(0, kk - 1)),) for kk in k)
         pad = tuple((p[0], kk - 1 - p[0]) for p, kk in zip(pad, k))
         try:
-            specs.append(ca.ConvSpec((channels, *n), channels, k, padding=pad, padding_mode=mode,
-                                     flip=draw(st.booleans()), bias=False))
+            specs.append(
+                ca.ConvSpec(
+                    (channels, *n),
+                    channels,
+                    k,
+                    padding=pad,
+                    padding_mode=mode,
+                    flip=draw(st.booleans()),
+                    bias=False,
+                )
+            )
         except ca.ConvAlgebraError:
             assume(False)
     return specs
@@ -89,8 +102,12 @@ def test_single_channel_layer_commutativity_against_random_kernels(pair, seed):
         assert r.holds
     if r.counterexample is not None:
         ce = r.counterexample
-        a = torch_conv(s1, torch_conv(s2, ce.inputs["x"], ce.inputs["weight2"]), ce.inputs["weight1"])
-        b = torch_conv(s2, torch_conv(s1, ce.inputs["x"], ce.inputs["weight1"]), ce.inputs["weight2"])
+        a = torch_conv(
+            s1, torch_conv(s2, ce.inputs["x"], ce.inputs["weight2"]), ce.inputs["weight1"]
+        )
+        b = torch_conv(
+            s2, torch_conv(s1, ce.inputs["x"], ce.inputs["weight1"]), ce.inputs["weight2"]
+        )
         assert not np.allclose(a.numpy(), b.numpy())
 
 
@@ -129,9 +146,16 @@ def test_commutator_condition_symbolic_equals_numeric():
     rng = np.random.default_rng(0)
     w1, w2 = rng.integers(-3, 4, s1.weight_shape), rng.integers(-3, 4, s2.weight_shape)
     numeric = channel_commutator_condition(s1, s2, w1, w2)
-    subs = dict(zip(ca.weight_symbols(s1, "w").ravel().tolist() + ca.weight_symbols(s2, "u").ravel().tolist(),
-                    w1.ravel().tolist() + w2.ravel().tolist()))
-    symbolic = [np.array(m.subs(subs).tolist(), dtype=float) for m in channel_commutator_condition(s1, s2)]
+    subs = dict(
+        zip(
+            ca.weight_symbols(s1, "w").ravel().tolist()
+            + ca.weight_symbols(s2, "u").ravel().tolist(),
+            w1.ravel().tolist() + w2.ravel().tolist(),
+        )
+    )
+    symbolic = [
+        np.array(m.subs(subs).tolist(), dtype=float) for m in channel_commutator_condition(s1, s2)
+    ]
     assert len(numeric) == len(symbolic) == 4
     assert np.allclose(numeric, symbolic)
     # a nonzero condition <=> the layers do not commute (circular, generic sizes)
@@ -153,13 +177,18 @@ def composable(draw):
     nd = s1.ndim
     k = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     try:
-        s2 = ca.ConvSpec(s1.output_shape, draw(st.integers(1, 2)), k,
-                         stride=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
-                         dilation=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
-                         padding=tuple(draw(st.integers(0, 1)) for _ in range(nd)),
-                         padding_mode=draw(st.sampled_from(
-                             [s1.padding_mode, "zeros", "circular", "reflect", "replicate"])),
-                         flip=draw(st.booleans()))
+        s2 = ca.ConvSpec(
+            s1.output_shape,
+            draw(st.integers(1, 2)),
+            k,
+            stride=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
+            dilation=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
+            padding=tuple(draw(st.integers(0, 1)) for _ in range(nd)),
+            padding_mode=draw(
+                st.sampled_from([s1.padding_mode, "zeros", "circular", "reflect", "replicate"])
+            ),
+            flip=draw(st.booleans()),
+        )
         composed_spec(s1, s2)
     except ca.ConvAlgebraError:
         assume(False)
@@ -182,8 +211,12 @@ def test_composition_against_torch(pair, seed):
     assert set(r.failing_positions or ()) >= differs
     if all(max(p) == 0 for p in s1.padding + s2.padding):
         assert r.holds
-    assert spec.kernel_size == tuple(d1 * (k1 - 1) + a * d2 * (k2 - 1) + 1 for k1, d1, a, k2, d2 in
-                                     zip(s1.kernel_size, s1.dilation, s1.stride, s2.kernel_size, s2.dilation))
+    assert spec.kernel_size == tuple(
+        d1 * (k1 - 1) + a * d2 * (k2 - 1) + 1
+        for k1, d1, a, k2, d2 in zip(
+            s1.kernel_size, s1.dilation, s1.stride, s2.kernel_size, s2.dilation
+        )
+    )
     assert check("composition", s1, s2, weight1=w1, weight2=w2).holds == r.holds or not r.holds
 
 
@@ -202,9 +235,13 @@ def _torch_differences(s1, s2, draws=3, seed=0):
 
 
 @settings(max_examples=40)
-@given(conv_specs(ndims=(1, 2), transposed=False, max_size=7, max_channels=2),
-       st.sampled_from(["zeros", "circular", "reflect", "replicate"]), st.integers(1, 3),
-       st.integers(1, 2), st.integers(0, 2**31))
+@given(
+    conv_specs(ndims=(1, 2), transposed=False, max_size=7, max_channels=2),
+    st.sampled_from(["zeros", "circular", "reflect", "replicate"]),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(0, 2**31),
+)
 def test_unpadded_outer_layer_always_composes(s1, mode2, k2, s2_stride, seed):
     # the outer layer pads nothing, so its padding_mode is irrelevant: exact for every s1
     assume(s1.groups == 1)
@@ -216,7 +253,8 @@ def test_unpadded_outer_layer_always_composes(s1, mode2, k2, s2_stride, seed):
     assert _torch_differences(s1, s2, draws=1, seed=seed) == set()
     assert r.holds, r.reason
     assert composed_spec(s1, s2).padding_mode == (
-        s1.padding_mode if any(max(p) for p in s1.padding) else "zeros")
+        s1.padding_mode if any(max(p) for p in s1.padding) else "zeros"
+    )
 
 
 def test_circular_inner_valid_outer_composes_as_in_torch():
@@ -226,26 +264,41 @@ def test_circular_inner_valid_outer_composes_as_in_torch():
     spec = composed_spec(s1, s2)
     assert (spec.kernel_size, spec.padding, spec.padding_mode) == ((5,), ((1, 1),), "circular")
     rng = np.random.default_rng(0)
-    w1, w2, x = rng.standard_normal((1, 1, 3)), rng.standard_normal((1, 1, 3)), rng.standard_normal((1, 6))
+    w1, w2, x = (
+        rng.standard_normal((1, 1, 3)),
+        rng.standard_normal((1, 1, 3)),
+        rng.standard_normal((1, 6)),
+    )
     # independent composed kernel: the full convolution of the two kernels (scipy)
     k = scipy.signal.convolve(w1[0, 0], w2[0, 0], mode="full")
     oracle = ca.ConvSpec((1, 6), 1, 5, padding=1, padding_mode="circular")
-    assert np.allclose(torch_conv(s2, torch_conv(s1, x, w1), w2).numpy(),
-                       torch_conv(oracle, x, k[None, None]).numpy())
+    assert np.allclose(
+        torch_conv(s2, torch_conv(s1, x, w1), w2).numpy(),
+        torch_conv(oracle, x, k[None, None]).numpy(),
+    )
     assert np.allclose(composed_kernel(s1, s2, w1, w2)[0, 0], k)
     assert check("composition", s1, s2).holds
     assert check("composition", s1, s2, weight1=w1, weight2=w2).holds
 
 
-@pytest.mark.parametrize("inner, outer", [
-    ({"padding": 1, "padding_mode": "circular"}, {"padding": 1}),
-    ({}, {"padding": 1, "padding_mode": "circular"}),
-    ({"padding": 1, "padding_mode": "reflect"}, {"padding": 1, "padding_mode": "replicate"}),
-    ({"padding": 1, "padding_mode": "replicate"}, {"padding": ((0, 1),), "padding_mode": "zeros"}),
-    ({"padding": 1, "padding_mode": "circular"}, {"padding": 1, "padding_mode": "circular"}),
-    ({"padding": 2, "padding_mode": "circular", "stride": 2}, {"padding": 1, "padding_mode": "circular"}),
-    ({"padding": 1}, {"padding": 1, "padding_mode": "reflect"}),
-])
+@pytest.mark.parametrize(
+    "inner, outer",
+    [
+        ({"padding": 1, "padding_mode": "circular"}, {"padding": 1}),
+        ({}, {"padding": 1, "padding_mode": "circular"}),
+        ({"padding": 1, "padding_mode": "reflect"}, {"padding": 1, "padding_mode": "replicate"}),
+        (
+            {"padding": 1, "padding_mode": "replicate"},
+            {"padding": ((0, 1),), "padding_mode": "zeros"},
+        ),
+        ({"padding": 1, "padding_mode": "circular"}, {"padding": 1, "padding_mode": "circular"}),
+        (
+            {"padding": 2, "padding_mode": "circular", "stride": 2},
+            {"padding": 1, "padding_mode": "circular"},
+        ),
+        ({"padding": 1}, {"padding": 1, "padding_mode": "reflect"}),
+    ],
+)
 def test_mismatched_padding_modes_against_torch(inner, outer):
     s1 = ca.ConvSpec((2, 7), 2, 3, **inner)
     s2 = ca.ConvSpec(s1.output_shape, 1, 3, **outer)
@@ -275,7 +328,7 @@ def _torch_matrix(spec, w):
     asymmetrically padded transposed layer, which torch lacks, the forward Jacobian transposed."""
     if not spec.transposed or all(b == a for b, a in spec.padding):
         return torch_jacobian(spec, w)
-    fwd = spec.forward   # its rows that the transposed layer's input indexes (output_padding)
+    fwd = spec.forward  # its rows that the transposed layer's input indexes (output_padding)
     rows = np.arange(math.prod(fwd.output_shape)).reshape(fwd.output_shape)
     keep = rows[(slice(None), *(slice(0, n) for n in spec.input_shape[1:]))]
     return torch_jacobian(fwd, w)[keep.ravel()].T
@@ -290,6 +343,7 @@ def test_adjoint_against_matrices(spec, seed):
     x = rng.standard_normal(spec.input_shape)
     flipped = np.flip(w, axis=tuple(range(2, w.ndim))).copy()
     from dataclasses import replace
+
     # the flip claim against torch: the other operation with the mirrored kernel
     assert r.evidence["M ⋆ w = M ∗ flip(w)"] is True
     other = replace(spec, flip=not spec.flip)
@@ -299,8 +353,9 @@ def test_adjoint_against_matrices(spec, seed):
     except ca.ConvAlgebraError:
         assert not isinstance(r.evidence["adjoint as a convolution"], ca.ConvSpec)
         return
-    same = np.allclose(conv_matrix(spec, w).toarray().T,
-                       conv_matrix(adj, np.swapaxes(w, 0, 1)).toarray())
+    same = np.allclose(
+        conv_matrix(spec, w).toarray().T, conv_matrix(adj, np.swapaxes(w, 0, 1)).toarray()
+    )
     assert r.holds == same
     if not same:
         ce = r.counterexample
@@ -313,13 +368,20 @@ def test_adjoint_against_matrices(spec, seed):
         g = rng.standard_normal(spec.output_shape)
         xt = torch.as_tensor(x, dtype=torch.float64).requires_grad_()
         (torch_conv(spec, xt, w) * torch.as_tensor(g)).sum().backward()
-        assert np.allclose(xt.grad.numpy().ravel(), conv_matrix(adj, np.swapaxes(w, 0, 1)) @ g.ravel())
+        assert np.allclose(
+            xt.grad.numpy().ravel(), conv_matrix(adj, np.swapaxes(w, 0, 1)) @ g.ravel()
+        )
 
 
 # ----------------------------------------------------------------- 1×1 and fully connected
 @settings(max_examples=30)
-@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 5), st.integers(1, 3),
-       st.integers(0, 2**31))
+@given(
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 5),
+    st.integers(1, 3),
+    st.integers(0, 2**31),
+)
 def test_one_by_one_is_kronecker(c_in, c_out, n, stride, seed):
     spec = ca.ConvSpec((c_in, n, n), c_out, 1, stride=stride)
     r = check("one_by_one", spec)
@@ -343,8 +405,10 @@ def test_fully_connected_is_a_convolution(shape, n_out):
     a = np.random.default_rng(0).standard_normal((n_out, math.prod(shape)))
     spec = ca.ConvSpec(shape, n_out, shape[1:])
     x = np.random.default_rng(1).standard_normal(shape)
-    assert np.allclose(torch_conv(spec, x, a.reshape(n_out, *shape)).numpy().ravel(),
-                       F.linear(torch.as_tensor(x.ravel()), torch.as_tensor(a)).numpy())
+    assert np.allclose(
+        torch_conv(spec, x, a.reshape(n_out, *shape)).numpy().ravel(),
+        F.linear(torch.as_tensor(x.ravel()), torch.as_tensor(a)).numpy(),
+    )
 
 
 def test_small_kernel_is_not_fully_connected():

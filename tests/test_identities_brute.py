@@ -42,8 +42,11 @@ def symmetry_cases(draw, max_weights=16):
     """(spec, transform name, options, in_perm, out_perm) with grids the symmetry maps onto
     themselves; any stride, dilation, asymmetric padding, mode, groups, flip, transposed."""
     nd = draw(st.sampled_from([1, 2, 2, 3]))
-    transform = "flip" if nd == 1 else draw(
-        st.sampled_from(["rotation", "flip", "transposition", "dihedral"]))
+    transform = (
+        "flip"
+        if nd == 1
+        else draw(st.sampled_from(["rotation", "flip", "transposition", "dihedral"]))
+    )
     options: dict = {}
     square: tuple = ()
     if transform == "rotation":
@@ -61,25 +64,39 @@ def symmetry_cases(draw, max_weights=16):
     cin = groups * draw(st.integers(1, 2 // groups + (groups == 1)))
     cout = groups * draw(st.integers(1, 2 // groups + (groups == 1)))
     transposed = draw(st.integers(0, 4)) == 0
-    mode = "zeros" if transposed else draw(
-        st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    mode = (
+        "zeros"
+        if transposed
+        else draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    )
     uniform = draw(st.booleans())
     k0, s0, d0 = draw(st.integers(1, 4)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
     kernel = tuple(k0 if uniform else draw(st.integers(1, 4)) for _ in range(nd))
     stride = tuple(s0 if uniform else draw(st.integers(1, 2)) for _ in range(nd))
     dilation = tuple(d0 if uniform else draw(st.integers(1, 2)) for _ in range(nd))
     pads = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
-    padding = tuple((pads if uniform else (draw(st.integers(0, 3)), draw(st.integers(0, 3))))
-                    for _ in range(nd))
+    padding = tuple(
+        (pads if uniform else (draw(st.integers(0, 3)), draw(st.integers(0, 3)))) for _ in range(nd)
+    )
     if transposed:
         padding = tuple((b, b) for b, _ in padding)
     elif draw(st.integers(0, 4)) == 0:
         padding = "same"
         stride = (1,) * nd
     try:
-        spec = ca.ConvSpec((cin, *size), cout, kernel, stride=stride, padding=padding,
-                           dilation=dilation, groups=groups, padding_mode=mode,
-                           transposed=transposed, flip=draw(st.booleans()), bias=False)
+        spec = ca.ConvSpec(
+            (cin, *size),
+            cout,
+            kernel,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=mode,
+            transposed=transposed,
+            flip=draw(st.booleans()),
+            bias=False,
+        )
     except ca.ConvAlgebraError:
         assume(False)
     out = spec.output_shape[1:]
@@ -104,13 +121,18 @@ def _torch_generators(transform: str, options: dict):
     a, b = options["axes"]
     if transform == "transposition":
         return [lambda e: e.transpose(2 + a, 2 + b)]
-    return [lambda e: torch.rot90(e, 1, dims=(2 + a, 2 + b)), lambda e: torch.flip(e, dims=(2 + a,))]
+    return [
+        lambda e: torch.rot90(e, 1, dims=(2 + a, 2 + b)),
+        lambda e: torch.flip(e, dims=(2 + a,)),
+    ]
 
 
 def _brute_pairs(spec, transform, options, in_perm, out_perm):
     ops = _torch_generators(transform, options)
-    return ([dense_transform(spec.input_shape, op, in_perm) for op in ops],
-            [dense_transform(spec.output_shape, op, out_perm) for op in ops])
+    return (
+        [dense_transform(spec.input_shape, op, in_perm) for op in ops],
+        [dense_transform(spec.output_shape, op, out_perm) for op in ops],
+    )
 
 
 def _equivariant(spec, p_in, p_out, w) -> bool:
@@ -143,11 +165,15 @@ def test_equivariant_kernels_against_brute_force(case, seed):
     for b in ek.blind_vectors.toarray():
         assert not dense_layer(spec, b.reshape(spec.weight_shape)).any()
     if ek.grid_vectors is not None:
-        assert ek.grid_symmetric == all(_equivariant(spec, p_in, p_out, b)
-                                        for b in ek.grid_vectors.toarray())
+        assert ek.grid_symmetric == all(
+            _equivariant(spec, p_in, p_out, b) for b in ek.grid_vectors.toarray()
+        )
     rng = np.random.default_rng(seed)
-    member = rng.integers(-3, 4, ek.dimension) @ ek.vectors.toarray() if ek.dimension else \
-        np.zeros(math.prod(spec.weight_shape), dtype=np.int64)
+    member = (
+        rng.integers(-3, 4, ek.dimension) @ ek.vectors.toarray()
+        if ek.dimension
+        else np.zeros(math.prod(spec.weight_shape), dtype=np.int64)
+    )
     assert ek.contains(member.reshape(spec.weight_shape))
     other = rng.integers(-3, 4, math.prod(spec.weight_shape))
     assert ek.contains(other.reshape(spec.weight_shape)) == _equivariant(spec, p_in, p_out, other)
@@ -182,8 +208,9 @@ def _weights(draw, spec):
     if draw(st.booleans()):
         return None
     n = math.prod(spec.weight_shape)
-    return np.array(draw(st.lists(st.integers(-2, 2), min_size=n, max_size=n)),
-                    dtype=float).reshape(spec.weight_shape)
+    return np.array(
+        draw(st.lists(st.integers(-2, 2), min_size=n, max_size=n)), dtype=float
+    ).reshape(spec.weight_shape)
 
 
 def _torch_shift(delta, circular):
@@ -195,9 +222,14 @@ def _torch_shift(delta, circular):
             e = torch.roll(e, d, dims=dim)
             if not circular:
                 n = e.shape[dim]
-                cut = e.narrow(dim, 0, min(d, n)) if d > 0 else e.narrow(dim, max(n + d, 0), min(-d, n))
+                cut = (
+                    e.narrow(dim, 0, min(d, n))
+                    if d > 0
+                    else e.narrow(dim, max(n + d, 0), min(-d, n))
+                )
                 cut.zero_()
         return e
+
     return op
 
 
@@ -238,21 +270,29 @@ def test_translation_equivariance_against_brute_force(case):
     circ = boundary == "circular"
     p_in = dense_transform(spec.input_shape, _torch_shift(delta, circ))
     if spec.transposed or all(d % s == 0 for d, s in zip(delta, spec.stride, strict=True)):
-        out_delta = tuple(d * s if spec.transposed else d // s
-                          for d, s in zip(delta, spec.stride, strict=True))
+        out_delta = tuple(
+            d * s if spec.transposed else d // s for d, s in zip(delta, spec.stride, strict=True)
+        )
         p_out = dense_transform(spec.output_shape, _torch_shift(out_delta, circ))
         rows = _failing_rows(_layer_residuals(spec, weight, p_in, p_out))
         assert r.holds == (not rows)
         assert _flat(r.failing_positions, spec.output_shape) == rows
         return
     # not a multiple of the stride: holds when some translate along the shifted axes matches
-    ranges = [range(-m + 1, m) if d else range(1)
-              for d, m in zip(delta, spec.output_shape[1:], strict=True)]
+    ranges = [
+        range(-m + 1, m) if d else range(1)
+        for d, m in zip(delta, spec.output_shape[1:], strict=True)
+    ]
     import itertools
 
-    holds = any(not _failing_rows(_layer_residuals(
-        spec, weight, p_in, dense_transform(spec.output_shape, _torch_shift(d, circ))))
-        for d in itertools.product(*ranges))
+    holds = any(
+        not _failing_rows(
+            _layer_residuals(
+                spec, weight, p_in, dense_transform(spec.output_shape, _torch_shift(d, circ))
+            )
+        )
+        for d in itertools.product(*ranges)
+    )
     assert r.holds == holds
     if r.counterexample is not None:
         ce = r.counterexample
@@ -260,12 +300,16 @@ def test_translation_equivariance_against_brute_force(case):
         m = dense_layer(spec, ce.inputs["weight"])
         lhs, y = m @ (p_in @ x), m @ x
         for d in itertools.product(*ranges):
-            assert not np.allclose(lhs, dense_transform(spec.output_shape,
-                                                        _torch_shift(d, circ)) @ y)
+            assert not np.allclose(
+                lhs, dense_transform(spec.output_shape, _torch_shift(d, circ)) @ y
+            )
 
 
-_LAW = {"rotation": "rotation_equivariance", "flip": "flip_equivariance",
-        "transposition": "transposition_equivariance"}
+_LAW = {
+    "rotation": "rotation_equivariance",
+    "flip": "flip_equivariance",
+    "transposition": "transposition_equivariance",
+}
 
 
 @settings(max_examples=15)
@@ -273,8 +317,9 @@ _LAW = {"rotation": "rotation_equivariance", "flip": "flip_equivariance",
 def test_symmetry_laws_against_brute_force(case, data):
     spec, transform, options, in_perm, out_perm = case
     weight = _weights(data.draw, spec)
-    r = ca.check(_LAW[transform], spec, weight=weight, in_perm=in_perm, out_perm=out_perm,
-                 **options)
+    r = ca.check(
+        _LAW[transform], spec, weight=weight, in_perm=in_perm, out_perm=out_perm, **options
+    )
     (p_in,), (p_out,) = _brute_pairs(spec, transform, options, in_perm, out_perm)
     rows = _failing_rows(_layer_residuals(spec, weight, p_in, p_out))
     assert r.holds == (not rows)
@@ -290,14 +335,21 @@ def _torch_scale(factor, direction, nd):
             if direction == "up":
                 e = torch.repeat_interleave(e, factor, dim=2 + a)
             else:
-                e = e.narrow(2 + a, 0, e.shape[2 + a])[(slice(None),) * (2 + a) + (slice(None, None, factor),)]
+                e = e.narrow(2 + a, 0, e.shape[2 + a])[
+                    (slice(None),) * (2 + a) + (slice(None, None, factor),)
+                ]
         return e
+
     return op
 
 
 @settings(max_examples=15)
-@given(conv_specs(ndims=(1, 2), transposed=None, max_size=4, max_channels=2),
-       st.integers(1, 3), st.sampled_from(["up", "down"]), st.data())
+@given(
+    conv_specs(ndims=(1, 2), transposed=None, max_size=4, max_channels=2),
+    st.integers(1, 3),
+    st.sampled_from(["up", "down"]),
+    st.data(),
+)
 def test_scale_equivariance_against_brute_force(spec, factor, direction, data):
     if spec.transposed:
         assume(all(b == a for b, a in spec.padding))
@@ -306,10 +358,20 @@ def test_scale_equivariance_against_brute_force(spec, factor, direction, data):
     op = _torch_scale(factor, direction, spec.ndim)
     x_shape = tuple(op(torch.zeros((1, *spec.input_shape))).shape[1:])
     try:
-        left = ca.ConvSpec(x_shape, spec.out_channels, spec.kernel_size, stride=spec.stride,
-                           padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
-                           padding_mode=spec.padding_mode, transposed=spec.transposed,
-                           output_padding=spec.output_padding, flip=spec.flip, bias=False)
+        left = ca.ConvSpec(
+            x_shape,
+            spec.out_channels,
+            spec.kernel_size,
+            stride=spec.stride,
+            padding=spec.padding,
+            dilation=spec.dilation,
+            groups=spec.groups,
+            padding_mode=spec.padding_mode,
+            transposed=spec.transposed,
+            output_padding=spec.output_padding,
+            flip=spec.flip,
+            bias=False,
+        )
     except ca.ConvAlgebraError:
         with pytest.raises(ca.ConvAlgebraError, match="cannot run on the rescaled input"):
             ca.check("scale_equivariance", spec, factor=factor, direction=direction, weight=weight)
@@ -362,12 +424,18 @@ def _plain_layer(draw, nd, c_in, c_out, size, groups=1):
     k = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
     try:
-        return ca.ConvSpec((c_in, *size), c_out, k,
-                           stride=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
-                           dilation=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
-                           padding=padding, flip=draw(st.booleans()), bias=False, groups=groups,
-                           padding_mode=draw(st.sampled_from(
-                               ["zeros", "circular", "reflect", "replicate"])))
+        return ca.ConvSpec(
+            (c_in, *size),
+            c_out,
+            k,
+            stride=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
+            dilation=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
+            padding=padding,
+            flip=draw(st.booleans()),
+            bias=False,
+            groups=groups,
+            padding_mode=draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"])),
+        )
     except ca.ConvAlgebraError:
         assume(False)
 
@@ -381,8 +449,14 @@ def layer_pairs(draw):
     specs = []
     for _ in range(2):
         groups = draw(st.sampled_from([1, c]))
-        s = _plain_layer(draw, nd, c, c, size if not specs else
-                         tuple(draw(st.integers(2, 6)) for _ in range(nd)), groups)
+        s = _plain_layer(
+            draw,
+            nd,
+            c,
+            c,
+            size if not specs else tuple(draw(st.integers(2, 6)) for _ in range(nd)),
+            groups,
+        )
         specs.append(s)
     assume(all(math.prod(s.weight_shape) <= 8 for s in specs))
     return specs[0], specs[1]
@@ -391,8 +465,9 @@ def layer_pairs(draw):
 def _weight_pairs(spec1, spec2, weights):
     if weights is not None:
         return [weights]
-    return [(w1, w2) for w1 in _one_hots(spec1.weight_shape)
-            for w2 in _one_hots(spec2.weight_shape)]
+    return [
+        (w1, w2) for w1 in _one_hots(spec1.weight_shape) for w2 in _one_hots(spec2.weight_shape)
+    ]
 
 
 @settings(max_examples=15)
@@ -401,9 +476,19 @@ def test_layer_commutativity_against_brute_force(pair, numeric, data):
     spec1, spec2 = pair
     weights = None
     if numeric:
-        weights = tuple(np.array(data.draw(st.lists(st.integers(-2, 2), min_size=math.prod(
-            s.weight_shape), max_size=math.prod(s.weight_shape))), dtype=float).reshape(
-            s.weight_shape) for s in (spec1, spec2))
+        weights = tuple(
+            np.array(
+                data.draw(
+                    st.lists(
+                        st.integers(-2, 2),
+                        min_size=math.prod(s.weight_shape),
+                        max_size=math.prod(s.weight_shape),
+                    )
+                ),
+                dtype=float,
+            ).reshape(s.weight_shape)
+            for s in (spec1, spec2)
+        )
     kw = {} if weights is None else {"weight1": weights[0], "weight2": weights[1]}
     r = ca.check("layer_commutativity", spec1, spec2, **kw)
     pairs = _weight_pairs(spec1, spec2, weights)
@@ -426,7 +511,7 @@ def composition_pairs(draw):
     nd = draw(st.integers(1, 2))
     c = [draw(st.integers(1, 2)) for _ in range(3)]
     size = tuple(draw(st.integers(2, 6 if nd == 1 else 4)) for _ in range(nd))
-    other = tuple(draw(st.integers(1, 6)) for _ in range(nd))   # spec2's own size: unused
+    other = tuple(draw(st.integers(1, 6)) for _ in range(nd))  # spec2's own size: unused
     s1 = _plain_layer(draw, nd, c[0], c[1], size)
     s2 = _plain_layer(draw, nd, c[1], c[2], other)
     assume(math.prod(s1.weight_shape) <= 12 and math.prod(s2.weight_shape) <= 12)
@@ -439,9 +524,19 @@ def test_composition_against_brute_force(pair, numeric, data):
     spec1, spec2 = pair
     weights = None
     if numeric:
-        weights = tuple(np.array(data.draw(st.lists(st.integers(-2, 2), min_size=math.prod(
-            s.weight_shape), max_size=math.prod(s.weight_shape))), dtype=float).reshape(
-            s.weight_shape) for s in (spec1, spec2))
+        weights = tuple(
+            np.array(
+                data.draw(
+                    st.lists(
+                        st.integers(-2, 2),
+                        min_size=math.prod(s.weight_shape),
+                        max_size=math.prod(s.weight_shape),
+                    )
+                ),
+                dtype=float,
+            ).reshape(s.weight_shape)
+            for s in (spec1, spec2)
+        )
     kw = {} if weights is None else {"weight1": weights[0], "weight2": weights[1]}
     r = ca.check("composition", spec1, spec2, **kw)
     pairs = _weight_pairs(spec1, spec2, weights)
@@ -473,11 +568,16 @@ def test_max_pool_invariance_against_torch(nd, data):
     axis = data.draw(st.integers(0, nd - 1))
     amount = data.draw(st.integers(-(size[axis] - 1), size[axis] - 1))
     boundary = data.draw(st.sampled_from(["zeros", "circular"]))
-    x = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=c * math.prod(size),
-                                    max_size=c * math.prod(size))), dtype=float)
+    x = np.array(
+        data.draw(
+            st.lists(st.integers(-3, 3), min_size=c * math.prod(size), max_size=c * math.prod(size))
+        ),
+        dtype=float,
+    )
     x = x.reshape(c, *size)
-    r = ca.check("max_pool_invariance", x, k, stride, padding, shift=amount, axis=axis,
-                 boundary=boundary)
+    r = ca.check(
+        "max_pool_invariance", x, k, stride, padding, shift=amount, axis=axis, boundary=boundary
+    )
     delta = tuple(amount if a == axis else 0 for a in range(nd))
     xs = _torch_shift(delta, boundary == "circular")(torch.tensor(x)[None])
     pool = getattr(torch.nn.functional, f"max_pool{nd}d")
@@ -499,15 +599,23 @@ def test_avg_pool_equivariance_against_torch(nd, data):
     padding = data.draw(st.integers(0, k // 2))
     axis = data.draw(st.integers(0, nd - 1))
     given_shift = data.draw(st.one_of(st.none(), st.integers(-(size[axis] - 1), size[axis] - 1)))
-    s = (k if stride is None else stride)
+    s = k if stride is None else stride
     amount = s if given_shift is None else given_shift
-    if abs(amount) >= size[axis]:   # the default shift (one stride) does not fit the input
+    if abs(amount) >= size[axis]:  # the default shift (one stride) does not fit the input
         with pytest.raises(ca.ConvAlgebraError, match="must be smaller than the input size"):
-            ca.check("avg_pool_equivariance", (c, *size), k, stride, padding, shift=given_shift,
-                     axis=axis)
+            ca.check(
+                "avg_pool_equivariance",
+                (c, *size),
+                k,
+                stride,
+                padding,
+                shift=given_shift,
+                axis=axis,
+            )
         return
-    r = ca.check("avg_pool_equivariance", (c, *size), k, stride, padding, shift=given_shift,
-                 axis=axis)
+    r = ca.check(
+        "avg_pool_equivariance", (c, *size), k, stride, padding, shift=given_shift, axis=axis
+    )
     delta = tuple(amount if a == axis else 0 for a in range(nd))
     pool = getattr(torch.nn.functional, f"avg_pool{nd}d")
 
@@ -519,13 +627,17 @@ def test_avg_pool_equivariance_against_torch(nd, data):
     m = op(eye).reshape(n, -1).T.numpy()
     out_shape = tuple(op(eye[:1]).shape[1:])
     p_in = dense_transform((c, *size), _torch_shift(delta, False))
-    if amount % s:   # no integer output shift: some translate must match exactly
+    if amount % s:  # no integer output shift: some translate must match exactly
         import itertools
 
-        ranges = [range(-m_ + 1, m_) if d else range(1)
-                  for d, m_ in zip(delta, out_shape[1:], strict=True)]
-        holds = any(np.allclose(m @ p_in, dense_transform(out_shape, _torch_shift(d, False)) @ m)
-                    for d in itertools.product(*ranges))
+        ranges = [
+            range(-m_ + 1, m_) if d else range(1)
+            for d, m_ in zip(delta, out_shape[1:], strict=True)
+        ]
+        holds = any(
+            np.allclose(m @ p_in, dense_transform(out_shape, _torch_shift(d, False)) @ m)
+            for d in itertools.product(*ranges)
+        )
         assert r.holds == holds
         return
     out_delta = tuple(d // s for d in delta)
@@ -543,14 +655,23 @@ def test_adjoint_against_brute_force(spec):
         assume(all(b == a for b, a in spec.padding))
     assume(math.prod(spec.weight_shape) <= 12 and math.prod(spec.input_shape) <= 30)
     r = ca.check("adjoint", spec)
-    from convalgebra.transpose import transpose_spec
     from convalgebra.identities import adjoint_conv_spec
+    from convalgebra.transpose import transpose_spec
 
-    flipped = ca.ConvSpec(spec.input_shape, spec.out_channels, spec.kernel_size,
-                          stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
-                          groups=spec.groups, padding_mode=spec.padding_mode,
-                          transposed=spec.transposed, output_padding=spec.output_padding,
-                          flip=not spec.flip, bias=False)
+    flipped = ca.ConvSpec(
+        spec.input_shape,
+        spec.out_channels,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        padding_mode=spec.padding_mode,
+        transposed=spec.transposed,
+        output_padding=spec.output_padding,
+        flip=not spec.flip,
+        bias=False,
+    )
     mirror = tuple(range(2, 2 + spec.ndim))
     ok = True
     rows: set = set()
@@ -559,8 +680,7 @@ def test_adjoint_against_brute_force(spec):
     except ca.ConvAlgebraError:
         adj = None
     try:
-        tr = transpose_spec(spec) if not spec.transposed and spec.padding_mode == "zeros" \
-            else None
+        tr = transpose_spec(spec) if not spec.transposed and spec.padding_mode == "zeros" else None
     except ca.ConvAlgebraError:
         tr = None
     for w in _one_hots(spec.weight_shape):
@@ -583,21 +703,29 @@ def test_one_by_one_against_brute_force(nd, data):
     size = tuple(data.draw(st.integers(1, 4)) for _ in range(nd))
     stride = tuple(data.draw(st.integers(1, 3)) for _ in range(nd))
     pad = tuple((data.draw(st.integers(0, 1)), data.draw(st.integers(0, 1))) for _ in range(nd))
-    spec = ca.ConvSpec((cin, *size), cout, 1, stride=stride, padding=pad, groups=groups,
-                       padding_mode=data.draw(st.sampled_from(["zeros", "circular", "replicate"])),
-                       bias=False)
+    spec = ca.ConvSpec(
+        (cin, *size),
+        cout,
+        1,
+        stride=stride,
+        padding=pad,
+        groups=groups,
+        padding_mode=data.draw(st.sampled_from(["zeros", "circular", "replicate"])),
+        bias=False,
+    )
     r = ca.check("one_by_one", spec)
     w = np.arange(1, math.prod(spec.weight_shape) + 1, dtype=float).reshape(spec.weight_shape)
     m = dense_layer(spec, w)
     # the spatial selection S of one channel pair, and W with zeros outside the groups
-    single = ca.ConvSpec((1, *size), 1, 1, stride=stride, padding=pad,
-                         padding_mode=spec.padding_mode, bias=False)
+    single = ca.ConvSpec(
+        (1, *size), 1, 1, stride=stride, padding=pad, padding_mode=spec.padding_mode, bias=False
+    )
     s = dense_layer(single, np.ones((1, 1) + (1,) * nd))
     full = np.zeros((cout, cin))
     per_in, per_out = cin // groups, cout // groups
     for o in range(cout):
         g = o // per_out
-        full[o, g * per_in:(g + 1) * per_in] = w[o, :, *(0,) * nd]
+        full[o, g * per_in : (g + 1) * per_in] = w[o, :, *(0,) * nd]
     assert r.holds == np.array_equal(m, np.kron(full, s))
 
 
@@ -613,9 +741,13 @@ def test_fully_connected_against_brute_force(nd, data):
     r = ca.check("fully_connected", spec)
     w = np.arange(1, math.prod(spec.weight_shape) + 1, dtype=float).reshape(spec.weight_shape)
     m = dense_layer(spec, w)
-    lin = torch.nn.functional.linear(torch.eye(c * math.prod(size), dtype=torch.float64),
-                                     torch.tensor(w.reshape(n_out, -1))).T.numpy() \
-        if w.size == n_out * c * math.prod(size) else None
+    lin = (
+        torch.nn.functional.linear(
+            torch.eye(c * math.prod(size), dtype=torch.float64), torch.tensor(w.reshape(n_out, -1))
+        ).T.numpy()
+        if w.size == n_out * c * math.prod(size)
+        else None
+    )
     assert r.holds == (lin is not None and m.shape == lin.shape and np.array_equal(m, lin))
 
 
@@ -629,8 +761,16 @@ def test_convolution_theorem_against_torch_fft(nd, data):
     pad = tuple((data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))) for _ in range(nd))
     mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
     try:
-        spec = ca.ConvSpec((c_in, *size), c_out, kernel, padding=pad, dilation=dilation,
-                           padding_mode=mode, flip=data.draw(st.booleans()), bias=False)
+        spec = ca.ConvSpec(
+            (c_in, *size),
+            c_out,
+            kernel,
+            padding=pad,
+            dilation=dilation,
+            padding_mode=mode,
+            flip=data.draw(st.booleans()),
+            bias=False,
+        )
     except ca.ConvAlgebraError:
         assume(False)
     weight = _weights(data.draw, spec)
@@ -639,8 +779,16 @@ def test_convolution_theorem_against_torch_fft(nd, data):
     # i.e. M(w) equals the circular-padded layer's matrix (torch pads circularly), which the
     # DFT diagonalises with exactly those eigenvalues (checked too)
     try:
-        circ = ca.ConvSpec(spec.input_shape, c_out, kernel, padding=pad, dilation=dilation,
-                           padding_mode="circular", flip=spec.flip, bias=False)
+        circ = ca.ConvSpec(
+            spec.input_shape,
+            c_out,
+            kernel,
+            padding=pad,
+            dilation=dilation,
+            padding_mode="circular",
+            flip=spec.flip,
+            bias=False,
+        )
     except ca.ConvAlgebraError:
         circ = None
     holds = spec.output_shape[1:] == spec.input_shape[1:]
@@ -649,7 +797,7 @@ def test_convolution_theorem_against_torch_fft(nd, data):
         assume(circ is not None and all(max(p) <= m for p, m in zip(pad, size, strict=True)))
         eye = torch.eye(n, dtype=torch.complex128).reshape(n, *size)
         f = torch.fft.fftn(eye, dim=tuple(range(1, nd + 1))).reshape(n, n).numpy()
-        for w in (_one_hots(spec.weight_shape) if weight is None else [weight]):
+        for w in _one_hots(spec.weight_shape) if weight is None else [weight]:
             m, mc = dense_layer(spec, w), dense_layer(circ, w)
             holds &= np.array_equal(m, mc)
             block = f @ mc[:n, :n] @ np.linalg.inv(f)
@@ -665,12 +813,21 @@ def test_separability_against_brute_force(nd, data):
     pad = tuple((data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))) for _ in range(nd))
     mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
     try:
-        spec = ca.ConvSpec((1, *size), 1, kernel, padding=pad, padding_mode=mode,
-                           flip=data.draw(st.booleans()), bias=False)
+        spec = ca.ConvSpec(
+            (1, *size),
+            1,
+            kernel,
+            padding=pad,
+            padding_mode=mode,
+            flip=data.draw(st.booleans()),
+            bias=False,
+        )
     except ca.ConvAlgebraError:
         assume(False)
-    factors = [np.array(data.draw(st.lists(st.integers(-2, 2), min_size=k, max_size=k)),
-                        dtype=float) for k in kernel]
+    factors = [
+        np.array(data.draw(st.lists(st.integers(-2, 2), min_size=k, max_size=k)), dtype=float)
+        for k in kernel
+    ]
     outer = factors[0]
     for f in factors[1:]:
         outer = np.multiply.outer(outer, f)
@@ -681,13 +838,23 @@ def test_separability_against_brute_force(nd, data):
     r = ca.check("separability", spec, weight=w)
     import sympy
 
-    kernel_rank = max(sympy.Matrix(np.rint(w.reshape(kernel).reshape(kernel[0], -1) if nd > 1
-                                          else w.reshape(1, -1)).astype(int).tolist()).rank(),
-                      *[sympy.Matrix(np.moveaxis(np.rint(w.reshape(kernel)).astype(int), a, 0)
-                                     .reshape(kernel[a], -1).tolist()).rank()
-                        for a in range(nd)])
+    kernel_rank = max(
+        sympy.Matrix(
+            np.rint(w.reshape(kernel).reshape(kernel[0], -1) if nd > 1 else w.reshape(1, -1))
+            .astype(int)
+            .tolist()
+        ).rank(),
+        *[
+            sympy.Matrix(
+                np.moveaxis(np.rint(w.reshape(kernel)).astype(int), a, 0)
+                .reshape(kernel[a], -1)
+                .tolist()
+            ).rank()
+            for a in range(nd)
+        ],
+    )
     assert r.holds == (kernel_rank <= 1)
-    if r.holds and "factors" in r.evidence:   # the 1-D layers in turn, by torch, equal the layer
+    if r.holds and "factors" in r.evidence:  # the 1-D layers in turn, by torch, equal the layer
         x = np.arange(1, math.prod(size) + 1, dtype=float).reshape(1, *size) % 5
         y = dense_layer(spec, w) @ x.ravel()
         z = x.ravel()
@@ -711,14 +878,15 @@ def test_argument_commutativity_against_torch(nd, data):
         assume(False)
     r = ca.check("commutativity", spec)
 
-    def full(a, b):   # the full-extent operation of a with kernel b, by torch
+    def full(a, b):  # the full-extent operation of a with kernel b, by torch
         a_t = torch.tensor(a)[None, None]
         b_t = torch.tensor(b)[None, None]
         if flip:
             b_t = torch.flip(b_t, dims=tuple(range(2, 2 + nd)))
         pads = [p for s in reversed(b.shape) for p in (s - 1, s - 1)]
-        return getattr(torch.nn.functional, f"conv{nd}d")(
-            torch.nn.functional.pad(a_t, pads), b_t)[0, 0].numpy()
+        return getattr(torch.nn.functional, f"conv{nd}d")(torch.nn.functional.pad(a_t, pads), b_t)[
+            0, 0
+        ].numpy()
 
     rows: set = set()
     for x in _one_hots(n):
@@ -747,8 +915,9 @@ def test_equivariant_kernels_of_tiled_and_table_layers(data):
         c_in, c_out = 2, 2
         extra = {"channel_table": [[data.draw(st.booleans()) for _ in range(2)] for _ in range(2)]}
     try:
-        spec = ca.ConvSpec((c_in, n, n), c_out, k, padding=pad, padding_mode=mode, bias=False,
-                           **extra)
+        spec = ca.ConvSpec(
+            (c_in, n, n), c_out, k, padding=pad, padding_mode=mode, bias=False, **extra
+        )
     except ca.ConvAlgebraError:
         assume(False)
     assume(spec.output_shape[1] == spec.output_shape[2])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
 from oracle import F, torch, torch_conv
 from strategies import conv_specs
 
@@ -28,7 +26,8 @@ def np_shift(x: np.ndarray, delta, circular: bool) -> np.ndarray:
     pads = [(0, 0)] * (x.ndim - nd) + [(max(d, 0), max(-d, 0)) for d in delta]
     padded = np.pad(x, pads)
     index = [slice(None)] * (x.ndim - nd) + [
-        slice(max(-d, 0), max(-d, 0) + n) for d, n in zip(delta, x.shape[x.ndim - nd:])]
+        slice(max(-d, 0), max(-d, 0) + n) for d, n in zip(delta, x.shape[x.ndim - nd :])
+    ]
     return padded[tuple(index)]
 
 
@@ -64,20 +63,26 @@ def test_translation_verdict_matches_random_instances(case, seed):
     s = spec.stride[axis]
     if r.counterexample is not None:
         ce = r.counterexample
-        assert np.allclose(layer(spec, np_shift(ce.inputs["x"], delta, circ), ce.inputs["weight"]), ce.lhs)
+        assert np.allclose(
+            layer(spec, np_shift(ce.inputs["x"], delta, circ), ce.inputs["weight"]), ce.lhs
+        )
         if ce.position is not None:
             assert not np.isclose(ce.lhs[ce.position], ce.rhs[ce.position])
     out_delta = list(delta)
     out_delta[axis] = amount * s if spec.transposed else amount // s
     if not spec.transposed and amount % s:
-        if not r.holds:   # the counterexample matches no translate of the output
+        if not r.holds:  # the counterexample matches no translate of the output
             ce = r.counterexample
             y = layer(spec, ce.inputs["x"], ce.inputs["weight"])
             shifts = range(-y.shape[axis + 1] + 1, y.shape[axis + 1])
-            assert all(not np.allclose(ce.lhs, np_shift(y, [d if a == axis else 0 for a in
-                       range(spec.ndim)], circ)) for d in shifts)
+            assert all(
+                not np.allclose(
+                    ce.lhs, np_shift(y, [d if a == axis else 0 for a in range(spec.ndim)], circ)
+                )
+                for d in shifts
+            )
             return
-        out_delta = list(r.evidence["output shift"])   # degenerate: e.g. everything shifted out
+        out_delta = list(r.evidence["output shift"])  # degenerate: e.g. everything shifted out
     rhs = np_shift(layer(spec, x, w), out_delta, circ)
     differs = {tuple(p) for p in np.argwhere(~np.isclose(lhs, rhs, atol=1e-9))}
     assert r.holds == (not differs)
@@ -89,8 +94,9 @@ def test_translation_verdict_matches_random_instances(case, seed):
 def test_spatial_fast_path_equals_full_tables(case):
     spec, amount, axis = case
     fast = check("translation_equivariance", spec, shift=amount, axis=axis)
-    full = check("translation_equivariance", spec, shift=amount, axis=axis,
-                 weight=weight_symbols(spec))
+    full = check(
+        "translation_equivariance", spec, shift=amount, axis=axis, weight=weight_symbols(spec)
+    )
     assert fast.holds == full.holds
     assert fast.failing_positions == full.failing_positions
 
@@ -100,7 +106,7 @@ def test_failing_outputs_touch_the_border(mode):
     spec = ca.ConvSpec((1, 8, 8), 2, 3, padding=1, padding_mode=mode)
     r = check("translation_equivariance", spec, shift=1, axis=1)
     cols = {p[2] for p in r.failing_positions}
-    assert 0 in cols and cols <= {0, 1, 7}        # reflect also breaks column 1
+    assert 0 in cols and cols <= {0, 1, 7}  # reflect also breaks column 1
     assert {p[0] for p in r.failing_positions} == {0, 1}
     n = len(r.failing_positions) // 2
     assert r.evidence["failing outputs that read either"] == f"{n} of {n}"
@@ -120,8 +126,10 @@ def _window_reads(spec, delta):
     moved = np.pad(moved, spec.padding, mode=np_mode[spec.padding_mode], **pad_kw)
     pads, lines = [], []
     for o in np.ndindex(*spec.output_shape[1:]):
-        window = tuple(slice(s * q, s * q + dl * (k - 1) + 1, dl) for q, s, dl, k in zip(
-            o, spec.stride, spec.dilation, spec.kernel_size))
+        window = tuple(
+            slice(s * q, s * q + dl * (k - 1) + 1, dl)
+            for q, s, dl, k in zip(o, spec.stride, spec.dilation, spec.kernel_size)
+        )
         pads.append(not inside[window].all())
         lines.append(bool(moved[window].any()))
     return np.array(pads), np.array(lines)
@@ -137,10 +145,13 @@ def test_border_counts_against_explicit_windows(case):
     delta[axis] = amount
     pads, lines = _window_reads(spec, delta)
     assert r.evidence["outputs whose receptive field reads padding"] == pads.sum()
-    assert r.evidence["outputs whose receptive field reads an input line the shift moves "
-                      "in or out"] == lines.sum()
-    failing = np.unique([np.ravel_multi_index(p[1:], spec.output_shape[1:])
-                         for p in r.failing_positions])
+    assert (
+        r.evidence["outputs whose receptive field reads an input line the shift moves in or out"]
+        == lines.sum()
+    )
+    failing = np.unique(
+        [np.ravel_multi_index(p[1:], spec.output_shape[1:]) for p in r.failing_positions]
+    )
     either = (pads | lines)[failing].sum()
     assert r.evidence["failing outputs that read either"] == f"{either} of {failing.size}"
 
@@ -150,8 +161,10 @@ def test_border_counts_5x5_padding_1_shift_1():
     # (20 outputs) read input row 0 or 4, which the shift moves in or out
     r = check("translation_equivariance", ca.ConvSpec((1, 5, 5), 1, 3, padding=1), shift=1)
     assert r.evidence["outputs whose receptive field reads padding"] == 16
-    assert r.evidence["outputs whose receptive field reads an input line the shift moves "
-                      "in or out"] == 20
+    assert (
+        r.evidence["outputs whose receptive field reads an input line the shift moves in or out"]
+        == 20
+    )
 
 
 @pytest.mark.parametrize("stride, amount", [(1, 1), (1, -2), (2, 2), (2, -4), (3, 3)])
@@ -162,7 +175,7 @@ def test_translation_step_shows_two_index_expressions(stride, amount):
     r = check("translation_equivariance", spec, shift=amount)
     step = r.steps[1]
     lhs, rhs = step.statement.lhs, step.statement.rhs
-    assert lhs != rhs                                   # not a tautology on the page
+    assert lhs != rhs  # not a tautology on the page
     o, k = sympy.symbols("o k", integer=True)
     x = sympy.IndexedBase("x")
     (li,), (ri,) = (e.atoms(sympy.Indexed) - {sympy.IndexedBase("w")[k]} for e in (lhs, rhs))
@@ -185,7 +198,7 @@ def test_stride_multiples_shift_output_by_quotient():
     assert check("translation_equivariance", ca.ConvSpec((1, 12), 1, 3, stride=3), shift=3).holds
     spec = ca.ConvSpec((1, 12), 1, 3, stride=3, padding=2)
     r = check("translation_equivariance", spec, shift=3)
-    assert not r.holds and r.failing_positions == ((0, 4),)   # x[9] shifted out, padding in
+    assert not r.holds and r.failing_positions == ((0, 4),)  # x[9] shifted out, padding in
     r2 = check("translation_equivariance", spec, shift=2)
     assert not r2.holds and r2.failing_positions is None and "stride" in r2.reason
 
@@ -208,8 +221,15 @@ def square_specs(draw):
     stride = draw(st.integers(1, 2))
     c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     try:
-        return ca.ConvSpec((c_in, n, n), c_out, k, padding=p, stride=stride, padding_mode=mode,
-                           flip=draw(st.booleans()))
+        return ca.ConvSpec(
+            (c_in, n, n),
+            c_out,
+            k,
+            padding=p,
+            stride=stride,
+            padding_mode=mode,
+            flip=draw(st.booleans()),
+        )
     except ca.ConvAlgebraError:
         assume(False)
 
@@ -237,10 +257,19 @@ def test_rotation_verdict_and_solution_space(spec, k, seed):
         assert check("rotation_equivariance", spec, k=k, weight=wk).holds
 
 
-@pytest.mark.parametrize("transform, kernel, dim", [
-    ("rotation", 3, 3), ("rotation", 2, 1), ("rotation", 5, 7), ("flip", 3, 6),
-    ("transposition", 3, 6), ("dihedral", 3, 3), ("dihedral", 5, 6),
-], ids=str)
+@pytest.mark.parametrize(
+    "transform, kernel, dim",
+    [
+        ("rotation", 3, 3),
+        ("rotation", 2, 1),
+        ("rotation", 5, 7),
+        ("flip", 3, 6),
+        ("transposition", 3, 6),
+        ("dihedral", 3, 3),
+        ("dihedral", 5, 6),
+    ],
+    ids=str,
+)
 def test_equivariant_kernel_dimensions(transform, kernel, dim):
     assert equivariant_kernels(ca.ConvSpec((1, 7, 7), 1, kernel), transform).dimension == dim
 
@@ -256,7 +285,9 @@ def test_channel_representation_matches_layer_level(perm):
     assert ek.dimension == integer_nullspace(res.system).shape[0]
     assert ek.grid_symmetric and ek.grid_dimension == ek.dimension
     rng = np.random.default_rng(0)
-    vals = dict(zip(sorted(ek.general.free_symbols, key=str), rng.integers(-3, 4, ek.dimension).tolist()))
+    vals = dict(
+        zip(sorted(ek.general.free_symbols, key=str), rng.integers(-3, 4, ek.dimension).tolist())
+    )
     w = np.array(ek.general.subs(vals).tolist(), dtype=float)
     x = rng.standard_normal(spec.input_shape)
     gx = np.rot90(x[perm], 1, axes=(1, 2)).copy()
@@ -292,7 +323,13 @@ def test_one_by_one_kernel_is_scale_equivariant():
 
 
 @settings(max_examples=40)
-@given(st.integers(1, 3), st.integers(4, 8), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2**31))
+@given(
+    st.integers(1, 3),
+    st.integers(4, 8),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(0, 2**31),
+)
 def test_max_pool_fraction_against_torch(c, n, k, d, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 5, (c, n, n)).astype(float)
@@ -343,11 +380,17 @@ def test_bad_shift_is_rejected():
         check("translation_equivariance", ca.ConvSpec((1, 4), 1, 3), shift=1.5)
 
 
-@pytest.mark.parametrize("spec", [
-    ca.ConvSpec((1, 8), 1, 3, tile=2, padding=1, padding_mode="circular"),
-    ca.ConvSpec((2, 6, 6), 3, 3, tile=(2, 3), padding=1),
-    ca.ConvSpec((3, 7), 2, 3, channel_table=((1, 0, 1), (0, 1, 1)), padding=1, padding_mode="reflect"),
-], ids=["tiled-circular", "tiled-2d", "channel-table"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ca.ConvSpec((1, 8), 1, 3, tile=2, padding=1, padding_mode="circular"),
+        ca.ConvSpec((2, 6, 6), 3, 3, tile=(2, 3), padding=1),
+        ca.ConvSpec(
+            (3, 7), 2, 3, channel_table=((1, 0, 1), (0, 1, 1)), padding=1, padding_mode="reflect"
+        ),
+    ],
+    ids=["tiled-circular", "tiled-2d", "channel-table"],
+)
 @pytest.mark.parametrize("amount", [1, 2, 3])
 def test_tiled_and_table_layers_against_matrices(spec, amount):
     r = check("translation_equivariance", spec, shift=amount, axis=0)
@@ -361,7 +404,7 @@ def test_tiled_and_table_layers_against_matrices(spec, amount):
     differs = {tuple(p) for p in np.argwhere(~np.isclose(lhs, rhs))}
     assert set(r.failing_positions or ()) == differs
     if spec.tile is not None and amount % spec.tile[0]:
-        assert not r.holds                     # the tiles rotate under a shift that is not a multiple
+        assert not r.holds  # the tiles rotate under a shift that is not a multiple
 
 
 def test_symbolic_family_kernel_gets_numeric_counterexample():
@@ -370,10 +413,14 @@ def test_symbolic_family_kernel_gets_numeric_counterexample():
     r = check("rotation_equivariance", spec, weight=flip_family)
     assert not r.holds
     ce = r.counterexample
-    lhs = torch_conv(spec, np.rot90(ce.inputs["x"], axes=(1, 2)).copy(), ce.inputs["weight"]).numpy()
+    lhs = torch_conv(
+        spec, np.rot90(ce.inputs["x"], axes=(1, 2)).copy(), ce.inputs["weight"]
+    ).numpy()
     rhs = np.rot90(torch_conv(spec, ce.inputs["x"], ce.inputs["weight"]).numpy(), axes=(1, 2))
     assert not np.allclose(lhs, rhs)
-    assert check("rotation_equivariance", spec, weight=equivariant_kernels(spec, "dihedral").general).holds
+    assert check(
+        "rotation_equivariance", spec, weight=equivariant_kernels(spec, "dihedral").general
+    ).holds
 
 
 def test_rotation_in_a_plane_of_a_volume():

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from strategies import conv_specs
 
 import convalgebra as ca
@@ -16,9 +15,17 @@ from convalgebra.identities import LAWS, CheckResult, Step, check
 def test_public_names():
     assert ca.check is check and ca.CheckResult is CheckResult
     assert ca.equivariant_kernels(ca.ConvSpec((1, 5, 5), 1, 3)).dimension == 3
-    for law in ["translation_equivariance", "rotation_equivariance", "flip_equivariance",
-                "commutativity", "layer_commutativity", "composition", "adjoint",
-                "convolution_theorem", "separability"]:
+    for law in [
+        "translation_equivariance",
+        "rotation_equivariance",
+        "flip_equivariance",
+        "commutativity",
+        "layer_commutativity",
+        "composition",
+        "adjoint",
+        "convolution_theorem",
+        "separability",
+    ]:
         assert law in LAWS
 
 
@@ -38,12 +45,16 @@ def test_unknown_law_and_bad_options():
         check("translation_equivariance", spec, boundary="mirror")
 
 
-@pytest.mark.parametrize("spec, law, opts", [
-    (ca.ConvSpec((1, 6, 6), 2, 3, padding=1), "translation_equivariance", {"shift": 1}),
-    (ca.ConvSpec((1, 5, 5), 1, 3, padding=1), "rotation_equivariance", {}),
-    (ca.ConvSpec((1, 4), 1, 2), "commutativity", {}),
-    (ca.ConvSpec((1, 4), 1, 3, padding=1, padding_mode="circular"), "convolution_theorem", {}),
-], ids=["translation", "rotation", "commutativity", "dft"])
+@pytest.mark.parametrize(
+    "spec, law, opts",
+    [
+        (ca.ConvSpec((1, 6, 6), 2, 3, padding=1), "translation_equivariance", {"shift": 1}),
+        (ca.ConvSpec((1, 5, 5), 1, 3, padding=1), "rotation_equivariance", {}),
+        (ca.ConvSpec((1, 4), 1, 2), "commutativity", {}),
+        (ca.ConvSpec((1, 4), 1, 3, padding=1, padding_mode="circular"), "convolution_theorem", {}),
+    ],
+    ids=["translation", "rotation", "commutativity", "dft"],
+)
 def test_renderings(spec, law, opts):
     r = check(law, spec, **opts)
     text, md, tex = r.to_text(), r.to_markdown(), r.to_latex()
@@ -70,11 +81,17 @@ def test_layer_pair_laws_reject_single_spec_misuse():
         check("composition", ca.ConvSpec((1, 6), 2, 3), ca.ConvSpec((1, 6), 1, 3))
 
 
-@pytest.mark.parametrize("law, spec", [
-    ("one_by_one", ca.ConvSpec((2, 4, 4), 2, 3, stride=2)),
-    ("convolution_theorem", ca.ConvSpec((2, 4), 2, 3, groups=2, padding=1, padding_mode="circular")),
-    ("separability", ca.ConvSpec((2, 4, 4), 1, 3)),
-])
+@pytest.mark.parametrize(
+    "law, spec",
+    [
+        ("one_by_one", ca.ConvSpec((2, 4, 4), 2, 3, stride=2)),
+        (
+            "convolution_theorem",
+            ca.ConvSpec((2, 4), 2, 3, groups=2, padding=1, padding_mode="circular"),
+        ),
+        ("separability", ca.ConvSpec((2, 4, 4), 1, 3)),
+    ],
+)
 def test_errors_describe_the_spec_not_its_repr(law, spec):
     with pytest.raises(ca.ConvAlgebraError) as info:
         check(law, spec)
@@ -98,8 +115,9 @@ def _second(spec, data):
         k = tuple(data.draw(st.integers(1, 3)) for _ in range(spec.ndim))
         mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
         pad = data.draw(st.integers(0, 1))
-        return ca.ConvSpec(spec.output_shape, data.draw(st.integers(1, 2)), k, padding=pad,
-                           padding_mode=mode)
+        return ca.ConvSpec(
+            spec.output_shape, data.draw(st.integers(1, 2)), k, padding=pad, padding_mode=mode
+        )
     except ca.ConvAlgebraError:
         return None
 
@@ -111,10 +129,17 @@ def test_no_step_of_any_law_evaluates_to_a_boolean(spec, data):
     n = spec.input_shape[1:]
     shift = tuple(data.draw(st.integers(-(m - 1), m - 1)) for m in n)
     single = {
-        "translation_equivariance": {"shift": shift}, "rotation_equivariance": {},
-        "flip_equivariance": {}, "transposition_equivariance": {}, "scale_equivariance": {},
-        "commutativity": {}, "adjoint": {}, "convolution_theorem": {}, "separability": {},
-        "one_by_one": {}, "fully_connected": {},
+        "translation_equivariance": {"shift": shift},
+        "rotation_equivariance": {},
+        "flip_equivariance": {},
+        "transposition_equivariance": {},
+        "scale_equivariance": {},
+        "commutativity": {},
+        "adjoint": {},
+        "convolution_theorem": {},
+        "separability": {},
+        "one_by_one": {},
+        "fully_connected": {},
     }
     for law, opts in single.items():
         try:

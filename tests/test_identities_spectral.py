@@ -7,7 +7,6 @@ import pytest
 import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from oracle import torch_conv
 
 import convalgebra as ca
@@ -23,8 +22,15 @@ def circular_specs(draw, max_size=6):
     k = tuple(draw(st.integers(1, m)) for m in n)
     before = tuple(draw(st.integers(0, kk - 1)) for kk in k)
     c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    return ca.ConvSpec((c_in, *n), c_out, k, padding=tuple((b, kk - 1 - b) for b, kk in zip(before, k)),
-                       padding_mode="circular", flip=draw(st.booleans()), bias=False)
+    return ca.ConvSpec(
+        (c_in, *n),
+        c_out,
+        k,
+        padding=tuple((b, kk - 1 - b) for b, kk in zip(before, k)),
+        padding_mode="circular",
+        flip=draw(st.booleans()),
+        bias=False,
+    )
 
 
 @settings(max_examples=40)
@@ -42,10 +48,10 @@ def test_dft_diagonalises_circular_convolution(spec, seed):
         f = np.kron(f, np.fft.fft(np.eye(n)))
     for co in range(spec.out_channels):
         for ci in range(spec.in_channels):
-            block = m[co * p:(co + 1) * p, ci * p:(ci + 1) * p]
+            block = m[co * p : (co + 1) * p, ci * p : (ci + 1) * p]
             d = f @ block @ np.linalg.inv(f)
             assert np.allclose(d, np.diag(lam[co, ci].ravel()), atol=1e-8)
-    if "eigenvalues" in r.evidence:   # symbolic eigenvalues at these numbers
+    if "eigenvalues" in r.evidence:  # symbolic eigenvalues at these numbers
         syms = ca.weight_symbols(spec).ravel().tolist()
         vals = dict(zip(syms, w.ravel().tolist()))
         got = np.array([complex(sympy.N(e.subs(vals))) for e in r.evidence["eigenvalues"]])
@@ -73,8 +79,13 @@ def test_large_circular_numeric_route():
 
 
 @settings(max_examples=30)
-@given(st.sampled_from([1, 2, 3]), st.integers(1, 3), st.sampled_from(["zeros", "circular", "reflect", "replicate"]),
-       st.booleans(), st.integers(0, 2**31))
+@given(
+    st.sampled_from([1, 2, 3]),
+    st.integers(1, 3),
+    st.sampled_from(["zeros", "circular", "reflect", "replicate"]),
+    st.booleans(),
+    st.integers(0, 2**31),
+)
 def test_rank_one_kernels_separate(nd, k, mode, flip, seed):
     rng = np.random.default_rng(seed)
     spec = ca.ConvSpec((1,) + (5,) * nd, 1, k, padding=k // 2, padding_mode=mode, flip=flip)
@@ -124,4 +135,6 @@ def test_proof_uses_change_of_variable():
     I, K = sympy.IndexedBase("I"), sympy.IndexedBase("K")
     assert r.steps[1].statement.dummy_eq(sympy.Sum(I[i - n] * K[n], (n, -sympy.oo, sympy.oo)))
     assert "change of summation variable" in r.steps[1].justification
-    assert check("translation_equivariance", ndim=2, circular=True).method == "index proof (all sizes)"
+    assert (
+        check("translation_equivariance", ndim=2, circular=True).method == "index proof (all sizes)"
+    )

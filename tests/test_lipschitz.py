@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convalgebra import ConvAlgebraError
+from convalgebra.lipschitz import lipschitz_bound
 from convalgebra.network.graph import LayerGraph
 from convalgebra.network.layers import Activation, Conv, LayerNorm
-from convalgebra.lipschitz import lipschitz_bound
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -45,8 +45,9 @@ class Cat(nn.Module):
 def jacobian_norm(net, shape, x0=None, seed=0) -> float:
     model = net.double().eval()
     if x0 is None:
-        x0 = torch.randn((1, *shape), generator=torch.Generator().manual_seed(seed),
-                         dtype=torch.float64)
+        x0 = torch.randn(
+            (1, *shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
     jac = torch.autograd.functional.jacobian(model, x0, vectorize=True)
     n_in = int(np.prod(shape))
     return float(np.linalg.norm(jac.reshape(-1, n_in).numpy(), 2))
@@ -62,17 +63,37 @@ def convs(draw, c_in, same=False):
         return nn.Conv2d(c_in, c_out, k, padding=k // 2, groups=groups, padding_mode=mode)
     k, s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
     if draw(st.integers(0, 3)) == 0:
-        return nn.ConvTranspose2d(c_in, c_out, k, stride=s, padding=draw(st.integers(0, 1)),
-                                  dilation=d, groups=groups)
-    return nn.Conv2d(c_in, c_out, k, stride=s, padding=draw(st.integers(0, 1)), dilation=d,
-                     groups=groups, padding_mode=mode)
+        return nn.ConvTranspose2d(
+            c_in, c_out, k, stride=s, padding=draw(st.integers(0, 1)), dilation=d, groups=groups
+        )
+    return nn.Conv2d(
+        c_in,
+        c_out,
+        k,
+        stride=s,
+        padding=draw(st.integers(0, 1)),
+        dilation=d,
+        groups=groups,
+        padding_mode=mode,
+    )
 
 
 def activation(draw):
-    return draw(st.sampled_from([
-        nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.SiLU(), nn.Hardswish(), nn.Mish(),
-        nn.LeakyReLU(draw(st.floats(0.0, 2.0))), nn.ELU(draw(st.floats(0.1, 2.0))),
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                nn.ReLU(),
+                nn.Tanh(),
+                nn.Sigmoid(),
+                nn.GELU(),
+                nn.SiLU(),
+                nn.Hardswish(),
+                nn.Mish(),
+                nn.LeakyReLU(draw(st.floats(0.0, 2.0))),
+                nn.ELU(draw(st.floats(0.1, 2.0))),
+            ]
+        )
+    )
 
 
 def batch_norm(draw, c):
@@ -102,18 +123,33 @@ def networks(draw):
             layer = activation(draw)
         elif block == "pool":
             ceil = draw(st.booleans())
-            layer = draw(st.sampled_from([
-                nn.MaxPool2d(2, 1, ceil_mode=ceil), nn.MaxPool2d(3, 2, 1, ceil_mode=ceil),
-                nn.AvgPool2d(2, ceil_mode=ceil), nn.AvgPool2d(3, 2, 1, ceil_mode=ceil,
-                                                            count_include_pad=draw(st.booleans())),
-            ]))
+            layer = draw(
+                st.sampled_from(
+                    [
+                        nn.MaxPool2d(2, 1, ceil_mode=ceil),
+                        nn.MaxPool2d(3, 2, 1, ceil_mode=ceil),
+                        nn.AvgPool2d(2, ceil_mode=ceil),
+                        nn.AvgPool2d(
+                            3, 2, 1, ceil_mode=ceil, count_include_pad=draw(st.booleans())
+                        ),
+                    ]
+                )
+            )
         elif block == "res":
             layer = Residual(nn.Sequential(draw(convs(shape[0], same=True)), activation(draw)))
         elif block == "cat":
             layer = Cat(draw(convs(shape[0], same=True)), draw(convs(shape[0], same=True)))
         else:
-            layer = draw(st.sampled_from([nn.ReflectionPad2d(1), nn.ReplicationPad2d((1, 0, 2, 1)),
-                                          nn.ZeroPad2d(1), nn.CircularPad2d(1)]))
+            layer = draw(
+                st.sampled_from(
+                    [
+                        nn.ReflectionPad2d(1),
+                        nn.ReplicationPad2d((1, 0, 2, 1)),
+                        nn.ZeroPad2d(1),
+                        nn.CircularPad2d(1),
+                    ]
+                )
+            )
         probe = nn.Sequential(*layers, layer)
         try:
             out = probe(torch.zeros((1, c, size, size)))
@@ -150,10 +186,10 @@ EXACT_LAYERS = {
     "replicate_pad": lambda: nn.ReplicationPad2d(2),
     "upsample": lambda: nn.Upsample(scale_factor=2),
     "linear": lambda: nn.Sequential(nn.Flatten(), nn.Linear(98, 5)),
-    "circular_conv": lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1,
-                                                     padding_mode="circular")),
-    "circular_conv_stride": lambda: nn.Sequential(nn.Conv2d(2, 3, 3, stride=7, padding=1,
-                                                            padding_mode="circular")),
+    "circular_conv": lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular")),
+    "circular_conv_stride": lambda: nn.Sequential(
+        nn.Conv2d(2, 3, 3, stride=7, padding=1, padding_mode="circular")
+    ),
     "batch_norm": lambda: nn.BatchNorm2d(2),
 }
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import convalgebra as ca
 from oracle import torch_conv, torch_jacobian
 from strategies import conv_specs
+
+import convalgebra as ca
 
 
 def _weights(spec, seed):
@@ -88,9 +88,16 @@ def test_row_blocks_assemble_the_forward_matrix(spec, block_rows):
 def test_single_tile_is_ordinary_convolution(spec, seed):
     w = _weights(spec, seed)
     tiled = ca.ConvSpec(
-        spec.input_shape, spec.out_channels, spec.kernel_size, stride=spec.stride,
-        padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
-        padding_mode=spec.padding_mode, flip=spec.flip, tile=1,
+        spec.input_shape,
+        spec.out_channels,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        padding_mode=spec.padding_mode,
+        flip=spec.flip,
+        tile=1,
     )
     generic = ca.conv_matrix(tiled, w.reshape(tiled.weight_shape))
     assert (generic != ca.conv_matrix(spec, w)).nnz == 0
@@ -115,13 +122,18 @@ def test_complex_operator_adjoint_is_the_conjugate_transpose(spec, seed):
     op = ca.conv_operator(spec, w)
     x, y = _complex(rng, op.shape[1]), _complex(rng, op.shape[0])
     np.testing.assert_allclose(np.vdot(y, op @ x), np.vdot(op.rmatvec(y), x), rtol=1e-10)
-    np.testing.assert_allclose(op.rmatvec(y), ca.conv_matrix(spec, w).conj().T @ y, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        op.rmatvec(y), ca.conv_matrix(spec, w).conj().T @ y, rtol=1e-10, atol=1e-10
+    )
     expected = _reference(spec, x.reshape(spec.input_shape), w)
     np.testing.assert_allclose(op @ x, np.ravel(expected), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("extra", [dict(tile=2), dict(tile=(3, 1)), dict(channel_table=[[1, 0], [1, 1], [0, 1]])],
-                         ids=["tile2", "tile31", "table"])
+@pytest.mark.parametrize(
+    "extra",
+    [dict(tile=2), dict(tile=(3, 1)), dict(channel_table=[[1, 0], [1, 1], [0, 1]])],
+    ids=["tile2", "tile31", "table"],
+)
 def test_complex_tiled_and_table_operator_dot_test(extra):
     rng = np.random.default_rng(3)
     spec = ca.ConvSpec((2, 5, 4), 3, 2, padding=1, padding_mode="reflect", **extra)
@@ -133,9 +145,12 @@ def test_complex_tiled_and_table_operator_dot_test(extra):
     if "tile" in extra:  # a one-tile layout repeated everywhere is the ordinary convolution
         same = np.broadcast_to(w[(0,) * spec.ndim], w.shape)
         plain = ca.ConvSpec((2, 5, 4), 3, 2, padding=1, padding_mode="reflect")
-        np.testing.assert_allclose(ca.conv_operator(spec, same) @ x,
-                                   torch_conv(plain, x.reshape(2, 5, 4), same[(0,) * spec.ndim]).numpy().ravel(),
-                                   rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(
+            ca.conv_operator(spec, same) @ x,
+            torch_conv(plain, x.reshape(2, 5, 4), same[(0,) * spec.ndim]).numpy().ravel(),
+            rtol=1e-10,
+            atol=1e-10,
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32])
@@ -151,15 +166,22 @@ def test_narrow_integer_weights_do_not_wrap_when_taps_coincide(dtype):
 def _report_line(spec, start):
     from convalgebra.report import matrix_report
 
-    return next(line for line in matrix_report(spec, symbolic=False).splitlines() if line.startswith(start))
+    return next(
+        line for line in matrix_report(spec, symbolic=False).splitlines() if line.startswith(start)
+    )
 
 
-@given(conv_specs(ndims=(1, 2), modes=("reflect", "replicate", "circular", "zeros")), st.integers(0, 2**31))
+@given(
+    conv_specs(ndims=(1, 2), modes=("reflect", "replicate", "circular", "zeros")),
+    st.integers(0, 2**31),
+)
 def test_report_counts_the_real_non_zeros_of_the_torch_jacobian(spec, seed):
     w = np.random.default_rng(seed).uniform(1, 2, spec.weight_shape)  # positive: no cancellation
     dense = torch_jacobian(spec, w)
     nnz = int(np.count_nonzero(dense))
-    assert f" {nnz:,} non-zeros ({100 * nnz / dense.size:.1f}% dense)" in _report_line(spec, "matrix:")
+    assert f" {nnz:,} non-zeros ({100 * nnz / dense.size:.1f}% dense)" in _report_line(
+        spec, "matrix:"
+    )
 
 
 def test_report_sharing_counts_only_weights_a_channel_table_connects():

@@ -50,8 +50,10 @@ def test_weight_codes_match_torch_jacobian(spec):
 
 
 @settings(max_examples=40)
-@given(spec=conv_specs(ndims=(1, 2), transposed=None, symmetric=True, max_channels=3, max_size=6),
-       data=st.data())
+@given(
+    spec=conv_specs(ndims=(1, 2), transposed=None, symmetric=True, max_channels=3, max_size=6),
+    data=st.data(),
+)
 def test_unit_reads_match_torch_jacobian_row(spec, data):
     """The receptive field drawn for a unit is the support (with multiplicity) of its row."""
     unit = tuple(data.draw(st.integers(0, s - 1)) for s in spec.output_shape[1:])
@@ -64,8 +66,9 @@ def test_unit_reads_match_torch_jacobian_row(spec, data):
 
 def test_unit_reads_reflect_counts_double_reads():
     # k=3, dilation 2, reflect pad 1 at unit (0, 0): rows -1,1,3 -> 1,1,3 (row 1 read twice)
-    counts = plot._unit_reads(ConvSpec((1, 5, 6), 1, 3, padding=1, padding_mode="reflect",
-                                       dilation=2), (0, 0))
+    counts = plot._unit_reads(
+        ConvSpec((1, 5, 6), 1, 3, padding=1, padding_mode="reflect", dilation=2), (0, 0)
+    )
     assert counts[1, 1] == 4 and counts[1, 3] == 2 and counts[3, 1] == 2 and counts[3, 3] == 1
     assert counts.sum() == 9
 
@@ -99,15 +102,23 @@ def test_plot_matrix_large_shows_corner():
 def test_plot_matrix_block_lines_at_block_boundaries():
     fig = plot.plot_matrix(ConvSpec((1, 4, 4), 1, 3, padding=1))
     ax = fig.axes[0]
-    horizontal = sorted({line.get_ydata()[0] for line in ax.lines if line.get_ydata()[0] == line.get_ydata()[1]})
+    horizontal = sorted(
+        {line.get_ydata()[0] for line in ax.lines if line.get_ydata()[0] == line.get_ydata()[1]}
+    )
     assert horizontal == [3.5, 7.5, 11.5]  # 4x4 blocks of a 16x16 doubly block Toeplitz
 
 
 RF_CASES = {
     "strided-2d": (ConvSpec((1, 7, 7), 1, 3, stride=2, padding=1), (0, 1)),
-    "reflect-dilated": (ConvSpec((1, 5, 6), 1, 3, padding=1, padding_mode="reflect", dilation=2), (0, 0)),
+    "reflect-dilated": (
+        ConvSpec((1, 5, 6), 1, 3, padding=1, padding_mode="reflect", dilation=2),
+        (0, 0),
+    ),
     "1d": (ConvSpec((1, 8), 1, 3, padding=1), None),
-    "transposed": (ConvSpec((1, 3, 3), 1, 3, stride=2, padding=1, transposed=True, output_padding=1), None),
+    "transposed": (
+        ConvSpec((1, 3, 3), 1, 3, stride=2, padding=1, transposed=True, output_padding=1),
+        None,
+    ),
 }
 
 
@@ -145,13 +156,26 @@ def test_missing_matplotlib_names_the_extra(capsys, tmp_path, monkeypatch):
     from convalgebra.cli import main
 
     def missing(module, extra):
-        raise MissingExtraError(f"{module} is needed for this feature: pip install 'convalgebra[{extra}]'")
+        raise MissingExtraError(
+            f"{module} is needed for this feature: pip install 'convalgebra[{extra}]'"
+        )
 
     monkeypatch.setattr(plot, "require", missing)
     with pytest.raises(MissingExtraError, match=r"convalgebra\[plot\]"):
         plot.plot_matrix(ConvSpec((1, 4), 1, 2))
-    code = main(["matrix", "--in", "1x4", "-k", "2", "--save", str(tmp_path / "m.npz"),
-                 "--plot", str(tmp_path / "m.png")])
+    code = main(
+        [
+            "matrix",
+            "--in",
+            "1x4",
+            "-k",
+            "2",
+            "--save",
+            str(tmp_path / "m.npz"),
+            "--plot",
+            str(tmp_path / "m.png"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "pip install 'convalgebra[plot]'" in err
     assert list(tmp_path.iterdir()) == []

@@ -15,13 +15,12 @@ import os
 import pytest
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
+from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
 
 from convalgebra import ConvAlgebraError
 from convalgebra.network import layers as L
 from convalgebra.network.graph import LayerGraph
 from convalgebra.network.receptive import AxisRF, Local, Scatter, apply_map, input_rf
-
-from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
 
 # torch runs each example: keep the default small, raise GRAPH_EXAMPLES to search harder
 FEW = settings(max_examples=int(os.environ.get("GRAPH_EXAMPLES", 100)), deadline=None)
@@ -47,17 +46,22 @@ def unary_layers(draw, nd, channels, aligned=False):
         pad = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
         if t:
             pad = tuple((p, p) for p, _ in pad)
-        mode = "zeros" if t else draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate",
-                                                       "circular"]))
+        mode = (
+            "zeros"
+            if t
+            else draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+        )
         return L.Conv(out, k, s, pad, d, groups, draw(st.booleans()), mode, t)
     if kind in ("max_pool", "avg_pool"):
         k = _ints(draw, nd, 1, 3)
         p = tuple(draw(st.integers(0, ki // 2)) for ki in k)
-        common = dict(kernel_size=k, stride=_ints(draw, nd, 1, 3), padding=p,
-                      ceil_mode=draw(st.booleans()))
+        common = dict(
+            kernel_size=k, stride=_ints(draw, nd, 1, 3), padding=p, ceil_mode=draw(st.booleans())
+        )
         if kind == "max_pool":
-            return L.MaxPool(dilation=_ints(draw, nd, 1, 2) if not common["ceil_mode"] else 1,
-                             **common)
+            return L.MaxPool(
+                dilation=_ints(draw, nd, 1, 2) if not common["ceil_mode"] else 1, **common
+            )
         return L.AvgPool(**common)
     if kind == "pad":
         lo = -1 if not aligned else 0
@@ -192,25 +196,36 @@ def _local_maps(g):
 
 
 # ----------------------------------------------------------------- hand values
-@pytest.mark.parametrize("taps, stride, expected", [
-    ((-1, 0, 1), 1, (3, 1, 0)),
-    ((0, 2, 4), 2, (5, 2, 2)),            # kernel 3, dilation 2, no padding
-    ((-3, -2, -1, 0, 1, 2, 3), 2, (7, 2, 0)),
-    ((0, 1), 2, (2, 2, 0.5)),
-], ids=["3x3-pad1", "dilated", "7x7-s2-p3", "2x2-pool"])
+@pytest.mark.parametrize(
+    "taps, stride, expected",
+    [
+        ((-1, 0, 1), 1, (3, 1, 0)),
+        ((0, 2, 4), 2, (5, 2, 2)),  # kernel 3, dilation 2, no padding
+        ((-3, -2, -1, 0, 1, 2, 3), 2, (7, 2, 0)),
+        ((0, 1), 2, (2, 2, 0.5)),
+    ],
+    ids=["3x3-pad1", "dilated", "7x7-s2-p3", "2x2-pool"],
+)
 def test_local_recurrence_hand_values(taps, stride, expected):
     rf = apply_map(input_rf(), Local(stride, taps), 100)
     assert (rf.size, rf.jump, rf.start) == expected
 
 
 def test_transposed_conv_has_fractional_jump_and_nonzero_size():
-    g = LayerGraph.sequential((1, 16), [("down", L.Conv(1, 3, stride=2)),
-                                        ("up", L.Conv(1, 4, stride=2, padding=1, transposed=True))])
+    g = LayerGraph.sequential(
+        (1, 16),
+        [
+            ("down", L.Conv(1, 3, stride=2)),
+            ("up", L.Conv(1, 4, stride=2, padding=1, transposed=True)),
+        ],
+    )
     down, up = g.receptive_field("down")[0], g.receptive_field("up")[0]
     assert (down.size, down.jump) == (3, 2)
-    assert up.jump == 1 and up.size == 3 + 2   # two stride-2 units of the first layer
+    assert up.jump == 1 and up.size == 3 + 2  # two stride-2 units of the first layer
     assert Scatter(2, (-1, 0, 1, 2)).span() == 1
-    g2 = LayerGraph.sequential((1, 16), [("up", L.Conv(1, 4, stride=2, padding=1, transposed=True))])
+    g2 = LayerGraph.sequential(
+        (1, 16), [("up", L.Conv(1, 4, stride=2, padding=1, transposed=True))]
+    )
     assert g2.receptive_field("up")[0].jump == pytest.approx(0.5)
     assert g2.receptive_field("up")[0].size == 2
     assert g2.layer("up").kind == "conv" and "conv_transpose" in g2.table()
@@ -224,7 +239,7 @@ def test_dag_with_different_jumps_is_reported_not_merged():
     g.add("sum", L.Add(), ["fine", "coarse"])
     rf = g.receptive_field("sum")[0]
     assert not rf.aligned and rf.jumps == (1, 2)
-    assert rf.describe() == "18/1|2"   # unit 0 of the coarse branch reads -16
+    assert rf.describe() == "18/1|2"  # unit 0 of the coarse branch reads -16
     assert "unaligned" in g.info("sum").flags
     # the exact box of a unit is still exact: fine reads 9..11, coarse reads 2*10-16 = 4
     assert g.unit_receptive_field("sum", (10,)).box == ((4, 11),)
@@ -233,8 +248,8 @@ def test_dag_with_different_jumps_is_reported_not_merged():
 def _strided_and_wide_branches(merge):
     g = LayerGraph()
     g.add_input("x", (1, 16))
-    g.add("a", L.Conv(1, 2, stride=2), "x")     # 8 units of jump 2
-    g.add("b", L.Conv(1, 9), "x")               # 8 units of jump 1
+    g.add("a", L.Conv(1, 2, stride=2), "x")  # 8 units of jump 2
+    g.add("b", L.Conv(1, 9), "x")  # 8 units of jump 1
     g.add("cat", merge, ["a", "b"])
     g.add("c", L.Conv(1, 3), "cat")
     return g
@@ -251,8 +266,9 @@ def test_layers_after_a_merge_of_different_jumps_follow_each_path(merge):
     assert g.receptive_field("c", exact=True)[0].size == 11
     queries = [("c", (i,)) for i in range(6)]
     assert gradient_boxes(g, queries) == [((i, i + 10),) for i in range(6)]
-    assert [g.unit_receptive_field(n, p).box for n, p in queries] == [((i, i + 10),)
-                                                                      for i in range(6)]
+    assert [g.unit_receptive_field(n, p).box for n, p in queries] == [
+        ((i, i + 10),) for i in range(6)
+    ]
 
 
 def test_exact_size_of_an_unaligned_field_is_its_widest_unit():
@@ -268,8 +284,11 @@ def test_exact_size_of_an_unaligned_field_is_its_widest_unit():
     assert (rf.size, rf.interval(0), rf.interval(31)) == (16, (-14, 1), (30, 48))
     assert g.receptive_field("sum", exact=True)[0].size == 19
     assert g.unit_receptive_field("sum", (31,), clip=False).box == ((30, 48),)
-    assert g.unit_receptive_field("sum", (31,)).box == ((30, 31),) == gradient_boxes(
-        g, [("sum", (31,))])[0]
+    assert (
+        g.unit_receptive_field("sum", (31,)).box
+        == ((30, 31),)
+        == gradient_boxes(g, [("sum", (31,))])[0]
+    )
 
 
 def test_global_reach_layers_give_global_fields():
@@ -339,18 +358,24 @@ def test_exact_size_is_the_largest_unclipped_unit_box(g):
 
 @pytest.mark.parametrize("width, expected", [(7, ((0, 6),)), (8, ((0, 6),))])
 def test_linear_units_read_what_the_flattened_map_read(width, expected):
-    g = LayerGraph.sequential((2, width), [("sub", L.Conv(3, 1, stride=2)), ("flat", L.Flatten()),
-                                            ("fc", L.Linear(4))])
+    g = LayerGraph.sequential(
+        (2, width), [("sub", L.Conv(3, 1, stride=2)), ("flat", L.Flatten()), ("fc", L.Linear(4))]
+    )
     assert g.unit_receptive_field("fc").box == expected == gradient_boxes(g, [("fc", ())])[0]
     assert g.receptive_field("fc")[0].is_global
 
 
 def test_mean_over_one_axis_is_global_along_it():
-    g = LayerGraph.sequential((2, 9, 11), [("c", L.Conv(2, 3)), ("m", L.Mean(dims=2, keepdim=True))])
+    g = LayerGraph.sequential(
+        (2, 9, 11), [("c", L.Conv(2, 3)), ("m", L.Mean(dims=2, keepdim=True))]
+    )
     rows, cols = g.receptive_field("m")
     assert (rows.size, rows.is_global, cols.is_global) == (3, False, True)
-    assert g.unit_receptive_field("m", (3, 0)).box == ((3, 5), (0, 10)) == gradient_boxes(
-        g, [("m", (3, 0))])[0]
+    assert (
+        g.unit_receptive_field("m", (3, 0)).box
+        == ((3, 5), (0, 10))
+        == gradient_boxes(g, [("m", (3, 0))])[0]
+    )
 
 
 def test_linear_on_a_feature_map_mixes_only_the_last_axis():
@@ -358,15 +383,22 @@ def test_linear_on_a_feature_map_mixes_only_the_last_axis():
     rows, cols = g.receptive_field("fc")
     assert g.shape("fc") == (2, 7, 5)
     assert (rows.size, rows.is_global, cols.is_global) == (3, False, True)
-    assert g.unit_receptive_field("fc", (2, 4)).box == ((2, 4), (0, 10)) == gradient_boxes(
-        g, [("fc", (2, 4))])[0]
+    assert (
+        g.unit_receptive_field("fc", (2, 4)).box
+        == ((2, 4), (0, 10))
+        == gradient_boxes(g, [("fc", (2, 4))])[0]
+    )
 
 
-@pytest.mark.parametrize("size, mode, expected", [
-    (2, "nearest", [(0, 0), (3, 3)]),          # floor(3 o): no centring shift
-    (2, "linear", [(1, 1), (4, 4)]),           # 3 o + 1 is an integer: one position
-    (3, "linear", [(0, 1), (2, 3), (4, 5)]),   # 2 o + 1/2: two positions
-], ids=["nearest-3", "linear-3", "linear-2"])
+@pytest.mark.parametrize(
+    "size, mode, expected",
+    [
+        (2, "nearest", [(0, 0), (3, 3)]),  # floor(3 o): no centring shift
+        (2, "linear", [(1, 1), (4, 4)]),  # 3 o + 1 is an integer: one position
+        (3, "linear", [(0, 1), (2, 3), (4, 5)]),  # 2 o + 1/2: two positions
+    ],
+    ids=["nearest-3", "linear-3", "linear-2"],
+)
 def test_size_based_downsampling_records_match_the_units(size, mode, expected):
     g = LayerGraph.sequential((1, 6), [("u", L.Upsample(size=size, mode=mode))])
     rf = g.receptive_field("u")[0]

@@ -7,9 +7,9 @@ Seed examples on gradients, identities, layer graphs and derivations have their 
 import numpy as np
 import pytest
 import scipy.signal
+from oracle import torch_conv
 
 import convalgebra as ca
-from oracle import torch_conv
 
 
 @pytest.mark.parametrize("stride, width", [(1, 5), (2, 3), (3, 2)])
@@ -22,7 +22,9 @@ def test_1_stride_3_does_not_tile_and_says_which_column_is_never_read():
     spec = ca.ConvSpec((1, 7), 1, 3, stride=3)
     assert spec.output_shape == (1, 2)  # floor((7 - 3) / 3) + 1: the third window does not fit
     assert not spec.tiles_input
-    assert "not tiling: input positions never read, per axis: ((6,),)" in ca.report.matrix_report(spec)
+    assert "not tiling: input positions never read, per axis: ((6,),)" in ca.report.matrix_report(
+        spec
+    )
     assert spec.unread_inputs == ((6,),)
 
 
@@ -64,12 +66,17 @@ def test_11_edge_detection_values_equal_scipy_correlation():
 
 def test_12_separable_kernel_parameter_counts():
     full = ca.ConvSpec((1, 9, 9), 1, (5, 5), bias=False)
-    rows, cols = ca.ConvSpec((1, 9, 9), 1, (5, 1), bias=False), ca.ConvSpec((1, 5, 9), 1, (1, 5), bias=False)
+    rows, cols = (
+        ca.ConvSpec((1, 9, 9), 1, (5, 1), bias=False),
+        ca.ConvSpec((1, 5, 9), 1, (1, 5), bias=False),
+    )
     assert (full.n_params, rows.n_params + cols.n_params) == (25, 10)
 
 
 def test_14_cross_correlation_of_the_5x5_image():
-    image = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]])
+    image = np.array(
+        [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]]
+    )
     kernel = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
     spec = ca.ConvSpec((1, 5, 5), 1, 3)
     out = (ca.conv_matrix(spec, kernel[None, None]) @ image.ravel()).reshape(3, 3)

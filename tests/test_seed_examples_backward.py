@@ -18,16 +18,24 @@ def _sum(pairs):
 
 
 # z_o = sum_t w_t a_(top-left of patch o + offset of tap t), typed out from the example
-PATCH = {1: [1, 2, 3, 6, 7, 8, 11, 12, 13],
-         2: [3, 4, 5, 8, 9, 10, 13, 14, 15],
-         3: [11, 12, 13, 16, 17, 18, 21, 22, 23],
-         4: [13, 14, 15, 18, 19, 20, 23, 24, 25]}
+PATCH = {
+    1: [1, 2, 3, 6, 7, 8, 11, 12, 13],
+    2: [3, 4, 5, 8, 9, 10, 13, 14, 15],
+    3: [11, 12, 13, 16, 17, 18, 21, 22, 23],
+    4: [13, 14, 15, 18, 19, 20, 23, 24, 25],
+}
 
 # dL/dw_t as printed in the example (a_i of each output's patch times dL/dz_o)
 WEIGHT_GRADIENT = {
-    1: [1, 3, 11, 13], 2: [2, 4, 12, 14], 3: [3, 5, 13, 15],
-    4: [6, 8, 16, 18], 5: [7, 9, 17, 19], 6: [8, 10, 18, 20],
-    7: [11, 13, 21, 23], 8: [12, 14, 22, 24], 9: [13, 15, 23, 25],
+    1: [1, 3, 11, 13],
+    2: [2, 4, 12, 14],
+    3: [3, 5, 13, 15],
+    4: [6, 8, 16, 18],
+    5: [7, 9, 17, 19],
+    6: [8, 10, 18, 20],
+    7: [11, 13, 21, 23],
+    8: [12, 14, 22, 24],
+    9: [13, 15, 23, 25],
 }
 
 
@@ -60,7 +68,12 @@ def test_kernel_gradients_eq_9_11(backward, t):
 def test_input_gradient_of_a13_eq_9_13(backward):
     eq = backward["dL/da13"]
     assert eq.rhs == w[9] * dz[1] + w[7] * dz[2] + w[3] * dz[3] + w[1] * dz[4]
-    assert backward.factors("dL/da13") == ((w[9], dz[1]), (w[7], dz[2]), (w[3], dz[3]), (w[1], dz[4]))
+    assert backward.factors("dL/da13") == (
+        (w[9], dz[1]),
+        (w[7], dz[2]),
+        (w[3], dz[3]),
+        (w[1], dz[4]),
+    )
 
 
 def test_input_gradient_is_the_matrix_transpose(backward):
@@ -85,9 +98,16 @@ def test_general_formulas_agree(backward):
 
 def test_numbers_match_the_numeric_gradients(backward):
     rng = np.random.default_rng(17)
-    x, weight, g = rng.integers(-5, 6, (1, 5, 5)), rng.integers(-5, 6, (1, 1, 3, 3)), rng.integers(-5, 6, (1, 2, 2))
-    values = {**dict(zip(a.values(), x.ravel().tolist())), **dict(zip(w.values(), weight.ravel().tolist())),
-              **dict(zip(dz.values(), g.ravel().tolist()))}
+    x, weight, g = (
+        rng.integers(-5, 6, (1, 5, 5)),
+        rng.integers(-5, 6, (1, 1, 3, 3)),
+        rng.integers(-5, 6, (1, 2, 2)),
+    )
+    values = {
+        **dict(zip(a.values(), x.ravel().tolist())),
+        **dict(zip(w.values(), weight.ravel().tolist())),
+        **dict(zip(dz.values(), g.ravel().tolist())),
+    }
     dw = [int(eq.rhs.xreplace(values)) for eq in backward.weight_gradient]
     assert dw == ca.weight_gradient(SPEC, x, g).ravel().tolist()
     da = [int(eq.rhs.xreplace(values)) for eq in backward.input_gradient]

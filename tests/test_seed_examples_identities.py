@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.signal
 import sympy
-
 from oracle import torch_conv
 
 import convalgebra as ca
@@ -62,7 +61,7 @@ def test_22_translation_circular_exact_zero_padding_border():
     circ = ca.ConvSpec((1, 5, 5), 1, 3, padding=1, padding_mode="circular")
     assert check("translation_equivariance", circ, shift=1, axis=1).holds
     zero = ca.ConvSpec((1, 5, 5), 1, 3, padding=1)
-    r = check("translation_equivariance", zero, shift=1, axis=1)   # I'(x, y) = I(x − 1, y)
+    r = check("translation_equivariance", zero, shift=1, axis=1)  # I'(x, y) = I(x − 1, y)
     assert not r.holds
     assert set(r.failing_positions) == {(0, row, col) for row in range(5) for col in (0, 4)}
     ce = r.counterexample
@@ -77,7 +76,7 @@ def test_22_translation_circular_exact_zero_padding_border():
 
 def test_22_stride_only_multiples():
     spec = ca.ConvSpec((1, 8, 8), 1, 2, stride=2, padding_mode="circular")
-    assert check("translation_equivariance", spec, shift=2, axis=0).holds      # output moves by 1
+    assert check("translation_equivariance", spec, shift=2, axis=0).holds  # output moves by 1
     assert not check("translation_equivariance", spec, shift=1, axis=0).holds
 
 
@@ -92,8 +91,10 @@ def test_22_rotation_and_scaling():
     w = np.array([[[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]])
     assert check("rotation_equivariance", spec, weight=w).holds
     x = np.random.default_rng(0).standard_normal((1, 5, 5))
-    assert np.allclose(torch_conv(spec, np.rot90(x, axes=(1, 2)).copy(), w).numpy(),
-                       np.rot90(torch_conv(spec, x, w).numpy(), axes=(1, 2)))
+    assert np.allclose(
+        torch_conv(spec, np.rot90(x, axes=(1, 2)).copy(), w).numpy(),
+        np.rot90(torch_conv(spec, x, w).numpy(), axes=(1, 2)),
+    )
     assert not check("scale_equivariance", ca.ConvSpec((1, 4, 4), 1, 3, padding="same")).holds
 
 
@@ -105,9 +106,9 @@ def test_23_multichannel_layers_commute_only_for_special_kernels():
     r = check("layer_commutativity", s, s)
     assert not r.holds and "channel-mixing" in r.reason
     w1 = np.array([[1, 1], [0, 1]]).reshape(2, 2, 1, 1)
-    w2 = np.array([[1, 0], [1, 1]]).reshape(2, 2, 1, 1)   # W1 W2 = [[2,1],[1,1]] ≠ [[1,1],[1,2]]
+    w2 = np.array([[1, 0], [1, 1]]).reshape(2, 2, 1, 1)  # W1 W2 = [[2,1],[1,1]] ≠ [[1,1],[1,2]]
     assert not check("layer_commutativity", s, s, weight1=w1, weight2=w2).holds
-    w3 = 2 * np.eye(2).reshape(2, 2, 1, 1) + w1           # a polynomial in W1 commutes with it
+    w3 = 2 * np.eye(2).reshape(2, 2, 1, 1) + w1  # a polynomial in W1 commutes with it
     assert check("layer_commutativity", s, s, weight1=w1, weight2=w3).holds
 
 
@@ -133,7 +134,9 @@ def test_25_one_by_one_is_kronecker_and_fc_is_a_convolution():
 def test_26_composition_is_one_convolution():
     s1 = ca.ConvSpec((1, 6), 1, 2)
     s2 = ca.ConvSpec(s1.output_shape, 1, 2)
-    assert composed_kernel(s1, s2, [[[1, 2]]], [[[3, 4]]]).tolist() == [[[3, 10, 8]]]  # 1·3, 1·4+2·3, 2·4
+    assert composed_kernel(s1, s2, [[[1, 2]]], [[[3, 4]]]).tolist() == [
+        [[3, 10, 8]]
+    ]  # 1·3, 1·4+2·3, 2·4
     assert check("composition", s1, s2).holds
     x = np.arange(6.0)
     two = torch_conv(s2, torch_conv(s1, x[None], [[[1, 2]]]), [[[3, 4]]]).numpy()

@@ -3,19 +3,30 @@
 import numpy as np
 import pytest
 from hypothesis import given
-
-import convalgebra as ca
 from oracle import torch
 from strategies import conv_specs
 
+import convalgebra as ca
 
-@given(conv_specs(transposed=None, modes=("zeros", "circular", "reflect", "replicate"), symmetric=True,
-                  bias=None))
+
+@given(
+    conv_specs(
+        transposed=None,
+        modes=("zeros", "circular", "reflect", "replicate"),
+        symmetric=True,
+        bias=None,
+    )
+)
 def test_param_count_and_weight_shape_equal_torch_modules(spec):
     nd = spec.ndim
     cls = getattr(torch.nn, f"ConvTranspose{nd}d" if spec.transposed else f"Conv{nd}d")
-    kwargs = dict(stride=spec.stride, padding=tuple(b for b, _ in spec.padding),
-                  dilation=spec.dilation, groups=spec.groups, bias=spec.bias)
+    kwargs = dict(
+        stride=spec.stride,
+        padding=tuple(b for b, _ in spec.padding),
+        dilation=spec.dilation,
+        groups=spec.groups,
+        bias=spec.bias,
+    )
     if spec.transposed:
         kwargs["output_padding"] = spec.output_padding
     else:
@@ -75,44 +86,114 @@ def test_spec_is_hashable_and_normalised():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(input_shape=(4, 8), out_channels=6, kernel_size=3, groups=3), ca.ConvAlgebraError,
-         r"groups=3 does not divide in_channels=4"),
-        (dict(input_shape=(3, 8), out_channels=4, kernel_size=3, groups=3), ca.ConvAlgebraError,
-         r"groups=3 does not divide out_channels=4"),
+        (
+            dict(input_shape=(4, 8), out_channels=6, kernel_size=3, groups=3),
+            ca.ConvAlgebraError,
+            r"groups=3 does not divide in_channels=4",
+        ),
+        (
+            dict(input_shape=(3, 8), out_channels=4, kernel_size=3, groups=3),
+            ca.ConvAlgebraError,
+            r"groups=3 does not divide out_channels=4",
+        ),
         (dict(input_shape=(0, 8), out_channels=1, kernel_size=3), ca.ConvAlgebraError, "positive"),
-        (dict(input_shape=(1, 8), out_channels=0, kernel_size=3), ca.ConvAlgebraError,
-         r"out_channels must be a positive integer, got 0"),
-        (dict(input_shape=(1, 8), out_channels=1, kernel_size=0), ca.ConvAlgebraError, "kernel_size"),
-        (dict(input_shape=(1, 8), out_channels=1, kernel_size=3, stride=0), ca.ConvAlgebraError,
-         r"stride must be a positive integer"),
+        (
+            dict(input_shape=(1, 8), out_channels=0, kernel_size=3),
+            ca.ConvAlgebraError,
+            r"out_channels must be a positive integer, got 0",
+        ),
+        (
+            dict(input_shape=(1, 8), out_channels=1, kernel_size=0),
+            ca.ConvAlgebraError,
+            "kernel_size",
+        ),
+        (
+            dict(input_shape=(1, 8), out_channels=1, kernel_size=3, stride=0),
+            ca.ConvAlgebraError,
+            r"stride must be a positive integer",
+        ),
         (dict(input_shape=(1, 8), out_channels=1, kernel_size=3, stride=1.5), TypeError, "stride"),
-        (dict(input_shape=(1, 4), out_channels=1, kernel_size=6), ca.ConvAlgebraError,
-         r"kernel extent 6 .* larger than the padded input 4"),
-        (dict(input_shape=(1, 4), out_channels=1, kernel_size=3, dilation=2), ca.ConvAlgebraError,
-         r"kernel extent 5"),
-        (dict(input_shape=(1, 4), out_channels=1, kernel_size=3, padding=4, padding_mode="reflect"),
-         ca.ConvAlgebraError, r"reflect padding \(4, 4\) must be smaller than the input size 4"),
-        (dict(input_shape=(1, 4), out_channels=1, kernel_size=3, padding=5, padding_mode="circular"),
-         ca.ConvAlgebraError, "wrap around"),
-        (dict(input_shape=(1, 8), out_channels=1, kernel_size=3, stride=2, padding="same"),
-         ca.ConvAlgebraError, r"'same' is not supported for strided"),
-        (dict(input_shape=(1, 8), out_channels=1, kernel_size=3, padding="half"), ca.ConvAlgebraError,
-         "padding must be"),
-        (dict(input_shape=(1, 8), out_channels=1, kernel_size=3, padding=-1), ca.ConvAlgebraError,
-         "non-negative"),
-        (dict(input_shape=(1, 8), out_channels=1, kernel_size=3, padding_mode="mirror"),
-         ca.ConvAlgebraError, "padding_mode must be one of"),
-        (dict(input_shape=(1, 4), out_channels=1, kernel_size=3, stride=2, transposed=True,
-              output_padding=2), ca.ConvAlgebraError, "output_padding=.* smaller than either stride"),
-        (dict(input_shape=(1, 4), out_channels=1, kernel_size=3, output_padding=1),
-         ca.ConvAlgebraError, "only meaningful with transposed"),
-        (dict(input_shape=(1, 2), out_channels=1, kernel_size=1, padding=2, transposed=True),
-         ca.ConvAlgebraError, "not positive"),
-        (dict(input_shape=(1, 2, 2, 2, 2), out_channels=1, kernel_size=1), ca.ConvAlgebraError,
-         "1, 2 or 3 spatial"),
+        (
+            dict(input_shape=(1, 4), out_channels=1, kernel_size=6),
+            ca.ConvAlgebraError,
+            r"kernel extent 6 .* larger than the padded input 4",
+        ),
+        (
+            dict(input_shape=(1, 4), out_channels=1, kernel_size=3, dilation=2),
+            ca.ConvAlgebraError,
+            r"kernel extent 5",
+        ),
+        (
+            dict(
+                input_shape=(1, 4), out_channels=1, kernel_size=3, padding=4, padding_mode="reflect"
+            ),
+            ca.ConvAlgebraError,
+            r"reflect padding \(4, 4\) must be smaller than the input size 4",
+        ),
+        (
+            dict(
+                input_shape=(1, 4),
+                out_channels=1,
+                kernel_size=3,
+                padding=5,
+                padding_mode="circular",
+            ),
+            ca.ConvAlgebraError,
+            "wrap around",
+        ),
+        (
+            dict(input_shape=(1, 8), out_channels=1, kernel_size=3, stride=2, padding="same"),
+            ca.ConvAlgebraError,
+            r"'same' is not supported for strided",
+        ),
+        (
+            dict(input_shape=(1, 8), out_channels=1, kernel_size=3, padding="half"),
+            ca.ConvAlgebraError,
+            "padding must be",
+        ),
+        (
+            dict(input_shape=(1, 8), out_channels=1, kernel_size=3, padding=-1),
+            ca.ConvAlgebraError,
+            "non-negative",
+        ),
+        (
+            dict(input_shape=(1, 8), out_channels=1, kernel_size=3, padding_mode="mirror"),
+            ca.ConvAlgebraError,
+            "padding_mode must be one of",
+        ),
+        (
+            dict(
+                input_shape=(1, 4),
+                out_channels=1,
+                kernel_size=3,
+                stride=2,
+                transposed=True,
+                output_padding=2,
+            ),
+            ca.ConvAlgebraError,
+            "output_padding=.* smaller than either stride",
+        ),
+        (
+            dict(input_shape=(1, 4), out_channels=1, kernel_size=3, output_padding=1),
+            ca.ConvAlgebraError,
+            "only meaningful with transposed",
+        ),
+        (
+            dict(input_shape=(1, 2), out_channels=1, kernel_size=1, padding=2, transposed=True),
+            ca.ConvAlgebraError,
+            "not positive",
+        ),
+        (
+            dict(input_shape=(1, 2, 2, 2, 2), out_channels=1, kernel_size=1),
+            ca.ConvAlgebraError,
+            "1, 2 or 3 spatial",
+        ),
         (dict(input_shape="3x32x32", out_channels=1, kernel_size=1), TypeError, "input_shape"),
-        (dict(input_shape=(1, 8), out_channels=1, kernel_size=(3, 3)), ca.ConvAlgebraError,
-         r"kernel_size must have 1 entries"),
+        (
+            dict(input_shape=(1, 8), out_channels=1, kernel_size=(3, 3)),
+            ca.ConvAlgebraError,
+            r"kernel_size must have 1 entries",
+        ),
         (dict(input_shape=(1, 8), out_channels=1, kernel_size=3, bias="yes"), TypeError, "bias"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
@@ -173,19 +254,38 @@ def test_tile_larger_than_output_is_rejected():
     assert ConvSpec((1, 5), 1, 3, tile=3).weight_shape == (3, 1, 1, 3)  # == output size is fine
 
 
-@pytest.mark.parametrize("table", [5, [[1, "0"], [0, 1]], [[2, 0], [0, 1]], [[-1, 0], [0, 1]],
-                                   [[1, 0.5], [0, 1]], [1, 0], [[[1]]]])
+@pytest.mark.parametrize(
+    "table",
+    [
+        5,
+        [[1, "0"], [0, 1]],
+        [[2, 0], [0, 1]],
+        [[-1, 0], [0, 1]],
+        [[1, 0.5], [0, 1]],
+        [1, 0],
+        [[[1]]],
+    ],
+)
 def test_bad_channel_tables_name_the_parameter(table):
     with pytest.raises(ConvAlgebraError, match="channel_table"):
         ConvSpec((2, 5), 2, 3, channel_table=table)
 
 
 def test_good_channel_tables_are_accepted():
-    for table in ([[1, 0], [1, 1]], np.array([[True, False], [True, True]]), ((True, 0), (1, True))):
-        assert ConvSpec((2, 5), 2, 3, channel_table=table).channel_table == ((True, False), (True, True))
+    for table in (
+        [[1, 0], [1, 1]],
+        np.array([[True, False], [True, True]]),
+        ((True, 0), (1, True)),
+    ):
+        assert ConvSpec((2, 5), 2, 3, channel_table=table).channel_table == (
+            (True, False),
+            (True, True),
+        )
 
 
-@pytest.mark.parametrize("kwargs", [dict(padding_mode="reflect", padding=1), dict(padding=((0, 1),))])
+@pytest.mark.parametrize(
+    "kwargs", [dict(padding_mode="reflect", padding=1), dict(padding=((0, 1),))]
+)
 def test_describe_marks_transposed_specs_without_torch_equivalent(kwargs):
     spec = ConvSpec((1, 5), 1, 3, transposed=True, **kwargs)
     assert spec.describe().endswith("# transpose of the forward conv; no torch equivalent")

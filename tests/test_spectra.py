@@ -27,14 +27,12 @@ LANCZOS = 1e-6
 # every example builds and decomposes a dense matrix: fewer examples than the profile's
 FEW = settings(max_examples=min(settings.default.max_examples, 30))
 # tiling circular specs are drawn partly by rejection (the output must tile the input)
-FILTERED = settings(FEW, suppress_health_check=[HealthCheck.filter_too_much,
-                                                HealthCheck.too_slow])
+FILTERED = settings(FEW, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 
 
 def torch_dense(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
     """Torch's layer applied to every one-hot input: the dense matrix, (n_out, n_in)."""
-    if spec.transposed and (spec.padding_mode != "zeros"
-                            or any(b != a for b, a in spec.padding)):
+    if spec.transposed and (spec.padding_mode != "zeros" or any(b != a for b, a in spec.padding)):
         # the definition of such a transposed layer: the transpose of its forward's matrix,
         # restricted to the forward outputs it has (output_padding can leave some out)
         fwd = spec.forward
@@ -52,13 +50,24 @@ def torch_dense(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
     nd = spec.ndim
     if spec.transposed:
         y = getattr(F, f"conv_transpose{nd}d")(
-            x, wt, stride=spec.stride, padding=tuple(b for b, _ in spec.padding),
-            output_padding=spec.output_padding, groups=spec.groups, dilation=spec.dilation)
+            x,
+            wt,
+            stride=spec.stride,
+            padding=tuple(b for b, _ in spec.padding),
+            output_padding=spec.output_padding,
+            groups=spec.groups,
+            dilation=spec.dilation,
+        )
     else:
         pads = [p for b, a in reversed(spec.padding) for p in (b, a)]
         mode = "constant" if spec.padding_mode == "zeros" else spec.padding_mode
-        y = getattr(F, f"conv{nd}d")(F.pad(x, pads, mode=mode), wt, stride=spec.stride,
-                                     dilation=spec.dilation, groups=spec.groups)
+        y = getattr(F, f"conv{nd}d")(
+            F.pad(x, pads, mode=mode),
+            wt,
+            stride=spec.stride,
+            dilation=spec.dilation,
+            groups=spec.groups,
+        )
     return y.reshape(n_in, -1).T.numpy()
 
 
@@ -91,24 +100,47 @@ def tiling_circular_specs(draw, transposed: bool | None = None, table: bool = Fa
     is_t = draw(st.booleans()) if transposed is None else transposed
     channel_table = None
     if table:
-        rows = draw(st.lists(st.lists(st.booleans(), min_size=cin, max_size=cin),
-                             min_size=cout, max_size=cout))
+        rows = draw(
+            st.lists(
+                st.lists(st.booleans(), min_size=cin, max_size=cin), min_size=cout, max_size=cout
+            )
+        )
         channel_table = [[v or j == i % cin for j, v in enumerate(r)] for i, r in enumerate(rows)]
     try:
-        spec = ConvSpec((cin, *sizes), cout, tuple(kernel), stride=tuple(stride),
-                        padding=tuple(padding), dilation=tuple(dilation), groups=groups,
-                        padding_mode="circular", flip=draw(st.booleans()),
-                        channel_table=channel_table)
+        spec = ConvSpec(
+            (cin, *sizes),
+            cout,
+            tuple(kernel),
+            stride=tuple(stride),
+            padding=tuple(padding),
+            dilation=tuple(dilation),
+            groups=groups,
+            padding_mode="circular",
+            flip=draw(st.booleans()),
+            channel_table=channel_table,
+        )
     except ConvAlgebraError:
         assume(False)
     assume(fft_applies(spec))
     if is_t:
-        extra = tuple((n + b + a - d * (k - 1) - 1) % s for n, (b, a), k, d, s in
-                      zip(sizes, padding, kernel, dilation, stride, strict=True))
+        extra = tuple(
+            (n + b + a - d * (k - 1) - 1) % s
+            for n, (b, a), k, d, s in zip(sizes, padding, kernel, dilation, stride, strict=True)
+        )
         try:
-            spec = ConvSpec(spec.output_shape, spec.in_channels, spec.kernel_size, spec.stride,
-                            spec.padding, spec.dilation, spec.groups, "circular",
-                            transposed=True, output_padding=extra, flip=spec.flip)
+            spec = ConvSpec(
+                spec.output_shape,
+                spec.in_channels,
+                spec.kernel_size,
+                spec.stride,
+                spec.padding,
+                spec.dilation,
+                spec.groups,
+                "circular",
+                transposed=True,
+                output_padding=extra,
+                flip=spec.flip,
+            )
         except ConvAlgebraError:
             assume(False)
         assume(spec.forward.input_shape[1:] == tuple(sizes) and fft_applies(spec))
@@ -240,8 +272,7 @@ def test_tiled_layer_exact_norm_by_lanczos():
 def test_hand_checked_circular_values():
     # circulant of [1, 2, 1] on 4 points: |1 + 2 w + w^2| = |1 + w|^2 = 4, 2, 0, 2
     spec = ConvSpec((1, 4), 1, 3, padding=1, padding_mode="circular")
-    np.testing.assert_allclose(singular_values(spec, [[[1.0, 2.0, 1.0]]]), [4, 2, 2, 0],
-                               atol=1e-12)
+    np.testing.assert_allclose(singular_values(spec, [[[1.0, 2.0, 1.0]]]), [4, 2, 2, 0], atol=1e-12)
 
 
 # ------------------------------------------------------------------------ errors
@@ -251,9 +282,11 @@ def test_dense_budget_refusal_names_size_and_alternatives():
         singular_values(spec, np.ones(spec.weight_shape), max_bytes=10**6)
 
 
-@pytest.mark.parametrize("k, error", [(0, ConvAlgebraError), (99, ConvAlgebraError),
-                                      (1.5, TypeError), (True, TypeError)],
-                         ids=["zero", "too-many", "float", "bool"])
+@pytest.mark.parametrize(
+    "k, error",
+    [(0, ConvAlgebraError), (99, ConvAlgebraError), (1.5, TypeError), (True, TypeError)],
+    ids=["zero", "too-many", "float", "bool"],
+)
 def test_bad_k(k, error):
     spec = ConvSpec((1, 5), 1, 3)
     with pytest.raises(error, match="k must be"):
@@ -270,12 +303,16 @@ def test_bad_method_and_spec():
         upper_bounds(spec, np.ones(3))
 
 
-@pytest.mark.parametrize("options, error, message", [
-    ({"tol": -1.0}, ConvAlgebraError, "tol must be in"),
-    ({"tol": "small"}, TypeError, "tol must be a real"),
-    ({"max_bytes": 0}, ConvAlgebraError, "max_bytes must be"),
-    ({"max_bytes": 1.5}, TypeError, "max_bytes must be"),
-], ids=["negative-tol", "text-tol", "zero-bytes", "float-bytes"])
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"tol": -1.0}, ConvAlgebraError, "tol must be in"),
+        ({"tol": "small"}, TypeError, "tol must be a real"),
+        ({"max_bytes": 0}, ConvAlgebraError, "max_bytes must be"),
+        ({"max_bytes": 1.5}, TypeError, "max_bytes must be"),
+    ],
+    ids=["negative-tol", "text-tol", "zero-bytes", "float-bytes"],
+)
 def test_bad_options(options, error, message):
     spec = ConvSpec((1, 5), 1, 3)
     with pytest.raises(error, match=message):

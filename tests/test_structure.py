@@ -31,7 +31,10 @@ def test_scipy_circulant_is_recognised(n, seed):
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**31))
 def test_block_toeplitz_of_toeplitz_blocks(n_blocks, size, seed):
     rng = np.random.default_rng(seed)
-    blocks = [sla.toeplitz(rng.integers(1, 9, size), rng.integers(1, 9, size)) for _ in range(2 * n_blocks - 1)]
+    blocks = [
+        sla.toeplitz(rng.integers(1, 9, size), rng.integers(1, 9, size))
+        for _ in range(2 * n_blocks - 1)
+    ]
     grid = [[blocks[j - i + n_blocks - 1] for j in range(n_blocks)] for i in range(n_blocks)]
     m = np.block(grid)
     assert ca.is_block_toeplitz(m, (size, size))
@@ -45,8 +48,14 @@ def test_block_toeplitz_of_toeplitz_blocks(n_blocks, size, seed):
         (ca.ConvSpec((1, 6), 1, 3, padding=1, padding_mode="circular"), "circulant"),
         (ca.ConvSpec((1, 5, 6), 1, 3, padding=1), "doubly block Toeplitz"),
         (ca.ConvSpec((1, 5, 6), 1, (3, 2), padding="valid"), "doubly block Toeplitz"),
-        (ca.ConvSpec((1, 5, 5), 1, 3, padding=1, padding_mode="circular"), "doubly block circulant"),
-        (ca.ConvSpec((1, 3, 4, 4), 1, 3, padding=1, padding_mode="circular"), "triply block circulant"),
+        (
+            ca.ConvSpec((1, 5, 5), 1, 3, padding=1, padding_mode="circular"),
+            "doubly block circulant",
+        ),
+        (
+            ca.ConvSpec((1, 3, 4, 4), 1, 3, padding=1, padding_mode="circular"),
+            "triply block circulant",
+        ),
         (ca.ConvSpec((2, 5, 5), 3, 3, padding=1), "block matrix of doubly block Toeplitz blocks"),
         (ca.ConvSpec((1, 7), 1, 3, stride=2), "general (strided)"),
         (ca.ConvSpec((1, 7), 1, 3, padding=1, padding_mode="reflect"), "general"),

@@ -4,10 +4,10 @@ import numpy as np
 import sympy
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.symbolic import input_symbols, symbolic_output, weight_symbols
-from strategies import conv_specs
 
 
 @given(conv_specs(ndims=(1, 2), transposed=None, max_size=5, max_channels=2), st.integers(0, 2**31))
@@ -15,7 +15,9 @@ def test_symbolic_matrix_substituted_equals_numeric_matrix(spec, seed):
     rng = np.random.default_rng(seed)
     w = rng.integers(-4, 5, spec.weight_shape)
     symbols = weight_symbols(spec).ravel()
-    m = ca.symbolic_matrix(spec).xreplace(dict(zip(symbols, map(sympy.Integer, w.ravel().tolist()))))
+    m = ca.symbolic_matrix(spec).xreplace(
+        dict(zip(symbols, map(sympy.Integer, w.ravel().tolist())))
+    )
     numeric = ca.conv_matrix(spec, w).toarray()
     assert np.array_equal(np.array(m.tolist(), dtype=np.int64), numeric)
 
@@ -27,7 +29,9 @@ def test_symbolic_output_is_the_matrix_times_the_input(spec, seed):
     x = rng.integers(-4, 5, spec.input_shape)
     subs = dict(zip(weight_symbols(spec).ravel(), map(sympy.Integer, w.ravel().tolist())))
     subs.update(zip(input_symbols(spec).ravel(), map(sympy.Integer, x.ravel().tolist())))
-    out = np.array([sympy.sympify(e).xreplace(subs) for e in symbolic_output(spec).ravel()], dtype=np.int64)
+    out = np.array(
+        [sympy.sympify(e).xreplace(subs) for e in symbolic_output(spec).ravel()], dtype=np.int64
+    )
     assert np.array_equal(out, ca.conv_matrix(spec, w) @ x.ravel())
 
 
@@ -47,6 +51,6 @@ def test_doubly_block_circulant_matrix_with_symbolic_kernel():
     w = sympy.symbols("w1:10")
     # row 0 is output (0, 0): taps (-1,-1)..(1,1) wrap to rows 2, 0, 1 and columns 2, 0, 1
     assert list(m.row(0)) == [w[4], w[5], w[3], w[7], w[8], w[6], w[1], w[2], w[0]]
-    blocks = [m[3 * i: 3 * i + 3, 3 * j: 3 * j + 3] for i in range(3) for j in range(3)]
-    assert blocks[0] == blocks[4] == blocks[8]      # block circulant: C0 on the diagonal
-    assert blocks[1] == blocks[5] == blocks[6]      # C1 one block to the right, wrapping
+    blocks = [m[3 * i : 3 * i + 3, 3 * j : 3 * j + 3] for i in range(3) for j in range(3)]
+    assert blocks[0] == blocks[4] == blocks[8]  # block circulant: C0 on the diagonal
+    assert blocks[1] == blocks[5] == blocks[6]  # C1 one block to the right, wrapping

@@ -18,8 +18,10 @@ from convalgebra.symbolic.spectra import spectrum_blocks, symbolic_singular_valu
 
 TOL = 1e-9
 # sympy per example: a dozen drawn layers per test (rejection-drawn, as in test_spectra)
-FEW = settings(max_examples=min(settings.default.max_examples, 12),
-               suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+FEW = settings(
+    max_examples=min(settings.default.max_examples, 12),
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+)
 
 
 def small(spec: ConvSpec) -> bool:
@@ -38,9 +40,16 @@ def substitute(spec: ConvSpec, values: np.ndarray) -> dict:
 @given(st.data())
 def test_symbolic_blocks_give_the_dense_singular_values(data):
     spec = data.draw(tiling_circular_specs().filter(small))
-    w = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=math.prod(spec.weight_shape),
-                                    max_size=math.prod(spec.weight_shape))),
-                 dtype=float).reshape(spec.weight_shape)
+    w = np.array(
+        data.draw(
+            st.lists(
+                st.integers(-3, 3),
+                min_size=math.prod(spec.weight_shape),
+                max_size=math.prod(spec.weight_shape),
+            )
+        ),
+        dtype=float,
+    ).reshape(spec.weight_shape)
     subs = substitute(spec, w)
     values = []
     for _, blocks in spectrum_blocks(spec):
@@ -52,8 +61,9 @@ def test_symbolic_blocks_give_the_dense_singular_values(data):
     np.testing.assert_allclose(got, want, atol=TOL * max(want[0], 1.0), rtol=0)
     if all(min(b.shape) == 1 for _, bs in spectrum_blocks(spec) for b in bs):
         closed = [float(v.subs(subs)) for v in symbolic_singular_values(spec)]
-        np.testing.assert_allclose(np.sort(closed)[::-1], want, atol=TOL * max(want[0], 1.0),
-                                   rtol=0)
+        np.testing.assert_allclose(
+            np.sort(closed)[::-1], want, atol=TOL * max(want[0], 1.0), rtol=0
+        )
 
 
 @FEW
@@ -69,8 +79,11 @@ def test_hand_checked_closed_form():
     spec = ConvSpec((1, 4), 1, 2, padding=((0, 1),), padding_mode="circular")
     w1, w2 = weight_symbols(spec).ravel()
     assert symbolic_singular_values(spec) == [
-        sympy.Abs(w1 + w2), sympy.sqrt(w1**2 + w2**2), sympy.Abs(w1 - w2),
-        sympy.sqrt(w1**2 + w2**2)]
+        sympy.Abs(w1 + w2),
+        sympy.sqrt(w1**2 + w2**2),
+        sympy.Abs(w1 - w2),
+        sympy.sqrt(w1**2 + w2**2),
+    ]
 
 
 def test_refusals():

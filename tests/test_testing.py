@@ -1,19 +1,19 @@
 """dottest: the adjoint test itself, and every conv_operator path at sizes never stored."""
 
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 import convalgebra as ca
-from convalgebra.transpose import transpose_spec
 from convalgebra.testing import DotTestResult, dottest
+from convalgebra.transpose import transpose_spec
 
 
 def _broken(matrix, wrong):
-    return LinearOperator(matrix.shape, matvec=lambda v: matrix @ v, rmatvec=lambda v: wrong.T @ v,
-                          dtype=matrix.dtype)
+    return LinearOperator(
+        matrix.shape, matvec=lambda v: matrix @ v, rmatvec=lambda v: wrong.T @ v, dtype=matrix.dtype
+    )
 
 
 # ------------------------------------------------------------------------ the test itself
@@ -92,8 +92,9 @@ def test_str_reports_the_worst_error():
 # -------------------------------------------- every conv_operator path, large and unstored
 def _large(**options):
     shape = options.pop("input_shape", (3, 256, 256))
-    return ca.ConvSpec(shape, options.pop("out_channels", 8), options.pop("kernel_size", 3),
-                       **options)
+    return ca.ConvSpec(
+        shape, options.pop("out_channels", 8), options.pop("kernel_size", 3), **options
+    )
 
 
 LARGE = {
@@ -106,8 +107,14 @@ LARGE = {
     "flip": _large(padding="same", flip=True),
     "1d": _large(input_shape=(3, 65536), kernel_size=5, stride=2, padding=2),
     "3d": _large(input_shape=(3, 40, 40, 40), kernel_size=3, padding=1, padding_mode="circular"),
-    "transposed": _large(input_shape=(8, 128, 128), out_channels=3, stride=2, padding=1,
-                         output_padding=1, transposed=True),
+    "transposed": _large(
+        input_shape=(8, 128, 128),
+        out_channels=3,
+        stride=2,
+        padding=1,
+        output_padding=1,
+        transposed=True,
+    ),
     "transposed-reflect": transpose_spec(_large(stride=2, padding=1, padding_mode="reflect")),
     "tiled": _large(input_shape=(3, 64, 64), tile=2, padding=1),
 }
@@ -143,6 +150,10 @@ def test_dottest_of_the_kernel_jacobian_catches_a_wrong_weight_gradient():
     spec = LARGE["zeros"]
     x = np.random.default_rng(1).standard_normal(spec.input_shape)
     good = _kernel_jacobian_operator(spec, x)
-    flipped = LinearOperator(good.shape, matvec=good.matvec, dtype=np.float64,
-                             rmatvec=lambda g: good.rmatvec(g).reshape(spec.weight_shape)[..., ::-1, :].ravel())
+    flipped = LinearOperator(
+        good.shape,
+        matvec=good.matvec,
+        dtype=np.float64,
+        rmatvec=lambda g: good.rmatvec(g).reshape(spec.weight_shape)[..., ::-1, :].ravel(),
+    )
     assert not dottest(flipped, raise_error=False)

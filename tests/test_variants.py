@@ -7,18 +7,24 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import convalgebra as ca
 from oracle import F, torch, torch_conv
 from strategies import conv_specs
+
+import convalgebra as ca
 
 
 def _tiled_reference(spec, x, w):
     """Ordinary torch convolution with each tile's kernel, picked per output position."""
     base = ca.ConvSpec(
-        spec.input_shape, spec.out_channels, spec.kernel_size, stride=spec.stride,
-        padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
-        padding_mode=spec.padding_mode, flip=spec.flip,
+        spec.input_shape,
+        spec.out_channels,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        padding_mode=spec.padding_mode,
+        flip=spec.flip,
     )
     out = np.zeros(base.output_shape)
     grids = np.meshgrid(*[np.arange(n) for n in base.output_shape[1:]], indexing="ij")
@@ -34,9 +40,18 @@ def _tiled_reference(spec, x, w):
 @given(conv_specs(ndims=(1, 2), modes=("zeros", "reflect", "circular")), st.data())
 def test_tiled_matches_per_tile_torch_convolutions(spec, data):
     tile = tuple(data.draw(st.integers(1, n)) for n in spec.output_shape[1:])
-    tiled = ca.tiled(spec.input_shape, spec.out_channels, spec.kernel_size, tile,
-                     stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
-                     groups=spec.groups, padding_mode=spec.padding_mode, flip=spec.flip)
+    tiled = ca.tiled(
+        spec.input_shape,
+        spec.out_channels,
+        spec.kernel_size,
+        tile,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        padding_mode=spec.padding_mode,
+        flip=spec.flip,
+    )
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     w = rng.integers(-4, 5, tiled.weight_shape).astype(float)
     x = rng.integers(-4, 5, tiled.input_shape).astype(float)
@@ -67,17 +82,30 @@ def test_channel_table_equals_masked_torch_convolution(spec, data):
     table = np.array(cells).reshape(c_out, c_in)
     table[np.arange(c_out), np.arange(c_out) % c_in] = True
     restricted = ca.ConvSpec(
-        spec.input_shape, c_out, spec.kernel_size, stride=spec.stride, padding=spec.padding,
-        dilation=spec.dilation, padding_mode=spec.padding_mode, flip=spec.flip,
+        spec.input_shape,
+        c_out,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        padding_mode=spec.padding_mode,
+        flip=spec.flip,
         channel_table=table.tolist(),
     )
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     w = rng.integers(-4, 5, restricted.weight_shape).astype(float)
     x = rng.integers(-4, 5, restricted.input_shape).astype(float)
     masked = w * table.reshape(table.shape + (1,) * spec.ndim)
-    plain = ca.ConvSpec(restricted.input_shape, c_out, spec.kernel_size, stride=spec.stride,
-                        padding=spec.padding, dilation=spec.dilation,
-                        padding_mode=spec.padding_mode, flip=spec.flip)
+    plain = ca.ConvSpec(
+        restricted.input_shape,
+        c_out,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        padding_mode=spec.padding_mode,
+        flip=spec.flip,
+    )
     expected = torch_conv(plain, x, masked).numpy()
     assert np.array_equal(ca.conv_matrix(restricted, w) @ x.ravel(), expected.ravel())
     assert restricted.n_weights == table.sum() * math.prod(spec.kernel_size)
@@ -85,9 +113,24 @@ def test_channel_table_equals_masked_torch_convolution(spec, data):
 
 def test_lenet5_c3_connection_table_parameters():
     # LeCun et al. 1998, table 1: C3 reads 60 (input map, output map) pairs of 5x5 kernels
-    cols = [(0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
-            (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
-            (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5)]
+    cols = [
+        (0, 1, 2),
+        (1, 2, 3),
+        (2, 3, 4),
+        (3, 4, 5),
+        (0, 4, 5),
+        (0, 1, 5),
+        (0, 1, 2, 3),
+        (1, 2, 3, 4),
+        (2, 3, 4, 5),
+        (0, 3, 4, 5),
+        (0, 1, 4, 5),
+        (0, 1, 2, 5),
+        (0, 1, 3, 4),
+        (1, 2, 4, 5),
+        (0, 2, 3, 5),
+        (0, 1, 2, 3, 4, 5),
+    ]
     table = [[ci in c for ci in range(6)] for c in cols]
     spec = ca.ConvSpec((6, 14, 14), 16, 5, channel_table=table)
     assert spec.n_params == 1516
@@ -95,12 +138,12 @@ def test_lenet5_c3_connection_table_parameters():
 
 
 pool_params = st.tuples(
-    st.integers(1, 3),                       # channels
-    st.sampled_from([1, 2, 3]),              # spatial dims
-    st.integers(1, 3),                       # kernel
-    st.integers(1, 3),                       # stride
-    st.booleans(),                           # ceil_mode
-    st.booleans(),                           # count_include_pad
+    st.integers(1, 3),  # channels
+    st.sampled_from([1, 2, 3]),  # spatial dims
+    st.integers(1, 3),  # kernel
+    st.integers(1, 3),  # stride
+    st.booleans(),  # ceil_mode
+    st.booleans(),  # count_include_pad
 )
 
 
@@ -156,7 +199,9 @@ def test_variant_bad_input(call, message):
         call()
 
 
-@pytest.mark.parametrize("kernel, padding, dilation", [(3, 2, 2), (3, 1, 2), (4, 2, 1), (3, 2, 1), (2, 1, 3), (5, 3, 1)])
+@pytest.mark.parametrize(
+    "kernel, padding, dilation", [(3, 2, 2), (3, 1, 2), (4, 2, 1), (3, 2, 1), (2, 1, 3), (5, 3, 1)]
+)
 def test_pool_padding_rule_is_torchs(kernel, padding, dilation):
     x = np.zeros((1, 12, 12))
     try:

@@ -9,10 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
+
 from convalgebra import ConvAlgebraError, macs, param_count, zoo
 from convalgebra.network.graph import LayerGraph, buffer_count
-
-from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
 
 # torchvision's published parameter counts and GFLOPS (which are multiply-accumulates)
 PUBLISHED = {
@@ -56,11 +56,20 @@ def test_resnet_receptive_fields_follow_torchvision_stride_placement():
     assert zoo.resnet18().receptive_field("features")[0].jump == 32
 
 
-@pytest.mark.parametrize("name, shape", [
-    ("lenet5", (16, 5, 5)), ("alexnet", (256, 6, 6)), ("vgg16", (512, 7, 7)),
-    ("resnet18", (512, 7, 7)), ("resnet50", (2048, 7, 7)), ("resnet152", (2048, 7, 7)),
-    ("mobilenet_v2", (1280, 7, 7)), ("inception_v3", (2048, 8, 8)), ("unet", (64, 388, 388)),
-])
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("lenet5", (16, 5, 5)),
+        ("alexnet", (256, 6, 6)),
+        ("vgg16", (512, 7, 7)),
+        ("resnet18", (512, 7, 7)),
+        ("resnet50", (2048, 7, 7)),
+        ("resnet152", (2048, 7, 7)),
+        ("mobilenet_v2", (1280, 7, 7)),
+        ("inception_v3", (2048, 8, 8)),
+        ("unet", (64, 388, 388)),
+    ],
+)
 def test_features_node_holds_the_last_spatial_map(name, shape):
     assert zoo.get(name).shape("features") == shape
 
@@ -119,7 +128,7 @@ def test_torch_execution_agrees_on_shapes_params_buffers_and_flops(name, shape):
 def _probe_nodes(g, count=3):
     spatial = [n for n in g.nodes[1:] if len(g.shape(n)) == 3 and g.shape(n)[1] > 1]
     step = max(1, len(spatial) // count)
-    return spatial[step - 1::step][:count]
+    return spatial[step - 1 :: step][:count]
 
 
 # vgg16 and resnet50 repeat the blocks of alexnet and resnet18 (and cost the most to run)
@@ -149,8 +158,19 @@ def test_unet_unit_boxes_equal_gradient_support():
 
 
 def test_get_and_names():
-    assert zoo.names() == sorted(["lenet5", "alexnet", "vgg16", "resnet18", "resnet50",
-                                  "resnet152", "mobilenet_v2", "inception_v3", "unet"])
+    assert zoo.names() == sorted(
+        [
+            "lenet5",
+            "alexnet",
+            "vgg16",
+            "resnet18",
+            "resnet50",
+            "resnet152",
+            "mobilenet_v2",
+            "inception_v3",
+            "unet",
+        ]
+    )
     assert zoo.get("resnet18", (3, 64, 64)).shape("features") == (512, 2, 2)
     with pytest.raises(ConvAlgebraError, match="unknown model 'resnet19'"):
         zoo.get("resnet19")
@@ -162,10 +182,15 @@ def test_small_inputs_that_collapse_name_the_layer():
 
 
 @pytest.mark.parametrize("name", zoo.names())
-@pytest.mark.parametrize("shape", [(3, 224), (3, 64, 64, 64), (224, 224)], ids=["1d", "3d", "no-channels"])
+@pytest.mark.parametrize(
+    "shape", [(3, 224), (3, 64, 64, 64), (224, 224)], ids=["1d", "3d", "no-channels"]
+)
 def test_a_zoo_model_at_the_wrong_rank_is_refused(name, shape):
-    with pytest.raises(ConvAlgebraError, match=rf"{name} takes an image input \(C, H, W\).*"
-                                               rf"got {re.escape(str(shape))}"):
+    with pytest.raises(
+        ConvAlgebraError,
+        match=rf"{name} takes an image input \(C, H, W\).*"
+        rf"got {re.escape(str(shape))}",
+    ):
         zoo.get(name, shape)
 
 

@@ -18,10 +18,32 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
-_IDENTITY = {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "sigmoid", "sigmoid_", "tanh",
-             "tanh_", "gelu", "silu", "silu_", "hardswish", "hardswish_", "hardsigmoid",
-             "hardsigmoid_", "leaky_relu", "leaky_relu_", "elu", "elu_", "softplus", "mish",
-             "mish_", "_hardswish"}
+_IDENTITY = {
+    "relu",
+    "relu_",
+    "relu6",
+    "hardtanh",
+    "hardtanh_",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "gelu",
+    "silu",
+    "silu_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "leaky_relu",
+    "leaky_relu_",
+    "elu",
+    "elu_",
+    "softplus",
+    "mish",
+    "mish_",
+    "_hardswish",
+}
 
 
 class Linearise(TorchFunctionMode):
@@ -34,16 +56,25 @@ class Linearise(TorchFunctionMode):
             return args[0]
         if "max_pool" in name and "adaptive" not in name:
             keys = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
-            b = {**dict(zip(keys, args[1:], strict=False)), **{k: v for k, v in kwargs.items() if k in keys}}
+            b = {
+                **dict(zip(keys, args[1:], strict=False)),
+                **{k: v for k, v in kwargs.items() if k in keys},
+            }
             n = args[0].dim() - 2
             pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[n - 1]
-            return pool(args[0], b["kernel_size"], b.get("stride") or None, b.get("padding", 0),
-                        bool(b.get("ceil_mode", False)))
+            return pool(
+                args[0],
+                b["kernel_size"],
+                b.get("stride") or None,
+                b.get("padding", 0),
+                bool(b.get("ceil_mode", False)),
+            )
         if "adaptive_max_pool" in name:
             n = args[0].dim() - 2
             size = args[1] if len(args) > 1 else kwargs["output_size"]
-            return (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
-                    F.adaptive_avg_pool3d)[n - 1](args[0], size)
+            return (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[n - 1](
+                args[0], size
+            )
         return func(*args, **kwargs)
 
 
@@ -75,8 +106,10 @@ def positive_copy(model):
 
 def _keep_first(seen: dict, name: str):
     """A forward hook keeping a module's first output (returns None: output unchanged)."""
+
     def hook(module, inputs, result):
         seen.setdefault(name, result)
+
     return hook
 
 
@@ -91,7 +124,7 @@ def probe_boxes(model, shape, requests: dict, batch: int = 16) -> dict:
     names = list(requests)
     out = {}
     for start in range(0, len(names), batch):
-        chunk = names[start:start + batch]
+        chunk = names[start : start + batch]
         seen: dict = {}
         hooks = [modules[n].register_forward_hook(_keep_first(seen, n)) for n in chunk]
         x = (torch.rand(len(chunk), *shape, dtype=torch.float64) + 0.5).requires_grad_()

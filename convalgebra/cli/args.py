@@ -169,28 +169,77 @@ def add_spec_arguments(parser: argparse.ArgumentParser, *, required: bool = True
         "layer (PyTorch's Conv/ConvTranspose arguments)",
         "SHAPE is C x spatial sizes, e.g. 3x32x32; per-axis values are written 3x5 or 3,5.",
     )
-    group.add_argument("--in", dest="input_shape", type=parse_shape, required=required,
-                       metavar="SHAPE", help="input shape C_in x spatial, e.g. 1x5x5 or 3x32x32")
-    group.add_argument("--out", dest="out_channels", type=int, default=1, metavar="C",
-                       help="output channels (default 1)")
-    group.add_argument("-k", "--kernel", dest="kernel_size", type=parse_ints,
-                       required=required, metavar="K", help="kernel size, e.g. 3 or 3x5")
-    group.add_argument("-s", "--stride", type=parse_ints, default=None, metavar="S",
-                       help="stride (default 1; for pooling laws, the window)")
-    group.add_argument("-p", "--padding", type=parse_padding, default=0, metavar="P",
-                       help="same|valid|full, 1, 1x2 per axis, 0:1 (before:after), 0:1x1:0")
+    group.add_argument(
+        "--in",
+        dest="input_shape",
+        type=parse_shape,
+        required=required,
+        metavar="SHAPE",
+        help="input shape C_in x spatial, e.g. 1x5x5 or 3x32x32",
+    )
+    group.add_argument(
+        "--out",
+        dest="out_channels",
+        type=int,
+        default=1,
+        metavar="C",
+        help="output channels (default 1)",
+    )
+    group.add_argument(
+        "-k",
+        "--kernel",
+        dest="kernel_size",
+        type=parse_ints,
+        required=required,
+        metavar="K",
+        help="kernel size, e.g. 3 or 3x5",
+    )
+    group.add_argument(
+        "-s",
+        "--stride",
+        type=parse_ints,
+        default=None,
+        metavar="S",
+        help="stride (default 1; for pooling laws, the window)",
+    )
+    group.add_argument(
+        "-p",
+        "--padding",
+        type=parse_padding,
+        default=0,
+        metavar="P",
+        help="same|valid|full, 1, 1x2 per axis, 0:1 (before:after), 0:1x1:0",
+    )
     group.add_argument("-d", "--dilation", type=parse_ints, default=1, metavar="D")
     group.add_argument("-g", "--groups", type=int, default=1, metavar="G")
-    group.add_argument("--mode", dest="padding_mode", choices=PADDING_MODES, default="zeros",
-                       help="padding mode (default zeros)")
+    group.add_argument(
+        "--mode",
+        dest="padding_mode",
+        choices=PADDING_MODES,
+        default="zeros",
+        help="padding mode (default zeros)",
+    )
     group.add_argument("--transposed", action="store_true", help="transposed convolution")
-    group.add_argument("--output-padding", type=parse_ints, default=0, metavar="OP",
-                       help="extra output size of a transposed convolution")
-    group.add_argument("--flip", action="store_true",
-                       help="true convolution (flipped kernel) instead of cross-correlation")
+    group.add_argument(
+        "--output-padding",
+        type=parse_ints,
+        default=0,
+        metavar="OP",
+        help="extra output size of a transposed convolution",
+    )
+    group.add_argument(
+        "--flip",
+        action="store_true",
+        help="true convolution (flipped kernel) instead of cross-correlation",
+    )
     group.add_argument("--no-bias", dest="bias", action="store_false", help="no bias term")
-    group.add_argument("--tile", type=parse_ints, default=None, metavar="T",
-                       help="tiled convolution with T kernels per axis (eq. 9.10)")
+    group.add_argument(
+        "--tile",
+        type=parse_ints,
+        default=None,
+        metavar="T",
+        help="tiled convolution with T kernels per axis (eq. 9.10)",
+    )
 
 
 def spec_from_args(ns: argparse.Namespace) -> ConvSpec:
@@ -200,9 +249,19 @@ def spec_from_args(ns: argparse.Namespace) -> ConvSpec:
         padding = (padding[1],) * (len(ns.input_shape) - 1)
     stride = 1 if ns.stride is None else ns.stride
     return ConvSpec(
-        ns.input_shape, ns.out_channels, ns.kernel_size, stride=stride, padding=padding,
-        dilation=ns.dilation, groups=ns.groups, padding_mode=ns.padding_mode, bias=ns.bias,
-        transposed=ns.transposed, output_padding=ns.output_padding, flip=ns.flip, tile=ns.tile,
+        ns.input_shape,
+        ns.out_channels,
+        ns.kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=ns.dilation,
+        groups=ns.groups,
+        padding_mode=ns.padding_mode,
+        bias=ns.bias,
+        transposed=ns.transposed,
+        output_padding=ns.output_padding,
+        flip=ns.flip,
+        tile=ns.tile,
     )
 
 
@@ -236,7 +295,9 @@ class _QuietParser(argparse.ArgumentParser):
         raise ConvAlgebraError(message)
 
 
-def make_weight(text: str, spec: ConvSpec, seed: int = 0, name: str = "weight") -> np.ndarray | None:
+def make_weight(
+    text: str, spec: ConvSpec, seed: int = 0, name: str = "weight"
+) -> np.ndarray | None:
     """A numeric array of ``spec.weight_shape`` (or ``None`` for ``symbolic``).
 
     ``arange`` is 1, 2, ..., n (entry k is weight number k, so the matrix shows which weight

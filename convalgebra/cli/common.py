@@ -83,11 +83,15 @@ def _read_graph_file(path: Path):
     try:
         return LayerGraph.from_file(path)
     except OSError as exc:
-        raise ConvAlgebraError(f"cannot read model file {shown(str(path))}: {exc.strerror or exc}") from None
+        raise ConvAlgebraError(
+            f"cannot read model file {shown(str(path))}: {exc.strerror or exc}"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConvAlgebraError(f"cannot parse {shown(str(path))} as JSON: {exc}") from None
     except UnicodeDecodeError:
-        raise ConvAlgebraError(f"cannot read model file {shown(str(path))}: not a text file") from None
+        raise ConvAlgebraError(
+            f"cannot read model file {shown(str(path))}: not a text file"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - yaml's errors are not ValueErrors
         if type(exc).__module__.split(".")[0] != "yaml":
             raise
@@ -103,8 +107,10 @@ def _read_graph_file(path: Path):
 def _with_input(graph, shape: tuple[int, ...], name: str):
     spec = graph.to_spec()
     if len(spec["inputs"]) != 1:
-        raise ConvAlgebraError(f"--input needs a graph with one input; {name} has "
-                               f"{len(spec['inputs'])}: {sorted(spec['inputs'])}")
+        raise ConvAlgebraError(
+            f"--input needs a graph with one input; {name} has "
+            f"{len(spec['inputs'])}: {sorted(spec['inputs'])}"
+        )
     spec["inputs"] = {next(iter(spec["inputs"])): list(shape)}
     return type(graph).from_spec(spec)
 
@@ -130,5 +136,3 @@ def load_model(model: str, input_shape: tuple[int, ...] | None = None):
             "or package.module:attr with --in SHAPE)"
         )
     return zoo.get(model, input_shape)
-
-

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Result, check_suffix, library_module, load_model
-from .args import make_array, make_weight, parse_spec_string, spec_from_args
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from .args import make_array, make_weight, parse_spec_string, spec_from_args
+from .common import Result, check_suffix, library_module, load_model
 
 __all__ = ["MAIN_EPILOG", "check", "derive", "grad", "matrix", "spectrum"]
 
@@ -62,13 +62,12 @@ def _matrix_bytes(spec: ConvSpec, weight, path: Path) -> bytes:
     if path.suffix == ".npz":
         scipy.sparse.save_npz(buffer, scipy.sparse.csr_matrix(m))
     else:
-        scipy.io.mmwrite(buffer, scipy.sparse.coo_matrix(m),
-                         comment=f" {spec.describe()}")
+        scipy.io.mmwrite(buffer, scipy.sparse.coo_matrix(m), comment=f" {spec.describe()}")
     return buffer.getvalue()
 
 
-MATRIX_MAX_TERMS = 20_000_000   # non-zeros of the largest matrix `convalgebra matrix` builds
-SYMBOLIC_MAX_TERMS = 50_000     # above this, entries are shown as weight numbers
+MATRIX_MAX_TERMS = 20_000_000  # non-zeros of the largest matrix `convalgebra matrix` builds
+SYMBOLIC_MAX_TERMS = 50_000  # above this, entries are shown as weight numbers
 
 
 def matrix(ns: argparse.Namespace) -> Result:
@@ -89,8 +88,10 @@ def matrix(ns: argparse.Namespace) -> Result:
     note = ""
     if weight is None and spec.macs > SYMBOLIC_MAX_TERMS:
         weight = make_weight("arange", spec)
-        note = (f"\n(entries are weight numbers: k stands for w{{k}}; symbolic entries are "
-                f"shown for layers up to {SYMBOLIC_MAX_TERMS:,} MACs)")
+        note = (
+            f"\n(entries are weight numbers: k stands for w{{k}}; symbolic entries are "
+            f"shown for layers up to {SYMBOLIC_MAX_TERMS:,} MACs)"
+        )
     text = matrix_report(spec, weight, symbolic=weight is None, max_size=ns.max_size) + note
     files: dict[Path, bytes] = {}
     if ns.save is not None:
@@ -127,11 +128,17 @@ def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     bw = symbolic_backward(spec)
     titles = {
         "forward": ("forward", bw.forward, "each output as a sum of products (eq. 9.7/9.8)"),
-        "weight": ("kernel gradient", bw.weight_gradient,
-                   "dL/dw = J(a)^T dL/dz: a sum over outputs (eq. 9.11)"),
+        "weight": (
+            "kernel gradient",
+            bw.weight_gradient,
+            "dL/dw = J(a)^T dL/dz: a sum over outputs (eq. 9.11)",
+        ),
         "bias": ("bias gradient", bw.bias_gradient, "dL/db = sum of dL/dz over its channel"),
-        "input": ("input gradient", bw.input_gradient,
-                  "dL/da = M^T dL/dz: a sum over kernel taps (eq. 9.13)"),
+        "input": (
+            "input gradient",
+            bw.input_gradient,
+            "dL/da = M^T dL/dz: a sum over kernel taps (eq. 9.13)",
+        ),
     }
     lines = [spec.describe()]
     for key in ns.show:
@@ -141,10 +148,14 @@ def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     if ns.general:
         formulas = bw.general()
         verdict = "agree" if bw.check_general(formulas) else "DISAGREE"
-        lines += ["", "general formulas (1-based, as in the book):",
-                  f"  eq. 9.8:  {formulas.forward}", f"  eq. 9.11: {formulas.weight_gradient}",
-                  f"  eq. 9.13: {formulas.input_gradient}",
-                  f"  instantiated at these sizes, they {verdict} with the equations above"]
+        lines += [
+            "",
+            "general formulas (1-based, as in the book):",
+            f"  eq. 9.8:  {formulas.forward}",
+            f"  eq. 9.11: {formulas.weight_gradient}",
+            f"  eq. 9.13: {formulas.input_gradient}",
+            f"  instantiated at these sizes, they {verdict} with the equations above",
+        ]
     return "\n".join(lines)
 
 
@@ -158,11 +169,21 @@ def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     g = make_array(ns.grad_output, spec.output_shape, ns.seed + 2, "--grad-output")
     if x is None or g is None:
         raise ConvAlgebraError("--numeric needs numeric --data and --grad-output")
-    blocks = {"weight": ("dL/dw = J(x)^T g", weight_gradient(spec, x, g)),
-              "bias": ("dL/db", bias_gradient(spec, g) if spec.bias else None),
-              "input": ("dL/dx = M(w)^T g", input_gradient(spec, weight, g))}
-    lines = [spec.describe(), "", f"weight {spec.weight_shape}:", _array(weight),
-             f"x {spec.input_shape}:", _array(x), f"g = dL/dz {spec.output_shape}:", _array(g)]
+    blocks = {
+        "weight": ("dL/dw = J(x)^T g", weight_gradient(spec, x, g)),
+        "bias": ("dL/db", bias_gradient(spec, g) if spec.bias else None),
+        "input": ("dL/dx = M(w)^T g", input_gradient(spec, weight, g)),
+    }
+    lines = [
+        spec.describe(),
+        "",
+        f"weight {spec.weight_shape}:",
+        _array(weight),
+        f"x {spec.input_shape}:",
+        _array(x),
+        f"g = dL/dz {spec.output_shape}:",
+        _array(g),
+    ]
     for key in ns.show:
         if key in blocks:
             label, value = blocks[key]
@@ -183,8 +204,15 @@ def grad(ns: argparse.Namespace) -> Result:
 
 
 # ------------------------------------------------------------------------------ check
-_FLAGS = {"k": "--turns", "shift": "--shift", "axis": "--axis", "factor": "--factor",
-          "direction": "--direction", "weight": "--weight", "weight1": "--weight"}
+_FLAGS = {
+    "k": "--turns",
+    "shift": "--shift",
+    "axis": "--axis",
+    "factor": "--factor",
+    "direction": "--direction",
+    "weight": "--weight",
+    "weight1": "--weight",
+}
 PROOF_LAWS = ("translation_equivariance", "commutativity")  # all-size proofs without a layer
 POOL_LAWS = ("max_pool_invariance", "avg_pool_equivariance")
 
@@ -193,11 +221,18 @@ def _law_options(ns: argparse.Namespace, law, spec: ConvSpec | None) -> dict:
     import inspect
 
     accepted = inspect.signature(law).parameters
-    given = {"shift": ns.shift, "axis": ns.axis, "k": ns.turns, "factor": ns.factor,
-             "direction": ns.direction}
+    given = {
+        "shift": ns.shift,
+        "axis": ns.axis,
+        "k": ns.turns,
+        "factor": ns.factor,
+        "direction": ns.direction,
+    }
     options = {k: v for k, v in given.items() if v is not None}
     if ns.weight is not None and spec is not None:
-        options["weight1" if "weight1" in accepted else "weight"] = make_weight(ns.weight, spec, ns.seed)
+        options["weight1" if "weight1" in accepted else "weight"] = make_weight(
+            ns.weight, spec, ns.seed
+        )
     refused = sorted({_FLAGS[k] for k in options if k not in accepted})
     if refused:
         raise ConvAlgebraError(f"{law.__name__} does not take {', '.join(refused)}")
@@ -208,8 +243,11 @@ def _pool_arguments(ns: argparse.Namespace, law) -> tuple[list, dict]:
     """Pooling laws take an input (or its shape) and the window, not a ConvSpec."""
     if ns.input_shape is None:
         raise ConvAlgebraError(f"{law.__name__} needs --in SHAPE (and -k, -s, -p for the window)")
-    first = (make_array(ns.data or "random", ns.input_shape, ns.seed, "--data")
-             if law.__name__ == "max_pool_invariance" else ns.input_shape)
+    first = (
+        make_array(ns.data or "random", ns.input_shape, ns.seed, "--data")
+        if law.__name__ == "max_pool_invariance"
+        else ns.input_shape
+    )
     options = {"kernel_size": ns.kernel_size or 2, "stride": ns.stride, "padding": ns.padding}
     if ns.padding in ("same", "valid", "full") or isinstance(ns.padding, tuple):
         raise ConvAlgebraError("pooling laws take an integer padding -p N")
@@ -252,9 +290,13 @@ def derive(ns: argparse.Namespace) -> Result:
         obj = load_model(ns.model, ns.input)
     else:
         obj = _spec(ns, "derive")
-    limits = {k: v for k, v in (("max_rows", ns.max_rows), ("max_cols", ns.max_cols)) if v is not None}
+    limits = {
+        k: v for k, v in (("max_rows", ns.max_rows), ("max_cols", ns.max_cols)) if v is not None
+    }
     if limits and ns.what not in ("matrix", "backward"):
-        raise ConvAlgebraError(f"derive: --max-rows/--max-cols apply to matrix and backward, not {ns.what!r}")
+        raise ConvAlgebraError(
+            f"derive: --max-rows/--max-cols apply to matrix and backward, not {ns.what!r}"
+        )
     derivation = derive_module.derive(ns.what, obj, **limits)
     if ns.format == "latex":
         text = derivation.to_latex(standalone=ns.standalone)
@@ -264,8 +306,10 @@ def derive(ns: argparse.Namespace) -> Result:
     if ns.output is None:
         return Result(text, files)
     data = text if text.endswith("\n") else text + "\n"
-    return Result(f"wrote {ns.output} ({ns.format}, {len(data.splitlines())} lines)",
-                  {ns.output: data.encode("utf-8"), **files})
+    return Result(
+        f"wrote {ns.output} ({ns.format}, {len(data.splitlines())} lines)",
+        {ns.output: data.encode("utf-8"), **files},
+    )
 
 
 def _figure(ns: argparse.Namespace, obj) -> dict:
@@ -273,7 +317,9 @@ def _figure(ns: argparse.Namespace, obj) -> dict:
     from ..figures import conv_gif, conv_tikz
 
     if not isinstance(obj, ConvSpec):
-        raise ConvAlgebraError("derive: --figure draws one layer; give the layer flags, not --model")
+        raise ConvAlgebraError(
+            "derive: --figure draws one layer; give the layer flags, not --model"
+        )
     suffix = ns.figure.suffix.lower()
     if suffix == ".tex":
         return {ns.figure: (conv_tikz(obj) + "\n").encode("utf-8")}
@@ -300,14 +346,23 @@ def spectrum(ns: argparse.Namespace) -> Result:
     spec = _spec(ns, "spectrum")
     weight = make_weight(ns.weight or "random", spec, ns.seed)
     if weight is None:
-        raise ConvAlgebraError("spectrum needs numbers: --weight random, arange, ones, 1,0,-1 "
-                               "or a file (not symbolic)")
+        raise ConvAlgebraError(
+            "spectrum needs numbers: --weight random, arange, ones, 1,0,-1 or a file (not symbolic)"
+        )
     values = spectra.singular_values(spec, weight, k=ns.largest)
-    route = ("DFT blocks (circular, output tiles the input)" if spectra.fft_applies(spec)
-             else "Lanczos on the matrix-free operator" if ns.largest else "dense SVD")
+    route = (
+        "DFT blocks (circular, output tiles the input)"
+        if spectra.fft_applies(spec)
+        else "Lanczos on the matrix-free operator"
+        if ns.largest
+        else "dense SVD"
+    )
     rows, cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
-    lines = [spec.describe(), f"matrix {rows:,} x {cols:,}; {values.size:,} singular values "
-             f"by {route}", f"largest: {_values_line(values, ns.show)}"]
+    lines = [
+        spec.describe(),
+        f"matrix {rows:,} x {cols:,}; {values.size:,} singular values by {route}",
+        f"largest: {_values_line(values, ns.show)}",
+    ]
     if ns.largest is None:
         smallest = float(values[-1])
         cond = float(values[0]) / smallest if smallest > 0 else math.inf

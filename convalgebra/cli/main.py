@@ -17,11 +17,11 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..errors import ConvAlgebraError, MissingExtraError
 from . import layer_commands as commands
-from .common import NotAvailableError
 from . import network_commands as network
 from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
-from ..errors import ConvAlgebraError, MissingExtraError
+from .common import NotAvailableError
 from .files import STDOUT, write_files
 
 __all__ = ["main", "build_parser"]
@@ -42,37 +42,57 @@ class _Parser(argparse.ArgumentParser):
 
 def _sub(subparsers, name: str, help_: str, description: str, examples: str):
     parser = subparsers.add_parser(
-        name, help=help_, description=description,
+        name,
+        help=help_,
+        description=description,
         epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.strip().splitlines()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback on errors")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the full traceback on errors",
+    )
     return parser
 
 
 def _force_argument(parser) -> None:
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite existing output files (regular files only; '-' writes "
-                        "to standard output)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite existing output files (regular files only; '-' writes to standard output)",
+    )
 
 
 def _model_arguments(parser, *, default_model: bool, short_in: bool = False) -> None:
     parser.add_argument(
-        "model", nargs="?", default=None, metavar="MODEL|FILE",
+        "model",
+        nargs="?",
+        default=None,
+        metavar="MODEL|FILE",
         help="a zoo name (see --list), a JSON/YAML graph file, or a PyTorch model as "
         "path/to/file.py:factory or package.module:attr, optionally with literal arguments "
-        "'file.py:make(3, width=2)' (needs --in)" + (" (default resnet18)" if default_model else ""),
+        "'file.py:make(3, width=2)' (needs --in)"
+        + (" (default resnet18)" if default_model else ""),
     )
     flags = ("--input", "--in") if short_in else ("--input",)
-    parser.add_argument(*flags, dest="input", type=parse_shape, default=None, metavar="SHAPE",
-                        help="input shape, e.g. 3x224x224 (default: the model's own)")
+    parser.add_argument(
+        *flags,
+        dest="input",
+        type=parse_shape,
+        default=None,
+        metavar="SHAPE",
+        help="input shape, e.g. 3x224x224 (default: the model's own)",
+    )
     parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
 
 
 def _weight_arguments(parser) -> None:
     parser.add_argument(
-        "--weight", default=None, metavar="W",
+        "--weight",
+        default=None,
+        metavar="W",
         help=f"kernel: one of {', '.join(WEIGHT_CHOICES)}, numbers like 1,0,-1, or a .npy/.txt "
         "file (arange = 1, 2, ..., n, so entry k is weight k)",
     )
@@ -80,10 +100,13 @@ def _weight_arguments(parser) -> None:
 
 
 def _add_analyze(subparsers) -> None:
-    p = _sub(subparsers, "analyze", "per-layer shapes, receptive fields, parameters, MACs",
-             "Analyse a network statically: per layer the output shape, receptive field "
-             "(size/jump), parameters and multiply-accumulates (MACs; FLOPs = 2 MACs), then totals.",
-             """
+    p = _sub(
+        subparsers,
+        "analyze",
+        "per-layer shapes, receptive fields, parameters, MACs",
+        "Analyse a network statically: per layer the output shape, receptive field "
+        "(size/jump), parameters and multiply-accumulates (MACs; FLOPs = 2 MACs), then totals.",
+        """
 convalgebra analyze                      # resnet18 at 3x224x224
 convalgebra analyze vgg16 --format markdown
 convalgebra analyze resnet50 --input 3x160x160 --format csv
@@ -91,7 +114,8 @@ convalgebra analyze mynet.yaml --format json
 convalgebra analyze mymodel.py:Net --in 3x64x64 --depth 1 --percent
 convalgebra analyze 'mymodel.py:make(3, width=2)' --in 3x64x64 --batch 32 --dtype float16
 convalgebra analyze mymodel:Net --in 3x64x64 --format csv   # package.module:attr
-convalgebra analyze --list""")
+convalgebra analyze --list""",
+    )
     _model_arguments(p, default_model=True, short_in=True)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
     _table_arguments(p)
@@ -99,15 +123,32 @@ convalgebra analyze --list""")
 
 
 def _table_arguments(parser) -> None:
-    parser.add_argument("--batch", type=_positive_int, default=1, metavar="N",
-                        help="batch size for activation memory, MACs and FLOPs (default 1)")
-    parser.add_argument("--dtype", choices=tuple(network.DTYPE_BYTES), default="float32",
-                        help="element type for memory (default float32)")
-    parser.add_argument("--depth", type=_positive_int, default=None, metavar="K",
-                        help="fold nodes into one row per module path prefix of K parts "
-                        "(layer4.2.relu -> layer4 at --depth 1)")
-    parser.add_argument("--percent", action="store_true",
-                        help="add each row's share of the total params, MACs and memory")
+    parser.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="batch size for activation memory, MACs and FLOPs (default 1)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=tuple(network.DTYPE_BYTES),
+        default="float32",
+        help="element type for memory (default float32)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="fold nodes into one row per module path prefix of K parts "
+        "(layer4.2.relu -> layer4 at --depth 1)",
+    )
+    parser.add_argument(
+        "--percent",
+        action="store_true",
+        help="add each row's share of the total params, MACs and memory",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -117,63 +158,113 @@ def _positive_int(text: str) -> int:
 
 
 def _add_export(subparsers) -> None:
-    p = _sub(subparsers, "export", "write a network as a JSON/YAML graph file",
-             "Write a network (zoo name, graph file or PyTorch model) as a declarative graph "
-             "file that every command reads back (JSON or YAML by the suffix of -o; without "
-             "-o, JSON on stdout).",
-             """
+    p = _sub(
+        subparsers,
+        "export",
+        "write a network as a JSON/YAML graph file",
+        "Write a network (zoo name, graph file or PyTorch model) as a declarative graph "
+        "file that every command reads back (JSON or YAML by the suffix of -o; without "
+        "-o, JSON on stdout).",
+        """
 convalgebra export resnet18 -o resnet18.yaml
 convalgebra export 'mymodel.py:make(3, width=2)' --in 3x64x64 -o mymodel.json
-convalgebra export mymodel:Net --in 3x32x32""")
+convalgebra export mymodel:Net --in 3x32x32""",
+    )
     _model_arguments(p, default_model=False, short_in=True)
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
-                   help="a .json, .yaml or .yml file (default: JSON on stdout)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a .json, .yaml or .yml file (default: JSON on stdout)",
+    )
     p.set_defaults(handler=network.export)
 
 
 def _add_matrix(subparsers) -> None:
-    p = _sub(subparsers, "matrix", "the matrix a layer is: shape, sparsity, structure, entries",
-             "Print the matrix M of a layer (M @ x.ravel() == conv(x).ravel()): its shape, "
-             "non-zeros, parameter sharing, structure (Toeplitz, doubly block circulant, ...) "
-             "and the entries, symbolic (w1, w2, ...) or numeric, truncated.",
-             """
+    p = _sub(
+        subparsers,
+        "matrix",
+        "the matrix a layer is: shape, sparsity, structure, entries",
+        "Print the matrix M of a layer (M @ x.ravel() == conv(x).ravel()): its shape, "
+        "non-zeros, parameter sharing, structure (Toeplitz, doubly block circulant, ...) "
+        "and the entries, symbolic (w1, w2, ...) or numeric, truncated.",
+        """
 convalgebra matrix --in 1x4x4 -k 3 -p 1 --mode circular
 convalgebra matrix --in 1x5x5 -k 3 -s 2 --weight arange --max-size 25
 convalgebra matrix --in 3x8x8 --out 4 -k 3 -p same --plot matrix.png
-convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""")
+convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""",
+    )
     add_spec_arguments(p)
     _weight_arguments(p)
-    p.add_argument("--max-size", type=int, default=16, metavar="N",
-                   help="show at most N rows and columns (default 16)")
-    p.add_argument("--save", type=Path, default=None, metavar="FILE",
-                   help="save the numeric matrix as .npz (scipy.sparse) or .mtx (Matrix Market); "
-                   "with a symbolic kernel the entries are the weight numbers (arange)")
-    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
-                   help="draw the matrix with its block boundaries (needs the plot extra)")
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=16,
+        metavar="N",
+        help="show at most N rows and columns (default 16)",
+    )
+    p.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="save the numeric matrix as .npz (scipy.sparse) or .mtx (Matrix Market); "
+        "with a symbolic kernel the entries are the weight numbers (arange)",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="draw the matrix with its block boundaries (needs the plot extra)",
+    )
     _force_argument(p)
     p.set_defaults(handler=commands.matrix)
 
 
 def _add_grad(subparsers) -> None:
-    p = _sub(subparsers, "grad", "the backward pass: kernel and input gradients as transposes",
-             "The backward pass of a layer: each dL/dw as a sum over outputs (eq. 9.11) and each "
-             "dL/da as a sum over kernel taps (M^T g, eq. 9.13), symbolic by default; with "
-             "--numeric, the gradient arrays for concrete data.",
-             """
+    p = _sub(
+        subparsers,
+        "grad",
+        "the backward pass: kernel and input gradients as transposes",
+        "The backward pass of a layer: each dL/dw as a sum over outputs (eq. 9.11) and each "
+        "dL/da as a sum over kernel taps (M^T g, eq. 9.13), symbolic by default; with "
+        "--numeric, the gradient arrays for concrete data.",
+        """
 convalgebra grad --in 1x5x5 -k 3 -s 2            # the book's strided example
-convalgebra grad --in 1x4 -k 2 --numeric --weight 1,2 --data 1,2,3,4 --grad-output 1,1,1""")
+convalgebra grad --in 1x4 -k 2 --numeric --weight 1,2 --data 1,2,3,4 --grad-output 1,1,1""",
+    )
     add_spec_arguments(p)
     _weight_arguments(p)
     p.add_argument("--numeric", action="store_true", help="numeric gradients instead of symbols")
-    p.add_argument("--show", type=_sections, default=list(commands.GRAD_SECTIONS),
-                   metavar="PARTS", help="which parts, comma separated: forward,weight,bias,input")
-    p.add_argument("--max-equations", type=int, default=12, metavar="N",
-                   help="equations shown per part (default 12, 0 = all)")
-    p.add_argument("--general", action="store_true",
-                   help="also print the book's general formulas and check them against these")
+    p.add_argument(
+        "--show",
+        type=_sections,
+        default=list(commands.GRAD_SECTIONS),
+        metavar="PARTS",
+        help="which parts, comma separated: forward,weight,bias,input",
+    )
+    p.add_argument(
+        "--max-equations",
+        type=int,
+        default=12,
+        metavar="N",
+        help="equations shown per part (default 12, 0 = all)",
+    )
+    p.add_argument(
+        "--general",
+        action="store_true",
+        help="also print the book's general formulas and check them against these",
+    )
     p.add_argument("--data", default="random", metavar="X", help="input data (default random)")
-    p.add_argument("--grad-output", default="random", metavar="G",
-                   help="upstream gradient dL/dz (default random)")
+    p.add_argument(
+        "--grad-output",
+        default="random",
+        metavar="G",
+        help="upstream gradient dL/dz (default random)",
+    )
     p.set_defaults(handler=commands.grad)
 
 
@@ -182,20 +273,24 @@ def _sections(text: str) -> list[str]:
     bad = [p for p in parts if p not in commands.GRAD_SECTIONS]
     if bad or not parts:
         raise argparse.ArgumentTypeError(
-            f"expected parts among {','.join(commands.GRAD_SECTIONS)}, got {text!r}")
+            f"expected parts among {','.join(commands.GRAD_SECTIONS)}, got {text!r}"
+        )
     return parts
 
 
 def _add_check(subparsers) -> None:
-    p = _sub(subparsers, "check", "verify an identity: holds (with the reason) or a counterexample",
-             "Check a law for a layer (or two): the verdict with its evidence, or the smallest "
-             "exact counterexample. A second layer is given with --with as quoted flags; it "
-             "runs on whatever size reaches it (layer_commutativity and composition apply "
-             "each layer to the size that arrives, as PyTorch does). Pooling laws read the "
-             "window from -k/-s/-p and the input from --in (and --data). Exit status: 0 "
-             "when the law holds, 1 when it fails, 2 for bad input, so scripts can use it "
-             "like test(1).",
-             """
+    p = _sub(
+        subparsers,
+        "check",
+        "verify an identity: holds (with the reason) or a counterexample",
+        "Check a law for a layer (or two): the verdict with its evidence, or the smallest "
+        "exact counterexample. A second layer is given with --with as quoted flags; it "
+        "runs on whatever size reaches it (layer_commutativity and composition apply "
+        "each layer to the size that arrives, as PyTorch does). Pooling laws read the "
+        "window from -k/-s/-p and the input from --in (and --data). Exit status: 0 "
+        "when the law holds, 1 when it fails, 2 for bad input, so scripts can use it "
+        "like test(1).",
+        """
 convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --mode circular
 convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1 --shift 0x1
 convalgebra check translation_equivariance --in 1x5x5 -k 3 --shift -1 --axis 1
@@ -204,130 +299,236 @@ convalgebra check commutativity                  # the index proof, for every si
 convalgebra check layer_commutativity --in 1x6 -k 3 -p 1 --mode circular --with "-k 2 -p 0:1 --mode circular"
 convalgebra check composition --in 1x9 -k 3 -s 2 --with "-k 2"
 convalgebra check max_pool_invariance --in 1x8x8 -k 2 --shift 0x1 --seed 3
-convalgebra check --list""")
+convalgebra check --list""",
+    )
     p.add_argument("law", nargs="?", help="the law to check (see --list)")
     add_spec_arguments(p, required=False)
-    p.add_argument("--with", dest="second", action="append", default=[], metavar="FLAGS",
-                   help="another layer as quoted spec flags, e.g. \"-k 3 --mode circular\"")
-    p.add_argument("--shift", type=parse_shift, default=None, metavar="SHIFT",
-                   help="translation for equivariance laws: signed, one per spatial axis "
-                   "(0x-1), or one int along --axis (--shift=-1 --axis 1)")
+    p.add_argument(
+        "--with",
+        dest="second",
+        action="append",
+        default=[],
+        metavar="FLAGS",
+        help='another layer as quoted spec flags, e.g. "-k 3 --mode circular"',
+    )
+    p.add_argument(
+        "--shift",
+        type=parse_shift,
+        default=None,
+        metavar="SHIFT",
+        help="translation for equivariance laws: signed, one per spatial axis "
+        "(0x-1), or one int along --axis (--shift=-1 --axis 1)",
+    )
     p.add_argument("--axis", type=int, default=None, help="spatial axis (flip, an int --shift)")
     p.add_argument("--turns", type=int, default=None, help="quarter turns (rotation_equivariance)")
     p.add_argument("--factor", type=int, default=None, help="scale factor (scale_equivariance)")
-    p.add_argument("--direction", choices=("up", "down"), default=None,
-                   help="scale direction (scale_equivariance)")
+    p.add_argument(
+        "--direction",
+        choices=("up", "down"),
+        default=None,
+        help="scale direction (scale_equivariance)",
+    )
     _weight_arguments(p)
-    p.add_argument("--data", default=None, metavar="X",
-                   help="the input of max_pool_invariance (default random integers)")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="X",
+        help="the input of max_pool_invariance (default random integers)",
+    )
     p.add_argument("--format", choices=("text", "markdown", "latex"), default="text")
     p.add_argument("--list", action="store_true", help="list the laws and exit")
     p.set_defaults(handler=commands.check)
 
 
 def _add_derive(subparsers) -> None:
-    p = _sub(subparsers, "derive", "a textbook derivation in LaTeX, Markdown or text",
-             "Generate a derivation from the same objects that compute the numbers: output "
-             "size, the matrix, forward and backward equations, parameters, receptive field. "
-             "WHAT=params/receptive_field also accept a model with --model.",
-             """
+    p = _sub(
+        subparsers,
+        "derive",
+        "a textbook derivation in LaTeX, Markdown or text",
+        "Generate a derivation from the same objects that compute the numbers: output "
+        "size, the matrix, forward and backward equations, parameters, receptive field. "
+        "WHAT=params/receptive_field also accept a model with --model.",
+        """
 convalgebra derive output_size --in 1x7 -k 3 -s 3
 convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
 convalgebra derive matrix --in 1x4x4 -k 3 -p 1 --mode circular --format markdown
-convalgebra derive receptive_field --model lenet5""")
-    p.add_argument("what", help="output_size, matrix, forward, backward, params, receptive_field, im2col, "
-                                "transposed (with --transposed)")
+convalgebra derive receptive_field --model lenet5""",
+    )
+    p.add_argument(
+        "what",
+        help="output_size, matrix, forward, backward, params, receptive_field, im2col, "
+        "transposed (with --transposed)",
+    )
     add_spec_arguments(p, required=False)
-    p.add_argument("--model", default=None, metavar="MODEL|FILE",
-                   help="derive for a network (zoo name or graph file) instead of one layer")
-    p.add_argument("--input", type=parse_shape, default=None, metavar="SHAPE",
-                   help="the network's input shape (with --model)")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="MODEL|FILE",
+        help="derive for a network (zoo name or graph file) instead of one layer",
+    )
+    p.add_argument(
+        "--input",
+        type=parse_shape,
+        default=None,
+        metavar="SHAPE",
+        help="the network's input shape (with --model)",
+    )
     p.add_argument("--format", choices=("latex", "markdown", "text"), default="text")
-    p.add_argument("--standalone", action="store_true",
-                   help="a complete LaTeX document (with --format latex)")
-    p.add_argument("--max-rows", type=int, default=None, metavar="N",
-                   help="matrix and backward: show at most N rows (the first N-1 and the last; "
-                        "default 32)")
-    p.add_argument("--figure", type=Path, default=None, metavar="FILE",
-                   help="also draw the layer's conv arithmetic: FILE.tex (TikZ) or FILE.gif (animation, "
-                        "needs the plot extra)")
-    p.add_argument("--max-cols", type=int, default=None, metavar="N",
-                   help="matrix and backward: show at most N columns (default 12)")
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
-                   help="write to FILE instead of printing")
+    p.add_argument(
+        "--standalone", action="store_true", help="a complete LaTeX document (with --format latex)"
+    )
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="matrix and backward: show at most N rows (the first N-1 and the last; default 32)",
+    )
+    p.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also draw the layer's conv arithmetic: FILE.tex (TikZ) or FILE.gif (animation, "
+        "needs the plot extra)",
+    )
+    p.add_argument(
+        "--max-cols",
+        type=int,
+        default=None,
+        metavar="N",
+        help="matrix and backward: show at most N columns (default 12)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write to FILE instead of printing",
+    )
     _force_argument(p)
     p.set_defaults(handler=commands.derive)
 
 
 def _add_rf(subparsers) -> None:
-    p = _sub(subparsers, "rf", "receptive fields: of a layer, of every layer of a network",
-             "Receptive fields: per layer of a network (size, jump, start), the exact input "
-             "region of one output unit (--unit), or of one layer given by its flags.",
-             """
+    p = _sub(
+        subparsers,
+        "rf",
+        "receptive fields: of a layer, of every layer of a network",
+        "Receptive fields: per layer of a network (size, jump, start), the exact input "
+        "region of one output unit (--unit), or of one layer given by its flags.",
+        """
 convalgebra rf resnet18
 convalgebra rf vgg16 --node features --unit 3x3
 convalgebra rf resnet18 --plot rf_growth.png
 convalgebra rf 'mymodel.py:make(3)' --in 3x64x64
 convalgebra rf resnet18 --input 3x64x64 --effective --plot erf.png
 convalgebra rf mymodel.py:Net --in 3x32x32 --effective --weights model
-convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""")
+convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""",
+    )
     _model_arguments(p, default_model=False)
     add_spec_arguments(p, required=False)
-    p.add_argument("--node", default=None,
-                   help="the layer to look at (default: 'features' or the last spatial one)")
-    p.add_argument("--unit", type=parse_unit, default=None, metavar="POS",
-                   help="an output position, e.g. 3x3 (0-based): print its exact input region")
+    p.add_argument(
+        "--node",
+        default=None,
+        help="the layer to look at (default: 'features' or the last spatial one)",
+    )
+    p.add_argument(
+        "--unit",
+        type=parse_unit,
+        default=None,
+        metavar="POS",
+        help="an output position, e.g. 3x3 (0-based): print its exact input region",
+    )
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
-    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
-                   help="draw the unit's field over the input grid (with --unit), otherwise "
-                   "the growth of the field along the network")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="draw the unit's field over the input grid (with --unit), otherwise "
+        "the growth of the field along the network",
+    )
     _force_argument(p)
-    p.add_argument("--effective", action="store_true",
-                   help="the effective receptive field of a unit (default the central one): "
-                   "each input pixel's weight for the network taken as linear (uniform "
-                   "weights), its size holding 95%% of the weight, and with --plot a picture "
-                   "beside the theoretical box")
-    p.add_argument("--weights", choices=("uniform", "model"), default="uniform",
-                   help="with --effective: uniform weights (default), or the PyTorch model's "
-                   "own weights (a file.py:attr or package.module:attr model)")
+    p.add_argument(
+        "--effective",
+        action="store_true",
+        help="the effective receptive field of a unit (default the central one): "
+        "each input pixel's weight for the network taken as linear (uniform "
+        "weights), its size holding 95%% of the weight, and with --plot a picture "
+        "beside the theoretical box",
+    )
+    p.add_argument(
+        "--weights",
+        choices=("uniform", "model"),
+        default="uniform",
+        help="with --effective: uniform weights (default), or the PyTorch model's "
+        "own weights (a file.py:attr or package.module:attr model)",
+    )
     p.set_defaults(handler=network.rf)
 
 
 def _add_params(subparsers) -> None:
-    p = _sub(subparsers, "params", "parameters and MACs of a layer or a network",
-             "Learnable parameters (weights, biases; buffers apart) and multiply-accumulates.",
-             """
+    p = _sub(
+        subparsers,
+        "params",
+        "parameters and MACs of a layer or a network",
+        "Learnable parameters (weights, biases; buffers apart) and multiply-accumulates.",
+        """
 convalgebra params --in 3x32x32 --out 10 -k 5 -p 2
 convalgebra params resnet50
 convalgebra params lenet5 --format markdown
-convalgebra params mymodel.py:Net --in 3x32x32 --depth 1 --percent""")
+convalgebra params mymodel.py:Net --in 3x32x32 --depth 1 --percent""",
+    )
     _model_arguments(p, default_model=False)
     add_spec_arguments(p, required=False)
     p.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
-    p.add_argument("--depth", type=_positive_int, default=None, metavar="K",
-                   help="fold nodes into one row per module path prefix of K parts")
-    p.add_argument("--percent", action="store_true",
-                   help="add each row's share of the total params and MACs")
+    p.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="fold nodes into one row per module path prefix of K parts",
+    )
+    p.add_argument(
+        "--percent", action="store_true", help="add each row's share of the total params and MACs"
+    )
     p.set_defaults(handler=network.params)
 
 
 def _add_spectrum(subparsers) -> None:
-    p = _sub(subparsers, "spectrum", "singular values and operator norm of a layer",
-             "All singular values of a layer's matrix (by the DFT for circular layers whose "
-             "output tiles the input, else a dense SVD, or the --largest by Lanczos), its "
-             "condition number and the guaranteed upper bounds on its norm.",
-             """
+    p = _sub(
+        subparsers,
+        "spectrum",
+        "singular values and operator norm of a layer",
+        "All singular values of a layer's matrix (by the DFT for circular layers whose "
+        "output tiles the input, else a dense SVD, or the --largest by Lanczos), its "
+        "condition number and the guaranteed upper bounds on its norm.",
+        """
 convalgebra spectrum --in 16x32x32 --out 16 -k 3 -p 1 --mode circular
 convalgebra spectrum --in 4x8x8 --out 4 -k 3 -p 1 --weight ones --plot spectrum.png
-convalgebra spectrum --in 4x20x20 --out 4 -k 3 -p 1 --mode reflect --largest 3""")
+convalgebra spectrum --in 4x20x20 --out 4 -k 3 -p 1 --mode reflect --largest 3""",
+    )
     add_spec_arguments(p, required=False)
     _weight_arguments(p)
-    p.add_argument("--largest", type=int, default=None, metavar="K",
-                   help="only the K largest singular values (Lanczos unless circular)")
-    p.add_argument("--show", type=int, default=10, metavar="N",
-                   help="print the N largest values (default 10)")
-    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
-                   help="draw the sorted spectrum (needs the plot extra)")
+    p.add_argument(
+        "--largest",
+        type=int,
+        default=None,
+        metavar="K",
+        help="only the K largest singular values (Lanczos unless circular)",
+    )
+    p.add_argument(
+        "--show", type=int, default=10, metavar="N", help="print the N largest values (default 10)"
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="draw the sorted spectrum (needs the plot extra)",
+    )
     p.set_defaults(handler=commands.spectrum)
 
 
@@ -339,13 +540,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convalgebra",
         description="Convolution layers as exact linear algebra. With no command: analyse "
         "resnet18 at 3x224x224.",
-        epilog=commands.MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=commands.MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"convalgebra {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_analyze, _add_matrix, _add_grad, _add_check, _add_derive, _add_rf,
-                _add_params, _add_export, _add_spectrum):
+    for add in (
+        _add_analyze,
+        _add_matrix,
+        _add_grad,
+        _add_check,
+        _add_derive,
+        _add_rf,
+        _add_params,
+        _add_export,
+        _add_spectrum,
+    ):
         add(subparsers)
     return parser
 
@@ -359,8 +570,9 @@ def _with_default_command(argv: list[str], commands_: set[str]) -> list[str]:
     return [*argv, "analyze"]
 
 
-def _glue_values(argv: list[str], options: tuple[str, ...] = ("--with",),
-                 signed: tuple[str, ...] = ("--shift",)) -> list[str]:
+def _glue_values(
+    argv: list[str], options: tuple[str, ...] = ("--with",), signed: tuple[str, ...] = ("--shift",)
+) -> list[str]:
     """``--with "-k 3"`` -> ``--with=-k 3`` and ``--shift -2x1`` -> ``--shift=-2x1``:
     argparse would take a value starting with '-' for an option of its own."""
     out: list[str] = []

@@ -11,15 +11,23 @@ import argparse
 import json
 from typing import Any
 
-from .common import GRAPH_SUFFIXES, Result, check_suffix, library_module, load_model, model_names
-from .args import spec_from_args
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
+from .args import spec_from_args
+from .common import GRAPH_SUFFIXES, Result, check_suffix, library_module, load_model, model_names
 
 __all__ = ["DTYPE_BYTES", "analyze", "export", "params", "rf"]
 
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1, "uint8": 1,
-               "int32": 4, "int64": 8}
+DTYPE_BYTES = {
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "float64": 8,
+    "int8": 1,
+    "uint8": 1,
+    "int32": 4,
+    "int64": 8,
+}
 
 
 def _layer_graph(spec: ConvSpec):
@@ -45,17 +53,21 @@ def _model_or_spec(ns: argparse.Namespace, command: str):
     """(graph, label, spec or None) from a MODEL|FILE argument or the layer flags."""
     has_spec = ns.input_shape is not None or ns.kernel_size is not None
     if ns.model is not None and ns.kernel_size is not None:
-        raise ConvAlgebraError(f"{command}: give a model (with --input SHAPE) or the layer flags "
-                               "(--in SHAPE -k K), not both")
+        raise ConvAlgebraError(
+            f"{command}: give a model (with --input SHAPE) or the layer flags "
+            "(--in SHAPE -k K), not both"
+        )
     if ns.model is not None:
         if ns.input_shape is not None and ns.input is not None and ns.input_shape != ns.input:
-            raise ConvAlgebraError(f"{command}: --in and --input both give the model's input "
-                                   "shape; give one")
+            raise ConvAlgebraError(
+                f"{command}: --in and --input both give the model's input shape; give one"
+            )
         shape = ns.input if ns.input is not None else ns.input_shape  # --in: the model's input
         return load_model(ns.model, shape), ns.model, None
     if not has_spec:
-        raise ConvAlgebraError(f"{command} needs a model (e.g. resnet18, a .yaml file) or a "
-                               "layer (--in SHAPE -k K)")
+        raise ConvAlgebraError(
+            f"{command} needs a model (e.g. resnet18, a .yaml file) or a layer (--in SHAPE -k K)"
+        )
     if ns.input_shape is None or ns.kernel_size is None:
         raise ConvAlgebraError(f"{command}: a layer needs both --in SHAPE and -k K")
     spec = spec_from_args(ns)
@@ -72,7 +84,11 @@ def _totals(graph, label: str, batch: int = 1, dtype: str = "float32") -> list[s
     per = f" for a batch of {batch}" if batch > 1 else ""
     lines = [
         f"parameters: {total['params']:,} learnable"
-        + (f" (+ {total['buffers']:,} buffers, e.g. batch-norm statistics)" if total["buffers"] else ""),
+        + (
+            f" (+ {total['buffers']:,} buffers, e.g. batch-norm statistics)"
+            if total["buffers"]
+            else ""
+        ),
         f"MACs{per}: {total['macs']:,} multiply-accumulates (FLOPs = 2 x MACs = {total['flops']:,})",
         f"memory ({dtype}{per}): activations of a forward pass "
         f"{_megabytes(total['activation_bytes'])}; forward/backward pass as torchinfo estimates "
@@ -82,12 +98,16 @@ def _totals(graph, label: str, batch: int = 1, dtype: str = "float32") -> list[s
     node = _default_node(graph)
     if node is not None:
         fields = graph.receptive_field(node)
-        lines.append(f"receptive field of {node!r}: "
-                     + " x ".join(f.describe() for f in fields) + " (size/jump in input pixels)")
+        lines.append(
+            f"receptive field of {node!r}: "
+            + " x ".join(f.describe() for f in fields)
+            + " (size/jump in input pixels)"
+        )
         held = graph.receptive_field(node, gates="ignore")
         if held != fields:
-            lines.append("without its gates (held constant): "
-                         + " x ".join(f.describe() for f in held))
+            lines.append(
+                "without its gates (held constant): " + " x ".join(f.describe() for f in held)
+            )
     return lines
 
 
@@ -99,12 +119,21 @@ def analyze(ns: argparse.Namespace) -> Result:
     ns.model = ns.model or "resnet18"
     graph = load_model(ns.model, ns.input)
     shape = _dims(graph.shape(graph.inputs[0])) if graph.inputs else "?"
-    options = {"dtype_bytes": DTYPE_BYTES[ns.dtype], "batch": ns.batch, "depth": ns.depth,
-               "percent": ns.percent}
+    options = {
+        "dtype_bytes": DTYPE_BYTES[ns.dtype],
+        "batch": ns.batch,
+        "depth": ns.depth,
+        "percent": ns.percent,
+    }
     if ns.format == "json":
-        document = {"model": ns.model, "input": shape, "batch": ns.batch, "dtype": ns.dtype,
-                    "totals": graph.summary(dtype_bytes=DTYPE_BYTES[ns.dtype], batch=ns.batch),
-                    "layers": json.loads(graph.table("json", **options))}
+        document = {
+            "model": ns.model,
+            "input": shape,
+            "batch": ns.batch,
+            "dtype": ns.dtype,
+            "totals": graph.summary(dtype_bytes=DTYPE_BYTES[ns.dtype], batch=ns.batch),
+            "layers": json.loads(graph.table("json", **options)),
+        }
         return Result(json.dumps(document, indent=1))
     table = graph.table(ns.format, **options)
     if ns.format == "csv":
@@ -121,8 +150,10 @@ def export(ns: argparse.Namespace) -> Result:
     if ns.list:
         return Result("\n".join(model_names()))
     if ns.model is None:
-        raise ConvAlgebraError("export needs a model: a zoo name, a graph file, or "
-                               "path/to/file.py:factory with --in SHAPE")
+        raise ConvAlgebraError(
+            "export needs a model: a zoo name, a graph file, or "
+            "path/to/file.py:factory with --in SHAPE"
+        )
     if ns.output is not None:
         check_suffix(ns.output, GRAPH_SUFFIXES, "-o")
     graph = load_model(ns.model, ns.input)
@@ -143,19 +174,28 @@ def _rf_rows(graph) -> list[dict[str, Any]]:
     for node in graph.nodes:
         fields = graph.receptive_field(node)
         join = lambda values: " x ".join(str(v) for v in values)  # noqa: E731
-        rows.append({
-            "node": node, "kind": graph.info(node).kind, "output": graph.shape(node),
-            "RF size": "global" if all(f.is_global for f in fields) else join(
-                "global" if f.is_global else f"{'' if f.exact else '~'}{f.size}"
-                for f in fields),
-            "jump": join(f.jump if f.aligned else "|".join(map(str, f.jumps)) for f in fields),
-            "start": join(f.start for f in fields),
-            "padding": join(f.padding for f in fields),
-            "RF w/o gates": " x ".join(f.describe() for f in graph.receptive_field(
-                node, gates="ignore")),
-        })
-    if all(r["RF w/o gates"] == " x ".join(f.describe() for f in graph.receptive_field(r["node"]))
-           for r in rows):
+        rows.append(
+            {
+                "node": node,
+                "kind": graph.info(node).kind,
+                "output": graph.shape(node),
+                "RF size": "global"
+                if all(f.is_global for f in fields)
+                else join(
+                    "global" if f.is_global else f"{'' if f.exact else '~'}{f.size}" for f in fields
+                ),
+                "jump": join(f.jump if f.aligned else "|".join(map(str, f.jumps)) for f in fields),
+                "start": join(f.start for f in fields),
+                "padding": join(f.padding for f in fields),
+                "RF w/o gates": " x ".join(
+                    f.describe() for f in graph.receptive_field(node, gates="ignore")
+                ),
+            }
+        )
+    if all(
+        r["RF w/o gates"] == " x ".join(f.describe() for f in graph.receptive_field(r["node"]))
+        for r in rows
+    ):
         for r in rows:
             del r["RF w/o gates"]
     return rows
@@ -165,16 +205,24 @@ def _unit_text(graph, node: str, unit, fmt: str = "text") -> str:
     field = graph.unit_receptive_field(node, unit)
     if fmt == "json":
         plain = lambda v: v if isinstance(v, (int, type(None))) else str(v)  # noqa: E731
-        return json.dumps({"node": node, "position": list(field.position),
-                           "box": [list(b) for b in field.box] if field.box else None,
-                           "size": list(field.size), "centre": [plain(c) for c in field.centre]})
+        return json.dumps(
+            {
+                "node": node,
+                "position": list(field.position),
+                "box": [list(b) for b in field.box] if field.box else None,
+                "size": list(field.size),
+                "centre": [plain(c) for c in field.centre],
+            }
+        )
     where = f"unit {field.position} of {node!r} {_dims(graph.shape(node))}"
     if field.box is None:
         return f"{where} reads no input pixel"
     box = ", ".join(f"axis {a}: {lo}..{hi}" for a, (lo, hi) in enumerate(field.box))
     centre = ", ".join(str(c) for c in field.centre)
-    return (f"{where} reads input box {box} (inclusive, clipped to the input), "
-            f"size {_dims(field.size)}, centre ({centre})")
+    return (
+        f"{where} reads input box {box} (inclusive, clipped to the input), "
+        f"size {_dims(field.size)}, centre ({centre})"
+    )
 
 
 def rf(ns: argparse.Namespace) -> Result:
@@ -224,25 +272,40 @@ def _effective(graph, node: str, ns: argparse.Namespace, label: str) -> Result:
         from .python_models import is_python_target, load_python_model_and_module
 
         if ns.model is None or not is_python_target(ns.model):
-            raise ConvAlgebraError("--weights model needs a PyTorch model given as "
-                                   "path/to/file.py:attr or package.module:attr")
+            raise ConvAlgebraError(
+                "--weights model needs a PyTorch model given as "
+                "path/to/file.py:attr or package.module:attr"
+            )
         shape = graph.shape(graph.inputs[0])
         graph, module = load_python_model_and_module(ns.model, shape)
         weights = module.state_dict()
     field = effective_receptive_field(graph, node, ns.unit, weights=weights)
     if ns.format in ("json", "csv", "markdown"):
-        row = {"node": field.node, "position": list(field.position),
-               "effective_size": round(field.size, 6), "radius": round(field.radius, 6),
-               "mass": field.mass, "centre": [round(c, 6) for c in field.centre],
-               "theoretical_box": [list(b) for b in field.box] if field.box else None,
-               "theoretical_size": list(field.theoretical_size)}
+        row = {
+            "node": field.node,
+            "position": list(field.position),
+            "effective_size": round(field.size, 6),
+            "radius": round(field.radius, 6),
+            "mass": field.mass,
+            "centre": [round(c, 6) for c in field.centre],
+            "theoretical_box": [list(b) for b in field.box] if field.box else None,
+            "theoretical_size": list(field.theoretical_size),
+        }
         if ns.format == "json":
             text = json.dumps(row)
         else:
             from ..network.tabulate import render
 
-            text = render([{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()
-                            if k != "theoretical_box"}], fmt=ns.format)
+            text = render(
+                [
+                    {
+                        k: tuple(v) if isinstance(v, list) else v
+                        for k, v in row.items()
+                        if k != "theoretical_box"
+                    }
+                ],
+                fmt=ns.format,
+            )
     else:
         text = field.describe()
     files = {}
@@ -255,17 +318,25 @@ def _effective(graph, node: str, ns: argparse.Namespace, label: str) -> Result:
 
 # ----------------------------------------------------------------------------- params
 def _spec_params(spec: ConvSpec, fmt: str) -> str:
-    row = {"layer": spec.describe(), "weight shape": spec.weight_shape, "weights": spec.n_weights,
-           "biases": spec.n_params - spec.n_weights, "params": spec.n_params, "MACs": spec.macs,
-           "FLOPs": 2 * spec.macs}
+    row = {
+        "layer": spec.describe(),
+        "weight shape": spec.weight_shape,
+        "weights": spec.n_weights,
+        "biases": spec.n_params - spec.n_weights,
+        "params": spec.n_params,
+        "MACs": spec.macs,
+        "FLOPs": 2 * spec.macs,
+    }
     if fmt != "text":
         from ..network.tabulate import render
 
         return render([row], fmt=fmt)
-    return (f"{row['layer']}\n"
-            f"weights: {spec.n_weights:,} ({_dims(spec.weight_shape)}) + biases: {row['biases']:,}"
-            f" = {spec.n_params:,} parameters\n"
-            f"MACs: {spec.macs:,} (FLOPs = 2 x MACs = {2 * spec.macs:,})")
+    return (
+        f"{row['layer']}\n"
+        f"weights: {spec.n_weights:,} ({_dims(spec.weight_shape)}) + biases: {row['biases']:,}"
+        f" = {spec.n_params:,} parameters\n"
+        f"MACs: {spec.macs:,} (FLOPs = 2 x MACs = {2 * spec.macs:,})"
+    )
 
 
 def params(ns: argparse.Namespace) -> Result:
@@ -280,15 +351,27 @@ def params(ns: argparse.Namespace) -> Result:
 
     percent = getattr(ns, "percent", False)
     layers = json.loads(graph.table("json", depth=getattr(ns, "depth", None), percent=percent))
-    columns = ["node", "kind", "output", "params", *(["params %"] if percent else []),
-               "buffers", "MACs", *(["MACs %"] if percent else [])]
-    rows = [{c: tuple(r[c]) if c == "output" and r[c] else r[c] for c in columns}
-            for r in layers if r["node"] == "total" or r["params"] or r["buffers"] or r["MACs"]]
+    columns = [
+        "node",
+        "kind",
+        "output",
+        "params",
+        *(["params %"] if percent else []),
+        "buffers",
+        "MACs",
+        *(["MACs %"] if percent else []),
+    ]
+    rows = [
+        {c: tuple(r[c]) if c == "output" and r[c] else r[c] for c in columns}
+        for r in layers
+        if r["node"] == "total" or r["params"] or r["buffers"] or r["MACs"]
+    ]
     total = graph.summary()
     table = render(rows, fmt=ns.format)
     if ns.format in ("csv", "json"):
         return Result(table)
     if graph.unused_note():
         table += "\n\n" + graph.unused_note()
-    return Result("\n".join([f"{label}: {total['params']:,} parameters, {total['macs']:,} MACs",
-                             "", table]))
+    return Result(
+        "\n".join([f"{label}: {total['params']:,} parameters, {total['macs']:,} MACs", "", table])
+    )

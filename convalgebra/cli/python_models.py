@@ -22,11 +22,20 @@ from typing import Any
 
 from ..errors import ConvAlgebraError
 
-__all__ = ["PythonTarget", "parse_target", "is_python_target", "build_module",
-           "load_python_model", "load_python_model_and_module"]
+__all__ = [
+    "PythonTarget",
+    "parse_target",
+    "is_python_target",
+    "build_module",
+    "load_python_model",
+    "load_python_model_and_module",
+]
 
-_TARGET = re.compile(r"^(?P<source>[^:()]+?):(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
-                     r"\s*(?P<call>\(.*\))?\s*$", re.S)
+_TARGET = re.compile(
+    r"^(?P<source>[^:()]+?):(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
+    r"\s*(?P<call>\(.*\))?\s*$",
+    re.S,
+)
 _MODULE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 
@@ -76,21 +85,25 @@ def parse_target(text: str) -> PythonTarget:
     """
     match = _TARGET.match(text.strip())
     if not match or not is_python_target(text):
-        raise ConvAlgebraError(f"expected a model like path/to/file.py:factory or "
-                               f"package.module:attr, optionally with literal arguments "
-                               f"'attr(3, width=2)', got {text!r}")
+        raise ConvAlgebraError(
+            f"expected a model like path/to/file.py:factory or "
+            f"package.module:attr, optionally with literal arguments "
+            f"'attr(3, width=2)', got {text!r}"
+        )
     attr, call = match["attr"], match["call"]
     if call is None:
         return PythonTarget(match["source"].strip(), attr)
     try:
         tree = ast.parse(f"f{call}", mode="eval").body
     except SyntaxError:
-        raise ConvAlgebraError(f"cannot read the arguments {call!r} of {attr!r}: "
-                               "expected (literal, ..., name=literal)") from None
+        raise ConvAlgebraError(
+            f"cannot read the arguments {call!r} of {attr!r}: expected (literal, ..., name=literal)"
+        ) from None
     if not isinstance(tree, ast.Call) or not isinstance(tree.func, ast.Name):
         raise ConvAlgebraError(f"cannot read the arguments {call!r} of {attr!r}")
-    if any(isinstance(a, ast.Starred) for a in tree.args) or any(k.arg is None
-                                                                 for k in tree.keywords):
+    if any(isinstance(a, ast.Starred) for a in tree.args) or any(
+        k.arg is None for k in tree.keywords
+    ):
         raise ConvAlgebraError(f"the arguments of {attr!r} cannot use * or **, got {call!r}")
     args = tuple(_literal(a, attr) for a in tree.args)
     kwargs = tuple((k.arg, _literal(k.value, attr)) for k in tree.keywords)
@@ -103,7 +116,8 @@ def _literal(node: ast.expr, attr: str) -> Any:
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise ConvAlgebraError(
             f"the arguments of {attr!r} must be Python literals (numbers, strings, tuples, "
-            f"lists, dicts, True/False/None), got {ast.unparse(node)[:60]!r}") from None
+            f"lists, dicts, True/False/None), got {ast.unparse(node)[:60]!r}"
+        ) from None
 
 
 def _import_file(path: Path) -> Any:
@@ -121,8 +135,9 @@ def _import_file(path: Path) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise ConvAlgebraError(f"importing {str(path)!r} failed: "
-                               f"{type(exc).__name__}: {exc}") from exc
+        raise ConvAlgebraError(
+            f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         if folder in sys.path:
             sys.path.remove(folder)
@@ -139,8 +154,9 @@ def _import_module(name: str) -> Any:
     except ModuleNotFoundError as exc:
         raise ConvAlgebraError(f"cannot import module {name!r}: {exc}") from None
     except Exception as exc:
-        raise ConvAlgebraError(f"importing module {name!r} failed: "
-                               f"{type(exc).__name__}: {exc}") from exc
+        raise ConvAlgebraError(
+            f"importing module {name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         if added and os.getcwd() in sys.path:
             sys.path.remove(os.getcwd())
@@ -159,8 +175,7 @@ def build_module(target: PythonTarget) -> Any:
     """The ``torch.nn.Module`` a target names (instance, class or factory, called with its
     literal arguments)."""
     torch = _torch()
-    module = _import_file(Path(target.source)) if target.is_file else _import_module(
-        target.source)
+    module = _import_file(Path(target.source)) if target.is_file else _import_module(target.source)
     value = _resolve(module, target)
     where = f"{target.source}:{target.attr}"
     if isinstance(value, torch.nn.Module):
@@ -168,15 +183,16 @@ def build_module(target: PythonTarget) -> Any:
             raise ConvAlgebraError(f"{where} is already a module instance: give no arguments")
         return value
     if not callable(value):
-        raise ConvAlgebraError(f"{where} is a {type(value).__name__}, not a torch.nn.Module, "
-                               "a module class or a function returning one")
+        raise ConvAlgebraError(
+            f"{where} is a {type(value).__name__}, not a torch.nn.Module, "
+            "a module class or a function returning one"
+        )
     try:
         built = value(*target.args, **dict(target.kwargs))
     except Exception as exc:
         raise ConvAlgebraError(f"calling {where} failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(built, torch.nn.Module):
-        raise ConvAlgebraError(f"{where} returned a {type(built).__name__}, not a "
-                               "torch.nn.Module")
+        raise ConvAlgebraError(f"{where} returned a {type(built).__name__}, not a torch.nn.Module")
     return built
 
 
@@ -198,8 +214,7 @@ def load_python_model_and_module(text: str, input_shape: tuple[int, ...] | None)
     """``(graph, module)``: :func:`load_python_model` and the module it imported."""
     target = parse_target(text)
     if input_shape is None:
-        raise ConvAlgebraError(f"{text}: a Python model needs its input shape, e.g. "
-                               "--in 3x224x224")
+        raise ConvAlgebraError(f"{text}: a Python model needs its input shape, e.g. --in 3x224x224")
     module = build_module(target)
     from ..interop.torch import from_torch
 

@@ -24,7 +24,8 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ConvAlgebraError, shown
 from .model import Derivation, Equation, Expr, Grid, Step, Table, combine
@@ -33,14 +34,14 @@ __all__ = ["derive", "Derivation", "Step", "Equation", "Expr", "Grid", "Table", 
 
 
 def _registry() -> dict[str, Callable[..., Derivation]]:
-    from .equations import derive_backward, derive_forward
-    from .matrices import derive_matrix
-    from .networks import derive_params, derive_receptive_field
-    from .shapes import derive_output_size
     from .checks import derive_check
     from .cost import derive_cost
+    from .equations import derive_backward, derive_forward
     from .lowering import derive_im2col, derive_transposed
+    from .matrices import derive_matrix
+    from .networks import derive_params, derive_receptive_field
     from .pooling import derive_pooling
+    from .shapes import derive_output_size
     from .spectrum import derive_spectrum
 
     return {
@@ -60,8 +61,20 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
 
 
 #: The kinds of derivation :func:`derive` knows.
-KINDS = ("output_size", "matrix", "forward", "backward", "params", "receptive_field", "check",
-         "im2col", "cost", "transposed", "pooling", "spectrum")
+KINDS = (
+    "output_size",
+    "matrix",
+    "forward",
+    "backward",
+    "params",
+    "receptive_field",
+    "check",
+    "im2col",
+    "cost",
+    "transposed",
+    "pooling",
+    "spectrum",
+)
 
 
 def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
@@ -108,5 +121,7 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
     if what not in registry:
         raise ConvAlgebraError(f"what must be one of {KINDS}, got {shown(what)}")
     if obj is None:
-        raise ConvAlgebraError(f"derive({shown(what)}, obj) needs an object to derive it for, got None")
+        raise ConvAlgebraError(
+            f"derive({shown(what)}, obj) needs an object to derive it for, got None"
+        )
     return registry[what](obj, **options)

@@ -16,7 +16,13 @@ from ..spec import ConvSpec
 from .general import LayerFormulas, ints
 from .model import Equation, Step
 
-__all__ = ["formula_equation", "forward_step", "kernel_gradient_step", "input_gradient_step", "general_check"]
+__all__ = [
+    "formula_equation",
+    "forward_step",
+    "kernel_gradient_step",
+    "input_gradient_step",
+    "general_check",
+]
 
 #: Positions at which a displayed general formula is instantiated by ``verify`` (all when fewer).
 SAMPLE = 24
@@ -46,9 +52,12 @@ def forward_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:
         "In the Deep Learning book's notation the input is $V$, the kernel stack $K$ and the output $Z$ "
         "(channel first, 1-based; $Z = z$):",
         (formula_equation(formulas, "forward", _stride_label(spec, "9.8")),),
-        ("The sum runs over the input channels $l$ the output channel reads and over the kernel taps; "
-         + _notes(formulas, "V", "K", "gamma")).strip(),
-        "general formula")
+        (
+            "The sum runs over the input channels $l$ the output channel reads and over the kernel taps; "
+            + _notes(formulas, "V", "K", "gamma")
+        ).strip(),
+        "general formula",
+    )
 
 
 def kernel_gradient_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:
@@ -60,10 +69,13 @@ def kernel_gradient_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None
             "With $G = \\partial L / \\partial z$ the upstream gradient, each kernel entry collects the input "
             "times the gradient at every output it writes to:",
             (formula_equation(formulas, "kernel"),),
-            ("Output position $p$ of a transposed convolution is written by input $j$ through tap $m$ exactly when "
-             "the forward convolution's output $j$ reads position $p$ through $m$, so the gradient reads "
-             "$\\hat{G}$ at the forward index. " + _notes(formulas, "Ghat", "K", "gamma")).strip(),
-            "general formula")
+            (
+                "Output position $p$ of a transposed convolution is written by input $j$ through tap $m$ exactly when "
+                "the forward convolution's output $j$ reads position $p$ through $m$, so the gradient reads "
+                "$\\hat{G}$ at the forward index. " + _notes(formulas, "Ghat", "K", "gamma")
+            ).strip(),
+            "general formula",
+        )
     return Step(
         "With $G_{i,\\ldots} = \\partial L / \\partial Z_{i,\\ldots}$ the upstream gradient, the kernel gradient "
         "(eq. 9.11):",
@@ -71,7 +83,8 @@ def kernel_gradient_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None
         "Each kernel entry multiplies, in every output it contributes to, the input under it; the chain rule sums "
         "those inputs weighted by the upstream gradient"
         + ("; $\\partial L / \\partial w$ is this at the flipped tap." if spec.flip else "."),
-        "general formula")
+        "general formula",
+    )
 
 
 def input_gradient_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:
@@ -84,21 +97,34 @@ def input_gradient_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:
             (formula_equation(formulas, "input"),),
             "Its matrix is $M^{\\top}$, so $\\partial L / \\partial a = M G$: the forward convolution with the same "
             "kernel, stride, dilation and padding, applied to $G$.",
-            "general formula")
-    eqs = (formula_equation(formulas, "padded", _stride_label(spec, "9.13")), formula_equation(formulas, "input"))
-    copies = ("" if spec.padding_mode == "zeros" else
-              " $\\pi_a(p)$ is the input position that padded position $p$ copies along axis $a$ (0 for none); an "
-              "input copied to several padded positions collects all their gradients.")
+            "general formula",
+        )
+    eqs = (
+        formula_equation(formulas, "padded", _stride_label(spec, "9.13")),
+        formula_equation(formulas, "input"),
+    )
+    copies = (
+        ""
+        if spec.padding_mode == "zeros"
+        else " $\\pi_a(p)$ is the input position that padded position $p$ copies along axis $a$ (0 for none); an "
+        "input copied to several padded positions collects all their gradients."
+    )
     return Step(
         "The gradient with respect to the padded input (eq. 9.12-9.13), then with respect to the input itself:",
         eqs,
         "Padded position $p$ is read by every output $j$ and tap $m$ whose index lands on it; the sum collects "
         "the kernel entry times the upstream gradient over exactly those." + copies,
-        "general formula")
+        "general formula",
+    )
 
 
-_NAMES = {"layer": "z", "forward": "Z", "kernel": r"\partial L / \partial K", "padded": "h",
-          "input": r"\partial L / \partial a"}
+_NAMES = {
+    "layer": "z",
+    "forward": "Z",
+    "kernel": r"\partial L / \partial K",
+    "padded": "h",
+    "input": r"\partial L / \partial a",
+}
 
 
 def general_check(formulas: LayerFormulas, keys: tuple[str, ...]) -> Step | None:
@@ -114,4 +140,5 @@ def general_check(formulas: LayerFormulas, keys: tuple[str, ...]) -> Step | None
         "equations term by term (those are read off the layer's index table).",
         justification=f"Each formula is checked at every position of its left side when there are at most {SAMPLE}, "
         f"otherwise at the corners and positions drawn at random (fixed seed), up to {SAMPLE}.",
-        rule="check")
+        rule="check",
+    )

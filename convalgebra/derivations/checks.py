@@ -16,7 +16,9 @@ from .model import Derivation
 __all__ = ["derive_check", "array_grid"]
 
 
-def derive_check(result: Any, *, max_positions: int = 12, max_rows: int = 12, max_cols: int = 12) -> Derivation:
+def derive_check(
+    result: Any, *, max_positions: int = 12, max_rows: int = 12, max_cols: int = 12
+) -> Derivation:
     """The derivation of a :class:`~convalgebra.identities.CheckResult`: claim, proof, evidence, counterexample.
 
     Examples
@@ -28,7 +30,11 @@ def derive_check(result: Any, *, max_positions: int = 12, max_rows: int = 12, ma
     >>> ca.derive(r).to_latex() == r.to_latex()
     True
     """
-    if not hasattr(result, "holds") or not hasattr(result, "claim") or not hasattr(result, "document"):
+    if (
+        not hasattr(result, "holds")
+        or not hasattr(result, "claim")
+        or not hasattr(result, "document")
+    ):
         raise ConvAlgebraError(f"check derivations need a CheckResult, got {type(result).__name__}")
     doc = result.document(max_positions=max_positions, max_rows=max_rows, max_cols=max_cols)
     return Derivation(doc.title, doc.steps, doc.intro, result=result, level=doc.level)

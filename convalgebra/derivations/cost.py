@@ -41,9 +41,16 @@ def standard_conv(block: Sequence[ConvSpec]) -> ConvSpec:
     """
     first, last = block[0], block[-1]
     shaped = next((s for s in block if math.prod(ints(s.kernel_size)) > 1), first)
-    return ConvSpec(first.input_shape, last.out_channels, ints(shaped.kernel_size), stride=ints(shaped.stride),
-                    padding=shaped.padding, dilation=ints(shaped.dilation), padding_mode=shaped.padding_mode,
-                    bias=any(s.bias for s in block))
+    return ConvSpec(
+        first.input_shape,
+        last.out_channels,
+        ints(shaped.kernel_size),
+        stride=ints(shaped.stride),
+        padding=shaped.padding,
+        dilation=ints(shaped.dilation),
+        padding_mode=shaped.padding_mode,
+        bias=any(s.bias for s in block),
+    )
 
 
 def _layer_equations(spec: ConvSpec, name: str) -> tuple[Equation, Equation]:
@@ -52,12 +59,21 @@ def _layer_equations(spec: ConvSpec, name: str) -> tuple[Equation, Equation]:
     weights = f"{spec.out_channels} \\cdot {per} \\cdot {taps}"
     tex = weights + (f" + {spec.out_channels}" if spec.bias else "")
     text = tex.replace(" \\cdot ", "*")
-    params = Equation((Expr(rf"\text{{params}}_{{{name}}}", f"params_{name}"), Expr(tex, text, spec.n_params),
-                       number(spec.n_params)))
+    params = Equation(
+        (
+            Expr(rf"\text{{params}}_{{{name}}}", f"params_{name}"),
+            Expr(tex, text, spec.n_params),
+            number(spec.n_params),
+        )
+    )
     outputs = math.prod(spec.output_shape)
-    macs = Equation((Expr(rf"\text{{MACs}}_{{{name}}}", f"MACs_{name}"),
-                     Expr(rf"{outputs} \cdot {per} \cdot {taps}", f"{outputs}*{per}*{taps}", spec.macs),
-                     number(spec.macs)))
+    macs = Equation(
+        (
+            Expr(rf"\text{{MACs}}_{{{name}}}", f"MACs_{name}"),
+            Expr(rf"{outputs} \cdot {per} \cdot {taps}", f"{outputs}*{per}*{taps}", spec.macs),
+            number(spec.macs),
+        )
+    )
     return params, macs
 
 
@@ -65,8 +81,14 @@ def _is_separable(block: Sequence[ConvSpec]) -> bool:
     if len(block) != 2:
         return False
     dw, pw = block
-    return (dw.groups == dw.in_channels == dw.out_channels and math.prod(ints(pw.kernel_size)) == 1
-            and pw.groups == 1 and max(ints(pw.stride)) == 1 and not dw.bias and not pw.bias)
+    return (
+        dw.groups == dw.in_channels == dw.out_channels
+        and math.prod(ints(pw.kernel_size)) == 1
+        and pw.groups == 1
+        and max(ints(pw.stride)) == 1
+        and not dw.bias
+        and not pw.bias
+    )
 
 
 def _separable_step(block: Sequence[ConvSpec], standard: ConvSpec, ratio: Any) -> Step:
@@ -74,23 +96,33 @@ def _separable_step(block: Sequence[ConvSpec], standard: ConvSpec, ratio: Any) -
 
     dw, pw = block
     k2 = math.prod(ints(dw.kernel_size))
-    c_out, K = sympy.symbols("C_out K", positive=True)   # K = k², the taps of the depthwise kernel
+    c_out, K = sympy.symbols("C_out K", positive=True)  # K = k², the taps of the depthwise kernel
     closed = 1 / c_out + 1 / K
-    eq = Equation((Expr(r"\frac{\text{MACs}_{\text{block}}}{\text{MACs}_{\text{standard}}}", "ratio"),
-                   Expr(r"\frac{C_{in} K H W + C_{in} C_{out} H W}{C_{in} C_{out} K H W}",
-                        "(C_in*K*H*W + C_in*C_out*H*W)/(C_in*C_out*K*H*W)"),
-                   Expr(r"\frac{1}{C_{out}} + \frac{1}{K}", "1/C_out + 1/K", closed),
-                   Expr(rf"\frac{{1}}{{{pw.out_channels}}} + \frac{{1}}{{{k2}}}", f"1/{pw.out_channels} + 1/{k2}",
-                        sympy.Rational(1, pw.out_channels) + sympy.Rational(1, k2)),
-                   number(ratio)),
-                  subs=((c_out, pw.out_channels), (K, k2)))
+    eq = Equation(
+        (
+            Expr(r"\frac{\text{MACs}_{\text{block}}}{\text{MACs}_{\text{standard}}}", "ratio"),
+            Expr(
+                r"\frac{C_{in} K H W + C_{in} C_{out} H W}{C_{in} C_{out} K H W}",
+                "(C_in*K*H*W + C_in*C_out*H*W)/(C_in*C_out*K*H*W)",
+            ),
+            Expr(r"\frac{1}{C_{out}} + \frac{1}{K}", "1/C_out + 1/K", closed),
+            Expr(
+                rf"\frac{{1}}{{{pw.out_channels}}} + \frac{{1}}{{{k2}}}",
+                f"1/{pw.out_channels} + 1/{k2}",
+                sympy.Rational(1, pw.out_channels) + sympy.Rational(1, k2),
+            ),
+            number(ratio),
+        ),
+        subs=((c_out, pw.out_channels), (K, k2)),
+    )
     return Step(
         f"The block is depthwise separable: with $K = {k2}$ taps per kernel, $H W$ output positions and "
         "$C_{in}$, $C_{out}$ channels, its cost against the standard convolution is",
         (eq,),
         "The depthwise layer does $C_{in} K$ MACs per position, the pointwise one $C_{in} C_{out}$, the standard "
         "convolution $C_{in} C_{out} K$; the last value is the ratio of the library's counts.",
-        "ratio")
+        "ratio",
+    )
 
 
 def _batchnorm_step(block: Sequence[ConvSpec]) -> tuple[Step, int, int]:
@@ -101,19 +133,41 @@ def _batchnorm_step(block: Sequence[ConvSpec]) -> tuple[Step, int, int]:
         facts = BatchNorm().facts([spec.output_shape])
         p, b = sum(facts.params.values()), sum(facts.buffers.values())
         c = spec.out_channels
-        eqs.append(Equation((Expr(rf"\text{{BN params}}_{{{n}}}", f"BN params_{n}"),
-                             Expr(rf"2 \cdot {c}", f"2*{c}", 2 * c), number(p))))
-        eqs.append(Equation((Expr(rf"\text{{BN buffers}}_{{{n}}}", f"BN buffers_{n}"),
-                             Expr(rf"2 \cdot {c} + 1", f"2*{c} + 1", 2 * c + 1), number(b))))
+        eqs.append(
+            Equation(
+                (
+                    Expr(rf"\text{{BN params}}_{{{n}}}", f"BN params_{n}"),
+                    Expr(rf"2 \cdot {c}", f"2*{c}", 2 * c),
+                    number(p),
+                )
+            )
+        )
+        eqs.append(
+            Equation(
+                (
+                    Expr(rf"\text{{BN buffers}}_{{{n}}}", f"BN buffers_{n}"),
+                    Expr(rf"2 \cdot {c} + 1", f"2*{c} + 1", 2 * c + 1),
+                    number(b),
+                )
+            )
+        )
         params, buffers = params + p, buffers + b
-    return Step(
-        "A batch normalisation after each convolution learns a scale and a shift per channel and keeps a running "
-        "mean and variance per channel, and one batch counter:", tuple(eqs),
-        "Buffers are state, not parameters: they are updated from the batches, not by the gradient.",
-        "batchnorm"), params, buffers
+    return (
+        Step(
+            "A batch normalisation after each convolution learns a scale and a shift per channel and keeps a running "
+            "mean and variance per channel, and one batch counter:",
+            tuple(eqs),
+            "Buffers are state, not parameters: they are updated from the batches, not by the gradient.",
+            "batchnorm",
+        ),
+        params,
+        buffers,
+    )
 
 
-def derive_cost(block: Any, *, baseline: ConvSpec | None = None, batchnorm: bool = False) -> Derivation:
+def derive_cost(
+    block: Any, *, baseline: ConvSpec | None = None, batchnorm: bool = False
+) -> Derivation:
     """Parameters and MACs of a block of convolutions against the standard convolution it replaces.
 
     Parameters
@@ -142,40 +196,116 @@ def derive_cost(block: Any, *, baseline: ConvSpec | None = None, batchnorm: bool
 
     specs = [block] if isinstance(block, ConvSpec) else list(block)
     if not specs or not all(isinstance(s, ConvSpec) for s in specs):
-        raise ConvAlgebraError(f"cost derivations need a ConvSpec or a list of ConvSpecs, got {block!r}")
+        raise ConvAlgebraError(
+            f"cost derivations need a ConvSpec or a list of ConvSpecs, got {block!r}"
+        )
     for n, (a, b) in enumerate(zip(specs, specs[1:], strict=False), 2):
         if a.output_shape != b.input_shape:
-            raise ConvAlgebraError(f"layer {n} reads {b.input_shape}, but layer {n - 1} writes {a.output_shape}")
+            raise ConvAlgebraError(
+                f"layer {n} reads {b.input_shape}, but layer {n - 1} writes {a.output_shape}"
+            )
     standard = standard_conv(specs) if baseline is None else baseline
-    steps = [Step("The block: " + "; then ".join(spec_words(s) for s in specs) + ". It replaces the standard "
-                  f"convolution {spec_words(standard)}.", rule="definition")]
+    steps = [
+        Step(
+            "The block: "
+            + "; then ".join(spec_words(s) for s in specs)
+            + ". It replaces the standard "
+            f"convolution {spec_words(standard)}.",
+            rule="definition",
+        )
+    ]
     for n, spec in enumerate(specs, 1):
-        steps.append(Step(f"Layer {n} has $C_{{out}} (C_{{in}}/G) \\prod k$ weights"
-                          + (" and $C_{out}$ biases" if spec.bias else "") + " and does $(C_{in}/G) \\prod k$ "
-                          "MACs per output element:", _layer_equations(spec, str(n)),
-                          justification=f"Here $C_{{in}} = {spec.in_channels}$, $G = {spec.groups}$, "
-                          f"$C_{{out}} = {spec.out_channels}$ and the output has {math.prod(spec.output_shape):,} "
-                          "elements.", rule="count"))
+        steps.append(
+            Step(
+                f"Layer {n} has $C_{{out}} (C_{{in}}/G) \\prod k$ weights"
+                + (" and $C_{out}$ biases" if spec.bias else "")
+                + " and does $(C_{in}/G) \\prod k$ "
+                "MACs per output element:",
+                _layer_equations(spec, str(n)),
+                justification=f"Here $C_{{in}} = {spec.in_channels}$, $G = {spec.groups}$, "
+                f"$C_{{out}} = {spec.out_channels}$ and the output has {math.prod(spec.output_shape):,} "
+                "elements.",
+                rule="count",
+            )
+        )
     params, macs = sum(s.n_params for s in specs), sum(s.macs for s in specs)
-    steps.append(Step("The standard convolution, counted the same way:", _layer_equations(standard, "std"),
-                      rule="count"))
-    ratio_p, ratio_m = sympy.Rational(params, standard.n_params), sympy.Rational(macs, standard.macs)
-    steps.append(Step("Totals and ratios (block over standard):", (
-        Equation((Expr(r"\text{params}", "params"), Expr(" + ".join(str(s.n_params) for s in specs),
-                  " + ".join(str(s.n_params) for s in specs), params), number(params))),
-        Equation((Expr(r"\text{MACs}", "MACs"), Expr(" + ".join(str(s.macs) for s in specs),
-                  " + ".join(str(s.macs) for s in specs), macs), number(macs))),
-        Equation((Expr(r"\text{params ratio}", "params ratio"), Expr(rf"\frac{{{params}}}{{{standard.n_params}}}",
-                  f"{params}/{standard.n_params}", ratio_p), number(ratio_p))),
-        Equation((Expr(r"\text{MACs ratio}", "MACs ratio"), Expr(rf"\frac{{{macs}}}{{{standard.macs}}}",
-                  f"{macs}/{standard.macs}", ratio_m), number(ratio_m)))),
-        "Exact fractions of the library's counts.", "compare"))
+    steps.append(
+        Step(
+            "The standard convolution, counted the same way:",
+            _layer_equations(standard, "std"),
+            rule="count",
+        )
+    )
+    ratio_p, ratio_m = (
+        sympy.Rational(params, standard.n_params),
+        sympy.Rational(macs, standard.macs),
+    )
+    steps.append(
+        Step(
+            "Totals and ratios (block over standard):",
+            (
+                Equation(
+                    (
+                        Expr(r"\text{params}", "params"),
+                        Expr(
+                            " + ".join(str(s.n_params) for s in specs),
+                            " + ".join(str(s.n_params) for s in specs),
+                            params,
+                        ),
+                        number(params),
+                    )
+                ),
+                Equation(
+                    (
+                        Expr(r"\text{MACs}", "MACs"),
+                        Expr(
+                            " + ".join(str(s.macs) for s in specs),
+                            " + ".join(str(s.macs) for s in specs),
+                            macs,
+                        ),
+                        number(macs),
+                    )
+                ),
+                Equation(
+                    (
+                        Expr(r"\text{params ratio}", "params ratio"),
+                        Expr(
+                            rf"\frac{{{params}}}{{{standard.n_params}}}",
+                            f"{params}/{standard.n_params}",
+                            ratio_p,
+                        ),
+                        number(ratio_p),
+                    )
+                ),
+                Equation(
+                    (
+                        Expr(r"\text{MACs ratio}", "MACs ratio"),
+                        Expr(
+                            rf"\frac{{{macs}}}{{{standard.macs}}}",
+                            f"{macs}/{standard.macs}",
+                            ratio_m,
+                        ),
+                        number(ratio_m),
+                    )
+                ),
+            ),
+            "Exact fractions of the library's counts.",
+            "compare",
+        )
+    )
     if _is_separable(specs) and baseline is None:
         steps.append(_separable_step(specs, standard, ratio_m))
-    result = {"params": params, "macs": macs, "baseline_params": standard.n_params, "baseline_macs": standard.macs}
+    result = {
+        "params": params,
+        "macs": macs,
+        "baseline_params": standard.n_params,
+        "baseline_macs": standard.macs,
+    }
     if batchnorm:
         step, bn_p, bn_b = _batchnorm_step(specs)
         steps.append(step)
         result.update(bn_params=bn_p, bn_buffers=bn_b)
-    title = "Cost of " + (spec_words(specs[0]) if len(specs) == 1 else f"a block of {len(specs)} convolutions")
+    title = "Cost of " + (
+        spec_words(specs[0]) if len(specs) == 1 else f"a block of {len(specs)} convolutions"
+    )
     return Derivation(title, tuple(steps), result=result)

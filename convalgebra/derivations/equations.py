@@ -28,7 +28,7 @@ from .words import spec_words
 __all__ = ["derive_forward", "derive_backward", "ordered_terms", "ordered_factors"]
 
 _ROLES = ("g", "w", "a", "b")  # sort priority of a term's factors (upstream gradient first)
-_SHOW = ("w", "a", "b", "g")   # display order of a term's factors
+_SHOW = ("w", "a", "b", "g")  # display order of a term's factors
 
 
 def _roles(spec: ConvSpec) -> dict[Any, tuple[str, int]]:
@@ -36,8 +36,11 @@ def _roles(spec: ConvSpec) -> dict[Any, tuple[str, int]]:
     from ..symbolic import input_symbols, output_symbols, symbol_array, weight_symbols
 
     table: dict[Any, tuple[str, int]] = {}
-    arrays = [("w", weight_symbols(spec)), ("a", input_symbols(spec)),
-              ("b", symbol_array("b", (spec.out_channels,)))]
+    arrays = [
+        ("w", weight_symbols(spec)),
+        ("a", input_symbols(spec)),
+        ("b", symbol_array("b", (spec.out_channels,))),
+    ]
     arrays.append(("g", np.array([_grad(z) for z in output_symbols(spec).ravel()], dtype=object)))
     for role, array in arrays:
         table.update({s: (role, k) for k, s in enumerate(array.ravel())})
@@ -124,7 +127,9 @@ def _sum(pairs: tuple, roles: dict, max_terms: int) -> Expr:
     return Expr(rf"{head.tex} + \cdots + {tail.tex}", f"{head.text} + … + {tail.text}")
 
 
-def _equations(lhs: list, rhs: list, roles: dict, max_shown: int, max_terms: int) -> tuple[Equation, ...]:
+def _equations(
+    lhs: list, rhs: list, roles: dict, max_shown: int, max_terms: int
+) -> tuple[Equation, ...]:
     eqs = []
     for k in pick(len(lhs), max_shown):
         if k is None:
@@ -138,10 +143,14 @@ def _rule(n: int, max_shown: int, max_terms: int, what: str, longest: int = 0) -
     """The truncation rule, stated only when something was elided."""
     parts = []
     if n > max_shown:
-        parts.append(f"of the {n} {what} the first {max_shown - 1} and the last are shown (max_outputs={max_shown})")
+        parts.append(
+            f"of the {n} {what} the first {max_shown - 1} and the last are shown (max_outputs={max_shown})"
+        )
     if longest > max_terms:
-        parts.append(f"sums of more than {max_terms} products show the first {max_terms - 2}, an ellipsis and "
-                     f"the last (max_terms={max_terms})")
+        parts.append(
+            f"sums of more than {max_terms} products show the first {max_terms - 2}, an ellipsis and "
+            f"the last (max_terms={max_terms})"
+        )
     return ("Truncated: " + "; ".join(parts) + ".") if parts else ""
 
 
@@ -158,14 +167,19 @@ def _forward_values(spec: ConvSpec, bias: bool, bw: Any = None) -> tuple[list, l
     return z, [bw.factors(s) for s in z]
 
 
-def _forward_step(spec: ConvSpec, bias: bool, max_outputs: int, max_terms: int, bw: Any = None) -> Step:
+def _forward_step(
+    spec: ConvSpec, bias: bool, max_outputs: int, max_terms: int, bw: Any = None
+) -> Step:
     z, values = _forward_values(spec, bias, bw)
     roles = _roles(spec)
     return Step(
         f"Written out for this layer, each of the {len(z)} outputs is a sum of products"
-        + (" plus its channel's bias" if bias else "") + ":",
+        + (" plus its channel's bias" if bias else "")
+        + ":",
         _equations(z, values, roles, max_outputs, max_terms),
-        _rule(len(z), max_outputs, max_terms, "outputs", _longest(values)), "instantiate")
+        _rule(len(z), max_outputs, max_terms, "outputs", _longest(values)),
+        "instantiate",
+    )
 
 
 def _numbers_step(spec: ConvSpec, weight, x, bias_values, max_outputs: int, max_terms: int) -> Step:
@@ -174,10 +188,14 @@ def _numbers_step(spec: ConvSpec, weight, x, bias_values, max_outputs: int, max_
 
     bias = bias_values is not None
     w, a = exact_array(weight), exact_array(x)
-    subs = list(zip(weight_symbols(spec).ravel(), w.ravel())) + list(zip(input_symbols(spec).ravel(), a.ravel()))
+    subs = list(zip(weight_symbols(spec).ravel(), w.ravel())) + list(
+        zip(input_symbols(spec).ravel(), a.ravel())
+    )
     if bias:
         subs += list(zip(symbol_array("b", (spec.out_channels,)), exact_array(bias_values).ravel()))
-    numeric = conv_matrix(spec, np.asarray(weight, dtype=float)) @ np.asarray(x, dtype=float).ravel()
+    numeric = (
+        conv_matrix(spec, np.asarray(weight, dtype=float)) @ np.asarray(x, dtype=float).ravel()
+    )
     per = math.prod(spec.output_shape[1:])
     if bias:
         numeric = numeric + np.repeat(np.asarray(bias_values, dtype=float), per)
@@ -195,10 +213,14 @@ def _numbers_step(spec: ConvSpec, weight, x, bias_values, max_outputs: int, max_
         sides.append(number(_exact_number(numeric[k])))
         eqs.append(Equation(tuple(sides), subs=tuple(subs)))
     eqs += _output_grids(spec, numeric)
-    return Step("With the given numbers:", tuple(eqs),
-                "The last column is the layer's numeric output ($M a$ with the numeric matrix"
-                + (" plus the bias" if bias else "") + "); the products in between must add up to it.",
-                "evaluate")
+    return Step(
+        "With the given numbers:",
+        tuple(eqs),
+        "The last column is the layer's numeric output ($M a$ with the numeric matrix"
+        + (" plus the bias" if bias else "")
+        + "); the products in between must add up to it.",
+        "evaluate",
+    )
 
 
 def _given_step(spec: ConvSpec, weight, x, bias_values) -> Step:
@@ -207,7 +229,7 @@ def _given_step(spec: ConvSpec, weight, x, bias_values) -> Step:
 
     eqs, rules = [], []
     x = np.asarray(x).reshape(spec.in_channels, -1, spec.input_shape[-1])
-    w = np.asarray(weight).reshape(-1, *spec.weight_shape[-spec.ndim:])
+    w = np.asarray(weight).reshape(-1, *spec.weight_shape[-spec.ndim :])
     for name, arrays in (("a", x), ("w", w)):
         for k, array in enumerate(arrays):
             grid, rule = array_grid(array.reshape(-1, array.shape[-1]))
@@ -217,9 +239,14 @@ def _given_step(spec: ConvSpec, weight, x, bias_values) -> Step:
     if bias_values is not None:
         grid, _ = array_grid(np.asarray(bias_values).reshape(1, -1))
         eqs.append(Equation((Expr("b", "b"), grid)))
-    return Step("The numbers: input channels, kernel slices (output channel, input channel)"
-                + (" and biases" if bias_values is not None else "") + ":", tuple(eqs),
-                " ".join(dict.fromkeys(rules)), "given")
+    return Step(
+        "The numbers: input channels, kernel slices (output channel, input channel)"
+        + (" and biases" if bias_values is not None else "")
+        + ":",
+        tuple(eqs),
+        " ".join(dict.fromkeys(rules)),
+        "given",
+    )
 
 
 def _slice_name(spec: ConvSpec, name: str, k: int) -> tuple[str, str]:
@@ -250,9 +277,16 @@ def _output_grids(spec: ConvSpec, numeric: np.ndarray) -> list[Equation]:
     return eqs
 
 
-def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: Any = None,
-                   max_outputs: int = 16, max_terms: int = 30,
-                   max_products: int = DEFAULT_MAX_TERMS) -> Derivation:
+def derive_forward(
+    spec: ConvSpec,
+    *,
+    weight: Any = None,
+    x: Any = None,
+    bias: Any = None,
+    max_outputs: int = 16,
+    max_terms: int = 30,
+    max_products: int = DEFAULT_MAX_TERMS,
+) -> Derivation:
     """The forward equations of a layer: eq. 9.7/9.8 for the spec, then every output.
 
     Parameters
@@ -279,7 +313,9 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
         raise TypeError(f"forward derivations need a ConvSpec, got {type(spec).__name__}")
     require_symbolic(spec, "the forward derivation", max_products, option="max_products")
     if (weight is None) != (x is None):
-        raise ConvAlgebraError("give both weight and x to evaluate the forward equations, or neither")
+        raise ConvAlgebraError(
+            "give both weight and x to evaluate the forward equations, or neither"
+        )
     formulas = layer_formulas(spec)
     steps = index_steps(spec, formulas)
     book = books.forward_step(spec, formulas)
@@ -294,7 +330,9 @@ def derive_forward(spec: ConvSpec, *, weight: Any = None, x: Any = None, bias: A
 
         check_weight(spec, weight), check_input(spec, x)
         if bias is not None and not spec.bias:
-            raise ConvAlgebraError(f"bias values were given but the spec has bias=False: {spec.describe()}")
+            raise ConvAlgebraError(
+                f"bias values were given but the spec has bias=False: {spec.describe()}"
+            )
         steps.append(_given_step(spec, weight, x, bias))
         steps.append(_numbers_step(spec, weight, x, bias, max_outputs, max_terms))
     return Derivation(f"Forward equations of {spec_words(spec)}", tuple(steps))
@@ -306,9 +344,16 @@ def _backward_values(spec: ConvSpec, bias: bool, limit: int):
     return symbolic_backward(spec, bias=bias, max_terms=limit)
 
 
-def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 30,
-                    max_rows: int = 32, max_cols: int = 12, max_products: int = 20_000,
-                    check_general: bool = True) -> Derivation:
+def derive_backward(
+    spec: ConvSpec,
+    *,
+    max_outputs: int = 32,
+    max_terms: int = 30,
+    max_rows: int = 32,
+    max_cols: int = 12,
+    max_products: int = 20_000,
+    check_general: bool = True,
+) -> Derivation:
     """Back-propagation through a layer: kernel gradient (eq. 9.11), input gradient (eq. 9.13), ``Mᵀ``.
 
     Parameters
@@ -338,23 +383,39 @@ def derive_backward(spec: ConvSpec, *, max_outputs: int = 32, max_terms: int = 3
     book = books.forward_step(spec, formulas)
     steps += [book] if book else []
     steps.append(_forward_step(spec, spec.bias, max_outputs, max_terms, bw))
-    steps.append(Step(
-        "The loss $L$ reaches the layer as the upstream gradient $\\partial L / \\partial z_j$, one per output; "
-        "by the chain rule every parameter and input collects $\\partial z_j / \\partial(\\cdot)$ times it, "
-        "summed over the outputs it feeds.", rule="chain rule"))
-    for title, book in (("kernel", books.kernel_gradient_step(spec, formulas)), ("bias", None),
-                        ("input", books.input_gradient_step(spec, formulas))):
+    steps.append(
+        Step(
+            "The loss $L$ reaches the layer as the upstream gradient $\\partial L / \\partial z_j$, one per output; "
+            "by the chain rule every parameter and input collects $\\partial z_j / \\partial(\\cdot)$ times it, "
+            "summed over the outputs it feeds.",
+            rule="chain rule",
+        )
+    )
+    for title, book in (
+        ("kernel", books.kernel_gradient_step(spec, formulas)),
+        ("bias", None),
+        ("input", books.input_gradient_step(spec, formulas)),
+    ):
         eqs = bw.left_sides({"kernel": "weight"}.get(title, title))
         if not eqs.size:
             continue
         steps += [book] if book else []
         lhs = list(bw.left_sides({"kernel": "weight"}.get(title, title)).ravel())
         rhs = [bw.factors(s) for s in lhs]
-        steps.append(Step(f"Instantiated, the {title} gradient:", _equations(lhs, rhs, roles, max_outputs, max_terms),
-                          _rule(len(eqs), max_outputs, max_terms, f"{title} gradients", _longest(rhs)),
-                          "instantiate"))
+        steps.append(
+            Step(
+                f"Instantiated, the {title} gradient:",
+                _equations(lhs, rhs, roles, max_outputs, max_terms),
+                _rule(len(eqs), max_outputs, max_terms, f"{title} gradients", _longest(rhs)),
+                "instantiate",
+            )
+        )
     steps.append(_transpose_step(spec, max_rows, max_cols))
-    check = books.general_check(formulas, ("layer", "forward", "kernel", "padded", "input")) if check_general else None
+    check = (
+        books.general_check(formulas, ("layer", "forward", "kernel", "padded", "input"))
+        if check_general
+        else None
+    )
     steps += [check] if check else []
     return Derivation(f"Back-propagation through {spec_words(spec)}", tuple(steps), result=bw)
 
@@ -370,6 +431,10 @@ def _transpose_step(spec: ConvSpec, max_rows: int, max_cols: int) -> Step:
         "In matrix form $\\partial L / \\partial a = M^{\\top} G$ and $\\partial L / \\partial w = J(a)^{\\top} G$, "
         "where $G = \\partial L / \\partial z$ and $J(a)$ is the im2col matrix ($z = J(a)\\, w$):",
         (Equation((Expr(r"M^{\top}", "M^T"), Grid(cells, value))),),
-        ("Row $i$ of $M^{\\top}$ lists the weights through which input $a_i$ reaches each output: exactly the "
-         "coefficients of the input-gradient sums above. " + truncation_rule(n_cols, n_rows, max_cols, max_rows)).strip(),
-        "transpose")
+        (
+            "Row $i$ of $M^{\\top}$ lists the weights through which input $a_i$ reaches each output: exactly the "
+            "coefficients of the input-gradient sums above. "
+            + truncation_rule(n_cols, n_rows, max_cols, max_rows)
+        ).strip(),
+        "transpose",
+    )

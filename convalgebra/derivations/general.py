@@ -37,8 +37,16 @@ import numpy as np
 from ..spec import ConvSpec
 from .model import Expr
 
-__all__ = ["IndexFormula", "Factor", "Bound", "LayerFormulas", "layer_formulas", "check_formula", "ints",
-           "sample_positions"]
+__all__ = [
+    "IndexFormula",
+    "Factor",
+    "Bound",
+    "LayerFormulas",
+    "layer_formulas",
+    "check_formula",
+    "ints",
+    "sample_positions",
+]
 
 OUT = {1: ("j",), 2: ("j", "k"), 3: ("j", "k", "t")}
 TAP = {1: ("m",), 2: ("m", "n"), 3: ("m", "n", "u")}
@@ -80,7 +88,11 @@ def _scaled(coefficient: int, var: str, shift: int = 1) -> Expr:
     v = _sym(var)
     if coefficient == 1:
         return Expr(var, var, v)
-    return Expr(f"{coefficient}({var} - {shift})", f"{coefficient}*({var} - {shift})", coefficient * (v - shift))
+    return Expr(
+        f"{coefficient}({var} - {shift})",
+        f"{coefficient}*({var} - {shift})",
+        coefficient * (v - shift),
+    )
 
 
 def position(out: str, tap: str, s: int, d: int, shift: int = 0) -> Expr:
@@ -101,8 +113,11 @@ def _floor_div(var: str, minus: int, by: int) -> Expr:
     v = _sym(var)
     if by == 1:
         return Expr(f"({var} - {minus})", f"({var} - {minus})", v - minus)
-    return Expr(rf"\lfloor ({var} - {minus})/{by} \rfloor", f"floor(({var} - {minus})/{by})",
-                sympy.floor((v - minus) / by))
+    return Expr(
+        rf"\lfloor ({var} - {minus})/{by} \rfloor",
+        f"floor(({var} - {minus})/{by})",
+        sympy.floor((v - minus) / by),
+    )
 
 
 def group_offset(var: str, per_in: int, per_out: int, groups: int) -> Expr | None:
@@ -128,12 +143,18 @@ class Factor:
         if not self.indices:
             return self.tex, self.text
         if "%s" in self.tex:
-            return (self.tex % (r",\," if any(" " in i.tex for i in self.indices) else ",").join(
-                        i.tex for i in self.indices),
-                    self.text % ", ".join(i.text for i in self.indices))
+            return (
+                self.tex
+                % (r",\," if any(" " in i.tex for i in self.indices) else ",").join(
+                    i.tex for i in self.indices
+                ),
+                self.text % ", ".join(i.text for i in self.indices),
+            )
         sep = r",\," if any(" " in i.tex for i in self.indices) else ","
-        return (f"{self.tex}_{{{sep.join(i.tex for i in self.indices)}}}",
-                f"{self.text}[{', '.join(i.text for i in self.indices)}]")
+        return (
+            f"{self.tex}_{{{sep.join(i.tex for i in self.indices)}}}",
+            f"{self.text}[{', '.join(i.text for i in self.indices)}]",
+        )
 
 
 @dataclass(frozen=True)
@@ -240,23 +261,31 @@ class IndexFormula:
         out = []
         for factor, index_fns in zip(self.factors, factors, strict=False):
             source = tensors[factor.tensor]
-            index = [np.broadcast_to(np.asarray(fn(*values)), (int(keep.sum()),)).astype(np.int64)
-                     for fn in index_fns]
+            index = [
+                np.broadcast_to(np.asarray(fn(*values)), (int(keep.sum()),)).astype(np.int64)
+                for fn in index_fns
+            ]
             if isinstance(source, IndexFormula):
                 return _nested(source, index, tensors)
             array, origin = source
             local = [ix - o for ix, o in zip(index, origin, strict=False)]
-            if any(((ix < 0) | (ix >= size)).any() for ix, size in zip(local, array.shape, strict=False)):
+            if any(
+                ((ix < 0) | (ix >= size)).any()
+                for ix, size in zip(local, array.shape, strict=False)
+            ):
                 raise IndexError(f"{factor.tex} read outside its range at {at}")
             out.append(array[tuple(local)] if local else np.broadcast_to(array, (int(keep.sum()),)))
         return out
 
 
 def _nested(formula: IndexFormula, index: list[np.ndarray], tensors: dict) -> list[np.ndarray]:
-    parts = [formula.terms(tuple(int(ix[k]) for ix in index), tensors) for k in range(len(index[0]))]
+    parts = [
+        formula.terms(tuple(int(ix[k]) for ix in index), tensors) for k in range(len(index[0]))
+    ]
     if not parts:
         return [np.zeros(0, dtype=np.int64) for _ in formula.factors]
     return [np.concatenate([p[f] for p in parts]) for f in range(len(formula.factors))]
+
 
 # ------------------------------------------------------------------ the layer's formulas
 _ROLES = ("w", "a", "g")
@@ -320,7 +349,9 @@ class LayerFormulas:
         return check_formula(self.checks[key], sample_positions(self.checks[key].shape, limit))
 
 
-def sample_positions(shape: tuple[int, ...], limit: int = 24, seed: int = 0) -> list[tuple[int, ...]]:
+def sample_positions(
+    shape: tuple[int, ...], limit: int = 24, seed: int = 0
+) -> list[tuple[int, ...]]:
     """1-based positions of an index space to check: all of them, or the corners and a random sample.
 
     Examples
@@ -333,7 +364,12 @@ def sample_positions(shape: tuple[int, ...], limit: int = 24, seed: int = 0) -> 
     total = math.prod(shape)
     if total <= limit:
         return [tuple(int(v) + 1 for v in idx) for idx in np.ndindex(*shape)]
-    corners = {tuple(c) for c in np.array(np.meshgrid(*[[0, n - 1] for n in shape], indexing="ij")).reshape(len(shape), -1).T}
+    corners = {
+        tuple(c)
+        for c in np.array(np.meshgrid(*[[0, n - 1] for n in shape], indexing="ij"))
+        .reshape(len(shape), -1)
+        .T
+    }
     chosen = sorted(corners)[:limit]
     rng = np.random.default_rng(seed)
     flat = rng.choice(total, size=min(total, limit), replace=False)
@@ -372,8 +408,10 @@ def check_formula(check: Check, positions: list[tuple[int, ...]]) -> int:
         A position where the printed formula gives other terms than the layer's table (the
         message names the formula and the position).
     """
-    roles_of = {name: role for name, (_, _, role) in
-                ((k, v) for k, v in check.tensors.items() if isinstance(v, tuple))}
+    roles_of = {
+        name: role
+        for name, (_, _, role) in ((k, v) for k, v in check.tensors.items() if isinstance(v, tuple))
+    }
     arrays = {k: (v[0], v[1]) if isinstance(v, tuple) else v for k, v in check.tensors.items()}
     sizes = check.sizes
     for at in positions:
@@ -386,8 +424,10 @@ def check_formula(check: Check, positions: list[tuple[int, ...]]) -> int:
         got = _codes(parts, [roles_of[f.tensor] for f in factors], sizes)
         want = check.expected(at)
         if got.shape != want.shape or (got != want).any():
-            raise AssertionError(f"{formula.left.text} at {at}: the printed formula gives {got.size} terms "
-                                 f"that differ from the layer's {want.size}")
+            raise AssertionError(
+                f"{formula.left.text} at {at}: the printed formula gives {got.size} terms "
+                f"that differ from the layer's {want.size}"
+            )
     return len(positions)
 
 
@@ -430,8 +470,11 @@ def _pi(axis: int, size: int, padding, mode: str) -> tuple[str, Callable]:
 def _pi_expr(axis: int, arg: Expr) -> Expr:
     import sympy
 
-    return Expr(rf"\pi_{{{axis + 1}}}({arg.tex})", f"pi_{axis + 1}({arg.text})",
-                sympy.Function(f"pi_{axis + 1}")(arg.value))
+    return Expr(
+        rf"\pi_{{{axis + 1}}}({arg.tex})",
+        f"pi_{axis + 1}({arg.text})",
+        sympy.Function(f"pi_{axis + 1}")(arg.value),
+    )
 
 
 @dataclass(frozen=True)
@@ -493,12 +536,27 @@ def ints(value: Any) -> tuple[int, ...]:
 
 def _layout(spec: ConvSpec) -> _Layout:
     f = spec.forward
-    return _Layout(f.ndim, f.in_channels, f.out_channels, f.groups, ints(f.kernel_size), ints(f.stride),
-                   ints(f.dilation), tuple(f.padding), f.padding_mode, f.flip)
+    return _Layout(
+        f.ndim,
+        f.in_channels,
+        f.out_channels,
+        f.groups,
+        ints(f.kernel_size),
+        ints(f.stride),
+        ints(f.dilation),
+        tuple(f.padding),
+        f.padding_mode,
+        f.flip,
+    )
 
 
-def _expected(table: Callable[[], tuple], sizes: dict, key: str,
-              lhs_id: Callable[[tuple[int, ...]], int], roles: tuple[str, str]) -> Callable:
+def _expected(
+    table: Callable[[], tuple],
+    sizes: dict,
+    key: str,
+    lhs_id: Callable[[tuple[int, ...]], int],
+    roles: tuple[str, str],
+) -> Callable:
     """Expected term codes at a left-side position: the triples whose ``key`` id matches.
 
     ``table()`` returns the layer's ``(rows, cols, weights)``; it is built on first use.
@@ -550,7 +608,11 @@ def layer_formulas(spec: ConvSpec) -> LayerFormulas:
     if spec.channel_table is not None:
         return LayerFormulas(spec, {}, {}, {})
     table = _table(spec)
-    sizes = {"w": math.prod(spec.weight_shape), "a": math.prod(spec.input_shape), "g": math.prod(spec.output_shape)}
+    sizes = {
+        "w": math.prod(spec.weight_shape),
+        "a": math.prod(spec.input_shape),
+        "g": math.prod(spec.output_shape),
+    }
     build = _transposed if spec.transposed else _forward
     checks, notes = build(spec, table, sizes)
     return LayerFormulas(spec, checks, notes, sizes)
@@ -571,8 +633,10 @@ def _tile_indices(spec: ConvSpec, outs: tuple[str, ...]) -> list[Expr]:
 
     if spec.tile is None:
         return []
-    return [Expr(rf"(({o} - 1) \bmod {t}) + 1", f"Mod({o} - 1, {t}) + 1", sympy.Mod(_sym(o) - 1, t) + 1)
-            for o, t in zip(outs, ints(spec.tile), strict=False)]
+    return [
+        Expr(rf"(({o} - 1) \bmod {t}) + 1", f"Mod({o} - 1, {t}) + 1", sympy.Mod(_sym(o) - 1, t) + 1)
+        for o, t in zip(outs, ints(spec.tile), strict=False)
+    ]
 
 
 _MODE_WORDS = {
@@ -590,8 +654,10 @@ def _padding_note(name: str, source: str, lay: _Layout) -> str:
         return f"${name} = {source}$ (no padding)."
     inner = ",".join(f"{p} - {b}" if b else p for p, b in zip(pos, shifts, strict=False))
     sizes = ", ".join(f"$P_{{{a + 1}}} = ({b}, {c})$" for a, (b, c) in enumerate(lay.padding))
-    return (f"${name}$ is ${source}$ padded by {sizes} (before, after) on the spatial axes: "
-            f"${name}_{{c,{','.join(pos)}}} = {source}_{{c,{inner}}}$ inside, {_MODE_WORDS[lay.mode]}.")
+    return (
+        f"${name}$ is ${source}$ padded by {sizes} (before, after) on the spatial axes: "
+        f"${name}_{{c,{','.join(pos)}}} = {source}_{{c,{inner}}}$ inside, {_MODE_WORDS[lay.mode]}."
+    )
 
 
 def _forward(spec: ConvSpec, table: Callable, sizes: dict) -> tuple[dict, dict]:
@@ -608,49 +674,102 @@ def _forward(spec: ConvSpec, table: Callable, sizes: dict) -> tuple[dict, dict]:
     checks: dict[str, Check] = {}
     # the layer's own index map: z from w and a, a read at unpadded coordinates
     chan = () if single else (_var("i"),)
-    w_index = (*_tile_indices(spec, outs), *chan, *(() if single else (_var("l") if lay.per_in > 1 else _num(1),)),
-               *(lay.tap(a, m) for a, m in enumerate(taps)))
-    a_index = (*(() if single else (lay.in_channel("i"),)),
-               *(lay.position(a, o, m, shifts[a]) for a, (o, m) in enumerate(zip(outs, taps, strict=False))))
+    w_index = (
+        *_tile_indices(spec, outs),
+        *chan,
+        *(() if single else (_var("l") if lay.per_in > 1 else _num(1),)),
+        *(lay.tap(a, m) for a, m in enumerate(taps)),
+    )
+    a_index = (
+        *(() if single else (lay.in_channel("i"),)),
+        *(
+            lay.position(a, o, m, shifts[a])
+            for a, (o, m) in enumerate(zip(outs, taps, strict=False))
+        ),
+    )
     w_arr = w_ids.reshape(*ints(spec.tile or ()), *ints(spec.kernel_size)) if single else w_ids
     a_arr = v_ids[0] if single else v_ids
     a_origin = tuple(([] if single else [1]) + [1 - b for b in shifts])
-    layer = IndexFormula(Factor("z", "z", "z", (*chan, *map(_var, outs))), (*([] if single else l_bound), *tap_bounds),
-                         (Factor("w", "w", "w", w_index), Factor("a", "a", "a", a_index)))
+    layer = IndexFormula(
+        Factor("z", "z", "z", (*chan, *map(_var, outs))),
+        (*([] if single else l_bound), *tap_bounds),
+        (Factor("w", "w", "w", w_index), Factor("a", "a", "a", a_index)),
+    )
     tensors = {"w": (w_arr, (1,) * w_arr.ndim, "w"), "a": (a_arr, a_origin, "a")}
     lhs = _ravel(out_shape) if not single else (lambda at: _ravel(out_shape)((1, *at)))
-    checks["layer"] = Check(layer, out_shape[1:] if single else out_shape,
-                            _expected(table, sizes, "row", lhs, ("w", "a")), tensors, sizes)
-    notes = {"K": "$K = w$" if not lay.flip else
-             "$K_{i,l," + ",".join(taps) + "} = w_{i,l," + ",".join(lay.tap(a, m).tex for a, m in enumerate(taps))
-             + "}$, the flipped kernel (this layer is a true convolution)",
-             "V": _padding_note("V", "a", lay)}
+    checks["layer"] = Check(
+        layer,
+        out_shape[1:] if single else out_shape,
+        _expected(table, sizes, "row", lhs, ("w", "a")),
+        tensors,
+        sizes,
+    )
+    notes = {
+        "K": "$K = w$"
+        if not lay.flip
+        else "$K_{i,l,"
+        + ",".join(taps)
+        + "} = w_{i,l,"
+        + ",".join(lay.tap(a, m).tex for a, m in enumerate(taps))
+        + "}$, the flipped kernel (this layer is a true convolution)",
+        "V": _padding_note("V", "a", lay),
+    }
     if lay.groups > 1:
         g = lay.gamma("i")
         assert g is not None
-        reads = ("the input channel $\\gamma(i) + 1$" if lay.per_in == 1 else
-                 f"the input channels $\\gamma(i) + 1, \\ldots, \\gamma(i) + {lay.per_in}$")
-        notes["gamma"] = f"With $G = {lay.groups}$ groups, output channel $i$ reads {reads} where $\\gamma(i) = {g.tex}$."
+        reads = (
+            "the input channel $\\gamma(i) + 1$"
+            if lay.per_in == 1
+            else f"the input channels $\\gamma(i) + 1, \\ldots, \\gamma(i) + {lay.per_in}$"
+        )
+        notes["gamma"] = (
+            f"With $G = {lay.groups}$ groups, output channel $i$ reads {reads} where $\\gamma(i) = {g.tex}$."
+        )
     if spec.tile is not None:
         return checks, notes
     k_ids = _flipped(w_ids, n) if lay.flip else w_ids
-    book = {"V": (v_ids, (1,) * v_ids.ndim, "a"), "K": (k_ids, (1,) * k_ids.ndim, "w"),
-            "G": (g_ids, (1,) * g_ids.ndim, "g")}
+    book = {
+        "V": (v_ids, (1,) * v_ids.ndim, "a"),
+        "K": (k_ids, (1,) * k_ids.ndim, "w"),
+        "G": (g_ids, (1,) * g_ids.ndim, "g"),
+    }
     kl = _var("l") if lay.per_in > 1 else _num(1)
-    v_index = (lay.in_channel("i"), *(lay.position(a, o, m) for a, (o, m) in enumerate(zip(outs, taps, strict=False))))
-    forward = IndexFormula(Factor("Z", "Z", "Z", (_var("i"), *map(_var, outs))), (*l_bound, *tap_bounds),
-                           (Factor("V", "V", "V", v_index), Factor("K", "K", "K", (_var("i"), kl, *map(_var, taps)))))
-    checks["forward"] = Check(forward, out_shape, _expected(table, sizes, "row", _ravel(out_shape),
-                                                            ("w", "a")), book, sizes)
+    v_index = (
+        lay.in_channel("i"),
+        *(lay.position(a, o, m) for a, (o, m) in enumerate(zip(outs, taps, strict=False))),
+    )
+    forward = IndexFormula(
+        Factor("Z", "Z", "Z", (_var("i"), *map(_var, outs))),
+        (*l_bound, *tap_bounds),
+        (Factor("V", "V", "V", v_index), Factor("K", "K", "K", (_var("i"), kl, *map(_var, taps)))),
+    )
+    checks["forward"] = Check(
+        forward,
+        out_shape,
+        _expected(table, sizes, "row", _ravel(out_shape), ("w", "a")),
+        book,
+        sizes,
+    )
     k_lhs = (_var("i"), kl, *map(_var, taps))
-    kernel = IndexFormula(Factor("g", "g", "g", k_lhs), tuple(Bound(o, 1, s) for o, s in zip(outs, out_shape[1:], strict=False)),
-                          (Factor("G", "G", "G", (_var("i"), *map(_var, outs))), Factor("V", "V", "V", v_index)),
-                          alias=(r"\frac{\partial L}{\partial K_{" + ",".join(x.tex for x in k_lhs) + "}}",
-                                 "dL/dK[" + ", ".join(x.text for x in k_lhs) + "]"))
+    kernel = IndexFormula(
+        Factor("g", "g", "g", k_lhs),
+        tuple(Bound(o, 1, s) for o, s in zip(outs, out_shape[1:], strict=False)),
+        (Factor("G", "G", "G", (_var("i"), *map(_var, outs))), Factor("V", "V", "V", v_index)),
+        alias=(
+            r"\frac{\partial L}{\partial K_{" + ",".join(x.tex for x in k_lhs) + "}}",
+            "dL/dK[" + ", ".join(x.text for x in k_lhs) + "]",
+        ),
+    )
     k_shape = (lay.c_out, lay.per_in, *lay.kernel)
-    checks["kernel"] = Check(kernel, k_shape, _expected(table, sizes, "weight",
-                                                        lambda at: int(k_ids[tuple(v - 1 for v in at)]), ("a", "g")),
-                             book, sizes)
+    checks["kernel"] = Check(
+        kernel,
+        k_shape,
+        _expected(
+            table, sizes, "weight", lambda at: int(k_ids[tuple(v - 1 for v in at)]), ("a", "g")
+        ),
+        book,
+        sizes,
+    )
     checks.update(_padded_gradient(spec, lay, book, sizes, k_ids, g_ids))
     return checks, notes
 
@@ -659,7 +778,9 @@ IN = {1: ("x",), 2: ("x", "y"), 3: ("x", "y", "v")}
 
 
 def _grad_factor(name: str, indices: tuple[Expr, ...]) -> Factor:
-    return Factor(r"\frac{\partial L}{\partial " + name + "_{%s}}", "dL/d" + name + "[%s]", name, indices)
+    return Factor(
+        r"\frac{\partial L}{\partial " + name + "_{%s}}", "dL/d" + name + "[%s]", name, indices
+    )
 
 
 def _in_group_channel(lay: _Layout, in_var: str, out_var: str) -> Expr:
@@ -677,42 +798,97 @@ def _channel_sum(lay: _Layout, var: str, other: str, count: int) -> tuple[tuple[
     return (Bound(var, 1, count, shown=False),), (lay.same_group(var, other),)
 
 
-def _padded_gradient(spec: ConvSpec, lay: _Layout, book: dict, sizes: dict, k_ids, g_ids) -> dict[str, Check]:
+def _padded_gradient(
+    spec: ConvSpec, lay: _Layout, book: dict, sizes: dict, k_ids, g_ids
+) -> dict[str, Check]:
     """Eq. 9.13 (``h = ∂L/∂V`` at every padded position) and ``∂L/∂a`` collected from it."""
     from dataclasses import replace
 
     n, outs, taps, pos = lay.n, OUT[lay.n], TAP[lay.n], POS[lay.n]
     padded = tuple(book["V"][0].shape)
     i_bound, i_cond = _channel_sum(lay, "i", "c", lay.c_out)
-    conditions = i_cond + tuple((lay.position(a, o, m), _var(p)) for a, (o, m, p) in enumerate(zip(outs, taps, pos, strict=False)))
-    bounds = (*i_bound, *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False)),
-              *(Bound(o, 1, s, shown=False) for o, s in zip(outs, spec.output_shape[1:], strict=False)))
+    conditions = i_cond + tuple(
+        (lay.position(a, o, m), _var(p))
+        for a, (o, m, p) in enumerate(zip(outs, taps, pos, strict=False))
+    )
+    bounds = (
+        *i_bound,
+        *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False)),
+        *(Bound(o, 1, s, shown=False) for o, s in zip(outs, spec.output_shape[1:], strict=False)),
+    )
     lhs = (_var("c"), *map(_var, pos))
-    h = IndexFormula(Factor("h", "h", "h", lhs), bounds,
-                     (Factor("K", "K", "K", (_var("i"), _in_group_channel(lay, "c", "i"), *map(_var, taps))),
-                      Factor("G", "G", "G", (_var("i"), *map(_var, outs)))), conditions,
-                     alias=(r"\frac{\partial L}{\partial V_{" + ",".join(x.tex for x in lhs) + "}}",
-                            "dL/dV[" + ", ".join(x.text for x in lhs) + "]"))
-    flat = replace(spec, input_shape=padded, padding=((0, 0),) * (len(padded) - 1), padding_mode="zeros",
-                   padding_word=None, bias=False)
+    h = IndexFormula(
+        Factor("h", "h", "h", lhs),
+        bounds,
+        (
+            Factor("K", "K", "K", (_var("i"), _in_group_channel(lay, "c", "i"), *map(_var, taps))),
+            Factor("G", "G", "G", (_var("i"), *map(_var, outs))),
+        ),
+        conditions,
+        alias=(
+            r"\frac{\partial L}{\partial V_{" + ",".join(x.tex for x in lhs) + "}}",
+            "dL/dV[" + ", ".join(x.text for x in lhs) + "]",
+        ),
+    )
+    flat = replace(
+        spec,
+        input_shape=padded,
+        padding=((0, 0),) * (len(padded) - 1),
+        padding_mode="zeros",
+        padding_word=None,
+        bias=False,
+    )
     padded_sizes = dict(sizes, a=math.prod(padded))
-    checks = {"padded": Check(h, padded, _expected(_table(flat), padded_sizes, "col", _ravel(padded),
-                                                    ("w", "g")), book, padded_sizes)}
+    checks = {
+        "padded": Check(
+            h,
+            padded,
+            _expected(_table(flat), padded_sizes, "col", _ravel(padded), ("w", "g")),
+            book,
+            padded_sizes,
+        )
+    }
     ins = IN[n]
     shifts = [b for b, _ in lay.padding]
     if lay.mode == "zeros":
-        grad = IndexFormula(_grad_factor("a", (_var("c"), *map(_var, ins))), (),
-                            (Factor("h", "h", "h", (_var("c"), *(_plus(_var(x), constant=b) for x, b in zip(ins, shifts, strict=False)))),))
+        grad = IndexFormula(
+            _grad_factor("a", (_var("c"), *map(_var, ins))),
+            (),
+            (
+                Factor(
+                    "h",
+                    "h",
+                    "h",
+                    (
+                        _var("c"),
+                        *(_plus(_var(x), constant=b) for x, b in zip(ins, shifts, strict=False)),
+                    ),
+                ),
+            ),
+        )
     else:
-        grad = IndexFormula(_grad_factor("a", (_var("c"), *map(_var, ins))),
-                            tuple(Bound(p, 1, size, shown=False) for p, size in zip(pos, padded[1:], strict=False)),
-                            (Factor("h", "h", "h", (_var("c"), *map(_var, pos))),),
-                            tuple((_pi_expr(a, _var(p)), _var(x)) for a, (p, x) in enumerate(zip(pos, ins, strict=False))),
-                            functions=tuple(_pi(a, size, pad, lay.mode) for a, (size, pad) in
-                                            enumerate(zip(spec.input_shape[1:], lay.padding, strict=False))))
-    checks["input"] = Check(grad, spec.input_shape, _expected(_table(spec), sizes, "col",
-                                                              _ravel(spec.input_shape), ("w", "g")),
-                            dict(book, h=h), sizes)
+        grad = IndexFormula(
+            _grad_factor("a", (_var("c"), *map(_var, ins))),
+            tuple(Bound(p, 1, size, shown=False) for p, size in zip(pos, padded[1:], strict=False)),
+            (Factor("h", "h", "h", (_var("c"), *map(_var, pos))),),
+            tuple(
+                (_pi_expr(a, _var(p)), _var(x))
+                for a, (p, x) in enumerate(zip(pos, ins, strict=False))
+            ),
+            functions=tuple(
+                _pi(a, size, pad, lay.mode)
+                for a, (size, pad) in enumerate(
+                    zip(spec.input_shape[1:], lay.padding, strict=False)
+                )
+            ),
+        )
+    checks["input"] = Check(
+        grad,
+        spec.input_shape,
+        _expected(_table(spec), sizes, "col", _ravel(spec.input_shape), ("w", "g")),
+        dict(book, h=h),
+        sizes,
+    )
     return checks
 
 
@@ -736,45 +912,93 @@ def _transposed(spec: ConvSpec, table, sizes) -> tuple[dict, dict]:
         else:
             hits.append((_pi_expr(a, target), _var(p)))
             functions.append(_pi(a, out_shape[1 + a], lay.padding[a], lay.mode))
-    bounds = (*(() if single else c_bound), *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False)),
-              *(Bound(o, 1, s, shown=False) for o, s in zip(outs, in_shape[1:], strict=False)))
+    bounds = (
+        *(() if single else c_bound),
+        *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False)),
+        *(Bound(o, 1, s, shown=False) for o, s in zip(outs, in_shape[1:], strict=False)),
+    )
     chan = () if single else (_var("i"),)
-    w_index = (*(() if single else (_var("c"), _in_group_channel(lay, "i", "c"))),
-               *(lay.tap(a, m) for a, m in enumerate(taps)))
-    layer = IndexFormula(Factor("z", "z", "z", (*chan, *map(_var, pos))), bounds,
-                         (Factor("w", "w", "w", w_index), Factor("a", "a", "a", (*(() if single else (_var("c"),)),
-                                                                                   *map(_var, outs)))),
-                         (*(() if single else c_cond), *hits), functions=tuple(functions))
+    w_index = (
+        *(() if single else (_var("c"), _in_group_channel(lay, "i", "c"))),
+        *(lay.tap(a, m) for a, m in enumerate(taps)),
+    )
+    layer = IndexFormula(
+        Factor("z", "z", "z", (*chan, *map(_var, pos))),
+        bounds,
+        (
+            Factor("w", "w", "w", w_index),
+            Factor("a", "a", "a", (*(() if single else (_var("c"),)), *map(_var, outs))),
+        ),
+        (*(() if single else c_cond), *hits),
+        functions=tuple(functions),
+    )
     w_arr = w_ids.reshape(spec.kernel_size) if single else w_ids
     a_arr = a_ids[0] if single else a_ids
     tensors = {"w": (w_arr, (1,) * w_arr.ndim, "w"), "a": (a_arr, (1,) * a_arr.ndim, "a")}
     lhs = _ravel(out_shape) if not single else (lambda at: _ravel(out_shape)((1, *at)))
-    checks = {"layer": Check(layer, out_shape[1:] if single else out_shape,
-                             _expected(table, sizes, "row", lhs, ("w", "a")), tensors, sizes)}
+    checks = {
+        "layer": Check(
+            layer,
+            out_shape[1:] if single else out_shape,
+            _expected(table, sizes, "row", lhs, ("w", "a")),
+            tensors,
+            sizes,
+        )
+    }
     # backward: the upstream gradient, padded as the forward convolution pads its input, is convolved
     k_ids = _flipped(w_ids, n) if lay.flip else w_ids
     gpad = _padded_ids(out_shape, lay.padding, lay.mode)
-    book = {"K": (k_ids, (1,) * k_ids.ndim, "w"), "Ghat": (gpad, (1,) * gpad.ndim, "g"),
-            "a": (a_ids, (1,) * a_ids.ndim, "a")}
+    book = {
+        "K": (k_ids, (1,) * k_ids.ndim, "w"),
+        "Ghat": (gpad, (1,) * gpad.ndim, "g"),
+        "a": (a_ids, (1,) * a_ids.ndim, "a"),
+    }
     kl = _var("l") if lay.per_in > 1 else _num(1)
-    ghat = (lay.in_channel("c"), *(lay.position(a, o, m) for a, (o, m) in enumerate(zip(outs, taps, strict=False))))
+    ghat = (
+        lay.in_channel("c"),
+        *(lay.position(a, o, m) for a, (o, m) in enumerate(zip(outs, taps, strict=False))),
+    )
     k_lhs = (_var("c"), kl, *map(_var, taps))
-    kernel = IndexFormula(_grad_factor("K", k_lhs), tuple(Bound(o, 1, s) for o, s in zip(outs, in_shape[1:], strict=False)),
-                          (Factor("a", "a", "a", (_var("c"), *map(_var, outs))), Factor(r"\hat{G}", "Ghat", "Ghat", ghat)))
-    checks["kernel"] = Check(kernel, (lay.c_out, lay.per_in, *lay.kernel),
-                             _expected(table, sizes, "weight",
-                                       lambda at: int(k_ids[tuple(v - 1 for v in at)]), ("a", "g")), book, sizes)
+    kernel = IndexFormula(
+        _grad_factor("K", k_lhs),
+        tuple(Bound(o, 1, s) for o, s in zip(outs, in_shape[1:], strict=False)),
+        (
+            Factor("a", "a", "a", (_var("c"), *map(_var, outs))),
+            Factor(r"\hat{G}", "Ghat", "Ghat", ghat),
+        ),
+    )
+    checks["kernel"] = Check(
+        kernel,
+        (lay.c_out, lay.per_in, *lay.kernel),
+        _expected(
+            table, sizes, "weight", lambda at: int(k_ids[tuple(v - 1 for v in at)]), ("a", "g")
+        ),
+        book,
+        sizes,
+    )
     l_bound = (Bound("l", 1, lay.per_in),) if lay.per_in > 1 else ()
-    grad = IndexFormula(_grad_factor("a", (_var("c"), *map(_var, outs))),
-                        (*l_bound, *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False))),
-                        (Factor("K", "K", "K", k_lhs), Factor(r"\hat{G}", "Ghat", "Ghat", ghat)))
-    checks["input"] = Check(grad, in_shape, _expected(table, sizes, "col", _ravel(in_shape),
-                                                      ("w", "g")), book, sizes)
-    notes = {"K": "$K = w$" if not lay.flip else
-             "$K_{c,l," + ",".join(taps) + "} = w_{c,l," + ",".join(lay.tap(a, m).tex for a, m in enumerate(taps))
-             + "}$, the flipped kernel", "Ghat": _padding_note(r"\hat{G}", "G", lay)}
+    grad = IndexFormula(
+        _grad_factor("a", (_var("c"), *map(_var, outs))),
+        (*l_bound, *(Bound(m, 1, k) for m, k in zip(taps, lay.kernel, strict=False))),
+        (Factor("K", "K", "K", k_lhs), Factor(r"\hat{G}", "Ghat", "Ghat", ghat)),
+    )
+    checks["input"] = Check(
+        grad, in_shape, _expected(table, sizes, "col", _ravel(in_shape), ("w", "g")), book, sizes
+    )
+    notes = {
+        "K": "$K = w$"
+        if not lay.flip
+        else "$K_{c,l,"
+        + ",".join(taps)
+        + "} = w_{c,l,"
+        + ",".join(lay.tap(a, m).tex for a, m in enumerate(taps))
+        + "}$, the flipped kernel",
+        "Ghat": _padding_note(r"\hat{G}", "G", lay),
+    }
     gamma_c = lay.gamma("c")
     if gamma_c is not None:
-        notes["gamma"] = (f"With $G = {lay.groups}$ groups, input channel $c$ writes the output channels "
-                          f"$\\gamma(c) + 1, \\ldots, \\gamma(c) + {lay.per_in}$ where $\\gamma(c) = {gamma_c.tex}$.")
+        notes["gamma"] = (
+            f"With $G = {lay.groups}$ groups, input channel $c$ writes the output channels "
+            f"$\\gamma(c) + 1, \\ldots, \\gamma(c) + {lay.per_in}$ where $\\gamma(c) = {gamma_c.tex}$."
+        )
     return checks, notes

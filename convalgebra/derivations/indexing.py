@@ -58,18 +58,29 @@ def _formula(spec: ConvSpec) -> str:
     if spec.in_channels * spec.out_channels == 1 and spec.tile is None:
         return rf"z_{{{','.join(outs)}}} = {sums} w_{{{','.join(taps)}}}\, a_{{{', '.join(index)}}}"
     per = spec.in_channels // spec.groups
-    c_range = (rf"\sum_{{c=1}}^{{{spec.in_channels}}}" if spec.groups == 1 and spec.channel_table is None
-               else r"\sum_{c \in \mathrm{group}(o)}")
-    tile = ("^{(" + ",".join(f"({o} - 1) \\bmod {t}" for o, t in zip(outs, spec.tile)) + ")}") if spec.tile else ""
+    c_range = (
+        rf"\sum_{{c=1}}^{{{spec.in_channels}}}"
+        if spec.groups == 1 and spec.channel_table is None
+        else r"\sum_{c \in \mathrm{group}(o)}"
+    )
+    tile = (
+        ("^{(" + ",".join(f"({o} - 1) \\bmod {t}" for o, t in zip(outs, spec.tile)) + ")}")
+        if spec.tile
+        else ""
+    )
     weight_c = "c" if per == spec.in_channels else "c'"
-    return (rf"z_{{o,{','.join(outs)}}} = {c_range}{sums} w{tile}_{{o,{weight_c},{','.join(taps)}}}\, "
-            rf"a_{{c,{', '.join(index)}}}")
+    return (
+        rf"z_{{o,{','.join(outs)}}} = {c_range}{sums} w{tile}_{{o,{weight_c},{','.join(taps)}}}\, "
+        rf"a_{{c,{', '.join(index)}}}"
+    )
 
 
 def _kind(spec: ConvSpec) -> str:
     if spec.transposed:
-        return ("transposed convolution: every input is multiplied by the kernel and scattered onto the output "
-                "(its matrix is the transpose of the forward convolution's)")
+        return (
+            "transposed convolution: every input is multiplied by the kernel and scattered onto the output "
+            "(its matrix is the transpose of the forward convolution's)"
+        )
     if spec.flip:
         return "true convolution (the kernel is flipped)"
     return "cross-correlation (the kernel is not flipped), as in every deep learning library"
@@ -80,22 +91,32 @@ def _conventions(spec: ConvSpec) -> Step:
     from .printing import tex_symbol
 
     names = []
-    for label, array, layout in (("inputs", input_symbols(spec), "channel, then position"),
-                                 ("kernel", weight_symbols(spec),
-                                  ("tile position, " if spec.tile else "")
-                                  + ("input channel, output channel in its group, taps" if spec.transposed
-                                     else "output channel, input channel in its group, taps")),
-                                 ("outputs", output_symbols(spec), "channel, then position")):
+    for label, array, layout in (
+        ("inputs", input_symbols(spec), "channel, then position"),
+        (
+            "kernel",
+            weight_symbols(spec),
+            ("tile position, " if spec.tile else "")
+            + (
+                "input channel, output channel in its group, taps"
+                if spec.transposed
+                else "output channel, input channel in its group, taps"
+            ),
+        ),
+        ("outputs", output_symbols(spec), "channel, then position"),
+    ):
         flat = array.ravel()
         shown = ", ".join(tex_symbol(s) for s in flat[:2])
         indexed = "_{" in flat[0].name
         names.append(f"{label} ${shown}, \\ldots$" + (f" ({layout})" if indexed else ""))
-    return Step(f"The layer computes a {_kind(spec)}. Write {', '.join(names[:2])} and {names[2]}, "
-                "numbered from 1, row-major; every index in this derivation is 1-based.",
-                justification="Flattening in C order makes $M a$ equal to the flattened output, as in PyTorch; "
-                "a general formula writes the same entries with one index per axis "
-                "($w_{m,n}$ is the entry in kernel row $m$, column $n$).",
-                rule="definition")
+    return Step(
+        f"The layer computes a {_kind(spec)}. Write {', '.join(names[:2])} and {names[2]}, "
+        "numbered from 1, row-major; every index in this derivation is 1-based.",
+        justification="Flattening in C order makes $M a$ equal to the flattened output, as in PyTorch; "
+        "a general formula writes the same entries with one index per axis "
+        "($w_{m,n}$ is the entry in kernel row $m$, column $n$).",
+        rule="definition",
+    )
 
 
 def _layer_step(spec: ConvSpec, formulas) -> Step:
@@ -103,29 +124,49 @@ def _layer_step(spec: ConvSpec, formulas) -> Step:
 
     if spec.transposed:
         forward = spec.forward
-        why = ("Output position $p$ collects every input $j$ and tap $m$ for which the forward convolution "
-               f"{forward.describe()} reads $p$ from output $j$ through tap $m$: the same index map, solved for $j$"
-               + (" after the padding" if any(b for b, _ in spec.padding) else "") + ".")
-        return Step("Each output is a sum over the inputs and taps that scatter onto it:",
-                    (formula_equation(formulas, "layer"),), why + " " + " ".join(
-                        formulas.notes[k] for k in ("gamma",) if k in formulas.notes), "index formula")
+        why = (
+            "Output position $p$ collects every input $j$ and tap $m$ for which the forward convolution "
+            f"{forward.describe()} reads $p$ from output $j$ through tap $m$: the same index map, solved for $j$"
+            + (" after the padding" if any(b for b, _ in spec.padding) else "")
+            + "."
+        )
+        return Step(
+            "Each output is a sum over the inputs and taps that scatter onto it:",
+            (formula_equation(formulas, "layer"),),
+            why + " " + " ".join(formulas.notes[k] for k in ("gamma",) if k in formulas.notes),
+            "index formula",
+        )
     padding = {k: v for k, v in _PADDING_RULE.items()}[spec.padding_mode]
     notes = " ".join(formulas.notes[k] for k in ("gamma",) if k in formulas.notes)
     return Step(
         "Each output is a sum over the kernel taps"
-        + (" and the input channels of its group" if spec.in_channels // spec.groups > 1 else "") + ":",
+        + (" and the input channels of its group" if spec.in_channels // spec.groups > 1 else "")
+        + ":",
         (formula_equation(formulas, "layer"),),
-        ("With 1-based indices the first window starts at $1 - P_b$ ($P_b$ the padding before), each next window "
-         f"$S$ further (the stride), and tap $m$ sits $D(m - 1)$ after the window's start (the dilation); {padding}. "
-         + ("The first indices of $w$ pick the kernel of the output's tile. " if spec.tile else "") + notes).strip(),
-        "index formula")
+        (
+            "With 1-based indices the first window starts at $1 - P_b$ ($P_b$ the padding before), each next window "
+            f"$S$ further (the stride), and tap $m$ sits $D(m - 1)$ after the window's start (the dilation); {padding}. "
+            + (
+                "The first indices of $w$ pick the kernel of the output's tile. "
+                if spec.tile
+                else ""
+            )
+            + notes
+        ).strip(),
+        "index formula",
+    )
 
 
 def index_steps(spec: ConvSpec, formulas=None) -> list[Step]:
     """Conventions and the layer's own index formula (checked by instantiation)."""
     if spec.channel_table is not None:
-        return [_conventions(spec), Step(f"Each output is a sum over the kernel taps: ${_formula(spec)}$.",
-                                         rule="index formula")]
+        return [
+            _conventions(spec),
+            Step(
+                f"Each output is a sum over the kernel taps: ${_formula(spec)}$.",
+                rule="index formula",
+            ),
+        ]
     if formulas is None:
         from .general import layer_formulas
 

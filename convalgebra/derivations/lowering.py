@@ -27,17 +27,29 @@ from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import number, sum_of_products
 from .words import sizes, spec_words
 
-__all__ = ["derive_im2col", "patch_matrix", "derive_transposed", "direct_equivalent", "zero_inserted",
-           "direct_weight"]
+__all__ = [
+    "derive_im2col",
+    "patch_matrix",
+    "derive_transposed",
+    "direct_equivalent",
+    "zero_inserted",
+    "direct_weight",
+]
 
 
 def _plain(spec: ConvSpec) -> None:
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"im2col derivations need a ConvSpec, got {type(spec).__name__}")
-    if spec.transposed or spec.groups != 1 or spec.tile is not None or spec.channel_table is not None:
+    if (
+        spec.transposed
+        or spec.groups != 1
+        or spec.tile is not None
+        or spec.channel_table is not None
+    ):
         raise ConvAlgebraError(
             "im2col lowers a forward convolution with one group and a shared kernel (groups lower group by "
-            f"group; a transposed layer lowers its forward convolution), got {spec.describe()}")
+            f"group; a transposed layer lowers its forward convolution), got {spec.describe()}"
+        )
 
 
 def patch_matrix(spec: ConvSpec, x: Any = None) -> np.ndarray:
@@ -57,14 +69,18 @@ def patch_matrix(spec: ConvSpec, x: Any = None) -> np.ndarray:
     _plain(spec)
     a = (input_symbols(spec) if x is None else np.asarray(x, dtype=object)).ravel()
     per = math.prod(spec.output_shape[1:])
-    t = triples(spec, slice(0, per))   # output channel 1: its rows of the table
+    t = triples(spec, slice(0, per))  # output channel 1: its rows of the table
     out = np.zeros((per, math.prod(spec.weight_shape[1:])), dtype=object)
-    for p, i, w in zip(t.out_index.tolist(), t.in_index.tolist(), t.weight_index.tolist(), strict=True):
+    for p, i, w in zip(
+        t.out_index.tolist(), t.in_index.tolist(), t.weight_index.tolist(), strict=True
+    ):
         out[p, w] = out[p, w] + a[i]
     return out
 
 
-def _product_grid(w: np.ndarray, patches: np.ndarray, max_rows: int, max_cols: int) -> tuple[Grid, Any]:
+def _product_grid(
+    w: np.ndarray, patches: np.ndarray, max_rows: int, max_cols: int
+) -> tuple[Grid, Any]:
     """``W Xᵀ`` entry by entry (each a sum of products), and its value as a sympy matrix."""
     import sympy
 
@@ -94,12 +110,16 @@ def _same_as_layer(product: Any, direct: Any) -> int:
 
     if product is None:
         return 0
-    if product.shape != direct.shape or any(sympy.expand(p - d) != 0 for p, d in zip(product, direct, strict=True)):
+    if product.shape != direct.shape or any(
+        sympy.expand(p - d) != 0 for p, d in zip(product, direct, strict=True)
+    ):
         raise AssertionError("W X^T differs from the layer's output M a")
     return len(product)
 
 
-def derive_im2col(spec: ConvSpec, *, x: Any = None, max_rows: int = 32, max_cols: int = 12) -> Derivation:
+def derive_im2col(
+    spec: ConvSpec, *, x: Any = None, max_rows: int = 32, max_cols: int = 12
+) -> Derivation:
     """The layer as one matrix product: the patch matrix ``X``, the filter matrix ``W`` and ``Z = W Xᵀ``.
 
     Parameters
@@ -132,29 +152,51 @@ def derive_im2col(spec: ConvSpec, *, x: Any = None, max_rows: int = 32, max_cols
     direct = sympy.Matrix(layer.tolist()) if z_value is not None else None
     taps = " \\times ".join(map(str, ints(spec.kernel_size)))
     steps = [
-        Step(f"Write the layer's {n_pos} output positions (per channel) as the rows of the patch matrix $X$: row "
-             f"$p$ lists the inputs under the kernel's ${spec.in_channels} \\cdot {taps} = {n_col}$ taps "
-             "(input channel, then tap, row-major), $0$ where a tap reads padding.",
-             (Equation((Expr("X", "X"), x_grid)),),
-             ("Each row is read off the layer's index table: output $p$ reads input $i$ through tap $t$. "
-              + x_rule).strip(), "im2col"),
-        Step(f"The {_filters(spec.out_channels)} the rows of $W$ (${spec.out_channels} \\times {n_col}$):",
-             (Equation((Expr("W", "W"), w_grid)),), w_rule, "definition"),
-        Step("The convolution is one matrix product, $Z = W X^{\\top}$ (row $c$ of $Z$ is output channel $c$, "
-             "column $p$ its output position $p$):",
-             (Equation((Expr("Z", "Z"), z_grid), check=partial(_same_as_layer, z_value, direct)),),
-             "Entry $(c, p)$ is filter $c$ dotted with patch $p$: the same sum of products as the layer's output "
-             "$z = M a$ at channel $c$, position $p$ (checked against the matrix form).",
-             "gemm"),
-        Step(f"Cost: the product multiplies a ${spec.out_channels} \\times {n_col}$ by a ${n_col} \\times {n_pos}$ "
-             "matrix.",
-             (Equation((Expr(r"\text{MACs}", "MACs"),
-                        Expr(rf"{spec.out_channels} \cdot {n_col} \cdot {n_pos}",
-                             f"{spec.out_channels}*{n_col}*{n_pos}", spec.out_channels * n_col * n_pos),
-                        number(spec.macs))),),
-             "The dense count of the layer itself: im2col trades the patch matrix's memory "
-             f"(${n_pos} \\times {n_col}$ entries, each input copied once per tap that reads it) for one GEMM.",
-             "cost"),
+        Step(
+            f"Write the layer's {n_pos} output positions (per channel) as the rows of the patch matrix $X$: row "
+            f"$p$ lists the inputs under the kernel's ${spec.in_channels} \\cdot {taps} = {n_col}$ taps "
+            "(input channel, then tap, row-major), $0$ where a tap reads padding.",
+            (Equation((Expr("X", "X"), x_grid)),),
+            (
+                "Each row is read off the layer's index table: output $p$ reads input $i$ through tap $t$. "
+                + x_rule
+            ).strip(),
+            "im2col",
+        ),
+        Step(
+            f"The {_filters(spec.out_channels)} the rows of $W$ (${spec.out_channels} \\times {n_col}$):",
+            (Equation((Expr("W", "W"), w_grid)),),
+            w_rule,
+            "definition",
+        ),
+        Step(
+            "The convolution is one matrix product, $Z = W X^{\\top}$ (row $c$ of $Z$ is output channel $c$, "
+            "column $p$ its output position $p$):",
+            (Equation((Expr("Z", "Z"), z_grid), check=partial(_same_as_layer, z_value, direct)),),
+            "Entry $(c, p)$ is filter $c$ dotted with patch $p$: the same sum of products as the layer's output "
+            "$z = M a$ at channel $c$, position $p$ (checked against the matrix form).",
+            "gemm",
+        ),
+        Step(
+            f"Cost: the product multiplies a ${spec.out_channels} \\times {n_col}$ by a ${n_col} \\times {n_pos}$ "
+            "matrix.",
+            (
+                Equation(
+                    (
+                        Expr(r"\text{MACs}", "MACs"),
+                        Expr(
+                            rf"{spec.out_channels} \cdot {n_col} \cdot {n_pos}",
+                            f"{spec.out_channels}*{n_col}*{n_pos}",
+                            spec.out_channels * n_col * n_pos,
+                        ),
+                        number(spec.macs),
+                    )
+                ),
+            ),
+            "The dense count of the layer itself: im2col trades the patch matrix's memory "
+            f"(${n_pos} \\times {n_col}$ entries, each input copied once per tap that reads it) for one GEMM.",
+            "cost",
+        ),
     ]
     title = f"im2col: {spec_words(spec)} as one matrix product"
     return Derivation(title, tuple(steps), result=patches)
@@ -165,12 +207,15 @@ def _transposed_only(spec: ConvSpec) -> None:
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"transposed derivations need a ConvSpec, got {type(spec).__name__}")
     if not spec.transposed or spec.padding_mode != "zeros" or spec.tile is not None:
-        raise ConvAlgebraError(f"transposed derivations need a transposed, zero-padded spec, got {spec.describe()}")
+        raise ConvAlgebraError(
+            f"transposed derivations need a transposed, zero-padded spec, got {spec.describe()}"
+        )
     for (b, a), k, d in zip(spec.padding, ints(spec.kernel_size), ints(spec.dilation), strict=True):
         if max(b, a) > d * (k - 1):
             raise ConvAlgebraError(
                 f"padding {spec.padding} exceeds the dilated kernel extent minus one on some axis: the equivalent "
-                "direct convolution would need a negative padding (a crop)")
+                "direct convolution would need a negative padding (a crop)"
+            )
 
 
 def direct_equivalent(spec: ConvSpec) -> ConvSpec:
@@ -186,16 +231,37 @@ def direct_equivalent(spec: ConvSpec) -> ConvSpec:
     'Conv1d, kernel 3, padding 2, flipped kernel, no bias on 1×5'
     """
     _transposed_only(spec)
-    inserted = tuple((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True))
-    padding = tuple((d * (k - 1) - b, d * (k - 1) - a + op) for (b, a), k, d, op in
-                    zip(spec.padding, ints(spec.kernel_size), ints(spec.dilation), ints(spec.output_padding), strict=True))
-    return ConvSpec((spec.in_channels, *inserted), spec.out_channels, ints(spec.kernel_size), padding=padding,
-                    dilation=ints(spec.dilation), groups=spec.groups, flip=not spec.flip, bias=False)
+    inserted = tuple(
+        (n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True)
+    )
+    padding = tuple(
+        (d * (k - 1) - b, d * (k - 1) - a + op)
+        for (b, a), k, d, op in zip(
+            spec.padding,
+            ints(spec.kernel_size),
+            ints(spec.dilation),
+            ints(spec.output_padding),
+            strict=True,
+        )
+    )
+    return ConvSpec(
+        (spec.in_channels, *inserted),
+        spec.out_channels,
+        ints(spec.kernel_size),
+        padding=padding,
+        dilation=ints(spec.dilation),
+        groups=spec.groups,
+        flip=not spec.flip,
+        bias=False,
+    )
 
 
 def zero_inserted(spec: ConvSpec, x: np.ndarray) -> np.ndarray:
     """``x`` (``spec.input_shape``) with ``s - 1`` zeros between neighbouring entries on every axis."""
-    inserted = (spec.in_channels, *((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True)))
+    inserted = (
+        spec.in_channels,
+        *((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True)),
+    )
     out = np.zeros(inserted, dtype=object if x.dtype == object else x.dtype)
     out[(slice(None), *(slice(None, None, s) for s in ints(spec.stride)))] = x
     return out
@@ -212,8 +278,12 @@ def direct_weight(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
 def _same_outputs(got: np.ndarray, want: np.ndarray) -> int:
     import sympy
 
-    if got.shape != want.shape or any(sympy.expand(a - b) != 0 for a, b in zip(got.ravel(), want.ravel(), strict=True)):
-        raise AssertionError("the direct convolution of the zero-inserted input differs from the transposed layer")
+    if got.shape != want.shape or any(
+        sympy.expand(a - b) != 0 for a, b in zip(got.ravel(), want.ravel(), strict=True)
+    ):
+        raise AssertionError(
+            "the direct convolution of the zero-inserted input differs from the transposed layer"
+        )
     return int(got.size)
 
 
@@ -243,23 +313,43 @@ def derive_transposed(spec: ConvSpec, *, max_rows: int = 32, max_cols: int = 12)
     n = spec.input_shape[1:]
     size = derive_output_size(spec)
     steps = [
-        Step("Output size (the transposed relationship of Dumoulin and Visin):", substeps=size.steps, rule="part"),
-        Step(f"Insert $S - 1$ zeros between neighbouring inputs: the input of size {sizes(n)} becomes "
-             f"{sizes(direct.input_shape[1:])} ($(N - 1) S + 1$ per axis).",
-             (Equation((Expr("a", "a"), a_grid)), Equation((Expr(r"\tilde{a}", "a~"), ins_grid))),
-             " ".join(r for r in (a_rule, ins_rule) if r), "zero insertion"),
-        Step(f"Convolve $\\tilde a$ with stride 1: {spec_words(direct)}, i.e. padding $D(k - 1) - P_b$ before and "
-             "$D(k - 1) - P_a + P_o$ after, the kernel flipped"
-             + (" and each weight moved from (input, output) to (output, input) channel" if spec.in_channels *
-                spec.out_channels > 1 else "") + ":",
-             (Equation((Expr("z", "z"), z_grid), check=partial(_same_outputs, got, want)),),
-             ("Output $p$ of the transposed layer collects input $j$ through tap $m$ where "
-              "$S(j - 1) + D(m - 1) + 1 = p + P_b$; in $\\tilde a$ input $j$ sits at $S(j - 1) + 1$, so the "
-              "direct convolution meets it through the mirrored tap. " + z_rule).strip(),
-             "direct convolution"),
-        Step(f"As a matrix, the layer is $M^{{\\top}}$ with $M$ the matrix of {spec_words(spec.forward)}:",
-             (Equation((Expr(r"M^{\top}", "M^T"), matrix_grid(spec, max_rows, max_cols))),),
-             "Its rows are the outputs of the transposed layer, its columns the inputs; row $p$ holds the taps "
-             "that scatter onto $p$.", "transpose"),
+        Step(
+            "Output size (the transposed relationship of Dumoulin and Visin):",
+            substeps=size.steps,
+            rule="part",
+        ),
+        Step(
+            f"Insert $S - 1$ zeros between neighbouring inputs: the input of size {sizes(n)} becomes "
+            f"{sizes(direct.input_shape[1:])} ($(N - 1) S + 1$ per axis).",
+            (Equation((Expr("a", "a"), a_grid)), Equation((Expr(r"\tilde{a}", "a~"), ins_grid))),
+            " ".join(r for r in (a_rule, ins_rule) if r),
+            "zero insertion",
+        ),
+        Step(
+            f"Convolve $\\tilde a$ with stride 1: {spec_words(direct)}, i.e. padding $D(k - 1) - P_b$ before and "
+            "$D(k - 1) - P_a + P_o$ after, the kernel flipped"
+            + (
+                " and each weight moved from (input, output) to (output, input) channel"
+                if spec.in_channels * spec.out_channels > 1
+                else ""
+            )
+            + ":",
+            (Equation((Expr("z", "z"), z_grid), check=partial(_same_outputs, got, want)),),
+            (
+                "Output $p$ of the transposed layer collects input $j$ through tap $m$ where "
+                "$S(j - 1) + D(m - 1) + 1 = p + P_b$; in $\\tilde a$ input $j$ sits at $S(j - 1) + 1$, so the "
+                "direct convolution meets it through the mirrored tap. " + z_rule
+            ).strip(),
+            "direct convolution",
+        ),
+        Step(
+            f"As a matrix, the layer is $M^{{\\top}}$ with $M$ the matrix of {spec_words(spec.forward)}:",
+            (Equation((Expr(r"M^{\top}", "M^T"), matrix_grid(spec, max_rows, max_cols))),),
+            "Its rows are the outputs of the transposed layer, its columns the inputs; row $p$ holds the taps "
+            "that scatter onto $p$.",
+            "transpose",
+        ),
     ]
-    return Derivation(f"Transposed convolution: {spec_words(spec)}", tuple(steps), result=spec.output_shape)
+    return Derivation(
+        f"Transposed convolution: {spec_words(spec)}", tuple(steps), result=spec.output_shape
+    )

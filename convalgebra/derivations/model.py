@@ -14,7 +14,17 @@ from typing import Any
 from ..render.formats import Document
 from ..render.model import ELLIPSES, DataTable, Equation, Expr, Grid, Step
 
-__all__ = ["Expr", "Grid", "Equation", "Table", "DataTable", "Step", "Derivation", "ELLIPSES", "combine"]
+__all__ = [
+    "Expr",
+    "Grid",
+    "Equation",
+    "Table",
+    "DataTable",
+    "Step",
+    "Derivation",
+    "ELLIPSES",
+    "combine",
+]
 
 #: The former name of :class:`~convalgebra.render.model.DataTable`.
 Table = DataTable
@@ -54,8 +64,12 @@ def combine(title: str, parts: list[Document | Step], intro: str = "") -> Deriva
     ['Output size of Conv1', 'Output size of Conv1']
     """
     steps = tuple(
-        p if isinstance(p, Step) else Step(p.title + ("." if not p.title.endswith(".") else ""),
-                                           substeps=p.steps, rule="part")
-        for p in parts)
+        p
+        if isinstance(p, Step)
+        else Step(
+            p.title + ("." if not p.title.endswith(".") else ""), substeps=p.steps, rule="part"
+        )
+        for p in parts
+    )
     result: Any = [getattr(p, "result", None) for p in parts]
     return Derivation(title, steps, intro, result=result)

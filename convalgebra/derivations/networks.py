@@ -11,7 +11,8 @@ when the derivation is verified.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import ConvAlgebraError
 from ..errors import shown as shown_value
@@ -47,29 +48,69 @@ def _spec_params(spec: ConvSpec) -> list[Equation]:
     eqs = []
     if spec.channel_table is not None:
         links = sum(map(sum, spec.channel_table))
-        eqs.append(Equation((Expr(r"\text{weights}", "weights"), product([links] + k), number(spec.n_weights)),
-                            label="connected channel pairs times taps"))
+        eqs.append(
+            Equation(
+                (Expr(r"\text{weights}", "weights"), product([links] + k), number(spec.n_weights)),
+                label="connected channel pairs times taps",
+            )
+        )
     elif spec.tile is not None:
-        eqs.append(Equation((Expr(r"\text{weights}", "weights"), product(list(spec.weight_shape)),
-                             number(spec.n_weights)), label=f"{math.prod(spec.tile)} kernels in rotation (tile {spec.tile})"))
+        eqs.append(
+            Equation(
+                (
+                    Expr(r"\text{weights}", "weights"),
+                    product(list(spec.weight_shape)),
+                    number(spec.n_weights),
+                ),
+                label=f"{math.prod(spec.tile)} kernels in rotation (tile {spec.tile})",
+            )
+        )
     elif spec.bias and not spec.transposed:
         one = Expr(f"{filt.tex} + 1", f"{filt.text} + 1", filt.value + 1)
-        eqs.append(Equation((Expr(r"\text{per filter}", "per filter"), one, number(filt.value + 1)),
-                            label="taps times input channels, plus a bias"))
-        eqs.append(Equation((Expr(r"\text{layer}", "layer"),
-                             Expr(rf"{spec.out_channels} \cdot {filt.value + 1}", f"{spec.out_channels}*{filt.value + 1}",
-                                  spec.out_channels * (filt.value + 1)), number(spec.n_params))))
+        eqs.append(
+            Equation(
+                (Expr(r"\text{per filter}", "per filter"), one, number(filt.value + 1)),
+                label="taps times input channels, plus a bias",
+            )
+        )
+        eqs.append(
+            Equation(
+                (
+                    Expr(r"\text{layer}", "layer"),
+                    Expr(
+                        rf"{spec.out_channels} \cdot {filt.value + 1}",
+                        f"{spec.out_channels}*{filt.value + 1}",
+                        spec.out_channels * (filt.value + 1),
+                    ),
+                    number(spec.n_params),
+                )
+            )
+        )
         return eqs
     else:
         weights = product(list(spec.weight_shape))
         sides = (weights,) if "*" in weights.text else ()
-        eqs.append(Equation((Expr(r"\text{weights}", "weights"), *sides, number(spec.n_weights)),
-                            label="the weight shape " + str(spec.weight_shape)))
+        eqs.append(
+            Equation(
+                (Expr(r"\text{weights}", "weights"), *sides, number(spec.n_weights)),
+                label="the weight shape " + str(spec.weight_shape),
+            )
+        )
     if spec.bias:
-        eqs.append(Equation((Expr(r"\text{layer}", "layer"),
-                             Expr(f"{number(spec.n_weights).tex} + {spec.out_channels}",
-                                  f"{spec.n_weights} + {spec.out_channels}", spec.n_weights + spec.out_channels),
-                             number(spec.n_params)), label="weights plus one bias per output channel"))
+        eqs.append(
+            Equation(
+                (
+                    Expr(r"\text{layer}", "layer"),
+                    Expr(
+                        f"{number(spec.n_weights).tex} + {spec.out_channels}",
+                        f"{spec.n_weights} + {spec.out_channels}",
+                        spec.n_weights + spec.out_channels,
+                    ),
+                    number(spec.n_params),
+                ),
+                label="weights plus one bias per output channel",
+            )
+        )
     return eqs
 
 
@@ -84,7 +125,9 @@ def _spec_macs(spec: ConvSpec) -> Equation:
     else:
         factors = [*spec.output_shape, spec.in_channels // spec.groups, *spec.kernel_size]
         label = "outputs times taps per output"
-    return Equation((Expr(r"\text{MACs}", "MACs"), product(factors), number(spec.macs)), label=label)
+    return Equation(
+        (Expr(r"\text{MACs}", "MACs"), product(factors), number(spec.macs)), label=label
+    )
 
 
 def _spec_step(spec: ConvSpec) -> Step:
@@ -94,7 +137,8 @@ def _spec_step(spec: ConvSpec) -> Step:
         tuple(_spec_params(spec)) + (_spec_macs(spec),),
         "A filter sees every input channel of its group through every kernel tap; the kernel is shared by all "
         "output positions, so positions do not multiply the parameters but do multiply the work.",
-        "count")
+        "count",
+    )
 
 
 def _specs_params(specs: list[ConvSpec]) -> Derivation:
@@ -102,12 +146,30 @@ def _specs_params(specs: list[ConvSpec]) -> Derivation:
     if len(specs) > 1:
         params = total([number(s.n_params) for s in specs])
         macs = total([number(s.macs) for s in specs])
-        steps.append(Step("Totals over the layers:", (
-            Equation((Expr(r"\text{parameters}", "parameters"), params, number(sum(s.n_params for s in specs)))),
-            Equation((Expr(r"\text{MACs}", "MACs"), macs, number(sum(s.macs for s in specs)))),
-        ), rule="total"))
-    title = "Parameters and cost of " + (spec_words(specs[0]) if len(specs) == 1 else f"{len(specs)} layers")
-    return Derivation(title, tuple(steps), result=(sum(s.n_params for s in specs), sum(s.macs for s in specs)))
+        steps.append(
+            Step(
+                "Totals over the layers:",
+                (
+                    Equation(
+                        (
+                            Expr(r"\text{parameters}", "parameters"),
+                            params,
+                            number(sum(s.n_params for s in specs)),
+                        )
+                    ),
+                    Equation(
+                        (Expr(r"\text{MACs}", "MACs"), macs, number(sum(s.macs for s in specs)))
+                    ),
+                ),
+                rule="total",
+            )
+        )
+    title = "Parameters and cost of " + (
+        spec_words(specs[0]) if len(specs) == 1 else f"{len(specs)} layers"
+    )
+    return Derivation(
+        title, tuple(steps), result=(sum(s.n_params for s in specs), sum(s.macs for s in specs))
+    )
 
 
 def _node_params(graph, node: str, params: int) -> Equation | str:
@@ -117,13 +179,24 @@ def _node_params(graph, node: str, params: int) -> Equation | str:
     if facts.spec is not None and params == facts.spec.n_params:
         spec = facts.spec
         weight = product(list(spec.weight_shape))
-        rendered = Expr(f"{weight.tex} + {spec.out_channels}", f"{weight.text} + {spec.out_channels}",
-                        spec.n_params) if spec.bias else weight
+        rendered = (
+            Expr(
+                f"{weight.tex} + {spec.out_channels}",
+                f"{weight.text} + {spec.out_channels}",
+                spec.n_params,
+            )
+            if spec.bias
+            else weight
+        )
         return Equation((rendered, number(params)), defines=False)
     if layer.kind == "linear" and params == sum(facts.params.values()):
         out = layer.out_features
         weight = product([facts.params["weight"] // out, out])
-        rendered = Expr(f"{weight.tex} + {out}", f"{weight.text} + {out}", params) if layer.bias else weight
+        rendered = (
+            Expr(f"{weight.tex} + {out}", f"{weight.text} + {out}", params)
+            if layer.bias
+            else weight
+        )
         return Equation((rendered, number(params)), defines=False)
     return str(params)
 
@@ -136,8 +209,10 @@ def _node_macs(graph, node: str) -> Equation | str:
         return Equation((_spec_macs(facts.spec).sides[1], number(facts.macs)), defines=False)
     if layer.kind == "linear":
         (src,) = graph.nx.nodes[node]["inputs"]
-        return Equation((product([math.prod(graph.shape(src)), layer.out_features]), number(facts.macs)),
-                        defines=False)
+        return Equation(
+            (product([math.prod(graph.shape(src)), layer.out_features]), number(facts.macs)),
+            defines=False,
+        )
     return f"{facts.macs:,}"
 
 
@@ -150,26 +225,50 @@ def _graph_params(graph) -> Derivation:
         if not info.params and not info.macs and info.kind != "input":
             rows.append((node, info.kind, " x ".join(map(str, info.shape)), "0", "0"))
             continue
-        rows.append((node, info.kind, " x ".join(map(str, info.shape)),
-                     _node_params(graph, node, info.params), _node_macs(graph, node)))
+        rows.append(
+            (
+                node,
+                info.kind,
+                " x ".join(map(str, info.shape)),
+                _node_params(graph, node, info.params),
+                _node_macs(graph, node),
+            )
+        )
         if info.params:
             param_parts.append(number(info.params))
         if info.macs:
             mac_parts.append(number(info.macs))
     table = Table(("node", "kind", "output shape", "parameters", "MACs"), tuple(rows))
     totals = (
-        Equation((Expr(r"\text{parameters}", "parameters"), total(param_parts), number(graph.param_count()))),
+        Equation(
+            (
+                Expr(r"\text{parameters}", "parameters"),
+                total(param_parts),
+                number(graph.param_count()),
+            )
+        ),
         Equation((Expr(r"\text{MACs}", "MACs"), total(mac_parts), number(graph.macs()))),
     )
     steps = (
-        Step("Layer by layer (shapes channels first; parameters shared between nodes are counted once):",
-             (table,), "A convolution has $C_{out} \\cdot C_{in}/g \\cdot \\prod k$ weights and $C_{out}$ biases; a "
-             "linear layer $n_{in} \\cdot n_{out}$ weights and $n_{out}$ biases; pooling, activations and "
-             "reshapes have none.", "table"),
-        Step("Adding up:", totals, "FLOPs are about twice the MACs (one multiply and one add each).", "total"),
+        Step(
+            "Layer by layer (shapes channels first; parameters shared between nodes are counted once):",
+            (table,),
+            "A convolution has $C_{out} \\cdot C_{in}/g \\cdot \\prod k$ weights and $C_{out}$ biases; a "
+            "linear layer $n_{in} \\cdot n_{out}$ weights and $n_{out}$ biases; pooling, activations and "
+            "reshapes have none.",
+            "table",
+        ),
+        Step(
+            "Adding up:",
+            totals,
+            "FLOPs are about twice the MACs (one multiply and one add each).",
+            "total",
+        ),
     )
     name = graph.nx.graph.get("name", "graph")
-    return Derivation(f"Parameters and cost of {name}", steps, result=(graph.param_count(), graph.macs()))
+    return Derivation(
+        f"Parameters and cost of {name}", steps, result=(graph.param_count(), graph.macs())
+    )
 
 
 def derive_params(obj: Any) -> Derivation:
@@ -193,7 +292,9 @@ def derive_params(obj: Any) -> Derivation:
         obj = [obj]
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(s, ConvSpec) for s in obj):
         return _specs_params(list(obj))
-    raise ConvAlgebraError(f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {shown_value(obj)}")
+    raise ConvAlgebraError(
+        f"params derivations need a ConvSpec, a list of them or a LayerGraph, got {shown_value(obj)}"
+    )
 
 
 # ------------------------------------------------------------------ receptive field
@@ -205,10 +306,24 @@ def _graph_of(specs: Sequence[ConvSpec]):
     graph.add_input("input", specs[0].input_shape)
     for i, s in enumerate(specs, 1):
         if s.tile is not None or s.channel_table is not None or s.flip:
-            raise ConvAlgebraError(f"layer {i}: receptive fields need plain convolutions, got {s.describe()}")
-        graph.add(f"conv{i}", Conv(s.out_channels, _compact(s.kernel_size), _compact(s.stride), _compact(s.padding),
-                                   _compact(s.dilation), s.groups, s.bias, s.padding_mode, s.transposed,
-                                   _compact(s.output_padding)))
+            raise ConvAlgebraError(
+                f"layer {i}: receptive fields need plain convolutions, got {s.describe()}"
+            )
+        graph.add(
+            f"conv{i}",
+            Conv(
+                s.out_channels,
+                _compact(s.kernel_size),
+                _compact(s.stride),
+                _compact(s.padding),
+                _compact(s.dilation),
+                s.groups,
+                s.bias,
+                s.padding_mode,
+                s.transposed,
+                _compact(s.output_padding),
+            ),
+        )
     return graph
 
 
@@ -235,20 +350,30 @@ def _window(graph, node: str) -> tuple | None:
 def _names(layer: int, axis: int, per_axis: bool) -> tuple[Expr, Expr]:
     """``r_l``, ``j_l`` (with the axis as a superscript when several axes are shown)."""
     sup, text = (f"^{{({axis})}}", f"^({axis})") if per_axis else ("", "")
-    return (Expr(f"r_{{{layer}}}{sup}", f"r_{layer}{text}"), Expr(f"j_{{{layer}}}{sup}", f"j_{layer}{text}"))
+    return (
+        Expr(f"r_{{{layer}}}{sup}", f"r_{layer}{text}"),
+        Expr(f"j_{{{layer}}}{sup}", f"j_{layer}{text}"),
+    )
 
 
-def _rf_equations(graph, node: str, prev, rf, axis: int, names: tuple[Expr, Expr]) -> tuple[Equation, ...]:
+def _rf_equations(
+    graph, node: str, prev, rf, axis: int, names: tuple[Expr, Expr]
+) -> tuple[Equation, ...]:
     window = _window(graph, node)
     r, j = rf[axis], prev[axis]
     if window is None or prev[axis].is_global or r.is_global or not r.aligned:
-        return (Equation((names[0], number(r.size) if not r.is_global
-                          else Expr(r"\text{global}", "global"))),)
+        return (
+            Equation(
+                (names[0], number(r.size) if not r.is_global else Expr(r"\text{global}", "global"))
+            ),
+        )
     k, s, d = (w[axis] for w in window)
     dil = "" if d == 1 else rf" \cdot {d}"
-    size = Expr(rf"{number(j.size).tex} + ({k} - 1){dil} \cdot {number(j.jump).tex}",
-                f"{j.size} + ({k} - 1)" + (f"*{d}" if d != 1 else "") + f"*{j.jump}",
-                j.size + (k - 1) * d * j.jump)
+    size = Expr(
+        rf"{number(j.size).tex} + ({k} - 1){dil} \cdot {number(j.jump).tex}",
+        f"{j.size} + ({k} - 1)" + (f"*{d}" if d != 1 else "") + f"*{j.jump}",
+        j.size + (k - 1) * d * j.jump,
+    )
     jump = Expr(rf"{number(j.jump).tex} \cdot {s}", f"{j.jump}*{s}", j.jump * s)
     return (Equation((names[0], size, number(r.size))), Equation((names[1], jump, number(r.jump))))
 
@@ -262,8 +387,14 @@ def _layer_step(graph, node: str, layer: int, shown: list[int]) -> Step:
     if len(srcs) == 1:
         prev = graph.receptive_field(srcs[0])
         eqs = tuple(e for a in shown for e in _rf_equations(graph, node, prev, rf, a, names[a]))
-    statement = f"Layer {layer}, {node} ({graph.layer(node).describe()}), reading {', '.join(srcs)}:"
-    why = "" if len(srcs) == 1 else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
+    statement = (
+        f"Layer {layer}, {node} ({graph.layer(node).describe()}), reading {', '.join(srcs)}:"
+    )
+    why = (
+        ""
+        if len(srcs) == 1
+        else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
+    )
     if len(srcs) == 1 and _window(graph, node) is None and not eqs[0].sides[-1].text == "global":
         why = "No sliding window here: the field is carried over or set by the layer's reach."
     eqs = eqs or tuple(Equation((names[a][0], number(rf[a].size))) for a in shown)
@@ -290,17 +421,23 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
     elif isinstance(obj, LayerGraph):
         graph = obj
     else:
-        raise ConvAlgebraError(f"receptive_field derivations need a LayerGraph or a list of ConvSpecs, got {shown_value(obj)}")
+        raise ConvAlgebraError(
+            f"receptive_field derivations need a LayerGraph or a list of ConvSpecs, got {shown_value(obj)}"
+        )
     n = graph.spatial_ndim
     shown = list(range(n)) if axes is None else list(axes)
     if not shown or any(not 0 <= a < n for a in shown):
         raise ConvAlgebraError(f"axes must be spatial axes in 0..{n - 1}, got {shown_value(axes)}")
-    steps = [Step(
-        "Recurrence: a unit of layer $l$ sees $r_l = r_{l-1} + (k_l - 1) d_l j_{l-1}$ input positions, and "
-        "adjacent units are $j_l = j_{l-1} s_l$ input positions apart (kernel $k_l$, dilation $d_l$, stride $s_l$); "
-        "an input unit has $r_0 = 1$, $j_0 = 1$.",
-        justification="Each extra tap of layer $l$ reaches one more unit of layer $l-1$, and those are "
-        "$j_{l-1}$ input positions apart.", rule="recurrence")]
+    steps = [
+        Step(
+            "Recurrence: a unit of layer $l$ sees $r_l = r_{l-1} + (k_l - 1) d_l j_{l-1}$ input positions, and "
+            "adjacent units are $j_l = j_{l-1} s_l$ input positions apart (kernel $k_l$, dilation $d_l$, stride $s_l$); "
+            "an input unit has $r_0 = 1$, $j_0 = 1$.",
+            justification="Each extra tap of layer $l$ reaches one more unit of layer $l-1$, and those are "
+            "$j_{l-1}$ input positions apart.",
+            rule="recurrence",
+        )
+    ]
     sizes, layer = [], 0
     rows: list[tuple[Any, ...]] = []
     for node in graph.nodes:
@@ -311,20 +448,35 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
         rf = graph.receptive_field(node)
         sizes.append(rf[shown[0]].size)
         held = graph.receptive_field(node, gates="ignore")
-        rows.append((node, graph.layer(node).kind, " x ".join(f.describe() for f in rf),
-                     " x ".join(f.describe() for f in held)))
+        rows.append(
+            (
+                node,
+                graph.layer(node).kind,
+                " x ".join(f.describe() for f in rf),
+                " x ".join(f.describe() for f in held),
+            )
+        )
     gated = any(row[2] != row[3] for row in rows)
     if gated:
-        steps.append(Step(
-            "Gates: a product with a factor pooled over every position (squeeze-and-excitation) "
-            "lets each unit depend on the whole input, so the strict field is global from the "
-            "first gate on. Holding every such gate constant leaves the field of the "
-            "convolutional path, the last column of the summary.",
-            justification="A gate computed from a global pool has size 1 along every spatial "
-            "axis and is broadcast over the positions it multiplies.", rule="gates"))
+        steps.append(
+            Step(
+                "Gates: a product with a factor pooled over every position (squeeze-and-excitation) "
+                "lets each unit depend on the whole input, so the strict field is global from the "
+                "first gate on. Holding every such gate constant leaves the field of the "
+                "convolutional path, the last column of the summary.",
+                justification="A gate computed from a global pool has size 1 along every spatial "
+                "axis and is broadcast over the positions it multiplies.",
+                rule="gates",
+            )
+        )
     header = ("node", "kind", "size/jump") + (("without gates",) if gated else ())
     rows = [row if gated else row[:3] for row in rows]
-    steps.append(Step("Summary (receptive field size / jump per axis):",
-                      (Table(header, tuple(rows)),), rule="table"))
+    steps.append(
+        Step(
+            "Summary (receptive field size / jump per axis):",
+            (Table(header, tuple(rows)),),
+            rule="table",
+        )
+    )
     name = graph.nx.graph.get("name", "graph")
     return Derivation(f"Receptive field growth through {name}", tuple(steps), result=sizes)

@@ -30,7 +30,9 @@ def _layer(obj: Any) -> tuple[str, Any]:
         return "max", obj
     if isinstance(obj, AvgPool):
         return "average", obj
-    raise TypeError(f"pooling derivations need a MaxPool or AvgPool layer, got {type(obj).__name__}")
+    raise TypeError(
+        f"pooling derivations need a MaxPool or AvgPool layer, got {type(obj).__name__}"
+    )
 
 
 def _matrices(kind: str, layer: Any, x: np.ndarray):
@@ -40,11 +42,16 @@ def _matrices(kind: str, layer: Any, x: np.ndarray):
     if layer.ceil_mode:
         raise ConvAlgebraError("pooling derivations follow floor mode; got ceil_mode=True")
     stride = layer.kernel_size if layer.stride is None else layer.stride
-    windows = avg_pool_matrix(x.shape, layer.kernel_size, stride, layer.padding, count_include_pad=False)
+    windows = avg_pool_matrix(
+        x.shape, layer.kernel_size, stride, layer.padding, count_include_pad=False
+    )
     if kind == "max":
-        return max_pool_selection(x, layer.kernel_size, stride, layer.padding, layer.dilation), windows
-    return avg_pool_matrix(x.shape, layer.kernel_size, stride, layer.padding,
-                           count_include_pad=layer.count_include_pad), windows
+        return max_pool_selection(
+            x, layer.kernel_size, stride, layer.padding, layer.dilation
+        ), windows
+    return avg_pool_matrix(
+        x.shape, layer.kernel_size, stride, layer.padding, count_include_pad=layer.count_include_pad
+    ), windows
 
 
 def _symbols(prefix: str, n: int) -> list:
@@ -59,7 +66,9 @@ def _exact(v: float):
     return sympy.nsimplify(v, rational=True) if not float(v).is_integer() else sympy.Integer(int(v))
 
 
-def _forward_equations(kind: str, matrix, windows, x: np.ndarray, max_outputs: int) -> tuple[Equation, ...]:
+def _forward_equations(
+    kind: str, matrix, windows, x: np.ndarray, max_outputs: int
+) -> tuple[Equation, ...]:
     import sympy
 
     xs, flat = _symbols("x", x.size), x.ravel()
@@ -68,7 +77,7 @@ def _forward_equations(kind: str, matrix, windows, x: np.ndarray, max_outputs: i
         if j is None:
             eqs.append(Equation((Expr(r"\vdots", "⋮"),)))
             continue
-        cols = windows.indices[windows.indptr[j]:windows.indptr[j + 1]]
+        cols = windows.indices[windows.indptr[j] : windows.indptr[j + 1]]
         vals = [_exact(flat[i]) for i in sorted(cols)]
         y = Expr(f"y_{{{j + 1}}}", f"y{j + 1}")
         names = ", ".join(f"x_{{{i + 1}}}" for i in sorted(cols))
@@ -76,14 +85,25 @@ def _forward_equations(kind: str, matrix, windows, x: np.ndarray, max_outputs: i
         if kind == "max":
             value = sympy.Max(*vals)
             shown = ", ".join(str(v) for v in vals)
-            sides = (Expr(rf"\max({names})", f"Max({text_names})", sympy.Max(*(xs[i] for i in sorted(cols)))),
-                     Expr(rf"\max({shown})", f"Max({shown})", value))
+            sides = (
+                Expr(
+                    rf"\max({names})",
+                    f"Max({text_names})",
+                    sympy.Max(*(xs[i] for i in sorted(cols))),
+                ),
+                Expr(rf"\max({shown})", f"Max({shown})", value),
+            )
         else:
             lo, hi = matrix.indptr[j], matrix.indptr[j + 1]
-            coeff = {int(i): _exact(v) for i, v in zip(matrix.indices[lo:hi], matrix.data[lo:hi], strict=True)}
+            coeff = {
+                int(i): _exact(v)
+                for i, v in zip(matrix.indices[lo:hi], matrix.data[lo:hi], strict=True)
+            }
             value = sum(coeff[i] * _exact(flat[i]) for i in coeff)
-            sides = (sum_of_products([(coeff[i], xs[i]) for i in sorted(coeff)]),
-                     sum_of_products([(coeff[i], _exact(flat[i])) for i in sorted(coeff)]))
+            sides = (
+                sum_of_products([(coeff[i], xs[i]) for i in sorted(coeff)]),
+                sum_of_products([(coeff[i], _exact(flat[i])) for i in sorted(coeff)]),
+            )
         subs = tuple((xs[i], _exact(flat[i])) for i in sorted(cols))
         eqs.append(Equation((y, *sides, number(_exact((matrix @ flat)[j]))), subs=subs))
     return tuple(eqs)
@@ -100,12 +120,19 @@ def _backward_equations(matrix, max_inputs: int) -> tuple[Equation, ...]:
         if i is None:
             eqs.append(Equation((Expr(r"\vdots", "⋮"),)))
             continue
-        rows, data = cols.indices[cols.indptr[i]:cols.indptr[i + 1]], cols.data[cols.indptr[i]:cols.indptr[i + 1]]
-        terms = [((_exact(v), g[int(r)]) if _exact(v) != 1 else (g[int(r)],))
-                 for r, v in sorted(zip(rows.tolist(), data.tolist(), strict=True))]
+        rows, data = (
+            cols.indices[cols.indptr[i] : cols.indptr[i + 1]],
+            cols.data[cols.indptr[i] : cols.indptr[i + 1]],
+        )
+        terms = [
+            ((_exact(v), g[int(r)]) if _exact(v) != 1 else (g[int(r)],))
+            for r, v in sorted(zip(rows.tolist(), data.tolist(), strict=True))
+        ]
         lhs = grad_symbol(xs[i])
         value = sympy.Add(*[sympy.Mul(*t) for t in terms])
-        eqs.append(Equation((symbol_expr(lhs), sum_of_products(terms, value) if terms else number(0))))
+        eqs.append(
+            Equation((symbol_expr(lhs), sum_of_products(terms, value) if terms else number(0)))
+        )
     return tuple(eqs)
 
 
@@ -115,11 +142,17 @@ def _padding_note(kind: str, layer: Any) -> str:
     if kind == "max":
         return "Padding never wins a maximum: a window reads only its inputs."
     if layer.count_include_pad:
-        return "A window over the padding still divides by its full size, as PyTorch does by default."
-    return "A window over the padding divides by the number of inputs it holds (padding not counted)."
+        return (
+            "A window over the padding still divides by its full size, as PyTorch does by default."
+        )
+    return (
+        "A window over the padding divides by the number of inputs it holds (padding not counted)."
+    )
 
 
-def derive_pooling(layer: Any, *, x: Any, max_outputs: int = 16, max_inputs: int = 32) -> Derivation:
+def derive_pooling(
+    layer: Any, *, x: Any, max_outputs: int = 16, max_inputs: int = 32
+) -> Derivation:
     """Max or average pooling of ``x``: windows, forward values, and where the gradients go.
 
     Parameters
@@ -147,32 +180,55 @@ def derive_pooling(layer: Any, *, x: Any, max_outputs: int = 16, max_inputs: int
     kind, layer = _layer(layer)
     x = np.asarray(x)
     if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
-        raise ConvAlgebraError(f"x must be a numeric array of shape (C, *spatial), got shape {x.shape}")
+        raise ConvAlgebraError(
+            f"x must be a numeric array of shape (C, *spatial), got shape {x.shape}"
+        )
     matrix, windows = _matrices(kind, layer, x.astype(float))
     out_shape = layer.facts([x.shape]).shape
     x_grid, x_rule = array_grid(x.reshape(-1, x.shape[-1]))
-    y_values = np.array([_exact(v) for v in matrix @ x.astype(float).ravel()], dtype=object).reshape(out_shape)
+    y_values = np.array(
+        [_exact(v) for v in matrix @ x.astype(float).ravel()], dtype=object
+    ).reshape(out_shape)
     y_grid, y_rule = array_grid(y_values.reshape(-1, out_shape[-1]))
     stride = layer.kernel_size if layer.stride is None else layer.stride
-    rule = ("the first maximum of its window (PyTorch's rule for ties)" if kind == "max" else
-            "the mean of its window" + ("" if getattr(layer, "count_include_pad", True) else
-                                        " (padding not counted)"))
+    rule = (
+        "the first maximum of its window (PyTorch's rule for ties)"
+        if kind == "max"
+        else "the mean of its window"
+        + ("" if getattr(layer, "count_include_pad", True) else " (padding not counted)")
+    )
     steps = [
-        Step(f"{kind.capitalize()} pooling with kernel {layer.kernel_size}, stride {stride}, padding {layer.padding} "
-             f"on the {sizes(x.shape)} input (channels pooled apart; inputs $x_1, x_2, \\ldots$ and outputs "
-             "$y_1, y_2, \\ldots$ numbered from 1, row-major):", (Equation((Expr("x", "x"), x_grid)),),
-             x_rule, "given"),
-        Step(f"Each output is {rule}:", _forward_equations(kind, matrix, windows, x, max_outputs),
-             _padding_note(kind, layer), "forward"),
+        Step(
+            f"{kind.capitalize()} pooling with kernel {layer.kernel_size}, stride {stride}, padding {layer.padding} "
+            f"on the {sizes(x.shape)} input (channels pooled apart; inputs $x_1, x_2, \\ldots$ and outputs "
+            "$y_1, y_2, \\ldots$ numbered from 1, row-major):",
+            (Equation((Expr("x", "x"), x_grid)),),
+            x_rule,
+            "given",
+        ),
+        Step(
+            f"Each output is {rule}:",
+            _forward_equations(kind, matrix, windows, x, max_outputs),
+            _padding_note(kind, layer),
+            "forward",
+        ),
         Step("The output:", (Equation((Expr("y", "y"), y_grid)),), y_rule, "result"),
-        Step("Backward: with $g_j = \\partial L / \\partial y_j$, each input collects "
-             + ("the gradient of every output that selected it, and $0$ if none did:" if kind == "max" else
-                "$1/|W_j|$ of the gradient of every window $W_j$ that holds it:"),
-             _backward_equations(matrix, max_inputs),
-             ("Max pooling is the selection $y = S x$ at this input, so $\\partial L / \\partial x = S^{\\top} g$; "
-              "another input may select other positions." if kind == "max" else
-              "Average pooling is the fixed linear map $y = A x$, so $\\partial L / \\partial x = A^{\\top} g$."),
-             "backward"),
+        Step(
+            "Backward: with $g_j = \\partial L / \\partial y_j$, each input collects "
+            + (
+                "the gradient of every output that selected it, and $0$ if none did:"
+                if kind == "max"
+                else "$1/|W_j|$ of the gradient of every window $W_j$ that holds it:"
+            ),
+            _backward_equations(matrix, max_inputs),
+            (
+                "Max pooling is the selection $y = S x$ at this input, so $\\partial L / \\partial x = S^{\\top} g$; "
+                "another input may select other positions."
+                if kind == "max"
+                else "Average pooling is the fixed linear map $y = A x$, so $\\partial L / \\partial x = A^{\\top} g$."
+            ),
+            "backward",
+        ),
     ]
     title = f"{kind.capitalize()} pooling of a {sizes(x.shape)} input, forward and backward"
     return Derivation(title, tuple(steps), result=matrix)

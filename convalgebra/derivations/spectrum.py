@@ -45,29 +45,41 @@ def derive_spectrum(spec: ConvSpec, **options: Any) -> Derivation:
     steps = [_structure_step(spec, grid, phases, offsets), _blocks_step(blocks)]
     closed = all(min(b.shape) == 1 for _, bs in blocks for b in bs)
     result = symbolic_singular_values(spec) if closed else [b for _, bs in blocks for b in bs]
-    steps.append(_values_step(blocks, result) if closed else Step(
-        "The singular values of the layer are those of the blocks $A_\\xi$ together.",
-        justification="A block larger than a row or a column has no closed-form singular "
-                      "values in general; convalgebra.singular_values computes them.",
-        rule="result"))
+    steps.append(
+        _values_step(blocks, result)
+        if closed
+        else Step(
+            "The singular values of the layer are those of the blocks $A_\\xi$ together.",
+            justification="A block larger than a row or a column has no closed-form singular "
+            "values in general; convalgebra.singular_values computes them.",
+            rule="result",
+        )
+    )
     return Derivation(f"Singular values of {spec.describe()}", tuple(steps), result=result)
 
 
 def _structure_step(spec: ConvSpec, grid: tuple, phases: tuple, offsets: tuple) -> Step:
-    stride = "" if max(phases) == 1 else (
-        f" Every output reads the input in steps of $g = {phases}$: split the input into its "
-        f"${math.prod(phases)}$ polyphase components, each on the grid $N = {grid}$.")
+    stride = (
+        ""
+        if max(phases) == 1
+        else (
+            f" Every output reads the input in steps of $g = {phases}$: split the input into its "
+            f"${math.prod(phases)}$ polyphase components, each on the grid $N = {grid}$."
+        )
+    )
     return Step(
         f"Circular padding that tiles: output $r$ reads input $(r g + {offsets} + t d) "
         f"\\bmod n$ through tap $t$, a (block) circulant in $r$." + stride,
         justification="The DFT diagonalises every circulant (the convolution theorem); with "
-                      "polyphase components, one block row per frequency (Sedghi et al. 2019).",
-        rule="block-diagonalisation")
+        "polyphase components, one block row per frequency (Sedghi et al. 2019).",
+        rule="block-diagonalisation",
+    )
 
 
 def _grid(block: Any) -> Grid:
-    cells = tuple(tuple(sympy_expr(block[i, j]) for j in range(block.shape[1]))
-                  for i in range(block.shape[0]))
+    cells = tuple(
+        tuple(sympy_expr(block[i, j]) for j in range(block.shape[1])) for i in range(block.shape[0])
+    )
     return Grid(cells, value=block)
 
 
@@ -83,10 +95,14 @@ def _blocks_step(blocks: list) -> Step:
                 text = f"{part} A_{sub}" + (f"^({group + 1})" if sup else "")
                 value = _real_part(block, fn)
                 eqs.append(Equation((Expr(name, text), _grid(value)), label=label))
-    return Step("The DFT blocks $A_\\xi = \\operatorname{Re} A_\\xi + i \\operatorname{Im} "
-                "A_\\xi$, one per frequency (and group), with $\\omega = e^{-2\\pi i/N}$ "
-                "evaluated exactly:",
-                tuple(eqs), "Substituting the tap positions into the DFT.", rule="substitute")
+    return Step(
+        "The DFT blocks $A_\\xi = \\operatorname{Re} A_\\xi + i \\operatorname{Im} "
+        "A_\\xi$, one per frequency (and group), with $\\omega = e^{-2\\pi i/N}$ "
+        "evaluated exactly:",
+        tuple(eqs),
+        "Substituting the tap positions into the DFT.",
+        rule="substitute",
+    )
 
 
 def _real_part(block: Any, fn: Any) -> Any:
@@ -102,10 +118,14 @@ def _values_step(blocks: list, values: list) -> Step:
     for xi, bs in blocks:
         for _ in bs:
             name = f"\\sigma_{{{','.join(map(str, xi))}}}"
-            eqs.append(Equation((Expr(name, f"sigma_{'_'.join(map(str, xi))}"),
-                                 sympy_expr(values[k]))))
+            eqs.append(
+                Equation((Expr(name, f"sigma_{'_'.join(map(str, xi))}"), sympy_expr(values[k])))
+            )
             k += 1
-    return Step("Each block is a row or a column: its one singular value is its Euclidean "
-                "norm.", tuple(eqs),
-                "For real kernels $|\\sum_t w_t \\omega^{k_t}|^2 = (\\sum_t w_t \\cos\\theta_t)^2"
-                " + (\\sum_t w_t \\sin\\theta_t)^2$.", rule="result")
+    return Step(
+        "Each block is a row or a column: its one singular value is its Euclidean norm.",
+        tuple(eqs),
+        "For real kernels $|\\sum_t w_t \\omega^{k_t}|^2 = (\\sum_t w_t \\cos\\theta_t)^2"
+        " + (\\sum_t w_t \\sin\\theta_t)^2$.",
+        rule="result",
+    )

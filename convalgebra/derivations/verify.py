@@ -63,7 +63,9 @@ def _placeholders(symbols: Iterable[Any]):
 
     tex_map, text_map, back = [], [], {}
     for symbol in symbols:
-        if isinstance(symbol, sympy.IndexedBase):   # read by its own name (I is then not the imaginary unit)
+        if isinstance(
+            symbol, sympy.IndexedBase
+        ):  # read by its own name (I is then not the imaginary unit)
             back[sympy.Symbol(str(symbol.label))] = symbol
     symbols = [s for s in symbols if not isinstance(s, sympy.IndexedBase)]
     for n, symbol in enumerate(symbols):
@@ -124,13 +126,16 @@ def _parse_term(term: str, back: dict):
     for k, token in enumerate(tokens):
         template = template.replace(token, f"x_{{{k}}}")
     parsed = _parse_template(template)
-    return parsed.xreplace({sympy.Symbol(f"x_{{{k}}}"): back[sympy.Symbol(t[1:])] for k, t in enumerate(tokens)})
+    return parsed.xreplace(
+        {sympy.Symbol(f"x_{{{k}}}"): back[sympy.Symbol(t[1:])] for k, t in enumerate(tokens)}
+    )
 
 
 def _parse_tex(tex: str, tex_map, back):
     import sympy
 
     for name, token in tex_map:
+
         def spaced(_m: re.Match[str], t: str = token) -> str:
             return f" {t} "
 
@@ -149,8 +154,12 @@ def _parse_text(text: str, text_map, back):
     names = {str(k): v for k, v in back.items() if "{" not in str(k)}
     if "I" not in names:
         names["I"] = sympy.I
-    symbols_only = {k: v for k, v in back.items() if not isinstance(v, (sympy.IndexedBase, sympy.MatrixExpr))
-                    or isinstance(v, sympy.MatrixSymbol)}
+    symbols_only = {
+        k: v
+        for k, v in back.items()
+        if not isinstance(v, (sympy.IndexedBase, sympy.MatrixExpr))
+        or isinstance(v, sympy.MatrixSymbol)
+    }
     return parse_arithmetic(text, names).xreplace(symbols_only)
 
 
@@ -171,7 +180,7 @@ def _same(a: Any, b: Any) -> bool:
         )
     try:
         diff = as_expr(a, "value").doit() - as_expr(b, "value").doit()
-    except TypeError:   # a matrix expression against a scalar: only 0 reads as the zero matrix
+    except TypeError:  # a matrix expression against a scalar: only 0 reads as the zero matrix
         return any(isinstance(x, sympy.ZeroMatrix) for x in (a, b)) and 0 in (a, b)
     return diff.expand() == 0 or sympy.simplify(diff) == 0
 
@@ -183,9 +192,11 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
         return
     tex_map, text_map, back = maps
     identities = expr.value.atoms(sympy.Identity) if hasattr(expr.value, "atoms") else ()
-    if len(identities) == 1:   # the identity matrix prints as I
+    if len(identities) == 1:  # the identity matrix prints as I
         back = {**back, sympy.Symbol("I"): next(iter(identities))}
-    readings: list[tuple[str, str, Callable[[str, Any, Any], Any]]] = [("text", expr.text, _parse_text)]
+    readings: list[tuple[str, str, Callable[[str, Any, Any], Any]]] = [
+        ("text", expr.text, _parse_text)
+    ]
     # sympy's LaTeX grammar has no matrix semantics (M^{T} reads as a power): text only
     if use_tex and not (hasattr(expr.value, "atoms") and expr.value.atoms(sympy.MatrixExpr)):
         readings.append(("LaTeX", expr.tex, _parse_tex))
@@ -196,7 +207,9 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
             raise RoundTripError(f"{kind} {shown(rendering)} does not parse: {exc}") from exc
         parsed = _functions(_imaginary_unit(parsed, expr.value))
         if not _same(parsed, expr.value):
-            raise RoundTripError(f"{kind} {shown(rendering)} reads {parsed}, but the library computed {expr.value}")
+            raise RoundTripError(
+                f"{kind} {shown(rendering)} reads {parsed}, but the library computed {expr.value}"
+            )
 
 
 def _functions(parsed: Any) -> Any:
@@ -206,8 +219,10 @@ def _functions(parsed: Any) -> Any:
     if not hasattr(parsed, "replace"):
         return parsed
     named = {"max": sympy.Max, "min": sympy.Min}
-    return parsed.replace(lambda e: isinstance(e, sympy.Function) and type(e).__name__ in named,
-                          lambda e: named[type(e).__name__](*e.args))
+    return parsed.replace(
+        lambda e: isinstance(e, sympy.Function) and type(e).__name__ in named,
+        lambda e: named[type(e).__name__](*e.args),
+    )
 
 
 def _imaginary_unit(parsed: Any, value: Any) -> Any:
@@ -277,11 +292,13 @@ def verify(derivation: Document, *, latex: bool | None = None) -> int:
                 raise RoundTripError(f"general formula {eq.sides[0].text!r}: {exc}") from None
         for side in eq.sides:
             exprs = side.exprs() if isinstance(side, Grid) else [side]
-            for expr in exprs:   # a proof statement's LaTeX (Sum, Indexed) is beyond sympy's grammar
+            for expr in exprs:  # a proof statement's LaTeX (Sum, Indexed) is beyond sympy's grammar
                 _check_expr(expr, maps, use_tex and eq.chain)
                 count += expr.value is not None
         _check_chain(eq)
     if displayed and not count:
-        raise RoundTripError(f"{derivation.title!r} displays {displayed} equations but none carries a value or "
-                             "a check: nothing could be verified")
+        raise RoundTripError(
+            f"{derivation.title!r} displays {displayed} equations but none carries a value or "
+            "a check: nothing could be verified"
+        )
     return count

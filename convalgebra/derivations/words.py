@@ -46,7 +46,9 @@ def spec_words(spec: ConvSpec) -> str:
     parts = [kind]
     if spec.in_channels != 1 or spec.out_channels != 1:
         parts.append(f"{spec.in_channels}→{spec.out_channels} channels")
-    parts.append(sizes(ints(spec.kernel_size)) if spec.ndim > 1 else f"kernel {ints(spec.kernel_size)[0]}")
+    parts.append(
+        sizes(ints(spec.kernel_size)) if spec.ndim > 1 else f"kernel {ints(spec.kernel_size)[0]}"
+    )
     if max(ints(spec.stride)) > 1:
         parts.append(_per_axis(ints(spec.stride), "stride"))
     if max(ints(spec.dilation)) > 1:

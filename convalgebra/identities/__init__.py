@@ -73,12 +73,19 @@ LAWS: dict[str, Callable[..., CheckResult]] = {
     "fully_connected": fully_connected,
 }
 
-_ALIASES = {"transposition": "transposition_equivariance", "scaling_equivariance": "scale_equivariance",
-            "associativity": "composition", "fc": "fully_connected", "1x1": "one_by_one"}
+_ALIASES = {
+    "transposition": "transposition_equivariance",
+    "scaling_equivariance": "scale_equivariance",
+    "associativity": "composition",
+    "fc": "fully_connected",
+    "1x1": "one_by_one",
+}
 
 # laws that, called without a spec, prove the identity for every size
 _PROOFS: dict[str, Callable[..., CheckResult]] = {
-    "translation_equivariance": translation_proof, "commutativity": commutativity_proof}
+    "translation_equivariance": translation_proof,
+    "commutativity": commutativity_proof,
+}
 
 
 def check(law: str, *specs, **options) -> CheckResult:
@@ -129,7 +136,8 @@ def check(law: str, *specs, **options) -> CheckResult:
     except TypeError as exc:
         params = [p for p in inspect.signature(func).parameters]
         raise ConvAlgebraError(
-            f"check({shown(law)}, ...): {exc}; this law takes {params}") from None
+            f"check({shown(law)}, ...): {exc}; this law takes {params}"
+        ) from None
     for spec in specs:
         if isinstance(spec, ConvSpec):
             require_table(spec, f"check({name!r})", max_products)

@@ -64,29 +64,51 @@ def commutativity(spec: ConvSpec) -> CheckResult:
     sizes = [ta.shape[0], n_x, n_k]
     signs = np.concatenate((np.ones(len(ta.out_index)), -np.ones(len(tb.out_index))))
     cols, coeff = count_tuples(
-        [np.concatenate((ta.out_index, tb.out_index)), np.concatenate((ta.in_index, tb.weight_index)),
-         np.concatenate((ta.weight_index, tb.in_index))], sizes, signs)
+        [
+            np.concatenate((ta.out_index, tb.out_index)),
+            np.concatenate((ta.in_index, tb.weight_index)),
+            np.concatenate((ta.weight_index, tb.in_index)),
+        ],
+        sizes,
+        signs,
+    )
     holds = cols[0].size == 0
     op = "∗" if spec.flip else "⋆"
     name = "convolution" if spec.flip else "cross-correlation"
     evidence: dict = {"index pairs compared": len(ta.out_index)}
     if not spec.flip:
         rev = ta.shape[0] - 1 - tb.out_index
-        _, c2 = count_tuples([np.concatenate((ta.out_index, rev)), np.concatenate((ta.in_index, tb.weight_index)),
-                              np.concatenate((ta.weight_index, tb.in_index))], sizes, signs)
+        _, c2 = count_tuples(
+            [
+                np.concatenate((ta.out_index, rev)),
+                np.concatenate((ta.in_index, tb.weight_index)),
+                np.concatenate((ta.weight_index, tb.in_index)),
+            ],
+            sizes,
+            signs,
+        )
         evidence["x ⋆ k = reverse(k ⋆ x)"] = bool(c2.size == 0)
     ce = None if holds else _swap_counterexample(a, b, cols, op)
     from .proofs import commutativity_proof
 
     proof = commutativity_proof(ndim=spec.ndim, flip=spec.flip)
-    reason = (f"Every product x[i]·k[j] lands on the same output in x {op} k and k {op} x."
-              if holds else
-              f"For {name} the product x[i]·k[j] lands on output i - j + const in one order and "
-              f"j - i + const in the other: the outputs are mirrored.")
-    return CheckResult("commutativity", holds, f"x {op} k = k {op} x ({name}, full extent)",
-                       reason, evidence, ce, None if holds else positions(np.unique(cols[0]),
-                                                                          a.output_shape),
-                       proof.steps, method="index tables + all-size index proof")
+    reason = (
+        f"Every product x[i]·k[j] lands on the same output in x {op} k and k {op} x."
+        if holds
+        else f"For {name} the product x[i]·k[j] lands on output i - j + const in one order and "
+        f"j - i + const in the other: the outputs are mirrored."
+    )
+    return CheckResult(
+        "commutativity",
+        holds,
+        f"x {op} k = k {op} x ({name}, full extent)",
+        reason,
+        evidence,
+        ce,
+        None if holds else positions(np.unique(cols[0]), a.output_shape),
+        proof.steps,
+        method="index tables + all-size index proof",
+    )
 
 
 def _swap_counterexample(a: ConvSpec, b: ConvSpec, cols, op: str) -> Counterexample:
@@ -101,9 +123,13 @@ def _swap_counterexample(a: ConvSpec, b: ConvSpec, cols, op: str) -> Counterexam
         raise ConvAlgebraError("internal: the counterexample does not fail; please report")
     at = tuple(int(v) for v in bad[0])
     return Counterexample(
-        {"x": x.reshape(a.input_shape[1:]), "k": k.reshape(a.kernel_size)}, lhs, rhs, at,
+        {"x": x.reshape(a.input_shape[1:]), "k": k.reshape(a.kernel_size)},
+        lhs,
+        rhs,
+        at,
         f"one-hot x and k: x {op} k and k {op} x differ at output {at[1:]} "
-        f"({lhs[at]:g} vs {rhs[at]:g})")
+        f"({lhs[at]:g} vs {rhs[at]:g})",
+    )
 
 
 def _hyper(spec: ConvSpec) -> str:
@@ -137,16 +163,20 @@ def _orders(spec1: ConvSpec, spec2: ConvSpec):
     shape = spec1.input_shape
     for s, name in ((spec1, "L1"), (spec2, "L2")):
         if s.in_channels != shape[0]:
-            return (f"{name} reads {s.in_channels} channels but x has {shape[0]}: the order "
-                    f"starting with {name} is not defined (two layers can only commute when "
-                    "each has as many output as input channels)")
+            return (
+                f"{name} reads {s.in_channels} channels but x has {shape[0]}: the order "
+                f"starting with {name} is not defined (two layers can only commute when "
+                "each has as many output as input channels)"
+            )
     for s, name in ((spec1, "L1"), (spec2, "L2")):
         if s.out_channels != shape[0]:
-            return (f"{name} maps {shape[0]} channels to {s.out_channels}: the two orders "
-                    "cannot both be defined with the same shape (two layers can only commute "
-                    "when each has as many output as input channels)")
-    inner_first = _chain(spec2, spec1, shape)      # L1(L2 x)
-    outer_first = _chain(spec1, spec2, shape)      # L2(L1 x)
+            return (
+                f"{name} maps {shape[0]} channels to {s.out_channels}: the two orders "
+                "cannot both be defined with the same shape (two layers can only commute "
+                "when each has as many output as input channels)"
+            )
+    inner_first = _chain(spec2, spec1, shape)  # L1(L2 x)
+    outer_first = _chain(spec1, spec2, shape)  # L2(L1 x)
     for chain, name in ((inner_first, "L1(L2 x)"), (outer_first, "L2(L1 x)")):
         if isinstance(chain, str):
             return f"{name} is not defined: {chain}"
@@ -160,18 +190,25 @@ def _product_residual(inner_first, outer_first):
     """Residual tuples (o, i, w1, w2) of ``L1(L2 x) - L2(L1 x)``, each layer at its own size."""
     l2a, l1a = (layer_table(s) for s in inner_first)
     l1b, l2b = (layer_table(s) for s in outer_first)
-    o_a, i_a, w1_a, w2_a = path_tuples(l2a, l1a)     # L1 after L2
-    o_b, i_b, w2_b, w1_b = path_tuples(l1b, l2b)     # L2 after L1
+    o_a, i_a, w1_a, w2_a = path_tuples(l2a, l1a)  # L1 after L2
+    o_b, i_b, w2_b, w1_b = path_tuples(l1b, l2b)  # L2 after L1
     signs = np.concatenate((np.ones(o_a.size), -np.ones(o_b.size)))
     cols, coeff = count_tuples(
-        [np.concatenate((o_a, o_b)), np.concatenate((i_a, i_b)),
-         np.concatenate((w1_a, w1_b)), np.concatenate((w2_a, w2_b))],
-        [l1a.shape[0], l2a.shape[1], l1a.n_weights, l2a.n_weights], signs)
+        [
+            np.concatenate((o_a, o_b)),
+            np.concatenate((i_a, i_b)),
+            np.concatenate((w1_a, w1_b)),
+            np.concatenate((w2_a, w2_b)),
+        ],
+        [l1a.shape[0], l2a.shape[1], l1a.n_weights, l2a.n_weights],
+        signs,
+    )
     return cols, coeff, o_a.size
 
 
-def layer_commutativity(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None,
-                        weight2=None) -> CheckResult:
+def layer_commutativity(
+    spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None
+) -> CheckResult:
     """Do two layers commute, ``L1(L2 x) = L2(L1 x)``, each applied at the size reaching it?
 
     ``x`` has ``spec1.input_shape``; each spec gives a layer's hyper-parameters and runs on
@@ -199,38 +236,66 @@ def layer_commutativity(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None,
     claim = "L1 ∘ L2 = L2 ∘ L1"
     orders = _orders(spec1, spec2)
     if isinstance(orders, str):
-        return CheckResult("layer_commutativity", False, claim, orders[0].upper() + orders[1:] + ".",
-                           {"L1": spec1.describe(), "L2": spec2.describe()})
+        return CheckResult(
+            "layer_commutativity",
+            False,
+            claim,
+            orders[0].upper() + orders[1:] + ".",
+            {"L1": spec1.describe(), "L2": spec2.describe()},
+        )
     inner_first, outer_first = orders
     if weight1 is not None:
         return _numeric_commutativity(inner_first, outer_first, weight1, weight2, claim)
     cols, coeff, n_paths = _product_residual(inner_first, outer_first)
     holds = cols[0].size == 0
-    evidence: dict = {"product paths compared": n_paths,
-                      "output shape": inner_first[1].output_shape}
+    evidence: dict = {
+        "product paths compared": n_paths,
+        "output shape": inner_first[1].output_shape,
+    }
     if holds:
-        reason = ("Both orders are defined, give the same shape, and hold the same weight pairs "
-                  "on the same input at every output: equal for every kernel.")
+        reason = (
+            "Both orders are defined, give the same shape, and hold the same weight pairs "
+            "on the same input at every output: equal for every kernel."
+        )
     elif spec1.in_channels > 1:
-        reason = ("Both orders are defined and give the same shape, but they differ for generic "
-                  "kernels: the channel-mixing matrices of the taps do not commute, or the "
-                  "border truncates one order differently. On a circular grid with stride 1 "
-                  "the layers commute exactly when, for every offset c, the sum over taps "
-                  "a + b = c of [W1[a], W2[b]] vanishes.")
+        reason = (
+            "Both orders are defined and give the same shape, but they differ for generic "
+            "kernels: the channel-mixing matrices of the taps do not commute, or the "
+            "border truncates one order differently. On a circular grid with stride 1 "
+            "the layers commute exactly when, for every offset c, the sum over taps "
+            "a + b = c of [W1[a], W2[b]] vanishes."
+        )
         cond = channel_commutator_condition(spec1, spec2)
         if cond is not None:
             evidence["condition (one matrix equation per offset)"] = cond
     else:
-        reason = ("Both orders are defined and give the same shape, but at the outputs listed "
-                  "they differ for generic kernels: the padding (or the sampling) of the inner "
-                  "layer truncates one product differently from the other.")
+        reason = (
+            "Both orders are defined and give the same shape, but at the outputs listed "
+            "they differ for generic kernels: the padding (or the sampling) of the inner "
+            "layer truncates one product differently from the other."
+        )
     ce = None if holds else _product_counterexample(inner_first, outer_first, cols)
-    steps = (Step(eq(sympy.MatrixSymbol("M_1", 1, 1) * sympy.MatrixSymbol("M_2", 1, 1),
-                           sympy.MatrixSymbol("M_2", 1, 1) * sympy.MatrixSymbol("M_1", 1, 1)),
-                  "the claim"), Step(reason, "product tuples (o, i, w1, w2) compared"))
+    steps = (
+        Step(
+            eq(
+                sympy.MatrixSymbol("M_1", 1, 1) * sympy.MatrixSymbol("M_2", 1, 1),
+                sympy.MatrixSymbol("M_2", 1, 1) * sympy.MatrixSymbol("M_1", 1, 1),
+            ),
+            "the claim",
+        ),
+        Step(reason, "product tuples (o, i, w1, w2) compared"),
+    )
     out_shape = inner_first[1].output_shape
-    return CheckResult("layer_commutativity", holds, claim, reason, evidence, ce,
-                       None if holds else positions(np.unique(cols[0]), out_shape), steps)
+    return CheckResult(
+        "layer_commutativity",
+        holds,
+        claim,
+        reason,
+        evidence,
+        ce,
+        None if holds else positions(np.unique(cols[0]), out_shape),
+        steps,
+    )
 
 
 def _product_counterexample(inner_first, outer_first, cols) -> Counterexample:
@@ -245,9 +310,13 @@ def _product_counterexample(inner_first, outer_first, cols) -> Counterexample:
         raise ConvAlgebraError("internal: the counterexample does not fail; please report")
     at = tuple(int(v) for v in bad[0])
     return Counterexample(
-        {"x": x.reshape(l2a.input_shape), "weight1": k1, "weight2": k2}, lhs, rhs, at,
+        {"x": x.reshape(l2a.input_shape), "weight1": k1, "weight2": k2},
+        lhs,
+        rhs,
+        at,
         f"one-hot input and kernels: L1(L2 x) and L2(L1 x) differ at output {at} "
-        f"({lhs[at]:g} vs {rhs[at]:g})")
+        f"({lhs[at]:g} vs {rhs[at]:g})",
+    )
 
 
 def _numeric_commutativity(inner_first, outer_first, weight1, weight2, claim) -> CheckResult:
@@ -260,28 +329,48 @@ def _numeric_commutativity(inner_first, outer_first, weight1, weight2, claim) ->
     rows = np.unique(diff.row[bad])
     holds = rows.size == 0
     shape = l1a.output_shape
-    evidence = {"max |L1 L2 - L2 L1|": float(np.abs(diff.data).max(initial=0.0)),
-                "output shape": shape}
+    evidence = {
+        "max |L1 L2 - L2 L1|": float(np.abs(diff.data).max(initial=0.0)),
+        "output shape": shape,
+    }
     ce = None
     if not holds:
         x = np.zeros(diff.shape[1])
         x[diff.col[bad][0]] = 1.0
         lhs, rhs = lhs_m @ x, rhs_m @ x
         at = tuple(int(v) for v in np.unravel_index(int(diff.row[bad][0]), shape))
-        ce = Counterexample({"x": x.reshape(l2a.input_shape), "weight1": np.asarray(weight1),
-                             "weight2": np.asarray(weight2)}, lhs.reshape(shape),
-                            rhs.reshape(shape), at,
-                            f"a one-hot input: the two orders differ at output {at}")
-    reason = ("Both orders are defined, give the same shape, and their matrices agree for "
-              "these kernels." if holds else
-              f"Both orders are defined and give the same shape, but for these kernels they "
-              f"differ at {rows.size} outputs.")
-    return CheckResult("layer_commutativity", holds, claim, reason, evidence, ce,
-                       None if holds else positions(rows, shape), method="numeric")
+        ce = Counterexample(
+            {
+                "x": x.reshape(l2a.input_shape),
+                "weight1": np.asarray(weight1),
+                "weight2": np.asarray(weight2),
+            },
+            lhs.reshape(shape),
+            rhs.reshape(shape),
+            at,
+            f"a one-hot input: the two orders differ at output {at}",
+        )
+    reason = (
+        "Both orders are defined, give the same shape, and their matrices agree for these kernels."
+        if holds
+        else f"Both orders are defined and give the same shape, but for these kernels they "
+        f"differ at {rows.size} outputs."
+    )
+    return CheckResult(
+        "layer_commutativity",
+        holds,
+        claim,
+        reason,
+        evidence,
+        ce,
+        None if holds else positions(rows, shape),
+        method="numeric",
+    )
 
 
-def channel_commutator_condition(spec1: ConvSpec, spec2: ConvSpec, weight1=None, weight2=None,
-                                 max_channels: int = 4):
+def channel_commutator_condition(
+    spec1: ConvSpec, spec2: ConvSpec, weight1=None, weight2=None, max_channels: int = 4
+):
     """Per spatial offset ``c``: ``sum_{a+b=c} (W1[a] W2[b] - W2[b] W1[a])``.
 
     ``W[a]`` is the ``C×C`` channel-mixing matrix of tap ``a``. The layers commute on a
@@ -305,8 +394,8 @@ def channel_commutator_condition(spec1: ConvSpec, spec2: ConvSpec, weight1=None,
     a_taps, a_off = _tap_offsets(spec1)
     b_taps, b_off = _tap_offsets(spec2)
     A, B = w1.reshape(c, c, -1)[:, :, a_taps], w2.reshape(c, c, -1)[:, :, b_taps]
-    comm = np.einsum("ija,jkb->ikab", A, B) - np.einsum("ijb,jka->ikab", B, A)   # (c, c, a, b)
-    offsets = a_off[:, None, :] + b_off[None, :, :]                                # (a, b, ndim)
+    comm = np.einsum("ija,jkb->ikab", A, B) - np.einsum("ijb,jka->ikab", B, A)  # (c, c, a, b)
+    offsets = a_off[:, None, :] + b_off[None, :, :]  # (a, b, ndim)
     keys, inverse = np.unique(offsets.reshape(-1, offsets.shape[-1]), axis=0, return_inverse=True)
     sums = np.zeros((len(keys), c, c), dtype=comm.dtype)
     np.add.at(sums, inverse.ravel(), np.moveaxis(comm.reshape(c, c, -1), -1, 0))

@@ -23,10 +23,10 @@ import sympy
 
 from ..connectivity import TripleTable, tap_weight_order
 from ..errors import ConvAlgebraError
-from ..symbolic.exprs import as_expr_array
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
+from ..symbolic.exprs import as_expr_array
 from .common import eq, is_symbolic, one_hot, positions
 from .engine import count_tuples, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
@@ -43,11 +43,13 @@ def _validate(spec1: ConvSpec, spec2: ConvSpec) -> None:
         if s.transposed or s.groups != 1 or s.tile is not None or s.channel_table is not None:
             raise ConvAlgebraError(
                 f"composition needs ordinary convolutions (groups=1, not transposed, untiled), "
-                f"got {s.describe()}")
+                f"got {s.describe()}"
+            )
     if spec2.in_channels != spec1.out_channels:
         raise ConvAlgebraError(
             f"the second layer reads {spec2.in_channels} channels but the first one gives "
-            f"{spec1.out_channels}")
+            f"{spec1.out_channels}"
+        )
 
 
 def _outer(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
@@ -78,17 +80,41 @@ def composed_spec(spec1: ConvSpec, spec2: ConvSpec) -> ConvSpec:
     ((7,), (2,), True)
     """
     spec2 = _outer(spec1, spec2)
-    extent = tuple(d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1 for k1, d1, s1, k2, d2 in zip(
-        spec1.kernel_size, spec1.dilation, spec1.stride, spec2.kernel_size, spec2.dilation, strict=True))
-    padding = tuple((b1 + s1 * b2, a1 + s1 * a2) for (b1, a1), (b2, a2), s1 in zip(
-        spec1.padding, spec2.padding, spec1.stride, strict=True))
+    extent = tuple(
+        d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1
+        for k1, d1, s1, k2, d2 in zip(
+            spec1.kernel_size,
+            spec1.dilation,
+            spec1.stride,
+            spec2.kernel_size,
+            spec2.dilation,
+            strict=True,
+        )
+    )
+    padding = tuple(
+        (b1 + s1 * b2, a1 + s1 * a2)
+        for (b1, a1), (b2, a2), s1 in zip(spec1.padding, spec2.padding, spec1.stride, strict=True)
+    )
     stride = tuple(a * b for a, b in zip(spec1.stride, spec2.stride, strict=True))
     try:
-        return ConvSpec(spec1.input_shape, spec2.out_channels, extent, stride=stride,
-                        padding=padding, padding_mode=_composed_mode(spec1, spec2), bias=False)
-    except ConvAlgebraError:   # e.g. reflect padding p1 + s1·p2 as large as the input
-        return ConvSpec(spec1.input_shape, spec2.out_channels, extent, stride=stride,
-                        padding=padding, bias=False)
+        return ConvSpec(
+            spec1.input_shape,
+            spec2.out_channels,
+            extent,
+            stride=stride,
+            padding=padding,
+            padding_mode=_composed_mode(spec1, spec2),
+            bias=False,
+        )
+    except ConvAlgebraError:  # e.g. reflect padding p1 + s1·p2 as large as the input
+        return ConvSpec(
+            spec1.input_shape,
+            spec2.out_channels,
+            extent,
+            stride=stride,
+            padding=padding,
+            bias=False,
+        )
 
 
 def _padded(spec: ConvSpec) -> bool:
@@ -112,9 +138,13 @@ def _composed_taps(spec1: ConvSpec, spec2: ConvSpec, extent) -> np.ndarray:
     """Flat composed tap ``c(a, b)`` for spatial taps ``a`` of layer 1 and ``b`` of layer 2."""
     ua = np.indices(spec1.kernel_size).reshape(spec1.ndim, -1)
     ub = np.indices(spec2.kernel_size).reshape(spec2.ndim, -1)
-    coords = [d1 * ua[ax][None, :] + s1 * d2 * ub[ax][:, None] for ax, (d1, s1, d2) in
-              enumerate(zip(spec1.dilation, spec1.stride, spec2.dilation, strict=True))]
-    return np.ravel_multi_index(tuple(coords), extent)        # (taps2, taps1)
+    coords = [
+        d1 * ua[ax][None, :] + s1 * d2 * ub[ax][:, None]
+        for ax, (d1, s1, d2) in enumerate(
+            zip(spec1.dilation, spec1.stride, spec2.dilation, strict=True)
+        )
+    ]
+    return np.ravel_multi_index(tuple(coords), extent)  # (taps2, taps1)
 
 
 def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.ndarray:
@@ -130,8 +160,10 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     spec = composed_spec(spec1, spec2)
     spec2 = _outer(spec1, spec2)
     symbolic = is_symbolic(weight1) or is_symbolic(weight2)
-    w1, w2 = (as_expr_array(w, s.weight_shape, n) if symbolic else np.asarray(w)
-              for w, s, n in ((weight1, spec1, "weight1"), (weight2, spec2, "weight2")))
+    w1, w2 = (
+        as_expr_array(w, s.weight_shape, n) if symbolic else np.asarray(w)
+        for w, s, n in ((weight1, spec1, "weight1"), (weight2, spec2, "weight2"))
+    )
     for w, s, name in ((w1, spec1, "weight1"), (w2, spec2, "weight2")):
         if w.shape != s.weight_shape:
             raise ConvAlgebraError(f"{name} must have shape {s.weight_shape}, got {w.shape}")
@@ -142,8 +174,11 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     c = _composed_taps(spec1, spec2, spec.kernel_size)
     out = np.zeros((*pairs.shape[:2], math.prod(spec.kernel_size)), dtype=pairs.dtype)
     # numpy's stubs type np.add.at's indices as an integer array, not a tuple of slices
-    np.add.at(out, (slice(None), slice(None), c.ravel()),  # type: ignore[arg-type]
-              pairs.reshape(*pairs.shape[:2], -1))
+    np.add.at(
+        out,
+        (slice(None), slice(None), c.ravel()),  # type: ignore[arg-type]
+        pairs.reshape(*pairs.shape[:2], -1),
+    )
     return out.reshape(spec.weight_shape)
 
 
@@ -153,13 +188,25 @@ def _composed_pairs(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> TripleT
     k1, k2 = math.prod(spec1.kernel_size), math.prod(spec2.kernel_size)
     kc = math.prod(spec.kernel_size)
     c = _composed_taps(spec1, spec2, spec.kernel_size)
-    o, i, m, b, a = np.meshgrid(np.arange(c_out), np.arange(c_in), np.arange(c_mid),
-                                np.arange(k2), np.arange(k1), indexing="ij")
+    o, i, m, b, a = np.meshgrid(
+        np.arange(c_out),
+        np.arange(c_in),
+        np.arange(c_mid),
+        np.arange(k2),
+        np.arange(k1),
+        indexing="ij",
+    )
     k_index = (o * c_in + i) * kc + c[b, a]
     w2 = (o * c_mid + m) * k2 + tap_weight_order(spec2)[b]
     w1 = (m * c_in + i) * k1 + tap_weight_order(spec1)[a]
     n = math.prod(spec.weight_shape)
-    return TripleTable(k_index.ravel(), w1.ravel(), w2.ravel(), (n, math.prod(spec1.weight_shape)), math.prod(spec2.weight_shape))
+    return TripleTable(
+        k_index.ravel(),
+        w1.ravel(),
+        w2.ravel(),
+        (n, math.prod(spec1.weight_shape)),
+        math.prod(spec2.weight_shape),
+    )
 
 
 def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None) -> CheckResult:
@@ -182,8 +229,13 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     try:
         spec2 = _outer(spec1, spec2)
     except ConvAlgebraError as exc:
-        return CheckResult("composition", False, _CLAIM, f"L2 ∘ L1 is not defined: {exc}.",
-                           {"L1": spec1.describe(), "L2": spec2.describe()})
+        return CheckResult(
+            "composition",
+            False,
+            _CLAIM,
+            f"L2 ∘ L1 is not defined: {exc}.",
+            {"L1": spec1.describe(), "L2": spec2.describe()},
+        )
     spec = composed_spec(spec1, spec2)
     if spec.output_shape != spec2.output_shape:  # pragma: no cover - floor arithmetic agrees
         raise ConvAlgebraError("internal: composed output shape differs")
@@ -192,22 +244,38 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     t1, t2, tc = layer_table(spec1), layer_table(spec2), layer_table(spec)
     o_a, i_a, w2_a, w1_a = path_tuples(t1, t2)
     pairs = _composed_pairs(spec1, spec2, spec)
-    o_b, i_b, w2_b, w1_b = path_tuples(pairs, TripleTable(tc.out_index, tc.weight_index, tc.in_index, (tc.shape[0], tc.n_weights), tc.shape[1]))
+    o_b, i_b, w2_b, w1_b = path_tuples(
+        pairs,
+        TripleTable(
+            tc.out_index, tc.weight_index, tc.in_index, (tc.shape[0], tc.n_weights), tc.shape[1]
+        ),
+    )
     # path_tuples(first=pairs, second=tc') yields (o, i=w1, w_second=x index, w_first=w2)
     o_b, x_b, w1_b, w2_b = o_b, w2_b, i_b, w1_b
     signs = np.concatenate((np.ones(o_a.size), -np.ones(o_b.size)))
     cols, _ = count_tuples(
-        [np.concatenate((o_a, o_b)), np.concatenate((i_a, x_b)),
-         np.concatenate((w2_a, w2_b)), np.concatenate((w1_a, w1_b))],
-        [tc.shape[0], tc.shape[1], t2.n_weights, t1.n_weights], signs)
+        [
+            np.concatenate((o_a, o_b)),
+            np.concatenate((i_a, x_b)),
+            np.concatenate((w2_a, w2_b)),
+            np.concatenate((w1_a, w1_b)),
+        ],
+        [tc.shape[0], tc.shape[1], t2.n_weights, t1.n_weights],
+        signs,
+    )
     holds = cols[0].size == 0
     evidence = _evidence(spec1, spec2, spec)
     evidence["product paths compared"] = int(o_a.size)
-    reason = ("Every product path x → y → z of the two layers is a tap of the composed kernel."
-              if holds else _failure_reason(spec1, spec2, spec))
+    reason = (
+        "Every product path x → y → z of the two layers is a tap of the composed kernel."
+        if holds
+        else _failure_reason(spec1, spec2, spec)
+    )
     ce = None if holds else _counterexample(spec1, spec2, spec, cols)
     fail = None if holds else positions(np.unique(cols[0]), spec.output_shape)
-    return CheckResult("composition", holds, _CLAIM, reason, evidence, ce, fail, _steps(spec1, spec2))
+    return CheckResult(
+        "composition", holds, _CLAIM, reason, evidence, ce, fail, _steps(spec1, spec2)
+    )
 
 
 def _failure_reason(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> str:
@@ -216,18 +284,25 @@ def _failure_reason(spec1: ConvSpec, spec2: ConvSpec, spec: ConvSpec) -> str:
     if not _padded(spec2):  # pragma: no cover - an unpadded outer layer always composes
         return "The product paths of the two layers and of the composed layer differ."
     outer = {"zeros": "zero"}.get(spec2.padding_mode, spec2.padding_mode)
-    return (f"At the outputs listed the outer layer reads its own {outer} padding "
-            "of the intermediate image y, which is not what the composed layer reads through "
-            f"its {mode} padding of the input x.")
+    return (
+        f"At the outputs listed the outer layer reads its own {outer} padding "
+        "of the intermediate image y, which is not what the composed layer reads through "
+        f"its {mode} padding of the input x."
+    )
 
 
 def _evidence(spec1, spec2, spec) -> dict:
-    ev = {"composed layer": spec.describe(), "kernel extent": spec.kernel_size,
-          "stride": spec.stride}
+    ev = {
+        "composed layer": spec.describe(),
+        "kernel extent": spec.kernel_size,
+        "stride": spec.stride,
+    }
     if math.prod(spec.weight_shape) <= 64:
         ev["composed kernel"] = sympy.ImmutableDenseNDimArray(
-            composed_kernel(spec1, spec2, weight_symbols(spec1, "w"), weight_symbols(spec2, "v"))
-            .tolist())
+            composed_kernel(
+                spec1, spec2, weight_symbols(spec1, "w"), weight_symbols(spec2, "v")
+            ).tolist()
+        )
     return ev
 
 
@@ -242,9 +317,14 @@ def _counterexample(spec1, spec2, spec, cols) -> Counterexample:
     if bad.size == 0:
         raise ConvAlgebraError("internal: the counterexample does not fail; please report")
     at = tuple(int(v) for v in bad[0])
-    return Counterexample({"x": x.reshape(spec1.input_shape), "weight1": k1, "weight2": k2},
-                          lhs, rhs, at, f"one-hot input and kernels: L2(L1 x) and the composed "
-                          f"layer differ at output {at} ({lhs[at]:g} vs {rhs[at]:g})")
+    return Counterexample(
+        {"x": x.reshape(spec1.input_shape), "weight1": k1, "weight2": k2},
+        lhs,
+        rhs,
+        at,
+        f"one-hot input and kernels: L2(L1 x) and the composed "
+        f"layer differ at output {at} ({lhs[at]:g} vs {rhs[at]:g})",
+    )
 
 
 def _numeric(spec1, spec2, spec, weight1, weight2) -> CheckResult:
@@ -261,9 +341,17 @@ def _numeric(spec1, spec2, spec, weight1, weight2) -> CheckResult:
     ev["numeric composed kernel"] = k
     ev["max |L2 L1 - M(K)|"] = float(np.abs(diff.data).max(initial=0.0))
     fail = None if holds else positions(rows, spec.output_shape)
-    return CheckResult("composition", holds, _CLAIM,
-                       "The matrices agree." if holds else f"They differ at {rows.size} outputs.",
-                       ev, None, fail, _steps(spec1, spec2), method="numeric")
+    return CheckResult(
+        "composition",
+        holds,
+        _CLAIM,
+        "The matrices agree." if holds else f"They differ at {rows.size} outputs.",
+        ev,
+        None,
+        fail,
+        _steps(spec1, spec2),
+        method="numeric",
+    )
 
 
 def _steps(spec1: ConvSpec, spec2: ConvSpec) -> tuple:
@@ -272,12 +360,21 @@ def _steps(spec1: ConvSpec, spec2: ConvSpec) -> tuple:
     s1, s2 = spec1.stride[0], spec2.stride[0]
     d1, d2 = spec1.dilation[0], spec2.dilation[0]
     k1, k2 = spec1.kernel_size[0], spec2.kernel_size[0]
-    inner = sympy.Sum(v[b] * w[a] * x[s1 * s2 * q + d1 * a + s1 * d2 * b], (a, 0, k1 - 1), (b, 0, k2 - 1))
+    inner = sympy.Sum(
+        v[b] * w[a] * x[s1 * s2 * q + d1 * a + s1 * d2 * b], (a, 0, k1 - 1), (b, 0, k2 - 1)
+    )
     extent = d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1
     return (
-        Step(eq(sympy.Symbol("z_q"), sympy.Sum(v[b] * sympy.Symbol(f"y_{{{s2}q+{d2}b}}"), (b, 0, k2 - 1))),
-             "the second layer (first spatial axis shown)"),
+        Step(
+            eq(
+                sympy.Symbol("z_q"),
+                sympy.Sum(v[b] * sympy.Symbol(f"y_{{{s2}q+{d2}b}}"), (b, 0, k2 - 1)),
+            ),
+            "the second layer (first spatial axis shown)",
+        ),
         Step(eq(sympy.Symbol("z_q"), inner), "substitute the first layer"),
-        Step(eq(sympy.Symbol("z_q"), sympy.Sum(K[c] * x[s1 * s2 * q + c], (c, 0, extent - 1))),
-             f"collect c = {d1}a + {s1 * d2}b: K[c] = Σ w[a] v[b], extent {extent}, stride {s1 * s2}"),
+        Step(
+            eq(sympy.Symbol("z_q"), sympy.Sum(K[c] * x[s1 * s2 * q + c], (c, 0, extent - 1))),
+            f"collect c = {d1}a + {s1 * d2}b: K[c] = Σ w[a] v[b], extent {extent}, stride {s1 * s2}",
+        ),
     )

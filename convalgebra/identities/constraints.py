@@ -28,8 +28,14 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["SparseSystem", "integer_nullspace", "annihilates", "exact_residual", "general_form",
-           "sympy_basis"]
+__all__ = [
+    "SparseSystem",
+    "integer_nullspace",
+    "annihilates",
+    "exact_residual",
+    "general_form",
+    "sympy_basis",
+]
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,11 @@ class SparseSystem:
 
     def matrix(self) -> sp.csr_matrix:
         """The system as a CSR integer matrix (empty rows kept, duplicates summed)."""
-        m = sp.csr_matrix((self.coeff.astype(np.int64), (self.row, self.col)),
-                          shape=(self.n_rows, self.n_cols), dtype=np.int64)
+        m = sp.csr_matrix(
+            (self.coeff.astype(np.int64), (self.row, self.col)),
+            shape=(self.n_rows, self.n_cols),
+            dtype=np.int64,
+        )
         m.sum_duplicates()
         m.eliminate_zeros()
         return m
@@ -63,9 +72,12 @@ class SparseSystem:
         if not systems:
             empty = np.zeros(0, dtype=np.int64)
             return SparseSystem(empty, empty, empty, n_cols)
-        return SparseSystem(np.concatenate([s.row + off for s, off in zip(systems, offsets, strict=False)]),
-                            np.concatenate([s.col for s in systems]),
-                            np.concatenate([s.coeff for s in systems]), n_cols)
+        return SparseSystem(
+            np.concatenate([s.row + off for s, off in zip(systems, offsets, strict=False)]),
+            np.concatenate([s.col for s in systems]),
+            np.concatenate([s.coeff for s in systems]),
+            n_cols,
+        )
 
 
 def annihilates(system: SparseSystem, vectors: sp.spmatrix) -> bool:
@@ -89,8 +101,9 @@ def _reduce(m: sp.csr_matrix, label: np.ndarray, n_labels: int, zero: np.ndarray
     coo = m.tocoo()
     lab = label[coo.col]
     keep = ~zero[lab]
-    out = sp.csr_matrix((coo.data[keep], (coo.row[keep], lab[keep])), shape=(m.shape[0], n_labels),
-                        dtype=np.int64)
+    out = sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], lab[keep])), shape=(m.shape[0], n_labels), dtype=np.int64
+    )
     out.sum_duplicates()
     out.eliminate_zeros()
     return out
@@ -175,14 +188,17 @@ def integer_nullspace(system: SparseSystem) -> sp.csr_matrix:
     dim = int(r.max()) + 1 if r.size else 0
     on_labels = sp.csr_matrix((v, (r, c)), shape=(dim, n_labels), dtype=np.int64)
     live = ~zero[label]
-    spread = sp.csr_matrix((np.ones(int(live.sum()), dtype=np.int64),
-                            (label[live], np.flatnonzero(live))), shape=(n_labels, n))
+    spread = sp.csr_matrix(
+        (np.ones(int(live.sum()), dtype=np.int64), (label[live], np.flatnonzero(live))),
+        shape=(n_labels, n),
+    )
     basis = sp.csr_matrix(on_labels @ spread)
     basis.sort_indices()
     if dim == 0:
         return basis
-    first = np.where(np.diff(basis.indptr) > 0, basis.indices[np.minimum(basis.indptr[:-1],
-                                                                        basis.nnz - 1)], n)
+    first = np.where(
+        np.diff(basis.indptr) > 0, basis.indices[np.minimum(basis.indptr[:-1], basis.nnz - 1)], n
+    )
     return sp.csr_matrix(basis[np.argsort(first, kind="stable")])
 
 
@@ -191,8 +207,9 @@ def sympy_basis(basis: sp.spmatrix, shape: tuple[int, ...]) -> list:
     import sympy
 
     dense = basis.toarray()
-    return [sympy.ImmutableDenseNDimArray([sympy.Integer(int(v)) for v in row], shape)
-            for row in dense]
+    return [
+        sympy.ImmutableDenseNDimArray([sympy.Integer(int(v)) for v in row], shape) for row in dense
+    ]
 
 
 def general_form(basis: sp.spmatrix, shape: tuple[int, ...]):

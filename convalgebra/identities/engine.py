@@ -95,8 +95,9 @@ def _gather_rows(table: TripleTable, rows: np.ndarray) -> tuple[np.ndarray, np.n
     return which, order[starts[rows][which] + offset]
 
 
-def intertwiner_residual(left: TripleTable, in_src: np.ndarray, right: TripleTable,
-                         out_src: np.ndarray):
+def intertwiner_residual(
+    left: TripleTable, in_src: np.ndarray, right: TripleTable, out_src: np.ndarray
+):
     """Residual of ``L P = Q R`` with gathers ``P`` (``in_src``) and ``Q`` (``out_src``).
 
     ``(L P x)[o] = sum L[o, i] x[in_src[i]]``, ``(Q R x)[o] = (R x)[out_src[o]]``. Returns
@@ -124,8 +125,12 @@ def path_tuples(first: TripleTable, second: TripleTable):
     ``(second(first x))[o] = sum over paths o <- m <- i of theta2[w2] theta1[w1] x[i]``.
     """
     which, tri = _gather_rows(first, second.in_index)
-    return (second.out_index[which], first.in_index[tri], second.weight_index[which],
-            first.weight_index[tri])
+    return (
+        second.out_index[which],
+        first.in_index[tri],
+        second.weight_index[which],
+        first.weight_index[tri],
+    )
 
 
 def apply_gather(src: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -63,8 +63,9 @@ def _border_note(spec: ConvSpec, delta: tuple[int, ...], failing_sp: np.ndarray)
     either = np.logical_or(pads, lines)
     return {
         "outputs whose receptive field reads padding": int(pads.sum()),
-        "outputs whose receptive field reads an input line the shift moves in or out":
-            int(lines.sum()),
+        "outputs whose receptive field reads an input line the shift moves in or out": int(
+            lines.sum()
+        ),
         "failing outputs that read either": f"{int(either[failing_sp].sum())} of {failing_sp.size}",
     }
 
@@ -78,8 +79,14 @@ def _out_shift(spec: ConvSpec, delta: tuple[int, ...]):
     return None
 
 
-def translation_equivariance(spec: ConvSpec, shift: int | tuple = 1, axis: int = 0, *,
-                             weight=None, boundary: str | None = None) -> CheckResult:
+def translation_equivariance(
+    spec: ConvSpec,
+    shift: int | tuple = 1,
+    axis: int = 0,
+    *,
+    weight=None,
+    boundary: str | None = None,
+) -> CheckResult:
     """Is the layer equivariant to translating its input by ``shift``?
 
     Parameters
@@ -111,7 +118,9 @@ def translation_equivariance(spec: ConvSpec, shift: int | tuple = 1, axis: int =
     delta = normalize_shift(shift, axis, spec.ndim)
     n_in = spec.input_shape[1:]
     if any(abs(d) >= n for d, n in zip(delta, n_in)):
-        raise ConvAlgebraError(f"shift {delta} must be smaller than the input size {n_in} on every axis")
+        raise ConvAlgebraError(
+            f"shift {delta} must be smaller than the input size {n_in} on every axis"
+        )
     out_delta = _out_shift(spec, delta)
     if out_delta is None:
         return _non_multiple(spec, delta, circ, weight)
@@ -119,22 +128,39 @@ def translation_equivariance(spec: ConvSpec, shift: int | tuple = 1, axis: int =
     res = intertwine(spec, spec, in_t, out_t, weight)
     holds = res.failing.size == 0
     rule = "×" if spec.transposed else "/"
-    claim = (f"conv(S x) = S' conv(x), S the {in_t.name}, S' the shift by {out_delta} "
-             f"(= shift {rule} stride {spec.stride})")
+    claim = (
+        f"conv(S x) = S' conv(x), S the {in_t.name}, S' the shift by {out_delta} "
+        f"(= shift {rule} stride {spec.stride})"
+    )
     evidence = {"index triples compared": res.n_terms}
     failing_sp = np.unique(res.failing % math.prod(spec.output_shape[1:]))
     if holds:
         reason = "Both sides pair every weight with the same input at every output: the index tables agree."
     else:
-        reason = (f"The index tables differ at {failing_sp.size} of {math.prod(spec.output_shape[1:])} "
-                  "output positions (in every output channel): those whose receptive field "
-                  "crosses the border, where padding or the shifted-out lines enter.")
+        reason = (
+            f"The index tables differ at {failing_sp.size} of {math.prod(spec.output_shape[1:])} "
+            "output positions (in every output channel): those whose receptive field "
+            "crosses the border, where padding or the shifted-out lines enter."
+        )
         evidence.update(_border_note(spec, delta, failing_sp))
-    ce = None if holds else make_counterexample(spec, spec, in_t, out_t, res, weight,
-                                               names=("conv(S x)", "S' conv(x)"))
+    ce = (
+        None
+        if holds
+        else make_counterexample(
+            spec, spec, in_t, out_t, res, weight, names=("conv(S x)", "S' conv(x)")
+        )
+    )
     steps = _translation_steps(spec, delta, out_delta, holds, failing_sp.size)
-    return CheckResult("translation_equivariance", holds, claim, reason, evidence, ce,
-                       None if holds else positions(res.failing, spec.output_shape), steps)
+    return CheckResult(
+        "translation_equivariance",
+        holds,
+        claim,
+        reason,
+        evidence,
+        ce,
+        None if holds else positions(res.failing, spec.output_shape),
+        steps,
+    )
 
 
 def _shift_pair(delta, out_delta, circ):
@@ -158,25 +184,47 @@ def _translation_steps(spec, delta, out_delta, holds, n_fail) -> tuple:
             return e if c == 1 else sympy.Mul(c, e, evaluate=False)
 
         def read(out):
-            terms = [times(s, sympy.Add(out, -1, evaluate=False)), times(dil, sympy.Add(k, -1, evaluate=False)), 1]
+            terms = [
+                times(s, sympy.Add(out, -1, evaluate=False)),
+                times(dil, sympy.Add(k, -1, evaluate=False)),
+                1,
+            ]
             return terms + ([-pad] if pad else [])
 
         lhs_idx = sympy.Add(*read(o), -d, evaluate=False)
         rhs_idx = sympy.Add(*read(sympy.Add(o, -dp, evaluate=False)), evaluate=False)
-    steps = [Step(eq(_M * _S, _T * _M), "the claim, with $S$ the input shift and $T = S'$ the output shift: "
-                  f"shift the input by {delta}, the output by {out_delta}")]
+    steps = [
+        Step(
+            eq(_M * _S, _T * _M),
+            "the claim, with $S$ the input shift and $T = S'$ the output shift: "
+            f"shift the input by {delta}, the output by {out_delta}",
+        )
+    ]
     if lhs_idx is not None:
-        steps.append(Step(eq(w[k] * x[lhs_idx], w[k] * x[rhs_idx]),
-                          f"tap $k$ of output $o$ along axis {axis + 1} (1-based, padding $P = "
-                          f"{spec.padding[axis][0]}$ before): $M S x$ reads $x$ at "
-                          "$s(o - 1) + D(k - 1) + 1 - P - \\delta$, $T M x$ at "
-                          "$s(o - \\delta' - 1) + D(k - 1) + 1 - P$; equal because "
-                          f"$s \\delta' = \\delta$ ($s = {s}$)"))
-    verdict = ("the index tables agree at every output" if holds else
-               f"away from the border the tables agree; at {n_fail} output positions a "
-               "tap reads padding on one side and data on the other")
-    steps.append(Step(eq(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)) if holds
-                      else ne(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)), verdict))
+        steps.append(
+            Step(
+                eq(w[k] * x[lhs_idx], w[k] * x[rhs_idx]),
+                f"tap $k$ of output $o$ along axis {axis + 1} (1-based, padding $P = "
+                f"{spec.padding[axis][0]}$ before): $M S x$ reads $x$ at "
+                "$s(o - 1) + D(k - 1) + 1 - P - \\delta$, $T M x$ at "
+                "$s(o - \\delta' - 1) + D(k - 1) + 1 - P$; equal because "
+                f"$s \\delta' = \\delta$ ($s = {s}$)",
+            )
+        )
+    verdict = (
+        "the index tables agree at every output"
+        if holds
+        else f"away from the border the tables agree; at {n_fail} output positions a "
+        "tap reads padding on one side and data on the other"
+    )
+    steps.append(
+        Step(
+            eq(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1))
+            if holds
+            else ne(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)),
+            verdict,
+        )
+    )
     return tuple(steps)
 
 
@@ -185,8 +233,10 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
     ``S_d conv(x)`` (``d`` along the shifted axes)? Exact: an integer instance refutes every
     ``d`` it does not match (a certificate); the ``d`` it matches are decided on the index
     tables."""
-    ranges = [range(-n + 1, n) if d else range(1)
-              for d, n in zip(delta, spec.output_shape[1:], strict=True)]
+    ranges = [
+        range(-n + 1, n) if d else range(1)
+        for d, n in zip(delta, spec.output_shape[1:], strict=True)
+    ]
     shifts = list(itertools.product(*ranges))
     claim = f"conv(S x) is a translate of conv(x) for the input shift {delta}"
     rng = np.random.default_rng(1)
@@ -195,27 +245,41 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
         in_t, out_t = _shift_pair(delta, d, circ)
         if intertwine(spec, spec, in_t, out_t, weight).failing.size == 0:
             return CheckResult(
-                "translation_equivariance", True, claim + f" (output shift {d})",
+                "translation_equivariance",
+                True,
+                claim + f" (output shift {d})",
                 f"Although {delta} is not a multiple of the stride {spec.stride}, the index "
                 f"tables agree with the output shift {d} (degenerate sizes).",
-                {"output shift": d})
-    evidence = {"output shifts tried": len(shifts),
-                "output shifts refuted by the index tables": len(instance[3])}
+                {"output shift": d},
+            )
+    evidence = {
+        "output shifts tried": len(shifts),
+        "output shifts refuted by the index tables": len(instance[3]),
+    }
     for _ in range(5):  # a single instance that matches no translate at all, if one is found
         if not instance[3]:
             break
         instance = _integer_instance(spec, delta, circ, weight, shifts, rng)
     x, w, (lhs, y), matches = instance
-    ce = None if matches else Counterexample(
-        {"x": x, "weight": w}, lhs, y, None,
-        f"conv(S x) equals no translate S_d conv(x) along the shifted axes ({len(shifts)} "
-        "output shifts tried)")
-    reason = (f"The shift {delta} is not a multiple of the stride {spec.stride}: the "
-              "shifted input is sampled on a different sub-grid, so no output "
-              "translation matches.")
+    ce = (
+        None
+        if matches
+        else Counterexample(
+            {"x": x, "weight": w},
+            lhs,
+            y,
+            None,
+            f"conv(S x) equals no translate S_d conv(x) along the shifted axes ({len(shifts)} "
+            "output shifts tried)",
+        )
+    )
+    reason = (
+        f"The shift {delta} is not a multiple of the stride {spec.stride}: the "
+        "shifted input is sampled on a different sub-grid, so no output "
+        "translation matches."
+    )
     steps = (Step(ne(_M * _S, _T * _M), "no integer output shift δ/s exists"),)
-    return CheckResult("translation_equivariance", False, claim, reason, evidence, ce, None,
-                       steps)
+    return CheckResult("translation_equivariance", False, claim, reason, evidence, ce, None, steps)
 
 
 def _integer_instance(spec: ConvSpec, delta, circ: bool, weight, shifts, rng):
@@ -223,8 +287,11 @@ def _integer_instance(spec: ConvSpec, delta, circ: bool, weight, shifts, rng):
     from .intertwine import numeric_weight
 
     x = rng.integers(-3, 4, spec.input_shape).astype(float)
-    w = rng.integers(-3, 4, spec.weight_shape).astype(float) if weight is None else \
-        numeric_weight(weight, spec, x, lambda w: True, seed=int(rng.integers(1 << 30)))
+    w = (
+        rng.integers(-3, 4, spec.weight_shape).astype(float)
+        if weight is None
+        else numeric_weight(weight, spec, x, lambda w: True, seed=int(rng.integers(1 << 30)))
+    )
     lhs, y = numeric_sides(spec, spec, shift(delta, circ), shift((0,) * spec.ndim, circ), x, w)
     # integer data: any difference is at least 1; the tolerance only absorbs float rounding
     # of a given non-integer kernel
@@ -233,8 +300,16 @@ def _integer_instance(spec: ConvSpec, delta, circ: bool, weight, shifts, rng):
     return x, w, (lhs, y), matches
 
 
-def _symmetry(law: str, spec: ConvSpec, t: GridTransform, weight, in_perm, out_perm,
-              kernel_transform: str, options: dict) -> CheckResult:
+def _symmetry(
+    law: str,
+    spec: ConvSpec,
+    t: GridTransform,
+    weight,
+    in_perm,
+    out_perm,
+    kernel_transform: str,
+    options: dict,
+) -> CheckResult:
     """Equivariance to a grid symmetry mapping both the input and the output grid onto itself."""
     n_in, n_out = spec.input_shape[1:], spec.output_shape[1:]
     if t.out_shape(n_in) != n_in or t.out_shape(n_out) != n_out:
@@ -245,15 +320,19 @@ def _symmetry(law: str, spec: ConvSpec, t: GridTransform, weight, in_perm, out_p
     res = intertwine(spec, spec, t, t, weight, in_perm, out_perm)
     holds = res.failing.size == 0
     claim = f"conv(G x) = G conv(x) for G the {t.name}" + (
-        " with channel permutations" if in_perm is not None or out_perm is not None else "")
+        " with channel permutations" if in_perm is not None or out_perm is not None else ""
+    )
     evidence: dict = {"index triples compared": res.n_terms}
     if holds:
         reason = "The index tables of both sides agree: the identity holds" + (
-            " for every kernel." if weight is None else " for this kernel.")
+            " for every kernel." if weight is None else " for this kernel."
+        )
     else:
-        reason = (f"The tables differ at {res.failing.size} outputs"
-                  + (" for a generic kernel; it holds only for the kernels below." if weight is None
-                     else " for this kernel."))
+        reason = f"The tables differ at {res.failing.size} outputs" + (
+            " for a generic kernel; it holds only for the kernels below."
+            if weight is None
+            else " for this kernel."
+        )
     if weight is None and not holds:
         dim, general = kernel_solutions(res, spec)
         evidence["dimension of the kernels for which it holds (this size)"] = dim
@@ -264,18 +343,36 @@ def _symmetry(law: str, spec: ConvSpec, t: GridTransform, weight, in_perm, out_p
             evidence["invariant kernels (kernel-level constraint)"] = grid.shape[0]
         except ConvAlgebraError:
             pass
-    ce = None if holds else make_counterexample(spec, spec, t, t, res, weight, in_perm, out_perm,
-                                               names=("conv(G x)", "G conv(x)"))
-    steps = (Step(eq(_M * sympy.MatrixSymbol("G", 1, 1),
-                           sympy.MatrixSymbol("G", 1, 1) * _M) if holds else
-                  ne(_M * sympy.MatrixSymbol("G", 1, 1), sympy.MatrixSymbol("G", 1, 1) * _M),
-                  reason),)
-    return CheckResult(law, holds, claim, reason, evidence, ce,
-                       None if holds else positions(res.failing, spec.output_shape), steps)
+    ce = (
+        None
+        if holds
+        else make_counterexample(
+            spec, spec, t, t, res, weight, in_perm, out_perm, names=("conv(G x)", "G conv(x)")
+        )
+    )
+    steps = (
+        Step(
+            eq(_M * sympy.MatrixSymbol("G", 1, 1), sympy.MatrixSymbol("G", 1, 1) * _M)
+            if holds
+            else ne(_M * sympy.MatrixSymbol("G", 1, 1), sympy.MatrixSymbol("G", 1, 1) * _M),
+            reason,
+        ),
+    )
+    return CheckResult(
+        law,
+        holds,
+        claim,
+        reason,
+        evidence,
+        ce,
+        None if holds else positions(res.failing, spec.output_shape),
+        steps,
+    )
 
 
-def rotation_equivariance(spec: ConvSpec, k: int = 1, axes=(0, 1), *, weight=None,
-                          in_perm=None, out_perm=None) -> CheckResult:
+def rotation_equivariance(
+    spec: ConvSpec, k: int = 1, axes=(0, 1), *, weight=None, in_perm=None, out_perm=None
+) -> CheckResult:
     """Equivariance to rotating by ``k`` quarter turns (exact on a square grid).
 
     ``in_perm``/``out_perm`` give the channel representation: the transformed input is
@@ -292,12 +389,21 @@ def rotation_equivariance(spec: ConvSpec, k: int = 1, axes=(0, 1), *, weight=Non
     """
     spec = require_spec(spec, "rotation_equivariance")
     t = rotation(k, axes, spec.ndim)
-    return _symmetry("rotation_equivariance", spec, t, weight, in_perm, out_perm,
-                     "rotation", {"k": k, "axes": axes})
+    return _symmetry(
+        "rotation_equivariance",
+        spec,
+        t,
+        weight,
+        in_perm,
+        out_perm,
+        "rotation",
+        {"k": k, "axes": axes},
+    )
 
 
-def flip_equivariance(spec: ConvSpec, axis: int = 0, *, weight=None, in_perm=None,
-                      out_perm=None) -> CheckResult:
+def flip_equivariance(
+    spec: ConvSpec, axis: int = 0, *, weight=None, in_perm=None, out_perm=None
+) -> CheckResult:
     """Equivariance to mirroring along a spatial ``axis``.
 
     Examples
@@ -306,12 +412,21 @@ def flip_equivariance(spec: ConvSpec, axis: int = 0, *, weight=None, in_perm=Non
     True
     """
     spec = require_spec(spec, "flip_equivariance")
-    return _symmetry("flip_equivariance", spec, flip(axis, spec.ndim), weight, in_perm,
-                     out_perm, "flip", {"axis": axis})
+    return _symmetry(
+        "flip_equivariance",
+        spec,
+        flip(axis, spec.ndim),
+        weight,
+        in_perm,
+        out_perm,
+        "flip",
+        {"axis": axis},
+    )
 
 
-def transposition_equivariance(spec: ConvSpec, axes=(0, 1), *, weight=None, in_perm=None,
-                               out_perm=None) -> CheckResult:
+def transposition_equivariance(
+    spec: ConvSpec, axes=(0, 1), *, weight=None, in_perm=None, out_perm=None
+) -> CheckResult:
     """Equivariance to swapping two spatial axes (image transposition).
 
     Examples
@@ -320,12 +435,21 @@ def transposition_equivariance(spec: ConvSpec, axes=(0, 1), *, weight=None, in_p
     False
     """
     spec = require_spec(spec, "transposition_equivariance")
-    return _symmetry("transposition_equivariance", spec, transposition(axes, spec.ndim), weight,
-                     in_perm, out_perm, "transposition", {"axes": axes})
+    return _symmetry(
+        "transposition_equivariance",
+        spec,
+        transposition(axes, spec.ndim),
+        weight,
+        in_perm,
+        out_perm,
+        "transposition",
+        {"axes": axes},
+    )
 
 
-def scale_equivariance(spec: ConvSpec, factor: int = 2, direction: str = "up", *,
-                       weight=None) -> CheckResult:
+def scale_equivariance(
+    spec: ConvSpec, factor: int = 2, direction: str = "up", *, weight=None
+) -> CheckResult:
     """Equivariance to integer rescaling: ``conv(U x) = U conv(x)``, fails in general.
 
     ``direction="up"`` repeats every pixel ``factor`` times along each axis (nearest
@@ -350,17 +474,36 @@ def scale_equivariance(spec: ConvSpec, factor: int = 2, direction: str = "up", *
     claim = f"conv(U x) = U conv(x), U the {t.name}"
     want = t.out_shape(spec.output_shape[1:])
     if left.output_shape[1:] != want:
-        reason = (f"The sides do not even have the same shape: conv(U x) is "
-                  f"{left.output_shape[1:]}, U conv(x) is {want}.")
-        return CheckResult("scale_equivariance", False, claim, reason,
-                           {"shape of conv(U x)": left.output_shape, "shape of U conv(x)": want})
+        reason = (
+            f"The sides do not even have the same shape: conv(U x) is "
+            f"{left.output_shape[1:]}, U conv(x) is {want}."
+        )
+        return CheckResult(
+            "scale_equivariance",
+            False,
+            claim,
+            reason,
+            {"shape of conv(U x)": left.output_shape, "shape of U conv(x)": want},
+        )
     res = intertwine(left, spec, t, t, weight)
     holds = res.failing.size == 0
-    reason = ("The index tables agree." if holds else
-              f"The index tables differ at {res.failing.size} outputs: a kernel tap that reads a "
-              "neighbour at distance 1 reads, after rescaling, a copy of the same pixel.")
-    ce = None if holds else make_counterexample(left, spec, t, t, res, weight,
-                                               names=("conv(U x)", "U conv(x)"))
-    return CheckResult("scale_equivariance", holds, claim, reason,
-                       {"index triples compared": res.n_terms}, ce,
-                       None if holds else positions(res.failing, left.output_shape))
+    reason = (
+        "The index tables agree."
+        if holds
+        else f"The index tables differ at {res.failing.size} outputs: a kernel tap that reads a "
+        "neighbour at distance 1 reads, after rescaling, a copy of the same pixel."
+    )
+    ce = (
+        None
+        if holds
+        else make_counterexample(left, spec, t, t, res, weight, names=("conv(U x)", "U conv(x)"))
+    )
+    return CheckResult(
+        "scale_equivariance",
+        holds,
+        claim,
+        reason,
+        {"index triples compared": res.n_terms},
+        ce,
+        None if holds else positions(res.failing, left.output_shape),
+    )

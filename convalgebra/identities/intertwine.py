@@ -26,8 +26,17 @@ from .engine import apply_gather, intertwiner_residual, is_plain, layer_table, l
 from .result import Counterexample
 from .transforms import GridTransform
 
-__all__ = ["Intertwining", "intertwine", "numeric_sides", "weight_values", "kernel_solutions",
-           "residual_system", "make_counterexample", "numeric_weight", "axis_inverse"]
+__all__ = [
+    "Intertwining",
+    "intertwine",
+    "numeric_sides",
+    "weight_values",
+    "kernel_solutions",
+    "residual_system",
+    "make_counterexample",
+    "numeric_weight",
+    "axis_inverse",
+]
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,7 @@ def _spatial_intertwine(left, right, in_src, out_src, inverses) -> Intertwining:
     looked up one by one.
     """
     spl, spr = spatial_table(left), spatial_table(right)
-    lhs = np.append(in_src, -1)[spl]     # the trailing -1: padding taps read nothing
+    lhs = np.append(in_src, -1)[spl]  # the trailing -1: padding taps read nothing
     rhs = spr[np.maximum(out_src, 0)]
     rhs[out_src < 0] = -1
     bad = lhs != rhs
@@ -188,7 +197,9 @@ def _spatial_intertwine(left, right, in_src, out_src, inverses) -> Intertwining:
     return Intertwining(np.sort(failing), witness, system, int((spl >= 0).sum()))
 
 
-def _lift_spatial(spec: ConvSpec, ta: np.ndarray, tb: np.ndarray, zeros: np.ndarray) -> SparseSystem:
+def _lift_spatial(
+    spec: ConvSpec, ta: np.ndarray, tb: np.ndarray, zeros: np.ndarray
+) -> SparseSystem:
     """Spatial equations ``theta[ta] = theta[tb]``, ``theta[zeros] = 0`` for every channel pair."""
     k = math.prod(spec.kernel_size)
     n_w = math.prod(spec.weight_shape)
@@ -209,13 +220,22 @@ def residual_system(o, j, w, coeff, n_w: int) -> SparseSystem:
     return SparseSystem(np.cumsum(new) - 1, w.astype(np.int64), coeff.astype(np.int64), n_w)
 
 
-def intertwine(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: GridTransform,
-               weight=None, in_perm=None, out_perm=None) -> Intertwining:
+def intertwine(
+    left: ConvSpec,
+    right: ConvSpec,
+    in_t: GridTransform,
+    out_t: GridTransform,
+    weight=None,
+    in_perm=None,
+    out_perm=None,
+) -> Intertwining:
     """Residual of ``L(P x) = Q(R x)`` over all kernels (``weight=None``) or for one kernel."""
     in_spatial = right.input_shape[1:]
     in_src = in_t.gather(in_spatial)
     out_src = out_t.gather(right.output_shape[1:])
-    if in_src.size != math.prod(left.input_shape[1:]) or out_src.size != math.prod(left.output_shape[1:]):
+    if in_src.size != math.prod(left.input_shape[1:]) or out_src.size != math.prod(
+        left.output_shape[1:]
+    ):
         raise ConvAlgebraError("internal: transformed grids do not match the layer shapes")
     inverses = _fast_applies(left, right, in_src, in_perm, out_perm) if weight is None else None
     if inverses is not None:
@@ -223,8 +243,9 @@ def intertwine(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: Grid
     c_in, c_out = right.input_shape[0], right.output_shape[0]
     lt, rt = layer_table(left), layer_table(right)
     in_full = lift_gather(in_src, math.prod(in_spatial), _channel_src(in_perm, c_in, "in_perm"))
-    out_full = lift_gather(out_src, math.prod(right.output_shape[1:]),
-                           _channel_src(out_perm, c_out, "out_perm"))
+    out_full = lift_gather(
+        out_src, math.prod(right.output_shape[1:]), _channel_src(out_perm, c_out, "out_perm")
+    )
     o, j, w, c = intertwiner_residual(lt, in_full, rt, out_full)
     witness: tuple | None
     if weight is None:
@@ -233,22 +254,37 @@ def intertwine(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: Grid
             wt = np.zeros(lt.n_weights)
             wt[w[0]] = 1.0
             witness = (int(j[0]), wt.reshape(left.weight_shape), int(o[0]))
-        return Intertwining(np.unique(o), witness, residual_system(o, j, w, c, lt.n_weights),
-                            len(lt))
+        return Intertwining(
+            np.unique(o), witness, residual_system(o, j, w, c, lt.n_weights), len(lt)
+        )
     wflat = weight_values(weight, left)
     fo, fj, _ = _evaluate_rows(o, j, w, c, wflat)
     witness = (int(fj[0]), None, int(fo[0])) if fo.size else None
     return Intertwining(np.unique(fo), witness, None, len(lt))
 
 
-def numeric_sides(left: ConvSpec, right: ConvSpec, in_t: GridTransform, out_t: GridTransform,
-                  x: np.ndarray, weight: np.ndarray, in_perm=None, out_perm=None):
+def numeric_sides(
+    left: ConvSpec,
+    right: ConvSpec,
+    in_t: GridTransform,
+    out_t: GridTransform,
+    x: np.ndarray,
+    weight: np.ndarray,
+    in_perm=None,
+    out_perm=None,
+):
     """``(L(P x), Q(R x))`` evaluated with sparse matrices, shaped as ``left.output_shape``."""
     c_in, c_out = right.input_shape[0], right.output_shape[0]
-    in_full = lift_gather(in_t.gather(right.input_shape[1:]), math.prod(right.input_shape[1:]),
-                          _channel_src(in_perm, c_in, "in_perm"))
-    out_full = lift_gather(out_t.gather(right.output_shape[1:]), math.prod(right.output_shape[1:]),
-                           _channel_src(out_perm, c_out, "out_perm"))
+    in_full = lift_gather(
+        in_t.gather(right.input_shape[1:]),
+        math.prod(right.input_shape[1:]),
+        _channel_src(in_perm, c_in, "in_perm"),
+    )
+    out_full = lift_gather(
+        out_t.gather(right.output_shape[1:]),
+        math.prod(right.output_shape[1:]),
+        _channel_src(out_perm, c_out, "out_perm"),
+    )
     # matrix-free: the counterexample of a huge layer must not build its matrix
     lhs = conv_operator(left, weight) @ apply_gather(in_full, np.asarray(x, float))
     rhs = apply_gather(out_full, conv_operator(right, weight) @ np.asarray(x, float).ravel())
@@ -271,8 +307,17 @@ def numeric_weight(weight, spec: ConvSpec, x: np.ndarray, check, seed: int = 0) 
     raise ConvAlgebraError("internal: no numeric kernel separates the two sides")
 
 
-def make_counterexample(left, right, in_t, out_t, result: Intertwining, weight, in_perm=None,
-                        out_perm=None, names=("L(P x)", "Q(L x)")) -> Counterexample:
+def make_counterexample(
+    left,
+    right,
+    in_t,
+    out_t,
+    result: Intertwining,
+    weight,
+    in_perm=None,
+    out_perm=None,
+    names=("L(P x)", "Q(L x)"),
+) -> Counterexample:
     """Turn the witness of a failing check into verified numbers (one-hot input and kernel)."""
     if result.witness is None:
         raise ConvAlgebraError("internal: a counterexample needs the witness of a failing check")
@@ -294,7 +339,10 @@ def make_counterexample(left, right, in_t, out_t, result: Intertwining, weight, 
     src = tuple(int(v) for v in np.unravel_index(j, right.input_shape))
     kind = "a one-hot kernel" if wt is not None else "the kernel below"
     return Counterexample(
-        {"x": x, "weight": w}, lhs, rhs, at,
+        {"x": x, "weight": w},
+        lhs,
+        rhs,
+        at,
         f"x is a single 1 at input {src}, with {kind}: {names[0]} and {names[1]} differ at "
         f"output {at} ({lhs[at]:g} vs {rhs[at]:g})",
     )

@@ -23,11 +23,11 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from ..connectivity import triples
 from ..budget import CHECK_MAX_PRODUCTS, require_table, require_terms
+from ..connectivity import triples
 from ..errors import ConvAlgebraError, shown
-from ..symbolic.exprs import as_expr_array
 from ..spec import ConvSpec
+from ..symbolic.exprs import as_expr_array
 from .constraints import (
     SparseSystem,
     annihilates,
@@ -39,8 +39,13 @@ from .engine import count_tuples, is_plain
 from .intertwine import axis_inverse, intertwine, residual_system
 from .transforms import GridTransform, flip, rotation, transposition
 
-__all__ = ["EquivariantKernels", "equivariant_kernels", "blind_kernels", "grid_kernels",
-           "TRANSFORMS"]
+__all__ = [
+    "EquivariantKernels",
+    "equivariant_kernels",
+    "blind_kernels",
+    "grid_kernels",
+    "TRANSFORMS",
+]
 
 TRANSFORMS = ("rotation", "flip", "transposition", "dihedral")
 
@@ -122,25 +127,36 @@ class EquivariantKernels:
 
     def to_text(self) -> str:
         n = self.constraint.shape[1]
-        lines = [f"kernels of {self.spec.describe()} equivariant to {self.transform}: "
-                 f"dimension {self.dimension} of {n}"]
+        lines = [
+            f"kernels of {self.spec.describe()} equivariant to {self.transform}: "
+            f"dimension {self.dimension} of {n}"
+        ]
         if n <= 400:
             lines.append(f"general form: {self.general.tolist()}")
         if self.blind_vectors.shape[0]:
-            lines.append(f"of which {self.blind_vectors.shape[0]} blind (kernels giving the "
-                         "zero layer)")
-        if self.grid_dimension is not None and (not self.grid_symmetric
-                                                or self.grid_dimension != self.dimension):
-            lines.append(f"kernels symmetric on the kernel grid: dimension {self.grid_dimension}"
-                         + ("" if self.grid_symmetric else
-                            ", not all of them equivariant on this layer's grid"))
+            lines.append(
+                f"of which {self.blind_vectors.shape[0]} blind (kernels giving the zero layer)"
+            )
+        if self.grid_dimension is not None and (
+            not self.grid_symmetric or self.grid_dimension != self.dimension
+        ):
+            lines.append(
+                f"kernels symmetric on the kernel grid: dimension {self.grid_dimension}"
+                + (
+                    ""
+                    if self.grid_symmetric
+                    else ", not all of them equivariant on this layer's grid"
+                )
+            )
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
         import sympy
 
-        return (f"**{self.dimension}-dimensional** space of kernels equivariant to "
-                f"{self.transform}: ${sympy.latex(self.general)}$")
+        return (
+            f"**{self.dimension}-dimensional** space of kernels equivariant to "
+            f"{self.transform}: ${sympy.latex(self.general)}$"
+        )
 
     __str__ = to_text
 
@@ -149,12 +165,17 @@ def _generators(spec: ConvSpec, transform, options: dict) -> list[GridTransform]
     nd = spec.ndim
     if isinstance(transform, GridTransform):
         return [transform]
-    if (isinstance(transform, (list, tuple)) and transform
-            and all(isinstance(t, GridTransform) for t in transform)):
+    if (
+        isinstance(transform, (list, tuple))
+        and transform
+        and all(isinstance(t, GridTransform) for t in transform)
+    ):
         return list(transform)
     if not isinstance(transform, str):
-        raise TypeError(f"transform must be one of {TRANSFORMS}, a GridTransform or a list of "
-                        f"them, got {shown(transform)}")
+        raise TypeError(
+            f"transform must be one of {TRANSFORMS}, a GridTransform or a list of "
+            f"them, got {shown(transform)}"
+        )
     if transform == "rotation":
         return [rotation(options.get("k", 1), options.get("axes", (0, 1)), nd)]
     if transform == "flip":
@@ -190,7 +211,7 @@ def _grid_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> SparseS
         c_out, c_in = c_in, c_out
     taps = math.prod(k)
     rho_out, rho_in = _perm(out_perm, c_out, "out_perm"), _perm(in_perm, c_in, "in_perm")
-    tap_src = np.argsort(g.gather(k))   # the inverse of the grid transformation
+    tap_src = np.argsort(g.gather(k))  # the inverse of the grid transformation
     o, c, t = np.meshgrid(np.arange(c_out), np.arange(c_in), np.arange(taps), indexing="ij")
     inv_in = np.argsort(rho_in)
     lhs = (rho_out[o] * c_in + c) * taps + t
@@ -200,12 +221,17 @@ def _grid_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> SparseS
         rhs = (inv_in[c] * c_out + o) * taps + tap_src[t]
     n = c_out * c_in * taps
     r = np.arange(n)
-    return SparseSystem(np.concatenate((r, r)), np.concatenate((lhs.ravel(), rhs.ravel())),
-                        np.concatenate((np.ones(n), -np.ones(n))).astype(np.int64), n)
+    return SparseSystem(
+        np.concatenate((r, r)),
+        np.concatenate((lhs.ravel(), rhs.ravel())),
+        np.concatenate((np.ones(n), -np.ones(n))).astype(np.int64),
+        n,
+    )
 
 
-def grid_kernels(spec: ConvSpec, generators: list[GridTransform], in_perm=None,
-                 out_perm=None) -> sp.csr_matrix:
+def grid_kernels(
+    spec: ConvSpec, generators: list[GridTransform], in_perm=None, out_perm=None
+) -> sp.csr_matrix:
     """Basis of the kernels symmetric on their own grid (the kernel-level constraint only).
 
     Raises ``ConvAlgebraError`` when a generator does not map the kernel grid onto itself.
@@ -216,8 +242,9 @@ def grid_kernels(spec: ConvSpec, generators: list[GridTransform], in_perm=None,
     [[1, 1, 1, 1]]
     """
     n = math.prod(spec.weight_shape)
-    return integer_nullspace(SparseSystem.stack(
-        [_grid_system(spec, g, in_perm, out_perm) for g in generators], n))
+    return integer_nullspace(
+        SparseSystem.stack([_grid_system(spec, g, in_perm, out_perm) for g in generators], n)
+    )
 
 
 def blind_kernels(spec: ConvSpec) -> sp.csr_matrix:
@@ -235,16 +262,22 @@ def blind_kernels(spec: ConvSpec) -> sp.csr_matrix:
     [[1, 0, 0], [0, 0, 1]]
     """
     n = math.prod(spec.weight_shape)
-    if is_plain(spec) and not spec.transposed and all(
-            axis_inverse(spec, a) is not None for a in range(spec.ndim)):
+    if (
+        is_plain(spec)
+        and not spec.transposed
+        and all(axis_inverse(spec, a) is not None for a in range(spec.ndim))
+    ):
         used = np.zeros(n, dtype=bool)
         used[np.unique(triples(spec).weight_index)] = True
         unused = np.flatnonzero(~used)
-        return sp.csr_matrix((np.ones(unused.size, dtype=np.int64),
-                              (np.arange(unused.size), unused)), shape=(unused.size, n))
+        return sp.csr_matrix(
+            (np.ones(unused.size, dtype=np.int64), (np.arange(unused.size), unused)),
+            shape=(unused.size, n),
+        )
     t = triples(spec)
-    cols, counts = count_tuples([t.out_index, t.in_index, t.weight_index],
-                                [t.shape[0], t.shape[1], n], np.ones(len(t)))
+    cols, counts = count_tuples(
+        [t.out_index, t.in_index, t.weight_index], [t.shape[0], t.shape[1], n], np.ones(len(t))
+    )
     return integer_nullspace(residual_system(cols[0], cols[1], cols[2], counts, n))
 
 
@@ -254,11 +287,13 @@ def _check_grids(spec: ConvSpec, generators: list[GridTransform]) -> None:
         if g.out_shape(n_in) != n_in or g.out_shape(n_out) != n_out:
             raise ConvAlgebraError(
                 f"the {g.name} must map the layer's grids onto themselves; input {n_in} and "
-                f"output {n_out} must be square in the transformed axes")
+                f"output {n_out} must be square in the transformed axes"
+            )
 
 
-def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, out_perm=None,
-                        **options) -> EquivariantKernels:
+def equivariant_kernels(
+    spec: ConvSpec, transform="rotation", *, in_perm=None, out_perm=None, **options
+) -> EquivariantKernels:
     """Solve for the kernels that make the layer equivariant to ``transform``, exactly.
 
     Parameters
@@ -313,9 +348,14 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     max_products = options.pop("max_products", CHECK_MAX_PRODUCTS)
     require_table(spec, "equivariant_kernels", max_products)
     n = math.prod(spec.weight_shape)
-    require_terms(spec, "the kernel constraints (weights squared)", n * n, max_products,
-                  "use fewer channels or a smaller kernel, or a larger max_products=",
-                  option="max_products")
+    require_terms(
+        spec,
+        "the kernel constraints (weights squared)",
+        n * n,
+        max_products,
+        "use fewer channels or a smaller kernel, or a larger max_products=",
+        option="max_products",
+    )
     gens = _generators(spec, transform, options)
     _check_grids(spec, gens)
     n = math.prod(spec.weight_shape)
@@ -328,5 +368,6 @@ def equivariant_kernels(spec: ConvSpec, transform="rotation", *, in_perm=None, o
     except ConvAlgebraError:
         grid, symmetric = None, False
     name = transform if isinstance(transform, str) else ", ".join(g.name for g in gens)
-    return EquivariantKernels(spec, name, vectors, system.matrix(), blind_kernels(spec), grid,
-                              symmetric)
+    return EquivariantKernels(
+        spec, name, vectors, system.matrix(), blind_kernels(spec), grid, symmetric
+    )

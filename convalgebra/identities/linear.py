@@ -19,9 +19,9 @@ import sympy
 
 from ..connectivity import TripleTable, spatial_table
 from ..errors import ConvAlgebraError
-from ..transpose import transpose_spec
 from ..operators import conv_matrix
 from ..spec import ConvSpec
+from ..transpose import transpose_spec
 from .common import eq, positions, require_spec
 from .engine import count_tuples, is_plain, layer_table
 from .result import CheckResult, Counterexample, Step
@@ -35,8 +35,15 @@ def _compare(a: TripleTable, b: TripleTable, remap=None):
     """Tuples (o, i, w) in ``a`` but not ``b`` or vice versa (``remap`` renames b's weights)."""
     wb = b.weight_index if remap is None else remap[b.weight_index]
     signs = np.concatenate((np.ones(len(a.out_index)), -np.ones(len(b.out_index))))
-    cols, _ = count_tuples([np.concatenate((a.out_index, b.out_index)), np.concatenate((a.in_index, b.in_index)),
-                            np.concatenate((a.weight_index, wb))], [a.shape[0], a.shape[1], a.n_weights], signs)
+    cols, _ = count_tuples(
+        [
+            np.concatenate((a.out_index, b.out_index)),
+            np.concatenate((a.in_index, b.in_index)),
+            np.concatenate((a.weight_index, wb)),
+        ],
+        [a.shape[0], a.shape[1], a.n_weights],
+        signs,
+    )
     return cols
 
 
@@ -59,14 +66,25 @@ def adjoint_conv_spec(spec: ConvSpec) -> ConvSpec:
     if spec.transposed or max(spec.stride) > 1 or spec.groups != 1 or not is_plain(spec):
         raise ConvAlgebraError(
             f"the adjoint is an ordinary convolution only for stride 1, groups 1, untiled "
-            f"forward layers; got {spec.describe()} (use transposed=True instead)")
-    pad = tuple((d * (k - 1) - b, d * (k - 1) - a) for (b, a), k, d in
-                zip(spec.padding, spec.kernel_size, spec.dilation))
+            f"forward layers; got {spec.describe()} (use transposed=True instead)"
+        )
+    pad = tuple(
+        (d * (k - 1) - b, d * (k - 1) - a)
+        for (b, a), k, d in zip(spec.padding, spec.kernel_size, spec.dilation)
+    )
     if min(min(p) for p in pad) < 0:
         raise ConvAlgebraError(f"padding {spec.padding} exceeds d·(k−1): the adjoint would crop")
     mode = "circular" if spec.padding_mode == "circular" else "zeros"
-    return ConvSpec(spec.output_shape, spec.in_channels, spec.kernel_size, padding=pad,
-                    dilation=spec.dilation, flip=not spec.flip, padding_mode=mode, bias=False)
+    return ConvSpec(
+        spec.output_shape,
+        spec.in_channels,
+        spec.kernel_size,
+        padding=pad,
+        dilation=spec.dilation,
+        flip=not spec.flip,
+        padding_mode=mode,
+        bias=False,
+    )
 
 
 def _swap_channels(spec: ConvSpec, adj: ConvSpec) -> np.ndarray:
@@ -91,7 +109,9 @@ def adjoint(spec: ConvSpec) -> CheckResult:
     t = layer_table(spec)
     flipped = replace(spec, flip=not spec.flip)
     flip_ok = _compare(t, layer_table(flipped), _mirror_taps(spec))[0].size == 0
-    mt = TripleTable(t.in_index, t.out_index, t.weight_index, (t.shape[1], t.shape[0]), t.n_weights)          # rows of M.T
+    mt = TripleTable(
+        t.in_index, t.out_index, t.weight_index, (t.shape[1], t.shape[0]), t.n_weights
+    )  # rows of M.T
     evidence: dict = {"M ⋆ w = M ∗ flip(w)": flip_ok, "matrix shape": (t.shape[0], t.shape[1])}
     ce, cols = None, None
     if not spec.transposed and spec.padding_mode == "zeros":
@@ -113,17 +133,34 @@ def adjoint(spec: ConvSpec) -> CheckResult:
             ce = _adjoint_counterexample(spec, adj, cols)
     transposed_ok = evidence.get("M.T = transposed convolution", True)
     holds = bool(flip_ok and transposed_ok and ce is None)
-    reason = ("Both identities hold: the index tables coincide after mirroring the taps, and "
-              "after swapping rows and columns." if holds else
-              "M.T is not the stated convolution: the padding mode folds border taps back "
-              "inside, which a zero-padded convolution cannot reproduce.")
-    steps = (Step(eq(sympy.Symbol(r"(x \star w)_o"), sympy.Symbol(r"(x \ast \tilde w)_o")),
-                  "mirroring the kernel taps turns cross-correlation into convolution"),
-             Step(eq(_M.T, sympy.MatrixSymbol("M_adj", 1, 1)),
-                  "(M x)·y = Σ w[k] x[i] y[o] over the same triples as x·(Mᵀ y)"))
+    reason = (
+        "Both identities hold: the index tables coincide after mirroring the taps, and "
+        "after swapping rows and columns."
+        if holds
+        else "M.T is not the stated convolution: the padding mode folds border taps back "
+        "inside, which a zero-padded convolution cannot reproduce."
+    )
+    steps = (
+        Step(
+            eq(sympy.Symbol(r"(x \star w)_o"), sympy.Symbol(r"(x \ast \tilde w)_o")),
+            "mirroring the kernel taps turns cross-correlation into convolution",
+        ),
+        Step(
+            eq(_M.T, sympy.MatrixSymbol("M_adj", 1, 1)),
+            "(M x)·y = Σ w[k] x[i] y[o] over the same triples as x·(Mᵀ y)",
+        ),
+    )
     fail = None if ce is None or cols is None else positions(np.unique(cols[0]), spec.input_shape)
-    return CheckResult("adjoint", holds, "cross-correlation = convolution with the flipped "
-                       "kernel, and Mᵀ = the adjoint layer", reason, evidence, ce, fail, steps)
+    return CheckResult(
+        "adjoint",
+        holds,
+        "cross-correlation = convolution with the flipped kernel, and Mᵀ = the adjoint layer",
+        reason,
+        evidence,
+        ce,
+        fail,
+        steps,
+    )
 
 
 def _adjoint_counterexample(spec, adj, cols) -> Counterexample:
@@ -139,8 +176,13 @@ def _adjoint_counterexample(spec, adj, cols) -> Counterexample:
     if bad.size == 0:
         raise ConvAlgebraError("internal: the counterexample does not fail; please report")
     at = tuple(int(v) for v in bad[0])
-    return Counterexample({"y": y.reshape(spec.output_shape), "weight": k}, lhs, rhs, at,
-                          f"one-hot y and kernel: Mᵀ y and the convolution differ at {at}")
+    return Counterexample(
+        {"y": y.reshape(spec.output_shape), "weight": k},
+        lhs,
+        rhs,
+        at,
+        f"one-hot y and kernel: Mᵀ y and the convolution differ at {at}",
+    )
 
 
 def one_by_one(spec: ConvSpec) -> CheckResult:
@@ -155,7 +197,8 @@ def one_by_one(spec: ConvSpec) -> CheckResult:
     require_spec(spec, "one_by_one")
     if max(spec.kernel_size) != 1 or spec.transposed or not is_plain(spec):
         raise ConvAlgebraError(
-            f"one_by_one needs an untiled forward 1×1 convolution, got {spec.describe()}")
+            f"one_by_one needs an untiled forward 1×1 convolution, got {spec.describe()}"
+        )
     t = layer_table(spec)
     sel = spatial_table(spec)[:, 0]
     p_out, p_in = sel.size, math.prod(spec.input_shape[1:])
@@ -163,20 +206,38 @@ def one_by_one(spec: ConvSpec) -> CheckResult:
     co, cl, p = np.meshgrid(np.arange(c_out), np.arange(per), np.arange(p_out), indexing="ij")
     ci = (co // (c_out // spec.groups)) * per + cl
     ok = sel[p] >= 0
-    kron = TripleTable((co * p_out + p)[ok], (ci * p_in + sel[p])[ok], (co * per + cl)[ok], (t.shape[0], t.shape[1]), t.n_weights)
+    kron = TripleTable(
+        (co * p_out + p)[ok],
+        (ci * p_in + sel[p])[ok],
+        (co * per + cl)[ok],
+        (t.shape[0], t.shape[1]),
+        t.n_weights,
+    )
     holds = _compare(t, kron)[0].size == 0
     identity = p_out == p_in and np.array_equal(sel, np.arange(p_in))
     s_text = f"the identity I_{p_in}" if identity else f"a {p_out}×{p_in} selection matrix"
-    return CheckResult("one_by_one", holds, "M = W ⊗ S for a 1×1 convolution (channels first)",
-                       "Output (o, p) reads input (i, S(p)) with weight W[o, i] only.",
-                       {"S": s_text, "W shape": (c_out, spec.in_channels)}, None, None,
-                       (Step(eq(_M, sympy.KroneckerProduct(_W, sympy.Identity(p_in)))
-                             if identity else eq(_M, sympy.KroneckerProduct(
-                                 _W, sympy.MatrixSymbol("S", 1, 1))),
-                             "every pixel gets the same channel-mixing matrix W"),))
+    return CheckResult(
+        "one_by_one",
+        holds,
+        "M = W ⊗ S for a 1×1 convolution (channels first)",
+        "Output (o, p) reads input (i, S(p)) with weight W[o, i] only.",
+        {"S": s_text, "W shape": (c_out, spec.in_channels)},
+        None,
+        None,
+        (
+            Step(
+                eq(_M, sympy.KroneckerProduct(_W, sympy.Identity(p_in)))
+                if identity
+                else eq(_M, sympy.KroneckerProduct(_W, sympy.MatrixSymbol("S", 1, 1))),
+                "every pixel gets the same channel-mixing matrix W",
+            ),
+        ),
+    )
 
 
-def fully_connected(spec: ConvSpec | None = None, *, input_shape=None, out_features=None) -> CheckResult:
+def fully_connected(
+    spec: ConvSpec | None = None, *, input_shape=None, out_features=None
+) -> CheckResult:
     """A fully connected layer on a ``C×H×W`` volume is an ``H×W`` convolution (no padding).
 
     Its weight ``A`` (``out_features × C·H·W``, channels-first flattening) is the kernel
@@ -197,15 +258,47 @@ def fully_connected(spec: ConvSpec | None = None, *, input_shape=None, out_featu
         raise TypeError(f"fully_connected needs a ConvSpec, got {type(spec).__name__}")
     t = layer_table(spec)
     o, i = np.meshgrid(np.arange(t.shape[0]), np.arange(t.shape[1]), indexing="ij")
-    dense = TripleTable(o.ravel(), i.ravel(), (o * t.shape[1] + i).ravel(), (t.shape[0], t.shape[1]), max(t.n_weights, t.shape[0] * t.shape[1]))
+    dense = TripleTable(
+        o.ravel(),
+        i.ravel(),
+        (o * t.shape[1] + i).ravel(),
+        (t.shape[0], t.shape[1]),
+        max(t.n_weights, t.shape[0] * t.shape[1]),
+    )
     fc_shape = spec.out_channels == t.shape[0] and t.n_weights == t.shape[0] * t.shape[1]
-    holds = fc_shape and _compare(TripleTable(t.out_index, t.in_index, t.weight_index, (t.shape[0], t.shape[1]), dense.n_weights), dense)[0].size == 0
-    reason = ("Each output reads every input with its own weight A[o, (c, h, w)] = kernel[o, c, h, w]."
-              if holds else f"The layer has {math.prod(spec.output_shape[1:])} output positions "
-              f"per channel and {len(t.out_index)} of {t.shape[0] * t.shape[1]} possible connections: the "
-              "kernel must cover the whole input (kernel_size = input size, no padding).")
-    return CheckResult("fully_connected", holds, "FC layer on C×H×W = H×W convolution", reason,
-                       {"layer": spec.describe(), "connections": len(t.out_index),
-                        "dense connections": t.shape[0] * t.shape[1]}, None, None,
-                       (Step(eq(sympy.Symbol("y_o"), sympy.Symbol(r"\sum_{c,h,w} A_{o,(c,h,w)} x_{c,h,w}")),
-                             "a single output position: the convolution sum is the dense product"),))
+    holds = (
+        fc_shape
+        and _compare(
+            TripleTable(
+                t.out_index, t.in_index, t.weight_index, (t.shape[0], t.shape[1]), dense.n_weights
+            ),
+            dense,
+        )[0].size
+        == 0
+    )
+    reason = (
+        "Each output reads every input with its own weight A[o, (c, h, w)] = kernel[o, c, h, w]."
+        if holds
+        else f"The layer has {math.prod(spec.output_shape[1:])} output positions "
+        f"per channel and {len(t.out_index)} of {t.shape[0] * t.shape[1]} possible connections: the "
+        "kernel must cover the whole input (kernel_size = input size, no padding)."
+    )
+    return CheckResult(
+        "fully_connected",
+        holds,
+        "FC layer on C×H×W = H×W convolution",
+        reason,
+        {
+            "layer": spec.describe(),
+            "connections": len(t.out_index),
+            "dense connections": t.shape[0] * t.shape[1],
+        },
+        None,
+        None,
+        (
+            Step(
+                eq(sympy.Symbol("y_o"), sympy.Symbol(r"\sum_{c,h,w} A_{o,(c,h,w)} x_{c,h,w}")),
+                "a single output position: the convolution sum is the dense product",
+            ),
+        ),
+    )

@@ -25,8 +25,9 @@ __all__ = ["max_pool", "max_pool_invariance", "avg_pool_equivariance", "avg_pool
 
 def _pool_spec(shape, kernel_size, stride, padding) -> ConvSpec:
     kernel = normalize_tuple(kernel_size, len(shape), "kernel_size")
-    return ConvSpec((1, *shape), 1, kernel, stride=pool_stride(kernel, stride), padding=padding,
-                    bias=False)
+    return ConvSpec(
+        (1, *shape), 1, kernel, stride=pool_stride(kernel, stride), padding=padding, bias=False
+    )
 
 
 def max_pool(x, kernel_size, stride=None, padding=0) -> np.ndarray:
@@ -47,8 +48,9 @@ def max_pool(x, kernel_size, stride=None, padding=0) -> np.ndarray:
     return pooled.reshape(x.shape[0], *spec.output_shape[1:])
 
 
-def max_pool_invariance(x, kernel_size=2, stride=None, padding=0, *, shift=1, axis=-1,
-                        boundary: str = "zeros") -> CheckResult:
+def max_pool_invariance(
+    x, kernel_size=2, stride=None, padding=0, *, shift=1, axis=-1, boundary: str = "zeros"
+) -> CheckResult:
     """Fraction of max-pooled outputs that do not change when ``x`` is shifted.
 
     ``holds`` is True only when every pooled value is unchanged; the fraction is
@@ -70,7 +72,8 @@ def max_pool_invariance(x, kernel_size=2, stride=None, padding=0, *, shift=1, ax
     n_in = x.shape[1:]
     if any(abs(d) >= n for d, n in zip(delta, n_in)):
         raise ConvAlgebraError(
-            f"shift {delta} must be smaller than the input size {n_in} on every axis")
+            f"shift {delta} must be smaller than the input size {n_in} on every axis"
+        )
     shifted = shift_transform(delta, boundary == "circular").apply(x)
     before = max_pool(x, kernel_size, stride, padding)
     after = max_pool(shifted, kernel_size, stride, padding)
@@ -79,19 +82,30 @@ def max_pool_invariance(x, kernel_size=2, stride=None, padding=0, *, shift=1, ax
     changed = positions(np.flatnonzero(~same), same.shape)
     ce = None
     if changed:
-        ce = Counterexample({"x": x, "shifted x": shifted}, after, before, changed[0],
-                            f"the pooled value at {changed[0]} changes from "
-                            f"{before[changed[0]]:g} to {after[changed[0]]:g}")
+        ce = Counterexample(
+            {"x": x, "shifted x": shifted},
+            after,
+            before,
+            changed[0],
+            f"the pooled value at {changed[0]} changes from "
+            f"{before[changed[0]]:g} to {after[changed[0]]:g}",
+        )
     return CheckResult(
-        "max_pool_invariance", not changed,
+        "max_pool_invariance",
+        not changed,
         f"maxpool(S x) = maxpool(x) for the shift {delta} ({boundary} fill)",
         f"{int(same.sum())} of {same.size} pooled outputs are unchanged: a shift leaves the "
         "maximum of a window in place when the window's largest value stays inside it.",
         {"fraction unchanged": frac, "unchanged": int(same.sum()), "pooled outputs": same.size},
-        ce, changed or None, method="numeric (max pooling is not linear)")
+        ce,
+        changed or None,
+        method="numeric (max pooling is not linear)",
+    )
 
 
-def avg_pool_spec(input_shape, kernel_size=2, stride=None, padding=0) -> tuple[ConvSpec, np.ndarray]:
+def avg_pool_spec(
+    input_shape, kernel_size=2, stride=None, padding=0
+) -> tuple[ConvSpec, np.ndarray]:
     """Average pooling as a depthwise convolution: ``(spec, constant kernel)``.
 
     Examples
@@ -102,14 +116,22 @@ def avg_pool_spec(input_shape, kernel_size=2, stride=None, padding=0) -> tuple[C
     """
     c = input_shape[0]
     kernel = normalize_tuple(kernel_size, len(input_shape) - 1, "kernel_size")
-    spec = ConvSpec(tuple(input_shape), c, kernel, stride=pool_stride(kernel, stride),
-                    padding=padding, groups=c, bias=False)
+    spec = ConvSpec(
+        tuple(input_shape),
+        c,
+        kernel,
+        stride=pool_stride(kernel, stride),
+        padding=padding,
+        groups=c,
+        bias=False,
+    )
     w = np.full(spec.weight_shape, 1.0 / math.prod(spec.kernel_size))
     return spec, w
 
 
-def avg_pool_equivariance(input_shape, kernel_size=2, stride=None, padding=0, *, shift=None,
-                          axis=0) -> CheckResult:
+def avg_pool_equivariance(
+    input_shape, kernel_size=2, stride=None, padding=0, *, shift=None, axis=0
+) -> CheckResult:
     """Translation equivariance of average pooling (a convolution with a fixed kernel).
 
     Defaults to a shift of one stride (the output moves by one pooled cell).
@@ -126,5 +148,13 @@ def avg_pool_equivariance(input_shape, kernel_size=2, stride=None, padding=0, *,
     spec, w = avg_pool_spec(input_shape, kernel_size, stride, padding)
     amount = spec.stride[axis] if shift is None else shift
     r = translation_equivariance(spec, amount, axis, weight=w)
-    return CheckResult("avg_pool_equivariance", r.holds, "avgpool(S x) = S' avgpool(x)",
-                       r.reason, r.evidence, r.counterexample, r.failing_positions, r.steps)
+    return CheckResult(
+        "avg_pool_equivariance",
+        r.holds,
+        "avgpool(S x) = S' avgpool(x)",
+        r.reason,
+        r.evidence,
+        r.counterexample,
+        r.failing_positions,
+        r.steps,
+    )

@@ -30,8 +30,11 @@ _I, _K = sympy.IndexedBase("I"), sympy.IndexedBase("K")
 
 
 def _symbols(prefix: str, ndim: int):
-    return sympy.symbols(f"{prefix}1:{ndim + 1}", integer=True) if ndim > 1 else \
-        (sympy.Symbol(prefix, integer=True),)
+    return (
+        sympy.symbols(f"{prefix}1:{ndim + 1}", integer=True)
+        if ndim > 1
+        else (sympy.Symbol(prefix, integer=True),)
+    )
 
 
 def _limits(vars_, circular: bool, N):
@@ -58,8 +61,8 @@ def _spot_check(lhs, rhs, i, circular: bool, N, ndim: int) -> bool:
     Infinite sums are evaluated for signals supported on ``0 … 1`` along every axis (the
     summation range is cut where both factors vanish).
     """
-    for size in ((3, 4) if circular else (2,)):
-        for pos in list(itertools.product(range(-1, 2), repeat=ndim))[::max(1, 3 ** (ndim - 1))]:
+    for size in (3, 4) if circular else (2,):
+        for pos in list(itertools.product(range(-1, 2), repeat=ndim))[:: max(1, 3 ** (ndim - 1))]:
             subs = {**({N: size} if circular else {}), **dict(zip(i, pos))}
             left, right = lhs.subs(subs), rhs.subs(subs)
             if not circular:
@@ -76,8 +79,9 @@ def _finite(expr, size: int):
         lambda e: isinstance(e, sympy.Sum),
         lambda e: sympy.Sum(e.function, *[(v, -window, window) for v, _, _ in e.limits]),
     ).doit()
-    zero = {a: 0 for a in cut.atoms(sympy.Indexed)
-            if any(not 0 <= int(k) < size for k in a.indices)}
+    zero = {
+        a: 0 for a in cut.atoms(sympy.Indexed) if any(not 0 <= int(k) < size for k in a.indices)
+    }
     return cut.xreplace(zero)
 
 
@@ -100,37 +104,64 @@ def commutativity_proof(ndim: int = 2, flip: bool = True, circular: bool = False
     changed = lhs
     for iv, mv, nv in zip(i, m, n):
         changed = changed.change_index(mv, iv - mv if flip else mv - iv, nv)
-    steps = [Step(eq(sympy.Symbol(r"(I \ast K)(i)" if flip else r"(I \star K)(i)"), lhs),
-                  "definition" + (" (N-periodic signals)" if circular else ""))]
+    steps = [
+        Step(
+            eq(sympy.Symbol(r"(I \ast K)(i)" if flip else r"(I \star K)(i)"), lhs),
+            "definition" + (" (N-periodic signals)" if circular else ""),
+        )
+    ]
     justification = "change of summation variable " + ", ".join(
-        f"{nv} = {iv - mv if flip else mv - iv}" for iv, mv, nv in zip(i, m, n))
+        f"{nv} = {iv - mv if flip else mv - iv}" for iv, mv, nv in zip(i, m, n)
+    )
     steps.append(Step(changed, justification))
     periodic = True
     if circular:
         f = changed.function
         periodic = all(sympy.simplify(f.subs(nv, nv + N) - f) == 0 for nv in n)
         changed = sympy.Sum(changed.function, *[(nv, 0, N - 1) for nv in n])
-        steps.append(Step(changed, "the summand is N-periodic in the summation variable, so the "
-                                   "sum over any N consecutive values is the sum over 0 … N−1"))
-        changed = changed.replace(lambda e: isinstance(e, sympy.Mod) and e.args[0] in n,
-                                  lambda e: e.args[0])
-        rhs = rhs.replace(lambda e: isinstance(e, sympy.Mod) and e.args[0] in m,
-                          lambda e: e.args[0])
+        steps.append(
+            Step(
+                changed,
+                "the summand is N-periodic in the summation variable, so the "
+                "sum over any N consecutive values is the sum over 0 … N−1",
+            )
+        )
+        changed = changed.replace(
+            lambda e: isinstance(e, sympy.Mod) and e.args[0] in n, lambda e: e.args[0]
+        )
+        rhs = rhs.replace(
+            lambda e: isinstance(e, sympy.Mod) and e.args[0] in m, lambda e: e.args[0]
+        )
     equal = changed.dummy_eq(rhs) or sympy.expand(changed.function).dummy_eq(
-        sympy.expand(rhs.function))
+        sympy.expand(rhs.function)
+    )
     spot = _spot_check(lhs, _conv(_K, _I, i, m, flip, circular, N), i, circular, N, ndim)
     holds = bool(equal and spot and periodic)
     op = r"\ast" if flip else r"\star"
-    steps.append(Step(eq(changed, rhs) if holds else ne(changed, rhs),
-                      f"$= (K {op} I)(i)$, the same sum up to the name of its index" if holds else
-                      "the arguments of I and K are mirrored: (I ⋆ K)(i) = (K ⋆ I)(−i)"))
+    steps.append(
+        Step(
+            eq(changed, rhs) if holds else ne(changed, rhs),
+            f"$= (K {op} I)(i)$, the same sum up to the name of its index"
+            if holds
+            else "the arguments of I and K are mirrored: (I ⋆ K)(i) = (K ⋆ I)(−i)",
+        )
+    )
     name = "convolution" if flip else "cross-correlation"
     return CheckResult(
-        "commutativity", holds, f"I op K = K op I for the {'circular ' if circular else ''}{name}, every size",
-        ("The change of summation variable turns one sum into the other." if holds else
-         "The change of variable turns I ⋆ K into K ⋆ I evaluated at −i, not at i."),
-        {"spot-checked with .doit() at small sizes": spot}, None, None, tuple(steps),
-        method="index proof (all sizes)")
+        "commutativity",
+        holds,
+        f"I op K = K op I for the {'circular ' if circular else ''}{name}, every size",
+        (
+            "The change of summation variable turns one sum into the other."
+            if holds
+            else "The change of variable turns I ⋆ K into K ⋆ I evaluated at −i, not at i."
+        ),
+        {"spot-checked with .doit() at small sizes": spot},
+        None,
+        None,
+        tuple(steps),
+        method="index proof (all sizes)",
+    )
 
 
 @lru_cache(maxsize=32)
@@ -146,26 +177,41 @@ def translation_proof(ndim: int = 2, flip: bool = False, circular: bool = False)
     i, m, t = _symbols("i", ndim), _symbols("m", ndim), _symbols("t", ndim)
     shifted = sympy.IndexedBase("I'")
     base = _conv(_K, shifted, i, m, flip, circular, N)
-    sub = {shifted[tuple(a.args[1:])]: _I[tuple(_wrap(arg - tv, circular, N) for arg, tv in
-                                                 zip(a.args[1:], t))]
-           for a in base.atoms(sympy.Indexed) if a.base == shifted}
+    sub = {
+        shifted[tuple(a.args[1:])]: _I[
+            tuple(_wrap(arg - tv, circular, N) for arg, tv in zip(a.args[1:], t))
+        ]
+        for a in base.atoms(sympy.Indexed)
+        if a.base == shifted
+    }
     lhs = base.xreplace(sub)
-    rhs = _conv(_K, _I, i, m, flip, circular, N).xreplace(
-        {iv: iv - tv for iv, tv in zip(i, t)})
+    rhs = _conv(_K, _I, i, m, flip, circular, N).xreplace({iv: iv - tv for iv, tv in zip(i, t)})
+
     def norm(e):
-        return e.replace(lambda q: isinstance(q, sympy.Mod),
-                         lambda q: sympy.Mod(sympy.expand(q.args[0]), q.args[1]))
+        return e.replace(
+            lambda q: isinstance(q, sympy.Mod),
+            lambda q: sympy.Mod(sympy.expand(q.args[0]), q.args[1]),
+        )
 
     equal = norm(lhs).dummy_eq(norm(rhs))
     op = "∗" if flip else "⋆"
     steps = (
-        Step(eq(sympy.Symbol("I'(i)"), _I[tuple(_wrap(a - b, circular, N) for a, b in zip(i, t))]),
-             "the translated input"),
+        Step(
+            eq(sympy.Symbol("I'(i)"), _I[tuple(_wrap(a - b, circular, N) for a, b in zip(i, t))]),
+            "the translated input",
+        ),
         Step(eq(sympy.Symbol(f"(K {op} I')(i)"), lhs), "definition, with I' substituted"),
         Step(eq(lhs, rhs), f"= (K {op} I)(i − t): the same sum, evaluated at i − t"),
     )
     return CheckResult(
-        "translation_equivariance", bool(equal),
+        "translation_equivariance",
+        bool(equal),
         f"K {op} (S_t I) = S_t (K {op} I) for the {'circular' if circular else 'infinite'} grid, "
-        "every size and shift", "Substituting the translated input gives the original sum at i − t.",
-        {}, None, None, steps, method="index proof (all sizes)")
+        "every size and shift",
+        "Substituting the translated input gives the original sum at i − t.",
+        {},
+        None,
+        None,
+        steps,
+        method="index proof (all sizes)",
+    )

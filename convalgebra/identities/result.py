@@ -62,7 +62,9 @@ class Counterexample:
     def to_text(self) -> str:
         lines = [self.description]
         for name, value in self.inputs.items():
-            lines.append(f"  {name} = {_text(np.asarray(value)).replace(chr(10), chr(10) + '    ')}")
+            lines.append(
+                f"  {name} = {_text(np.asarray(value)).replace(chr(10), chr(10) + '    ')}"
+            )
         if self.position is not None:
             lines.append(
                 f"  at {self.position}: left side {_text(self.lhs[self.position])}, "
@@ -117,13 +119,26 @@ class CheckResult:
 
         steps = [Step(_method_sentence(self.method), rule="method")]
         steps += list(self.steps)
-        for extra in (_evidence_step(self.evidence, max_rows, max_cols), _positions_step(self, max_positions)):
+        for extra in (
+            _evidence_step(self.evidence, max_rows, max_cols),
+            _positions_step(self, max_positions),
+        ):
             steps += [extra] if extra else []
         if self.counterexample is not None:
             steps.append(_counterexample_step(self.counterexample, max_rows, max_cols))
-        steps.append(Step(f"Verdict: the identity {'holds' if self.holds else 'fails'}. {self.reason}",
-                          rule="verdict"))
-        return Document(f"{self.law}: {self.verdict}", tuple(steps), intro=self.claim, result=self, level="paragraph")
+        steps.append(
+            Step(
+                f"Verdict: the identity {'holds' if self.holds else 'fails'}. {self.reason}",
+                rule="verdict",
+            )
+        )
+        return Document(
+            f"{self.law}: {self.verdict}",
+            tuple(steps),
+            intro=self.claim,
+            result=self,
+            level="paragraph",
+        )
 
     def to_text(self) -> str:
         """Plain text: claim, proof, evidence, counterexample and verdict."""
@@ -171,7 +186,10 @@ def _evidence_step(evidence: dict, max_rows: int, max_cols: int) -> Step | None:
     for name, value in evidence.items():
         if isinstance(value, (sympy.NDimArray, sympy.MatrixBase)):
             value = np.array(value.tolist(), dtype=object)
-        if isinstance(value, (np.ndarray, list, tuple)) and np.asarray(value, dtype=object).size > 1:
+        if (
+            isinstance(value, (np.ndarray, list, tuple))
+            and np.asarray(value, dtype=object).size > 1
+        ):
             grid, rule = array_grid(value, max_rows, max_cols)
             grids.append(Equation((Expr(rf"\text{{{name}}}", name), grid)))
             rules += [rule] if rule else []
@@ -192,10 +210,14 @@ def _positions_step(result: CheckResult, limit: int) -> Step | None:
     if not positions:
         return None
     shown = ", ".join(str(tuple(int(i) + 1 for i in p)) for p in positions[:limit])
-    more = f", … ({len(positions)} in all; the first {limit} shown)" if len(positions) > limit else ""
-    return Step(f"Output positions where the identity fails (1-based): {shown}{more}.",
-                justification="At each of them the two sides, evaluated on the same input, differ.",
-                rule="failing positions")
+    more = (
+        f", … ({len(positions)} in all; the first {limit} shown)" if len(positions) > limit else ""
+    )
+    return Step(
+        f"Output positions where the identity fails (1-based): {shown}{more}.",
+        justification="At each of them the two sides, evaluated on the same input, differ.",
+        rule="failing positions",
+    )
 
 
 def _counterexample_step(cx: Counterexample, max_rows: int, max_cols: int) -> Step:
@@ -213,8 +235,18 @@ def _counterexample_step(cx: Counterexample, max_rows: int, max_cols: int) -> St
         shown = tuple(i + 1 for i in pos)
         left = number(np.asarray(cx.lhs)[pos].item())
         right = number(np.asarray(cx.rhs)[pos].item())
-        eqs.append(Equation((Expr(rf"\text{{left side at }} {shown}", f"left side at {shown}"), left)))
-        eqs.append(Equation((Expr(rf"\text{{right side at }} {shown}", f"right side at {shown}"), right)))
-    return Step("A counterexample: " + cx.description.replace("$", "") + ".", tuple(eqs),
-                ("The two sides differ at the position shown (1-based), so the identity fails. "
-                 + " ".join(rules)).strip(), "counterexample")
+        eqs.append(
+            Equation((Expr(rf"\text{{left side at }} {shown}", f"left side at {shown}"), left))
+        )
+        eqs.append(
+            Equation((Expr(rf"\text{{right side at }} {shown}", f"right side at {shown}"), right))
+        )
+    return Step(
+        "A counterexample: " + cx.description.replace("$", "") + ".",
+        tuple(eqs),
+        (
+            "The two sides differ at the position shown (1-based), so the identity fails. "
+            + " ".join(rules)
+        ).strip(),
+        "counterexample",
+    )

@@ -26,10 +26,10 @@ import sympy
 
 from ..connectivity import TripleTable, spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
-from ..symbolic.exprs import as_expr_array
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import symbol_array, weight_symbols
+from ..symbolic.exprs import as_expr_array
 from .common import eq, is_symbolic, positions, require_spec
 from .engine import count_tuples, is_plain, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
@@ -43,8 +43,8 @@ def _circulant_offsets(spec: ConvSpec):
     n = spec.input_shape[1:]
     if spec.output_shape[1:] != n:
         return None, np.arange(sp.shape[0])
-    r = np.indices(n).reshape(spec.ndim, -1)                     # (ndim, P)
-    coords = np.unravel_index(np.where(sp >= 0, sp, 0), n)       # each (P, K)
+    r = np.indices(n).reshape(spec.ndim, -1)  # (ndim, P)
+    coords = np.unravel_index(np.where(sp >= 0, sp, 0), n)  # each (P, K)
     off = [(c[0] - r[a][0]) % n[a] for a, c in enumerate(coords)]
     good = sp >= 0
     for a, c in enumerate(coords):
@@ -66,9 +66,9 @@ def eigenvalues(spec: ConvSpec, weight) -> np.ndarray:
     m = conv_matrix(spec, weight).tocsc()
     p = math.prod(n)
     c_out, c_in = spec.output_shape[0], spec.in_channels
-    cols = m[:, [ci * p for ci in range(c_in)]].toarray()                 # (c_out*p, c_in)
+    cols = m[:, [ci * p for ci in range(c_in)]].toarray()  # (c_out*p, c_in)
     h = cols.reshape(c_out, *n, c_in)
-    h = np.moveaxis(h, -1, 1)                                            # (c_out, c_in, *n)
+    h = np.moveaxis(h, -1, 1)  # (c_out, c_in, *n)
     return np.fft.fftn(h, axes=tuple(range(2, 2 + spec.ndim)))
 
 
@@ -87,7 +87,9 @@ def _symbolic_eigenvalues(spec: ConvSpec, off) -> list:
     return lam
 
 
-def convolution_theorem(spec: ConvSpec, *, weight=None, symbolic: bool | None = None) -> CheckResult:
+def convolution_theorem(
+    spec: ConvSpec, *, weight=None, symbolic: bool | None = None
+) -> CheckResult:
     """Is the layer's matrix diagonalised by the DFT, with eigenvalues the kernel's DFT?
 
     Examples
@@ -101,7 +103,8 @@ def convolution_theorem(spec: ConvSpec, *, weight=None, symbolic: bool | None = 
     require_spec(spec, "convolution_theorem")
     if spec.transposed or not is_plain(spec) or spec.groups != 1:
         raise ConvAlgebraError(
-            f"convolution_theorem needs an ordinary forward convolution, got {spec.describe()}")
+            f"convolution_theorem needs an ordinary forward convolution, got {spec.describe()}"
+        )
     if max(spec.stride) > 1:
         raise ConvAlgebraError(f"convolution_theorem needs stride 1, got {spec.stride}")
     off, bad = _circulant_offsets(spec)
@@ -111,33 +114,61 @@ def convolution_theorem(spec: ConvSpec, *, weight=None, symbolic: bool | None = 
     if off is None:
         if weight is not None and _circulant_for(spec, weight):
             return CheckResult(
-                "convolution_theorem", True, claim,
+                "convolution_theorem",
+                True,
+                claim,
                 "The table is not circulant, but with this kernel the layer equals its "
                 "circular-padded version (the taps that would break the wrap-around carry "
                 "zero weight), whose matrix the DFT diagonalises.",
-                {"non-circulant rows (generic kernel)": bad.size}, method="matrices")
+                {"non-circulant rows (generic kernel)": bad.size},
+                method="matrices",
+            )
         return _not_circulant(spec, claim, bad, weight)
-    ev: dict = {"circulant: every tap reads (r + offset) mod n": True,
-                "tap offsets": tuple(tuple(int(v) for v in o) for o in off)}
+    ev: dict = {
+        "circulant: every tap reads (r + offset) mod n": True,
+        "tap offsets": tuple(tuple(int(v) for v in o) for o in off),
+    }
     if symbolic and spec.in_channels == 1 and spec.out_channels == 1:
         ev["eigenvalues"] = _symbolic_eigenvalues(spec, off)
-    w = np.random.default_rng(0).standard_normal(spec.weight_shape) if weight is None else \
-        np.asarray(weight, dtype=float)
+    w = (
+        np.random.default_rng(0).standard_normal(spec.weight_shape)
+        if weight is None
+        else np.asarray(weight, dtype=float)
+    )
     err = _numeric_residual(spec, w)
     ev["max |M x − F⁻¹(λ·F x)| on random x"] = err
     holds = err < 1e-8 * max(1.0, float(np.abs(w).max()))
     j = sympy.Symbol("j")
     lam = sympy.Function("lambda")(j)
-    steps = (Step(eq(sympy.Symbol("(M v_j)_r"), sympy.Symbol(r"\sum_t w_t \omega^{j (r + o_t)}")),
-                  "row r of a circulant matrix: tap t reads (r + o_t) mod n, and ω^n = 1"),
-             Step(eq(sympy.Symbol("(M v_j)_r"), lam * sympy.Symbol(r"\omega^{j r}")),
-                  "factor ω^{jr}: λ_j = Σ_t w_t ω^{j o_t}, the DFT of the embedded kernel"),
-             Step(eq(sympy.MatrixSymbol("M", 1, 1), sympy.Symbol(r"F^{-1} \operatorname{diag}(\lambda) F")),
-                  "the v_j are the columns of F⁻¹"))
-    return CheckResult("convolution_theorem", bool(holds), claim,
-                       "Every tap reads (r + offset) mod n, so each Fourier vector is an "
-                       "eigenvector (exact, from the triple table); the FFT confirms it numerically.",
-                       ev, None, None, steps, method="index tables + FFT")
+    steps = (
+        Step(
+            eq(sympy.Symbol("(M v_j)_r"), sympy.Symbol(r"\sum_t w_t \omega^{j (r + o_t)}")),
+            "row r of a circulant matrix: tap t reads (r + o_t) mod n, and ω^n = 1",
+        ),
+        Step(
+            eq(sympy.Symbol("(M v_j)_r"), lam * sympy.Symbol(r"\omega^{j r}")),
+            "factor ω^{jr}: λ_j = Σ_t w_t ω^{j o_t}, the DFT of the embedded kernel",
+        ),
+        Step(
+            eq(
+                sympy.MatrixSymbol("M", 1, 1),
+                sympy.Symbol(r"F^{-1} \operatorname{diag}(\lambda) F"),
+            ),
+            "the v_j are the columns of F⁻¹",
+        ),
+    )
+    return CheckResult(
+        "convolution_theorem",
+        bool(holds),
+        claim,
+        "Every tap reads (r + offset) mod n, so each Fourier vector is an "
+        "eigenvector (exact, from the triple table); the FFT confirms it numerically.",
+        ev,
+        None,
+        None,
+        steps,
+        method="index tables + FFT",
+    )
 
 
 def _numeric_residual(spec: ConvSpec, w: np.ndarray) -> float:
@@ -147,7 +178,7 @@ def _numeric_residual(spec: ConvSpec, w: np.ndarray) -> float:
     axes = tuple(range(1, 1 + spec.ndim))
     worst = 0.0
     for xi in x:
-        fx = np.fft.fftn(xi, axes=axes)                          # (c_in, *n)
+        fx = np.fft.fftn(xi, axes=axes)  # (c_in, *n)
         y = np.fft.ifftn(np.einsum("oi...,i...->o...", lam, fx), axes=axes)
         worst = max(worst, float(np.abs(m @ xi.ravel() - y.ravel()).max()))
     return worst
@@ -170,29 +201,40 @@ def _not_circulant(spec, claim, bad, weight) -> CheckResult:
     n = spec.input_shape[1:]
     p = math.prod(n)
     if spec.output_shape[1:] != n:
-        reason = f"The output grid {spec.output_shape[1:]} is not the input grid {n}: M is not square."
-        return CheckResult("convolution_theorem", False, claim, reason, {"output shape": spec.output_shape})
+        reason = (
+            f"The output grid {spec.output_shape[1:]} is not the input grid {n}: M is not square."
+        )
+        return CheckResult(
+            "convolution_theorem", False, claim, reason, {"output shape": spec.output_shape}
+        )
     w = np.ones(spec.weight_shape) if weight is None else np.asarray(weight, dtype=float)
     m = conv_matrix(spec, w)
     coord0 = np.unravel_index(np.arange(p), n)[0]
     ce = None
-    for j in range(n[0]):   # the first Fourier vector that is not an eigenvector
+    for j in range(n[0]):  # the first Fourier vector that is not an eigenvector
         v = np.exp(2j * np.pi * coord0 * j / n[0])
         x = np.tile(v, spec.in_channels)
         mv = m @ x
-        lam = np.vdot(v, mv[:p]) / p            # best multiple: least squares
+        lam = np.vdot(v, mv[:p]) / p  # best multiple: least squares
         if not np.allclose(mv[:p], lam * v):
             at = int(np.argmax(np.abs(mv[:p] - lam * v)))
-            ce = Counterexample({"x (Fourier vector)": x.reshape(spec.input_shape), "weight": w},
-                                mv[:p], lam * v, (at,),
-                                f"M v is no multiple of the Fourier vector v (frequency {j} along "
-                                f"axis 0): the best multiple λ v misses at row {at}")
+            ce = Counterexample(
+                {"x (Fourier vector)": x.reshape(spec.input_shape), "weight": w},
+                mv[:p],
+                lam * v,
+                (at,),
+                f"M v is no multiple of the Fourier vector v (frequency {j} along "
+                f"axis 0): the best multiple λ v misses at row {at}",
+            )
             break
-    reason = (f"Zero/reflect/replicate padding breaks the wrap-around: {bad.size} output rows "
-              "read a tap that is not (r + offset) mod n, so M is not circulant.")
+    reason = (
+        f"Zero/reflect/replicate padding breaks the wrap-around: {bad.size} output rows "
+        "read a tap that is not (r + offset) mod n, so M is not circulant."
+    )
     fail = positions(bad, n)
-    return CheckResult("convolution_theorem", False, claim, reason,
-                       {"non-circulant rows": bad.size}, ce, fail)
+    return CheckResult(
+        "convolution_theorem", False, claim, reason, {"non-circulant rows": bad.size}, ce, fail
+    )
 
 
 def _axis_specs(spec: ConvSpec) -> list[ConvSpec]:
@@ -201,9 +243,23 @@ def _axis_specs(spec: ConvSpec) -> list[ConvSpec]:
     for a in range(spec.ndim):
         one = [1] * spec.ndim
         k, s, d, p = list(one), list(one), list(one), [(0, 0)] * spec.ndim
-        k[a], s[a], d[a], p[a] = spec.kernel_size[a], spec.stride[a], spec.dilation[a], spec.padding[a]
-        step = ConvSpec(shape, 1, tuple(k), stride=tuple(s), padding=tuple(p), dilation=tuple(d),
-                        padding_mode=spec.padding_mode, flip=spec.flip, bias=False)
+        k[a], s[a], d[a], p[a] = (
+            spec.kernel_size[a],
+            spec.stride[a],
+            spec.dilation[a],
+            spec.padding[a],
+        )
+        step = ConvSpec(
+            shape,
+            1,
+            tuple(k),
+            stride=tuple(s),
+            padding=tuple(p),
+            dilation=tuple(d),
+            padding_mode=spec.padding_mode,
+            flip=spec.flip,
+            bias=False,
+        )
         specs.append(step)
         shape = step.output_shape
     return specs
@@ -223,8 +279,10 @@ def _rank_one_factors(w: np.ndarray, symbolic: bool):
     """Factors (one 1-D array per axis) of a rank-1 kernel, or None; plus the rank found."""
     if symbolic:
         mat = sympy.Matrix(w.reshape(w.shape[0], -1).tolist())
-        ranks = [sympy.Matrix(np.moveaxis(w, a, 0).reshape(w.shape[a], -1).tolist()).rank(
-            simplify=True) for a in range(w.ndim)]
+        ranks = [
+            sympy.Matrix(np.moveaxis(w, a, 0).reshape(w.shape[a], -1).tolist()).rank(simplify=True)
+            for a in range(w.ndim)
+        ]
         rank = max(ranks) if mat.rows else 0
     else:
         ranks = []
@@ -234,12 +292,16 @@ def _rank_one_factors(w: np.ndarray, symbolic: bool):
         rank = max(ranks)
     if rank > 1:
         return None, rank
-    if rank == 0:   # the zero kernel: 0 ⊗ 0 ⊗ … (no pivot to divide by)
+    if rank == 0:  # the zero kernel: 0 ⊗ 0 ⊗ … (no pivot to divide by)
         return [np.zeros(n, dtype=w.dtype) for n in w.shape], 0
     flat = w.ravel()
-    pivot = int(np.argmax([abs(complex(v)) if not symbolic else (0 if v == 0 else 1) for v in flat]))
+    pivot = int(
+        np.argmax([abs(complex(v)) if not symbolic else (0 if v == 0 else 1) for v in flat])
+    )
     at = np.unravel_index(pivot, w.shape)
-    factors = [w[tuple(slice(None) if b == a else at[b] for b in range(w.ndim))] for a in range(w.ndim)]
+    factors = [
+        w[tuple(slice(None) if b == a else at[b] for b in range(w.ndim))] for a in range(w.ndim)
+    ]
     scale = flat[pivot]
     factors[0] = factors[0] / scale ** (w.ndim - 1) if w.ndim > 1 else factors[0]
     return factors, rank
@@ -266,38 +328,59 @@ def separability(spec: ConvSpec, *, weight=None) -> CheckResult:
     require_spec(spec, "separability")
     if spec.in_channels != 1 or spec.out_channels != 1 or spec.transposed or not is_plain(spec):
         raise ConvAlgebraError(
-            f"separability needs a single-channel forward convolution, got {spec.describe()}")
+            f"separability needs a single-channel forward convolution, got {spec.describe()}"
+        )
     steps = _axis_specs(spec)
     claim = "conv(x, u ⊗ v ⊗ …) = the 1-D convolutions along each axis, composed"
     if weight is None:
         return _separability_symbolic(spec, steps, claim)
     symbolic = is_symbolic(weight)
-    w = as_expr_array(weight, spec.weight_shape, "weight") if symbolic else np.asarray(weight, dtype=float)
+    w = (
+        as_expr_array(weight, spec.weight_shape, "weight")
+        if symbolic
+        else np.asarray(weight, dtype=float)
+    )
     if w.shape != spec.weight_shape:
         raise ConvAlgebraError(f"weight must have shape {spec.weight_shape}, got {w.shape}")
     factors, rank = _rank_one_factors(w.reshape(spec.kernel_size), symbolic)
     ev: dict = {"rank": rank}
     if factors is None:
-        return CheckResult("separability", False, claim,
-                           f"The kernel has rank {rank} > 1: it is no outer product of 1-D kernels.",
-                           ev, _separability_counterexample(spec, steps, w) if not symbolic else None)
+        return CheckResult(
+            "separability",
+            False,
+            claim,
+            f"The kernel has rank {rank} > 1: it is no outer product of 1-D kernels.",
+            ev,
+            _separability_counterexample(spec, steps, w) if not symbolic else None,
+        )
     ev["factors"] = factors
     if symbolic:
         outer = factors[0]
         for f in factors[1:]:
             outer = np.multiply.outer(outer, f)
         ok = all(sympy.simplify(a - b) == 0 for a, b in zip(outer.ravel(), w.ravel()))
-        return CheckResult("separability", bool(ok), claim, "The kernel has rank 1 (exact rank).",
-                           ev, method="exact rank")
+        return CheckResult(
+            "separability",
+            bool(ok),
+            claim,
+            "The kernel has rank 1 (exact rank).",
+            ev,
+            method="exact rank",
+        )
     mats = [conv_matrix(s, f.reshape(s.weight_shape)) for s, f in zip(steps, factors)]
     prod = mats[0]
     for m in mats[1:]:
         prod = m @ prod
     err = float(np.abs((prod - conv_matrix(spec, w)).toarray()).max(initial=0.0))
     ev["max |M(w) − M_d ⋯ M_1|"] = err
-    return CheckResult("separability", bool(err < 1e-9 * max(1.0, np.abs(w).max())), claim,
-                       "The kernel has rank 1 (SVD) and the composed 1-D layers give the same matrix.",
-                       ev, method="numeric")
+    return CheckResult(
+        "separability",
+        bool(err < 1e-9 * max(1.0, np.abs(w).max())),
+        claim,
+        "The kernel has rank 1 (SVD) and the composed 1-D layers give the same matrix.",
+        ev,
+        method="numeric",
+    )
 
 
 def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) -> CheckResult:
@@ -307,29 +390,52 @@ def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) ->
     o, i, ws = _chain_tuples([layer_table(s) for s in steps])
     sizes = [t.shape[0], t.shape[1], *spec.kernel_size]
     signs = np.concatenate((np.ones(len(t.out_index)), -np.ones(o.size)))
-    cols, _ = count_tuples([np.concatenate((t.out_index, o)), np.concatenate((t.in_index, i)),
-                            *[np.concatenate((a, b)) for a, b in zip(w_axes, ws)]], sizes, signs)
+    cols, _ = count_tuples(
+        [
+            np.concatenate((t.out_index, o)),
+            np.concatenate((t.in_index, i)),
+            *[np.concatenate((a, b)) for a, b in zip(w_axes, ws)],
+        ],
+        sizes,
+        signs,
+    )
     holds = cols[0].size == 0
     u = [symbol_array(name, (k,)) for name, k in zip("uvs", spec.kernel_size)]
     generic_rank = min(spec.kernel_size) if spec.ndim > 1 else 1
-    ev = {"factors": u, "rank of a generic kernel": generic_rank,
-          "parameters": f"{sum(spec.kernel_size)} against {math.prod(spec.kernel_size)}"}
-    return CheckResult("separability", holds, claim,
-                       "Every product term u[a]·v[b]·x[i] appears once on both sides." if holds
-                       else "The chained 1-D layers do not reproduce the kernel's terms.",
-                       ev, None, None,
-                       (Step(eq(sympy.Symbol("w_{ab}"), sympy.Symbol("u_a v_b")), "rank 1"),
-                        Step(sympy.Symbol(r"\sum_{a,b} u_a v_b x_{i+a,j+b} = \sum_a u_a \sum_b v_b x_{i+a,j+b}"),
-                             "the inner sum is the 1-D convolution along the last axis")))
+    ev = {
+        "factors": u,
+        "rank of a generic kernel": generic_rank,
+        "parameters": f"{sum(spec.kernel_size)} against {math.prod(spec.kernel_size)}",
+    }
+    return CheckResult(
+        "separability",
+        holds,
+        claim,
+        "Every product term u[a]·v[b]·x[i] appears once on both sides."
+        if holds
+        else "The chained 1-D layers do not reproduce the kernel's terms.",
+        ev,
+        None,
+        None,
+        (
+            Step(eq(sympy.Symbol("w_{ab}"), sympy.Symbol("u_a v_b")), "rank 1"),
+            Step(
+                sympy.Symbol(r"\sum_{a,b} u_a v_b x_{i+a,j+b} = \sum_a u_a \sum_b v_b x_{i+a,j+b}"),
+                "the inner sum is the 1-D convolution along the last axis",
+            ),
+        ),
+    )
 
 
 def _separability_counterexample(spec, steps, w) -> Counterexample:
     """Best rank-1 approximation (SVD) composed as 1-D layers differs from the kernel's layer."""
     kernel = w.reshape(spec.kernel_size)
-    factors = [np.linalg.svd(np.moveaxis(kernel, a, 0).reshape(kernel.shape[a], -1))[0][:, 0]
-               for a in range(kernel.ndim)]
+    factors = [
+        np.linalg.svd(np.moveaxis(kernel, a, 0).reshape(kernel.shape[a], -1))[0][:, 0]
+        for a in range(kernel.ndim)
+    ]
     core = kernel
-    for f in factors:      # contract every axis with its leading singular vector
+    for f in factors:  # contract every axis with its leading singular vector
         core = np.tensordot(f, core, axes=(0, 0))
     factors[0] = factors[0] * float(core)
     x = np.zeros(math.prod(spec.input_shape))
@@ -339,6 +445,10 @@ def _separability_counterexample(spec, steps, w) -> Counterexample:
     for s, f in zip(steps, factors):
         rhs = conv_matrix(s, f.reshape(s.weight_shape)) @ rhs
     at = int(np.argmax(np.abs(lhs - rhs)))
-    return Counterexample({"x": x.reshape(spec.input_shape), "weight": w}, lhs, rhs, (at,),
-                          "the closest separable kernel (SVD) gives a different output for a "
-                          "single-pixel input")
+    return Counterexample(
+        {"x": x.reshape(spec.input_shape), "weight": w},
+        lhs,
+        rhs,
+        (at,),
+        "the closest separable kernel (SVD) gives a different output for a single-pixel input",
+    )

@@ -56,7 +56,9 @@ def spatial_axes(axes, ndim: int, name: str, count: int) -> tuple[int, ...]:
     norm = []
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ConvAlgebraError(f"{name}={shown(axes)} is out of range for {ndim} spatial dimension(s)")
+            raise ConvAlgebraError(
+                f"{name}={shown(axes)} is out of range for {ndim} spatial dimension(s)"
+            )
         norm.append(int(a) % ndim)
     if len(set(norm)) != count:
         raise ConvAlgebraError(f"{name} must name distinct axes, got {shown(axes)}")
@@ -107,8 +109,9 @@ def shift(delta: tuple[int, ...], circular: bool = False) -> GridTransform:
     """
     delta = tuple(int(d) for d in delta)
     kind = "cyclic" if circular else "zero-fill"
-    return GridTransform(f"{kind} shift by {delta}", lambda x: _shift_array(x, delta, circular),
-                         lambda s: tuple(s))
+    return GridTransform(
+        f"{kind} shift by {delta}", lambda x: _shift_array(x, delta, circular), lambda s: tuple(s)
+    )
 
 
 def rotation(k: int = 1, axes: tuple[int, int] = (0, 1), ndim: int = 2) -> GridTransform:
@@ -143,8 +146,9 @@ def flip(axis: int = 0, ndim: int = 2) -> GridTransform:
     array([2, 1, 0])
     """
     (a,) = spatial_axes(axis, ndim, "axis", 1)
-    return GridTransform(f"flip along axis {a}", lambda x: np.flip(x, x.ndim - ndim + a),
-                         lambda s: tuple(s))
+    return GridTransform(
+        f"flip along axis {a}", lambda x: np.flip(x, x.ndim - ndim + a), lambda s: tuple(s)
+    )
 
 
 def transposition(axes: tuple[int, int] = (0, 1), ndim: int = 2) -> GridTransform:
@@ -162,8 +166,11 @@ def transposition(axes: tuple[int, int] = (0, 1), ndim: int = 2) -> GridTransfor
         s[a], s[b] = s[b], s[a]
         return tuple(s)
 
-    return GridTransform(f"transposition of axes {(a, b)}",
-                         lambda x: np.swapaxes(x, x.ndim - ndim + a, x.ndim - ndim + b), out_shape)
+    return GridTransform(
+        f"transposition of axes {(a, b)}",
+        lambda x: np.swapaxes(x, x.ndim - ndim + a, x.ndim - ndim + b),
+        out_shape,
+    )
 
 
 def _check_factor(factor) -> int:

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConvAlgebraError, require, shown
+from ..errors import ConvAlgebraError, require
 from ..network.graph import LayerGraph
 from ..network.layers import (
     Activation,
@@ -62,38 +62,139 @@ class UnmodelledOpWarning(UserWarning):
     """An op of an imported module that convalgebra does not model (global field)."""
 
 
-_ACTS = {"ReLU": "relu", "ReLU6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "GELU": "gelu",
-         "SiLU": "silu", "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid",
-         "LeakyReLU": "leaky_relu", "ELU": "elu", "Softplus": "softplus", "Mish": "mish",
-         "Hardtanh": "relu6"}
-_ACT_FNS = {"relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid",
-            "leaky_relu", "elu", "softplus", "mish"}
-_POINTWISE = {"hardtanh", "neg", "exp", "log", "abs", "sqrt", "rsqrt", "square", "erf", "clamp",
-              "clamp_min", "clamp_max", "clip", "reciprocal", "sin", "cos", "sign", "logsigmoid",
-              "selu", "celu", "prelu_scalar", "softsign", "tanhshrink", "threshold", "glu_",
-              "pow", "exp2", "log1p", "expm1", "floor", "ceil", "round", "nan_to_num", "gelu_"}
-_ALIAS = {"contiguous", "clone", "detach", "float", "double", "half", "to", "type_as", "cpu",
-          "requires_grad_", "alias", "_assert_tensor_metadata", "lift_fresh_copy"}
-_ARITH = {"add": "add", "iadd": "add", "sub": "add", "isub": "add", "rsub": "add",
-          "mul": "mul", "imul": "mul", "truediv": "mul", "div": "mul", "itruediv": "mul",
-          "floordiv": "mul", "maximum": "add", "minimum": "add", "pow": "mul"}
+_ACTS = {
+    "ReLU": "relu",
+    "ReLU6": "relu6",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "GELU": "gelu",
+    "SiLU": "silu",
+    "Hardswish": "hardswish",
+    "Hardsigmoid": "hardsigmoid",
+    "LeakyReLU": "leaky_relu",
+    "ELU": "elu",
+    "Softplus": "softplus",
+    "Mish": "mish",
+    "Hardtanh": "relu6",
+}
+_ACT_FNS = {
+    "relu",
+    "relu6",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "silu",
+    "hardswish",
+    "hardsigmoid",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "mish",
+}
+_POINTWISE = {
+    "hardtanh",
+    "neg",
+    "exp",
+    "log",
+    "abs",
+    "sqrt",
+    "rsqrt",
+    "square",
+    "erf",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "clip",
+    "reciprocal",
+    "sin",
+    "cos",
+    "sign",
+    "logsigmoid",
+    "selu",
+    "celu",
+    "prelu_scalar",
+    "softsign",
+    "tanhshrink",
+    "threshold",
+    "glu_",
+    "pow",
+    "exp2",
+    "log1p",
+    "expm1",
+    "floor",
+    "ceil",
+    "round",
+    "nan_to_num",
+    "gelu_",
+}
+_ALIAS = {
+    "contiguous",
+    "clone",
+    "detach",
+    "float",
+    "double",
+    "half",
+    "to",
+    "type_as",
+    "cpu",
+    "requires_grad_",
+    "alias",
+    "_assert_tensor_metadata",
+    "lift_fresh_copy",
+}
+_ARITH = {
+    "add": "add",
+    "iadd": "add",
+    "sub": "add",
+    "isub": "add",
+    "rsub": "add",
+    "mul": "mul",
+    "imul": "mul",
+    "truediv": "mul",
+    "div": "mul",
+    "itruediv": "mul",
+    "floordiv": "mul",
+    "maximum": "add",
+    "minimum": "add",
+    "pow": "mul",
+}
 _SIG = {  # positional parameter names after the input, as in torch.nn.functional
     "conv": ("weight", "bias", "stride", "padding", "dilation", "groups"),
-    "conv_transpose": ("weight", "bias", "stride", "padding", "output_padding", "groups",
-                       "dilation"),
-    "convolution": ("weight", "bias", "stride", "padding", "dilation", "transposed",
-                    "output_padding", "groups"),
+    "conv_transpose": (
+        "weight",
+        "bias",
+        "stride",
+        "padding",
+        "output_padding",
+        "groups",
+        "dilation",
+    ),
+    "convolution": (
+        "weight",
+        "bias",
+        "stride",
+        "padding",
+        "dilation",
+        "transposed",
+        "output_padding",
+        "groups",
+    ),
     "linear": ("weight", "bias"),
-    "batch_norm": ("running_mean", "running_var", "weight", "bias", "training", "momentum",
-                   "eps"),
+    "batch_norm": ("running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"),
     "aten.batch_norm": ("weight", "bias", "running_mean", "running_var", "training"),
     "layer_norm": ("normalized_shape", "weight", "bias", "eps"),
     "group_norm": ("num_groups", "weight", "bias", "eps"),
     "instance_norm": ("running_mean", "running_var", "weight", "bias", "use_input_stats"),
     "aten.instance_norm": ("weight", "bias", "running_mean", "running_var", "use_input_stats"),
     "max_pool": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-    "avg_pool": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
-                 "divisor_override"),
+    "avg_pool": (
+        "kernel_size",
+        "stride",
+        "padding",
+        "ceil_mode",
+        "count_include_pad",
+        "divisor_override",
+    ),
     "adaptive": ("output_size",),
     "interpolate": ("size", "scale_factor", "mode", "align_corners"),
     "pad": ("pad", "mode", "value"),
@@ -110,8 +211,13 @@ _SIG = {  # positional parameter names after the input, as in torch.nn.functiona
 }
 
 
-def from_torch(module: Any, input_shape: Sequence[int] | Sequence[Sequence[int]], *,
-               name: str | None = None, strict: bool = False) -> LayerGraph:
+def from_torch(
+    module: Any,
+    input_shape: Sequence[int] | Sequence[Sequence[int]],
+    *,
+    name: str | None = None,
+    strict: bool = False,
+) -> LayerGraph:
     """Import ``module`` for inputs of ``input_shape`` (``(C, *spatial)``, no batch axis).
 
     Parameters
@@ -175,8 +281,11 @@ def from_torch(module: Any, input_shape: Sequence[int] | Sequence[Sequence[int]]
 
 
 def _input_shapes(input_shape: Any) -> list[tuple[int, ...]]:
-    if isinstance(input_shape, (tuple, list)) and input_shape and all(
-            isinstance(v, (tuple, list)) for v in input_shape):
+    if (
+        isinstance(input_shape, (tuple, list))
+        and input_shape
+        and all(isinstance(v, (tuple, list)) for v in input_shape)
+    ):
         return [tuple(s) for s in input_shape]
     return [tuple(input_shape)]
 
@@ -199,10 +308,14 @@ def _trace(torch: Any, module: Any, shapes: list) -> tuple[Any, str, dict]:
             raise ConvAlgebraError(
                 f"could not trace {type(module).__name__}: torch.fx: {_short(fx_exc)}; "
                 f"torch.export at input {shapes}: {_short(exc)} (data-dependent control flow "
-                f"cannot be analysed at one input shape)") from exc
+                f"cannot be analysed at one input shape)"
+            ) from exc
         sig = program.graph_signature
-        keys = {**sig.inputs_to_parameters, **sig.inputs_to_buffers,
-                **getattr(sig, "inputs_to_lifted_tensor_constants", {})}
+        keys = {
+            **sig.inputs_to_parameters,
+            **sig.inputs_to_buffers,
+            **getattr(sig, "inputs_to_lifted_tensor_constants", {}),
+        }
         return program.graph_module.graph, "torch.export", keys
 
 
@@ -244,8 +357,16 @@ class _Unknown(Exception):
 
 
 class _Importer:
-    def __init__(self, torch: Any, module: Any, fx_graph: Any, keys: dict, shapes: list,
-                 name: str | None, strict: bool) -> None:
+    def __init__(
+        self,
+        torch: Any,
+        module: Any,
+        fx_graph: Any,
+        keys: dict,
+        shapes: list,
+        name: str | None,
+        strict: bool,
+    ) -> None:
         self.torch, self.module, self.fx, self.shapes = torch, module, fx_graph, shapes
         self.export_keys, self.strict = keys, strict
         self.graph = LayerGraph(name or type(module).__name__)
@@ -259,13 +380,15 @@ class _Importer:
         for prefix, sub in self.modules.items():  # one walk (named_parameters walks again)
             dot = prefix + "." if prefix else ""
             self.named.update((dot + n, p) for n, p in sub._parameters.items() if p is not None)
-            self.named_buffers.update((dot + n, b) for n, b in sub._buffers.items()
-                                      if b is not None)
+            self.named_buffers.update(
+                (dot + n, b) for n, b in sub._buffers.items() if b is not None
+            )
         self.key_of: dict[int, str] = {}
         for n, t in (*self.named.items(), *self.named_buffers.items()):
             self.key_of.setdefault(id(t), n)  # a tied tensor is known by its first name
-        self.dtype = next((t.dtype for t in self.named.values() if t.is_floating_point()),
-                          torch.float32)
+        self.dtype = next(
+            (t.dtype for t in self.named.values() if t.is_floating_point()), torch.float32
+        )
 
     # ------------------------------------------------------------------ driver
     def run(self) -> LayerGraph:
@@ -277,24 +400,32 @@ class _Importer:
                     continue
                 shape = next(inputs, None)
                 if shape is None:
-                    raise ConvAlgebraError(f"forward takes more inputs than the "
-                                           f"{len(self.shapes)} shape(s) given")
-                self.env[node] = _Data(self.graph.add_input(self._unique(node.name), shape),
-                                       tuple(shape))
+                    raise ConvAlgebraError(
+                        f"forward takes more inputs than the {len(self.shapes)} shape(s) given"
+                    )
+                self.env[node] = _Data(
+                    self.graph.add_input(self._unique(node.name), shape), tuple(shape)
+                )
             elif node.op == "get_attr":
                 self.env[node] = self._const_named(str(node.target))
             elif node.op in ("call_module", "call_function", "call_method"):
                 self.env[node] = self._call(node)
-        unused = {n: p.numel() for n, p in self.named.items()
-                  if self.key_of[id(p)] == n and n not in self.used}
+        unused = {
+            n: p.numel()
+            for n, p in self.named.items()
+            if self.key_of[id(p)] == n and n not in self.used
+        }
         self.graph.nx.graph["unused_parameters"] = sorted(unused)
         self.graph.nx.graph["unused_parameter_sizes"] = dict(sorted(unused.items()))
         self.graph.nx.graph["unmodelled"] = list(self.unmodelled)
         if self.unmodelled:
             ops = ", ".join(f"{n} ({op})" for n, op in self.unmodelled[:8])
             more = f" and {len(self.unmodelled) - 8} more" if len(self.unmodelled) > 8 else ""
-            warnings.warn(f"from_torch: unmodelled op(s), receptive field reported as global: "
-                          f"{ops}{more}", UnmodelledOpWarning, stacklevel=3)
+            warnings.warn(
+                f"from_torch: unmodelled op(s), receptive field reported as global: {ops}{more}",
+                UnmodelledOpWarning,
+                stacklevel=3,
+            )
         return self.graph
 
     def _const_named(self, key: str) -> _Const:
@@ -344,18 +475,23 @@ class _Importer:
         metas = self.torch.fx.node.map_aggregate((args, kwargs), _meta_of)
         fn = getattr(metas[0][0], node.target) if node.op == "call_method" else node.target
         try:
-            value = fn(*metas[0][1:], **metas[1]) if node.op == "call_method" else fn(
-                *metas[0], **metas[1])
+            value = (
+                fn(*metas[0][1:], **metas[1])
+                if node.op == "call_method"
+                else fn(*metas[0], **metas[1])
+            )
         except Exception as exc:
-            raise ConvAlgebraError(f"{node.op} {node.target} on constants failed: "
-                                   f"{_short(exc)}") from exc
+            raise ConvAlgebraError(
+                f"{node.op} {node.target} on constants failed: {_short(exc)}"
+            ) from exc
         if isinstance(value, self.torch.Tensor):
             keys: dict[str, int] = {}
             for v in flat:
                 if isinstance(v, _Const):
                     keys.update(v.keys)
-            return _Const(value if value.device.type == "meta" else value.to("meta"), keys,
-                          _const_macs(flat))
+            return _Const(
+                value if value.device.type == "meta" else value.to("meta"), keys, _const_macs(flat)
+            )
         return value
 
     # ------------------------------------------------------------------ naming
@@ -381,8 +517,14 @@ class _Importer:
         return self._unique(f"{scope}.{op}" if scope else op, "_")
 
     # ------------------------------------------------------------------ adding nodes
-    def _add(self, name: str, layer: Layer, data: list, keys: dict | None = None,
-             share: str | None = None) -> _Data:
+    def _add(
+        self,
+        name: str,
+        layer: Layer,
+        data: list,
+        keys: dict | None = None,
+        share: str | None = None,
+    ) -> _Data:
         srcs = [d.node for d in data]
         self.graph.add(name, layer, srcs, share=share, param_keys=keys)
         batch = max((d.batch for d in data if isinstance(d, _Data)), default=1)
@@ -400,8 +542,9 @@ class _Importer:
             buffers = tuple((n, const.keys[k]) for n, k in local.items() if k not in self.named)
             self.used.update(keys)
             name = self._unique(keys[0] if len(keys) == 1 else "constant")
-            self.graph.add(name, Parameter(shape, params, buffers, const.macs), [],
-                           param_keys=local or None)
+            self.graph.add(
+                name, Parameter(shape, params, buffers, const.macs), [], param_keys=local or None
+            )
             const.node = name
         return _Data(name if const.node is None else const.node, shape)
 
@@ -452,8 +595,11 @@ class _Importer:
         return (out, None) if kind == "MultiheadAttention" else out
 
     def _module_keys(self, sub: Any) -> dict[str, str]:
-        tensors = ((*sub.named_parameters(), *sub.named_buffers()) if sub._modules else
-                   (*sub._parameters.items(), *sub._buffers.items()))
+        tensors = (
+            (*sub.named_parameters(), *sub.named_buffers())
+            if sub._modules
+            else (*sub._parameters.items(), *sub._buffers.items())
+        )
         keys = {}
         for pname, p in tensors:
             if p is not None:
@@ -487,13 +633,21 @@ class _Importer:
         outs = []
         for k, t in enumerate(tensors):
             label = name if k == 0 else self._unique(f"{name}.{k}")
-            layer = Opaque(op=op, shape=tuple(t.shape[1:]), params=params if k == 0 else (),
-                           macs=flops // 2 + _const_macs(consts) if k == 0 else 0)
-            self.graph.add(label, layer, [d.node for d in data],
-                           param_keys=keys if k == 0 and params else None)
+            layer = Opaque(
+                op=op,
+                shape=tuple(t.shape[1:]),
+                params=params if k == 0 else (),
+                macs=flops // 2 + _const_macs(consts) if k == 0 else 0,
+            )
+            self.graph.add(
+                label, layer, [d.node for d in data], param_keys=keys if k == 0 and params else None
+            )
             outs.append(_Data(label, tuple(t.shape[1:]), t.shape[0] if t.dim() else 1))
-        return outs[0] if isinstance(value, self.torch.Tensor) else _rebuild(self.torch, value,
-                                                                             iter(outs))
+        return (
+            outs[0]
+            if isinstance(value, self.torch.Tensor)
+            else _rebuild(self.torch, value, iter(outs))
+        )
 
     def _run_fake(self, node: Any, args: tuple, kwargs: dict) -> tuple[Any, int]:
         """Run the op alone on meta (or fake) tensors: its outputs and its flop count."""
@@ -518,9 +672,13 @@ class _Importer:
                 device = next((t.device for t in (*sub.parameters(), *sub.buffers())), "cpu")
                 with FakeTensorMode(allow_non_fake_inputs=True) as mode:
                     fargs, fkw = torch.fx.node.map_aggregate(
-                        (margs, mkw), lambda t: mode.from_tensor(torch.empty(
-                            t.shape, dtype=t.dtype, device=device))
-                        if isinstance(t, torch.Tensor) else t)
+                        (margs, mkw),
+                        lambda t: (
+                            mode.from_tensor(torch.empty(t.shape, dtype=t.dtype, device=device))
+                            if isinstance(t, torch.Tensor)
+                            else t
+                        ),
+                    )
                     with counter:
                         value = self.modules[node.target](*fargs, **fkw)
             elif node.op == "call_method":
@@ -530,8 +688,10 @@ class _Importer:
                 with counter:
                     value = node.target(*margs, **mkw)
         except Exception as exc:
-            raise ConvAlgebraError(f"{node.op} {node.target}: torch could not run it on inputs "
-                                   f"of the given shapes: {_short(exc)}") from exc
+            raise ConvAlgebraError(
+                f"{node.op} {node.target}: torch could not run it on inputs "
+                f"of the given shapes: {_short(exc)}"
+            ) from exc
         return value, int(counter.get_total_flops())
 
     # ------------------------------------------------------------------ indexing
@@ -558,7 +718,7 @@ class _Importer:
         if any(i is Ellipsis for i in index):
             at = index.index(Ellipsis)
             fill = rank - (len(index) - 1 - sum(i is None for i in index))
-            index = index[:at] + (slice(None),) * fill + index[at + 1:]
+            index = index[:at] + (slice(None),) * fill + index[at + 1 :]
         axis, ops, news = 0, [], []  # type: tuple[int, list[tuple[str, int, Any]], list[int]]
         for item in index:
             if item is None:
@@ -589,8 +749,9 @@ class _Importer:
         if not steps:
             return x
         for k, layer in enumerate(steps):
-            out = self._add(base if k == len(steps) - 1 else self._unique(f"{base}.{k}"),
-                            layer, [out])
+            out = self._add(
+                base if k == len(steps) - 1 else self._unique(f"{base}.{k}"), layer, [out]
+            )
         return out
 
 
@@ -642,8 +803,11 @@ def _rebuild(torch: Any, value: Any, outs: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return next(outs)
     if isinstance(value, (tuple, list)):
-        return type(value)(_rebuild(torch, v, outs) for v in value) if isinstance(
-            value, tuple) else [_rebuild(torch, v, outs) for v in value]
+        return (
+            type(value)(_rebuild(torch, v, outs) for v in value)
+            if isinstance(value, tuple)
+            else [_rebuild(torch, v, outs) for v in value]
+        )
     return value
 
 
@@ -692,9 +856,18 @@ def _h_conv(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
         raise _Unknown(f"{fname} with a weight computed from data")
     groups = int(b.get("groups", 1))
     out = wshape[1] * groups if transposed else wshape[0]
-    layer = Conv(out, tuple(wshape[2:]), _tuple(b.get("stride", 1)), _tuple(b.get("padding", 0)),
-                 _tuple(b.get("dilation", 1)), groups, bias is not None, "zeros", transposed,
-                 _tuple(b.get("output_padding", 0)) if transposed else 0)
+    layer = Conv(
+        out,
+        tuple(wshape[2:]),
+        _tuple(b.get("stride", 1)),
+        _tuple(b.get("padding", 0)),
+        _tuple(b.get("dilation", 1)),
+        groups,
+        bias is not None,
+        "zeros",
+        transposed,
+        _tuple(b.get("output_padding", 0)) if transposed else 0,
+    )
     x = _need_data(x, fname)
     fan_in = wshape[0] if transposed else wshape[1] * groups
     _check_fan_in(str(node.name), fname, x.shape, (0, fan_in))
@@ -705,9 +878,11 @@ def _h_conv(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
 def _check_fan_in(where: str, what: str, shape: tuple, expected: tuple | None) -> None:
     """``expected`` = (axis, size) of the input a layer was built for."""
     if expected is not None and shape and shape[expected[0]] != expected[1]:
-        raise ConvAlgebraError(f"torch could not run {where!r} ({what}) on input shape {shape}: "
-                               f"it expects size {expected[1]} on axis {expected[0] % len(shape)}"
-                               f" (shapes without the batch axis)")
+        raise ConvAlgebraError(
+            f"torch could not run {where!r} ({what}) on input shape {shape}: "
+            f"it expects size {expected[1]} on axis {expected[0] % len(shape)}"
+            f" (shapes without the batch axis)"
+        )
 
 
 def _module_fan_in(m: Any, kind: str, shape: tuple) -> tuple | None:
@@ -740,15 +915,22 @@ def _h_norm(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
         stats = b.get("running_mean") is not None
         counted = _batches_tracked(imp, b.get("running_mean"))
         layer: Layer = BatchNorm(b.get("weight") is not None, stats, count_batches=counted)
-        values = {"weight": b.get("weight"), "bias": b.get("bias"),
-                  "running_mean": b.get("running_mean"), "running_var": b.get("running_var")}
+        values = {
+            "weight": b.get("weight"),
+            "bias": b.get("bias"),
+            "running_mean": b.get("running_mean"),
+            "running_var": b.get("running_var"),
+        }
         if counted:
             key = next(iter(b["running_mean"].keys)).rsplit(".", 1)[0] + ".num_batches_tracked"
             values["num_batches_tracked"] = _Const(None, {key: 1})
     elif base == "layer_norm":
         b = _bind(rest, kw, _SIG["layer_norm"])
-        layer = LayerNorm(tuple(_tuple(b["normalized_shape"])), b.get("weight") is not None,
-                          b.get("bias") is not None)
+        layer = LayerNorm(
+            tuple(_tuple(b["normalized_shape"])),
+            b.get("weight") is not None,
+            b.get("bias") is not None,
+        )
         values = {"weight": b.get("weight"), "bias": b.get("bias")}
     elif base == "group_norm":
         b = _bind(rest, kw, _SIG["group_norm"])
@@ -760,8 +942,11 @@ def _h_norm(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
             raise _Unknown("instance_norm with running statistics")
         layer = GroupNorm(x.shape[0], b.get("weight") is not None)
         values = {"weight": b.get("weight"), "bias": b.get("bias")}
-    if isinstance(layer, (LayerNorm, GroupNorm)) and (b.get("weight") is None) != (
-            b.get("bias") is None) and not isinstance(layer, LayerNorm):
+    if (
+        isinstance(layer, (LayerNorm, GroupNorm))
+        and (b.get("weight") is None) != (b.get("bias") is None)
+        and not isinstance(layer, LayerNorm)
+    ):
         raise _Unknown(f"{base} with a weight but no bias")
     return imp._add(imp._name(node, fname), layer, [x], imp._param_keys(values))
 
@@ -770,8 +955,7 @@ def _batches_tracked(imp: _Importer, mean: Any) -> bool:
     if not isinstance(mean, _Const) or len(mean.keys) != 1:
         return False
     key = next(iter(mean.keys)).rsplit(".", 1)[0] + ".num_batches_tracked"
-    return key in imp.named_buffers and imp.named_buffers[key].numel() == 1 and key not in \
-        imp.used
+    return key in imp.named_buffers and imp.named_buffers[key].numel() == 1 and key not in imp.used
 
 
 def _h_act(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
@@ -781,8 +965,9 @@ def _h_act(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict)
         fn = "relu6"
     if base in ("softmax", "log_softmax"):
         dim = _bind(rest, kw, _SIG["softmax"]).get("dim")
-        return imp._add(imp._name(node, fname), Activation(base, _unbatch(dim, len(x.shape) + 1)),
-                        [x])
+        return imp._add(
+            imp._name(node, fname), Activation(base, _unbatch(dim, len(x.shape) + 1)), [x]
+        )
     if any(isinstance(v, _Data) for v in _flatten((rest, kw))):
         return _h_arith(imp, node, fname, x, rest, kw)
     return imp._add(imp._name(node, fname), Activation(fn), [_need_data(x, fname)])
@@ -821,10 +1006,12 @@ def _h_pool(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
         b = _bind(rest, kw, _SIG[base[:8]])
         if b.get("return_indices") or base.endswith("with_indices"):
             raise _Unknown(f"{fname} returning indices")
-        common = dict(kernel_size=_tuple(b["kernel_size"]),
-                      stride=_tuple(b.get("stride")) or None,
-                      padding=_tuple(b.get("padding", 0)),
-                      ceil_mode=bool(b.get("ceil_mode", False)))
+        common = dict(
+            kernel_size=_tuple(b["kernel_size"]),
+            stride=_tuple(b.get("stride")) or None,
+            padding=_tuple(b.get("padding", 0)),
+            ceil_mode=bool(b.get("ceil_mode", False)),
+        )
         if base.startswith("max"):
             layer = MaxPool(dilation=_tuple(b.get("dilation", 1)), **common)
         else:
@@ -838,22 +1025,35 @@ def _h_interp(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: di
     base = fname.removeprefix("aten.")
     if base.startswith("upsample"):  # aten.upsample_<mode>.vec of the export route
         nearest = "nearest" in base
-        b = _bind(rest, kw, ("output_size", "scale_factors") if nearest else (
-            "output_size", "align_corners", "scale_factors"))
+        b = _bind(
+            rest,
+            kw,
+            ("output_size", "scale_factors")
+            if nearest
+            else ("output_size", "align_corners", "scale_factors"),
+        )
         mode = "nearest" if nearest else base.removeprefix("upsample_").rstrip("0123456789d")
         size, scale = _tuple(b.get("output_size")), _tuple(b.get("scale_factors"))
-        layer = Upsample(None if size else scale, size or None, mode,
-                         bool(b.get("align_corners") or False))
+        layer = Upsample(
+            None if size else scale, size or None, mode, bool(b.get("align_corners") or False)
+        )
     else:
         b = _bind(rest, kw, _SIG["interpolate"])
-        if b.get("recompute_scale_factor") or kw.get("recompute_scale_factor") or kw.get(
-                "antialias"):
+        if (
+            b.get("recompute_scale_factor")
+            or kw.get("recompute_scale_factor")
+            or kw.get("antialias")
+        ):
             raise _Unknown("interpolate with recompute_scale_factor or antialias")
         mode = b.get("mode", "nearest")
         if mode not in ("nearest", "linear", "bilinear", "trilinear"):
             raise _Unknown(f"interpolate mode {mode!r}")
-        layer = Upsample(_tuple(b.get("scale_factor")), _tuple(b.get("size")), mode,
-                         bool(b.get("align_corners") or False))
+        layer = Upsample(
+            _tuple(b.get("scale_factor")),
+            _tuple(b.get("size")),
+            mode,
+            bool(b.get("align_corners") or False),
+        )
     return imp._add(imp._name(node, fname), layer, [_need_data(x, fname)])
 
 
@@ -866,8 +1066,9 @@ def _h_pad(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict)
     pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]
     pairs += [(0, 0)] * (len(x.shape) - 1 - len(pairs))
     value = b.get("value")
-    layer = Pad(tuple(reversed(pairs)), b.get("mode", "constant") or "constant",
-                float(value or 0.0))
+    layer = Pad(
+        tuple(reversed(pairs)), b.get("mode", "constant") or "constant", float(value or 0.0)
+    )
     return imp._add(imp._name(node, fname), layer, [x])
 
 
@@ -931,8 +1132,9 @@ def _h_unsqueeze(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw:
     if base == "unsqueeze":
         shape.insert(dims % (len(shape) + 1), 1)
     else:
-        todo = range(len(shape)) if dims is None else (
-            [dims] if isinstance(dims, int) else list(dims))
+        todo = (
+            range(len(shape)) if dims is None else ([dims] if isinstance(dims, int) else list(dims))
+        )
         drop = {d % len(shape) for d in todo if shape[d % len(shape)] == 1}
         if 0 in drop:
             drop.discard(0)
@@ -968,8 +1170,11 @@ def _h_split(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dic
         size: Any = b.get("split_size_or_sections", kw.get("split_size", kw.get("split_sizes")))
         dim = _unbatch(b.get("dim", 0), rank)
         n = x.shape[dim]
-        sizes = list(size) if isinstance(size, (list, tuple)) else [
-            min(size, n - k) for k in range(0, n, size)]
+        sizes = (
+            list(size)
+            if isinstance(size, (list, tuple))
+            else [min(size, n - k) for k in range(0, n, size)]
+        )
     elif base == "chunk":
         b = _bind(rest, kw, _SIG["chunk"])
         dim = _unbatch(b.get("dim", 0), rank)
@@ -1015,11 +1220,14 @@ def _matmul_equation(shapes: list, const_a: bool, const_b: bool) -> str:
     letters = "abcdefghijklmnop"
     batch = max(ra, rb) - 2
     lead = letters[:batch]
-    a = lead[batch - (ra - 2):] + "xy"
-    b = lead[batch - (rb - 2):] + "yz"
+    a = lead[batch - (ra - 2) :] + "xy"
+    b = lead[batch - (rb - 2) :] + "yz"
     out = lead + "xz"
-    a, b, out = (a if const_a else a[1:] if ra == batch + 2 else a,
-                 b if const_b else b[1:] if rb == batch + 2 else b, out[1:])
+    a, b, out = (
+        a if const_a else a[1:] if ra == batch + 2 else a,
+        b if const_b else b[1:] if rb == batch + 2 else b,
+        out[1:],
+    )
     return f"{a},{b}->{out}"
 
 
@@ -1028,7 +1236,7 @@ def _einsum_node(imp: _Importer, node: Any, fname: str, eq: str, operands: list)
     weights, data, values = [], [], {}
     for k, (term, v) in enumerate(zip(terms, operands, strict=False)):
         if isinstance(v, _Const):
-            shape = tuple(v.meta.shape)[len(v.meta.shape) - len(term):]
+            shape = tuple(v.meta.shape)[len(v.meta.shape) - len(term) :]
             if _prod(tuple(v.meta.shape)) != _prod(shape):
                 raise _Unknown("einsum with a batched constant")
             weights.append((k, shape))
@@ -1046,12 +1254,12 @@ def _einsum_node(imp: _Importer, node: Any, fname: str, eq: str, operands: list)
 def _h_einsum(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
     if not isinstance(x, str):
         raise _Unknown("einsum without an equation first")
-    operands = list(rest[0]) if len(rest) == 1 and isinstance(rest[0], (list, tuple)) else list(
-        rest)
+    operands = (
+        list(rest[0]) if len(rest) == 1 and isinstance(rest[0], (list, tuple)) else list(rest)
+    )
     text = x.replace(" ", "")
     if "->" not in text or "." in text or len(operands) != 2:
-        raise _Unknown("einsum without an explicit output, with an ellipsis or not of two "
-                       "operands")
+        raise _Unknown("einsum without an explicit output, with an ellipsis or not of two operands")
     lhs, out = text.split("->")
     terms = lhs.split(",")
     new = []
@@ -1083,8 +1291,9 @@ def _h_slice(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dic
     return imp._add(imp._name(node, fname), Slice(dim - 1, start, stop, step), [x])
 
 
-def _h_stochastic_depth(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple,
-                        kw: dict) -> Any:
+def _h_stochastic_depth(
+    imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
+) -> Any:
     """torchvision's stochastic depth: the identity at inference."""
     b = _bind(rest, kw, ("p", "mode", "training"))
     if b.get("training", True) and b.get("p", 0.0):
@@ -1095,8 +1304,14 @@ def _h_stochastic_depth(imp: _Importer, node: Any, fname: str, x: Any, rest: tup
 def _h_getattr(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> Any:
     torch = imp.torch
     shape = torch.Size((x.batch, *x.shape))
-    values = {"shape": shape, "ndim": len(shape), "dtype": imp.dtype, "device":
-              torch.device("meta"), "is_cuda": False, "requires_grad": False}
+    values = {
+        "shape": shape,
+        "ndim": len(shape),
+        "dtype": imp.dtype,
+        "device": torch.device("meta"),
+        "is_cuda": False,
+        "requires_grad": False,
+    }
     if node.op == "call_method":
         attr = fname
     else:
@@ -1118,37 +1333,76 @@ def _h_expand(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: di
 
 
 _HANDLERS = {
-    **{n: _h_conv for n in ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                            "conv_transpose3d", "convolution")},
+    **{
+        n: _h_conv
+        for n in (
+            "conv1d",
+            "conv2d",
+            "conv3d",
+            "conv_transpose1d",
+            "conv_transpose2d",
+            "conv_transpose3d",
+            "convolution",
+        )
+    },
     "linear": _h_linear,
     **{n: _h_norm for n in ("batch_norm", "layer_norm", "group_norm", "instance_norm")},
-    **{n: _h_act for n in (*_ACT_FNS, *(f + "_" for f in _ACT_FNS), *_POINTWISE, "softmax",
-                           "log_softmax")},
+    **{
+        n: _h_act
+        for n in (*_ACT_FNS, *(f + "_" for f in _ACT_FNS), *_POINTWISE, "softmax", "log_softmax")
+    },
     **{n: _h_arith for n in _ARITH},
     **{n: _h_arith for n in ("add_", "mul_", "sub_", "div_")},
-    "cat": _h_cat, "concat": _h_cat, "concatenate": _h_cat,
-    "interpolate": _h_interp, "upsample_nearest2d": _h_interp, "upsample_bilinear2d": _h_interp,
-    "pad": _h_pad, "constant_pad_nd": _h_pad,
+    "cat": _h_cat,
+    "concat": _h_cat,
+    "concatenate": _h_cat,
+    "interpolate": _h_interp,
+    "upsample_nearest2d": _h_interp,
+    "upsample_bilinear2d": _h_interp,
+    "pad": _h_pad,
+    "constant_pad_nd": _h_pad,
     "mean": _h_mean,
-    **{n: _h_dropout for n in ("dropout", "dropout1d", "dropout2d", "dropout3d",
-                               "alpha_dropout", "feature_dropout")},
-    "view": _h_view, "reshape": _h_view, "_unsafe_view": _h_view,
+    **{
+        n: _h_dropout
+        for n in (
+            "dropout",
+            "dropout1d",
+            "dropout2d",
+            "dropout3d",
+            "alpha_dropout",
+            "feature_dropout",
+        )
+    },
+    "view": _h_view,
+    "reshape": _h_view,
+    "_unsafe_view": _h_view,
     "flatten": _h_flatten,
-    "unsqueeze": _h_unsqueeze, "squeeze": _h_unsqueeze,
+    "unsqueeze": _h_unsqueeze,
+    "squeeze": _h_unsqueeze,
     **{n: _h_permute for n in ("permute", "transpose", "swapaxes", "swapdims")},
-    **{n: _h_split for n in ("split", "split_with_sizes", "chunk", "unbind", "narrow",
-                             "index_select")},
-    "matmul": _h_matmul, "bmm": _h_matmul, "mm": _h_matmul,
+    **{
+        n: _h_split
+        for n in ("split", "split_with_sizes", "chunk", "unbind", "narrow", "index_select")
+    },
+    "matmul": _h_matmul,
+    "bmm": _h_matmul,
+    "mm": _h_matmul,
     "einsum": _h_einsum,
     "expand": _h_expand,
     "stochastic_depth": _h_stochastic_depth,
-    "slice": _h_slice, "select": _h_slice,
-    "upsample_nearest1d": _h_interp, "upsample_nearest3d": _h_interp,
-    "upsample_linear1d": _h_interp, "upsample_trilinear3d": _h_interp,
+    "slice": _h_slice,
+    "select": _h_slice,
+    "upsample_nearest1d": _h_interp,
+    "upsample_nearest3d": _h_interp,
+    "upsample_linear1d": _h_interp,
+    "upsample_trilinear3d": _h_interp,
     **{n: _h_getattr for n in ("getattr", "size", "dim", "ndimension", "numel")},
 }
 _PREFIX_HANDLERS = [
-    ("max_pool", _h_pool), ("avg_pool", _h_pool), ("adaptive_", _h_pool), ("_adaptive", _h_pool),
+    ("max_pool", _h_pool),
+    ("avg_pool", _h_pool),
+    ("adaptive_", _h_pool),
+    ("_adaptive", _h_pool),
     ("_max_pool", _h_pool),
 ]
 
@@ -1159,8 +1413,13 @@ def _attention(m: Any, node: Any, args: tuple, kwargs: dict) -> Layer | None:
     k = args[1] if len(args) > 1 else kwargs.get("key")
     v = args[2] if len(args) > 2 else kwargs.get("value")
     extra = {n: kwargs.get(n) for n in ("key_padding_mask", "attn_mask")}
-    if not (q is k is v) or not m.batch_first or any(x is not None for x in extra.values()) or \
-            m.bias_k is not None or not m._qkv_same_embed_dim:
+    if (
+        not (q is k is v)
+        or not m.batch_first
+        or any(x is not None for x in extra.values())
+        or m.bias_k is not None
+        or not m._qkv_same_embed_dim
+    ):
         return None
     return Attention(m.num_heads, m.in_proj_bias is not None)
 
@@ -1168,26 +1427,45 @@ def _attention(m: Any, node: Any, args: tuple, kwargs: dict) -> Layer | None:
 def _module_layer(m: Any) -> Layer | None:
     """The layer kind of a torch module, or None when it is not interpreted."""
     kind = type(m).__name__
-    if kind.startswith("ConvTranspose") or kind.startswith("Conv") and kind[4:] in ("1d", "2d", "3d"):
+    if (
+        kind.startswith("ConvTranspose")
+        or kind.startswith("Conv")
+        and kind[4:] in ("1d", "2d", "3d")
+    ):
         transposed = kind.startswith("ConvTranspose")
         padding = m.padding if not isinstance(m.padding, str) else m.padding
-        return Conv(m.out_channels, m.kernel_size, m.stride, padding, m.dilation, m.groups,
-                    m.bias is not None, m.padding_mode, transposed,
-                    m.output_padding if transposed else 0)
+        return Conv(
+            m.out_channels,
+            m.kernel_size,
+            m.stride,
+            padding,
+            m.dilation,
+            m.groups,
+            m.bias is not None,
+            m.padding_mode,
+            transposed,
+            m.output_padding if transposed else 0,
+        )
     if kind == "Linear":
         return Linear(m.out_features, m.bias is not None)
     if kind.startswith("BatchNorm"):
         return BatchNorm(m.affine, m.track_running_stats, m.eps)
     if kind == "LayerNorm":
-        return LayerNorm(tuple(m.normalized_shape), m.elementwise_affine,
-                         getattr(m, "bias", None) is not None)
+        return LayerNorm(
+            tuple(m.normalized_shape), m.elementwise_affine, getattr(m, "bias", None) is not None
+        )
     if kind == "GroupNorm":
         return GroupNorm(m.num_groups, m.affine)
     if kind in _ACTS:
         return Activation(_ACTS[kind])
     if kind in ("Softmax", "LogSoftmax"):
-        return None if m.dim in (None, 0) else Activation(
-            "softmax" if kind == "Softmax" else "log_softmax", m.dim - 1 if m.dim > 0 else m.dim)
+        return (
+            None
+            if m.dim in (None, 0)
+            else Activation(
+                "softmax" if kind == "Softmax" else "log_softmax", m.dim - 1 if m.dim > 0 else m.dim
+            )
+        )
     if kind.startswith(("MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool")):
         return _pool_module(kind, m)
     if kind.startswith("Dropout") or kind == "AlphaDropout":
@@ -1195,8 +1473,11 @@ def _module_layer(m: Any) -> Layer | None:
     if kind == "Identity":
         return Identity()
     if kind == "Flatten":
-        return Flatten(m.start_dim - 1, m.end_dim - 1 if m.end_dim > 0 else m.end_dim) \
-            if m.start_dim else None
+        return (
+            Flatten(m.start_dim - 1, m.end_dim - 1 if m.end_dim > 0 else m.end_dim)
+            if m.start_dim
+            else None
+        )
     if kind.startswith("Upsampl"):
         mode = "bilinear" if kind == "UpsamplingBilinear2d" else m.mode
         align = True if kind == "UpsamplingBilinear2d" else bool(m.align_corners)
@@ -1213,9 +1494,9 @@ def _module_layer(m: Any) -> Layer | None:
 def _pool_module(kind: str, m: Any) -> Layer:
     if kind.startswith("Adaptive"):
         return AdaptivePool(_tuple(m.output_size), "max" if "Max" in kind else "avg")
-    common = dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,
-                  ceil_mode=m.ceil_mode)
+    common = dict(
+        kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, ceil_mode=m.ceil_mode
+    )
     if kind.startswith("Max"):
         return MaxPool(dilation=m.dilation, **common)
     return AvgPool(count_include_pad=m.count_include_pad, **common)
-

@@ -21,19 +21,29 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
-from .layers import Facts, Input, Layer, Opaque, Parameter, layer_from_dict
+from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
 from .receptive import AxisRF, Global, apply_map, global_rf, input_rf, merge
 
-__all__ = ["LayerGraph", "NodeInfo", "UnitField", "receptive_field", "unit_receptive_field",
-           "param_count", "buffer_count", "macs", "flops"]
+__all__ = [
+    "LayerGraph",
+    "NodeInfo",
+    "UnitField",
+    "receptive_field",
+    "unit_receptive_field",
+    "param_count",
+    "buffer_count",
+    "macs",
+    "flops",
+]
 
 _ALL = "all"  # a request for every position of a node (global reach)
 _GLOBAL = Global()
@@ -116,7 +126,7 @@ class LayerGraph:
         self._order: list[str] = []
         self._inputs: list[str] = []  # the Input nodes, in order (kept: queried per node)
         self._attrs: dict[str, dict] = {}  # node -> attributes (layer, facts, inputs, ...)
-        self._params: dict[str, int] = {}   # parameter key -> size (shared keys once)
+        self._params: dict[str, int] = {}  # parameter key -> size (shared keys once)
         self._buffers: dict[str, int] = {}
         self._own = [0, 0]  # parameters and buffers of the nodes that share nothing
         self._cache: dict[str, Any] | None = None
@@ -126,8 +136,15 @@ class LayerGraph:
         """Add a graph input of shape ``(C, *spatial)``; returns its name."""
         return self.add(name, Input(tuple(shape)), [])
 
-    def add(self, name: str, layer: Layer | dict, inputs: str | Iterable[str] | None = None,
-            *, share: str | None = None, param_keys: dict[str, str] | None = None) -> str:
+    def add(
+        self,
+        name: str,
+        layer: Layer | dict,
+        inputs: str | Iterable[str] | None = None,
+        *,
+        share: str | None = None,
+        param_keys: dict[str, str] | None = None,
+    ) -> str:
         """Add a layer reading ``inputs`` (default: the last node added); returns its name.
 
         ``share`` names a parameter set used by several nodes (counted once); ``param_keys``
@@ -139,20 +156,29 @@ class LayerGraph:
             raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
         layer = layer_from_dict(layer) if isinstance(layer, dict) else layer
         if not isinstance(layer, Layer):
-            raise TypeError(f"layer {shown(name)} must be a Layer or a dict, got {type(layer).__name__}")
+            raise TypeError(
+                f"layer {shown(name)} must be a Layer or a dict, got {type(layer).__name__}"
+            )
         inputs = self._resolve_inputs(name, layer, inputs)
         facts = self._facts(name, layer, inputs)
         keys = None  # parameters keyed "<name>.<param>", owned by this node alone
         if share is not None or param_keys:
-            keys = {p: (param_keys or {}).get(p, f"{share or name}.{p}") for p in
-                    (*facts.params, *facts.buffers)}
+            keys = {
+                p: (param_keys or {}).get(p, f"{share or name}.{p}")
+                for p in (*facts.params, *facts.buffers)
+            }
             self._check_shared(name, keys, facts.params, self._params)
             self._check_shared(name, keys, facts.buffers, self._buffers)
         elif facts.params or facts.buffers:
             self._own[0] += sum(facts.params.values())
             self._own[1] += sum(facts.buffers.values())
-        self._attrs[name] = {"layer": layer, "facts": facts, "inputs": inputs, "share": share,
-                             "keys": keys}
+        self._attrs[name] = {
+            "layer": layer,
+            "facts": facts,
+            "inputs": inputs,
+            "share": share,
+            "keys": keys,
+        }
         self._order.append(name)
         if isinstance(layer, Input):
             self._inputs.append(name)
@@ -166,8 +192,11 @@ class LayerGraph:
             graph = nx.DiGraph()
             graph.graph = self._meta
             graph.add_nodes_from(self._attrs.items())
-            graph.add_edges_from((src, node, {"port": port}) for node in self._order
-                                 for port, src in enumerate(self._attrs[node]["inputs"]))
+            graph.add_edges_from(
+                (src, node, {"port": port})
+                for node in self._order
+                for port, src in enumerate(self._attrs[node]["inputs"])
+            )
             self._nx = graph
         return self._nx
 
@@ -179,12 +208,15 @@ class LayerGraph:
         inputs = tuple(inputs)
         for src in inputs:
             if src not in self._attrs:
-                raise ConvAlgebraError(f"layer {shown(name)} reads {shown(src)}, which is not in the graph")
+                raise ConvAlgebraError(
+                    f"layer {shown(name)} reads {shown(src)}, which is not in the graph"
+                )
         low, high = layer.arity
         if len(inputs) < low or (high is not None and len(inputs) > high):
             want = f"{low}" if low == high else f"at least {low}"
             raise ConvAlgebraError(
-                f"layer {shown(name)} ({layer.kind}) takes {want} input(s), got {len(inputs)}")
+                f"layer {shown(name)} ({layer.kind}) takes {want} input(s), got {len(inputs)}"
+            )
         return inputs
 
     def _facts(self, name: str, layer: Layer, inputs: tuple[str, ...]) -> Facts:
@@ -193,7 +225,7 @@ class LayerGraph:
             key = (layer, *shapes)
             cached = _FACTS.get(key)
         except TypeError:
-            key = cached = None
+            key, cached = None, None
         if cached is not None:
             return cached
         try:
@@ -201,7 +233,8 @@ class LayerGraph:
         except (ConvAlgebraError, TypeError) as exc:  # e.g. kernel_size "3" from a spec file
             branches = ", ".join(f"{s!r} {sh}" for s, sh in zip(inputs, shapes))
             raise ConvAlgebraError(
-                f"layer {shown(name)} ({layer.kind}) on input(s) {branches or 'none'}: {exc}") from None
+                f"layer {shown(name)} ({layer.kind}) on input(s) {branches or 'none'}: {exc}"
+            ) from None
         if key is not None:
             if len(_FACTS) >= _FACTS_MAX:
                 _FACTS.clear()
@@ -209,19 +242,22 @@ class LayerGraph:
         return facts
 
     @staticmethod
-    def _check_shared(name: str, keys: dict[str, str], sizes: dict[str, int],
-                      registry: dict[str, int]) -> None:
+    def _check_shared(
+        name: str, keys: dict[str, str], sizes: dict[str, int], registry: dict[str, int]
+    ) -> None:
         for p, size in sizes.items():
             key = keys[p]
             known = registry.setdefault(key, size)
             if known != size:
                 raise ConvAlgebraError(
                     f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, "
-                    f"but needs {size}")
+                    f"but needs {size}"
+                )
 
     @classmethod
-    def sequential(cls, input_shape: Sequence[int], layers: Iterable[Any], *,
-                   name: str = "sequential") -> "LayerGraph":
+    def sequential(
+        cls, input_shape: Sequence[int], layers: Iterable[Any], *, name: str = "sequential"
+    ) -> LayerGraph:
         """A chain from a list of layers, dicts or ``(name, layer)`` pairs.
 
         Unnamed layers are called ``<kind><position>`` (``conv1``, ``relu2``...).
@@ -238,7 +274,7 @@ class LayerGraph:
         return graph
 
     @classmethod
-    def from_nx(cls, graph: nx.DiGraph) -> "LayerGraph":
+    def from_nx(cls, graph: Any) -> LayerGraph:
         """Rebuild from a DiGraph whose nodes carry ``layer`` (a Layer or dict) attributes.
 
         Edges give the data flow; their ``port`` attribute orders the inputs of a node.
@@ -254,14 +290,20 @@ class LayerGraph:
             data = graph.nodes[node]
             if "layer" not in data:
                 raise ConvAlgebraError(f"node {shown(node)} has no 'layer' attribute")
-            preds = sorted(graph.predecessors(node),
-                           key=lambda u: graph.edges[u, node].get("port", 0))
-            out.add(str(node), data["layer"], [str(p) for p in preds],
-                    share=data.get("share"), param_keys=data.get("param_keys") or data.get("keys"))
+            preds = sorted(
+                graph.predecessors(node), key=lambda u: graph.edges[u, node].get("port", 0)
+            )
+            out.add(
+                str(node),
+                data["layer"],
+                [str(p) for p in preds],
+                share=data.get("share"),
+                param_keys=data.get("param_keys") or data.get("keys"),
+            )
         return out
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "LayerGraph":
+    def from_spec(cls, spec: dict[str, Any]) -> LayerGraph:
         """Build from a declarative spec (the parsed JSON/YAML document).
 
         ``{"name": str, "input": shape | "inputs": {name: shape}, "layers": [{"name", "kind",
@@ -280,8 +322,10 @@ class LayerGraph:
         if not isinstance(spec, dict) or "layers" not in spec:
             raise ConvAlgebraError("a graph spec must be a mapping with a 'layers' list")
         if not isinstance(spec["layers"], list):
-            raise ConvAlgebraError(f"'layers' must be a list of layer mappings, got "
-                                   f"{type(spec['layers']).__name__} {shown(spec['layers'])}")
+            raise ConvAlgebraError(
+                f"'layers' must be a list of layer mappings, got "
+                f"{type(spec['layers']).__name__} {shown(spec['layers'])}"
+            )
         graph = cls(spec.get("name", "graph"))
         for name, shape in _spec_inputs(spec).items():
             graph.add_input(name, shape)
@@ -291,26 +335,29 @@ class LayerGraph:
         unused = spec.get("unused_parameters")
         if unused:
             if not isinstance(unused, dict) or not all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in unused.values()):
-                raise ConvAlgebraError(f"'unused_parameters' must map parameter names to sizes, "
-                                       f"got {str(unused)[:80]}")
+                isinstance(v, int) and not isinstance(v, bool) for v in unused.values()
+            ):
+                raise ConvAlgebraError(
+                    f"'unused_parameters' must map parameter names to sizes, got {str(unused)[:80]}"
+                )
             graph._meta["unused_parameter_sizes"] = dict(unused)
         return graph
 
     @classmethod
-    def from_json(cls, text: str) -> "LayerGraph":
+    def from_json(cls, text: str) -> LayerGraph:
         """Build from a JSON document (see :meth:`from_spec`); see :func:`checked_document`."""
         return cls.from_spec(checked_document(_load(json.loads, text, "JSON")))
 
     @classmethod
-    def from_yaml(cls, text: str) -> "LayerGraph":
+    def from_yaml(cls, text: str) -> LayerGraph:
         """Build from a YAML document, parsed with ``yaml.safe_load`` only (no Python tags);
         aliases count once per use, so an alias bomb is refused (:func:`checked_document`)."""
-        return cls.from_spec(checked_document(
-            _load(require("yaml", "yaml").safe_load, text, "YAML")))
+        return cls.from_spec(
+            checked_document(_load(require("yaml", "yaml").safe_load, text, "YAML"))
+        )
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "LayerGraph":
+    def from_file(cls, path: str | Path) -> LayerGraph:
         """Build from a ``.json``, ``.yaml`` or ``.yml`` file."""
         path = Path(path)
         text = path.read_text()
@@ -318,7 +365,9 @@ class LayerGraph:
             return cls.from_yaml(text)
         if path.suffix.lower() == ".json":
             return cls.from_json(text)
-        raise ConvAlgebraError(f"unknown graph file type {shown(path.suffix)}: use .json, .yaml or .yml")
+        raise ConvAlgebraError(
+            f"unknown graph file type {shown(path.suffix)}: use .json, .yaml or .yml"
+        )
 
     def to_spec(self) -> dict[str, Any]:
         """The declarative spec of this graph (``from_spec(g.to_spec())`` rebuilds it)."""
@@ -328,8 +377,12 @@ class LayerGraph:
             if isinstance(data["layer"], Input):
                 inputs[node] = list(data["layer"].shape)
                 continue
-            entry = {"name": node, "kind": data["layer"].kind, **data["layer"].config(),
-                     "inputs": list(data["inputs"])}
+            entry = {
+                "name": node,
+                "kind": data["layer"].kind,
+                **data["layer"].config(),
+                "inputs": list(data["inputs"]),
+            }
             if data["share"]:
                 entry["share"] = data["share"]
             elif data["keys"] is not None:  # explicit keys (from_torch): sharing survives
@@ -438,17 +491,24 @@ class LayerGraph:
         n = self.spatial_ndim
         if not n:
             return None
-        spatial = [v for v in reversed(self._order) if v not in self._inputs
-                   and len(self._attrs[v]["facts"].shape) == n + 1]
-        return next((v for v in spatial if math.prod(self._attrs[v]["facts"].shape[1:]) > 1),
-                    spatial[0] if spatial else None)
+        spatial = [
+            v
+            for v in reversed(self._order)
+            if v not in self._inputs and len(self._attrs[v]["facts"].shape) == n + 1
+        ]
+        return next(
+            (v for v in spatial if math.prod(self._attrs[v]["facts"].shape[1:]) > 1),
+            spatial[0] if spatial else None,
+        )
 
     def _resolve_node(self, node: str | None) -> str:
         if node is None:
             found = self.default_node()
             if found is None:
-                raise ConvAlgebraError(f"{self!r} has no node with a spatial output: name the "
-                                       "node whose receptive field you want")
+                raise ConvAlgebraError(
+                    f"{self!r} has no node with a spatial output: name the "
+                    "node whose receptive field you want"
+                )
             return found
         self._node(node)
         return node
@@ -467,8 +527,9 @@ class LayerGraph:
         if gates == "keep":
             return analysis["rf"]
         if "rf_ignore" not in analysis:  # the same fields when no node can be gated
-            gated = any(self._attrs[v]["layer"].kind in ("mul", "squeeze_excite")
-                        for v in self._order)
+            gated = any(
+                self._attrs[v]["layer"].kind in ("mul", "squeeze_excite") for v in self._order
+            )
             analysis["rf_ignore"] = self._receptive_fields(True) if gated else analysis["rf"]
         return analysis["rf_ignore"]
 
@@ -499,8 +560,11 @@ class LayerGraph:
             return ()
         shapes = [self._attrs[s]["facts"].shape for s in data["inputs"]]
         n = self.spatial_ndim
-        gate = tuple(p for p, sh in enumerate(shapes) if len(sh) == n + 1 and n
-                     and all(v == 1 for v in sh[1:]))
+        gate = tuple(
+            p
+            for p, sh in enumerate(shapes)
+            if len(sh) == n + 1 and n and all(v == 1 for v in sh[1:])
+        )
         return gate if len(gate) < len(shapes) and math.prod(data["facts"].shape[1:]) > 1 else ()
 
     def _receptive_fields(self, ignore_gates: bool = False) -> dict[str, tuple[AxisRF, ...]]:
@@ -523,9 +587,13 @@ class LayerGraph:
                 continue
             ports: list[Any] = [
                 _port_maps(facts, p, self._attrs[s]["facts"].shape, plan[s][0], n)
-                if plan[s][0] is not None else None for p, s in enumerate(srcs)]
-            axes = tuple(_carried({ports[p][a][0] for p, _ in live if ports[p][a]})
-                         for a in range(n))
+                if plan[s][0] is not None
+                else None
+                for p, s in enumerate(srcs)
+            ]
+            axes = tuple(
+                _carried({ports[p][a][0] for p, _ in live if ports[p][a]}) for a in range(n)
+            )
             plan[node] = (axes, ports)
             if ignore_gates and data["layer"].kind == "squeeze_excite" and axes == plan[srcs[0]][0]:
                 fields[node] = fields[srcs[0]]  # the gate held constant: the identity
@@ -535,10 +603,18 @@ class LayerGraph:
                 live = [(p, s) for p, s in live if p not in gates] or live
             fields[node] = tuple(
                 global_rf(extent[a], max(fields[s][a].jump for _, s in live))
-                if axes[a] is None else merge([
-                    apply_map(fields[s][a], ports[p][a][1], extent[a]) if ports[p][a]
-                    else global_rf(extent[a], fields[s][a].jump) for p, s in live], extent[a])
-                for a in range(n))
+                if axes[a] is None
+                else merge(
+                    [
+                        apply_map(fields[s][a], ports[p][a][1], extent[a])
+                        if ports[p][a]
+                        else global_rf(extent[a], fields[s][a].jump)
+                        for p, s in live
+                    ],
+                    extent[a],
+                )
+                for a in range(n)
+            )
         return fields
 
     def axes(self, node: str) -> tuple[int | None, ...]:
@@ -560,8 +636,9 @@ class LayerGraph:
         assert self._cache is not None
         return self._cache["plan"][node][0] or ()
 
-    def receptive_field(self, node: str | None = None, *, exact: bool = False,
-                        gates: str = "keep") -> tuple[AxisRF, ...]:
+    def receptive_field(
+        self, node: str | None = None, *, exact: bool = False, gates: str = "keep"
+    ) -> tuple[AxisRF, ...]:
         """Receptive field of ``node``'s units, one :class:`AxisRF` per spatial axis.
 
         ``node`` defaults to :meth:`default_node` (``"features"``, else the last feature
@@ -586,8 +663,9 @@ class LayerGraph:
             fields = self._exact_fields(node, fields, gates)
         return fields
 
-    def _exact_fields(self, node: str, fields: tuple[AxisRF, ...],
-                      gates: str = "keep") -> tuple[AxisRF, ...]:
+    def _exact_fields(
+        self, node: str, fields: tuple[AxisRF, ...], gates: str = "keep"
+    ) -> tuple[AxisRF, ...]:
         from dataclasses import replace
         from fractions import Fraction
 
@@ -603,16 +681,25 @@ class LayerGraph:
             # unaligned paths: the union's extent changes with the index, try every unit
             units = size if not fields[a].aligned else min(period, size)
             for p in range(units):  # one axis at a time: the maps act per axis
-                request = tuple(np.array([p]) if b == a else np.arange(s)
-                                for b, s in enumerate(extents))
+                request = tuple(
+                    np.array([p]) if b == a else np.arange(s) for b, s in enumerate(extents)
+                )
                 box = self._box(node, request, clip=False, gates=gates)
                 if box:
                     sizes[a] = max(sizes[a], box[a][1] - box[a][0] + 1)
-        return tuple(replace(f, size=sz, exact=True) if (not f.exact or not f.aligned) and sz > 0
-                     else f for f, sz in zip(fields, sizes))
+        return tuple(
+            replace(f, size=sz, exact=True) if (not f.exact or not f.aligned) and sz > 0 else f
+            for f, sz in zip(fields, sizes)
+        )
 
-    def unit_receptive_field(self, node: str, position: Sequence[int] | None = None, *,
-                             clip: bool = True, gates: str = "keep") -> UnitField:
+    def unit_receptive_field(
+        self,
+        node: str,
+        position: Sequence[int] | None = None,
+        *,
+        clip: bool = True,
+        gates: str = "keep",
+    ) -> UnitField:
         """The exact input box read by the unit at spatial ``position`` of ``node``.
 
         The union over the node's channels and over every path of the DAG, clipped to the
@@ -627,15 +714,24 @@ class LayerGraph:
         if position is None:
             position = tuple((s - 1) // 2 for s in sizes) if sizes and spatial else ()
         position = tuple(int(p) for p in position)
-        if sizes and spatial and (len(position) != n or any(
-                not 0 <= p < s for p, s in zip(position, sizes))):
-            raise ConvAlgebraError(f"position {position} is outside node {shown(node)} of shape {shape}")
-        box = self._box(node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip,
-                        gates)
+        if (
+            sizes
+            and spatial
+            and (len(position) != n or any(not 0 <= p < s for p, s in zip(position, sizes)))
+        ):
+            raise ConvAlgebraError(
+                f"position {position} is outside node {shown(node)} of shape {shape}"
+            )
+        box = self._box(
+            node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip, gates
+        )
         rf = self.receptive_field(node, gates=gates)
-        centre = tuple(f.start + p * f.jump if f.aligned and not f.is_global and spatial
-                       else ((box[a][0] + box[a][1]) / 2 if box else None)
-                       for a, (f, p) in enumerate(zip(rf, position or (0,) * n)))
+        centre = tuple(
+            f.start + p * f.jump
+            if f.aligned and not f.is_global and spatial
+            else ((box[a][0] + box[a][1]) / 2 if box else None)
+            for a, (f, p) in enumerate(zip(rf, position or (0,) * n))
+        )
         return UnitField(node, position, box, centre)
 
     def _box(self, node: str, request: Any, clip: bool, gates: str = "keep") -> tuple | None:
@@ -656,8 +752,9 @@ class LayerGraph:
             return None
         return tuple(shape[t] for t in axes if t is not None)
 
-    def _request_inputs(self, v: str, req: Any, requests: dict, clip: bool,
-                        ignore_gates: bool = False) -> list:
+    def _request_inputs(
+        self, v: str, req: Any, requests: dict, clip: bool, ignore_gates: bool = False
+    ) -> list:
         """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
         data = self._attrs[v]
         plan = self._analysis()["plan"]
@@ -665,8 +762,12 @@ class LayerGraph:
             if plan[v][0] is None:
                 return []
             sizes = self._spatial_sizes(v)
-            return [req if req is not _ALL and sizes is not None else
-                    tuple(np.arange(s) for s in data["facts"].shape[1:])]
+            return [
+                req
+                if req is not _ALL and sizes is not None
+                else tuple(np.arange(s) for s in data["facts"].shape[1:])
+            ]
+        want: Any
         pairs = list(zip(data["inputs"], plan[v][1] or ()))
         if ignore_gates and data["layer"].kind == "squeeze_excite":
             src, sizes = data["inputs"][0], self._spatial_sizes(v)
@@ -682,12 +783,14 @@ class LayerGraph:
                 continue
             sizes = self._spatial_sizes(src)
             if sizes is None:
-                want: Any = _ALL
+                want = _ALL
             elif req is _ALL:
                 want = tuple(np.arange(size) for size in sizes)
             else:
-                want = tuple(np.arange(size) if pm is None else pm[1].back(pos, size, clip)
-                             for pm, pos, size in zip(port, req, sizes))
+                want = tuple(
+                    np.arange(size) if pm is None else pm[1].back(pos, size, clip)
+                    for pm, pos, size in zip(port, req, sizes)
+                )
                 if any(w.size == 0 for w in want):
                     continue
             requests[src] = self._union([requests.get(src), want])
@@ -702,8 +805,9 @@ class LayerGraph:
             return _ALL
         if len(requests) == 1:
             return requests[0]
-        return tuple(np.unique(np.concatenate([r[a] for r in requests]))
-                     for a in range(len(requests[0])))
+        return tuple(
+            np.unique(np.concatenate([r[a] for r in requests])) for a in range(len(requests[0]))
+        )
 
     # ------------------------------------------------------------- params & cost
     def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
@@ -744,17 +848,41 @@ class LayerGraph:
             _seen.update(keys)
         rf = self.receptive_field(node)
         users = self._key_users()
-        flags = tuple(f for f, on in (
-            ("opaque", isinstance(layer, Opaque)),
-            ("shared", data["keys"] is not None and any(
-                users[k] > 1 for k in data["keys"].values())),
-            ("unaligned", any(not f.aligned for f in rf))) if on)
-        return NodeInfo(node, _label(layer), facts.shape, sum(keys.values()) - shared, shared,
-                        sum(facts.buffers.values()), facts.macs, facts.ops,
-                        0 if isinstance(layer, Parameter) else math.prod(facts.shape), rf, flags)
+        flags = tuple(
+            f
+            for f, on in (
+                ("opaque", isinstance(layer, Opaque)),
+                (
+                    "shared",
+                    data["keys"] is not None and any(users[k] > 1 for k in data["keys"].values()),
+                ),
+                ("unaligned", any(not f.aligned for f in rf)),
+            )
+            if on
+        )
+        return NodeInfo(
+            node,
+            _label(layer),
+            facts.shape,
+            sum(keys.values()) - shared,
+            shared,
+            sum(facts.buffers.values()),
+            facts.macs,
+            facts.ops,
+            0 if isinstance(layer, Parameter) else math.prod(facts.shape),
+            rf,
+            flags,
+        )
 
-    def table(self, fmt: str = "text", *, dtype_bytes: int = 4, batch: int = 1,
-              depth: int | None = None, percent: bool = False) -> str:
+    def table(
+        self,
+        fmt: str = "text",
+        *,
+        dtype_bytes: int = 4,
+        batch: int = 1,
+        depth: int | None = None,
+        percent: bool = False,
+    ) -> str:
         """A per-node table with a totals row: ``fmt`` is text, markdown, csv or json.
 
         Columns: node, kind, output shape, params (shared ones counted at first use),
@@ -773,8 +901,15 @@ class LayerGraph:
         if depth is not None:
             rows = fold_rows(rows, _positive(depth, "depth"))
         total = self.summary(dtype_bytes=dtype_bytes, batch=batch)
-        rows.append({"node": "total", "params": total["params"], "buffers": total["buffers"],
-                     "MACs": total["macs"], "act_bytes": total["activation_bytes"]})
+        rows.append(
+            {
+                "node": "total",
+                "params": total["params"],
+                "buffers": total["buffers"],
+                "MACs": total["macs"],
+                "act_bytes": total["activation_bytes"],
+            }
+        )
         if percent:
             rows = add_percentages(rows, ("params", "MACs", "act_bytes"))
         note = self.unused_note()
@@ -788,14 +923,27 @@ class LayerGraph:
         rows = []
         for node in self._order:
             i = self.info(node, _seen=seen)
-            row = {"node": node, "kind": i.kind, "output": i.shape, "params": i.params,
-                   "buffers": i.buffers, "MACs": i.macs * batch,
-                   "RF": " x ".join(f.describe() for f in i.rf) or None}
+            row = {
+                "node": node,
+                "kind": i.kind,
+                "output": i.shape,
+                "params": i.params,
+                "buffers": i.buffers,
+                "MACs": i.macs * batch,
+                "RF": " x ".join(f.describe() for f in i.rf) or None,
+            }
             if gated:
-                row["RF w/o gates"] = " x ".join(
-                    f.describe() for f in self.receptive_field(node, gates="ignore")) or None
-            rows.append({**row, "act_bytes": i.activations * dtype_bytes * batch,
-                         "flags": ",".join(i.flags) or None})
+                row["RF w/o gates"] = (
+                    " x ".join(f.describe() for f in self.receptive_field(node, gates="ignore"))
+                    or None
+                )
+            rows.append(
+                {
+                    **row,
+                    "act_bytes": i.activations * dtype_bytes * batch,
+                    "flags": ",".join(i.flags) or None,
+                }
+            )
         return rows
 
     def _gates_change_fields(self) -> bool:
@@ -816,7 +964,8 @@ class LayerGraph:
         if not unused:
             return None
         names = ", ".join(list(unused)[:shown]) + (
-            f", ... ({len(unused) - shown} more)" if len(unused) > shown else "")
+            f", ... ({len(unused) - shown} more)" if len(unused) > shown else ""
+        )
         return f"not used in forward: {names} ({sum(unused.values()):,} parameters, not counted)"
 
     def summary(self, *, dtype_bytes: int = 4, batch: int = 1) -> dict[str, int]:
@@ -842,8 +991,11 @@ class LayerGraph:
         batch = _positive(batch, "batch")
         facts = [self._attrs[n]["facts"] for n in self._order]
         total_macs = self.macs() * batch
-        elements = batch * sum(math.prod(self._attrs[n]["facts"].shape) for n in self._order
-                               if not isinstance(self._attrs[n]["layer"], Parameter))  # activations
+        elements = batch * sum(
+            math.prod(self._attrs[n]["facts"].shape)
+            for n in self._order
+            if not isinstance(self._attrs[n]["layer"], Parameter)
+        )  # activations
         trained, seen = 0, set[str]()
         for node in self._order:  # torchinfo: output x 2 for the layers with parameters
             keys = set(self._param_keys(node))
@@ -851,16 +1003,21 @@ class LayerGraph:
                 trained += math.prod(self._attrs[node]["facts"].shape)
             seen |= keys
         inputs = sum(math.prod(self.shape(i)) for i in self._inputs)
-        return {"nodes": len(self), "params": self.param_count(),
-                "buffers": self.param_count(trainable=False), "macs": total_macs,
-                "flops": 2 * total_macs, "other_ops": sum(f.ops for f in facts) * batch,
-                "batch": batch, "activations": elements,
-                "activation_bytes": elements * dtype_bytes,
-                "forward_backward_bytes": 2 * trained * batch * dtype_bytes,
-                "input_bytes": inputs * batch * dtype_bytes,
-                "param_bytes": (self.param_count() + self.param_count(trainable=False))
-                * dtype_bytes,
-                "unused_params": sum(self.unused_parameters().values())}
+        return {
+            "nodes": len(self),
+            "params": self.param_count(),
+            "buffers": self.param_count(trainable=False),
+            "macs": total_macs,
+            "flops": 2 * total_macs,
+            "other_ops": sum(f.ops for f in facts) * batch,
+            "batch": batch,
+            "activations": elements,
+            "activation_bytes": elements * dtype_bytes,
+            "forward_backward_bytes": 2 * trained * batch * dtype_bytes,
+            "input_bytes": inputs * batch * dtype_bytes,
+            "param_bytes": (self.param_count() + self.param_count(trainable=False)) * dtype_bytes,
+            "unused_params": sum(self.unused_parameters().values()),
+        }
 
 
 def _positive(value: Any, name: str) -> int:
@@ -908,9 +1065,11 @@ def _label(layer: Layer) -> str:
     """Short kind for tables: ``relu``, ``conv_transpose``, ``global_avg_pool``..."""
     if getattr(layer, "transposed", False):
         return "conv_transpose"
-    if layer.kind == "adaptive_pool":
+    if isinstance(layer, AdaptivePool):
         size = layer.output_size
-        scope = "global" if size == 1 or (isinstance(size, tuple) and set(size) == {1}) else "adaptive"
+        scope = (
+            "global" if size == 1 or (isinstance(size, tuple) and set(size) == {1}) else "adaptive"
+        )
         return f"{scope}_{layer.op}_pool"
     return getattr(layer, "fn", None) or layer.kind
 
@@ -919,8 +1078,9 @@ def _label(layer: Layer) -> str:
 def _spec_inputs(spec: dict[str, Any]) -> dict[str, Any]:
     inputs = spec.get("inputs") or {"input": spec.get("input")}
     if not isinstance(inputs, dict):
-        raise ConvAlgebraError(f"'inputs' must map input names to shapes, got "
-                               f"{type(inputs).__name__} {shown(inputs)}")
+        raise ConvAlgebraError(
+            f"'inputs' must map input names to shapes, got {type(inputs).__name__} {shown(inputs)}"
+        )
     for name, shape in inputs.items():
         if not isinstance(shape, (list, tuple)):
             raise ConvAlgebraError(f"input {shown(name)} needs a shape list, got {shown(shape)}")
@@ -931,8 +1091,10 @@ def _spec_reads(name: str, reads: Any) -> tuple[str, ...] | None:
     if reads is None or isinstance(reads, str):
         return reads if reads is None else (reads,)
     if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
-        raise ConvAlgebraError(f"layer {shown(name)}: 'inputs' must be a node name or a list of "
-                               f"node names, got {shown(reads)}")
+        raise ConvAlgebraError(
+            f"layer {shown(name)}: 'inputs' must be a node name or a list of "
+            f"node names, got {shown(reads)}"
+        )
     return tuple(reads)
 
 
@@ -954,7 +1116,9 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
             raise ConvAlgebraError(f"layer {shown(label)}: {exc}") from None
         name = f"{_label(layer)}{i - 1}" if name is None else name
         if not isinstance(name, str) or not name:
-            raise ConvAlgebraError(f"layer #{i}: 'name' must be a non-empty string, got {shown(name)}")
+            raise ConvAlgebraError(
+                f"layer #{i}: 'name' must be a non-empty string, got {shown(name)}"
+            )
         if name in taken:
             raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
         taken.add(name)
@@ -962,10 +1126,14 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
         if reads is None:
             previous = entries[-1][0] if entries else (inputs[-1] if inputs else None)
             reads = (previous,) if previous is not None and layer.arity[0] > 0 else ()
-        if keys is not None and (not isinstance(keys, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in keys.items())):
-            raise ConvAlgebraError(f"layer {name!r}: 'param_keys' must map parameter names to "
-                                   f"keys, got {str(keys)[:80]}")
+        if keys is not None and (
+            not isinstance(keys, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items())
+        ):
+            raise ConvAlgebraError(
+                f"layer {name!r}: 'param_keys' must map parameter names to "
+                f"keys, got {str(keys)[:80]}"
+            )
         entries.append((name, layer, reads, share, keys))
     return entries
 
@@ -979,7 +1147,9 @@ def _spec_order(entries: list[tuple], inputs: set[str]) -> list[tuple]:
     for name, _, reads, *_ in entries:
         for src in reads:
             if src not in position and src not in inputs:
-                raise ConvAlgebraError(f"layer {shown(name)} reads {shown(src)}, which is not in the graph")
+                raise ConvAlgebraError(
+                    f"layer {shown(name)} reads {shown(src)}, which is not in the graph"
+                )
             if src in position:
                 flow.add_edge(src, name)
     try:
@@ -1031,11 +1201,13 @@ def checked_document(document: Any) -> Any:
         if seen > MAX_DOCUMENT_VALUES:
             raise ConvAlgebraError(
                 f"the graph document holds more than {MAX_DOCUMENT_VALUES:,} values (counting "
-                "each use of a YAML alias); a graph spec is much smaller")
+                "each use of a YAML alias); a graph spec is much smaller"
+            )
         if depth > MAX_DOCUMENT_DEPTH:
             raise ConvAlgebraError(
                 f"the graph document is nested more than {MAX_DOCUMENT_DEPTH} levels deep; a "
-                "graph spec needs a few")
+                "graph spec needs a few"
+            )
         if isinstance(value, dict):
             stack.extend((v, depth + 1) for v in (*value.keys(), *value.values()))
         elif isinstance(value, (list, tuple)):
@@ -1043,8 +1215,9 @@ def checked_document(document: Any) -> Any:
     return document
 
 
-def receptive_field(graph: LayerGraph, node: str | None = None, *, exact: bool = False,
-                    gates: str = "keep") -> tuple[AxisRF, ...]:
+def receptive_field(
+    graph: LayerGraph, node: str | None = None, *, exact: bool = False, gates: str = "keep"
+) -> tuple[AxisRF, ...]:
     """Receptive field of ``node`` in ``graph``: one record per spatial axis.
 
     ``node`` defaults to ``graph.default_node()`` (``"features"``, else the last feature
@@ -1061,7 +1234,8 @@ def receptive_field(graph: LayerGraph, node: str | None = None, *, exact: bool =
     7
     """
     return _graph(graph, "receptive_field").receptive_field(
-        _node(graph, node), exact=exact, gates=gates)
+        _node(graph, node), exact=exact, gates=gates
+    )
 
 
 def _graph(graph: Any, func: str) -> LayerGraph:
@@ -1070,11 +1244,17 @@ def _graph(graph: Any, func: str) -> LayerGraph:
         return graph
     from ..spec import ConvSpec
 
-    hint = ("; for a single ConvSpec use spec.n_params / spec.macs, or "
-            "LayerGraph.sequential(spec.input_shape, [layer])" if isinstance(graph, ConvSpec) else
-            "; for a model by name use convalgebra.network.zoo.get(name)" if isinstance(graph, str) else "")
-    raise TypeError(f"{func}: graph must be a LayerGraph, got {type(graph).__name__} "
-                    f"{shown(graph)}{hint}")
+    hint = (
+        "; for a single ConvSpec use spec.n_params / spec.macs, or "
+        "LayerGraph.sequential(spec.input_shape, [layer])"
+        if isinstance(graph, ConvSpec)
+        else "; for a model by name use convalgebra.network.zoo.get(name)"
+        if isinstance(graph, str)
+        else ""
+    )
+    raise TypeError(
+        f"{func}: graph must be a LayerGraph, got {type(graph).__name__} {shown(graph)}{hint}"
+    )
 
 
 def _node(graph: LayerGraph, node: Any) -> str | None:
@@ -1083,11 +1263,21 @@ def _node(graph: LayerGraph, node: Any) -> str | None:
     return node
 
 
-def unit_receptive_field(graph: LayerGraph, node: str, position: Sequence[int] | None = None,
-                         *, clip: bool = True, gates: str = "keep") -> UnitField:
+def unit_receptive_field(
+    graph: LayerGraph,
+    node: str,
+    position: Sequence[int] | None = None,
+    *,
+    clip: bool = True,
+    gates: str = "keep",
+) -> UnitField:
     """The exact input box of one unit (see :meth:`LayerGraph.unit_receptive_field`)."""
+    name = _node(graph, node)
+    if name is None:
+        raise TypeError("unit_receptive_field: node must be a node name (str), got None")
     return _graph(graph, "unit_receptive_field").unit_receptive_field(
-        _node(graph, node), position, clip=clip, gates=gates)
+        name, position, clip=clip, gates=gates
+    )
 
 
 def param_count(graph: LayerGraph, *, trainable: bool = True) -> int:

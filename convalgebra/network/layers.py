@@ -23,16 +23,45 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 from ..errors import ConvAlgebraError, shown
-from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Window
 from ..spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
 from ..taps import tap_offsets
+from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Window
 
 __all__ = [
-    "Facts", "Layer", "Input", "Conv", "MaxPool", "AvgPool", "AdaptivePool", "Linear",
-    "Flatten", "BatchNorm", "LayerNorm", "GroupNorm", "Activation", "Dropout", "Upsample",
-    "Pad", "Crop", "Add", "Mul", "Concat", "SqueezeExcite", "Mean", "Identity", "Opaque",
-    "Reshape", "Permute", "Slice", "Select", "Take", "Einsum", "Attention", "Parameter",
-    "KINDS", "layer_from_dict",
+    "Facts",
+    "Layer",
+    "Input",
+    "Conv",
+    "MaxPool",
+    "AvgPool",
+    "AdaptivePool",
+    "Linear",
+    "Flatten",
+    "BatchNorm",
+    "LayerNorm",
+    "GroupNorm",
+    "Activation",
+    "Dropout",
+    "Upsample",
+    "Pad",
+    "Crop",
+    "Add",
+    "Mul",
+    "Concat",
+    "SqueezeExcite",
+    "Mean",
+    "Identity",
+    "Opaque",
+    "Reshape",
+    "Permute",
+    "Slice",
+    "Select",
+    "Take",
+    "Einsum",
+    "Attention",
+    "Parameter",
+    "KINDS",
+    "layer_from_dict",
 ]
 
 Shape = tuple[int, ...]
@@ -76,12 +105,14 @@ def _identity_maps(shape: Shape) -> list:
     return [(IDENTITY,) * (len(shape) - 1)]
 
 
-def _pointwise(shape: Shape, out: Shape | None = None, moves: list | None = None,
-               ops: int = 0, **kw: Any) -> Facts:
+def _pointwise(
+    shape: Shape, out: Shape | None = None, moves: list | None = None, ops: int = 0, **kw: Any
+) -> Facts:
     """Facts of a layer that keeps every position of every axis (reshapes, elementwise)."""
     out = shape if out is None else out
-    return Facts(out, maps=[(IDENTITY,) * (len(out) - 1)], lead=[IDENTITY], moves=moves,
-                 ops=ops, **kw)
+    return Facts(
+        out, maps=[(IDENTITY,) * (len(out) - 1)], lead=[IDENTITY], moves=moves, ops=ops, **kw
+    )
 
 
 @dataclass(frozen=True)
@@ -119,7 +150,9 @@ class Input(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         shape = tuple(self.shape)
         if not shape or not all(isinstance(v, int) and v >= 1 for v in shape):
-            raise ConvAlgebraError(f"input shape must be positive integers, got {shown(self.shape)}")
+            raise ConvAlgebraError(
+                f"input shape must be positive integers, got {shown(self.shape)}"
+            )
         return Facts(shape)
 
 
@@ -140,7 +173,7 @@ class Conv(Layer):
     kind: ClassVar[str] = "conv"
 
     @classmethod
-    def from_spec(cls, spec: ConvSpec, *, field_only: bool = False) -> "Conv":
+    def from_spec(cls, spec: ConvSpec, *, field_only: bool = False) -> Conv:
         """The layer of a :class:`ConvSpec` (``flip`` changes none of its facts).
 
         A tiled or channel-table spec has other parameter counts than any ``Conv``: it is
@@ -153,19 +186,40 @@ class Conv(Layer):
         True
         """
         if not field_only and (spec.tile is not None or spec.channel_table is not None):
-            raise ConvAlgebraError(f"a Conv layer has no tile or channel table: "
-                                   f"{spec.describe()} (pass field_only=True for its shapes "
-                                   "and receptive field only)")
-        return cls(spec.out_channels, spec.kernel_size, spec.stride, spec.padding, spec.dilation,
-                   spec.groups, spec.bias, spec.padding_mode, spec.transposed,
-                   spec.output_padding)
+            raise ConvAlgebraError(
+                f"a Conv layer has no tile or channel table: "
+                f"{spec.describe()} (pass field_only=True for its shapes "
+                "and receptive field only)"
+            )
+        return cls(
+            spec.out_channels,
+            spec.kernel_size,
+            spec.stride,
+            spec.padding,
+            spec.dilation,
+            spec.groups,
+            spec.bias,
+            spec.padding_mode,
+            spec.transposed,
+            spec.output_padding,
+        )
 
     def facts(self, inputs: list[Shape]) -> Facts:
         (shape,) = inputs
         _need_spatial(shape, "conv")
-        spec = ConvSpec(shape, self.out_channels, self.kernel_size, self.stride, self.padding,
-                        self.dilation, self.groups, self.padding_mode, self.bias,
-                        self.transposed, self.output_padding)
+        spec = ConvSpec(
+            shape,
+            self.out_channels,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+            self.bias,
+            self.transposed,
+            self.output_padding,
+        )
         params = {"weight": spec.n_weights}
         if spec.bias:
             params["bias"] = spec.out_channels
@@ -197,10 +251,10 @@ class _Pool(Layer):
         if min(sizes) < 1:
             raise ConvAlgebraError(
                 f"output size {sizes} is not positive: input {shape[1:]} is smaller than "
-                f"kernel_size={k} (dilation={d}, padding={p})")
+                f"kernel_size={k} (dilation={d}, padding={p})"
+            )
         out = (shape[0], *sizes)
-        maps = tuple(Local(si, tap_offsets(ki, di, pi))
-                     for ki, si, pi, di in zip(k, s, p, d))
+        maps = tuple(Local(si, tap_offsets(ki, di, pi)) for ki, si, pi, di in zip(k, s, p, d))
         return Facts(out, ops=_numel(out) * math.prod(k), maps=[maps])
 
 
@@ -263,8 +317,13 @@ class Linear(Layer):
             params["bias"] = self.out_features
         out = (*shape[:-1], self.out_features)
         maps = _norm_maps(shape, len(shape) - 1) if len(shape) > 1 else None  # mixes the last axis
-        return Facts(out, params, macs=_numel(shape) * self.out_features, maps=maps,
-                     lead=[IDENTITY] if len(shape) > 1 else None)
+        return Facts(
+            out,
+            params,
+            macs=_numel(shape) * self.out_features,
+            maps=maps,
+            lead=[IDENTITY] if len(shape) > 1 else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -280,7 +339,7 @@ class Flatten(Layer):
         a, b = self.start_dim % len(shape), self.end_dim % len(shape)
         if a > b:
             raise ConvAlgebraError(f"start_dim={self.start_dim} is after end_dim={self.end_dim}")
-        out = (*shape[:a], _numel(shape[a:b + 1]), *shape[b + 1:])
+        out = (*shape[:a], _numel(shape[a : b + 1]), *shape[b + 1 :])
         block = [i for i in range(a, b + 1) if shape[i] != 1]
         kept = block[0] if len(block) == 1 else (a if a == b else None)
         moves = [*range(a), kept, *range(b + 1, len(shape))]
@@ -326,16 +385,21 @@ class LayerNorm(Layer):
         (shape,) = inputs
         norm = self.normalized_shape
         norm = shape[-1:] if norm is None else ((norm,) if isinstance(norm, int) else tuple(norm))
-        if tuple(shape[len(shape) - len(norm):]) != norm:
+        if tuple(shape[len(shape) - len(norm) :]) != norm:
             raise ConvAlgebraError(
-                f"normalized_shape={norm} does not match the trailing axes of input {shape}")
+                f"normalized_shape={norm} does not match the trailing axes of input {shape}"
+            )
         count = _numel(norm)
         params = {"weight": count} if self.elementwise_affine else {}
         if self.elementwise_affine and self.bias:
             params["bias"] = count
-        return Facts(shape, params, ops=4 * _numel(shape),
-                     maps=_norm_maps(shape, len(shape) - len(norm)),
-                     lead=[IDENTITY] if len(norm) < len(shape) else None)
+        return Facts(
+            shape,
+            params,
+            ops=4 * _numel(shape),
+            maps=_norm_maps(shape, len(shape) - len(norm)),
+            lead=[IDENTITY] if len(norm) < len(shape) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -350,14 +414,30 @@ class GroupNorm(Layer):
         (shape,) = inputs
         if shape[0] % self.num_groups:
             raise ConvAlgebraError(
-                f"num_groups={self.num_groups} does not divide channels={shape[0]}")
+                f"num_groups={self.num_groups} does not divide channels={shape[0]}"
+            )
         params = {"weight": shape[0], "bias": shape[0]} if self.affine else {}
         return Facts(shape, params, ops=4 * _numel(shape), maps=_norm_maps(shape, 1))
 
 
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid",
-               "leaky_relu", "elu", "softplus", "mish", "softmax", "log_softmax", "scale",
-               "pointwise")
+ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "silu",
+    "hardswish",
+    "hardsigmoid",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "mish",
+    "softmax",
+    "log_softmax",
+    "scale",
+    "pointwise",
+)
 
 
 @dataclass(frozen=True)
@@ -426,7 +506,8 @@ class Upsample(Layer):
         linear = self.mode in ("linear", "bilinear", "trilinear")
         if not linear and self.mode != "nearest":
             raise ConvAlgebraError(
-                f"mode must be 'nearest', 'linear', 'bilinear' or 'trilinear', got {shown(self.mode)}")
+                f"mode must be 'nearest', 'linear', 'bilinear' or 'trilinear', got {shown(self.mode)}"
+            )
         if (self.scale_factor is None) == (self.size is None):
             raise ConvAlgebraError("give exactly one of scale_factor and size")
         if self.size is not None:
@@ -434,8 +515,10 @@ class Upsample(Layer):
             ratios = [Fraction(a, b) for a, b in zip(shape[1:], sizes)]
         else:
             raw = self.scale_factor
-            scales = [_fraction(v, "scale_factor") for v in (
-                raw if isinstance(raw, (tuple, list)) else (raw,) * n)]
+            scales = [
+                _fraction(v, "scale_factor")
+                for v in (raw if isinstance(raw, (tuple, list)) else (raw,) * n)
+            ]
             sizes = tuple(math.floor(a * sc) for a, sc in zip(shape[1:], scales))
             ratios = [1 / sc for sc in scales]
         if min(sizes) < 1:
@@ -444,7 +527,7 @@ class Upsample(Layer):
             ratios = [Fraction(a - 1, max(b - 1, 1)) for a, b in zip(shape[1:], sizes)]
         maps = tuple(Resample(r, linear, linear and self.align_corners) for r in ratios)
         out = (shape[0], *sizes)
-        return Facts(out, ops=_numel(out) * (2 ** n if linear else 1), maps=[maps])
+        return Facts(out, ops=_numel(out) * (2**n if linear else 1), maps=[maps])
 
 
 def _pairs(value: Any, n: int, name: str) -> tuple[tuple[int, int], ...]:
@@ -455,10 +538,14 @@ def _pairs(value: Any, n: int, name: str) -> tuple[tuple[int, int], ...]:
         for v in value:
             pair = (v, v) if isinstance(v, int) else tuple(v)
             if len(pair) != 2 or not all(isinstance(x, int) for x in pair):
-                raise TypeError(f"{name} entries must be ints or (before, after) pairs, got {shown(v)}")
+                raise TypeError(
+                    f"{name} entries must be ints or (before, after) pairs, got {shown(v)}"
+                )
             out.append(pair)
         return tuple(out)
-    raise ConvAlgebraError(f"{name} must be an int or {n} (before, after) pairs, got {shown(value)}")
+    raise ConvAlgebraError(
+        f"{name} must be an int or {n} (before, after) pairs, got {shown(value)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -481,7 +568,9 @@ class Pad(Layer):
             if self.mode not in ("constant", "zeros") and min(pair) < 0:
                 raise ConvAlgebraError(f"negative padding {pair} (cropping) needs mode='constant'")
             if self.mode == "reflect" and max(pair) >= size:
-                raise ConvAlgebraError(f"reflect padding {pair} must be smaller than the size {size}")
+                raise ConvAlgebraError(
+                    f"reflect padding {pair} must be smaller than the size {size}"
+                )
             if self.mode == "circular" and max(pair) > size:
                 raise ConvAlgebraError(f"circular padding {pair} must not exceed the size {size}")
         sizes = tuple(s + a + b for s, (a, b) in zip(shape[1:], pairs))
@@ -529,10 +618,16 @@ class _Elementwise(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         out = _broadcast(inputs)
         padded = [(1,) * (len(out) - len(s)) + tuple(s) for s in inputs]
-        per_axis = [tuple(Broadcast() if s[t] == 1 < out[t] else IDENTITY
-                          for t in range(len(out))) for s in padded]
-        return Facts(out, ops=_numel(out) * (len(inputs) - 1), maps=[m[1:] for m in per_axis],
-                     lead=[m[0] for m in per_axis])
+        per_axis = [
+            tuple(Broadcast() if s[t] == 1 < out[t] else IDENTITY for t in range(len(out)))
+            for s in padded
+        ]
+        return Facts(
+            out,
+            ops=_numel(out) * (len(inputs) - 1),
+            maps=[m[1:] for m in per_axis],
+            lead=[m[0] for m in per_axis],
+        )
 
 
 @dataclass(frozen=True)
@@ -560,7 +655,7 @@ class Concat(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         rank = len(inputs[0])
         dim = self.dim % rank
-        rest = {s[:dim] + s[dim + 1:] for s in inputs}
+        rest = {s[:dim] + s[dim + 1 :] for s in inputs}
         if any(len(s) != rank for s in inputs) or len(rest) > 1:
             raise ConvAlgebraError(f"shapes {inputs} differ outside dim={self.dim}")
         out = list(inputs[0])
@@ -596,11 +691,18 @@ class Mean(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         (shape,) = inputs
         dims = {d % len(shape) for d in ((self.dims,) if isinstance(self.dims, int) else self.dims)}
-        out = tuple(1 if i in dims else s for i, s in enumerate(shape) if self.keepdim or i not in dims)
+        out = tuple(
+            1 if i in dims else s for i, s in enumerate(shape) if self.keepdim or i not in dims
+        )
         kept = [t for t in range(len(shape)) if self.keepdim or t not in dims]
         per_axis = [Global() if t in dims else IDENTITY for t in kept]
-        return Facts(out, ops=_numel(shape), maps=[tuple(per_axis[1:])] if out else None,
-                     lead=[per_axis[0]] if out else None, moves=[tuple(kept)])
+        return Facts(
+            out,
+            ops=_numel(shape),
+            maps=[tuple(per_axis[1:])] if out else None,
+            lead=[per_axis[0]] if out else None,
+            moves=[tuple(kept)],
+        )
 
 
 @dataclass(frozen=True)
@@ -674,8 +776,9 @@ class Reshape(Layer):
             out[out.index(-1)] = _numel(shape) // max(rest, 1)
         out_t = tuple(out)
         if _numel(out_t) != _numel(shape) or min(out_t, default=1) < 0:
-            raise ConvAlgebraError(f"shape {self.shape} does not hold the {_numel(shape)} "
-                                   f"entries of input {shape}")
+            raise ConvAlgebraError(
+                f"shape {self.shape} does not hold the {_numel(shape)} entries of input {shape}"
+            )
         return _pointwise(shape, out_t, [_reshape_moves(shape, out_t)])
 
 
@@ -696,8 +799,9 @@ class Permute(Layer):
         (shape,) = inputs
         dims = tuple(d % len(shape) for d in self.dims) if self.dims else ()
         if sorted(dims) != list(range(len(shape))):
-            raise ConvAlgebraError(f"dims={self.dims} is not a permutation of the "
-                                   f"{len(shape)} axes of input {shape}")
+            raise ConvAlgebraError(
+                f"dims={self.dims} is not a permutation of the {len(shape)} axes of input {shape}"
+            )
         return _pointwise(shape, tuple(shape[d] for d in dims), [dims])
 
 
@@ -740,10 +844,12 @@ class Slice(Layer):
         start, stop, step = slice(self.start, self.stop, self.step).indices(shape[dim])
         size = len(range(start, stop, step))
         if size < 1:
-            raise ConvAlgebraError(f"slice {self.start}:{self.stop}:{self.step} of axis {dim} "
-                                   f"(size {shape[dim]}) is empty")
+            raise ConvAlgebraError(
+                f"slice {self.start}:{self.stop}:{self.step} of axis {dim} "
+                f"(size {shape[dim]}) is empty"
+            )
         lead, maps = _axis_maps(len(shape), dim, Local(step, (start,)))
-        out = (*shape[:dim], size, *shape[dim + 1:])
+        out = (*shape[:dim], size, *shape[dim + 1 :])
         return Facts(out, maps=maps, lead=lead)
 
 
@@ -779,14 +885,15 @@ class Take(Layer):
         (shape,) = inputs
         dim = _axis(self.dim, len(shape))
         lead, maps = _axis_maps(len(shape), dim, Global())
-        return Facts((*shape[:dim], self.size, *shape[dim + 1:]), maps=maps, lead=lead)
+        return Facts((*shape[:dim], self.size, *shape[dim + 1 :]), maps=maps, lead=lead)
 
 
 def _einsum_terms(equation: str, count: int) -> tuple[list[str], str]:
     text = equation.replace(" ", "")
     if "->" not in text or "." in text:
-        raise ConvAlgebraError(f"equation must be explicit ('ab,bc->ac', no ellipsis), "
-                               f"got {equation!r}")
+        raise ConvAlgebraError(
+            f"equation must be explicit ('ab,bc->ac', no ellipsis), got {equation!r}"
+        )
     lhs, out = text.split("->")
     terms = lhs.split(",")
     if len(terms) != count or not all(t.isalpha() for t in (*terms, out) if t):
@@ -822,28 +929,42 @@ class Einsum(Layer):
         sizes: dict[str, int] = {}
         for term, shape in zip(terms, shapes):
             if len(term) != len(shape):
-                raise ConvAlgebraError(f"term {term!r} of {self.equation!r} does not match "
-                                       f"operand shape {shape}")
+                raise ConvAlgebraError(
+                    f"term {term!r} of {self.equation!r} does not match operand shape {shape}"
+                )
             for letter, size in zip(term, shape):
                 if sizes.get(letter, 1) not in (1, size) and size != 1:
-                    raise ConvAlgebraError(f"letter {letter!r} of {self.equation!r} has sizes "
-                                           f"{sizes[letter]} and {size}")
+                    raise ConvAlgebraError(
+                        f"letter {letter!r} of {self.equation!r} has sizes "
+                        f"{sizes[letter]} and {size}"
+                    )
                 sizes[letter] = max(sizes.get(letter, 1), size)
         shape_out = tuple(sizes[c] for c in out)
         maps, lead, moves = [], [], []
         for k, (term, shape) in enumerate(zip(terms, shapes)):
             if k in where:
                 continue
-            per_axis = [Broadcast() if c in term and shape[term.index(c)] == 1 < sizes[c]
-                        else IDENTITY for c in out]
+            per_axis = [
+                Broadcast() if c in term and shape[term.index(c)] == 1 < sizes[c] else IDENTITY
+                for c in out
+            ]
             moves.append(tuple(term.index(c) if c in term else None for c in out))
             maps.append(tuple(per_axis[1:]))
             lead.append(per_axis[0] if out else None)
-        params = ({"weight": _numel(next(iter(where.values())))} if len(where) == 1 else
-                  {f"weight{k}": _numel(sh) for k, sh in where.items()})
+        params = (
+            {"weight": _numel(next(iter(where.values())))}
+            if len(where) == 1
+            else {f"weight{k}": _numel(sh) for k, sh in where.items()}
+        )
         macs = _numel(tuple(sizes.values())) if len(terms) == 2 else 0
-        return Facts(shape_out, params, macs=macs, maps=maps if out else None,
-                     lead=lead if out else None, moves=moves)
+        return Facts(
+            shape_out,
+            params,
+            macs=macs,
+            maps=maps if out else None,
+            lead=lead if out else None,
+            moves=moves,
+        )
 
 
 @dataclass(frozen=True)
@@ -861,14 +982,21 @@ class Attention(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         (shape,) = inputs
         if len(shape) != 2 or shape[1] % self.num_heads:
-            raise ConvAlgebraError(f"attention needs a (tokens, embed) input with embed divisible"
-                                   f" by num_heads={self.num_heads}, got {shape}")
+            raise ConvAlgebraError(
+                f"attention needs a (tokens, embed) input with embed divisible"
+                f" by num_heads={self.num_heads}, got {shape}"
+            )
         tokens, e = shape
         params = {"in_proj_weight": 3 * e * e, "out_proj.weight": e * e}
         if self.bias:
             params.update({"in_proj_bias": 3 * e, "out_proj.bias": e})
-        return Facts(shape, params, macs=4 * tokens * e * e + 2 * tokens * tokens * e,
-                     maps=[(IDENTITY,)], lead=[Global()])
+        return Facts(
+            shape,
+            params,
+            macs=4 * tokens * e * e + 2 * tokens * tokens * e,
+            maps=[(IDENTITY,)],
+            lead=[Global()],
+        )
 
 
 @dataclass(frozen=True)
@@ -895,15 +1023,49 @@ class Parameter(Layer):
     arity: ClassVar = (0, 0)
 
     def facts(self, inputs: list[Shape]) -> Facts:
-        return Facts(tuple(self.shape), {str(n): int(v) for n, v in self.params},
-                     {str(n): int(v) for n, v in self.buffers}, macs=self.macs, maps=None)
+        return Facts(
+            tuple(self.shape),
+            {str(n): int(v) for n, v in self.params},
+            {str(n): int(v) for n, v in self.buffers},
+            macs=self.macs,
+            maps=None,
+        )
+
 
 KINDS: dict[str, type[Layer]] = {
-    cls.kind: cls for cls in (
-        Input, Conv, MaxPool, AvgPool, AdaptivePool, Linear, Flatten, BatchNorm, LayerNorm,
-        GroupNorm, Activation, Dropout, Upsample, Pad, Crop, Add, Mul, Concat, SqueezeExcite,
-        Mean, Identity, Opaque, Reshape, Permute, Slice, Select, Take, Einsum, Attention,
-        Parameter)
+    cls.kind: cls
+    for cls in (
+        Input,
+        Conv,
+        MaxPool,
+        AvgPool,
+        AdaptivePool,
+        Linear,
+        Flatten,
+        BatchNorm,
+        LayerNorm,
+        GroupNorm,
+        Activation,
+        Dropout,
+        Upsample,
+        Pad,
+        Crop,
+        Add,
+        Mul,
+        Concat,
+        SqueezeExcite,
+        Mean,
+        Identity,
+        Opaque,
+        Reshape,
+        Permute,
+        Slice,
+        Select,
+        Take,
+        Einsum,
+        Attention,
+        Parameter,
+    )
 }
 _ALIASES: dict[str, tuple[str, dict]] = {
     "conv_transpose": ("conv", {"transposed": True}),
@@ -937,9 +1099,13 @@ def layer_from_dict(entry: dict[str, Any]) -> Layer:
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(entry) - names)
     if unknown:
-        raise ConvAlgebraError(f"layer kind {shown(kind)} has no field(s) {unknown}; fields: {sorted(names)}")
-    entry = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list)
-             else v for k, v in entry.items()}
+        raise ConvAlgebraError(
+            f"layer kind {shown(kind)} has no field(s) {unknown}; fields: {sorted(names)}"
+        )
+    entry = {
+        k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+        for k, v in entry.items()
+    }
     try:
         return cls(**entry)
     except TypeError as exc:

@@ -144,9 +144,13 @@ class AxisRF:
         >>> merged.interval(0), merged.interval(5), merged.interval(7)
         ((0, 10), (5, 15), (7, 19))
         """
-        ends = [(start + index * jump - Fraction(size - 1) / 2,
-                 start + index * jump + Fraction(size - 1) / 2)
-                for size, jump, start, _ in self.records]
+        ends = [
+            (
+                start + index * jump - Fraction(size - 1) / 2,
+                start + index * jump + Fraction(size - 1) / 2,
+            )
+            for size, jump, start, _ in self.records
+        ]
         return _num(Fraction(min(e[0] for e in ends))), _num(Fraction(max(e[1] for e in ends)))
 
     def describe(self) -> str:
@@ -320,11 +324,18 @@ def apply_map(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
     """
     if rf.is_global or isinstance(amap, Global):
         return global_rf(extent, rf.jump)
-    if amap is IDENTITY or isinstance(amap, Broadcast):
+    if isinstance(amap, Broadcast):
+        return rf
+    if amap is IDENTITY:
         return rf
     if rf.parts:  # unaligned: every path's record follows the recurrence on its own
-        return merge([_apply_aligned(AxisRF(size, jump, start, False, (jump,), exact), amap,
-                                     extent) for size, jump, start, exact in rf.parts], extent)
+        return merge(
+            [
+                _apply_aligned(AxisRF(size, jump, start, False, (jump,), exact), amap, extent)
+                for size, jump, start, exact in rf.parts
+            ],
+            extent,
+        )
     return _apply_aligned(rf, amap, extent)
 
 
@@ -337,23 +348,34 @@ def _apply_aligned(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
         shift = (lo + hi) * j
         if type(j) is int and type(rf.start) is int and shift % 2 == 0:
             jump = j * amap.stride  # the common all-integer case, without Fractions
-            return AxisRF(rf.size + (hi - lo) * j, jump, rf.start + shift // 2, False, (jump,),
-                          rf.exact)
-        return _record(rf.size + (hi - lo) * j, j * amap.stride, rf.start + _half((lo + hi) * j),
-                       rf.exact)
+            return AxisRF(
+                rf.size + (hi - lo) * j, jump, rf.start + shift // 2, False, (jump,), rf.exact
+            )
+        return _record(
+            rf.size + (hi - lo) * j, j * amap.stride, rf.start + _half((lo + hi) * j), rf.exact
+        )
     if isinstance(amap, Scatter):
         lo, hi = min(amap.taps), max(amap.taps)
         shift = Fraction(-(lo + hi) * j) / (2 * amap.stride)
-        return _record(rf.size + amap.span() * j, Fraction(j) / amap.stride, rf.start + shift,
-                       rf.exact and amap.stride == 1)
+        return _record(
+            rf.size + amap.span() * j,
+            Fraction(j) / amap.stride,
+            rf.start + shift,
+            rf.exact and amap.stride == 1,
+        )
     if isinstance(amap, Resample):
         # nearest reads floor(o r): no shift; linear without align_corners is centred and
         # reads one position when its source o r + (r - 1) / 2 is an integer (odd r)
         centred = amap.linear and not amap.align_corners
         shift = (amap.ratio - 1) / 2 if centred else 0
         single = centred and amap.ratio.denominator == 1 and amap.ratio.numerator % 2 == 1
-        return _record(rf.size + (j if amap.linear and not single else 0), j * amap.ratio,
-                       rf.start + shift * j, rf.exact and amap.ratio.denominator == 1)
+        return _record(
+            rf.size + (j if amap.linear and not single else 0),
+            j * amap.ratio,
+            rf.start + shift * j,
+            rf.exact and amap.ratio.denominator == 1,
+        )
+    assert isinstance(amap, Window)  # the last kind of map
     if amap.n_out == 1:
         return global_rf(extent, j)
     if amap.n_in % amap.n_out == 0:
@@ -361,27 +383,37 @@ def _apply_aligned(rf: AxisRF, amap: AxisMap, extent: int) -> AxisRF:
         return _apply_aligned(rf, Local(k, tuple(range(k))), extent)
     first = _ceil_div(amap.n_in, amap.n_out)
     ratio = Fraction(amap.n_in, amap.n_out)
-    return _record(rf.size + (amap.widest() - 1) * j, j * ratio,
-                   rf.start + _half((first - 1) * j), False)
+    return _record(
+        rf.size + (amap.widest() - 1) * j, j * ratio, rf.start + _half((first - 1) * j), False
+    )
 
 
 def _record(size: Num, jump: Num, start: Num, exact: bool) -> AxisRF:
     jump = _num(jump) if isinstance(jump, Fraction) else jump
-    return AxisRF(_num(size), jump, _num(start) if isinstance(start, Fraction) else start,
-                  False, (jump,), exact)
+    return AxisRF(
+        _num(size),
+        jump,
+        _num(start) if isinstance(start, Fraction) else start,
+        False,
+        (jump,),
+        exact,
+    )
 
 
 def _hull(records: list) -> tuple[Num, Num, bool]:
     """``(size, start, exact)`` of the union of unit 0's intervals of ``records``."""
     # ends in doubled coordinates (integers for half-integer centres)
-    lows, highs = zip(*((2 * start - (size - 1), 2 * start + (size - 1))
-                        for size, _, start, _ in records))
+    lows, highs = zip(
+        *((2 * start - (size - 1), 2 * start + (size - 1)) for size, _, start, _ in records)
+    )
     lo, hi = _num(min(lows)), _num(max(highs))
     size = _half(hi - lo) + 1
-    start = (lo + hi) // 4 if isinstance(lo + hi, int) and (lo + hi) % 4 == 0 else _num(
-        Fraction(lo + hi) / 4)
-    return _num(size) if isinstance(size, Fraction) else size, start, all(
-        r[3] for r in records)
+    start = (
+        (lo + hi) // 4
+        if isinstance(lo + hi, int) and (lo + hi) % 4 == 0
+        else _num(Fraction(lo + hi) / 4)
+    )
+    return _num(size) if isinstance(size, Fraction) else size, start, all(r[3] for r in records)
 
 
 def merge(fields: list[AxisRF], extent: int) -> AxisRF:
@@ -410,8 +442,8 @@ def merge(fields: list[AxisRF], extent: int) -> AxisRF:
         size, start, exact = _hull(records)
         return AxisRF(size, jumps[0], start, False, jumps, exact)
     groups = {j: [r for r in records if r[1] == j] for j in jumps}
-    parts = tuple((size, j, start, exact) for j, g in groups.items()
-                  for size, start, exact in (_hull(g),))
+    parts = tuple(
+        (size, j, start, exact) for j, g in groups.items() for size, start, exact in (_hull(g),)
+    )
     size, start, exact = _hull(list(parts))
-    return AxisRF(size, max(jumps), start, False, jumps, exact,
-                  parts if len(parts) > 1 else ())
+    return AxisRF(size, max(jumps), start, False, jumps, exact, parts if len(parts) > 1 else ())

@@ -15,7 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import ConvAlgebraError, shown
 
@@ -39,8 +40,9 @@ def format_cell(value: Any) -> str:
 
 def _is_numeric(rows: list[dict], column: str) -> bool:
     values = [r.get(column) for r in rows if r.get(column) is not None]
-    return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                for v in values)
+    return bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    )
 
 
 def render(rows: Sequence[dict], columns: Sequence[str] | None = None, fmt: str = "text") -> str:
@@ -77,7 +79,9 @@ def render(rows: Sequence[dict], columns: Sequence[str] | None = None, fmt: str 
 
     header = line(list(columns))
     if fmt == "markdown":
-        rule = "|" + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in zip(widths, right)) + "|"
+        rule = (
+            "|" + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in zip(widths, right)) + "|"
+        )
     else:
         rule = "  ".join("-" * w for w in widths)
     return "\n".join([header, rule, *(line(row) for row in cells)])

@@ -20,15 +20,38 @@ Examples
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import ConvAlgebraError, shown
 from .graph import LayerGraph
-from .layers import (Activation, AdaptivePool, Add, AvgPool, BatchNorm, Concat, Conv, Crop,
-                     Dropout, Flatten, Linear, MaxPool)
+from .layers import (
+    Activation,
+    AdaptivePool,
+    Add,
+    AvgPool,
+    BatchNorm,
+    Concat,
+    Conv,
+    Crop,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool,
+)
 
-__all__ = ["names", "get", "lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "resnet152",
-           "mobilenet_v2", "inception_v3", "unet"]
+__all__ = [
+    "names",
+    "get",
+    "lenet5",
+    "alexnet",
+    "vgg16",
+    "resnet18",
+    "resnet50",
+    "resnet152",
+    "mobilenet_v2",
+    "inception_v3",
+    "unet",
+]
 
 Shape = Sequence[int]
 IMAGENET = (3, 224, 224)
@@ -42,7 +65,8 @@ class _Net:
         if len(shape) != 3:  # every zoo model is a 2-D image network
             raise ConvAlgebraError(
                 f"{name} takes an image input (C, H, W): input_shape must have 3 entries "
-                f"(2 spatial axes), got {shape} ({len(shape) - 1} spatial axes)")
+                f"(2 spatial axes), got {shape} ({len(shape) - 1} spatial axes)"
+            )
         self.g = LayerGraph(name)
         self.last = self.g.add_input("input", shape)
 
@@ -50,10 +74,22 @@ class _Net:
         self.last = self.g.add(name, layer, self.last if inputs is None else inputs)
         return self.last
 
-    def conv_bn(self, name: str, out: int, k, *, act: str | None = "relu", bn: str = "bn",
-                src: str | None = None, eps_kw: dict | None = None, **conv) -> str:
+    def conv_bn(
+        self,
+        name: str,
+        out: int,
+        k,
+        *,
+        act: str | None = "relu",
+        bn: str = "bn",
+        src: str | None = None,
+        eps_kw: dict | None = None,
+        **conv,
+    ) -> str:
         """``name.conv`` -> ``name.bn`` -> activation (torchvision's BasicConv2d/ConvBNAct)."""
-        self.add(f"{name}.conv" if bn == "bn" else f"{name}.0", Conv(out, k, bias=False, **conv), src)
+        self.add(
+            f"{name}.conv" if bn == "bn" else f"{name}.0", Conv(out, k, bias=False, **conv), src
+        )
         self.add(f"{name}.bn" if bn == "bn" else f"{name}.1", BatchNorm(**(eps_kw or {})))
         if act:
             self.add(f"{name}.{act}" if bn == "bn" else f"{name}.2", Activation(act))
@@ -107,8 +143,13 @@ def _classifier(net: _Net, widths: Sequence[int], dropout_first: bool) -> None:
 def alexnet(input_shape: Shape = IMAGENET) -> LayerGraph:
     """AlexNet as torchvision defines it (one GPU stream, 64-192-384-256-256): 61,100,840."""
     net = _Net("alexnet", input_shape)
-    plan = [(64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
-            (256, 3, 1, 1, False), (256, 3, 1, 1, True)]
+    plan = [
+        (64, 11, 4, 2, True),
+        (192, 5, 1, 2, True),
+        (384, 3, 1, 1, False),
+        (256, 3, 1, 1, False),
+        (256, 3, 1, 1, True),
+    ]
     for i, (out, k, s, p, pool) in enumerate(plan, start=1):
         net.add(f"conv{i}", Conv(out, k, stride=s, padding=p))
         net.add(f"relu{i}", Activation("relu"))
@@ -135,13 +176,17 @@ def vgg16(input_shape: Shape = IMAGENET) -> LayerGraph:
 
 
 # -------------------------------------------------------------------------- ResNets
-def _resnet_block(net: _Net, name: str, width: int, stride: int, bottleneck: bool,
-                  out_name: str) -> None:
+def _resnet_block(
+    net: _Net, name: str, width: int, stride: int, bottleneck: bool, out_name: str
+) -> None:
     src = net.last
     in_ch = net.g.shape(src)[0]
     expansion = 4 if bottleneck else 1
-    plan = ([(width, 1, 1, 0), (width, 3, stride, 1), (width * 4, 1, 1, 0)] if bottleneck
-            else [(width, 3, stride, 1), (width, 3, 1, 1)])
+    plan = (
+        [(width, 1, 1, 0), (width, 3, stride, 1), (width * 4, 1, 1, 0)]
+        if bottleneck
+        else [(width, 3, stride, 1), (width, 3, 1, 1)]
+    )
     for i, (out, k, s, p) in enumerate(plan, start=1):
         net.add(f"{name}.conv{i}", Conv(out, k, stride=s, padding=p, bias=False))
         net.add(f"{name}.bn{i}", BatchNorm())
@@ -167,8 +212,9 @@ def _resnet(name: str, blocks: Sequence[int], bottleneck: bool, input_shape: Sha
             last = stage == len(blocks) and b == count - 1
             stride = 2 if stage > 1 and b == 0 else 1
             block = f"layer{stage}.{b}"
-            _resnet_block(net, block, width, stride, bottleneck,
-                          "features" if last else f"{block}.relu")
+            _resnet_block(
+                net, block, width, stride, bottleneck, "features" if last else f"{block}.relu"
+            )
     return net.head()
 
 
@@ -197,8 +243,15 @@ def mobilenet_v2(input_shape: Shape = IMAGENET) -> LayerGraph:
     """MobileNetV2 (torchvision, width 1.0): 3,504,872 parameters, 0.301 GMACs."""
     net = _Net("mobilenet_v2", input_shape)
     net.conv_bn("features.0", 32, 3, act="relu6", bn="idx", stride=2, padding=1)
-    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                (6, 160, 3, 2), (6, 320, 1, 1)]
+    settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
     index = 1
     for t, c, n, s in settings:
         for i in range(n):
@@ -221,8 +274,16 @@ def _inverted_residual(net: _Net, name: str, out: int, stride: int, expand: int)
     if expand != 1:
         net.conv_bn(f"{name}.conv.{i}", hidden, 1, act="relu6", bn="idx")
         i += 1
-    net.conv_bn(f"{name}.conv.{i}", hidden, 3, act="relu6", bn="idx", stride=stride, padding=1,
-                groups=hidden)
+    net.conv_bn(
+        f"{name}.conv.{i}",
+        hidden,
+        3,
+        act="relu6",
+        bn="idx",
+        stride=stride,
+        padding=1,
+        groups=hidden,
+    )
     net.add(f"{name}.conv.{i + 1}", Conv(out, 1, bias=False))
     net.add(f"{name}.conv.{i + 2}", BatchNorm())
     if stride == 1 and cin == out:
@@ -259,22 +320,45 @@ H3, V3 = {"padding": (0, 1)}, {"padding": (1, 0)}
 
 
 def _inception_a(net: _Net, name: str, pool_features: int) -> str:
-    return _branches(net, name, net.last, [
-        [("branch1x1", 64, 1, {})],
-        [("branch5x5_1", 48, 1, {}), ("branch5x5_2", 64, 5, {"padding": 2})],
-        [("branch3x3dbl_1", 64, 1, {}), ("branch3x3dbl_2", 96, 3, P), ("branch3x3dbl_3", 96, 3, P)],
-        [_pool3("branch_pool.avg"), ("branch_pool", pool_features, 1, {})]])
+    return _branches(
+        net,
+        name,
+        net.last,
+        [
+            [("branch1x1", 64, 1, {})],
+            [("branch5x5_1", 48, 1, {}), ("branch5x5_2", 64, 5, {"padding": 2})],
+            [
+                ("branch3x3dbl_1", 64, 1, {}),
+                ("branch3x3dbl_2", 96, 3, P),
+                ("branch3x3dbl_3", 96, 3, P),
+            ],
+            [_pool3("branch_pool.avg"), ("branch_pool", pool_features, 1, {})],
+        ],
+    )
 
 
 def _inception_c(net: _Net, name: str, c7: int) -> str:
-    return _branches(net, name, net.last, [
-        [("branch1x1", 192, 1, {})],
-        [("branch7x7_1", c7, 1, {}), ("branch7x7_2", c7, (1, 7), H7),
-         ("branch7x7_3", 192, (7, 1), V7)],
-        [("branch7x7dbl_1", c7, 1, {}), ("branch7x7dbl_2", c7, (7, 1), V7),
-         ("branch7x7dbl_3", c7, (1, 7), H7), ("branch7x7dbl_4", c7, (7, 1), V7),
-         ("branch7x7dbl_5", 192, (1, 7), H7)],
-        [_pool3("branch_pool.avg"), ("branch_pool", 192, 1, {})]])
+    return _branches(
+        net,
+        name,
+        net.last,
+        [
+            [("branch1x1", 192, 1, {})],
+            [
+                ("branch7x7_1", c7, 1, {}),
+                ("branch7x7_2", c7, (1, 7), H7),
+                ("branch7x7_3", 192, (7, 1), V7),
+            ],
+            [
+                ("branch7x7dbl_1", c7, 1, {}),
+                ("branch7x7dbl_2", c7, (7, 1), V7),
+                ("branch7x7dbl_3", c7, (1, 7), H7),
+                ("branch7x7dbl_4", c7, (7, 1), V7),
+                ("branch7x7dbl_5", 192, (1, 7), H7),
+            ],
+            [_pool3("branch_pool.avg"), ("branch_pool", 192, 1, {})],
+        ],
+    )
 
 
 def _inception_e(net: _Net, name: str) -> str:
@@ -304,9 +388,14 @@ def inception_v3(input_shape: Shape = (3, 299, 299), aux_logits: bool = True) ->
     """
     net = _Net("inception_v3", input_shape)
     stem: list[str | tuple[str, int, int, dict[str, int]]] = [
-            ("Conv2d_1a_3x3", 32, 3, {"stride": 2}), ("Conv2d_2a_3x3", 32, 3, {}),
-            ("Conv2d_2b_3x3", 64, 3, P), "maxpool1", ("Conv2d_3b_1x1", 80, 1, {}),
-            ("Conv2d_4a_3x3", 192, 3, {}), "maxpool2"]
+        ("Conv2d_1a_3x3", 32, 3, {"stride": 2}),
+        ("Conv2d_2a_3x3", 32, 3, {}),
+        ("Conv2d_2b_3x3", 64, 3, P),
+        "maxpool1",
+        ("Conv2d_3b_1x1", 80, 1, {}),
+        ("Conv2d_4a_3x3", 192, 3, {}),
+        "maxpool2",
+    ]
     for step in stem:
         if isinstance(step, str):
             net.add(step, MaxPool(3, 2))
@@ -314,11 +403,20 @@ def inception_v3(input_shape: Shape = (3, 299, 299), aux_logits: bool = True) ->
             _basic(net, step[0], step[1], step[2], net.last, **step[3])
     for name, pf in (("Mixed_5b", 32), ("Mixed_5c", 64), ("Mixed_5d", 64)):
         _inception_a(net, name, pf)
-    _branches(net, "Mixed_6a", net.last, [
-        [("branch3x3", 384, 3, {"stride": 2})],
-        [("branch3x3dbl_1", 64, 1, {}), ("branch3x3dbl_2", 96, 3, P),
-         ("branch3x3dbl_3", 96, 3, {"stride": 2})],
-        [("branch_pool", MaxPool(3, 2))]])
+    _branches(
+        net,
+        "Mixed_6a",
+        net.last,
+        [
+            [("branch3x3", 384, 3, {"stride": 2})],
+            [
+                ("branch3x3dbl_1", 64, 1, {}),
+                ("branch3x3dbl_2", 96, 3, P),
+                ("branch3x3dbl_3", 96, 3, {"stride": 2}),
+            ],
+            [("branch_pool", MaxPool(3, 2))],
+        ],
+    )
     for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
         _inception_c(net, name, c7)
     mixed_6e = net.last
@@ -330,11 +428,21 @@ def inception_v3(input_shape: Shape = (3, 299, 299), aux_logits: bool = True) ->
         net.add("AuxLogits.flatten", Flatten())
         net.add("AuxLogits.fc", Linear(1000))
         net.last = mixed_6e
-    _branches(net, "Mixed_7a", net.last, [
-        [("branch3x3_1", 192, 1, {}), ("branch3x3_2", 320, 3, {"stride": 2})],
-        [("branch7x7x3_1", 192, 1, {}), ("branch7x7x3_2", 192, (1, 7), H7),
-         ("branch7x7x3_3", 192, (7, 1), V7), ("branch7x7x3_4", 192, 3, {"stride": 2})],
-        [("branch_pool", MaxPool(3, 2))]])
+    _branches(
+        net,
+        "Mixed_7a",
+        net.last,
+        [
+            [("branch3x3_1", 192, 1, {}), ("branch3x3_2", 320, 3, {"stride": 2})],
+            [
+                ("branch7x7x3_1", 192, 1, {}),
+                ("branch7x7x3_2", 192, (1, 7), H7),
+                ("branch7x7x3_3", 192, (7, 1), V7),
+                ("branch7x7x3_4", 192, 3, {"stride": 2}),
+            ],
+            [("branch_pool", MaxPool(3, 2))],
+        ],
+    )
     _inception_e(net, "Mixed_7b")
     _inception_e(net, "Mixed_7c")
     net.add("features", Dropout(0.0))
@@ -360,7 +468,7 @@ def unet(input_shape: Shape = (1, 572, 572), classes: int = 2, width: int = 64) 
     """
     net = _Net("unet", input_shape)
     skips = []
-    for level, width in enumerate([width * 2 ** i for i in range(5)]):
+    for level, width in enumerate([width * 2**i for i in range(5)]):
         if level:
             net.add(f"down{level}.pool", MaxPool(2, 2))
         for i in (1, 2):
@@ -374,16 +482,27 @@ def unet(input_shape: Shape = (1, 572, 572), classes: int = 2, width: int = 64) 
         net.add(f"up{level}.cat", Concat(), [crop, up])
         for i in (1, 2):
             net.add(f"up{level}.conv{i}", Conv(width, 3))
-            net.add("features" if level == 0 and i == 2 else f"up{level}.relu{i}",
-                    Activation("relu"))
+            net.add(
+                "features" if level == 0 and i == 2 else f"up{level}.relu{i}", Activation("relu")
+            )
     net.add("head", Conv(classes, 1))
     return net.g
 
 
 # ---------------------------------------------------------------------------- lookup
 _MODELS: dict[str, Callable[..., LayerGraph]] = {
-    f.__name__: f for f in (lenet5, alexnet, vgg16, resnet18, resnet50, resnet152,
-                            mobilenet_v2, inception_v3, unet)
+    f.__name__: f
+    for f in (
+        lenet5,
+        alexnet,
+        vgg16,
+        resnet18,
+        resnet50,
+        resnet152,
+        mobilenet_v2,
+        inception_v3,
+        unet,
+    )
 }
 
 

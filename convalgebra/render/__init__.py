@@ -24,5 +24,20 @@ from .formats import PREAMBLE, Document, step_math, to_latex, to_markdown, to_te
 from .grids import array_grid, pick, truncation_rule
 from .model import ELLIPSES, DataTable, Equation, Expr, Grid, Step
 
-__all__ = ["Document", "Step", "Equation", "Expr", "Grid", "DataTable", "ELLIPSES", "PREAMBLE",
-           "to_latex", "to_markdown", "to_text", "step_math", "pick", "truncation_rule", "array_grid"]
+__all__ = [
+    "Document",
+    "Step",
+    "Equation",
+    "Expr",
+    "Grid",
+    "DataTable",
+    "ELLIPSES",
+    "PREAMBLE",
+    "to_latex",
+    "to_markdown",
+    "to_text",
+    "step_math",
+    "pick",
+    "truncation_rule",
+    "array_grid",
+]

@@ -16,34 +16,84 @@ from .printing import is_notation, sympy_expr, tex_to_text
 
 __all__ = ["Document", "to_latex", "to_markdown", "to_text", "PREAMBLE", "step_math"]
 
-PREAMBLE = "\n".join([
-    r"\documentclass[10pt]{article}",
-    r"\usepackage{amsmath}",
-    r"\usepackage{amssymb}",
-    r"\usepackage{tabularx}",
-    r"\setcounter{MaxMatrixCols}{40}",
-    r"\allowdisplaybreaks",
-    r"\setlength{\parindent}{0pt}",
-    r"\addtolength{\textwidth}{4cm}",
-    r"\addtolength{\oddsidemargin}{-2cm}",
-])
+PREAMBLE = "\n".join(
+    [
+        r"\documentclass[10pt]{article}",
+        r"\usepackage{amsmath}",
+        r"\usepackage{amssymb}",
+        r"\usepackage{tabularx}",
+        r"\setcounter{MaxMatrixCols}{40}",
+        r"\allowdisplaybreaks",
+        r"\setlength{\parindent}{0pt}",
+        r"\addtolength{\textwidth}{4cm}",
+        r"\addtolength{\oddsidemargin}{-2cm}",
+    ]
+)
 
 _TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{",
-    "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "→": r"$\to$", "×": r"$\times$", "·": r"$\cdot$", "…": r"\ldots{}", "−": "-",
-    "≤": r"$\le$", "≥": r"$\ge$", "∂": r"$\partial$", "⌊": r"$\lfloor$", "⌋": r"$\rfloor$",
-    "ᵀ": r"$^{\top}$", "²": r"$^2$", "≠": r"$\ne$", "Σ": r"$\Sigma$", "—": "---", "–": "--",
-    "’": "'", "“": "``", "”": "''", "⋮": r"$\vdots$", "°": r"$^\circ$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "→": r"$\to$",
+    "×": r"$\times$",
+    "·": r"$\cdot$",
+    "…": r"\ldots{}",
+    "−": "-",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
+    "∂": r"$\partial$",
+    "⌊": r"$\lfloor$",
+    "⌋": r"$\rfloor$",
+    "ᵀ": r"$^{\top}$",
+    "²": r"$^2$",
+    "≠": r"$\ne$",
+    "Σ": r"$\Sigma$",
+    "—": "---",
+    "–": "--",
+    "’": "'",
+    "“": "``",
+    "”": "''",
+    "⋮": r"$\vdots$",
+    "°": r"$^\circ$",
     "|": r"$|$",
 }
 
 
 _UNICODE_MATH = {
-    "⊗": r"\otimes", "⋯": r"\cdots", "∘": r"\circ", "⋆": r"\star", "∗": r"\ast", "′": "'", "≈": r"\approx",
-    "∈": r"\in", "∑": r"\sum", "∏": r"\prod", "√": r"\surd", "∞": r"\infty", "±": r"\pm", "⇒": r"\Rightarrow",
-    "↦": r"\mapsto", "⊂": r"\subset", "∪": r"\cup", "∩": r"\cap", "⌈": r"\lceil", "⌉": r"\rceil", "≡": r"\equiv",
-    "⋱": r"\ddots", "⊙": r"\odot", "∇": r"\nabla", "⁻": "^{-}", "¹": "^{1}", "³": "^{3}", "⊤": r"\top",
+    "⊗": r"\otimes",
+    "⋯": r"\cdots",
+    "∘": r"\circ",
+    "⋆": r"\star",
+    "∗": r"\ast",
+    "′": "'",
+    "≈": r"\approx",
+    "∈": r"\in",
+    "∑": r"\sum",
+    "∏": r"\prod",
+    "√": r"\surd",
+    "∞": r"\infty",
+    "±": r"\pm",
+    "⇒": r"\Rightarrow",
+    "↦": r"\mapsto",
+    "⊂": r"\subset",
+    "∪": r"\cup",
+    "∩": r"\cap",
+    "⌈": r"\lceil",
+    "⌉": r"\rceil",
+    "≡": r"\equiv",
+    "⋱": r"\ddots",
+    "⊙": r"\odot",
+    "∇": r"\nabla",
+    "⁻": "^{-}",
+    "¹": "^{1}",
+    "³": "^{3}",
+    "⊤": r"\top",
 }
 
 
@@ -57,7 +107,9 @@ def _unicode_tex(ch: str) -> str:
         return f"${_UNICODE_MATH[ch]}$"
     name = unicodedata.name(ch, "")
     if name.startswith("GREEK "):
-        letter = {"lamda": "lambda", "sigma": "sigma"}.get(name.split()[-1].lower(), name.split()[-1].lower())
+        letter = {"lamda": "lambda", "sigma": "sigma"}.get(
+            name.split()[-1].lower(), name.split()[-1].lower()
+        )
         letter = letter.capitalize() if "CAPITAL" in name else letter
         letter = "varsigma" if "FINAL SIGMA" in name else letter
         return rf"$\{letter}$"
@@ -77,7 +129,11 @@ def _tex_prose(prose: str) -> str:
         if is_math:
             out.append(f"${piece}$")
         else:
-            out.append("".join(_unicode_tex(ch) if ch in _TEX_SPECIAL or ord(ch) > 127 else ch for ch in piece))
+            out.append(
+                "".join(
+                    _unicode_tex(ch) if ch in _TEX_SPECIAL or ord(ch) > 127 else ch for ch in piece
+                )
+            )
     return "".join(out)
 
 
@@ -86,19 +142,35 @@ def _md_prose(prose: str) -> str:
     for is_math, piece in _split_math(prose):
         escaped = re.sub(r"([*|<>])", r"\\\1", piece)
         # math symbols in prose (s·o, λ, 1×7) become inline math, as in the LaTeX rendering
-        escaped = "".join("$-$" if ch == "−" else _unicode_tex(ch)
-                          if ord(ch) > 127 and _unicode_tex(ch).startswith("$") else ch for ch in escaped)
+        escaped = "".join(
+            "$-$"
+            if ch == "−"
+            else _unicode_tex(ch)
+            if ord(ch) > 127 and _unicode_tex(ch).startswith("$")
+            else ch
+            for ch in escaped
+        )
         # GitHub Markdown reads an underscore inside a word (output_padding) literally
-        out.append(f"${piece}$" if is_math else re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", escaped))
-    return "".join(out).replace("$$", " ")   # adjacent inline formulas merge into one
+        out.append(
+            f"${piece}$"
+            if is_math
+            else re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", escaped)
+        )
+    return "".join(out).replace("$$", " ")  # adjacent inline formulas merge into one
 
 
 def _text_prose(prose: str) -> str:
     return "".join(tex_to_text(p) if m else p for m, p in _split_math(prose))
 
 
-_RELATIONS = {"Equality": "=", "Unequality": "!=", "LessThan": "<=", "GreaterThan": ">=",
-              "StrictLessThan": "<", "StrictGreaterThan": ">"}
+_RELATIONS = {
+    "Equality": "=",
+    "Unequality": "!=",
+    "LessThan": "<=",
+    "GreaterThan": ">=",
+    "StrictLessThan": "<",
+    "StrictGreaterThan": ">",
+}
 
 
 def _side(value: Any) -> Expr:
@@ -119,11 +191,15 @@ def step_math(step: Step) -> tuple[str, tuple]:
     A sympy statement's sentence is its justification (see :func:`step_parts`).
     """
     if step.is_prose:
-        return step.statement, cast(tuple, step.math)   # __post_init__ moved a str math to justification
+        return step.statement, cast(
+            tuple, step.math
+        )  # __post_init__ moved a str math to justification
     value = step.statement
     relation = _RELATIONS.get(type(value).__name__)
     sides = (value.lhs, value.rhs) if relation is not None else (value,)
-    eq = Equation(tuple(_side(s) for s in sides), defines=False, relation=relation or "=", chain=False)
+    eq = Equation(
+        tuple(_side(s) for s in sides), defines=False, relation=relation or "=", chain=False
+    )
     return "", (eq,) + tuple(step.math)
 
 
@@ -194,7 +270,15 @@ def _side_tex(side: Any) -> str:
     return side.tex
 
 
-_TEX_REL = {"=": "=", "<=": r"\le", ">=": r"\ge", "!=": r"\ne", "approx": r"\approx", "<": "<", ">": ">"}
+_TEX_REL = {
+    "=": "=",
+    "<=": r"\le",
+    ">=": r"\ge",
+    "!=": r"\ne",
+    "approx": r"\approx",
+    "<": "<",
+    ">": ">",
+}
 _TEXT_REL = {"approx": "≈", "<=": "≤", ">=": "≥", "!=": "≠"}
 
 
@@ -215,7 +299,9 @@ def width(tex: str) -> int:
     >>> width(r"w_{1} a_{1} + \frac{\partial L}{\partial z_{1}}")
     13
     """
-    tex = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: max(m.group(1), m.group(2), key=len), tex)
+    tex = re.sub(
+        r"\\frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: max(m.group(1), m.group(2), key=len), tex
+    )
     tex = re.sub(r"\\(left|right|quad|qquad|,|;|!|begin\{[a-z]*\}|end\{[a-z]*\})", "", tex)
     tex = re.sub(r"\\[A-Za-z]+", "x", tex)
     tex = re.sub(r"[_^]\{([^{}]*)\}", lambda m: "s" * max(1, (len(m.group(1)) * 2) // 3), tex)
@@ -275,7 +361,11 @@ def _equation_tex(eq: Equation, align: bool) -> str:
     rels = [_TEX_REL.get(r, r) for r in _relations(eq)]
     label = r" \qquad (" + _math_label(eq.label) + ")" if eq.label else ""
     if not align:
-        return sides[0] + "".join(f" {rel} {s}" for rel, s in zip(rels, sides[1:], strict=False)) + label
+        return (
+            sides[0]
+            + "".join(f" {rel} {s}" for rel, s in zip(rels, sides[1:], strict=False))
+            + label
+        )
     if len(sides) == 1:
         return sides[0] + label
     lines = _broken(eq, sides, rels)
@@ -288,7 +378,10 @@ def _equation_tex(eq: Equation, align: bool) -> str:
 
 def _math_label(label: str) -> str:
     """Prose with ``$…$`` as math-mode LaTeX (``\\text{…}`` pieces), which MathJax also renders."""
-    return "".join(piece if is_math else rf"\text{{{_tex_prose(piece)}}}" for is_math, piece in _split_math(label))
+    return "".join(
+        piece if is_math else rf"\text{{{_tex_prose(piece)}}}"
+        for is_math, piece in _split_math(label)
+    )
 
 
 def _equation_text(eq: Equation) -> str:
@@ -302,13 +395,20 @@ def _equation_text(eq: Equation) -> str:
             lines.extend("  " + line for line in t.splitlines())
         lines[0] += label
         return "\n".join(lines)
-    return texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:], strict=False)) + label
+    return (
+        texts[0] + "".join(f" {rel} {t}" for rel, t in zip(rels, texts[1:], strict=False)) + label
+    )
 
 
 def _grid_width(grid: Grid) -> int:
     """Printed characters of a matrix's widest row (its cells and the space between them)."""
-    return max((sum(width(c.tex) if isinstance(c, Expr) else 1 for c in row) + 2 * len(row)
-                for row in grid.cells), default=0)
+    return max(
+        (
+            sum(width(c.tex) if isinstance(c, Expr) else 1 for c in row) + 2 * len(row)
+            for row in grid.cells
+        ),
+        default=0,
+    )
 
 
 def _entrywise(eq: Equation) -> list[Equation]:
@@ -318,7 +418,11 @@ def _entrywise(eq: Equation) -> list[Equation]:
         return [eq]
     name = eq.sides[0]
     # the name heads the list in the right-hand column, so a long name does not widen the left one
-    out = [Equation((Expr(rf"&{name.tex} \text{{, entry by entry:}}", f"{name.text}, entry by entry:"),))]
+    out = [
+        Equation(
+            (Expr(rf"&{name.tex} \text{{, entry by entry:}}", f"{name.text}, entry by entry:"),)
+        )
+    ]
     for r, row in enumerate(grid.cells, 1):
         for c, cell in enumerate(row, 1):
             if isinstance(cell, Expr):
@@ -329,7 +433,9 @@ def _entrywise(eq: Equation) -> list[Equation]:
 def _groups(items: Iterable[Any]) -> list[tuple[str, Any]]:
     """Group consecutive equations into one display; tables stand alone."""
     groups: list[tuple[str, Any]] = []
-    items = [e for item in items for e in (_entrywise(item) if isinstance(item, Equation) else [item])]
+    items = [
+        e for item in items for e in (_entrywise(item) if isinstance(item, Equation) else [item])
+    ]
     for item in items:
         if isinstance(item, Equation):
             if groups and groups[-1][0] == "eq":
@@ -346,12 +452,14 @@ def _table_tex(table: DataTable) -> str:
     def cell(c: Any) -> str:
         return f"${_equation_tex(c, False)}$" if isinstance(c, Equation) else _tex_prose(str(c))
 
-    if table.layout == "pairs":   # name: value lines that wrap like prose
+    if table.layout == "pairs":  # name: value lines that wrap like prose
         items = [rf"\item[] \emph{{{cell(name)}}}: {cell(value)}" for name, value in table.rows]
         return "\n".join([r"\begin{itemize}", *items, r"\end{itemize}"])
     cols = len(table.header)
-    widest = max((sum(width(str(c)) + 2 for c in row) for row in (table.header, *table.rows)), default=0)
-    if widest > LINE:   # wrap the cells in columns that share the line
+    widest = max(
+        (sum(width(str(c)) + 2 for c in row) for row in (table.header, *table.rows)), default=0
+    )
+    if widest > LINE:  # wrap the cells in columns that share the line
         lines = [r"\begin{center}", rf"\begin{{tabularx}}{{\linewidth}}{{{'X' * cols}}}", r"\hline"]
         lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
         lines += [" & ".join(cell(c) for c in row) + r" \\" for row in table.rows]
@@ -362,7 +470,10 @@ def _table_tex(table: DataTable) -> str:
     lines = [r"\begin{center}", rf"\begin{{tabular}}{{{'l' * cols}}}", r"\hline"]
     lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
     for row in table.rows:
-        cells = [f"${_equation_tex(c, False)}$" if isinstance(c, Equation) else _tex_prose(str(c)) for c in row]
+        cells = [
+            f"${_equation_tex(c, False)}$" if isinstance(c, Equation) else _tex_prose(str(c))
+            for c in row
+        ]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}", r"\end{center}"]
     if table.caption:
@@ -390,8 +501,12 @@ def _step_tex(step: Step) -> list[str]:
 
 
 def to_latex(derivation: Document, standalone: bool = False) -> str:
-    if derivation.level == "paragraph":   # a run-in heading: the intro continues its line
-        lines = [rf"\paragraph{{{_tex_prose(derivation.title)}}} " + _tex_prose(derivation.intro) + r"\par"]
+    if derivation.level == "paragraph":  # a run-in heading: the intro continues its line
+        lines = [
+            rf"\paragraph{{{_tex_prose(derivation.title)}}} "
+            + _tex_prose(derivation.intro)
+            + r"\par"
+        ]
     else:
         lines = [rf"\section*{{{_tex_prose(derivation.title)}}}"]
         if derivation.intro:
@@ -443,7 +558,9 @@ def to_markdown(derivation: Document) -> str:
     if derivation.level == "paragraph":
         lines = [f"**{title}** — {_md_prose(derivation.intro)}".rstrip(" —"), ""]
     else:
-        lines = [f"## {title}", ""] + ([_md_prose(derivation.intro), ""] if derivation.intro else [])
+        lines = [f"## {title}", ""] + (
+            [_md_prose(derivation.intro), ""] if derivation.intro else []
+        )
     for i, step in enumerate(derivation.steps, 1):
         lines += _step_md(step, f"Step {i}")
     return "\n".join(lines).rstrip() + "\n"
@@ -455,8 +572,10 @@ def _table_text(table: DataTable) -> str:
         return _equation_text(c) if isinstance(c, Equation) else _text_prose(str(c))
 
     if table.layout == "pairs":
-        return "\n".join(([_text_prose(table.caption)] if table.caption else [])
-                         + [f"{cell(name)}: {cell(value)}" for name, value in table.rows])
+        return "\n".join(
+            ([_text_prose(table.caption)] if table.caption else [])
+            + [f"{cell(name)}: {cell(value)}" for name, value in table.rows]
+        )
     rows = [[_text_prose(h) for h in table.header]] + [[cell(c) for c in row] for row in table.rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(table.header))]
     fmt = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
@@ -493,4 +612,3 @@ def to_text(derivation: Document) -> str:
     for i, step in enumerate(derivation.steps, 1):
         lines += _step_text(step, str(i), 0)
     return "\n".join(lines)
-

@@ -42,8 +42,10 @@ def truncation_rule(n_rows: int, n_cols: int, max_rows: int, max_cols: int) -> s
         parts.append(f"the first {max_cols - 1} and the last of its {n_cols:,} columns")
     if not parts:
         return ""
-    return ("Truncated (displays are limited to max_rows={} by max_cols={}): shown are {}; "
-            "every elided entry follows the same index formula.").format(max_rows, max_cols, " and ".join(parts))
+    return (
+        "Truncated (displays are limited to max_rows={} by max_cols={}): shown are {}; "
+        "every elided entry follows the same index formula."
+    ).format(max_rows, max_cols, " and ".join(parts))
 
 
 def array_grid(value: Any, max_rows: int = 12, max_cols: int = 12) -> tuple[Grid, str]:
@@ -58,8 +60,15 @@ def array_grid(value: Any, max_rows: int = 12, max_cols: int = 12) -> tuple[Grid
         v = sympy.nsimplify(v) if isinstance(v, (float, np.floating)) else as_expr(v, "value")
         return number(v) if v.is_number else sympy_expr(v)
 
-    cells = tuple(tuple(("d" if j is None else "v") if i is None else ("h" if j is None else cell(matrix[i, j]))
-                        for j in cols) for i in rows)
+    cells = tuple(
+        tuple(
+            ("d" if j is None else "v") if i is None else ("h" if j is None else cell(matrix[i, j]))
+            for j in cols
+        )
+        for i in rows
+    )
     full = None not in rows and None not in cols
-    grid_value = sympy.Matrix([[getattr(c, "value", None) for c in row] for row in cells]) if full else None
+    grid_value = (
+        sympy.Matrix([[getattr(c, "value", None) for c in row] for row in cells]) if full else None
+    )
     return Grid(cells, grid_value), truncation_rule(*matrix.shape, max_rows, max_cols)

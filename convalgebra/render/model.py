@@ -54,9 +54,14 @@ class Grid:
 
     @property
     def text(self) -> str:
-        cells = [[c.text if isinstance(c, Expr) else ELLIPSES[c][1] for c in row] for row in self.cells]
+        cells = [
+            [c.text if isinstance(c, Expr) else ELLIPSES[c][1] for c in row] for row in self.cells
+        ]
         widths = [max(len(row[j]) for row in cells) for j in range(len(cells[0]))] if cells else []
-        return "\n".join("[" + " ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)) + "]" for row in cells)
+        return "\n".join(
+            "[" + " ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)) + "]"
+            for row in cells
+        )
 
     def exprs(self) -> Iterator[Expr]:
         for row in self.cells:
@@ -104,7 +109,9 @@ class DataTable:
     header: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
     caption: str = ""
-    layout: str = "table"   # or "pairs": two columns read as "name: value" lines in text and Markdown
+    layout: str = (
+        "table"  # or "pairs": two columns read as "name: value" lines in text and Markdown
+    )
 
     def equations(self) -> Iterator[Equation]:
         for row in self.rows:
@@ -132,18 +139,23 @@ class Step:
     """
 
     statement: Any
-    math: tuple[Any, ...] | str = ()   # a str is the justification (moved there in __post_init__)
+    math: tuple[Any, ...] | str = ()  # a str is the justification (moved there in __post_init__)
     justification: str = ""
     rule: str = ""
     substeps: tuple[Step, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.math, str):   # Step(statement, "why")
+        if isinstance(self.math, str):  # Step(statement, "why")
             object.__setattr__(self, "justification", self.math)
             object.__setattr__(self, "math", ())
-        if isinstance(self.statement, bool) or type(self.statement).__name__ in ("BooleanTrue", "BooleanFalse"):
+        if isinstance(self.statement, bool) or type(self.statement).__name__ in (
+            "BooleanTrue",
+            "BooleanFalse",
+        ):
             # sympy decides Eq(a, b) structurally to a bare True/False: such a step would print "False"
-            raise TypeError(f"Step statement evaluated to {self.statement}; build it with evaluate=False")
+            raise TypeError(
+                f"Step statement evaluated to {self.statement}; build it with evaluate=False"
+            )
 
     @property
     def is_prose(self) -> bool:

@@ -72,7 +72,7 @@ def tex_symbol(symbol: Any) -> str:
     if is_notation(symbol):
         return name
     if name.startswith(_GRAD):
-        inner = tex_symbol(sympy.Symbol(name[len(_GRAD):]))
+        inner = tex_symbol(sympy.Symbol(name[len(_GRAD) :]))
         return rf"\frac{{\partial L}}{{\partial {inner}}}"
     if "_{" in name:
         return name
@@ -109,7 +109,9 @@ def number(value: Any) -> Expr:
     """
     import sympy
 
-    exact = sympy.nsimplify(value) if isinstance(value, (float, complex)) else as_expr(value, "value")
+    exact = (
+        sympy.nsimplify(value) if isinstance(value, (float, complex)) else as_expr(value, "value")
+    )
     return Expr(_tex_number(exact), f"{int(exact):,}" if exact.is_Integer else str(exact), exact)
 
 
@@ -201,13 +203,53 @@ def linear(terms: Iterable[tuple[int, str]], constant: int = 0) -> Expr:
 
 
 _TEXT_MACROS = [
-    (r"\left", ""), (r"\right", ""), (r"\cdot", "·"), (r"\times", "×"), (r"\lfloor", "⌊"),
-    (r"\rfloor", "⌋"), (r"\lceil", "⌈"), (r"\rceil", "⌉"), (r"\ldots", "…"), (r"\dots", "…"),
-    (r"\cdots", "…"), (r"\le", "≤"), (r"\ge", "≥"), (r"\ne", "≠"), (r"\sum", "Σ"),
-    (r"\partial", "∂"), (r"\prod", "Π"), (r"\ast", "∗"), (r"\star", "⋆"), (r"\otimes", "⊗"), (r"\circ", "∘"), (r"\top", "T"), (r"\infty", "∞"), (r"\gamma", "γ"), (r"\pi", "π"), (r"\lambda", "λ"), (r"\omega", "ω"), (r"\delta", "δ"),
-    (r"\sigma", "σ"), (r"\theta", "θ"), (r"\tilde", "~"), (r"\operatorname", ""), (r"\mathbb", ""), (r"\hat", ""), (r"\substack", ""), (r"\to", "→"), (r"\in", "∈"),
-    (r"\quad", "  "), (r"\,", " "), (r"\ ", " "), (r"\%", "%"), (r"\{", "{"), (r"\}", "}"),
-    (r"\bmod", "mod"), (r"\mathrm", ""), (r"\text", ""), (r"\operatorname", ""),
+    (r"\left", ""),
+    (r"\right", ""),
+    (r"\cdot", "·"),
+    (r"\times", "×"),
+    (r"\lfloor", "⌊"),
+    (r"\rfloor", "⌋"),
+    (r"\lceil", "⌈"),
+    (r"\rceil", "⌉"),
+    (r"\ldots", "…"),
+    (r"\dots", "…"),
+    (r"\cdots", "…"),
+    (r"\le", "≤"),
+    (r"\ge", "≥"),
+    (r"\ne", "≠"),
+    (r"\sum", "Σ"),
+    (r"\partial", "∂"),
+    (r"\prod", "Π"),
+    (r"\ast", "∗"),
+    (r"\star", "⋆"),
+    (r"\otimes", "⊗"),
+    (r"\circ", "∘"),
+    (r"\top", "T"),
+    (r"\infty", "∞"),
+    (r"\gamma", "γ"),
+    (r"\pi", "π"),
+    (r"\lambda", "λ"),
+    (r"\omega", "ω"),
+    (r"\delta", "δ"),
+    (r"\sigma", "σ"),
+    (r"\theta", "θ"),
+    (r"\tilde", "~"),
+    (r"\operatorname", ""),
+    (r"\mathbb", ""),
+    (r"\hat", ""),
+    (r"\substack", ""),
+    (r"\to", "→"),
+    (r"\in", "∈"),
+    (r"\quad", "  "),
+    (r"\,", " "),
+    (r"\ ", " "),
+    (r"\%", "%"),
+    (r"\{", "{"),
+    (r"\}", "}"),
+    (r"\bmod", "mod"),
+    (r"\mathrm", ""),
+    (r"\text", ""),
+    (r"\operatorname", ""),
 ]
 
 
@@ -258,14 +300,18 @@ def _printers():
 
     class TextbookLatex(LatexPrinter):
         def _print_Add(self, expr, order=None):
-            return super()._print_Add(expr.func(*_textbook_terms(expr), evaluate=False), order="none")
+            return super()._print_Add(
+                expr.func(*_textbook_terms(expr), evaluate=False), order="none"
+            )
 
         def _print_Symbol(self, expr, style="plain"):
             return tex_symbol(expr)
 
     class TextbookStr(StrPrinter):
         def _print_Add(self, expr, order=None):
-            return super()._print_Add(expr.func(*_textbook_terms(expr), evaluate=False), order="none")
+            return super()._print_Add(
+                expr.func(*_textbook_terms(expr), evaluate=False), order="none"
+            )
 
         def _print_Symbol(self, expr):
             return text_symbol(expr)

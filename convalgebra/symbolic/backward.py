@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 
-
 class GradSymbol(sympy.Symbol):
     r"""A symbol ``dL/d<var>``: prints as ``dL/dz1``, LaTeX ``\frac{\partial L}{\partial z_{1}}``.
 
@@ -70,7 +69,7 @@ class GradSymbol(sympy.Symbol):
     @property
     def variable(self) -> sympy.Symbol:
         """The symbol this is the gradient with respect to (``z1`` for ``dL/dz1``)."""
-        return sympy.Symbol(self.name[len(self.PREFIX):])
+        return sympy.Symbol(self.name[len(self.PREFIX) :])
 
     def _latex(self, printer) -> str:
         return rf"\frac{{\partial L}}{{\partial {printer._print(self.variable)}}}"
@@ -193,11 +192,11 @@ class SymbolicBackward:
             self[lhs]  # raises a KeyError naming the valid left sides
         return self._factors[key]
 
-    def general(self) -> "GeneralFormulas":
+    def general(self) -> GeneralFormulas:
         """The book's general formulas for this spec (:func:`general_formulas`)."""
         return general_formulas(self.spec)
 
-    def check_general(self, formulas: "GeneralFormulas | None" = None) -> bool:
+    def check_general(self, formulas: GeneralFormulas | None = None) -> bool:
         """:func:`check_general_formulas` of these equations."""
         return check_general_formulas(self, formulas)
 
@@ -210,8 +209,10 @@ def _layer_triples(spec: ConvSpec) -> tuple[list, list, list]:
 
 def _equations(lhs: np.ndarray, pairs: list[list]) -> tuple:
     """One ``Eq(lhs, sum of products)`` per left side."""
-    return tuple(sympy.Eq(left, sympy.Add(*(x * y for x, y in parts)), evaluate=False)
-                 for left, parts in zip(lhs.ravel(), pairs))
+    return tuple(
+        sympy.Eq(left, sympy.Add(*(x * y for x, y in parts)), evaluate=False)
+        for left, parts in zip(lhs.ravel(), pairs)
+    )
 
 
 def symbolic_backward(
@@ -270,11 +271,27 @@ def symbolic_backward(
         for r in range(z.size):
             fwd[r].append((one, b[r // per_channel]))
     db = [[(one, v) for v in g[c].ravel()] for c in range(spec.out_channels)] if with_bias else []
-    kinds = {"forward": (z, fwd), "weight": (_grad_array(w), dw), "input": (_grad_array(a), da),
-             "bias": (_grad_array(b), db)}
-    factors = {str(left): tuple(parts) for lhs, pairs in kinds.values() for left, parts in zip(lhs.ravel(), pairs)}
-    return SymbolicBackward(spec=spec, weight=w, input=a, output=z, bias=b, grad_output=g,
-                            _pairs=kinds, _factors=factors)
+    kinds = {
+        "forward": (z, fwd),
+        "weight": (_grad_array(w), dw),
+        "input": (_grad_array(a), da),
+        "bias": (_grad_array(b), db),
+    }
+    factors = {
+        str(left): tuple(parts)
+        for lhs, pairs in kinds.values()
+        for left, parts in zip(lhs.ravel(), pairs)
+    }
+    return SymbolicBackward(
+        spec=spec,
+        weight=w,
+        input=a,
+        output=z,
+        bias=b,
+        grad_output=g,
+        _pairs=kinds,
+        _factors=factors,
+    )
 
 
 # ------------------------------------------------------------------ general formulas
@@ -283,8 +300,12 @@ _SUFFIXES = {1: ("w",), 2: ("h", "w"), 3: ("d", "h", "w")}
 
 def _letters(ndim: int, book: tuple[str, str], stem: str) -> tuple[sympy.Symbol, ...]:
     """The book's 2-D index letters, the first of them in 1-D, ``stem_1 …`` in 3-D."""
-    names = book if ndim == 2 else book[:1] if ndim == 1 else tuple(
-        f"{stem}_{a + 1}" for a in range(ndim)
+    names = (
+        book
+        if ndim == 2
+        else book[:1]
+        if ndim == 1
+        else tuple(f"{stem}_{a + 1}" for a in range(ndim))
     )
     return tuple(sympy.Symbol(n, integer=True, positive=True) for n in names)
 
@@ -337,8 +358,7 @@ class GeneralFormulas:
         """
         if which not in ("forward", "weight_gradient", "input_gradient"):
             raise ConvAlgebraError(
-                "which must be 'forward', 'weight_gradient' or 'input_gradient', "
-                f"got {which!r}"
+                f"which must be 'forward', 'weight_gradient' or 'input_gradient', got {which!r}"
             )
         if which not in self._summed:
             rhs = getattr(self, which).rhs.xreplace(self.sizes)
@@ -384,7 +404,8 @@ class GeneralFormulas:
         if key not in self._summed:
             bases = [sympy.IndexedBase(name) for name in "VKG"]
             self._summed[key] = sympy.lambdify(
-                [*getattr(self, which).lhs.indices, *bases], self.summed(which),
+                [*getattr(self, which).lhs.indices, *bases],
+                self.summed(which),
                 modules=[{"_Indicator": lambda x, y: int(x == y)}, "math"],
             )
         return self._summed[key]
@@ -407,7 +428,11 @@ def _book_scope(spec: ConvSpec) -> None:
         raise ConvAlgebraError(
             f"eq. 9.8, 9.11 and 9.13 describe a forward convolution with one shared kernel; "
             f"{spec.describe()} is {kind}"
-            + (" (its matrix is the transpose of transpose_spec(spec)'s)" if spec.transposed else "")
+            + (
+                " (its matrix is the transpose of transpose_spec(spec)'s)"
+                if spec.transposed
+                else ""
+            )
         )
 
 
@@ -415,9 +440,7 @@ def _size_symbols(spec: ConvSpec) -> dict[str, tuple]:
     suffix = _SUFFIXES[spec.ndim]
     pos = {"integer": True, "positive": True}
     uniform = len(set(spec.stride)) == 1
-    strides = tuple(
-        sympy.Symbol("s" if uniform else f"s_{x}", **pos) for x in suffix
-    )
+    strides = tuple(sympy.Symbol("s" if uniform else f"s_{x}", **pos) for x in suffix)
     return {
         "s": strides,
         "k": tuple(sympy.Symbol(f"k_{x}", **pos) for x in suffix),
@@ -463,25 +486,30 @@ def general_formulas(spec: ConvSpec) -> GeneralFormulas:
     # eq. 9.8
     J, M = _letters(n, ("j", "k"), "j"), _letters(n, ("m", "n"), "m")
     term = V[(l, *((jj - 1) * sa + mm for jj, sa, mm in zip(J, s, M)))] * K[(i, l, *M)]
-    forward = sympy.Eq(Z[(i, *J)], sympy.Sum(
-        term, (l, 1, sym["c_in"]), *((mm, 1, e) for mm, e in zip(M, ext))
-    ))
+    forward = sympy.Eq(
+        Z[(i, *J)], sympy.Sum(term, (l, 1, sym["c_in"]), *((mm, 1, e) for mm, e in zip(M, ext)))
+    )
     # eq. 9.11
     KK = _letters(n, ("k", "l"), "k")
     term = G[(i, *M)] * V[(j, *((mm - 1) * sa + kk for mm, sa, kk in zip(M, s, KK)))]
-    weight = sympy.Eq(sympy.IndexedBase("g")[(i, j, *KK)], sympy.Sum(
-        term, *((mm, 1, o) for mm, o in zip(M, out))
-    ))
+    weight = sympy.Eq(
+        sympy.IndexedBase("g")[(i, j, *KK)], sympy.Sum(term, *((mm, 1, o) for mm, o in zip(M, out)))
+    )
     # eq. 9.13 -- taps first: each delta is then solved for a unit-coefficient variable
     L, P = _letters(n, ("l", "n"), "l"), _letters(n, ("m", "p"), "m")
-    deltas = sympy.Mul(*(
-        sympy.KroneckerDelta((ll - 1) * sa + pp, jj) for ll, sa, pp, jj in zip(L, s, P, J)
-    ))
+    deltas = sympy.Mul(
+        *(sympy.KroneckerDelta((ll - 1) * sa + pp, jj) for ll, sa, pp, jj in zip(L, s, P, J))
+    )
     term = deltas * K[(q, i, *P)] * G[(q, *L)]
-    inputs = sympy.Eq(sympy.IndexedBase("h")[(i, *J)], sympy.Sum(
-        term, *((pp, 1, e) for pp, e in zip(P, ext)), *((ll, 1, o) for ll, o in zip(L, out)),
-        (q, 1, sym["c_out"]),
-    ))
+    inputs = sympy.Eq(
+        sympy.IndexedBase("h")[(i, *J)],
+        sympy.Sum(
+            term,
+            *((pp, 1, e) for pp, e in zip(P, ext)),
+            *((ll, 1, o) for ll, o in zip(L, out)),
+            (q, 1, sym["c_out"]),
+        ),
+    )
     return GeneralFormulas(forward, weight, inputs, _size_values(spec, sym))
 
 
@@ -503,7 +531,10 @@ def _padded_inputs(spec: ConvSpec) -> np.ndarray:
 def _dense_kernel(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
     """The book's ``K``: (C_out, C_in, *extent) of weights or 0 (dilation holes, groups)."""
     c_out, c_in = spec.out_channels, spec.in_channels
-    dense = np.zeros((c_out, c_in, *(d * (k - 1) + 1 for k, d in zip(spec.kernel_size, spec.dilation))), dtype=object)
+    dense = np.zeros(
+        (c_out, c_in, *(d * (k - 1) + 1 for k, d in zip(spec.kernel_size, spec.dilation))),
+        dtype=object,
+    )
     reverse: tuple[Any, ...] = (Ellipsis, *(slice(None, None, -1),) * spec.ndim)
     taps = weight[reverse] if spec.flip else weight
     holes = tuple(slice(None, None, d) for d in spec.dilation)
@@ -515,7 +546,10 @@ def _dense_kernel(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
         return dense
     per_out, per_in = c_out // spec.groups, c_in // spec.groups
     for group in range(spec.groups):
-        rows, cols = slice(group * per_out, (group + 1) * per_out), slice(group * per_in, (group + 1) * per_in)
+        rows, cols = (
+            slice(group * per_out, (group + 1) * per_out),
+            slice(group * per_in, (group + 1) * per_in),
+        )
         dense[(rows, cols, *holes)] = taps[rows]
     return dense
 
@@ -529,7 +563,8 @@ def _tables(bw: SymbolicBackward) -> dict:
     return {
         "V": {
             (c + 1, *one_based(pos)): flat_a[c, src] if src >= 0 else 0
-            for c in range(spec.in_channels) for pos, src in np.ndenumerate(padded)
+            for c in range(spec.in_channels)
+            for pos, src in np.ndenumerate(padded)
         },
         "K": {one_based(i): v for i, v in np.ndenumerate(_dense_kernel(spec, bw.weight))},
         "G": {one_based(i): v for i, v in np.ndenumerate(bw.grad_output)},

@@ -32,8 +32,10 @@ NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?\d+/\d+
 #: An ASCII identifier that does not start with an underscore.
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*", re.ASCII)
 
-_RULE = ("numbers, sympy expressions or names (a string is read only as a number like 2, -1.5, "
-         "1/3 or an ASCII identifier like w1)")
+_RULE = (
+    "numbers, sympy expressions or names (a string is read only as a number like 2, -1.5, "
+    "1/3 or an ASCII identifier like w1)"
+)
 
 
 def _from_text(text: str, name: str):
@@ -96,8 +98,9 @@ def as_expr_array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=object)
     except ValueError as exc:  # ragged nesting
-        raise ConvAlgebraError(f"{name} must be a rectangular array of shape {shape}, got "
-                               f"{shown(value)}") from exc
+        raise ConvAlgebraError(
+            f"{name} must be a rectangular array of shape {shape}, got {shown(value)}"
+        ) from exc
     if array.shape != tuple(shape):
         raise ConvAlgebraError(f"{name} must have shape {tuple(shape)}, got {array.shape}")
     out = np.empty(array.size, dtype=object)
@@ -106,10 +109,40 @@ def as_expr_array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
 
 
 #: Function names a printed expression of the library may contain.
-_KNOWN = ("sqrt", "I", "pi", "E", "oo", "zoo", "nan", "exp", "log", "Abs", "sign", "floor",
-          "ceiling", "Mod", "Sum", "Rational", "Integer", "Float", "Symbol", "Function",
-          "KroneckerProduct", "Transpose", "Identity", "ZeroMatrix", "re", "im", "conjugate",
-          "Max", "Min", "Piecewise", "Eq", "Ne")
+_KNOWN = (
+    "sqrt",
+    "I",
+    "pi",
+    "E",
+    "oo",
+    "zoo",
+    "nan",
+    "exp",
+    "log",
+    "Abs",
+    "sign",
+    "floor",
+    "ceiling",
+    "Mod",
+    "Sum",
+    "Rational",
+    "Integer",
+    "Float",
+    "Symbol",
+    "Function",
+    "KroneckerProduct",
+    "Transpose",
+    "Identity",
+    "ZeroMatrix",
+    "re",
+    "im",
+    "conjugate",
+    "Max",
+    "Min",
+    "Piecewise",
+    "Eq",
+    "Ne",
+)
 _SAFE_TEXT = re.compile(r"[\sA-Za-z0-9_.,*/+\-()^{}\[\]]*", re.ASCII)
 #: Every ``[`` must subscript a name (an indexed symbol the caller passes in ``names``).
 _SUBSCRIPT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)?\s*\[", re.ASCII)
@@ -137,9 +170,14 @@ def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
 
     calls = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", text))
     subscripted = [m.group(1) for m in _SUBSCRIPT.finditer(text)]
-    if (not _SAFE_TEXT.fullmatch(text) or "__" in text or re.search(r"[A-Za-z_)]\s*\.", text)
-            or calls - set(_KNOWN) or len(text) > 10**6
-            or any(name is None or name not in (names or {}) for name in subscripted)):
+    if (
+        not _SAFE_TEXT.fullmatch(text)
+        or "__" in text
+        or re.search(r"[A-Za-z_)]\s*\.", text)
+        or calls - set(_KNOWN)
+        or len(text) > 10**6
+        or any(name is None or name not in (names or {}) for name in subscripted)
+    ):
         raise ConvAlgebraError(f"not arithmetic of known names: {shown(text)}")
     namespace: dict[str, Any] = {"__builtins__": {}}
     namespace.update({n: getattr(sympy, n) for n in _KNOWN})

@@ -52,9 +52,7 @@ def symbol_array(name: str, shape: tuple[int, ...], style: str = "flat") -> np.n
     if style == "flat":
         names = [f"{name}{k + 1}" for k in range(n)]
     else:
-        names = [
-            f"{name}_{{{','.join(str(i + 1) for i in idx)}}}" for idx in np.ndindex(*shape)
-        ]
+        names = [f"{name}_{{{','.join(str(i + 1) for i in idx)}}}" for idx in np.ndindex(*shape)]
     out = np.empty(n, dtype=object)
     out[:] = [sympy.Symbol(s) for s in names]
     return out.reshape(shape)
@@ -179,8 +177,9 @@ def symbolic_matrix(spec: ConvSpec, weight: Any = None, *, max_terms: int = DEFA
     return sympy.ImmutableSparseMatrix(*shape, matrix_entries(spec, w))
 
 
-def symbolic_output(spec: ConvSpec, weight: Any = None, x: Any = None, *,
-                    max_terms: int = DEFAULT_MAX_TERMS) -> np.ndarray:
+def symbolic_output(
+    spec: ConvSpec, weight: Any = None, x: Any = None, *, max_terms: int = DEFAULT_MAX_TERMS
+) -> np.ndarray:
     """Each output as a sum of products, in ``spec.output_shape`` (computed in O(nnz)).
 
     ``weight`` and ``x`` take numbers, sympy expressions or names (see

@@ -50,14 +50,17 @@ def spectrum_layout(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...], t
         raise ConvAlgebraError(
             f"a closed-form spectrum needs circular padding whose output tiles the input "
             f"(out = n / gcd(stride, n) per axis); {spec.describe()} does not: use "
-            "convalgebra.singular_values numerically")
+            "convalgebra.singular_values numerically"
+        )
     sizes = spec.forward_input_spatial
     strides: tuple[int, ...] = spec.stride  # normalised
     phases = tuple(math.gcd(s, n) for s, n in zip(strides, sizes, strict=True))
     grid = tuple(n // g for n, g in zip(sizes, phases, strict=True))
     if math.prod(grid) > _MAX_FREQUENCIES:
-        raise ConvAlgebraError(f"{math.prod(grid)} frequencies is too many to display "
-                               f"(at most {_MAX_FREQUENCIES}); use a smaller input")
+        raise ConvAlgebraError(
+            f"{math.prod(grid)} frequencies is too many to display "
+            f"(at most {_MAX_FREQUENCIES}); use a smaller input"
+        )
     return grid, phases, tuple(-b for b, _ in spec.padding)
 
 
@@ -120,7 +123,8 @@ def symbolic_singular_values(spec: ConvSpec) -> list[Any]:
             if min(block.shape) != 1:
                 raise ConvAlgebraError(
                     f"the DFT blocks of {spec.describe()} are {block.shape[0]}x{block.shape[1]}:"
-                    " their singular values have no closed form here; see spectrum_blocks")
+                    " their singular values have no closed form here; see spectrum_blocks"
+                )
             values.append(_real_kernel(_vector_norm(block)))
     return values
 

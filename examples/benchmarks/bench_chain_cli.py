@@ -23,8 +23,12 @@ from convalgebra.cli import main
 
 
 def write_chain(folder: Path, n: int) -> Path:
-    layers = [{"kind": "conv", "out_channels": 1, "kernel_size": 3, "padding": 1} if i % 2 == 0
-              else {"kind": "relu"} for i in range(n)]
+    layers = [
+        {"kind": "conv", "out_channels": 1, "kernel_size": 3, "padding": 1}
+        if i % 2 == 0
+        else {"kind": "relu"}
+        for i in range(n)
+    ]
     path = folder / f"chain{n}.json"
     path.write_text(json.dumps({"input": [1, 32, 32], "layers": layers}))
     return path

@@ -30,14 +30,19 @@ def best(fn, repeats: int) -> tuple[float, object]:
 
 def printed_products(derivation) -> int:
     """Products shown in the derivation's text (one ``*`` joins the two factors of each)."""
-    return sum(line.count("*") for line in derivation.to_text().splitlines()
-               if line.strip().startswith(("z", "dL/d")) and "Σ" not in line)
+    return sum(
+        line.count("*")
+        for line in derivation.to_text().splitlines()
+        if line.strip().startswith(("z", "dL/d")) and "Σ" not in line
+    )
 
 
 def size_sweep(sizes: list[int], repeats: int, baseline_max: int) -> None:
     from convalgebra.symbolic.backward import check_general_formulas, symbolic_backward
 
-    print(f"{'n':>4} {'derive s':>9} {'printed':>8} {'s/1k terms':>11} {'rel':>5} {'old check s':>12} {'old/new':>8}")
+    print(
+        f"{'n':>4} {'derive s':>9} {'printed':>8} {'s/1k terms':>11} {'rel':>5} {'old check s':>12} {'old/new':>8}"
+    )
     first = None
     for n in sizes:
         spec = ca.ConvSpec((1, n, n), 1, 3)
@@ -69,10 +74,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 12, 16, 20, 28, 33])
-    parser.add_argument("--baseline-max", type=int, default=12,
-                        help="largest n at which the old sympy expansion is timed")
+    parser.add_argument(
+        "--baseline-max",
+        type=int,
+        default=12,
+        help="largest n at which the old sympy expansion is timed",
+    )
     args = parser.parse_args()
-    ca.derive("backward", ca.ConvSpec((1, 5, 5), 1, 3))   # imports and caches warm
+    ca.derive("backward", ca.ConvSpec((1, 5, 5), 1, 3))  # imports and caches warm
     size_sweep(args.sizes, args.repeats, args.baseline_max)
     terms_sweep(28, [8, 32, 128, 512], args.repeats)
 

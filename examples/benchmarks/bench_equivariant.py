@@ -54,10 +54,14 @@ def best_of(func, repeat: int = REPEAT):
 
 def main() -> None:
     ca.equivariant_kernels(ca.ConvSpec((2, 6, 6), 2, 3, padding="same"), "dihedral")  # imports
-    print(f"equivariant_kernels(spec, 'dihedral'), 2 -> 2 channels, input {SIZE}x{SIZE}, "
-          "'same' zero padding")
-    print(f"{'kernel':>7} {'unknowns':>9} {'constraint':>12} {'dim':>4} {'exact (s)':>10} "
-          f"{'solve only':>11} {'null_space (s)':>15} {'ratio':>7} {'solve ratio':>12}")
+    print(
+        f"equivariant_kernels(spec, 'dihedral'), 2 -> 2 channels, input {SIZE}x{SIZE}, "
+        "'same' zero padding"
+    )
+    print(
+        f"{'kernel':>7} {'unknowns':>9} {'constraint':>12} {'dim':>4} {'exact (s)':>10} "
+        f"{'solve only':>11} {'null_space (s)':>15} {'ratio':>7} {'solve ratio':>12}"
+    )
     unknowns, times = [], []
     for k in KERNELS:
         spec = ca.ConvSpec((2, SIZE, SIZE), 2, k, padding="same", bias=False)
@@ -65,27 +69,35 @@ def main() -> None:
         dense = ek.constraint.toarray().astype(float)
         t_svd, null = best_of(lambda dense=dense: scipy.linalg.null_space(dense))
         coo = ek.constraint.tocoo()
-        system = SparseSystem(coo.row.astype(np.int64), coo.col.astype(np.int64),
-                              coo.data.astype(np.int64), coo.shape[1])
+        system = SparseSystem(
+            coo.row.astype(np.int64),
+            coo.col.astype(np.int64),
+            coo.data.astype(np.int64),
+            coo.shape[1],
+        )
         t_solve, _ = best_of(lambda system=system: integer_nullspace(system))
         if null.shape[1] != ek.dimension:
             raise SystemExit(f"dimension mismatch at k={k}: {null.shape[1]} vs {ek.dimension}")
         n = ek.constraint.shape[1]
         unknowns.append(n)
         times.append(t_exact)
-        print(f"{k:>4}x{k:<2} {n:>9} {str(dense.shape):>12} {ek.dimension:>4} {t_exact:>10.4f} "
-              f"{t_solve:>11.4f} {t_svd:>15.4f} {t_svd / t_exact:>6.1f}x "
-              f"{t_svd / t_solve:>11.1f}x")
+        print(
+            f"{k:>4}x{k:<2} {n:>9} {str(dense.shape):>12} {ek.dimension:>4} {t_exact:>10.4f} "
+            f"{t_solve:>11.4f} {t_svd:>15.4f} {t_svd / t_exact:>6.1f}x "
+            f"{t_svd / t_solve:>11.1f}x"
+        )
     slope = np.polyfit(np.log(unknowns), np.log(times), 1)[0]
     print(f"log-log slope of the exact solver's time against the unknowns: {slope:.2f}")
 
     ca.check("rotation_equivariance", ca.ConvSpec((1, 5, 5, 5), 1, 3))  # imports
     spec = ca.ConvSpec((1, 64, 64, 64), 1, 3)
     t_3d, r = best_of(lambda: ca.check("rotation_equivariance", spec))
-    print(f"check('rotation_equivariance', {spec.describe()}): {t_3d:.2f} s "
-          f"(bar: 2 s), verdict {'HOLDS' if r.holds else 'FAILS'}, "
-          f"{r.evidence['dimension of the kernels for which it holds (this size)']} kernels "
-          "make it equivariant")
+    print(
+        f"check('rotation_equivariance', {spec.describe()}): {t_3d:.2f} s "
+        f"(bar: 2 s), verdict {'HOLDS' if r.holds else 'FAILS'}, "
+        f"{r.evidence['dimension of the kernels for which it holds (this size)']} kernels "
+        "make it equivariant"
+    )
 
 
 if __name__ == "__main__":

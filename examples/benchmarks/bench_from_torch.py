@@ -18,13 +18,16 @@ import sys
 import time
 import types
 
-STUB = ("import sys, types; sys.modules.setdefault('torchvision._meta_registrations', "
-        "types.ModuleType('torchvision._meta_registrations'))")
+STUB = (
+    "import sys, types; sys.modules.setdefault('torchvision._meta_registrations', "
+    "types.ModuleType('torchvision._meta_registrations'))"
+)
 
 
 def resnet50():
-    sys.modules.setdefault("torchvision._meta_registrations",
-                           types.ModuleType("torchvision._meta_registrations"))
+    sys.modules.setdefault(
+        "torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations")
+    )
     import torchvision
 
     return torchvision.models.resnet50(weights=None).eval()
@@ -74,7 +77,9 @@ def best_of(fn, repeat: int, clock=time.perf_counter) -> float:
     return min(times)
 
 
-COLD = STUB + """
+COLD = (
+    STUB
+    + """
 import time, torch, torchvision
 import convalgebra.interop.torch
 from convalgebra import graph
@@ -83,14 +88,18 @@ start = time.perf_counter()
 {call}
 print(time.perf_counter() - start)
 """
+)
 
 
 def cold(call: str) -> float:
     code = COLD.format(call=call)
     sys.path.insert(0, ".")
-    out = subprocess.run([sys.executable, "-c", "import sys; sys.path[:0] = " +
-                          repr(sys.path[:2]) + "\n" + code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path[:0] = " + repr(sys.path[:2]) + "\n" + code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -101,21 +110,30 @@ def main() -> None:
     model = resnet50()
     hooks_answer, ours_answer = hook_count(model, shape), analyse(model, shape)
     assert hooks_answer == ours_answer, (hooks_answer, ours_answer)
-    print(f"resnet50 at {shape}, {torch.get_num_threads()} threads: params "
-          f"{ours_answer[0]:,}, MACs {ours_answer[1]:,} (equal both ways)")
+    print(
+        f"resnet50 at {shape}, {torch.get_num_threads()} threads: params "
+        f"{ours_answer[0]:,}, MACs {ours_answer[1]:,} (equal both ways)"
+    )
     # wall clock, and CPU time of this process (steadier when other work shares the cores;
     # torch's forward uses every thread, so its CPU time exceeds its wall time)
     for label, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
         hooks = best_of(lambda: hook_count(model, shape), 5, clock)
         ours = best_of(lambda: analyse(model, shape), 5, clock)
-        print(f"[{label}] forward pass with hooks {1e3 * hooks:8.1f} ms; from_torch + params "
-              f"+ MACs + every RF {1e3 * ours:6.1f} ms -> {hooks / ours:.1f}x (target >= 10x)")
-    cold_hooks = cold("from examples.benchmarks.bench_from_torch import hook_count; "
-                      "hook_count(model, (3, 224, 224))")
-    cold_ours = cold("from examples.benchmarks.bench_from_torch import analyse; "
-                     "analyse(model, (3, 224, 224))")
-    print(f"first call in a fresh process: hooks {1e3 * cold_hooks:.1f} ms, from_torch "
-          f"{1e3 * cold_ours:.1f} ms -> {cold_hooks / cold_ours:.1f}x")
+        print(
+            f"[{label}] forward pass with hooks {1e3 * hooks:8.1f} ms; from_torch + params "
+            f"+ MACs + every RF {1e3 * ours:6.1f} ms -> {hooks / ours:.1f}x (target >= 10x)"
+        )
+    cold_hooks = cold(
+        "from examples.benchmarks.bench_from_torch import hook_count; "
+        "hook_count(model, (3, 224, 224))"
+    )
+    cold_ours = cold(
+        "from examples.benchmarks.bench_from_torch import analyse; analyse(model, (3, 224, 224))"
+    )
+    print(
+        f"first call in a fresh process: hooks {1e3 * cold_hooks:.1f} ms, from_torch "
+        f"{1e3 * cold_ours:.1f} ms -> {cold_hooks / cold_ours:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -48,10 +48,12 @@ def candidates(spec, x, w, g) -> dict:
         wt = torch.as_tensor(w, dtype=dtype).requires_grad_()
         gt = torch.as_tensor(g, dtype=dtype)[None]
         out = F.conv2d(xt, wt, padding=1)
-        runs[f"torch {label} input"] = (
-            lambda out=out, xt=xt, gt=gt: torch.autograd.grad(out, xt, gt, retain_graph=True))
-        runs[f"torch {label} weight"] = (
-            lambda out=out, wt=wt, gt=gt: torch.autograd.grad(out, wt, gt, retain_graph=True))
+        runs[f"torch {label} input"] = lambda out=out, xt=xt, gt=gt: torch.autograd.grad(
+            out, xt, gt, retain_graph=True
+        )
+        runs[f"torch {label} weight"] = lambda out=out, wt=wt, gt=gt: torch.autograd.grad(
+            out, wt, gt, retain_graph=True
+        )
     runs["matrix-free input"] = lambda: ca.input_gradient(spec, w, g, method="operator")
     runs["matrix-free weight"] = lambda: ca.weight_gradient(spec, x, g, method="operator")
     return runs
@@ -90,8 +92,9 @@ def main(argv=None) -> None:
     # the two must agree before their speed means anything
     xt = torch.as_tensor(x)[None].requires_grad_()
     wt = torch.as_tensor(w).requires_grad_()
-    gx, gw = torch.autograd.grad(torch.nn.functional.conv2d(xt, wt, padding=1), (xt, wt),
-                                 torch.as_tensor(g)[None])
+    gx, gw = torch.autograd.grad(
+        torch.nn.functional.conv2d(xt, wt, padding=1), (xt, wt), torch.as_tensor(g)[None]
+    )
     np.testing.assert_allclose(ca.input_gradient(spec, w, g), gx[0].numpy(), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(ca.weight_gradient(spec, x, g), gw.numpy(), rtol=1e-9, atol=1e-9)
 
@@ -100,8 +103,10 @@ def main(argv=None) -> None:
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"{spec.describe()}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load}; "
-          f"{args.repeats} interleaved runs")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load}; "
+        f"{args.repeats} interleaved runs"
+    )
     print(f"{'':34s} {'min ms':>9s} {'median ms':>10s} {'/ torch f64':>12s} {'/ torch f32':>12s}")
     for name, (low, mid) in timed.items():
         kind = "weight" if "weight" in name else "input"

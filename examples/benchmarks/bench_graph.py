@@ -82,8 +82,10 @@ def _timed(make, n: int) -> tuple[float, float, LayerGraph]:
 def sweep(sizes: list[int]) -> None:
     """Best of 3 per size; also with Python's cyclic garbage collector paused, which shows
     the algorithmic cost alone (the collector adds a share that steps with heap size)."""
-    print(f"{'graph':<7}{'nodes':>7}{'edges':>7}{'build s':>9}{'analyse s':>10}{'total s':>9}"
-          f"{'us/(n+e)':>10}{'no-GC s':>9}{'us/(n+e)':>10}")
+    print(
+        f"{'graph':<7}{'nodes':>7}{'edges':>7}{'build s':>9}{'analyse s':>10}{'total s':>9}"
+        f"{'us/(n+e)':>10}{'no-GC s':>9}{'us/(n+e)':>10}"
+    )
     for kind, make in (("chain", chain), ("unique", distinct_chain), ("dag", random_dag)):
         for n in sizes:
             build, run, g = min((_timed(make, n) for _ in range(3)), key=lambda t: t[0] + t[1])
@@ -93,18 +95,22 @@ def sweep(sizes: list[int]) -> None:
             finally:
                 gc.enable()
             size = g.nx.number_of_nodes() + g.nx.number_of_edges()
-            print(f"{kind:<7}{g.nx.number_of_nodes():>7}{g.nx.number_of_edges():>7}"
-                  f"{build:>9.3f}{run:>10.3f}{build + run:>9.3f}"
-                  f"{1e6 * (build + run) / size:>10.1f}{quiet:>9.3f}{1e6 * quiet / size:>10.1f}")
+            print(
+                f"{kind:<7}{g.nx.number_of_nodes():>7}{g.nx.number_of_edges():>7}"
+                f"{build:>9.3f}{run:>10.3f}{build + run:>9.3f}"
+                f"{1e6 * (build + run) / size:>10.1f}{quiet:>9.3f}{1e6 * quiet / size:>10.1f}"
+            )
 
 
 def resnet152_figures() -> None:
     build = best_of(zoo.resnet152, 3)
     total = best_of(lambda: analyse(zoo.resnet152()), 3)
     g = zoo.resnet152()
-    print(f"resnet152: {len(g)} nodes, build (shapes, params, MACs) {1e3 * build:.1f} ms, "
-          f"full analysis incl. receptive fields of every node {1e3 * total:.1f} ms; "
-          f"params {g.param_count():,}, MACs {g.macs():,}, RF {g.receptive_field('features')[0].size}")
+    print(
+        f"resnet152: {len(g)} nodes, build (shapes, params, MACs) {1e3 * build:.1f} ms, "
+        f"full analysis incl. receptive fields of every node {1e3 * total:.1f} ms; "
+        f"params {g.param_count():,}, MACs {g.macs():,}, RF {g.receptive_field('features')[0].size}"
+    )
 
 
 def torch_resnet50():
@@ -126,16 +132,24 @@ def torch_resnet50():
             out = self.bn3(self.conv3(out))
             return self.relu(out + (self.downsample(x) if self.downsample is not None else x))
 
-    layers, cin = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                   nn.MaxPool2d(3, 2, 1)], 64
+    layers, cin = (
+        [
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+        ],
+        64,
+    )
     for stage, count in enumerate((3, 4, 6, 3)):
-        width = 64 * 2 ** stage
+        width = 64 * 2**stage
         for b in range(count):
             stride = 2 if stage and b == 0 else 1
             down = None
             if b == 0:
-                down = nn.Sequential(nn.Conv2d(cin, width * 4, 1, stride, bias=False),
-                                     nn.BatchNorm2d(width * 4))
+                down = nn.Sequential(
+                    nn.Conv2d(cin, width * 4, 1, stride, bias=False), nn.BatchNorm2d(width * 4)
+                )
             layers.append(Bottleneck(cin, width, stride, down))
             cin = width * 4
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000)]
@@ -149,9 +163,13 @@ def hook_summary(model, shape) -> int:
     records, handles = [], []
     for module in model.modules():
         if not list(module.children()):
-            handles.append(module.register_forward_hook(
-                lambda m, i, o: records.append((type(m).__name__, tuple(o.shape),
-                                                sum(p.numel() for p in m.parameters())))))
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, i, o: records.append(
+                        (type(m).__name__, tuple(o.shape), sum(p.numel() for p in m.parameters()))
+                    )
+                )
+            )
     with torch.no_grad():
         model(torch.zeros((1, *shape)))
     for h in handles:
@@ -193,24 +211,36 @@ def versus_hooks() -> None:
 
     analysis_only = best_of(again, 7)
     params = built.param_count()
-    print(f"resnet50 at {shape}: torch model construction {1e3 * construct:.0f} ms; "
-          f"forward pass with a hook on every leaf {1e3 * hooks:.1f} ms "
-          f"({torch.get_num_threads()} threads)")
-    print(f"  convalgebra, zoo build (shapes, params, MACs) + receptive fields of every node "
-          f"+ totals: {1e3 * ours:.2f} ms -> {hooks / ours:.0f}x the hooks (target >= 50x)")
-    print(f"  convalgebra, the same with empty caches (a first model in the process): "
-          f"{1e3 * first:.2f} ms -> {hooks / first:.0f}x")
-    print(f"  convalgebra, the same analysis of an already built graph: "
-          f"{1e3 * analysis_only:.2f} ms -> {hooks / analysis_only:.0f}x")
+    print(
+        f"resnet50 at {shape}: torch model construction {1e3 * construct:.0f} ms; "
+        f"forward pass with a hook on every leaf {1e3 * hooks:.1f} ms "
+        f"({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"  convalgebra, zoo build (shapes, params, MACs) + receptive fields of every node "
+        f"+ totals: {1e3 * ours:.2f} ms -> {hooks / ours:.0f}x the hooks (target >= 50x)"
+    )
+    print(
+        f"  convalgebra, the same with empty caches (a first model in the process): "
+        f"{1e3 * first:.2f} ms -> {hooks / first:.0f}x"
+    )
+    print(
+        f"  convalgebra, the same analysis of an already built graph: "
+        f"{1e3 * analysis_only:.2f} ms -> {hooks / analysis_only:.0f}x"
+    )
     try:
         info = torchinfo_summary(model, shape)
         tool = best_of(lambda: torchinfo_summary(model, shape), 5)
-        print(f"  torchinfo.summary {1e3 * tool:.1f} ms -> convalgebra {tool / ours:.0f}x faster; "
-              f"torchinfo params {info.total_params:,}, mult-adds {info.total_mult_adds:,}")
+        print(
+            f"  torchinfo.summary {1e3 * tool:.1f} ms -> convalgebra {tool / ours:.0f}x faster; "
+            f"torchinfo params {info.total_params:,}, mult-adds {info.total_mult_adds:,}"
+        )
     except ImportError:
         print("  (torchinfo not installed: pip install torchinfo to compare with it too)")
-    print(f"  parameters: hooks {hook_params:,}, convalgebra {params:,}, torch "
-          f"{sum(p.numel() for p in model.parameters()):,}; convalgebra MACs {built.macs():,}")
+    print(
+        f"  parameters: hooks {hook_params:,}, convalgebra {params:,}, torch "
+        f"{sum(p.numel() for p in model.parameters()):,}; convalgebra MACs {built.macs():,}"
+    )
 
 
 def main() -> None:

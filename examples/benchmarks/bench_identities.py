@@ -18,7 +18,7 @@ import convalgebra as ca
 from convalgebra.identities.transforms import shift
 
 C_IN, C_OUT, K = 3, 16, 3
-NAIVE_BUDGET = 60.0          # seconds: the largest naive run should take about this long
+NAIVE_BUDGET = 60.0  # seconds: the largest naive run should take about this long
 
 
 def structured(spec: ca.ConvSpec, repeat: int = 5) -> tuple[float, ca.CheckResult]:
@@ -67,19 +67,25 @@ def main() -> None:
         t_fast, r = structured(spec)
         assert v_naive == r.holds, "the two routes disagree"
         rows.append((n, t_naive, t_fast))
-        print(f"{n:>5}x{n:<2} {t_naive:>10.2f} {t_fast:>15.5f} {t_naive / t_fast:>9.0f}x", flush=True)
+        print(
+            f"{n:>5}x{n:<2} {t_naive:>10.2f} {t_fast:>15.5f} {t_naive / t_fast:>9.0f}x", flush=True
+        )
         # the naive cost grows like n^2.5 here; stop before a run would exceed the budget
         if nxt is None or t_naive * (nxt / n) ** 2.5 > 1.2 * NAIVE_BUDGET:
             break
     n, t_naive, t_fast = rows[-1]
-    print(f"\nlargest naive size {n}x{n}: naive {t_naive:.1f} s, structured {t_fast * 1e3:.2f} ms, "
-          f"ratio {t_naive / t_fast:,.0f}x (target >= 100x)")
+    print(
+        f"\nlargest naive size {n}x{n}: naive {t_naive:.1f} s, structured {t_fast * 1e3:.2f} ms, "
+        f"ratio {t_naive / t_fast:,.0f}x (target >= 100x)"
+    )
     for mode, pad in (("zeros", 0), ("circular", 1)):
         spec = ca.ConvSpec((C_IN, 64, 64), C_OUT, K, padding=pad, padding_mode=mode)
         t, r = structured(spec)
         fails = len(r.failing_positions or ())
-        print(f"3x64x64 -> 16, 3x3, {mode} padding {pad}: {t * 1e3:.1f} ms "
-              f"(target < 1 s); holds={r.holds}, failing outputs {fails}")
+        print(
+            f"3x64x64 -> 16, 3x3, {mode} padding {pad}: {t * 1e3:.1f} ms "
+            f"(target < 1 s); holds={r.holds}, failing outputs {fails}"
+        )
 
 
 if __name__ == "__main__":

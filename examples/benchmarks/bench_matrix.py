@@ -47,8 +47,10 @@ def throughput(spec, label, repeat=3):
     w = np.random.default_rng(0).standard_normal(spec.weight_shape)
     t, m = best_of(lambda: build(spec, w), repeat)
     base = copy_time(csr_bytes(m), repeat)
-    print(f"{label:<42} nnz {m.nnz:>12,}  {t:7.3f} s  {m.nnz / t / 1e6:7.1f} M nnz/s  "
-          f"copy {base:6.3f} s  ratio {t / base:5.2f}x")
+    print(
+        f"{label:<42} nnz {m.nnz:>12,}  {t:7.3f} s  {m.nnz / t / 1e6:7.1f} M nnz/s  "
+        f"copy {base:6.3f} s  ratio {t / base:5.2f}x"
+    )
     return t / base
 
 
@@ -69,8 +71,10 @@ def torch_probe_ratio():
     t_probe, dense = best_of(probe)
     t_ours, m = best_of(lambda: build(spec, w))
     assert np.allclose(m.toarray(), dense)
-    print(f"\n3x32x32 -> 16, 3x3: ours {t_ours * 1e3:.2f} ms, torch identity probing "
-          f"{t_probe * 1e3:.1f} ms: {t_probe / t_ours:.0f}x faster (target >= 20x)")
+    print(
+        f"\n3x32x32 -> 16, 3x3: ours {t_ours * 1e3:.2f} ms, torch identity probing "
+        f"{t_probe * 1e3:.1f} ms: {t_probe / t_ours:.0f}x faster (target >= 20x)"
+    )
 
 
 def tiled_operator_ratio(repeat: int = 3) -> None:
@@ -85,8 +89,10 @@ def tiled_operator_ratio(repeat: int = 3) -> None:
     t_setup = time.perf_counter() - start
     t_prepared = best_of(lambda: op @ x, repeat)[0]
     t_stream = best_of(lambda: _apply_triples(spec, w, x, adjoint=False), repeat)[0]
-    print(f"\ntiled 16x64x64 tile=2 matvec: streamed triples {t_stream:.3f} s, prepared operator "
-          f"{t_prepared * 1e3:.1f} ms ({t_stream / t_prepared:.0f}x; one-off setup {t_setup:.2f} s)")
+    print(
+        f"\ntiled 16x64x64 tile=2 matvec: streamed triples {t_stream:.3f} s, prepared operator "
+        f"{t_prepared * 1e3:.1f} ms ({t_stream / t_prepared:.0f}x; one-off setup {t_setup:.2f} s)"
+    )
 
 
 def main(quick: bool = False) -> None:
@@ -95,11 +101,16 @@ def main(quick: bool = False) -> None:
         (ca.ConvSpec((16, 28, 28), 16, 3, padding=1), "16->16, 28x28, 3x3"),
         (ca.ConvSpec((32, 56, 56), 32, 3, padding=1), "32->32, 56x56, 3x3"),
         (ca.ConvSpec((64, 28, 28), 128, 3, stride=2, padding=1), "64->128, 28x28, 3x3, stride 2"),
-        (ca.ConvSpec((32, 56, 56), 32, 3, padding=1, padding_mode="reflect"), "32->32, 56x56, 3x3, reflect"),
+        (
+            ca.ConvSpec((32, 56, 56), 32, 3, padding=1, padding_mode="reflect"),
+            "32->32, 56x56, 3x3, reflect",
+        ),
         (ca.ConvSpec((8, 16, 32, 32), 8, 3, padding=1), "8->8, 16x32x32, 3x3x3 (3-D)"),
     ]
     if not quick:
-        sweep.append((ca.ConvSpec((64, 56, 56), 64, 3, padding=1), "ResNet stage 1: 64->64, 56x56, 3x3"))
+        sweep.append(
+            (ca.ConvSpec((64, 56, 56), 64, 3, padding=1), "ResNet stage 1: 64->64, 56x56, 3x3")
+        )
     for spec, label in sweep:
         throughput(spec, label)
     torch_probe_ratio()

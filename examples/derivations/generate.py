@@ -34,7 +34,9 @@ def build(number: int, slug: str, builder) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with the files instead of writing")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the files instead of writing"
+    )
     args = parser.parse_args(argv)
     stale, start = [], time.perf_counter()
     for number, slug, builder in SEEDS + EXTRAS:
