@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import ConvAlgebraError, require
 from ..network.graph import LayerGraph
 from ..network.layers import (
+    ACTIVATIONS,
     Activation,
     AdaptivePool,
     Add,
@@ -77,20 +78,8 @@ _ACTS = {
     "Mish": "mish",
     "Hardtanh": "relu6",
 }
-_ACT_FNS = {
-    "relu",
-    "relu6",
-    "sigmoid",
-    "tanh",
-    "gelu",
-    "silu",
-    "hardswish",
-    "hardsigmoid",
-    "leaky_relu",
-    "elu",
-    "softplus",
-    "mish",
-}
+# the elementwise functions a layer kind models by name (softmax needs its dim, scale its factor)
+_ACT_FNS = frozenset(ACTIVATIONS) - {"softmax", "log_softmax", "scale", "pointwise"}
 _POINTWISE = {
     "hardtanh",
     "neg",
