@@ -10,12 +10,15 @@ order (``x1, x2, …``, ``y1, y2, …``).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import ConvAlgebraError
 from ..render.grids import array_grid, pick
+from ..spec import normalize_tuple, pool_stride
 from .model import Derivation, Equation, Expr, Step
 from .printing import grad_symbol, number, sum_of_products, symbol_expr
 from .words import sizes
@@ -41,7 +44,7 @@ def _matrices(kind: str, layer: Any, x: np.ndarray):
 
     if layer.ceil_mode:
         raise ConvAlgebraError("pooling derivations follow floor mode; got ceil_mode=True")
-    stride = layer.kernel_size if layer.stride is None else layer.stride
+    stride = layer.stride  # None: the kernel size, as the pooling functions take it
     windows = avg_pool_matrix(
         x.shape, layer.kernel_size, stride, layer.padding, count_include_pad=False
     )
@@ -60,10 +63,29 @@ def _symbols(prefix: str, n: int) -> list:
     return [sympy.Symbol(f"{prefix}{i + 1}") for i in range(n)]
 
 
-def _exact(v: float):
+def _exact_product(matrix: Any, x: np.ndarray) -> np.ndarray:
+    """``matrix @ x`` in exact rationals: a pooling matrix holds 1/count, x binary floats."""
     import sympy
 
-    return sympy.nsimplify(v, rational=True) if not float(v).is_integer() else sympy.Integer(int(v))
+    m = sp.csr_array(matrix)
+    coeffs = [Fraction(float(v)).limit_denominator(1 << 20) for v in m.data.tolist()]
+    xs = [Fraction(float(v)).limit_denominator(1 << 20) for v in x.ravel().tolist()]
+    rows = []
+    for r in range(m.shape[0]):  # display sizes only: a derivation prints every output
+        lo, hi = int(m.indptr[r]), int(m.indptr[r + 1])
+        total = sum((coeffs[i] * xs[int(m.indices[i])] for i in range(lo, hi)), Fraction(0))
+        rows.append(sympy.Rational(total.numerator, total.denominator))
+    out = np.empty(len(rows), dtype=object)
+    out[:] = rows
+    return out
+
+
+def _exact(v: float):
+    """A float as the short rational it stands for (1/9, 0.3 = 3/10), so sums stay exact."""
+    import sympy
+
+    exact = Fraction(float(v)).limit_denominator(1 << 20)
+    return sympy.Rational(exact.numerator, exact.denominator)
 
 
 def _forward_equations(
@@ -105,7 +127,7 @@ def _forward_equations(
                 sum_of_products([(coeff[i], _exact(flat[i])) for i in sorted(coeff)]),
             )
         subs = tuple((xs[i], _exact(flat[i])) for i in sorted(cols))
-        eqs.append(Equation((y, *sides, number(_exact((matrix @ flat)[j]))), subs=subs))
+        eqs.append(Equation((y, *sides, number(value)), subs=subs))
     return tuple(eqs)
 
 
@@ -186,11 +208,12 @@ def derive_pooling(
     matrix, windows = _matrices(kind, layer, x.astype(float))
     out_shape = layer.facts([x.shape]).shape
     x_grid, x_rule = array_grid(x.reshape(-1, x.shape[-1]))
-    y_values = np.array(
-        [_exact(v) for v in matrix @ x.astype(float).ravel()], dtype=object
-    ).reshape(out_shape)
+    y_values = _exact_product(matrix, x).reshape(out_shape)
     y_grid, y_rule = array_grid(y_values.reshape(-1, out_shape[-1]))
-    stride = layer.kernel_size if layer.stride is None else layer.stride
+    strides = pool_stride(
+        normalize_tuple(layer.kernel_size, x.ndim - 1, "kernel_size"), layer.stride
+    )
+    stride = strides[0] if len(set(strides)) == 1 else strides
     rule = (
         "the first maximum of its window (PyTorch's rule for ties)"
         if kind == "max"
