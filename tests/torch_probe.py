@@ -13,10 +13,13 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
-from torch.utils.flop_counter import FlopCounterMode
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import torch.nn.functional as F  # noqa: E402
+from torch.overrides import TorchFunctionMode  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 _IDENTITY = {
     "relu",
