@@ -247,6 +247,7 @@ def test_nothing_written_on_error(capsys, tmp_path):
 
 
 def test_missing_output_folder_writes_nothing(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
     code, _, err = run(
         capsys,
         "matrix",
@@ -264,6 +265,7 @@ def test_missing_output_folder_writes_nothing(capsys, tmp_path):
 
 
 def test_target_that_is_a_folder_writes_nothing(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
     (tmp_path / "m.png").mkdir()
     code, _, err = run(
         capsys,

@@ -66,6 +66,7 @@ def test_from_nx_round_trip_and_cycle_error():
 
 
 def test_spec_round_trip_through_json_and_yaml(tmp_path):
+    pytest.importorskip("yaml")
     g = _branchy()
     spec = g.to_spec()
     text = json.dumps(spec)
@@ -94,6 +95,7 @@ layers:
 
 
 def test_yaml_is_loaded_safely(tmp_path):
+    pytest.importorskip("yaml")
     path = tmp_path / "evil.yml"
     path.write_text("!!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(Exception) as info:
