@@ -625,12 +625,9 @@ def plot_unit_field(
     )
     if field.box is not None:
         box = field.box if graph.spatial_ndim == 2 else ((0, 0), field.box[0])
-        (r0, r1), (c0, c1) = box
         ax.add_patch(
-            Rectangle(
-                (c0 - 0.5, r0 - 0.5),
-                c1 - c0 + 1,
-                r1 - r0 + 1,
+            _pixel_box(
+                box,
                 facecolor="#6baed6",
                 alpha=0.75,
                 edgecolor="#08519c",
@@ -675,19 +672,24 @@ def _view(graph, node: str, field, extent) -> tuple[tuple[float, float], tuple[f
     )
 
 
+def _pixel_box(box, **style):
+    """A rectangle covering the pixels ``((r0, r1), (c0, c1))``, both ends included."""
+    from matplotlib.patches import Rectangle
+
+    (r0, r1), (c0, c1) = box
+    return Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, **style)
+
+
 def _draw_unclipped(ax, graph, node: str, field) -> None:
     """Dashed: the field before clipping (it overhangs into the padding); x: its centre."""
-    from matplotlib.patches import Rectangle
 
     spans = _unclipped(graph, node, field)
     if spans is None:
         return
     (r0, r1), (c0, c1) = spans
     ax.add_patch(
-        Rectangle(
-            (c0 - 0.5, r0 - 0.5),
-            c1 - c0 + 1,
-            r1 - r0 + 1,
+        _pixel_box(
+            spans,
             fill=False,
             edgecolor="#d62728",
             lw=1.5,
@@ -715,7 +717,7 @@ def plot_effective_field(field, *, title: str | None = None):
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.patches import Circle, Rectangle
+    from matplotlib.patches import Circle
 
     w = field.weights
     if w.ndim not in (1, 2):
@@ -727,12 +729,9 @@ def plot_effective_field(field, *, title: str | None = None):
         image = ax.imshow(w, cmap="viridis", interpolation="nearest")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight (sums to 1)")
         if field.box is not None:
-            (r0, r1), (c0, c1) = field.box
             ax.add_patch(
-                Rectangle(
-                    (c0 - 0.5, r0 - 0.5),
-                    c1 - c0 + 1,
-                    r1 - r0 + 1,
+                _pixel_box(
+                    field.box,
                     fill=False,
                     edgecolor="white",
                     lw=1.5,
