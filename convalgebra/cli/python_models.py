@@ -150,6 +150,10 @@ def _import_module(name: str) -> Any:
     if added:
         sys.path.insert(0, os.getcwd())
     try:
+        if name.split(".")[0] == "torchvision":
+            from ..interop import import_torchvision
+
+            import_torchvision()
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         raise ConvAlgebraError(f"cannot import module {name!r}: {exc}") from None
