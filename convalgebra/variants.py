@@ -19,7 +19,7 @@ from .connectivity import padded_positions, spatial_table
 from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
 
-__all__ = ["locally_connected", "tiled", "avg_pool_matrix", "max_pool_selection"]
+__all__ = ["locally_connected", "tiled", "avg_pool_matrix", "max_pool_selection", "pool_spec"]
 
 
 def tiled(
@@ -93,6 +93,22 @@ def _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -
         groups=c,
         bias=False,
     )
+
+
+def pool_spec(
+    input_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False
+) -> ConvSpec:
+    """The depthwise spec whose zero-padded windows are PyTorch's pooling windows.
+
+    With ``ceil_mode`` the last window may hang past the padding: the spec pads after by the
+    overhang, so that its triples are exactly the taps that read the input or the padding.
+
+    Examples
+    --------
+    >>> pool_spec((1, 5), 2, ceil_mode=True).padding
+    ((0, 1),)
+    """
+    return _pool_spec(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def _axis_counts(spec: ConvSpec, axis: int, lo: int, hi: int) -> np.ndarray:
