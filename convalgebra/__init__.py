@@ -57,6 +57,7 @@ _LAZY = {
     "check": "identities",
     "CheckResult": "identities",
     "equivariant_kernels": "identities",
+    "prove": "ops",
     # layer graphs
     "LayerGraph": "network.graph",
     "receptive_field": "network.graph",
@@ -90,6 +91,7 @@ _SUBMODULES = {
     "lipschitz": "lipschitz",
     "network": "network",
     "operators": "operators",
+    "ops": "ops",
     "plot": "plot",
     "render": "render",
     "report": "report",

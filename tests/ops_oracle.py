@@ -14,7 +14,9 @@ import itertools
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="the [torch] extra is not installed: pip install '.[test]'")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 F = torch.nn.functional
 
 from convalgebra.ops import expressions as E  # noqa: E402
@@ -45,7 +47,9 @@ def kernel_value(k, values: dict) -> torch.Tensor:
             for t in itertools.product(*(range(n) for n in v.shape[2:])):
                 r = tuple(a + b for a, b in zip(s, t))
                 u[(slice(None), slice(None), *r)] += torch.einsum(
-                    "om,mi->oi", w[(slice(None), slice(None), *s)], v[(slice(None), slice(None), *t)]
+                    "om,mi->oi",
+                    w[(slice(None), slice(None), *s)],
+                    v[(slice(None), slice(None), *t)],
                 )
         return u
     if isinstance(k, K._Gathered):
@@ -127,8 +131,13 @@ def _evaluate(node, inputs, values):  # noqa: C901 - one branch per operator
     if isinstance(node, L._AvgPool):
         x = ev(node.child)
         fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[x.dim() - 1]
-        kw = dict(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding,
-                  ceil_mode=node.ceil_mode, count_include_pad=node.count_include_pad)
+        kw = dict(
+            kernel_size=node.kernel_size,
+            stride=node.stride,
+            padding=node.padding,
+            ceil_mode=node.ceil_mode,
+            count_include_pad=node.count_include_pad,
+        )
         if node.divisor_override is not None:
             if x.dim() == 2:
                 raise OracleUndefined("avg_pool1d has no divisor_override")

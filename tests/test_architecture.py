@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("gradients", "variants", "structure", "transpose", "testing", "spectra"),
     ("symbolic",),
     ("render",),
+    ("ops",),
     ("identities", "report"),
     ("network",),
     ("derivations", "figures", "interop", "plot", "lipschitz", "effective"),

@@ -19,7 +19,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch", reason="the [torch] extra is not installed: pip install '.[test]'")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 
 from ops_oracle import OracleUndefined, evaluate  # noqa: E402
 
@@ -35,16 +37,39 @@ _SETTINGS = settings(
 def _step(c: int):
     k = st.integers(1, 4)
     return st.one_of(
-        st.tuples(st.just("conv"), k, st.integers(1, 3), st.integers(0, 2), st.integers(1, 2),
-                  st.sampled_from(["zeros", "circular", "reflect", "replicate"]),
-                  st.sampled_from([1, c]), st.sampled_from("vw")),
+        st.tuples(
+            st.just("conv"),
+            k,
+            st.integers(1, 3),
+            st.integers(0, 2),
+            st.integers(1, 2),
+            st.sampled_from(["zeros", "circular", "reflect", "replicate"]),
+            st.sampled_from([1, c]),
+            st.sampled_from("vw"),
+        ),
         st.tuples(st.just("same"), k, st.sampled_from("vw")),
-        st.tuples(st.just("convT"), k, st.integers(1, 3), st.integers(0, 2), st.integers(0, 2),
-                  st.sampled_from("vw")),
-        st.tuples(st.just("avg"), st.integers(1, 3), st.integers(1, 3), st.integers(0, 1),
-                  st.booleans(), st.booleans()),
-        st.tuples(st.just("pad"), st.integers(0, 2), st.integers(0, 2),
-                  st.sampled_from(["constant", "reflect", "replicate", "circular"])),
+        st.tuples(
+            st.just("convT"),
+            k,
+            st.integers(1, 3),
+            st.integers(0, 2),
+            st.integers(0, 2),
+            st.sampled_from("vw"),
+        ),
+        st.tuples(
+            st.just("avg"),
+            st.integers(1, 3),
+            st.integers(1, 3),
+            st.integers(0, 1),
+            st.booleans(),
+            st.booleans(),
+        ),
+        st.tuples(
+            st.just("pad"),
+            st.integers(0, 2),
+            st.integers(0, 2),
+            st.sampled_from(["constant", "reflect", "replicate", "circular"]),
+        ),
         st.tuples(st.just("crop"), st.integers(0, 2), st.integers(0, 2)),
         st.tuples(st.just("shift"), st.integers(-2, 2), st.sampled_from(["zeros", "circular"])),
         st.tuples(st.just("flip")),
@@ -74,8 +99,15 @@ def apply_step(e, step):  # noqa: C901 - one branch per operator
     if kind == "conv":
         k, s, p, d, mode, groups, name = a
         groups = groups if c % groups == 0 else 1
-        return ops.conv(e, _kernel(name, (c, c // groups, k)), stride=s, padding=p, dilation=d,
-                        groups=groups, padding_mode=mode)
+        return ops.conv(
+            e,
+            _kernel(name, (c, c // groups, k)),
+            stride=s,
+            padding=p,
+            dilation=d,
+            groups=groups,
+            padding_mode=mode,
+        )
     if kind == "conv_dilated_kernel":
         k, s, p, d, mode, groups, name = a
         groups = groups if c % groups == 0 else 1
@@ -90,8 +122,9 @@ def apply_step(e, step):  # noqa: C901 - one branch per operator
     if kind == "convT":
         k, s, p, op, name = a
         op = min(op, s - 1)
-        return ops.conv_transpose(e, _kernel(name, (c, c, k)), stride=s, padding=p,
-                                  output_padding=op)
+        return ops.conv_transpose(
+            e, _kernel(name, (c, c, k)), stride=s, padding=p, output_padding=op
+        )
     if kind == "avg":
         k, s, p, ceil, cip = a
         p = min(p, k // 2)
@@ -221,9 +254,13 @@ def check_against_torch(lhs, rhs, proof, sizes) -> None:
         a = evaluate(lhs, ce.inputs, values)
         b = evaluate(rhs, ce.inputs, values)
         assert a.shape == ce.lhs.shape and b.shape == ce.rhs.shape
-        assert np.allclose(a.numpy(), ce.lhs.astype(float)) and np.allclose(b.numpy(), ce.rhs.astype(float))
+        assert np.allclose(a.numpy(), ce.lhs.astype(float)) and np.allclose(
+            b.numpy(), ce.rhs.astype(float)
+        )
         if a.shape == b.shape:
-            differ = {tuple(int(v) for v in p) for p in np.argwhere(~np.isclose(a.numpy(), b.numpy()))}
+            differ = {
+                tuple(int(v) for v in p) for p in np.argwhere(~np.isclose(a.numpy(), b.numpy()))
+            }
             assert differ == set(ce.positions) and differ
         smaller = [n for n in range(1, ce.size[0]) if n in proof.defined]
         assert all(n in proof.sizes for n in smaller)
@@ -231,8 +268,20 @@ def check_against_torch(lhs, rhs, proof, sizes) -> None:
 
 @_SETTINGS
 @given(identities())
-@example((1, [("conv", 3, 2, 1, 1, "zeros", 1, "w")], [("conv", 3, 1, 1, 1, "zeros", 1, "w"), ("sub", 2, 0)]))
-@example((2, [("conv", 2, 1, 0, 2, "circular", 2, "v")], [("conv_dilated_kernel", 2, 1, 0, 2, "circular", 2, "v")]))
+@example(
+    (
+        1,
+        [("conv", 3, 2, 1, 1, "zeros", 1, "w")],
+        [("conv", 3, 1, 1, 1, "zeros", 1, "w"), ("sub", 2, 0)],
+    )
+)
+@example(
+    (
+        2,
+        [("conv", 2, 1, 0, 2, "circular", 2, "v")],
+        [("conv_dilated_kernel", 2, 1, 0, 2, "circular", 2, "v")],
+    )
+)
 @example((1, [("shuffle", 2), ("flip",)], [("flip",), ("shuffle", 2)]))
 def test_prove_equals_torch_at_every_size(case):
     c, lhs_steps, rhs_steps = case
@@ -243,7 +292,11 @@ def test_prove_equals_torch_at_every_size(case):
     try:
         proof = ops.prove(lhs, rhs)
     except ValueError as exc:
-        assert "not both defined at any size" in str(exc) or "different rates" in str(exc) or "output channels" in str(exc)
+        assert (
+            "not both defined at any size" in str(exc)
+            or "different rates" in str(exc)
+            or "output channels" in str(exc)
+        )
         return
     top = 4 * proof.thresholds[0] + 2 * proof.periods[0]
     check_against_torch(lhs, rhs, proof, range(1, top + 1))

@@ -22,8 +22,16 @@ import numpy as np
 from ..errors import ConvAlgebraError, shown
 from .context import Context
 from .kernels import Kernel, as_fraction
-from .terms import Terms, Undefined, combine, compose, gather_terms, identity_terms, offset_rows
-from .terms import transpose_terms
+from .terms import (
+    Terms,
+    Undefined,
+    combine,
+    compose,
+    gather_terms,
+    identity_terms,
+    offset_rows,
+    transpose_terms,
+)
 
 __all__ = [
     "Geometry",
@@ -352,6 +360,8 @@ def _common_rates(parts: list[Op], what: str, bindings: Bindings) -> tuple[Geome
 
 
 class _Sum(Op):
+    parts: list[tuple[Op, Fraction]]
+
     def __init__(self, parts: list[tuple[Op, Fraction]]) -> None:
         flat: list[tuple[Op, Fraction]] = []
         for op, s in parts:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvAlgebraError, shown
-from .expressions import Geometry, Gather, Op
+from .expressions import Gather, Geometry, Op
 from .kernels import per_axis
 from .terms import Undefined
 
@@ -107,7 +107,7 @@ def pad(x: Op, pad: Any, mode: str = "constant") -> Op:
         widths = [(0, 0)] + [(max(0, lo), max(0, hi)) for lo, hi in pairs]
         if _NUMPY_MODES[mode] == "constant":
             return np.pad(idx, widths, mode="constant", constant_values=-1)
-        return np.pad(idx, widths, mode=_NUMPY_MODES[mode])
+        return np.pad(idx, widths, mode=_NUMPY_MODES[mode])  # type: ignore[call-overload]
 
     reach = [max(abs(lo), abs(hi)) for lo, hi in pairs]
     offsets = [abs(lo) for lo, _ in pairs]
@@ -137,6 +137,7 @@ def crop(x: Op, amounts: Any) -> Op:
     if any(min(p) < 0 for p in pairs):
         raise ConvAlgebraError(f"crop amounts must be non-negative, got {shown(amounts)}")
     inner = pad(x, tuple(-int(v) for v in amounts))
+    assert isinstance(inner, Gather)
     return Gather(
         x,
         inner.index_map,

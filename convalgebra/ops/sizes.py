@@ -149,7 +149,7 @@ def _describe(grid: np.ndarray, thresholds, periods, names: list[str]) -> str:
     rest = (thresholds[1:], periods[1:], names[1:])
     if len(patterns) == 1:
         return _describe(grid[0], *rest)
-    any_row = grid.any(axis=tuple(range(1, grid.ndim)))
+    any_row = np.asarray(grid.any(axis=tuple(range(1, grid.ndim))), dtype=bool)
     nonempty = [key for key in patterns if np.frombuffer(key, dtype=bool).any()]
     if len(nonempty) == 1:  # a product: one pattern of the other axes wherever any holds
         inner_grid = grid[patterns[nonempty[0]][0]]
@@ -159,7 +159,7 @@ def _describe(grid: np.ndarray, thresholds, periods, names: list[str]) -> str:
             return outer
         return inner if any_row.all() else f"{outer} and {inner}"
     parts = []
-    for key, rows in patterns.items():
+    for rows in patterns.values():
         mask = np.zeros(grid.shape[0], dtype=bool)
         mask[rows] = True
         cond = describe_axis(mask, thresholds[0], periods[0], names[0])
