@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import ConvAlgebraError, MissingExtraError
 from . import layer_commands as commands
 from . import network_commands as network
+from . import prove_command
 from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
 from .common import NotAvailableError
 from .files import STDOUT, write_files
@@ -532,6 +533,27 @@ convalgebra spectrum --in 4x20x20 --out 4 -k 3 -p 1 --mode reflect --largest 3""
     p.set_defaults(handler=commands.spectrum)
 
 
+def _add_prove(subparsers) -> None:
+    p = _sub(
+        subparsers,
+        "prove",
+        "decide an identity for every input size: the sizes where it holds, a counterexample",
+        "Decide LHS == RHS, two expressions of the operator language (conv, conv_transpose, "
+        "avg_pool, pad, crop, shift, flip, rot90, subsample, upsample_zeros, "
+        "upsample_nearest, pixel_shuffle, pixel_unshuffle, cat, split, adjoint, and the "
+        "kernel maps constant, delta, dilate_kernel, enlarge_kernel, flip_kernel, "
+        "kernel_conv, polyphase_kernel, cat_kernels), for every input size, with symbolic "
+        "kernels. Declare every name: --x 1xN (a signal of C=1 channels and every size N), "
+        "--w 1x1x3 (a kernel). The text is read, never run. Options: --size 8, "
+        "--sizes 1:64, --format text|markdown|latex|json. Exit status: 0 holds, 1 fails, "
+        "2 bad input.",
+        prove_command.PROVE_HELP,
+    )
+    p.add_argument("identity", help='the identity, e.g. "conv(x, w, stride=2) == ..."')
+    p.add_argument("declarations", nargs=argparse.REMAINDER, help="--NAME SHAPE ... and options")
+    p.set_defaults(handler=prove_command.prove)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``convalgebra`` argument parser with all its subcommands."""
     from .. import __version__
@@ -556,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_params,
         _add_export,
         _add_spectrum,
+        _add_prove,
     ):
         add(subparsers)
     return parser

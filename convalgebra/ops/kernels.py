@@ -179,7 +179,14 @@ class _Constant(Kernel):
         return Terms(rows, zeros, zeros, nums[rows], den, len(self.values), 1)
 
     def formula(self) -> str:
-        return self.label or f"constant({self.shape})"
+        if self.label:
+            return self.label
+        if len(self.values) > 64:
+            return f"constant(<{'x'.join(map(str, self.shape))} entries>)"
+        nested: Any = [str(v) for v in self.values]
+        for size in reversed(self.shape[1:]):
+            nested = [nested[i : i + size] for i in range(0, len(nested), size)]
+        return "constant(" + repr(nested).replace("'", "") + ")"
 
 
 class _Gathered(Kernel):

@@ -89,11 +89,12 @@ class Proof:
     def claim(self) -> str:
         return f"{self.lhs.formula()} == {self.rhs.formula()}"
 
-    def document(self) -> Any:
-        """The proof as a :class:`~convalgebra.render.Document` (the one renderer)."""
+    def document(self, *, max_rows: int = 40, **_: Any) -> Any:
+        """The proof as a :class:`~convalgebra.render.Document` (the one renderer); the
+        verdict table is cut past ``max_rows`` classes."""
         from .proof_document import proof_document
 
-        return proof_document(self)
+        return proof_document(self, max_rows)
 
     def to_text(self) -> str:
         return self.document().to_text()
