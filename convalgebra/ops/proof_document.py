@@ -10,7 +10,7 @@ from typing import Any
 from ..render.formats import Document
 from ..render.model import DataTable, Equation, Expr, Step
 
-__all__ = ["proof_document", "size_classes"]
+__all__ = ["proof_document", "size_classes", "printed_identity"]
 
 
 def size_classes(proof: Any) -> list[tuple[str, tuple[int, ...], str]]:
@@ -93,7 +93,7 @@ def _names(proof: Any) -> dict[str, Any]:
     return names
 
 
-def _printed_identity(proof: Any, rows: list) -> Equation:
+def printed_identity(proof: Any, rows: list) -> Equation:
     """The identity as printed, with a check that reads the printed formulas back, decides
     them again at every printed class and at the counterexample, and compares."""
     lhs_text, rhs_text = proof.lhs.formula(), proof.rhs.formula()
@@ -131,7 +131,7 @@ def proof_document(proof: Any, max_rows: int = 40) -> Document:
             "Claim: as linear maps of the signal, for every value of the kernels"
             + (f" ({kernels})" if proof.symbols else "")
             + ",",
-            (_printed_identity(proof, rows),),
+            (printed_identity(proof, rows),),
             rule="claim",
         ),
         Step(
