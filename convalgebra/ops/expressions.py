@@ -59,10 +59,16 @@ class Geometry:
 
     def then(self, rate: Fraction, window: Fraction, boundary: Fraction) -> Geometry:
         """This axis followed by an operator with ``window`` and ``boundary`` in *its input*
-        positions, multiplying the rate by ``rate``."""
+        positions, multiplying the rate by ``rate``.
+
+        A row of the new node is a boundary row when it reads a boundary row of its input
+        (within the input's boundary plus the window of an end) or reads past an end of its
+        input (within ``boundary`` of it): the larger of the two widths.
+        """
+        inherited = self.boundary + window / self.rate if self.boundary > 0 else Fraction(0)
         return Geometry(
             self.rate * rate,
-            self.boundary + (window + boundary) / self.rate,
+            max(inherited, boundary / self.rate),
             self.window + window / self.rate,
         )
 

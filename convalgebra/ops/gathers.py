@@ -109,14 +109,13 @@ def pad(x: Op, pad: Any, mode: str = "constant") -> Op:
             return np.pad(idx, widths, mode="constant", constant_values=-1)
         return np.pad(idx, widths, mode=_NUMPY_MODES[mode])  # type: ignore[call-overload]
 
-    reach = [max(abs(lo), abs(hi)) for lo, hi in pairs]
     offsets = [abs(lo) for lo, _ in pairs]
     text = f"pad({x.formula()}, {tuple(pad)}" + (f", mode={mode!r})" if mode != "constant" else ")")
     return Gather(
         x,
         index_map,
         text,
-        _each(offsets, [r + 1 for r in reach]),
+        _each(offsets, [max(max(lo, 0), max(hi, 0)) for lo, hi in pairs]),
         x.channels,
         kind="pad",
         args=(tuple(int(v) for v in pad), mode),
@@ -275,14 +274,13 @@ def subsample(x: Op, factor: Any, offset: Any = 0) -> Op:
     f = per_axis(factor, x.ndim, "factor", minimum=1)
     o = per_axis(offset, x.ndim, "offset", minimum=0)
     window = (slice(None),) + tuple(slice(oi, None, fi) for oi, fi in zip(o, f))
-    reach = [fi + oi for fi, oi in zip(f, o)]
     offsets = list(o)
     text = f"subsample({x.formula()}, {_arg(f)}" + (f", offset={_arg(o)})" if any(o) else ")")
     return Gather(
         x,
         lambda idx: idx[window],
         text,
-        _each(offsets, reach, [Fraction(1, fi) for fi in f]),
+        _each(offsets, [0] * x.ndim, [Fraction(1, fi) for fi in f]),
         x.channels,
         kind="subsample",
         args=(f, o),
@@ -310,7 +308,7 @@ def upsample_zeros(x: Op, factor: Any) -> Op:
         x,
         index_map,
         f"upsample_zeros({x.formula()}, {_arg(f)})",
-        _each([1] * x.ndim, [1] * x.ndim, [Fraction(fi) for fi in f]),
+        _each([1] * x.ndim, [0] * x.ndim, [Fraction(fi) for fi in f]),
         x.channels,
         kind="upsample_zeros",
         args=(f,),
@@ -338,7 +336,7 @@ def upsample_nearest(x: Op, factor: Any) -> Op:
         x,
         index_map,
         f"upsample_nearest({x.formula()}, {_arg(f)})",
-        _each([1] * x.ndim, [1] * x.ndim, [Fraction(fi) for fi in f]),
+        _each([1] * x.ndim, [0] * x.ndim, [Fraction(fi) for fi in f]),
         x.channels,
         kind="upsample_nearest",
         args=(f,),
@@ -381,7 +379,7 @@ def pixel_shuffle(x: Op, upscale_factor: int) -> Op:
         x,
         index_map,
         f"pixel_shuffle({x.formula()}, {r})",
-        _each([1] * d, [1] * d, [Fraction(r)] * d),
+        _each([1] * d, [0] * d, [Fraction(r)] * d),
         c,
         kind="pixel_shuffle",
         args=(r,),
@@ -413,7 +411,7 @@ def pixel_unshuffle(x: Op, downscale_factor: int) -> Op:
         x,
         index_map,
         f"pixel_unshuffle({x.formula()}, {r})",
-        _each([r] * d, [r] * d, [Fraction(1, r)] * d),
+        _each([r] * d, [0] * d, [Fraction(1, r)] * d),
         x.channels * r**d,
         kind="pixel_unshuffle",
         args=(r,),

@@ -123,15 +123,15 @@ class _Conv(Op):
             # row q reads q s - before + [0, E): at most max(before, E - 1 - before) from q s;
             # rows reading padding lie within before (start) or E - 1 - before (end) of it
             window = max(before, extent - 1 - before)
-            edge = max(before, after, extent - 1 - before, before + after - extent + 1)
             if self.transposed:  # row o reads (o + before - t d) / s: within window / s + 1
                 op = spec.output_padding[a]
-                reach = max(before, after, extent - 1 - before, extent - 1 - after + op)
+                missing = max(extent - 1 - before, extent - 1 - after + op, 0)
                 out.append(
-                    g.then(Fraction(s), Fraction(-(-window // s) + 1), Fraction(-(-reach // s) + 1))
+                    g.then(Fraction(s), Fraction(-(-window // s) + 1), Fraction(-(-missing // s)))
                 )
-            else:
-                out.append(g.then(Fraction(1, s), Fraction(window), Fraction(edge + s)))
+            else:  # rows reading padding: within `before` of the start, E - before of the end
+                edge = max(before, extent - before if after > 0 else 0)
+                out.append(g.then(Fraction(1, s), Fraction(window), Fraction(edge)))
         return tuple(out)
 
     def _spec(self, ctx: Context) -> ConvSpec:
@@ -282,7 +282,11 @@ class _AvgPool(Op):
 
     def geometry(self, bindings: Bindings) -> tuple[Geometry, ...]:
         return tuple(
-            g.then(Fraction(1, s), Fraction(max(p, k - 1 - p)), Fraction(max(p, k - 1) + 2 * s))
+            g.then(
+                Fraction(1, s),
+                Fraction(max(p, k - 1 - p)),
+                Fraction(max(p, k - p if (p or self.ceil_mode) else 0) + (s if self.ceil_mode else 0)),
+            )
             for g, k, s, p in zip(
                 self.child.geometry(bindings), self.kernel_size, self.stride, self.padding
             )

@@ -201,9 +201,10 @@ def threshold(lhs: Op, rhs: Op) -> tuple[tuple[int, ...], tuple[int, ...], bool]
     factor = 2 if any(n.reverses for n in nodes) else 1
     ts, ps = [], []
     for a in range(ndim):
-        reach = max(math.ceil(g[a].boundary + g[a].window) for g in tops)
+        boundary = max(math.ceil(g[a].boundary) for g in tops)
+        window = max(math.ceil(g[a].window) for g in tops)
         ps.append(factor * periods[a])
-        ts.append(factor * (2 * reach + 2 * periods[a]) + 1)
+        ts.append(factor * (2 * boundary + 2 * window + 2 * periods[a]) + 1)
     square = any(n.permutes for n in nodes)
     if square:
         return (max(ts),), (math.lcm(*ps),), True
@@ -260,7 +261,7 @@ def prove(
     Composing, each node of an expression has, in signal positions, a rate ``r``, a boundary
     width ``B`` and a window ``W`` (``B`` and ``W`` add up along a path, scaled by ``1/r``;
     sums take the largest). Let ``P`` be the least common multiple of the denominators of all
-    rates. If ``n >= T = 2 (⌈B + W⌉ + P) + 1``, inserting ``P`` signal positions at a point
+    rates. If ``n >= T = 2 ⌈B⌉ + 2 ⌈W⌉ + 2 P + 1``, inserting ``P`` signal positions at a point
     ``m`` (a multiple of ``P``) at distance more than ``B + W`` from both ends inserts ``P · r``
     positions in every node and changes no row outside a window around ``m``; the inserted rows
     repeat interior rows. So the residual at size ``n + P`` is zero if and only if it is zero at
