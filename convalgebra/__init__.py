@@ -106,9 +106,8 @@ _SUBMODULES = {
 __all__ = ["ConvSpec", "ConvAlgebraError", "GraphCycleError", "MissingExtraError", *_LAZY]
 
 
-if TYPE_CHECKING:  # what mypy and IDEs read: the lazy table above, imported eagerly
+if TYPE_CHECKING:  # what mypy and IDEs read: the lazy tables above (the cli aside)
     from . import budget as budget
-    from . import cli as cli
     from . import connectivity as connectivity
     from . import derivations as derivations
     from . import figures as figures

@@ -51,7 +51,9 @@ def _type_checking_imports() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def test_type_checking_block_mirrors_the_lazy_tables():
-    assert _type_checking_imports() == (ca._LAZY, ca._SUBMODULES)
+    # the library never imports the command line, not even for the type checker
+    submodules = {k: v for k, v in ca._SUBMODULES.items() if k != "cli"}
+    assert _type_checking_imports() == (ca._LAZY, submodules)
 
 
 def _mypy(tmp_path: Path, code: str) -> tuple[str, float]:
