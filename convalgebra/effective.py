@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .display import short_repr, summary_html
 from .errors import ConvAlgebraError
 from .network.receptive import Broadcast, Local, Resample, Scatter, Window
 
@@ -84,6 +85,22 @@ class EffectiveField:
     def theoretical_size(self) -> tuple[int, ...]:
         """Extent of the theoretical (clipped) box per axis."""
         return tuple(b - a + 1 for a, b in self.box) if self.box else ()
+
+    def __repr__(self) -> str:
+        return short_repr("EffectiveField", self.describe(), limit=400)
+
+    def _repr_html_(self) -> str:
+        box = "x".join(map(str, self.theoretical_size)) or "none"
+        return summary_html(
+            f"EffectiveField of unit {self.position} of {self.node!r}",
+            {
+                "effective size (diameter of the disc holding "
+                f"{self.mass:.0%} of the weight)": f"{self.size:.2f} px",
+                "centre": ", ".join(f"{c:.2f}" for c in self.centre),
+                "theoretical box": f"{box} {self.box}",
+                "weights": f"array of shape {self.weights.shape}",
+            },
+        )
 
     def describe(self) -> str:
         """One line: effective size against the theoretical box."""
