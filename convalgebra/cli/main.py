@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import ConvAlgebraError, MissingExtraError
 from . import layer_commands as commands
 from . import network_commands as network
+from . import report_commands
 from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
 from .common import NotAvailableError
 from .files import STDOUT, write_files
@@ -532,6 +533,40 @@ convalgebra spectrum --in 4x20x20 --out 4 -k 3 -p 1 --mode reflect --largest 3""
     p.set_defaults(handler=commands.spectrum)
 
 
+def _add_report(subparsers) -> None:
+    p = _sub(
+        subparsers,
+        "report",
+        "an interactive HTML report of a network (one offline file)",
+        "Write one self-contained HTML file: a sortable table of the layers (shape, "
+        "receptive field size/jump/start per axis, parameters, MACs, memory), the input "
+        "grid where hovering a row draws its unit's exact receptive box, a unit slider per "
+        "axis and a CSV download. Nothing is loaded from the network.",
+        """
+convalgebra report resnet18 -o resnet18.html
+convalgebra report 'mymodel.py:make(3)' --in 3x64x64 -o mymodel.html
+convalgebra report mynet.yaml --force""",
+    )
+    _model_arguments(p, default_model=True, short_in=True)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help="the page to write (default: the model's name with .html)",
+    )
+    p.add_argument(
+        "--max-units",
+        type=_positive_int,
+        default=50_000,
+        metavar="N",
+        help="refuse a report needing more than N unit lookups (default 50,000)",
+    )
+    _force_argument(p)
+    p.set_defaults(handler=report_commands.report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``convalgebra`` argument parser with all its subcommands."""
     from .. import __version__
@@ -556,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_params,
         _add_export,
         _add_spectrum,
+        _add_report,
     ):
         add(subparsers)
     return parser
