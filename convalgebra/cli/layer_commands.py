@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 from .args import make_array, make_weight, parse_spec_string, spec_from_args
-from .common import Result, check_suffix, library_module, load_model
+from .common import PICTURE_SUFFIXES, Result, check_suffix, library_module, load_model
 
 __all__ = ["MAIN_EPILOG", "check", "derive", "grad", "matrix", "spectrum"]
 
@@ -75,7 +75,7 @@ def matrix(ns: argparse.Namespace) -> Result:
     from ..report import matrix_report
 
     check_suffix(ns.save, (".npz", ".mtx"), "--save")
-    check_suffix(ns.plot, (".png",), "--plot")
+    check_suffix(ns.plot, PICTURE_SUFFIXES, "--plot")
     if ns.max_size < 1:
         raise ConvAlgebraError(f"--max-size must be a positive integer, got {ns.max_size}")
     spec = _spec(ns, "matrix")
@@ -97,9 +97,9 @@ def matrix(ns: argparse.Namespace) -> Result:
     if ns.save is not None:
         files[ns.save] = _matrix_bytes(spec, weight, ns.save)
     if ns.plot is not None:
-        from ..plot import plot_matrix, to_png
+        from ..plot import figure_format, plot_matrix, to_image
 
-        files[ns.plot] = to_png(plot_matrix(spec, weight))
+        files[ns.plot] = to_image(plot_matrix(spec, weight), figure_format(ns.plot))
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
 
 
@@ -340,7 +340,7 @@ def _values_line(values: np.ndarray, shown: int) -> str:
 def spectrum(ns: argparse.Namespace) -> Result:
     """``convalgebra spectrum``: singular values, operator norm and its bounds of a layer."""
     spectra = library_module("spectra", "spectrum")
-    check_suffix(ns.plot, (".png",), "--plot")
+    check_suffix(ns.plot, PICTURE_SUFFIXES, "--plot")
     if ns.largest is not None and ns.largest < 1:
         raise ConvAlgebraError(f"--largest must be a positive integer, got {ns.largest}")
     spec = _spec(ns, "spectrum")
@@ -373,7 +373,9 @@ def spectrum(ns: argparse.Namespace) -> Result:
         lines += [f"  {b.name:<9} {b.value:.10g}  {b.guarantee}" for b in norm.bounds]
     files: dict[Path, bytes] = {}
     if ns.plot is not None:
-        from ..plot import plot_spectrum, to_png
+        from ..plot import figure_format, plot_spectrum, to_image
 
-        files[ns.plot] = to_png(plot_spectrum(values, title=spec.describe()))
+        files[ns.plot] = to_image(
+            plot_spectrum(values, title=spec.describe()), figure_format(ns.plot)
+        )
     return Result("\n".join(lines) + "".join(f"\nwrote {p}" for p in files), files)

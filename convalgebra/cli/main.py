@@ -218,8 +218,9 @@ convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""",
         "--plot",
         type=Path,
         default=None,
-        metavar="FILE.png",
-        help="draw the matrix with its block boundaries (needs the plot extra)",
+        metavar="FILE",
+        help="draw the matrix with its block boundaries: a .png, .svg or .pdf file "
+        "(needs the plot extra)",
     )
     _force_argument(p)
     p.set_defaults(handler=commands.matrix)
@@ -447,9 +448,9 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""",
         "--plot",
         type=Path,
         default=None,
-        metavar="FILE.png",
+        metavar="FILE",
         help="draw the unit's field over the input grid (with --unit), otherwise "
-        "the growth of the field along the network",
+        "the growth of the field along the network: a .png, .svg or .pdf file",
     )
     _force_argument(p)
     p.add_argument(
@@ -527,8 +528,8 @@ convalgebra spectrum --in 4x20x20 --out 4 -k 3 -p 1 --mode reflect --largest 3""
         "--plot",
         type=Path,
         default=None,
-        metavar="FILE.png",
-        help="draw the sorted spectrum (needs the plot extra)",
+        metavar="FILE",
+        help="draw the sorted spectrum: a .png, .svg or .pdf file (needs the plot extra)",
     )
     p.set_defaults(handler=commands.spectrum)
 
