@@ -17,6 +17,7 @@ from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 from .args import make_array, make_weight, parse_spec_string, spec_from_args
 from .common import PICTURE_SUFFIXES, Result, check_suffix, library_module, load_model
+from .json_output import check_record, dumps
 
 __all__ = ["MAIN_EPILOG", "check", "derive", "grad", "matrix", "spectrum"]
 
@@ -122,10 +123,24 @@ def _equation_lines(bw, equations, limit: int) -> list[str]:
     return lines
 
 
+def _equation_records(bw, equations, limit: int) -> list[dict]:
+    """The equations :func:`_equation_lines` prints, as data (terms in the printed order)."""
+    return [
+        {
+            "lhs": str(eq.lhs),
+            "rhs": " + ".join(map(_product, bw.factors(eq.lhs))) or "0",
+            "terms": [[str(c), str(f)] for c, f in bw.factors(eq.lhs)],
+        }
+        for eq in equations[: limit or None]
+    ]
+
+
 def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     from ..symbolic import symbolic_backward
 
     bw = symbolic_backward(spec)
+    if getattr(ns, "format", "text") == "json":
+        return _symbolic_grad_json(spec, bw, ns)
     titles = {
         "forward": ("forward", bw.forward, "each output as a sum of products (eq. 9.7/9.8)"),
         "weight": (
@@ -159,6 +174,28 @@ def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _symbolic_grad_json(spec: ConvSpec, bw, ns: argparse.Namespace) -> str:
+    kinds = {
+        "forward": bw.forward,
+        "weight": bw.weight_gradient,
+        "bias": bw.bias_gradient,
+        "input": bw.input_gradient,
+    }
+    record: dict = {"layer": spec.describe(), "symbolic": True}
+    for key in ns.show:
+        record[key] = _equation_records(bw, kinds[key], ns.max_equations)
+        record[f"{key}_count"] = len(kinds[key])
+    if ns.general:
+        formulas = bw.general()
+        record["general"] = {
+            "forward": formulas.forward,
+            "weight_gradient": formulas.weight_gradient,
+            "input_gradient": formulas.input_gradient,
+            "agree": bool(bw.check_general(formulas)),
+        }
+    return dumps(record)
+
+
 def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     from ..gradients import bias_gradient, input_gradient, weight_gradient
 
@@ -174,6 +211,16 @@ def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
         "bias": ("dL/db", bias_gradient(spec, g) if spec.bias else None),
         "input": ("dL/dx = M(w)^T g", input_gradient(spec, weight, g)),
     }
+    if getattr(ns, "format", "text") == "json":
+        record = {"layer": spec.describe(), "symbolic": False, "weight": weight, "x": x, "g": g}
+        record.update(
+            {
+                f"{key}_gradient": blocks[key][1]
+                for key in ns.show
+                if key in blocks and blocks[key][1] is not None
+            }
+        )
+        return dumps(record)
     lines = [
         spec.describe(),
         "",
@@ -276,7 +323,12 @@ def check(ns: argparse.Namespace) -> Result:
             specs.append(parse_spec_string(text, specs[-1].output_shape))
         args, options = specs, _law_options(ns, law, specs[0])
     result = identities.check(ns.law, *args, **options)
-    render = {"text": result.to_text, "markdown": result.to_markdown, "latex": result.to_latex}
+    render = {
+        "text": result.to_text,
+        "markdown": result.to_markdown,
+        "latex": result.to_latex,
+        "json": lambda: dumps(check_record(result)),
+    }
     return Result(render[ns.format](), exit_code=0 if result.holds else 1)
 
 
@@ -378,4 +430,26 @@ def spectrum(ns: argparse.Namespace) -> Result:
         files[ns.plot] = to_image(
             plot_spectrum(values, title=spec.describe()), figure_format(ns.plot)
         )
+    if getattr(ns, "format", "text") == "json":
+        return Result(_spectrum_json(spectra, spec, weight, values, route, ns), files)
     return Result("\n".join(lines) + "".join(f"\nwrote {p}" for p in files), files)
+
+
+def _spectrum_json(spectra, spec: ConvSpec, weight, values: np.ndarray, route: str, ns) -> str:
+    record: dict = {
+        "layer": spec.describe(),
+        "matrix_shape": [math.prod(spec.output_shape), math.prod(spec.input_shape)],
+        "route": route,
+        "singular_values": values,
+    }
+    if ns.largest is None:
+        smallest = float(values[-1])
+        record["smallest"] = smallest
+        record["condition_number"] = float(values[0]) / smallest if smallest > 0 else "inf"
+    if spec.tile is None:
+        norm = spectra.operator_norm(spec, weight, method="bound")
+        record["norm_bounds"] = [
+            {"name": b.name, "value": b.value, "guarantee": b.guarantee} for b in norm.bounds
+        ]
+    record["files"] = [str(p) for p in ([ns.plot] if ns.plot is not None else [])]
+    return dumps(record)
