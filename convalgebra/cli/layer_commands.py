@@ -28,7 +28,8 @@ MAIN_EPILOG = """examples:
   convalgebra grad --in 1x5x5 -k 3 -s 2
   convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1
   convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
-  convalgebra rf resnet18 --plot rf.png
+  convalgebra rf resnet18 --plot rf.svg
+  convalgebra report resnet18 -o resnet18.html    # interactive page, offline
   convalgebra params --in 3x32x32 --out 10 -k 5 -p 2
   convalgebra spectrum --in 16x32x32 --out 16 -k 3 -p 1 --mode circular --plot spectrum.png
 
