@@ -56,7 +56,13 @@ def test_type_checking_block_mirrors_the_lazy_tables():
     assert _type_checking_imports() == (ca._LAZY, submodules)
 
 
-def _mypy(tmp_path: Path, code: str) -> tuple[str, float]:
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One mypy cache for this file's runs: the package is analysed once."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+def _mypy(tmp_path: Path, code: str, cache: Path) -> tuple[str, float]:
     pytest.importorskip("mypy")
     (tmp_path / "mypy.ini").write_text(MYPY_INI)
     snippet = tmp_path / "snippet.py"
@@ -70,7 +76,7 @@ def _mypy(tmp_path: Path, code: str) -> tuple[str, float]:
             "--config-file",
             str(tmp_path / "mypy.ini"),
             "--cache-dir",
-            str(tmp_path / "cache"),
+            str(cache),
             "--no-error-summary",
             str(snippet),
         ],
@@ -83,7 +89,7 @@ def _mypy(tmp_path: Path, code: str) -> tuple[str, float]:
     return out.stdout, time.perf_counter() - started
 
 
-def test_mypy_catches_a_misspelt_public_name(tmp_path):
+def test_mypy_catches_a_misspelt_public_name(tmp_path, cache):
     code = (
         "import convalgebra as ca\n"
         "spec = ca.ConvSpec((1, 4), 1, 2)\n"
@@ -93,7 +99,7 @@ def test_mypy_catches_a_misspelt_public_name(tmp_path):
         "ca.zoo.lenet_five\n"
         "reveal_type(ca.receptive_field)\n"
     )
-    out, seconds = _mypy(tmp_path, code)
+    out, seconds = _mypy(tmp_path, code, cache)
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert errors == [
         f'{tmp_path / "snippet.py"}:4: error: Module has no attribute "conv_matrx"  [attr-defined]',
@@ -104,6 +110,6 @@ def test_mypy_catches_a_misspelt_public_name(tmp_path):
     assert seconds < 60
 
 
-def test_mypy_checks_arguments_of_a_public_function(tmp_path):
-    out, _ = _mypy(tmp_path, "import convalgebra as ca\nca.param_count(3)\n")
+def test_mypy_checks_arguments_of_a_public_function(tmp_path, cache):
+    out, _ = _mypy(tmp_path, "import convalgebra as ca\nca.param_count(3)\n", cache)
     assert 'Argument 1 to "param_count" has incompatible type "int"' in out, out
