@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from .display import short_repr, summary_html
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, MissingExtraError
 from .network.receptive import Broadcast, Local, Resample, Scatter, Window
 
 __all__ = ["EffectiveField", "effective_receptive_field"]
@@ -101,6 +101,16 @@ class EffectiveField:
                 "weights": f"array of shape {self.weights.shape}",
             },
         )
+
+    def _repr_png_(self) -> bytes | None:
+        """The picture of :func:`~convalgebra.plot.plot_effective_field` (None without
+        matplotlib: the notebook then shows the HTML summary)."""
+        try:
+            from .plot import plot_effective_field, to_png
+
+            return to_png(plot_effective_field(self), dpi=80)
+        except MissingExtraError:
+            return None
 
     def describe(self) -> str:
         """One line: effective size against the theoretical box."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from html.parser import HTMLParser
 
@@ -123,7 +124,19 @@ def test_effective_field_repr_is_short():
     assert len(repr(field)) < 300
     markup = field._repr_html_()
     assert "diameter of the disc holding 95% of the weight" in markup
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert field._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"{field.size:.2f} px" in markup
+
+
+def test_effective_field_png_is_none_without_matplotlib(monkeypatch):
+    from convalgebra import plot
+
+    def missing(module, extra):
+        raise ca.MissingExtraError(f"pip install 'convalgebra[{extra}]'")
+
+    monkeypatch.setattr(plot, "require", missing)
+    assert ca.effective_receptive_field(zoo.lenet5())._repr_png_() is None
 
 
 def test_symbolic_backward_repr_counts_without_building():
