@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConvAlgebraError
+from .display import short_repr, summary_html
+from .errors import ConvAlgebraError, MissingExtraError
 from .network.receptive import Broadcast, Local, Resample, Scatter, Window
 
 __all__ = ["EffectiveField", "effective_receptive_field"]
@@ -84,6 +85,32 @@ class EffectiveField:
     def theoretical_size(self) -> tuple[int, ...]:
         """Extent of the theoretical (clipped) box per axis."""
         return tuple(b - a + 1 for a, b in self.box) if self.box else ()
+
+    def __repr__(self) -> str:
+        return short_repr("EffectiveField", self.describe(), limit=400)
+
+    def _repr_html_(self) -> str:
+        box = "x".join(map(str, self.theoretical_size)) or "none"
+        return summary_html(
+            f"EffectiveField of unit {self.position} of {self.node!r}",
+            {
+                "effective size (diameter of the disc holding "
+                f"{self.mass:.0%} of the weight)": f"{self.size:.2f} px",
+                "centre": ", ".join(f"{c:.2f}" for c in self.centre),
+                "theoretical box": f"{box} {self.box}",
+                "weights": f"array of shape {self.weights.shape}",
+            },
+        )
+
+    def _repr_png_(self) -> bytes | None:
+        """The picture of :func:`~convalgebra.plot.plot_effective_field` (None without
+        matplotlib: the notebook then shows the HTML summary)."""
+        try:
+            from .plot import plot_effective_field, to_png
+
+            return to_png(plot_effective_field(self), dpi=80)
+        except MissingExtraError:
+            return None
 
     def describe(self) -> str:
         """One line: effective size against the theoretical box."""

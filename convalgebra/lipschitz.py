@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .connectivity import axis_table
+from .display import html_table, short_repr, summary_html
 from .errors import ConvAlgebraError, require
 from .network.graph import LayerGraph
 from .spec import ConvSpec, pool_output_size
@@ -91,6 +92,27 @@ class LipschitzBound:
             if entry.node == name:
                 return entry
         raise ConvAlgebraError(f"no node named {name!r} in the bound")
+
+    def __repr__(self) -> str:
+        lower = "" if self.lower is None else f", lower {self.lower:.6g} (gap {self.gap:.3g}x)"
+        return short_repr(
+            "LipschitzBound", f"upper {self.upper:.6g}{lower}, {len(self.nodes)} nodes"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            {"node": e.node, "kind": e.kind, "layer": e.layer, "bound": e.bound, "how": e.how}
+            for e in self.nodes
+        ]
+        items = {"upper bound": f"{self.upper:.6g}"}
+        if self.lower is not None:
+            items["lower bound (power iteration)"] = f"{self.lower:.6g}, gap {self.gap:.3g}x"
+        table = html_table(
+            rows,
+            list(rows[0]) if rows else [],
+            lambda v: f"{v:.6g}" if isinstance(v, float) else str(v),
+        )
+        return summary_html("LipschitzBound", items, table)
 
     def table(self) -> str:
         """One line per node: own constant, bound from the input, and how it was obtained."""

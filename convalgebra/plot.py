@@ -2,7 +2,8 @@
 
 Needs the optional ``plot`` extra (matplotlib), imported on first use. Figures are built with
 matplotlib's object-oriented API on the headless Agg canvas, so nothing here touches pyplot's
-global state or needs a display; :func:`to_png` turns any figure into PNG bytes.
+global state or needs a display; :func:`to_image` turns any figure into PNG, SVG or PDF bytes
+(:func:`to_png` for PNG).
 
 Examples
 --------
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConvAlgebraError, require
+from .errors import ConvAlgebraError, require, shown
 from .spec import ConvSpec
 from .taps import padded_coordinates
 
@@ -32,6 +33,9 @@ __all__ = [
     "plot_unit_field",
     "plot_effective_field",
     "plot_spectrum",
+    "FIGURE_FORMATS",
+    "figure_format",
+    "to_image",
     "to_png",
 ]
 
@@ -50,11 +54,65 @@ def _figure(width: float, height: float):
     return fig
 
 
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def figure_format(path: Any) -> str:
+    """The picture format a file name asks for: ``png``, ``svg`` or ``pdf`` (``-``: png).
+
+    Examples
+    --------
+    >>> figure_format("rf.svg"), figure_format("m.PDF"), figure_format("-")
+    ('svg', 'pdf', 'png')
+    """
+    text = str(path)
+    if text == "-":
+        return "png"
+    suffix = text.rsplit(".", 1)[-1].lower() if "." in text else ""
+    if suffix not in FIGURE_FORMATS:
+        raise ConvAlgebraError(f"a picture file must end in .png, .svg or .pdf, got {shown(text)}")
+    return suffix
+
+
+def to_image(fig, fmt: str = "png", dpi: int = 150) -> bytes:
+    """Render a figure to ``png``, ``svg`` or ``pdf`` bytes (headless, reproducible).
+
+    The saved area is the drawing's tight bounding box (no empty margins, no clipped
+    title); SVG keeps its text as text (searchable, selectable), and neither SVG nor PDF
+    records a creation date, so one figure always gives the same bytes.
+    """
+    if fmt not in FIGURE_FORMATS:
+        raise ConvAlgebraError(f"fmt must be one of {FIGURE_FORMATS}, got {shown(fmt)}")
+    import matplotlib
+
+    buffer = io.BytesIO()
+    metadata = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "convalgebra"}):
+        fig.savefig(
+            buffer,
+            format=fmt,
+            dpi=dpi,
+            facecolor="white",
+            bbox_inches="tight",
+            pad_inches=0.1,
+            metadata=metadata,
+        )
+    return buffer.getvalue()
+
+
 def to_png(fig, dpi: int = 150) -> bytes:
     """Render a figure to PNG bytes (headless)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
-    return buffer.getvalue()
+    return to_image(fig, "png", dpi)
+
+
+def _wrap(text: str, width_inches: float, fontsize: float) -> str:
+    """Break a title into lines that fit ``width_inches`` at ``fontsize`` points."""
+    import textwrap
+
+    chars = max(20, int(width_inches * 72 / (0.6 * fontsize)))
+    return "\n".join(
+        textwrap.fill(line, chars, break_on_hyphens=False) for line in text.splitlines()
+    )
 
 
 def _short(spec: ConvSpec) -> str:
@@ -251,7 +309,8 @@ def plot_matrix(spec: ConvSpec, weight=None, *, title: str | None = None):
     n_out, n_in = math.prod(spec.output_shape), math.prod(spec.input_shape)
     n_rows, n_cols = min(n_out, MAX_DRAWN), min(n_in, MAX_DRAWN)
     side = 7.0
-    fig = _figure(side * min(1.6, max(0.9, n_cols / n_rows)) + 2.0, side)
+    width = side * min(1.6, max(0.9, n_cols / n_rows)) + 2.0
+    fig = _figure(width, side)
     ax = fig.add_subplot()
     if weight is None:
         _draw_symbolic(fig, ax, spec, n_rows, n_cols)
@@ -260,7 +319,10 @@ def plot_matrix(spec: ConvSpec, weight=None, *, title: str | None = None):
     _draw_blocks(ax, spec, n_rows, n_cols)
     corner = "" if (n_rows, n_cols) == (n_out, n_in) else f", top-left {n_rows}x{n_cols} shown"
     structure = matrix_structure(spec, weight).name
-    ax.set_title(title or f"{_short(spec)}\n{structure}, {n_out}x{n_in}{corner}", fontsize=11)
+    ax.set_title(
+        _wrap(title or f"{_short(spec)}\n{structure}, {n_out}x{n_in}{corner}", width - 2.0, 11),
+        fontsize=11,
+    )
     ax.set_xlabel(f"input index (C order over {'x'.join(map(str, spec.input_shape))})")
     ax.set_ylabel(f"output index (C order over {'x'.join(map(str, spec.output_shape))})")
     return fig
@@ -466,7 +528,9 @@ def plot_receptive_field(spec: ConvSpec, unit: tuple[int, ...] | None = None):
         fontsize=9,
         ncols=min(4, len(handles)),
     )
-    fig.suptitle(f"receptive field of one output unit: {_short(spec)}", fontsize=12)
+    fig.suptitle(
+        _wrap(f"receptive field of one output unit: {_short(spec)}", 10.5, 12), fontsize=12
+    )
     return fig
 
 
@@ -526,7 +590,8 @@ def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None =
     if not nodes:
         raise ConvAlgebraError("the graph has no layer with a spatial output to plot")
     fields = [graph.receptive_field(v) for v in nodes]
-    fig = _figure(max(8.0, min(16.0, 0.25 * len(nodes) + 5)), 6.0)
+    width = max(8.0, min(16.0, 0.25 * len(nodes) + 5))
+    fig = _figure(width, 6.0)
     ax = fig.add_subplot()
     x = np.arange(len(nodes))
     _draw_sizes(ax, x, fields, graph.extent)
@@ -549,7 +614,11 @@ def plot_rf_growth(graph, nodes: list[str] | None = None, *, title: str | None =
     ax.legend(lines, [h.get_label() for h in lines], loc="center left", frameon=False)
     shape = "x".join(map(str, graph.shape(graph.inputs[0]))) if graph.inputs else ""
     ax.set_title(
-        f"receptive-field growth: {title or graph.nx.graph.get('name', 'network')} on {shape}",
+        _wrap(
+            f"receptive-field growth: {title or graph.nx.graph.get('name', 'network')} on {shape}",
+            width - 2.5,
+            12,
+        ),
         fontsize=12,
     )
     return fig
@@ -643,8 +712,12 @@ def plot_unit_field(
     ax.set_aspect("equal" if graph.spatial_ndim == 2 else "auto")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), frameon=False, ncols=2, fontsize=9)
     ax.set_title(
-        f"{title or graph.nx.graph.get('name', 'network')}: unit {field.position} of "
-        f"{node!r} ({'x'.join(map(str, graph.shape(node)))})",
+        _wrap(
+            f"{title or graph.nx.graph.get('name', 'network')}: unit {field.position} of "
+            f"{node!r} ({'x'.join(map(str, graph.shape(node)))})",
+            6.5,
+            11,
+        ),
         fontsize=11,
     )
     return fig
@@ -705,13 +778,29 @@ def _draw_unclipped(ax, graph, node: str, field) -> None:
     ax.plot(centre[1], centre[0], "x", color="#d62728", markersize=10, mew=2, label="centre")
 
 
+def _erf_window(field, extent: tuple[int, ...]) -> list[tuple[float, float]]:
+    """Per axis, the pixel range shown: the theoretical box and the disc, a margin around
+    them, within the input (a small field on a large input is shown large)."""
+    spans = []
+    for a, n in enumerate(extent):
+        lo = field.centre[a] - field.radius
+        hi = field.centre[a] + field.radius
+        if field.box is not None:
+            lo, hi = min(lo, field.box[a][0]), max(hi, field.box[a][1])
+        margin = max(2.0, 0.15 * (hi - lo))
+        spans.append((max(-0.5, lo - margin), min(n - 0.5, hi + margin)))
+    return spans
+
+
 def plot_effective_field(field, *, title: str | None = None):
     """An effective receptive field (:func:`~convalgebra.effective.effective_receptive_field`)
     beside its theoretical box.
 
     Left: the weight of every input pixel (1-D: a bar chart), the theoretical box outlined
-    and the disc (interval) holding ``field.mass`` of the weight dashed. Right: the weight
-    along the row and the column through the centre of mass, against the box.
+    and the disc (interval) holding ``field.mass`` of the weight dashed, zoomed on the field
+    (with a margin, within the input). Right: the weight along the row and the column
+    through the centre of mass, against the box. The effective size is the diameter of
+    that disc, and the figure says so.
 
     Returns
     -------
@@ -722,20 +811,24 @@ def plot_effective_field(field, *, title: str | None = None):
     w = field.weights
     if w.ndim not in (1, 2):
         raise ConvAlgebraError(f"effective fields are drawn for 1-D and 2-D inputs, got {w.ndim}")
-    fig = _figure(11.0, 5.0)
+    fig = _figure(11.0, 5.4)
     ax, side = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     name = f"{title + ': ' if title else ''}unit {field.position} of {field.node!r}"
+    disc = "disc" if w.ndim == 2 else "interval"
+    mass = f"{field.mass:.0%} of the weight"
+    window = _erf_window(field, w.shape)
     if w.ndim == 2:
         image = ax.imshow(w, cmap="viridis", interpolation="nearest")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight (sums to 1)")
         if field.box is not None:
+            box = "x".join(map(str, field.theoretical_size))
             ax.add_patch(
                 _pixel_box(
                     field.box,
                     fill=False,
-                    edgecolor="white",
-                    lw=1.5,
-                    label="theoretical field",
+                    edgecolor="#e41a1c",
+                    lw=1.8,
+                    label=f"theoretical box {box}",
                 )
             )
         ax.add_patch(
@@ -744,11 +837,13 @@ def plot_effective_field(field, *, title: str | None = None):
                 field.radius,
                 fill=False,
                 edgecolor="#ff7f0e",
-                lw=1.5,
+                lw=1.8,
                 ls="--",
-                label=f"{field.mass:.0%} of the weight",
+                label=f"{disc} holding {mass}",
             )
         )
+        ax.set_xlim(*window[1])
+        ax.set_ylim(window[0][1], window[0][0])
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False, ncols=2)
         rows = {"row": w[int(round(field.centre[0]))], "column": w[:, int(round(field.centre[1]))]}
     else:
@@ -758,9 +853,9 @@ def plot_effective_field(field, *, title: str | None = None):
             ax.axvspan(
                 field.box[0][0] - 0.5,
                 field.box[0][1] + 0.5,
-                color="#cccccc",
-                alpha=0.4,
-                label="theoretical field",
+                color="#e41a1c",
+                alpha=0.15,
+                label="theoretical box",
             )
         ax.axvspan(
             field.centre[0] - field.radius,
@@ -768,17 +863,27 @@ def plot_effective_field(field, *, title: str | None = None):
             fill=False,
             edgecolor="#ff7f0e",
             ls="--",
-            label=f"{field.mass:.0%} of the weight",
+            label=f"{disc} holding {mass}",
         )
+        ax.set_xlim(*window[0])
         ax.legend(frameon=False)
-    ax.set_title(f"{name}: effective size {field.size:.1f} px", fontsize=10)
+    ax.set_title(
+        _wrap(
+            f"{name}\neffective size {field.size:.1f} px: the diameter of the {disc} "
+            f"holding {mass}",
+            4.6,
+            10,
+        ),
+        fontsize=10,
+    )
     for label, values in rows.items():
         side.plot(np.arange(values.size), values, marker=".", label=f"through the centre ({label})")
+    side.set_xlim(*window[-1])
     side.set_xlabel("input position")
     side.set_ylabel("weight")
     side.legend(frameon=False, fontsize=9)
     box = "x".join(map(str, field.theoretical_size)) or "none"
-    side.set_title(f"theoretical box {box} px", fontsize=10)
+    side.set_title(f"theoretical box {box} px (every pixel a path reaches)", fontsize=10)
     return fig
 
 
@@ -800,6 +905,6 @@ def plot_spectrum(values, *, title: str | None = None):
         ax.set_yscale("log")
     ax.set_xlabel("rank")
     ax.set_ylabel("singular value")
-    ax.set_title(title or f"{values.size:,} singular values", fontsize=8)
+    ax.set_title(_wrap(title or f"{values.size:,} singular values", 5.2, 10), fontsize=10)
     ax.grid(alpha=0.3)
     return fig

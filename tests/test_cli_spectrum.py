@@ -87,7 +87,7 @@ def test_largest_by_lanczos_and_plot(capsys, tmp_path):
     [
         (["--in", "1x5", "-k", "3", "--largest", "0"], "--largest must be"),
         (["--in", "1x5", "-k", "3", "--weight", "symbolic"], "needs numbers"),
-        (["--in", "1x5", "-k", "3", "--plot", "x.pdf"], "--plot must name"),
+        (["--in", "1x5", "-k", "3", "--plot", "x.jpg"], "--plot must name"),
         (["-k", "3"], "needs a layer"),
     ],
     ids=["largest", "symbolic", "plot-suffix", "no-layer"],

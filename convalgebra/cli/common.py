@@ -16,6 +16,7 @@ from ..errors import ConvAlgebraError, shown
 
 __all__ = [
     "GRAPH_SUFFIXES",
+    "PICTURE_SUFFIXES",
     "NotAvailableError",
     "Result",
     "check_suffix",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 GRAPH_SUFFIXES = (".json", ".yaml", ".yml")
+PICTURE_SUFFIXES = (".png", ".svg", ".pdf")  # --plot: the formats of plot.to_image
 
 
 @dataclass

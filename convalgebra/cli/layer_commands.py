@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 from .args import make_array, make_weight, parse_spec_string, spec_from_args
-from .common import Result, check_suffix, library_module, load_model
+from .common import PICTURE_SUFFIXES, Result, check_suffix, library_module, load_model
+from .json_output import check_record, dumps
 
 __all__ = ["MAIN_EPILOG", "check", "derive", "grad", "matrix", "spectrum"]
 
@@ -27,7 +28,8 @@ MAIN_EPILOG = """examples:
   convalgebra grad --in 1x5x5 -k 3 -s 2
   convalgebra check translation_equivariance --in 1x6x6 -k 3 -p 1
   convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
-  convalgebra rf resnet18 --plot rf.png
+  convalgebra rf resnet18 --plot rf.svg
+  convalgebra report resnet18 -o resnet18.html    # interactive page, offline
   convalgebra params --in 3x32x32 --out 10 -k 5 -p 2
   convalgebra spectrum --in 16x32x32 --out 16 -k 3 -p 1 --mode circular --plot spectrum.png
 
@@ -75,7 +77,7 @@ def matrix(ns: argparse.Namespace) -> Result:
     from ..report import matrix_report
 
     check_suffix(ns.save, (".npz", ".mtx"), "--save")
-    check_suffix(ns.plot, (".png",), "--plot")
+    check_suffix(ns.plot, PICTURE_SUFFIXES, "--plot")
     if ns.max_size < 1:
         raise ConvAlgebraError(f"--max-size must be a positive integer, got {ns.max_size}")
     spec = _spec(ns, "matrix")
@@ -97,9 +99,9 @@ def matrix(ns: argparse.Namespace) -> Result:
     if ns.save is not None:
         files[ns.save] = _matrix_bytes(spec, weight, ns.save)
     if ns.plot is not None:
-        from ..plot import plot_matrix, to_png
+        from ..plot import figure_format, plot_matrix, to_image
 
-        files[ns.plot] = to_png(plot_matrix(spec, weight))
+        files[ns.plot] = to_image(plot_matrix(spec, weight), figure_format(ns.plot))
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
 
 
@@ -122,10 +124,24 @@ def _equation_lines(bw, equations, limit: int) -> list[str]:
     return lines
 
 
+def _equation_records(bw, equations, limit: int) -> list[dict]:
+    """The equations :func:`_equation_lines` prints, as data (terms in the printed order)."""
+    return [
+        {
+            "lhs": str(eq.lhs),
+            "rhs": " + ".join(map(_product, bw.factors(eq.lhs))) or "0",
+            "terms": [[str(c), str(f)] for c, f in bw.factors(eq.lhs)],
+        }
+        for eq in equations[: limit or None]
+    ]
+
+
 def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     from ..symbolic import symbolic_backward
 
     bw = symbolic_backward(spec)
+    if getattr(ns, "format", "text") == "json":
+        return _symbolic_grad_json(spec, bw, ns)
     titles = {
         "forward": ("forward", bw.forward, "each output as a sum of products (eq. 9.7/9.8)"),
         "weight": (
@@ -159,6 +175,28 @@ def _symbolic_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _symbolic_grad_json(spec: ConvSpec, bw, ns: argparse.Namespace) -> str:
+    kinds = {
+        "forward": bw.forward,
+        "weight": bw.weight_gradient,
+        "bias": bw.bias_gradient,
+        "input": bw.input_gradient,
+    }
+    record: dict = {"layer": spec.describe(), "symbolic": True}
+    for key in ns.show:
+        record[key] = _equation_records(bw, kinds[key], ns.max_equations)
+        record[f"{key}_count"] = len(kinds[key])
+    if ns.general:
+        formulas = bw.general()
+        record["general"] = {
+            "forward": formulas.forward,
+            "weight_gradient": formulas.weight_gradient,
+            "input_gradient": formulas.input_gradient,
+            "agree": bool(bw.check_general(formulas)),
+        }
+    return dumps(record)
+
+
 def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     from ..gradients import bias_gradient, input_gradient, weight_gradient
 
@@ -174,6 +212,16 @@ def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
         "bias": ("dL/db", bias_gradient(spec, g) if spec.bias else None),
         "input": ("dL/dx = M(w)^T g", input_gradient(spec, weight, g)),
     }
+    if getattr(ns, "format", "text") == "json":
+        record = {"layer": spec.describe(), "symbolic": False, "weight": weight, "x": x, "g": g}
+        record.update(
+            {
+                f"{key}_gradient": blocks[key][1]
+                for key in ns.show
+                if key in blocks and blocks[key][1] is not None
+            }
+        )
+        return dumps(record)
     lines = [
         spec.describe(),
         "",
@@ -276,7 +324,12 @@ def check(ns: argparse.Namespace) -> Result:
             specs.append(parse_spec_string(text, specs[-1].output_shape))
         args, options = specs, _law_options(ns, law, specs[0])
     result = identities.check(ns.law, *args, **options)
-    render = {"text": result.to_text, "markdown": result.to_markdown, "latex": result.to_latex}
+    render = {
+        "text": result.to_text,
+        "markdown": result.to_markdown,
+        "latex": result.to_latex,
+        "json": lambda: dumps(check_record(result)),
+    }
     return Result(render[ns.format](), exit_code=0 if result.holds else 1)
 
 
@@ -340,7 +393,7 @@ def _values_line(values: np.ndarray, shown: int) -> str:
 def spectrum(ns: argparse.Namespace) -> Result:
     """``convalgebra spectrum``: singular values, operator norm and its bounds of a layer."""
     spectra = library_module("spectra", "spectrum")
-    check_suffix(ns.plot, (".png",), "--plot")
+    check_suffix(ns.plot, PICTURE_SUFFIXES, "--plot")
     if ns.largest is not None and ns.largest < 1:
         raise ConvAlgebraError(f"--largest must be a positive integer, got {ns.largest}")
     spec = _spec(ns, "spectrum")
@@ -373,7 +426,31 @@ def spectrum(ns: argparse.Namespace) -> Result:
         lines += [f"  {b.name:<9} {b.value:.10g}  {b.guarantee}" for b in norm.bounds]
     files: dict[Path, bytes] = {}
     if ns.plot is not None:
-        from ..plot import plot_spectrum, to_png
+        from ..plot import figure_format, plot_spectrum, to_image
 
-        files[ns.plot] = to_png(plot_spectrum(values, title=spec.describe()))
+        files[ns.plot] = to_image(
+            plot_spectrum(values, title=spec.describe()), figure_format(ns.plot)
+        )
+    if getattr(ns, "format", "text") == "json":
+        return Result(_spectrum_json(spectra, spec, weight, values, route, ns), files)
     return Result("\n".join(lines) + "".join(f"\nwrote {p}" for p in files), files)
+
+
+def _spectrum_json(spectra, spec: ConvSpec, weight, values: np.ndarray, route: str, ns) -> str:
+    record: dict = {
+        "layer": spec.describe(),
+        "matrix_shape": [math.prod(spec.output_shape), math.prod(spec.input_shape)],
+        "route": route,
+        "singular_values": values,
+    }
+    if ns.largest is None:
+        smallest = float(values[-1])
+        record["smallest"] = smallest
+        record["condition_number"] = float(values[0]) / smallest if smallest > 0 else "inf"
+    if spec.tile is None:
+        norm = spectra.operator_norm(spec, weight, method="bound")
+        record["norm_bounds"] = [
+            {"name": b.name, "value": b.value, "guarantee": b.guarantee} for b in norm.bounds
+        ]
+    record["files"] = [str(p) for p in ([ns.plot] if ns.plot is not None else [])]
+    return dumps(record)

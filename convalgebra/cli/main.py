@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import ConvAlgebraError, MissingExtraError
 from . import layer_commands as commands
 from . import network_commands as network
-from . import prove_command
+from . import prove_command, report_commands
 from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
 from .common import NotAvailableError
 from .files import STDOUT, write_files
@@ -218,8 +218,9 @@ convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""",
         "--plot",
         type=Path,
         default=None,
-        metavar="FILE.png",
-        help="draw the matrix with its block boundaries (needs the plot extra)",
+        metavar="FILE",
+        help="draw the matrix with its block boundaries: a .png, .svg or .pdf file "
+        "(needs the plot extra)",
     )
     _force_argument(p)
     p.set_defaults(handler=commands.matrix)
@@ -265,6 +266,12 @@ convalgebra grad --in 1x4 -k 2 --numeric --weight 1,2 --data 1,2,3,4 --grad-outp
         default="random",
         metavar="G",
         help="upstream gradient dL/dz (default random)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: the equations (or, with --numeric, the arrays) as data",
     )
     p.set_defaults(handler=commands.grad)
 
@@ -336,9 +343,27 @@ convalgebra check --list""",
         metavar="X",
         help="the input of max_pool_invariance (default random integers)",
     )
-    p.add_argument("--format", choices=("text", "markdown", "latex"), default="text")
+    p.add_argument("--format", choices=("text", "markdown", "latex", "json"), default="text")
     p.add_argument("--list", action="store_true", help="list the laws and exit")
     p.set_defaults(handler=commands.check)
+
+
+# every kind of convalgebra.derivations.KINDS (tests/test_cli_json_help.py keeps them equal)
+DERIVE_KINDS = {
+    "output_size": "the output size, axis by axis",
+    "matrix": "the layer's matrix, entry by entry (--max-rows, --max-cols)",
+    "forward": "the forward equations: each output as a sum of products",
+    "backward": "kernel and input gradients (eq. 9.11, 9.13)",
+    "params": "the parameter count (a layer, or a network with --model)",
+    "receptive_field": "the receptive field (a layer, or a network with --model)",
+    "check": "the proof of a law, from a check result (from Python: derive(check(...)))",
+    "im2col": "the im2col lowering: the kernel Jacobian J(x)",
+    "cost": "parameters and MACs, against the standard convolution",
+    "transposed": "a transposed convolution as the adjoint (with --transposed)",
+    "pooling": "average or max pooling as a linear map at an input (from Python: "
+    "derive('pooling', spec, x=...))",
+    "spectrum": "closed-form singular values of a circular layer (--mode circular)",
+}
 
 
 def _add_derive(subparsers) -> None:
@@ -348,17 +373,19 @@ def _add_derive(subparsers) -> None:
         "a textbook derivation in LaTeX, Markdown or text",
         "Generate a derivation from the same objects that compute the numbers: output "
         "size, the matrix, forward and backward equations, parameters, receptive field. "
-        "WHAT=params/receptive_field also accept a model with --model.",
+        "WHAT=params/receptive_field also accept a model with --model.\n\nkinds (WHAT):\n"
+        + "\n".join(f"  {kind:<16} {text}" for kind, text in DERIVE_KINDS.items()),
         """
 convalgebra derive output_size --in 1x7 -k 3 -s 3
 convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
 convalgebra derive matrix --in 1x4x4 -k 3 -p 1 --mode circular --format markdown
-convalgebra derive receptive_field --model lenet5""",
+convalgebra derive receptive_field --model lenet5
+convalgebra derive spectrum --in 1x8 -k 3 -p 1 --mode circular""",
     )
     p.add_argument(
         "what",
-        help="output_size, matrix, forward, backward, params, receptive_field, im2col, "
-        "transposed (with --transposed)",
+        metavar="WHAT",
+        help="what to derive (the kinds are listed below)",
     )
     add_spec_arguments(p, required=False)
     p.add_argument(
@@ -447,9 +474,9 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""",
         "--plot",
         type=Path,
         default=None,
-        metavar="FILE.png",
+        metavar="FILE",
         help="draw the unit's field over the input grid (with --unit), otherwise "
-        "the growth of the field along the network",
+        "the growth of the field along the network: a .png, .svg or .pdf file",
     )
     _force_argument(p)
     p.add_argument(
@@ -527,8 +554,14 @@ convalgebra spectrum --in 4x20x20 --out 4 -k 3 -p 1 --mode reflect --largest 3""
         "--plot",
         type=Path,
         default=None,
-        metavar="FILE.png",
-        help="draw the sorted spectrum (needs the plot extra)",
+        metavar="FILE",
+        help="draw the sorted spectrum: a .png, .svg or .pdf file (needs the plot extra)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: every singular value and the norm bounds as data",
     )
     p.set_defaults(handler=commands.spectrum)
 
@@ -552,6 +585,40 @@ def _add_prove(subparsers) -> None:
     p.add_argument("identity", help='the identity, e.g. "conv(x, w, stride=2) == ..."')
     p.add_argument("declarations", nargs=argparse.REMAINDER, help="--NAME SHAPE ... and options")
     p.set_defaults(handler=prove_command.prove)
+
+
+def _add_report(subparsers) -> None:
+    p = _sub(
+        subparsers,
+        "report",
+        "an interactive HTML report of a network (one offline file)",
+        "Write one self-contained HTML file: a sortable table of the layers (shape, "
+        "receptive field size/jump/start per axis, parameters, MACs, memory), the input "
+        "grid where hovering a row draws its unit's exact receptive box, a unit slider per "
+        "axis and a CSV download. Nothing is loaded from the network.",
+        """
+convalgebra report resnet18 -o resnet18.html
+convalgebra report 'mymodel.py:make(3)' --in 3x64x64 -o mymodel.html
+convalgebra report mynet.yaml --force""",
+    )
+    _model_arguments(p, default_model=True, short_in=True)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help="the page to write (default: the model's name with .html)",
+    )
+    p.add_argument(
+        "--max-units",
+        type=_positive_int,
+        default=50_000,
+        metavar="N",
+        help="refuse a report needing more than N unit lookups (default 50,000)",
+    )
+    _force_argument(p)
+    p.set_defaults(handler=report_commands.report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -579,9 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
         _add_export,
         _add_spectrum,
         _add_prove,
+        _add_report,
     ):
         add(subparsers)
     return parser
+
+
+MAIN_NEXT = (
+    "next: convalgebra rf resnet18 | convalgebra report resnet18 -o resnet18.html | "
+    "convalgebra derive --help"
+)
 
 
 def _with_default_command(argv: list[str], commands_: set[str]) -> list[str]:
@@ -644,8 +718,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     names = set(_command_names(parser))
     try:
-        ns = parser.parse_args(_glue_values(_with_default_command(argv, names)))
+        full = _with_default_command(argv, names)
+        ns = parser.parse_args(_glue_values(full))
         result = ns.handler(ns)
+        if len(full) > len(argv) and result.exit_code == 0 and ns.format == "text":
+            result.text += "\n\n" + MAIN_NEXT  # the main job points at the next steps
         write_files(result.files, force=getattr(ns, "force", False))
         if result.text:
             to_stdout = any(str(p) == STDOUT for p in result.files)

@@ -14,7 +14,15 @@ from typing import Any
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 from .args import spec_from_args
-from .common import GRAPH_SUFFIXES, Result, check_suffix, library_module, load_model, model_names
+from .common import (
+    GRAPH_SUFFIXES,
+    PICTURE_SUFFIXES,
+    Result,
+    check_suffix,
+    library_module,
+    load_model,
+    model_names,
+)
 
 __all__ = ["DTYPE_BYTES", "analyze", "export", "params", "rf"]
 
@@ -230,7 +238,7 @@ def rf(ns: argparse.Namespace) -> Result:
     listed = _list_models(ns)
     if listed:
         return listed
-    check_suffix(ns.plot, (".png",), "--plot")
+    check_suffix(ns.plot, PICTURE_SUFFIXES, "--plot")
     graph, label, spec = _model_or_spec(ns, "rf")
     node = ns.node or _default_node(graph)
     if node is None:
@@ -259,7 +267,7 @@ def rf(ns: argparse.Namespace) -> Result:
             figure = plot.plot_unit_field(graph, node, ns.unit, title=label)
         else:
             figure = plot.plot_rf_growth(graph, title=label)
-        files[ns.plot] = plot.to_png(figure)
+        files[ns.plot] = plot.to_image(figure, plot.figure_format(ns.plot))
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
 
 
@@ -312,7 +320,9 @@ def _effective(graph, node: str, ns: argparse.Namespace, label: str) -> Result:
     if ns.plot is not None:
         from .. import plot
 
-        files[ns.plot] = plot.to_png(plot.plot_effective_field(field, title=label))
+        files[ns.plot] = plot.to_image(
+            plot.plot_effective_field(field, title=label), plot.figure_format(ns.plot)
+        )
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
 
 

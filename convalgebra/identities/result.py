@@ -19,11 +19,13 @@ as one :class:`~convalgebra.render.Document`; ``to_text``/``to_markdown``/``to_l
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..display import short_repr
 from ..render.model import Step
 
 __all__ = ["Step", "Counterexample", "CheckResult"]
@@ -154,6 +156,19 @@ class CheckResult:
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        colour = "#1e7b34" if self.holds else "#b02a1e"
+        head = (
+            f'<strong>{html.escape(self.law)}: <span style="color:{colour}">'
+            f"{self.verdict}</span></strong> &mdash; {html.escape(self.claim)}"
+        )
+        return (
+            f"<details><summary>{head}</summary><pre>{html.escape(self.to_text())}</pre></details>"
+        )
+
+    def __repr__(self) -> str:
+        return short_repr("CheckResult", f"{self.law}: {self.verdict} -- {self.claim}")
 
     def _repr_latex_(self) -> str:
         return self.to_latex()

@@ -29,6 +29,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from ..display import Table
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
 from .receptive import AxisRF, Global, apply_map, global_rf, input_rf, merge
@@ -425,6 +426,18 @@ class LayerGraph:
 
     def __contains__(self, node: object) -> bool:
         return node in self._attrs
+
+    def _repr_html_(self) -> str:
+        from .htmlreport import graph_summary_html
+
+        return graph_summary_html(self, str(self._meta.get("name")))
+
+    def to_html(self, path: str | Path | None = None, **options: Any) -> str:
+        """A self-contained interactive HTML report (see :func:`.htmlreport.graph_html`);
+        written to ``path`` when given (a regular file), returned as text."""
+        from .htmlreport import graph_html
+
+        return graph_html(self, path, **{"name": str(self._meta.get("name")), **options})
 
     def __repr__(self) -> str:
         return f"<LayerGraph {self._meta.get('name')!r}: {len(self)} nodes>"
@@ -882,8 +895,12 @@ class LayerGraph:
         batch: int = 1,
         depth: int | None = None,
         percent: bool = False,
-    ) -> str:
+    ) -> Table:
         """A per-node table with a totals row: ``fmt`` is text, markdown, csv or json.
+
+        The result is the rendered text (a ``str``) holding the rows as data: ``.rows``,
+        ``to_records()``, ``to_pandas()`` and an HTML table in notebooks
+        (:class:`~convalgebra.display.Table`).
 
         Columns: node, kind, output shape, params (shared ones counted at first use),
         buffers, MACs, receptive field per axis (``size/jump`` or ``global``; with an
@@ -895,7 +912,7 @@ class LayerGraph:
         (sums of params, buffers, MACs and memory; shape and field of the group's last
         node); ``percent=True`` adds each row's share of the total params, MACs and memory.
         """
-        from .tabulate import add_percentages, fold_rows, render
+        from .tabulate import add_percentages, fold_rows, format_cell, render
 
         rows = self._rows(dtype_bytes, _positive(batch, "batch"))
         if depth is not None:
@@ -913,9 +930,10 @@ class LayerGraph:
         if percent:
             rows = add_percentages(rows, ("params", "MACs", "act_bytes"))
         note = self.unused_note()
+        text = render(rows, fmt=fmt)
         if note and fmt in ("text", "markdown"):
-            return render(rows, fmt=fmt) + "\n\n" + note
-        return render(rows, fmt=fmt)
+            text += "\n\n" + note
+        return Table(text, rows, list(rows[0]), format_cell)
 
     def _rows(self, dtype_bytes: int, batch: int) -> list[dict[str, Any]]:
         seen: set = set()

@@ -285,7 +285,9 @@ class _AvgPool(Op):
             g.then(
                 Fraction(1, s),
                 Fraction(max(p, k - 1 - p)),
-                Fraction(max(p, k - p if (p or self.ceil_mode) else 0) + (s if self.ceil_mode else 0)),
+                Fraction(
+                    max(p, k - p if (p or self.ceil_mode) else 0) + (s if self.ceil_mode else 0)
+                ),
             )
             for g, k, s, p in zip(
                 self.child.geometry(bindings), self.kernel_size, self.stride, self.padding

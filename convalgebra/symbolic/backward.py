@@ -38,6 +38,7 @@ import sympy
 
 from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..connectivity import layer_rows_cols, triples
+from ..display import short_repr, summary_html
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
 from .exprs import as_expr
@@ -125,6 +126,19 @@ class SymbolicBackward:
     _factors: dict = field(default_factory=dict, repr=False)
     _index: dict = field(default_factory=dict, init=False, repr=False)
     _built: dict = field(default_factory=dict, init=False, repr=False)
+
+    def _counts(self) -> dict[str, int]:
+        """Equations of each kind, counted without building them."""
+        return {kind: int(np.size(self.left_sides(kind))) for kind in self._pairs}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {kind}" for kind, n in self._counts().items())
+        return short_repr("SymbolicBackward", f"{self.spec.describe()}: {counts} equations")
+
+    def _repr_html_(self) -> str:
+        items: dict[str, object] = {"layer": self.spec.describe()}
+        items.update({f"{kind} equations": n for kind, n in self._counts().items()})
+        return summary_html("SymbolicBackward", items)
 
     def _kind(self, kind: str) -> tuple:
         if kind not in self._built:
