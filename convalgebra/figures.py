@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .connectivity import padded_positions
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec
 
 __all__ = ["window_cells", "figure_layout", "conv_tikz", "conv_gif"]
@@ -55,7 +55,7 @@ def window_cells(spec: ConvSpec, output: tuple[int, ...]) -> list[tuple[int, ...
         not 0 <= o < n for o, n in zip(output, drawn.output_shape[1:], strict=True)
     ):
         raise ConvAlgebraError(
-            f"output must be a position in {drawn.output_shape[1:]}, got {output!r}"
+            f"output must be a position in {drawn.output_shape[1:]}, got {shown(output)}"
         )
     per_axis = [padded_positions(drawn, a)[o] + drawn.padding[a][0] for a, o in enumerate(output)]
     grids = np.meshgrid(*per_axis, indexing="ij")

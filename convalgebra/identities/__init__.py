@@ -140,5 +140,5 @@ def check(law: str, *specs, **options) -> CheckResult:
         ) from None
     for spec in specs:
         if isinstance(spec, ConvSpec):
-            require_table(spec, f"check({name!r})", max_products)
+            require_table(spec, f"check({shown(name)})", max_products)
     return func(*specs, **options)

@@ -231,7 +231,7 @@ class LayerGraph:
         try:
             facts = layer.facts(shapes)
         except (ConvAlgebraError, TypeError) as exc:  # e.g. kernel_size "3" from a spec file
-            branches = ", ".join(f"{s!r} {sh}" for s, sh in zip(inputs, shapes))
+            branches = ", ".join(f"{shown(s)} {sh}" for s, sh in zip(inputs, shapes))
             raise ConvAlgebraError(
                 f"layer {shown(name)} ({layer.kind}) on input(s) {branches or 'none'}: {exc}"
             ) from None
@@ -417,7 +417,7 @@ class LayerGraph:
             return json.dumps(self.to_spec(), indent=1) + "\n"
         if fmt in ("yaml", "yml"):
             return require("yaml", "yaml").safe_dump(self.to_spec(), sort_keys=False)
-        raise ConvAlgebraError(f"unknown graph file type {fmt!r}: use json, yaml or yml")
+        raise ConvAlgebraError(f"unknown graph file type {shown(fmt)}: use json, yaml or yml")
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -522,7 +522,7 @@ class LayerGraph:
 
     def _fields(self, gates: str) -> dict[str, tuple[AxisRF, ...]]:
         if gates not in ("keep", "ignore"):
-            raise ConvAlgebraError(f"gates must be 'keep' or 'ignore', got {gates!r}")
+            raise ConvAlgebraError(f"gates must be 'keep' or 'ignore', got {shown(gates)}")
         analysis = self._analysis()
         if gates == "keep":
             return analysis["rf"]
@@ -1022,7 +1022,7 @@ class LayerGraph:
 
 def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConvAlgebraError(f"{name} must be a positive integer, got {value!r}")
+        raise ConvAlgebraError(f"{name} must be a positive integer, got {shown(value)}")
     return value
 
 
@@ -1131,7 +1131,7 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items())
         ):
             raise ConvAlgebraError(
-                f"layer {name!r}: 'param_keys' must map parameter names to "
+                f"layer {shown(name)}: 'param_keys' must map parameter names to "
                 f"keys, got {str(keys)[:80]}"
             )
         entries.append((name, layer, reads, share, keys))
