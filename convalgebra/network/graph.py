@@ -30,6 +30,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
+from ..spec import MAX_SIZE
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
 from .receptive import AxisRF, Global, apply_map, global_rf, input_rf, merge
 
@@ -87,6 +88,26 @@ class UnitField:
     def size(self) -> tuple[int, ...]:
         """Clipped extent per axis."""
         return tuple(b - a + 1 for a, b in self.box) if self.box else (0,) * len(self.centre)
+
+
+
+_TOO_LARGE = "a size reaches 2**62: sizes this large cannot be indexed (use smaller sizes)"
+
+
+def _check_sizes(facts: Facts) -> None:
+    """A layer's output shape, element count and parameter count: integers below 2**62, as
+    :class:`~convalgebra.spec.ConvSpec` requires of its sizes."""
+    shape = facts.shape
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ConvAlgebraError(f"output shape {shown(shape)} must hold non-negative integers")
+    counts = {
+        "output shape": tuple(shape),
+        "output elements": (math.prod(shape),),
+        "parameters": (sum(facts.params.values()) + sum(facts.buffers.values()),),
+    }
+    for what, values in counts.items():
+        if max(values, default=0) >= MAX_SIZE:
+            raise ConvAlgebraError(f"{what} {shown(values)} {_TOO_LARGE[len('a size ') :]}")
 
 
 class LayerGraph:
@@ -230,10 +251,13 @@ class LayerGraph:
             return cached
         try:
             facts = layer.facts(shapes)
-        except (ConvAlgebraError, TypeError) as exc:  # e.g. kernel_size "3" from a spec file
-            branches = ", ".join(f"{shown(s)} {sh}" for s, sh in zip(inputs, shapes))
+            _check_sizes(facts)
+        except (ConvAlgebraError, TypeError, OverflowError, MemoryError) as exc:
+            # e.g. kernel_size "3" from a spec file, or a size of 10**4000
+            why = exc if isinstance(exc, (ConvAlgebraError, TypeError)) else _TOO_LARGE
+            branches = ", ".join(f"{shown(s)} {shown(sh)}" for s, sh in zip(inputs, shapes))
             raise ConvAlgebraError(
-                f"layer {shown(name)} ({layer.kind}) on input(s) {branches or 'none'}: {exc}"
+                f"layer {shown(name)} ({layer.kind}) on input(s) {branches or 'none'}: {why}"
             ) from None
         if key is not None:
             if len(_FACTS) >= _FACTS_MAX:
