@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from .connectivity import padded_positions
 from .errors import ConvAlgebraError, shown
+from .files import write_file
 from .spec import ConvSpec
 
 __all__ = ["window_cells", "figure_layout", "conv_tikz", "conv_gif"]
@@ -150,7 +152,8 @@ def _caption(drawn: ConvSpec, spec: ConvSpec) -> str:
 def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
     """An animated GIF of the window sliding over the input, one frame per output (needs matplotlib).
 
-    Returns the path written.
+    Returns the path written, by :func:`convalgebra.files.write_file`: a regular file
+    replaced atomically, never a symbolic link, a FIFO or a device.
     """
     try:
         import matplotlib
@@ -204,7 +207,10 @@ def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(outputs))
-    path = Path(path)
-    animation.save(path, writer=PillowWriter(fps=fps))
-    plt.close(fig)
-    return path
+    try:  # drawn in a private folder, then written by the file rules (no link followed)
+        with tempfile.TemporaryDirectory() as folder:
+            staged = Path(folder) / "figure.gif"
+            animation.save(staged, writer=PillowWriter(fps=fps))
+            return write_file(path, staged.read_bytes())
+    finally:
+        plt.close(fig)

@@ -78,8 +78,6 @@ def _graph_module():
 
 def _read_graph_file(path: Path):
     LayerGraph = _graph_module().LayerGraph
-    if not path.is_file():
-        raise ConvAlgebraError(f"cannot read model file {shown(str(path))}: no such file")
     try:
         return LayerGraph.from_file(path)
     except OSError as exc:

@@ -25,7 +25,7 @@ from . import layer_commands as commands
 from . import network_commands as network
 from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
 from .common import NotAvailableError
-from .files import STDOUT, write_files
+from .files import STDOUT, check_distinct, write_files
 
 __all__ = ["main", "build_parser"]
 
@@ -631,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     names = set(_command_names(parser))
     try:
         ns = parser.parse_args(_glue_values(_with_default_command(argv, names)))
+        check_distinct(v for v in vars(ns).values() if isinstance(v, Path))  # the outputs
         result = ns.handler(ns)
         write_files(result.files, force=getattr(ns, "force", False))
         if result.text:

@@ -30,6 +30,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
+from ..files import read_text, write_file
 from ..spec import MAX_SIZE
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
 from .receptive import AxisRF, Global, apply_map, global_rf, input_rf, merge
@@ -88,7 +89,6 @@ class UnitField:
     def size(self) -> tuple[int, ...]:
         """Clipped extent per axis."""
         return tuple(b - a + 1 for a, b in self.box) if self.box else (0,) * len(self.centre)
-
 
 
 _TOO_LARGE = "a size reaches 2**62: sizes this large cannot be indexed (use smaller sizes)"
@@ -382,9 +382,10 @@ class LayerGraph:
 
     @classmethod
     def from_file(cls, path: str | Path) -> LayerGraph:
-        """Build from a ``.json``, ``.yaml`` or ``.yml`` file."""
+        """Build from a ``.json``, ``.yaml`` or ``.yml`` file (a regular file of at most
+        :data:`~convalgebra.files.MAX_READ_BYTES`; a FIFO or a device is refused unread)."""
         path = Path(path)
-        text = path.read_text()
+        text = read_text(path, "a graph file")
         if path.suffix.lower() in (".yaml", ".yml"):
             return cls.from_yaml(text)
         if path.suffix.lower() == ".json":
@@ -421,6 +422,9 @@ class LayerGraph:
         """Write the graph's spec (:meth:`to_spec`) as ``.json``, ``.yaml`` or ``.yml``;
         :meth:`from_file` reads it back. Returns the path.
 
+        The file is written by :func:`convalgebra.files.write_file`: atomically, replacing a
+        regular file, never following a symbolic link nor writing into a FIFO or a device.
+
         Examples
         --------
         >>> import tempfile, os
@@ -431,8 +435,7 @@ class LayerGraph:
         (8, 7, 7)
         """
         path = Path(path)
-        path.write_text(self.to_text(path.suffix.lstrip(".") or "?"))
-        return path
+        return write_file(path, self.to_text(path.suffix.lstrip(".") or "?").encode("utf-8"))
 
     def to_text(self, fmt: str = "json") -> str:
         """The graph's spec as a JSON (``fmt="json"``) or YAML (``"yaml"``/``"yml"``) document."""
