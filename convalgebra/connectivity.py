@@ -252,7 +252,7 @@ def iter_triples(spec: ConvSpec, block_rows: int | None = None):
     if block_rows is None:
         block_rows = block_rows_for(spec)
     if block_rows < 1:
-        raise ConvAlgebraError(f"block_rows must be a positive integer, got {block_rows}")
+        raise ConvAlgebraError(f"block_rows must be a positive integer, got {shown(block_rows)}")
     c_out = channel_layout(spec)[0]
     n_rows = c_out * math.prod(spec.forward_output_spatial)
     for start in range(0, n_rows, block_rows):

@@ -593,9 +593,16 @@ def _glue_values(
     return out
 
 
+#: Longest error line: a message names a few values, each cut to about 200 characters.
+LINE_LIMIT = 1000
+
+
 def _one_line(exc: BaseException) -> str:
-    text = printable(" ".join(str(exc).split()), limit=0)
-    return text or type(exc).__name__
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 - a message that cannot be rendered still gets a line
+        text = ""
+    return printable(text, limit=LINE_LIMIT) or type(exc).__name__
 
 
 def _is_bad_input(exc: BaseException) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -740,14 +741,17 @@ class LayerGraph:
         spatial = sizes is not None and n > 0
         if position is None:
             position = tuple((s - 1) // 2 for s in sizes) if sizes and spatial else ()
-        position = tuple(int(p) for p in position)
+        try:
+            position = tuple(operator.index(p) for p in position)
+        except TypeError:
+            raise TypeError(f"position must be a tuple of integers, got {shown(position)}") from None
         if (
             sizes
             and spatial
             and (len(position) != n or any(not 0 <= p < s for p, s in zip(position, sizes)))
         ):
             raise ConvAlgebraError(
-                f"position {position} is outside node {shown(node)} of shape {shape}"
+                f"position {shown(position)} is outside node {shown(node)} of shape {shape}"
             )
         box = self._box(
             node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip, gates
