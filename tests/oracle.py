@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 F = torch.nn.functional
 
 from convalgebra import ConvSpec  # noqa: E402

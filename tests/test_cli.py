@@ -180,7 +180,9 @@ def test_matrix_save_symbolic_holds_weight_numbers(capsys, tmp_path):
 
 
 def test_matrix_plot_writes_png(capsys, tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     from test_plot import assert_real_png
 
     path = tmp_path / "m.png"
@@ -247,7 +249,9 @@ def test_nothing_written_on_error(capsys, tmp_path):
 
 
 def test_missing_output_folder_writes_nothing(capsys, tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     code, _, err = run(
         capsys,
         "matrix",
@@ -265,7 +269,9 @@ def test_missing_output_folder_writes_nothing(capsys, tmp_path):
 
 
 def test_target_that_is_a_folder_writes_nothing(capsys, tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     (tmp_path / "m.png").mkdir()
     code, _, err = run(
         capsys,
@@ -370,14 +376,18 @@ def make(channels, width=1):
 def test_every_help_example_runs(capsys, tmp_path, monkeypatch, line):
     import shlex
 
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mynet.yaml").write_text(  # the graph file the examples name
         "input: [3, 32, 32]\nlayers:\n  - {kind: conv, out_channels: 8, kernel_size: 3}\n"
         "  - {kind: relu}\n  - {kind: max_pool, kernel_size: 2}\n"
     )
     if "mymodel" in line:  # the Python model the examples name
-        pytest.importorskip("torch")
+        pytest.importorskip(
+            "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+        )
         (tmp_path / "mymodel.py").write_text(MYMODEL)
     argv = shlex.split(line)
     assert argv[0] == "convalgebra"

@@ -98,7 +98,7 @@ def test_grad_general_formulas_agree(capsys):
     ids=["strided-2d", "groups-reflect", "transposed"],
 )
 def test_grad_numeric_matches_torch_autograd(capsys, flags):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="the [torch] extra is not installed: pip install '.[test]'")
     from oracle import torch_grads
 
     from convalgebra.cli import build_parser

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 nn = torch.nn
 
 import convalgebra as ca  # noqa: E402
@@ -181,7 +183,7 @@ def test_python_target_errors_are_one_line(capsys, model_dir, argv, message):
 # ------------------------------------------------------------------ export
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_export_round_trips_shared_and_unused_parameters(capsys, model_dir, suffix):
-    pytest.importorskip("yaml")
+    pytest.importorskip("yaml", reason="the [yaml] extra is not installed: pip install '.[test]'")
     for attr, module in (("tied", None), ("spare", None), ("Net", _torch_net())):
         code, out, err = run(
             capsys, "export", f"nets.py:{attr}", "--in", "3x8x8", "-o", f"{attr}{suffix}"

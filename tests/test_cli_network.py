@@ -38,7 +38,7 @@ def run(capsys, *argv):
 
 @pytest.fixture
 def lenet_file(tmp_path):
-    pytest.importorskip("yaml")
+    pytest.importorskip("yaml", reason="the [yaml] extra is not installed: pip install '.[test]'")
     path = tmp_path / "lenet.yaml"
     path.write_text(LENET_YAML)
     return path
@@ -111,7 +111,9 @@ def test_analyze_list(capsys):
 )
 def test_bad_graph_files_are_one_line_exit_2(capsys, tmp_path, content, suffix, needle):
     if needle != "not a text file" and suffix != ".json":
-        pytest.importorskip("yaml")
+        pytest.importorskip(
+            "yaml", reason="the [yaml] extra is not installed: pip install '.[test]'"
+        )
     path = tmp_path / f"net{suffix}"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     code, out, err = run(capsys, "analyze", str(path))
@@ -197,7 +199,7 @@ def _torch_box(spec, unit):
     ids=["strided", "dilated-asymmetric", "1d"],
 )
 def test_rf_unit_of_a_layer_matches_torch_gradient_support(capsys, flags, unit):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="the [torch] extra is not installed: pip install '.[test]'")
     from convalgebra.cli import build_parser
     from convalgebra.cli.args import (
         parse_padding,  # noqa: F401 - flags parsed by main below
@@ -221,7 +223,9 @@ def test_rf_unit_json(capsys):
 
 
 def test_rf_plots_growth_and_unit(capsys, tmp_path, lenet_file):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     from test_plot import assert_real_png
 
     growth, unit, layer = tmp_path / "g.png", tmp_path / "u.png", tmp_path / "l.png"

@@ -51,7 +51,9 @@ def test_printed_values_equal_dense_svd(capsys, tmp_path, flags, spec):
 
 
 def test_largest_by_lanczos_and_plot(capsys, tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     spec = ConvSpec((2, 12, 12), 2, 3, padding=1)
     w = np.random.default_rng(1).standard_normal(spec.weight_shape)
     np.save(tmp_path / "w.npy", w)

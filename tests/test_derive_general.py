@@ -21,7 +21,9 @@ from convalgebra.derivations.general import (
 )
 from convalgebra.derivations.verify import RoundTripError, verify
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 from oracle import torch_conv, torch_grads  # noqa: E402
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))

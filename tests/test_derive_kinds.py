@@ -12,7 +12,9 @@ from strategies import conv_specs
 import convalgebra as ca
 from convalgebra.derivations.lowering import patch_matrix
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 import torch.nn.functional as F  # noqa: E402
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

@@ -17,7 +17,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 
 from test_graph_oracle import TorchGraph, _inputs, _one_thread  # noqa: E402
 from test_receptive import graphs  # noqa: E402
@@ -197,7 +199,9 @@ def test_rf_effective_on_the_command_line(capsys, tmp_path):
     code, out, err = run(capsys, "rf", "lenet5", "--effective", "--unit", "1x2", "--node", "conv2")
     assert code == 0, err
     assert out.startswith("unit (1, 2) of 'conv2': effective size")
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     code, out, err = run(capsys, "rf", "lenet5", "--effective", "--plot", str(tmp_path / "e.png"))
     assert code == 0, err
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"

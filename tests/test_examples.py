@@ -37,7 +37,9 @@ def test_every_example_is_tested():
 
 
 def test_inspect_matrix(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     out = run_example("inspect_matrix.py", "--plot", "m.png", cwd=tmp_path)
     assert "structure: doubly block circulant" in out
     assert "correlate2d(..., boundary='wrap'): True" in out
@@ -55,7 +57,9 @@ def test_verify_identity(tmp_path):
 
 
 def test_analyze_network(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     out = run_example("analyze_network.py", "--plot", "g.png", cwd=tmp_path)
     assert "resnet18: 11,689,512 parameters, 1,814,073,344 MACs" in out
     assert "features       output (512, 7, 7), receptive field 435 (jump 32)" in out
@@ -72,14 +76,16 @@ def test_generate_derivation(tmp_path):
 
 
 def test_compute_gradients(tmp_path):
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="the [torch] extra is not installed: pip install '.[test]'")
     out = run_example("compute_gradients.py", cwd=tmp_path)
     assert "equal to torch.autograd: True" in out
     assert "Eq(dL/da13, dL/dz1*w9 + dL/dz2*w7 + dL/dz3*w3 + dL/dz4*w1)" in out
 
 
 def test_draw_pictures(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     from test_plot import assert_real_png
 
     out = run_example("draw_pictures.py", "pics", cwd=tmp_path)

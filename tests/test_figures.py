@@ -14,7 +14,9 @@ from strategies import conv_specs
 import convalgebra as ca
 from convalgebra.figures import conv_gif, conv_tikz, figure_layout, window_cells
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 import torch.nn.functional as F  # noqa: E402
 
 
@@ -76,7 +78,9 @@ def test_tikz_figure_compiles(tmp_path, spec):
 
 
 def test_gif_has_one_frame_per_output(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     from PIL import Image
 
     spec = ca.ConvSpec((1, 4, 4), 1, 3, padding=1, stride=2)

@@ -12,7 +12,9 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 nn, F = torch.nn, torch.nn.functional
 
 from convalgebra import ConvAlgebraError, from_torch, macs, param_count, zoo  # noqa: E402
@@ -522,7 +524,8 @@ def test_node_names_follow_the_module_path():
 
 
 def test_shufflenet_and_convnext_at_224_keep_their_fields():
-    tvm = pytest.importorskip("torchvision_models")
+    import torchvision_models as tvm
+
     tvm.load()
     with torch.device("meta"):
         shuffle, convnext = tvm.build("shufflenet_v2_x1_0"), tvm.build("convnext_tiny")

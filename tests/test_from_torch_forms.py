@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 nn, F = torch.nn, torch.nn.functional
 
 from torch_probe import dispatch_macs, positive_copy, probe_boxes  # noqa: E402

@@ -16,7 +16,9 @@ import warnings
 
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 
 import torchvision_models as tvm  # noqa: E402
 from torch_probe import dispatch_macs, positive_copy, probe_boxes  # noqa: E402

@@ -14,7 +14,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 nn = torch.nn
 
 import convalgebra as ca  # noqa: E402

@@ -66,7 +66,7 @@ def test_from_nx_round_trip_and_cycle_error():
 
 
 def test_spec_round_trip_through_json_and_yaml(tmp_path):
-    pytest.importorskip("yaml")
+    pytest.importorskip("yaml", reason="the [yaml] extra is not installed: pip install '.[test]'")
     g = _branchy()
     spec = g.to_spec()
     text = json.dumps(spec)
@@ -95,7 +95,7 @@ layers:
 
 
 def test_yaml_is_loaded_safely(tmp_path):
-    pytest.importorskip("yaml")
+    pytest.importorskip("yaml", reason="the [yaml] extra is not installed: pip install '.[test]'")
     path = tmp_path / "evil.yml"
     path.write_text("!!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(Exception) as info:

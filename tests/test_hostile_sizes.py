@@ -171,7 +171,7 @@ def test_large_command_lines_exit_2_with_one_line(argv, tmp_path):
 
 
 def test_yaml_alias_bomb_and_deep_json_are_refused_with_short_messages(tmp_path):
-    pytest.importorskip("yaml")
+    pytest.importorskip("yaml", reason="the [yaml] extra is not installed: pip install '.[test]'")
     levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
     (tmp_path / "bomb.yaml").write_text("\n".join(levels + ["layers: *a8", "input: *a8"]) + "\n")

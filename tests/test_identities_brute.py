@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-pytest.importorskip("torch")
+pytest.importorskip("torch", reason="the [torch] extra is not installed: pip install '.[test]'")
 
 from brute_identities import (  # noqa: E402
     batched_conv,

@@ -17,7 +17,9 @@ from convalgebra.lipschitz import lipschitz_bound
 from convalgebra.network.graph import LayerGraph
 from convalgebra.network.layers import Activation, Conv, LayerNorm
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 nn = torch.nn
 
 TOL = 1e-9

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from convalgebra import ConvAlgebraError, ConvSpec
 
-pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'")
 from oracle import torch_jacobian  # noqa: E402
 from strategies import conv_specs  # noqa: E402
 

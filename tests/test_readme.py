@@ -11,7 +11,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_readme_examples_run_as_written():
-    pytest.importorskip("torch")  # the tour imports a torch model and draws no pictures
+    pytest.importorskip(
+        "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+    )  # the tour imports a torch model and draws no pictures
     flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
     result = doctest.testfile(str(README), module_relative=False, optionflags=flags)
     assert result.attempted > 0 and result.failed == 0

@@ -19,7 +19,9 @@ from strategies import conv_specs
 from convalgebra import ConvAlgebraError, ConvSpec
 from convalgebra.spectra import fft_applies, operator_norm, singular_values, upper_bounds
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 F = torch.nn.functional
 
 EXACT = 1e-9

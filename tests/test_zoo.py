@@ -7,7 +7,9 @@ import re
 import networkx as nx
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="the [torch] extra is not installed: pip install '.[test]'"
+)
 
 from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_boxes
 

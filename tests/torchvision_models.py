@@ -1,15 +1,19 @@
 """torchvision's classification and segmentation models for the from_torch tests.
 
 torchvision's compiled ops do not match the CPU torch build; its Python model code imports
-once ``torchvision._meta_registrations`` is stubbed, which :func:`load` does first.
+once ``torchvision._meta_registrations`` is stubbed, which
+:func:`convalgebra.interop.import_torchvision` does (the one place that knows it). Without
+torchvision, :func:`load` skips the calling test with the extra to install.
 ``CI_MODELS`` is the representative subset run by default; the full list runs with
 ``CONVALGEBRA_TORCHVISION=all``.
 """
 
 from __future__ import annotations
 
-import sys
-import types
+import pytest
+
+from convalgebra.errors import MissingExtraError
+from convalgebra.interop import import_torchvision
 
 # name -> (input shape, checked by the gradient probe); the smallest inputs the models take
 CLASSIFICATION = {
@@ -107,13 +111,11 @@ def small(name: str) -> tuple:
 
 
 def load():
-    """Import torchvision with its compiled-op registrations stubbed."""
-    sys.modules.setdefault(
-        "torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations")
-    )
-    import torchvision
-
-    return torchvision
+    """torchvision, or a skip naming the extra (``pip install '.[test]'`` installs it)."""
+    try:
+        return import_torchvision()
+    except MissingExtraError as exc:
+        pytest.skip(f"torchvision not installed ({exc})", allow_module_level=True)
 
 
 def build(name: str):
