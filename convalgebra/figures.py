@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import operator
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,13 @@ def window_cells(spec: ConvSpec, output: tuple[int, ...]) -> list[tuple[int, ...
     return [tuple(int(v) for v in cell) for cell in np.stack([g.ravel() for g in grids], axis=1)]
 
 
+def _position(output: Any) -> tuple[int, ...]:
+    try:
+        return tuple(operator.index(o) for o in output)
+    except TypeError:
+        raise TypeError(f"output must be a tuple of ints, got {shown(output)}") from None
+
+
 def figure_layout(spec: ConvSpec) -> dict[str, Any]:
     """What a figure shows: padded input size, which cells are padding or inserted zeros, output size."""
     drawn, inserted = _drawn(spec)
@@ -110,7 +118,7 @@ def conv_tikz(spec: ConvSpec, output: tuple[int, ...] | None = None, cell: float
     """
     layout = figure_layout(spec)
     drawn = layout["drawn"]
-    output = tuple(0 for _ in layout["output"]) if output is None else tuple(output)
+    output = tuple(0 for _ in layout["output"]) if output is None else _position(output)
     taps = window_cells(spec, output)
     rows, cols = _rows_cols(layout["padded"])
     out_rows, out_cols = _rows_cols(layout["output"])

@@ -276,8 +276,8 @@ def read_bytes(path: str | Path, what: str = "a file", max_bytes: int = MAX_READ
         raise ConvAlgebraError(f"cannot read {what} {name}: no such file") from None
     except OSError as exc:
         raise ConvAlgebraError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
-    with os.fdopen(handle, "rb") as stream:
-        info = os.fstat(stream.fileno())
+    try:
+        info = os.fstat(handle)
         if stat.S_ISDIR(info.st_mode):
             raise ConvAlgebraError(f"cannot read {what} {name}: it is a folder")
         if not stat.S_ISREG(info.st_mode):
@@ -289,7 +289,16 @@ def read_bytes(path: str | Path, what: str = "a file", max_bytes: int = MAX_READ
                 f"cannot read {what} {name}: {info.st_size:,} bytes, over the limit of "
                 f"{max_bytes:,} bytes"
             )
-        return stream.read(max_bytes + 1)[:max_bytes]
+        chunks, left = [], max_bytes + 1  # a file that grows while read is cut, not followed
+        while left > 0 and (chunk := os.read(handle, min(left, 2**20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(handle)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise ConvAlgebraError(f"cannot read {what} {name}: it grew over {max_bytes:,} bytes")
+    return data
 
 
 def read_text(path: str | Path, what: str = "a file", max_bytes: int = MAX_READ_BYTES) -> str:

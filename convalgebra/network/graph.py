@@ -744,7 +744,9 @@ class LayerGraph:
         try:
             position = tuple(operator.index(p) for p in position)
         except TypeError:
-            raise TypeError(f"position must be a tuple of integers, got {shown(position)}") from None
+            raise TypeError(
+                f"position must be a tuple of integers, got {shown(position)}"
+            ) from None
         if (
             sizes
             and spatial
