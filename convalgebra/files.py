@@ -306,4 +306,6 @@ def read_text(path: str | Path, what: str = "a file", max_bytes: int = MAX_READ_
     try:
         return read_bytes(path, what, max_bytes).decode("utf-8")
     except UnicodeDecodeError:
-        raise ConvAlgebraError(f"cannot read {what} {shown(str(path))}: not UTF-8 text") from None
+        raise ConvAlgebraError(
+            f"cannot read {what} {shown(str(path))}: not a text file (UTF-8)"
+        ) from None

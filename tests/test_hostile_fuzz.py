@@ -13,6 +13,7 @@ import contextlib
 import io
 import math
 import os
+import signal
 import tempfile
 from collections import Counter
 
@@ -82,7 +83,40 @@ def arrays(draw, shape=None):
     return values.astype(dtype)
 
 
+class BadRepr:
+    """A value whose repr and str raise: the error path must still name it."""
+
+    def __repr__(self):
+        raise RuntimeError("repr is broken")
+
+    __str__ = __repr__
+
+
+class LyingInt(int):
+    """An int whose __int__ and __index__ say -5: read by its value or refused, never -5."""
+
+    def __int__(self):
+        return -5
+
+    def __index__(self):
+        return -5
+
+
+def _grad_tensor(value):
+    """A torch tensor that requires grad (numpy cannot read it without detach)."""
+    import torch
+
+    return torch.tensor(value, dtype=torch.float64, requires_grad=True)
+
+
+ODD = st.one_of(
+    st.builds(BadRepr),
+    st.integers(1, 9).map(LyingInt),
+    st.sampled_from(["x" * 10**5, "\x1b[2J", "a\nerror: forged", "9**9**9**9"]),
+    st.floats(-3, 3, allow_nan=False).map(_grad_tensor),
+)
 SCALARS = st.one_of(
+    ODD,
     st.none(),
     st.booleans(),
     st.integers(-3, 9),
@@ -102,19 +136,68 @@ HOSTILE = st.one_of(
 )
 
 
-def _outcome(call):
-    """Run ``call``; return ``(True, value)`` or ``(False, error)`` for the error family."""
+class Hang(BaseException):
+    """A call past :data:`TIME_CAP` (a BaseException: no ``except Exception`` eats it)."""
+
+
+TIME_CAP = 30.0  # seconds per call, on a loaded 2-core machine
+
+
+@contextlib.contextmanager
+def capped(seconds: float = TIME_CAP):
+    """Fail a call that runs past ``seconds`` as a hang (SIGALRM, main thread)."""
+
+    def _alarm(signum, frame):
+        raise Hang(f"over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        value = call()
-        if hasattr(value, "__next__"):
-            value = list(value)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _outcome(call):
+    """Run ``call``; return ``(True, value)`` or ``(False, error)`` for the error family.
+
+    Tallied: inputs, clear (the family), and what fails the test: wrong type (another
+    exception), hang (past the time cap), memory (MemoryError)."""
+    TALLY["inputs"] += 1
+    try:
+        with capped():
+            value = call()
+            if hasattr(value, "__next__"):
+                value = list(value)
+    except Hang:
+        TALLY["hang"] += 1
+        raise
+    except MemoryError:
+        TALLY["memory"] += 1
+        raise
     except (ca.ConvAlgebraError, TypeError) as exc:
+        TALLY["clear"] += 1
         TALLY[type(exc).__name__] += 1
+        assert "repr is broken" not in str(exc), "a broken repr leaked into the message"
         assert len(str(exc)) <= MESSAGE_LIMIT, str(exc)[:300]
         assert str(exc).strip(), "an error without a message"
         return False, exc
+    except Exception:
+        TALLY["wrong type"] += 1
+        raise
     TALLY["accepted"] += 1
     return True, value
+
+
+@contextlib.contextmanager
+def _tallied_value():
+    """A comparison with torch; a mismatch is tallied as a wrong value (and fails)."""
+    try:
+        yield
+    except AssertionError:
+        TALLY["wrong value"] += 1
+        raise
 
 
 # --------------------------------------------------------------------- ConvSpec itself
@@ -197,7 +280,8 @@ def test_convspec_accepts_or_refuses_and_accepted_specs_equal_torch(args, seed):
     w = rng.integers(-3, 4, spec.weight_shape).astype(float)
     x = rng.integers(-3, 4, spec.input_shape).astype(float)
     got = ca.conv_matrix(spec, w) @ x.ravel()
-    np.testing.assert_array_equal(got, torch_conv(spec, x, w).numpy().ravel())
+    with _tallied_value():
+        np.testing.assert_array_equal(got, torch_conv(spec, x, w).numpy().ravel())
     TALLY["equal to torch"] += 1
 
 
@@ -288,7 +372,8 @@ def _equal_to_torch(name, args, kwargs, value):
         w = np.asarray(args[1]).astype(np.float64)
         x = np.arange(math.prod(spec.input_shape)).reshape(spec.input_shape) % 5 - 2.0
         expected = torch_conv(spec, x, w).numpy().ravel()
-        np.testing.assert_allclose(value @ x.ravel(), expected, rtol=1e-3, atol=1e-3)
+        with _tallied_value():
+            np.testing.assert_allclose(value @ x.ravel(), expected, rtol=1e-3, atol=1e-3)
     else:
         w, x, g = (
             (W, np.asarray(args[1]), np.asarray(args[2]))
@@ -302,9 +387,10 @@ def _equal_to_torch(name, args, kwargs, value):
             np.zeros(spec.out_channels),
             g.astype(complex if np.iscomplexobj(g) else float),
         )
-        np.testing.assert_allclose(
-            value, gx if name == "input_gradient" else gw, rtol=1e-3, atol=1e-3
-        )
+        with _tallied_value():
+            np.testing.assert_allclose(
+                value, gx if name == "input_gradient" else gw, rtol=1e-3, atol=1e-3
+            )
     TALLY["equal to torch"] += 1
 
 
@@ -419,7 +505,7 @@ def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv
         os.chdir(folder)
         out, err = io.StringIO(), io.StringIO()
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with capped(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = main(list(argv))
         finally:
             os.chdir(cwd)
