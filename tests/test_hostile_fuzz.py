@@ -19,7 +19,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from oracle import torch_conv, torch_grads
 from strategies import conv_specs
@@ -419,6 +419,7 @@ FLAGS = [
     "--output-padding",
     "--law",
     "--flip",
+    "--figure",
 ]
 VALUES = st.one_of(
     st.sampled_from(
@@ -458,6 +459,14 @@ VALUES = st.one_of(
             "/dev/null",
             "no/such/dir/f.txt",
             "x" * 300,
+            'os:system("touch PWNED")',
+            "builtins:exec(\"open('PWNED', 'w')\")",
+            'subprocess:getoutput("touch PWNED")',
+            'torch:save(1, "PWNED")',
+            "d.tex",
+            "sub/../d.txt",
+            "\x1b[2J",
+            "a\nerror: forged",
         ]
     ),
     st.sampled_from(CODE),
@@ -477,6 +486,10 @@ BASES = [
     ["rf", "--in", "1x7x7", "-k", "3", "--unit", "1x1"],
     ["params", "lenet5", "--format", "json"],
     ["analyze", "lenet5"],
+    ["analyze", 'os:system("touch PWNED")', "--in", "1x4"],
+    ["params", "builtins:exec(\"open('PWNED', 'w')\")", "--in", "1x4"],
+    ["export", 'subprocess:getoutput("touch PWNED")', "--in", "1x4"],
+    ["derive", "output_size", "--in", "1x7", "-k", "3", "-o", "d.tex", "--figure", "d.tex"],
 ]
 
 
@@ -498,6 +511,15 @@ def command_lines(draw):
 
 @fuzz_settings(3)
 @given(command_lines())
+@example(["analyze", 'os:system("touch PWNED")', "--in", "1x4"])
+@example(["params", "builtins:exec(\"open('PWNED', 'w')\")", "--in", "1x4"])
+@example(["export", 'subprocess:getoutput("touch PWNED")', "--in", "1x4"])
+@example(["derive", "output_size", "--in", "1x7", "-k", "3", "-o", "d.tex", "--figure", "d.tex"])
+@example(
+    ["derive", "output_size", "--in", "1x7", "-k", "3", "-o", "d.tex", "--figure", "x/../d.tex"]
+)
+@example(["rf", "--in", "1x7x7", "-k", "3", "--unit", "x".join(["1"] * 30_000)])
+@example(["rf", "--in", "1x7x7", "-k", "3", "--unit", "1x1", "--node", "\x1b[2J"])
 def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv):
     """0 success, 2 bad input (one line, no file), 1 only for a law that fails under check."""
     cwd = os.getcwd()
@@ -517,8 +539,9 @@ def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv
     if code == 2 and "--debug" not in argv:
         lines = err.getvalue().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (argv, lines[:3])
-        assert len(lines[0]) <= MESSAGE_LIMIT
+        assert len(lines[0]) <= MESSAGE_LIMIT and lines[0].isprintable()
         assert left == [], (argv, left)
     if code == 0:
         TALLY["cli files written"] += len(left)
     assert "PWNED" not in left
+    assert "\x1b" not in out.getvalue() + err.getvalue()

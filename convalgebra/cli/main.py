@@ -605,6 +605,18 @@ def _one_line(exc: BaseException) -> str:
     return printable(text, limit=LINE_LIMIT) or type(exc).__name__
 
 
+def _terminal_safe(path: Path, data: bytes) -> bytes:
+    """Text for standard output (``-``) escaped like every printed line; files and binary
+    data (a PNG on a pipe) as they are."""
+    if str(path) != STDOUT:
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    return printable(text, limit=0, keep="\n\t").encode("utf-8")
+
+
 def _is_bad_input(exc: BaseException) -> bool:
     """Bad input (exit 2): the error family, a file the system refuses, a YAML error, a missing
     optional extra. Anything else is internal (exit 3), MemoryError and OverflowError included:
@@ -640,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         ns = parser.parse_args(_glue_values(_with_default_command(argv, names)))
         check_distinct(v for v in vars(ns).values() if isinstance(v, Path))  # the outputs
         result = ns.handler(ns)
-        write_files(result.files, force=getattr(ns, "force", False))
+        files = {path: _terminal_safe(path, data) for path, data in result.files.items()}
+        write_files(files, force=getattr(ns, "force", False))
         if result.text:
             to_stdout = any(str(p) == STDOUT for p in result.files)
             text = printable(result.text, limit=0, keep="\n\t")

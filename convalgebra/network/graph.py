@@ -92,6 +92,17 @@ class UnitField:
         return tuple(b - a + 1 for a, b in self.box) if self.box else (0,) * len(self.centre)
 
 
+def _printable_name(what: str, name: Any) -> Any:
+    """A name is printed as it is, in tables, derivations and messages: printable text only,
+    so that a newline cannot forge an output line nor an escape drive the terminal."""
+    if isinstance(name, str) and not name.isprintable():
+        raise ConvAlgebraError(
+            f"{what} must be printable text (no newline, tab, escape or other control or "
+            f"format character), got {shown(name)}"
+        )
+    return name
+
+
 _TOO_LARGE = "a size reaches 2**62: sizes this large cannot be indexed (use smaller sizes)"
 
 
@@ -143,7 +154,7 @@ class LayerGraph:
     """
 
     def __init__(self, name: str = "graph") -> None:
-        self._meta: dict[str, Any] = {"name": name}  # the DiGraph's graph attributes
+        self._meta: dict[str, Any] = {"name": _printable_name("the graph's name", name)}
         self._nx: nx.DiGraph | None = None  # built on first access of .nx
         self._order: list[str] = []
         self._inputs: list[str] = []  # the Input nodes, in order (kept: queried per node)
@@ -174,6 +185,7 @@ class LayerGraph:
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"node names must be non-empty strings, got {shown(name)}")
+        _printable_name("node names", name)
         if name in self._attrs:
             raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
         layer = layer_from_dict(layer) if isinstance(layer, dict) else layer
