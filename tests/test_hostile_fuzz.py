@@ -532,6 +532,7 @@ def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv
         finally:
             os.chdir(cwd)
         left = os.listdir(folder)
+    TALLY["inputs"] += 1
     TALLY[f"cli exit {code}"] += 1
     # exit 1 is a verdict only: `check` when the law fails (stdout says so, stderr is empty)
     verdict = code == 1 and argv[0] == "check" and ": FAILS" in out.getvalue()
