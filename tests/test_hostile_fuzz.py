@@ -1,10 +1,11 @@
 """Fuzzing the public API and the command line with hostile arguments.
 
 Every call either returns or raises the error family (``ConvAlgebraError`` or ``TypeError``)
-with a short message; every accepted numeric call equals torch. Every command line exits 0 or
-2 (never 1: that is an internal error), prints exactly one ``error:`` line on bad input and
-writes no file then. Example counts scale with the hypothesis profile (``ci``: a few thousand
-calls; ``nightly``: tens of thousands). ``TALLY`` counts outcomes by type (printed with ``-s``).
+with a short message, within the time cap of :mod:`hostile`; every accepted numeric call equals
+torch. Every command line exits 0 or 2 (1 only for a law that fails under ``check``; 3 is an
+internal error), prints exactly one printable ``error:`` line on bad input and writes no file
+then. Example counts scale with the hypothesis profile (``ci``: a few thousand calls;
+``nightly``: ten times more). ``TALLY`` counts outcomes by type (printed with ``-s``).
 """
 
 from __future__ import annotations
@@ -13,31 +14,18 @@ import contextlib
 import io
 import math
 import os
-import signal
 import tempfile
-from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hostile import MESSAGE_LIMIT, TALLY, BadRepr, Hang, LyingInt, capped, fuzz_settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from oracle import torch_conv, torch_grads
 from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.cli import main
-
-TALLY: Counter = Counter()
-SCALE = settings.default.max_examples  # 200 under "ci", 2500 under "nightly"
-MESSAGE_LIMIT = 1500  # user values are cut to ~200 characters inside
-
-
-def fuzz_settings(factor: float):
-    return settings(
-        max_examples=max(10, int(SCALE * factor)),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,25 +71,6 @@ def arrays(draw, shape=None):
     return values.astype(dtype)
 
 
-class BadRepr:
-    """A value whose repr and str raise: the error path must still name it."""
-
-    def __repr__(self):
-        raise RuntimeError("repr is broken")
-
-    __str__ = __repr__
-
-
-class LyingInt(int):
-    """An int whose __int__ and __index__ say -5: read by its value or refused, never -5."""
-
-    def __int__(self):
-        return -5
-
-    def __index__(self):
-        return -5
-
-
 def _grad_tensor(value):
     """A torch tensor that requires grad (numpy cannot read it without detach)."""
     import torch
@@ -134,29 +103,6 @@ HOSTILE = st.one_of(
     st.dictionaries(st.text(max_size=5), SCALARS, max_size=3),
     st.lists(st.lists(st.integers(-2, 9), max_size=3), max_size=3),
 )
-
-
-class Hang(BaseException):
-    """A call past :data:`TIME_CAP` (a BaseException: no ``except Exception`` eats it)."""
-
-
-TIME_CAP = 30.0  # seconds per call, on a loaded 2-core machine
-
-
-@contextlib.contextmanager
-def capped(seconds: float = TIME_CAP):
-    """Fail a call that runs past ``seconds`` as a hang (SIGALRM, main thread)."""
-
-    def _alarm(signum, frame):
-        raise Hang(f"over {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _outcome(call):
