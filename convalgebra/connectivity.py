@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from .budget import DEFAULT_MAX_BYTES, block_rows_for, require_bytes, table_bytes
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec
 from .taps import map_padded, padded_coordinates
 
@@ -208,7 +208,14 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
     p_out = math.prod(spec.forward_output_spatial)
     p_in = math.prod(spec.forward_input_spatial)
     n_rows = c_out * p_out
-    start, stop, step = (rows or slice(None)).indices(n_rows)
+    if rows is not None and not isinstance(rows, slice):
+        raise TypeError(f"rows must be a slice of output rows or None, got {shown(rows)}")
+    try:
+        start, stop, step = (rows or slice(None)).indices(n_rows)
+    except (TypeError, ValueError):  # slice('a'), slice(0, 1, 0)
+        raise TypeError(
+            f"rows must be a slice of integers with step 1, got {shown(rows)}"
+        ) from None
     if step != 1:
         raise ConvAlgebraError(f"rows must be a contiguous slice, got step {step}")
     r = np.arange(start, stop, dtype=np.int64)
@@ -245,7 +252,7 @@ def iter_triples(spec: ConvSpec, block_rows: int | None = None):
     if block_rows is None:
         block_rows = block_rows_for(spec)
     if block_rows < 1:
-        raise ConvAlgebraError(f"block_rows must be a positive integer, got {block_rows}")
+        raise ConvAlgebraError(f"block_rows must be a positive integer, got {shown(block_rows)}")
     c_out = channel_layout(spec)[0]
     n_rows = c_out * math.prod(spec.forward_output_spatial)
     for start in range(0, n_rows, block_rows):

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvAlgebraError", "GraphCycleError", "MissingExtraError", "shown", "SHOWN_CHARS"]
+__all__ = [
+    "ConvAlgebraError",
+    "GraphCycleError",
+    "MissingExtraError",
+    "shown",
+    "printable",
+    "missing_extra",
+    "require",
+    "EXTRAS",
+    "SHOWN_CHARS",
+]
 
 #: Longest rendering of a user value inside an error message.
 SHOWN_CHARS = 200
@@ -24,6 +34,16 @@ class MissingExtraError(ImportError):
     """An optional dependency is needed; the message names the extra to install."""
 
 
+#: The optional dependencies and the extra that installs each.
+EXTRAS = {
+    "torch": "torch",
+    "torchvision": "vision",
+    "matplotlib": "plot",
+    "PIL": "plot",
+    "yaml": "yaml",
+}
+
+
 def require(module: str, extra: str):
     """Import an optional dependency, or raise a message naming the extra.
 
@@ -37,9 +57,31 @@ def require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingExtraError(
-            f"{module} is needed for this feature: pip install 'convalgebra[{extra}]'"
-        ) from exc
+        raise _missing(module, extra) from exc
+
+
+def _missing(module: str, extra: str) -> MissingExtraError:
+    return MissingExtraError(
+        f"{module} is needed for this feature: pip install 'convalgebra[{extra}]'"
+    )
+
+
+def missing_extra(exc: BaseException) -> MissingExtraError | None:
+    """The install hint for an import of an optional dependency that failed, else ``None``.
+
+    One rule for every missing extra, however it was imported.
+
+    Examples
+    --------
+    >>> missing_extra(ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib"))
+    MissingExtraError("matplotlib is needed for this feature: pip install 'convalgebra[plot]'")
+    >>> missing_extra(ValueError("x")) is None
+    True
+    """
+    if isinstance(exc, MissingExtraError) or not isinstance(exc, ModuleNotFoundError):
+        return None
+    top = (exc.name or "").split(".")[0]
+    return _missing(top, EXTRAS[top]) if top in EXTRAS else None
 
 
 def shown(value: object, limit: int = SHOWN_CHARS) -> str:
@@ -58,18 +100,56 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
     >>> len(shown("x" * 10**6))
     200
     """
-    if isinstance(value, (list, tuple, dict, set)) and _too_big(value, limit):
-        text = f"{type(value).__name__} of {len(value):,} items: " + _head(value, limit)
-    else:
-        try:
+    try:
+        if isinstance(value, (list, tuple, dict, set)) and _too_big(value, limit):
+            text = f"{type(value).__name__} of {len(value):,} items: " + _head(value, limit)
+        else:
             text = repr(value)
-        except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
-            text = f"<{type(value).__name__}>"
-    text = " ".join(text.split())
+        text = " ".join(str.__str__(text).split())  # an exact str, even from a str subclass
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut in the middle to ``limit`` characters."""
     if len(text) > limit:
         half = (limit - 5) // 2
         text = f"{text[:half]} ... {text[len(text) - (limit - 5 - half) :]}"
     return text
+
+
+def printable(text: object, limit: int = SHOWN_CHARS, keep: str = "") -> str:
+    """``str(text)`` safe to print: control and format characters escaped, cut to ``limit``.
+
+    Names from graph files, models and the command line reach the terminal through this one
+    helper, so a newline cannot forge an output line and an ANSI escape cannot move the
+    cursor. ``keep`` lists characters left as they are (``"\\n"`` for whole documents);
+    ``limit=0`` does not cut.
+
+    Examples
+    --------
+    >>> printable("conv1")
+    'conv1'
+    >>> printable("a\\nerror: b\\x1b[2J")
+    'a\\\\nerror: b\\\\x1b[2J'
+    >>> len(printable("x" * 10**6))
+    200
+    """
+    try:
+        text = str.__str__(text) if isinstance(text, str) else str(text)
+        text = str.__str__(text)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the real error
+        text = f"<{type(text).__name__}>"
+    if not text.isprintable():
+        text = "".join(
+            ch if ch.isprintable() or ch == " " or ch in keep else _escape(ch) for ch in text
+        )
+    return _cut(text, limit) if limit else text
+
+
+def _escape(ch: str) -> str:
+    return ch.encode("unicode_escape").decode("ascii")
 
 
 def _too_big(value, limit: int) -> bool:

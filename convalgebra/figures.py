@@ -15,13 +15,16 @@ Examples
 
 from __future__ import annotations
 
+import operator
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .connectivity import padded_positions
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
+from .files import write_file
 from .spec import ConvSpec
 
 __all__ = ["window_cells", "figure_layout", "conv_tikz", "conv_gif"]
@@ -55,11 +58,18 @@ def window_cells(spec: ConvSpec, output: tuple[int, ...]) -> list[tuple[int, ...
         not 0 <= o < n for o, n in zip(output, drawn.output_shape[1:], strict=True)
     ):
         raise ConvAlgebraError(
-            f"output must be a position in {drawn.output_shape[1:]}, got {output!r}"
+            f"output must be a position in {drawn.output_shape[1:]}, got {shown(output)}"
         )
     per_axis = [padded_positions(drawn, a)[o] + drawn.padding[a][0] for a, o in enumerate(output)]
     grids = np.meshgrid(*per_axis, indexing="ij")
     return [tuple(int(v) for v in cell) for cell in np.stack([g.ravel() for g in grids], axis=1)]
+
+
+def _position(output: Any) -> tuple[int, ...]:
+    try:
+        return tuple(operator.index(o) for o in output)
+    except TypeError:
+        raise TypeError(f"output must be a tuple of ints, got {shown(output)}") from None
 
 
 def figure_layout(spec: ConvSpec) -> dict[str, Any]:
@@ -108,7 +118,7 @@ def conv_tikz(spec: ConvSpec, output: tuple[int, ...] | None = None, cell: float
     """
     layout = figure_layout(spec)
     drawn = layout["drawn"]
-    output = tuple(0 for _ in layout["output"]) if output is None else tuple(output)
+    output = tuple(0 for _ in layout["output"]) if output is None else _position(output)
     taps = window_cells(spec, output)
     rows, cols = _rows_cols(layout["padded"])
     out_rows, out_cols = _rows_cols(layout["output"])
@@ -150,7 +160,8 @@ def _caption(drawn: ConvSpec, spec: ConvSpec) -> str:
 def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
     """An animated GIF of the window sliding over the input, one frame per output (needs matplotlib).
 
-    Returns the path written.
+    Returns the path written, by :func:`convalgebra.files.write_file`: a regular file
+    replaced atomically, never a symbolic link, a FIFO or a device.
     """
     try:
         import matplotlib
@@ -204,7 +215,10 @@ def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(outputs))
-    path = Path(path)
-    animation.save(path, writer=PillowWriter(fps=fps))
-    plt.close(fig)
-    return path
+    try:  # drawn in a private folder, then written by the file rules (no link followed)
+        with tempfile.TemporaryDirectory() as folder:
+            staged = Path(folder) / "figure.gif"
+            animation.save(staged, writer=PillowWriter(fps=fps))
+            return write_file(path, staged.read_bytes())
+    finally:
+        plt.close(fig)

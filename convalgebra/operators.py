@@ -35,7 +35,7 @@ from .connectivity import (
     triples,
 )
 from .errors import ConvAlgebraError, shown
-from .spec import ConvSpec
+from .spec import ConvSpec, plain_array
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -52,8 +52,7 @@ _CHUNK_ELEMENTS = 2**22
 
 
 def as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndarray:
-    if not isinstance(value, np.ndarray) and hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()  # a torch tensor
+    value = plain_array(value)  # a torch tensor, detached
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:

@@ -371,7 +371,7 @@ def _check_unit(spec: ConvSpec, unit) -> tuple[int, ...]:
     unit = tuple(int(u) for u in unit)
     if len(unit) != len(out_sp) or any(not 0 <= u < s for u, s in zip(unit, out_sp)):
         raise ConvAlgebraError(
-            f"unit must be an output position inside the output grid {out_sp} (0-based), got {unit}"
+            f"unit must be an output position inside the output grid {out_sp} (0-based), got {shown(unit)}"
         )
     return unit
 

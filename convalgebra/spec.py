@@ -23,6 +23,7 @@ __all__ = [
     "PADDING_MODES",
     "ConvSpec",
     "normalize_tuple",
+    "plain_array",
     "pool_output_size",
     "pool_stride",
 ]
@@ -57,6 +58,29 @@ def _is_int(value: Any) -> bool:
             ) from None
         return False
     return True
+
+
+def plain_array(value: Any) -> Any:
+    """A torch tensor as a numpy array (detached from autograd, on the CPU; bfloat16 and the
+    other types numpy lacks widened exactly to float32 or complex64); anything else unchanged.
+
+    Every public entry point reads arrays through this, so a tensor that requires grad is data
+    like any other (torch itself is never imported here).
+
+    Examples
+    --------
+    >>> plain_array([1, 2])
+    [1, 2]
+    """
+    if isinstance(value, np.ndarray) or not hasattr(value, "detach"):
+        return value
+    if type(value).__module__.split(".")[0] != "torch":
+        return value
+    tensor = value.detach().cpu()
+    try:
+        return tensor.numpy()
+    except TypeError:  # a dtype numpy does not have (bfloat16, float8, complex32)
+        return (tensor.cfloat() if tensor.is_complex() else tensor.float()).numpy()
 
 
 def normalize_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
@@ -107,7 +131,7 @@ def _normalize_padding(
         # PyTorch puts the odd unit of 'same' padding after (on the right).
         return tuple((t // 2, t - t // 2) for t in total)
     if _is_int(padding):
-        p = int(padding)
+        p = operator.index(padding)
         if p < 0:
             raise ConvAlgebraError(f"padding must be non-negative, got {shown(padding)}")
         return ((p, p),) * n
@@ -119,9 +143,9 @@ def _normalize_padding(
         pairs = []
         for entry in padding:
             if _is_int(entry):
-                pair = (int(entry), int(entry))
+                pair = (operator.index(entry), operator.index(entry))
             elif isinstance(entry, (tuple, list)) and len(entry) == 2 and all(map(_is_int, entry)):
-                pair = (int(entry[0]), int(entry[1]))
+                pair = (operator.index(entry[0]), operator.index(entry[1]))
             else:
                 raise TypeError(
                     f"padding entries must be ints or (before, after) pairs, got {shown(entry)}"
@@ -242,13 +266,14 @@ class ConvSpec:
                 "input_shape must be (C_in, *spatial) with 1, 2 or 3 spatial dimensions, "
                 f"got {shown(tuple(shape))}"
             )
+        shape = tuple(operator.index(v) for v in shape)  # int(v) could lie, not __index__
         if min(shape) < 1:
             raise ConvAlgebraError(
                 f"input_shape must hold positive sizes, got {shown(tuple(shape))}"
             )
         n = len(shape) - 1
         set_ = object.__setattr__
-        set_(self, "input_shape", tuple(int(v) for v in shape))
+        set_(self, "input_shape", shape)
         set_(self, "out_channels", self._positive_int("out_channels", self.out_channels))
         set_(self, "groups", self._positive_int("groups", self.groups))
         kernel = normalize_tuple(self.kernel_size, n, "kernel_size")
@@ -287,9 +312,10 @@ class ConvSpec:
     def _positive_int(name: str, value: Any) -> int:
         if not _is_int(value):
             raise TypeError(f"{name} must be an int, got {shown(value)}")
-        if int(value) < 1:
+        number = operator.index(value)
+        if number < 1:
             raise ConvAlgebraError(f"{name} must be a positive integer, got {shown(value)}")
-        return int(value)
+        return number
 
     def _normalize_table(self, table: Any) -> tuple[tuple[bool, ...], ...]:
         expected = (self.out_channels, self.input_shape[0])

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import ConvAlgebraError
+from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec
 
 __all__ = [
@@ -62,7 +62,7 @@ def is_multilevel(
     if not len(row_shape) == len(col_shape) == len(kinds):
         raise ConvAlgebraError("row_shape, col_shape and kinds need one entry per level")
     if bad := [k for k in kinds if k not in KINDS]:
-        raise ConvAlgebraError(f"kinds must be among {KINDS}, got {bad}")
+        raise ConvAlgebraError(f"kinds must be among {KINDS}, got {shown(bad)}")
     if m.shape != (math.prod(row_shape), math.prod(col_shape)):
         raise ConvAlgebraError(
             f"matrix shape {m.shape} does not match levels {row_shape} x {col_shape}"

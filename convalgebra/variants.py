@@ -134,7 +134,7 @@ def avg_pool_matrix(
     array([[0.5, 0.5, 0. , 0. ],
            [0. , 0. , 0.5, 0.5]])
     """
-    spec = _pool_spec(tuple(input_shape), kernel_size, stride, padding, 1, ceil_mode)
+    spec = _pool_spec(input_shape, kernel_size, stride, padding, 1, ceil_mode)
     from .operators import conv_matrix
 
     ones = conv_matrix(spec, np.ones(spec.weight_shape))

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "convalgebra"
 
 # Lower layers first; a module may import only from its own layer or from layers below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),
+    ("errors", "files"),
     ("display",),
     ("taps",),
     ("spec",),

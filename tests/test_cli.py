@@ -295,18 +295,23 @@ def test_debug_shows_traceback(capsys):
     assert "Traceback" in err and "kernel extent 7" in err
 
 
-def test_internal_error_is_exit_1(capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("unexpected"), MemoryError("unexpected"), OverflowError("unexpected")],
+    ids=["runtime", "memory", "overflow"],
+)
+def test_internal_error_is_exit_3(capsys, monkeypatch, error):
     from convalgebra.cli import layer_commands
 
     def boom(ns):
-        raise RuntimeError("unexpected")
+        raise error
 
     monkeypatch.setattr(layer_commands, "matrix", boom)
     code, _, err = run(capsys, "matrix", "--in", "1x5", "-k", "3")
-    assert code == 1
+    assert code == 3
+    name = type(error).__name__
     assert (
-        err.strip()
-        == "internal error (RuntimeError): unexpected (run with --debug for the traceback)"
+        err.strip() == f"internal error ({name}): unexpected (run with --debug for the traceback)"
     )
 
 
@@ -430,7 +435,7 @@ def test_flags_round_trip_every_spec(spec):
     assert spec_from_args(ns) == spec
 
 
-def test_missing_library_module_is_a_clear_exit_1(capsys, monkeypatch):
+def test_missing_library_module_is_a_clear_exit_2(capsys, monkeypatch):
     from convalgebra.cli import common
 
     def absent(name):
@@ -438,7 +443,7 @@ def test_missing_library_module_is_a_clear_exit_1(capsys, monkeypatch):
 
     monkeypatch.setattr(common.importlib, "import_module", absent)
     code, out, err = run(capsys, "derive", "matrix", "--in", "1x4", "-k", "2")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert err.strip() == (
         "error: 'convalgebra derive' is not available: this installation has "
         "no convalgebra.derivations module"

@@ -1,10 +1,11 @@
 """Fuzzing the public API and the command line with hostile arguments.
 
 Every call either returns or raises the error family (``ConvAlgebraError`` or ``TypeError``)
-with a short message; every accepted numeric call equals torch. Every command line exits 0 or
-2 (never 1: that is an internal error), prints exactly one ``error:`` line on bad input and
-writes no file then. Example counts scale with the hypothesis profile (``ci``: a few thousand
-calls; ``nightly``: tens of thousands). ``TALLY`` counts outcomes by type (printed with ``-s``).
+with a short message, within the time cap of :mod:`hostile`; every accepted numeric call equals
+torch. Every command line exits 0 or 2 (1 only for a law that fails under ``check``; 3 is an
+internal error), prints exactly one printable ``error:`` line on bad input and writes no file
+then. Example counts scale with the hypothesis profile (``ci``: a few thousand calls;
+``nightly``: ten times more). ``TALLY`` counts outcomes by type (printed with ``-s``).
 """
 
 from __future__ import annotations
@@ -14,29 +15,17 @@ import io
 import math
 import os
 import tempfile
-from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hostile import MESSAGE_LIMIT, TALLY, BadRepr, Hang, LyingInt, capped, fuzz_settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from oracle import torch_conv, torch_grads
 from strategies import conv_specs
 
 import convalgebra as ca
 from convalgebra.cli import main
-
-TALLY: Counter = Counter()
-SCALE = settings.default.max_examples  # 200 under "ci", 2500 under "nightly"
-MESSAGE_LIMIT = 1500  # user values are cut to ~200 characters inside
-
-
-def fuzz_settings(factor: float):
-    return settings(
-        max_examples=max(10, int(SCALE * factor)),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,7 +71,21 @@ def arrays(draw, shape=None):
     return values.astype(dtype)
 
 
+def _grad_tensor(value):
+    """A torch tensor that requires grad (numpy cannot read it without detach)."""
+    import torch
+
+    return torch.tensor(value, dtype=torch.float64, requires_grad=True)
+
+
+ODD = st.one_of(
+    st.builds(BadRepr),
+    st.integers(1, 9).map(LyingInt),
+    st.sampled_from(["x" * 10**5, "\x1b[2J", "a\nerror: forged", "9**9**9**9"]),
+    st.floats(-3, 3, allow_nan=False).map(_grad_tensor),
+)
 SCALARS = st.one_of(
+    ODD,
     st.none(),
     st.booleans(),
     st.integers(-3, 9),
@@ -103,18 +106,44 @@ HOSTILE = st.one_of(
 
 
 def _outcome(call):
-    """Run ``call``; return ``(True, value)`` or ``(False, error)`` for the error family."""
+    """Run ``call``; return ``(True, value)`` or ``(False, error)`` for the error family.
+
+    Tallied: inputs, clear (the family), and what fails the test: wrong type (another
+    exception), hang (past the time cap), memory (MemoryError)."""
+    TALLY["inputs"] += 1
     try:
-        value = call()
-        if hasattr(value, "__next__"):
-            value = list(value)
+        with capped():
+            value = call()
+            if hasattr(value, "__next__"):
+                value = list(value)
+    except Hang:
+        TALLY["hang"] += 1
+        raise
+    except MemoryError:
+        TALLY["memory"] += 1
+        raise
     except (ca.ConvAlgebraError, TypeError) as exc:
+        TALLY["clear"] += 1
         TALLY[type(exc).__name__] += 1
+        assert "repr is broken" not in str(exc), "a broken repr leaked into the message"
         assert len(str(exc)) <= MESSAGE_LIMIT, str(exc)[:300]
         assert str(exc).strip(), "an error without a message"
         return False, exc
+    except Exception:
+        TALLY["wrong type"] += 1
+        raise
     TALLY["accepted"] += 1
     return True, value
+
+
+@contextlib.contextmanager
+def _tallied_value():
+    """A comparison with torch; a mismatch is tallied as a wrong value (and fails)."""
+    try:
+        yield
+    except AssertionError:
+        TALLY["wrong value"] += 1
+        raise
 
 
 # --------------------------------------------------------------------- ConvSpec itself
@@ -197,7 +226,8 @@ def test_convspec_accepts_or_refuses_and_accepted_specs_equal_torch(args, seed):
     w = rng.integers(-3, 4, spec.weight_shape).astype(float)
     x = rng.integers(-3, 4, spec.input_shape).astype(float)
     got = ca.conv_matrix(spec, w) @ x.ravel()
-    np.testing.assert_array_equal(got, torch_conv(spec, x, w).numpy().ravel())
+    with _tallied_value():
+        np.testing.assert_array_equal(got, torch_conv(spec, x, w).numpy().ravel())
     TALLY["equal to torch"] += 1
 
 
@@ -288,7 +318,8 @@ def _equal_to_torch(name, args, kwargs, value):
         w = np.asarray(args[1]).astype(np.float64)
         x = np.arange(math.prod(spec.input_shape)).reshape(spec.input_shape) % 5 - 2.0
         expected = torch_conv(spec, x, w).numpy().ravel()
-        np.testing.assert_allclose(value @ x.ravel(), expected, rtol=1e-3, atol=1e-3)
+        with _tallied_value():
+            np.testing.assert_allclose(value @ x.ravel(), expected, rtol=1e-3, atol=1e-3)
     else:
         w, x, g = (
             (W, np.asarray(args[1]), np.asarray(args[2]))
@@ -302,9 +333,10 @@ def _equal_to_torch(name, args, kwargs, value):
             np.zeros(spec.out_channels),
             g.astype(complex if np.iscomplexobj(g) else float),
         )
-        np.testing.assert_allclose(
-            value, gx if name == "input_gradient" else gw, rtol=1e-3, atol=1e-3
-        )
+        with _tallied_value():
+            np.testing.assert_allclose(
+                value, gx if name == "input_gradient" else gw, rtol=1e-3, atol=1e-3
+            )
     TALLY["equal to torch"] += 1
 
 
@@ -333,6 +365,7 @@ FLAGS = [
     "--output-padding",
     "--law",
     "--flip",
+    "--figure",
 ]
 VALUES = st.one_of(
     st.sampled_from(
@@ -372,6 +405,14 @@ VALUES = st.one_of(
             "/dev/null",
             "no/such/dir/f.txt",
             "x" * 300,
+            'os:system("touch PWNED")',
+            "builtins:exec(\"open('PWNED', 'w')\")",
+            'subprocess:getoutput("touch PWNED")',
+            'torch:save(1, "PWNED")',
+            "d.tex",
+            "sub/../d.txt",
+            "\x1b[2J",
+            "a\nerror: forged",
         ]
     ),
     st.sampled_from(CODE),
@@ -391,6 +432,10 @@ BASES = [
     ["rf", "--in", "1x7x7", "-k", "3", "--unit", "1x1"],
     ["params", "lenet5", "--format", "json"],
     ["analyze", "lenet5"],
+    ["analyze", 'os:system("touch PWNED")', "--in", "1x4"],
+    ["params", "builtins:exec(\"open('PWNED', 'w')\")", "--in", "1x4"],
+    ["export", 'subprocess:getoutput("touch PWNED")', "--in", "1x4"],
+    ["derive", "output_size", "--in", "1x7", "-k", "3", "-o", "d.tex", "--figure", "d.tex"],
 ]
 
 
@@ -412,6 +457,15 @@ def command_lines(draw):
 
 @fuzz_settings(3)
 @given(command_lines())
+@example(["analyze", 'os:system("touch PWNED")', "--in", "1x4"])
+@example(["params", "builtins:exec(\"open('PWNED', 'w')\")", "--in", "1x4"])
+@example(["export", 'subprocess:getoutput("touch PWNED")', "--in", "1x4"])
+@example(["derive", "output_size", "--in", "1x7", "-k", "3", "-o", "d.tex", "--figure", "d.tex"])
+@example(
+    ["derive", "output_size", "--in", "1x7", "-k", "3", "-o", "d.tex", "--figure", "x/../d.tex"]
+)
+@example(["rf", "--in", "1x7x7", "-k", "3", "--unit", "x".join(["1"] * 30_000)])
+@example(["rf", "--in", "1x7x7", "-k", "3", "--unit", "1x1", "--node", "\x1b[2J"])
 def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv):
     """0 success, 2 bad input (one line, no file), 1 only for a law that fails under check."""
     cwd = os.getcwd()
@@ -419,11 +473,12 @@ def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv
         os.chdir(folder)
         out, err = io.StringIO(), io.StringIO()
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with capped(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = main(list(argv))
         finally:
             os.chdir(cwd)
         left = os.listdir(folder)
+    TALLY["inputs"] += 1
     TALLY[f"cli exit {code}"] += 1
     # exit 1 is a verdict only: `check` when the law fails (stdout says so, stderr is empty)
     verdict = code == 1 and argv[0] == "check" and ": FAILS" in out.getvalue()
@@ -431,8 +486,9 @@ def test_command_lines_exit_0_or_2_with_one_line_and_write_nothing_on_error(argv
     if code == 2 and "--debug" not in argv:
         lines = err.getvalue().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (argv, lines[:3])
-        assert len(lines[0]) <= MESSAGE_LIMIT
+        assert len(lines[0]) <= MESSAGE_LIMIT and lines[0].isprintable()
         assert left == [], (argv, left)
     if code == 0:
         TALLY["cli files written"] += len(left)
     assert "PWNED" not in left
+    assert "\x1b" not in out.getvalue() + err.getvalue()

@@ -177,5 +177,5 @@ def test_missing_matplotlib_names_the_extra(capsys, tmp_path, monkeypatch):
         ]
     )
     err = capsys.readouterr().err
-    assert code == 1 and "pip install 'convalgebra[plot]'" in err
+    assert code == 2 and "pip install 'convalgebra[plot]'" in err
     assert list(tmp_path.iterdir()) == []

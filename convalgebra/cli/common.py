@@ -80,8 +80,6 @@ def _graph_module():
 
 def _read_graph_file(path: Path):
     LayerGraph = _graph_module().LayerGraph
-    if not path.is_file():
-        raise ConvAlgebraError(f"cannot read model file {shown(str(path))}: no such file")
     try:
         return LayerGraph.from_file(path)
     except OSError as exc:
@@ -133,7 +131,7 @@ def load_model(model: str, input_shape: tuple[int, ...] | None = None):
     names = list(zoo.names())
     if model not in names:
         raise ConvAlgebraError(
-            f"unknown model {model!r}: the built-in models are {', '.join(names)} "
+            f"unknown model {shown(model)}: the built-in models are {', '.join(names)} "
             "(or give a .json/.yaml graph file, or a Python model as path/to/file.py:factory "
             "or package.module:attr with --in SHAPE)"
         )

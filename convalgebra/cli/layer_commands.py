@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .args import make_array, make_weight, parse_spec_string, spec_from_args
 from .common import PICTURE_SUFFIXES, Result, check_suffix, library_module, load_model
@@ -37,8 +37,10 @@ layer flags (PyTorch's names): --in 3x32x32 --out 16 -k 3 -s 2 -p 1 -d 1 -g 1
   --mode zeros|circular|reflect|replicate --transposed --output-padding 1 --flip --no-bias
   padding: -p same|valid|full, -p 1, one per axis -p 1x2, before:after -p 0:1 or -p 0:1x1:0
 
-exit codes: 0 success, 1 failure (check: the law fails), 2 bad input (one line on stderr;
---debug for the traceback)"""
+exit codes: 0 success (check: the law holds), 1 only when check finds that the law fails,
+  2 bad input (one line on stderr: a malformed flag, an unknown model, an unreadable or
+  unwritable file, a size over the budget, a missing optional extra with its install hint),
+  3 internal error (a bug: please report it; --debug shows the traceback)"""
 
 
 def _spec(ns: argparse.Namespace, command: str) -> ConvSpec:
@@ -312,7 +314,9 @@ def check(ns: argparse.Namespace) -> Result:
     if not ns.law:
         raise ConvAlgebraError("check needs a LAW (see convalgebra check --list)")
     if ns.law not in laws:
-        raise ConvAlgebraError(f"unknown law {ns.law!r}; the laws are: {', '.join(sorted(laws))}")
+        raise ConvAlgebraError(
+            f"unknown law {shown(ns.law)}; the laws are: {', '.join(sorted(laws))}"
+        )
     law = laws[ns.law]
     if ns.law in POOL_LAWS:
         args, options = _pool_arguments(ns, law)
@@ -348,7 +352,7 @@ def derive(ns: argparse.Namespace) -> Result:
     }
     if limits and ns.what not in ("matrix", "backward"):
         raise ConvAlgebraError(
-            f"derive: --max-rows/--max-cols apply to matrix and backward, not {ns.what!r}"
+            f"derive: --max-rows/--max-cols apply to matrix and backward, not {shown(ns.what)}"
         )
     derivation = derive_module.derive(ns.what, obj, **limits)
     if ns.format == "latex":
@@ -381,7 +385,9 @@ def _figure(ns: argparse.Namespace, obj) -> dict:
 
         with tempfile.TemporaryDirectory() as tmp:
             return {ns.figure: conv_gif(obj, Path(tmp) / "figure.gif").read_bytes()}
-    raise ConvAlgebraError(f"derive: --figure must end in .tex or .gif, got {ns.figure.name!r}")
+    raise ConvAlgebraError(
+        f"derive: --figure must end in .tex or .gif, got {shown(ns.figure.name)}"
+    )
 
 
 # --------------------------------------------------------------------------- spectrum

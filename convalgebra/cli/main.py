@@ -2,10 +2,13 @@
 
 Every subcommand computes its whole answer first (text and any files, as bytes); files are
 written only after everything succeeded, each one atomically and only as a regular file
-(:mod:`convalgebra.cli.files`; ``--force`` to overwrite one, ``-`` for standard output), so an
-error never leaves a partial or stale output behind. Errors print one line on stderr and exit with 2 for bad input
-(a malformed shape, an unknown model, an unreadable file) or 1 for anything else; ``--debug``
-adds the traceback.
+(:mod:`convalgebra.files`; ``--force`` to overwrite one, ``-`` for standard output), so an
+error never leaves a partial or stale output behind. Exit codes: 0 success (``check``: the law
+holds), 1 only for a law that fails, 2 for bad input (a malformed shape, an unknown model, an
+unreadable file, a size over the budget, a missing optional extra: one line on stderr), 3 for
+an internal error (anything unexpected); ``--debug`` adds the traceback. Everything printed
+goes through :func:`~convalgebra.errors.printable`: no control character from a name reaches
+the terminal.
 """
 
 from __future__ import annotations
@@ -17,17 +20,17 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..errors import ConvAlgebraError, MissingExtraError
+from ..errors import ConvAlgebraError, MissingExtraError, missing_extra, printable, shown
 from . import layer_commands as commands
 from . import network_commands as network
 from . import prove_command, report_commands
 from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
 from .common import NotAvailableError
-from .files import STDOUT, write_files
+from .files import STDOUT, check_distinct, write_files
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -154,7 +157,7 @@ def _table_arguments(parser) -> None:
 
 def _positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {shown(text)}")
     return int(text)
 
 
@@ -281,7 +284,7 @@ def _sections(text: str) -> list[str]:
     bad = [p for p in parts if p not in commands.GRAD_SECTIONS]
     if bad or not parts:
         raise argparse.ArgumentTypeError(
-            f"expected parts among {','.join(commands.GRAD_SECTIONS)}, got {text!r}"
+            f"expected parts among {','.join(commands.GRAD_SECTIONS)}, got {shown(text)}"
         )
     return parts
 
@@ -687,14 +690,38 @@ def _glue_values(
     return out
 
 
+#: Longest error line: a message names a few values, each cut to about 200 characters.
+LINE_LIMIT = 1000
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 - a message that cannot be rendered still gets a line
+        text = ""
+    return printable(text, limit=LINE_LIMIT) or type(exc).__name__
+
+
+def _terminal_safe(path: Path, data: bytes) -> bytes:
+    """Text for standard output (``-``) escaped like every printed line; files and binary
+    data (a PNG on a pipe) as they are."""
+    if str(path) != STDOUT:
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    return printable(text, limit=0, keep="\n\t").encode("utf-8")
 
 
 def _is_bad_input(exc: BaseException) -> bool:
-    if isinstance(exc, (ConvAlgebraError, ValueError, TypeError, OSError, KeyError)):
-        return not isinstance(exc, MissingExtraError)
+    """Bad input (exit 2): the error family, a file the system refuses, a YAML error, a missing
+    optional extra. Anything else is internal (exit 3), MemoryError and OverflowError included:
+    the estimator refuses sizes before they allocate."""
+    if isinstance(exc, (ConvAlgebraError, TypeError, OSError, MissingExtraError)):
+        return True
+    if isinstance(exc, NotAvailableError):
+        return True
     return type(exc).__module__.split(".")[0] == "yaml"  # YAMLError and its subclasses
 
 
@@ -705,7 +732,8 @@ def _command_names(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input).
+    """Run the command line; return the exit code (0 ok, 1 the law fails, 2 bad input,
+    3 internal error).
 
     Examples
     --------
@@ -720,13 +748,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         full = _with_default_command(argv, names)
         ns = parser.parse_args(_glue_values(full))
+        check_distinct(v for v in vars(ns).values() if isinstance(v, Path))  # the outputs
         result = ns.handler(ns)
         if len(full) > len(argv) and result.exit_code == 0 and ns.format == "text":
             result.text += "\n\n" + MAIN_NEXT  # the main job points at the next steps
-        write_files(result.files, force=getattr(ns, "force", False))
+        files = {path: _terminal_safe(path, data) for path, data in result.files.items()}
+        write_files(files, force=getattr(ns, "force", False))
         if result.text:
             to_stdout = any(str(p) == STDOUT for p in result.files)
-            print(result.text, file=sys.stderr if to_stdout else sys.stdout)
+            text = printable(result.text, limit=0, keep="\n\t")
+            print(text, file=sys.stderr if to_stdout else sys.stdout)
         return result.exit_code
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
@@ -742,12 +773,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the boundary: one line, no traceback
         if debug:
             traceback.print_exc()
-        bad = _is_bad_input(exc)
-        expected = bad or isinstance(exc, (MissingExtraError, NotAvailableError))
-        kind = "error" if expected else f"internal error ({type(exc).__name__})"
-        hint = "" if debug or expected else " (run with --debug for the traceback)"
-        print(f"{kind}: {_one_line(exc)}{hint}", file=sys.stderr)
-        return EXIT_USAGE if bad else EXIT_FAILURE
+        exc = missing_extra(exc) or exc
+        if _is_bad_input(exc):
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        hint = "" if debug else " (run with --debug for the traceback)"
+        print(f"internal error ({type(exc).__name__}): {_one_line(exc)}{hint}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .args import spec_from_args
 from .common import (
@@ -107,7 +107,7 @@ def _totals(graph, label: str, batch: int = 1, dtype: str = "float32") -> list[s
     if node is not None:
         fields = graph.receptive_field(node)
         lines.append(
-            f"receptive field of {node!r}: "
+            f"receptive field of {shown(node)}: "
             + " x ".join(f.describe() for f in fields)
             + " (size/jump in input pixels)"
         )
@@ -222,7 +222,7 @@ def _unit_text(graph, node: str, unit, fmt: str = "text") -> str:
                 "centre": [plain(c) for c in field.centre],
             }
         )
-    where = f"unit {field.position} of {node!r} {_dims(graph.shape(node))}"
+    where = f"unit {field.position} of {shown(node)} {_dims(graph.shape(node))}"
     if field.box is None:
         return f"{where} reads no input pixel"
     box = ", ".join(f"axis {a}: {lo}..{hi}" for a, (lo, hi) in enumerate(field.box))

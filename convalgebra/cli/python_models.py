@@ -6,6 +6,17 @@ for the call may follow in parentheses, as Python literals only (``make(3, width
 ``Net(channels=[16, 32])``): each one is read with :func:`ast.literal_eval`, never evaluated.
 The module is imported into a :class:`~convalgebra.network.graph.LayerGraph` with
 :func:`~convalgebra.interop.torch.from_torch` at the shape given by ``--in``.
+
+A target is code, and runs as such:
+
+* ``file.py:attr`` executes the file you name, then calls ``attr`` (or takes it, if it is a
+  module instance);
+* ``package.module:attr`` imports the module (its top-level code runs, as ``import`` runs it;
+  a standard-library module is refused before the import, and no name may be a dunder), then
+  calls ``attr`` only if it is a ``torch.nn.Module`` subclass or a plain function defined in
+  the same top-level package, whose module uses torch, outside ``torch`` and ``convalgebra``
+  themselves. Anything else (``os:system``, ``builtins:exec``, ``torch:load``, a function
+  re-exported from another package) is refused before anything is called.
 """
 
 from __future__ import annotations
@@ -13,14 +24,16 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, MissingExtraError, printable, shown
 
 __all__ = [
     "PythonTarget",
@@ -29,6 +42,8 @@ __all__ = [
     "build_module",
     "load_python_model",
     "load_python_model_and_module",
+    "refuse_source",
+    "refuse_uncallable",
 ]
 
 _TARGET = re.compile(
@@ -88,7 +103,7 @@ def parse_target(text: str) -> PythonTarget:
         raise ConvAlgebraError(
             f"expected a model like path/to/file.py:factory or "
             f"package.module:attr, optionally with literal arguments "
-            f"'attr(3, width=2)', got {text!r}"
+            f"'attr(3, width=2)', got {shown(text)}"
         )
     attr, call = match["attr"], match["call"]
     if call is None:
@@ -97,14 +112,16 @@ def parse_target(text: str) -> PythonTarget:
         tree = ast.parse(f"f{call}", mode="eval").body
     except SyntaxError:
         raise ConvAlgebraError(
-            f"cannot read the arguments {call!r} of {attr!r}: expected (literal, ..., name=literal)"
+            f"cannot read the arguments {shown(call)} of {shown(attr)}: expected (literal, ..., name=literal)"
         ) from None
     if not isinstance(tree, ast.Call) or not isinstance(tree.func, ast.Name):
-        raise ConvAlgebraError(f"cannot read the arguments {call!r} of {attr!r}")
+        raise ConvAlgebraError(f"cannot read the arguments {shown(call)} of {shown(attr)}")
     if any(isinstance(a, ast.Starred) for a in tree.args) or any(
         k.arg is None for k in tree.keywords
     ):
-        raise ConvAlgebraError(f"the arguments of {attr!r} cannot use * or **, got {call!r}")
+        raise ConvAlgebraError(
+            f"the arguments of {shown(attr)} cannot use * or **, got {shown(call)}"
+        )
     args = tuple(_literal(a, attr) for a in tree.args)
     kwargs = tuple((k.arg, _literal(k.value, attr)) for k in tree.keywords)
     return PythonTarget(match["source"].strip(), attr, args, kwargs, True)
@@ -115,18 +132,18 @@ def _literal(node: ast.expr, attr: str) -> Any:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise ConvAlgebraError(
-            f"the arguments of {attr!r} must be Python literals (numbers, strings, tuples, "
-            f"lists, dicts, True/False/None), got {ast.unparse(node)[:60]!r}"
+            f"the arguments of {shown(attr)} must be Python literals (numbers, strings, tuples, "
+            f"lists, dicts, True/False/None), got {shown(ast.unparse(node)[:60])}"
         ) from None
 
 
 def _import_file(path: Path) -> Any:
     if not path.is_file():
-        raise ConvAlgebraError(f"cannot read model file {str(path)!r}: no such file")
+        raise ConvAlgebraError(f"cannot read model file {shown(str(path))}: no such file")
     name = f"_convalgebra_model_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ConvAlgebraError(f"cannot import {str(path)!r} as a Python file")
+        raise ConvAlgebraError(f"cannot import {shown(str(path))} as a Python file")
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)  # the file's own imports of its neighbours
@@ -136,7 +153,7 @@ def _import_file(path: Path) -> Any:
     except Exception as exc:
         sys.modules.pop(name, None)
         raise ConvAlgebraError(
-            f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}"
+            f"importing {shown(str(path))} failed: {type(exc).__name__}: {exc}"
         ) from exc
     finally:
         if folder in sys.path:
@@ -155,11 +172,13 @@ def _import_module(name: str) -> Any:
 
             import_torchvision()
         return importlib.import_module(name)
+    except MissingExtraError:
+        raise
     except ModuleNotFoundError as exc:
-        raise ConvAlgebraError(f"cannot import module {name!r}: {exc}") from None
+        raise ConvAlgebraError(f"cannot import module {shown(name)}: {exc}") from None
     except Exception as exc:
         raise ConvAlgebraError(
-            f"importing module {name!r} failed: {type(exc).__name__}: {exc}"
+            f"importing module {shown(name)} failed: {type(exc).__name__}: {exc}"
         ) from exc
     finally:
         if added and os.getcwd() in sys.path:
@@ -170,18 +189,24 @@ def _resolve(module: Any, target: PythonTarget) -> Any:
     value = module
     for part in target.attr.split("."):
         if not hasattr(value, part):
-            raise ConvAlgebraError(f"{target.source!r} has no attribute {target.attr!r}")
+            raise ConvAlgebraError(f"{shown(target.source)} has no attribute {shown(target.attr)}")
         value = getattr(value, part)
     return value
 
 
 def build_module(target: PythonTarget) -> Any:
     """The ``torch.nn.Module`` a target names (instance, class or factory, called with its
-    literal arguments)."""
+    literal arguments).
+
+    A module target (``package.module:attr``) calls only a ``torch.nn.Module`` subclass or a
+    model factory (see :func:`refuse_uncallable`); what is not one is refused before anything
+    is called, and a standard-library module before it is imported.
+    """
     torch = _torch()
+    refuse_source(target)
     module = _import_file(Path(target.source)) if target.is_file else _import_module(target.source)
     value = _resolve(module, target)
-    where = f"{target.source}:{target.attr}"
+    where = _where(target)
     if isinstance(value, torch.nn.Module):
         if target.called:
             raise ConvAlgebraError(f"{where} is already a module instance: give no arguments")
@@ -191,6 +216,8 @@ def build_module(target: PythonTarget) -> Any:
             f"{where} is a {type(value).__name__}, not a torch.nn.Module, "
             "a module class or a function returning one"
         )
+    if not target.is_file:
+        refuse_uncallable(value, target, torch)
     try:
         built = value(*target.args, **dict(target.kwargs))
     except Exception as exc:
@@ -198,6 +225,97 @@ def build_module(target: PythonTarget) -> Any:
     if not isinstance(built, torch.nn.Module):
         raise ConvAlgebraError(f"{where} returned a {type(built).__name__}, not a torch.nn.Module")
     return built
+
+
+def _where(target: PythonTarget) -> str:
+    return printable(f"{target.source}:{target.attr}")
+
+
+#: Packages whose functions a module target never calls: the framework itself (``torch.load``
+#: unpickles a file, ``torch.hub.load`` runs downloaded code) and this library.
+NO_FACTORIES = frozenset({"torch", "convalgebra"})
+_RULE = (
+    "a module target calls only a torch.nn.Module subclass or a model function defined in the "
+    "module's own package (write a file.py:factory to call anything else)"
+)
+
+
+def refuse_source(target: PythonTarget) -> None:
+    """Refuse, before any import, a module target in the standard library or a dunder name.
+
+    Examples
+    --------
+    >>> refuse_source(parse_target('os:system("touch PWNED")'))
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: refusing the model os:system: 'os' is Python's standard library; a module target calls only a torch.nn.Module subclass or a model function defined in the module's own package (write a file.py:factory to call anything else)
+    """
+    if target.is_file:
+        return
+    top = target.source.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        raise ConvAlgebraError(
+            f"refusing the model {_where(target)}: {shown(top)} is Python's standard library; {_RULE}"
+        )
+    names = [*target.source.split("."), *target.attr.split(".")]
+    if any(name.startswith("__") for name in names):
+        raise ConvAlgebraError(
+            f"refusing the model {_where(target)}: a module target names no dunder "
+            f"(__main__, __class__, ...); {_RULE}"
+        )
+
+
+def refuse_uncallable(value: Any, target: PythonTarget, torch: Any) -> None:
+    """Refuse calling ``value`` from a module target unless it is a model class or factory.
+
+    Called are a ``torch.nn.Module`` subclass, and a plain Python function whose defining
+    module is in the target's own top-level package (not ``torch`` or ``convalgebra``) and
+    uses torch (imports it, or names a module class); a builtin, a callable object, a function
+    of another package re-exported here, none of them.
+    """
+    where = _where(target)
+    if isinstance(value, type):
+        if issubclass(value, torch.nn.Module):
+            return
+        raise ConvAlgebraError(
+            f"refusing the model {where}: the class {shown(value.__name__)} is not a "
+            f"torch.nn.Module subclass; {_RULE}"
+        )
+    if not inspect.isfunction(value):
+        raise ConvAlgebraError(
+            f"refusing the model {where}: it is a {type(value).__name__}, not a Python "
+            f"function; {_RULE}"
+        )
+    home = str(getattr(value, "__module__", None) or "?")
+    top = target.source.split(".")[0]
+    if home.split(".")[0] != top:
+        raise ConvAlgebraError(
+            f"refusing the model {where}: it is defined in {shown(home)}, not in the package "
+            f"{shown(top)}; {_RULE}"
+        )
+    if top in NO_FACTORIES:
+        raise ConvAlgebraError(
+            f"refusing the model {where}: functions of {shown(top)} are not model factories; {_RULE}"
+        )
+    if not _uses_torch(value, torch):
+        raise ConvAlgebraError(
+            f"refusing the model {where}: its module {shown(home)} does not use torch; {_RULE}"
+        )
+
+
+def _uses_torch(function: Any, torch: Any) -> bool:
+    """Whether the function's module imports torch or names a torch.nn.Module class."""
+    try:
+        namespace = inspect.unwrap(function).__globals__
+    except (ValueError, AttributeError):
+        return False
+    for item in list(namespace.values()):
+        if isinstance(item, types.ModuleType):
+            if str(getattr(item, "__name__", "")).split(".")[0] == "torch":
+                return True
+        elif isinstance(item, type) and issubclass(item, torch.nn.Module):
+            return True
+    return False
 
 
 def _torch() -> Any:

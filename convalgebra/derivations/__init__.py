@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConvAlgebraError, shown
+from ..render.grids import display_limit
 from .model import Derivation, Equation, Expr, Grid, Step, Table, combine
 
 __all__ = ["derive", "Derivation", "Step", "Equation", "Expr", "Grid", "Table", "KINDS", "combine"]
@@ -124,4 +125,7 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
         raise ConvAlgebraError(
             f"derive({shown(what)}, obj) needs an object to derive it for, got None"
         )
+    for key in ("max_rows", "max_cols"):
+        if key in options:
+            options[key] = display_limit(key, options[key])
     return registry[what](obj, **options)

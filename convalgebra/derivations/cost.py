@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .general import ints
 from .model import Derivation, Equation, Expr, Step
@@ -197,7 +197,7 @@ def derive_cost(
     specs = [block] if isinstance(block, ConvSpec) else list(block)
     if not specs or not all(isinstance(s, ConvSpec) for s in specs):
         raise ConvAlgebraError(
-            f"cost derivations need a ConvSpec or a list of ConvSpecs, got {block!r}"
+            f"cost derivations need a ConvSpec or a list of ConvSpecs, got {shown(block)}"
         )
     for n, (a, b) in enumerate(zip(specs, specs[1:], strict=False), 2):
         if a.output_shape != b.input_shape:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from ..budget import CHECK_MAX_PRODUCTS, require_table
 from ..errors import ConvAlgebraError, shown
-from ..spec import ConvSpec
+from ..spec import ConvSpec, plain_array
 from .algebra import channel_commutator_condition, commutativity, layer_commutativity
 from .composition import composed_kernel, composed_spec, composition
 from .equivariance import (
@@ -129,6 +129,7 @@ def check(law: str, *specs, **options) -> CheckResult:
         raise ConvAlgebraError(f"unknown law {shown(law)}; expected one of {sorted(LAWS)}")
     func = LAWS[name]
     max_products = options.pop("max_products", CHECK_MAX_PRODUCTS)
+    options = {key: plain_array(value) for key, value in options.items()}  # tensors detached
     if not specs and name in _PROOFS and not options.keys() - {"ndim", "flip", "circular"}:
         func = _PROOFS[name]
     try:
@@ -140,5 +141,5 @@ def check(law: str, *specs, **options) -> CheckResult:
         ) from None
     for spec in specs:
         if isinstance(spec, ConvSpec):
-            require_table(spec, f"check({name!r})", max_products)
+            require_table(spec, f"check({shown(name)})", max_products)
     return func(*specs, **options)

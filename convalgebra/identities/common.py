@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ..spec import ConvSpec
+from ..spec import ConvSpec, plain_array
 
 __all__ = ["positions", "is_symbolic", "require_spec", "eq", "ne", "one_hot"]
 
@@ -37,6 +37,7 @@ def is_symbolic(weight) -> bool:
     """
     if isinstance(weight, (str, np.str_)):
         return True
+    weight = plain_array(weight)  # a torch tensor, detached
     try:
         if any(isinstance(v, (str, np.str_)) for v in np.asarray(weight, dtype=object).ravel()):
             return True

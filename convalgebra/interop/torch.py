@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConvAlgebraError, require
+from ..errors import ConvAlgebraError, require, shown
 from ..network.graph import LayerGraph
 from ..network.layers import (
     ACTIVATIONS,
@@ -599,7 +599,7 @@ class _Importer:
     def _opaque(self, node: Any, op: str, args: tuple, kwargs: dict) -> Any:
         name = self._name(node, self._fname(node))
         if self.strict:
-            raise ConvAlgebraError(f"node {name!r}: {op} is not modelled (strict=True)")
+            raise ConvAlgebraError(f"node {shown(name)}: {op} is not modelled (strict=True)")
         value, flops = self._run_fake(node, args, kwargs)
         data = [v for v in _flatten((args, kwargs)) if isinstance(v, _Data)]
         params: tuple = ()
@@ -618,7 +618,7 @@ class _Importer:
         self.unmodelled.append((name, op))
         tensors = _tensors(self.torch, value)
         if not tensors:
-            raise ConvAlgebraError(f"node {name!r}: {op} returns no tensor")
+            raise ConvAlgebraError(f"node {shown(name)}: {op} returns no tensor")
         outs = []
         for k, t in enumerate(tensors):
             label = name if k == 0 else self._unique(f"{name}.{k}")
@@ -810,7 +810,7 @@ def _bind(args: tuple, kwargs: dict, names: tuple[str, ...]) -> dict:
 def _unbatch(dim: Any, rank: int) -> int:
     """A dim of the batched tensor (rank ``rank``) as a dim of the unbatched shape."""
     if not isinstance(dim, int):
-        raise _Unknown(f"dim {dim!r}")
+        raise _Unknown(f"dim {shown(dim)}")
     dim = dim % rank
     if dim == 0:
         raise _Unknown("an op over the batch axis")
@@ -868,7 +868,7 @@ def _check_fan_in(where: str, what: str, shape: tuple, expected: tuple | None) -
     """``expected`` = (axis, size) of the input a layer was built for."""
     if expected is not None and shape and shape[expected[0]] != expected[1]:
         raise ConvAlgebraError(
-            f"torch could not run {where!r} ({what}) on input shape {shape}: "
+            f"torch could not run {shown(where)} ({what}) on input shape {shape}: "
             f"it expects size {expected[1]} on axis {expected[0] % len(shape)}"
             f" (shapes without the batch axis)"
         )
@@ -1036,7 +1036,7 @@ def _h_interp(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: di
             raise _Unknown("interpolate with recompute_scale_factor or antialias")
         mode = b.get("mode", "nearest")
         if mode not in ("nearest", "linear", "bilinear", "trilinear"):
-            raise _Unknown(f"interpolate mode {mode!r}")
+            raise _Unknown(f"interpolate mode {shown(mode)}")
         layer = Upsample(
             _tuple(b.get("scale_factor")),
             _tuple(b.get("size")),

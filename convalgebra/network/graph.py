@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ import numpy as np
 
 from ..display import Table
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
+from ..files import read_text, write_file
+from ..spec import MAX_SIZE
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
 from .receptive import AxisRF, Global, apply_map, global_rf, input_rf, merge
 
@@ -90,6 +93,36 @@ class UnitField:
         return tuple(b - a + 1 for a, b in self.box) if self.box else (0,) * len(self.centre)
 
 
+def _printable_name(what: str, name: Any) -> Any:
+    """A name is printed as it is, in tables, derivations and messages: printable text only,
+    so that a newline cannot forge an output line nor an escape drive the terminal."""
+    if isinstance(name, str) and not name.isprintable():
+        raise ConvAlgebraError(
+            f"{what} must be printable text (no newline, tab, escape or other control or "
+            f"format character), got {shown(name)}"
+        )
+    return name
+
+
+_TOO_LARGE = "a size reaches 2**62: sizes this large cannot be indexed (use smaller sizes)"
+
+
+def _check_sizes(facts: Facts) -> None:
+    """A layer's output shape, element count and parameter count: integers below 2**62, as
+    :class:`~convalgebra.spec.ConvSpec` requires of its sizes."""
+    shape = facts.shape
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ConvAlgebraError(f"output shape {shown(shape)} must hold non-negative integers")
+    counts = {
+        "output shape": tuple(shape),
+        "output elements": (math.prod(shape),),
+        "parameters": (sum(facts.params.values()) + sum(facts.buffers.values()),),
+    }
+    for what, values in counts.items():
+        if max(values, default=0) >= MAX_SIZE:
+            raise ConvAlgebraError(f"{what} {shown(values)} {_TOO_LARGE[len('a size ') :]}")
+
+
 class LayerGraph:
     """A network as a DAG of named layers, with shapes validated along every edge.
 
@@ -122,7 +155,7 @@ class LayerGraph:
     """
 
     def __init__(self, name: str = "graph") -> None:
-        self._meta: dict[str, Any] = {"name": name}  # the DiGraph's graph attributes
+        self._meta: dict[str, Any] = {"name": _printable_name("the graph's name", name)}
         self._nx: nx.DiGraph | None = None  # built on first access of .nx
         self._order: list[str] = []
         self._inputs: list[str] = []  # the Input nodes, in order (kept: queried per node)
@@ -153,6 +186,7 @@ class LayerGraph:
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"node names must be non-empty strings, got {shown(name)}")
+        _printable_name("node names", name)
         if name in self._attrs:
             raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
         layer = layer_from_dict(layer) if isinstance(layer, dict) else layer
@@ -231,10 +265,13 @@ class LayerGraph:
             return cached
         try:
             facts = layer.facts(shapes)
-        except (ConvAlgebraError, TypeError) as exc:  # e.g. kernel_size "3" from a spec file
-            branches = ", ".join(f"{s!r} {sh}" for s, sh in zip(inputs, shapes))
+            _check_sizes(facts)
+        except (ConvAlgebraError, TypeError, OverflowError, MemoryError) as exc:
+            # e.g. kernel_size "3" from a spec file, or a size of 10**4000
+            why = exc if isinstance(exc, (ConvAlgebraError, TypeError)) else _TOO_LARGE
+            branches = ", ".join(f"{shown(s)} {shown(sh)}" for s, sh in zip(inputs, shapes))
             raise ConvAlgebraError(
-                f"layer {shown(name)} ({layer.kind}) on input(s) {branches or 'none'}: {exc}"
+                f"layer {shown(name)} ({layer.kind}) on input(s) {branches or 'none'}: {why}"
             ) from None
         if key is not None:
             if len(_FACTS) >= _FACTS_MAX:
@@ -359,9 +396,10 @@ class LayerGraph:
 
     @classmethod
     def from_file(cls, path: str | Path) -> LayerGraph:
-        """Build from a ``.json``, ``.yaml`` or ``.yml`` file."""
+        """Build from a ``.json``, ``.yaml`` or ``.yml`` file (a regular file of at most
+        :data:`~convalgebra.files.MAX_READ_BYTES`; a FIFO or a device is refused unread)."""
         path = Path(path)
-        text = path.read_text()
+        text = read_text(path, "a graph file")
         if path.suffix.lower() in (".yaml", ".yml"):
             return cls.from_yaml(text)
         if path.suffix.lower() == ".json":
@@ -398,6 +436,9 @@ class LayerGraph:
         """Write the graph's spec (:meth:`to_spec`) as ``.json``, ``.yaml`` or ``.yml``;
         :meth:`from_file` reads it back. Returns the path.
 
+        The file is written by :func:`convalgebra.files.write_file`: atomically, replacing a
+        regular file, never following a symbolic link nor writing into a FIFO or a device.
+
         Examples
         --------
         >>> import tempfile, os
@@ -408,8 +449,7 @@ class LayerGraph:
         (8, 7, 7)
         """
         path = Path(path)
-        path.write_text(self.to_text(path.suffix.lstrip(".") or "?"))
-        return path
+        return write_file(path, self.to_text(path.suffix.lstrip(".") or "?").encode("utf-8"))
 
     def to_text(self, fmt: str = "json") -> str:
         """The graph's spec as a JSON (``fmt="json"``) or YAML (``"yaml"``/``"yml"``) document."""
@@ -418,7 +458,7 @@ class LayerGraph:
             return json.dumps(self.to_spec(), indent=1) + "\n"
         if fmt in ("yaml", "yml"):
             return require("yaml", "yaml").safe_dump(self.to_spec(), sort_keys=False)
-        raise ConvAlgebraError(f"unknown graph file type {fmt!r}: use json, yaml or yml")
+        raise ConvAlgebraError(f"unknown graph file type {shown(fmt)}: use json, yaml or yml")
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -535,7 +575,7 @@ class LayerGraph:
 
     def _fields(self, gates: str) -> dict[str, tuple[AxisRF, ...]]:
         if gates not in ("keep", "ignore"):
-            raise ConvAlgebraError(f"gates must be 'keep' or 'ignore', got {gates!r}")
+            raise ConvAlgebraError(f"gates must be 'keep' or 'ignore', got {shown(gates)}")
         analysis = self._analysis()
         if gates == "keep":
             return analysis["rf"]
@@ -726,14 +766,19 @@ class LayerGraph:
         spatial = sizes is not None and n > 0
         if position is None:
             position = tuple((s - 1) // 2 for s in sizes) if sizes and spatial else ()
-        position = tuple(int(p) for p in position)
+        try:
+            position = tuple(operator.index(p) for p in position)
+        except TypeError:
+            raise TypeError(
+                f"position must be a tuple of integers, got {shown(position)}"
+            ) from None
         if (
             sizes
             and spatial
             and (len(position) != n or any(not 0 <= p < s for p, s in zip(position, sizes)))
         ):
             raise ConvAlgebraError(
-                f"position {position} is outside node {shown(node)} of shape {shape}"
+                f"position {shown(position)} is outside node {shown(node)} of shape {shape}"
             )
         box = self._box(
             node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip, gates
@@ -1040,7 +1085,7 @@ class LayerGraph:
 
 def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConvAlgebraError(f"{name} must be a positive integer, got {value!r}")
+        raise ConvAlgebraError(f"{name} must be a positive integer, got {shown(value)}")
     return value
 
 
@@ -1149,7 +1194,7 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items())
         ):
             raise ConvAlgebraError(
-                f"layer {name!r}: 'param_keys' must map parameter names to "
+                f"layer {shown(name)}: 'param_keys' must map parameter names to "
                 f"keys, got {str(keys)[:80]}"
             )
         entries.append((name, layer, reads, share, keys))

@@ -892,12 +892,12 @@ def _einsum_terms(equation: str, count: int) -> tuple[list[str], str]:
     text = equation.replace(" ", "")
     if "->" not in text or "." in text:
         raise ConvAlgebraError(
-            f"equation must be explicit ('ab,bc->ac', no ellipsis), got {equation!r}"
+            f"equation must be explicit ('ab,bc->ac', no ellipsis), got {shown(equation)}"
         )
     lhs, out = text.split("->")
     terms = lhs.split(",")
     if len(terms) != count or not all(t.isalpha() for t in (*terms, out) if t):
-        raise ConvAlgebraError(f"equation {equation!r} needs {count} operand terms of letters")
+        raise ConvAlgebraError(f"equation {shown(equation)} needs {count} operand terms of letters")
     return terms, out
 
 
@@ -930,12 +930,12 @@ class Einsum(Layer):
         for term, shape in zip(terms, shapes):
             if len(term) != len(shape):
                 raise ConvAlgebraError(
-                    f"term {term!r} of {self.equation!r} does not match operand shape {shape}"
+                    f"term {shown(term)} of {shown(self.equation)} does not match operand shape {shape}"
                 )
             for letter, size in zip(term, shape):
                 if sizes.get(letter, 1) not in (1, size) and size != 1:
                     raise ConvAlgebraError(
-                        f"letter {letter!r} of {self.equation!r} has sizes "
+                        f"letter {shown(letter)} of {shown(self.equation)} has sizes "
                         f"{sizes[letter]} and {size}"
                     )
                 sizes[letter] = max(sizes.get(letter, 1), size)

@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConvAlgebraError, shown
+from ..errors import ConvAlgebraError, printable, shown
 
 __all__ = ["FORMATS", "render", "format_cell", "fold_rows", "add_percentages", "module_prefix"]
 
@@ -35,7 +35,7 @@ def format_cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, tuple):
         return "x".join(str(v) for v in value)
-    return str(value)
+    return printable(value, limit=0)
 
 
 def _is_numeric(rows: list[dict], column: str) -> bool:
@@ -161,7 +161,9 @@ def add_percentages(rows: Sequence[dict], columns: Sequence[str]) -> list[dict]:
 
 
 def _plain(value: Any) -> Any:
-    return "x".join(map(str, value)) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return printable(value, limit=0) if isinstance(value, str) else value
 
 
 def _jsonable(value: Any) -> Any:

@@ -6,16 +6,17 @@ Past ``max_rows``/``max_cols`` an array is cut as textbooks do: the first ``max 
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..symbolic.exprs import as_expr
 from .model import Expr, Grid
 from .printing import number, sympy_expr
 
-__all__ = ["pick", "truncation_rule", "array_grid"]
+__all__ = ["pick", "display_limit", "truncation_rule", "array_grid"]
 
 
 def pick(n: int, limit: int) -> list[int | None]:
@@ -26,11 +27,33 @@ def pick(n: int, limit: int) -> list[int | None]:
     >>> pick(4, 6), pick(10, 4)
     ([0, 1, 2, 3], [0, 1, 2, None, 9])
     """
-    if limit < 2:
-        raise ConvAlgebraError(f"display limits must be at least 2, got {limit}")
+    limit = display_limit("display limit", limit)
     if n <= limit:
         return list(range(n))
     return list(range(limit - 1)) + [None, n - 1]
+
+
+def display_limit(name: str, value: Any) -> int:
+    """``value`` as a display limit (``max_rows``, ``max_cols``): an integer of at least 2.
+
+    Examples
+    --------
+    >>> display_limit("max_rows", 5)
+    5
+    >>> display_limit("max_rows", "3")
+    Traceback (most recent call last):
+    ...
+    TypeError: max_rows must be an integer of at least 2, got '3'
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer of at least 2, got {shown(value)}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer of at least 2, got {shown(value)}") from None
+    if number < 2:
+        raise ConvAlgebraError(f"{name} must be at least 2, got {shown(value)}")
+    return number
 
 
 def truncation_rule(n_rows: int, n_cols: int, max_rows: int, max_cols: int) -> str:

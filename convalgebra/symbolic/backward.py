@@ -39,7 +39,7 @@ import sympy
 from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..connectivity import layer_rows_cols, triples
 from ..display import short_repr, summary_html
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .exprs import as_expr
 from .matrix import input_symbols, output_symbols, symbol_array, weight_symbols
@@ -155,7 +155,7 @@ class SymbolicBackward:
         [[[dL/dw1, dL/dw2]]]
         """
         if kind not in self._pairs:
-            raise ConvAlgebraError(f"kind must be one of {tuple(self._pairs)}, got {kind!r}")
+            raise ConvAlgebraError(f"kind must be one of {tuple(self._pairs)}, got {shown(kind)}")
         return self._pairs[kind][0]
 
     @property
@@ -265,7 +265,7 @@ def symbolic_backward(
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")
     if bias is not None and not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"bias must be a bool or None (default: spec.bias), got {bias!r}")
+        raise TypeError(f"bias must be a bool or None (default: spec.bias), got {shown(bias)}")
     with_bias = spec.bias if bias is None else bool(bias)
     require_symbolic(spec, "the symbolic backward pass", max_terms)
     w, a, z = weight_symbols(spec), input_symbols(spec), output_symbols(spec)
@@ -372,7 +372,7 @@ class GeneralFormulas:
         """
         if which not in ("forward", "weight_gradient", "input_gradient"):
             raise ConvAlgebraError(
-                f"which must be 'forward', 'weight_gradient' or 'input_gradient', got {which!r}"
+                f"which must be 'forward', 'weight_gradient' or 'input_gradient', got {shown(which)}"
             )
         if which not in self._summed:
             rhs = getattr(self, which).rhs.xreplace(self.sizes)
@@ -405,7 +405,9 @@ class GeneralFormulas:
         """
         free = getattr(self, which).lhs.indices
         if len(index) != len(free):
-            raise ConvAlgebraError(f"index must have {len(free)} entries {free}, got {index!r}")
+            raise ConvAlgebraError(
+                f"index must have {len(free)} entries {free}, got {shown(index)}"
+            )
         tensors = [
             _Lookup(sympy.IndexedBase(name), None if values is None else values[name])
             for name in "VKG"

@@ -18,12 +18,15 @@ TypeError: weight entries must be numbers, sympy expressions or names (a string 
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConvAlgebraError, shown
+from ..spec import plain_array
 
 __all__ = ["as_expr", "as_expr_array", "parse_arithmetic", "NUMBER", "IDENTIFIER"]
 
@@ -93,6 +96,7 @@ def as_expr_array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     >>> as_expr_array([["a", 2]], (1, 2), "x").tolist()
     [[a, 2]]
     """
+    value = plain_array(value)  # a torch tensor, detached
     if isinstance(value, (str, bytes, dict, set)) or value is None:
         raise TypeError(f"{name} must be an array of {_RULE}, got {shown(value)}")
     try:
@@ -168,6 +172,8 @@ def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
     import sympy
     from sympy.parsing.sympy_parser import parse_expr
 
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string of arithmetic, got {shown(text)}")
     calls = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", text))
     subscripted = [m.group(1) for m in _SUBSCRIPT.finditer(text)]
     if (
@@ -181,4 +187,64 @@ def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
         raise ConvAlgebraError(f"not arithmetic of known names: {shown(text)}")
     namespace: dict[str, Any] = {"__builtins__": {}}
     namespace.update({n: getattr(sympy, n) for n in _KNOWN})
-    return parse_expr(text, local_dict=dict(names or {}), global_dict=namespace)
+    local = dict(names or {})
+    depth = max(itertools.accumulate((c == "(") - (c == ")") for c in text), default=0)
+    if depth > MAX_NESTING:
+        raise ConvAlgebraError(
+            f"cannot read {shown(text)} as arithmetic: parentheses nest {depth:,} deep, over "
+            f"the limit of {MAX_NESTING}"
+        )
+    plain = {**namespace, **{n: getattr(sympy, n) for n in _UNEVALUATED}}
+    try:  # first unevaluated, to bound the powers before any is computed
+        _check_powers(parse_expr(text, local_dict=local, global_dict=plain, evaluate=False))
+        return parse_expr(text, local_dict=local, global_dict=namespace)
+    except ConvAlgebraError:
+        raise
+    except (
+        SyntaxError,
+        ValueError,
+        TypeError,
+        ArithmeticError,
+        RecursionError,
+        MemoryError,
+    ) as exc:
+        raise ConvAlgebraError(f"cannot read {shown(text)} as arithmetic: {_reason(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - tokenize.TokenError and sympy's own errors
+        if type(exc).__module__.split(".")[0] not in ("tokenize", "sympy"):
+            raise
+        raise ConvAlgebraError(f"cannot read {shown(text)} as arithmetic: {_reason(exc)}") from None
+
+
+#: Most decimal digits a number written in a parsed expression may evaluate to.
+MAX_DIGITS = 4_000  # under Python's 4,300 of int <-> str
+#: Deepest nesting of parentheses read.
+MAX_NESTING = 100
+#: The constructors an unevaluated parse names (the operators, spelled as calls).
+_UNEVALUATED = ("Add", "Mul", "Pow", "Not", "Or", "And", "Xor")
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {shown(str(exc), 120)}" if str(exc) else type(exc).__name__
+
+
+def _check_powers(expr) -> None:
+    """Refuse, before evaluating, a power of numbers over :data:`MAX_DIGITS` digits
+    (``9**9**9**9``) or a Float of more than that precision; inner powers are checked first."""
+    import sympy
+
+    total = 0.0
+    for node in sympy.postorder_traversal(expr):
+        if isinstance(node, sympy.Float) and node._prec > 4 * MAX_DIGITS:
+            raise ConvAlgebraError(f"a number with {node._prec:,} bits of precision is too long")
+        if not isinstance(node, sympy.Pow) or node.free_symbols:
+            continue
+        if any(a.is_finite is False or a is sympy.nan for a in node.args):  # oo, zoo, nan
+            continue
+        base, exponent = (abs(complex(sympy.N(a, 15))) for a in node.args)
+        digits = exponent * abs(math.log10(base)) if base not in (0.0, 1.0) else 0.0
+        total += digits
+        if not digits <= MAX_DIGITS or not total <= 10 * MAX_DIGITS:  # nan and inf too
+            raise ConvAlgebraError(
+                f"the power {shown(str(node), 60)} would have about {digits:.3g} digits, over "
+                f"the limit of {MAX_DIGITS:,}"
+            )

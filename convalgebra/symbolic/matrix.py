@@ -15,7 +15,7 @@ import numpy as np
 
 from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..connectivity import layer_rows_cols, triples
-from ..errors import ConvAlgebraError
+from ..errors import ConvAlgebraError, shown
 from ..operators import check_spec
 from ..spec import ConvSpec
 from .exprs import as_expr_array
@@ -47,7 +47,7 @@ def symbol_array(name: str, shape: tuple[int, ...], style: str = "flat") -> np.n
     import sympy
 
     if style not in ("flat", "index"):
-        raise ConvAlgebraError(f"style must be 'flat' or 'index', got {style!r}")
+        raise ConvAlgebraError(f"style must be 'flat' or 'index', got {shown(style)}")
     n = math.prod(shape)
     if style == "flat":
         names = [f"{name}{k + 1}" for k in range(n)]
