@@ -363,8 +363,8 @@ def test_the_derivation_checks_what_it_prints():
     assert "shift(conv(x, w, padding=1), 1)" in text and "Smallest counterexample" in text
     good = ops.prove(ops.conv(x1, w3, stride=2), ops.subsample(ops.conv(x1, w3), 2))
     rows = size_classes(good)
-    assert printed_identity(good, rows).check() == len(rows)
+    assert printed_identity(good, rows, ops.prove).check() == len(rows)
     label, rep, _ = rows[-1]
     tampered = [*rows[:-1], (label, rep, "fails")]  # a table that no longer says what holds
     with pytest.raises(AssertionError, match="printed 'fails', decided 'holds'"):
-        printed_identity(good, tampered).check()
+        printed_identity(good, tampered, ops.prove).check()

@@ -23,7 +23,7 @@ convalgebra prove "conv(x, w, dilation=2) == conv(x, dilate_kernel(w, 2))" --x 1
 convalgebra prove "conv(x, w, padding=1) == conv(x, w, padding=1, padding_mode='circular')" --x 1xN --w 1x1x3
 convalgebra prove "avg_pool(x, 2) == conv(x, constant([[[1/2, 1/2]]]), stride=2)" --x 1xN
 convalgebra prove "conv(conv(x, v), w) == conv(x, kernel_conv(v, w))" --x 1xN --v 1x1x2 --w 1x1x3 --format latex
-convalgebra prove "..." --x 1xN --w 1x1x3 --sizes 1:64   # only these sizes (also --size 8)"""
+convalgebra prove "conv(x, w, padding=1) == conv(pad(x, (1, 1)), w)" --x 1xN --w 1x1x3 --sizes 1:64"""
 
 _SHAPE = re.compile(r"^\d+(?:x(?:\d+|[nN]))+$")
 _OPTIONS = ("--size", "--sizes", "--format")

@@ -93,19 +93,18 @@ def _names(proof: Any) -> dict[str, Any]:
     return names
 
 
-def printed_identity(proof: Any, rows: list) -> Equation:
+def printed_identity(proof: Any, rows: list, decide: Any) -> Equation:
     """The identity as printed, with a check that reads the printed formulas back, decides
     them again at every printed class and at the counterexample, and compares."""
     lhs_text, rhs_text = proof.lhs.formula(), proof.rhs.formula()
 
     def check() -> int:
         from .parse import parse_identity
-        from .prove import prove
 
         lhs, rhs = parse_identity(f"{lhs_text} == {rhs_text}", _names(proof))
         reps = [rep for _, rep, _ in rows]
         ce = proof.counterexample
-        again = prove(lhs, rhs, sizes=reps + ([ce.size] if ce is not None else []))
+        again = decide(lhs, rhs, sizes=reps + ([ce.size] if ce is not None else []))
         for label, rep, status in rows:
             found = _status(again, rep)
             assert found == status, f"{label}: printed {status!r}, decided {found!r}"
@@ -122,8 +121,9 @@ def printed_identity(proof: Any, rows: list) -> Equation:
     )
 
 
-def proof_document(proof: Any, max_rows: int = 40) -> Document:
-    """The proof of :func:`~convalgebra.ops.prove` as a document (text, Markdown, LaTeX)."""
+def proof_document(proof: Any, decide: Any, max_rows: int = 40) -> Document:
+    """The proof of :func:`~convalgebra.ops.prove` as a document (text, Markdown, LaTeX);
+    ``decide`` is ``prove`` itself, which the printed identity's check calls again."""
     rows = size_classes(proof)
     kernels = ", ".join(proof.symbols[:6]) + (", …" if len(proof.symbols) > 6 else "")
     steps = [
@@ -131,7 +131,7 @@ def proof_document(proof: Any, max_rows: int = 40) -> Document:
             "Claim: as linear maps of the signal, for every value of the kernels"
             + (f" ({kernels})" if proof.symbols else "")
             + ",",
-            (printed_identity(proof, rows),),
+            (printed_identity(proof, rows, decide),),
             rule="claim",
         ),
         Step(

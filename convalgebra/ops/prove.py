@@ -94,7 +94,7 @@ class Proof:
         verdict table is cut past ``max_rows`` classes."""
         from .proof_document import proof_document
 
-        return proof_document(self, max_rows)
+        return proof_document(self, prove, max_rows)
 
     def to_text(self) -> str:
         return self.document().to_text()
