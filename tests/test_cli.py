@@ -392,8 +392,11 @@ def test_every_help_example_runs(capsys, tmp_path, monkeypatch, line):
     argv = shlex.split(line)
     assert argv[0] == "convalgebra"
     code, out, err = run(capsys, *argv[1:])
-    fails = argv[1:2] == ["check"] and ": FAILS" in out.split("\n", 1)[0]
-    assert code == (1 if fails else 0), err  # check: exit 1 when the law fails
+    first = out.split("\n", 1)[0]
+    fails = (argv[1:2] == ["check"] and ": FAILS" in first) or (
+        argv[1:2] == ["prove"] and ("FAILS" in first or '"holds": false' in out)
+    )
+    assert code == (1 if fails else 0), err  # check, prove: exit 1 when the identity fails
     assert out.strip()
 
 
