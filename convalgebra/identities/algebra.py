@@ -408,9 +408,7 @@ def _channel_condition(inner_first, cols, coeff, limit: int = 64) -> list | None
     classes: dict = {}
     for key in np.unique(osp * p_in + isp).tolist():
         sel = (osp * p_in + isp) == key
-        entry = tuple(
-            sorted(zip(*(a[sel].tolist() for a in (co, ci, w1, w2, coeff)), strict=True))
-        )
+        entry = tuple(sorted(zip(*(a[sel].tolist() for a in (co, ci, w1, w2, coeff)), strict=True)))
         classes.setdefault(entry, key)
         if len(classes) > limit:
             return None
