@@ -19,6 +19,8 @@ __all__ = [
     "blind_dimension",
     "rank",
     "apply_layer",
+    "kernel_grid_space",
+    "assert_sides_differ",
 ]
 
 
@@ -110,3 +112,56 @@ def blind_dimension(spec) -> int:
     """dim {w : M(w) = 0}."""
     cols = [m.ravel() for m in _one_hot_layers(spec)]
     return len(cols) - rank(np.stack(cols, axis=1))
+
+
+def _kernel_maps(spec, ops, in_perm, out_perm):
+    """Matrices of ``W -> op(W)`` with the channel gathers, on the flat kernel (torch ops on
+    the kernel as a batch (C_out, C_in, *k)); ``None`` when one is no permutation of it."""
+    shape = tuple(spec.weight_shape)
+    n = math.prod(shape)
+    rows, cols = (out_perm, in_perm) if not spec.transposed else (in_perm, out_perm)
+    maps = []
+    for op in ops:
+        eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+        moved = op(eye.reshape(-1, *shape[1:])).reshape(n, shape[0], *op(eye[0]).shape[1:])
+        if rows is not None:
+            moved = moved[:, list(rows)]
+        if cols is not None:
+            moved = moved[:, :, list(cols)]
+        m = moved.reshape(n, -1).T.numpy()
+        if m.shape != (n, n) or not (
+            np.array_equal(m.sum(axis=0), np.ones(n)) and np.array_equal(m.sum(axis=1), np.ones(n))
+        ):
+            return None
+        maps.append(m)
+    return maps
+
+
+def kernel_grid_space(spec, ops, in_perm=None, out_perm=None):
+    """Integer basis (rows) of ``{W : W = g(W) for every op g}`` on the kernel grid, or ``None``
+    when some op permutes no kernel grid (or the layer has groups, tiles, a channel table)."""
+    from sympy import Matrix
+
+    if spec.groups != 1 or spec.tile is not None or spec.channel_table is not None:
+        return None
+    maps = _kernel_maps(spec, ops, in_perm, out_perm)
+    if maps is None:
+        return None
+    n = math.prod(spec.weight_shape)
+    stacked = np.concatenate([m - np.eye(n) for m in maps])
+    basis = Matrix(np.rint(stacked).astype(int).tolist()).nullspace()
+    return np.array([[float(v) for v in b] for b in basis]).reshape(len(basis), n)
+
+
+def assert_sides_differ(ce, lhs, rhs) -> None:
+    """A counterexample's two sides are the ones torch evaluates (``lhs``, ``rhs``), and they
+    differ at its position (or somewhere, when it names none)."""
+    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+    assert np.allclose(np.asarray(ce.lhs).ravel(), lhs.ravel(), atol=1e-9)
+    assert np.allclose(np.asarray(ce.rhs).ravel(), rhs.ravel(), atol=1e-9)
+    if ce.position is None:
+        assert not np.allclose(lhs.ravel(), rhs.ravel())
+        return
+    a = lhs.reshape(np.asarray(ce.lhs).shape)[tuple(ce.position)]
+    b = rhs.reshape(np.asarray(ce.rhs).shape)[tuple(ce.position)]
+    assert not np.isclose(a, b, atol=1e-9)

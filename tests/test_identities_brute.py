@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 pytest.importorskip("torch", reason="the [torch] extra is not installed: pip install '.[test]'")
 
 from brute_identities import (  # noqa: E402
+    assert_sides_differ,
     batched_conv,
     blind_dimension,
     dense_layer,
@@ -255,6 +256,17 @@ def translation_cases(draw):
     return spec, delta, options, _weights(draw, spec)
 
 
+def _assert_layer_sides(r, spec, left, p_in, p_out):
+    """A failing check's counterexample: conv_left(P x) and Q conv(x), evaluated by torch."""
+    assert (r.counterexample is None) == r.holds
+    if r.counterexample is None:
+        return
+    ce = r.counterexample
+    x, w = np.asarray(ce.inputs["x"], dtype=float).ravel(), ce.inputs["weight"]
+    lhs = dense_layer(left, w) @ (p_in @ x)
+    assert_sides_differ(ce, lhs, p_out @ (dense_layer(spec, w) @ x))
+
+
 def _layer_residuals(spec, weight, p_in, p_out, left=None):
     left = spec if left is None else left
     kernels = _one_hots(spec.weight_shape) if weight is None else [weight]
@@ -277,6 +289,7 @@ def test_translation_equivariance_against_brute_force(case):
         rows = _failing_rows(_layer_residuals(spec, weight, p_in, p_out))
         assert r.holds == (not rows)
         assert _flat(r.failing_positions, spec.output_shape) == rows
+        _assert_layer_sides(r, spec, spec, p_in, p_out)
         return
     # not a multiple of the stride: holds when some translate along the shifted axes matches
     ranges = [
@@ -324,6 +337,7 @@ def test_symmetry_laws_against_brute_force(case, data):
     rows = _failing_rows(_layer_residuals(spec, weight, p_in, p_out))
     assert r.holds == (not rows)
     assert _flat(r.failing_positions, spec.output_shape) == rows
+    _assert_layer_sides(r, spec, spec, p_in, p_out)
     if weight is None and rows:
         dim = equivariance_dimension(spec, [p_in], [p_out])
         assert r.evidence["dimension of the kernels for which it holds (this size)"] == dim
@@ -386,6 +400,7 @@ def test_scale_equivariance_against_brute_force(spec, factor, direction, data):
     rows = _failing_rows(_layer_residuals(spec, weight, p_in, p_out, left=left))
     assert r.holds == (not rows)
     assert _flat(r.failing_positions, left.output_shape) == rows
+    _assert_layer_sides(r, spec, left, p_in, p_out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,6 +519,13 @@ def test_layer_commutativity_against_brute_force(pair, numeric, data):
     rows = _failing_rows([ma - mb for ma, mb in zip(a, b, strict=True)])
     assert r.holds == (not rows)
     assert _flat(r.failing_positions, a_shape) == rows
+    assert (r.counterexample is None) == r.holds
+    if r.counterexample is not None:  # L1(L2 x) and L2(L1 x), by torch
+        ce = r.counterexample
+        x = torch.tensor(np.asarray(ce.inputs["x"], dtype=float))[None]
+        w1, w2 = (np.asarray(ce.inputs[k], dtype=float) for k in ("weight1", "weight2"))
+        lhs = _torch_chain(spec2, spec1, x, w2, w1)
+        assert_sides_differ(ce, lhs.numpy(), _torch_chain(spec1, spec2, x, w1, w2).numpy())
 
 
 @st.composite
@@ -551,6 +573,14 @@ def test_composition_against_brute_force(pair, numeric, data):
     assert r.holds == (not rows)
     if weights is None:
         assert _flat(r.failing_positions, shape) == rows
+        assert (r.counterexample is None) == r.holds
+    if r.counterexample is not None:  # L2(L1 x) by torch, and the composed layer by torch
+        ce = r.counterexample
+        x = np.asarray(ce.inputs["x"], dtype=float)
+        w1, w2 = (np.asarray(ce.inputs[k], dtype=float) for k in ("weight1", "weight2"))
+        lhs = _torch_chain(spec1, spec2, torch.tensor(x)[None], w1, w2).numpy()
+        rhs = dense_layer(spec, composed_kernel(spec1, spec2, w1, w2)) @ x.ravel()
+        assert_sides_differ(ce, lhs, rhs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,6 +617,11 @@ def test_max_pool_invariance_against_torch(nd, data):
     assert r.holds == (not changed)
     assert set(r.failing_positions or ()) == changed
     assert r.evidence["unchanged"] == before.size - len(changed)
+    assert (r.counterexample is None) == r.holds
+    if r.counterexample is not None:  # maxpool(S x) and maxpool(x), by torch
+        ce = r.counterexample
+        assert np.array_equal(ce.inputs["shifted x"], xs[0].numpy())
+        assert_sides_differ(ce, after, before)
 
 
 @settings(max_examples=15)
@@ -803,6 +838,12 @@ def test_convolution_theorem_against_torch_fft(nd, data):
             block = f @ mc[:n, :n] @ np.linalg.inv(f)
             assert np.allclose(block, np.diag(np.diag(block)), atol=1e-9)
     assert r.holds == holds
+    if r.counterexample is not None:  # M v against its best multiple λ v, v a Fourier vector
+        ce = r.counterexample
+        x = np.asarray(ce.inputs["x (Fourier vector)"])
+        lhs = (dense_layer(spec, ce.inputs["weight"]) @ x.ravel())[:n]
+        v = x.ravel()[:n]
+        assert_sides_differ(ce, lhs, np.vdot(v, lhs) / n * v)
 
 
 @settings(max_examples=15)
@@ -895,6 +936,11 @@ def test_argument_commutativity_against_torch(nd, data):
             rows |= {tuple(int(v) for v in p) for p in np.argwhere(d != 0)}
     assert r.holds == (not rows)
     assert {p[1:] for p in r.failing_positions or ()} == rows
+    assert (r.counterexample is None) == r.holds
+    if r.counterexample is not None:  # x op k and k op x, by torch
+        ce = r.counterexample
+        x, k = (np.asarray(ce.inputs[n], dtype=float) for n in ("x", "k"))
+        assert_sides_differ(ce, full(x, k), full(k, x))
 
 
 @settings(max_examples=15)

@@ -23,7 +23,21 @@ from .common import eq, one_hot, positions, require_spec
 from .engine import count_tuples, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
-__all__ = ["commutativity", "layer_commutativity", "channel_commutator_condition"]
+__all__ = [
+    "commutativity",
+    "layer_commutativity",
+    "channel_commutator_condition",
+    "AGREE",
+    "CHANNELS",
+    "SAMPLING",
+    "BORDER",
+]
+
+# what decides a symbolic layer_commutativity check (its evidence["deciding condition"])
+AGREE = "every product path agrees"
+CHANNELS = "channel-mixing commutators"
+SAMPLING = "single-channel tap offsets rescaled by a stride"
+BORDER = "single-channel products truncated at the border"
 
 
 def _argument_specs(spec: ConvSpec) -> tuple[ConvSpec, ConvSpec]:
@@ -252,28 +266,11 @@ def layer_commutativity(
         "product paths compared": n_paths,
         "output shape": inner_first[1].output_shape,
     }
-    if holds:
-        reason = (
-            "Both orders are defined, give the same shape, and hold the same weight pairs "
-            "on the same input at every output: equal for every kernel."
-        )
-    elif spec1.in_channels > 1:
-        reason = (
-            "Both orders are defined and give the same shape, but they differ for generic "
-            "kernels: the channel-mixing matrices of the taps do not commute, or the "
-            "border truncates one order differently. On a circular grid with stride 1 "
-            "the layers commute exactly when, for every offset c, the sum over taps "
-            "a + b = c of [W1[a], W2[b]] vanishes."
-        )
-        cond = channel_commutator_condition(spec1, spec2)
-        if cond is not None:
-            evidence["condition (one matrix equation per offset)"] = cond
-    else:
-        reason = (
-            "Both orders are defined and give the same shape, but at the outputs listed "
-            "they differ for generic kernels: the padding (or the sampling) of the inner "
-            "layer truncates one product differently from the other."
-        )
+    deciding, reason = _deciding(inner_first, outer_first, holds)
+    evidence["deciding condition"] = deciding
+    if deciding == CHANNELS:
+        cond = _channel_condition(inner_first, cols, coeff)
+        evidence["condition (one matrix equation per class of paths)"] = cond
     ce = None if holds else _product_counterexample(inner_first, outer_first, cols)
     steps = (
         Step(
@@ -296,6 +293,133 @@ def layer_commutativity(
         None if holds else positions(np.unique(cols[0]), out_shape),
         steps,
     )
+
+
+def _single_channel(spec: ConvSpec) -> ConvSpec:
+    """``spec`` with one input and one output channel (its spatial pattern only)."""
+    return replace(
+        spec,
+        input_shape=(1, *spec.input_shape[1:]),
+        out_channels=1,
+        groups=1,
+        channel_table=None,
+    )
+
+
+def _deciding(inner_first, outer_first, holds: bool) -> tuple[str, str]:
+    """The condition that decides a symbolic check of two layers, and the reason citing it.
+
+    With one channel the orders differ exactly when the single-channel product tuples
+    differ; when those agree, the channel-mixing matrices decide (their commutators summed
+    over each class of paths).
+    """
+    if holds:
+        return AGREE, (
+            "Both orders are defined, give the same shape, and hold the same weight pairs "
+            "on the same input at every output: equal for every kernel."
+        )
+    single = [tuple(_single_channel(s) for s in order) for order in (inner_first, outer_first)]
+    if _product_residual(*single)[0][0].size == 0:
+        return CHANNELS, (
+            "Both orders are defined and give the same shape, and with one channel they hold "
+            "the same tap pairs (a, b) on the same paths; so they commute exactly when, for "
+            "every class of paths, the sum of the commutators [W1[a], W2[b]] of the "
+            "channel-mixing matrices over its tap pairs vanishes, which fails for generic "
+            "kernels (the equations are in the evidence)."
+        )
+    l2, l1 = inner_first
+    why = _interior_mismatch(l1, l2)
+    if why is not None:
+        return SAMPLING, (
+            "Both orders are defined and give the same shape, but even with one channel they "
+            f"differ, on every grid large enough: {why}."
+        )
+    return BORDER, (
+        "Both orders are defined and give the same shape, but even with one channel they "
+        "differ at the outputs listed, through the borders only: away from them every tap "
+        "pair reads the same input in both orders ((s2 − 1)·o1 = (s1 − 1)·o2 for all tap "
+        "offsets o = d·a − p), and the padding or cropping of one layer truncates products "
+        "that the other order keeps."
+    )
+
+
+def _tap_offsets_axis(spec: ConvSpec, axis: int) -> list[int]:
+    """Offsets ``d·a − p`` of the taps along ``axis`` (before-padding ``p``)."""
+    d, p = spec.dilation[axis], spec.padding[axis][0]
+    return [d * a - p for a in range(spec.kernel_size[axis])]
+
+
+def _interior_mismatch(l1: ConvSpec, l2: ConvSpec) -> str | None:
+    """Why ``L1 L2`` and ``L2 L1`` differ away from every border (one channel), or ``None``.
+
+    Notes
+    -----
+    Along one axis a forward layer reads input ``s·q + o`` for output ``q`` and a transposed
+    one writes output ``s·i + o`` from input ``i``, ``o = d·a − p`` for tap ``a``. For two
+    layers of the same direction the orders read ``s1·s2·q + s2·o1 + o2`` and
+    ``s1·s2·q + s1·o2 + o1``: for generic kernels (each tap pair its own monomial) they
+    agree exactly when ``(s2 − 1)·o1 = (s1 − 1)·o2`` for every tap pair. For a forward and a
+    transposed layer the same equation decides, and also ``gcd(s1, s2) = 1`` (otherwise one
+    order reaches only every ``gcd``-th input the other reaches).
+    """
+    for axis in range(l1.ndim):
+        s1, s2 = l1.stride[axis], l2.stride[axis]
+        if l1.transposed != l2.transposed and math.gcd(s1, s2) > 1:
+            return (
+                f"along axis {axis} one layer samples down and the other up, by strides "
+                f"{s1} and {s2} with a common factor {math.gcd(s1, s2)}"
+            )
+        o1, o2 = _tap_offsets_axis(l1, axis), _tap_offsets_axis(l2, axis)
+        bad = [(a, b) for a in o1 for b in o2 if (s2 - 1) * a != (s1 - 1) * b]
+        if bad:
+            a, b = bad[0]
+            return (
+                f"along axis {axis} each stride rescales the other layer's tap offsets "
+                f"o = d·a − p: the tap pair with offsets o1 = {a} (L1, stride {s1}) and "
+                f"o2 = {b} (L2, stride {s2}) reads input {_affine(s1 * s2, s2 * a + b)} in "
+                f"L1(L2 x) and {_affine(s1 * s2, s1 * b + a)} in L2(L1 x)"
+                if not l1.transposed
+                else f"along axis {axis} each stride rescales the other layer's tap offsets "
+                f"o = d·a − p: (s2 − 1)·o1 ≠ (s1 − 1)·o2 for the tap offsets o1 = {a} (L1, "
+                f"stride {s1}) and o2 = {b} (L2, stride {s2})"
+            )
+    return None
+
+
+def _affine(scale: int, offset: int) -> str:
+    """``scale·q ± offset`` as printed (``2·q − 3``, ``q + 1``)."""
+    head = "q" if scale == 1 else f"{scale}·q"
+    return head if offset == 0 else f"{head} {'+' if offset > 0 else '−'} {abs(offset)}"
+
+
+def _channel_condition(inner_first, cols, coeff, limit: int = 64) -> list | None:
+    """The residual as C×C matrices, one per class of spatial paths with equal entries.
+
+    Entry ``(co, ci)`` of a class is ``Σ coeff · w[w1] · u[w2]`` over its residual tuples:
+    the sum of the commutators of the channel-mixing matrices of its tap pairs. ``None``
+    above ``limit`` distinct classes.
+    """
+    l2, l1 = inner_first
+    c = l1.output_shape[0]
+    p_out, p_in = math.prod(l1.output_shape[1:]), math.prod(l2.input_shape[1:])
+    o, i, w1, w2 = cols
+    co, osp = np.divmod(o, p_out)
+    ci, isp = np.divmod(i, p_in)
+    classes: dict = {}
+    for key in np.unique(osp * p_in + isp).tolist():
+        sel = (osp * p_in + isp) == key
+        entry = tuple(sorted(zip(*(a[sel].tolist() for a in (co, ci, w1, w2, coeff)), strict=True)))
+        classes.setdefault(entry, key)
+        if len(classes) > limit:
+            return None
+    sym1, sym2 = weight_symbols(l1, "w").ravel(), weight_symbols(l2, "u").ravel()
+    out = []
+    for entry in sorted(classes, key=classes.__getitem__):
+        m = sympy.zeros(c, c)
+        for a, b, k1, k2, k in entry:
+            m[a, b] += int(k) * sym1[k1] * sym2[k2]
+        out.append(m)
+    return out
 
 
 def _product_counterexample(inner_first, outer_first, cols) -> Counterexample:
@@ -373,9 +497,11 @@ def channel_commutator_condition(
 ):
     """Per spatial offset ``c``: ``sum_{a+b=c} (W1[a] W2[b] - W2[b] W1[a])``.
 
-    ``W[a]`` is the ``C×C`` channel-mixing matrix of tap ``a``. The layers commute on a
-    circular grid exactly when every matrix vanishes (the shifts of distinct offsets are
-    linearly independent). Symbolic (``w``, ``u`` symbols) unless weights are given, then
+    ``W[a]`` is the ``C×C`` channel-mixing matrix of tap ``a``. Two stride-1 layers that keep
+    a circular grid commute exactly when every matrix vanishes, provided the offsets are
+    distinct modulo the grid size (the shifts of distinct offsets are then linearly
+    independent); for any other pair, ``layer_commutativity`` reports the exact condition,
+    one matrix per class of paths. Symbolic (``w``, ``u`` symbols) unless weights are given, then
     numeric. ``None`` for grouped layers or above ``max_channels`` channels (symbolic).
 
     Examples

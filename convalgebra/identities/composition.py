@@ -355,26 +355,47 @@ def _numeric(spec1, spec2, spec, weight1, weight2) -> CheckResult:
 
 
 def _steps(spec1: ConvSpec, spec2: ConvSpec) -> tuple:
-    q, a, b, c = sympy.symbols("q a b c", integer=True)
-    w, v, x, K = (sympy.IndexedBase(n) for n in ("w", "v", "x", "K"))
+    """The derivation along the first spatial axis, padding included.
+
+    ``x̃``, ``ỹ`` are the padded inputs of the two layers; ``p1``, ``p2`` their padding before
+    the first pixel. The substitution of ``ỹ`` by the first layer holds where the second
+    layer reads inside ``y``; where it reads its own padding the composed layer reads
+    ``x̃`` instead, and the check compares the two there.
+    """
+    q, a, b, c, m = sympy.symbols("q a b c m", integer=True)
+    w, v, K = (sympy.IndexedBase(n) for n in ("w", "v", "K"))
+    x, y = sympy.IndexedBase(r"\tilde{x}"), sympy.IndexedBase(r"\tilde{y}")
     s1, s2 = spec1.stride[0], spec2.stride[0]
     d1, d2 = spec1.dilation[0], spec2.dilation[0]
     k1, k2 = spec1.kernel_size[0], spec2.kernel_size[0]
+    p1, p2 = spec1.padding[0][0], spec2.padding[0][0]
+    pad = p1 + s1 * p2
     inner = sympy.Sum(
-        v[b] * w[a] * x[s1 * s2 * q + d1 * a + s1 * d2 * b], (a, 0, k1 - 1), (b, 0, k2 - 1)
+        v[b] * w[a] * x[s1 * s2 * q + d1 * a + s1 * d2 * b - pad], (a, 0, k1 - 1), (b, 0, k2 - 1)
     )
     extent = d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1
+    mode1, mode2 = spec1.padding_mode, spec2.padding_mode
     return (
+        Step(
+            eq(sympy.Symbol("z_q"), sympy.Sum(v[b] * y[s2 * q + d2 * b - p2], (b, 0, k2 - 1))),
+            f"the second layer reads its input y with padding {spec2.padding[0]} "
+            f"({mode2}) (first spatial axis shown)",
+        ),
+        Step(
+            eq(y[m], sympy.Sum(w[a] * x[s1 * m + d1 * a - p1], (a, 0, k1 - 1))),
+            f"inside y (0 ≤ m < {spec1.output_shape[1]}): the first layer, which pads x with "
+            f"{spec1.padding[0]} ({mode1}); outside y the second layer reads its own padding",
+        ),
+        Step(
+            eq(sympy.Symbol("z_q"), inner),
+            "substitute the first layer, where the second one reads inside y",
+        ),
         Step(
             eq(
                 sympy.Symbol("z_q"),
-                sympy.Sum(v[b] * sympy.Symbol(f"y_{{{s2}q+{d2}b}}"), (b, 0, k2 - 1)),
+                sympy.Sum(K[c] * x[s1 * s2 * q + c - pad], (c, 0, extent - 1)),
             ),
-            "the second layer (first spatial axis shown)",
-        ),
-        Step(eq(sympy.Symbol("z_q"), inner), "substitute the first layer"),
-        Step(
-            eq(sympy.Symbol("z_q"), sympy.Sum(K[c] * x[s1 * s2 * q + c], (c, 0, extent - 1))),
-            f"collect c = {d1}a + {s1 * d2}b: K[c] = Σ w[a] v[b], extent {extent}, stride {s1 * s2}",
+            f"collect c = {d1}a + {s1 * d2}b: K[c] = Σ w[a] v[b], extent {extent}, stride "
+            f"{s1 * s2}, padding p1 + s1·p2 = {pad} before the first pixel",
         ),
     )

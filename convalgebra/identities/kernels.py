@@ -70,8 +70,11 @@ class EquivariantKernels:
         equivariant; False when the layer's sampling grid or padding breaks the symmetry, or
         the kernel grid is not mapped onto itself.
     grid_dimension : int or None
-        Dimension of the kernels symmetric on the kernel grid (``None``: the symmetry does not
-        map the kernel grid onto itself, or the layer has groups, tiles or a channel table).
+        Dimension of the kernels symmetric on the kernel grid: ``W[o, c, t] =
+        W[out_perm[o], in_perm[c], src[t]]`` for every generator, ``src`` its gather on the
+        kernel grid. ``None`` when a generator permutes no kernel grid (``src`` has a zero fill
+        or repeats a tap, as a zero-fill shift or a rescaling does, or changes the kernel's
+        shape), or the layer has groups, tiles or a channel table.
     vectors, blind_vectors, grid_vectors : scipy.sparse.csr_matrix
         The bases as integer rows over the flat kernel.
     constraint : scipy.sparse.csr_matrix
@@ -202,7 +205,9 @@ def _perm(perm, n: int, name: str) -> np.ndarray:
 def _grid_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> SparseSystem:
     """Rows ``e[rho_out(o), c, t] - e[o, rho_in^{-1}(c), g^{-1}(t)]`` for every kernel entry."""
     k = tuple(spec.kernel_size)
-    if g.out_shape(k) != k:
+    gather = g.gather(k) if g.out_shape(k) == k else None
+    if gather is None or not np.array_equal(np.sort(gather), np.arange(math.prod(k))):
+        # a zero fill or a collision: W = g(W) is then no symmetry of the kernel grid
         raise ConvAlgebraError(f"the {g.name} does not map a kernel of size {k} onto itself")
     if spec.groups != 1 or spec.tile is not None or spec.channel_table is not None:
         raise ConvAlgebraError("grid kernels need groups=1, no tiles and no channel table")
@@ -211,7 +216,7 @@ def _grid_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> SparseS
         c_out, c_in = c_in, c_out
     taps = math.prod(k)
     rho_out, rho_in = _perm(out_perm, c_out, "out_perm"), _perm(in_perm, c_in, "in_perm")
-    tap_src = np.argsort(g.gather(k))  # the inverse of the grid transformation
+    tap_src = np.argsort(gather)  # the inverse of the grid permutation
     o, c, t = np.meshgrid(np.arange(c_out), np.arange(c_in), np.arange(taps), indexing="ij")
     inv_in = np.argsort(rho_in)
     lhs = (rho_out[o] * c_in + c) * taps + t
@@ -342,6 +347,13 @@ def equivariant_kernels(
     >>> ek = equivariant_kernels(ConvSpec((1, 6, 6), 1, 4, padding="same"), "rotation")
     >>> ek.dimension, ek.grid_dimension, ek.grid_symmetric
     (3, 4, False)
+
+    A zero-fill shift moves taps off the kernel grid: no grid symmetry is defined.
+
+    >>> from convalgebra.identities.transforms import shift
+    >>> ek = equivariant_kernels(ConvSpec((1, 6, 6), 1, 3), shift((1, 0)))
+    >>> ek.dimension, ek.grid_dimension, ek.grid_symmetric
+    (3, None, False)
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, got {type(spec).__name__}")

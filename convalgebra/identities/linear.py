@@ -63,17 +63,17 @@ def adjoint_conv_spec(spec: ConvSpec) -> ConvSpec:
     >>> adjoint_conv_spec(ConvSpec((1, 5), 1, 3)).padding
     ((2, 2),)
     """
-    if spec.transposed or max(spec.stride) > 1 or spec.groups != 1 or not is_plain(spec):
+    why = _not_ordinary(spec)
+    if why:
         raise ConvAlgebraError(
             f"the adjoint is an ordinary convolution only for stride 1, groups 1, untiled "
-            f"forward layers; got {spec.describe()} (use transposed=True instead)"
+            f"forward layers with padding at most d·(k−1); {why} in {spec.describe()} "
+            "(use transposed=True instead)"
         )
     pad = tuple(
         (d * (k - 1) - b, d * (k - 1) - a)
         for (b, a), k, d in zip(spec.padding, spec.kernel_size, spec.dilation)
     )
-    if min(min(p) for p in pad) < 0:
-        raise ConvAlgebraError(f"padding {spec.padding} exceeds d·(k−1): the adjoint would crop")
     mode = "circular" if spec.padding_mode == "circular" else "zeros"
     return ConvSpec(
         spec.output_shape,
@@ -87,14 +87,53 @@ def adjoint_conv_spec(spec: ConvSpec) -> ConvSpec:
     )
 
 
+def _not_ordinary(spec: ConvSpec) -> str:
+    """Why the adjoint of ``spec`` is no ordinary convolution, in a few words ("" if it is)."""
+    if spec.transposed:
+        return "the layer is transposed"
+    if max(spec.stride) > 1:
+        return f"stride {spec.stride} > 1"
+    if spec.groups != 1:
+        return f"groups={spec.groups}"
+    if not is_plain(spec):
+        return "the layer is tiled or has a channel table"
+    for (b, a), k, d in zip(spec.padding, spec.kernel_size, spec.dilation):
+        if max(b, a) > d * (k - 1):
+            return f"padding {spec.padding} exceeds d·(k−1) (the adjoint would crop)"
+    return ""
+
+
 def _swap_channels(spec: ConvSpec, adj: ConvSpec) -> np.ndarray:
     """Map each weight index of ``adj`` (ci, co, t) to the forward weight index (co, ci, t)."""
     idx = np.arange(math.prod(spec.weight_shape)).reshape(spec.weight_shape)
     return np.swapaxes(idx, 0, 1).ravel()
 
 
+_FLIP = "cross-correlation = convolution with the flipped kernel"
+_TRANSPOSED = "Mᵀ = the transposed convolution"
+_ADJOINT = "Mᵀ = an ordinary convolution (the adjoint layer)"
+
+
+def _transposed_part(spec: ConvSpec, mt: TripleTable):
+    """(verdict, layer description) of ``Mᵀ = the transposed convolution``, or (None, why)."""
+    if spec.transposed:
+        return None, "the layer is itself a transposed convolution"
+    if spec.padding_mode != "zeros":
+        return None, f"{spec.padding_mode} padding has no transposed convolution"
+    try:
+        tr = replace(transpose_spec(spec), bias=False)
+    except ConvAlgebraError as exc:
+        return None, f"no transposed convolution expresses it: {exc}"
+    return _compare(mt, layer_table(tr))[0].size == 0, tr.describe()
+
+
 def adjoint(spec: ConvSpec) -> CheckResult:
     """Cross-correlation = convolution with the flipped kernel; ``M.T`` = the adjoint layer.
+
+    Three parts: the flip identity (every layer); ``Mᵀ`` = the transposed convolution
+    (forward zero-padded layers); ``Mᵀ`` = an ordinary convolution (stride 1, groups 1,
+    padding at most ``d(k−1)``). A part that does not apply is named in the claim and in
+    ``not_applicable``, and the verdict covers the others.
 
     Examples
     --------
@@ -103,6 +142,11 @@ def adjoint(spec: ConvSpec) -> CheckResult:
     (True, 'Conv1d(1, 1, kernel_size=(3,), stride=(1,), padding=((2, 2),), bias=False, flip=True) on input (1, 3)')
     >>> adjoint(ConvSpec((1, 5), 1, 3, padding=1, padding_mode="reflect")).holds
     False
+    >>> r = adjoint(ConvSpec((1, 6), 1, 3, stride=2, padding=1, padding_mode="reflect"))
+    >>> r.holds, len(r.not_applicable)
+    (True, 2)
+    >>> print(r.claim)  # doctest: +ELLIPSIS
+    cross-correlation = convolution with the flipped kernel (not applicable: Mᵀ = the transposed convolution, as reflect padding ...
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"adjoint needs a ConvSpec, got {type(spec).__name__}")
@@ -113,54 +157,82 @@ def adjoint(spec: ConvSpec) -> CheckResult:
         t.in_index, t.out_index, t.weight_index, (t.shape[1], t.shape[0]), t.n_weights
     )  # rows of M.T
     evidence: dict = {"M ⋆ w = M ∗ flip(w)": flip_ok, "matrix shape": (t.shape[0], t.shape[1])}
-    ce, cols = None, None
-    if not spec.transposed and spec.padding_mode == "zeros":
-        try:
-            tr = replace(transpose_spec(spec), bias=False)
-        except ConvAlgebraError as exc:
-            evidence["transposed layer"] = f"not expressible: {exc}"
-        else:
-            evidence["M.T = transposed convolution"] = _compare(mt, layer_table(tr))[0].size == 0
-            evidence["transposed layer"] = tr.describe()
-    try:
-        adj = adjoint_conv_spec(spec)
-    except ConvAlgebraError as exc:
-        evidence["adjoint as a convolution"] = f"not applicable: {exc}"
+    checked, skipped, failed = [_FLIP], [], [] if flip_ok else [_FLIP]
+    transposed_ok, tr_text = _transposed_part(spec, mt)
+    if transposed_ok is None:
+        skipped.append(f"{_TRANSPOSED}, as {tr_text}")
     else:
+        checked.append(_TRANSPOSED)
+        evidence["M.T = transposed convolution"] = transposed_ok
+        evidence["transposed layer"] = tr_text
+        failed += [] if transposed_ok else [_TRANSPOSED]
+    ce, cols = None, None
+    why, adj = _not_ordinary(spec), None
+    if not why:
+        try:
+            adj = adjoint_conv_spec(spec)
+        except ConvAlgebraError as exc:  # e.g. circular padding wider than the output grid
+            why = str(exc)
+    if adj is None:
+        skipped.append(f"{_ADJOINT}, as {why}")
+        evidence["adjoint as a convolution"] = f"not applicable: {why}"
+    else:
+        checked.append(_ADJOINT)
         cols = _compare(mt, layer_table(adj), _swap_channels(spec, adj))
         evidence["adjoint as a convolution"] = adj.describe()
         if cols[0].size:
             ce = _adjoint_counterexample(spec, adj, cols)
-    transposed_ok = evidence.get("M.T = transposed convolution", True)
-    holds = bool(flip_ok and transposed_ok and ce is None)
-    reason = (
-        "Both identities hold: the index tables coincide after mirroring the taps, and "
-        "after swapping rows and columns."
-        if holds
-        else "M.T is not the stated convolution: the padding mode folds border taps back "
-        "inside, which a zero-padded convolution cannot reproduce."
-    )
-    steps = (
-        Step(
-            eq(sympy.Symbol(r"(x \star w)_o"), sympy.Symbol(r"(x \ast \tilde w)_o")),
-            "mirroring the kernel taps turns cross-correlation into convolution",
-        ),
-        Step(
-            eq(_M.T, sympy.MatrixSymbol("M_adj", 1, 1)),
-            "(M x)·y = Σ w[k] x[i] y[o] over the same triples as x·(Mᵀ y)",
-        ),
-    )
+            failed.append(_ADJOINT)
+    holds = not failed
+    claim = " and ".join(checked)
+    if skipped:
+        claim += " (not applicable: " + "; ".join(skipped) + ")"
     fail = None if ce is None or cols is None else positions(np.unique(cols[0]), spec.input_shape)
     return CheckResult(
         "adjoint",
         holds,
-        "cross-correlation = convolution with the flipped kernel, and Mᵀ = the adjoint layer",
-        reason,
+        claim,
+        _adjoint_reason(spec, checked, failed),
         evidence,
         ce,
         fail,
-        steps,
+        _adjoint_steps(checked),
+        not_applicable=tuple(skipped),
     )
+
+
+def _adjoint_reason(spec: ConvSpec, checked: list, failed: list) -> str:
+    if not failed:
+        if len(checked) == 1:
+            return "The checked part holds: the index tables coincide after mirroring the taps."
+        return (
+            f"All {len(checked)} checked parts hold: the index tables coincide after mirroring "
+            "the taps, and after swapping rows and columns."
+        )
+    why = (
+        f" The {spec.padding_mode} padding folds border taps back inside, which a "
+        "zero-padded convolution cannot reproduce."
+        if failed == [_ADJOINT] and spec.padding_mode in ("reflect", "replicate")
+        else ""
+    )
+    return "Failing: " + "; ".join(failed) + " (their index tables differ)." + why
+
+
+def _adjoint_steps(checked: list) -> tuple:
+    steps = [
+        Step(
+            eq(sympy.Symbol(r"(x \star w)_o"), sympy.Symbol(r"(x \ast \tilde w)_o")),
+            "mirroring the kernel taps turns cross-correlation into convolution",
+        )
+    ]
+    if len(checked) > 1:
+        steps.append(
+            Step(
+                eq(_M.T, sympy.MatrixSymbol("M_adj", 1, 1)),
+                "(M x)·y = Σ w[k] x[i] y[o] over the same triples as x·(Mᵀ y)",
+            )
+        )
+    return tuple(steps)
 
 
 def _adjoint_counterexample(spec, adj, cols) -> Counterexample:

@@ -9,7 +9,10 @@ A check never returns a bare bool. It returns a :class:`CheckResult` carrying
 * ``counterexample`` -- a :class:`Counterexample` with concrete numbers, or ``None`` when it holds;
 * ``failing_positions`` -- output multi-indices where the identity breaks, where meaningful;
 * ``steps`` -- a list of :class:`~convalgebra.render.model.Step` (statement + justification),
-  the derivation of the verdict.
+  the derivation of the verdict;
+* ``not_applicable`` -- the parts of a law that do not apply to the input, each with why (e.g.
+  ``"Mᵀ = the transposed convolution (reflect padding has no transposed convolution)"``):
+  they were not checked, ``holds`` covers only the rest, and the claim names them.
 
 :meth:`CheckResult.document` assembles claim, proof steps, evidence, counterexample and verdict
 as one :class:`~convalgebra.render.Document`; ``to_text``/``to_markdown``/``to_latex`` and
@@ -79,7 +82,9 @@ class Counterexample:
 class CheckResult:
     """The outcome of :func:`convalgebra.check`: verdict, evidence and derivation.
 
-    ``bool(result)`` is ``result.holds``.
+    ``bool(result)`` is ``result.holds``. ``not_applicable`` lists the parts of the law that
+    were not checked because they do not apply (each with why); ``holds`` and ``claim`` cover
+    only what was checked, and the claim names the parts left out.
 
     Examples
     --------
@@ -103,6 +108,7 @@ class CheckResult:
     failing_positions: tuple | None = None
     steps: tuple = ()
     method: str = "index tables"
+    not_applicable: tuple = ()
 
     def __bool__(self) -> bool:
         return bool(self.holds)
@@ -120,6 +126,14 @@ class CheckResult:
         from ..render.formats import Document
 
         steps = [Step(_method_sentence(self.method), rule="method")]
+        if self.not_applicable:
+            steps.append(
+                Step(
+                    "Not checked, as not applicable: " + "; ".join(self.not_applicable) + ".",
+                    justification="the verdict covers only the parts of the law that apply",
+                    rule="scope",
+                )
+            )
         steps += list(self.steps)
         for extra in (
             _evidence_step(self.evidence, max_rows, max_cols),

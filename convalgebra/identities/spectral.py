@@ -30,11 +30,13 @@ from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import symbol_array, weight_symbols
 from ..symbolic.exprs import as_expr_array
-from .common import eq, is_symbolic, positions, require_spec
+from .common import eq, is_symbolic, one_hot, positions, require_spec
 from .engine import count_tuples, is_plain, layer_table, path_tuples
 from .result import CheckResult, Counterexample, Step
 
 __all__ = ["convolution_theorem", "separability", "eigenvalues"]
+
+_FACTOR_NAMES = "uvs"  # the 1-D factors of a rank-1 kernel, one per axis
 
 
 def _circulant_offsets(spec: ConvSpec):
@@ -334,6 +336,7 @@ def separability(spec: ConvSpec, *, weight=None) -> CheckResult:
     claim = "conv(x, u ⊗ v ⊗ …) = the 1-D convolutions along each axis, composed"
     if weight is None:
         return _separability_symbolic(spec, steps, claim)
+    claim = "the kernel has rank 1, w = u ⊗ v ⊗ …, so " + claim
     symbolic = is_symbolic(weight)
     w = (
         as_expr_array(weight, spec.weight_shape, "weight")
@@ -345,14 +348,15 @@ def separability(spec: ConvSpec, *, weight=None) -> CheckResult:
     factors, rank = _rank_one_factors(w.reshape(spec.kernel_size), symbolic)
     ev: dict = {"rank": rank}
     if factors is None:
-        return CheckResult(
-            "separability",
-            False,
-            claim,
-            f"The kernel has rank {rank} > 1: it is no outer product of 1-D kernels.",
-            ev,
-            _separability_counterexample(spec, steps, w) if not symbolic else None,
-        )
+        ce = _separability_counterexample(spec, steps, w) if not symbolic else None
+        reason = f"The kernel has rank {rank} > 1: it is no outer product of 1-D kernels."
+        if ce is None and not symbolic:
+            reason += (
+                " Yet no input tells its layer from the 1-D layers of the closest separable "
+                "kernel (SVD): the two kernels differ only on taps that never reach the input."
+            )
+        how = "exact rank" if symbolic else "rank by SVD; the counterexample's sides evaluated"
+        return CheckResult("separability", False, claim, reason, ev, ce, method=how)
     ev["factors"] = factors
     if symbolic:
         outer = factors[0]
@@ -400,7 +404,7 @@ def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) ->
         signs,
     )
     holds = cols[0].size == 0
-    u = [symbol_array(name, (k,)) for name, k in zip("uvs", spec.kernel_size)]
+    u = [symbol_array(name, (k,)) for name, k in zip(_FACTOR_NAMES, spec.kernel_size)]
     generic_rank = min(spec.kernel_size) if spec.ndim > 1 else 1
     ev = {
         "factors": u,
@@ -427,8 +431,10 @@ def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) ->
     )
 
 
-def _separability_counterexample(spec, steps, w) -> Counterexample:
-    """Best rank-1 approximation (SVD) composed as 1-D layers differs from the kernel's layer."""
+def _separability_counterexample(spec, steps, w) -> Counterexample | None:
+    """A one-hot input on which the layer and the chained 1-D layers of the closest separable
+    kernel (SVD) differ; ``None`` when no input does (the kernels differ only on taps that
+    never reach the input)."""
     kernel = w.reshape(spec.kernel_size)
     factors = [
         np.linalg.svd(np.moveaxis(kernel, a, 0).reshape(kernel.shape[a], -1))[0][:, 0]
@@ -438,17 +444,25 @@ def _separability_counterexample(spec, steps, w) -> Counterexample:
     for f in factors:  # contract every axis with its leading singular vector
         core = np.tensordot(f, core, axes=(0, 0))
     factors[0] = factors[0] * float(core)
-    x = np.zeros(math.prod(spec.input_shape))
-    x[x.size // 2] = 1.0
-    lhs = conv_matrix(spec, w) @ x
-    rhs = x
-    for s, f in zip(steps, factors):
-        rhs = conv_matrix(s, f.reshape(s.weight_shape)) @ rhs
-    at = int(np.argmax(np.abs(lhs - rhs)))
+    chain = conv_matrix(steps[0], factors[0].reshape(steps[0].weight_shape))
+    for s, f in zip(steps[1:], factors[1:]):
+        chain = conv_matrix(s, f.reshape(s.weight_shape)) @ chain
+    diff = (conv_matrix(spec, w) - chain).tocoo()
+    tol = 1e-9 * max(1.0, float(np.abs(w).max()))
+    big = np.flatnonzero(np.abs(diff.data) > tol)
+    if big.size == 0:
+        return None
+    x = one_hot(spec.input_shape, int(diff.col[big[0]]))
+    lhs = (conv_matrix(spec, w) @ x.ravel()).reshape(spec.output_shape)
+    rhs = (chain @ x.ravel()).reshape(spec.output_shape)
+    at = tuple(int(v) for v in np.unravel_index(int(diff.row[big[0]]), spec.output_shape))
+    names = dict(zip(_FACTOR_NAMES, factors))
     return Counterexample(
-        {"x": x.reshape(spec.input_shape), "weight": w},
+        {"x": x, "weight": w, **names},
         lhs,
         rhs,
-        (at,),
-        "the closest separable kernel (SVD) gives a different output for a single-pixel input",
+        at,
+        f"x is a single 1 at input {tuple(int(v) for v in np.argwhere(x)[0])}; the closest "
+        f"separable kernel {' ⊗ '.join(names)} (SVD), as 1-D layers in turn, gives a different "
+        f"output at {at} ({lhs[at]:g} vs {rhs[at]:g})",
     )
