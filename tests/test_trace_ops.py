@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip(
@@ -314,11 +314,23 @@ ERRORS = [
         dict(x=X1),
         "mode",
     ),
+    (
+        "interp-infinite",
+        lambda x: F.interpolate(x, scale_factor=float("inf")),
+        dict(x=X1),
+        "integer",
+    ),
     ("interp-fraction", lambda x: F.interpolate(x, scale_factor=1.5), dict(x=X1), "integer"),
     ("pad-value", lambda x: F.pad(x, (1, 1), value=2.0), dict(x=X1), "affine"),
     ("shuffle-1d", lambda x: F.pixel_shuffle(x, 2), dict(x=(4, "n")), "last two dims"),
     ("wrong-ndim", lambda x, w: F.conv2d(x, w), dict(x=X1, w=(1, 2, 3)), "2-D signal"),
     ("weight-from-x", lambda x: F.conv1d(x, x), dict(x=X1), "weights must be parameters"),
+    (
+        "kernel-overcrop",
+        lambda x, w: F.conv1d(x, F.pad(w, (2, -2))),
+        dict(x=X1, w=(1, 2, 1)),
+        "crops more than the weight",
+    ),
     ("kernel-channels", lambda x, w: F.conv1d(x, w[:1]), dict(x=X1, w=(2, 2, 3)), "channel"),
     (
         "kernel-partial-flip",
@@ -498,3 +510,309 @@ def test_showcase_flip_commutes_with_a_strided_conv_at_some_sizes():
     )
     assert not proof.holds and str(proof.sizes) == "n >= 3 and n odd"
     assert proof.counterexample.size == (4,)
+
+
+# ------------------------------------------------------------------ random chains of torch calls
+def _kernel_map(w, ktr, d: int):
+    """A weight map written in torch: the function under trace applies it."""
+    spatial = tuple(range(2, 2 + d))
+    kind, *a = ktr
+    if kind == "poly":
+        return w[(Ellipsis, *[slice(a[1], None, a[0])] * d)]
+    if kind == "slice":
+        return w[(Ellipsis, *[slice(a[0], -a[1] if a[1] else None)] * d)]
+    if kind == "flip":
+        return torch.flip(w, spatial)
+    if kind == "pad":
+        return F.pad(w, (a[0], a[1]) * d)
+    if kind == "sum":
+        return w + 2 * torch.flip(w, spatial)
+    if kind == "catout":
+        return torch.cat([w, -w], 0)
+    if kind == "catin":
+        return torch.cat([w, 3 * w], dim=1)
+    return w
+
+
+def _apply(y, step, ks: dict, d: int):  # noqa: C901 - one branch per operation
+    kind, *a = step
+    if kind == "conv":
+        name, ktr, stride, padding, dilation, groups = a
+        fn = (F.conv1d, F.conv2d, F.conv3d)[d - 1]
+        w = _kernel_map(ks[name], ktr, d)
+        return fn(y, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if kind == "convT":
+        name, ktr, stride, padding, out_pad, dilation = a
+        fn = (F.conv_transpose1d, F.conv_transpose2d)[d - 1]
+        w = _kernel_map(ks[name], ktr, d)
+        return fn(y, w, None, stride, padding, out_pad, 1, dilation)
+    if kind == "avg":
+        k, s, p, ceil, cip, div = a
+        if d == 1:
+            return F.avg_pool1d(y, k, s, p, ceil, cip)
+        return F.avg_pool2d(y, k, s, p, ceil, cip, divisor_override=div)
+    if kind == "pad":
+        return F.pad(y, a[0], mode=a[1])
+    if kind == "interp":
+        return F.interpolate(y, scale_factor=a[0], mode=a[1])
+    if kind == "shuffle":
+        return F.pixel_shuffle(torch.cat([y, 2 * y, y.flip(-1), -y], 1), 2)
+    if kind == "unshuffle":
+        return torch.chunk(F.pixel_unshuffle(y, 2), 4, dim=1)[a[0]]
+    if kind == "cat":
+        return torch.cat([y, y.roll(1, -1)], dim=1)
+    if kind == "split":
+        return torch.split(y, 1, dim=1)[-1] if a[0] else y[:, 1:]
+    if kind == "flip":
+        return torch.flip(y, a[0]) if a[1] else y.flip(*a[0])
+    if kind == "roll":
+        return torch.roll(y, a[0], a[1])
+    if kind == "rot90":
+        return torch.rot90(y, a[0], a[1])
+    if kind == "slice":
+        start, items = a
+        return y[
+            (
+                slice(None),
+                slice(start, None),
+                *[slice(o, -e if e else None, f) for o, e, f in items],
+            )
+        ]
+    if kind == "arith":
+        if a[0] == 0:
+            return y + 2 * y.flip(-1)
+        if a[0] == 1:
+            return torch.sub(y, y.roll(1, -1), alpha=3)
+        return -y / 2
+    raise AssertionError(kind)
+
+
+def _final_size(base: int, ktr) -> int:
+    kind, *a = ktr
+    if kind == "poly":
+        return len(range(a[1], base, a[0]))
+    if kind == "slice":
+        return base - a[0] - a[1]
+    if kind == "pad":
+        return base + a[0] + a[1]
+    return base
+
+
+@st.composite
+def _weight(draw, out: int, in_pg: int, d: int, channel_maps: bool):
+    """A base weight shape and a map of it with ``out`` x ``in_pg`` channels."""
+    maps = [("id",), ("flip",), ("sum",)]
+    maps += [("poly", draw(st.integers(1, 2)), draw(st.integers(0, 1)))]
+    maps += [("slice", draw(st.integers(0, 1)), draw(st.integers(0, 1)))]
+    maps += [("pad", draw(st.integers(-1, 2)), draw(st.integers(-1, 2)))]
+    if channel_maps and out % 2 == 0:
+        maps.append(("catout",))
+    if channel_maps and in_pg % 2 == 0:
+        maps.append(("catin",))
+    ktr = draw(st.sampled_from(maps))
+    base = draw(st.integers(1, 4))
+    while _final_size(base, ktr) < 1:
+        base += 1
+    shape = (
+        out // 2 if ktr[0] == "catout" else out,
+        in_pg // 2 if ktr[0] == "catin" else in_pg,
+        *(base,) * d,
+    )
+    return ktr, shape
+
+
+@st.composite
+def _step(draw, c: int, d: int, name: str):
+    """One torch call on a ``c``-channel ``d``-D tensor: (step, channels after, weight shape)."""
+    kinds = ["conv", "convT", "avg", "pad", "interp", "flip", "roll", "slice", "arith"]
+    kinds += (
+        ["cat"] * (c <= 2) + ["split"] * (c >= 2) + ["shuffle", "unshuffle", "rot90"] * (d == 2)
+    )
+    kind = draw(st.sampled_from(kinds))
+    axes = st.lists(
+        st.sampled_from([*range(1, d + 2), *range(-d - 1, 0)]),
+        min_size=1,
+        max_size=d + 1,
+        unique_by=lambda v: v % (d + 2),
+    )
+    if kind == "conv":
+        out = draw(st.integers(1, 2))
+        groups = draw(st.sampled_from([1, c])) if out % c == 0 else 1
+        ktr, shape = draw(_weight(out, c // groups, d, True))
+        stride, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        padding = draw(st.sampled_from([0, 1, 2, "same", "valid"]))
+        padding = 1 if padding == "same" and stride > 1 else padding
+        return ("conv", name, ktr, stride, padding, dilation, groups), out, shape
+    if kind == "convT":
+        out = draw(st.integers(1, 2))
+        ktr, shape = draw(_weight(c, out, d, False))
+        stride, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        out_pad = min(draw(st.integers(0, 2)), max(stride, dilation) - 1)
+        return ("convT", name, ktr, stride, draw(st.integers(0, 2)), out_pad, dilation), out, shape
+    if kind == "avg":
+        k = draw(st.integers(1, 3))
+        div = draw(st.sampled_from([None, 1, 3])) if d == 2 else None
+        step = ("avg", k, draw(st.integers(1, 3)), draw(st.integers(0, k // 2)))
+        return step + (draw(st.booleans()), draw(st.booleans()), div), c, None
+    if kind == "pad":
+        mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+        low = -1 if mode == "constant" else 0
+        n = 2 * d if mode != "constant" else 2 * draw(st.integers(1, d))
+        return ("pad", tuple(draw(st.integers(low, 2)) for _ in range(n)), mode), c, None
+    if kind == "interp":
+        factor = draw(st.one_of(st.integers(1, 2), st.tuples(*[st.integers(1, 2)] * d)))
+        return ("interp", factor, draw(st.sampled_from(["nearest", "nearest-exact"]))), c, None
+    if kind == "flip":
+        return ("flip", tuple(draw(axes)), draw(st.booleans())), c, None
+    if kind == "roll":
+        dims = draw(st.lists(st.sampled_from([*range(2, d + 2), -1]), min_size=1, max_size=2))
+        return ("roll", tuple(draw(st.integers(-3, 3)) for _ in dims), tuple(dims)), c, None
+    if kind == "rot90":
+        return (
+            ("rot90", draw(st.integers(-1, 4)), draw(st.sampled_from([(2, 3), (-1, -2)]))),
+            c,
+            None,
+        )
+    if kind == "slice":
+        start = draw(st.integers(0, c - 1))
+        items = [
+            (draw(st.integers(0, 2)), draw(st.integers(0, 2)), draw(st.integers(1, 3)))
+            for _ in range(d)
+        ]
+        return ("slice", start, items), c - start, None
+    if kind == "arith":
+        return ("arith", draw(st.integers(0, 2))), c, None
+    if kind == "cat":
+        return ("cat",), 2 * c, None
+    if kind == "split":
+        return ("split", draw(st.booleans())), (1 if c else c), None
+    if kind == "shuffle":
+        return ("shuffle",), c, None
+    return ("unshuffle", draw(st.integers(0, 3))), c, None
+
+
+@st.composite
+def chains(draw):
+    d = draw(st.sampled_from([1, 1, 2]))
+    c = draw(st.integers(1, 2))
+    steps, shapes = [], {"x": (c, *("n",) * d)}
+    channels = c
+    for i in range(draw(st.integers(1, 3))):
+        step, after, shape = draw(_step(channels, d, f"k{i}"))
+        steps.append(step)
+        if step[0] == "split" and not step[1]:
+            after = channels - 1
+        shapes[f"k{i}"] = shape or (1, 1, *(1,) * d)
+        channels = after
+    for i in range(len(steps), 3):
+        shapes[f"k{i}"] = (1, 1, *(1,) * d)
+    return d, steps, shapes
+
+
+def _chain_function(d: int, steps: list):
+    def f(x, k0, k1, k2):
+        ks = {"k0": k0, "k1": k1, "k2": k2}
+        for step in steps:
+            x = _apply(x, step, ks, d)
+        return x
+
+    return f
+
+
+def _sizes(d: int, steps: list) -> list[tuple[int, ...]]:
+    if d == 1:
+        return [(n,) for n in range(1, 13)]
+    square = any(s[0] == "rot90" for s in steps)
+    return [(n, n) for n in range(1, 8)] + ([] if square else [(n, n + 1) for n in range(1, 7)])
+
+
+@_SETTINGS
+@given(chains())
+@example(
+    (
+        1,
+        [("conv", "k0", ("pad", 2, 0), 2, 0, 1, 1)],
+        {"x": (1, "n"), "k0": (1, 1, 3), "k1": (1, 1, 1), "k2": (1, 1, 1)},
+    )
+)
+@example(
+    (
+        2,
+        [("rot90", 1, (2, 3)), ("slice", 0, [(1, 1, 2), (0, 2, 1)])],
+        {"x": (2, "n", "n"), "k0": (1, 1, 1, 1), "k1": (1, 1, 1, 1), "k2": (1, 1, 1, 1)},
+    )
+)
+def test_traced_chain_computes_what_torch_computes(case):
+    """At every size, the traced expression (evaluated by the oracle) equals the function."""
+    d, steps, shapes = case
+    f = _chain_function(d, steps)
+    expr = trace(f, **shapes)
+    rng = np.random.default_rng(len(steps))
+    both = 0
+    for size in _sizes(d, steps):
+        inputs = _torch_inputs(shapes, size, rng)
+        want = _run(f, inputs)
+        kernels = {k: v.numpy() for k, v in inputs.items() if k != "x"}
+        try:
+            got = evaluate(expr, {"x": inputs["x"][0].numpy()}, kernels)
+        except OracleUndefined:
+            continue
+        if got.numel() == 0:  # an empty output: outside the expression's domain
+            continue
+        assert want is not None, (size, expr)  # where the expression is defined, so is f
+        assert tuple(got.shape) == tuple(want.shape[1:]), (size, expr)
+        assert torch.allclose(got, want[0], atol=1e-9, rtol=0), (size, expr)
+        both += 1
+    assume(both > 0)  # a chain defined at no small size says nothing
+
+
+@st.composite
+def weight_chains(draw):
+    """A weight and 1-3 maps of it (every weight operation, random options)."""
+    d = draw(st.integers(1, 2))
+    base = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *[draw(st.integers(1, 4))] * d)
+    out, inp, size = base[0], base[1], base[2]
+    maps = []
+    for _ in range(draw(st.integers(1, 3))):
+        choices = [("flip",), ("sum",), ("catout",), ("catin",)]
+        choices.append(("poly", draw(st.integers(1, 3)), draw(st.integers(0, size - 1))))
+        a = draw(st.integers(0, size - 1))
+        choices.append(("slice", a, draw(st.integers(0, size - 1 - a))))
+        b = draw(st.integers(-size + 1, 2))
+        low = max(-size - b + 1, -2, -size - min(b, 0))  # torch crops at most the weight
+        choices.append(("pad", b, draw(st.integers(low, 2))))
+        m = draw(st.sampled_from(choices))
+        maps.append(m)
+        out, inp = out * (2 if m[0] == "catout" else 1), inp * (2 if m[0] == "catin" else 1)
+        size = _final_size(size, m)
+    return d, maps, {"x": (inp, *("n",) * d), "w": base}
+
+
+@_SETTINGS
+@given(weight_chains())
+@example((1, [("slice", 0, 1)], {"x": (1, "n"), "w": (1, 1, 3)}))
+@example((2, [("pad", -1, 2), ("poly", 2, 1)], {"x": (1, "n", "n"), "w": (1, 1, 3, 3)}))
+def test_traced_weight_maps_compute_what_torch_computes(case):
+    """A convolution with a mapped weight, traced, equals the function at every size."""
+    d, maps, shapes = case
+
+    def f(x, w):
+        for m in maps:
+            w = _kernel_map(w, m, d)
+        return (F.conv1d, F.conv2d)[d - 1](x, w, padding=1)
+
+    expr = trace(f, **shapes)
+    rng = np.random.default_rng(len(maps))
+    checked = 0
+    for size in _sizes(d, []):
+        inputs = _torch_inputs(shapes, size, rng)
+        want = _run(f, inputs)
+        try:
+            got = evaluate(expr, {"x": inputs["x"][0].numpy()}, {"w": inputs["w"].numpy()})
+        except OracleUndefined:
+            assert want is None, (size, expr)
+            continue
+        assert want is not None, (size, expr)
+        assert torch.equal(got, want[0]), (size, expr)
+        checked += 1
+    assert checked, expr  # padding 1: a kernel of size k is defined from n = k - 2 on

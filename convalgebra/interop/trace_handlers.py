@@ -99,10 +99,9 @@ def _conv(d: int, transposed: bool) -> Handler:
         _check_ndim(x, d, label)
         if a.get("bias") is not None:
             raise ConvAlgebraError("a bias makes the map affine, not linear: pass bias=None")
-        opts = {k: _tuple(a[k]) for k in ("stride", "padding", "dilation", "groups") if k in a}
+        names = ("stride", "padding", "dilation", "groups", "output_padding")
+        opts: dict[str, Any] = {k: _tuple(a[k]) for k in names if k in a}
         if transposed:
-            if "output_padding" in a:
-                opts["output_padding"] = _tuple(a["output_padding"])
             return ops.conv_transpose(x, w, **opts)
         return ops.conv(x, w, **opts)
 
@@ -143,9 +142,9 @@ def _interpolate(a: dict[str, Any], label: str) -> ops.Op:
     if a.get("antialias"):
         raise ConvAlgebraError("antialias=True is not expressed")
     factor = a.get("scale_factor")
-    items = factor if isinstance(factor, (tuple, list)) else (factor,) * x.ndim
-    if factor is None or any(
-        isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < 1
+    items: tuple = tuple(factor) if isinstance(factor, (tuple, list)) else (factor,) * x.ndim
+    if any(
+        isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() or v < 1
         for v in items
     ):
         raise ConvAlgebraError(
@@ -229,6 +228,8 @@ def pad_kernel(w: ops.Kernel, amounts: Any) -> ops.Kernel:
     sizes = [k + b + e for k, (b, e) in zip(ks, pairs)]
     if min(sizes) < 1:
         raise ConvAlgebraError(f"pad={shown(amounts)} leaves no entry of the weight {w.shape}")
+    if any(max(-b, 0) + max(-e, 0) > k for k, (b, e) in zip(ks, pairs)):
+        raise ConvAlgebraError(f"pad={shown(amounts)} crops more than the weight {w.shape} has")
     centred = [(s - 1) // 2 - (k - 1) // 2 for s, k in zip(sizes, ks)]
     if min(min(p) for p in pairs) >= 0 and [b for b, _ in pairs] == centred:
         return ops.enlarge_kernel(w, tuple(sizes))
@@ -500,7 +501,7 @@ def handler_tables(torch: Any) -> tuple[dict[Any, Entry], dict[str, Entry]]:
         functions[getattr(torch, f"conv_transpose{d}d")] = (_CONV_T, _conv(d, True))
         pool = _POOL + (("divisor_override",) if d > 1 else ())
         functions[getattr(F, f"avg_pool{d}d")] = (pool, _avg_pool(d))
-    interp = ("input", "size", "scale_factor", "mode", "align_corners")
+    interp: tuple[str, ...] = ("input", "size", "scale_factor", "mode", "align_corners")
     interp += ("recompute_scale_factor", "antialias")
     functions.update(
         {
