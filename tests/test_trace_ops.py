@@ -287,6 +287,15 @@ def test_trace_names_signals_and_kernels_after_parameters():
 
 
 # ------------------------------------------------------------------ refused, with the reason
+class _Shuffle(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shuffle = torch.nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.shuffle(x)
+
+
 ERRORS = [
     ("relu", lambda x: F.relu(x), dict(x=X1), "F.relu cannot be expressed"),
     ("affine", lambda x: x + 1, dict(x=X1), "affine"),
@@ -349,6 +358,18 @@ ERRORS = [
     ("stray-shape", lambda x: x, dict(x=X1, v=(1, 1, 3)), "name no parameter"),
     ("numeric-size", lambda x: x, dict(x=(1, 8)), "symbolic"),
     ("returns-weight", lambda x, w: w, dict(x=X1, w=(1, 1, 3)), "must return one tensor"),
+    (
+        "constant-weight",
+        lambda x: F.conv1d(x, torch.ones(1, 2, 3)),
+        dict(x=X1),
+        "tensor constant or attribute",
+    ),
+    (
+        "module-call",
+        _Shuffle(),
+        dict(x=(4, "n", "n")),
+        "module call",
+    ),
     ("add-weight", lambda x, w: x + w, dict(x=X1, w=(1, 2, 3)), "cannot be added"),
 ]
 
@@ -359,6 +380,27 @@ ERRORS = [
 def test_inexpressible_operation_is_refused_by_name(f, shapes, message):
     with pytest.raises(ConvAlgebraError, match=message):
         trace(f, **shapes)
+
+
+class _Strided(torch.nn.Module):
+    def forward(self, x, w):
+        return F.conv1d(x, w, stride=2)
+
+
+def test_module_forward_is_traced_like_a_function():
+    e = trace(_Strided(), x=(1, "n"), w=(1, 1, 3))
+    assert ops.prove(e, ops.conv(ops.signal(), _k("w", (1, 1, 3)), stride=2)).holds
+
+
+def test_prove_mixes_a_function_and_an_expression():
+    w = _k("w", (1, 1, 3))
+    r = ca.prove(
+        lambda x, w: F.conv1d(x, w, stride=2),
+        ops.subsample(ops.conv(ops.signal(), w), 2),
+        x=(1, "n"),
+        w=(1, 1, 3),
+    )
+    assert r.holds and str(r.sizes) == "every n >= 3"
 
 
 def test_prove_refuses_what_is_neither_expression_nor_function():

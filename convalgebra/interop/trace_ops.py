@@ -159,16 +159,22 @@ def _name(f: Any) -> str:
     return getattr(f, "__name__", type(f).__name__)
 
 
-def _parameters(f: Any) -> list[str]:
+def _signature(f: Any) -> inspect.Signature:
+    """The traced parameters: a module's are its ``forward``'s."""
+    target = f.forward if callable(getattr(f, "forward", None)) else f
     try:
-        return list(inspect.signature(f).parameters)
+        return inspect.signature(target)
     except (TypeError, ValueError):
         raise ConvAlgebraError(f"cannot read the parameters of {shown(f)}") from None
 
 
+def _parameters(f: Any) -> list[str]:
+    return list(_signature(f).parameters)
+
+
 def _leaves(f: Any, shapes: dict[str, Any]) -> dict[str, Value]:
     """Every parameter of ``f``: a signal, a kernel, or its default value."""
-    params = inspect.signature(f).parameters if callable(f) else {}
+    params = _signature(f).parameters
     stray = sorted(set(shapes) - set(params))
     if stray:
         raise ConvAlgebraError(
@@ -242,10 +248,15 @@ class _Interpreter:
                 result = args[0]
             elif node.op in ("call_function", "call_method"):
                 env[node] = self._call(node, args, kwargs)
+            elif node.op == "call_module":
+                raise ConvAlgebraError(
+                    f"{self.fname}: the module call {node.target!r} cannot be traced: write it "
+                    "with torch.nn.functional, its weights as parameters"
+                )
             else:
                 raise ConvAlgebraError(
-                    f"{self.fname}: {node.op} {node.target!r} reads a tensor attribute; pass "
-                    "every weight as a parameter"
+                    f"{self.fname}: a tensor constant or attribute ({node.target}) is used: "
+                    "every weight must be a parameter of the function (a symbolic kernel)"
                 )
         if not isinstance(result, ops.Op):
             raise ConvAlgebraError(
