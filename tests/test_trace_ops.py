@@ -340,6 +340,12 @@ ERRORS = [
         dict(x=X1, w=(1, 2, 1)),
         "crops more than the weight",
     ),
+    (
+        "kernel-huge-pad",
+        lambda x, w: F.conv1d(x, F.pad(w, (10**9, 0))),
+        dict(x=X1, w=(1, 2, 1)),
+        "pad by less",
+    ),
     ("kernel-channels", lambda x, w: F.conv1d(x, w[:1]), dict(x=X1, w=(2, 2, 3)), "channel"),
     (
         "kernel-partial-flip",

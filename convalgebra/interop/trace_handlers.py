@@ -8,6 +8,7 @@ its own. Every refusal says why the operation has no ``ops`` expression.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from fractions import Fraction
@@ -16,6 +17,7 @@ from typing import Any
 from .. import ops
 from ..errors import ConvAlgebraError, shown
 from ..ops.kernels import as_fraction
+from ..ops.terms import DEFAULT_MAX_TERMS
 
 __all__ = ["handler_tables"]
 
@@ -192,13 +194,21 @@ def _trim_kernel(w: ops.Kernel, before: list[int], after: list[int]) -> ops.Kern
 
 def _enlarged(k: int, before: int, after: int) -> int:
     """The smallest centred enlarging of a size-``k`` axis with at least ``before`` and
-    ``after`` zeros on its sides."""
-    size = k + max(before, 0) + max(after, 0)
-    while (size - 1) // 2 - (k - 1) // 2 < before or size - k - (
-        (size - 1) // 2 - (k - 1) // 2
-    ) < after:
-        size += 1
-    return size
+    ``after`` zeros on its sides.
+
+    Notes
+    -----
+    Enlarged to ``S``, ``(S - 1) // 2 - c`` zeros come before (``c = (k - 1) // 2``) and
+    ``S // 2 + 1 - k + c`` after, so ``S >= 2 (before + c) + 1`` and
+    ``S >= 2 (after + k - c - 1)``.
+
+    Examples
+    --------
+    >>> _enlarged(3, 2, 0), _enlarged(2, 0, 1), _enlarged(3, -1, 0)
+    (7, 4, 3)
+    """
+    c = (k - 1) // 2
+    return max(k + max(before, 0) + max(after, 0), 2 * (before + c) + 1, 2 * (after + k - c - 1))
 
 
 def pad_kernel(w: ops.Kernel, amounts: Any) -> ops.Kernel:
@@ -235,6 +245,12 @@ def pad_kernel(w: ops.Kernel, amounts: Any) -> ops.Kernel:
         return ops.enlarge_kernel(w, tuple(sizes))
     # enlarge (centred) by at least the largest amount on each side, then trim to the amounts
     big = [_enlarged(k, b, e) for k, (b, e) in zip(ks, pairs)]
+    entries = math.prod(w.shape[:2]) * math.prod(big)
+    if entries > DEFAULT_MAX_TERMS:
+        raise ConvAlgebraError(
+            f"pad={shown(amounts)} makes a weight of {entries:,} entries, over "
+            f"{DEFAULT_MAX_TERMS:,}: pad by less"
+        )
     if big != list(ks):
         w = ops.enlarge_kernel(w, tuple(big))
     starts = [(s - 1) // 2 - (k - 1) // 2 for s, k in zip(big, ks)]
