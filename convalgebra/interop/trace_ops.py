@@ -286,7 +286,7 @@ class _Interpreter:
             raise ConvAlgebraError(f"{self.fname}: {label} {_unsupported(node, label)}")
         names, handler = entry
         try:
-            bound = _bind(names, args, kwargs, label)
+            bound = _bind(names, args, kwargs)
             return handler(bound, label)
         except ConvAlgebraError as exc:
             raise ConvAlgebraError(f"{self.fname}: {label}: {exc}") from None
@@ -327,7 +327,7 @@ def _label(target: Any) -> str:
     return f"torch.{name}" if module.startswith("torch") else f"{module}.{name}"
 
 
-def _bind(names: tuple[str, ...], args: tuple, kwargs: dict, label: str) -> dict[str, Any]:
+def _bind(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict[str, Any]:
     """Arguments by name; ``*rest`` collects the remaining positional ones."""
     bound: dict[str, Any] = {}
     star = next((n for n in names if n.startswith("*")), None)
