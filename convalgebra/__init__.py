@@ -57,7 +57,7 @@ _LAZY = {
     "check": "identities",
     "CheckResult": "identities",
     "equivariant_kernels": "identities",
-    "prove": "ops",
+    "prove": "interop.trace_ops",
     # layer graphs
     "LayerGraph": "network.graph",
     "receptive_field": "network.graph",

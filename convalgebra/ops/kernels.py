@@ -455,6 +455,8 @@ def polyphase_kernel(w: Kernel, factor: Any, phase: Any) -> Kernel:
         grid.shape,
         np.ascontiguousarray(grid),
         f"polyphase_kernel({w.formula()}, {_arg(f)}, {_arg(p)})",
+        "polyphase",
+        (f, p),
     )
 
 
