@@ -259,8 +259,8 @@ def from_torch(
     if any(modes.values()):
         module.eval()
     try:
-        graph, route, keys = _trace(torch, module, shapes)
-        result = _Importer(torch, module, graph, keys, shapes, name, strict).run()
+        graph, route, keys, calls = _trace(torch, module, shapes)
+        result = _Importer(torch, module, graph, keys, shapes, name, strict).run(calls)
     finally:
         for m, flag in modes.items():
             if flag:
@@ -286,10 +286,54 @@ def _example(torch: Any, module: Any, shapes: list) -> tuple:
     return tuple(torch.zeros((1, *s), device=device, dtype=dtype) for s in shapes)
 
 
-def _trace(torch: Any, module: Any, shapes: list) -> tuple[Any, str, dict]:
-    """``(fx graph, route, placeholder -> parameter name)`` by fx, else by torch.export."""
+def _recording_tracer(torch: Any) -> Any:
+    """An fx tracer that records every module call (leaf or not) and the value it returns."""
+
+    class Recorder(torch.fx.Tracer):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[str, Any]] = []
+
+        def call_module(self, m: Any, forward: Any, args: Any, kwargs: Any) -> Any:
+            out = super().call_module(m, forward, args, kwargs)
+            try:
+                path = self.path_of_module(m)
+            except NameError:  # a module outside the hierarchy
+                return out
+            nodes = torch.fx.node.map_aggregate(
+                out, lambda v: v.node if isinstance(v, torch.fx.Proxy) else v
+            )
+            self.calls.append((path, nodes))
+            return out
+
+    return Recorder()
+
+
+def _stack_calls(fx_graph: Any) -> list[tuple[str, Any]]:
+    """Module calls read from the ``nn_module_stack`` of the nodes (the export route): the
+    output of a call is its last node read outside the call."""
+    members: dict[str, list] = {}
+    paths: dict[str, str] = {}
+    for node in fx_graph.nodes:
+        for key, entry in (node.meta.get("nn_module_stack") or {}).items():
+            members.setdefault(key, []).append(node)
+            paths[key] = entry[0] if isinstance(entry[0], str) else str(entry[0])
+    calls = []
+    for key, nodes in members.items():
+        inside = set(nodes)
+        out = [n for n in nodes if any(u not in inside for u in n.users)]
+        if out:
+            calls.append((out[-1], paths[key]))
+    order = {n: k for k, n in enumerate(fx_graph.nodes)}
+    return [(path, node) for node, path in sorted(calls, key=lambda c: order[c[0]])]
+
+
+def _trace(torch: Any, module: Any, shapes: list) -> tuple[Any, str, dict, list]:
+    """``(fx graph, route, placeholder -> parameter name, module calls)`` by fx, else by
+    torch.export; each module call is ``(module path, the fx node(s) it returns)``."""
     try:
-        return torch.fx.Tracer().trace(module), "torch.fx", {}
+        tracer = _recording_tracer(torch)
+        return tracer.trace(module), "torch.fx", {}, tracer.calls
     except Exception as fx_exc:  # fx raises many kinds; the export route decides
         try:
             program = torch.export.export(module, _example(torch, module, shapes), strict=False)
@@ -305,7 +349,8 @@ def _trace(torch: Any, module: Any, shapes: list) -> tuple[Any, str, dict]:
             **sig.inputs_to_buffers,
             **getattr(sig, "inputs_to_lifted_tensor_constants", {}),
         }
-        return program.graph_module.graph, "torch.export", keys
+        graph = program.graph_module.graph
+        return graph, "torch.export", keys, _stack_calls(graph)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
@@ -361,6 +406,8 @@ class _Importer:
         self.graph = LayerGraph(name or type(module).__name__)
         self.env: dict[Any, Any] = {}
         self.taken: dict[str, int] = {}
+        self.called: set[str] = set()
+        self.call_names = _call_names(fx_graph)
         self.used: set[str] = set()
         self.unmodelled: list[tuple[str, str]] = []
         self.modules = dict(module.named_modules(remove_duplicate=False))
@@ -380,7 +427,7 @@ class _Importer:
         )
 
     # ------------------------------------------------------------------ driver
-    def run(self) -> LayerGraph:
+    def run(self, calls: list) -> LayerGraph:
         inputs = iter(self.shapes)
         for node in self.fx.nodes:
             if node.op == "placeholder":
@@ -407,6 +454,7 @@ class _Importer:
         self.graph.nx.graph["unused_parameters"] = sorted(unused)
         self.graph.nx.graph["unused_parameter_sizes"] = dict(sorted(unused.items()))
         self.graph.nx.graph["unmodelled"] = list(self.unmodelled)
+        self.graph.nx.graph["modules"] = self._module_outputs(calls)
         if self.unmodelled:
             ops = ", ".join(f"{n} ({op})" for n, op in self.unmodelled[:8])
             more = f" and {len(self.unmodelled) - 8} more" if len(self.unmodelled) > 8 else ""
@@ -416,6 +464,30 @@ class _Importer:
                 stacklevel=3,
             )
         return self.graph
+
+    def _module_outputs(self, calls: list) -> dict[str, list[str]]:
+        """Module path -> the node holding the (first tensor) output of each call."""
+        out: dict[str, list[str]] = {}
+        for path, value in calls:
+            if not path:
+                continue
+            node = self._first_node(self.torch.fx.node.map_aggregate(value, self.env.get))
+            if node is not None:
+                out.setdefault(path, []).append(node)
+        return out
+
+    def _first_node(self, value: Any) -> str | None:
+        if isinstance(value, _Data):
+            return value.node
+        if isinstance(value, _Pieces):
+            return self._piece(value, 0).node
+        items = value.values() if isinstance(value, dict) else value
+        if isinstance(items, (tuple, list)) or isinstance(value, dict):
+            for v in items:
+                found = self._first_node(v)
+                if found is not None:
+                    return found
+        return None
 
     def _const_named(self, key: str) -> _Const:
         tensor = self.named.get(key)
@@ -494,15 +566,19 @@ class _Importer:
                 return name
 
     def _name(self, node: Any, fname: str) -> str:
-        if node.op == "call_module":
-            return self._unique(str(node.target))
+        """A module path names the output of the module's last call; its earlier calls are
+        ``path#1``, ``path#2``...; an op inside a module is ``<module path>.<op>``."""
         stack = node.meta.get("nn_module_stack") or {}
-        scope, cls = next(reversed(stack.values()))[:2] if stack else ("", "")
+        key, (scope, cls) = next(reversed(stack.items())) if stack else ("", ("", ""))
         scope = scope if isinstance(scope, str) else ""
+        if node.op == "call_module":
+            self.called.add(str(node.target))
+            return self._unique(self.call_names.get(key, str(node.target)))
         cls = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
         op = fname.removeprefix("aten.").rstrip("_") or node.name
-        if scope and cls.startswith(("torch.nn.", "torchvision.ops.")) and scope not in self.graph:
-            return self._unique(scope)  # the first op of a library module is the module
+        own = self.call_names.get(key, scope)
+        if scope and cls.startswith(("torch.nn.", "torchvision.ops.")) and own not in self.graph:
+            return self._unique(own)  # the first op of a library module is the module
         return self._unique(f"{scope}.{op}" if scope else op, "_")
 
     # ------------------------------------------------------------------ adding nodes
@@ -579,7 +655,7 @@ class _Importer:
             raise _Unknown(f"module {kind}")
         _check_fan_in(str(node.target), kind, x.shape, _module_fan_in(sub, kind, x.shape))
         keys = self._module_keys(sub)
-        share = str(node.target) if str(node.target) in self.taken else None
+        share = str(node.target) if str(node.target) in self.called else None
         out = self._add(self._name(node, kind), layer, [x], keys, share)
         return (out, None) if kind == "MultiheadAttention" else out
 
@@ -742,6 +818,22 @@ class _Importer:
                 base if k == len(steps) - 1 else self._unique(f"{base}.{k}"), layer, [out]
             )
         return out
+
+
+def _call_names(fx_graph: Any) -> dict[str, str]:
+    """``nn_module_stack`` key of each module call -> its node name: the module path for
+    the last call, ``path#k`` for the k-th of the earlier ones."""
+    keys: dict[str, list[str]] = {}
+    for node in fx_graph.nodes:
+        for key, entry in (node.meta.get("nn_module_stack") or {}).items():
+            path = entry[0] if isinstance(entry[0], str) else ""
+            if key not in keys.setdefault(path, []):
+                keys[path].append(key)
+    return {
+        key: path if k == len(calls) else f"{path}#{k}"
+        for path, calls in keys.items()
+        for k, key in enumerate(calls, start=1)
+    }
 
 
 def _const_macs(values: list) -> int:

@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -300,6 +301,10 @@ class LayerGraph:
                 share=data.get("share"),
                 param_keys=data.get("param_keys") or data.get("keys"),
             )
+        modules = {k: [n for n in v if n in out] for k, v in (out._meta.get("modules") or {}).items()}
+        out._meta["modules"] = {k: v for k, v in modules.items() if v}
+        aliases = (out._meta.get("aliases") or {}).items()
+        out._meta["aliases"] = {k: v for k, v in aliases if v in out}
         return out
 
     @classmethod
@@ -341,6 +346,12 @@ class LayerGraph:
                     f"'unused_parameters' must map parameter names to sizes, got {str(unused)[:80]}"
                 )
             graph._meta["unused_parameter_sizes"] = dict(unused)
+        graph._meta["modules"] = _spec_modules(spec.get("modules"), graph)
+        aliases = spec.get("aliases") or {}
+        if not isinstance(aliases, dict):
+            raise ConvAlgebraError(f"'aliases' must map names to node names, got {shown(aliases)}")
+        for alias, node in _spec_modules({k: [v] for k, v in aliases.items()}, graph).items():
+            graph.alias(alias, node[0])
         return graph
 
     @classmethod
@@ -391,6 +402,10 @@ class LayerGraph:
         spec = {"name": self._meta.get("name", "graph"), "inputs": inputs, "layers": layers}
         if self.unused_parameters():
             spec["unused_parameters"] = self.unused_parameters()
+        if self._meta.get("modules"):
+            spec["modules"] = {k: list(v) for k, v in self._meta["modules"].items()}
+        if self._meta.get("aliases"):
+            spec["aliases"] = dict(self._meta["aliases"])
         return spec
 
     def to_file(self, path: str | Path) -> Path:
@@ -446,15 +461,80 @@ class LayerGraph:
         return [n for n in self._order if n not in read]
 
     def _node(self, node: str) -> dict:
-        if node not in self._attrs:
-            raise ConvAlgebraError(f"no node named {shown(node)} in the graph")
-        return self._attrs[node]
+        return self._attrs[self.resolve(node)]
+
+    def resolve(self, name: str) -> str:
+        """The node a name stands for: a node name, or a module path naming its output.
+
+        A module path (``layer3``, ``layer3.1``, ``features.7``) names the output of the
+        module's last call: the graph's record of module outputs (:func:`from_torch` keeps
+        one for every module its forward calls) or an alias (:meth:`alias`), else the last
+        node of the scope (:meth:`nodes_of`). An unknown name is an error listing the
+        closest names.
+
+        Examples
+        --------
+        >>> from convalgebra.network.layers import Conv, Activation
+        >>> g = LayerGraph.sequential((3, 8, 8), [("block.conv", Conv(4, 3)),
+        ...                                       ("block.relu", Activation("relu"))])
+        >>> g.resolve("block"), g.resolve("block.conv")
+        ('block.relu', 'block.conv')
+        >>> g.resolve("blok")
+        Traceback (most recent call last):
+        ...
+        convalgebra.errors.ConvAlgebraError: no node named 'blok' in the graph; close matches: 'block'
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"node must be a node name (str), got {type(name).__name__} {shown(name)}")
+        if name in self._attrs:
+            return name
+        named = self.module_outputs()
+        if name in named:
+            return named[name]
+        inside = self.nodes_of(name)
+        if inside:
+            return inside[-1]
+        known = dict.fromkeys([*self._attrs, *named, *_scopes(self._order)])
+        close = difflib.get_close_matches(name, list(known), 5)
+        hint = "; close matches: " + ", ".join(shown(c) for c in close) if close else ""
+        raise ConvAlgebraError(f"no node named {shown(name)} in the graph{hint}")
+
+    def alias(self, name: str, node: str) -> None:
+        """Let ``name`` stand for ``node`` in every query (e.g. ``"features"``)."""
+        if name in self._attrs:
+            raise ConvAlgebraError(f"{shown(name)} is already a node of the graph")
+        self._meta.setdefault("aliases", {})[name] = self.resolve(node)
+
+    def module_outputs(self) -> dict[str, str]:
+        """Module path (or alias) -> the node holding the output of its last call.
+
+        :func:`~convalgebra.interop.torch.from_torch` records every module its forward
+        calls (``graph.nx.graph["modules"]`` keeps the output node of each call, in order).
+        """
+        calls = self._meta.get("modules") or {}
+        return {**{k: v[-1] for k, v in calls.items() if v}, **(self._meta.get("aliases") or {})}
+
+    def nodes_of(self, path: str) -> list[str]:
+        """Every node a module produced: named ``path``, ``path#k`` (its earlier calls) or
+        inside its scope (``path.<...>``), in order; the recorded outputs of ``path`` when
+        no node carries its name.
+
+        Examples
+        --------
+        >>> from convalgebra import zoo
+        >>> zoo.resnet18().nodes_of("layer1.0")[:4]
+        ['layer1.0.conv1', 'layer1.0.bn1', 'layer1.0.relu#1', 'layer1.0.conv2']
+        """
+        inside = [n for n in self._order if _in_scope(n, path)]
+        if inside:
+            return inside
+        return list(dict.fromkeys((self._meta.get("modules") or {}).get(path, [])))
 
     def layer(self, node: str) -> Layer:
         return self._node(node)["layer"]
 
     def shape(self, node: str) -> tuple[int, ...]:
-        """Output shape ``(C, *spatial)`` of a node."""
+        """Output shape ``(C, *spatial)`` of a node (or of the output of a module path)."""
         return self._node(node)["facts"].shape
 
     def facts(self, node: str) -> Facts:
@@ -474,32 +554,44 @@ class LayerGraph:
         return tuple(max(s[1 + a] for s in shapes) for a in range(n))
 
     def default_node(self) -> str | None:
-        """The node a network's receptive field is quoted at: ``"features"`` when the graph
-        has one (the zoo's last feature map), else the last non-input node with a spatial
-        output larger than one position (a feature map, not a globally pooled 1x1), else
-        the last non-input node with a spatial output; ``None`` when no node has one.
+        """The node a network's receptive field is quoted at: the last feature map.
+
+        ``"features"`` when the graph has a node or alias of that name (the zoo's last
+        feature map); else the last node (in order) that still carries every spatial axis of
+        the input (:meth:`axes`, so channels-last ``(H, W, C)`` maps count) with more than
+        one position, i.e. the map before global pooling or flattening; when every map has
+        shrunk to one position, the last node carrying the spatial axes whose field is not
+        global; ``None`` when no node carries them.
 
         Examples
         --------
-        >>> from convalgebra.network.layers import Conv, AdaptivePool, Flatten
+        >>> from convalgebra.network.layers import Conv, AdaptivePool, Flatten, LayerNorm, Permute
         >>> g = LayerGraph.sequential((3, 16, 16), [Conv(4, 3), AdaptivePool(1), Flatten()])
         >>> g.default_node()
         'conv1'
+
+        A channels-last head (pooled ``(1, 1, C)`` map, then a norm) is not a feature map:
+
+        >>> last = [Permute((1, 2, 0)), LayerNorm(4)]
+        >>> g = LayerGraph.sequential((3, 16, 16), [Conv(4, 3), *last, Permute((2, 0, 1)),
+        ...                                          AdaptivePool(1), *last])
+        >>> g.default_node(), g.shape("layer_norm7")
+        ('permute4', (1, 1, 4))
         """
-        if "features" in self._attrs:
+        if "features" in self._attrs or "features" in (self._meta.get("aliases") or {}):
             return "features"
-        n = self.spatial_ndim
-        if not n:
+        if not self.spatial_ndim:
             return None
-        spatial = [
+        carried = [
             v
             for v in reversed(self._order)
-            if v not in self._inputs and len(self._attrs[v]["facts"].shape) == n + 1
+            if v not in self._inputs
+            and not isinstance(self._attrs[v]["layer"], Parameter)
+            and self._spatial_sizes(v) is not None
         ]
-        return next(
-            (v for v in spatial if math.prod(self._attrs[v]["facts"].shape[1:]) > 1),
-            spatial[0] if spatial else None,
-        )
+        wide = (v for v in carried if math.prod(self._spatial_sizes(v) or ()) > 1)
+        local = (v for v in carried if not any(f.is_global for f in self._fields("keep")[v]))
+        return next(wide, None) or next(local, None) or next(iter(carried), None)
 
     def _resolve_node(self, node: str | None) -> str:
         if node is None:
@@ -509,9 +601,8 @@ class LayerGraph:
                     f"{self!r} has no node with a spatial output: name the "
                     "node whose receptive field you want"
                 )
-            return found
-        self._node(node)
-        return node
+            return self.resolve(found)
+        return self.resolve(node)
 
     # ------------------------------------------------------------------ analysis
     def _analysis(self) -> dict[str, Any]:
@@ -555,7 +646,8 @@ class LayerGraph:
         >>> g.gate_ports("scale")
         (1,)
         """
-        data = self._node(node)
+        node = self.resolve(node)
+        data = self._attrs[node]
         if data["layer"].kind != "mul":
             return ()
         shapes = [self._attrs[s]["facts"].shape for s in data["inputs"]]
@@ -631,7 +723,7 @@ class LayerGraph:
         >>> g.axes("conv1"), g.axes("permute2"), g.axes("flatten3")
         ((1, 2), (0, 1), (None, None))
         """
-        self._node(node)
+        node = self.resolve(node)
         self._analysis()
         assert self._cache is not None
         return self._cache["plan"][node][0] or ()
@@ -708,6 +800,7 @@ class LayerGraph:
         drops a tap): the box is then the unit's unclipped field, possibly outside the input.
         ``gates="ignore"`` holds gates constant (see :meth:`receptive_field`).
         """
+        node = self.resolve(node)
         shape, n = self.shape(node), self.spatial_ndim
         sizes = self._spatial_sizes(node)
         spatial = sizes is not None and n > 0
@@ -840,7 +933,8 @@ class LayerGraph:
 
     def info(self, node: str, *, _seen: set | None = None) -> NodeInfo:
         """The full report of one node (parameters, cost, memory, receptive field, flags)."""
-        data = self._node(node)
+        node = self.resolve(node)
+        data = self._attrs[node]
         facts, layer = data["facts"], data["layer"]
         keys = self._param_keys(node)
         shared = sum(v for k, v in keys.items() if _seen is not None and k in _seen)
@@ -1057,6 +1151,20 @@ def _port_maps(facts: Facts, port: int, in_shape: tuple, in_axes: tuple, n: int)
     return tuple(out)
 
 
+def _in_scope(node: str, path: str) -> bool:
+    """Whether ``node`` is ``path``'s own node, an earlier call (``path#k``) or inside it."""
+    return node == path or node.startswith((path + "#", path + "."))
+
+
+def _scopes(nodes: list[str]) -> set[str]:
+    """Every dotted prefix of the node names (the module paths of the scopes)."""
+    out: set[str] = set()
+    for n in nodes:
+        parts = n.split("#")[0].split(".")
+        out.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    return out
+
+
 def _carried(axes: set) -> int | None:
     return axes.pop() if len(axes) == 1 else None
 
@@ -1085,6 +1193,26 @@ def _spec_inputs(spec: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(shape, (list, tuple)):
             raise ConvAlgebraError(f"input {shown(name)} needs a shape list, got {shown(shape)}")
     return inputs
+
+
+def _spec_modules(modules: Any, graph: LayerGraph) -> dict[str, list[str]]:
+    """The ``modules`` entry of a spec: module path -> the output node of each call."""
+    if modules is None:
+        return {}
+    if not isinstance(modules, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(n, str) for n in v)
+        for k, v in modules.items()
+    ):
+        raise ConvAlgebraError(
+            f"'modules' must map module paths to lists of node names, got {shown(modules)}"
+        )
+    for path, nodes in modules.items():
+        for node in nodes:
+            if node not in graph:
+                raise ConvAlgebraError(
+                    f"module {shown(path)} names node {shown(node)}, which is not in the graph"
+                )
+    return {k: list(v) for k, v in modules.items()}
 
 
 def _spec_reads(name: str, reads: Any) -> tuple[str, ...] | None:
