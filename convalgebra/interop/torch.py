@@ -515,7 +515,7 @@ class _Importer:
     def _fname(self, node: Any) -> str:
         target = node.target
         if node.op == "call_module":
-            return type(self.modules[target]).__name__
+            return _kind(self.modules[target])
         if isinstance(target, str):
             return target
         packet = getattr(target, "overloadpacket", None)
@@ -528,7 +528,10 @@ class _Importer:
         if node.op == "call_module":  # e.g. an MLP over a table of coordinates (a buffer)
             value, flops = self._run_fake(node, args, kwargs)
             sub = self.modules[node.target]
-            read = {self.key_of.get(id(p), n): p.numel() for n, p in sub.named_parameters()}
+            read = {
+                self.key_of.get(id(p), n): p.numel()
+                for n, p in (*sub.named_parameters(), *sub.named_buffers())
+            }
             for v in flat:
                 if isinstance(v, _Const):
                     read.update(v.keys)
@@ -587,11 +590,12 @@ class _Importer:
         name: str,
         layer: Layer,
         data: list,
-        keys: dict | None = None,
-        share: str | None = None,
+        tensors: dict | None = None,
     ) -> _Data:
+        """Add a node; it counts the stored tensors it reads (``tensors``), never its layer's
+        own parameter count."""
         srcs = [d.node for d in data]
-        self.graph.add(name, layer, srcs, share=share, param_keys=keys)
+        self.graph.add(name, layer, srcs, tensors=tensors or {})
         batch = max((d.batch for d in data if isinstance(d, _Data)), default=1)
         return _Data(name, self.graph.shape(name), batch)
 
@@ -602,24 +606,19 @@ class _Importer:
             shape = shape[1:]  # the constant's batch axis (size 1)
         if const.node is None or self.graph.shape(const.node) != shape:
             keys = sorted(const.keys)
-            local = {f"value{k}" if len(keys) > 1 else "value": key for k, key in enumerate(keys)}
-            params = tuple((n, const.keys[k]) for n, k in local.items() if k in self.named)
-            buffers = tuple((n, const.keys[k]) for n, k in local.items() if k not in self.named)
-            self.used.update(keys)
             name = self._unique(keys[0] if len(keys) == 1 else "constant")
-            self.graph.add(
-                name, Parameter(shape, params, buffers, const.macs), [], param_keys=local or None
-            )
+            self._add(name, Parameter(shape, (), (), const.macs), [], self._reads({"": const}))
             const.node = name
         return _Data(name if const.node is None else const.node, shape)
 
-    def _param_keys(self, values: dict[str, Any]) -> dict[str, str]:
+    def _reads(self, values: dict[Any, Any]) -> dict[str, tuple[int, bool]]:
+        """The stored tensors behind ``values`` (parameters, buffers, or weights computed
+        from them): ``{key: (size, learnable)}``."""
         out = {}
-        for pname, v in values.items():
-            if isinstance(v, _Const) and v.keys:
-                key = "+".join(sorted(v.keys))
-                out[pname] = key
-                self.used.update(v.keys)
+        for v in values.values():
+            if isinstance(v, _Const):
+                out.update((k, (size, k in self.named)) for k, size in v.keys.items())
+        self.used.update(out)
         return out
 
     # ------------------------------------------------------------------ interpretation
@@ -654,23 +653,19 @@ class _Importer:
         if layer is None or not isinstance(x, _Data):
             raise _Unknown(f"module {kind}")
         _check_fan_in(str(node.target), kind, x.shape, _module_fan_in(sub, kind, x.shape))
-        keys = self._module_keys(sub)
-        share = str(node.target) if str(node.target) in self.called else None
-        out = self._add(self._name(node, kind), layer, [x], keys, share)
+        out = self._add(self._name(node, kind), layer, [x], self._module_tensors(sub))
         return (out, None) if kind == "MultiheadAttention" else out
 
-    def _module_keys(self, sub: Any) -> dict[str, str]:
-        tensors = (
-            (*sub.named_parameters(), *sub.named_buffers())
-            if sub._modules
-            else (*sub._parameters.items(), *sub._buffers.items())
-        )
-        keys = {}
-        for pname, p in tensors:
-            if p is not None:
-                keys[pname] = self.key_of.get(id(p), pname)
-        self.used.update(keys.values())
-        return keys
+    def _module_tensors(self, sub: Any) -> dict[str, tuple[int, bool]]:
+        """Every parameter and buffer of a module (parametrisations included), by the key
+        the root module knows it by."""
+        out = {}
+        for group, learnable in ((sub.named_parameters(), True), (sub.named_buffers(), False)):
+            for pname, p in group:
+                key = self.key_of.get(id(p), pname)
+                out[key] = (p.numel(), learnable and key in self.named)
+        self.used.update(out)
+        return out
 
     def _opaque(self, node: Any, op: str, args: tuple, kwargs: dict) -> Any:
         name = self._name(node, self._fname(node))
@@ -678,19 +673,10 @@ class _Importer:
             raise ConvAlgebraError(f"node {name!r}: {op} is not modelled (strict=True)")
         value, flops = self._run_fake(node, args, kwargs)
         data = [v for v in _flatten((args, kwargs)) if isinstance(v, _Data)]
-        params: tuple = ()
-        keys: dict[str, str] | None = None
-        if node.op == "call_module":
-            sub = self.modules[node.target]
-            keys = self._module_keys(sub)
-            params = tuple((n, p.numel()) for n, p in sub.named_parameters())
         consts = [v for v in _flatten((args, kwargs)) if isinstance(v, _Const)]
-        for c in consts:
-            for key, size in c.keys.items():
-                if key in self.named and key not in self.used:
-                    params += ((key.replace(".", "_"), size),)
-                    keys = {**(keys or {}), key.replace(".", "_"): key}
-                    self.used.add(key)
+        read = self._reads(dict(enumerate(consts)))
+        if node.op == "call_module":
+            read.update(self._module_tensors(self.modules[node.target]))
         self.unmodelled.append((name, op))
         tensors = _tensors(self.torch, value)
         if not tensors:
@@ -701,12 +687,9 @@ class _Importer:
             layer = Opaque(
                 op=op,
                 shape=tuple(t.shape[1:]),
-                params=params if k == 0 else (),
                 macs=flops // 2 + _const_macs(consts) if k == 0 else 0,
             )
-            self.graph.add(
-                label, layer, [d.node for d in data], param_keys=keys if k == 0 and params else None
-            )
+            self.graph.add(label, layer, [d.node for d in data], tensors=read if k == 0 else {})
             outs.append(_Data(label, tuple(t.shape[1:]), t.shape[0] if t.dim() else 1))
         return (
             outs[0]
@@ -952,7 +935,7 @@ def _h_conv(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
     x = _need_data(x, fname)
     fan_in = wshape[0] if transposed else wshape[1] * groups
     _check_fan_in(str(node.name), fname, x.shape, (0, fan_in))
-    keys = imp._param_keys({"weight": w, "bias": bias})
+    keys = imp._reads({"weight": w, "bias": bias})
     return imp._add(imp._name(node, fname), layer, [x], keys)
 
 
@@ -984,7 +967,7 @@ def _h_linear(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: di
     layer = Linear(_shape_of(w)[0], bias is not None)
     x = _need_data(x, fname)
     _check_fan_in(str(node.name), fname, x.shape, (-1, _shape_of(w)[-1]))
-    keys = imp._param_keys({"weight": w, "bias": bias})
+    keys = imp._reads({"weight": w, "bias": bias})
     return imp._add(imp._name(node, fname), layer, [x], keys)
 
 
@@ -1029,7 +1012,7 @@ def _h_norm(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
         and not isinstance(layer, LayerNorm)
     ):
         raise _Unknown(f"{base} with a weight but no bias")
-    return imp._add(imp._name(node, fname), layer, [x], imp._param_keys(values))
+    return imp._add(imp._name(node, fname), layer, [x], imp._reads(values))
 
 
 def _batches_tracked(imp: _Importer, mean: Any) -> bool:
@@ -1329,7 +1312,7 @@ def _einsum_node(imp: _Importer, node: Any, fname: str, eq: str, operands: list)
     if len(weights) == 1:
         values = {"weight": next(iter(values.values()))}
     layer = Einsum(eq, tuple(weights))
-    return imp._add(imp._name(node, fname), layer, data, imp._param_keys(values))
+    return imp._add(imp._name(node, fname), layer, data, imp._reads(values))
 
 
 def _h_einsum(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
@@ -1507,7 +1490,7 @@ def _attention(m: Any, node: Any, args: tuple, kwargs: dict) -> Layer | None:
 
 def _module_layer(m: Any) -> Layer | None:
     """The layer kind of a torch module, or None when it is not interpreted."""
-    kind = type(m).__name__
+    kind = _kind(m)
     if (
         kind.startswith("ConvTranspose")
         or kind.startswith("Conv")
@@ -1570,6 +1553,12 @@ def _module_layer(m: Any) -> Layer | None:
         pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]
         return Pad(tuple(reversed(pairs)), word, float(getattr(m, "value", 0.0)))
     return None
+
+
+def _kind(m: Any) -> str:
+    """A module's class name; a parametrised module (weight norm, spectral norm...) is its
+    base class (the weight is computed from the stored tensors it lists)."""
+    return type(m).__name__.removeprefix("Parametrized")
 
 
 def _pool_module(kind: str, m: Any) -> Layer:

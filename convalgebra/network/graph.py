@@ -145,11 +145,16 @@ class LayerGraph:
         *,
         share: str | None = None,
         param_keys: dict[str, str] | None = None,
+        tensors: dict[str, Sequence] | None = None,
     ) -> str:
         """Add a layer reading ``inputs`` (default: the last node added); returns its name.
 
         ``share`` names a parameter set used by several nodes (counted once); ``param_keys``
-        maps parameter names to global keys explicitly (used by :func:`from_torch`).
+        maps parameter names to global keys explicitly. ``tensors`` lists the stored tensors
+        the node reads, ``{key: (size, learnable)}`` (a module's parameters and buffers, used
+        by :func:`from_torch`): they replace the layer's own parameter count, so a weight
+        computed from several tensors (or a buffer used as a weight) counts what is stored;
+        a key read by several nodes is counted once.
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"node names must be non-empty strings, got {shown(name)}")
@@ -163,7 +168,12 @@ class LayerGraph:
         inputs = self._resolve_inputs(name, layer, inputs)
         facts = self._facts(name, layer, inputs)
         keys = None  # parameters keyed "<name>.<param>", owned by this node alone
-        if share is not None or param_keys:
+        if tensors is not None:
+            tensors = _checked_tensors(name, tensors)
+            for learnable, registry in ((True, self._params), (False, self._buffers)):
+                sizes = {k: size for k, (size, t) in tensors.items() if t is learnable}
+                self._check_shared(name, {k: k for k in sizes}, sizes, registry)
+        elif share is not None or param_keys:
             keys = {
                 p: (param_keys or {}).get(p, f"{share or name}.{p}")
                 for p in (*facts.params, *facts.buffers)
@@ -179,6 +189,7 @@ class LayerGraph:
             "inputs": inputs,
             "share": share,
             "keys": keys,
+            "tensors": tensors,
         }
         self._order.append(name)
         if isinstance(layer, Input):
@@ -300,6 +311,7 @@ class LayerGraph:
                 [str(p) for p in preds],
                 share=data.get("share"),
                 param_keys=data.get("param_keys") or data.get("keys"),
+                tensors=data.get("tensors"),
             )
         modules = {k: [n for n in v if n in out] for k, v in (out._meta.get("modules") or {}).items()}
         out._meta["modules"] = {k: v for k, v in modules.items() if v}
@@ -335,8 +347,8 @@ class LayerGraph:
         for name, shape in _spec_inputs(spec).items():
             graph.add_input(name, shape)
         entries = _spec_entries(spec["layers"], graph.nodes)
-        for name, layer, reads, share, keys in _spec_order(entries, set(graph.nodes)):
-            graph.add(name, layer, reads, share=share, param_keys=keys)
+        for name, layer, reads, share, keys, tensors in _spec_order(entries, set(graph.nodes)):
+            graph.add(name, layer, reads, share=share, param_keys=keys, tensors=tensors)
         unused = spec.get("unused_parameters")
         if unused:
             if not isinstance(unused, dict) or not all(
@@ -394,7 +406,9 @@ class LayerGraph:
                 **data["layer"].config(),
                 "inputs": list(data["inputs"]),
             }
-            if data["share"]:
+            if data["tensors"] is not None:
+                entry["tensors"] = {k: [size, t] for k, (size, t) in data["tensors"].items()}
+            elif data["share"]:
                 entry["share"] = data["share"]
             elif data["keys"] is not None:  # explicit keys (from_torch): sharing survives
                 entry["param_keys"] = dict(data["keys"])
@@ -905,6 +919,8 @@ class LayerGraph:
     # ------------------------------------------------------------- params & cost
     def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
         data = self._attrs[node]
+        if data["tensors"] is not None:
+            return {k: size for k, (size, t) in data["tensors"].items() if t is not buffers}
         sizes = data["facts"].buffers if buffers else data["facts"].params
         keys = data["keys"]
         if keys is None:
@@ -917,7 +933,7 @@ class LayerGraph:
         if "key_users" not in analysis:
             users: dict[str, int] = {}
             for data in self._attrs.values():
-                for key in set((data["keys"] or {}).values()):
+                for key in _node_keys(data):
                     users[key] = users.get(key, 0) + 1
             analysis["key_users"] = users
         return analysis["key_users"]
@@ -946,10 +962,7 @@ class LayerGraph:
             f
             for f, on in (
                 ("opaque", isinstance(layer, Opaque)),
-                (
-                    "shared",
-                    data["keys"] is not None and any(users[k] > 1 for k in data["keys"].values()),
-                ),
+                ("shared", any(users[k] > 1 for k in _node_keys(data))),
                 ("unaligned", any(not f.aligned for f in rf)),
             )
             if on
@@ -960,7 +973,7 @@ class LayerGraph:
             facts.shape,
             sum(keys.values()) - shared,
             shared,
-            sum(facts.buffers.values()),
+            sum(self._param_keys(node, True).values()),
             facts.macs,
             facts.ops,
             0 if isinstance(layer, Parameter) else math.prod(facts.shape),
@@ -1151,6 +1164,39 @@ def _port_maps(facts: Facts, port: int, in_shape: tuple, in_axes: tuple, n: int)
     return tuple(out)
 
 
+def _node_keys(data: dict) -> set[str]:
+    """The explicit keys of the parameters and buffers a node reads."""
+    if data["tensors"] is not None:
+        return set(data["tensors"])
+    return set((data["keys"] or {}).values())
+
+
+def _checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
+    """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
+    if not isinstance(tensors, dict):
+        raise ConvAlgebraError(
+            f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
+            f"got {shown(tensors)}"
+        )
+    out = {}
+    for key, value in tensors.items():
+        ok = isinstance(key, str) and isinstance(value, (list, tuple)) and len(value) == 2
+        size, learnable = value if ok else (None, None)
+        if not (
+            ok
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size >= 0
+            and isinstance(learnable, bool)
+        ):
+            raise ConvAlgebraError(
+                f"layer {shown(name)}: tensor {shown(key)} must be [size, learnable] "
+                f"(a non-negative int and a bool), got {shown(value)}"
+            )
+        out[key] = (size, learnable)
+    return out
+
+
 def _in_scope(node: str, path: str) -> bool:
     """Whether ``node`` is ``path``'s own node, an earlier call (``path#k``) or inside it."""
     return node == path or node.startswith((path + "#", path + "."))
@@ -1237,6 +1283,7 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
         entry = dict(entry)
         name, reads = entry.pop("name", None), entry.pop("inputs", None)
         share, keys = entry.pop("share", None), entry.pop("param_keys", None)
+        tensors = entry.pop("tensors", None)
         label = name if name is not None else f"#{i}"
         try:
             layer = layer_from_dict(entry)
@@ -1262,7 +1309,7 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
                 f"layer {name!r}: 'param_keys' must map parameter names to "
                 f"keys, got {str(keys)[:80]}"
             )
-        entries.append((name, layer, reads, share, keys))
+        entries.append((name, layer, reads, share, keys, tensors))
     return entries
 
 
