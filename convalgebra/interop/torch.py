@@ -146,7 +146,12 @@ _ARITH = {
     "maximum": "add",
     "minimum": "add",
     "pow": "mul",
+    **dict.fromkeys(("gt", "lt", "ge", "le", "eq", "ne", "greater", "less"), "add"),
+    **dict.fromkeys(("logical_and", "logical_or", "logical_xor", "where", "masked_fill"), "add"),
+    **dict.fromkeys(("bitwise_and", "bitwise_or", "atan2", "fmod", "remainder"), "add"),
 }
+# reductions over the given axes (a spatial axis reduced is read whole)
+_REDUCE = ("mean", "sum", "amax", "amin", "nansum", "nanmean", "prod", "std", "var", "logsumexp")
 _SIG = {  # positional parameter names after the input, as in torch.nn.functional
     "conv": ("weight", "bias", "stride", "padding", "dilation", "groups"),
     "conv_transpose": (
@@ -646,6 +651,9 @@ class _Importer:
     def _module(self, node: Any, kind: str, args: tuple, kwargs: dict) -> Any:
         sub = self.modules[node.target]
         x = args[0] if args else next(iter(kwargs.values()))
+        if kind in ("PixelShuffle", "PixelUnshuffle") and isinstance(x, _Data):
+            factor = getattr(sub, "upscale_factor", getattr(sub, "downscale_factor", None))
+            return _h_pixel_shuffle(self, node, kind, x, (factor,), {})
         if kind == "MultiheadAttention":
             layer = _attention(sub, node, args, kwargs)
         else:
@@ -1038,8 +1046,11 @@ def _h_act(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict)
 
 
 def _h_arith(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> Any:
+    """Elementwise ops of tensors (and scalars): arithmetic, comparisons, ``where``,
+    ``masked_fill``, ``clamp`` with tensor bounds; each output reads the same position of
+    every operand (broadcasting)."""
     base = fname.removeprefix("aten.").rstrip("_")
-    operands = [v for v in (x, *rest[:1], kw.get("other")) if isinstance(v, (_Data, _Const))]
+    operands = [v for v in _flatten((x, rest, kw)) if isinstance(v, (_Data, _Const))]
     data = [v for v in operands if isinstance(v, _Data)]
     rank = max(len(d.shape) for d in data)
     if len(operands) < 2:
@@ -1137,14 +1148,54 @@ def _h_pad(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict)
 
 
 def _h_mean(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
+    """``mean``, ``sum``, ``amax``... over given axes (a spatial axis reduced is read whole)."""
     b = _bind(rest, kw, _SIG["mean"])
-    dims = b.get("dim")
+    dims = b.get("dim", kw.get("axis"))
     if dims is None:
-        raise _Unknown("mean over every axis")
+        raise _Unknown(f"{fname} over every axis (the batch axis too)")
     rank = len(x.shape) + 1
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     layer = Mean(tuple(_unbatch(d, rank) for d in dims), bool(b.get("keepdim", False)))
     return imp._add(imp._name(node, fname), layer, [_need_data(x, fname)])
+
+
+def _h_stack(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
+    """``torch.stack``: each tensor gets a new axis ``dim``, then they are concatenated."""
+    items = [imp._piece(x, i) for i in range(len(x.bounds))] if isinstance(x, _Pieces) else list(x)
+    data = [v for v in items if isinstance(v, _Data)]
+    if not data or len(data) != len(items) and not all(isinstance(v, _Const) for v in items):
+        raise _Unknown("stack of values that are not tensors")
+    rank = len(data[0].shape) + 1
+    dim = _bind(rest, kw, _SIG["cat"]).get("dim", 0) % (rank + 1)
+    if dim == 0:
+        raise _Unknown("stack along the batch axis")
+    name = imp._name(node, fname)
+    parts = []
+    for k, v in enumerate(items):
+        v = v if isinstance(v, _Data) else imp._materialise(v, rank - 1)
+        shape = list(v.shape)
+        shape.insert(dim - 1, 1)
+        parts.append(imp._add(imp._unique(f"{name}.{k}"), Reshape(tuple(shape)), [v]))
+    return imp._add(name, Concat(dim - 1), parts)
+
+
+def _h_pixel_shuffle(
+    imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
+) -> _Data:
+    """``pixel_shuffle``/``pixel_unshuffle`` (2-D): the view, permute and view torch runs."""
+    x = _need_data(x, fname)
+    factor = rest[0] if rest else kw.get("upscale_factor", kw.get("downscale_factor"))
+    if len(x.shape) != 3 or not isinstance(factor, int):
+        raise _Unknown(f"{fname} of a tensor that is not (C, H, W)")
+    c, h, w, r = *x.shape, factor
+    if "unshuffle" in fname.lower():
+        steps = [(c, h // r, r, w // r, r), (0, 2, 4, 1, 3), (c * r * r, h // r, w // r)]
+    else:
+        steps = [(c // (r * r), r, r, h, w), (0, 3, 1, 4, 2), (c // (r * r), h * r, w * r)]
+    name = imp._name(node, fname)
+    split = imp._add(imp._unique(f"{name}.view"), Reshape(steps[0]), [x])
+    moved = imp._add(imp._unique(f"{name}.permute"), Permute(steps[1]), [split])
+    return imp._add(name, Reshape(steps[2]), [moved])
 
 
 def _h_dropout(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
@@ -1425,7 +1476,10 @@ _HANDLERS = {
     "upsample_bilinear2d": _h_interp,
     "pad": _h_pad,
     "constant_pad_nd": _h_pad,
-    "mean": _h_mean,
+    **{n: _h_mean for n in _REDUCE},
+    "stack": _h_stack,
+    "pixel_shuffle": _h_pixel_shuffle,
+    "pixel_unshuffle": _h_pixel_shuffle,
     **{
         n: _h_dropout
         for n in (

@@ -340,10 +340,7 @@ class Flatten(Layer):
         if a > b:
             raise ConvAlgebraError(f"start_dim={self.start_dim} is after end_dim={self.end_dim}")
         out = (*shape[:a], _numel(shape[a : b + 1]), *shape[b + 1 :])
-        block = [i for i in range(a, b + 1) if shape[i] != 1]
-        kept = block[0] if len(block) == 1 else (a if a == b else None)
-        moves = [*range(a), kept, *range(b + 1, len(shape))]
-        return _pointwise(shape, out, [tuple(moves)])
+        return _reshape_facts(shape, out)
 
 
 @dataclass(frozen=True)
@@ -724,31 +721,52 @@ class Opaque(Layer):
         return Facts(tuple(self.shape), dict(self.params), dict(self.buffers), macs=self.macs)
 
 
-def _reshape_moves(src: Shape, dst: Shape) -> tuple:
-    """For each axis of ``dst``, the axis of ``src`` it carries unchanged (C-order reshape).
-
-    Axes are grouped into the smallest blocks of equal size in both shapes; a block of one
-    source and one target axis (size-1 axes aside) carries it, any other block mixes.
-    """
-    if tuple(src) == tuple(dst):
-        return tuple(range(len(dst)))
-    moves: list[int | None] = [None] * len(dst)
-    i = j = 0
-    while i < len(src) and j < len(dst):
-        bi, bj, pi, pj = [i], [j], src[i], dst[j]
+def _reshape_blocks(src: Shape, dst: Shape) -> list[tuple[list[int], list[int]]]:
+    """The smallest blocks of source and target axes with equal sizes (C-order reshape),
+    size-1 axes left out."""
+    src_axes = [a for a in range(len(src)) if src[a] != 1]
+    dst_axes = [b for b in range(len(dst)) if dst[b] != 1]
+    blocks, i, j = [], 0, 0
+    while i < len(src_axes) and j < len(dst_axes):
+        bi, bj = [src_axes[i]], [dst_axes[j]]
+        pi, pj = src[bi[0]], dst[bj[0]]
         i, j = i + 1, j + 1
         while pi != pj:
             if pi < pj:
-                pi, i = pi * src[i], i + 1
-                bi.append(i - 1)
+                bi.append(src_axes[i])
+                pi, i = pi * src[src_axes[i]], i + 1
             else:
-                pj, j = pj * dst[j], j + 1
-                bj.append(j - 1)
-        big_i = [a for a in bi if src[a] != 1]
-        big_j = [b for b in bj if dst[b] != 1]
-        if len(big_i) == 1 and len(big_j) == 1:
-            moves[big_j[0]] = big_i[0]
-    return tuple(moves)
+                bj.append(dst_axes[j])
+                pj, j = pj * dst[dst_axes[j]], j + 1
+        blocks.append((bi, bj))
+    return blocks
+
+
+def _reshape_facts(src: Shape, dst: Shape) -> Facts:
+    """Facts of a C-order reshape: which source axis each target axis carries, and how.
+
+    An axis kept whole carries its field (the identity). An axis split into ``(outer,
+    inner)`` parts is carried by the outer part, whose unit ``i`` reads the block ``i * b ..
+    i * b + b - 1`` (``b`` the size of the inner parts, which hold no spatial axis); an axis
+    merged as the outer part with inner axes of total size ``r`` is carried by the merged
+    axis, whose unit ``j`` reads ``j // r`` (the inner axes are no longer followed).
+    """
+    moves: list[int | None] = [None] * len(dst)
+    maps: list[Any] = [IDENTITY] * len(dst)
+    for bi, bj in _reshape_blocks(src, dst):
+        if len(bi) == 1 and len(bj) == 1:
+            moves[bj[0]] = bi[0]
+        elif len(bi) == 1:  # a split: the outer part carries the axis, a block per unit
+            inner = _numel(tuple(dst[b] for b in bj[1:]))
+            moves[bj[0]], maps[bj[0]] = bi[0], Local(inner, tuple(range(inner)))
+        elif len(bj) == 1:  # a merge: the outer source axis, each unit read r times
+            inner = _numel(tuple(src[a] for a in bi[1:]))
+            moves[bj[0]], maps[bj[0]] = bi[0], Scatter(inner, tuple(range(inner)))
+    if tuple(src) == tuple(dst):
+        moves = list(range(len(dst)))
+    return Facts(
+        tuple(dst), maps=[tuple(maps[1:])], lead=[maps[0]] if dst else None, moves=[tuple(moves)]
+    )
 
 
 @dataclass(frozen=True)
@@ -756,7 +774,10 @@ class Reshape(Layer):
     """``view``/``reshape``/``squeeze``/``unsqueeze`` to ``shape`` (unbatched, C order).
 
     An axis that is only moved (its size unchanged, other axes split or merged around it)
-    keeps its receptive field; a spatial axis split or merged with another becomes global.
+    keeps its receptive field; an axis split into ``(blocks, offsets)`` is followed by its
+    block axis (a unit reads its block), and an axis merged as the outer part of a larger
+    one is followed by the merged axis (space-to-depth, pixel shuffle, patchify); an axis
+    merged as an inner part is no longer followed (global).
 
     Examples
     --------
@@ -779,7 +800,7 @@ class Reshape(Layer):
             raise ConvAlgebraError(
                 f"shape {self.shape} does not hold the {_numel(shape)} entries of input {shape}"
             )
-        return _pointwise(shape, out_t, [_reshape_moves(shape, out_t)])
+        return _reshape_facts(shape, out_t)
 
 
 @dataclass(frozen=True)
