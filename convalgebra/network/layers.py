@@ -29,6 +29,7 @@ from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Wi
 
 __all__ = [
     "Facts",
+    "tf_same_padding",
     "Layer",
     "Input",
     "Conv",
@@ -207,12 +208,20 @@ class Conv(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         (shape,) = inputs
         _need_spatial(shape, "conv")
+        padding = self.padding
+        if _is_tf_same(padding):
+            if self.transposed:
+                raise ConvAlgebraError(
+                    "padding='tf_same' applies to convolutions and pools, not to a "
+                    "transposed convolution: give its padding explicitly"
+                )
+            padding = tf_same_padding(shape[1:], self.kernel_size, self.stride, self.dilation)
         spec = ConvSpec(
             shape,
             self.out_channels,
             self.kernel_size,
             self.stride,
-            self.padding,
+            padding,
             self.dilation,
             self.groups,
             self.padding_mode,
@@ -243,11 +252,16 @@ class _Pool(Layer):
         n = _need_spatial(shape, self.kind)
         k = normalize_tuple(self.kernel_size, n, "kernel_size")
         s = pool_stride(k, self.stride)
-        p = normalize_tuple(self.padding, n, "padding", minimum=0)
         d = normalize_tuple(self.dilation, n, "dilation")
-        if any(2 * pi > ki for pi, ki in zip(p, k)):
-            raise ConvAlgebraError(f"padding={p} must be at most half of kernel_size={k}")
-        sizes = tuple(map(pool_output_size, shape[1:], k, s, p, d, (self.ceil_mode,) * n))
+        if _is_tf_same(self.padding):
+            pairs = tf_same_padding(shape[1:], k, s, d)
+            p = tuple(a for a, _ in pairs)
+            sizes = tuple(-(-size // si) for size, si in zip(shape[1:], s))
+        else:
+            p = normalize_tuple(self.padding, n, "padding", minimum=0)
+            if any(2 * pi > ki for pi, ki in zip(p, k)):
+                raise ConvAlgebraError(f"padding={p} must be at most half of kernel_size={k}")
+            sizes = tuple(map(pool_output_size, shape[1:], k, s, p, d, (self.ceil_mode,) * n))
         if min(sizes) < 1:
             raise ConvAlgebraError(
                 f"output size {sizes} is not positive: input {shape[1:]} is smaller than "
@@ -256,6 +270,47 @@ class _Pool(Layer):
         out = (shape[0], *sizes)
         maps = tuple(Local(si, tap_offsets(ki, di, pi)) for ki, si, pi, di in zip(k, s, p, d))
         return Facts(out, ops=_numel(out) * math.prod(k), maps=[maps])
+
+
+def _is_tf_same(padding: Any) -> bool:
+    return isinstance(padding, str) and padding.lower() == "tf_same"
+
+
+def tf_same_padding(sizes: Shape, kernel_size: Any, stride: Any, dilation: Any = 1) -> tuple:
+    """TensorFlow's ``padding="SAME"`` as ``(before, after)`` pairs, one per spatial axis.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        The input's spatial sizes (the padding depends on them).
+    kernel_size, stride, dilation : int or tuple of int
+
+    Returns
+    -------
+    tuple of (int, int)
+
+    Notes
+    -----
+    The output has ``ceil(n / s)`` units; the padding is what that needs,
+    ``total = max((ceil(n / s) - 1) s + d (k - 1) + 1 - n, 0)``, with ``total // 2`` before
+    and the odd unit after (TensorFlow's rule; PyTorch's ``"same"`` takes no stride).
+
+    Examples
+    --------
+    >>> tf_same_padding((224, 224), 3, 2)
+    ((0, 1), (0, 1))
+    >>> tf_same_padding((7,), 3, 2), tf_same_padding((8,), 5, 1, 2)
+    (((1, 1),), ((4, 4),))
+    """
+    n = len(sizes)
+    k = normalize_tuple(kernel_size, n, "kernel_size")
+    s = normalize_tuple(stride if stride is not None else k, n, "stride")
+    d = normalize_tuple(dilation, n, "dilation")
+    pairs = []
+    for size, ki, si, di in zip(sizes, k, s, d):
+        total = max((-(-size // si) - 1) * si + di * (ki - 1) + 1 - size, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -783,7 +838,10 @@ class Reshape(Layer):
     --------
     >>> f = Reshape((2, 4, 5, 5)).facts([(8, 5, 5)])    # a channel shuffle's first view
     >>> f.shape, f.moves
-    ((2, 4, 5, 5), [(None, None, 1, 2)])
+    ((2, 4, 5, 5), [(0, None, 1, 2)])
+    >>> f = Reshape((3, 4, 2, 5, 2)).facts([(3, 8, 10)])  # space-to-depth's first view
+    >>> f.moves, f.maps[0][0]
+    ([(0, 1, None, 2, None)], Local(stride=2, taps=(0, 1), mode='zeros'))
     """
 
     shape: tuple = ()
