@@ -212,6 +212,49 @@ class LayerGraph:
             self._nx = graph
         return self._nx
 
+    def to_networkx(self, *, plain: bool = True) -> nx.DiGraph:
+        """A copy of the graph as a networkx DiGraph.
+
+        ``plain=True``: every attribute is a string, number or boolean, so
+        ``nx.node_link_data`` and ``nx.write_graphml`` take it: per node ``kind``, ``layer``
+        (the layer's configuration as JSON), ``shape`` (``"64x56x56"``), ``params``,
+        ``buffers``, ``macs`` and per spatial axis ``rf<axis>_size``, ``_jump``, ``_start``,
+        ``_global``; per edge ``port``; the graph's ``name``. ``plain=False``: :attr:`nx`
+        (layer objects as attributes).
+
+        Examples
+        --------
+        >>> import io, networkx as nx
+        >>> from convalgebra.network.layers import Conv
+        >>> g = LayerGraph.sequential((3, 8, 8), [Conv(4, 3, stride=2)])
+        >>> plain = g.to_networkx()
+        >>> plain.nodes["conv1"]["shape"], plain.nodes["conv1"]["rf0_jump"]
+        ('4x3x3', 2)
+        >>> nx.write_graphml(plain, io.BytesIO())
+        """
+        if not plain:
+            return self.nx.copy()
+        graph = nx.DiGraph(name=str(self._meta.get("name", "graph")))
+        for node in self._order:
+            info, layer = self.info(node), self._attrs[node]["layer"]
+            attrs: dict[str, Any] = {
+                "kind": info.kind,
+                "layer": json.dumps({"kind": layer.kind, **layer.config()}, default=str),
+                "shape": "x".join(map(str, info.shape)),
+                "params": info.params,
+                "buffers": info.buffers,
+                "macs": info.macs,
+            }
+            for a, record in enumerate(info.rf):
+                attrs.update((f"rf{a}_{k}", v) for k, v in record.to_dict().items() if k != "exact")
+            graph.add_node(node, **attrs)
+        graph.add_edges_from(
+            (src, node, {"port": port})
+            for node in self._order
+            for port, src in enumerate(self._attrs[node]["inputs"])
+        )
+        return graph
+
     def _resolve_inputs(self, name: str, layer: Layer, inputs: Any) -> tuple[str, ...]:
         if inputs is None:
             inputs = (self._order[-1],) if self._order and layer.arity[0] > 0 else ()
@@ -726,7 +769,8 @@ class LayerGraph:
     def axes(self, node: str) -> tuple[int | None, ...]:
         """Where each spatial axis of the graph input sits in ``node``'s output.
 
-        One output axis index per spatial axis (``None``: merged away, e.g. flattened),
+        One output axis index per spatial axis (``None``: merged away as the inner part of
+        a reshape or flatten),
         ``(1, 2)`` for a ``(C, H, W)`` node, ``(0, 1)`` for a channels-last ``(H, W, C)``
         node; ``()`` for a parameter or a value computed from parameters alone.
 
@@ -735,7 +779,10 @@ class LayerGraph:
         >>> from convalgebra.network.layers import Conv, Permute, Flatten
         >>> g = LayerGraph.sequential((3, 8, 8), [Conv(4, 3), Permute((1, 2, 0)), Flatten()])
         >>> g.axes("conv1"), g.axes("permute2"), g.axes("flatten3")
-        ((1, 2), (0, 1), (None, None))
+        ((1, 2), (0, 1), (0, None))
+
+        Flattening ``(H, W, C)`` keeps ``H`` as the outer part of the flat axis (unit ``j``
+        reads row ``j // (W C)``); ``W`` is merged away.
         """
         node = self.resolve(node)
         self._analysis()
@@ -993,7 +1040,8 @@ class LayerGraph:
         """A per-node table with a totals row: ``fmt`` is text, markdown, csv or json.
 
         Columns: node, kind, output shape, params (shared ones counted at first use),
-        buffers, MACs, receptive field per axis (``size/jump`` or ``global``; with an
+        buffers, MACs, receptive field per axis (``size/jump`` or ``global``; CSV and JSON
+        add the numbers, ``rf<axis>_size``, ``_jump``, ``_start`` and ``_global``; with an
         ``RF w/o gates`` column beside it when holding the gates constant changes some
         node's field, see :meth:`receptive_field`), activation memory in bytes of ``batch``
         samples at ``dtype_bytes`` per element (``act_bytes``), and flags; MACs are for the
@@ -1004,7 +1052,7 @@ class LayerGraph:
         """
         from .tabulate import add_percentages, fold_rows, render
 
-        rows = self._rows(dtype_bytes, _positive(batch, "batch"))
+        rows = self._rows(dtype_bytes, _positive(batch, "batch"), numeric=fmt in ("csv", "json"))
         if depth is not None:
             rows = fold_rows(rows, _positive(depth, "depth"))
         total = self.summary(dtype_bytes=dtype_bytes, batch=batch)
@@ -1024,7 +1072,7 @@ class LayerGraph:
             return render(rows, fmt=fmt) + "\n\n" + note
         return render(rows, fmt=fmt)
 
-    def _rows(self, dtype_bytes: int, batch: int) -> list[dict[str, Any]]:
+    def _rows(self, dtype_bytes: int, batch: int, numeric: bool = False) -> list[dict[str, Any]]:
         seen: set = set()
         gated = self._gates_change_fields()
         rows = []
@@ -1044,6 +1092,11 @@ class LayerGraph:
                     " x ".join(f.describe() for f in self.receptive_field(node, gates="ignore"))
                     or None
                 )
+            if numeric:  # one number per column: size, jump, start and global per axis
+                for a in range(self.spatial_ndim):
+                    record = i.rf[a].to_dict() if a < len(i.rf) else {}
+                    for key in ("size", "jump", "start", "global"):
+                        row[f"rf{a}_{key}"] = record.get(key)
             rows.append(
                 {
                     **row,
