@@ -294,7 +294,7 @@ def _example(torch: Any, module: Any, shapes: list) -> tuple:
 def _recording_tracer(torch: Any) -> Any:
     """An fx tracer that records every module call (leaf or not) and the value it returns."""
 
-    class Recorder(torch.fx.Tracer):  # type: ignore[name-defined,misc]
+    class Recorder(torch.fx.Tracer):
         def __init__(self) -> None:
             super().__init__()
             self.calls: list[tuple[str, Any]] = []
@@ -619,7 +619,7 @@ class _Importer:
     def _reads(self, values: dict[Any, Any]) -> dict[str, tuple[int, bool]]:
         """The stored tensors behind ``values`` (parameters, buffers, or weights computed
         from them): ``{key: (size, learnable)}``."""
-        out = {}
+        out: dict[str, tuple[int, bool]] = {}
         for v in values.values():
             if isinstance(v, _Const):
                 out.update((k, (size, k in self.named)) for k, size in v.keys.items())
@@ -1179,15 +1179,13 @@ def _h_stack(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dic
     return imp._add(name, Concat(dim - 1), parts)
 
 
-def _h_pixel_shuffle(
-    imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict
-) -> _Data:
+def _h_pixel_shuffle(imp: _Importer, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -> _Data:
     """``pixel_shuffle``/``pixel_unshuffle`` (2-D): the view, permute and view torch runs."""
     x = _need_data(x, fname)
     factor = rest[0] if rest else kw.get("upscale_factor", kw.get("downscale_factor"))
     if len(x.shape) != 3 or not isinstance(factor, int):
         raise _Unknown(f"{fname} of a tensor that is not (C, H, W)")
-    c, h, w, r = *x.shape, factor
+    (c, h, w), r = x.shape, factor
     if "unshuffle" in fname.lower():
         steps = [(c, h // r, r, w // r, r), (0, 2, 4, 1, 3), (c * r * r, h // r, w // r)]
     else:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
+from networkx import DiGraph
 
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
@@ -145,7 +146,7 @@ class LayerGraph:
         *,
         share: str | None = None,
         param_keys: dict[str, str] | None = None,
-        tensors: dict[str, Sequence] | None = None,
+        tensors: Mapping[str, Sequence] | None = None,
     ) -> str:
         """Add a layer reading ``inputs`` (default: the last node added); returns its name.
 
@@ -212,7 +213,7 @@ class LayerGraph:
             self._nx = graph
         return self._nx
 
-    def to_networkx(self, *, plain: bool = True) -> nx.DiGraph:
+    def to_networkx(self, *, plain: bool = True) -> DiGraph:
         """A copy of the graph as a networkx DiGraph.
 
         ``plain=True``: every attribute is a string, number or boolean, so
@@ -356,7 +357,9 @@ class LayerGraph:
                 param_keys=data.get("param_keys") or data.get("keys"),
                 tensors=data.get("tensors"),
             )
-        modules = {k: [n for n in v if n in out] for k, v in (out._meta.get("modules") or {}).items()}
+        modules = {
+            k: [n for n in v if n in out] for k, v in (out._meta.get("modules") or {}).items()
+        }
         out._meta["modules"] = {k: v for k, v in modules.items() if v}
         aliases = (out._meta.get("aliases") or {}).items()
         out._meta["aliases"] = {k: v for k, v in aliases if v in out}
@@ -542,7 +545,9 @@ class LayerGraph:
         convalgebra.errors.ConvAlgebraError: no node named 'blok' in the graph; close matches: 'block'
         """
         if not isinstance(name, str):
-            raise TypeError(f"node must be a node name (str), got {type(name).__name__} {shown(name)}")
+            raise TypeError(
+                f"node must be a node name (str), got {type(name).__name__} {shown(name)}"
+            )
         if name in self._attrs:
             return name
         named = self.module_outputs()
@@ -1226,7 +1231,7 @@ def _node_keys(data: dict) -> set[str]:
 
 def _checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
     """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
-    if not isinstance(tensors, dict):
+    if not isinstance(tensors, Mapping):
         raise ConvAlgebraError(
             f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
             f"got {shown(tensors)}"
