@@ -370,9 +370,13 @@ class LayerGraph:
         """Build from a declarative spec (the parsed JSON/YAML document).
 
         ``{"name": str, "input": shape | "inputs": {name: shape}, "layers": [{"name", "kind",
-        "inputs", "share", "param_keys", **fields}], "unused_parameters": {name: size}}``; a
-        layer without ``inputs`` reads the previous one; ``param_keys`` maps a layer's
-        parameter names to global keys (layers naming the same key share it).
+        "inputs", "share", "param_keys", "tensors", **fields}], "unused_parameters": {name:
+        size}, "modules": {path: [node, ...]}, "aliases": {name: node}}``; a layer without
+        ``inputs`` reads the previous one; ``param_keys`` maps a layer's parameter names to
+        global keys (layers naming the same key share it); ``tensors`` lists the stored
+        tensors a layer reads, ``{key: [size, learnable]}`` (see :meth:`add`); ``modules``
+        gives the output node of each call of a module path, ``aliases`` other names of nodes
+        (see :meth:`resolve`).
 
         Examples
         --------

@@ -54,10 +54,15 @@ def from_torch(
     Returns
     -------
     LayerGraph
-        Node names follow the module path (``layer4.2.relu``; ``#2`` when a module is called
-        again, ``layer1.0.add`` for an op inside ``layer1.0``). ``param_count(graph) ==
-        sum(p.numel() for p in module.parameters())`` when every parameter is used; unused
-        ones are listed by ``graph.unused_parameters()``.
+        A module path names the module's output (of its last call): a module called ``n``
+        times gives nodes ``path#1`` ... ``path#(n-1)`` and ``path``; an op inside a module is
+        ``<path>.<op>`` (``layer1.0.add``); any module path, a container's too (``layer3``,
+        ``features.7``), resolves to its output node (``graph.resolve``, and every query
+        taking a node), and ``graph.nodes_of(path)`` lists what it produced. Every node
+        counts the stored tensors it reads (parameters and buffers, each once, computed
+        weights included), so ``param_count(graph) == sum(p.numel() for p in
+        module.parameters())`` when every parameter is used; unused ones are listed by
+        ``graph.unused_parameters()``.
 
     Raises
     ------
