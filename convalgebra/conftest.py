@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 
-_NEEDS = {"plot.py": "matplotlib", "interop/torch.py": "torch", "lipschitz.py": "torch"}
+_NEEDS = {"plot.py": "matplotlib", "interop/torch": "torch", "lipschitz.py": "torch"}
 
 collect_ignore = [path for path, extra in _NEEDS.items() if importlib.util.find_spec(extra) is None]

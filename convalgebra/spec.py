@@ -255,6 +255,48 @@ class ConvSpec:
             object.__setattr__(self, name, value)
         self.__post_init__()
 
+    @classmethod
+    def from_torch(cls, module: Any, input_shape: Sequence[int]) -> ConvSpec:
+        """The spec of a torch convolution module at ``input_shape`` (``(C, *spatial)``).
+
+        Reads the attributes of ``nn.Conv{1,2,3}d`` and ``nn.ConvTranspose{1,2,3}d``
+        (weight-normalised or otherwise parametrised ones too); torch is not imported.
+
+        Examples
+        --------
+        >>> class Conv2d:  # torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+        ...     in_channels, out_channels, kernel_size, stride = 3, 8, (3, 3), (2, 2)
+        ...     padding, dilation, groups, padding_mode, bias = (1, 1), (1, 1), 1, "zeros", None
+        >>> spec = ConvSpec.from_torch(Conv2d(), (3, 32, 32))
+        >>> spec.output_shape, spec.n_params
+        ((8, 16, 16), 216)
+        """
+        kind = type(module).__name__.removeprefix("Parametrized")
+        if kind not in {f"Conv{n}d" for n in (1, 2, 3)} | {f"ConvTranspose{n}d" for n in (1, 2, 3)}:
+            raise TypeError(
+                f"module must be a torch Conv1d/2d/3d or ConvTranspose1d/2d/3d, got {kind}"
+            )
+        shape = tuple(input_shape)
+        if not shape or shape[0] != module.in_channels:
+            raise ConvAlgebraError(
+                f"input_shape={shown(shape)} must start with the module's in_channels="
+                f"{module.in_channels} (shape (C, *spatial), no batch axis)"
+            )
+        transposed = kind.startswith("ConvTranspose")
+        return cls(
+            shape,
+            module.out_channels,
+            tuple(module.kernel_size),
+            tuple(module.stride),
+            module.padding if isinstance(module.padding, str) else tuple(module.padding),
+            tuple(module.dilation),
+            module.groups,
+            module.padding_mode,
+            module.bias is not None,
+            transposed,
+            tuple(module.output_padding) if transposed else 0,
+        )
+
     def __post_init__(self) -> None:
         shape = self.input_shape
         if not isinstance(shape, (tuple, list)) or not all(_is_int(v) for v in shape):

@@ -3,7 +3,8 @@
 For each model: parameters equal ``sum(p.numel())`` (minus the auxiliary heads eval never
 runs, listed as unused), MACs equal torch's dispatch count of the same forward pass, and
 every module output with a finite receptive field reads exactly the box the gradient probe
-of the linearised network finds. ``CI_MODELS`` run by default (a representative subset:
+of the linearised network finds; every module torch calls resolves, by its path, to a node of
+the shape of the module's output (of its last call). ``CI_MODELS`` run by default (a representative subset:
 channel shuffle, channels-last blocks, squeeze-and-excitation, dense concatenation,
 inception branches, interpolation, attention); ``CONVALGEBRA_TORCHVISION=all`` runs all, at
 the smallest input each model takes (``torchvision_models.small``).
@@ -24,6 +25,7 @@ import torchvision_models as tvm  # noqa: E402
 from torch_probe import dispatch_macs, positive_copy, probe_boxes  # noqa: E402
 
 from convalgebra import from_torch, macs, param_count  # noqa: E402
+from convalgebra.errors import ConvAlgebraError  # noqa: E402
 
 FULL = os.environ.get("CONVALGEBRA_TORCHVISION") == "all"
 MODELS = list(tvm.ALL) if FULL else tvm.CI_MODELS
@@ -92,3 +94,45 @@ def test_nothing_is_unmodelled(imported):
         }
     else:
         assert g.nx.graph["unmodelled"] == [] and not caught
+
+
+def _called_outputs(model, shape) -> dict:
+    """Module path -> output shape (no batch axis) of its last call, for every module torch
+    calls in one forward pass (forward hooks)."""
+    seen: dict = {}
+
+    def hook(path):
+        def keep(module, inputs, result):
+            first = result
+            while isinstance(first, (tuple, list)) and first:
+                first = first[0]
+            if isinstance(first, dict) and first:
+                first = next(iter(first.values()))
+            seen[path] = tuple(first.shape[1:]) if isinstance(first, torch.Tensor) else None
+
+        return keep
+
+    hooks = [m.register_forward_hook(hook(p)) for p, m in model.named_modules() if p]
+    try:
+        with torch.no_grad():
+            model(torch.rand(1, *shape))
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def test_every_called_module_path_resolves_to_its_output(imported):
+    name, model, g, _, shape = imported
+    called = _called_outputs(model, shape)
+    assert len(called) > 10
+    wrong = {}
+    for path, out in called.items():
+        try:
+            node = g.resolve(path)
+        except ConvAlgebraError as exc:
+            wrong[path] = str(exc)
+            continue
+        if out is not None and g.shape(node) != out:
+            wrong[path] = (node, g.shape(node), out)
+    assert wrong == {}

@@ -111,7 +111,8 @@ def _small(name, shape):
 
 def _up_to_features(g):
     """The subgraph that computes "features" (skips the huge classifiers in torch tests)."""
-    keep = nx.ancestors(g.nx, "features") | {"features"}
+    features = g.resolve("features")
+    keep = nx.ancestors(g.nx, features) | {features}
     return LayerGraph.from_nx(g.nx.subgraph(keep).copy())
 
 

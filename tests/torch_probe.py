@@ -109,11 +109,12 @@ def positive_copy(model):
     return m.requires_grad_(False)  # the probe differentiates with respect to the input only
 
 
-def _keep_first(seen: dict, name: str):
-    """A forward hook keeping a module's first output (returns None: output unchanged)."""
+def _keep_last(seen: dict, name: str):
+    """A forward hook keeping a module's output of its last call (a module path names the
+    output of the module's last call); returns None: the output is unchanged."""
 
     def hook(module, inputs, result):
-        seen.setdefault(name, result)
+        seen[name] = result
 
     return hook
 
@@ -121,6 +122,7 @@ def _keep_first(seen: dict, name: str):
 def probe_boxes(model, shape, requests: dict, batch: int = 16) -> dict:
     """Input boxes read by ``requests``: ``{module name: (output axes, position)}``.
 
+    The output of a module called several times is the one of its last call.
     ``output axes`` are the tensor axes (without the batch axis) of the module's output that
     hold the spatial axes, ``position`` the unit probed along each. Returns one inclusive
     ``(first, last)`` pair per spatial axis, or None when the unit reads nothing.
@@ -131,7 +133,7 @@ def probe_boxes(model, shape, requests: dict, batch: int = 16) -> dict:
     for start in range(0, len(names), batch):
         chunk = names[start : start + batch]
         seen: dict = {}
-        hooks = [modules[n].register_forward_hook(_keep_first(seen, n)) for n in chunk]
+        hooks = [modules[n].register_forward_hook(_keep_last(seen, n)) for n in chunk]
         x = (torch.rand(len(chunk), *shape, dtype=torch.float64) + 0.5).requires_grad_()
         try:
             with Linearise():

@@ -254,8 +254,8 @@ def rf(ns: argparse.Namespace) -> Result:
 
         rows = _rf_rows(graph)
         if ns.node is not None:
-            graph.shape(ns.node)  # an unknown node is an error naming it
-            rows = [r for r in rows if r["node"] == ns.node]
+            node = graph.resolve(ns.node)  # a module path names its output node
+            rows = [r for r in rows if r["node"] == node]
         text = render(rows, fmt=ns.format)
     files = {}
     if ns.plot is not None:

@@ -19,16 +19,18 @@ Examples
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
+from networkx import DiGraph
 
 from ..display import Table
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
@@ -178,11 +180,16 @@ class LayerGraph:
         *,
         share: str | None = None,
         param_keys: dict[str, str] | None = None,
+        tensors: Mapping[str, Sequence] | None = None,
     ) -> str:
         """Add a layer reading ``inputs`` (default: the last node added); returns its name.
 
         ``share`` names a parameter set used by several nodes (counted once); ``param_keys``
-        maps parameter names to global keys explicitly (used by :func:`from_torch`).
+        maps parameter names to global keys explicitly. ``tensors`` lists the stored tensors
+        the node reads, ``{key: (size, learnable)}`` (a module's parameters and buffers, used
+        by :func:`from_torch`): they replace the layer's own parameter count, so a weight
+        computed from several tensors (or a buffer used as a weight) counts what is stored;
+        a key read by several nodes is counted once.
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"node names must be non-empty strings, got {shown(name)}")
@@ -197,7 +204,12 @@ class LayerGraph:
         inputs = self._resolve_inputs(name, layer, inputs)
         facts = self._facts(name, layer, inputs)
         keys = None  # parameters keyed "<name>.<param>", owned by this node alone
-        if share is not None or param_keys:
+        if tensors is not None:
+            tensors = _checked_tensors(name, tensors)
+            for learnable, registry in ((True, self._params), (False, self._buffers)):
+                sizes = {k: size for k, (size, t) in tensors.items() if t is learnable}
+                self._check_shared(name, {k: k for k in sizes}, sizes, registry)
+        elif share is not None or param_keys:
             keys = {
                 p: (param_keys or {}).get(p, f"{share or name}.{p}")
                 for p in (*facts.params, *facts.buffers)
@@ -213,6 +225,7 @@ class LayerGraph:
             "inputs": inputs,
             "share": share,
             "keys": keys,
+            "tensors": tensors,
         }
         self._order.append(name)
         if isinstance(layer, Input):
@@ -234,6 +247,49 @@ class LayerGraph:
             )
             self._nx = graph
         return self._nx
+
+    def to_networkx(self, *, plain: bool = True) -> DiGraph:
+        """A copy of the graph as a networkx DiGraph.
+
+        ``plain=True``: every attribute is a string, number or boolean, so
+        ``nx.node_link_data`` and ``nx.write_graphml`` take it: per node ``kind``, ``layer``
+        (the layer's configuration as JSON), ``shape`` (``"64x56x56"``), ``params``,
+        ``buffers``, ``macs`` and per spatial axis ``rf<axis>_size``, ``_jump``, ``_start``,
+        ``_global``; per edge ``port``; the graph's ``name``. ``plain=False``: :attr:`nx`
+        (layer objects as attributes).
+
+        Examples
+        --------
+        >>> import io, networkx as nx
+        >>> from convalgebra.network.layers import Conv
+        >>> g = LayerGraph.sequential((3, 8, 8), [Conv(4, 3, stride=2)])
+        >>> plain = g.to_networkx()
+        >>> plain.nodes["conv1"]["shape"], plain.nodes["conv1"]["rf0_jump"]
+        ('4x3x3', 2)
+        >>> nx.write_graphml(plain, io.BytesIO())
+        """
+        if not plain:
+            return self.nx.copy()
+        graph = nx.DiGraph(name=str(self._meta.get("name", "graph")))
+        for node in self._order:
+            info, layer = self.info(node), self._attrs[node]["layer"]
+            attrs: dict[str, Any] = {
+                "kind": info.kind,
+                "layer": json.dumps({"kind": layer.kind, **layer.config()}, default=str),
+                "shape": "x".join(map(str, info.shape)),
+                "params": info.params,
+                "buffers": info.buffers,
+                "macs": info.macs,
+            }
+            for a, record in enumerate(info.rf):
+                attrs.update((f"rf{a}_{k}", v) for k, v in record.to_dict().items() if k != "exact")
+            graph.add_node(node, **attrs)
+        graph.add_edges_from(
+            (src, node, {"port": port})
+            for node in self._order
+            for port, src in enumerate(self._attrs[node]["inputs"])
+        )
+        return graph
 
     def _resolve_inputs(self, name: str, layer: Layer, inputs: Any) -> tuple[str, ...]:
         if inputs is None:
@@ -337,7 +393,14 @@ class LayerGraph:
                 [str(p) for p in preds],
                 share=data.get("share"),
                 param_keys=data.get("param_keys") or data.get("keys"),
+                tensors=data.get("tensors"),
             )
+        modules = {
+            k: [n for n in v if n in out] for k, v in (out._meta.get("modules") or {}).items()
+        }
+        out._meta["modules"] = {k: v for k, v in modules.items() if v}
+        aliases = (out._meta.get("aliases") or {}).items()
+        out._meta["aliases"] = {k: v for k, v in aliases if v in out}
         return out
 
     @classmethod
@@ -345,9 +408,13 @@ class LayerGraph:
         """Build from a declarative spec (the parsed JSON/YAML document).
 
         ``{"name": str, "input": shape | "inputs": {name: shape}, "layers": [{"name", "kind",
-        "inputs", "share", "param_keys", **fields}], "unused_parameters": {name: size}}``; a
-        layer without ``inputs`` reads the previous one; ``param_keys`` maps a layer's
-        parameter names to global keys (layers naming the same key share it).
+        "inputs", "share", "param_keys", "tensors", **fields}], "unused_parameters": {name:
+        size}, "modules": {path: [node, ...]}, "aliases": {name: node}}``; a layer without
+        ``inputs`` reads the previous one; ``param_keys`` maps a layer's parameter names to
+        global keys (layers naming the same key share it); ``tensors`` lists the stored
+        tensors a layer reads, ``{key: [size, learnable]}`` (see :meth:`add`); ``modules``
+        gives the output node of each call of a module path, ``aliases`` other names of nodes
+        (see :meth:`resolve`).
 
         Examples
         --------
@@ -368,8 +435,8 @@ class LayerGraph:
         for name, shape in _spec_inputs(spec).items():
             graph.add_input(name, shape)
         entries = _spec_entries(spec["layers"], graph.nodes)
-        for name, layer, reads, share, keys in _spec_order(entries, set(graph.nodes)):
-            graph.add(name, layer, reads, share=share, param_keys=keys)
+        for name, layer, reads, share, keys, tensors in _spec_order(entries, set(graph.nodes)):
+            graph.add(name, layer, reads, share=share, param_keys=keys, tensors=tensors)
         unused = spec.get("unused_parameters")
         if unused:
             if not isinstance(unused, dict) or not all(
@@ -379,6 +446,12 @@ class LayerGraph:
                     f"'unused_parameters' must map parameter names to sizes, got {str(unused)[:80]}"
                 )
             graph._meta["unused_parameter_sizes"] = dict(unused)
+        graph._meta["modules"] = _spec_modules(spec.get("modules"), graph)
+        aliases = spec.get("aliases") or {}
+        if not isinstance(aliases, dict):
+            raise ConvAlgebraError(f"'aliases' must map names to node names, got {shown(aliases)}")
+        for alias, node in _spec_modules({k: [v] for k, v in aliases.items()}, graph).items():
+            graph.alias(alias, node[0])
         return graph
 
     @classmethod
@@ -422,7 +495,9 @@ class LayerGraph:
                 **data["layer"].config(),
                 "inputs": list(data["inputs"]),
             }
-            if data["share"]:
+            if data["tensors"] is not None:
+                entry["tensors"] = {k: [size, t] for k, (size, t) in data["tensors"].items()}
+            elif data["share"]:
                 entry["share"] = data["share"]
             elif data["keys"] is not None:  # explicit keys (from_torch): sharing survives
                 entry["param_keys"] = dict(data["keys"])
@@ -430,6 +505,10 @@ class LayerGraph:
         spec = {"name": self._meta.get("name", "graph"), "inputs": inputs, "layers": layers}
         if self.unused_parameters():
             spec["unused_parameters"] = self.unused_parameters()
+        if self._meta.get("modules"):
+            spec["modules"] = {k: list(v) for k, v in self._meta["modules"].items()}
+        if self._meta.get("aliases"):
+            spec["aliases"] = dict(self._meta["aliases"])
         return spec
 
     def to_file(self, path: str | Path) -> Path:
@@ -499,15 +578,82 @@ class LayerGraph:
         return [n for n in self._order if n not in read]
 
     def _node(self, node: str) -> dict:
-        if node not in self._attrs:
-            raise ConvAlgebraError(f"no node named {shown(node)} in the graph")
-        return self._attrs[node]
+        return self._attrs[self.resolve(node)]
+
+    def resolve(self, name: str) -> str:
+        """The node a name stands for: a node name, or a module path naming its output.
+
+        A module path (``layer3``, ``layer3.1``, ``features.7``) names the output of the
+        module's last call: the graph's record of module outputs (:func:`from_torch` keeps
+        one for every module its forward calls) or an alias (:meth:`alias`), else the last
+        node of the scope (:meth:`nodes_of`). An unknown name is an error listing the
+        closest names.
+
+        Examples
+        --------
+        >>> from convalgebra.network.layers import Conv, Activation
+        >>> g = LayerGraph.sequential((3, 8, 8), [("block.conv", Conv(4, 3)),
+        ...                                       ("block.relu", Activation("relu"))])
+        >>> g.resolve("block"), g.resolve("block.conv")
+        ('block.relu', 'block.conv')
+        >>> g.resolve("blok")
+        Traceback (most recent call last):
+        ...
+        convalgebra.errors.ConvAlgebraError: no node named 'blok' in the graph; close matches: 'block'
+        """
+        if not isinstance(name, str):
+            raise TypeError(
+                f"node must be a node name (str), got {type(name).__name__} {shown(name)}"
+            )
+        if name in self._attrs:
+            return name
+        named = self.module_outputs()
+        if name in named:
+            return named[name]
+        inside = self.nodes_of(name)
+        if inside:
+            return inside[-1]
+        known = dict.fromkeys([*self._attrs, *named, *_scopes(self._order)])
+        close = difflib.get_close_matches(name, list(known), 5)
+        hint = "; close matches: " + ", ".join(shown(c) for c in close) if close else ""
+        raise ConvAlgebraError(f"no node named {shown(name)} in the graph{hint}")
+
+    def alias(self, name: str, node: str) -> None:
+        """Let ``name`` stand for ``node`` in every query (e.g. ``"features"``)."""
+        if name in self._attrs:
+            raise ConvAlgebraError(f"{shown(name)} is already a node of the graph")
+        self._meta.setdefault("aliases", {})[name] = self.resolve(node)
+
+    def module_outputs(self) -> dict[str, str]:
+        """Module path (or alias) -> the node holding the output of its last call.
+
+        :func:`~convalgebra.interop.torch.from_torch` records every module its forward
+        calls (``graph.nx.graph["modules"]`` keeps the output node of each call, in order).
+        """
+        calls = self._meta.get("modules") or {}
+        return {**{k: v[-1] for k, v in calls.items() if v}, **(self._meta.get("aliases") or {})}
+
+    def nodes_of(self, path: str) -> list[str]:
+        """Every node a module produced: named ``path``, ``path#k`` (its earlier calls) or
+        inside its scope (``path.<...>``), in order; the recorded outputs of ``path`` when
+        no node carries its name.
+
+        Examples
+        --------
+        >>> from convalgebra import zoo
+        >>> zoo.resnet18().nodes_of("layer1.0")[:4]
+        ['layer1.0.conv1', 'layer1.0.bn1', 'layer1.0.relu#1', 'layer1.0.conv2']
+        """
+        inside = [n for n in self._order if _in_scope(n, path)]
+        if inside:
+            return inside
+        return list(dict.fromkeys((self._meta.get("modules") or {}).get(path, [])))
 
     def layer(self, node: str) -> Layer:
         return self._node(node)["layer"]
 
     def shape(self, node: str) -> tuple[int, ...]:
-        """Output shape ``(C, *spatial)`` of a node."""
+        """Output shape ``(C, *spatial)`` of a node (or of the output of a module path)."""
         return self._node(node)["facts"].shape
 
     def facts(self, node: str) -> Facts:
@@ -527,32 +673,44 @@ class LayerGraph:
         return tuple(max(s[1 + a] for s in shapes) for a in range(n))
 
     def default_node(self) -> str | None:
-        """The node a network's receptive field is quoted at: ``"features"`` when the graph
-        has one (the zoo's last feature map), else the last non-input node with a spatial
-        output larger than one position (a feature map, not a globally pooled 1x1), else
-        the last non-input node with a spatial output; ``None`` when no node has one.
+        """The node a network's receptive field is quoted at: the last feature map.
+
+        ``"features"`` when the graph has a node or alias of that name (the zoo's last
+        feature map); else the last node (in order) that still carries every spatial axis of
+        the input (:meth:`axes`, so channels-last ``(H, W, C)`` maps count) with more than
+        one position, i.e. the map before global pooling or flattening; when every map has
+        shrunk to one position, the last node carrying the spatial axes whose field is not
+        global; ``None`` when no node carries them.
 
         Examples
         --------
-        >>> from convalgebra.network.layers import Conv, AdaptivePool, Flatten
+        >>> from convalgebra.network.layers import Conv, AdaptivePool, Flatten, LayerNorm, Permute
         >>> g = LayerGraph.sequential((3, 16, 16), [Conv(4, 3), AdaptivePool(1), Flatten()])
         >>> g.default_node()
         'conv1'
+
+        A channels-last head (pooled ``(1, 1, C)`` map, then a norm) is not a feature map:
+
+        >>> last = [Permute((1, 2, 0)), LayerNorm(4)]
+        >>> g = LayerGraph.sequential((3, 16, 16), [Conv(4, 3), *last, Permute((2, 0, 1)),
+        ...                                          AdaptivePool(1), *last])
+        >>> g.default_node(), g.shape("layer_norm7")
+        ('permute4', (1, 1, 4))
         """
-        if "features" in self._attrs:
+        if "features" in self._attrs or "features" in (self._meta.get("aliases") or {}):
             return "features"
-        n = self.spatial_ndim
-        if not n:
+        if not self.spatial_ndim:
             return None
-        spatial = [
+        carried = [
             v
             for v in reversed(self._order)
-            if v not in self._inputs and len(self._attrs[v]["facts"].shape) == n + 1
+            if v not in self._inputs
+            and not isinstance(self._attrs[v]["layer"], Parameter)
+            and self._spatial_sizes(v) is not None
         ]
-        return next(
-            (v for v in spatial if math.prod(self._attrs[v]["facts"].shape[1:]) > 1),
-            spatial[0] if spatial else None,
-        )
+        wide = (v for v in carried if math.prod(self._spatial_sizes(v) or ()) > 1)
+        local = (v for v in carried if not any(f.is_global for f in self._fields("keep")[v]))
+        return next(wide, None) or next(local, None) or next(iter(carried), None)
 
     def _resolve_node(self, node: str | None) -> str:
         if node is None:
@@ -562,9 +720,8 @@ class LayerGraph:
                     f"{self!r} has no node with a spatial output: name the "
                     "node whose receptive field you want"
                 )
-            return found
-        self._node(node)
-        return node
+            return self.resolve(found)
+        return self.resolve(node)
 
     # ------------------------------------------------------------------ analysis
     def _analysis(self) -> dict[str, Any]:
@@ -608,7 +765,8 @@ class LayerGraph:
         >>> g.gate_ports("scale")
         (1,)
         """
-        data = self._node(node)
+        node = self.resolve(node)
+        data = self._attrs[node]
         if data["layer"].kind != "mul":
             return ()
         shapes = [self._attrs[s]["facts"].shape for s in data["inputs"]]
@@ -673,7 +831,8 @@ class LayerGraph:
     def axes(self, node: str) -> tuple[int | None, ...]:
         """Where each spatial axis of the graph input sits in ``node``'s output.
 
-        One output axis index per spatial axis (``None``: merged away, e.g. flattened),
+        One output axis index per spatial axis (``None``: merged away as the inner part of
+        a reshape or flatten),
         ``(1, 2)`` for a ``(C, H, W)`` node, ``(0, 1)`` for a channels-last ``(H, W, C)``
         node; ``()`` for a parameter or a value computed from parameters alone.
 
@@ -682,9 +841,12 @@ class LayerGraph:
         >>> from convalgebra.network.layers import Conv, Permute, Flatten
         >>> g = LayerGraph.sequential((3, 8, 8), [Conv(4, 3), Permute((1, 2, 0)), Flatten()])
         >>> g.axes("conv1"), g.axes("permute2"), g.axes("flatten3")
-        ((1, 2), (0, 1), (None, None))
+        ((1, 2), (0, 1), (0, None))
+
+        Flattening ``(H, W, C)`` keeps ``H`` as the outer part of the flat axis (unit ``j``
+        reads row ``j // (W C)``); ``W`` is merged away.
         """
-        self._node(node)
+        node = self.resolve(node)
         self._analysis()
         assert self._cache is not None
         return self._cache["plan"][node][0] or ()
@@ -761,6 +923,7 @@ class LayerGraph:
         drops a tap): the box is then the unit's unclipped field, possibly outside the input.
         ``gates="ignore"`` holds gates constant (see :meth:`receptive_field`).
         """
+        node = self.resolve(node)
         shape, n = self.shape(node), self.spatial_ndim
         sizes = self._spatial_sizes(node)
         spatial = sizes is not None and n > 0
@@ -870,6 +1033,8 @@ class LayerGraph:
     # ------------------------------------------------------------- params & cost
     def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
         data = self._attrs[node]
+        if data["tensors"] is not None:
+            return {k: size for k, (size, t) in data["tensors"].items() if t is not buffers}
         sizes = data["facts"].buffers if buffers else data["facts"].params
         keys = data["keys"]
         if keys is None:
@@ -882,7 +1047,7 @@ class LayerGraph:
         if "key_users" not in analysis:
             users: dict[str, int] = {}
             for data in self._attrs.values():
-                for key in set((data["keys"] or {}).values()):
+                for key in _node_keys(data):
                     users[key] = users.get(key, 0) + 1
             analysis["key_users"] = users
         return analysis["key_users"]
@@ -898,7 +1063,8 @@ class LayerGraph:
 
     def info(self, node: str, *, _seen: set | None = None) -> NodeInfo:
         """The full report of one node (parameters, cost, memory, receptive field, flags)."""
-        data = self._node(node)
+        node = self.resolve(node)
+        data = self._attrs[node]
         facts, layer = data["facts"], data["layer"]
         keys = self._param_keys(node)
         shared = sum(v for k, v in keys.items() if _seen is not None and k in _seen)
@@ -910,10 +1076,7 @@ class LayerGraph:
             f
             for f, on in (
                 ("opaque", isinstance(layer, Opaque)),
-                (
-                    "shared",
-                    data["keys"] is not None and any(users[k] > 1 for k in data["keys"].values()),
-                ),
+                ("shared", any(users[k] > 1 for k in _node_keys(data))),
                 ("unaligned", any(not f.aligned for f in rf)),
             )
             if on
@@ -924,7 +1087,7 @@ class LayerGraph:
             facts.shape,
             sum(keys.values()) - shared,
             shared,
-            sum(facts.buffers.values()),
+            sum(self._param_keys(node, True).values()),
             facts.macs,
             facts.ops,
             0 if isinstance(layer, Parameter) else math.prod(facts.shape),
@@ -948,7 +1111,8 @@ class LayerGraph:
         (:class:`~convalgebra.display.Table`).
 
         Columns: node, kind, output shape, params (shared ones counted at first use),
-        buffers, MACs, receptive field per axis (``size/jump`` or ``global``; with an
+        buffers, MACs, receptive field per axis (``size/jump`` or ``global``; CSV and JSON
+        add the numbers, ``rf<axis>_size``, ``_jump``, ``_start`` and ``_global``; with an
         ``RF w/o gates`` column beside it when holding the gates constant changes some
         node's field, see :meth:`receptive_field`), activation memory in bytes of ``batch``
         samples at ``dtype_bytes`` per element (``act_bytes``), and flags; MACs are for the
@@ -959,7 +1123,7 @@ class LayerGraph:
         """
         from .tabulate import add_percentages, fold_rows, format_cell, render
 
-        rows = self._rows(dtype_bytes, _positive(batch, "batch"))
+        rows = self._rows(dtype_bytes, _positive(batch, "batch"), numeric=fmt in ("csv", "json"))
         if depth is not None:
             rows = fold_rows(rows, _positive(depth, "depth"))
         total = self.summary(dtype_bytes=dtype_bytes, batch=batch)
@@ -980,7 +1144,7 @@ class LayerGraph:
             text += "\n\n" + note
         return Table(text, rows, list(rows[0]), format_cell)
 
-    def _rows(self, dtype_bytes: int, batch: int) -> list[dict[str, Any]]:
+    def _rows(self, dtype_bytes: int, batch: int, numeric: bool = False) -> list[dict[str, Any]]:
         seen: set = set()
         gated = self._gates_change_fields()
         rows = []
@@ -1000,6 +1164,11 @@ class LayerGraph:
                     " x ".join(f.describe() for f in self.receptive_field(node, gates="ignore"))
                     or None
                 )
+            if numeric:  # one number per column: size, jump, start and global per axis
+                for a in range(self.spatial_ndim):
+                    record = i.rf[a].to_dict() if a < len(i.rf) else {}
+                    for key in ("size", "jump", "start", "global"):
+                        row[f"rf{a}_{key}"] = record.get(key)
             rows.append(
                 {
                     **row,
@@ -1120,6 +1289,53 @@ def _port_maps(facts: Facts, port: int, in_shape: tuple, in_axes: tuple, n: int)
     return tuple(out)
 
 
+def _node_keys(data: dict) -> set[str]:
+    """The explicit keys of the parameters and buffers a node reads."""
+    if data["tensors"] is not None:
+        return set(data["tensors"])
+    return set((data["keys"] or {}).values())
+
+
+def _checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
+    """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
+    if not isinstance(tensors, Mapping):
+        raise ConvAlgebraError(
+            f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
+            f"got {shown(tensors)}"
+        )
+    out = {}
+    for key, value in tensors.items():
+        ok = isinstance(key, str) and isinstance(value, (list, tuple)) and len(value) == 2
+        size, learnable = value if ok else (None, None)
+        if not (
+            ok
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size >= 0
+            and isinstance(learnable, bool)
+        ):
+            raise ConvAlgebraError(
+                f"layer {shown(name)}: tensor {shown(key)} must be [size, learnable] "
+                f"(a non-negative int and a bool), got {shown(value)}"
+            )
+        out[key] = (size, learnable)
+    return out
+
+
+def _in_scope(node: str, path: str) -> bool:
+    """Whether ``node`` is ``path``'s own node, an earlier call (``path#k``) or inside it."""
+    return node == path or node.startswith((path + "#", path + "."))
+
+
+def _scopes(nodes: list[str]) -> set[str]:
+    """Every dotted prefix of the node names (the module paths of the scopes)."""
+    out: set[str] = set()
+    for n in nodes:
+        parts = n.split("#")[0].split(".")
+        out.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    return out
+
+
 def _carried(axes: set) -> int | None:
     return axes.pop() if len(axes) == 1 else None
 
@@ -1150,6 +1366,26 @@ def _spec_inputs(spec: dict[str, Any]) -> dict[str, Any]:
     return inputs
 
 
+def _spec_modules(modules: Any, graph: LayerGraph) -> dict[str, list[str]]:
+    """The ``modules`` entry of a spec: module path -> the output node of each call."""
+    if modules is None:
+        return {}
+    if not isinstance(modules, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(n, str) for n in v)
+        for k, v in modules.items()
+    ):
+        raise ConvAlgebraError(
+            f"'modules' must map module paths to lists of node names, got {shown(modules)}"
+        )
+    for path, nodes in modules.items():
+        for node in nodes:
+            if node not in graph:
+                raise ConvAlgebraError(
+                    f"module {shown(path)} names node {shown(node)}, which is not in the graph"
+                )
+    return {k: list(v) for k, v in modules.items()}
+
+
 def _spec_reads(name: str, reads: Any) -> tuple[str, ...] | None:
     if reads is None or isinstance(reads, str):
         return reads if reads is None else (reads,)
@@ -1172,6 +1408,7 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
         entry = dict(entry)
         name, reads = entry.pop("name", None), entry.pop("inputs", None)
         share, keys = entry.pop("share", None), entry.pop("param_keys", None)
+        tensors = entry.pop("tensors", None)
         label = name if name is not None else f"#{i}"
         try:
             layer = layer_from_dict(entry)
@@ -1197,7 +1434,7 @@ def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
                 f"layer {shown(name)}: 'param_keys' must map parameter names to "
                 f"keys, got {str(keys)[:80]}"
             )
-        entries.append((name, layer, reads, share, keys))
+        entries.append((name, layer, reads, share, keys, tensors))
     return entries
 
 

@@ -29,6 +29,7 @@ from .receptive import IDENTITY, Broadcast, Global, Local, Resample, Scatter, Wi
 
 __all__ = [
     "Facts",
+    "tf_same_padding",
     "Layer",
     "Input",
     "Conv",
@@ -207,12 +208,20 @@ class Conv(Layer):
     def facts(self, inputs: list[Shape]) -> Facts:
         (shape,) = inputs
         _need_spatial(shape, "conv")
+        padding = self.padding
+        if _is_tf_same(padding):
+            if self.transposed:
+                raise ConvAlgebraError(
+                    "padding='tf_same' applies to convolutions and pools, not to a "
+                    "transposed convolution: give its padding explicitly"
+                )
+            padding = tf_same_padding(shape[1:], self.kernel_size, self.stride, self.dilation)
         spec = ConvSpec(
             shape,
             self.out_channels,
             self.kernel_size,
             self.stride,
-            self.padding,
+            padding,
             self.dilation,
             self.groups,
             self.padding_mode,
@@ -243,11 +252,16 @@ class _Pool(Layer):
         n = _need_spatial(shape, self.kind)
         k = normalize_tuple(self.kernel_size, n, "kernel_size")
         s = pool_stride(k, self.stride)
-        p = normalize_tuple(self.padding, n, "padding", minimum=0)
         d = normalize_tuple(self.dilation, n, "dilation")
-        if any(2 * pi > ki for pi, ki in zip(p, k)):
-            raise ConvAlgebraError(f"padding={p} must be at most half of kernel_size={k}")
-        sizes = tuple(map(pool_output_size, shape[1:], k, s, p, d, (self.ceil_mode,) * n))
+        if _is_tf_same(self.padding):
+            pairs = tf_same_padding(shape[1:], k, s, d)
+            p = tuple(a for a, _ in pairs)
+            sizes = tuple(-(-size // si) for size, si in zip(shape[1:], s))
+        else:
+            p = normalize_tuple(self.padding, n, "padding", minimum=0)
+            if any(2 * pi > ki for pi, ki in zip(p, k)):
+                raise ConvAlgebraError(f"padding={p} must be at most half of kernel_size={k}")
+            sizes = tuple(map(pool_output_size, shape[1:], k, s, p, d, (self.ceil_mode,) * n))
         if min(sizes) < 1:
             raise ConvAlgebraError(
                 f"output size {sizes} is not positive: input {shape[1:]} is smaller than "
@@ -256,6 +270,47 @@ class _Pool(Layer):
         out = (shape[0], *sizes)
         maps = tuple(Local(si, tap_offsets(ki, di, pi)) for ki, si, pi, di in zip(k, s, p, d))
         return Facts(out, ops=_numel(out) * math.prod(k), maps=[maps])
+
+
+def _is_tf_same(padding: Any) -> bool:
+    return isinstance(padding, str) and padding.lower() == "tf_same"
+
+
+def tf_same_padding(sizes: Shape, kernel_size: Any, stride: Any, dilation: Any = 1) -> tuple:
+    """TensorFlow's ``padding="SAME"`` as ``(before, after)`` pairs, one per spatial axis.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        The input's spatial sizes (the padding depends on them).
+    kernel_size, stride, dilation : int or tuple of int
+
+    Returns
+    -------
+    tuple of (int, int)
+
+    Notes
+    -----
+    The output has ``ceil(n / s)`` units; the padding is what that needs,
+    ``total = max((ceil(n / s) - 1) s + d (k - 1) + 1 - n, 0)``, with ``total // 2`` before
+    and the odd unit after (TensorFlow's rule; PyTorch's ``"same"`` takes no stride).
+
+    Examples
+    --------
+    >>> tf_same_padding((224, 224), 3, 2)
+    ((0, 1), (0, 1))
+    >>> tf_same_padding((7,), 3, 2), tf_same_padding((8,), 5, 1, 2)
+    (((1, 1),), ((4, 4),))
+    """
+    n = len(sizes)
+    k = normalize_tuple(kernel_size, n, "kernel_size")
+    s = normalize_tuple(stride if stride is not None else k, n, "stride")
+    d = normalize_tuple(dilation, n, "dilation")
+    pairs = []
+    for size, ki, si, di in zip(sizes, k, s, d):
+        total = max((-(-size // si) - 1) * si + di * (ki - 1) + 1 - size, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -340,10 +395,7 @@ class Flatten(Layer):
         if a > b:
             raise ConvAlgebraError(f"start_dim={self.start_dim} is after end_dim={self.end_dim}")
         out = (*shape[:a], _numel(shape[a : b + 1]), *shape[b + 1 :])
-        block = [i for i in range(a, b + 1) if shape[i] != 1]
-        kept = block[0] if len(block) == 1 else (a if a == b else None)
-        moves = [*range(a), kept, *range(b + 1, len(shape))]
-        return _pointwise(shape, out, [tuple(moves)])
+        return _reshape_facts(shape, out)
 
 
 @dataclass(frozen=True)
@@ -724,31 +776,52 @@ class Opaque(Layer):
         return Facts(tuple(self.shape), dict(self.params), dict(self.buffers), macs=self.macs)
 
 
-def _reshape_moves(src: Shape, dst: Shape) -> tuple:
-    """For each axis of ``dst``, the axis of ``src`` it carries unchanged (C-order reshape).
-
-    Axes are grouped into the smallest blocks of equal size in both shapes; a block of one
-    source and one target axis (size-1 axes aside) carries it, any other block mixes.
-    """
-    if tuple(src) == tuple(dst):
-        return tuple(range(len(dst)))
-    moves: list[int | None] = [None] * len(dst)
-    i = j = 0
-    while i < len(src) and j < len(dst):
-        bi, bj, pi, pj = [i], [j], src[i], dst[j]
+def _reshape_blocks(src: Shape, dst: Shape) -> list[tuple[list[int], list[int]]]:
+    """The smallest blocks of source and target axes with equal sizes (C-order reshape),
+    size-1 axes left out."""
+    src_axes = [a for a in range(len(src)) if src[a] != 1]
+    dst_axes = [b for b in range(len(dst)) if dst[b] != 1]
+    blocks, i, j = [], 0, 0
+    while i < len(src_axes) and j < len(dst_axes):
+        bi, bj = [src_axes[i]], [dst_axes[j]]
+        pi, pj = src[bi[0]], dst[bj[0]]
         i, j = i + 1, j + 1
         while pi != pj:
             if pi < pj:
-                pi, i = pi * src[i], i + 1
-                bi.append(i - 1)
+                bi.append(src_axes[i])
+                pi, i = pi * src[src_axes[i]], i + 1
             else:
-                pj, j = pj * dst[j], j + 1
-                bj.append(j - 1)
-        big_i = [a for a in bi if src[a] != 1]
-        big_j = [b for b in bj if dst[b] != 1]
-        if len(big_i) == 1 and len(big_j) == 1:
-            moves[big_j[0]] = big_i[0]
-    return tuple(moves)
+                bj.append(dst_axes[j])
+                pj, j = pj * dst[dst_axes[j]], j + 1
+        blocks.append((bi, bj))
+    return blocks
+
+
+def _reshape_facts(src: Shape, dst: Shape) -> Facts:
+    """Facts of a C-order reshape: which source axis each target axis carries, and how.
+
+    An axis kept whole carries its field (the identity). An axis split into ``(outer,
+    inner)`` parts is carried by the outer part, whose unit ``i`` reads the block ``i * b ..
+    i * b + b - 1`` (``b`` the size of the inner parts, which hold no spatial axis); an axis
+    merged as the outer part with inner axes of total size ``r`` is carried by the merged
+    axis, whose unit ``j`` reads ``j // r`` (the inner axes are no longer followed).
+    """
+    moves: list[int | None] = [None] * len(dst)
+    maps: list[Any] = [IDENTITY] * len(dst)
+    for bi, bj in _reshape_blocks(src, dst):
+        if len(bi) == 1 and len(bj) == 1:
+            moves[bj[0]] = bi[0]
+        elif len(bi) == 1:  # a split: the outer part carries the axis, a block per unit
+            inner = _numel(tuple(dst[b] for b in bj[1:]))
+            moves[bj[0]], maps[bj[0]] = bi[0], Local(inner, tuple(range(inner)))
+        elif len(bj) == 1:  # a merge: the outer source axis, each unit read r times
+            inner = _numel(tuple(src[a] for a in bi[1:]))
+            moves[bj[0]], maps[bj[0]] = bi[0], Scatter(inner, tuple(range(inner)))
+    if tuple(src) == tuple(dst):
+        moves = list(range(len(dst)))
+    return Facts(
+        tuple(dst), maps=[tuple(maps[1:])], lead=[maps[0]] if dst else None, moves=[tuple(moves)]
+    )
 
 
 @dataclass(frozen=True)
@@ -756,13 +829,19 @@ class Reshape(Layer):
     """``view``/``reshape``/``squeeze``/``unsqueeze`` to ``shape`` (unbatched, C order).
 
     An axis that is only moved (its size unchanged, other axes split or merged around it)
-    keeps its receptive field; a spatial axis split or merged with another becomes global.
+    keeps its receptive field; an axis split into ``(blocks, offsets)`` is followed by its
+    block axis (a unit reads its block), and an axis merged as the outer part of a larger
+    one is followed by the merged axis (space-to-depth, pixel shuffle, patchify); an axis
+    merged as an inner part is no longer followed (global).
 
     Examples
     --------
     >>> f = Reshape((2, 4, 5, 5)).facts([(8, 5, 5)])    # a channel shuffle's first view
     >>> f.shape, f.moves
-    ((2, 4, 5, 5), [(None, None, 1, 2)])
+    ((2, 4, 5, 5), [(0, None, 1, 2)])
+    >>> f = Reshape((3, 4, 2, 5, 2)).facts([(3, 8, 10)])  # space-to-depth's first view
+    >>> f.moves, f.maps[0][0]
+    ([(0, 1, None, 2, None)], Local(stride=2, taps=(0, 1), mode='zeros'))
     """
 
     shape: tuple = ()
@@ -779,7 +858,7 @@ class Reshape(Layer):
             raise ConvAlgebraError(
                 f"shape {self.shape} does not hold the {_numel(shape)} entries of input {shape}"
             )
-        return _pointwise(shape, out_t, [_reshape_moves(shape, out_t)])
+        return _reshape_facts(shape, out_t)
 
 
 @dataclass(frozen=True)

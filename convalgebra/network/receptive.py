@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,7 @@ __all__ = [
     "merge",
     "input_rf",
     "global_rf",
+    "plain_number",
 ]
 
 Num = int | Fraction
@@ -153,6 +155,23 @@ class AxisRF:
         ]
         return _num(Fraction(min(e[0] for e in ends))), _num(Fraction(max(e[1] for e in ends)))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON values: ``size``, ``jump`` and ``start`` as numbers (an
+        int when whole, else a float), ``global`` and ``exact`` as booleans.
+
+        Examples
+        --------
+        >>> AxisRF(7, 2, Fraction(3, 2)).to_dict()
+        {'size': 7, 'jump': 2, 'start': 1.5, 'global': False, 'exact': True}
+        """
+        return {
+            "size": plain_number(self.size),
+            "jump": plain_number(self.jump),
+            "start": plain_number(self.start),
+            "global": bool(self.is_global),
+            "exact": bool(self.exact),
+        }
+
     def describe(self) -> str:
         """Short text: ``"7/2"`` (size/jump), ``"~5/(1/2)"`` (not exact), ``"global"``.
 
@@ -170,6 +189,11 @@ class AxisRF:
         jumps = self.jumps if not self.aligned else (self.jump,)
         jump = "|".join(f"({j})" if isinstance(j, Fraction) else str(j) for j in jumps)
         return f"{'' if self.exact else '~'}{self.size}/{jump}"
+
+
+def plain_number(value: Any) -> int | float:
+    """``value`` as an int when it is whole, else as a float (for JSON, CSV and GraphML)."""
+    return int(value) if value == int(value) else float(value)
 
 
 def input_rf() -> AxisRF:

@@ -4,8 +4,15 @@ The ImageNet models follow torchvision's definitions (node names follow torchvis
 module names, so parameter keys read like its ``state_dict``); their parameter counts equal
 torchvision's published numbers. torchvision's ResNets put the stride of a downsampling
 block in its first unit, in the 3x3 convolution ("ResNet v1.5"); TF-Slim puts it in the last
-unit. The zoo follows torchvision. In every model the node holding the last spatial feature
-map (before global pooling or the classifier) is named ``"features"``.
+unit. The zoo follows torchvision. In every model ``"features"`` names the last spatial
+feature map (before global pooling or the classifier): a node, a module path (MobileNetV2's
+``features``) or an alias (the ResNets' ``layer4.<last>.relu``).
+
+Node names are the ones :func:`~convalgebra.interop.torch.from_torch` gives the torchvision
+model (ResNets, MobileNetV2): a module path names the output of the module's last call, its
+earlier calls are ``path#1``, ``path#2``... (the ResNet block's one ReLU module runs after
+each convolution but the last: ``layer1.0.relu#1``, then ``layer1.0.relu``, the block's
+output).
 
 Examples
 --------
@@ -176,9 +183,7 @@ def vgg16(input_shape: Shape = IMAGENET) -> LayerGraph:
 
 
 # -------------------------------------------------------------------------- ResNets
-def _resnet_block(
-    net: _Net, name: str, width: int, stride: int, bottleneck: bool, out_name: str
-) -> None:
+def _resnet_block(net: _Net, name: str, width: int, stride: int, bottleneck: bool) -> None:
     src = net.last
     in_ch = net.g.shape(src)[0]
     expansion = 4 if bottleneck else 1
@@ -190,14 +195,14 @@ def _resnet_block(
     for i, (out, k, s, p) in enumerate(plan, start=1):
         net.add(f"{name}.conv{i}", Conv(out, k, stride=s, padding=p, bias=False))
         net.add(f"{name}.bn{i}", BatchNorm())
-        if i < len(plan):
-            net.add(f"{name}.relu{i}", Activation("relu"))
+        if i < len(plan):  # the block's one ReLU module, called once per unit
+            net.add(f"{name}.relu#{i}", Activation("relu"))
     main = net.last
     if stride != 1 or in_ch != width * expansion:
         net.add(f"{name}.downsample.0", Conv(width * expansion, 1, stride=stride, bias=False), src)
         src = net.add(f"{name}.downsample.1", BatchNorm())
     net.add(f"{name}.add", Add(), [main, src])
-    net.add(out_name, Activation("relu"))
+    net.add(f"{name}.relu", Activation("relu"))
 
 
 def _resnet(name: str, blocks: Sequence[int], bottleneck: bool, input_shape: Shape) -> LayerGraph:
@@ -209,12 +214,9 @@ def _resnet(name: str, blocks: Sequence[int], bottleneck: bool, input_shape: Sha
     for stage, count in enumerate(blocks, start=1):
         width = 64 * 2 ** (stage - 1)
         for b in range(count):
-            last = stage == len(blocks) and b == count - 1
             stride = 2 if stage > 1 and b == 0 else 1
-            block = f"layer{stage}.{b}"
-            _resnet_block(
-                net, block, width, stride, bottleneck, "features" if last else f"{block}.relu"
-            )
+            _resnet_block(net, f"layer{stage}.{b}", width, stride, bottleneck)
+    net.g.alias("features", net.last)
     return net.head()
 
 
@@ -257,9 +259,8 @@ def mobilenet_v2(input_shape: Shape = IMAGENET) -> LayerGraph:
         for i in range(n):
             _inverted_residual(net, f"features.{index}", _make_divisible(c), s if i == 0 else 1, t)
             index += 1
-    net.conv_bn(f"features.{index}", 1280, 1, act=None, bn="idx")
-    net.add("features", Activation("relu6"))
-    net.add("avgpool", AdaptivePool(1))
+    net.conv_bn(f"features.{index}", 1280, 1, act="relu6", bn="idx")
+    net.add("adaptive_avg_pool2d", AdaptivePool(1))
     net.add("flatten", Flatten())
     net.add("classifier.0", Dropout(0.2))
     net.add("classifier.1", Linear(1000))
