@@ -410,6 +410,7 @@ def require_steps(
     max_steps: int = DEFAULT_MAX_STEPS,
     alternative: str = "ask for fewer",
     option: str = "max_steps",
+    unit: str = "steps",
 ) -> int:
     """Refuse a loop of ``steps`` steps above ``max_steps``; return ``steps``.
 
@@ -423,7 +424,7 @@ def require_steps(
     max_steps = check_limit(option, max_steps)
     if steps > max_steps:
         raise ConvAlgebraError(
-            f"{what} would take {steps:,} steps, more than {option}={max_steps:,}; {alternative}"
+            f"{what} would take {steps:,} {unit}, more than {option}={max_steps:,}; {alternative}"
         )
     return steps
 

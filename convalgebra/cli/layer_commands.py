@@ -304,6 +304,10 @@ def derive(ns: argparse.Namespace) -> Result:
         raise ConvAlgebraError(
             f"derive: --max-rows/--max-cols apply to matrix and backward, not {ns.what!r}"
         )
+    if ns.figure is not None and isinstance(obj, ConvSpec):  # refuse before deriving
+        from ..figures import require_figure
+
+        require_figure(obj, animated=ns.figure.suffix.lower() == ".gif")
     derivation = derive_module.derive(ns.what, obj, **limits)
     if ns.format == "latex":
         text = derivation.to_latex(standalone=ns.standalone)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..budget import DEFAULT_MAX_TERMS, dense_pairs, require_terms, symbol_count
 from ..errors import ConvAlgebraError
 from ..render.grids import array_grid, pick
 from ..spec import ConvSpec
@@ -118,7 +119,12 @@ def _same_as_layer(product: Any, direct: Any) -> int:
 
 
 def derive_im2col(
-    spec: ConvSpec, *, x: Any = None, max_rows: int = 32, max_cols: int = 12
+    spec: ConvSpec,
+    *,
+    x: Any = None,
+    max_rows: int = 32,
+    max_cols: int = 12,
+    max_products: int = DEFAULT_MAX_TERMS,
 ) -> Derivation:
     """The layer as one matrix product: the patch matrix ``X``, the filter matrix ``W`` and ``Z = W Xᵀ``.
 
@@ -130,6 +136,9 @@ def derive_im2col(
         Numbers for the input; default the symbols ``a1, a2, …``.
     max_rows, max_cols : int
         Display limits (the first ``max - 1``, an ellipsis and the last).
+    max_products : int, default 50,000
+        Largest patch matrix (entries) and symbol count derived; larger layers are refused
+        before anything is built.
 
     Examples
     --------
@@ -142,6 +151,14 @@ def derive_im2col(
     from ..symbolic import symbolic_output, weight_symbols
 
     _plain(spec)
+    entries = dense_pairs(spec) * spec.in_channels
+    require_terms(
+        spec,
+        "the im2col derivation",
+        max(entries, symbol_count(spec)),
+        max_products,
+        option="max_products",
+    )
     patches = patch_matrix(spec, x)
     w = weight_symbols(spec).reshape(spec.out_channels, -1)
     n_pos, n_col = patches.shape

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..budget import require_terms, triple_count
+from ..budget import require_terms, symbol_count, triple_count
 from ..errors import ConvAlgebraError
 from ..render.grids import pick, truncation_rule
 from ..spec import ConvSpec
@@ -371,10 +371,10 @@ def derive_matrix(
 
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"matrix derivations need a ConvSpec, got {type(spec).__name__}")
-    require_terms(
+    require_terms(  # the index steps hold one entry per weight, input and output as well
         spec,
         "the matrix derivation",
-        triple_count(spec),
+        max(triple_count(spec), symbol_count(spec)),
         max_products,
         "use conv_matrix/matrix_structure on the numbers, smaller sizes, or a larger max_products=",
         option="max_products",
