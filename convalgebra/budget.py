@@ -63,6 +63,11 @@ __all__ = [
     "full",
     "dense",
     "read_regular_file",
+    "INT64_MAX",
+    "FLOAT64_EXACT",
+    "max_abs",
+    "entry_multiplicity",
+    "require_exact_sums",
 ]
 
 #: Largest allocation a call makes unless told otherwise (``max_bytes=``).
@@ -83,6 +88,10 @@ DEFAULT_FILE_BYTES = 2**30
 #: Bytes per path ``o <- m <- i`` of a composition of two layers while it is compared
 #: (four int64 indices for each side, their concatenation, sort and counts; measured ~280).
 PATH_BYTES = 300
+#: Largest integer the int64 arithmetic of matrices and tables holds.
+INT64_MAX = 2**63 - 1
+#: Integers up to this magnitude are exact in float64 (the dtype of integer gradients).
+FLOAT64_EXACT = 2**53
 #: Per-axis taps above which the exact in-bounds count is replaced by the dense bound.
 _EXACT_TAPS = 2**22
 #: Bytes per triple of a full table while it is built (three int64 indices, a mask, temporaries).
@@ -536,3 +545,57 @@ def _file_kind(mode: int) -> str:
         if test(mode):
             return kind
     return "not a regular file"
+
+
+def max_abs(array: np.ndarray) -> int:
+    """The largest magnitude of an integer (or bool) array, as an exact Python int.
+
+    Examples
+    --------
+    >>> max_abs(np.array([3, -2**63], np.int64)) == 2**63
+    True
+    """
+    if array.size == 0:
+        return 0
+    return max(abs(int(array.max())), abs(int(array.min())))
+
+
+def entry_multiplicity(spec: ConvSpec) -> int:
+    """Most triples one matrix entry sums: 1 with zero padding (every tap of a row reads its
+    own input), else up to the kernel's taps (wrapped or reflected taps can meet)."""
+    if spec.padding_mode == "zeros":
+        return 1
+    return math.prod(_ints(spec.kernel_size))
+
+
+def require_exact_sums(
+    what: str,
+    terms: int,
+    arrays,
+    bound: int = INT64_MAX,
+    alternative: str = "pass float arrays to accept rounding, or smaller integers",
+) -> None:
+    """Refuse integer ``arrays`` whose products (one entry of each), summed ``terms`` times,
+    could exceed ``bound`` in magnitude; nothing to check when one of them is not integer.
+
+    Integer results are then exact: no int64 sum wraps (``bound=INT64_MAX``) and no integer
+    result computed in float64 is rounded (``bound=FLOAT64_EXACT``).
+
+    Examples
+    --------
+    >>> require_exact_sums("the matrix", 3, [np.full(3, 2**62)])
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the matrix: integer entries up to 2**62.0 summed over up to 3 terms can reach 2**63.6, over the exact range 2**63 - 1 (int64); pass float arrays to accept rounding, or smaller integers
+    """
+    if not all(np.asarray(a).dtype.kind in "biu" for a in arrays):
+        return
+    peak = terms * math.prod(max_abs(np.asarray(a)) for a in arrays)
+    if peak > bound:
+        names = {INT64_MAX: "2**63 - 1 (int64)", FLOAT64_EXACT: "2**53 (exact integers in float64)"}
+        largest = max(max_abs(np.asarray(a)) for a in arrays)
+        raise ConvAlgebraError(
+            f"{what}: integer entries up to 2**{math.log2(largest):.1f} summed over up to "
+            f"{terms:,} terms can reach 2**{math.log2(peak):.1f}, over the exact range "
+            f"{names.get(bound, f'{bound:,}')}; {alternative}"
+        )

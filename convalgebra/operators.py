@@ -17,10 +17,15 @@ from scipy.sparse.linalg import LinearOperator
 from .budget import (
     DEFAULT_BLOCK_BYTES,
     DEFAULT_MAX_BYTES,
+    FLOAT64_EXACT,
+    INT64_MAX,
     block_rows_for,
     check_limit,
+    entry_multiplicity,
     matrix_bytes,
+    max_abs,
     require_bytes,
+    require_exact_sums,
     table_bytes,
     triple_count,
     triples_bytes,
@@ -66,6 +71,12 @@ def as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndar
         raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
     if array.shape != shape:
         raise ConvAlgebraError(f"{name} must have shape {shape} {layout}, got {array.shape}")
+    if array.dtype.kind == "u" and max_abs(array) > INT64_MAX:
+        raise ConvAlgebraError(
+            f"{name} has unsigned entries up to {max_abs(array):,}, above 2**63 - 1: the "
+            "integer arithmetic is int64 and would wrap them; pass smaller integers, or floats "
+            "to accept rounding"
+        )
     # bool and narrow integers would wrap when duplicate taps are summed (int8 200 -> -56)
     if array.dtype.kind == "b" or (array.dtype.kind in "iu" and array.dtype != np.int64):
         return array.astype(np.int64)
@@ -196,6 +207,7 @@ def conv_matrix(spec: ConvSpec, weight, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     """
     w = check_weight(spec, weight)
     _check_count("max_bytes", max_bytes)
+    require_exact_sums(f"the matrix of {spec.describe()}", entry_multiplicity(spec), [w], INT64_MAX)
     if spec.tile is None and spec.channel_table is None:
         matrix = _forward_matrix_shared(spec, w, max_bytes)
     else:
@@ -358,7 +370,14 @@ def conv_operator(spec: ConvSpec, weight) -> LinearOperator:
         DEFAULT_MAX_BYTES,
         "use smaller sizes",
     )
-    if w.dtype.kind in "biu":
+    if w.dtype.kind in "biu":  # the operator computes in float64: keep the weights exact
+        require_exact_sums(
+            f"conv_operator of {spec.describe()}",
+            1,
+            [w],
+            FLOAT64_EXACT,
+            "pass float weights to accept rounding, or integers below 2**53",
+        )
         w = w.astype(np.float64)
     forward, transpose = _operator_kernels(spec, w)
     if spec.transposed:
@@ -415,6 +434,9 @@ def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         needed,
         max_bytes,
         "use weight_gradient (matrix-free), smaller sizes, or a larger max_bytes=",
+    )
+    require_exact_sums(
+        f"the im2col matrix of {spec.describe()}", entry_multiplicity(spec), [x], INT64_MAX
     )
     t = triples(spec)
     n_w = math.prod(spec.weight_shape)

@@ -166,8 +166,11 @@ def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     # x, g, the two gradients and the operator's temporaries, each about as large as x or g
     sizes = (math.prod(spec.input_shape), math.prod(spec.output_shape))
     budget.require_array(
-        f"the numeric backward pass of {spec.describe()}", 3 * sum(sizes), 8,
-        budget.DEFAULT_ARRAY_BYTES, "use smaller sizes",
+        f"the numeric backward pass of {spec.describe()}",
+        3 * sum(sizes),
+        8,
+        budget.DEFAULT_ARRAY_BYTES,
+        "use smaller sizes",
     )
     weight = make_weight(ns.weight or "random", spec, ns.seed)
     if weight is None:
