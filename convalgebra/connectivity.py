@@ -18,7 +18,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from .budget import DEFAULT_MAX_BYTES, block_rows_for, require_bytes, table_bytes
+from .budget import (
+    DEFAULT_ARRAY_BYTES,
+    DEFAULT_MAX_BYTES,
+    block_rows_for,
+    channel_links,
+    require_array,
+    require_bytes,
+    table_bytes,
+)
 from .errors import ConvAlgebraError
 from .spec import ConvSpec
 from .taps import map_padded, padded_coordinates
@@ -33,6 +41,8 @@ __all__ = [
     "row_template",
     "layer_rows_cols",
     "padded_positions",
+    "entry_count",
+    "weight_uses",
 ]
 
 
@@ -303,3 +313,68 @@ def row_template(spec: ConvSpec) -> RowTemplate:
     extra = tuple((entry[rank == r], weights[rank == r]) for r in range(1, int(rank.max()) + 1))
     unique_counts = np.bincount(pos[~repeat], minlength=sp.shape[0])
     return RowTemplate(columns[first], weights[first], per * unique_counts, extra)
+
+
+def _axis_tables(spec: ConvSpec) -> list[np.ndarray]:
+    """Every axis's :func:`axis_table`, after the budget of the largest (with temporaries)."""
+    for a in range(spec.ndim):
+        require_array(
+            f"the axis-{a} table of {spec.describe()}",
+            (spec.forward_output_spatial[a], tuple(spec.kernel_size)[a]),
+            24,
+            DEFAULT_ARRAY_BYTES,
+            "use smaller sizes",
+        )
+    return [axis_table(spec, a) for a in range(spec.ndim)]
+
+
+def entry_count(spec: ConvSpec) -> int:
+    """Entries of the layer's matrix that some triple reaches (its non-zeros for a generic
+    weight), without building the table.
+
+    Notes
+    -----
+    Output ``(c_o, p)`` reads input ``(c_i, q)`` when the channels are linked and, on every
+    axis ``a``, some tap of ``p_a`` reads ``q_a`` (the taps of the axes combine freely), so the
+    count is the linked channel pairs times, per axis, the distinct (position, input) pairs.
+    Wrapped or reflected taps that meet count once.
+
+    Examples
+    --------
+    >>> entry_count(ConvSpec((1, 3), 1, 3, padding=1, padding_mode="circular"))
+    9
+    >>> entry_count(ConvSpec((2, 5, 5), 4, 3, padding=1))
+    1352
+    """
+    total = channel_links(spec)
+    for table in _axis_tables(spec):
+        ordered = np.sort(table, axis=1)
+        new = np.ones(ordered.shape, dtype=bool)
+        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        total *= int((new & (ordered >= 0)).sum())
+    return total
+
+
+def weight_uses(spec: ConvSpec) -> np.ndarray:
+    """How many triples use each weight (flat, in weight order): :meth:`TripleTable.sharing`,
+    built from the axes alone unless the layer is tiled or has a channel table.
+
+    Notes
+    -----
+    Weight ``(c_o, c_i, m)`` of a shared kernel is used once per output position of its
+    channel where every axis's tap ``m_a`` reads the input (not zero padding): the product
+    over the axes of those counts, the same for every channel pair.
+
+    Examples
+    --------
+    >>> weight_uses(ConvSpec((1, 4), 2, 3, padding=1)).tolist()
+    [3, 4, 3, 3, 4, 3]
+    """
+    if spec.tile is not None or spec.channel_table is not None:
+        return triples(spec).sharing()
+    per_tap = np.ones(1, dtype=np.int64)
+    for table in _axis_tables(spec):
+        per_tap = np.multiply.outer(per_tap, (table >= 0).sum(axis=0)).ravel()
+    uses = np.empty_like(per_tap)
+    uses[tap_weight_order(spec)] = per_tap
+    return np.tile(uses, math.prod(spec.weight_shape[: -spec.ndim]))

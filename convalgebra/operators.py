@@ -245,6 +245,7 @@ def conv_matrix_blocks(
     """
     w = check_weight(spec, weight).ravel()
     max_bytes = _check_count("max_bytes", max_bytes)
+    require_exact_sums(f"the matrix of {spec.describe()}", entry_multiplicity(spec), [w], INT64_MAX)
     if isinstance(block_rows, str) and block_rows == "auto":
         block_rows = block_rows_for(spec, max_bytes)
     block_rows = _check_count("block_rows", block_rows)

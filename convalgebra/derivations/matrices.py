@@ -19,6 +19,7 @@ from ..budget import require_terms, symbol_count, triple_count
 from ..errors import ConvAlgebraError
 from ..render.grids import pick, truncation_rule
 from ..spec import ConvSpec
+from ..structure import STRUCTURE_BUDGET, structure_probe
 from ..symbolic.exprs import as_expr
 from .indexing import index_steps
 from .model import Derivation, Equation, Expr, Grid, Step
@@ -386,7 +387,7 @@ def derive_matrix(
     steps.append(_matrix_step(spec, max_rows, max_cols, weight))
     block = _blocks_step(spec, max_rows, max_cols, weight) if blocks else None
     steps += [block] if block else []
-    probe = _structure_probe(spec)
+    probe = structure_probe(spec)
     structure = matrix_structure(probe)
     where = (
         "the matrix"
@@ -412,32 +413,6 @@ def derive_matrix(
 
 
 #: Above this many triples the structure is recognised on a smaller copy of the layer.
-STRUCTURE_BUDGET = 1_000_000
-
-
-def _structure_probe(spec: ConvSpec) -> ConvSpec:
-    """``spec`` itself, or the same configuration on an input just large enough to show every level."""
-    from dataclasses import replace
-
-    if len_estimate(spec) <= STRUCTURE_BUDGET:
-        return spec
-    caps = [
-        d * (k - 1) + 1 + 4 * s + sum(p) + 4
-        for k, s, d, p in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding)
-    ]
-    spatial = tuple(min(n, c) for n, c in zip(spec.input_shape[1:], caps))
-    try:
-        # ConvSpec.__init__ also takes a padding word, which dataclasses.replace's typed
-        # signature (the normalised field type) does not know
-        changes: dict[str, Any] = {
-            "input_shape": (spec.input_shape[0], *spatial),
-            "padding": spec.padding if spec.padding_word is None else spec.padding_word,
-        }
-        return replace(spec, **changes)
-    except ConvAlgebraError:
-        return spec
-
-
 def exact_array(values: Any) -> np.ndarray:
     """An object array of exact sympy numbers (floats rationalised) of the same shape."""
     import sympy
