@@ -63,6 +63,10 @@ __all__ = [
     "full",
     "dense",
     "read_regular_file",
+    "fftn",
+    "ifftn",
+    "svd",
+    "DEFAULT_MAX_FLOPS",
     "INT64_MAX",
     "FLOAT64_EXACT",
     "max_abs",
@@ -88,6 +92,9 @@ DEFAULT_FILE_BYTES = 2**30
 #: Bytes per path ``o <- m <- i`` of a composition of two layers while it is compared
 #: (four int64 indices for each side, their concatenation, sort and counts; measured ~280).
 PATH_BYTES = 300
+#: Most floating-point operations one dense factorisation may take unless told otherwise
+#: (about a minute of one core).
+DEFAULT_MAX_FLOPS = 10**11
 #: Largest integer the int64 arithmetic of matrices and tables holds.
 INT64_MAX = 2**63 - 1
 #: Integers up to this magnitude are exact in float64 (the dtype of integer gradients).
@@ -495,6 +502,63 @@ def dense(matrix, *, what: str = "the dense matrix", max_bytes: int = DEFAULT_AR
         "use the sparse matrix or a slice of it, or smaller sizes",
     )
     return matrix.toarray()
+
+
+def fftn(a: np.ndarray, axes=None, *, max_bytes: int = DEFAULT_ARRAY_BYTES) -> np.ndarray:
+    """``np.fft.fftn`` after :func:`require_array` (its complex result and a temporary).
+
+    Examples
+    --------
+    >>> fftn(np.array([1.0, 0.0])).tolist()
+    [(1+0j), (1+0j)]
+    """
+    require_array("the FFT", 2 * np.size(a), 16, max_bytes, "use smaller sizes")
+    return np.fft.fftn(a, axes=axes)
+
+
+def ifftn(a: np.ndarray, axes=None, *, max_bytes: int = DEFAULT_ARRAY_BYTES) -> np.ndarray:
+    """``np.fft.ifftn`` after :func:`require_array` (its complex result and a temporary)."""
+    require_array("the inverse FFT", 2 * np.size(a), 16, max_bytes, "use smaller sizes")
+    return np.fft.ifftn(a, axes=axes)
+
+
+def svd(
+    a: np.ndarray,
+    compute_uv: bool = True,
+    *,
+    max_bytes: int = DEFAULT_ARRAY_BYTES,
+    max_flops: int = DEFAULT_MAX_FLOPS,
+):
+    """``np.linalg.svd`` of a matrix after its memory and its work are estimated.
+
+    Notes
+    -----
+    An ``m x n`` SVD takes about ``4 m n min(m, n)`` flops (``+ 8 min^3`` with the vectors)
+    and holds ``m n`` entries and the factors (``m^2 + n^2`` more with ``compute_uv``).
+
+    Examples
+    --------
+    >>> np.round(svd(np.diag([3.0, 2.0]), compute_uv=False), 12).tolist()
+    [3.0, 2.0]
+    >>> svd(np.zeros((3000, 3000)), max_flops=10**9)
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the SVD of a 3,000 x 3,000 matrix would take 324,000,000,000 flops, more than max_flops=1,000,000,000; use smaller sizes
+    """
+    m, n = np.shape(a)
+    small = min(m, n)
+    entries = m * n + (m * m + n * n if compute_uv else small)
+    require_array(f"the SVD of a {m:,} x {n:,} matrix", 2 * entries, 8, max_bytes)
+    flops = 4 * m * n * small + (8 * small**3 if compute_uv else 0)
+    require_steps(
+        f"the SVD of a {m:,} x {n:,} matrix",
+        flops,
+        max_flops,
+        "use smaller sizes",
+        option="max_flops",
+        unit="flops",
+    )
+    return np.linalg.svd(a, compute_uv=compute_uv)
 
 
 def read_regular_file(path, what: str, max_bytes: int = DEFAULT_FILE_BYTES) -> bytes:

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import budget
 from .budget import (
     DEFAULT_ARRAY_BYTES,
     DEFAULT_MAX_BYTES,
@@ -110,8 +111,8 @@ def spatial_table(spec: ConvSpec) -> np.ndarray:
     n = spec.ndim
     in_sizes = spec.forward_input_spatial
     strides = [math.prod(in_sizes[a + 1 :]) for a in range(n)]
-    flat = np.zeros((1,) * (2 * n), dtype=np.int64)
-    valid = np.ones((1,) * (2 * n), dtype=bool)
+    flat = budget.zeros((1,) * (2 * n), dtype=np.int64)
+    valid = budget.ones((1,) * (2 * n), dtype=bool)
     for axis in range(n):
         table = axis_table(spec, axis)
         shape = [1] * (2 * n)
@@ -231,7 +232,7 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
         connected = np.asarray(spec.channel_table, dtype=bool)[co[:, None], ci]
     else:
         ci = (co // (c_out // spec.groups))[:, None] * per + ci_local[None, :]
-        connected = np.ones((r.size, per), dtype=bool)
+        connected = budget.ones((r.size, per), dtype=bool)
     w = (co[:, None] * per + ci_local[None, :])[:, :, None] * k + tap_weight_order(spec)
     if spec.tile is not None:
         w = w + (_tile_index(spec, pos) * (c_out * per * k))[:, None, None]
@@ -297,15 +298,15 @@ def row_template(spec: ConvSpec) -> RowTemplate:
     # template slot of (pos, ci, local): per*start[pos] + ci*count[pos] + local
     ci = np.arange(per)[:, None]
     slot = (per * starts[pos])[None, :] + ci * counts[pos][None, :] + local[None, :]
-    columns = np.empty(per * pos.size, dtype=np.int64)
-    weights = np.empty(per * pos.size, dtype=np.int64)
+    columns = budget.empty(per * pos.size, dtype=np.int64)
+    weights = budget.empty(per * pos.size, dtype=np.int64)
     columns[slot] = ci * p_in + col[None, :]
     weights[slot] = ci * k + tap_weight_order(spec)[tap][None, :]
     repeat = np.zeros(pos.size, dtype=bool)
     repeat[1:] = (pos[1:] == pos[:-1]) & (col[1:] == col[:-1])
     if not repeat.any():
         return RowTemplate(columns, weights, per * counts, ())
-    duplicate = np.zeros(per * pos.size, dtype=bool)
+    duplicate = budget.zeros(per * pos.size, dtype=bool)
     duplicate[slot] = np.broadcast_to(repeat, slot.shape)
     entry = np.cumsum(~duplicate) - 1
     first = np.flatnonzero(~duplicate)

@@ -268,7 +268,7 @@ def _bn_scale(graph: Any, v: str, own: dict) -> np.ndarray:
     layer, c = graph.layer(v), graph.shape(v)[0]
     gamma = _param(graph, v, "weight", own, (c,)) if layer.affine else None
     var = _param(graph, v, "running_var", own, (c,)) if layer.track_running_stats else None
-    scale = np.ones(c) if gamma is None else gamma
+    scale = budget.ones(c) if gamma is None else gamma
     if var is not None:
         scale = scale / np.sqrt(var + layer.eps)
     return scale.reshape((c,) + (1,) * (len(graph.shape(v)) - 1))
@@ -281,7 +281,7 @@ def _conv_backward(graph: Any, v: str, g: np.ndarray, own: dict) -> np.ndarray:
     spec = graph.facts(v).spec
     w = _param(graph, v, "weight", own, spec.weight_shape)
     if w is None:
-        w = np.full(spec.weight_shape, 1.0 / math.prod(spec.weight_shape[1:]))
+        w = budget.full(spec.weight_shape, 1.0 / math.prod(spec.weight_shape[1:]))
         if spec.transposed:  # PyTorch's fan-in of a transposed weight (C_in, C_out/g, *k)
             w[:] = 1.0 / (spec.in_channels / spec.groups * math.prod(spec.kernel_size))
     return conv_operator(spec, w).rmatvec(g.ravel()).reshape(spec.input_shape)
@@ -462,7 +462,7 @@ def _resample_matrix(amap: Resample, n_in: int, n_out: int) -> np.ndarray:
 def _summarise(graph: Any, node: str, unit: Any, grads: dict, mass: float) -> EffectiveField:
     name = graph.inputs[0]
     shape = graph.shape(name)
-    gradient = np.broadcast_to(grads.get(name, np.zeros((1, *shape[1:]))), shape).copy()
+    gradient = np.broadcast_to(grads.get(name, budget.zeros((1, *shape[1:]))), shape).copy()
     weights = np.abs(gradient).sum(0)
     total = weights.sum()
     if total == 0:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import budget
 from .budget import require_steps
 from .connectivity import padded_positions
 from .errors import ConvAlgebraError
@@ -56,7 +57,7 @@ def _inserted(spec: ConvSpec, drawn: ConvSpec) -> np.ndarray | None:
     """Which input cells of the drawn convolution are inserted zeros (transposed specs)."""
     if not spec.transposed:
         return None
-    inserted = np.ones(drawn.input_shape[1:], dtype=bool)
+    inserted = budget.ones(drawn.input_shape[1:], dtype=bool)
     inserted[tuple(slice(None, None, int(s)) for s in tuple(spec.stride))] = False
     return inserted
 
@@ -128,13 +129,13 @@ def figure_layout(spec: ConvSpec) -> dict[str, Any]:
     drawn = _drawn(spec)
     inserted = _inserted(spec, drawn)
     shape = _padded_shape(drawn)
-    padding = np.ones(shape, dtype=bool)
+    padding = budget.ones(shape, dtype=bool)
     padding[
         tuple(
             slice(b, b + n) for n, (b, _) in zip(drawn.input_shape[1:], drawn.padding, strict=True)
         )
     ] = False
-    zeros = np.zeros(shape, dtype=bool)
+    zeros = budget.zeros(shape, dtype=bool)
     if inserted is not None:
         zeros[
             tuple(

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from . import budget
 from .budget import FLOAT64_EXACT, entry_multiplicity, require_exact_sums
 from .connectivity import channel_layout, iter_triples, spatial_table, tap_weight_order
 from .errors import ConvAlgebraError, shown
@@ -150,7 +151,7 @@ def _weight_grad_shared(spec: ConvSpec, u: np.ndarray, v: np.ndarray) -> np.ndar
     k = table.shape[1]
     padded = with_fill_column(u.reshape(c_in, -1), 0)
     grad = v.reshape(groups, c_out // groups, -1)
-    acc = np.zeros((groups, c_out // groups, per, k), dtype=np.result_type(u, v))
+    acc = budget.zeros((groups, c_out // groups, per, k), dtype=np.result_type(u, v))
     for rows in gather_chunks(spec):
         patches = gather_patches(padded, table[rows]).reshape(groups, per, -1, k)
         acc += np.einsum("gop,gipk->goik", grad[:, :, rows], patches, optimize=True)
@@ -163,7 +164,7 @@ def _weight_grad_triples(spec: ConvSpec, u: np.ndarray, v: np.ndarray) -> np.nda
     """``J^T g`` for tiled or channel-table layers: contract the triples block by block."""
     u, v = u.ravel(), v.ravel()
     n_w = math.prod(spec.weight_shape)
-    acc = np.zeros(n_w, dtype=np.result_type(u, v))
+    acc = budget.zeros(n_w, dtype=np.result_type(u, v))
     for _, t in iter_triples(spec):
         acc += weighted_bincount(t.weight_index, u[t.in_index] * v[t.out_index], n_w)
     return acc

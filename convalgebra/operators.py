@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from . import budget
 from .budget import (
     DEFAULT_BLOCK_BYTES,
     DEFAULT_MAX_BYTES,
@@ -155,7 +156,7 @@ def _forward_matrix_shared(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -
         per * math.prod(spec.forward_input_spatial)
     )
     indices = columns.astype(idx)[None, :] + group_offset.astype(idx)[:, None]
-    indptr = np.zeros(c_out * p_out + 1, dtype=idx)
+    indptr = budget.zeros(c_out * p_out + 1, dtype=idx)
     np.cumsum(np.tile(template.row_counts, c_out), out=indptr[1:])
     matrix = sp.csr_array((data.ravel(), indices.ravel(), indptr), shape=(c_out * p_out, n_cols))
     matrix.has_sorted_indices = True
@@ -284,7 +285,7 @@ def _apply_forward(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndar
     table = spatial_table(spec)
     w = weight.reshape(g, c_out // g, per, -1)[..., tap_weight_order(spec)]
     padded = with_fill_column(x.reshape(c_in, -1), 0)
-    out = np.empty((c_out, table.shape[0]), dtype=np.result_type(w, x))
+    out = budget.empty((c_out, table.shape[0]), dtype=np.result_type(w, x))
     for rows in gather_chunks(spec):
         patches = gather_patches(padded, table[rows]).reshape(g, per, -1, table.shape[1])
         out[:, rows] = np.einsum("goik,gipk->gop", w, patches, optimize=True).reshape(c_out, -1)
@@ -302,7 +303,7 @@ def _apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndar
     sink = np.where(table >= 0, table, p_in)
     offsets = (np.arange(c_in) * (p_in + 1))[:, None, None]
     dtype = np.result_type(w, y)
-    acc = np.zeros(c_in * (p_in + 1), dtype=dtype)
+    acc = budget.zeros(c_in * (p_in + 1), dtype=dtype)
     for rows in gather_chunks(spec):
         contrib = np.einsum("goik,gop->gipk", w, grad[:, :, rows], optimize=True)
         index = (offsets + sink[rows][None]).ravel()
@@ -336,7 +337,7 @@ def _apply_triples(spec: ConvSpec, weight: np.ndarray, v: np.ndarray, adjoint: b
     n_out = c_out * math.prod(spec.forward_output_spatial)
     n_in = c_in * math.prod(spec.forward_input_spatial)
     dtype = np.result_type(weight, v)
-    acc = np.zeros(n_in if adjoint else n_out, dtype=dtype)
+    acc = budget.zeros(n_in if adjoint else n_out, dtype=dtype)
     flat = weight.ravel()
     for _, t in iter_triples(spec):
         if adjoint:

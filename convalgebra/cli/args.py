@@ -338,7 +338,7 @@ def make_array(text: str, shape: tuple[int, ...], seed: int = 0, name: str = "we
     if word == "arange":
         return np.arange(1, n + 1).reshape(shape)
     if word == "ones":
-        return np.ones(shape, dtype=np.int64)
+        return budget.ones(shape, dtype=np.int64)
     if word == "random":
         return np.random.default_rng(seed).integers(-3, 4, size=shape)
     if Path(text).suffix in (".npy", ".txt", ".csv"):

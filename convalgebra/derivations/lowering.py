@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..budget import DEFAULT_MAX_TERMS, dense_pairs, require_terms, symbol_count
 from ..errors import ConvAlgebraError
 from ..render.grids import array_grid, pick
@@ -71,7 +72,7 @@ def patch_matrix(spec: ConvSpec, x: Any = None) -> np.ndarray:
     a = (input_symbols(spec) if x is None else np.asarray(x, dtype=object)).ravel()
     per = math.prod(spec.output_shape[1:])
     t = triples(spec, slice(0, per))  # output channel 1: its rows of the table
-    out = np.zeros((per, math.prod(spec.weight_shape[1:])), dtype=object)
+    out = budget.zeros((per, math.prod(spec.weight_shape[1:])), dtype=object)
     for p, i, w in zip(
         t.out_index.tolist(), t.in_index.tolist(), t.weight_index.tolist(), strict=True
     ):
@@ -279,7 +280,7 @@ def zero_inserted(spec: ConvSpec, x: np.ndarray) -> np.ndarray:
         spec.in_channels,
         *((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True)),
     )
-    out = np.zeros(inserted, dtype=object if x.dtype == object else x.dtype)
+    out = budget.zeros(inserted, dtype=object if x.dtype == object else x.dtype)
     out[(slice(None), *(slice(None, None, s) for s in ints(spec.stride)))] = x
     return out
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..budget import require_terms, symbol_count, triple_count
-from ..errors import ConvAlgebraError
 from ..render.grids import pick, truncation_rule
 from ..spec import ConvSpec
 from ..structure import STRUCTURE_BUDGET, structure_probe
@@ -206,7 +206,7 @@ def _sharing_step(spec: ConvSpec) -> Step:
     from ..connectivity import iter_triples
 
     n_rows, n_cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
-    uses = np.zeros(math.prod(spec.weight_shape), dtype=np.int64)
+    uses = budget.zeros(math.prod(spec.weight_shape), dtype=np.int64)
     for _, chunk in iter_triples(spec, block_rows=1 << 16):  # bounded memory for huge layers
         uses += chunk.sharing()
     connections = int(uses.sum())
