@@ -358,7 +358,7 @@ def require_pair(
 
     Each layer can be under :func:`require_table` while the pair is not: the paths
     ``o <- m <- i`` of ``second ∘ first`` number at most the triples of ``second`` times the
-    largest fan-in of ``first``. Refused above ``4 max_products`` paths or ``max_bytes``.
+    largest fan-in of ``first``. Refused above ``max_products`` paths or ``max_bytes``.
 
     Examples
     --------
@@ -366,17 +366,17 @@ def require_pair(
     >>> require_pair(a, b, "check('composition')")
     Traceback (most recent call last):
     ...
-    convalgebra.errors.ConvAlgebraError: check('composition') of Conv1d(8, 8, kernel_size=(9,), stride=(1,), padding=((0, 0),)) on input (8, 800) and Conv1d(8, 8, kernel_size=(9,), stride=(1,), padding=((0, 0),)) on input (8, 792) has up to 32,845,824 paths o <- m <- i and would need about 9.2 GiB, over 2,000,000 paths (4 max_products=) or max_bytes=1,073,741,824; use smaller sizes (the verdict depends on the configuration, not on the size beyond a few kernel extents), or a larger max_products=
+    convalgebra.errors.ConvAlgebraError: check('composition') of Conv1d(8, 8, kernel_size=(9,), stride=(1,), padding=((0, 0),)) on input (8, 800) and Conv1d(8, 8, kernel_size=(9,), stride=(1,), padding=((0, 0),)) on input (8, 792) has up to 32,845,824 paths o <- m <- i and would need about 9.2 GiB, over max_products=500,000 paths or max_bytes=1,073,741,824; use smaller sizes (the verdict depends on the configuration, not on the size beyond a few kernel extents), or a larger max_products=
     """
     max_products = check_limit("max_products", max_products)
     max_bytes = check_limit("max_bytes", max_bytes)
     paths = max(triple_count(second) * _fan_in(first), triple_count(first) * _fan_in(second))
     nbytes = paths * PATH_BYTES
-    if paths > 4 * max_products or nbytes > max_bytes:
+    if paths > max_products or nbytes > max_bytes:
         raise ConvAlgebraError(
             f"{what} of {first.describe()} and {second.describe()} has up to {paths:,} paths "
-            f"o <- m <- i and would need about {_size(nbytes)}, over {4 * max_products:,} paths "
-            f"(4 max_products=) or max_bytes={max_bytes:,}; use smaller sizes (the verdict "
+            f"o <- m <- i and would need about {_size(nbytes)}, over max_products="
+            f"{max_products:,} paths or max_bytes={max_bytes:,}; use smaller sizes (the verdict "
             "depends on the configuration, not on the size beyond a few kernel extents), or a "
             "larger max_products="
         )
@@ -581,7 +581,7 @@ def read_regular_file(path, what: str, max_bytes: int = DEFAULT_FILE_BYTES) -> b
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ConvAlgebraError(f"cannot read {what} from {name}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ConvAlgebraError(
@@ -592,7 +592,10 @@ def read_regular_file(path, what: str, max_bytes: int = DEFAULT_FILE_BYTES) -> b
                 f"{what} file {name} has {_size(info.st_size)}, over max_bytes={max_bytes:,}; "
                 "use a smaller file"
             )
-        data = handle.read(max_bytes + 1)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:  # grew while being read
         raise ConvAlgebraError(f"{what} file {name} grew past max_bytes={max_bytes:,} while read")
     return data
