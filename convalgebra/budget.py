@@ -558,7 +558,9 @@ def svd(
         option="max_flops",
         unit="flops",
     )
-    return np.linalg.svd(a, compute_uv=compute_uv)
+    if compute_uv:
+        return np.linalg.svd(a)
+    return np.linalg.svd(a, compute_uv=False)
 
 
 def read_regular_file(path, what: str, max_bytes: int = DEFAULT_FILE_BYTES) -> bytes:

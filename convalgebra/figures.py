@@ -258,7 +258,7 @@ def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
         for idx in window_cells(spec, outputs[frame]):
             colours[slot[idx]] = "#9ecae1"
         colours[len(cells) + frame] = "#9ecae1"
-        grid.set_facecolors(colours)
+        grid.set_facecolor(colours)
         return [grid]
 
     animation = FuncAnimation(fig, draw, frames=len(outputs))
