@@ -69,7 +69,7 @@ def spec1(channels=8):
 
 
 def cases():
-    pad = int(rng.choice([0, 3, 300, 30000]))
+    pad = int(rng.choice([0, 3, 30, 30000]))
     small = ConvSpec((1, 4, 4), 1, 3, padding=pad)
     a = spec1()
     b = ConvSpec((a.output_shape[0], max(a.output_shape[1], 9)), int(rng.integers(1, 9)),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
-from ..budget import DEFAULT_MAX_TERMS, require_terms, symbol_count, triple_count
+from ..budget import require_terms, symbol_count, triple_count
 from ..render.grids import pick, truncation_rule
 from ..spec import ConvSpec
 from ..structure import STRUCTURE_BUDGET, structure_probe
@@ -359,8 +359,8 @@ def derive_matrix(
         Also show a 2-D single-channel matrix in block form.
     max_products : int, default 20,000,000
         Refuse, before any work, layers with more triples than this (the sparsity and sharing
-        steps count every one of them). Layers with more than ``DEFAULT_MAX_TERMS`` (50,000)
-        weights, inputs and outputs together are refused too: each is named by a symbol.
+        steps count every one of them), or more weights, inputs and outputs together (the
+        index steps name each one).
 
     Examples
     --------
@@ -373,18 +373,10 @@ def derive_matrix(
 
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"matrix derivations need a ConvSpec, got {type(spec).__name__}")
-    require_terms(  # the index steps name every weight, input and output by a sympy symbol
-        spec,
-        "the matrix derivation's symbols",
-        symbol_count(spec),
-        DEFAULT_MAX_TERMS,
-        "use conv_matrix/matrix_structure on the numbers, or smaller sizes",
-        option="DEFAULT_MAX_TERMS",
-    )
-    require_terms(
+    require_terms(  # the index steps hold one entry per weight, input and output as well
         spec,
         "the matrix derivation",
-        triple_count(spec),
+        max(triple_count(spec), symbol_count(spec)),
         max_products,
         "use conv_matrix/matrix_structure on the numbers, smaller sizes, or a larger max_products=",
         option="max_products",
