@@ -144,6 +144,7 @@ if TYPE_CHECKING:  # what mypy and IDEs read: the lazy tables above (the cli asi
     from .identities import equivariant_kernels as equivariant_kernels
     from .interop.torch import UnmodelledOpWarning as UnmodelledOpWarning
     from .interop.torch import from_torch as from_torch
+    from .interop.trace_ops import prove as prove
     from .lipschitz import lipschitz_bound as lipschitz_bound
     from .network import graph as graph
     from .network import layers as layers
@@ -158,7 +159,6 @@ if TYPE_CHECKING:  # what mypy and IDEs read: the lazy tables above (the cli asi
     from .operators import conv_matrix_blocks as conv_matrix_blocks
     from .operators import conv_operator as conv_operator
     from .operators import kernel_jacobian as kernel_jacobian
-    from .ops import prove as prove
     from .spectra import operator_norm as operator_norm
     from .spectra import singular_values as singular_values
     from .structure import is_block_circulant as is_block_circulant

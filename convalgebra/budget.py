@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import stat
 from typing import cast
 
 import numpy as np
@@ -48,7 +50,28 @@ __all__ = [
     "require_terms",
     "require_symbolic",
     "require_table",
+    "require_pair",
     "CHECK_MAX_PRODUCTS",
+    "DEFAULT_ARRAY_BYTES",
+    "DEFAULT_MAX_STEPS",
+    "DEFAULT_FILE_BYTES",
+    "require_array",
+    "require_steps",
+    "zeros",
+    "empty",
+    "ones",
+    "full",
+    "dense",
+    "read_regular_file",
+    "fftn",
+    "ifftn",
+    "svd",
+    "DEFAULT_MAX_FLOPS",
+    "INT64_MAX",
+    "FLOAT64_EXACT",
+    "max_abs",
+    "entry_multiplicity",
+    "require_exact_sums",
 ]
 
 #: Largest allocation a call makes unless told otherwise (``max_bytes=``).
@@ -59,6 +82,23 @@ DEFAULT_MAX_TERMS = 50_000
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 #: Largest layer (in triples) an identity check or solver works on unless told otherwise.
 CHECK_MAX_PRODUCTS = 500_000
+#: Largest dense array a step holds unless told otherwise (inputs, weights, dense working
+#: arrays of a derivation or figure; a sparse matrix has its own ``max_bytes``).
+DEFAULT_ARRAY_BYTES = 2**30
+#: Largest number of steps of a loop whose length an argument chooses (trials, frames).
+DEFAULT_MAX_STEPS = 10**6
+#: Largest file read whole (weights, data) unless told otherwise.
+DEFAULT_FILE_BYTES = 2**30
+#: Bytes per path ``o <- m <- i`` of a composition of two layers while it is compared
+#: (four int64 indices for each side, their concatenation, sort and counts; measured ~280).
+PATH_BYTES = 300
+#: Most floating-point operations one dense factorisation may take unless told otherwise
+#: (about a minute of one core).
+DEFAULT_MAX_FLOPS = 10**11
+#: Largest integer the int64 arithmetic of matrices and tables holds.
+INT64_MAX = 2**63 - 1
+#: Integers up to this magnitude are exact in float64 (the dtype of integer gradients).
+FLOAT64_EXACT = 2**53
 #: Per-axis taps above which the exact in-bounds count is replaced by the dense bound.
 _EXACT_TAPS = 2**22
 #: Bytes per triple of a full table while it is built (three int64 indices, a mask, temporaries).
@@ -295,3 +335,336 @@ def require_table(
             "size beyond a few kernel extents: use smaller sizes, or a larger max_products="
         )
     require_bytes(spec, what, triples_bytes(spec), max_bytes, "use smaller sizes")
+
+
+def _fan_in(spec: ConvSpec) -> int:
+    """Most (input, tap) pairs one output of the layer reads: an upper bound."""
+    if spec.channel_table is not None:
+        per = max(sum(col) for col in zip(*spec.channel_table))
+        per = max(per, max(map(sum, spec.channel_table)))
+    else:
+        per = spec.in_channels // spec.groups
+    return per * math.prod(_ints(spec.kernel_size))
+
+
+def require_pair(
+    first: ConvSpec,
+    second: ConvSpec,
+    what: str,
+    max_products: int = CHECK_MAX_PRODUCTS,
+    max_bytes: int = DEFAULT_ARRAY_BYTES,
+) -> int:
+    """The budget of work on the paths of two layers composed either way; returns the bound.
+
+    Each layer can be under :func:`require_table` while the pair is not: the paths
+    ``o <- m <- i`` of ``second ∘ first`` number at most the triples of ``second`` times the
+    largest fan-in of ``first``. Refused above ``max_products`` paths or ``max_bytes``.
+
+    Examples
+    --------
+    >>> a, b = ConvSpec((8, 800), 8, 9), ConvSpec((8, 792), 8, 9)
+    >>> require_pair(a, b, "check('composition')")
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: check('composition') of Conv1d(8, 8, kernel_size=(9,), stride=(1,), padding=((0, 0),)) on input (8, 800) and Conv1d(8, 8, kernel_size=(9,), stride=(1,), padding=((0, 0),)) on input (8, 792) has up to 32,845,824 paths o <- m <- i and would need about 9.2 GiB, over max_products=500,000 paths or max_bytes=1,073,741,824; use smaller sizes (the verdict depends on the configuration, not on the size beyond a few kernel extents), or a larger max_products=
+    """
+    max_products = check_limit("max_products", max_products)
+    max_bytes = check_limit("max_bytes", max_bytes)
+    paths = max(triple_count(second) * _fan_in(first), triple_count(first) * _fan_in(second))
+    nbytes = paths * PATH_BYTES
+    if paths > max_products or nbytes > max_bytes:
+        raise ConvAlgebraError(
+            f"{what} of {first.describe()} and {second.describe()} has up to {paths:,} paths "
+            f"o <- m <- i and would need about {_size(nbytes)}, over max_products="
+            f"{max_products:,} paths or max_bytes={max_bytes:,}; use smaller sizes (the verdict "
+            "depends on the configuration, not on the size beyond a few kernel extents), or a "
+            "larger max_products="
+        )
+    return paths
+
+
+def _count(shape) -> int:
+    """Entries of an array of ``shape`` (an int or a sequence of ints), exactly."""
+    if isinstance(shape, (int, np.integer)):
+        return max(int(shape), 0)
+    return math.prod(max(int(n), 0) for n in shape)
+
+
+def require_array(
+    what: str,
+    shape,
+    itemsize: int = 8,
+    max_bytes: int = DEFAULT_ARRAY_BYTES,
+    alternative: str = "use smaller sizes",
+) -> int:
+    """Refuse a dense array of ``shape`` above ``max_bytes``; return its entry count.
+
+    ``shape`` is the array's shape (or its entry count); the refusal names the entries, the
+    bytes, the limit and ``alternative``.
+
+    Examples
+    --------
+    >>> require_array("the input", (1, 150_000_000))
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the input has 150,000,000 entries and would need about 1.1 GiB, over max_bytes=1,073,741,824; use smaller sizes
+    """
+    max_bytes = check_limit("max_bytes", max_bytes)
+    n = _count(shape)
+    nbytes = n * itemsize
+    if nbytes > max_bytes:
+        raise ConvAlgebraError(
+            f"{what} has {n:,} entries and would need about {_size(nbytes)}, over "
+            f"max_bytes={max_bytes:,}; {alternative}"
+        )
+    return n
+
+
+def require_steps(
+    what: str,
+    steps: int,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    alternative: str = "ask for fewer",
+    option: str = "max_steps",
+    unit: str = "steps",
+) -> int:
+    """Refuse a loop of ``steps`` steps above ``max_steps``; return ``steps``.
+
+    Examples
+    --------
+    >>> require_steps("dottest(n_trials=10000000)", 10**7, 10**4, "use fewer trials")
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: dottest(n_trials=10000000) would take 10,000,000 steps, more than max_steps=10,000; use fewer trials
+    """
+    max_steps = check_limit(option, max_steps)
+    if steps > max_steps:
+        raise ConvAlgebraError(
+            f"{what} would take {steps:,} {unit}, more than {option}={max_steps:,}; {alternative}"
+        )
+    return steps
+
+
+def _dtype_size(dtype) -> int:
+    return 8 if dtype is None else max(np.dtype(dtype).itemsize, 1)
+
+
+def empty(shape, dtype=float, *, what: str = "an array", max_bytes: int = DEFAULT_MAX_BYTES):
+    """``np.empty`` after :func:`require_array` (default limit: ``DEFAULT_MAX_BYTES``)."""
+    require_array(what, shape, _dtype_size(dtype), max_bytes)
+    return np.empty(shape, dtype=dtype)
+
+
+def zeros(shape, dtype=float, *, what: str = "an array", max_bytes: int = DEFAULT_MAX_BYTES):
+    """``np.zeros`` after :func:`require_array` (default limit: ``DEFAULT_MAX_BYTES``).
+
+    Examples
+    --------
+    >>> zeros((2, 3), int).tolist()
+    [[0, 0, 0], [0, 0, 0]]
+    >>> zeros((60004, 60004), bool, what="the grid", max_bytes=2**30)
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the grid has 3,600,480,016 entries and would need about 3.4 GiB, over max_bytes=1,073,741,824; use smaller sizes
+    """
+    require_array(what, shape, _dtype_size(dtype), max_bytes)
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones(shape, dtype=float, *, what: str = "an array", max_bytes: int = DEFAULT_MAX_BYTES):
+    """``np.ones`` after :func:`require_array` (default limit: ``DEFAULT_MAX_BYTES``)."""
+    require_array(what, shape, _dtype_size(dtype), max_bytes)
+    return np.ones(shape, dtype=dtype)
+
+
+def full(
+    shape, fill_value, dtype=None, *, what: str = "an array", max_bytes: int = DEFAULT_MAX_BYTES
+):
+    """``np.full`` after :func:`require_array` (default limit: ``DEFAULT_MAX_BYTES``)."""
+    require_array(what, shape, _dtype_size(dtype), max_bytes)
+    return np.full(shape, fill_value, dtype=dtype)
+
+
+def dense(matrix, *, what: str = "the dense matrix", max_bytes: int = DEFAULT_ARRAY_BYTES):
+    """``matrix.toarray()`` of a scipy sparse matrix after :func:`require_array`.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> dense(sp.csr_array(np.eye(2))).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    require_array(
+        what,
+        matrix.shape,
+        matrix.dtype.itemsize,
+        max_bytes,
+        "use the sparse matrix or a slice of it, or smaller sizes",
+    )
+    return matrix.toarray()
+
+
+def fftn(a: np.ndarray, axes=None, *, max_bytes: int = DEFAULT_ARRAY_BYTES) -> np.ndarray:
+    """``np.fft.fftn`` after :func:`require_array` (its complex result and a temporary).
+
+    Examples
+    --------
+    >>> fftn(np.array([1.0, 0.0])).tolist()
+    [(1+0j), (1+0j)]
+    """
+    require_array("the FFT", 2 * np.size(a), 16, max_bytes, "use smaller sizes")
+    return np.fft.fftn(a, axes=axes)
+
+
+def ifftn(a: np.ndarray, axes=None, *, max_bytes: int = DEFAULT_ARRAY_BYTES) -> np.ndarray:
+    """``np.fft.ifftn`` after :func:`require_array` (its complex result and a temporary)."""
+    require_array("the inverse FFT", 2 * np.size(a), 16, max_bytes, "use smaller sizes")
+    return np.fft.ifftn(a, axes=axes)
+
+
+def svd(
+    a: np.ndarray,
+    compute_uv: bool = True,
+    *,
+    max_bytes: int = DEFAULT_ARRAY_BYTES,
+    max_flops: int = DEFAULT_MAX_FLOPS,
+):
+    """``np.linalg.svd`` of a matrix after its memory and its work are estimated.
+
+    Notes
+    -----
+    An ``m x n`` SVD takes about ``4 m n min(m, n)`` flops (``+ 8 min^3`` with the vectors)
+    and holds ``m n`` entries and the factors (``m^2 + n^2`` more with ``compute_uv``).
+
+    Examples
+    --------
+    >>> np.round(svd(np.diag([3.0, 2.0]), compute_uv=False), 12).tolist()
+    [3.0, 2.0]
+    >>> svd(np.zeros((3000, 3000)), max_flops=10**9)
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the SVD of a 3,000 x 3,000 matrix would take 324,000,000,000 flops, more than max_flops=1,000,000,000; use smaller sizes
+    """
+    m, n = np.shape(a)
+    small = min(m, n)
+    entries = m * n + (m * m + n * n if compute_uv else small)
+    require_array(f"the SVD of a {m:,} x {n:,} matrix", 2 * entries, 8, max_bytes)
+    flops = 4 * m * n * small + (8 * small**3 if compute_uv else 0)
+    require_steps(
+        f"the SVD of a {m:,} x {n:,} matrix",
+        flops,
+        max_flops,
+        "use smaller sizes",
+        option="max_flops",
+        unit="flops",
+    )
+    if compute_uv:
+        return np.linalg.svd(a)
+    return np.linalg.svd(a, compute_uv=False)
+
+
+def read_regular_file(path, what: str, max_bytes: int = DEFAULT_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, or a clear refusal.
+
+    The file is opened without blocking and checked by its own descriptor, so a FIFO, a
+    device (``/dev/zero``) or a directory is refused before a byte is read, whatever link
+    leads to it, and the size is known before reading.
+
+    Examples
+    --------
+    >>> read_regular_file("/dev/zero", "weight")
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: weight must be a regular file, got '/dev/zero' (a character device)
+    """
+    max_bytes = check_limit("max_bytes", max_bytes)
+    name = shown(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConvAlgebraError(f"cannot read {what} from {name}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConvAlgebraError(
+                f"{what} must be a regular file, got {name} ({_file_kind(info.st_mode)})"
+            )
+        if info.st_size > max_bytes:
+            raise ConvAlgebraError(
+                f"{what} file {name} has {_size(info.st_size)}, over max_bytes={max_bytes:,}; "
+                "use a smaller file"
+            )
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # grew while being read
+        raise ConvAlgebraError(f"{what} file {name} grew past max_bytes={max_bytes:,} while read")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def max_abs(array: np.ndarray) -> int:
+    """The largest magnitude of an integer (or bool) array, as an exact Python int.
+
+    Examples
+    --------
+    >>> max_abs(np.array([3, -2**63], np.int64)) == 2**63
+    True
+    """
+    if array.size == 0:
+        return 0
+    return max(abs(int(array.max())), abs(int(array.min())))
+
+
+def entry_multiplicity(spec: ConvSpec) -> int:
+    """Most triples one matrix entry sums: 1 with zero padding (every tap of a row reads its
+    own input), else up to the kernel's taps (wrapped or reflected taps can meet)."""
+    if spec.padding_mode == "zeros":
+        return 1
+    return math.prod(_ints(spec.kernel_size))
+
+
+def require_exact_sums(
+    what: str,
+    terms: int,
+    arrays,
+    bound: int = INT64_MAX,
+    alternative: str = "pass float arrays to accept rounding, or smaller integers",
+) -> None:
+    """Refuse integer ``arrays`` whose products (one entry of each), summed ``terms`` times,
+    could exceed ``bound`` in magnitude; nothing to check when one of them is not integer.
+
+    Integer results are then exact: no int64 sum wraps (``bound=INT64_MAX``) and no integer
+    result computed in float64 is rounded (``bound=FLOAT64_EXACT``).
+
+    Examples
+    --------
+    >>> require_exact_sums("the matrix", 3, [np.full(3, 2**62)])
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the matrix: integer entries up to 2**62.0 summed over up to 3 terms can reach 2**63.6, over the exact range 2**63 - 1 (int64); pass float arrays to accept rounding, or smaller integers
+    """
+    if not all(np.asarray(a).dtype.kind in "biu" for a in arrays):
+        return
+    peak = terms * math.prod(max_abs(np.asarray(a)) for a in arrays)
+    if peak > bound:
+        names = {INT64_MAX: "2**63 - 1 (int64)", FLOAT64_EXACT: "2**53 (exact integers in float64)"}
+        largest = max(max_abs(np.asarray(a)) for a in arrays)
+        raise ConvAlgebraError(
+            f"{what}: integer entries up to 2**{math.log2(largest):.1f} summed over up to "
+            f"{terms:,} terms can reach 2**{math.log2(peak):.1f}, over the exact range "
+            f"{names.get(bound, f'{bound:,}')}; {alternative}"
+        )

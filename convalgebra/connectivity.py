@@ -18,7 +18,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from .budget import DEFAULT_MAX_BYTES, block_rows_for, require_bytes, table_bytes
+from . import budget
+from .budget import (
+    DEFAULT_ARRAY_BYTES,
+    DEFAULT_MAX_BYTES,
+    block_rows_for,
+    channel_links,
+    require_array,
+    require_bytes,
+    table_bytes,
+)
 from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec
 from .taps import map_padded, padded_coordinates
@@ -33,6 +42,8 @@ __all__ = [
     "row_template",
     "layer_rows_cols",
     "padded_positions",
+    "entry_count",
+    "weight_uses",
 ]
 
 
@@ -100,8 +111,8 @@ def spatial_table(spec: ConvSpec) -> np.ndarray:
     n = spec.ndim
     in_sizes = spec.forward_input_spatial
     strides = [math.prod(in_sizes[a + 1 :]) for a in range(n)]
-    flat = np.zeros((1,) * (2 * n), dtype=np.int64)
-    valid = np.ones((1,) * (2 * n), dtype=bool)
+    flat = budget.zeros((1,) * (2 * n), dtype=np.int64)
+    valid = budget.ones((1,) * (2 * n), dtype=bool)
     for axis in range(n):
         table = axis_table(spec, axis)
         shape = [1] * (2 * n)
@@ -228,7 +239,7 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
         connected = np.asarray(spec.channel_table, dtype=bool)[co[:, None], ci]
     else:
         ci = (co // (c_out // spec.groups))[:, None] * per + ci_local[None, :]
-        connected = np.ones((r.size, per), dtype=bool)
+        connected = budget.ones((r.size, per), dtype=bool)
     w = (co[:, None] * per + ci_local[None, :])[:, :, None] * k + tap_weight_order(spec)
     if spec.tile is not None:
         w = w + (_tile_index(spec, pos) * (c_out * per * k))[:, None, None]
@@ -294,15 +305,15 @@ def row_template(spec: ConvSpec) -> RowTemplate:
     # template slot of (pos, ci, local): per*start[pos] + ci*count[pos] + local
     ci = np.arange(per)[:, None]
     slot = (per * starts[pos])[None, :] + ci * counts[pos][None, :] + local[None, :]
-    columns = np.empty(per * pos.size, dtype=np.int64)
-    weights = np.empty(per * pos.size, dtype=np.int64)
+    columns = budget.empty(per * pos.size, dtype=np.int64)
+    weights = budget.empty(per * pos.size, dtype=np.int64)
     columns[slot] = ci * p_in + col[None, :]
     weights[slot] = ci * k + tap_weight_order(spec)[tap][None, :]
     repeat = np.zeros(pos.size, dtype=bool)
     repeat[1:] = (pos[1:] == pos[:-1]) & (col[1:] == col[:-1])
     if not repeat.any():
         return RowTemplate(columns, weights, per * counts, ())
-    duplicate = np.zeros(per * pos.size, dtype=bool)
+    duplicate = budget.zeros(per * pos.size, dtype=bool)
     duplicate[slot] = np.broadcast_to(repeat, slot.shape)
     entry = np.cumsum(~duplicate) - 1
     first = np.flatnonzero(~duplicate)
@@ -310,3 +321,68 @@ def row_template(spec: ConvSpec) -> RowTemplate:
     extra = tuple((entry[rank == r], weights[rank == r]) for r in range(1, int(rank.max()) + 1))
     unique_counts = np.bincount(pos[~repeat], minlength=sp.shape[0])
     return RowTemplate(columns[first], weights[first], per * unique_counts, extra)
+
+
+def _axis_tables(spec: ConvSpec) -> list[np.ndarray]:
+    """Every axis's :func:`axis_table`, after the budget of the largest (with temporaries)."""
+    for a in range(spec.ndim):
+        require_array(
+            f"the axis-{a} table of {spec.describe()}",
+            (spec.forward_output_spatial[a], tuple(spec.kernel_size)[a]),
+            24,
+            DEFAULT_ARRAY_BYTES,
+            "use smaller sizes",
+        )
+    return [axis_table(spec, a) for a in range(spec.ndim)]
+
+
+def entry_count(spec: ConvSpec) -> int:
+    """Entries of the layer's matrix that some triple reaches (its non-zeros for a generic
+    weight), without building the table.
+
+    Notes
+    -----
+    Output ``(c_o, p)`` reads input ``(c_i, q)`` when the channels are linked and, on every
+    axis ``a``, some tap of ``p_a`` reads ``q_a`` (the taps of the axes combine freely), so the
+    count is the linked channel pairs times, per axis, the distinct (position, input) pairs.
+    Wrapped or reflected taps that meet count once.
+
+    Examples
+    --------
+    >>> entry_count(ConvSpec((1, 3), 1, 3, padding=1, padding_mode="circular"))
+    9
+    >>> entry_count(ConvSpec((2, 5, 5), 4, 3, padding=1))
+    1352
+    """
+    total = channel_links(spec)
+    for table in _axis_tables(spec):
+        ordered = np.sort(table, axis=1)
+        new = np.ones(ordered.shape, dtype=bool)
+        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        total *= int((new & (ordered >= 0)).sum())
+    return total
+
+
+def weight_uses(spec: ConvSpec) -> np.ndarray:
+    """How many triples use each weight (flat, in weight order): :meth:`TripleTable.sharing`,
+    built from the axes alone unless the layer is tiled or has a channel table.
+
+    Notes
+    -----
+    Weight ``(c_o, c_i, m)`` of a shared kernel is used once per output position of its
+    channel where every axis's tap ``m_a`` reads the input (not zero padding): the product
+    over the axes of those counts, the same for every channel pair.
+
+    Examples
+    --------
+    >>> weight_uses(ConvSpec((1, 4), 2, 3, padding=1)).tolist()
+    [3, 4, 3, 3, 4, 3]
+    """
+    if spec.tile is not None or spec.channel_table is not None:
+        return triples(spec).sharing()
+    per_tap = np.ones(1, dtype=np.int64)
+    for table in _axis_tables(spec):
+        per_tap = np.multiply.outer(per_tap, (table >= 0).sum(axis=0)).ravel()
+    uses = np.empty_like(per_tap)
+    uses[tap_weight_order(spec)] = per_tap
+    return np.tile(uses, math.prod(spec.weight_shape[: -spec.ndim]))

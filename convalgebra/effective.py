@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from . import budget
+from .budget import DEFAULT_ARRAY_BYTES, require_array
 from .display import short_repr, summary_html
 from .errors import ConvAlgebraError, MissingExtraError
 from .network.receptive import Broadcast, Local, Resample, Scatter, Window
@@ -212,7 +214,7 @@ def _backward(
     """The gradient of every ancestor, ``(C, *spatial)`` (``C = 1`` with uniform weights:
     every channel carries the same gradient), and the graph inputs'."""
     channels = graph.shape(node)[0] if own is not None else 1
-    start = np.zeros((channels, *graph.shape(node)[1:]))
+    start = budget.zeros((channels, *graph.shape(node)[1:]), what="the unit's gradient")
     index: tuple[Any, ...] = (slice(None), *(int(p) for p in position))
     start[index] = 1.0
     grads: dict[str, np.ndarray] = {node: start}
@@ -293,7 +295,7 @@ def _bn_scale(graph: Any, v: str, own: dict) -> np.ndarray:
     layer, c = graph.layer(v), graph.shape(v)[0]
     gamma = _param(graph, v, "weight", own, (c,)) if layer.affine else None
     var = _param(graph, v, "running_var", own, (c,)) if layer.track_running_stats else None
-    scale = np.ones(c) if gamma is None else gamma
+    scale = budget.ones(c) if gamma is None else gamma
     if var is not None:
         scale = scale / np.sqrt(var + layer.eps)
     return scale.reshape((c,) + (1,) * (len(graph.shape(v)) - 1))
@@ -306,7 +308,7 @@ def _conv_backward(graph: Any, v: str, g: np.ndarray, own: dict) -> np.ndarray:
     spec = graph.facts(v).spec
     w = _param(graph, v, "weight", own, spec.weight_shape)
     if w is None:
-        w = np.full(spec.weight_shape, 1.0 / math.prod(spec.weight_shape[1:]))
+        w = budget.full(spec.weight_shape, 1.0 / math.prod(spec.weight_shape[1:]))
         if spec.transposed:  # PyTorch's fan-in of a transposed weight (C_in, C_out/g, *k)
             w[:] = 1.0 / (spec.in_channels / spec.groups * math.prod(spec.kernel_size))
     return conv_operator(spec, w).rmatvec(g.ravel()).reshape(spec.input_shape)
@@ -387,18 +389,26 @@ def _axis_matrix(
     layer: Any, amap: Any, axis: int, n_in: int, n_out: int
 ) -> tuple[np.ndarray, float]:
     """``A[o, i]`` of one spatial axis (and a scalar gain), for ``y = A x`` along it."""
+    require_array(  # the matrix and a temporary as large
+        f"the axis-{axis} matrix of the effective receptive field ({n_out:,} x {n_in:,}, dense, "
+        "with a temporary)",
+        2 * n_out * n_in,
+        8,
+        DEFAULT_ARRAY_BYTES,
+        "use a smaller input (a unit's field depends on the layers, not on the input size)",
+    )
     out = np.arange(n_out)
     if isinstance(amap, Local):
         src = out[:, None] * amap.stride + np.asarray(amap.taps)[None, :]
         mapped = _pad_index(src, n_in, amap.mode)
         keep = mapped >= 0
-        matrix = np.zeros((n_out, n_in))
+        matrix = budget.zeros((n_out, n_in))
         np.add.at(matrix, (np.broadcast_to(out[:, None], src.shape)[keep], mapped[keep]), 1.0)
         return _pool_weights(layer, matrix, amap, axis, n_in, n_out), 1.0
     if isinstance(amap, Scatter):
         dst = np.arange(n_in)[:, None] * amap.stride + np.asarray(amap.taps)[None, :]
         keep = (dst >= 0) & (dst < n_out)
-        matrix = np.zeros((n_out, n_in))
+        matrix = budget.zeros((n_out, n_in))
         np.add.at(
             matrix, (dst[keep], np.broadcast_to(np.arange(n_in)[:, None], dst.shape)[keep]), 1.0
         )
@@ -411,11 +421,11 @@ def _axis_matrix(
     if isinstance(amap, Resample):
         return _resample_matrix(amap, n_in, n_out), 1.0
     if isinstance(amap, Broadcast):
-        return np.ones((n_out, 1)), 1.0
+        return budget.ones((n_out, 1)), 1.0
     if layer.kind == "mean":  # a mean over this axis
-        return np.full((n_out, n_in), 1.0 / n_in), 1.0
+        return budget.full((n_out, n_in), 1.0 / n_in), 1.0
     if layer.kind == "linear":  # the last axis, weights 1 / in_features
-        return np.full((n_out, n_in), 1.0 / n_in), 1.0
+        return budget.full((n_out, n_in), 1.0 / n_in), 1.0
     raise ConvAlgebraError(
         f"{layer.kind} mixes spatial axis {axis} in a way the effective "
         "receptive field does not model"
@@ -458,7 +468,7 @@ def _pool_weights(
 def _resample_matrix(amap: Resample, n_in: int, n_out: int) -> np.ndarray:
     """PyTorch's nearest or linear interpolation along one axis, as a matrix."""
     out = np.arange(n_out)
-    matrix = np.zeros((n_out, n_in))
+    matrix = budget.zeros((n_out, n_in))
     ratio = Fraction(amap.ratio)
     if not amap.linear:
         src = np.floor(out.astype(np.float32) * np.float32(float(ratio))).astype(np.int64)
@@ -479,7 +489,7 @@ def _resample_matrix(amap: Resample, n_in: int, n_out: int) -> np.ndarray:
 def _summarise(graph: Any, node: str, unit: Any, grads: dict, mass: float) -> EffectiveField:
     name = graph.inputs[0]
     shape = graph.shape(name)
-    gradient = np.broadcast_to(grads.get(name, np.zeros((1, *shape[1:]))), shape).copy()
+    gradient = np.broadcast_to(grads.get(name, budget.zeros((1, *shape[1:]))), shape).copy()
     weights = np.abs(gradient).sum(0)
     total = weights.sum()
     if total == 0:

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import operator
 import tempfile
 from pathlib import Path
@@ -22,16 +23,26 @@ from typing import Any
 
 import numpy as np
 
+from . import budget
+from .budget import require_steps
 from .connectivity import padded_positions
 from .errors import ConvAlgebraError, shown
 from .files import write_file
 from .spec import ConvSpec
 
-__all__ = ["window_cells", "figure_layout", "conv_tikz", "conv_gif"]
+__all__ = ["window_cells", "figure_layout", "require_figure", "conv_tikz", "conv_gif"]
+
+#: Largest padded input plus output (cells) a figure draws: beyond it no one can read the cells.
+FIGURE_MAX_CELLS = 40_000
+#: Largest GIF drawn, in frames times cells (each frame is rendered and quantised to a
+#: palette, about 50 microseconds per cell at ``GIF_DPI``: a second or two at the limit).
+GIF_MAX_CELL_FRAMES = 30_000
+#: Resolution of GIF frames: 16 pixels per cell.
+GIF_DPI = 40
 
 
-def _drawn(spec: ConvSpec) -> tuple[ConvSpec, np.ndarray | None]:
-    """The forward convolution to draw and, for a transposed spec, which input cells are inserted zeros."""
+def _drawn(spec: ConvSpec) -> ConvSpec:
+    """The forward convolution to draw (for a transposed spec, on the zero-inserted input)."""
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"figures need a ConvSpec, got {type(spec).__name__}")
     if spec.ndim > 2:
@@ -39,13 +50,19 @@ def _drawn(spec: ConvSpec) -> tuple[ConvSpec, np.ndarray | None]:
             f"figures draw 1-D and 2-D layers, got {spec.ndim}-D: {spec.describe()}"
         )
     if not spec.transposed:
-        return spec, None
+        return spec
     from .derivations.lowering import direct_equivalent
 
-    direct = direct_equivalent(spec)
-    inserted = np.ones(direct.input_shape[1:], dtype=bool)
+    return direct_equivalent(spec)
+
+
+def _inserted(spec: ConvSpec, drawn: ConvSpec) -> np.ndarray | None:
+    """Which input cells of the drawn convolution are inserted zeros (transposed specs)."""
+    if not spec.transposed:
+        return None
+    inserted = budget.ones(drawn.input_shape[1:], dtype=bool)
     inserted[tuple(slice(None, None, int(s)) for s in tuple(spec.stride))] = False
-    return direct, inserted
+    return inserted
 
 
 def window_cells(spec: ConvSpec, output: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -53,7 +70,7 @@ def window_cells(spec: ConvSpec, output: tuple[int, ...]) -> list[tuple[int, ...
 
     For a transposed spec, cells of the zero-inserted and padded input of its direct convolution.
     """
-    drawn, _ = _drawn(spec)
+    drawn = _drawn(spec)
     if len(output) != drawn.ndim or any(
         not 0 <= o < n for o, n in zip(output, drawn.output_shape[1:], strict=True)
     ):
@@ -72,17 +89,63 @@ def _position(output: Any) -> tuple[int, ...]:
         raise TypeError(f"output must be a tuple of ints, got {shown(output)}") from None
 
 
+def require_figure(spec: ConvSpec, animated: bool = False) -> tuple[int, int]:
+    """The budget of a figure of ``spec``, before anything is drawn: (cells, frames).
+
+    A picture holds at most ``FIGURE_MAX_CELLS`` cells (padded input plus output); a GIF
+    (``animated``) at most ``GIF_MAX_CELL_FRAMES`` cells summed over its frames, one frame
+    per output.
+
+    Examples
+    --------
+    >>> require_figure(ConvSpec((1, 5, 5), 1, 3), animated=True)
+    (34, 9)
+    >>> require_figure(ConvSpec((1, 20, 20), 1, 3), animated=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the GIF of Conv2d(...) on input (1, 20, 20) (324 frames of 724 cells) would take 234,576 cell frames, more than GIF_MAX_CELL_FRAMES=30,000; ...
+    """
+    drawn = _drawn(spec)
+    shape = _padded_shape(drawn)
+    frames = math.prod(drawn.output_shape[1:])
+    cells = math.prod(shape) + frames
+    require_steps(
+        f"the figure of {spec.describe()} ({' x '.join(map(str, shape))} padded input)",
+        cells,
+        FIGURE_MAX_CELLS,
+        "draw a smaller input, padding or dilation",
+        option="FIGURE_MAX_CELLS",
+        unit="cells",
+    )
+    if animated:
+        require_steps(
+            f"the GIF of {spec.describe()} ({frames:,} frames of {cells:,} cells)",
+            frames * cells,
+            GIF_MAX_CELL_FRAMES,
+            "draw a smaller input or a larger stride, or use the TikZ figure (.tex)",
+            option="GIF_MAX_CELL_FRAMES",
+            unit="cell frames",
+        )
+    return cells, frames
+
+
+def _padded_shape(drawn: ConvSpec) -> tuple[int, ...]:
+    return tuple(n + b + a for n, (b, a) in zip(drawn.input_shape[1:], drawn.padding, strict=True))
+
+
 def figure_layout(spec: ConvSpec) -> dict[str, Any]:
     """What a figure shows: padded input size, which cells are padding or inserted zeros, output size."""
-    drawn, inserted = _drawn(spec)
-    shape = tuple(n + b + a for n, (b, a) in zip(drawn.input_shape[1:], drawn.padding, strict=True))
-    padding = np.ones(shape, dtype=bool)
+    require_figure(spec)
+    drawn = _drawn(spec)
+    inserted = _inserted(spec, drawn)
+    shape = _padded_shape(drawn)
+    padding = budget.ones(shape, dtype=bool)
     padding[
         tuple(
             slice(b, b + n) for n, (b, _) in zip(drawn.input_shape[1:], drawn.padding, strict=True)
         )
     ] = False
-    zeros = np.zeros(shape, dtype=bool)
+    zeros = budget.zeros(shape, dtype=bool)
     if inserted is not None:
         zeros[
             tuple(
@@ -151,6 +214,10 @@ def conv_tikz(spec: ConvSpec, output: tuple[int, ...] | None = None, cell: float
     return "\n".join(lines)
 
 
+def _base_colour(layout: dict[str, Any], idx: tuple[int, ...]) -> str:
+    return "#d9d9d9" if layout["inserted"][idx] else "white"
+
+
 def _caption(drawn: ConvSpec, spec: ConvSpec) -> str:
     if spec.transposed:
         return "(zeros inserted, padded)"
@@ -169,6 +236,7 @@ def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.animation import FuncAnimation, PillowWriter
+        from matplotlib.collections import PatchCollection
         from matplotlib.patches import Rectangle
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise ConvAlgebraError(
@@ -178,47 +246,37 @@ def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
     rows, cols = _rows_cols(layout["padded"])
     out_rows, out_cols = _rows_cols(layout["output"])
     outputs = list(np.ndindex(*layout["output"]))
+    cells = list(np.ndindex(*layout["padded"]))
+    require_figure(spec, animated=True)
     fig, ax = plt.subplots(figsize=(0.4 * (cols + out_cols + 3), 0.4 * (max(rows, out_rows) + 1)))
+    ax.set_axis_off()
+    ax.set_xlim(-0.5, cols + out_cols + 2.5)
+    ax.set_ylim(-max(rows, out_rows) - 0.5, 0.5)
+    corners = [((0, i[0]) if len(i) == 1 else i) for i in cells]
+    out_corners = [((0, i[0]) if len(i) == 1 else i) for i in outputs]
+    boxes = [Rectangle((c, -r - 1), 1, 1) for r, c in corners]
+    boxes += [Rectangle((cols + 2 + c, -r - 1), 1, 1) for r, c in out_corners]
+    base = [_base_colour(layout, idx) for idx in cells] + ["white"] * len(outputs)
+    styles = ["--" if layout["padding"][idx] else "-" for idx in cells] + ["-"] * len(outputs)
+    # one collection, recoloured per frame: drawing thousands of separate patches per frame
+    # is what makes a GIF slow
+    grid = PatchCollection(boxes, facecolors=base, edgecolors="black", linestyles=styles)
+    ax.add_collection(grid)
+    slot = {idx: n for n, idx in enumerate(cells)}
 
     def draw(frame: int) -> list:
-        ax.clear()
-        ax.set_axis_off()
-        ax.set_xlim(-0.5, cols + out_cols + 2.5)
-        ax.set_ylim(-max(rows, out_rows) - 0.5, 0.5)
-        taps = set(window_cells(spec, outputs[frame]))
-        for idx in np.ndindex(*layout["padded"]):
-            r, c = (0, idx[0]) if len(idx) == 1 else idx
-            color = (
-                "#9ecae1" if idx in taps else ("#d9d9d9" if layout["inserted"][idx] else "white")
-            )
-            ax.add_patch(
-                Rectangle(
-                    (c, -r - 1),
-                    1,
-                    1,
-                    facecolor=color,
-                    edgecolor="black",
-                    linestyle="--" if layout["padding"][idx] else "-",
-                )
-            )
-        for idx in outputs:
-            r, c = (0, idx[0]) if len(idx) == 1 else idx
-            ax.add_patch(
-                Rectangle(
-                    (cols + 2 + c, -r - 1),
-                    1,
-                    1,
-                    edgecolor="black",
-                    facecolor="#9ecae1" if idx == outputs[frame] else "white",
-                )
-            )
-        return []
+        colours = list(base)
+        for idx in window_cells(spec, outputs[frame]):
+            colours[slot[idx]] = "#9ecae1"
+        colours[len(cells) + frame] = "#9ecae1"
+        grid.set_facecolor(colours)
+        return [grid]
 
     animation = FuncAnimation(fig, draw, frames=len(outputs))
     try:  # drawn in a private folder, then written by the file rules (no link followed)
         with tempfile.TemporaryDirectory() as folder:
             staged = Path(folder) / "figure.gif"
-            animation.save(staged, writer=PillowWriter(fps=fps))
+            animation.save(staged, writer=PillowWriter(fps=fps), dpi=GIF_DPI)
             return write_file(path, staged.read_bytes())
     finally:
         plt.close(fig)

@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from . import budget
+from .budget import FLOAT64_EXACT, entry_multiplicity, require_exact_sums
 from .connectivity import channel_layout, iter_triples, spatial_table, tap_weight_order
 from .errors import ConvAlgebraError, shown
 from .operators import (
@@ -49,6 +51,8 @@ __all__ = [
 ]
 
 METHODS = ("auto", "matrix", "operator")
+#: Integer gradients are computed in float64, exact while every sum stays below 2**53.
+_EXACT_ADVICE = "pass float arrays to accept rounding, or smaller integers"
 
 
 # --------------------------------------------------------------------------- validation
@@ -118,6 +122,15 @@ def input_gradient(spec: ConvSpec, weight, grad_output, *, method: str = "auto")
     how = _check_method(method)
     w = check_weight(check_spec(spec), weight)
     g = check_grad_output(spec, grad_output)
+    # each dL/dx[i] sums w[k] g[o] over the (o, k) reading i: at most channels x taps x meets
+    terms = max(spec.in_channels, spec.out_channels) * math.prod(spec.kernel_size)
+    require_exact_sums(
+        f"input_gradient of {spec.describe()}",
+        terms * entry_multiplicity(spec),
+        [w, g],
+        FLOAT64_EXACT,
+        _EXACT_ADVICE,
+    )
     dtype = _common_dtype(w, g)
     w, g = w.astype(dtype, copy=False), g.astype(dtype, copy=False).ravel()
     if how == "matrix":
@@ -138,7 +151,7 @@ def _weight_grad_shared(spec: ConvSpec, u: np.ndarray, v: np.ndarray) -> np.ndar
     k = table.shape[1]
     padded = with_fill_column(u.reshape(c_in, -1), 0)
     grad = v.reshape(groups, c_out // groups, -1)
-    acc = np.zeros((groups, c_out // groups, per, k), dtype=np.result_type(u, v))
+    acc = budget.zeros((groups, c_out // groups, per, k), dtype=np.result_type(u, v))
     for rows in gather_chunks(spec):
         patches = gather_patches(padded, table[rows]).reshape(groups, per, -1, k)
         acc += np.einsum("gop,gipk->goik", grad[:, :, rows], patches, optimize=True)
@@ -151,7 +164,7 @@ def _weight_grad_triples(spec: ConvSpec, u: np.ndarray, v: np.ndarray) -> np.nda
     """``J^T g`` for tiled or channel-table layers: contract the triples block by block."""
     u, v = u.ravel(), v.ravel()
     n_w = math.prod(spec.weight_shape)
-    acc = np.zeros(n_w, dtype=np.result_type(u, v))
+    acc = budget.zeros(n_w, dtype=np.result_type(u, v))
     for _, t in iter_triples(spec):
         acc += weighted_bincount(t.weight_index, u[t.in_index] * v[t.out_index], n_w)
     return acc
@@ -189,6 +202,13 @@ def weight_gradient(spec: ConvSpec, x, grad_output, *, method: str = "auto") -> 
     how = _check_method(method)
     a = check_input(check_spec(spec), x)
     g = check_grad_output(spec, grad_output)
+    require_exact_sums(  # each dL/dw[k] sums x[i] g[o] over the output positions
+        f"weight_gradient of {spec.describe()}",
+        math.prod(spec.forward_output_spatial),
+        [a, g],
+        FLOAT64_EXACT,
+        _EXACT_ADVICE,
+    )
     dtype = _common_dtype(a, g)
     a, g = a.astype(dtype, copy=False), g.astype(dtype, copy=False)
     if dtype.kind == "c":

@@ -14,13 +14,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from . import budget
 from .budget import (
     DEFAULT_BLOCK_BYTES,
     DEFAULT_MAX_BYTES,
+    FLOAT64_EXACT,
+    INT64_MAX,
     block_rows_for,
     check_limit,
+    entry_multiplicity,
     matrix_bytes,
+    max_abs,
     require_bytes,
+    require_exact_sums,
     table_bytes,
     triple_count,
     triples_bytes,
@@ -65,6 +71,12 @@ def as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndar
         raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
     if array.shape != shape:
         raise ConvAlgebraError(f"{name} must have shape {shape} {layout}, got {array.shape}")
+    if array.dtype.kind == "u" and max_abs(array) > INT64_MAX:
+        raise ConvAlgebraError(
+            f"{name} has unsigned entries up to {max_abs(array):,}, above 2**63 - 1: the "
+            "integer arithmetic is int64 and would wrap them; pass smaller integers, or floats "
+            "to accept rounding"
+        )
     # bool and narrow integers would wrap when duplicate taps are summed (int8 200 -> -56)
     if array.dtype.kind == "b" or (array.dtype.kind in "iu" and array.dtype != np.int64):
         return array.astype(np.int64)
@@ -143,7 +155,7 @@ def _forward_matrix_shared(spec: ConvSpec, weight: np.ndarray, max_bytes: int) -
         per * math.prod(spec.forward_input_spatial)
     )
     indices = columns.astype(idx)[None, :] + group_offset.astype(idx)[:, None]
-    indptr = np.zeros(c_out * p_out + 1, dtype=idx)
+    indptr = budget.zeros(c_out * p_out + 1, dtype=idx)
     np.cumsum(np.tile(template.row_counts, c_out), out=indptr[1:])
     matrix = sp.csr_array((data.ravel(), indices.ravel(), indptr), shape=(c_out * p_out, n_cols))
     matrix.has_sorted_indices = True
@@ -195,6 +207,7 @@ def conv_matrix(spec: ConvSpec, weight, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     """
     w = check_weight(spec, weight)
     _check_count("max_bytes", max_bytes)
+    require_exact_sums(f"the matrix of {spec.describe()}", entry_multiplicity(spec), [w], INT64_MAX)
     if spec.tile is None and spec.channel_table is None:
         matrix = _forward_matrix_shared(spec, w, max_bytes)
     else:
@@ -232,6 +245,7 @@ def conv_matrix_blocks(
     """
     w = check_weight(spec, weight).ravel()
     max_bytes = _check_count("max_bytes", max_bytes)
+    require_exact_sums(f"the matrix of {spec.describe()}", entry_multiplicity(spec), [w], INT64_MAX)
     if isinstance(block_rows, str) and block_rows == "auto":
         block_rows = block_rows_for(spec, max_bytes)
     block_rows = _check_count("block_rows", block_rows)
@@ -270,7 +284,7 @@ def _apply_forward(spec: ConvSpec, weight: np.ndarray, x: np.ndarray) -> np.ndar
     table = spatial_table(spec)
     w = weight.reshape(g, c_out // g, per, -1)[..., tap_weight_order(spec)]
     padded = with_fill_column(x.reshape(c_in, -1), 0)
-    out = np.empty((c_out, table.shape[0]), dtype=np.result_type(w, x))
+    out = budget.empty((c_out, table.shape[0]), dtype=np.result_type(w, x))
     for rows in gather_chunks(spec):
         patches = gather_patches(padded, table[rows]).reshape(g, per, -1, table.shape[1])
         out[:, rows] = np.einsum("goik,gipk->gop", w, patches, optimize=True).reshape(c_out, -1)
@@ -288,7 +302,7 @@ def _apply_adjoint(spec: ConvSpec, weight: np.ndarray, y: np.ndarray) -> np.ndar
     sink = np.where(table >= 0, table, p_in)
     offsets = (np.arange(c_in) * (p_in + 1))[:, None, None]
     dtype = np.result_type(w, y)
-    acc = np.zeros(c_in * (p_in + 1), dtype=dtype)
+    acc = budget.zeros(c_in * (p_in + 1), dtype=dtype)
     for rows in gather_chunks(spec):
         contrib = np.einsum("goik,gop->gipk", w, grad[:, :, rows], optimize=True)
         index = (offsets + sink[rows][None]).ravel()
@@ -322,7 +336,7 @@ def _apply_triples(spec: ConvSpec, weight: np.ndarray, v: np.ndarray, adjoint: b
     n_out = c_out * math.prod(spec.forward_output_spatial)
     n_in = c_in * math.prod(spec.forward_input_spatial)
     dtype = np.result_type(weight, v)
-    acc = np.zeros(n_in if adjoint else n_out, dtype=dtype)
+    acc = budget.zeros(n_in if adjoint else n_out, dtype=dtype)
     flat = weight.ravel()
     for _, t in iter_triples(spec):
         if adjoint:
@@ -357,7 +371,14 @@ def conv_operator(spec: ConvSpec, weight) -> LinearOperator:
         DEFAULT_MAX_BYTES,
         "use smaller sizes",
     )
-    if w.dtype.kind in "biu":
+    if w.dtype.kind in "biu":  # the operator computes in float64: keep the weights exact
+        require_exact_sums(
+            f"conv_operator of {spec.describe()}",
+            1,
+            [w],
+            FLOAT64_EXACT,
+            "pass float weights to accept rounding, or integers below 2**53",
+        )
         w = w.astype(np.float64)
     forward, transpose = _operator_kernels(spec, w)
     if spec.transposed:
@@ -414,6 +435,9 @@ def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         needed,
         max_bytes,
         "use weight_gradient (matrix-free), smaller sizes, or a larger max_bytes=",
+    )
+    require_exact_sums(
+        f"the im2col matrix of {spec.describe()}", entry_multiplicity(spec), [x], INT64_MAX
     )
     t = triples(spec)
     n_w = math.prod(spec.weight_shape)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import budget
 from .errors import ConvAlgebraError, require, shown
 from .spec import ConvSpec
 from .taps import padded_coordinates
@@ -163,8 +164,8 @@ def _weight_codes(spec: ConvSpec, n_rows: int, n_cols: int) -> tuple[np.ndarray,
     rows, cols = layer_rows_cols(spec, t)
     keep = (rows < n_rows) & (cols < n_cols)
     rows, cols, w = rows[keep], cols[keep], t.weight_index[keep] + 1
-    codes = np.zeros((n_rows, n_cols), dtype=np.int64)
-    counts = np.zeros((n_rows, n_cols), dtype=np.int64)
+    codes = budget.zeros((n_rows, n_cols), dtype=np.int64)
+    counts = budget.zeros((n_rows, n_cols), dtype=np.int64)
     np.add.at(counts, (rows, cols), 1)
     codes[rows, cols] = w
     codes[counts > 1] = -1
@@ -179,7 +180,7 @@ def _numeric_values(spec: ConvSpec, weight, n_rows: int, n_cols: int) -> np.ndar
     from .operators import conv_matrix
 
     m = conv_matrix(spec, weight)
-    return m[:n_rows, :n_cols].toarray().astype(float)
+    return budget.dense(m[:n_rows, :n_cols], what="the plotted block").astype(float)
 
 
 def _draw_blocks(ax, spec: ConvSpec, n_rows: int, n_cols: int) -> None:
@@ -472,7 +473,7 @@ def _draw_output_panel(ax, spec: ConvSpec, unit: tuple[int, ...]) -> None:
     out_sp = spec.output_shape[1:]
     shape2d = (out_sp[0], out_sp[1]) if spec.ndim == 2 else (1, out_sp[0])
     cell = unit if spec.ndim == 2 else (0, unit[0])
-    marked = np.zeros(shape2d)
+    marked = budget.zeros(shape2d)
     marked[cell] = 1
     ax.imshow(marked, cmap="Oranges", vmin=0, vmax=1.2, interpolation="nearest")
     _grid(ax, shape2d)

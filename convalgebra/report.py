@@ -61,20 +61,21 @@ def matrix_report(spec: ConvSpec, weight=None, *, symbolic: bool = True, max_siz
     Conv1d(1, 1, kernel_size=(2,), ...
     matrix: 3 x 4, 6 non-zeros (50.0% dense), structure: Toeplitz ...
     """
-    from .connectivity import triples
-    from .structure import matrix_structure
+    from .connectivity import entry_count, weight_uses
+    from .structure import matrix_structure, structure_probe
 
-    t = triples(spec)
     n_out, n_in = math.prod(spec.output_shape), math.prod(spec.input_shape)
     # reflect/replicate/circular padding sends several taps to one entry: count entries
-    nnz = np.unique(t.out_index.astype(np.int64) * t.shape[1] + t.in_index).size
-    shared = _connected_sharing(spec, t.sharing())
+    nnz = entry_count(spec)
+    shared = _connected_sharing(spec, weight_uses(spec))
+    probe = structure_probe(spec)
+    where = "" if probe == spec else f" (read on input {probe.input_shape}: the same levels)"
     lines = [
         spec.describe(),
         f"output shape {spec.output_shape}, weight shape {spec.weight_shape}, "
         f"{spec.n_params} parameters, {spec.macs:,} MACs",
         f"matrix: {n_out} x {n_in}, {nnz:,} non-zeros ({100 * nnz / (n_out * n_in):.1f}% dense), "
-        f"structure: {matrix_structure(spec)}",
+        f"structure: {matrix_structure(probe)}{where}",
         f"parameter sharing: each of the {shared.size}"
         + (" connected" if spec.channel_table is not None else "")
         + f" weights is used {shared.min()}"
@@ -89,9 +90,21 @@ def matrix_report(spec: ConvSpec, weight=None, *, symbolic: bool = True, max_siz
         corner = symbolic_matrix(spec)[: max_size + 1, : max_size + 1]
         shown = np.array(corner.tolist(), dtype=object)
     else:
-        from .operators import conv_matrix
-
         if weight is None:
-            weight = np.arange(1, t.n_weights + 1).reshape(spec.weight_shape)
-        shown = conv_matrix(spec, weight)[: max_size + 1, : max_size + 1].toarray()
+            weight = np.arange(1, math.prod(spec.weight_shape) + 1).reshape(spec.weight_shape)
+        shown = _corner(spec, weight, max_size + 1)
     return "\n".join(lines + ["", format_matrix(shown, max_size, max_size)])
+
+
+def _corner(spec: ConvSpec, weight, size: int) -> np.ndarray:
+    """The top-left ``size x size`` block of the layer's matrix, from its first rows only.
+
+    For a transposed spec the matrix is the forward one transposed, so its corner is the
+    transpose of the forward corner.
+    """
+    from .budget import dense
+    from .operators import conv_matrix_blocks
+
+    _, block = next(iter(conv_matrix_blocks(spec, weight, size)))
+    corner = dense(block[:, :size], what="the matrix corner")
+    return corner.T if spec.transposed else corner

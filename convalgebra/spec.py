@@ -329,9 +329,12 @@ class ConvSpec:
             "output_padding",
             normalize_tuple(self.output_padding, n, "output_padding", minimum=0),
         )
+        written = self.padding
         if isinstance(self.padding, str) and self.padding_word is None:
             set_(self, "padding_word", self.padding.lower())
         set_(self, "padding", _normalize_padding(self.padding, kernel, dilation))
+        if self.padding_word is not None:
+            self._check_padding_word(written, kernel, dilation)
         for flag in ("bias", "transposed", "flip"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {shown(getattr(self, flag))}")
@@ -350,6 +353,22 @@ class ConvSpec:
         self._validate()
 
     # ----------------------------------------------------------------- validation
+    def _check_padding_word(self, written: Any, kernel: tuple, dilation: tuple) -> None:
+        """``padding_word`` names how the padding was written: one of the words, and the
+        padding it gives must be the padding."""
+        word = self.padding_word
+        if not isinstance(word, str) or word.lower() not in PADDING_WORDS:
+            raise ConvAlgebraError(
+                f"padding_word must be None or one of {PADDING_WORDS}, got {shown(word)}"
+            )
+        object.__setattr__(self, "padding_word", word.lower())
+        if _normalize_padding(word, kernel, dilation) != self.padding:
+            raise ConvAlgebraError(
+                f"padding_word={shown(word)} does not describe padding={shown(written)} "
+                f"(it gives {_normalize_padding(word, kernel, dilation)}, the padding is "
+                f"{self.padding}); leave padding_word out"
+            )
+
     @staticmethod
     def _positive_int(name: str, value: Any) -> int:
         if not _is_int(value):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .budget import triple_count
 from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec
 
@@ -32,7 +33,12 @@ __all__ = [
     "is_block_toeplitz",
     "is_block_circulant",
     "matrix_structure",
+    "structure_probe",
+    "STRUCTURE_BUDGET",
 ]
+
+#: Largest layer (in triples) whose own matrix :func:`structure_probe` keeps.
+STRUCTURE_BUDGET = 1_000_000
 
 KINDS = ("free", "toeplitz", "circulant")
 
@@ -219,3 +225,37 @@ def matrix_structure(spec: ConvSpec, weight=None) -> StructureReport:
     if spec.in_channels * spec.out_channels > 1 and name not in ("general", "general (strided)"):
         name = f"block matrix of {name} blocks"
     return StructureReport(levels, name)
+
+
+def structure_probe(spec: ConvSpec) -> ConvSpec:
+    """``spec`` itself, or the same configuration on an input just large enough to show every
+    level (the level kinds depend on the configuration, not on the size).
+
+    Layers up to ``STRUCTURE_BUDGET`` triples are their own probe; a larger one keeps, per
+    axis, the kernel's extent, four strides, its padding and a margin.
+
+    Examples
+    --------
+    >>> structure_probe(ConvSpec((2, 2200, 2200), 2, 1)).input_shape
+    (2, 9, 9)
+    """
+    from dataclasses import replace
+    from typing import Any
+
+    if triple_count(spec) <= STRUCTURE_BUDGET:
+        return spec
+    caps = [
+        d * (k - 1) + 1 + 4 * s + sum(p) + 4
+        for k, s, d, p in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding)
+    ]
+    spatial = tuple(min(n, c) for n, c in zip(spec.input_shape[1:], caps))
+    try:
+        # ConvSpec.__init__ also takes a padding word, which dataclasses.replace's typed
+        # signature (the normalised field type) does not know
+        changes: dict[str, Any] = {
+            "input_shape": (spec.input_shape[0], *spatial),
+            "padding": spec.padding if spec.padding_word is None else spec.padding_word,
+        }
+        return replace(spec, **changes)
+    except ConvAlgebraError:
+        return spec

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .budget import require_steps
 from .errors import ConvAlgebraError, shown
 
-__all__ = ["DotTestResult", "dottest"]
+__all__ = ["DotTestResult", "dottest", "MAX_TRIALS", "MAX_VECTOR_ENTRIES"]
+
+#: Most trials a dot test runs: three already decide an adjoint pair.
+MAX_TRIALS = 1000
+#: Most random vector entries a dot test draws over all its trials.
+MAX_VECTOR_ENTRIES = 10**8
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,22 @@ def dottest(
     if not rtol >= 0 or not atol >= 0:
         raise ConvAlgebraError(f"rtol and atol must be non-negative, got rtol={rtol}, atol={atol}")
     n_rows, n_cols = lin.shape
+    require_steps(
+        f"dottest(n_trials={n_trials})",
+        int(n_trials),
+        MAX_TRIALS,
+        "a few trials decide an adjoint pair: use fewer",
+        option="MAX_TRIALS",
+        unit="trials",
+    )
+    require_steps(
+        f"dottest(n_trials={n_trials}) on shape {lin.shape}",
+        int(n_trials) * (n_rows + n_cols),
+        MAX_VECTOR_ENTRIES,
+        "use fewer trials",
+        option="MAX_VECTOR_ENTRIES",
+        unit="random vector entries",
+    )
     use_complex = np.iscomplexobj(np.empty(0, lin.dtype)) if complex_data is None else complex_data
     rng = np.random.default_rng(seed)
     forward, adjoint = [], []

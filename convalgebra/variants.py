@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from . import budget
 from .connectivity import padded_positions, spatial_table
 from .errors import ConvAlgebraError, shown
 from .spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
@@ -137,7 +138,7 @@ def avg_pool_matrix(
     spec = _pool_spec(input_shape, kernel_size, stride, padding, 1, ceil_mode)
     from .operators import conv_matrix
 
-    ones = conv_matrix(spec, np.ones(spec.weight_shape))
+    ones = conv_matrix(spec, budget.ones(spec.weight_shape))
     if divisor_override is not None:
         if isinstance(divisor_override, (bool, np.bool_)) or not hasattr(
             type(divisor_override), "__index__"
@@ -212,7 +213,8 @@ def max_pool_selection(
     rows = np.arange(cols.size)
     keep = inside.ravel()
     matrix = sp.csr_array(
-        (np.ones(int(keep.sum())), (rows[keep], cols.ravel()[keep])), shape=(rows.size, c * p_in)
+        (budget.ones(int(keep.sum())), (rows[keep], cols.ravel()[keep])),
+        shape=(rows.size, c * p_in),
     )
     matrix.empty_rows = rows[~keep]
     return matrix

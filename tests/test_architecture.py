@@ -201,3 +201,174 @@ def test_light_imports_stay_light(module, forbidden):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# ------------------------------------------------------------------ allocations and dense work
+# Every array whose size grows with the input is created through the estimator: outside
+# convalgebra/budget.py no direct np.empty/zeros/ones/full on a shape computed from the problem,
+# no .toarray()/.todense(), no dense FFT and no SVD or dense eigendecomposition. Those go through
+# convalgebra.budget (budget.zeros(...), budget.dense(...), budget.fftn(...), budget.svd(...)),
+# which refuse above a limit before allocating. A shape is not computed from the problem when it
+# is a literal or the size of an array that already exists (len(x), x.size, x.shape, x.shape[i],
+# arithmetic on those): such an array is no larger than memory already held. ALLOWED lists the
+# few calls guarded another way, each with its reason.
+
+ALLOCATORS = {"empty", "zeros", "ones", "full"}
+ARRAY_MODULES = {"np", "numpy", "torch"}
+FFT = {
+    "fft",
+    "ifft",
+    "fft2",
+    "ifft2",
+    "fftn",
+    "ifftn",
+    "rfft",
+    "irfft",
+    "rfft2",
+    "irfft2",
+    "rfftn",
+    "irfftn",
+    "hfft",
+    "ihfft",
+}
+DECOMPOSITIONS = {"svd", "svdvals", "eig", "eigh", "eigvals", "eigvalsh"}
+DENSIFY = {"toarray", "todense"}
+
+#: Files edited in parallel with their own budget calls before every dense spectrum.
+OWN_BUDGET = "guarded in spectra/lipschitz by their own budget calls"
+
+#: (file, enclosing function, callee) -> why the call needs no budget helper.
+ALLOWED: dict[tuple[str, str, str], str] = {
+    ("spectra.py", "*", "*"): OWN_BUDGET,
+    ("lipschitz.py", "*", "*"): OWN_BUDGET,
+    ("budget.py", "*", "*"): "the estimator itself",
+    ("interop/torch/importer.py", "*", "empty"): "meta-device tensors: shapes only, no memory",
+    ("interop/torch/values.py", "*", "empty"): "meta-device tensors: shapes only, no memory",
+    ("interop/torch/tracing.py", "example_inputs", "zeros"): (
+        "torch tensors (budget allocates numpy): guarded by require_array just before"
+    ),
+    ("taps.py", "read_mask", "zeros"): (
+        "taps sits below budget in the layers; guarded by _require_listed (MAX_LISTED) just before"
+    ),
+    ("taps.py", "written_mask", "ones"): (
+        "taps sits below budget in the layers; guarded by _require_listed (MAX_LISTED) just before"
+    ),
+}
+
+
+def _callee(node: ast.Call) -> tuple[str | None, str | None]:
+    """(object the attribute is read from, attribute name) of a call ``a.b.c(...)``."""
+    func = node.func
+    if not isinstance(func, ast.Attribute):
+        return None, None
+    value = func.value
+    if isinstance(value, ast.Name):
+        return value.id, func.attr
+    if isinstance(value, ast.Attribute):
+        return value.attr, func.attr
+    return "", func.attr
+
+
+def _existing_size(node: ast.AST) -> bool:
+    """A literal, or the size of an array that already exists (and arithmetic on those)."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_existing_size(e) for e in node.elts)
+    if isinstance(node, ast.Starred):
+        return _existing_size(node.value)
+    if isinstance(node, ast.UnaryOp):
+        return _existing_size(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _existing_size(node.left) and _existing_size(node.right)
+    if isinstance(node, ast.Attribute):
+        return node.attr in ("size", "shape")
+    if isinstance(node, ast.Subscript):
+        return _existing_size(node.value)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id == "len"
+    return False
+
+
+def _violations(package: Path = PACKAGE) -> list[tuple[str, str, str, int]]:
+    """(file, enclosing function, callee, line) of every direct growing allocation."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for scope in [tree, *ast.walk(tree)]:
+            if scope is not tree and not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            name = "<module>" if scope is tree else scope.name
+            for node in _own_nodes(scope):
+                if not isinstance(node, ast.Call):
+                    continue
+                owner, attr = _callee(node)
+                if attr is None:
+                    continue
+                shape = node.args[0] if node.args else None
+                flagged = (
+                    (owner in ARRAY_MODULES and attr in ALLOCATORS and not _existing_size(shape))
+                    if shape is not None
+                    else False
+                )
+                flagged |= attr in DENSIFY
+                flagged |= owner == "fft" and attr in FFT
+                flagged |= owner in ("linalg",) and attr in DECOMPOSITIONS
+                if flagged:
+                    found.append((rel, name, attr, node.lineno))
+    return found
+
+
+def _own_nodes(scope: ast.AST):
+    """Nodes of ``scope`` that are not inside a nested function (those are scanned as scopes)."""
+    stack = list(ast.iter_child_nodes(scope))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _allowed(rel: str, func: str, attr: str) -> bool:
+    return any((rel, f, a) in ALLOWED for f in (func, "*") for a in (attr, "*"))
+
+
+def test_growing_arrays_go_through_the_estimator():
+    offending = [
+        f"{rel}:{line} in {func}(): {attr}"
+        for rel, func, attr, line in _violations()
+        if not _allowed(rel, func, attr)
+    ]
+    assert offending == [], "\n".join(offending)
+
+
+def test_every_allowance_is_still_needed():
+    used = {
+        key
+        for rel, func, attr, _ in _violations()
+        for key in ALLOWED
+        if key[0] == rel and key[1] in (func, "*") and key[2] in (attr, "*")
+    }
+    stale = sorted(set(ALLOWED) - used - {("budget.py", "*", "*")})
+    assert stale == []
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ("import numpy as np\ndef f(n):\n    return np.zeros(n)", True),
+        ("import numpy as np\ndef f(n):\n    return np.full((n, 2), 1.0)", True),
+        ("import numpy as np\ndef f():\n    return np.zeros((3, 2))", False),
+        ("import numpy as np\ndef f(x):\n    return np.ones(x.size + 1)", False),
+        ("import numpy as np\ndef f(x):\n    return np.empty((len(x), x.shape[1]))", False),
+        ("def f(m):\n    return m.toarray()", True),
+        ("import numpy as np\ndef f(a):\n    return np.fft.fftn(a)", True),
+        ("import numpy as np\ndef f(a):\n    return np.linalg.svd(a)", True),
+        ("import scipy.linalg\ndef f(a):\n    return scipy.linalg.svdvals(a)", True),
+    ],
+)
+def test_the_allocation_scan_sees_each_kind(source, flagged, tmp_path):
+    (tmp_path / "mod.py").write_text(source)
+    assert bool(_violations(tmp_path)) is flagged

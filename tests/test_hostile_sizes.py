@@ -9,12 +9,14 @@ sympy load well below it) and a wall-clock limit; the child prints ``refused: <m
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,3 +195,173 @@ def test_yaml_alias_bomb_and_deep_json_are_refused_with_short_messages(tmp_path)
         )
         lines = done.stderr.splitlines()
         assert done.returncode == 2 and len(lines) == 1 and len(lines[0]) < 300, lines[:2]
+
+
+# ------------------------------------------------------------ every door: size, time, integers
+# Each call runs in its own process under the 1.5 GiB address-space cap, after the heavy modules
+# are imported (so the clock measures the call): a refusal naming the size and the way out, or
+# the exact value, well inside CALL_LIMIT (about a second or less on an idle laptop).
+CALL_LIMIT = 10.0  # seconds for the call alone, on a loaded 2-core machine
+
+DOOR_CHILD = """
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+import numpy as np
+import convalgebra as ca
+import convalgebra.derivations, convalgebra.identities, convalgebra.figures, convalgebra.testing
+from convalgebra import ConvSpec
+from convalgebra.network.graph import LayerGraph
+from convalgebra.network.layers import Conv
+start = time.monotonic()
+try:
+    value = {expr}
+except (ca.ConvAlgebraError, TypeError) as exc:
+    print("refused:", exc)
+else:
+    print("ok:", value)
+print("seconds:", time.monotonic() - start)
+"""
+
+PAD = "ConvSpec((1, 4, 4), 1, 3, padding=30000)"
+DOOR_ROWS = [
+    (
+        "check composition of a pair over budget",
+        "ca.check('composition', ConvSpec((8, 800), 8, 9), ConvSpec((8, 792), 8, 9))",
+        ["32,845,824 paths", "max_products="],
+    ),
+    (
+        "check layer_commutativity of a pair over budget",
+        "ca.check('layer_commutativity', ConvSpec((8, 800), 8, 9), ConvSpec((8, 792), 8, 9))",
+        ["paths", "max_products="],
+    ),
+    ("derive matrix padding 30000", f"ca.derive('matrix', {PAD})", ["max_products="]),
+    ("derive im2col padding 30000", f"ca.derive('im2col', {PAD})", ["max_products="]),
+    ("matrix_structure padding 30000", f"ca.matrix_structure({PAD})", ["max_bytes="]),
+    ("conv_tikz padding 30000", f"ca.conv_tikz({PAD})", ["60004 x 60004", "smaller"]),
+    (
+        "effective receptive field 1x60000",
+        "ca.effective_receptive_field(LayerGraph.sequential((1, 60000), [Conv(1, 3)]))",
+        ["59,998 x 60,000", "smaller input"],
+    ),
+    (
+        "dottest 10**7 trials",
+        "ca.testing.dottest(ca.conv_operator(ConvSpec((1, 4), 1, 2), np.ones((1, 1, 2))), "
+        "n_trials=10**7)",
+        ["10,000,000 trials", "fewer"],
+    ),
+    (
+        "uint64 weight above 2**63",
+        "ca.conv_matrix(ConvSpec((1, 2), 1, 1), np.array([[[2**63 + 5]]], np.uint64))",
+        ["2**63 - 1", "9,223,372,036,854,775,813"],
+    ),
+    (
+        "int64 circular duplicates summed",
+        "ca.conv_matrix(ConvSpec((1, 1), 1, 3, padding=1, padding_mode='circular'), "
+        "np.full((1, 1, 3), 2**62))",
+        ["2**63 - 1", "3 terms"],
+    ),
+    (
+        "kernel_jacobian of uint64 input",
+        "ca.kernel_jacobian(ConvSpec((1, 2), 1, 1), np.array([[2**63 + 5, 1]], np.uint64))",
+        ["2**63 - 1"],
+    ),
+    (
+        "gradient of uint64 upstream",
+        "ca.input_gradient(ConvSpec((1, 2), 1, 1), [[[1]]], np.array([[2**64 - 1, 1]], np.uint64))",
+        ["2**63 - 1"],
+    ),
+    (
+        "padding_word same on padding 0",
+        "ConvSpec((1, 5), 1, 3, padding=0, padding_word='same')",
+        ["padding_word='same' does not describe padding=0"],
+    ),
+]
+
+
+@pytest.mark.parametrize("expr, words", [r[1:] for r in DOOR_ROWS], ids=[r[0] for r in DOOR_ROWS])
+def test_each_door_refuses_in_one_line_under_the_caps(expr, words):
+    out, _ = _run(DOOR_CHILD.format(cap=MEMORY_CAP, expr=expr), TIME_LIMIT)
+    verdict, seconds = out.rstrip("\n").rsplit("\n", 1)
+    assert verdict.startswith("refused:") and "\n" not in verdict, out[:800]
+    for word in words:
+        assert word in verdict, (word, verdict[:800])
+    assert float(seconds.split()[1]) < CALL_LIMIT
+
+
+def _cli(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    code = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_CAP}, {MEMORY_CAP}))
+        from convalgebra.cli import main
+        sys.exit(main({argv!r}))
+    """)
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT,
+        cwd=cwd,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    return done, time.monotonic() - start
+
+
+DOOR_CLI_ROWS = [
+    ("grad numeric 1x150000000", ["grad", "--numeric", "--in", "1x150000000", "-k", "1"], "GiB"),
+    (
+        "check adjoint with an arange weight of 3.6e9 entries",
+        ["check", "adjoint", "--in", "60000x1", "--out", "60000", "-k", "1", "--weight", "arange"],
+        "26.8 GiB",
+    ),
+    (
+        "check max_pool_invariance 1x60000x60000",
+        ["check", "max_pool_invariance", "--in", "1x60000x60000"],
+        "26.8 GiB",
+    ),
+    (
+        "derive output_size GIF of 324 frames",
+        ["derive", "output_size", "--in", "1x20x20", "-k", "3", "--figure", "f.gif"],
+        "324 frames",
+    ),
+    ("weight 1e999", ["matrix", "--in", "1x2", "-k", "1", "--weight", "1e999"], "range"),
+    ("weight 1e-999", ["matrix", "--in", "1x2", "-k", "1", "--weight", "1e-999"], "range"),
+    ("weight file a FIFO", ["matrix", "--in", "1x2", "-k", "1", "--weight", "w.txt"], "FIFO"),
+    (
+        "weight file a link to /dev/zero",
+        ["matrix", "--in", "1x2", "-k", "1", "--weight", "zero.txt"],
+        "character device",
+    ),
+    (
+        "weight file uint64 above 2**63",
+        ["matrix", "--in", "1x2", "-k", "1", "--weight", "u64.npy"],
+        "2**63 - 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "argv, word", [r[1:] for r in DOOR_CLI_ROWS], ids=[r[0] for r in DOOR_CLI_ROWS]
+)
+def test_each_door_on_the_command_line_exits_2_in_one_line(argv, word, tmp_path):
+    os.mkfifo(tmp_path / "w.txt")
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    np.save(tmp_path / "u64.npy", np.array([[[2**63 + 5]]], np.uint64))
+    before = set(tmp_path.iterdir())
+    done, seconds = _cli(argv, tmp_path)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-1000:]
+    assert lines[0].startswith("error: ") and word in lines[0], lines[0]
+    assert done.stdout == "" and set(tmp_path.iterdir()) == before
+    assert seconds < TIME_LIMIT
+
+
+def test_the_matrix_corner_of_a_large_layer_is_printed_from_its_first_rows(tmp_path):
+    # k = 1: the matrix is W ⊗ I, so its 17 x 17 corner is w1 times the identity
+    done, seconds = _cli(["matrix", "--in", "2x2200x2200", "--out", "2", "-k", "1"], tmp_path)
+    assert done.returncode == 0, done.stderr[-1000:]
+    rows = [line for line in done.stdout.splitlines() if line.endswith(" …")]
+    expected = [" ".join("1" if c == r else "·" for c in range(16)) + " …" for r in range(16)]
+    assert rows == expected
+    assert "19,360,000 non-zeros" in done.stdout and "used 4840000 times" in done.stdout
+    assert seconds < TIME_LIMIT

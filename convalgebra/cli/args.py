@@ -8,6 +8,7 @@ received (``"expected a shape like 3x32x32 ..., got '3x-2x5'"``).
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..errors import ConvAlgebraError, shown
 from ..spec import PADDING_MODES, ConvSpec
 
@@ -44,10 +46,21 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?
 
 
 def _number(text: str) -> float:
-    """An ASCII decimal number (``float`` alone also reads ``"１"``, ``"nan"`` and ``"1_0"``)."""
+    """An ASCII decimal number (``float`` alone also reads ``"１"``, ``"nan"`` and ``"1_0"``).
+
+    A number a float cannot hold (``1e999`` overflows to infinity, ``1e-999`` underflows to
+    zero) is refused rather than changed.
+    """
     if len(text) > 100 or not _NUMBER.fullmatch(text):
         raise ValueError(text)
-    return float(text)
+    value = float(text)
+    mantissa = re.split("[eE]", text)[0]
+    if math.isinf(value) or (value == 0.0 and any(c in "123456789" for c in mantissa)):
+        raise ConvAlgebraError(
+            f"{shown(text)} is outside the range of a float (magnitudes from about 5e-324 to "
+            "1.8e308); write it in that range"
+        )
+    return value
 
 
 def _split(text: str) -> list[str]:
@@ -316,14 +329,16 @@ def make_weight(
 
 def make_array(text: str, shape: tuple[int, ...], seed: int = 0, name: str = "weight"):
     """Like :func:`make_weight` for any shape (input data, upstream gradients)."""
-    n = math.prod(shape)
     word = text.strip().lower()
     if word == "symbolic":
         return None
+    n = budget.require_array(
+        f"{name} of shape {shape}", shape, 8, budget.DEFAULT_ARRAY_BYTES, "use smaller sizes"
+    )
     if word == "arange":
         return np.arange(1, n + 1).reshape(shape)
     if word == "ones":
-        return np.ones(shape, dtype=np.int64)
+        return budget.ones(shape, dtype=np.int64)
     if word == "random":
         return np.random.default_rng(seed).integers(-3, 4, size=shape)
     if Path(text).suffix in (".npy", ".txt", ".csv"):
@@ -331,6 +346,8 @@ def make_array(text: str, shape: tuple[int, ...], seed: int = 0, name: str = "we
     else:
         try:
             values = np.array([_number(v) for v in re.split(r"[,\s]+", text.strip()) if v])
+        except ConvAlgebraError as exc:
+            raise ConvAlgebraError(f"{name}: {exc}") from None
         except ValueError:
             raise ConvAlgebraError(
                 f"{name} must be one of {WEIGHT_CHOICES}, a list of numbers like 1,0,-1 or a "
@@ -342,9 +359,24 @@ def make_array(text: str, shape: tuple[int, ...], seed: int = 0, name: str = "we
 
 
 def _load_array(path: Path, name: str) -> np.ndarray:
+    data = budget.read_regular_file(path, name)
     try:
         if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False).ravel()
-        return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None).ravel()
+            return np.load(io.BytesIO(data), allow_pickle=False).ravel()
+        text = data.decode("utf-8")
+        values = np.loadtxt(
+            io.StringIO(text), delimiter="," if path.suffix == ".csv" else None
+        ).ravel()
     except (OSError, ValueError) as exc:
         raise ConvAlgebraError(f"cannot read {name} from {shown(str(path))}: {exc}") from None
+    # "1e999" reads as inf and "1e-999" as 0.0: refuse rather than change a number
+    tiny = (values == 0).any() and any(float(t) == 0 for t in _TINY.findall(text))
+    if tiny or not np.isfinite(values).all():
+        raise ConvAlgebraError(
+            f"{name} file {shown(str(path))} holds a number outside the range of a float (inf, "
+            "nan, or a non-zero number that rounds to 0)"
+        )
+    return values
+
+
+_TINY = re.compile(r"[0-9.]*[1-9][0-9.]*[eE]-[0-9]+")

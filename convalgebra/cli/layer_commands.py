@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import budget
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .args import make_array, make_weight, parse_spec_string, spec_from_args
@@ -202,6 +203,15 @@ def _symbolic_grad_json(spec: ConvSpec, bw, ns: argparse.Namespace) -> str:
 def _numeric_grad(spec: ConvSpec, ns: argparse.Namespace) -> str:
     from ..gradients import bias_gradient, input_gradient, weight_gradient
 
+    # x, g, the two gradients and the operator's temporaries, each about as large as x or g
+    sizes = (math.prod(spec.input_shape), math.prod(spec.output_shape))
+    budget.require_array(
+        f"the numeric backward pass of {spec.describe()}",
+        3 * sum(sizes),
+        8,
+        budget.DEFAULT_ARRAY_BYTES,
+        "use smaller sizes",
+    )
     weight = make_weight(ns.weight or "random", spec, ns.seed)
     if weight is None:
         raise ConvAlgebraError("--numeric needs a numeric --weight, got 'symbolic'")
@@ -354,6 +364,10 @@ def derive(ns: argparse.Namespace) -> Result:
         raise ConvAlgebraError(
             f"derive: --max-rows/--max-cols apply to matrix and backward, not {shown(ns.what)}"
         )
+    if ns.figure is not None and isinstance(obj, ConvSpec):  # refuse before deriving
+        from ..figures import require_figure
+
+        require_figure(obj, animated=ns.figure.suffix.lower() == ".gif")
     derivation = derive_module.derive(ns.what, obj, **limits)
     if ns.format == "latex":
         text = derivation.to_latex(standalone=ns.standalone)

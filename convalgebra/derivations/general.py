@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..spec import ConvSpec
 from .model import Expr
 
@@ -254,7 +255,7 @@ class IndexFormula:
             env[b.var] = g.ravel()
         n = grids[0].size if grids else 1
         values = [np.broadcast_to(np.asarray(env[name]), (n,)) for name in names]
-        keep = np.ones(n, dtype=bool)
+        keep = budget.ones(n, dtype=bool)
         for cond in conds:
             keep &= np.broadcast_to(np.asarray(cond(*values)) == 0, (n,))
         values = [v[keep] for v in values]
@@ -387,13 +388,13 @@ def _codes(parts: list[np.ndarray], roles: list[str], sizes: dict[str, int]) -> 
     if not parts:
         return np.zeros(0, dtype=np.int64)
     n = len(parts[0])
-    ids = {r: np.zeros(n, dtype=np.int64) for r in _ROLES}
-    keep = np.ones(n, dtype=bool)
+    ids = {r: budget.zeros(n, dtype=np.int64) for r in _ROLES}
+    keep = budget.ones(n, dtype=bool)
     for part, role in zip(parts, roles, strict=False):
         part = np.asarray(part, dtype=np.int64)
         keep &= part >= 0
         ids[role] = part + 1
-    code = np.zeros(n, dtype=np.int64)
+    code = budget.zeros(n, dtype=np.int64)
     for r in _ROLES:
         code = code * (sizes[r] + 1) + ids[r]
     return np.sort(code[keep])

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
+from ..budget import DEFAULT_MAX_TERMS, dense_pairs, require_terms, symbol_count
 from ..errors import ConvAlgebraError
 from ..render.grids import array_grid, pick
 from ..spec import ConvSpec
@@ -70,7 +72,7 @@ def patch_matrix(spec: ConvSpec, x: Any = None) -> np.ndarray:
     a = (input_symbols(spec) if x is None else np.asarray(x, dtype=object)).ravel()
     per = math.prod(spec.output_shape[1:])
     t = triples(spec, slice(0, per))  # output channel 1: its rows of the table
-    out = np.zeros((per, math.prod(spec.weight_shape[1:])), dtype=object)
+    out = budget.zeros((per, math.prod(spec.weight_shape[1:])), dtype=object)
     for p, i, w in zip(
         t.out_index.tolist(), t.in_index.tolist(), t.weight_index.tolist(), strict=True
     ):
@@ -118,7 +120,12 @@ def _same_as_layer(product: Any, direct: Any) -> int:
 
 
 def derive_im2col(
-    spec: ConvSpec, *, x: Any = None, max_rows: int = 32, max_cols: int = 12
+    spec: ConvSpec,
+    *,
+    x: Any = None,
+    max_rows: int = 32,
+    max_cols: int = 12,
+    max_products: int = DEFAULT_MAX_TERMS,
 ) -> Derivation:
     """The layer as one matrix product: the patch matrix ``X``, the filter matrix ``W`` and ``Z = W Xᵀ``.
 
@@ -130,6 +137,9 @@ def derive_im2col(
         Numbers for the input; default the symbols ``a1, a2, …``.
     max_rows, max_cols : int
         Display limits (the first ``max - 1``, an ellipsis and the last).
+    max_products : int, default 50,000
+        Largest patch matrix (entries) and symbol count derived; larger layers are refused
+        before anything is built.
 
     Examples
     --------
@@ -142,6 +152,14 @@ def derive_im2col(
     from ..symbolic import symbolic_output, weight_symbols
 
     _plain(spec)
+    entries = dense_pairs(spec) * spec.in_channels
+    require_terms(
+        spec,
+        "the im2col derivation",
+        max(entries, symbol_count(spec)),
+        max_products,
+        option="max_products",
+    )
     patches = patch_matrix(spec, x)
     w = weight_symbols(spec).reshape(spec.out_channels, -1)
     n_pos, n_col = patches.shape
@@ -262,7 +280,7 @@ def zero_inserted(spec: ConvSpec, x: np.ndarray) -> np.ndarray:
         spec.in_channels,
         *((n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True)),
     )
-    out = np.zeros(inserted, dtype=object if x.dtype == object else x.dtype)
+    out = budget.zeros(inserted, dtype=object if x.dtype == object else x.dtype)
     out[(slice(None), *(slice(None, None, s) for s in ints(spec.stride)))] = x
     return out
 

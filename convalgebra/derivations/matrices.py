@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..budget import require_terms, triple_count
-from ..errors import ConvAlgebraError
+from .. import budget
+from ..budget import require_terms, symbol_count, triple_count
 from ..render.grids import pick, truncation_rule
 from ..spec import ConvSpec
+from ..structure import STRUCTURE_BUDGET, structure_probe
 from ..symbolic.exprs import as_expr
 from .indexing import index_steps
 from .model import Derivation, Equation, Expr, Grid, Step
@@ -205,7 +206,7 @@ def _sharing_step(spec: ConvSpec) -> Step:
     from ..connectivity import iter_triples
 
     n_rows, n_cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
-    uses = np.zeros(math.prod(spec.weight_shape), dtype=np.int64)
+    uses = budget.zeros(math.prod(spec.weight_shape), dtype=np.int64)
     for _, chunk in iter_triples(spec, block_rows=1 << 16):  # bounded memory for huge layers
         uses += chunk.sharing()
     connections = int(uses.sum())
@@ -358,7 +359,8 @@ def derive_matrix(
         Also show a 2-D single-channel matrix in block form.
     max_products : int, default 20,000,000
         Refuse, before any work, layers with more triples than this (the sparsity and sharing
-        steps count every one of them).
+        steps count every one of them), or more weights, inputs and outputs together (the
+        index steps name each one).
 
     Examples
     --------
@@ -371,10 +373,10 @@ def derive_matrix(
 
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"matrix derivations need a ConvSpec, got {type(spec).__name__}")
-    require_terms(
+    require_terms(  # the index steps hold one entry per weight, input and output as well
         spec,
         "the matrix derivation",
-        triple_count(spec),
+        max(triple_count(spec), symbol_count(spec)),
         max_products,
         "use conv_matrix/matrix_structure on the numbers, smaller sizes, or a larger max_products=",
         option="max_products",
@@ -386,7 +388,7 @@ def derive_matrix(
     steps.append(_matrix_step(spec, max_rows, max_cols, weight))
     block = _blocks_step(spec, max_rows, max_cols, weight) if blocks else None
     steps += [block] if block else []
-    probe = _structure_probe(spec)
+    probe = structure_probe(spec)
     structure = matrix_structure(probe)
     where = (
         "the matrix"
@@ -412,32 +414,6 @@ def derive_matrix(
 
 
 #: Above this many triples the structure is recognised on a smaller copy of the layer.
-STRUCTURE_BUDGET = 1_000_000
-
-
-def _structure_probe(spec: ConvSpec) -> ConvSpec:
-    """``spec`` itself, or the same configuration on an input just large enough to show every level."""
-    from dataclasses import replace
-
-    if len_estimate(spec) <= STRUCTURE_BUDGET:
-        return spec
-    caps = [
-        d * (k - 1) + 1 + 4 * s + sum(p) + 4
-        for k, s, d, p in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding)
-    ]
-    spatial = tuple(min(n, c) for n, c in zip(spec.input_shape[1:], caps))
-    try:
-        # ConvSpec.__init__ also takes a padding word, which dataclasses.replace's typed
-        # signature (the normalised field type) does not know
-        changes: dict[str, Any] = {
-            "input_shape": (spec.input_shape[0], *spatial),
-            "padding": spec.padding if spec.padding_word is None else spec.padding_word,
-        }
-        return replace(spec, **changes)
-    except ConvAlgebraError:
-        return spec
-
-
 def exact_array(values: Any) -> np.ndarray:
     """An object array of exact sympy numbers (floats rationalised) of the same shape."""
     import sympy

@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from ..budget import CHECK_MAX_PRODUCTS, require_table
+from ..budget import CHECK_MAX_PRODUCTS, require_pair, require_table
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec, plain_array
 from .algebra import channel_commutator_condition, commutativity, layer_commutativity
@@ -142,4 +142,6 @@ def check(law: str, *specs, **options) -> CheckResult:
     for spec in specs:
         if isinstance(spec, ConvSpec):
             require_table(spec, f"check({shown(name)})", max_products)
+    if len(specs) == 2 and all(isinstance(s, ConvSpec) for s in specs):
+        require_pair(specs[0], specs[1], f"check({shown(name)})", max_products)
     return func(*specs, **options)

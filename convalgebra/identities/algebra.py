@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import sympy
 
+from .. import budget
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
@@ -127,8 +128,8 @@ def commutativity(spec: ConvSpec) -> CheckResult:
 
 def _swap_counterexample(a: ConvSpec, b: ConvSpec, cols, op: str) -> Counterexample:
     xi, ki = int(cols[1][0]), int(cols[2][0])
-    x = np.zeros(math.prod(a.input_shape))
-    k = np.zeros(math.prod(b.input_shape))
+    x = budget.zeros(math.prod(a.input_shape))
+    k = budget.zeros(math.prod(b.input_shape))
     x[xi], k[ki] = 1.0, 1.0
     lhs = (conv_matrix(a, k.reshape(a.weight_shape)) @ x).reshape(a.output_shape)
     rhs = (conv_matrix(b, x.reshape(b.weight_shape)) @ k).reshape(b.output_shape)
@@ -523,7 +524,7 @@ def channel_commutator_condition(
     comm = np.einsum("ija,jkb->ikab", A, B) - np.einsum("ijb,jka->ikab", B, A)  # (c, c, a, b)
     offsets = a_off[:, None, :] + b_off[None, :, :]  # (a, b, ndim)
     keys, inverse = np.unique(offsets.reshape(-1, offsets.shape[-1]), axis=0, return_inverse=True)
-    sums = np.zeros((len(keys), c, c), dtype=comm.dtype)
+    sums = budget.zeros((len(keys), c, c), dtype=comm.dtype)
     np.add.at(sums, inverse.ravel(), np.moveaxis(comm.reshape(c, c, -1), -1, 0))
     if not symbolic:
         return list(sums)

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from .. import budget
 from ..spec import ConvSpec, plain_array
 
 __all__ = ["positions", "is_symbolic", "require_spec", "eq", "ne", "one_hot"]
@@ -76,6 +77,6 @@ def one_hot(shape: tuple[int, ...], flat_index: int) -> np.ndarray:
     >>> one_hot((2, 2), 3).tolist()
     [[0.0, 0.0], [0.0, 1.0]]
     """
-    out = np.zeros(math.prod(shape))
+    out = budget.zeros(math.prod(shape))
     out[flat_index] = 1.0
     return out.reshape(shape)

@@ -21,6 +21,7 @@ from dataclasses import replace
 import numpy as np
 import sympy
 
+from .. import budget
 from ..connectivity import TripleTable, tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
@@ -172,7 +173,7 @@ def composed_kernel(spec1: ConvSpec, spec2: ConvSpec, weight1, weight2) -> np.nd
     e2 = w2.reshape(*w2.shape[:2], -1)[:, :, tap_weight_order(spec2)]
     pairs = np.einsum("omb,mia->oiba", e2, e1)
     c = _composed_taps(spec1, spec2, spec.kernel_size)
-    out = np.zeros((*pairs.shape[:2], math.prod(spec.kernel_size)), dtype=pairs.dtype)
+    out = budget.zeros((*pairs.shape[:2], math.prod(spec.kernel_size)), dtype=pairs.dtype)
     # numpy's stubs type np.add.at's indices as an integer array, not a tuple of slices
     np.add.at(
         out,

@@ -28,6 +28,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .. import budget
+
 __all__ = [
     "SparseSystem",
     "integer_nullspace",
@@ -116,7 +118,7 @@ def _orbits(m: sp.csr_matrix) -> tuple[np.ndarray, int, np.ndarray, sp.csr_matri
     components are forced to zero, and the remaining equations on the components.
     """
     n = m.shape[1]
-    label, n_labels, zero = np.arange(n), n, np.zeros(n, dtype=bool)
+    label, n_labels, zero = np.arange(n), n, budget.zeros(n, dtype=bool)
     while True:
         counts = np.diff(m.indptr)
         start = m.indptr[:-1]
@@ -126,7 +128,9 @@ def _orbits(m: sp.csr_matrix) -> tuple[np.ndarray, int, np.ndarray, sp.csr_matri
         tie = m.data[start[pair]] == -m.data[start[pair] + 1]
         if not single.any() and not tie.any():
             return label, n_labels, zero, m
-        graph = sp.coo_matrix((np.ones(int(tie.sum())), (a[tie], b[tie])), shape=(n_labels,) * 2)
+        graph = sp.coo_matrix(
+            (budget.ones(int(tie.sum())), (a[tie], b[tie])), shape=(n_labels,) * 2
+        )
         n_new, comp = connected_components(graph, directed=False)
         zeroed = zero.copy()
         zeroed[m.indices[start[single]]] = True
@@ -189,7 +193,7 @@ def integer_nullspace(system: SparseSystem) -> sp.csr_matrix:
     on_labels = sp.csr_matrix((v, (r, c)), shape=(dim, n_labels), dtype=np.int64)
     live = ~zero[label]
     spread = sp.csr_matrix(
-        (np.ones(int(live.sum()), dtype=np.int64), (label[live], np.flatnonzero(live))),
+        (budget.ones(int(live.sum()), dtype=np.int64), (label[live], np.flatnonzero(live))),
         shape=(n_labels, n),
     )
     basis = sp.csr_matrix(on_labels @ spread)
@@ -206,7 +210,7 @@ def sympy_basis(basis: sp.spmatrix, shape: tuple[int, ...]) -> list:
     """The rows of an integer basis as sympy arrays of ``shape``."""
     import sympy
 
-    dense = basis.toarray()
+    dense = budget.dense(basis, what="the kernel basis")
     return [
         sympy.ImmutableDenseNDimArray([sympy.Integer(int(v)) for v in row], shape) for row in dense
     ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import budget
 from ..connectivity import axis_table, spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_operator
@@ -105,7 +106,7 @@ def axis_inverse(spec: ConvSpec, axis: int) -> np.ndarray | None:
     tab = axis_table(spec, axis)
     n_in = spec.forward_input_spatial[axis]
     r, t = np.nonzero(tab >= 0)
-    inv = np.full((tab.shape[0], n_in), -1, dtype=np.int64)
+    inv = budget.full((tab.shape[0], n_in), -1, dtype=np.int64)
     inv[r, tab[r, t]] = t
     return inv if np.count_nonzero(inv >= 0) == r.size else None
 
@@ -177,7 +178,7 @@ def _spatial_intertwine(left, right, in_src, out_src, inverses) -> Intertwining:
     matched = tied.sum(axis=1) + np.bincount(o[found], minlength=bad.shape[0])
     need = (bad & (rhs >= 0)).sum(axis=1)
     ob, tb = np.nonzero(bad & (rhs >= 0) & (matched < need)[:, None])
-    inv_src = np.full(max(in_src.max(initial=-1), rhs.max(initial=-1)) + 1, -1, dtype=np.int64)
+    inv_src = budget.full(max(in_src.max(initial=-1), rhs.max(initial=-1)) + 1, -1, dtype=np.int64)
     inv_src[in_src[in_src >= 0]] = np.flatnonzero(in_src >= 0)
     back = _tap_reading(inverses[0], left, ob, inv_src[rhs[ob, tb]])
     zeros.append(tb[back < 0])
@@ -190,7 +191,7 @@ def _spatial_intertwine(left, right, in_src, out_src, inverses) -> Intertwining:
     if spatial_fail.size:
         o0 = int(spatial_fail[0])
         t0 = int(np.argmax(bad[o0]))
-        wt = np.zeros(math.prod(left.weight_shape))
+        wt = budget.zeros(math.prod(left.weight_shape))
         wt[tap_weight_order(left)[t0]] = 1.0
         j = lhs[o0, t0] if lhs[o0, t0] >= 0 else rhs[o0, t0]
         witness = (int(j), wt.reshape(left.weight_shape), o0)
@@ -209,7 +210,9 @@ def _lift_spatial(
     n_pairs = a.size
     row = np.concatenate((np.arange(n_pairs), np.arange(n_pairs), n_pairs + np.arange(z.size)))
     col = np.concatenate((a.ravel(), b.ravel(), z.ravel()))
-    coeff = np.concatenate((np.ones(n_pairs), -np.ones(n_pairs), np.ones(z.size))).astype(np.int64)
+    coeff = np.concatenate(
+        (budget.ones(n_pairs), -budget.ones(n_pairs), budget.ones(z.size))
+    ).astype(np.int64)
     return SparseSystem(row, col, coeff, n_w)
 
 
@@ -251,7 +254,7 @@ def intertwine(
     if weight is None:
         witness = None
         if o.size:
-            wt = np.zeros(lt.n_weights)
+            wt = budget.zeros(lt.n_weights)
             wt[w[0]] = 1.0
             witness = (int(j[0]), wt.reshape(left.weight_shape), int(o[0]))
         return Intertwining(
@@ -322,7 +325,7 @@ def make_counterexample(
     if result.witness is None:
         raise ConvAlgebraError("internal: a counterexample needs the witness of a failing check")
     j, wt, _ = result.witness
-    x = np.zeros(math.prod(right.input_shape))
+    x = budget.zeros(math.prod(right.input_shape))
     x[j] = 1.0
     x = x.reshape(right.input_shape)
 

@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from .. import budget
 from ..budget import CHECK_MAX_PRODUCTS, require_table, require_terms
 from ..connectivity import triples
 from ..errors import ConvAlgebraError, shown
@@ -229,7 +230,7 @@ def _grid_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> SparseS
     return SparseSystem(
         np.concatenate((r, r)),
         np.concatenate((lhs.ravel(), rhs.ravel())),
-        np.concatenate((np.ones(n), -np.ones(n))).astype(np.int64),
+        np.concatenate((budget.ones(n), -budget.ones(n))).astype(np.int64),
         n,
     )
 
@@ -272,7 +273,7 @@ def blind_kernels(spec: ConvSpec) -> sp.csr_matrix:
         and not spec.transposed
         and all(axis_inverse(spec, a) is not None for a in range(spec.ndim))
     ):
-        used = np.zeros(n, dtype=bool)
+        used = budget.zeros(n, dtype=bool)
         used[np.unique(triples(spec).weight_index)] = True
         unused = np.flatnonzero(~used)
         return sp.csr_matrix(

@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 import sympy
 
+from .. import budget
 from ..connectivity import TripleTable, spatial_table
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
@@ -237,9 +238,9 @@ def _adjoint_steps(checked: list) -> tuple:
 
 def _adjoint_counterexample(spec, adj, cols) -> Counterexample:
     o, j, w = (int(c[0]) for c in cols)
-    y = np.zeros(math.prod(spec.output_shape))
+    y = budget.zeros(math.prod(spec.output_shape))
     y[j] = 1.0
-    k = np.zeros(math.prod(spec.weight_shape))
+    k = budget.zeros(math.prod(spec.weight_shape))
     k[w] = 1.0
     k = k.reshape(spec.weight_shape)
     lhs = (conv_matrix(spec, k).T @ y).reshape(spec.input_shape)

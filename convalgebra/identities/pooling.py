@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .. import budget
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec, normalize_tuple, pool_stride
@@ -125,7 +126,7 @@ def avg_pool_spec(
         groups=c,
         bias=False,
     )
-    w = np.full(spec.weight_shape, 1.0 / math.prod(spec.kernel_size))
+    w = budget.full(spec.weight_shape, 1.0 / math.prod(spec.kernel_size))
     return spec, w
 
 

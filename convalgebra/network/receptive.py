@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..taps import map_padded
 
 __all__ = [
@@ -297,7 +298,7 @@ class Window:
             return np.arange(first, -((-(pos.max() + 1) * self.n_in) // self.n_out))
         starts = pos * self.n_in // self.n_out
         ends = -((-(pos + 1) * self.n_in) // self.n_out)
-        marks = np.zeros(n + 1, dtype=np.int64)
+        marks = budget.zeros(n + 1, dtype=np.int64)
         np.add.at(marks, starts, 1)
         np.add.at(marks, ends, -1)
         return np.flatnonzero(np.cumsum(marks)[:n] > 0)

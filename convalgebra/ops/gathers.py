@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..errors import ConvAlgebraError, shown
 from .expressions import Gather, Geometry, Op
 from .kernels import per_axis
@@ -300,7 +301,9 @@ def upsample_zeros(x: Op, factor: Any) -> Op:
     f = per_axis(factor, x.ndim, "factor", minimum=1)
 
     def index_map(idx: np.ndarray) -> np.ndarray:
-        out = np.full((idx.shape[0], *(n * fi for n, fi in zip(idx.shape[1:], f))), -1, np.int64)
+        out = budget.full(
+            (idx.shape[0], *(n * fi for n, fi in zip(idx.shape[1:], f))), -1, np.int64
+        )
         out[(slice(None),) + tuple(slice(None, None, fi) for fi in f)] = idx
         return out
 

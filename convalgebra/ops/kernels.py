@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..errors import ConvAlgebraError, shown
 from .context import Context
 from .terms import Terms, combine, compose, gather_terms
@@ -147,7 +148,7 @@ class _Symbolic(Kernel):
     def _lower(self, ctx: Context) -> Terms:
         n = math.prod(self.shape)
         ids = np.arange(n, dtype=np.int64) + ctx.symbols.offsets[self.name]
-        ones = np.ones(n, dtype=np.int64)
+        ones = budget.ones(n, dtype=np.int64)
         entries = np.arange(n, dtype=np.int64)
         return Terms(entries, 0 * entries, ctx.monomials.symbol(ids), ones, 1, n, 1)
 
@@ -175,7 +176,7 @@ class _Constant(Kernel):
             raise ConvAlgebraError("a constant kernel's exact entries exceed 2**62")
         nums = nums.astype(np.int64)
         rows = np.flatnonzero(nums)
-        zeros = np.zeros(rows.size, dtype=np.int64)
+        zeros = budget.zeros(rows.size, dtype=np.int64)
         return Terms(rows, zeros, zeros, nums[rows], den, len(self.values), 1)
 
     def formula(self) -> str:
@@ -352,7 +353,7 @@ def delta(shape: Any) -> Kernel:
     delta((1, 1, 3))
     """
     shape = _check_shape(shape, "shape")
-    values = np.zeros(shape, dtype=np.int64)
+    values = budget.zeros(shape, dtype=np.int64)
     centre = tuple((k - 1) // 2 for k in shape[2:])
     for c in range(min(shape[0], shape[1])):
         values[(c, c, *centre)] = 1
@@ -372,7 +373,7 @@ def dilate_kernel(w: Kernel, dilation: Any) -> Kernel:
     d = per_axis(dilation, w.ndim, "dilation", minimum=1)
     spatial = tuple(di * (k - 1) + 1 for di, k in zip(d, w.shape[2:]))
     shape = (*w.shape[:2], *spatial)
-    src = np.full(shape, -1, dtype=np.int64)
+    src = budget.full(shape, -1, dtype=np.int64)
     src[(slice(None), slice(None), *(slice(None, None, di) for di in d))] = _index_grid(w.shape)
     return _Gathered(w, shape, src, f"dilate_kernel({w.formula()}, {_arg(d)})", "dilate", (d,))
 
@@ -394,7 +395,7 @@ def enlarge_kernel(w: Kernel, size: Any) -> Kernel:
             f"enlarge_kernel: size {spatial} is smaller than the kernel {w.shape[2:]}"
         )
     shape = (*w.shape[:2], *spatial)
-    src = np.full(shape, -1, dtype=np.int64)
+    src = budget.full(shape, -1, dtype=np.int64)
     before = [(s - 1) // 2 - (k - 1) // 2 for s, k in zip(spatial, w.shape[2:])]
     window = tuple(slice(b, b + k) for b, k in zip(before, w.shape[2:]))
     src[(slice(None), slice(None), *window)] = _index_grid(w.shape)
@@ -491,7 +492,7 @@ def _placed(ks: list[Kernel], i: int, dim: int) -> Kernel:
     total = sum(x.shape[dim] for x in ks)
     before = sum(x.shape[dim] for x in ks[:i])
     shape = k.shape[:dim] + (total,) + k.shape[dim + 1 :]
-    src = np.full(shape, -1, dtype=np.int64)
+    src = budget.full(shape, -1, dtype=np.int64)
     index = [slice(None)] * len(shape)
     index[dim] = slice(before, before + k.shape[dim])
     src[tuple(index)] = _index_grid(k.shape)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..connectivity import layer_rows_cols, padded_positions, triples
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
@@ -33,12 +34,12 @@ def _triple_map(spec: ConvSpec, ctx: Context, weight: Terms | None) -> Terms:
     rows, cols = layer_rows_cols(spec, t)
     n_rows = math.prod(spec.output_shape)
     n_cols = math.prod(spec.input_shape)
-    ones = np.ones(rows.size, dtype=np.int64)
-    zeros = np.zeros(rows.size, dtype=np.int64)
+    ones = budget.ones(rows.size, dtype=np.int64)
+    zeros = budget.zeros(rows.size, dtype=np.int64)
     if weight is None:
         return Terms(rows, cols, zeros, ones, 1, n_rows, n_cols)
     if one_term_per_row(weight):  # each entry one monomial: index it directly
-        lookup = np.full(weight.n_out, -1, dtype=np.int64)
+        lookup = budget.full(weight.n_out, -1, dtype=np.int64)
         lookup[weight.out] = np.arange(weight.out.size)
         k = lookup[t.weight_index]
         keep = k >= 0
@@ -316,7 +317,7 @@ class _AvgPool(Op):
     def _counts(self, spec: ConvSpec, matrix: Terms) -> np.ndarray:
         """The divisor of every output row, as PyTorch's avg_pool divides."""
         if self.divisor_override is not None:
-            return np.full(matrix.n_out, self.divisor_override, dtype=np.int64)
+            return budget.full(matrix.n_out, self.divisor_override, dtype=np.int64)
         if not self.count_include_pad:
             return np.bincount(matrix.out, minlength=matrix.n_out).astype(np.int64)
         per_axis = []

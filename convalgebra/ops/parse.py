@@ -78,7 +78,7 @@ def parse_identity(text: str, names: dict[str, Any]) -> tuple[Op, Op]:
     >>> parse_identity("__import__('os') == x", names)
     Traceback (most recent call last):
     ...
-    convalgebra.errors.ConvAlgebraError: unknown name '__import__': the operators are conv, ... ; declared: x, w
+    convalgebra.errors.ConvAlgebraError: unknown operator '__import__'; the operators are conv, ...
     """
     tree = _tree(text)
     if (

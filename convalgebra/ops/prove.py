@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..errors import ConvAlgebraError, shown
 from .context import Context, SymbolTable
 from .expressions import Op, Signal, bindings_of, walk
@@ -348,8 +349,8 @@ def _check_periodicity(setup: Setup, outcomes, ts, ps, ndim, square) -> None:
 
 def _result(setup, outcomes, ts, ps, ndim, square, explicit) -> Proof:
     shape = tuple(t + p - 1 for t, p in zip(ts, ps))
-    defined = np.zeros(shape, dtype=bool)
-    holds = np.zeros(shape, dtype=bool)
+    defined = budget.zeros(shape, dtype=bool)
+    holds = budget.zeros(shape, dtype=bool)
     for p, o in outcomes.items():
         cell = tuple(v - 1 for v in p)
         defined[cell] = o.status != "undefined"
@@ -403,12 +404,12 @@ def counterexample(setup: Setup, outcome: Outcome, size: tuple[int, ...]) -> Cou
     assert ctx is not None and outcome.lhs is not None and outcome.rhs is not None
     rng = np.random.default_rng(0)
     n_sym = setup.symbols.n_symbols
-    x = np.zeros(ctx.n_src, dtype=np.int64)
+    x = budget.zeros(ctx.n_src, dtype=np.int64)
     if outcome.residual is not None and len(outcome.residual):
         x[int(outcome.residual.src[0])] = 1
     else:
         x = rng.integers(-3, 4, ctx.n_src)
-    trials = [np.ones(n_sym, dtype=np.int64)]
+    trials = [budget.ones(n_sym, dtype=np.int64)]
     trials += [rng.integers(-3, 4, n_sym) for _ in range(30)]
     trials += [rng.integers(-50, 51, n_sym) for _ in range(30)]
     for values in trials:

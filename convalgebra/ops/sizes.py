@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..errors import ConvAlgebraError, shown
 
 __all__ = ["SizeSet", "describe_axis"]
@@ -160,7 +161,7 @@ def _describe(grid: np.ndarray, thresholds, periods, names: list[str]) -> str:
         return inner if any_row.all() else f"{outer} and {inner}"
     parts = []
     for rows in patterns.values():
-        mask = np.zeros(grid.shape[0], dtype=bool)
+        mask = budget.zeros(grid.shape[0], dtype=bool)
         mask[rows] = True
         cond = describe_axis(mask, thresholds[0], periods[0], names[0])
         parts.append(f"{cond}: {_describe(grid[rows[0]], *rest)}")

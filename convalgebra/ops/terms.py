@@ -23,6 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .. import budget
 from ..errors import ConvAlgebraError
 
 __all__ = [
@@ -124,16 +125,16 @@ class Monomials:
 def identity_terms(n: int, offset: int, n_src: int) -> Terms:
     """The map copying source entries ``offset .. offset + n`` to outputs ``0 .. n``."""
     out = np.arange(n, dtype=np.int64)
-    ones = np.ones(n, dtype=np.int64)
-    return Terms(out, out + offset, np.zeros(n, dtype=np.int64), ones, 1, n, n_src, offset)
+    ones = budget.ones(n, dtype=np.int64)
+    return Terms(out, out + offset, budget.zeros(n, dtype=np.int64), ones, 1, n, n_src, offset)
 
 
 def gather_terms(src: np.ndarray, n_src: int) -> Terms:
     """``y[i] = x[src[i]]`` (``src[i] < 0``: zero), as a term table."""
     src = np.asarray(src, dtype=np.int64).ravel()
     rows = np.flatnonzero(src >= 0)
-    ones = np.ones(rows.size, dtype=np.int64)
-    return Terms(rows, src[rows], np.zeros(rows.size, dtype=np.int64), ones, 1, src.size, n_src)
+    ones = budget.ones(rows.size, dtype=np.int64)
+    return Terms(rows, src[rows], budget.zeros(rows.size, dtype=np.int64), ones, 1, src.size, n_src)
 
 
 def _check_product(a: np.ndarray, b: np.ndarray) -> None:
@@ -225,7 +226,7 @@ def canonical(t: Terms) -> Terms:
     else:
         order = np.lexsort((t.mono, position))
     position, mono, coeff = position[order], t.mono[order], t.coeff[order]
-    new = np.empty(position.size, dtype=bool)
+    new = budget.empty(position.size, dtype=bool)
     new[0] = True
     np.not_equal(position[1:], position[:-1], out=new[1:])
     new[1:] |= mono[1:] != mono[:-1]
@@ -280,9 +281,9 @@ def evaluate(t: Terms, x: np.ndarray, symbol_values: np.ndarray, monomials: Mono
         d = digits[:, slot]
         used = d > 0
         if used.any():
-            factor = np.ones(d.size, dtype=object)
+            factor = budget.ones(d.size, dtype=object)
             factor[used] = values[d[used] - 1]
             product = product * factor
-    total = np.zeros(t.n_out, dtype=object)
+    total = budget.zeros(t.n_out, dtype=object)
     np.add.at(total, t.out, product)
     return [Fraction(int(v), t.den) for v in total]

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from .. import budget
 from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..connectivity import layer_rows_cols, triples
 from ..display import short_repr, summary_html
@@ -547,7 +548,7 @@ def _padded_inputs(spec: ConvSpec) -> np.ndarray:
 def _dense_kernel(spec: ConvSpec, weight: np.ndarray) -> np.ndarray:
     """The book's ``K``: (C_out, C_in, *extent) of weights or 0 (dilation holes, groups)."""
     c_out, c_in = spec.out_channels, spec.in_channels
-    dense = np.zeros(
+    dense = budget.zeros(
         (c_out, c_in, *(d * (k - 1) + 1 for k, d in zip(spec.kernel_size, spec.dilation))),
         dtype=object,
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..connectivity import layer_rows_cols, triples
 from ..errors import ConvAlgebraError, shown
@@ -53,7 +54,7 @@ def symbol_array(name: str, shape: tuple[int, ...], style: str = "flat") -> np.n
         names = [f"{name}{k + 1}" for k in range(n)]
     else:
         names = [f"{name}_{{{','.join(str(i + 1) for i in idx)}}}" for idx in np.ndindex(*shape)]
-    out = np.empty(n, dtype=object)
+    out = budget.empty(n, dtype=object)
     out[:] = [sympy.Symbol(s) for s in names]
     return out.reshape(shape)
 

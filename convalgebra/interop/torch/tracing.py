@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...budget import require_array
 from ...errors import ConvAlgebraError
 from .values import short
 
@@ -32,6 +33,8 @@ def example_inputs(torch: Any, module: Any, shapes: list) -> tuple:
     tensors = [*module.parameters(), *module.buffers()]
     device = tensors[0].device if tensors else "cpu"
     dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
+    for s in shapes:
+        require_array(f"the example input of shape {(1, *s)}", (1, *s), dtype.itemsize)
     return tuple(torch.zeros((1, *s), device=device, dtype=dtype) for s in shapes)
 
 

@@ -201,7 +201,7 @@ def bind(args: tuple, kwargs: dict, names: tuple[str, ...]) -> dict:
 def unbatch(dim: Any, rank: int) -> int:
     """A dim of the batched tensor (rank ``rank``) as a dim of the unbatched shape."""
     if not isinstance(dim, int):
-        raise Unknown(f"dim {dim!r}")
+        raise Unknown(f"dim {shown(dim)}")
     dim = dim % rank
     if dim == 0:
         raise Unknown("an op over the batch axis")
