@@ -73,6 +73,14 @@ def _kernel_map(k, w: torch.Tensor) -> torch.Tensor:
         return F.pad(w, flat)
     if k.kind == "flip":
         return torch.flip(w, tuple(range(2, w.dim())))
+    if k.kind == "ungroup":
+        (g,) = k.args
+        c_out, per = w.shape[:2]
+        out = torch.zeros(k.shape, dtype=torch.float64)
+        for o in range(c_out):
+            grp = o // (c_out // g)
+            out[o, grp * per : (grp + 1) * per] = w[o]
+        return out
     if k.kind == "polyphase":
         f, p = k.args
         return w[(slice(None), slice(None), *(slice(pi, None, fi) for pi, fi in zip(p, f)))]

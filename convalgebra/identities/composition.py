@@ -30,6 +30,7 @@ from ..symbolic import weight_symbols
 from ..symbolic.exprs import as_expr_array
 from .common import eq, is_symbolic, one_hot, positions
 from .engine import count_tuples, layer_table, path_tuples
+from .operator_laws import composition_by_ops
 from .result import CheckResult, Counterexample, Step
 
 __all__ = ["composed_spec", "composed_kernel", "composition"]
@@ -225,7 +226,20 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     >>> s1 = ConvSpec((1, 6), 1, 3, padding=1)
     >>> composition(s1, ConvSpec(s1.output_shape, 1, 3, padding=1)).failing_positions
     ((0, 0), (0, 5))
+
+    Grouped layers (a depthwise-separable pair) are decided by :func:`convalgebra.ops.prove`
+    on the same identity written as operator expressions
+    (:func:`~convalgebra.identities.operator_laws.composition_by_ops`):
+
+    >>> dw = ConvSpec((4, 6), 4, 3, groups=4)
+    >>> composition(dw, ConvSpec(dw.output_shape, 8, 1)).holds
+    True
     """
+    grouped = (
+        all(isinstance(s, ConvSpec) for s in (spec1, spec2)) and max(spec1.groups, spec2.groups) > 1
+    )
+    if grouped and not any(s.transposed or s.tile or s.channel_table for s in (spec1, spec2)):
+        return composition_by_ops(spec1, spec2)
     _validate(spec1, spec2)
     try:
         spec2 = _outer(spec1, spec2)

@@ -38,6 +38,7 @@ from .kernels import (
     kernel,
     kernel_conv,
     polyphase_kernel,
+    ungroup_kernel,
 )
 from .layers import avg_pool, conv, conv_transpose
 from .prove import Counterexample, Proof, prove
@@ -76,5 +77,6 @@ __all__ = [
     "kernel_conv",
     "polyphase_kernel",
     "cat_kernels",
+    "ungroup_kernel",
     "prove",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "kernel_conv",
     "polyphase_kernel",
     "cat_kernels",
+    "ungroup_kernel",
     "as_fraction",
     "per_axis",
 ]
@@ -484,6 +485,34 @@ def cat_kernels(kernels: list[Kernel], dim: int = 0) -> Kernel:
         [(_placed(ks, i, dim), Fraction(1)) for i in range(len(ks))],
         f"cat_kernels([{names}], dim={dim})",
         (tuple(ks), dim),
+    )
+
+
+def ungroup_kernel(w: Kernel, groups: int) -> Kernel:
+    """The dense kernel of a grouped convolution: ``conv(x, w, groups=g)`` equals
+    ``conv(x, ungroup_kernel(w, g))``. Output channel ``o`` reads the input channels of its
+    group; the others get zero taps.
+
+    Examples
+    --------
+    >>> ungroup_kernel(kernel("w", (4, 1, 3)), 4).shape   # depthwise: a diagonal kernel
+    (4, 4, 3)
+    """
+    w = _kernel(w, "ungroup_kernel")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ConvAlgebraError(f"groups must be a positive integer, got {shown(groups)}")
+    c_out, per = w.shape[0], w.shape[1]
+    if c_out % groups:
+        raise ConvAlgebraError(f"groups={groups} does not divide the {c_out} output channels")
+    shape = (c_out, per * int(groups), *w.shape[2:])
+    src = budget.full(shape, -1, dtype=np.int64)
+    grid = _index_grid(w.shape)
+    out_per = c_out // int(groups)
+    for o in range(c_out):
+        g = o // out_per
+        src[o, g * per : (g + 1) * per] = grid[o]
+    return _Gathered(
+        w, shape, src, f"ungroup_kernel({w.formula()}, {int(groups)})", "ungroup", (int(groups),)
     )
 
 

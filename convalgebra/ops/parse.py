@@ -49,6 +49,7 @@ FUNCTIONS: dict[str, Any] = {
     "kernel_conv": kernels.kernel_conv,
     "polyphase_kernel": kernels.polyphase_kernel,
     "cat_kernels": kernels.cat_kernels,
+    "ungroup_kernel": kernels.ungroup_kernel,
 }
 
 
