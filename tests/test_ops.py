@@ -22,6 +22,12 @@ y1 = ops.signal(name="y")
 x2 = ops.signal(ndim=2)
 k33 = ops.kernel("w", (1, 1, 3, 3))
 
+u6 = ops.kernel("u", (1, 1, 6, 6))
+SUBPIXEL_KERNEL = ops.cat_kernels(  # channel i r + j of the conv = phase (i, j) of u, flipped
+    [ops.flip_kernel(ops.polyphase_kernel(u6, 2, (i, j))) for i in range(2) for j in range(2)],
+    dim=0,
+)
+
 KNOWN = [
     # (id, lhs, rhs, holds, sizes, defined)
     (
