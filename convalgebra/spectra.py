@@ -67,8 +67,20 @@ GRAM_MAX_ITERATIONS = 64
 # below this many rows/columns a dense SVD is cheaper and more robust than ARPACK
 _DENSE_BELOW = 8
 # memory for one chunk of frequencies of the Gram route
-_CHUNK_BYTES = 64 * 2**20
+_CHUNK_BYTES = 256 * 2**20
 _EPS = float(np.finfo(np.float64).eps)
+
+
+class _OverBudget(ConvAlgebraError):
+    """A refusal by the estimator, which :func:`upper_bounds` may turn into a skipped bound."""
+
+
+def _budget(check: Callable[..., None], *args: Any) -> None:
+    """Run a ``budget.require_*`` check, its refusal marked as :class:`_OverBudget`."""
+    try:
+        check(*args)
+    except ConvAlgebraError as exc:
+        raise _OverBudget(str(exc)) from None
 
 
 def _margin(terms: int) -> float:
@@ -381,30 +393,49 @@ def _containing_circulant(spec: ConvSpec) -> tuple[tuple, tuple, tuple, float, s
 
 
 # --------------------------------------------------------------------- the circulant's norm
-def _pair_products(
-    taps: np.ndarray, phase: np.ndarray, output_side: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(first, second, products)`` of the tap pairs entering the smaller-side Gram.
+def _delta_index(positions: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct offsets ``pos_t - pos_u`` over the tap pairs allowed by ``pairs`` (K x K bool),
+    and the ``(K, K)`` table of their indices (-1 where a pair is not allowed)."""
+    first, second = np.nonzero(pairs)
+    deltas, index = np.unique(
+        (positions[:, first] - positions[:, second]).T, axis=0, return_inverse=True
+    )
+    table = np.full(pairs.shape, -1, dtype=np.int64)
+    table[first, second] = index.ravel()
+    return deltas, table
 
-    ``taps`` is ``(groups, K, m, per)``. Output side: pairs in one phase, ``W_t W_u^H``
-    (``m x m``). Input side: all pairs, ``W_t^H W_u`` (``per x per``), one BLAS product each way.
+
+def _output_side_terms(taps: np.ndarray, phase: np.ndarray, table: np.ndarray, n: int):
+    """``A_delta = sum W_t W_u^H`` over same-phase pairs, half of them by one product per tap.
+
+    The pair ``(u, t)`` contributes the conjugate transpose of ``(t, u)`` at the opposite
+    offset, so only ``u >= t`` is multiplied.
     """
     g, k, m, per = taps.shape
-    if output_side:
-        firsts, seconds, values = [], [], []
-        for ph in np.unique(phase):
-            sel = np.flatnonzero(phase == ph)
-            stack = taps[:, sel].reshape(g, sel.size * m, per)
-            prod = stack @ np.ascontiguousarray(np.conj(np.swapaxes(stack, 1, 2)))
-            prod = prod.reshape(g, sel.size, m, sel.size, m).transpose(1, 3, 0, 2, 4)
-            firsts.append(np.repeat(sel, sel.size)), seconds.append(np.tile(sel, sel.size))
-            values.append(prod.reshape(-1, g, m, m))
-        return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(values)
+    terms = np.zeros((n, g, m, m), dtype=taps.dtype)
+    adjoint = np.ascontiguousarray(np.conj(taps).transpose(0, 3, 1, 2))  # (g, per, K, m)
+    for t in range(k):
+        later = np.flatnonzero((phase == phase[t]) & (np.arange(k) >= t))
+        prod = taps[:, t] @ adjoint[:, :, later].reshape(g, per, -1)
+        prod = prod.reshape(g, m, later.size, m)
+        for j, u in enumerate(later):
+            terms[table[t, u]] += prod[:, :, j]
+            if u != t:
+                terms[table[u, t]] += np.conj(np.swapaxes(prod[:, :, j], 1, 2))
+    return terms
+
+
+def _input_side_terms(taps: np.ndarray, phase: np.ndarray, table: np.ndarray, n: int, n_ph: int):
+    """``A_delta`` of ``B^H B``: block ``(phase t, phase u)`` gets ``W_t^H W_u`` (all pairs)."""
+    g, k, m, per = taps.shape
     cols = np.ascontiguousarray(np.swapaxes(taps, 1, 2)).reshape(g, m, k * per)
-    prod = np.conj(np.swapaxes(cols, 1, 2)) @ cols  # (g, K per, K per)
-    prod = prod.reshape(g, k, per, k, per).transpose(1, 3, 0, 2, 4).reshape(-1, g, per, per)
-    first, second = np.indices((k, k)).reshape(2, -1)
-    return first, second, prod
+    prod = (np.conj(np.swapaxes(cols, 1, 2)) @ cols).reshape(g, k, per, k, per)
+    terms = np.zeros((n, g, n_ph, per, n_ph, per), dtype=taps.dtype)
+    for t in range(k):
+        for u in range(k):
+            # B^H B pairs conj(e(p_t)) e(p_u): offset p_u - p_t, i.e. the table at (u, t)
+            terms[table[u, t], :, phase[t], :, phase[u]] += prod[:, t, :, u]
+    return terms.reshape(n, g, n_ph * per, n_ph * per)
 
 
 def _gram_terms(
@@ -426,23 +457,12 @@ def _gram_terms(
     m = c_out // g
     positions, phase = polyphase_taps(spec, sizes, offsets, phases)
     taps = np.moveaxis(w.reshape(g, m, per, -1)[..., tap_weight_order(spec)], -1, 1)
-    output_side = m <= per * n_ph
-    first, second, products = _pair_products(np.ascontiguousarray(taps), phase, output_side)
-    if output_side:
-        delta = positions[:, first] - positions[:, second]
-        deltas, index = np.unique(delta.T, axis=0, return_inverse=True)
-        terms = np.zeros((len(deltas), g, m, m), dtype=products.dtype)
-        np.add.at(terms, index.ravel(), products)
-        return deltas, terms
-    delta = positions[:, second] - positions[:, first]
-    deltas, index = np.unique(delta.T, axis=0, return_inverse=True)
-    terms = np.zeros((len(deltas), g, n_ph, per, n_ph, per), dtype=products.dtype)
-    np.add.at(
-        terms,
-        (index.ravel(), slice(None), phase[first], slice(None), phase[second]),
-        products,
-    )
-    return deltas, terms.reshape(len(deltas), g, n_ph * per, n_ph * per)
+    taps = np.ascontiguousarray(taps)
+    if m <= per * n_ph:
+        deltas, table = _delta_index(positions, phase[:, None] == phase[None, :])
+        return deltas, _output_side_terms(taps, phase, table, len(deltas))
+    deltas, table = _delta_index(positions, np.ones((phase.size,) * 2, dtype=bool))
+    return deltas, _input_side_terms(taps, phase, table, len(deltas), n_ph)
 
 
 def _gram_work(spec: ConvSpec, sizes: tuple[int, ...], phases: tuple[int, ...]) -> tuple:
@@ -455,10 +475,67 @@ def _gram_work(spec: ConvSpec, sizes: tuple[int, ...], phases: tuple[int, ...]) 
     side = min(c_out // g, per * n_ph)
     offsets = math.prod(2 * kk - 1 for kk in _ints(spec.kernel_size))
     flops = g * (
-        2.0 * k * k * max(c_out // g, per) * side * side / max(1, n_ph)
-        + freqs * (8.0 * offsets * side * side + 24.0 * side**3)
+        k * k * max(c_out // g, per) * side * side / max(1, n_ph)
+        + freqs * (4.0 * offsets * side * side + 2.0 * side**3)
     )
     return freqs, side, flops
+
+
+def _frequency_chunks(grid: np.ndarray, half: bool, per_frequency: int):
+    """Integer frequency vectors ``(ndim, F_chunk)`` in chunks of bounded memory."""
+    count = grid.copy()
+    if half:
+        count[-1] = count[-1] // 2 + 1
+    step = max(1, _CHUNK_BYTES // max(1, per_frequency))
+    total = int(np.prod(count))
+    for start in range(0, total, step):
+        yield np.stack(np.unravel_index(np.arange(start, min(start + step, total)), count))
+
+
+def _chunk_grams(freqs: np.ndarray, grid: np.ndarray, deltas: np.ndarray, terms: np.ndarray):
+    """``G(f)`` for a chunk of frequencies, ``(F_chunk * groups, s, s)`` complex."""
+    # exact integer phases: (f * delta mod N) / N per axis, summed
+    turns = sum((np.outer(freqs[a], deltas[:, a]) % grid[a]) / grid[a] for a in range(len(grid)))
+    angle = 2 * np.pi * turns
+    flat = terms.reshape(len(deltas), -1)
+    if flat.dtype.kind == "c":
+        gram = (np.cos(angle) - 1j * np.sin(angle)) @ flat
+    else:
+        gram = np.empty((freqs.shape[1], flat.shape[1]), dtype=np.complex128)
+        gram.real, gram.imag = np.cos(angle) @ flat, -(np.sin(angle) @ flat)
+    return gram.reshape(-1, *terms.shape[-2:])
+
+
+def _largest_eigenvalue(grams: np.ndarray, known: float, slack: float) -> float:
+    """``max(known, max_f lambda_max(G_f))`` up to the factor ``1 + slack``, proven.
+
+    The few Grams that two power steps rank highest are decomposed (LAPACK ``heevd``); every
+    other one is certified by a Cholesky factorisation of ``mu I - G_f`` with
+    ``mu = (1 + slack) * top`` (success proves ``lambda_max <= mu``), and decomposed only if
+    that fails. Cholesky costs a fraction of an eigendecomposition.
+    """
+    from scipy.linalg import lapack
+
+    s = grams.shape[-1]
+    if s <= 16 or len(grams) <= 2:
+        return max(known, float(np.linalg.eigvalsh(grams).max(initial=0.0)))
+    # Rayleigh quotients after two power steps: lower bounds that rank the frequencies
+    v = grams @ (1 + np.linspace(0, 1, s))[:, None]
+    norms = np.linalg.norm(v, axis=(1, 2))
+    rank = np.linalg.norm(grams @ v, axis=(1, 2)) / np.where(norms > 0, norms, 1.0)
+    order = np.argsort(rank)[::-1][:2]
+    order = order[rank[order] > known]
+    top = max(known, float(np.linalg.eigvalsh(grams[order]).max(initial=0.0)))
+    done = np.zeros(len(grams), dtype=bool)
+    done[order] = True
+    for i in np.flatnonzero(~done):
+        mu = top * (1 + slack)
+        shifted = -grams[i]
+        shifted[np.diag_indices(s)] += mu
+        _, info = lapack.zpotrf(shifted, lower=False, overwrite_a=True, clean=False)
+        if info != 0:
+            top = max(top, float(np.linalg.eigvalsh(grams[i]).max(initial=0.0)))
+    return top
 
 
 def _circulant_norm(
@@ -472,11 +549,12 @@ def _circulant_norm(
     """Proven ``(lower, upper)`` on the norm of the circulant ``D_g C`` (rounding margins).
 
     Every frequency's smaller-side Gram is evaluated from the tap-pair products (a short
-    trigonometric sum, no FFT of the full grid) and its largest eigenvalue computed by LAPACK,
-    a chunk of frequencies at a time in bounded memory; real weights need half the frequencies.
+    trigonometric sum, no FFT of the full grid), a chunk of frequencies at a time in bounded
+    memory; real weights need half the frequencies (``G(-f)`` is the conjugate of ``G(f)``).
     """
     freqs, side, flops = _gram_work(spec, sizes, phases)
-    require_work(
+    _budget(
+        require_work,
         f"the circulant norm of {spec.describe()} ({freqs:,} frequencies, Gram {side} x {side})",
         flops,
         max_flops,
@@ -485,23 +563,13 @@ def _circulant_norm(
     )
     deltas, terms = _gram_terms(spec, w, sizes, offsets, phases)
     grid = np.array([size // ph for size, ph in zip(sizes, phases, strict=True)])
-    half = grid.copy()
-    if w.dtype.kind != "c":
-        half[-1] = half[-1] // 2 + 1
-    flat_terms = terms.reshape(len(deltas), -1)
-    shape = terms.shape[1:]
-    step = max(1, _CHUNK_BYTES // (terms[0].size * 48))
-    top = 0.0
-    for start in range(0, int(np.prod(half)), step):
-        f = np.stack(np.unravel_index(np.arange(start, min(start + step, half.prod())), half))
-        # exact integer phases: (f * delta mod N) / N per axis, summed
-        turns = sum((np.outer(f[a], deltas[:, a]) % grid[a]) / grid[a] for a in range(len(grid)))
-        angle = -2 * np.pi * turns
-        gram = (np.cos(angle) + 1j * np.sin(angle)) @ flat_terms
-        eig = np.linalg.eigvalsh(gram.reshape(-1, *shape))
-        top = max(top, float(eig.max(initial=0.0)))
     margin = _margin(side + len(deltas) + math.prod(_ints(spec.kernel_size)) * max(w.shape[:2]))
-    return math.sqrt(max(0.0, top * (1 - margin))), math.sqrt(top * (1 + margin))
+    if len(deltas) == 1:  # one offset (e.g. a 1x1 kernel): the same Gram at every frequency
+        grid = np.ones_like(grid)
+    top = 0.0
+    for chunk in _frequency_chunks(grid, w.dtype.kind != "c", terms[0].size * 48):
+        top = _largest_eigenvalue(_chunk_grams(chunk, grid, deltas, terms), top, margin)
+    return math.sqrt(max(0.0, top * (1 - margin))), math.sqrt(top * (1 + margin) ** 2)
 
 
 def _gram_bound(blocks: np.ndarray, iterations: int) -> float:
@@ -527,10 +595,14 @@ def _gram_bound(blocks: np.ndarray, iterations: int) -> float:
 
 
 def _tap_bound(spec: ConvSpec, w: np.ndarray) -> float:
+    """``max_group sum_t ||W_t||_2``, each norm from the smaller-side Gram of the tap."""
     c_out, per = w.shape[0], w.shape[1]
     g = spec.groups
-    taps = w.reshape(g, c_out // g, per, -1)
-    per_tap = np.linalg.norm(np.moveaxis(taps, -1, 1), ord=2, axis=(2, 3))  # (g, K)
+    taps = np.ascontiguousarray(np.moveaxis(w.reshape(g, c_out // g, per, -1), -1, 1))
+    if taps.shape[2] > taps.shape[3]:
+        taps = np.ascontiguousarray(np.conj(np.swapaxes(taps, 2, 3)))
+    grams = taps @ np.conj(np.swapaxes(taps, 2, 3))
+    per_tap = np.sqrt(np.maximum(np.linalg.eigvalsh(grams).max(axis=-1), 0.0))  # (g, K)
     return float(per_tap.sum(axis=1).max())
 
 
@@ -540,9 +612,9 @@ def _gram_iteration_bound(spec: ConvSpec, w: np.ndarray, iterations: int, max_fl
     side = min(c_out // spec.groups, per * math.prod(phases))
     freqs = math.prod(sizes) // math.prod(phases) * spec.groups
     what = f"the Gram iteration on {spec.describe()} ({freqs:,} DFT blocks)"
-    require_memory(what, _blocks_bytes(spec, sizes), DENSE_MAX_BYTES, "use method='bound'")
+    _budget(require_memory, what, _blocks_bytes(spec, sizes), DENSE_MAX_BYTES, "use method='bound'")
     flops = freqs * 8.0 * side * side * (max(c_out, per) + iterations * side)
-    require_work(what, flops, max_flops, "use method='bound', or raise max_flops=")
+    _budget(require_work, what, flops, max_flops, "use method='bound', or raise max_flops=")
     blocks = _frequency_blocks(spec, w, sizes, offsets, phases)
     value = factor * _gram_bound(blocks, iterations)
     return Bound(
@@ -559,6 +631,7 @@ def upper_bounds(
     *,
     gram_iterations: int | None = None,
     max_flops: int = DEFAULT_MAX_FLOPS,
+    over_budget: str = "raise",
 ) -> tuple[Bound, ...]:
     """Guaranteed upper bounds on ``||M||_2``, each labelled with its guarantee.
 
@@ -574,6 +647,8 @@ def upper_bounds(
         circulant bound (it bounds the same DFT blocks), so it is computed only when asked for.
     max_flops : int, default ``budget.DEFAULT_MAX_FLOPS``
         Refuse the circulant bound above this estimated work (the taps bound is then the way).
+    over_budget : {"raise", "skip"}
+        ``"skip"``: leave out a circulant or Gram bound over ``max_flops`` instead of refusing.
 
     Returns
     -------
@@ -611,11 +686,21 @@ def upper_bounds(
             "(use operator_norm(spec, weight, method='exact'))"
         )
     max_flops = check_limit("max_flops", max_flops)
+    if over_budget not in ("raise", "skip"):
+        raise ConvAlgebraError(f"over_budget must be 'raise' or 'skip', got {shown(over_budget)}")
     if gram_iterations is not None:
         check_iterations("gram_iterations", gram_iterations, GRAM_MAX_ITERATIONS)
-    bounds = [_circulant_bound(spec, w, max_flops), _taps_bound(spec, w)]
+    made: list[Callable[[], Bound]] = [lambda: _circulant_bound(spec, w, max_flops)]
+    made.append(lambda: _taps_bound(spec, w))
     if gram_iterations is not None:
-        bounds.append(_gram_iteration_bound(spec, w, gram_iterations, max_flops))
+        made.append(lambda: _gram_iteration_bound(spec, w, gram_iterations, max_flops))
+    bounds = []
+    for make in made:
+        try:
+            bounds.append(make())
+        except _OverBudget:
+            if over_budget == "raise":
+                raise
     return tuple(bounds)
 
 
