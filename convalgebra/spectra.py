@@ -759,6 +759,11 @@ def _check_options(tol: Any, max_bytes: Any, max_flops: Any = DEFAULT_MAX_FLOPS)
     check_limit("max_flops", max_flops)
 
 
+def _check_backend(backend: Any) -> None:
+    if backend not in ("numpy", "torch"):
+        raise ConvAlgebraError(f"backend must be 'numpy' or 'torch', got {shown(backend)}")
+
+
 def _check_k(k: Any, limit: int) -> int | None:
     if k is None:
         return None
@@ -826,6 +831,7 @@ def singular_values(
     tol: float = LANCZOS_TOL,
     maxiter: int | None = None,
     callback: Callable[[int], Any] | None = None,
+    backend: str = "numpy",
 ) -> np.ndarray:
     """All singular values of the layer's matrix (or the ``k`` largest), descending.
 
@@ -847,6 +853,8 @@ def singular_values(
         ARPACK's restart limit (default ``10 n``); not converging is an error here.
     callback : callable, optional
         Called with the number of Gram products after each one (Lanczos); raise in it to stop.
+    backend : {"numpy", "torch"}
+        Where the Lanczos products run (:func:`~convalgebra.operators.conv_operator`).
 
     Returns
     -------
@@ -881,13 +889,14 @@ def singular_values(
     _check_options(tol, max_bytes, max_flops)
     limit = min(math.prod(spec.output_shape), math.prod(spec.input_shape))
     k = _check_k(k, limit)
+    _check_backend(backend)
     if maxiter is not None:
         maxiter = check_iterations("maxiter", maxiter, MAX_ITERATIONS, 1)
     phases = _phases(spec)
     if phases is not None:
         return _fft_singular_values(spec, w, phases, max_bytes, max_flops)[: k or limit]
     if k is not None and k < limit - 1 and limit >= _DENSE_BELOW:
-        gram = _Gram(conv_operator(spec, w), callback)
+        gram = _Gram(conv_operator(spec, w, backend=backend), callback)
         try:
             values, _, converged = _lanczos(gram, k, tol, maxiter)
         except ArpackError as exc:  # e.g. a zero operator: the start vector vanishes
@@ -940,6 +949,7 @@ def operator_norm(
     maxiter: int | None = None,
     callback: Callable[[int], Any] | None = None,
     max_flops: int = DEFAULT_MAX_FLOPS,
+    backend: str = "numpy",
 ) -> OperatorNorm:
     """``||M||_2``, the layer's Lipschitz constant in the Euclidean norm, as a certified interval.
 
@@ -963,6 +973,8 @@ def operator_norm(
         Called with the number of Gram products after each one; raise in it to stop.
     max_flops : int, default ``budget.DEFAULT_MAX_FLOPS``
         Refuse a route whose estimated work exceeds this, before starting it.
+    backend : {"numpy", "torch"}
+        Where the Lanczos products run (:func:`~convalgebra.operators.conv_operator`).
 
     Returns
     -------
@@ -990,6 +1002,7 @@ def operator_norm(
         raise ConvAlgebraError(f"method must be 'exact', 'bound' or 'gram', got {shown(method)}")
     w = _float_weight(spec, weight)
     _check_options(tol, DENSE_MAX_BYTES, max_flops)
+    _check_backend(backend)
     if maxiter is not None:
         maxiter = check_iterations("maxiter", maxiter, MAX_ITERATIONS, 1)
     if method == "gram":
@@ -1006,7 +1019,8 @@ def operator_norm(
     if direct is not None:
         return direct
     bounds = (_tiled_bound(spec, w),) if spec.tile is not None else upper_bounds(spec, w)
-    return _lanczos_norm(spec, w, bounds, tol, maxiter, callback)
+    op = conv_operator(spec, w, backend=backend)
+    return _lanczos_norm(op, spec, w, bounds, tol, maxiter, callback)
 
 
 def _no_tiles(spec: ConvSpec) -> None:
@@ -1017,6 +1031,7 @@ def _no_tiles(spec: ConvSpec) -> None:
 
 
 def _lanczos_norm(
+    op: LinearOperator,
     spec: ConvSpec,
     w: np.ndarray,
     bounds: tuple[Bound, ...],
@@ -1025,7 +1040,7 @@ def _lanczos_norm(
     callback: Callable[[int], Any] | None,
 ) -> OperatorNorm:
     """The interval [Rayleigh quotient, best bound] with the Lanczos residual as evidence."""
-    gram = _Gram(conv_operator(spec, w), callback)
+    gram = _Gram(op, callback)
     upper = min(b.value for b in bounds)
     try:
         values, vecs, _ = _lanczos(gram, 1, tol, maxiter)
