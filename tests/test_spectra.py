@@ -423,3 +423,40 @@ def test_lanczos_options_and_progress():
     assert short.lower <= top * (1 + BRUTE_ROUNDING)
     with pytest.raises(ConvAlgebraError, match="maxiter"):
         operator_norm(spec, w, maxiter=0)
+
+
+@settings(FEW, max_examples=min(settings.default.max_examples, 8))
+@given(st.data())
+def test_wide_layers_take_the_cholesky_certificate(data):
+    # more than 16 channels on the Gram's side: the largest eigenvalue is certified by
+    # Cholesky factorisations of (mu I - G(f)); symmetric kernels give tied frequencies
+    c_in, c_out = data.draw(st.integers(17, 22)), data.draw(st.integers(17, 22))
+    size, stride = data.draw(st.integers(4, 6)), data.draw(st.sampled_from([1, 2]))
+    mode = data.draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    spec = ConvSpec((c_in, size, size), c_out, 3, stride=stride, padding=1, padding_mode=mode)
+    w = weights(data.draw, spec)
+    if data.draw(st.booleans()):
+        w = w + w[..., ::-1, ::-1]
+    top = brute_singular_values(spec, w)[0]
+    circulant = upper_bounds(spec, w)[0]
+    assert circulant.value >= top * (1 - BRUTE_ROUNDING)
+    norm = operator_norm(spec, w, tol=1e-6)
+    assert norm.lower <= top * (1 + BRUTE_ROUNDING) and top <= norm.upper * (1 + BRUTE_ROUNDING)
+    if fft_applies(spec):
+        assert norm.exact and abs(float(norm) - top) <= EXACT * top
+
+
+def test_repeated_singular_values_are_all_found():
+    # found by hypothesis: one Lanczos run at tol=1e-10 returned one copy of a double value
+    spec = ConvSpec(
+        (3, 1, 4, 3),
+        1,
+        (1, 2, 3),
+        stride=(1, 2, 2),
+        padding=((0, 0), (1, 1), (0, 0)),
+        transposed=True,
+    )
+    w = np.random.default_rng(0).standard_normal(spec.weight_shape)
+    want = brute_singular_values(spec, w)
+    assert want[0] == pytest.approx(want[1], rel=1e-12)
+    assert_close(singular_values(spec, w, k=3), want[:3], LANCZOS)

@@ -224,24 +224,47 @@ class _Gram:
         return v0
 
 
+def _lanczos_pass(
+    gram: _Gram, op: LinearOperator, k: int, tol: float, maxiter: int | None
+) -> tuple[np.ndarray, bool]:
+    """Unit vectors of the ``k`` largest eigenvalues of ``op`` (ARPACK), and convergence."""
+    try:
+        _, vecs = eigsh(op, k=k, which="LA", tol=tol, v0=gram.start(), maxiter=maxiter)
+        converged = True
+    except ArpackNoConvergence as exc:
+        vecs, converged = exc.eigenvectors, False
+        if vecs is None or vecs.shape[1] < k:
+            vecs = gram.start()[:, None]
+    return vecs / np.linalg.norm(vecs, axis=0), converged
+
+
 def _lanczos(
     gram: _Gram, k: int, tol: float, maxiter: int | None
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """The ``k`` largest singular values (descending), unit vectors, and whether converged.
 
     ``tol`` goes to ARPACK unchanged: the relative accuracy of the eigenvalues ``sigma^2``.
-    The values returned are the Rayleigh quotients ``||M v||`` of the vectors found.
+    The values returned are the Rayleigh quotients ``||M v||`` of the vectors found. A single
+    Lanczos run can miss a copy of a repeated value (symmetric layers have many), so for
+    ``k > 1`` the run is repeated on the operator deflated by the vectors found until a run
+    adds none to the ``k`` largest.
     """
-    try:
-        _, vecs = eigsh(gram.op, k=k, which="LA", tol=tol, v0=gram.start(), maxiter=maxiter)
-        converged = True
-    except ArpackNoConvergence as exc:
-        vecs, converged = exc.eigenvectors, False
-        if vecs is None or vecs.shape[1] < k:
-            vecs = gram.start()[:, None]
-    vecs = vecs / np.linalg.norm(vecs, axis=0)
+    vecs, converged = _lanczos_pass(gram, gram.op, k, tol, maxiter)
+    n = gram.op.shape[0]
+    while k > 1 and converged and vecs.shape[1] < n - 1:
+        found, lam = vecs, np.array([np.linalg.norm(gram.a.matvec(v)) ** 2 for v in vecs.T])
+
+        def deflated(v: np.ndarray, found: np.ndarray = found, lam: np.ndarray = lam) -> np.ndarray:
+            return gram.op.matvec(v) - found @ (lam * (np.conj(found).T @ np.ravel(v)))
+
+        op = LinearOperator(gram.op.shape, matvec=deflated, dtype=gram.op.dtype)
+        more, converged = _lanczos_pass(gram, op, min(k, n - vecs.shape[1] - 1), tol, maxiter)
+        values = np.array([np.linalg.norm(gram.a.matvec(v)) for v in more.T])
+        if not (values > np.sqrt(lam.min()) * (1 + tol)).any():
+            break
+        vecs = np.concatenate([vecs, more[:, values > 0]], axis=1)
     values = np.array([np.linalg.norm(gram.a.matvec(vecs[:, i])) for i in range(vecs.shape[1])])
-    order = np.argsort(values)[::-1]
+    order = np.argsort(values)[::-1][:k]
     return values[order], vecs[:, order], converged
 
 
