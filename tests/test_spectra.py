@@ -460,3 +460,16 @@ def test_repeated_singular_values_are_all_found():
     want = brute_singular_values(spec, w)
     assert want[0] == pytest.approx(want[1], rel=1e-12)
     assert_close(singular_values(spec, w, k=3), want[:3], LANCZOS)
+
+
+def test_circulant_over_max_flops_leaves_the_taps_bound():
+    spec = ConvSpec((3, 9, 9), 4, 3, padding=1)
+    w = np.random.default_rng(3).standard_normal(spec.weight_shape)
+    top = brute_singular_values(spec, w)[0]
+    cheap = operator_norm(spec, w, method="bound", max_flops=1000)
+    assert cheap.method == "taps" and [b.name for b in cheap.bounds] == ["taps"]
+    assert top <= cheap.upper * (1 + BRUTE_ROUNDING)
+    norm = operator_norm(spec, w, max_flops=1000)
+    assert norm.upper == cheap.upper and norm.lower <= top * (1 + BRUTE_ROUNDING)
+    with pytest.raises(ConvAlgebraError, match="circulant norm.*max_flops"):
+        upper_bounds(spec, w, max_flops=1000)

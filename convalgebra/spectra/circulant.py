@@ -438,7 +438,7 @@ def circulant_norm(
         f"the circulant norm of {spec.describe()} ({freqs:,} frequencies, Gram {side} x {side})",
         flops,
         max_flops,
-        "use the taps bound (operator_norm(spec, weight, method='bound')), smaller sizes, "
+        "use operator_norm(spec, weight, method='bound') (the taps bound), smaller sizes, "
         "or raise max_flops=",
     )
     deltas, terms = _gram_terms(spec, w, sizes, offsets, phases)

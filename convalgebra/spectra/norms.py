@@ -409,7 +409,8 @@ def operator_norm(
     method : {"exact", "bound", "gram"}
         ``"exact"``: by the DFT when :func:`fft_applies`, by a dense SVD below 8 rows or
         columns, else the interval from Lanczos below and the best guaranteed bound above.
-        ``"bound"``: the smallest of :func:`upper_bounds` (circulant, taps) alone.
+        ``"bound"``: the smallest of :func:`upper_bounds` (circulant, taps) alone; the
+        circulant is left out when its work is over ``max_flops``.
         ``"gram"``: the Gram-iteration bound alone (``gram_iterations`` steps, at most 64).
     tol : float, default 1e-10
         The interval counts as closed (``exact``) when ``upper - lower <= tol * upper``; also
@@ -460,13 +461,17 @@ def operator_norm(
         return OperatorNorm(bound.value, "gram", (bound,))
     if method == "bound":
         _no_tiles(spec)
-        bounds = upper_bounds(spec, w, max_flops=max_flops)
+        bounds = upper_bounds(spec, w, max_flops=max_flops, over_budget="skip")
         best = min(bounds, key=lambda b: b.value)
         return OperatorNorm(best.value, best.name, bounds)
     direct = _exact_norm(spec, w, max_flops)
     if direct is not None:
         return direct
-    bounds = (_tiled_bound(spec, w),) if spec.tile is not None else upper_bounds(spec, w)
+    bounds = (
+        (_tiled_bound(spec, w),)
+        if spec.tile is not None
+        else upper_bounds(spec, w, max_flops=max_flops, over_budget="skip")
+    )
     op = conv_operator(spec, w, backend=backend)
     return _lanczos_norm(op, spec, w, bounds, tol, maxiter, callback)
 
