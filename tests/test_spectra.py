@@ -419,6 +419,9 @@ def test_lanczos_options_and_progress():
     top = brute_singular_values(spec, w)[0]
     assert seen == list(range(1, norm.products + 1)) and norm.products > 0
     assert norm.lower <= top * (1 + BRUTE_ROUNDING) <= norm.upper * (1 + 2 * BRUTE_ROUNDING)
+    text = norm.report()
+    assert f"[{norm.lower:.10g}, {norm.upper:.10g}]" in text and "not closed" in text
+    assert "circulant" in text and "taps" in text
     short = operator_norm(spec, w, maxiter=1)
     assert short.lower <= top * (1 + BRUTE_ROUNDING)
     with pytest.raises(ConvAlgebraError, match="maxiter"):
