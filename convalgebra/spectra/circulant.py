@@ -54,6 +54,7 @@ DENSE_MAX_BYTES = 2**30
 GRAM_MAX_ITERATIONS = 64
 # memory for one chunk of frequencies of the Gram route
 _CHUNK_BYTES = 256 * 2**20
+#: float64 machine epsilon, the unit of the rounding margins.
 FLOAT_EPS = float(np.finfo(np.float64).eps)
 
 
