@@ -358,6 +358,13 @@ class _Strided:
         ]
 
     def _pad(self, x: np.ndarray) -> np.ndarray:
+        if self.spec.padding_mode == "zeros":  # one copy into a zero grid
+            xp = np.zeros((self.c_in, *self.grid), dtype=x.dtype)
+            dims = zip(self.spec.padding, self.spec.forward_input_spatial, self.grid, strict=True)
+            spans = [(before, max(0, min(size, grid - before))) for (before, _), size, grid in dims]
+            inside = tuple(slice(before, before + count) for before, count in spans)
+            xp[(slice(None), *inside)] = x[(slice(None), *(slice(0, c) for _, c in spans))]
+            return xp
         for axis, index in enumerate(self.maps, 1):
             x = np.take(x, np.where(index >= 0, index, 0), axis=axis)
             if (index < 0).any():
