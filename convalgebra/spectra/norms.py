@@ -238,34 +238,45 @@ def _lanczos_pass(
     return vecs / np.linalg.norm(vecs, axis=0), converged
 
 
+def _ritz(gram: _Gram, vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rayleigh-Ritz on the span of ``vecs``: orthonormal vectors and ``sigma^2``, descending.
+
+    The ``i``-th Ritz value never exceeds the ``i``-th eigenvalue of the Gram (interlacing).
+    """
+    q, _ = np.linalg.qr(vecs)
+    image = np.stack([gram.a.matvec(q[:, i]) for i in range(q.shape[1])], axis=1)
+    lam, u = np.linalg.eigh(np.conj(image).T @ image)
+    order = np.argsort(lam)[::-1]
+    return q @ u[:, order], np.maximum(lam[order], 0.0)
+
+
 def _lanczos(
     gram: _Gram, k: int, tol: float, maxiter: int | None
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """The ``k`` largest singular values (descending), unit vectors, and whether converged.
 
     ``tol`` goes to ARPACK unchanged: the relative accuracy of the eigenvalues ``sigma^2``.
-    The values returned are the Rayleigh quotients ``||M v||`` of the vectors found. A single
-    Lanczos run can miss a copy of a repeated value (symmetric layers have many), so for
-    ``k > 1`` the run is repeated on the operator deflated by the vectors found until a run
-    adds none to the ``k`` largest.
+    The values are the Ritz values of ``M^H M`` on the span of the vectors found (for one
+    vector, the Rayleigh quotient ``||M v||``). A single Lanczos run can miss a copy of a
+    repeated value (symmetric layers have many), so for ``k > 1`` the run is repeated on the
+    operator deflated by the Ritz vectors found until a run adds none to the ``k`` largest.
     """
     vecs, converged = _lanczos_pass(gram, gram.op, k, tol, maxiter)
     n = gram.op.shape[0]
     while k > 1 and converged and vecs.shape[1] < n - 1:
-        found, lam = vecs, np.array([np.linalg.norm(gram.a.matvec(v)) ** 2 for v in vecs.T])
+        found, lam = _ritz(gram, vecs)
 
         def deflated(v: np.ndarray, found: np.ndarray = found, lam: np.ndarray = lam) -> np.ndarray:
             return gram.op.matvec(v) - found @ (lam * (np.conj(found).T @ np.ravel(v)))
 
         op = LinearOperator(gram.op.shape, matvec=deflated, dtype=gram.op.dtype)
-        more, converged = _lanczos_pass(gram, op, min(k, n - vecs.shape[1] - 1), tol, maxiter)
-        values = np.array([np.linalg.norm(gram.a.matvec(v)) for v in more.T])
-        if not (values > np.sqrt(lam.min()) * (1 + tol)).any():
+        more, converged = _lanczos_pass(gram, op, min(k, n - found.shape[1] - 1), tol, maxiter)
+        values = np.array([np.linalg.norm(gram.a.matvec(v)) ** 2 for v in more.T])
+        if not (values > lam[:k].min() * (1 + tol)).any():
             break
-        vecs = np.concatenate([vecs, more[:, values > 0]], axis=1)
-    values = np.array([np.linalg.norm(gram.a.matvec(vecs[:, i])) for i in range(vecs.shape[1])])
-    order = np.argsort(values)[::-1][:k]
-    return values[order], vecs[:, order], converged
+        vecs = np.concatenate([found, more], axis=1)
+    found, lam = _ritz(gram, vecs)
+    return np.sqrt(lam[:k]), found[:, :k], converged
 
 
 # ----------------------------------------------------------------------------- public
