@@ -668,3 +668,68 @@ def require_exact_sums(
             f"{terms:,} terms can reach 2**{math.log2(peak):.1f}, over the exact range "
             f"{names.get(bound, f'{bound:,}')}; {alternative}"
         )
+
+
+# --------------------------------------------------------------------- work and iterations
+__all__ += ["DEFAULT_MAX_FLOPS", "MAX_ITERATIONS", "require_memory", "require_work"]
+__all__ += ["check_iterations"]
+#: Most floating-point operations one numeric call performs unless told otherwise
+#: (``max_flops=``): about half a minute to a minute of one core.
+DEFAULT_MAX_FLOPS = 2**36
+#: Most steps of an iterative method (Lanczos restarts, power or Gram iterations) by default.
+MAX_ITERATIONS = 10**5
+
+
+def require_memory(what: str, nbytes: int, max_bytes: int, alternative: str) -> None:
+    """Refuse ``what`` when it needs more than ``max_bytes``: the size, the limit, the way out.
+
+    Examples
+    --------
+    >>> require_memory("the DFT blocks", 3 * 2**30, 2**30, "pass k=...")
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the DFT blocks would need about 3.0 GiB, over max_bytes=1,073,741,824; pass k=...
+    """
+    max_bytes = check_limit("max_bytes", max_bytes)
+    if nbytes > max_bytes:
+        raise ConvAlgebraError(
+            f"{what} would need about {_size(int(nbytes))}, over max_bytes={max_bytes:,}; "
+            f"{alternative}"
+        )
+
+
+def require_work(what: str, flops: float, max_flops: int, alternative: str) -> None:
+    """Refuse ``what`` when its estimated floating-point work exceeds ``max_flops``.
+
+    Examples
+    --------
+    >>> require_work("a dense SVD", 1.7e11, 2**36, "pass k=...")
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: a dense SVD needs about 1.7e+11 floating-point operations, over max_flops=68,719,476,736; pass k=...
+    """
+    max_flops = check_limit("max_flops", max_flops)
+    if flops > max_flops:
+        raise ConvAlgebraError(
+            f"{what} needs about {flops:.2g} floating-point operations, over "
+            f"max_flops={max_flops:,}; {alternative}"
+        )
+
+
+def check_iterations(name: str, value, maximum: int = MAX_ITERATIONS, minimum: int = 0) -> int:
+    """A step count in ``[minimum, maximum]`` or a clear error (never an endless loop).
+
+    Examples
+    --------
+    >>> check_iterations("gram_iterations", 2**61, 64)
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: gram_iterations must be an integer in [0, 64], got 2305843009213693952
+    """
+    if isinstance(value, (bool, np.bool_)) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an integer in [{minimum}, {maximum}], got {shown(value)}")
+    if not minimum <= operator.index(value) <= maximum:
+        raise ConvAlgebraError(
+            f"{name} must be an integer in [{minimum}, {maximum}], got {shown(value)}"
+        )
+    return operator.index(value)

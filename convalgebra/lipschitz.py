@@ -31,15 +31,28 @@ from typing import Any
 
 import numpy as np
 
+from .budget import (
+    DEFAULT_MAX_BYTES,
+    check_iterations,
+    check_limit,
+    require_memory,
+    require_work,
+)
 from .connectivity import axis_table
 from .display import html_table, short_repr, summary_html
-from .errors import ConvAlgebraError, require
+from .errors import ConvAlgebraError, require, shown
 from .network.graph import LayerGraph
 from .spec import ConvSpec, pool_output_size
-from .spectra import fft_applies, operator_norm, padding_norm
+from .spectra import fft_applies, padding_norm, upper_bounds
 from .variants import avg_pool_matrix
 
-__all__ = ["NodeLipschitz", "LipschitzBound", "lipschitz_bound", "ACTIVATION_LIPSCHITZ"]
+__all__ = [
+    "NodeLipschitz",
+    "LipschitzBound",
+    "lipschitz_bound",
+    "ACTIVATION_LIPSCHITZ",
+    "LIPSCHITZ_MAX_FLOPS",
+]
 
 #: sup |f'| of the elementwise activations (rounded up; gelu covers its tanh approximation).
 ACTIVATION_LIPSCHITZ = {
@@ -55,6 +68,11 @@ ACTIVATION_LIPSCHITZ = {
     "mish": 1.09,
     "softmax": 1.0,
 }
+#: Default work budget of one computation of :func:`lipschitz_bound` (a conv's circulant
+#: bound, the lower bound's power iteration): about ten minutes of one core.
+LIPSCHITZ_MAX_FLOPS = 2**40
+#: Most power-iteration steps of the lower bound.
+MAX_POWER_ITERATIONS = 10_000
 _PASS_THROUGH = ("input", "flatten", "identity", "dropout", "crop")
 
 
@@ -128,19 +146,27 @@ class LipschitzBound:
 
 
 # ------------------------------------------------------------------------ layer constants
-def _conv(spec: ConvSpec, params: Mapping[str, Any]) -> tuple[float, str]:
+def _conv(spec: ConvSpec, params: Mapping[str, Any], max_flops: int) -> tuple[float, str]:
+    """The proven upper end of the layer's norm: exact by the DFT when circular and tiling,
+    else the best guaranteed bound; the circulant is skipped above ``max_flops``."""
     weight = params.get("weight")
     if weight is None:
         raise ConvAlgebraError(f"no weight for {spec.describe()}")
-    if fft_applies(spec):
-        return float(operator_norm(spec, weight)), "conv, exact (DFT)"
-    best = operator_norm(spec, weight, method="bound")
-    return float(best), f"conv, {best.method} bound"
+    bounds = upper_bounds(spec, weight, max_flops=max_flops, over_budget="skip")
+    best = min(bounds, key=lambda b: b.value)
+    if best.name == "circulant" and fft_applies(spec):
+        return best.value, "conv, exact (DFT)"
+    skipped = "" if bounds[0].name == "circulant" else " (the circulant is over max_flops)"
+    return best.value, f"conv, {best.name} bound{skipped}"
 
 
 def _linear(params: Mapping[str, Any]) -> tuple[float, str]:
     weight = np.asarray(params["weight"], dtype=np.float64)
-    return float(np.linalg.norm(weight, 2)), "linear, exact"
+    if not np.isfinite(weight).all():
+        raise ConvAlgebraError("linear weight must be finite, got inf or nan entries")
+    # the SVD errs by a small multiple of (rows + cols) eps relative: rounded upwards
+    margin = 64 * np.finfo(np.float64).eps * (sum(weight.shape) + 8)
+    return float(np.linalg.norm(weight, 2)) * (1 + margin), "linear, exact (rounded up)"
 
 
 def _batch_norm(layer: Any, params: Mapping[str, Any]) -> tuple[float, str]:
@@ -255,7 +281,9 @@ def _mean(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[float, str]:
     return 1 / math.sqrt(math.prod(shape) // math.prod(out)), "mean, 1/sqrt(count)"
 
 
-def _layer_constant(graph: LayerGraph, node: str, params: Mapping[str, Any]) -> tuple[float, str]:
+def _layer_constant(
+    graph: LayerGraph, node: str, params: Mapping[str, Any], max_flops: int
+) -> tuple[float, str]:
     layer = graph.layer(node)
     kind = layer.kind
     facts = graph.facts(node)
@@ -264,7 +292,7 @@ def _layer_constant(graph: LayerGraph, node: str, params: Mapping[str, Any]) -> 
     if kind in _PASS_THROUGH:
         return 1.0, kind
     handlers: dict[str, Callable[[], tuple[float, str]]] = {
-        "conv": lambda: _conv(facts.spec, params),  # type: ignore[arg-type]
+        "conv": lambda: _conv(facts.spec, params, max_flops),  # type: ignore[arg-type]
         "linear": lambda: _linear(params),
         "batch_norm": lambda: _batch_norm(layer, params),
         "activation": lambda: _activation(layer, params),
@@ -290,11 +318,14 @@ def _layer_constant(graph: LayerGraph, node: str, params: Mapping[str, Any]) -> 
 
 # ------------------------------------------------------------------------------ composition
 def _compose(
-    graph: LayerGraph, params_of: Callable[[str], Mapping[str, Any]]
+    graph: LayerGraph,
+    params_of: Callable[[str], Mapping[str, Any]],
+    max_flops: int,
+    callback: Callable[[str, int, int], Any] | None,
 ) -> tuple[NodeLipschitz, ...]:
     bounds: dict[str, float] = {}
     entries = []
-    for node in graph.nodes:
+    for step, node in enumerate(graph.nodes, 1):
         srcs = graph.nx.nodes[node]["inputs"]
         kind = graph.layer(node).kind
         if kind == "input":
@@ -305,10 +336,12 @@ def _compose(
             own, bound = None, math.sqrt(sum(bounds[s] ** 2 for s in srcs))
             how = "concatenation: root of the sum of squares"
         else:
-            own, how = _layer_constant(graph, node, params_of(node))
+            own, how = _layer_constant(graph, node, params_of(node), max_flops)
             bound = own * bounds[srcs[0]]
         bounds[node] = bound
         entries.append(NodeLipschitz(node, kind, own, bound, how))
+        if callback is not None:
+            callback(node, step, len(graph.nodes))
     return tuple(entries)
 
 
@@ -333,10 +366,34 @@ def _torch_params(module: Any) -> Callable[[str], Mapping[str, Any]]:
     return params_of
 
 
+def _lower_budget(graph: LayerGraph, iterations: int, max_flops: int, max_bytes: int) -> None:
+    """Refuse the power iteration over budget, from the graph's counts, before any pass.
+
+    Each step is about three passes (``J v`` by the double-backward trick, then ``J^T``) over
+    a graph that keeps every activation and its gradient in float64.
+    """
+    if iterations == 0:
+        return
+    way_out = "pass iterations=0 to skip the lower bound (the upper bound does not need it)"
+    flops = 2.0 * graph.macs() * (2 + 3 * iterations)
+    require_work(f"the lower bound ({iterations} power steps)", flops, max_flops, way_out)
+    activations = sum(math.prod(graph.shape(node)) for node in graph.nodes)
+    require_memory("the lower bound's power iteration", activations * 8 * 6, max_bytes, way_out)
+
+
 def _power_iteration(
-    module: Any, input_shape: tuple[int, ...], iterations: int, seed: int
+    module: Any,
+    input_shape: tuple[int, ...],
+    iterations: int,
+    seed: int,
+    tol: float,
+    callback: Callable[[str, int, int], Any] | None,
 ) -> float:
-    """``||J v||`` after power iteration on ``J^T J`` at a random point (float64, eval)."""
+    """``||J v||`` after power iteration on ``J^T J`` at a random point (float64, eval).
+
+    Stops early once ``||J v||`` changes by less than ``tol`` (relative) between two steps;
+    every value is a lower bound on the Lipschitz constant, the last one the best.
+    """
     import copy
 
     torch = require("torch", "torch")
@@ -350,12 +407,14 @@ def _power_iteration(
     u = torch.zeros_like(y, requires_grad=True)
     (jt_u,) = torch.autograd.grad(y, x0, u, create_graph=True)
     norm = 0.0
-    for _ in range(iterations):
+    for step in range(1, iterations + 1):
         v = v / v.norm()
         (jv,) = torch.autograd.grad(jt_u, u, v, retain_graph=True)
-        norm = float(jv.norm())
+        previous, norm = norm, max(norm, float(jv.norm()))
+        if callback is not None:
+            callback("power iteration", step, iterations)
         (v,) = torch.autograd.grad(y, x0, jv, retain_graph=True)
-        if not float(v.norm()) > 0:
+        if not float(v.norm()) > 0 or norm - previous <= tol * norm:
             break
     return norm
 
@@ -367,6 +426,10 @@ def lipschitz_bound(
     weights: Mapping[str, Mapping[str, Any]] | None = None,
     iterations: int = 50,
     seed: int = 0,
+    tol: float = 1e-3,
+    max_flops: int = LIPSCHITZ_MAX_FLOPS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    callback: Callable[[str, int, int], Any] | None = None,
 ) -> LipschitzBound:
     """A certified upper bound on a network's Lipschitz constant (Euclidean norms, eval mode).
 
@@ -381,7 +444,18 @@ def lipschitz_bound(
         For a ``LayerGraph``: node name -> ``{"weight": ..., "running_var": ..., ...}``
         (torch's state-dict names).
     iterations, seed : int
-        Power iteration for the lower bound (torch modules only).
+        Power iteration for the lower bound (torch modules only): at most ``iterations``
+        steps (0 skips it; at most 10,000), from a random point drawn with ``seed``.
+    tol : float, default 1e-3
+        The power iteration stops once its value changes by less than this (relative).
+    max_flops : int, default 2**40
+        Per computation: a convolution's circulant bound above this estimated work is left
+        out (its taps bound is used, and the table says so); a lower bound above it is
+        refused before it starts.
+    max_bytes : int, default 8 GiB
+        The lower bound's power iteration keeps every activation: refused above this.
+    callback : callable, optional
+        ``callback(what, done, total)`` after each node and each power step (progress).
 
     Returns
     -------
@@ -392,16 +466,16 @@ def lipschitz_bound(
     Raises
     ------
     ConvAlgebraError
-        A node without a certified constant (e.g. layer norm, products), missing weights.
+        A node without a certified constant (e.g. layer norm, products), missing weights,
+        weights that are not finite, a lower bound over ``max_flops`` or ``max_bytes``.
 
     Notes
     -----
     ``L(node) = c(node) L(input)`` for a layer with constant ``c``, ``sum L(inputs)`` for a sum,
-    ``sqrt(sum L(inputs)^2)`` for a concatenation; ``c`` is ``||M||_2`` for linear maps (exact
-    by the DFT for circular layers that tile, else the smallest guaranteed bound of
-    :func:`~convalgebra.spectra.upper_bounds`), ``sup |f'|`` for activations and
-    ``sqrt(max windows per input)`` for max pooling. Values are floating point (relative
-    rounding about 1e-12).
+    ``sqrt(sum L(inputs)^2)`` for a concatenation; ``c`` is the proven upper end of ``||M||_2``
+    for linear maps (exact by the DFT for circular layers that tile, else the smallest
+    guaranteed bound of :func:`~convalgebra.spectra.upper_bounds`, all in float64 rounded
+    upwards), ``sup |f'|`` for activations and ``sqrt(max windows per input)`` for max pooling.
 
     Examples
     --------
@@ -413,11 +487,15 @@ def lipschitz_bound(
     >>> b.lower <= b.upper
     True
     """
+    iterations = check_iterations("iterations", iterations, MAX_POWER_ITERATIONS)
+    max_flops, max_bytes = check_limit("max_flops", max_flops), check_limit("max_bytes", max_bytes)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
+        raise ConvAlgebraError(f"tol must be a real number in [0, 1), got {shown(tol)}")
     if isinstance(graph_or_module, LayerGraph):
         if input_shape is not None:
             raise ConvAlgebraError("input_shape is given by the LayerGraph itself; pass None")
         table = dict(weights or {})
-        nodes = _compose(graph_or_module, lambda node: table.get(node, {}))
+        nodes = _compose(graph_or_module, lambda node: table.get(node, {}), max_flops, callback)
         return _result(graph_or_module, nodes, None)
     if not hasattr(graph_or_module, "state_dict"):
         raise TypeError(
@@ -429,10 +507,14 @@ def lipschitz_bound(
     from .interop.torch import from_torch
 
     graph = from_torch(graph_or_module, input_shape)
-    nodes = _compose(graph, _torch_params(graph_or_module))
+    single = len(graph.inputs) == 1 and len(graph.outputs) == 1
+    if single:
+        _lower_budget(graph, iterations, max_flops, max_bytes)
+    nodes = _compose(graph, _torch_params(graph_or_module), max_flops, callback)
     lower = None
-    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
-        lower = _power_iteration(graph_or_module, tuple(input_shape), iterations, seed)
+    if single and iterations > 0:
+        shape = tuple(input_shape)
+        lower = _power_iteration(graph_or_module, shape, iterations, seed, tol, callback)
     return _result(graph, nodes, lower)
 
 

@@ -245,3 +245,74 @@ def test_unsupported_node_and_missing_weight_are_refused():
         lipschitz_bound(object())
     with pytest.raises(ConvAlgebraError, match="input_shape"):
         lipschitz_bound(nn.ReLU())
+
+
+# ------------------------------------------------------------------ budgets and options
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"iterations": 2**61}, ConvAlgebraError, r"iterations must be an integer in \[0, 10000\]"),
+        ({"iterations": -1}, ConvAlgebraError, "iterations must be"),
+        ({"iterations": 2.5}, TypeError, "iterations must be"),
+        ({"tol": 2.0}, ConvAlgebraError, "tol must be"),
+        ({"max_flops": 0}, ConvAlgebraError, "max_flops must be"),
+        ({"max_flops": 10**6}, ConvAlgebraError, "lower bound.*max_flops.*iterations=0"),
+        ({"max_bytes": 1000}, ConvAlgebraError, "lower bound.*max_bytes.*iterations=0"),
+    ],
+    ids=["2**61", "negative", "float", "tol", "zero-flops", "lower-flops", "lower-bytes"],
+)
+def test_bad_options_and_budgets_refused(options, error, match):
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU())
+    with pytest.raises(error, match=match):
+        lipschitz_bound(net, (2, 8, 8), **options)
+
+
+def test_large_input_lower_bound_refused_in_milliseconds():
+    import time
+
+    net = nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3), nn.ReLU(), nn.Conv2d(64, 64, 3))
+    start = time.perf_counter()
+    with pytest.raises(ConvAlgebraError, match="power steps.*iterations=0"):
+        lipschitz_bound(net, (3, 2000, 2000))
+    assert time.perf_counter() - start < 2.0
+
+
+def test_circulant_over_budget_falls_back_to_the_taps_bound():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1)).double().eval()
+    full = lipschitz_bound(net, (2, 6, 6), iterations=0)
+    cheap = lipschitz_bound(net, (2, 6, 6), iterations=0, max_flops=1000)
+    brute = jacobian_norm(net, (2, 6, 6))
+    assert "circulant bound" in full.nodes[1].how and "over max_flops" in cheap.nodes[1].how
+    assert brute <= full.upper * (1 + 1e-14) and full.upper <= cheap.upper * (1 + 1e-14)
+    assert full.lower is None
+
+
+def test_progress_callback_and_early_stop():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Tanh(), nn.Conv2d(3, 2, 3))
+    seen = []
+    bound = lipschitz_bound(net, (2, 7, 7), tol=0.5, callback=lambda *a: seen.append(a))
+    nodes = [s for s in seen if s[0] != "power iteration"]
+    steps = [s for s in seen if s[0] == "power iteration"]
+    assert [s[1] for s in nodes] == list(range(1, len(bound.nodes) + 1))
+    assert 1 <= len(steps) < 50 and bound.lower <= bound.upper
+
+
+@FEW
+@given(networks(), st.integers(0, 99))
+def test_float32_networks_bounds_still_hold(net_shape, seed):
+    net, shape = net_shape
+    net32 = net.float()
+    bound = lipschitz_bound(net32, shape, seed=seed, iterations=0)
+    # the float32 weights, exactly, in float64: the network the bound is about
+    at_x0 = jacobian_norm(net32.double(), shape, seed=seed)
+    assert at_x0 <= bound.upper * (1 + 1e-12)
+
+
+def test_non_finite_conv_weight_is_refused():
+    net = nn.Sequential(nn.Conv2d(1, 1, 3))
+    with torch.no_grad():
+        net[0].weight[0, 0, 1, 1] = float("nan")
+    with pytest.raises(ConvAlgebraError, match="weight must be finite"):
+        lipschitz_bound(net, (1, 6, 6), iterations=0)
