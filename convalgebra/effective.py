@@ -184,6 +184,7 @@ def effective_receptive_field(
         node = graph.default_node()
         if node is None:
             raise ConvAlgebraError(f"{graph!r} has no node with a spatial output")
+    node = graph.resolve(node)  # a module path or an alias names its output node
     shape, n = graph.shape(node), graph.spatial_ndim
     if len(shape) != n + 1 or not n:
         raise ConvAlgebraError(f"node {node!r} of shape {shape} has no spatial axes")

@@ -364,3 +364,13 @@ def test_rf_effective_with_the_models_own_weights(capsys, tmp_path, monkeypatch)
     assert uniform["theoretical_box"] == json.loads(out)["theoretical_box"]
     code, _, err = run(capsys, "rf", "lenet5", "--effective", "--weights", "model")
     assert code == 2 and "--weights model needs a PyTorch model" in err
+
+
+def test_an_alias_or_module_path_names_its_output_node():
+    from convalgebra.network import zoo
+
+    g = zoo.resnet18((3, 64, 64))
+    by_alias = ca.effective_receptive_field(g, "features")
+    by_node = ca.effective_receptive_field(g, g.resolve("features"))
+    assert by_alias.node == by_node.node == "layer4.1.relu"
+    assert np.array_equal(by_alias.weights, by_node.weights) and by_alias.weights.sum() > 0
