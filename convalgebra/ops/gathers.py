@@ -288,6 +288,33 @@ def subsample(x: Op, factor: Any, offset: Any = 0) -> Op:
     )
 
 
+def _upsampled(x: Any, factor: Any, kind: str, spread: Any) -> Op:
+    """An upsampling by ``factor`` per axis whose index map is ``spread(idx, f)``."""
+    x = _expr(x, kind)
+    f = per_axis(factor, x.ndim, "factor", minimum=1)
+    return Gather(
+        x,
+        lambda idx: spread(idx, f),
+        f"{kind}({x.formula()}, {_arg(f)})",
+        _each([1] * x.ndim, [0] * x.ndim, [Fraction(fi) for fi in f]),
+        x.channels,
+        kind=kind,
+        args=(f,),
+    )
+
+
+def _insert_zeros(idx: np.ndarray, f: tuple[int, ...]) -> np.ndarray:
+    out = budget.full((idx.shape[0], *(n * fi for n, fi in zip(idx.shape[1:], f))), -1, np.int64)
+    out[(slice(None),) + tuple(slice(None, None, fi) for fi in f)] = idx
+    return out
+
+
+def _repeat(idx: np.ndarray, f: tuple[int, ...]) -> np.ndarray:
+    for a, fi in enumerate(f):
+        idx = np.repeat(idx, fi, axis=1 + a)
+    return idx
+
+
 def upsample_zeros(x: Op, factor: Any) -> Op:
     """Zero insertion: ``y[f i] = x[i]``, zero elsewhere; size ``f n`` per axis.
 
@@ -297,25 +324,7 @@ def upsample_zeros(x: Op, factor: Any) -> Op:
     >>> upsample_zeros(signal(), 2)
     upsample_zeros(x, 2)
     """
-    x = _expr(x, "upsample_zeros")
-    f = per_axis(factor, x.ndim, "factor", minimum=1)
-
-    def index_map(idx: np.ndarray) -> np.ndarray:
-        out = budget.full(
-            (idx.shape[0], *(n * fi for n, fi in zip(idx.shape[1:], f))), -1, np.int64
-        )
-        out[(slice(None),) + tuple(slice(None, None, fi) for fi in f)] = idx
-        return out
-
-    return Gather(
-        x,
-        index_map,
-        f"upsample_zeros({x.formula()}, {_arg(f)})",
-        _each([1] * x.ndim, [0] * x.ndim, [Fraction(fi) for fi in f]),
-        x.channels,
-        kind="upsample_zeros",
-        args=(f,),
-    )
+    return _upsampled(x, factor, "upsample_zeros", _insert_zeros)
 
 
 def upsample_nearest(x: Op, factor: Any) -> Op:
@@ -327,23 +336,7 @@ def upsample_nearest(x: Op, factor: Any) -> Op:
     >>> upsample_nearest(signal(), 3)
     upsample_nearest(x, 3)
     """
-    x = _expr(x, "upsample_nearest")
-    f = per_axis(factor, x.ndim, "factor", minimum=1)
-
-    def index_map(idx: np.ndarray) -> np.ndarray:
-        for a, fi in enumerate(f):
-            idx = np.repeat(idx, fi, axis=1 + a)
-        return idx
-
-    return Gather(
-        x,
-        index_map,
-        f"upsample_nearest({x.formula()}, {_arg(f)})",
-        _each([1] * x.ndim, [0] * x.ndim, [Fraction(fi) for fi in f]),
-        x.channels,
-        kind="upsample_nearest",
-        args=(f,),
-    )
+    return _upsampled(x, factor, "upsample_nearest", _repeat)
 
 
 def _factor(r: Any) -> int:
