@@ -51,6 +51,11 @@ def size_classes(proof: Any) -> list[tuple[str, tuple[int, ...], str]]:
     return rows
 
 
+def _words(text: str) -> str:
+    """Relations as the symbols every renderer prints (``>=`` would not survive LaTeX)."""
+    return text.replace(">=", "≥").replace("<=", "≤")
+
+
 def _status(proof: Any, size: tuple[int, ...]) -> str:
     if size not in proof.defined:
         return "not defined"
@@ -148,14 +153,16 @@ def proof_document(proof: Any, decide: Any, max_rows: int = 40) -> Document:
     shown_rows = rows if len(rows) <= max_rows else rows[: max_rows - 1]
     table = DataTable(
         ("sizes", "verdict"),
-        tuple((label, status) for label, _, status in shown_rows)
+        tuple((_words(label), status) for label, _, status in shown_rows)
         + ((f"… {len(rows) - len(shown_rows)} more classes", ""),) * (len(rows) > len(shown_rows)),
         caption="The verdict per class of sizes",
     )
     steps.append(Step("Each class decided at its representative size:", (table,), rule="classes"))
     steps.append(
         Step(
-            f"Both sides are defined for {proof.defined}; the identity holds for {proof.sizes}.",
+            _words(
+                f"Both sides are defined for {proof.defined}; the identity holds for {proof.sizes}."
+            ),
             rule="sizes",
         )
     )

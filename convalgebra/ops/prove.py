@@ -54,10 +54,11 @@ class Counterexample:
         first = self.positions[0]
         one = [f"{k} = {shown(v.tolist(), 80)}" for k, v in self.inputs.items()]
         ks = [f"{k} = {shown(v.tolist(), 80)}" for k, v in self.kernels.items()]
+        printed = tuple(p + 1 for p in first)  # printed mathematics counts from 1
         return (
             f"at size {size}, with {'; '.join(one + ks)}: the sides differ at "
-            f"{len(self.positions)} output position(s), first at {first} "
-            f"({_num(self.lhs[first])} vs {_num(self.rhs[first])})"
+            f"{len(self.positions)} output position(s), first at (channel, position) "
+            f"{printed} counted from 1 ({_num(self.lhs[first])} vs {_num(self.rhs[first])})"
         )
 
 
