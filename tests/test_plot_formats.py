@@ -146,7 +146,7 @@ def test_unknown_format_is_refused():
 
 def test_effective_field_zooms_on_a_small_field_of_a_large_input():
     g = zoo.resnet18()
-    field = ca.effective_receptive_field(g, "layer1.0.relu1")
+    field = ca.effective_receptive_field(g, "layer1.0.relu#1")
     fig = plot.plot_effective_field(field, title="resnet18")
     ax = fig.axes[0]
     (r0, r1), (c0, c1) = field.box
