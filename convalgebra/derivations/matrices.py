@@ -11,6 +11,7 @@ Toeplitz or circulant matrices of the kernel rows), as in the Deep Learning book
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..spec import ConvSpec
 from ..symbolic.exprs import as_expr
 from .indexing import index_steps
 from .model import Derivation, Equation, Expr, Grid, Step
+from .oracle import conv_meaning
 from .printing import number, sum_of_products, tex_symbol, text_symbol
 from .words import spec_words
 
@@ -80,7 +82,7 @@ def matrix_grid(
         if full
         else None
     )
-    return Grid(tuple(cells), value)
+    return Grid(tuple(cells), value, rows=tuple(rows), cols=tuple(cols))
 
 
 def _matrix_step(spec: ConvSpec, max_rows: int, max_cols: int, weight: Any) -> Step:
@@ -408,7 +410,12 @@ def derive_matrix(
     steps += [_sparsity_step(spec), _sharing_step(spec)]
     cost = _cost_step(spec)
     steps += [cost] if cost else []
-    return Derivation(f"The matrix of {spec_words(spec)}", tuple(steps), result=structure)
+    return Derivation(
+        f"The matrix of {spec_words(spec)}",
+        tuple(steps),
+        result=structure,
+        meaning=partial(conv_meaning, spec, weight),
+    )
 
 
 #: Above this many triples the structure is recognised on a smaller copy of the layer.

@@ -245,7 +245,7 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
         in_t, out_t = _shift_pair(delta, d, circ)
         res = intertwine(spec, spec, in_t, out_t, weight)
         if res.failing.size == 0:
-            steps = (
+            matched = (
                 Step(
                     eq(_M * _S, _T * _M),
                     "the claim, with $S$ the input shift and $T$ the output shift: shift the "
@@ -263,7 +263,7 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
                 f"Although {delta} is not a multiple of the stride {spec.stride}, the index "
                 f"tables agree with the output shift {d} (degenerate sizes).",
                 {"output shift": d, "index triples compared": res.n_terms},
-                steps=steps,
+                steps=matched,
             )
     evidence = {
         "output shifts tried": len(shifts),

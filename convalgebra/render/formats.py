@@ -14,7 +14,7 @@ from typing import Any, cast
 from .model import DataTable, Equation, Expr, Grid, Step
 from .printing import is_notation, sympy_expr, tex_to_text
 
-__all__ = ["Document", "to_latex", "to_markdown", "to_text", "PREAMBLE", "step_math"]
+__all__ = ["Document", "to_latex", "to_markdown", "to_text", "PREAMBLE", "step_math", "displayed"]
 
 PREAMBLE = "\n".join(
     [
@@ -401,32 +401,88 @@ def _equation_text(eq: Equation) -> str:
 
 
 def _grid_width(grid: Grid) -> int:
-    """Printed characters of a matrix's widest row (its cells and the space between them)."""
-    return max(
-        (
-            sum(width(c.tex) if isinstance(c, Expr) else 1 for c in row) + 2 * len(row)
-            for row in grid.cells
-        ),
-        default=0,
+    """Printed characters of a matrix: each column as wide as its widest cell, plus the space
+    between columns."""
+    widths = [
+        max((width(c.tex) if isinstance(c, Expr) else 1) for c in column)
+        for column in zip(*grid.cells)
+    ]
+    return sum(widths) + (3 * len(widths)) // 2  # the column gap is about 1.5 characters
+
+
+def _span(cols: tuple[int | None, ...]) -> str:
+    """The 1-based columns a narrowed matrix shows, in words: ``columns 1–7, 27``."""
+    runs: list[list[int]] = []
+    for c in cols:
+        if c is None:
+            continue
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return "columns " + ", ".join(
+        f"{r[0] + 1}–{r[-1] + 1}" if len(r) > 1 else f"{r[0] + 1}" for r in runs
     )
 
 
-def _entrywise(eq: Equation) -> list[Equation]:
-    """A matrix too wide for the line, printed entry by entry (``A_{r,c} = …``, 1-based)."""
+#: Most non-zero entries a matrix too wide for the line lists one by one (else it is cut).
+ENTRIES = 40
+
+
+def displayed(eq: Equation) -> list[Equation]:
+    """``eq`` as the LaTeX and Markdown renderings print it.
+
+    A matrix too wide for the line shows fewer columns (the first ones, an ellipsis, the
+    last), labelled with the columns it shows (1-based, as indexed in the full matrix). When
+    that would hide most of a small matrix (long entries), its non-zero entries are listed
+    instead, each named by its true row and column: ``(1, 2) = …``.
+
+    Examples
+    --------
+    >>> cells = (tuple(Expr(f"w_{{{j}}}", f"w{j}") for j in range(60)),)
+    >>> [eq] = displayed(Equation((Expr("M", "M"), Grid(cells, rows=(0,), cols=tuple(range(60))))))
+    >>> eq.label, eq.sides[1].cols[-2:]
+    ('columns 1–15, 60 shown', (None, 59))
+    >>> long = Expr(" + ".join(f"w_{{{k}}} a_{{{k}}}" for k in range(9)), "…")
+    >>> cells = ((long, Expr("0", "0", 0), long),)
+    >>> [e.sides[0].text for e in displayed(Equation((Expr("Z", "Z"), Grid(cells, rows=(0,), cols=(0, 1, 5)))))]
+    ['Z, its non-zero entries (row, column):', 'Z[1,1]', 'Z[1,6]']
+    """
     grid = eq.sides[-1]
-    if len(eq.sides) != 2 or not isinstance(grid, Grid) or _grid_width(grid) <= LINE:
+    if len(eq.sides) != 2 or not isinstance(grid, Grid) or not grid.cells:
         return [eq]
-    name = eq.sides[0]
-    # the name heads the list in the right-hand column, so a long name does not widen the left one
-    out = [
-        Equation(
-            (Expr(rf"&{name.tex} \text{{, entry by entry:}}", f"{name.text}, entry by entry:"),)
-        )
+    room = LINE - width(eq.sides[0].tex) - 2
+    n = len(grid.cells[0])
+    keep, narrow = n, grid
+    while _grid_width(narrow) > room and keep > 3:
+        keep -= 1
+        narrow = grid.narrowed(keep)
+    fits = _grid_width(narrow) <= room
+    if fits and narrow is grid:
+        return [eq]
+    entries = [c for c in grid.exprs() if c.value is None or c.value != 0]
+    known = bool(grid.rows and grid.cols)
+    if known and (not fits or (2 * (keep - 1) <= n and len(entries) <= ENTRIES)):
+        return _nonzero_entries(eq.sides[0], grid)
+    if narrow is grid:
+        return [eq]
+    label = _span(narrow.cols) + " shown" if narrow.cols else ""
+    return [
+        Equation((eq.sides[0], narrow), eq.defines, eq.subs, eq.relation, label, eq.check, eq.chain)
     ]
-    for r, row in enumerate(grid.cells, 1):
-        for c, cell in enumerate(row, 1):
-            if isinstance(cell, Expr):
-                out.append(Equation((Expr(f"({r}, {c})", f"({r}, {c})"), cell)))
+
+
+def _nonzero_entries(name: Expr, grid: Grid) -> list[Equation]:
+    """The non-zero shown entries of a matrix, one equation each, named by true row and column."""
+    heading = ", its non-zero entries (row, column):"
+    out = [Equation((Expr(rf"&{name.tex} \text{{{heading}}}", f"{name.text}{heading}"),))]
+    for r, row in zip(grid.rows, grid.cells, strict=True):
+        for c, cell in zip(grid.cols, row, strict=True):
+            if r is None or c is None or not isinstance(cell, Expr) or cell.value == 0:
+                continue
+            # named by (row, column) alone: z_{1,2} would read as a symbol of the layer
+            label = Expr(f"({r + 1}, {c + 1})", f"{name.text}[{r + 1},{c + 1}]")
+            out.append(Equation((label, cell), defines=False, chain=False))
     return out
 
 
@@ -434,7 +490,7 @@ def _groups(items: Iterable[Any]) -> list[tuple[str, Any]]:
     """Group consecutive equations into one display; tables stand alone."""
     groups: list[tuple[str, Any]] = []
     items = [
-        e for item in items for e in (_entrywise(item) if isinstance(item, Equation) else [item])
+        e for item in items for e in (displayed(item) if isinstance(item, Equation) else [item])
     ]
     for item in items:
         if isinstance(item, Equation):
