@@ -167,6 +167,9 @@ def pooling_requests(draw):
     c = draw(st.integers(1, 2))
     span = d * (k - 1) + 1
     assume(all(n + 2 * p >= span for n in size))
+    for n in size:  # torch's max-pool backward corrupts memory on a window of padding only
+        starts = range(-p, n + p - span + 1, s)
+        assume(all(any(0 <= a + d * t < n for t in range(k)) for a in starts))
     x = np.array(
         draw(
             st.lists(st.integers(-4, 4), min_size=c * math.prod(size), max_size=c * math.prod(size))

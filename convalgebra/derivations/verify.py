@@ -210,7 +210,7 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
             parsed = parse(rendering, *((tex_map, back) if kind == "LaTeX" else (text_map, back)))
         except Exception as exc:
             raise RoundTripError(f"{kind} {shown(rendering)} does not parse: {exc}") from exc
-        parsed = _functions(_imaginary_unit(parsed, expr.value))
+        parsed = _functions(_euler(_imaginary_unit(parsed, expr.value), expr.value))
         if not _same(parsed, expr.value):
             raise RoundTripError(
                 f"{kind} {shown(rendering)} reads {parsed}, but the library computed {expr.value}"
@@ -240,6 +240,23 @@ def _imaginary_unit(parsed: Any, value: Any) -> Any:
     if named_i and not any(getattr(s, "name", "") == "i" for s in value.free_symbols):
         return parsed.xreplace({named_i[0]: sympy.I})
     return parsed
+
+
+def _euler(parsed: Any, value: Any) -> Any:
+    """LaTeX prints ``exp(x)`` as ``e^{x}`` and π as ``\\pi``: read a free ``e`` or ``pi`` as
+    the constant when the value has no symbol of that name."""
+    import sympy
+
+    if not hasattr(parsed, "free_symbols") or not hasattr(value, "free_symbols"):
+        return parsed
+    taken = {getattr(s, "name", "") for s in value.free_symbols}
+    constants = {"e": sympy.E, "pi": sympy.pi}
+    swap = {
+        s: constants[s.name]
+        for s in parsed.free_symbols
+        if getattr(s, "name", "") in constants and s.name not in taken
+    }
+    return parsed.xreplace(swap) if swap else parsed
 
 
 def _check_chain(eq: Equation) -> None:

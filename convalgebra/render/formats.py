@@ -123,9 +123,19 @@ def _split_math(prose: str) -> list[tuple[bool, str]]:
     return [(i % 2 == 1, p) for i, p in enumerate(parts) if p]
 
 
+_SUPERSCRIPTS = str.maketrans("⁻¹²³⁰⁴⁵⁶⁷⁸⁹", "-1230456789")
+
+
+def _superscripts(prose: str) -> str:
+    """A run of superscript characters (``F⁻¹``) as one inline superscript (``F$^{-1}$``)."""
+    return re.sub(
+        "[⁻¹²³⁰⁴⁵⁶⁷⁸⁹]+", lambda m: "$^{" + m.group(0).translate(_SUPERSCRIPTS) + "}$", prose
+    )
+
+
 def _tex_prose(prose: str) -> str:
     out = []
-    for is_math, piece in _split_math(prose):
+    for is_math, piece in _split_math(_superscripts(prose)):
         if is_math:
             out.append(f"${piece}$")
         else:
@@ -139,7 +149,7 @@ def _tex_prose(prose: str) -> str:
 
 def _md_prose(prose: str) -> str:
     out = []
-    for is_math, piece in _split_math(prose):
+    for is_math, piece in _split_math(_superscripts(prose)):
         escaped = re.sub(r"([*|<>])", r"\\\1", piece)
         # math symbols in prose (s·o, λ, 1×7) become inline math, as in the LaTeX rendering
         escaped = "".join(
