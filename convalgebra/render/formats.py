@@ -1,7 +1,10 @@
 """The one renderer of documents (derivations and proofs): LaTeX, Markdown, plain text.
 
-The LaTeX document needs only ``amsmath`` (part of every LaTeX installation). Markdown uses
-``$…$`` inline and ``$$…$$`` display math, which GitHub and Jupyter both render.
+A LaTeX fragment compiles in a plain ``article`` with the packages ``amsmath``, ``amssymb``
+and ``tabularx`` (all in texlive-latex-base/-recommended) and nothing else: matrices wider
+than ten columns are arrays (no ``MaxMatrixCols`` setting), and the fragment allows display
+breaks itself. Markdown uses ``$…$`` inline and ``$$…$$`` display math, which GitHub, Jupyter
+and pandoc all read (no word glued to a closing ``$``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,19 @@ from typing import Any, cast
 from .model import DataTable, Equation, Expr, Grid, Step
 from .printing import is_notation, sympy_expr, tex_to_text
 
-__all__ = ["Document", "to_latex", "to_markdown", "to_text", "PREAMBLE", "step_math", "displayed"]
+__all__ = [
+    "Document",
+    "to_latex",
+    "to_markdown",
+    "to_text",
+    "PREAMBLE",
+    "PACKAGES",
+    "step_math",
+    "displayed",
+]
+
+#: The packages a LaTeX fragment needs (``\usepackage{…}`` in the including document).
+PACKAGES = ("amsmath", "amssymb", "tabularx")
 
 PREAMBLE = "\n".join(
     [
@@ -166,7 +181,30 @@ def _md_prose(prose: str) -> str:
             if is_math
             else re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", escaped)
         )
-    return "".join(out).replace("$$", " ")  # adjacent inline formulas merge into one
+    # adjacent inline formulas merge into one (also once a glued word joined the first)
+    return _pandoc_math("".join(out).replace("$$", " ")).replace("$$", " ")
+
+
+def _pandoc_math(markdown: str) -> str:
+    r"""Inline math pandoc reads as math: a word glued to a closing ``$`` moves inside it.
+
+    Pandoc does not close inline math at a ``$`` followed by a digit (``3$\times$3``).
+
+    Examples
+    --------
+    >>> print(_pandoc_math(r"3$\times$3 and 64$\to$64, $\lambda$s"))
+    3$\times 3$ and 64$\to 64$, $\lambda\text{s}$
+    """
+    parts = markdown.split("$")
+    if len(parts) % 2 == 0:  # an unpaired $: leave the text as it is
+        return markdown
+    for k in range(1, len(parts) - 1, 2):
+        glued = re.match(r"[A-Za-z0-9]+", parts[k + 1])
+        if glued:
+            word = glued.group(0)
+            parts[k] += f" {word}" if word.isdigit() else rf"\text{{{word}}}"
+            parts[k + 1] = parts[k + 1][len(word) :]
+    return "$".join(parts)
 
 
 def _text_prose(prose: str) -> str:
@@ -581,6 +619,9 @@ def to_latex(derivation: Document, standalone: bool = False) -> str:
     for step in derivation.steps:
         lines += _step_tex(step)
     lines.append(r"\end{enumerate}")
+    if any(line == r"\begin{align*}" for line in lines):
+        # long derivations break across pages: the fragment says so itself (amsmath)
+        lines.insert(0, r"\allowdisplaybreaks")
     body = "\n".join(lines) + "\n"
     if not standalone:
         return body

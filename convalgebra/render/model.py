@@ -80,7 +80,12 @@ class Grid:
             " & ".join(c.tex if isinstance(c, Expr) else ELLIPSES[c][0] for c in row)
             for row in self.cells
         ]
-        return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+        n = len(self.cells[0]) if self.cells else 0
+        if n <= 10:
+            return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+        # bmatrix stops at MaxMatrixCols (10) columns; an array has no limit, needs no
+        # preamble setting and reads the same in MathJax
+        return rf"\left[\begin{{array}}{{{'c' * n}}}" + r" \\ ".join(rows) + r"\end{array}\right]"
 
     @property
     def text(self) -> str:
