@@ -401,7 +401,7 @@ def derive_matrix(
     steps.append(
         Step(
             f"Structure, as recognised from {where}: $M$ is {structure.name} ("
-            + "; ".join(f"{n}: {k}" for n, _, _, k in structure.levels)
+            + "; ".join(f"{_one_based(n)}: {k}" for n, _, _, k in structure.levels)
             + ").",
             justification=_structure_reason(spec),
             rule="structure",
@@ -416,6 +416,13 @@ def derive_matrix(
         result=structure,
         meaning=partial(conv_meaning, spec, weight),
     )
+
+
+def _one_based(level: str) -> str:
+    """A structure level's name with its axis numbered from 1 (``axis 0`` -> ``axis 1``)."""
+    if level.startswith("axis ") and level[5:].isdigit():
+        return f"axis {int(level[5:]) + 1}"
+    return level
 
 
 #: Above this many triples the structure is recognised on a smaller copy of the layer.

@@ -621,7 +621,7 @@ def to_latex(derivation: Document, standalone: bool = False) -> str:
     lines.append(r"\end{enumerate}")
     if any(line == r"\begin{align*}" for line in lines):
         # long derivations break across pages: the fragment says so itself (amsmath)
-        lines.insert(0, r"\allowdisplaybreaks")
+        lines.insert(1, r"\allowdisplaybreaks")
     body = "\n".join(lines) + "\n"
     if not standalone:
         return body
