@@ -1,9 +1,9 @@
 """The one renderer of documents (derivations and proofs): LaTeX, Markdown, plain text.
 
 A LaTeX fragment compiles in a plain ``article`` with the packages ``amsmath``, ``amssymb``
-and ``tabularx`` (all in texlive-latex-base/-recommended) and nothing else: matrices wider
-than ten columns are arrays (no ``MaxMatrixCols`` setting), and the fragment allows display
-breaks itself. Markdown uses ``$…$`` inline and ``$$…$$`` display math, which GitHub, Jupyter
+and ``longtable`` (texlive-latex-base) and nothing else: tables break across pages,
+matrices wider than ten columns are arrays (no ``MaxMatrixCols`` setting), and the fragment
+allows display breaks itself. Markdown uses ``$…$`` inline and ``$$…$$`` display math, which GitHub, Jupyter
 and pandoc all read (no word glued to a closing ``$``).
 """
 
@@ -29,14 +29,14 @@ __all__ = [
 ]
 
 #: The packages a LaTeX fragment needs (``\usepackage{…}`` in the including document).
-PACKAGES = ("amsmath", "amssymb", "tabularx")
+PACKAGES = ("amsmath", "amssymb", "longtable")
 
 PREAMBLE = "\n".join(
     [
         r"\documentclass[10pt]{article}",
         r"\usepackage{amsmath}",
         r"\usepackage{amssymb}",
-        r"\usepackage{tabularx}",
+        r"\usepackage{longtable}",
         r"\setcounter{MaxMatrixCols}{40}",
         r"\allowdisplaybreaks",
         r"\setlength{\parindent}{0pt}",
@@ -559,27 +559,30 @@ def _table_tex(table: DataTable) -> str:
     if table.layout == "pairs":  # name: value lines that wrap like prose
         items = [rf"\item[] \emph{{{cell(name)}}}: {cell(value)}" for name, value in table.rows]
         return "\n".join([r"\begin{itemize}", *items, r"\end{itemize}"])
-    cols = len(table.header)
-    widest = max(
-        (sum(width(str(c)) + 2 for c in row) for row in (table.header, *table.rows)), default=0
-    )
-    if widest > LINE:  # wrap the cells in columns that share the line
-        lines = [r"\begin{center}", rf"\begin{{tabularx}}{{\linewidth}}{{{'X' * cols}}}", r"\hline"]
-        lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
-        lines += [" & ".join(cell(c) for c in row) + r" \\" for row in table.rows]
-        lines += [r"\hline", r"\end{tabularx}", r"\end{center}"]
-        if table.caption:
-            lines.insert(0, _tex_prose(table.caption) + r"\par")
-        return "\n".join(lines)
-    lines = [r"\begin{center}", rf"\begin{{tabular}}{{{'l' * cols}}}", r"\hline"]
-    lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
-    for row in table.rows:
-        cells = [
-            f"${_equation_tex(c, False)}$" if isinstance(c, Equation) else _tex_prose(str(c))
-            for c in row
+    # a longtable breaks across pages (a network lists every layer) and repeats its header
+    natural = [
+        max(width(_tex_prose(str(c))) for c in column) + 1
+        for column in zip(table.header, *table.rows)
+    ]
+    if sum(natural) + 2 * len(natural) > LINE:  # wrap the cells in columns sharing the line
+        words = [
+            max(width(w) for c in column for w in (_tex_prose(str(c)).split() or [""])) + 4
+            for column in zip(table.header, *table.rows)
         ]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}", r"\end{center}"]
+        weights = [max(min(n, LINE // 3), w + 2) for n, w in zip(natural, words, strict=True)]
+        spec = "".join(
+            rf"p{{\dimexpr {0.99 * w / sum(weights):.3f}\linewidth - 2\tabcolsep\relax}}"
+            for w in weights
+        )
+    else:
+        spec = "l" * len(natural)
+    lines = [rf"\begin{{longtable}}{{{spec}}}", r"\hline"]
+    lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
+    lines.append(r"\endhead")
+    lines += [" & ".join(cell(c) for c in row) + r" \\" for row in table.rows]
+    lines += [r"\hline", r"\end{longtable}"]
+    if spec.startswith("p"):  # many columns: a smaller type keeps their words whole
+        lines = [r"{\footnotesize", *lines, "}"]
     if table.caption:
         lines.insert(0, _tex_prose(table.caption) + r"\par")
     return "\n".join(lines)
