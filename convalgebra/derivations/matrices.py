@@ -259,11 +259,16 @@ def _sharing_step(spec: ConvSpec) -> Step:
             )
         ),
     )
+    border = (
+        " (fewer at zero-padded borders)"
+        if spec.padding_mode == "zeros" and any(b or a for b, a in spec.padding)
+        else ""
+    )
     return Step(
         statement,
         eqs,
         "Sharing: every output position applies the same kernel, so a weight's count of uses is the number "
-        "of output positions whose window puts that tap on the input (fewer at zero-padded borders).",
+        f"of output positions whose window puts that tap on the input{border}.",
         "sharing",
     )
 
