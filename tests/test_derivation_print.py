@@ -13,6 +13,7 @@ import pytest
 
 import convalgebra as ca
 from convalgebra.render import PREAMBLE
+from convalgebra.render.formats import PACKAGES
 
 HERE = Path(__file__).resolve().parent.parent / "examples" / "derivations"
 sys.path.insert(0, str(HERE))
@@ -117,3 +118,52 @@ def test_new_kind_goldens_are_up_to_date_and_verify(number, slug, builder):
 def test_the_overfull_check_finds_a_line_that_runs_off_the_page(tmp_path):
     found = _overfull(tmp_path, "bad", "\\section*{Too wide}\n\\mbox{" + "w" * 120 + "}\n")
     assert found and "Too wide" in found[0]
+
+
+def _compile(tmp_path: Path, name: str, source: str) -> str:
+    """pdflatex ``source``; the log's error lines ("" when it compiled cleanly)."""
+    (tmp_path / f"{name}.tex").write_text(source, "utf-8")
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", f"{name}.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    log = (tmp_path / f"{name}.log").read_text("latin-1")
+    errors = "\n".join(line for line in log.splitlines() if line.startswith("!"))
+    return errors or ("" if run.returncode == 0 else run.stdout[-2000:])
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_fragments_compile_in_a_plain_article(tmp_path):
+    """Every golden and held-out derivation as a fragment, in an article that loads only the
+    packages the renderer lists (no MaxMatrixCols, no allowdisplaybreaks in the preamble)."""
+    builders = [b for _, _, b in SEEDS + EXTRAS] + [HELD_OUT[n] for n in sorted(HELD_OUT)]
+    body = "\n".join(build().to_latex() for build in builders)
+    source = (
+        "\\documentclass{article}\n"
+        + "".join(f"\\usepackage{{{p}}}\n" for p in PACKAGES)
+        + "\\begin{document}\n"
+        + body
+        + "\\end{document}\n"
+    )
+    assert _compile(tmp_path, "fragments", source) == ""
+
+
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None or shutil.which("pandoc") is None,
+    reason="pdflatex or pandoc is not installed",
+)
+@pytest.mark.parametrize(
+    "number, slug", [(n, s) for n, s, _ in SEEDS + EXTRAS], ids=[s for _, s, _ in SEEDS + EXTRAS]
+)
+def test_golden_markdown_converts_with_pandoc_and_compiles(tmp_path, number, slug):
+    latex = subprocess.run(
+        ["pandoc", "-s", "-f", "markdown", "-t", "latex", str(HERE / filename(number, slug))],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert _compile(tmp_path, slug, latex) == ""

@@ -95,8 +95,9 @@ def input_gradient_step(spec: ConvSpec, formulas: LayerFormulas) -> Step | None:
         return Step(
             "The input gradient of a transposed convolution is the forward convolution of the upstream gradient:",
             (formula_equation(formulas, "input"),),
-            "Its matrix is $M^{\\top}$, so $\\partial L / \\partial a = M G$: the forward convolution with the same "
-            "kernel, stride, dilation and padding, applied to $G$.",
+            "Its matrix $M$ ($z = M a$) is $C^{\\top}$, with $C$ the matrix of the forward convolution with the "
+            "same kernel, stride, dilation and padding; so $\\partial L / \\partial a = M^{\\top} G = C G$: that "
+            "forward convolution, applied to $G$.",
             "general formula",
         )
     eqs = (

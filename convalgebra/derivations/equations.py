@@ -10,6 +10,7 @@ with the layer's strides substituted, and truncates long lists with a stated rul
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from .general import layer_formulas
 from .indexing import index_steps
 from .matrices import exact_array, matrix_grid, pick, truncation_rule
 from .model import Derivation, Equation, Expr, Grid, Step
+from .oracle import conv_meaning
 from .printing import grad_symbol, number, sum_of_products, symbol_expr
 from .words import spec_words
 
@@ -273,7 +275,9 @@ def _output_grids(spec: ConvSpec, numeric: np.ndarray) -> list[Equation]:
         cells = tuple(tuple(number(_exact_number(v)) for v in row) for row in matrix)
         value = sympy.Matrix([[cell.value for cell in row] for row in cells])
         name = ("Z", "Z") if spec.out_channels == 1 else (f"Z_{{{c + 1}}}", f"Z_{c + 1}")
-        eqs.append(Equation((Expr(*name), Grid(cells, value))))
+        shape = matrix.shape
+        grid = Grid(cells, value, rows=tuple(range(shape[0])), cols=tuple(range(shape[1])))
+        eqs.append(Equation((Expr(*name), grid)))
     return eqs
 
 
@@ -335,7 +339,9 @@ def derive_forward(
             )
         steps.append(_given_step(spec, weight, x, bias))
         steps.append(_numbers_step(spec, weight, x, bias, max_outputs, max_terms))
-    return Derivation(f"Forward equations of {spec_words(spec)}", tuple(steps))
+    given_bias = None if weight is None or bias is not None else np.zeros(spec.out_channels)
+    meaning = partial(conv_meaning, spec, weight, x, bias if bias is not None else given_bias)
+    return Derivation(f"Forward equations of {spec_words(spec)}", tuple(steps), meaning=meaning)
 
 
 def _backward_values(spec: ConvSpec, bias: bool, limit: int):
@@ -417,7 +423,12 @@ def derive_backward(
         else None
     )
     steps += [check] if check else []
-    return Derivation(f"Back-propagation through {spec_words(spec)}", tuple(steps), result=bw)
+    return Derivation(
+        f"Back-propagation through {spec_words(spec)}",
+        tuple(steps),
+        result=bw,
+        meaning=partial(conv_meaning, spec),
+    )
 
 
 def _transpose_step(spec: ConvSpec, max_rows: int, max_cols: int) -> Step:
@@ -430,7 +441,14 @@ def _transpose_step(spec: ConvSpec, max_rows: int, max_cols: int) -> Step:
     return Step(
         "In matrix form $\\partial L / \\partial a = M^{\\top} G$ and $\\partial L / \\partial w = J(a)^{\\top} G$, "
         "where $G = \\partial L / \\partial z$ and $J(a)$ is the im2col matrix ($z = J(a)\\, w$):",
-        (Equation((Expr(r"M^{\top}", "M^T"), Grid(cells, value))),),
+        (
+            Equation(
+                (
+                    Expr(r"M^{\top}", "M^T"),
+                    Grid(cells, value, rows=forward.cols, cols=forward.rows),
+                ),
+            ),
+        ),
         (
             "Row $i$ of $M^{\\top}$ lists the weights through which input $a_i$ reaches each output: exactly the "
             "coefficients of the input-gradient sums above. "

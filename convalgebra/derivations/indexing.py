@@ -113,8 +113,14 @@ def _conventions(spec: ConvSpec) -> Step:
         f"The layer computes a {_kind(spec)}. Write {', '.join(names[:2])} and {names[2]}, "
         "numbered from 1, row-major; every index in this derivation is 1-based.",
         justification="Flattening in C order makes $M a$ equal to the flattened output, as in PyTorch; "
-        "a general formula writes the same entries with one index per axis "
-        "($w_{m,n}$ is the entry in kernel row $m$, column $n$).",
+        "a general formula writes the same entries with one index per axis"
+        + (
+            " ($w_{m,n}$ is the entry in kernel row $m$, column $n$)."
+            if spec.ndim == 2
+            else " ($w_m$ is kernel tap $m$)."
+            if spec.ndim == 1
+            else " (one kernel index per spatial axis)."
+        ),
         rule="definition",
     )
 

@@ -26,6 +26,7 @@ from ..render.grids import array_grid, pick
 from ..spec import ConvSpec
 from .general import ints
 from .model import Derivation, Equation, Expr, Grid, Step
+from .oracle import conv_meaning, im2col_meaning
 from .printing import number, sum_of_products
 from .words import sizes, spec_words
 
@@ -99,7 +100,7 @@ def _product_grid(
         cells.append(tuple(row))
     full = None not in rows and None not in cols
     value = sympy.Matrix(w.tolist()) * sympy.Matrix(patches.tolist()).T if full else None
-    return Grid(tuple(cells), value), value
+    return Grid(tuple(cells), value, rows=tuple(rows), cols=tuple(cols)), value
 
 
 def _filters(n: int) -> str:
@@ -217,7 +218,7 @@ def derive_im2col(
         ),
     ]
     title = f"im2col: {spec_words(spec)} as one matrix product"
-    return Derivation(title, tuple(steps), result=patches)
+    return Derivation(title, tuple(steps), result=patches, meaning=partial(im2col_meaning, spec, x))
 
 
 # ------------------------------------------------------------- transposed convolution
@@ -369,5 +370,8 @@ def derive_transposed(spec: ConvSpec, *, max_rows: int = 32, max_cols: int = 12)
         ),
     ]
     return Derivation(
-        f"Transposed convolution: {spec_words(spec)}", tuple(steps), result=spec.output_shape
+        f"Transposed convolution: {spec_words(spec)}",
+        tuple(steps),
+        result=spec.output_shape,
+        meaning=partial(conv_meaning, spec, bias=np.zeros(spec.out_channels), own="M^T"),
     )

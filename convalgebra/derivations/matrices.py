@@ -11,6 +11,7 @@ Toeplitz or circulant matrices of the kernel rows), as in the Deep Learning book
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from ..structure import STRUCTURE_BUDGET, structure_probe
 from ..symbolic.exprs import as_expr
 from .indexing import index_steps
 from .model import Derivation, Equation, Expr, Grid, Step
+from .oracle import conv_meaning
 from .printing import number, sum_of_products, tex_symbol, text_symbol
 from .words import spec_words
 
@@ -81,7 +83,7 @@ def matrix_grid(
         if full
         else None
     )
-    return Grid(tuple(cells), value)
+    return Grid(tuple(cells), value, rows=tuple(rows), cols=tuple(cols))
 
 
 def _matrix_step(spec: ConvSpec, max_rows: int, max_cols: int, weight: Any) -> Step:
@@ -258,11 +260,16 @@ def _sharing_step(spec: ConvSpec) -> Step:
             )
         ),
     )
+    border = (
+        " (fewer at zero-padded borders)"
+        if spec.padding_mode == "zeros" and any(b or a for b, a in spec.padding)
+        else ""
+    )
     return Step(
         statement,
         eqs,
         "Sharing: every output position applies the same kernel, so a weight's count of uses is the number "
-        "of output positions whose window puts that tap on the input (fewer at zero-padded borders).",
+        f"of output positions whose window puts that tap on the input{border}.",
         "sharing",
     )
 
@@ -401,7 +408,7 @@ def derive_matrix(
     steps.append(
         Step(
             f"Structure, as recognised from {where}: $M$ is {structure.name} ("
-            + "; ".join(f"{n}: {k}" for n, _, _, k in structure.levels)
+            + "; ".join(f"{_one_based(n)}: {k}" for n, _, _, k in structure.levels)
             + ").",
             justification=_structure_reason(spec),
             rule="structure",
@@ -410,7 +417,19 @@ def derive_matrix(
     steps += [_sparsity_step(spec), _sharing_step(spec)]
     cost = _cost_step(spec)
     steps += [cost] if cost else []
-    return Derivation(f"The matrix of {spec_words(spec)}", tuple(steps), result=structure)
+    return Derivation(
+        f"The matrix of {spec_words(spec)}",
+        tuple(steps),
+        result=structure,
+        meaning=partial(conv_meaning, spec, weight),
+    )
+
+
+def _one_based(level: str) -> str:
+    """A structure level's name with its axis numbered from 1 (``axis 0`` -> ``axis 1``)."""
+    if level.startswith("axis ") and level[5:].isdigit():
+        return f"axis {int(level[5:]) + 1}"
+    return level
 
 
 #: Above this many triples the structure is recognised on a smaller copy of the layer.

@@ -8,7 +8,7 @@ The records a derivation is made of (:class:`Step`, :class:`Equation`, :class:`E
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..render.formats import Document
@@ -42,15 +42,21 @@ class Derivation(Document):
     Output size of Conv1d, kernel 3, stride 3 on 1×7
     """
 
-    def verify(self) -> int:
+    #: A callable returning what the printed names mean (name -> value, matrix label ->
+    #: array; see :mod:`convalgebra.derivations.oracle`), or None.
+    meaning: Any = field(default=None, compare=False, repr=False)
+
+    def verify(self, meaning: dict | None = None) -> int:
         """Parse every equation back and compare it with the value the library computed.
 
-        Returns the number of expressions and formula instances checked; raises
+        Every printed equation whose names have a meaning (this derivation's own, or the
+        ``meaning`` given, e.g. computed by PyTorch) is also evaluated on it.
+        Returns the number of expressions, formula instances and evaluations checked; raises
         ``RoundTripError`` on a mismatch (see :func:`convalgebra.derivations.verify.verify`).
         """
         from .verify import verify
 
-        return verify(self)
+        return verify(self, meaning=meaning)
 
 
 def combine(title: str, parts: list[Document | Step], intro: str = "") -> Derivation:

@@ -11,6 +11,7 @@ order (``x1, x2, …``, ``y1, y2, …``).
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..errors import ConvAlgebraError
 from ..render.grids import array_grid, pick
 from ..spec import normalize_tuple, pool_stride
 from .model import Derivation, Equation, Expr, Step
+from .oracle import pooling_meaning
 from .printing import grad_symbol, number, sum_of_products, symbol_expr
 from .words import sizes
 
@@ -38,6 +40,36 @@ def _layer(obj: Any) -> tuple[str, Any]:
     )
 
 
+def _windows(layer: Any, x: np.ndarray) -> sp.csr_array:
+    """The windows' 0/1 membership matrix (output row, input column), dilation included.
+
+    Read off the triple table of the depthwise layer whose zero-padded windows are the
+    pooling windows (floor mode: no window starts past the padded input).
+    """
+    from ..connectivity import spatial_table
+    from ..spec import ConvSpec
+
+    n, c = x.ndim - 1, x.shape[0]
+    kernel = normalize_tuple(layer.kernel_size, n, "kernel_size")
+    spec = ConvSpec(
+        x.shape,
+        c,
+        kernel,
+        stride=pool_stride(kernel, layer.stride),
+        padding=normalize_tuple(layer.padding, n, "padding", minimum=0),
+        dilation=normalize_tuple(layer.dilation, n, "dilation"),
+        groups=c,
+        bias=False,
+    )
+    table = spatial_table(spec)  # (outputs per channel, taps): flat input or -1 (padding)
+    p_in, p_out = int(np.prod(x.shape[1:])), table.shape[0]
+    rows = np.repeat(np.arange(c * p_out), table.shape[1])
+    cols = (table[None] + (np.arange(c) * p_in)[:, None, None]).reshape(-1)
+    keep = np.repeat(table[None] >= 0, c, axis=0).reshape(-1)
+    data = np.ones(int(keep.sum()))
+    return sp.csr_array((data, (rows[keep], cols[keep])), shape=(c * p_out, c * p_in))
+
+
 def _matrices(kind: str, layer: Any, x: np.ndarray):
     """(the matrix pooling applies at ``x``, the windows' 0/1 membership matrix)."""
     from ..variants import avg_pool_matrix, max_pool_selection
@@ -45,9 +77,7 @@ def _matrices(kind: str, layer: Any, x: np.ndarray):
     if layer.ceil_mode:
         raise ConvAlgebraError("pooling derivations follow floor mode; got ceil_mode=True")
     stride = layer.stride  # None: the kernel size, as the pooling functions take it
-    windows = avg_pool_matrix(
-        x.shape, layer.kernel_size, stride, layer.padding, count_include_pad=False
-    )
+    windows = _windows(layer, x)
     if kind == "max":
         return max_pool_selection(
             x, layer.kernel_size, stride, layer.padding, layer.dilation
@@ -222,7 +252,9 @@ def derive_pooling(
     )
     steps = [
         Step(
-            f"{kind.capitalize()} pooling with kernel {layer.kernel_size}, stride {stride}, padding {layer.padding} "
+            f"{kind.capitalize()} pooling with kernel {layer.kernel_size}, stride {stride}, padding {layer.padding}"
+            + (f", dilation {layer.dilation}" if layer.dilation != 1 else "")
+            + " "
             f"on the {sizes(x.shape)} input (channels pooled apart; inputs $x_1, x_2, \\ldots$ and outputs "
             "$y_1, y_2, \\ldots$ numbered from 1, row-major):",
             (Equation((Expr("x", "x"), x_grid)),),
@@ -254,4 +286,6 @@ def derive_pooling(
         ),
     ]
     title = f"{kind.capitalize()} pooling of a {sizes(x.shape)} input, forward and backward"
-    return Derivation(title, tuple(steps), result=matrix)
+    return Derivation(
+        title, tuple(steps), result=matrix, meaning=partial(pooling_meaning, layer, x)
+    )

@@ -169,9 +169,18 @@ def _padding_step(spec: ConvSpec) -> Step | None:
     if word not in ("same", "full"):
         return None
     rule = r"P = \frac{F - 1}{2}" if word == "same" else "P = F - 1"
+    pads = "; ".join(
+        f"axis {k + 1}: $P_b = {b}$, $P_a = {a}$" for k, (b, a) in enumerate(spec.padding)
+    )
+    odd = (
+        " When $D(F - 1)$ is odd the extra position goes after the input (PyTorch's rule): "
+        "$P_b = \\lfloor D(F - 1)/2 \\rfloor$, $P_a = \\lceil D(F - 1)/2 \\rceil$."
+        if word == "same" and any(b != a for b, a in spec.padding)
+        else ""
+    )
     return Step(
         f"Padding '{word}' means ${rule}$ (with dilation, $D(F - 1)$ in place of $F - 1$), "
-        f"here $P = {[pair for pair in spec.padding]}$ (before, after) per axis.",
+        f"here, before ($P_b$) and after ($P_a$) the input: {pads}.{odd}",
         justification=(
             "The output keeps the input size when the padding adds the $F - 1$ positions the "
             "kernel loses."

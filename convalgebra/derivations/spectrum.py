@@ -17,13 +17,15 @@ from ..spec import ConvSpec
 from ..symbolic.spectra import spectrum_blocks, spectrum_layout, symbolic_singular_values
 from .model import Derivation, Equation, Expr, Grid, Step
 from .printing import sympy_expr
+from .words import spec_words
 
 __all__ = ["derive_spectrum"]
 
 
 def _frequency_name(xi: tuple[int, ...]) -> tuple[str, str]:
-    joined = ",".join(map(str, xi))
-    return rf"\xi = ({joined})", f"xi = ({joined})"
+    """The frequency as a label: ``$\\xi = 1$`` (one axis) or ``$\\xi = (1, 2)$``."""
+    joined = str(xi[0]) if len(xi) == 1 else "(" + ", ".join(map(str, xi)) + ")"
+    return rf"\xi = {joined}", f"ξ = {joined}"
 
 
 def derive_spectrum(spec: ConvSpec, **options: Any) -> Derivation:
@@ -34,7 +36,7 @@ def derive_spectrum(spec: ConvSpec, **options: Any) -> Derivation:
     >>> from convalgebra import derive
     >>> d = derive("spectrum", ConvSpec((1, 3), 1, 2, padding=((0, 1),), padding_mode="circular"))
     >>> print(d.to_text().splitlines()[0])
-    Singular values of Conv1d(1, 1, kernel_size=(2,), stride=(1,), padding=((0, 1),), padding_mode='circular') on input (1, 3)
+    Singular values of Conv1d, kernel 2, circular padding 0 before, 1 after on 1×3
     >>> d.verify() > 0
     True
     """
@@ -55,7 +57,7 @@ def derive_spectrum(spec: ConvSpec, **options: Any) -> Derivation:
             rule="result",
         )
     )
-    return Derivation(f"Singular values of {spec.describe()}", tuple(steps), result=result)
+    return Derivation(f"Singular values of {spec_words(spec)}", tuple(steps), result=result)
 
 
 def _structure_step(spec: ConvSpec, grid: tuple, phases: tuple, offsets: tuple) -> Step:
@@ -63,17 +65,24 @@ def _structure_step(spec: ConvSpec, grid: tuple, phases: tuple, offsets: tuple) 
         ""
         if max(phases) == 1
         else (
-            f" Every output reads the input in steps of $g = {phases}$: split the input into its "
-            f"${math.prod(phases)}$ polyphase components, each on the grid $N = {grid}$."
+            f" Every output reads the input in steps of $g = {_vector(phases)}$: split the input "
+            f"into its ${math.prod(phases)}$ polyphase components, each on the grid "
+            f"$N = {_vector(grid)}$."
         )
     )
     return Step(
-        f"Circular padding that tiles: output $r$ reads input $(r g + {offsets} + t d) "
-        f"\\bmod n$ through tap $t$, a (block) circulant in $r$." + stride,
+        "Circular padding that tiles: output $r$ reads input $(r g + o + t d) \\bmod n$ "
+        f"through tap $t$ (offset $o = {_vector(offsets)}$), a (block) circulant in $r$." + stride,
         justification="The DFT diagonalises every circulant (the convolution theorem); with "
         "polyphase components, one block row per frequency (Sedghi et al. 2019).",
         rule="block-diagonalisation",
     )
+
+
+def _vector(values: tuple) -> str:
+    """A per-axis tuple as mathematics: ``-1`` for one axis, ``(2, 2)`` for several."""
+    values = tuple(int(v) for v in values)
+    return str(values[0]) if len(values) == 1 else "(" + ", ".join(map(str, values)) + ")"
 
 
 def _grid(block: Any) -> Grid:
@@ -86,7 +95,7 @@ def _grid(block: Any) -> Grid:
 def _blocks_step(blocks: list) -> Step:
     eqs = []
     for xi, bs in blocks:
-        label = _frequency_name(xi)[1]
+        label = "$" + _frequency_name(xi)[0] + "$"
         for group, block in enumerate(bs):
             sub = ",".join(map(str, xi))
             sup = f"^{{({group + 1})}}" if len(bs) > 1 else ""

@@ -20,8 +20,11 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConvAlgebraError, shown
 from ..render.formats import Document
+from ..render.formats import displayed as displayed_form
 from ..render.model import Equation, Expr, Grid
 from ..render.printing import tex_symbol, text_symbol
 from ..symbolic.exprs import as_expr, parse_arithmetic
@@ -142,6 +145,8 @@ def _parse_tex(tex: str, tex_map, back):
         # whole tokens only: the symbol t must not match inside \cdot, nor x inside \xi
         tex = re.sub(rf"(?<![A-Za-z\\]){re.escape(name)}(?![A-Za-z])", spaced, tex)
     tex = " ".join(tex.replace("{,}", "").replace(r"\left", "").replace(r"\right", "").split())
+    # sympy's grammar reads "0, 202" in an argument list as one number with a separator
+    tex = re.sub(r",\s*(\d+(?:\.\d+)?)", r", (\1)", tex)
     return sympy.Add(*[sign * _parse_term(term, back) for sign, term in split_terms(tex)])
 
 
@@ -205,7 +210,7 @@ def _check_expr(expr: Expr, maps, use_tex: bool) -> None:
             parsed = parse(rendering, *((tex_map, back) if kind == "LaTeX" else (text_map, back)))
         except Exception as exc:
             raise RoundTripError(f"{kind} {shown(rendering)} does not parse: {exc}") from exc
-        parsed = _functions(_imaginary_unit(parsed, expr.value))
+        parsed = _functions(_euler(_imaginary_unit(parsed, expr.value), expr.value))
         if not _same(parsed, expr.value):
             raise RoundTripError(
                 f"{kind} {shown(rendering)} reads {parsed}, but the library computed {expr.value}"
@@ -237,6 +242,23 @@ def _imaginary_unit(parsed: Any, value: Any) -> Any:
     return parsed
 
 
+def _euler(parsed: Any, value: Any) -> Any:
+    """LaTeX prints ``exp(x)`` as ``e^{x}`` and π as ``\\pi``: read a free ``e`` or ``pi`` as
+    the constant when the value has no symbol of that name."""
+    import sympy
+
+    if not hasattr(parsed, "free_symbols") or not hasattr(value, "free_symbols"):
+        return parsed
+    taken = {getattr(s, "name", "") for s in value.free_symbols}
+    constants = {"e": sympy.E, "pi": sympy.pi}
+    swap = {
+        s: constants[s.name]
+        for s in parsed.free_symbols
+        if getattr(s, "name", "") in constants and s.name not in taken
+    }
+    return parsed.xreplace(swap) if swap else parsed
+
+
 def _check_chain(eq: Equation) -> None:
     """Sides joined by ``=`` links (a run) must be equal, after the equation's substitution."""
     n = len(eq.sides) - 1
@@ -260,13 +282,113 @@ def _check_chain(eq: Equation) -> None:
                 raise RoundTripError(f"equation {shown(eq.sides[0].text)}: {left} != {right}")
 
 
-def verify(derivation: Document, *, latex: bool | None = None) -> int:
+def _evaluate(text: str, maps, meaning: dict) -> Any:
+    """The printed ``text`` read back and evaluated on ``meaning``; None if a name has none."""
+    import sympy
+
+    if "…" in text or "⋮" in text:  # a sum cut short by a stated rule: not a value
+        return None
+    parsed = _functions(_parse_text(text, maps[1], maps[2]))
+    if not hasattr(parsed, "free_symbols"):
+        return parsed
+    subs = {}
+    for s in parsed.free_symbols:
+        name = text_symbol(s) if isinstance(s, sympy.Symbol) else None
+        if name not in meaning or _is_array(meaning[name]):
+            raise RoundTripError(f"{text!r} prints the name {name!r}, which stands for nothing")
+        subs[s] = sympy.nsimplify(meaning[name])
+    return sympy.sympify(parsed.xreplace(subs)).doit()
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) or hasattr(value, "tocsr")
+
+
+def _agrees(got: Any, want: Any) -> bool:
+    import sympy
+
+    if got.is_Rational and float(want).is_integer():
+        return bool(got == int(want))
+    return abs(complex(sympy.N(got)) - complex(want)) <= 1e-9 * max(1.0, abs(complex(want)))
+
+
+def _check_grid(label: str, grid: Grid, maps, meaning: dict) -> int:
+    """Each shown cell of a matrix, read back, against the entry of the meant array at its
+    true (row, column)."""
+    array = meaning[label]
+    if not hasattr(array, "tocsr"):
+        array = np.asarray(array)
+        array = array.reshape(1, -1) if array.ndim <= 1 else array.reshape(-1, array.shape[-1])
+    if not grid.rows or not grid.cols:  # a grid of named blocks, not of entries
+        return 0
+    count = 0
+    for r, row in zip(grid.rows, grid.cells, strict=True):
+        for c, cell in zip(grid.cols, row, strict=True):
+            if r is None or c is None or not isinstance(cell, Expr):
+                continue
+            got = _evaluate(cell.text, maps, meaning)
+            if got is None:
+                continue
+            want = array[r, c]
+            if not _agrees(got, want):
+                raise RoundTripError(
+                    f"{label} entry ({r + 1}, {c + 1}) prints {cell.text!r} = {got}, "
+                    f"but it is {want}"
+                )
+            count += 1
+    return count
+
+
+def _check_meaning(eq: Equation, maps, meaning: dict) -> int | None:
+    """Evaluate every side linked by ``=`` to a meant name on the meaning; return how many
+    (None when the equation does not define a meant name)."""
+    label = eq.sides[0]
+    if isinstance(label, Grid):
+        return None
+    entry = re.fullmatch(r"(.+)\[(\d+),(\d+)\]", label.text)  # one entry of a matrix
+    if entry and entry.group(1) in meaning and len(eq.sides) == 2:
+        grid = Grid(
+            ((eq.sides[1],),), rows=(int(entry.group(2)) - 1,), cols=(int(entry.group(3)) - 1,)
+        )
+        return _check_grid(entry.group(1), grid, maps, meaning)
+    if label.text not in meaning:
+        return None
+    want = meaning[label.text]
+    if _is_array(want):
+        grids = [s for s in eq.sides[1:] if isinstance(s, Grid)]
+        return sum(_check_grid(label.text, g, maps, meaning) for g in grids)
+    count = 0
+    for relation, side in zip(_relations(eq), eq.sides[1:], strict=False):
+        if relation != "=":
+            break
+        got = None if isinstance(side, Grid) else _evaluate(side.text, maps, meaning)
+        if got is None:
+            continue
+        if not _agrees(got, want):
+            raise RoundTripError(
+                f"{label.text} = {side.text} evaluates to {got}, but {label.text} is {want}"
+            )
+        count += 1
+    return count
+
+
+def _relations(eq: Equation) -> list[str]:
+    n = len(eq.sides) - 1
+    return [eq.relation] * n if isinstance(eq.relation, str) else list(eq.relation)
+
+
+def verify(derivation: Document, *, latex: bool | None = None, meaning: dict | None = None) -> int:
     """Check every equation of ``derivation``; return how many expressions were parsed back.
 
     Parameters
     ----------
     latex : bool, optional
         Parse the LaTeX renderings too. Defaults to whether the LaTeX parser is available.
+    meaning : dict, optional
+        What the printed names stand for (see :mod:`convalgebra.derivations.oracle`);
+        defaults to the derivation's own ``meaning``. Every printed equation whose names
+        all have one is evaluated on it, each shown matrix cell at its true row and column,
+        and at least one must be.
 
     Raises
     ------
@@ -282,9 +404,17 @@ def verify(derivation: Document, *, latex: bool | None = None) -> int:
     """
     use_tex = latex_parser_available() if latex is None else latex
     maps = _placeholders(_symbols(derivation))
-    count = displayed = 0
+    if meaning is None and callable(getattr(derivation, "meaning", None)):
+        meaning = derivation.meaning()  # type: ignore[attr-defined]
+    count = displayed = meant = labelled = 0
     for eq in derivation.equations():
         displayed += 1
+        if meaning is not None:
+            printed = displayed_form(eq)
+            for form in [eq] + [e for e in printed if e is not eq]:
+                checked = _check_meaning(form, maps, meaning)
+                labelled += checked is not None
+                meant += checked or 0
         if eq.check is not None:
             try:
                 count += eq.check()
@@ -301,4 +431,8 @@ def verify(derivation: Document, *, latex: bool | None = None) -> int:
             f"{derivation.title!r} displays {displayed} equations but none carries a value or "
             "a check: nothing could be verified"
         )
-    return count
+    if meaning is not None and not labelled:
+        raise RoundTripError(
+            f"{derivation.title!r}: no printed equation defines a name that stands for a value"
+        )
+    return count + meant

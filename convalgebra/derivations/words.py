@@ -29,7 +29,13 @@ def _padding(spec: ConvSpec) -> str:
         return ""
     if all(b == a for b, a in pads):
         return _per_axis([b for b, _ in pads], "padding")
-    return "padding " + " and ".join(f"{b} before, {a} after" for b, a in pads)
+    if len(set(pads)) == 1:  # the same on every axis: said once
+        b, a = pads[0]
+        where = "(each axis)" if len(pads) > 1 else ""
+        return f"padding {b} before, {a} after {where}".rstrip()
+    return "padding " + "; ".join(
+        f"{b} before, {a} after along axis {k + 1}" for k, (b, a) in enumerate(pads)
+    )
 
 
 def spec_words(spec: ConvSpec) -> str:
@@ -41,6 +47,8 @@ def spec_words(spec: ConvSpec) -> str:
     'Conv2d, 3×3, stride 2, padding 1 on 1×5×5'
     >>> spec_words(ConvSpec((4, 8), 6, 3, groups=2, dilation=2, padding_mode="circular", padding=2, bias=False))
     'Conv1d, 4→6 channels, kernel 3, dilation 2, 2 groups, circular padding 2, no bias on 4×8'
+    >>> spec_words(ConvSpec((1, 6, 6), 1, 4, padding="same"))
+    'Conv2d, 4×4, padding 1 before, 2 after (each axis) on 1×6×6'
     """
     kind = f"Conv{'Transpose' if spec.transposed else ''}{spec.ndim}d"
     parts = [kind]

@@ -243,14 +243,27 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
     instance = _integer_instance(spec, delta, circ, weight, shifts, rng)
     for d in instance[3]:
         in_t, out_t = _shift_pair(delta, d, circ)
-        if intertwine(spec, spec, in_t, out_t, weight).failing.size == 0:
+        res = intertwine(spec, spec, in_t, out_t, weight)
+        if res.failing.size == 0:
+            matched = (
+                Step(
+                    eq(_M * _S, _T * _M),
+                    "the claim, with $S$ the input shift and $T$ the output shift: shift the "
+                    f"input by {delta}, the output by {d}",
+                ),
+                Step(
+                    eq(_M * _S - _T * _M, sympy.ZeroMatrix(1, 1)),
+                    "the index tables agree at every output",
+                ),
+            )
             return CheckResult(
                 "translation_equivariance",
                 True,
                 claim + f" (output shift {d})",
                 f"Although {delta} is not a multiple of the stride {spec.stride}, the index "
                 f"tables agree with the output shift {d} (degenerate sizes).",
-                {"output shift": d},
+                {"output shift": d, "index triples compared": res.n_terms},
+                steps=matched,
             )
     evidence = {
         "output shifts tried": len(shifts),

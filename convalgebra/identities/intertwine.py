@@ -346,8 +346,9 @@ def make_counterexample(
         lhs,
         rhs,
         at,
-        f"x is a single 1 at input {src}, with {kind}: {names[0]} and {names[1]} differ at "
-        f"output {at} ({lhs[at]:g} vs {rhs[at]:g})",
+        f"x is a single 1 at input {tuple(i + 1 for i in src)} (1-based), with {kind}: "
+        f"{names[0]} and {names[1]} differ at output {tuple(i + 1 for i in at)} "
+        f"({lhs[at]:g} vs {rhs[at]:g})",
     )
 
 

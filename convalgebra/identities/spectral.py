@@ -111,7 +111,12 @@ def convolution_theorem(
     if max(spec.stride) > 1:
         raise ConvAlgebraError(f"convolution_theorem needs stride 1, got {spec.stride}")
     off, bad = _circulant_offsets(spec)
-    claim = "M = F⁻¹ diag(λ) F, λ = DFT of the circularly embedded kernel"
+    claim = (
+        "$M = F^{-1} \\operatorname{diag}(\\lambda) F$, with $F$ the DFT matrix "
+        "($F_{jm} = \\omega^{j m}$, $\\omega = e^{-2\\pi i/n}$) and $\\lambda = F h$ the DFT "
+        "of $h = M e_1$, the kernel flipped and embedded circularly (for a real kernel: the "
+        "complex conjugate of the DFT of the kernel placed at its tap offsets)"
+    )
     n_total = math.prod(spec.input_shape[1:])
     symbolic = (n_total <= 16 and weight is None) if symbolic is None else symbolic
     if off is None:
@@ -145,19 +150,23 @@ def convolution_theorem(
     lam = sympy.Function("lambda")(j)
     steps = (
         Step(
-            eq(sympy.Symbol("(M v_j)_r"), sympy.Symbol(r"\sum_t w_t \omega^{j (r + o_t)}")),
-            "row r of a circulant matrix: tap t reads (r + o_t) mod n, and ω^n = 1",
+            eq(sympy.Symbol("(M v_j)_r"), sympy.Symbol(r"\sum_t w_t \omega^{-j (r + o_t)}")),
+            "with $\\omega = e^{-2\\pi i/n}$ and the Fourier vector $v_j$, "
+            "$(v_j)_m = \\omega^{-j m}$: row $r$ of a circulant matrix, whose tap $t$ reads "
+            "input $(r + o_t) \\bmod n$ (and $\\omega^n = 1$)",
         ),
         Step(
-            eq(sympy.Symbol("(M v_j)_r"), lam * sympy.Symbol(r"\omega^{j r}")),
-            "factor ω^{jr}: λ_j = Σ_t w_t ω^{j o_t}, the DFT of the embedded kernel",
+            eq(sympy.Symbol("(M v_j)_r"), lam * sympy.Symbol(r"\omega^{-j r}")),
+            "factor $\\omega^{-j r}$: $\\lambda_j = \\sum_t w_t \\omega^{-j o_t} = "
+            "\\sum_m h_m \\omega^{j m}$, the DFT of $h = M e_1$ (the flipped kernel, "
+            "$h_{-o_t \\bmod n} = w_t$)",
         ),
         Step(
             eq(
                 sympy.MatrixSymbol("M", 1, 1),
                 sympy.Symbol(r"F^{-1} \operatorname{diag}(\lambda) F"),
             ),
-            "the v_j are the columns of F⁻¹",
+            "the $v_j$ are $n$ times the columns of $F^{-1}$",
         ),
     )
     return CheckResult(

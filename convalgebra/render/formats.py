@@ -1,7 +1,10 @@
 """The one renderer of documents (derivations and proofs): LaTeX, Markdown, plain text.
 
-The LaTeX document needs only ``amsmath`` (part of every LaTeX installation). Markdown uses
-``$…$`` inline and ``$$…$$`` display math, which GitHub and Jupyter both render.
+A LaTeX fragment compiles in a plain ``article`` with the packages ``amsmath``, ``amssymb``
+and ``longtable`` (texlive-latex-base) and nothing else: tables break across pages,
+matrices wider than ten columns are arrays (no ``MaxMatrixCols`` setting), and the fragment
+allows display breaks itself. Markdown uses ``$…$`` inline and ``$$…$$`` display math, which GitHub, Jupyter
+and pandoc all read (no word glued to a closing ``$``).
 """
 
 from __future__ import annotations
@@ -14,14 +17,26 @@ from typing import Any, cast
 from .model import DataTable, Equation, Expr, Grid, Step
 from .printing import is_notation, sympy_expr, tex_to_text
 
-__all__ = ["Document", "to_latex", "to_markdown", "to_text", "PREAMBLE", "step_math"]
+__all__ = [
+    "Document",
+    "to_latex",
+    "to_markdown",
+    "to_text",
+    "PREAMBLE",
+    "PACKAGES",
+    "step_math",
+    "displayed",
+]
+
+#: The packages a LaTeX fragment needs (``\usepackage{…}`` in the including document).
+PACKAGES = ("amsmath", "amssymb", "longtable")
 
 PREAMBLE = "\n".join(
     [
         r"\documentclass[10pt]{article}",
         r"\usepackage{amsmath}",
         r"\usepackage{amssymb}",
-        r"\usepackage{tabularx}",
+        r"\usepackage{longtable}",
         r"\setcounter{MaxMatrixCols}{40}",
         r"\allowdisplaybreaks",
         r"\setlength{\parindent}{0pt}",
@@ -123,9 +138,19 @@ def _split_math(prose: str) -> list[tuple[bool, str]]:
     return [(i % 2 == 1, p) for i, p in enumerate(parts) if p]
 
 
+_SUPERSCRIPTS = str.maketrans("⁻¹²³⁰⁴⁵⁶⁷⁸⁹", "-1230456789")
+
+
+def _superscripts(prose: str) -> str:
+    """A run of superscript characters (``F⁻¹``) as one inline superscript (``F$^{-1}$``)."""
+    return re.sub(
+        "[⁻¹²³⁰⁴⁵⁶⁷⁸⁹]+", lambda m: "$^{" + m.group(0).translate(_SUPERSCRIPTS) + "}$", prose
+    )
+
+
 def _tex_prose(prose: str) -> str:
     out = []
-    for is_math, piece in _split_math(prose):
+    for is_math, piece in _split_math(_superscripts(prose)):
         if is_math:
             out.append(f"${piece}$")
         else:
@@ -139,7 +164,7 @@ def _tex_prose(prose: str) -> str:
 
 def _md_prose(prose: str) -> str:
     out = []
-    for is_math, piece in _split_math(prose):
+    for is_math, piece in _split_math(_superscripts(prose)):
         escaped = re.sub(r"([*|<>])", r"\\\1", piece)
         # math symbols in prose (s·o, λ, 1×7) become inline math, as in the LaTeX rendering
         escaped = "".join(
@@ -156,7 +181,30 @@ def _md_prose(prose: str) -> str:
             if is_math
             else re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", escaped)
         )
-    return "".join(out).replace("$$", " ")  # adjacent inline formulas merge into one
+    # adjacent inline formulas merge into one (also once a glued word joined the first)
+    return _pandoc_math("".join(out).replace("$$", " ")).replace("$$", " ")
+
+
+def _pandoc_math(markdown: str) -> str:
+    r"""Inline math pandoc reads as math: a word glued to a closing ``$`` moves inside it.
+
+    Pandoc does not close inline math at a ``$`` followed by a digit (``3$\times$3``).
+
+    Examples
+    --------
+    >>> print(_pandoc_math(r"3$\times$3 and 64$\to$64, $\lambda$s"))
+    3$\times 3$ and 64$\to 64$, $\lambda\text{s}$
+    """
+    parts = markdown.split("$")
+    if len(parts) % 2 == 0:  # an unpaired $: leave the text as it is
+        return markdown
+    for k in range(1, len(parts) - 1, 2):
+        glued = re.match(r"[A-Za-z0-9]+", parts[k + 1])
+        if glued:
+            word = glued.group(0)
+            parts[k] += f" {word}" if word.isdigit() else rf"\text{{{word}}}"
+            parts[k + 1] = parts[k + 1][len(word) :]
+    return "$".join(parts)
 
 
 def _text_prose(prose: str) -> str:
@@ -401,32 +449,88 @@ def _equation_text(eq: Equation) -> str:
 
 
 def _grid_width(grid: Grid) -> int:
-    """Printed characters of a matrix's widest row (its cells and the space between them)."""
-    return max(
-        (
-            sum(width(c.tex) if isinstance(c, Expr) else 1 for c in row) + 2 * len(row)
-            for row in grid.cells
-        ),
-        default=0,
+    """Printed characters of a matrix: each column as wide as its widest cell, plus the space
+    between columns."""
+    widths = [
+        max((width(c.tex) if isinstance(c, Expr) else 1) for c in column)
+        for column in zip(*grid.cells)
+    ]
+    return sum(widths) + (3 * len(widths)) // 2  # the column gap is about 1.5 characters
+
+
+def _span(cols: tuple[int | None, ...]) -> str:
+    """The 1-based columns a narrowed matrix shows, in words: ``columns 1–7, 27``."""
+    runs: list[list[int]] = []
+    for c in cols:
+        if c is None:
+            continue
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return "columns " + ", ".join(
+        f"{r[0] + 1}–{r[-1] + 1}" if len(r) > 1 else f"{r[0] + 1}" for r in runs
     )
 
 
-def _entrywise(eq: Equation) -> list[Equation]:
-    """A matrix too wide for the line, printed entry by entry (``A_{r,c} = …``, 1-based)."""
+#: Most non-zero entries a matrix too wide for the line lists one by one (else it is cut).
+ENTRIES = 40
+
+
+def displayed(eq: Equation) -> list[Equation]:
+    """``eq`` as the LaTeX and Markdown renderings print it.
+
+    A matrix too wide for the line shows fewer columns (the first ones, an ellipsis, the
+    last), labelled with the columns it shows (1-based, as indexed in the full matrix). When
+    that would hide most of a small matrix (long entries), its non-zero entries are listed
+    instead, each named by its true row and column: ``(1, 2) = …``.
+
+    Examples
+    --------
+    >>> cells = (tuple(Expr(f"w_{{{j}}}", f"w{j}") for j in range(60)),)
+    >>> [eq] = displayed(Equation((Expr("M", "M"), Grid(cells, rows=(0,), cols=tuple(range(60))))))
+    >>> eq.label, eq.sides[1].cols[-2:]
+    ('columns 1–15, 60 shown', (None, 59))
+    >>> long = Expr(" + ".join(f"w_{{{k}}} a_{{{k}}}" for k in range(9)), "…")
+    >>> cells = ((long, Expr("0", "0", 0), long),)
+    >>> [e.sides[0].text for e in displayed(Equation((Expr("Z", "Z"), Grid(cells, rows=(0,), cols=(0, 1, 5)))))]
+    ['Z, its non-zero entries (row, column):', 'Z[1,1]', 'Z[1,6]']
+    """
     grid = eq.sides[-1]
-    if len(eq.sides) != 2 or not isinstance(grid, Grid) or _grid_width(grid) <= LINE:
+    if len(eq.sides) != 2 or not isinstance(grid, Grid) or not grid.cells:
         return [eq]
-    name = eq.sides[0]
-    # the name heads the list in the right-hand column, so a long name does not widen the left one
-    out = [
-        Equation(
-            (Expr(rf"&{name.tex} \text{{, entry by entry:}}", f"{name.text}, entry by entry:"),)
-        )
+    room = LINE - width(eq.sides[0].tex) - 2
+    n = len(grid.cells[0])
+    keep, narrow = n, grid
+    while _grid_width(narrow) > room and keep > 3:
+        keep -= 1
+        narrow = grid.narrowed(keep)
+    fits = _grid_width(narrow) <= room
+    if fits and narrow is grid:
+        return [eq]
+    entries = [c for c in grid.exprs() if c.value is None or c.value != 0]
+    known = bool(grid.rows and grid.cols)
+    if known and (not fits or (2 * (keep - 1) <= n and len(entries) <= ENTRIES)):
+        return _nonzero_entries(eq.sides[0], grid)
+    if narrow is grid:
+        return [eq]
+    label = _span(narrow.cols) + " shown" if narrow.cols else ""
+    return [
+        Equation((eq.sides[0], narrow), eq.defines, eq.subs, eq.relation, label, eq.check, eq.chain)
     ]
-    for r, row in enumerate(grid.cells, 1):
-        for c, cell in enumerate(row, 1):
-            if isinstance(cell, Expr):
-                out.append(Equation((Expr(f"({r}, {c})", f"({r}, {c})"), cell)))
+
+
+def _nonzero_entries(name: Expr, grid: Grid) -> list[Equation]:
+    """The non-zero shown entries of a matrix, one equation each, named by true row and column."""
+    heading = ", its non-zero entries (row, column):"
+    out = [Equation((Expr(rf"&{name.tex} \text{{{heading}}}", f"{name.text}{heading}"),))]
+    for r, row in zip(grid.rows, grid.cells, strict=True):
+        for c, cell in zip(grid.cols, row, strict=True):
+            if r is None or c is None or not isinstance(cell, Expr) or cell.value == 0:
+                continue
+            # named by (row, column) alone: z_{1,2} would read as a symbol of the layer
+            label = Expr(f"({r + 1}, {c + 1})", f"{name.text}[{r + 1},{c + 1}]")
+            out.append(Equation((label, cell), defines=False, chain=False))
     return out
 
 
@@ -434,7 +538,7 @@ def _groups(items: Iterable[Any]) -> list[tuple[str, Any]]:
     """Group consecutive equations into one display; tables stand alone."""
     groups: list[tuple[str, Any]] = []
     items = [
-        e for item in items for e in (_entrywise(item) if isinstance(item, Equation) else [item])
+        e for item in items for e in (displayed(item) if isinstance(item, Equation) else [item])
     ]
     for item in items:
         if isinstance(item, Equation):
@@ -455,27 +559,30 @@ def _table_tex(table: DataTable) -> str:
     if table.layout == "pairs":  # name: value lines that wrap like prose
         items = [rf"\item[] \emph{{{cell(name)}}}: {cell(value)}" for name, value in table.rows]
         return "\n".join([r"\begin{itemize}", *items, r"\end{itemize}"])
-    cols = len(table.header)
-    widest = max(
-        (sum(width(str(c)) + 2 for c in row) for row in (table.header, *table.rows)), default=0
-    )
-    if widest > LINE:  # wrap the cells in columns that share the line
-        lines = [r"\begin{center}", rf"\begin{{tabularx}}{{\linewidth}}{{{'X' * cols}}}", r"\hline"]
-        lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
-        lines += [" & ".join(cell(c) for c in row) + r" \\" for row in table.rows]
-        lines += [r"\hline", r"\end{tabularx}", r"\end{center}"]
-        if table.caption:
-            lines.insert(0, _tex_prose(table.caption) + r"\par")
-        return "\n".join(lines)
-    lines = [r"\begin{center}", rf"\begin{{tabular}}{{{'l' * cols}}}", r"\hline"]
-    lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
-    for row in table.rows:
-        cells = [
-            f"${_equation_tex(c, False)}$" if isinstance(c, Equation) else _tex_prose(str(c))
-            for c in row
+    # a longtable breaks across pages (a network lists every layer) and repeats its header
+    natural = [
+        max(width(_tex_prose(str(c))) for c in column) + 1
+        for column in zip(table.header, *table.rows)
+    ]
+    if sum(natural) + 2 * len(natural) > LINE:  # wrap the cells in columns sharing the line
+        words = [
+            max(width(w) for c in column for w in (_tex_prose(str(c)).split() or [""])) + 4
+            for column in zip(table.header, *table.rows)
         ]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}", r"\end{center}"]
+        weights = [max(min(n, LINE // 3), w + 2) for n, w in zip(natural, words, strict=True)]
+        spec = "".join(
+            rf"p{{\dimexpr {0.99 * w / sum(weights):.3f}\linewidth - 2\tabcolsep\relax}}"
+            for w in weights
+        )
+    else:
+        spec = "l" * len(natural)
+    lines = [rf"\begin{{longtable}}{{{spec}}}", r"\hline"]
+    lines.append(" & ".join(_tex_prose(h) for h in table.header) + r" \\ \hline")
+    lines.append(r"\endhead")
+    lines += [" & ".join(cell(c) for c in row) + r" \\" for row in table.rows]
+    lines += [r"\hline", r"\end{longtable}"]
+    if spec.startswith("p"):  # many columns: a smaller type keeps their words whole
+        lines = [r"{\footnotesize", *lines, "}"]
     if table.caption:
         lines.insert(0, _tex_prose(table.caption) + r"\par")
     return "\n".join(lines)
@@ -515,6 +622,9 @@ def to_latex(derivation: Document, standalone: bool = False) -> str:
     for step in derivation.steps:
         lines += _step_tex(step)
     lines.append(r"\end{enumerate}")
+    if any(line == r"\begin{align*}" for line in lines):
+        # long derivations break across pages: the fragment says so itself (amsmath)
+        lines.insert(1, r"\allowdisplaybreaks")
     body = "\n".join(lines) + "\n"
     if not standalone:
         return body

@@ -94,4 +94,5 @@ def array_grid(value: Any, max_rows: int = 12, max_cols: int = 12) -> tuple[Grid
     grid_value = (
         sympy.Matrix([[getattr(c, "value", None) for c in row] for row in cells]) if full else None
     )
-    return Grid(cells, grid_value), truncation_rule(*matrix.shape, max_rows, max_cols)
+    grid = Grid(cells, grid_value, rows=tuple(rows), cols=tuple(cols))
+    return grid, truncation_rule(*matrix.shape, max_rows, max_cols)

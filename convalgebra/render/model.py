@@ -43,6 +43,36 @@ class Grid:
     cells: tuple[tuple[Any, ...], ...]
     value: Any = None
     note: str = ""
+    rows: tuple[int | None, ...] = ()  # the 0-based row of the full matrix each row shows
+    cols: tuple[int | None, ...] = ()  # (None: the elided ones); empty when not known
+
+    def narrowed(self, keep: int) -> Grid:
+        """The same matrix showing at most ``keep`` of its displayed columns: the first
+        ``keep - 2``, an ellipsis and the last (row and column indices follow the cut).
+
+        Examples
+        --------
+        >>> g = Grid(((Expr("1", "1"), Expr("2", "2"), Expr("3", "3"), Expr("4", "4")),), rows=(0,), cols=(0, 1, 2, 3))
+        >>> n = g.narrowed(3)
+        >>> n.text, n.cols
+        ('[1 … 4]', (0, None, 3))
+        """
+        n = len(self.cells[0]) if self.cells else 0
+        if n <= keep or keep < 3:
+            return self
+        picked = [*range(keep - 2), None, n - 1]
+        cols = self.cols or (None,) * n  # unknown columns stay unknown
+        cells = tuple(
+            tuple(("d" if row[0] in ("v", "d") else "h") if j is None else row[j] for j in picked)
+            for row in self.cells
+        )
+        return Grid(
+            cells,
+            None,
+            self.note,
+            self.rows,
+            tuple(None if j is None else cols[j] for j in picked) if self.cols else (),
+        )
 
     @property
     def tex(self) -> str:
@@ -50,7 +80,12 @@ class Grid:
             " & ".join(c.tex if isinstance(c, Expr) else ELLIPSES[c][0] for c in row)
             for row in self.cells
         ]
-        return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+        n = len(self.cells[0]) if self.cells else 0
+        if n <= 10:
+            return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+        # bmatrix stops at MaxMatrixCols (10) columns; an array has no limit, needs no
+        # preamble setting and reads the same in MathJax
+        return rf"\left[\begin{{array}}{{{'c' * n}}}" + r" \\ ".join(rows) + r"\end{array}\right]"
 
     @property
     def text(self) -> str:

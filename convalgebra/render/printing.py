@@ -233,6 +233,7 @@ _TEXT_MACROS = [
     (r"\delta", "δ"),
     (r"\sigma", "σ"),
     (r"\theta", "θ"),
+    (r"\xi", "ξ"),
     (r"\tilde", "~"),
     (r"\operatorname", ""),
     (r"\mathbb", ""),
