@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..budget import DEFAULT_MAX_TERMS, require_symbolic
 from ..errors import ConvAlgebraError
 from ..spec import ConvSpec
@@ -339,7 +340,7 @@ def derive_forward(
             )
         steps.append(_given_step(spec, weight, x, bias))
         steps.append(_numbers_step(spec, weight, x, bias, max_outputs, max_terms))
-    given_bias = None if weight is None or bias is not None else np.zeros(spec.out_channels)
+    given_bias = None if weight is None or bias is not None else budget.zeros(spec.out_channels)
     meaning = partial(conv_meaning, spec, weight, x, bias if bias is not None else given_bias)
     return Derivation(f"Forward equations of {spec_words(spec)}", tuple(steps), meaning=meaning)
 

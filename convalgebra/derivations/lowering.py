@@ -373,5 +373,5 @@ def derive_transposed(spec: ConvSpec, *, max_rows: int = 32, max_cols: int = 12)
         f"Transposed convolution: {spec_words(spec)}",
         tuple(steps),
         result=spec.output_shape,
-        meaning=partial(conv_meaning, spec, bias=np.zeros(spec.out_channels), own="M^T"),
+        meaning=partial(conv_meaning, spec, bias=budget.zeros(spec.out_channels), own="M^T"),
     )

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import budget
 from ..spec import ConvSpec, normalize_tuple, pool_stride
 
 __all__ = ["Meaning", "pooling_meaning", "conv_meaning", "im2col_meaning", "upstream", "named"]
@@ -208,7 +209,7 @@ def im2col_meaning(spec: ConvSpec, x: Any = None, seed: int = 0) -> Meaning:
     (one row per output channel)."""
     from ..operators import kernel_jacobian
 
-    meaning = conv_meaning(spec, x=x, bias=np.zeros(spec.out_channels), seed=seed)
+    meaning = conv_meaning(spec, x=x, bias=budget.zeros(spec.out_channels), seed=seed)
     n_pos = int(np.prod(spec.output_shape[1:]))
     n_col = int(np.prod(spec.weight_shape[1:]))
     jacobian = kernel_jacobian(spec, meaning.arrays["a"]).tocsr()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .. import budget
 from ..errors import ConvAlgebraError
 from ..render.grids import array_grid, pick
 from ..spec import normalize_tuple, pool_stride
@@ -66,7 +67,7 @@ def _windows(layer: Any, x: np.ndarray) -> sp.csr_array:
     rows = np.repeat(np.arange(c * p_out), table.shape[1])
     cols = (table[None] + (np.arange(c) * p_in)[:, None, None]).reshape(-1)
     keep = np.repeat(table[None] >= 0, c, axis=0).reshape(-1)
-    data = np.ones(int(keep.sum()))
+    data = budget.ones(int(keep.sum()))
     return sp.csr_array((data, (rows[keep], cols[keep])), shape=(c * p_out, c * p_in))
 
 
