@@ -120,7 +120,7 @@ def test_multichannel_layers_fail_generically_with_counterexample():
     b = torch_conv(s, torch_conv(s, ce.inputs["x"], ce.inputs["weight1"]), ce.inputs["weight2"])
     assert not np.allclose(a.numpy(), b.numpy())
     assert r.evidence["deciding condition"] == "channel-mixing commutators"
-    cond = r.evidence["condition (one matrix equation per class of paths)"]
+    cond = r.evidence["commutator sums per path class"]
     # circular, stride 1, offsets distinct mod 5: one class per offset, the commutator sums
     offsets = channel_commutator_condition(s, s)
     assert len(cond) == len(offsets) == 25

@@ -435,7 +435,7 @@ def test_layer_commutativity_reason_cites_the_deciding_condition(pair, seed):
     assert r.holds == full
     deciding = r.evidence["deciding condition"]
     event(deciding)
-    key = "condition (one matrix equation per class of paths)"
+    key = "commutator sums per path class"
     assert (key in r.evidence) == (deciding == CHANNELS)
     if full:
         assert deciding == AGREE

@@ -271,7 +271,7 @@ def layer_commutativity(
     evidence["deciding condition"] = deciding
     if deciding == CHANNELS:
         cond = _channel_condition(inner_first, cols, coeff)
-        evidence["condition (one matrix equation per class of paths)"] = cond
+        evidence["commutator sums per path class"] = cond
     ce = None if holds else _product_counterexample(inner_first, outer_first, cols)
     steps = (
         Step(

@@ -352,7 +352,12 @@ def width(tex: str) -> int:
     )
     tex = re.sub(r"\\(left|right|quad|qquad|,|;|!|begin\{[a-z]*\}|end\{[a-z]*\})", "", tex)
     tex = re.sub(r"\\[A-Za-z]+", "x", tex)
-    tex = re.sub(r"[_^]\{([^{}]*)\}", lambda m: "s" * max(1, (len(m.group(1)) * 2) // 3), tex)
+    # a subscript prints small, but each comma of a multi-index takes its full space
+    tex = re.sub(
+        r"[_^]\{([^{}]*)\}",
+        lambda m: "s" * max(1, (len(m.group(1)) * 2) // 3 + m.group(1).count(",")),
+        tex,
+    )
     return len(re.sub(r"[{}_^&\s]", "", tex)) + tex.count(" + ") * 2 + tex.count(" = ") * 2
 
 
