@@ -52,6 +52,8 @@ __all__ = [
     "require_table",
     "require_pair",
     "CHECK_MAX_PRODUCTS",
+    "OPS_MAX_TERMS",
+    "OPS_MAX_PARAMETER",
     "DEFAULT_ARRAY_BYTES",
     "DEFAULT_MAX_STEPS",
     "DEFAULT_FILE_BYTES",
@@ -76,6 +78,11 @@ __all__ = [
 
 #: Largest allocation a call makes unless told otherwise (``max_bytes=``).
 DEFAULT_MAX_BYTES = 8 * 2**30
+#: Largest term table an operator expression lowers to at one size (``prove(max_terms=)``).
+OPS_MAX_TERMS = 20_000_000
+#: Largest integer parameter of an operator expression (strides, paddings, shifts, factors,
+#: kernel sizes): the proofs decide sizes a few multiples of these, one by one.
+OPS_MAX_PARAMETER = 4096
 #: Largest symbolic form (products plus symbols) built unless told otherwise (``max_terms=``).
 DEFAULT_MAX_TERMS = 50_000
 #: Memory for one block of triples when streaming them (operators of tiled layers).

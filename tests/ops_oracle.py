@@ -20,7 +20,6 @@ torch = pytest.importorskip(
 F = torch.nn.functional
 
 from convalgebra.ops import expressions as E  # noqa: E402
-from convalgebra.ops import gathers as G  # noqa: E402,F401
 from convalgebra.ops import kernels as K  # noqa: E402
 from convalgebra.ops import layers as L  # noqa: E402
 
@@ -133,7 +132,10 @@ def evaluate(node, inputs: dict, values: dict) -> torch.Tensor:
 def _evaluate(node, inputs, values):  # noqa: C901 - one branch per operator
     ev = lambda n: _evaluate(n, inputs, values)  # noqa: E731
     if isinstance(node, E.Signal):
-        return torch.as_tensor(np.asarray(inputs[node.name], dtype=np.float64))
+        value = inputs[node.name]
+        if isinstance(value, torch.Tensor):  # the probe of an adjoint, kept for autograd
+            return value
+        return torch.as_tensor(np.asarray(value, dtype=np.float64))
     if isinstance(node, L._Conv):
         return _conv(ev(node.child), kernel_value(node.weight, values), node)
     if isinstance(node, L._AvgPool):
@@ -163,24 +165,18 @@ def _evaluate(node, inputs, values):  # noqa: C901 - one branch per operator
         return torch.cat(parts, dim=0)
     if isinstance(node, E._Adjoint):
         src = node.source.name
-        x = torch.as_tensor(np.asarray(inputs[src], dtype=np.float64)) if src in inputs else None
         y_name = node.target.name if node.target is not None else src
         y = torch.as_tensor(np.asarray(inputs[y_name], dtype=np.float64))
-        shape = _source_shape(node, inputs, values, y)
+        shape = tuple(np.asarray(inputs[src]).shape)
         probe = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
         out = _evaluate(node.expr, {**inputs, src: probe}, values)
         if out.shape != y.shape:
             raise OracleUndefined("the adjoint's signal has another shape")
         (grad,) = torch.autograd.grad((out * y).sum(), probe, allow_unused=True)
-        del x
         return torch.zeros(shape, dtype=torch.float64) if grad is None else grad.detach()
     if isinstance(node, E.Gather):
         return _gather(node, ev(node.child))
     raise TypeError(f"no oracle for {node!r}")
-
-
-def _source_shape(node, inputs, values, y):
-    return tuple(np.asarray(inputs[node.source.name]).shape)
 
 
 def _gather(node, x):  # noqa: C901 - one branch per operator

@@ -215,8 +215,14 @@ def torch_status(lhs, rhs, n: int, seed: int) -> str:
     """``"undefined"``, ``"holds"`` or ``"fails"`` at size ``n``, by torch on random integers."""
     rng = np.random.default_rng(seed)
     for _ in range(3):
-        x = {"x": rng.integers(-9, 10, (_signal_channels(lhs, rhs), n))}
-        values = {name: rng.integers(-9, 10, shape) for name, shape in _kernels(lhs, rhs).items()}
+        try:
+            x = _inputs(lhs, rhs, n, rng)
+        except OracleUndefined:
+            return "undefined"
+        values = {  # non-zero entries: a zero kernel would make every identity hold
+            name: rng.choice([-9, -7, -5, -3, -2, -1, 1, 2, 3, 5, 7, 9], shape)
+            for name, shape in _kernels(lhs, rhs).items()
+        }
         try:
             a, b = evaluate(lhs, x, values), evaluate(rhs, x, values)
         except OracleUndefined:
@@ -224,6 +230,21 @@ def torch_status(lhs, rhs, n: int, seed: int) -> str:
         if a.shape != b.shape or not torch.allclose(a, b, rtol=0, atol=1e-7):
             return "fails"
     return "holds"
+
+
+def _inputs(lhs, rhs, n: int, rng) -> dict:
+    """``x`` of size ``n``, and every signal an adjoint binds at the shape torch gives its
+    expression there."""
+    from convalgebra.ops.expressions import walk
+
+    inputs = {"x": rng.integers(-9, 10, (_signal_channels(lhs, rhs), n))}
+    ones = {name: np.ones(shape) for name, shape in _kernels(lhs, rhs).items()}
+    for node in walk(lhs) + walk(rhs):
+        target = getattr(node, "target", None)
+        if hasattr(node, "expr") and target is not None and target.name not in inputs:
+            shape = tuple(evaluate(node.expr, inputs, ones).shape)
+            inputs[target.name] = rng.integers(-9, 10, shape)
+    return inputs
 
 
 def _signal_channels(lhs, rhs) -> int:
@@ -298,5 +319,39 @@ def test_prove_equals_torch_at_every_size(case):
             or "output channels" in str(exc)
         )
         return
+    top = 4 * proof.thresholds[0] + 2 * proof.periods[0]
+    check_against_torch(lhs, rhs, proof, range(1, top + 1))
+
+
+y1 = ops.signal(name="y")
+_w = ops.kernel("w", (1, 1, 3))
+ADJOINTS = [
+    (ops.adjoint(ops.conv(ops.signal(), _w, stride=2), y1), ops.conv_transpose(y1, _w, stride=2)),
+    (
+        ops.adjoint(ops.conv(ops.signal(), _w, stride=2), y1),
+        ops.conv_transpose(y1, _w, stride=2, output_padding=1),
+    ),
+    (
+        ops.adjoint(ops.conv(ops.signal(), _w, stride=3, padding=1), y1),
+        ops.conv_transpose(y1, _w, stride=3, padding=1, output_padding=2),
+    ),
+    (
+        ops.adjoint(ops.conv(ops.signal(), _w, padding=1, padding_mode="circular")),
+        ops.conv(ops.signal(), ops.flip_kernel(_w), padding=1, padding_mode="circular"),
+    ),
+    (
+        ops.adjoint(ops.subsample(ops.shift(ops.signal(), 1), 2), y1),
+        ops.shift(ops.upsample_zeros(y1, 2), -1),
+    ),
+    (
+        ops.adjoint(ops.conv(ops.signal(), _w, padding=1, padding_mode="reflect")),
+        ops.conv_transpose(ops.signal(), _w, padding=1),
+    ),
+]
+
+
+@pytest.mark.parametrize("lhs, rhs", ADJOINTS, ids=[f"adjoint-{i}" for i in range(len(ADJOINTS))])
+def test_adjoint_identities_equal_torch_autograd_at_every_size(lhs, rhs):
+    proof = ops.prove(lhs, rhs)
     top = 4 * proof.thresholds[0] + 2 * proof.periods[0]
     check_against_torch(lhs, rhs, proof, range(1, top + 1))

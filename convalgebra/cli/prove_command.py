@@ -70,17 +70,21 @@ def _sizes(options: dict[str, str], ndim: int) -> dict[str, Any]:
     if "size" in options:
         return {"size": _one(options["size"], ndim)}
     if "sizes" in options:
-        match = re.fullmatch(r"(\d+):(\d+)", options["sizes"])
+        match = re.fullmatch(r"(\d{1,9}):(\d{1,9})", options["sizes"])
         if not match or int(match[1]) < 1 or int(match[2]) < int(match[1]):
             raise ConvAlgebraError(
                 f"--sizes takes FIRST:LAST, e.g. 1:64, got {shown(options['sizes'])}"
+            )
+        if int(match[2]) - int(match[1]) >= 20_000:
+            raise ConvAlgebraError(
+                f"--sizes lists more than 20,000 sizes: {shown(options['sizes'])}"
             )
         return {"sizes": [(n,) * ndim for n in range(int(match[1]), int(match[2]) + 1)]}
     return {}
 
 
 def _one(text: str, ndim: int) -> tuple[int, ...]:
-    if not re.fullmatch(r"\d+(x\d+)*", text):
+    if not re.fullmatch(r"\d{1,9}(x\d{1,9})*", text):
         raise ConvAlgebraError(f"--size takes a size like 8 or 8x8, got {shown(text)}")
     values = tuple(int(v) for v in text.split("x"))
     return values * ndim if len(values) == 1 else values

@@ -81,6 +81,11 @@ class Context:
         for name, shape in self.signal_shapes.items():
             self.offsets[name] = total
             total += math.prod(shape)
+        if total > max_terms:
+            raise ConvAlgebraError(
+                f"at size {self.n} the signals hold {total:,} entries, over max_terms="
+                f"{max_terms:,}; prove at smaller sizes or raise max_terms="
+            )
         self.n_src = total
 
     def source(self, name: str) -> tuple[int, tuple[int, ...]]:

@@ -142,7 +142,12 @@ class Op:
         if isinstance(index, tuple):
             raise ConvAlgebraError("only the channel axis can be indexed: e[c] or e[a:b]")
         if isinstance(index, slice):
-            picked = range(self.channels)[index]
+            if index.step == 0:
+                raise ConvAlgebraError("a channel slice step must not be zero")
+            try:
+                picked = range(self.channels)[index]
+            except TypeError:
+                raise TypeError(f"channel slices take ints, got {shown(index)}") from None
         elif isinstance(index, (int, np.integer)) and not isinstance(index, bool):
             if not -self.channels <= index < self.channels:
                 raise ConvAlgebraError(
@@ -332,7 +337,10 @@ def split(expr: Op, split_size_or_sections: Any, dim: int = 0) -> tuple[Op, ...]
                 f"split sizes {sizes} must be positive and add up to {c} channels"
             )
     else:
-        step = int(split_size_or_sections)
+        step = split_size_or_sections
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+            raise TypeError(f"split takes an int or a list of ints, got {shown(step)}")
+        step = int(step)
         if step < 1:
             raise ConvAlgebraError(
                 f"split size must be positive, got {shown(split_size_or_sections)}"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
+from ..budget import OPS_MAX_PARAMETER
 from ..errors import ConvAlgebraError, shown
 from .expressions import Gather, Geometry, Op
 from .kernels import per_axis
@@ -68,7 +69,7 @@ def _pairs(pad_: Any, ndim: int, name: str) -> list[tuple[int, int]]:
         raise ConvAlgebraError(
             f"{name}={shown(pad_)} reaches past the {ndim} spatial axes (the channel axis is not padded)"
         )
-    values = per_axis(tuple(pad_), len(pad_), name, minimum=-(2**40))
+    values = per_axis(tuple(pad_), len(pad_), name, minimum=-OPS_MAX_PARAMETER)
     pairs = [(0, 0)] * ndim
     for j in range(len(values) // 2):
         pairs[ndim - 1 - j] = (values[2 * j], values[2 * j + 1])
@@ -161,7 +162,7 @@ def shift(x: Op, shifts: Any, mode: str = "zeros") -> Op:
     x = _expr(x, "shift")
     if mode not in ("zeros", "circular"):
         raise ConvAlgebraError(f"shift mode must be 'zeros' or 'circular', got {shown(mode)}")
-    s = per_axis(shifts, x.ndim, "shifts", minimum=-(2**40))
+    s = per_axis(shifts, x.ndim, "shifts", minimum=-OPS_MAX_PARAMETER)
 
     def index_map(idx: np.ndarray) -> np.ndarray:
         for a, k in enumerate(s):
@@ -183,6 +184,8 @@ def shift(x: Op, shifts: Any, mode: str = "zeros") -> Op:
 
 
 def _dims(dims: Any, ndim: int, name: str) -> tuple[int, ...]:
+    if not isinstance(dims, (int, np.integer, tuple, list)):
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {shown(dims)}")
     items = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
     out = []
     for d in items:
@@ -340,8 +343,12 @@ def upsample_nearest(x: Op, factor: Any) -> Op:
 
 
 def _factor(r: Any) -> int:
-    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
-        raise ConvAlgebraError(f"the factor must be a positive integer, got {shown(r)}")
+    if isinstance(r, bool) or not isinstance(r, (int, np.integer)):
+        raise TypeError(f"the factor must be a positive integer, got {shown(r)}")
+    if not 1 <= r <= OPS_MAX_PARAMETER:
+        raise ConvAlgebraError(
+            f"the factor must be in 1..{OPS_MAX_PARAMETER} (OPS_MAX_PARAMETER), got {shown(r)}"
+        )
     return int(r)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
+from ..budget import OPS_MAX_PARAMETER
 from ..errors import ConvAlgebraError, shown
 from .context import Context
 from .terms import Terms, combine, compose, gather_terms
@@ -62,8 +63,10 @@ def as_fraction(value: Any, name: str) -> Fraction:
     )
 
 
-def per_axis(value: Any, ndim: int, name: str, minimum: int = 0) -> tuple[int, ...]:
-    """An int or a tuple of ``ndim`` ints, each at least ``minimum``."""
+def per_axis(
+    value: Any, ndim: int, name: str, minimum: int = 0, maximum: int = OPS_MAX_PARAMETER
+) -> tuple[int, ...]:
+    """An int or a tuple of ``ndim`` ints, each in ``[minimum, maximum]``."""
     items = (value,) * ndim if not isinstance(value, (tuple, list)) else tuple(value)
     if len(items) != ndim:
         raise ConvAlgebraError(
@@ -75,6 +78,10 @@ def per_axis(value: Any, ndim: int, name: str, minimum: int = 0) -> tuple[int, .
             raise TypeError(f"{name} must hold integers, got {shown(value)}")
         if int(v) < minimum:
             raise ConvAlgebraError(f"{name} must be at least {minimum}, got {shown(value)}")
+        if int(v) > maximum:
+            raise ConvAlgebraError(
+                f"{name} must be at most {maximum} (OPS_MAX_PARAMETER), got {shown(value)}"
+            )
         out.append(int(v))
     return tuple(out)
 
@@ -133,7 +140,12 @@ def _check_shape(shape: Any, name: str) -> tuple[int, ...]:
             f"{name} must be a kernel shape (C_out, C_in, *k) with 1-3 spatial sizes, "
             f"got {shown(shape)}"
         )
-    return per_axis(tuple(shape), len(shape), name, minimum=1)
+    checked = per_axis(tuple(shape), len(shape), name, minimum=1)
+    if math.prod(checked) > 2**20:
+        raise ConvAlgebraError(
+            f"a kernel of shape {checked} has {math.prod(checked):,} entries, over 2**20 symbols"
+        )
+    return checked
 
 
 class _Symbolic(Kernel):

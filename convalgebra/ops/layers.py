@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import budget
+from ..budget import OPS_MAX_PARAMETER
 from ..connectivity import layer_rows_cols, padded_positions, triples
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
@@ -164,8 +165,21 @@ def _largest(value: Any) -> int:
     if isinstance(value, (tuple, list)):
         return max((_largest(v) for v in value), default=0)
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return max(int(value), 0) if abs(int(value)) < 2**20 else 0
+        return max(int(value), 0)
     return 0
+
+
+def _plain(name: str, value: Any) -> Any:
+    """An option with numpy ints made Python ints (so it prints as typed), within the limit."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(name, v) for v in value)
+    if isinstance(value, np.integer):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > OPS_MAX_PARAMETER:
+        raise ConvAlgebraError(
+            f"{name} must be at most {OPS_MAX_PARAMETER} (OPS_MAX_PARAMETER), got {shown(value)}"
+        )
+    return value
 
 
 def _options(**given: Any) -> dict[str, Any]:
@@ -177,6 +191,7 @@ def _options(**given: Any) -> dict[str, Any]:
         "padding_mode": "zeros",
         "output_padding": 0,
     }
+    given = {k: _plain(k, v) for k, v in given.items()}
     return {k: v for k, v in given.items() if not (k in defaults and _equal(v, defaults[k]))}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import ConvAlgebraError, shown
 from . import expressions, gathers, kernels, layers
 from .expressions import Op
+from .kernels import Kernel
 
 __all__ = ["parse_identity", "parse_expression", "FUNCTIONS", "MAX_TEXT"]
 
@@ -146,12 +147,11 @@ class _Reader:
         if isinstance(node.op, ast.Sub):
             return left - right
         if isinstance(node.op, ast.Mult):
-            if (
-                numbers
-                or isinstance(left, (int, float, Fraction))
-                or isinstance(right, (int, float, Fraction))
+            scalar = (int, float, Fraction)
+            if (isinstance(left, scalar) and isinstance(right, (*scalar, Op, Kernel))) or (
+                isinstance(right, scalar) and isinstance(left, (Op, Kernel))
             ):
-                return left * right
+                return left * right  # never a repetition of text or lists
             raise ConvAlgebraError("'*' multiplies by a number only (the map stays linear)")
         if isinstance(node.op, ast.Div) and numbers:
             if right == 0:

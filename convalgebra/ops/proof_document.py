@@ -13,8 +13,11 @@ from ..render.model import DataTable, Equation, Expr, Step
 __all__ = ["proof_document", "size_classes", "printed_identity"]
 
 
-def size_classes(proof: Any) -> list[tuple[str, tuple[int, ...], str]]:
-    """``(class, representative size, status)`` for every class of sizes the proof decided.
+def size_classes(proof: Any) -> list[tuple[str, tuple[int, ...], str, tuple]]:
+    """``(class, representative size, status, members)`` for every class of sizes decided.
+
+    ``members`` are the sizes the printed class stands for and that were decided (a run of
+    sizes below the threshold, or the one representative of a residue class).
 
     In one dimension the sizes below the threshold ``T`` are listed one by one and the sizes
     from ``T`` on by residue modulo ``P``; in more dimensions (or for listed sizes) the classes
@@ -30,7 +33,7 @@ def size_classes(proof: Any) -> list[tuple[str, tuple[int, ...], str]]:
             full = size * ndim if proof.square else size
             if proof.restricted and full not in (proof.sizes.explicit or ()):
                 continue
-            rows.append((str(full if ndim > 1 else full[0]), full, _status(proof, full)))
+            rows.append((str(full if ndim > 1 else full[0]), full, _status(proof, full), (full,)))
         return rows
     t, p = proof.thresholds[0], proof.periods[0]
     start = 1
@@ -41,13 +44,14 @@ def size_classes(proof: Any) -> list[tuple[str, tuple[int, ...], str]]:
         if n + 1 < t and _status(proof, last) == status:
             continue
         label = f"n = {n}" if start == n else f"{start} <= n <= {n}"
-        rows.append((label, full, status))
+        members = tuple((m,) * ndim if proof.square else (m,) for m in range(start, n + 1))
+        rows.append((label, full, status, members))
         start = n + 1
     for r in range(p):
         n = t + r
         full = (n,) * ndim if proof.square else (n,)
         label = f"n >= {t}" if p == 1 else f"n >= {t}, n ≡ {n % p} (mod {p})"
-        rows.append((label, full, _status(proof, full)))
+        rows.append((label, full, _status(proof, full), (full,)))
     return rows
 
 
@@ -107,16 +111,16 @@ def printed_identity(proof: Any, rows: list, decide: Any) -> Equation:
         from .parse import parse_identity
 
         lhs, rhs = parse_identity(f"{lhs_text} == {rhs_text}", _names(proof))
-        reps = [rep for _, rep, _ in rows]
+        sizes = [m for *_, members in rows for m in members]
         ce = proof.counterexample
-        again = decide(lhs, rhs, sizes=reps + ([ce.size] if ce is not None else []))
-        for label, rep, status in rows:
-            found = _status(again, rep)
-            assert found == status, f"{label}: printed {status!r}, decided {found!r}"
+        again = decide(lhs, rhs, sizes=sizes + ([ce.size] if ce is not None else []))
+        for label, _, status, members in rows:
+            for m in members:  # every size the printed class stands for
+                found = _status(again, m)
+                assert found == status, f"{label}: printed {status!r}, decided {found!r} at {m}"
         if ce is not None:
-            redo = again.counterexample
-            assert redo is not None and ce.size in again.failing, "the counterexample size holds"
-        return len(rows) + (ce is not None)
+            assert ce.size in again.failing, "the counterexample's size holds"
+        return len(sizes) + (ce is not None)
 
     return Equation(
         (Expr(_tt(lhs_text), lhs_text), Expr(_tt(rhs_text), rhs_text)),
@@ -153,7 +157,7 @@ def proof_document(proof: Any, decide: Any, max_rows: int = 40) -> Document:
     shown_rows = rows if len(rows) <= max_rows else rows[: max_rows - 1]
     table = DataTable(
         ("sizes", "verdict"),
-        tuple((_words(label), status) for label, _, status in shown_rows)
+        tuple((_words(label), status) for label, _, status, _ in shown_rows)
         + ((f"… {len(rows) - len(shown_rows)} more classes", ""),) * (len(rows) > len(shown_rows)),
         caption="The verdict per class of sizes",
     )

@@ -58,12 +58,8 @@ class Counterexample:
         return (
             f"at size {size}, with {'; '.join(one + ks)}: the sides differ at "
             f"{len(self.positions)} output position(s), first at (channel, position) "
-            f"{printed} counted from 1 ({_num(self.lhs[first])} vs {_num(self.rhs[first])})"
+            f"{printed} counted from 1 ({self.lhs[first]} vs {self.rhs[first]})"
         )
-
-
-def _num(v: Any) -> str:
-    return str(v)
 
 
 @dataclass(frozen=True)
@@ -291,12 +287,13 @@ def prove(
     if size is not None or sizes is not None:
         return _prove_listed(setup, size, sizes, ndim, _limit(max_sizes, "max_sizes"))
     ts, ps, square = threshold(lhs, rhs)
-    points = _points(ts, ps)
-    if len(points) > max_sizes:
+    count = math.prod(t + p - 1 for t, p in zip(ts, ps))
+    if count > max_sizes:
         raise ConvAlgebraError(
-            f"deciding every size needs {len(points):,} sizes (threshold {ts}, period {ps}), "
+            f"deciding every size needs {count:,} sizes (threshold {ts}, period {ps}), "
             f"over max_sizes={max_sizes:,}; decide chosen sizes with sizes=, or raise max_sizes="
         )
+    points = _points(ts, ps)
     outcomes = {p: decide_at(setup, _full(p, ndim, square)) for p in points}
     _check_periodicity(setup, outcomes, ts, ps, ndim, square)
     return _result(setup, outcomes, ts, ps, ndim, square, None)
@@ -311,6 +308,10 @@ def _limit(value: Any, name: str) -> int:
 def _prove_listed(setup: Setup, size: Any, sizes: Any, ndim: int, max_sizes: int) -> Proof:
     if size is not None and sizes is not None:
         raise ConvAlgebraError("give size= or sizes=, not both")
+    if size is None and not hasattr(sizes, "__iter__"):
+        raise TypeError(
+            f"sizes must be an iterable of sizes (e.g. range(1, 65)), got {shown(sizes)}"
+        )
     listed = [size] if size is not None else list(itertools.islice(iter(sizes), max_sizes + 1))
     if len(listed) > max_sizes:
         raise ConvAlgebraError(f"more than max_sizes={max_sizes:,} sizes were listed")

@@ -24,6 +24,7 @@ from fractions import Fraction
 import numpy as np
 
 from .. import budget
+from ..budget import OPS_MAX_TERMS
 from ..errors import ConvAlgebraError
 
 __all__ = [
@@ -43,8 +44,7 @@ __all__ = [
     "DEFAULT_MAX_TERMS",
 ]
 
-#: Largest term table one lowering builds unless told otherwise (``max_terms=`` of ``prove``).
-DEFAULT_MAX_TERMS = 20_000_000
+DEFAULT_MAX_TERMS = OPS_MAX_TERMS
 _INT_LIMIT = 2**62
 
 
@@ -217,7 +217,7 @@ def canonical(t: Terms) -> Terms:
         return Terms(t.out, t.src, t.mono, t.coeff, 1, t.n_out, t.n_src)
     if int(np.abs(t.coeff).max()) * t.out.size >= _INT_LIMIT:
         raise ConvAlgebraError("the exact coefficients of this expression exceed 2**62")
-    position = t.out * t.n_src + t.src  # n_out * n_src is far below 2**62 under max_terms
+    position = t.out * t.n_src + t.src  # signals and outputs are bounded by max_terms (Context)
     top = int(t.mono.max()) + 1
     if top == 1:
         order = np.argsort(position, kind="stable")
@@ -236,9 +236,9 @@ def canonical(t: Terms) -> Terms:
     rows = starts[keep]
     summed = summed[keep]
     den = t.den
-    if den > 1 and summed.size:
-        g = math.gcd(den, *(int(v) for v in summed[:64]))
-        if g > 1 and not (summed % g).any():
+    if den > 1 and summed.size:  # lowest terms over every coefficient: one map, one table
+        g = math.gcd(den, int(np.gcd.reduce(np.abs(summed))))
+        if g > 1:
             summed, den = summed // g, den // g
     out, src = np.divmod(position[rows], t.n_src)
     return Terms(out, src, mono[rows], summed, den, t.n_out, t.n_src)
