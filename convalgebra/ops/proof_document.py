@@ -24,7 +24,7 @@ def size_classes(proof: Any) -> list[tuple[str, tuple[int, ...], str, tuple]]:
     are the decided sizes themselves.
     """
     ndim = proof.lhs.ndim
-    rows = []
+    rows: list[tuple[str, tuple[int, ...], str, tuple]] = []
     if proof.restricted or len(proof.thresholds) > 1:
         for cell in itertools.product(
             *(range(t + p - 1) for t, p in zip(proof.thresholds, proof.periods))
