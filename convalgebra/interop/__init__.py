@@ -26,8 +26,8 @@ def import_torchvision() -> Any:
 
     Examples
     --------
-    >>> tv = import_torchvision()  # doctest: +SKIP
-    >>> tv.models.resnet18(weights=None).fc.out_features  # doctest: +SKIP
+    >>> tv = import_torchvision()
+    >>> tv.models.resnet18(weights=None).fc.out_features
     1000
     """
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
