@@ -40,7 +40,7 @@ import numpy as np
 from . import budget
 from .budget import DEFAULT_ARRAY_BYTES, require_array
 from .display import short_repr, summary_html
-from .errors import ConvAlgebraError, MissingExtraError
+from .errors import ConvAlgebraError
 from .network.receptive import Broadcast, Local, Resample, Scatter, Window
 
 __all__ = ["EffectiveField", "effective_receptive_field"]
@@ -111,7 +111,7 @@ class EffectiveField:
             from .plot import plot_effective_field, to_png
 
             return to_png(plot_effective_field(self), dpi=80)
-        except MissingExtraError:
+        except ImportError:  # MissingExtraError, or matplotlib's own modules absent
             return None
 
     def describe(self) -> str:

@@ -64,6 +64,7 @@ def test_console_script_bad_input_exit_2_one_line(tmp_path, argv, needle):
 
 @needs_script
 def test_console_script_python_tag_yaml_refused_nothing_written(tmp_path):
+    pytest.importorskip("yaml", reason="the [yaml] extra is not installed: pip install '.[test]'")
     bad = tmp_path / "net.yaml"
     bad.write_text("!!python/object/apply:os.system ['touch pwned']\n")
     done = shell(SCRIPT, "rf", str(bad), "--plot", str(tmp_path / "rf.png"), cwd=tmp_path)
@@ -73,6 +74,9 @@ def test_console_script_python_tag_yaml_refused_nothing_written(tmp_path):
 
 @needs_script
 def test_console_script_writes_files(tmp_path):
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
     done = shell(
         SCRIPT,
         "matrix",
