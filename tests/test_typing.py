@@ -63,7 +63,9 @@ def cache(tmp_path_factory) -> Path:
 
 
 def _mypy(tmp_path: Path, code: str, cache: Path) -> tuple[str, float]:
-    pytest.importorskip("mypy")
+    pytest.importorskip(
+        "mypy", reason="mypy is installed by the [test] extra: pip install '.[test]'"
+    )
     (tmp_path / "mypy.ini").write_text(MYPY_INI)
     snippet = tmp_path / "snippet.py"
     snippet.write_text(code)
