@@ -93,6 +93,10 @@ def _conv(x: torch.Tensor, w: torch.Tensor, node) -> torch.Tensor:
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[d]
     if node.transposed:
         fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[d]
+        pairs = node.probe.padding
+        if any(b != a for b, a in pairs):
+            raise OracleUndefined("torch's transposed convolution pads symmetrically")
+        opts["padding"] = tuple(b for b, _ in pairs)
         return fn(x[None], w, **opts)[0]
     padding = opts.pop("padding", 0)
     if isinstance(padding, str):

@@ -62,6 +62,8 @@ def grouped_pairs(draw):
 
 def _torch_sides(spec1, spec2, values):
     lhs, rhs = composition_expressions(spec1, spec2)
+    if rhs is None:  # no single layer of the composed form
+        raise OracleUndefined("no composed layer")
     x = {"x": values["x"]}
     return evaluate(lhs, x, values), evaluate(rhs, x, values)
 
@@ -108,3 +110,47 @@ def test_depthwise_separable_is_pointwise_after_depthwise_for_every_size():
     one = ops.conv(x, ops.kernel_conv(ops.ungroup_kernel(dw, 4), pw), padding=1)
     proof = ca.prove(separable, one)
     assert proof.holds and str(proof.sizes) == "every size"
+
+
+@st.composite
+def transposed_pairs(draw):
+    ndim = draw(st.integers(1, 2))
+    g1, g2 = draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))
+    c_in, c_mid, c_out = 2 * draw(st.integers(1, 2)), 2, 2 * draw(st.integers(1, 2))
+    size = tuple(draw(st.integers(1, 6)) for _ in range(ndim))
+    options = []
+    for _ in range(2):
+        s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        options.append(
+            dict(
+                kernel_size=draw(st.integers(1, 3)),
+                stride=s,
+                dilation=d,
+                padding=draw(st.integers(0, 2)),
+                output_padding=draw(st.integers(0, max(s, d) - 1)),
+            )
+        )
+    try:
+        spec1 = ConvSpec((c_in, *size), c_mid, transposed=True, groups=g1, **options[0])
+        spec2 = ConvSpec(spec1.output_shape, c_out, transposed=True, groups=g2, **options[1])
+    except ValueError:
+        return None
+    return spec1, spec2
+
+
+@settings(max_examples=max(10, settings().max_examples // 4))
+@given(transposed_pairs())
+@example(
+    (
+        ConvSpec((2, 5), 2, 3, transposed=True, stride=2, padding=1, output_padding=1),
+        ConvSpec((2, 10), 2, 2, transposed=True, stride=3),
+    )
+)
+def test_transposed_composition_agrees_with_torch(pair):
+    test_grouped_composition_agrees_with_torch.hypothesis.inner_test(pair)
+
+
+def test_a_transposed_and_an_ordinary_layer_are_refused_clearly():
+    t = ConvSpec((1, 6), 1, 3, transposed=True, stride=2)
+    with pytest.raises(ValueError, match="no single convolution|ordinary convolutions"):
+        ca.check("composition", t, ConvSpec(t.output_shape, 1, 3))

@@ -235,11 +235,11 @@ def composition(spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None)
     >>> composition(dw, ConvSpec(dw.output_shape, 8, 1)).holds
     True
     """
-    grouped = (
-        all(isinstance(s, ConvSpec) for s in (spec1, spec2)) and max(spec1.groups, spec2.groups) > 1
-    )
-    if grouped and not any(s.transposed or s.tile or s.channel_table for s in (spec1, spec2)):
-        return composition_by_ops(spec1, spec2)
+    specs = (spec1, spec2)
+    if all(isinstance(s, ConvSpec) and not s.tile and not s.channel_table for s in specs) and (
+        max(spec1.groups, spec2.groups) > 1 or (spec1.transposed and spec2.transposed)
+    ):  # grouped or transposed pairs: the identity in the operator language, decided by prove
+        return composition_by_ops(spec1, spec2, weight1, weight2)
     _validate(spec1, spec2)
     try:
         spec2 = _outer(spec1, spec2)

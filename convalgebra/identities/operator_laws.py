@@ -1,7 +1,7 @@
 """Laws decided by the operator language: the cases the index-table checks do not cover.
 
 ``composition`` of grouped layers (a depthwise layer then a pointwise one: the separable
-convolution) is the identity ``conv(conv(x, v, groups=g1), w, groups=g2) == conv(x, u)`` with
+convolution), and of two transposed convolutions, is the identity ``conv(conv(x, v, groups=g1), w, groups=g2) == conv(x, u)`` with
 ``u`` the composed kernel of the dense (ungrouped) kernels, written in :mod:`convalgebra.ops`
 and decided by :func:`convalgebra.ops.prove` at the layers' size, so these cases run on the
 one decision procedure that decides every identity.
@@ -33,13 +33,27 @@ def _options(spec: ConvSpec) -> dict[str, Any]:
     }
 
 
-def _kernel(name: str, spec: ConvSpec) -> ops.Kernel:
-    k = ops.kernel(name, spec.weight_shape)
+def _kernel(name: str, spec: ConvSpec, weight: Any = None) -> ops.Kernel:
+    """The layer's kernel: symbolic, or the given numbers taken exactly."""
+    if weight is None:
+        k = ops.kernel(name, spec.weight_shape)
+    else:
+        values = np.asarray(weight)
+        if values.shape != spec.weight_shape:
+            raise ConvAlgebraError(
+                f"weight {name} must have shape {spec.weight_shape}, got {values.shape}"
+            )
+        k = ops.constant(values)
     return ops.flip_kernel(k) if spec.flip else k
 
 
-def composition_expressions(spec1: ConvSpec, spec2: ConvSpec) -> tuple[ops.Op, ops.Op]:
+def composition_expressions(
+    spec1: ConvSpec, spec2: ConvSpec, weight1: Any = None, weight2: Any = None
+) -> tuple[ops.Op, ops.Op | None]:
     """``(L2 ∘ L1, the composed layer)`` as expressions of a signal ``x`` of every size.
+
+    The composed layer is ``None`` where no single layer of that form exists (two transposed
+    layers whose composed output padding is not below the composed stride).
 
     Notes
     -----
@@ -57,20 +71,26 @@ def composition_expressions(spec1: ConvSpec, spec2: ConvSpec) -> tuple[ops.Op, o
     conv(x, kernel_conv(ungroup_kernel(v, 4), w))
     """
     for s in (spec1, spec2):
-        if s.transposed or s.tile is not None or s.channel_table is not None:
-            raise ConvAlgebraError(
-                f"composition needs convolutions (not transposed, untiled), got {s.describe()}"
-            )
+        if s.tile is not None or s.channel_table is not None:
+            raise ConvAlgebraError(f"composition needs untiled convolutions, got {s.describe()}")
+    if spec1.transposed != spec2.transposed:
+        raise ConvAlgebraError(
+            "a transposed and an ordinary convolution compose into no single convolution in "
+            "general; write the identity you mean with convalgebra.ops and prove it"
+        )
     if spec2.in_channels != spec1.out_channels:
         raise ConvAlgebraError(
             f"the second layer reads {spec2.in_channels} channels but the first one gives "
             f"{spec1.out_channels}"
         )
     x = ops.signal(spec1.in_channels, spec1.ndim)
-    v, w = _kernel("v", spec1), _kernel("w", spec2)
-    lhs = ops.conv(ops.conv(x, v, **_options(spec1)), w, **_options(spec2))
+    v, w = _kernel("v", spec1, weight1), _kernel("w", spec2, weight2)
     dense_v = ops.ungroup_kernel(v, spec1.groups) if spec1.groups > 1 else v
     dense_w = ops.ungroup_kernel(w, spec2.groups) if spec2.groups > 1 else w
+    stride = tuple(a * b for a, b in zip(spec1.stride, spec2.stride))
+    if spec1.transposed:
+        return _transposed_composition(spec1, spec2, x, v, w, dense_v, dense_w, stride)
+    lhs = ops.conv(ops.conv(x, v, **_options(spec1)), w, **_options(spec2))
     if any(d > 1 for d in spec1.dilation):
         dense_v = ops.dilate_kernel(dense_v, spec1.dilation)
     outer = tuple(s * d for s, d in zip(spec1.stride, spec2.dilation))
@@ -80,7 +100,6 @@ def composition_expressions(spec1: ConvSpec, spec2: ConvSpec) -> tuple[ops.Op, o
         (b1 + s * b2, a1 + s * a2)
         for (b1, a1), (b2, a2), s in zip(spec1.padding, spec2.padding, spec1.stride)
     )
-    stride = tuple(a * b for a, b in zip(spec1.stride, spec2.stride))
     rhs = ops.conv(
         x,
         ops.kernel_conv(dense_v, dense_w),
@@ -91,7 +110,53 @@ def composition_expressions(spec1: ConvSpec, spec2: ConvSpec) -> tuple[ops.Op, o
     return lhs, rhs
 
 
-def composition_by_ops(spec1: ConvSpec, spec2: ConvSpec) -> CheckResult:
+def _transposed_composition(spec1, spec2, x, v, w, dense_v, dense_w, stride):
+    """Two transposed convolutions: one transposed convolution of stride ``s1 s2``.
+
+    Notes
+    -----
+    ``T1`` writes ``y[i s1 + t d1] += x[i] v[t]`` and ``T2`` writes ``z[j s2 + s d2] += y[j]
+    w[s]``, so ``z[i s1 s2 + t d1 s2 + s d2] += x[i] v[t] w[s]``: the kernel
+    ``u = kernel_conv(dilate(W, d2), dilate(V, d1 s2))`` in the transposed layout
+    ``(C_in, C_out)``, padding ``p1 s2 + p2`` and output padding ``o1 s2 + o2``.
+    """
+    lhs = ops.conv_transpose(
+        ops.conv_transpose(x, v, **_transposed_options(spec1)), w, **_transposed_options(spec2)
+    )
+    first = ops.dilate_kernel(dense_v, tuple(d * s for d, s in zip(spec1.dilation, spec2.stride)))
+    second = ops.dilate_kernel(dense_w, spec2.dilation)
+    padding = tuple(
+        (b1 * s + b2, a1 * s + a2)
+        for (b1, a1), (b2, a2), s in zip(spec1.padding, spec2.padding, spec2.stride)
+    )
+    extra = tuple(
+        o1 * s + o2 for o1, o2, s in zip(spec1.output_padding, spec2.output_padding, spec2.stride)
+    )
+    if any(e >= s for e, s in zip(extra, stride)):
+        return lhs, None  # output padding allowed by a dilation: no such single layer
+    rhs = ops.conv_transpose(
+        x,
+        ops.kernel_conv(second, first),
+        stride=stride if any(v > 1 for v in stride) else 1,
+        padding=padding if any(any(p) for p in padding) else 0,
+        output_padding=extra if any(extra) else 0,
+    )
+    return lhs, rhs
+
+
+def _transposed_options(spec: ConvSpec) -> dict[str, Any]:
+    return {
+        "stride": spec.stride,
+        "padding": spec.padding,
+        "output_padding": spec.output_padding,
+        "groups": spec.groups,
+        "dilation": spec.dilation,
+    }
+
+
+def composition_by_ops(
+    spec1: ConvSpec, spec2: ConvSpec, weight1: Any = None, weight2: Any = None
+) -> CheckResult:
     """The composition law at ``spec1``'s input size, decided by :func:`convalgebra.ops.prove`.
 
     Examples
@@ -101,8 +166,14 @@ def composition_by_ops(spec1: ConvSpec, spec2: ConvSpec) -> CheckResult:
     >>> r.holds, r.evidence["decided by"]
     (True, 'ops.prove at size (8,)')
     """
-    lhs, rhs = composition_expressions(spec1, spec2)
+    lhs, rhs = composition_expressions(spec1, spec2, weight1, weight2)
     size = spec1.input_shape[1:]
+    if rhs is None:
+        reason = (
+            "The composed output padding o1 s2 + o2 is not below the composed stride s1 s2: "
+            "no single transposed convolution has it."
+        )
+        return CheckResult("composition", False, _CLAIM, reason, {"L2 ∘ L1": lhs.formula()})
     evidence = {
         "decided by": f"ops.prove at size {size}",
         "L2 ∘ L1": lhs.formula(),
