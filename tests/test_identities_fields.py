@@ -8,6 +8,7 @@ that decides the case); the padding in the composition derivation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -165,20 +166,7 @@ def test_adjoint_states_exactly_what_it_checked(spec):
     from convalgebra.transpose import transpose_spec
 
     mirror = tuple(range(2, 2 + spec.ndim))
-    flipped = ca.ConvSpec(
-        spec.input_shape,
-        spec.out_channels,
-        spec.kernel_size,
-        stride=spec.stride,
-        padding=spec.padding,
-        dilation=spec.dilation,
-        groups=spec.groups,
-        padding_mode=spec.padding_mode,
-        transposed=spec.transposed,
-        output_padding=spec.output_padding,
-        flip=not spec.flip,
-        bias=False,
-    )
+    flipped = dataclasses.replace(spec, flip=not spec.flip, bias=False)
     ok = True
     for w in _one_hots(spec.weight_shape):
         m = dense_layer(spec, w)
