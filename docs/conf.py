@@ -7,6 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # gallery_scraper
 
 import convalgebra  # noqa: E402
 
@@ -22,6 +23,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "myst_parser",
+    "sphinx_gallery.gen_gallery",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_heading_anchors = 3
@@ -34,6 +36,24 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 numpydoc_validation_checks: set[str] = set()
+
+# the gallery: the scripts of examples/ run at build time (not its subfolders: the seed
+# derivations' builders and the benchmarks have no gallery header, so they never run here)
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"\.py$",
+    "ignore_pattern": r"(__init__|bench_\w+)\.py$",
+    "image_scrapers": ("matplotlib", "gallery_scraper.library_figures"),
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "show_memory": False,
+    # the timing pages load scripts from CDNs: the site loads nothing from elsewhere
+    "write_computation_times": False,
+    "binder": {},
+    "jupyterlite": None,
+}
 
 templates_path: list[str] = []
 exclude_patterns = ["_build", "generated/*.orig"]
