@@ -137,6 +137,7 @@ def effective_receptive_field(
     Parameters
     ----------
     graph : LayerGraph
+        The network.
     node : str, optional
         Default: ``graph.default_node()`` (``"features"``, else the last feature map).
     position : sequence of int, optional
@@ -152,6 +153,13 @@ def effective_receptive_field(
         name keep uniform weights.
     mass : float
         The share of the weight the effective radius must hold (default 0.95).
+
+    Returns
+    -------
+    EffectiveField
+        ``gradient`` (``d unit / d input``), ``weights`` (its absolute value summed over
+        channels, normalised to sum 1), ``box`` (the theoretical field, clipped), ``centre``
+        (of mass) and ``radius`` (holding ``mass`` of the weight).
 
     Raises
     ------
