@@ -168,6 +168,12 @@ def effective_receptive_field(
         an opaque op, a flatten that is not the identity, a concatenation along a spatial
         axis), a given weight has the wrong shape, or the arguments are out of range.
 
+    Notes
+    -----
+    Two 3-tap averages give the triangle ``[1, 2, 3, 2, 1] / 9``: the weight concentrates
+    at the centre as layers are stacked (a Gaussian in the limit), while the theoretical
+    field grows linearly.
+
     Examples
     --------
     >>> from convalgebra.network.graph import LayerGraph
@@ -178,12 +184,6 @@ def effective_receptive_field(
     [0.0, 0.0, 1.0, 2.0, 3.0, 2.0, 1.0, 0.0, 0.0]
     >>> f.box, f.radius
     (((2, 6),), 2.0)
-
-    Notes
-    -----
-    Two 3-tap averages give the triangle ``[1, 2, 3, 2, 1] / 9``: the weight concentrates
-    at the centre as layers are stacked (a Gaussian in the limit), while the theoretical
-    field grows linearly.
     """
     own = _own_weights(weights)
     if not 0 < mass <= 1:

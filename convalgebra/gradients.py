@@ -189,6 +189,7 @@ def weight_gradient(spec: ConvSpec, x, grad_output, *, method: str = "auto") -> 
     Returns
     -------
     ndarray of shape ``spec.weight_shape``
+        float64 for integer arguments, otherwise their common dtype.
 
     Notes
     -----

@@ -169,10 +169,12 @@ class ConvSpec:
         Number of output channels ``C_out``.
     kernel_size : int or tuple of int
         The kernel's spatial size; an int for every axis.
-    stride, dilation : int or tuple of int, default 1
-        Step between output positions, and between the taps of the kernel, in input pixels.
+    stride : int or tuple of int, default 1
+        Step between output positions, in input pixels.
     padding : int, tuple, tuple of (before, after) pairs, or {"valid", "same", "full"}
         Stored normalised as ``(before, after)`` pairs in :attr:`padding`.
+    dilation : int or tuple of int, default 1
+        Step between the taps of the kernel, in input pixels.
     groups : int, default 1
         Must divide both channel counts.
     padding_mode : {"zeros", "circular", "reflect", "replicate"}

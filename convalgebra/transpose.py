@@ -221,6 +221,9 @@ def colliding_input_sizes(spec: ConvSpec) -> CollidingSizes:
     Returns
     -------
     CollidingSizes
+        One record per spatial axis: the input sizes giving the same output size, each with
+        the ``output_padding`` a transposed convolution needs to reach it; ``collides`` tells
+        whether any axis has several.
 
     Examples
     --------
