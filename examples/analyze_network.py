@@ -15,9 +15,11 @@ import argparse
 import convalgebra as ca
 from convalgebra.network.layers import Activation, Conv, Flatten, Linear, MaxPool
 
+# sphinx_gallery_start_ignore
 parser = argparse.ArgumentParser(description="Analyse networks statically.")
 parser.add_argument("--plot", help="draw ResNet-18's receptive-field growth to this PNG")
 args = parser.parse_args()
+# sphinx_gallery_end_ignore
 
 # %%
 # A small pipeline, layer by layer
@@ -65,7 +67,9 @@ try:
 except ca.MissingExtraError as missing:
     growth = None
     print(missing)
+# sphinx_gallery_start_ignore
 if args.plot and growth is not None:
     with open(args.plot, "wb") as stream:
         stream.write(to_png(growth))
     print(f"wrote {args.plot}")
+# sphinx_gallery_end_ignore

@@ -23,7 +23,9 @@ from pathlib import Path
 import convalgebra as ca
 from convalgebra import plot
 
+# sphinx_gallery_start_ignore
 folder = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+# sphinx_gallery_end_ignore
 
 # %%
 # The figures
@@ -42,12 +44,10 @@ figures = {
     "rf_growth.png": plot.plot_rf_growth(net, title="resnet18"),
     "rf_unit_resnet18.png": plot.plot_unit_field(net, "layer2.1.relu", (2, 20), title="resnet18"),
 }
-
-# %%
-# Written as PNG files
-# --------------------
+# sphinx_gallery_start_ignore
 if folder is not None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, figure in figures.items():
         (folder / name).write_bytes(plot.to_png(figure))
         print(f"wrote {folder / name}")
+# sphinx_gallery_end_ignore

@@ -15,9 +15,11 @@ import argparse
 
 import convalgebra as ca
 
+# sphinx_gallery_start_ignore
 parser = argparse.ArgumentParser(description="Generate a textbook derivation.")
 parser.add_argument("--latex", help="also write a standalone LaTeX document to this file")
 args = parser.parse_args()
+# sphinx_gallery_end_ignore
 
 # %%
 # The output size, step by step
@@ -31,7 +33,9 @@ print(ca.derive("output_size", spec).to_text())
 derivation = ca.derive("backward", spec)
 print(derivation.to_markdown())
 
+# sphinx_gallery_start_ignore
 if args.latex:
     with open(args.latex, "w") as stream:
         stream.write(derivation.to_latex(standalone=True))
     print(f"wrote {args.latex}")
+# sphinx_gallery_end_ignore

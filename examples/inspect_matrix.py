@@ -19,9 +19,11 @@ from scipy import signal
 import convalgebra as ca
 from convalgebra.report import matrix_report
 
+# sphinx_gallery_start_ignore
 parser = argparse.ArgumentParser(description="Inspect the matrix a convolution layer is.")
 parser.add_argument("--plot", help="also draw the matrix to this PNG file")
 args = parser.parse_args()
+# sphinx_gallery_end_ignore
 
 # %%
 # The layer and its matrix, with symbolic kernel entries
@@ -58,7 +60,9 @@ try:
 except ca.MissingExtraError as missing:
     figure = None
     print(missing)
+# sphinx_gallery_start_ignore
 if args.plot and figure is not None:
     with open(args.plot, "wb") as stream:
         stream.write(to_png(figure))
     print(f"wrote {args.plot}")
+# sphinx_gallery_end_ignore

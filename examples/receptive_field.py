@@ -17,9 +17,11 @@ from pathlib import Path
 
 import convalgebra as ca
 
+# sphinx_gallery_start_ignore
 parser = argparse.ArgumentParser(description="The receptive field of VGG-16.")
 parser.add_argument("--plot", help="write the three figures as PNG files to this folder")
 args = parser.parse_args()
+# sphinx_gallery_end_ignore
 
 # %%
 # Size, jump and start along the network
@@ -66,9 +68,11 @@ try:
 except ca.MissingExtraError as missing:
     figures = {}
     print(missing)
+# sphinx_gallery_start_ignore
 if args.plot and figures:
     folder = Path(args.plot)
     folder.mkdir(parents=True, exist_ok=True)
     for name, figure in figures.items():
         (folder / name).write_bytes(plot.to_png(figure))
         print(f"wrote {folder / name}")
+# sphinx_gallery_end_ignore
