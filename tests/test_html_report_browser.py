@@ -9,31 +9,17 @@ screen pixels.
 from __future__ import annotations
 
 import os
-import shutil
-import struct
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from browser import chromium, console_problems, png_size
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 
 import convalgebra as ca
 from convalgebra.network import zoo
 from convalgebra.network.htmlreport import canvas_scale
-
-CHROMIUM = os.environ.get("CONVALGEBRA_CHROMIUM") or shutil.which("chromium")
-DRIVER = os.environ.get("CONVALGEBRA_CHROMEDRIVER") or shutil.which("chromedriver")
-if CHROMIUM is None or DRIVER is None:
-    pytest.skip(
-        "no headless browser: apt-get install chromium chromium-driver "
-        "(or set CONVALGEBRA_CHROMIUM and CONVALGEBRA_CHROMEDRIVER)",
-        allow_module_level=True,
-    )
-webdriver = pytest.importorskip(
-    "selenium.webdriver", reason="selenium is not installed: pip install 'convalgebra[browser]'"
-)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
 
 NODES = ("conv1", "maxpool", "layer1.0.conv2", "layer2.0.downsample.0", "layer4.1.add")
 
@@ -48,26 +34,9 @@ def page(graph, tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     path = folder / "resnet18.html"
     graph.to_html(path)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={folder / 'profile'}",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
+    with chromium(folder) as driver:
         driver.get(path.as_uri())
         yield driver
-    finally:
-        driver.quit()
 
 
 def _hover(driver, node: str) -> None:
@@ -109,8 +78,7 @@ def _close(got: dict, want: dict) -> bool:
 
 
 def test_page_loads_with_no_console_error(page):
-    errors = [e for e in page.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
-    assert errors == []
+    assert console_problems(page) == []
     assert page.find_element(By.ID, "summary").text.startswith("70 nodes, input 3x224x224")
 
 
@@ -185,7 +153,6 @@ def test_a_screenshot_is_produced(page, tmp_path):
     shot = Path(os.environ.get("CONVALGEBRA_SCREENSHOT_DIR", tmp_path)) / "report.png"
     assert page.save_screenshot(str(shot))
     data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
+    width, height = png_size(data)
     assert (width, height) == (1400, 1000) or width >= 800
     assert len(data) > 20_000  # a blank page compresses to a few kilobytes

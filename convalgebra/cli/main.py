@@ -198,7 +198,8 @@ def _add_matrix(subparsers) -> None:
 convalgebra matrix --in 1x4x4 -k 3 -p 1 --mode circular
 convalgebra matrix --in 1x5x5 -k 3 -s 2 --weight arange --max-size 25
 convalgebra matrix --in 3x8x8 --out 4 -k 3 -p same --plot matrix.png
-convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""",
+convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx
+convalgebra matrix --in 2x6x6 --out 2 -k 3 -p 1 --html -o layer.html""",
     )
     add_spec_arguments(p)
     _weight_arguments(p)
@@ -224,6 +225,20 @@ convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""",
         metavar="FILE",
         help="draw the matrix with its block boundaries: a .png, .svg or .pdf file "
         "(needs the plot extra)",
+    )
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="write one offline HTML page of the matrix where hovering a cell shows its "
+        "(output, input, weight) triples (to -o, default matrix.html)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help="the page --html writes (default matrix.html)",
     )
     _force_argument(p)
     p.set_defaults(handler=commands.matrix)
