@@ -30,10 +30,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .. import budget
 from ..errors import ConvAlgebraError, shown
+from .linearised import node_steps
 
 __all__ = [
     "DEFAULT_MAX_UNITS",
+    "DEFAULT_MAX_FIELD_ENTRIES",
+    "field_data",
     "report_data",
     "graph_html",
     "graph_summary_html",
@@ -43,6 +47,9 @@ __all__ = [
 
 #: Largest number of unit lookups (one per position along the longest axis of each node).
 DEFAULT_MAX_UNITS = 50_000
+#: Most non-zero entries of the per-axis matrices the page embeds for its effective fields
+#: (about 25 bytes each), and most multiply-adds the page's backward pass may take per unit.
+DEFAULT_MAX_FIELD_ENTRIES = 1_000_000
 _AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 _TABLE_KEYS = ("node", "kind", "output", "params", "MACs", "act_bytes", "RF w/o gates", "flags")
 
@@ -127,8 +134,93 @@ def _reading_unit(
     return None
 
 
+def _sparse(matrix: Any) -> list:
+    """``[n_out, n_in, row starts, columns, values]`` of a matrix (CSR, exact floats)."""
+    import numpy as np
+
+    rows, cols = np.nonzero(matrix)
+    starts = np.searchsorted(rows, np.arange(matrix.shape[0] + 1))
+    values = [float(v) for v in matrix[rows, cols]]
+    return [int(matrix.shape[0]), int(matrix.shape[1]), starts.tolist(), cols.tolist(), values]
+
+
+def _work(step: Any, shape: tuple[int, ...]) -> int:
+    """Multiply-adds of the page's contraction of one step from a node of ``shape``."""
+    if step.matrices is None:
+        return 0
+    total, sizes = 0, list(shape[1:])
+    for a, matrix in enumerate(step.matrices):
+        rest = math.prod(sizes[:a]) * math.prod(sizes[a + 1 :])
+        total += int((matrix != 0).sum()) * rest
+        sizes[a] = matrix.shape[1]
+    return total
+
+
+def field_data(graph: Any, *, max_entries: int = DEFAULT_MAX_FIELD_ENTRIES) -> dict[str, Any]:
+    """The linearised network the page's effective fields are computed from.
+
+    Every node's input ports as :func:`~convalgebra.network.linearised.node_steps` gives
+    them (per-axis matrices, sparse, and a gain): clicking a unit, the page runs the backward
+    pass of :func:`~convalgebra.effective.effective_receptive_field` (uniform weights) from
+    that unit, contracting these matrices in the same order, and draws the normalised
+    absolute gradient at the graph's first input. A node that has no field says why
+    (``notes``); above ``max_entries`` entries or multiply-adds per unit no field is
+    embedded and ``omitted`` says so.
+
+    Examples
+    --------
+    >>> from convalgebra.network.graph import LayerGraph
+    >>> from convalgebra.network.layers import Conv
+    >>> g = LayerGraph.sequential((1, 4), [Conv(1, 3)])
+    >>> field_data(g)["steps"]["conv1"]
+    [['input', 0.3333333333333333, [[2, 4, [0, 3, 6], [0, 1, 2, 1, 2, 3], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]]]]
+    """
+    n = graph.spatial_ndim
+    if n not in (1, 2) or not graph.inputs:
+        return {"omitted": "effective fields are drawn for inputs with 1 or 2 spatial axes"}
+    steps: dict[str, list] = {}
+    notes: dict[str, str] = {}
+    entries = work = 0
+    for v in graph.nodes:
+        shape = graph.shape(v)
+        if len(shape) != n + 1:
+            notes[v] = f"node {v!r} of shape {tuple(shape)} has no spatial axes"
+            continue
+        try:
+            own = node_steps(graph, v)
+        except ConvAlgebraError as exc:
+            notes[v] = str(exc)
+            continue
+        blocked = [notes[s.source] for s in own if s.source in notes]
+        if blocked:
+            notes[v] = blocked[0]
+            continue
+        entries += sum(int((m != 0).sum()) for s in own for m in s.matrices or ())
+        work += sum(_work(s, shape) for s in own)
+        steps[v] = [
+            [s.source, s.gain, None if s.matrices is None else [_sparse(m) for m in s.matrices]]
+            for s in own
+        ]
+    try:
+        budget.require_steps(
+            "the effective fields of the report (matrix entries and multiply-adds per unit)",
+            max(entries, work),
+            max_entries,
+            "use a smaller input shape or a larger max_field_entries=",
+            option="max_field_entries",
+            unit="entries",
+        )
+    except ConvAlgebraError as exc:
+        return {"omitted": str(exc)}
+    return {"input": graph.inputs[0], "steps": steps, "notes": notes}
+
+
 def report_data(
-    graph: Any, *, name: str = "graph", max_units: int = DEFAULT_MAX_UNITS
+    graph: Any,
+    *,
+    name: str = "graph",
+    max_units: int = DEFAULT_MAX_UNITS,
+    max_field_entries: int = DEFAULT_MAX_FIELD_ENTRIES,
 ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (``name``: the graph's).
 
@@ -172,6 +264,7 @@ def report_data(
         "gated": "RF w/o gates" in table.columns,
         "totals": {k: summary[k] for k in ("params", "buffers", "macs", "activation_bytes")},
         "nodes": nodes,
+        "field": field_data(graph, max_entries=max_field_entries),
     }
 
 
@@ -191,6 +284,7 @@ def graph_html(
     name: str = "graph",
     title: str | None = None,
     max_units: int = DEFAULT_MAX_UNITS,
+    max_field_entries: int = DEFAULT_MAX_FIELD_ENTRIES,
 ) -> str:
     """The self-contained interactive report of ``graph`` (written to ``path`` if given).
 
@@ -205,13 +299,16 @@ def graph_html(
         Default: the graph's name.
     max_units : int
         Budget of unit lookups (see :func:`report_data`).
+    max_field_entries : int
+        Budget of the embedded effective fields (see :func:`field_data`); above it the page
+        draws boxes without heatmaps and says so.
 
     Returns
     -------
     str
         The HTML page.
     """
-    data = report_data(graph, name=name, max_units=max_units)
+    data = report_data(graph, name=name, max_units=max_units, max_field_entries=max_field_entries)
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     name = title if title is not None else f"convalgebra report: {name}"
     page = (
@@ -258,13 +355,14 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <div id="left">
 <p><a id="csv" download="layers.csv" href="#">Download CSV</a>
 <span class="hint">click a header to sort, hover a row to see its unit's field, click a row to
-pin it</span></p>
+pin it, click the input grid to pick the unit</span></p>
 <table id="layers"><thead></thead><tbody></tbody></table>
 </div>
 <div id="right">
-<svg id="grid" xmlns="http://www.w3.org/2000/svg"></svg>
+<div id="view"><canvas id="heat"></canvas><svg id="grid" xmlns="http://www.w3.org/2000/svg"></svg></div>
 <div id="sliders"></div>
 <p id="box-label"></p>
+<p id="field-label"></p>
 </div>
 </div>
 <script type="application/json" id="data">__DATA__</script>
@@ -288,9 +386,11 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:hover td { background: #eef4ff; }
 tr.pinned td { background: #ffe9b3; }
 .hint { color: #777; margin-left: 12px; }
-#grid { border: 1px solid #999; background: #fafafa; display: block; }
+#view { position: relative; background: #fafafa; }
+#grid { border: 1px solid #999; display: block; position: relative; cursor: crosshair; }
+#heat { position: absolute; left: 1px; top: 1px; image-rendering: pixelated; }
 #sliders label { display: block; margin-top: 6px; }
-#box-label { max-width: 460px; }
+#box-label, #field-label { max-width: 460px; }
 """
 
 _SCRIPT = r"""
@@ -393,7 +493,7 @@ if (Math.max(gridH, gridW) <= 64) {
 }
 const theory = svgEl("rect", {id: "theory", fill: "none", stroke: "#888",
   "stroke-dasharray": "4 3", "vector-effect": "non-scaling-stroke", visibility: "hidden"});
-const box = svgEl("rect", {id: "box", fill: "rgba(220,60,40,0.25)", stroke: "#c0392b",
+const box = svgEl("rect", {id: "box", fill: "rgba(220,60,40,0.08)", stroke: "#c0392b",
   "stroke-width": 2, "vector-effect": "non-scaling-stroke", visibility: "hidden"});
 
 function nodeOf(name) { return data.nodes.find((n) => n.node === name); }
@@ -417,6 +517,7 @@ function show(name) {
     box.setAttribute("visibility", "hidden");
     theory.setAttribute("visibility", "hidden");
     label.textContent = name + unit + ": reads no input position";
+    drawField(n);
     return;
   }
   const rows = axes.length >= 2 ? iv[shownAxes[0]] : [0, 0];
@@ -428,6 +529,7 @@ function show(name) {
   box.setAttribute("visibility", "visible");
   box.dataset.box = JSON.stringify(iv);
   drawTheory(n);
+  drawField(n);
   label.textContent = name + unit + ": input " +
     iv.map((p, a) => axes[a] + " " + p[0] + "\u2013" + p[1]).join(", ") +
     " (size/jump " + (n.RF || "") + ")";
@@ -444,6 +546,115 @@ function drawTheory(n) {
   theory.setAttribute("height", rowsA === null ? 1 : n.size[rowsA]);
   theory.setAttribute("visibility", "visible");
 }
+
+const field = data.field;
+const heat = document.getElementById("heat");
+heat.width = gridW; heat.height = gridH;
+heat.style.width = gridW * scale + "px"; heat.style.height = gridH * scale + "px";
+const fieldCache = new Map();
+const product = (xs) => xs.reduce((a, b) => a * b, 1);
+
+// y = A x along axis a of g (shape: spatial sizes, C order), A sparse [nOut, nIn, starts,
+// columns, values]: returns (A^T along a) g, summing over the outputs o in order.
+function contract(g, shape, a, m) {
+  const [nOut, nIn, starts, cols, vals] = m;
+  const outer = product(shape.slice(0, a)), inner = product(shape.slice(a + 1));
+  const out = new Float64Array(outer * nIn * inner);
+  for (let p = 0; p < outer; p++) {
+    for (let o = 0; o < nOut; o++) {
+      const from = (p * nOut + o) * inner;
+      for (let k = starts[o]; k < starts[o + 1]; k++) {
+        const to = (p * nIn + cols[k]) * inner, v = vals[k];
+        for (let q = 0; q < inner; q++) out[to + q] += v * g[from + q];
+      }
+    }
+  }
+  const next = shape.slice(); next[a] = nIn;
+  return [out, next];
+}
+
+// The backward pass of effective_receptive_field (uniform weights) from one unit.
+function effectiveField(n, pos) {
+  if (field.omitted) return {note: field.omitted};
+  if (field.notes[n.node]) return {note: field.notes[n.node]};
+  const key = n.node + "@" + pos.join(",");
+  if (fieldCache.has(key)) return fieldCache.get(key);
+  const start = new Float64Array(product(n.units));
+  start[pos.reduce((flat, p, a) => flat * n.units[a] + p, 0)] = 1;
+  const grads = new Map([[n.node, [start, n.units]]]);
+  let reached = null;
+  for (let i = data.nodes.length - 1; i >= 0; i--) {
+    const v = data.nodes[i].node, entry = grads.get(v);
+    if (!entry) continue;
+    grads.delete(v);
+    if (v === field.input) { reached = entry[0]; continue; }
+    (field.steps[v] || []).forEach(([src, gain, mats]) => {
+      let [g, shape] = entry;
+      if (mats) {
+        mats.forEach((m, a) => { [g, shape] = contract(g, shape, a, m); });
+        g = g.map((x) => x * gain);
+      }
+      const prev = grads.get(src);
+      if (prev) g = prev[0].map((x, k) => x + g[k]);
+      grads.set(src, [g, shape]);
+    });
+  }
+  const values = new Float64Array(gridW * gridH);
+  let total = 0;
+  if (reached) reached.forEach((x) => { total += Math.abs(x); });
+  if (reached && total > 0) reached.forEach((x, k) => { values[k] = Math.abs(x) / total; });
+  const result = {values: values};
+  fieldCache.set(key, result);
+  return result;
+}
+
+function drawField(n) {
+  const label = document.getElementById("field-label");
+  const ctx = heat.getContext("2d");
+  ctx.clearRect(0, 0, gridW, gridH);
+  heat.values = null;
+  if (!n.units) { heat.dataset.state = "none"; label.textContent = ""; return; }
+  const pos = positions.get(n.node);
+  const f = effectiveField(n, pos);
+  heat.dataset.node = n.node;
+  heat.dataset.unit = JSON.stringify(pos);
+  if (f.note) {
+    heat.dataset.state = "omitted";
+    label.textContent = "effective field not drawn: " + f.note;
+    return;
+  }
+  let peak = 0;
+  f.values.forEach((v) => { if (v > peak) peak = v; });
+  const img = ctx.createImageData(gridW, gridH);
+  f.values.forEach((v, k) => {
+    const t = peak > 0 ? v / peak : 0;
+    img.data[4 * k] = 255; img.data[4 * k + 1] = Math.round(200 * (1 - t));
+    img.data[4 * k + 2] = 0; img.data[4 * k + 3] = Math.round(255 * Math.sqrt(t));
+  });
+  ctx.putImageData(img, 0, 0);
+  heat.values = f.values;
+  heat.dataset.state = "drawn";
+  heat.dataset.peak = String(peak);
+  label.textContent = "heatmap: the exact effective field of this unit (uniform weights: " +
+    "|d unit / d input|, normalised to sum 1); peak " + peak.toPrecision(4);
+}
+
+svg.addEventListener("click", (event) => {
+  const n = current && nodeOf(current);
+  if (!n || !n.units) return;
+  const r = svg.getBoundingClientRect();
+  const x = Math.floor((event.clientX - r.left - svg.clientLeft) / scale);
+  const y = Math.floor((event.clientY - r.top - svg.clientTop) / scale);
+  const coord = axes.length >= 2 ? [y, x] : [x];
+  const pos = positions.get(n.node);
+  n.units.forEach((s, a) => {
+    const c = coord[a - (axes.length - coord.length)];
+    if (c === undefined || !n.jump[a]) return;
+    pos[a] = Math.min(s - 1, Math.max(0, Math.round((c - n.start[a]) / n.jump[a])));
+  });
+  pinned = null;
+  pin(n.node);
+});
 
 function buildSliders(n) {
   const holder = document.getElementById("sliders");

@@ -28,7 +28,7 @@ from ..budget import DEFAULT_ARRAY_BYTES, require_array
 from ..errors import ConvAlgebraError
 from .receptive import Broadcast, Local, Resample, Scatter, Window
 
-__all__ = ["LinearStep", "linear_steps", "input_gradients"]
+__all__ = ["LinearStep", "node_steps", "linear_steps", "input_gradients"]
 
 _IDENTITY_KINDS = ("activation", "dropout", "identity", "batch_norm", "layer_norm", "group_norm")
 
@@ -75,10 +75,25 @@ def linear_steps(graph: Any, node: str) -> list[LinearStep]:
     for v in reversed(graph.nodes):
         if v not in reached or not graph.nx.nodes[v]["inputs"]:
             continue
-        for port, src in _ports(graph, v):
-            steps.append(_uniform_step(graph, v, port, src))
-            reached.add(src)
+        for step in node_steps(graph, v):
+            steps.append(step)
+            reached.add(step.source)
     return steps
+
+
+def node_steps(graph: Any, node: str) -> list[LinearStep]:
+    """The steps of ``node``'s own input ports (uniform weights): one per port the gradient
+    flows back through; none for a graph input.
+
+    Raises
+    ------
+    ConvAlgebraError
+        ``node`` has no linear form (a product of two feature maps, an opaque op, a layer
+        that does not keep the spatial axes, a concatenation along a spatial axis).
+    """
+    if not graph.nx.nodes[node]["inputs"]:
+        return []
+    return [_uniform_step(graph, node, port, src) for port, src in _ports(graph, node)]
 
 
 def input_gradients(
@@ -150,7 +165,9 @@ def _passes(graph: Any, v: str) -> bool:
     """The node passes its (first) input's gradient through unchanged."""
     data = graph.nx.nodes[v]
     kind = data["layer"].kind
-    return kind == "squeeze_excite" or kind in _IDENTITY_KINDS and _same(graph, v, data["inputs"][0])
+    return (
+        kind == "squeeze_excite" or kind in _IDENTITY_KINDS and _same(graph, v, data["inputs"][0])
+    )
 
 
 def _uniform_step(graph: Any, v: str, port: int, src: str) -> LinearStep:
@@ -301,9 +318,7 @@ def _dims(dims: Any, rank: int) -> set[int]:
     return {d % rank for d in ((dims,) if isinstance(dims, int) else dims)}
 
 
-def _axis_matrix(
-    layer: Any, amap: Any, axis: int, n_in: int, n_out: int
-) -> np.ndarray:
+def _axis_matrix(layer: Any, amap: Any, axis: int, n_in: int, n_out: int) -> np.ndarray:
     """``A[o, i]`` of one spatial axis, for ``y = A x`` along it."""
     require_array(  # the matrix and a temporary as large
         f"the axis-{axis} matrix of the effective receptive field ({n_out:,} x {n_in:,}, dense, "
@@ -400,5 +415,3 @@ def _resample_matrix(amap: Resample, n_in: int, n_out: int) -> np.ndarray:
     np.add.at(matrix, (out, low), 1.0 - frac)
     np.add.at(matrix, (out, high), frac)
     return matrix
-
-
