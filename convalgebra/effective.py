@@ -3,7 +3,7 @@
 The theoretical receptive field says which input pixels *can* reach a unit; the effective one
 says how much each does: the gradient of the unit with respect to the input, for the network
 taken as linear. :func:`effective_receptive_field` computes it exactly by one backward pass
-through the graph's own axis maps (:mod:`convalgebra.network.receptive`), with uniform weights:
+through the graph's own axis maps (:mod:`convalgebra.network.linearised`), with uniform weights:
 
 - a convolution or linear layer has every weight equal to ``1 / fan_in`` and no bias (as
   PyTorch's fan-in: ``C_in / groups`` times the kernel volume), so it averages its inputs;
@@ -42,6 +42,7 @@ from .errors import ConvAlgebraError
 from .network.linearised import input_gradients
 
 __all__ = ["EffectiveField", "effective_receptive_field"]
+
 
 @dataclass(frozen=True)
 class EffectiveField:

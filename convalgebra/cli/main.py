@@ -613,7 +613,8 @@ def _add_report(subparsers) -> None:
         "Write one self-contained HTML file: a sortable table of the layers (shape, "
         "receptive field size/jump/start per axis, parameters, MACs, memory), the input "
         "grid where hovering a row draws its unit's exact receptive box, a unit slider per "
-        "axis and a CSV download. Nothing is loaded from the network.",
+        "axis (or a click on the grid) with the unit's exact effective field as a heatmap, "
+        "and a CSV download. Nothing is loaded from the network.",
         """
 convalgebra report resnet18 -o resnet18.html
 convalgebra report 'mymodel.py:make(3)' --in 3x64x64 -o mymodel.html
@@ -634,6 +635,14 @@ convalgebra report mynet.yaml --force""",
         default=50_000,
         metavar="N",
         help="refuse a report needing more than N unit lookups (default 50,000)",
+    )
+    p.add_argument(
+        "--max-field-entries",
+        type=_positive_int,
+        default=1_000_000,
+        metavar="N",
+        help="embed the effective fields only up to N matrix entries and multiply-adds per "
+        "unit (default 1,000,000); above, the page draws boxes and says why no heatmap",
     )
     _force_argument(p)
     p.set_defaults(handler=report_commands.report)

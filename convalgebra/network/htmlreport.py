@@ -3,9 +3,13 @@
 :func:`graph_html` writes a page with no external resource (no CDN, no network): a sortable
 table of the nodes (shape, receptive field size/jump/start per axis, parameters, MACs,
 activation memory), the input grid where hovering a row draws the receptive box of that
-node's selected unit, one slider per spatial axis to pick the unit, and a CSV download.
-The boxes are the library's own: :meth:`LayerGraph.unit_receptive_field` of every position
-along each axis, embedded in the page (the page computes nothing but pixels).
+node's selected unit, one slider per spatial axis (or a click on the grid) to pick the unit,
+its exact effective field as a heatmap, and a CSV download. The boxes are the library's own:
+:meth:`LayerGraph.unit_receptive_field` of every position along each axis, embedded in the
+page. The effective fields are computed in the page, by the backward pass of
+:func:`~convalgebra.effective.effective_receptive_field` (uniform weights) over the embedded
+linearised network (:func:`field_data`): a field for every unit at the cost of one sparse
+matrix per axis and layer input (57 KB for resnet18 at 3x224x224).
 
 Examples
 --------
@@ -203,7 +207,7 @@ def field_data(graph: Any, *, max_entries: int = DEFAULT_MAX_FIELD_ENTRIES) -> d
         ]
     try:
         budget.require_steps(
-            "the effective fields of the report (matrix entries and multiply-adds per unit)",
+            "the effective fields of the report (the larger of its matrix entries and its multiply-adds per unit)",
             max(entries, work),
             max_entries,
             "use a smaller input shape or a larger max_field_entries=",
