@@ -125,3 +125,49 @@ def test_matrix_html_bad_input_exits_2(tmp_path, capsys, monkeypatch, argv, mess
     assert main(["matrix", *layer, "-k", "3", *argv]) == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("missing", "reason"),
+    [
+        ("chromium", "no headless browser: apt-get install chromium chromium-driver"),
+        ("selenium", "selenium is not installed: pip install 'convalgebra[browser]'"),
+    ],
+)
+def test_the_browser_tests_skip_naming_what_is_missing(tmp_path, missing, reason):
+    """Without chromium (or its driver) or selenium, the browser tests skip and say which."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVALGEBRA_CHROM")}
+    if missing == "chromium":
+        env["CONVALGEBRA_CHROMIUM"] = str(tmp_path / "no-chromium")
+        env["CONVALGEBRA_CHROMEDRIVER"] = ""  # falls back to PATH, emptied of chromedriver
+        env["PATH"] = str(Path(sys.executable).parent)
+    else:  # a selenium that cannot be imported shadows the installed one
+        (tmp_path / "selenium").mkdir()
+        (tmp_path / "selenium" / "__init__.py").write_text("raise ImportError('absent')\n")
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    tests = Path(__file__).parent
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            str(tests / "test_matrix_html_browser.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tests.parent,
+        timeout=300,
+    )
+    # a module skipped whole collects no test: pytest's exit code 5, not a failure (1)
+    assert out.returncode == 5, out.stdout + out.stderr
+    assert "skipped" in out.stdout and reason in out.stdout and "passed" not in out.stdout
