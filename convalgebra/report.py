@@ -200,6 +200,7 @@ def conv_matrix_html(
     Parameters
     ----------
     spec : ConvSpec
+        The layer; its input size sets the matrix's shape.
     path : str or Path, optional
         A file to write (created or replaced; never a link, folder or device).
     max_triples, max_cells : int
