@@ -36,8 +36,9 @@ from ..display import Table
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
 from ..files import read_text, write_file
 from ..spec import MAX_SIZE
+from .fields import field_pass
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
-from .receptive import AxisRF, Global, apply_map, global_rf, input_rf, merge
+from .receptive import AxisRF
 
 __all__ = [
     "LayerGraph",
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 _ALL = "all"  # a request for every position of a node (global reach)
-_GLOBAL = Global()
 # facts of (layer, input shapes), shared by repeated blocks and graphs (read-only records)
 _FACTS: dict[Any, Facts] = {}
 _FACTS_MAX = 20_000
@@ -779,53 +779,15 @@ class LayerGraph:
         return gate if len(gate) < len(shapes) and math.prod(data["facts"].shape[1:]) > 1 else ()
 
     def _receptive_fields(self, ignore_gates: bool = False) -> dict[str, tuple[AxisRF, ...]]:
-        n, extent = self.spatial_ndim, self.extent
-        glob = tuple(global_rf(e, 1) for e in extent)
-        fields: dict[str, tuple[AxisRF, ...]] = {}
         assert self._cache is not None
-        plan: dict[str, tuple] = self._cache["plan"]
-        for node in self._order:
-            data = self._attrs[node]
-            facts, srcs = data["facts"], data["inputs"]
-            live = [(p, s) for p, s in enumerate(srcs) if plan[s][0] is not None]
-            if not live:  # a graph input, or a value computed from parameters alone
-                if srcs or isinstance(data["layer"], Parameter):
-                    plan[node], fields[node] = (None, ()), tuple(_NONE for _ in extent)
-                    continue
-                spatial = len(facts.shape) == n + 1 and not isinstance(data["layer"], Opaque)
-                plan[node] = (tuple(range(1, n + 1)) if spatial else (None,) * n, ())
-                fields[node] = (input_rf(),) * n if spatial else glob
-                continue
-            ports: list[Any] = [
-                _port_maps(facts, p, self._attrs[s]["facts"].shape, plan[s][0], n)
-                if plan[s][0] is not None
-                else None
-                for p, s in enumerate(srcs)
-            ]
-            axes = tuple(
-                _carried({ports[p][a][0] for p, _ in live if ports[p][a]}) for a in range(n)
-            )
-            plan[node] = (axes, ports)
-            if ignore_gates and data["layer"].kind == "squeeze_excite" and axes == plan[srcs[0]][0]:
-                fields[node] = fields[srcs[0]]  # the gate held constant: the identity
-                continue
-            if ignore_gates:
-                gates = self.gate_ports(node)
-                live = [(p, s) for p, s in live if p not in gates] or live
-            fields[node] = tuple(
-                global_rf(extent[a], max(fields[s][a].jump for _, s in live))
-                if axes[a] is None
-                else merge(
-                    [
-                        apply_map(fields[s][a], ports[p][a][1], extent[a])
-                        if ports[p][a]
-                        else global_rf(extent[a], fields[s][a].jump)
-                        for p, s in live
-                    ],
-                    extent[a],
-                )
-                for a in range(n)
-            )
+        plans, fields = field_pass(
+            self._order,
+            self._attrs,
+            self.spatial_ndim,
+            self.extent,
+            self.gate_ports if ignore_gates else None,
+        )
+        self._cache["plan"] = plans
         return fields
 
     def axes(self, node: str) -> tuple[int | None, ...]:
@@ -1258,37 +1220,6 @@ def _positive(value: Any, name: str) -> int:
     return value
 
 
-_NONE = AxisRF(0, 1, 0, jumps=(1,))  # the field of a parameter: it reads no input
-
-
-def _aligned(rank_in: int, rank_out: int) -> tuple[int | None, ...]:
-    """Output axis -> input axis, trailing axes aligned (broadcasting)."""
-    shift = rank_out - rank_in
-    return tuple(t - shift if t >= shift else None for t in range(rank_out))
-
-
-def _port_maps(facts: Facts, port: int, in_shape: tuple, in_axes: tuple, n: int) -> tuple:
-    """Per spatial axis: ``(output axis, axis map)`` through input ``port``, or ``None``
-    when the output does not carry the axis from that input."""
-    out_rank = len(facts.shape)
-    moves = facts.moves[port] if facts.moves else _aligned(len(in_shape), out_rank)
-    maps = facts.maps[port] if facts.maps is not None and port < len(facts.maps) else None
-    lead = facts.lead[port] if facts.lead and port < len(facts.lead) else None
-    out: list[tuple[int, Any] | None] = []
-    for a in range(n):
-        t_in = in_axes[a]
-        if t_in is None or t_in not in moves:
-            out.append(None)
-            continue
-        t = moves.index(t_in)
-        if maps is None or (t > 0 and len(maps) != out_rank - 1):
-            amap: Any = _GLOBAL
-        else:
-            amap = (lead or _GLOBAL) if t == 0 else maps[t - 1]
-        out.append((t, amap))
-    return tuple(out)
-
-
 def _node_keys(data: dict) -> set[str]:
     """The explicit keys of the parameters and buffers a node reads."""
     if data["tensors"] is not None:
@@ -1334,10 +1265,6 @@ def _scopes(nodes: list[str]) -> set[str]:
         parts = n.split("#")[0].split(".")
         out.update(".".join(parts[:k]) for k in range(1, len(parts)))
     return out
-
-
-def _carried(axes: set) -> int | None:
-    return axes.pop() if len(axes) == 1 else None
 
 
 def _label(layer: Layer) -> str:

@@ -464,6 +464,13 @@ def merge(fields: list[AxisRF], extent: int) -> AxisRF:
     if any(f.is_global for f in fields):
         return AxisRF(extent, max(jumps), _half(extent - 1), True, jumps)
     if len(jumps) == 1:  # aligned: one record, no parts
+        if all(type(r[0]) is int and type(r[2]) is int for r in records):
+            # the common all-integer case, without Fractions: ends lo, hi of unit 0
+            lo = min(2 * r[2] - r[0] for r in records)
+            hi = max(2 * r[2] + r[0] for r in records)
+            if (lo + hi) % 4 == 0:
+                exact = all(r[3] for r in records)
+                return AxisRF((hi - lo) // 2, jumps[0], (lo + hi) // 4, False, jumps, exact)
         size, start, exact = _hull(records)
         return AxisRF(size, jumps[0], start, False, jumps, exact)
     groups = {j: [r for r in records if r[1] == j] for j in jumps}

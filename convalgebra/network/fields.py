@@ -1,0 +1,223 @@
+"""The receptive field of every node of a layer graph, in one pass in topological order.
+
+Each node gets a *plan* (where each spatial axis of the graph input sits in its output, and
+through which axis map each input port carries it) and a field (one
+:class:`~convalgebra.network.receptive.AxisRF` per spatial axis) from the plans and fields of
+its inputs alone, so one walk over the nodes in order computes them all. The plan of a node
+depends only on its facts and on its inputs' shapes and axes: repeated blocks (whose layers
+share their facts) compute it once per process.
+
+Examples
+--------
+>>> from convalgebra.network.graph import LayerGraph
+>>> from convalgebra.network.layers import Conv, MaxPool
+>>> g = LayerGraph.sequential((3, 32, 32), [Conv(8, 3), MaxPool(2), Conv(8, 3)])
+>>> plans, rf = field_pass(g.nodes, g.nx.nodes, 2, (32, 32))
+>>> plans["conv3"][0], [(f.size, f.jump) for f in rf["conv3"]]
+((1, 2), [(8, 2), (8, 2)])
+
+Notes
+-----
+Along one axis, a node reading one input through axis map ``m`` has the field
+``apply_map(field(input), m)`` (the recurrences of :func:`~.receptive.apply_map`); a node
+reading several has the union of those (:func:`~.receptive.merge`); an axis the output does
+not carry (merged away by a reshape) is global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .layers import Facts, Opaque, Parameter
+from .receptive import IDENTITY, AxisRF, Global, apply_map, global_rf, input_rf, merge
+
+__all__ = ["NO_FIELD", "field_pass", "port_maps"]
+
+#: The field of a parameter along one axis: it reads no input.
+NO_FIELD = AxisRF(0, 1, 0, jumps=(1,))
+_GLOBAL = Global()
+Plan = tuple[tuple[int | None, ...] | None, Any]
+# (id(facts), input axes, input shapes) -> (facts, plan, steps, live ports), shared by the
+# graphs of a process as the facts are (a record holds its facts: the id stays theirs)
+_PLANS: dict[tuple, tuple] = {}
+_PLANS_MAX = 20_000
+
+
+def _aligned(rank_in: int, rank_out: int) -> tuple[int | None, ...]:
+    """Output axis -> input axis, trailing axes aligned (broadcasting)."""
+    shift = rank_out - rank_in
+    return tuple(t - shift if t >= shift else None for t in range(rank_out))
+
+
+def port_maps(facts: Facts, port: int, in_shape: tuple, in_axes: tuple, n: int) -> tuple:
+    """Per spatial axis: ``(output axis, axis map)`` through input ``port``, or ``None``
+    when the output does not carry the axis from that input.
+
+    Examples
+    --------
+    >>> from convalgebra.network.layers import Conv
+    >>> facts = Conv(4, 3, stride=2).facts([(3, 9, 9)])
+    >>> port_maps(facts, 0, (3, 9, 9), (1, 2), 2)[0]
+    (1, Local(stride=2, taps=(0, 1, 2), mode='zeros'))
+    """
+    out_rank = len(facts.shape)
+    moves = facts.moves[port] if facts.moves else _aligned(len(in_shape), out_rank)
+    maps = facts.maps[port] if facts.maps is not None and port < len(facts.maps) else None
+    lead = facts.lead[port] if facts.lead and port < len(facts.lead) else None
+    out: list[tuple[int, Any] | None] = []
+    for a in range(n):
+        t_in = in_axes[a]
+        if t_in is None or t_in not in moves:
+            out.append(None)
+            continue
+        t = moves.index(t_in)
+        if maps is None or (t > 0 and len(maps) != out_rank - 1):
+            amap: Any = _GLOBAL
+        else:
+            amap = (lead or _GLOBAL) if t == 0 else maps[t - 1]
+        out.append((t, amap))
+    return tuple(out)
+
+
+def _carried(axes: set) -> int | None:
+    return axes.pop() if len(axes) == 1 else None
+
+
+def _plan(facts: Facts, shapes: tuple, in_axes: tuple, n: int) -> tuple:
+    """``(axes, ports)`` of a node with at least one live input (see :func:`field_pass`)."""
+    ports = tuple(
+        port_maps(facts, p, shape, axes, n) if axes is not None else None
+        for p, (shape, axes) in enumerate(zip(shapes, in_axes))
+    )
+    live = [p for p, axes in enumerate(in_axes) if axes is not None]
+    axes = tuple(_carried({ports[p][a][0] for p in live if ports[p][a]}) for a in range(n))
+    return axes, ports
+
+
+def _steps(axes: tuple, ports: tuple, live: list[int]) -> tuple:
+    """How the node's field is formed from its inputs' fields (see :func:`_fields`).
+
+    ``("same", port)`` when every axis passes through ``port`` unchanged, ``("map", port,
+    maps)`` when each axis goes through one axis map of ``port``, else ``("any", steps)``
+    with per axis ``(None, live)`` for a global axis (the output does not carry it) or
+    ``((port, (axis, map) or None), ...)`` over the live ports.
+    """
+    steps = tuple(
+        (None, tuple(live)) if axes[a] is None else tuple((p, ports[p][a]) for p in live)
+        for a in range(len(axes))
+    )
+    if len(live) == 1 and all(step[0] is not None and step[0][1] for step in steps):
+        maps = tuple(step[0][1][1] for step in steps)
+        if all(m is IDENTITY for m in maps):
+            return ("same", live[0])
+        return ("map", live[0], maps)
+    return ("any", steps)
+
+
+def _fields(how: tuple, inputs: list, extent: tuple) -> tuple[AxisRF, ...]:
+    """The node's field on every axis from its inputs' fields (``inputs[port]``)."""
+    if how[0] == "same":
+        rf = inputs[how[1]]
+        if not any(f.is_global for f in rf):  # else apply_map renews the global records
+            return rf
+        return tuple(apply_map(f, IDENTITY, e) for f, e in zip(rf, extent))
+    if how[0] == "map":
+        return tuple(apply_map(f, m, e) for f, m, e in zip(inputs[how[1]], how[2], extent))
+    out = []
+    for a, step in enumerate(how[1]):
+        size = extent[a]
+        if step[0] is None:
+            out.append(global_rf(size, max(inputs[p][a].jump for p in step[1])))
+            continue
+        reads = [
+            apply_map(inputs[p][a], carried[1], size)
+            if carried is not None
+            else global_rf(size, inputs[p][a].jump)  # the axis comes from another input
+            for p, carried in step
+        ]
+        out.append(reads[0] if len(reads) == 1 else merge(reads, size))
+    return tuple(out)
+
+
+def _planned(key: tuple, facts: Facts, in_axes: tuple, n: int) -> tuple:
+    axes, ports = _plan(facts, key[2:], in_axes, n)
+    live = [p for p, axes_in in enumerate(in_axes) if axes_in is not None]
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    found = _PLANS[key] = (facts, (axes, ports), _steps(axes, ports, live), live)
+    return found
+
+
+def field_pass(
+    order: Iterable[str],
+    attrs: Mapping[str, Mapping[str, Any]],
+    n: int,
+    extent: tuple[int, ...],
+    gates: Callable[[str], tuple[int, ...]] | None = None,
+) -> tuple[dict[str, Plan], dict[str, tuple[AxisRF, ...]]]:
+    """The plan and the receptive field of every node, in one pass over ``order``.
+
+    Parameters
+    ----------
+    order : iterable of str
+        The node names in topological order.
+    attrs : mapping
+        Node name -> its attributes ``layer``, ``facts`` and ``inputs`` (the names it reads,
+        in port order), as in ``LayerGraph.nx.nodes``.
+    n : int
+        Number of spatial axes of the graph input.
+    extent : tuple of int
+        Spatial size of the graph input along each axis.
+    gates : callable, optional
+        Node -> the input ports that are gates to hold constant (``LayerGraph.gate_ports``);
+        given, a ``squeeze_excite`` node whose output keeps its input's axes is the identity.
+
+    Returns
+    -------
+    plans : dict
+        Node -> ``(axes, ports)``: where each spatial axis sits in the node's output
+        (``None`` for a parameter or a value computed from parameters alone) and, per input
+        port, :func:`port_maps` (``()`` for inputs and parameters).
+    fields : dict
+        Node -> one :class:`~.receptive.AxisRF` per spatial axis.
+    """
+    no_field, glob = (NO_FIELD,) * n, tuple(global_rf(e, 1) for e in extent)
+    spatial_axes = tuple(range(1, n + 1))
+    plans: dict[str, Plan] = {}
+    fields: dict[str, tuple[AxisRF, ...]] = {}
+    for node in order:
+        data = attrs[node]
+        facts, srcs = data["facts"], data["inputs"]
+        in_axes = tuple([plans[s][0] for s in srcs])
+        if in_axes.count(None) == len(in_axes):  # no live input
+            layer = data["layer"]
+            if srcs or isinstance(layer, Parameter):
+                plans[node], fields[node] = (None, ()), no_field
+                continue
+            spatial = len(facts.shape) == n + 1 and not isinstance(layer, Opaque)
+            plans[node] = (spatial_axes if spatial else (None,) * n, ())
+            fields[node] = (input_rf(),) * n if spatial else glob
+            continue
+        key = (id(facts), in_axes, *[attrs[s]["facts"].shape for s in srcs])
+        found = _PLANS.get(key)
+        if found is None or found[0] is not facts:
+            found = _planned(key, facts, in_axes, n)
+        _, plan, how, live = found
+        plans[node] = plan
+        if how[0] == "same" and gates is None:  # most layers: elementwise on one input
+            rf = fields[srcs[how[1]]]
+            if not any(f.is_global for f in rf):
+                fields[node] = rf
+                continue
+        inputs = [fields[s] for s in srcs]
+        if gates is not None:
+            kind = data["layer"].kind
+            if kind == "squeeze_excite" and plan[0] == in_axes[0]:
+                fields[node] = inputs[0]  # the gate held constant: the identity
+                continue
+            if kind == "mul":
+                held = gates(node)
+                how = _steps(plan[0], plan[1], [p for p in live if p not in held] or live)
+        fields[node] = _fields(how, inputs, extent)
+    return plans, fields
