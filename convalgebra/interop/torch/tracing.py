@@ -39,21 +39,84 @@ def example_inputs(torch: Any, module: Any, shapes: list) -> tuple:
 
 
 def recording_tracer(torch: Any) -> Any:
-    """An fx tracer that records every module call (leaf or not) and the value it returns."""
+    """An fx tracer that records every module call (leaf or not) and the value it returns.
+
+    It builds the graph torch's own ``Tracer`` builds (same nodes, names and metadata),
+    with shorter paths for what every node goes through: plain arguments (proxies, numbers,
+    strings, tuples and lists of them) are lowered without the checks for parameters,
+    modules and constants they cannot be, the module stack is copied with its own
+    ``copy()``, and the scope is saved and restored without copying the scope object.
+    Anything else (a preserved node meta, stack traces, mutation checks, other argument
+    types) takes torch's path.
+    """
+    from torch.fx import Proxy
+    from torch.fx import traceback as fx_traceback
+
+    plain = frozenset({int, float, bool, str, type(None)})
 
     class Recorder(torch.fx.Tracer):
         def __init__(self) -> None:
             super().__init__()
             self.calls: list[tuple[str, Any]] = []
 
+        def create_arg(self, a: Any) -> Any:
+            kind = type(a)
+            if kind is Proxy:
+                return a.node
+            if kind in plain:
+                return a
+            if kind is tuple:
+                return tuple([self.create_arg(v) for v in a])
+            if kind is list:
+                return [self.create_arg(v) for v in a]
+            return super().create_arg(a)
+
+        def create_node(
+            self,
+            kind: str,
+            target: Any,
+            args: Any,
+            kwargs: Any,
+            name: str | None = None,
+            type_expr: Any = None,
+        ) -> Any:
+            if (
+                (kind == "call_function" and self.check_mutable_operations)
+                or self.record_stack_traces
+                or fx_traceback.has_preserved_node_meta()
+            ):
+                return super().create_node(kind, target, args, kwargs, name, type_expr)
+            node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+            self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
+            if self.module_stack:
+                node.meta["nn_module_stack"] = self.module_stack.copy()
+            return node
+
         def call_module(self, m: Any, forward: Any, args: Any, kwargs: Any) -> Any:
-            out = super().call_module(m, forward, args, kwargs)
-            try:
-                path = self.path_of_module(m)
-            except NameError:  # a module outside the hierarchy
-                return out
-            nodes = torch.fx.node.map_aggregate(
-                out, lambda v: v.node if isinstance(v, torch.fx.Proxy) else v
+            path = self.path_of_module(m)
+            scope = self.scope
+            saved = scope.module_path, scope.module_type
+            scope.module_path, scope.module_type = path, type(m)
+            try:  # as torch's Tracer.call_module, which restores the scope on the way out
+                calls = self.num_calls.get(path, 0)
+                key = f"{path}@{calls}" if calls > 0 else path
+                self.module_stack[key] = (path, type(m))
+                self.num_calls[path] = calls + 1
+                if self.is_leaf_module(m, path):
+                    out = self.create_proxy("call_module", path, args, kwargs)
+                else:
+                    out = forward(*args, **kwargs)
+                popped, _ = self.module_stack.popitem(last=True)
+                if popped != key:
+                    raise AssertionError(f"unexpected module stack key {popped}, not {key}")
+            finally:
+                scope.module_path, scope.module_type = saved
+            nodes = (
+                out.node
+                if type(out) is Proxy
+                else torch.fx.node.map_aggregate(
+                    out, lambda v: v.node if isinstance(v, torch.fx.Proxy) else v
+                )
             )
             self.calls.append((path, nodes))
             return out
