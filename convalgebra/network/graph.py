@@ -248,6 +248,20 @@ class LayerGraph:
             self._nx = graph
         return self._nx
 
+    @property
+    def graph_attrs(self) -> dict[str, Any]:
+        """The graph-level attributes (``name``, ``modules``, ``aliases``...): the same dict
+        as ``graph.nx.graph``, without building the networkx graph.
+
+        Examples
+        --------
+        >>> g = LayerGraph("net")
+        >>> g.graph_attrs["note"] = "imported"
+        >>> g.nx.graph["note"], g.graph_attrs is g.nx.graph
+        ('imported', True)
+        """
+        return self._meta
+
     def to_networkx(self, *, plain: bool = True) -> DiGraph:
         """A copy of the graph as a networkx DiGraph.
 

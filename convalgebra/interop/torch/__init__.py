@@ -100,5 +100,5 @@ def from_torch(
         for m, flag in modes.items():
             if flag:
                 m.training = flag
-    result.nx.graph["route"] = route
+    result.graph_attrs["route"] = route
     return result

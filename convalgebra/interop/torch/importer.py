@@ -40,6 +40,18 @@ from .values import (
 __all__ = ["Importer"]
 
 
+def _distinct(tensors: dict) -> list[tuple[str, Any]]:
+    """``(name, tensor)`` of a module's own parameters or buffers, each tensor once (as
+    ``named_parameters(recurse=False)`` yields them, without walking the module tree)."""
+    seen: set[int] = set()
+    out = []
+    for name, t in tensors.items():
+        if t is not None and id(t) not in seen:
+            seen.add(id(t))
+            out.append((name, t))
+    return out
+
+
 class Importer:
     def __init__(
         self,
@@ -101,10 +113,11 @@ class Importer:
             for n, p in self.named.items()
             if self.key_of[id(p)] == n and n not in self.used
         }
-        self.graph.nx.graph["unused_parameters"] = sorted(unused)
-        self.graph.nx.graph["unused_parameter_sizes"] = dict(sorted(unused.items()))
-        self.graph.nx.graph["unmodelled"] = list(self.unmodelled)
-        self.graph.nx.graph["modules"] = self._module_outputs(calls)
+        attrs = self.graph.graph_attrs  # nx.graph, without building the networkx graph
+        attrs["unused_parameters"] = sorted(unused)
+        attrs["unused_parameter_sizes"] = dict(sorted(unused.items()))
+        attrs["unmodelled"] = list(self.unmodelled)
+        attrs["modules"] = self._module_outputs(calls)
         if self.unmodelled:
             ops = ", ".join(f"{n} ({op})" for n, op in self.unmodelled[:8])
             more = f" and {len(self.unmodelled) - 8} more" if len(self.unmodelled) > 8 else ""
@@ -158,7 +171,7 @@ class Importer:
         if not any(isinstance(v, (Data, Pieces)) for v in flat):
             return self._fold(node, args, kwargs, flat)
         try:
-            return self._interpret(node, fname, args, kwargs)
+            return self._interpret(node, fname, args, kwargs, flat)
         except Unknown as exc:
             return self._opaque(node, str(exc) or fname, args, kwargs)
 
@@ -272,8 +285,8 @@ class Importer:
         return out
 
     # ------------------------------------------------------------------ interpretation
-    def _interpret(self, node: Any, fname: str, args: tuple, kwargs: dict) -> Any:
-        if any(isinstance(v, Data) and v.batch != 1 for v in flatten((args, kwargs))):
+    def _interpret(self, node: Any, fname: str, args: tuple, kwargs: dict, flat: list) -> Any:
+        if any(isinstance(v, Data) and v.batch != 1 for v in flat):
             raise Unknown(f"{fname} on a batch axis of size > 1")
         if node.op == "call_module":
             return self._module(node, fname, args, kwargs)
@@ -308,7 +321,12 @@ class Importer:
         """Every parameter and buffer of a module (parametrisations included), by the key
         the root module knows it by."""
         out = {}
-        for group, learnable in ((sub.named_parameters(), True), (sub.named_buffers(), False)):
+        groups = (
+            ((sub.named_parameters(), True), (sub.named_buffers(), False))
+            if sub._modules  # a leaf's own tensors are the ones named_parameters yields
+            else ((_distinct(sub._parameters), True), (_distinct(sub._buffers), False))
+        )
+        for group, learnable in groups:
             for pname, p in group:
                 key = self.key_of.get(id(p), pname)
                 out[key] = (p.numel(), learnable and key in self.named)
