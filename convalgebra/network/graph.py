@@ -26,7 +26,7 @@ import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import networkx as nx
 import numpy as np
@@ -207,8 +207,9 @@ class LayerGraph:
         if tensors is not None:
             tensors = _checked_tensors(name, tensors)
             for learnable, registry in ((True, self._params), (False, self._buffers)):
-                sizes = {k: size for k, (size, t) in tensors.items() if t is learnable}
-                self._check_shared(name, {k: k for k in sizes}, sizes, registry)
+                for key, (size, t) in tensors.items():
+                    if t is learnable and registry.setdefault(key, size) != size:
+                        _shared_conflict(name, key, registry[key], size)
         elif share is not None or param_keys:
             keys = {
                 p: (param_keys or {}).get(p, f"{share or name}.{p}")
@@ -357,10 +358,7 @@ class LayerGraph:
             key = keys[p]
             known = registry.setdefault(key, size)
             if known != size:
-                raise ConvAlgebraError(
-                    f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, "
-                    f"but needs {size}"
-                )
+                _shared_conflict(name, key, known, size)
 
     @classmethod
     def sequential(
@@ -1241,6 +1239,13 @@ def _node_keys(data: dict) -> set[str]:
     return set((data["keys"] or {}).values())
 
 
+def _shared_conflict(name: str, key: str, known: int, size: int) -> NoReturn:
+    raise ConvAlgebraError(
+        f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, "
+        f"but needs {size}"
+    )
+
+
 def _checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
     """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
     if not isinstance(tensors, Mapping):
@@ -1250,6 +1255,16 @@ def _checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
         )
     out = {}
     for key, value in tensors.items():
+        if (  # the common well-formed entry, on exact types
+            type(value) is tuple
+            and len(value) == 2
+            and type(key) is str
+            and type(value[0]) is int
+            and value[0] >= 0
+            and type(value[1]) is bool
+        ):
+            out[key] = value
+            continue
         ok = isinstance(key, str) and isinstance(value, (list, tuple)) and len(value) == 2
         size, learnable = value if ok else (None, None)
         if not (

@@ -44,7 +44,8 @@ def recording_tracer(torch: Any) -> Any:
     It builds the graph torch's own ``Tracer`` builds (same nodes, names and metadata),
     with shorter paths for what every node goes through: plain arguments (proxies, numbers,
     strings, tuples and lists of them) are lowered without the checks for parameters,
-    modules and constants they cannot be, the module stack is copied with its own
+    modules and constants they cannot be, a node's arguments are set after it is made
+    (skipping the search for symbolic sizes), the module stack is copied with its own
     ``copy()``, and the scope is saved and restored without copying the scope object.
     Anything else (a preserved node meta, stack traces, mutation checks, other argument
     types) takes torch's path.
@@ -86,7 +87,13 @@ def recording_tracer(torch: Any) -> Any:
                 or fx_traceback.has_preserved_node_meta()
             ):
                 return super().create_node(kind, target, args, kwargs, name, type_expr)
-            node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+            # the arguments are set after creation: Graph.create_node would walk them
+            # looking for symbolic sizes, which symbolic tracing never produces (only proxies)
+            node = self.graph.create_node(kind, target, (), None, name, type_expr)
+            if args:
+                node.args = args
+            if kwargs:
+                node.kwargs = kwargs
             self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
             if self.module_stack:
                 node.meta["nn_module_stack"] = self.module_stack.copy()
