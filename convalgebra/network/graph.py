@@ -206,10 +206,11 @@ class LayerGraph:
         keys = None  # parameters keyed "<name>.<param>", owned by this node alone
         if tensors is not None:
             tensors = _checked_tensors(name, tensors)
-            for learnable, registry in ((True, self._params), (False, self._buffers)):
-                for key, (size, t) in tensors.items():
-                    if t is learnable and registry.setdefault(key, size) != size:
-                        _shared_conflict(name, key, registry[key], size)
+            params, buffers = self._params, self._buffers
+            for key, (size, learnable) in tensors.items():
+                registry = params if learnable else buffers
+                if registry.setdefault(key, size) != size:
+                    _shared_conflict(name, key, registry[key], size)
         elif share is not None or param_keys:
             keys = {
                 p: (param_keys or {}).get(p, f"{share or name}.{p}")
@@ -1248,7 +1249,7 @@ def _shared_conflict(name: str, key: str, known: int, size: int) -> NoReturn:
 
 def _checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
     """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
-    if not isinstance(tensors, Mapping):
+    if type(tensors) is not dict and not isinstance(tensors, Mapping):
         raise ConvAlgebraError(
             f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
             f"got {shown(tensors)}"

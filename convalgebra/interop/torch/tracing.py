@@ -43,7 +43,7 @@ def recording_tracer(torch: Any) -> Any:
 
     It builds the graph torch's own ``Tracer`` builds (same nodes, names and metadata),
     with shorter paths for what every node goes through: plain arguments (proxies, numbers,
-    strings, tuples and lists of them) are lowered without the checks for parameters,
+    strings, tuples, lists and string-keyed dicts of them) are lowered without the checks for parameters,
     modules and constants they cannot be, a node's arguments are set after it is made
     (skipping the search for symbolic sizes), the module stack is copied with its own
     ``copy()``, and the scope is saved and restored without copying the scope object.
@@ -70,6 +70,8 @@ def recording_tracer(torch: Any) -> Any:
                 return tuple([self.create_arg(v) for v in a])
             if kind is list:
                 return [self.create_arg(v) for v in a]
+            if kind is dict and all(type(k) is str for k in a):
+                return {k: self.create_arg(v) for k, v in a.items()}
             return super().create_arg(a)
 
         def create_node(
