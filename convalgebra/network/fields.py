@@ -189,7 +189,7 @@ def field_pass(
     for node in order:
         data = attrs[node]
         facts, srcs = data["facts"], data["inputs"]
-        in_axes = tuple([plans[s][0] for s in srcs])
+        in_axes = (plans[srcs[0]][0],) if len(srcs) == 1 else tuple([plans[s][0] for s in srcs])
         if in_axes.count(None) == len(in_axes):  # no live input
             layer = data["layer"]
             if srcs or isinstance(layer, Parameter):
@@ -207,7 +207,7 @@ def field_pass(
         plans[node] = plan
         if how[0] == "same" and gates is None:  # most layers: elementwise on one input
             rf = fields[srcs[how[1]]]
-            if not any(f.is_global for f in rf):
+            if not any([f.is_global for f in rf]):
                 fields[node] = rf
                 continue
         inputs = [fields[s] for s in srcs]

@@ -77,13 +77,17 @@ class Importer:
         self.named_buffers: dict[str, Any] = {}
         for prefix, sub in self.modules.items():  # one walk (named_parameters walks again)
             dot = prefix + "." if prefix else ""
-            self.named.update((dot + n, p) for n, p in sub._parameters.items() if p is not None)
-            self.named_buffers.update(
-                (dot + n, b) for n, b in sub._buffers.items() if b is not None
-            )
+            for n, p in sub._parameters.items():
+                if p is not None:
+                    self.named[dot + n] = p
+            for n, b in sub._buffers.items():
+                if b is not None:
+                    self.named_buffers[dot + n] = b
         self.key_of: dict[int, str] = {}
-        for n, t in (*self.named.items(), *self.named_buffers.items()):
-            self.key_of.setdefault(id(t), n)  # a tied tensor is known by its first name
+        for group in (self.named, self.named_buffers):
+            for n, t in group.items():
+                self.key_of.setdefault(id(t), n)  # a tied tensor is known by its first name
+        self.map_arg = torch.fx.node.map_arg
         self.dtype = next(
             (t.dtype for t in self.named.values() if t.is_floating_point()), torch.float32
         )
@@ -131,10 +135,14 @@ class Importer:
     def _module_outputs(self, calls: list) -> dict[str, list[str]]:
         """Module path -> the node holding the (first tensor) output of each call."""
         out: dict[str, list[str]] = {}
+        fx_node, aggregate = self.torch.fx.Node, self.torch.fx.node.map_aggregate
         for path, value in calls:
             if not path:
                 continue
-            node = self._first_node(self.torch.fx.node.map_aggregate(value, self.env.get))
+            mapped = (
+                self.env.get(value) if isinstance(value, fx_node) else aggregate(value, self.env.get)
+            )
+            node = self._first_node(mapped)
             if node is not None:
                 out.setdefault(path, []).append(node)
         return out
@@ -165,9 +173,9 @@ class Importer:
         return Const(tensor.to("meta"), {key: tensor.numel()} if stored else {})
 
     def _call(self, node: Any) -> Any:
-        args, kwargs = self.torch.fx.node.map_arg((node.args, dict(node.kwargs)), self.env.get)
+        args, kwargs = self.map_arg((node.args, dict(node.kwargs)), self.env.get)
         fname = self._fname(node)
-        flat = flatten((args, kwargs))
+        flat = flatten(args) if not kwargs else flatten((args, kwargs))
         if not any(isinstance(v, (Data, Pieces)) for v in flat):
             return self._fold(node, args, kwargs, flat)
         try:
@@ -257,10 +265,9 @@ class Importer:
     ) -> Data:
         """Add a node; it counts the stored tensors it reads (``tensors``), never its layer's
         own parameter count."""
-        srcs = [d.node for d in data]
-        self.graph.add(name, layer, srcs, tensors=tensors or {})
-        batch = max((d.batch for d in data if isinstance(d, Data)), default=1)
-        return Data(name, self.graph.shape(name), batch)
+        self.graph.add(name, layer, [d.node for d in data], tensors=tensors or {})
+        batches = [d.batch for d in data if isinstance(d, Data)]
+        return Data(name, self.graph.shape(name), max(batches) if batches else 1)
 
     def materialise(self, const: Const, rank: int) -> Data:
         """A constant read by a data op: a parameter node (no receptive field)."""

@@ -46,7 +46,9 @@ def recording_tracer(torch: Any) -> Any:
     strings, tuples, lists and string-keyed dicts of them) are lowered without the checks for parameters,
     modules and constants they cannot be, a node's arguments are set after it is made
     (skipping the search for symbolic sizes), the module stack is copied with its own
-    ``copy()``, and the scope is saved and restored without copying the scope object.
+    ``copy()``, the scope is saved and restored without copying the scope object, and a
+    submodule read as an attribute is returned without looking for it among the
+    parameters and buffers.
     Anything else (a preserved node meta, stack traces, mutation checks, other argument
     types) takes torch's path.
     """
@@ -73,6 +75,11 @@ def recording_tracer(torch: Any) -> Any:
             if kind is dict and all(type(k) is str for k in a):
                 return {k: self.create_arg(v) for k, v in a.items()}
             return super().create_arg(a)
+
+        def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+            if isinstance(attr_val, torch.nn.Module):  # a submodule: no proxy to make
+                return attr_val
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
 
         def create_node(
             self,
@@ -183,11 +190,13 @@ def call_names(fx_graph: Any) -> dict[str, str]:
     """``nn_module_stack`` key of each module call -> its node name: the module path for
     the last call, ``path#k`` for the k-th of the earlier ones."""
     keys: dict[str, list[str]] = {}
+    seen: set[str] = set()  # a key names one call of one module path
     for node in fx_graph.nodes:
         for key, entry in (node.meta.get("nn_module_stack") or {}).items():
-            path = entry[0] if isinstance(entry[0], str) else ""
-            if key not in keys.setdefault(path, []):
-                keys[path].append(key)
+            if key in seen:
+                continue
+            seen.add(key)
+            keys.setdefault(entry[0] if isinstance(entry[0], str) else "", []).append(key)
     return {
         key: path if k == len(calls) else f"{path}#{k}"
         for path, calls in keys.items()
