@@ -62,6 +62,7 @@ class Importer:
         shapes: list,
         name: str | None,
         strict: bool,
+        modules: dict[str, Any] | None = None,
     ) -> None:
         self.torch, self.module, self.fx, self.shapes = torch, module, fx_graph, shapes
         self.export_keys, self.strict = keys, strict
@@ -72,7 +73,9 @@ class Importer:
         self.call_names = call_names(fx_graph)
         self.used: set[str] = set()
         self.unmodelled: list[tuple[str, str]] = []
-        self.modules = dict(module.named_modules(remove_duplicate=False))
+        self.modules = (  # module path -> module, every path of a shared module
+            modules if modules is not None else dict(module.named_modules(remove_duplicate=False))
+        )
         self.named: dict[str, Any] = {}
         self.named_buffers: dict[str, Any] = {}
         for prefix, sub in self.modules.items():  # one walk (named_parameters walks again)
