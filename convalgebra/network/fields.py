@@ -95,6 +95,14 @@ def _plan(facts: Facts, shapes: tuple, in_axes: tuple, n: int) -> tuple:
     return axes, ports
 
 
+def _identity(carried: tuple | None) -> tuple | None:
+    """``(axis, map)`` with a map equal to the identity replaced by the identity itself (the
+    same recurrence: its field is its input's, see :func:`_fields`)."""
+    if carried is not None and carried[1] is not IDENTITY and carried[1] == IDENTITY:
+        return carried[0], IDENTITY
+    return carried
+
+
 def _steps(axes: tuple, ports: tuple, live: list[int]) -> tuple:
     """How the node's field is formed from its inputs' fields (see :func:`_fields`).
 
@@ -104,7 +112,9 @@ def _steps(axes: tuple, ports: tuple, live: list[int]) -> tuple:
     ``((port, (axis, map) or None), ...)`` over the live ports.
     """
     steps = tuple(
-        (None, tuple(live)) if axes[a] is None else tuple((p, ports[p][a]) for p in live)
+        (None, tuple(live))
+        if axes[a] is None
+        else tuple((p, _identity(ports[p][a])) for p in live)
         for a in range(len(axes))
     )
     if len(live) == 1 and all(step[0] is not None and step[0][1] for step in steps):
@@ -130,12 +140,15 @@ def _fields(how: tuple, inputs: list, extent: tuple) -> tuple[AxisRF, ...]:
         if step[0] is None:
             out.append(global_rf(size, max(inputs[p][a].jump for p in step[1])))
             continue
-        reads = [
-            apply_map(inputs[p][a], carried[1], size)
-            if carried is not None
-            else global_rf(size, inputs[p][a].jump)  # the axis comes from another input
-            for p, carried in step
-        ]
+        reads = []
+        for p, carried in step:
+            rf = inputs[p][a]
+            if carried is None:  # the axis comes from another input
+                reads.append(global_rf(size, rf.jump))
+            elif carried[1] is IDENTITY and not rf.is_global:  # apply_map's own shortcut
+                reads.append(rf)
+            else:
+                reads.append(apply_map(rf, carried[1], size))
         out.append(reads[0] if len(reads) == 1 else merge(reads, size))
     return tuple(out)
 
