@@ -10,8 +10,8 @@ checked against torch on the same random graphs.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 import os
+from fractions import Fraction
 
 import pytest
 from hypothesis import assume, given, note, settings

@@ -84,9 +84,9 @@ def _carried(axes: set) -> int | None:
     return axes.pop() if len(axes) == 1 else None
 
 
-def _plan(facts: Facts, shapes: tuple, in_axes: tuple, n: int) -> tuple:
+def _plan(facts: Facts, shapes: tuple, in_axes: tuple, n: int) -> tuple[tuple, tuple]:
     """``(axes, ports)`` of a node with at least one live input (see :func:`field_pass`)."""
-    ports = tuple(
+    ports: tuple[Any, ...] = tuple(
         port_maps(facts, p, shape, axes, n) if axes is not None else None
         for p, (shape, axes) in enumerate(zip(shapes, in_axes))
     )
@@ -95,7 +95,7 @@ def _plan(facts: Facts, shapes: tuple, in_axes: tuple, n: int) -> tuple:
     return axes, ports
 
 
-def _identity(carried: tuple | None) -> tuple | None:
+def _identity(carried: Any) -> Any:
     """``(axis, map)`` with a map equal to the identity replaced by the identity itself (the
     same recurrence: its field is its input's, see :func:`_fields`)."""
     if carried is not None and carried[1] is not IDENTITY and carried[1] == IDENTITY:
@@ -103,7 +103,7 @@ def _identity(carried: tuple | None) -> tuple | None:
     return carried
 
 
-def _steps(axes: tuple, ports: tuple, live: list[int]) -> tuple:
+def _steps(axes: tuple, ports: tuple[Any, ...], live: list[int]) -> tuple:
     """How the node's field is formed from its inputs' fields (see :func:`_fields`).
 
     ``("same", port)`` when every axis passes through ``port`` unchanged, ``("map", port,
@@ -112,16 +112,16 @@ def _steps(axes: tuple, ports: tuple, live: list[int]) -> tuple:
     ``((port, (axis, map) or None), ...)`` over the live ports.
     """
     steps = tuple(
-        (None, tuple(live))
-        if axes[a] is None
-        else tuple((p, _identity(ports[p][a])) for p in live)
-        for a in range(len(axes))
+        (None, tuple(live)) if axis is None else tuple((p, _identity(ports[p][a])) for p in live)
+        for a, axis in enumerate(axes)
     )
-    if len(live) == 1 and all(step[0] is not None and step[0][1] for step in steps):
-        maps = tuple(step[0][1][1] for step in steps)
-        if all(m is IDENTITY for m in maps):
-            return ("same", live[0])
-        return ("map", live[0], maps)
+    if len(live) == 1:
+        carried = [step[0][1] for step in steps if step[0] is not None]
+        if len(carried) == len(axes) and all(c is not None for c in carried):
+            maps = tuple(c[1] for c in carried)
+            if all(m is IDENTITY for m in maps):
+                return ("same", live[0])
+            return ("map", live[0], maps)
     return ("any", steps)
 
 

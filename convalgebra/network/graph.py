@@ -1242,8 +1242,7 @@ def _node_keys(data: dict) -> set[str]:
 
 def _shared_conflict(name: str, key: str, known: int, size: int) -> NoReturn:
     raise ConvAlgebraError(
-        f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, "
-        f"but needs {size}"
+        f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, but needs {size}"
     )
 
 

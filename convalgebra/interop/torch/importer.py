@@ -143,7 +143,9 @@ class Importer:
             if not path:
                 continue
             mapped = (
-                self.env.get(value) if isinstance(value, fx_node) else aggregate(value, self.env.get)
+                self.env.get(value)
+                if isinstance(value, fx_node)
+                else aggregate(value, self.env.get)
             )
             node = self._first_node(mapped)
             if node is not None:
