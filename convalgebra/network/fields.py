@@ -29,10 +29,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from .layers import Facts, Opaque, Parameter
 from .receptive import IDENTITY, AxisRF, Global, apply_map, global_rf, input_rf, merge
 
-__all__ = ["NO_FIELD", "field_pass", "port_maps"]
+__all__ = ["ALL", "NO_FIELD", "field_pass", "port_maps", "spatial_sizes", "input_box"]
+
+#: A request for every position of a node (a node whose spatial axes are merged away).
+ALL = "all"
 
 #: The field of a parameter along one axis: it reads no input.
 NO_FIELD = AxisRF(0, 1, 0, jumps=(1,))
@@ -234,3 +239,112 @@ def field_pass(
                 how = _steps(plan[0], plan[1], [p for p in live if p not in held] or live)
         fields[node] = _fields(how, inputs, extent)
     return plans, fields
+
+
+# ------------------------------------------------------------- the box of one unit
+def spatial_sizes(axes: tuple | None, shape: tuple) -> tuple[int, ...] | None:
+    """A node's size along each spatial axis of the graph input, from where its plan puts
+    them (``axes``) in its output ``shape``; None when an axis is merged away or absent.
+
+    Examples
+    --------
+    >>> spatial_sizes((0, 1), (7, 9, 16)), spatial_sizes((0, None), (63, 16))
+    ((7, 9), None)
+    """
+    if not axes or any(t is None for t in axes):
+        return None
+    return tuple(shape[t] for t in axes if t is not None)
+
+
+def _union(requests: list) -> Any:
+    requests = [r for r in requests if r is not None]
+    if not requests:
+        return None
+    if any(r is ALL for r in requests):
+        return ALL
+    if len(requests) == 1:
+        return requests[0]
+    return tuple(
+        np.unique(np.concatenate([r[a] for r in requests])) for a in range(len(requests[0]))
+    )
+
+
+def input_box(
+    order: list[str],
+    attrs: Mapping[str, Mapping[str, Any]],
+    plans: Mapping[str, Plan],
+    node: str,
+    request: Any,
+    clip: bool,
+    gates: Callable[[str], tuple[int, ...]] | None = None,
+) -> tuple | None:
+    """Bounding box of the graph-input positions read by ``request`` at ``node``.
+
+    ``request`` holds per spatial axis the positions asked for (an integer array), or is
+    :data:`ALL`; the positions are pushed back node by node, in reverse topological order,
+    through each input port's axis maps (``map.back``), their union kept per node.
+    ``plans`` are :func:`field_pass`'s; ``gates``, given, lists the ports to hold constant
+    (a ``squeeze_excite`` node keeping its input's sizes reads its input as the identity).
+    Returns one inclusive ``(first, last)`` pair per axis, or None when nothing is read.
+    """
+    requests: dict[str, Any] = {node: request}
+    found: list = []
+    for v in reversed(order):
+        if v in requests:
+            found += _push(v, requests[v], requests, attrs, plans, clip, gates)
+    merged = _union(found)
+    return tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
+
+
+def _push(
+    v: str,
+    req: Any,
+    requests: dict,
+    attrs: Mapping[str, Mapping[str, Any]],
+    plans: Mapping[str, Plan],
+    clip: bool,
+    gates: Callable[[str], tuple[int, ...]] | None,
+) -> list:
+    """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
+    data = attrs[v]
+
+    def sizes_of(name: str) -> tuple[int, ...] | None:
+        return spatial_sizes(plans[name][0], attrs[name]["facts"].shape)
+
+    if not data["inputs"]:
+        if plans[v][0] is None:
+            return []
+        sizes = sizes_of(v)
+        return [
+            req
+            if req is not ALL and sizes is not None
+            else tuple(np.arange(s) for s in data["facts"].shape[1:])
+        ]
+    want: Any
+    pairs = list(zip(data["inputs"], plans[v][1] or ()))
+    if gates is not None and data["layer"].kind == "squeeze_excite":
+        src, sizes = data["inputs"][0], sizes_of(v)
+        if sizes is not None and sizes_of(src) == sizes:  # a gate held: identity
+            want = req if req is not ALL else tuple(np.arange(size) for size in sizes)
+            requests[src] = _union([requests.get(src), want])
+            return []
+    elif gates is not None:
+        held = gates(v)
+        pairs = [pair for p, pair in enumerate(pairs) if p not in held]
+    for src, port in pairs:
+        if port is None:  # a parameter: no positions to read
+            continue
+        sizes = sizes_of(src)
+        if sizes is None:
+            want = ALL
+        elif req is ALL:
+            want = tuple(np.arange(size) for size in sizes)
+        else:
+            want = tuple(
+                np.arange(size) if pm is None else pm[1].back(pos, size, clip)
+                for pm, pos, size in zip(port, req, sizes)
+            )
+            if any(w.size == 0 for w in want):
+                continue
+        requests[src] = _union([requests.get(src), want])
+    return []

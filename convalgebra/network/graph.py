@@ -36,7 +36,7 @@ from ..display import Table
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
 from ..files import read_text, write_file
 from ..spec import MAX_SIZE
-from .fields import field_pass
+from .fields import ALL, field_pass, input_box, spatial_sizes
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
 from .receptive import AxisRF
 
@@ -52,7 +52,6 @@ __all__ = [
     "flops",
 ]
 
-_ALL = "all"  # a request for every position of a node (global reach)
 # facts of (layer, input shapes), shared by repeated blocks and graphs (read-only records)
 _FACTS: dict[Any, Facts] = {}
 _FACTS_MAX = 20_000
@@ -919,7 +918,7 @@ class LayerGraph:
                 f"position {shown(position)} is outside node {shown(node)} of shape {shape}"
             )
         box = self._box(
-            node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip, gates
+            node, tuple(np.array([p]) for p in position) if spatial else ALL, clip, gates
         )
         rf = self.receptive_field(node, gates=gates)
         centre = tuple(
@@ -933,77 +932,20 @@ class LayerGraph:
     def _box(self, node: str, request: Any, clip: bool, gates: str = "keep") -> tuple | None:
         """Bounding box of the input positions read by ``request`` (per-axis positions)."""
         self._fields(gates)  # validates ``gates``
-        requests: dict[str, Any] = {node: request}
-        found = []
-        for v in reversed(self._order):
-            if v in requests:
-                found += self._request_inputs(v, requests[v], requests, clip, gates == "ignore")
-        merged = self._union(found)
-        return tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
+        assert self._cache is not None
+        return input_box(
+            self._order,
+            self._attrs,
+            self._cache["plan"],
+            node,
+            request,
+            clip,
+            self.gate_ports if gates == "ignore" else None,
+        )
 
     def _spatial_sizes(self, node: str) -> tuple[int, ...] | None:
         """Size of ``node``'s output along each spatial axis (None: some axis is merged)."""
-        axes, shape = self.axes(node), self.shape(node)
-        if not axes or any(t is None for t in axes):
-            return None
-        return tuple(shape[t] for t in axes if t is not None)
-
-    def _request_inputs(
-        self, v: str, req: Any, requests: dict, clip: bool, ignore_gates: bool = False
-    ) -> list:
-        """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
-        data = self._attrs[v]
-        plan = self._analysis()["plan"]
-        if not data["inputs"]:
-            if plan[v][0] is None:
-                return []
-            sizes = self._spatial_sizes(v)
-            return [
-                req
-                if req is not _ALL and sizes is not None
-                else tuple(np.arange(s) for s in data["facts"].shape[1:])
-            ]
-        want: Any
-        pairs = list(zip(data["inputs"], plan[v][1] or ()))
-        if ignore_gates and data["layer"].kind == "squeeze_excite":
-            src, sizes = data["inputs"][0], self._spatial_sizes(v)
-            if sizes is not None and self._spatial_sizes(src) == sizes:  # a gate held: identity
-                want = req if req is not _ALL else tuple(np.arange(size) for size in sizes)
-                requests[src] = self._union([requests.get(src), want])
-                return []
-        elif ignore_gates:
-            gates = self.gate_ports(v)
-            pairs = [pair for p, pair in enumerate(pairs) if p not in gates]
-        for src, port in pairs:
-            if port is None:  # a parameter: no positions to read
-                continue
-            sizes = self._spatial_sizes(src)
-            if sizes is None:
-                want = _ALL
-            elif req is _ALL:
-                want = tuple(np.arange(size) for size in sizes)
-            else:
-                want = tuple(
-                    np.arange(size) if pm is None else pm[1].back(pos, size, clip)
-                    for pm, pos, size in zip(port, req, sizes)
-                )
-                if any(w.size == 0 for w in want):
-                    continue
-            requests[src] = self._union([requests.get(src), want])
-        return []
-
-    @staticmethod
-    def _union(requests: list) -> Any:
-        requests = [r for r in requests if r is not None]
-        if not requests:
-            return None
-        if any(r is _ALL for r in requests):
-            return _ALL
-        if len(requests) == 1:
-            return requests[0]
-        return tuple(
-            np.unique(np.concatenate([r[a] for r in requests])) for a in range(len(requests[0]))
-        )
+        return spatial_sizes(self.axes(node), self.shape(node))
 
     # ------------------------------------------------------------- params & cost
     def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
