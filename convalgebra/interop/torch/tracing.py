@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from ...budget import require_array
@@ -13,6 +14,7 @@ __all__ = [
     "input_shapes",
     "example_inputs",
     "recording_tracer",
+    "recorder_class",
     "stack_calls",
     "trace",
     "call_names",
@@ -39,18 +41,25 @@ def example_inputs(torch: Any, module: Any, shapes: list) -> tuple:
 
 
 def recording_tracer(torch: Any) -> Any:
-    """An fx tracer that records every module call (leaf or not) and the value it returns.
+    """An fx tracer that records every module call (leaf or not) and the value it returns
+    (a new one per trace: a tracer holds the graph it builds; see :func:`recorder_class`)."""
+    return recorder_class(torch)()
 
-    It builds the graph torch's own ``Tracer`` builds (same nodes, names and metadata),
-    with shorter paths for what every node goes through: plain arguments (proxies, numbers,
-    strings, tuples, lists and string-keyed dicts of them) are lowered without the checks for parameters,
-    modules and constants they cannot be, a node's arguments are set after it is made
-    (skipping the search for symbolic sizes), the module stack is copied with its own
-    ``copy()``, the scope is saved and restored without copying the scope object, and a
-    submodule read as an attribute is returned without looking for it among the
-    parameters and buffers.
+
+@lru_cache(maxsize=1)
+def recorder_class(torch: Any) -> Any:
+    """The class of :func:`recording_tracer`'s tracers (made once per torch module).
+
+    Its tracers build the graph torch's own ``Tracer`` builds (same nodes, names and
+    metadata), with shorter paths for what every node goes through: plain arguments
+    (proxies, numbers, strings, tuples, lists and string-keyed dicts of them) are lowered
+    without the checks for parameters, modules and constants they cannot be; a node's
+    arguments are set after it is made (skipping the search for symbolic sizes, which
+    symbolic tracing never makes); the module stack is copied with its own ``copy()``; the
+    scope is saved and restored without copying the scope object; a submodule read as an
+    attribute is returned without looking for it among the parameters and buffers.
     Anything else (a preserved node meta, stack traces, mutation checks, other argument
-    types) takes torch's path.
+    types) takes torch's path. ``tests/test_from_torch_forms.py`` holds the graphs equal.
     """
     from torch.fx import Proxy
     from torch.fx import traceback as fx_traceback
@@ -137,7 +146,7 @@ def recording_tracer(torch: Any) -> Any:
             self.calls.append((path, nodes))
             return out
 
-    return Recorder()
+    return Recorder
 
 
 def stack_calls(fx_graph: Any) -> list[tuple[str, Any]]:
