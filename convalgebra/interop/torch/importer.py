@@ -181,7 +181,7 @@ class Importer:
         args, kwargs = self.map_arg((node.args, dict(node.kwargs)), self.env.get)
         fname = self._fname(node)
         flat = flatten(args) if not kwargs else flatten((args, kwargs))
-        if not any(isinstance(v, (Data, Pieces)) for v in flat):
+        if not any([isinstance(v, (Data, Pieces)) for v in flat]):
             return self._fold(node, args, kwargs, flat)
         try:
             return self._interpret(node, fname, args, kwargs, flat)
@@ -298,7 +298,7 @@ class Importer:
 
     # ------------------------------------------------------------------ interpretation
     def _interpret(self, node: Any, fname: str, args: tuple, kwargs: dict, flat: list) -> Any:
-        if any(isinstance(v, Data) and v.batch != 1 for v in flat):
+        if any([isinstance(v, Data) and v.batch != 1 for v in flat]):
             raise Unknown(f"{fname} on a batch axis of size > 1")
         if node.op == "call_module":
             return self._module(node, fname, args, kwargs)
