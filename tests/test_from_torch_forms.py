@@ -442,3 +442,38 @@ def test_published_styles_give_the_torch_facts(make, route):
     requests = {"": (g.axes(out), tuple(shape[t] // 2 for t in g.axes(out)))}
     box = probe_boxes(positive_copy(model), size, requests)[""]
     assert g.unit_receptive_field(out, requests[""][1]).box == box
+
+
+# ------------------------------------------------------- the tracer builds torch's graph
+def _fx_record(graph):
+    """Every node of an fx graph as text: its line of code, module stack and users."""
+    return [
+        (
+            node.format_node(),
+            tuple((k, v[0], v[1]) for k, v in (node.meta.get("nn_module_stack") or {}).items()),
+            tuple(u.name for u in node.users),
+        )
+        for node in graph.nodes
+    ]
+
+
+def _same_trace(model):
+    from convalgebra.interop.torch.tracing import recording_tracer
+
+    ours, theirs = recording_tracer(torch), torch.fx.Tracer()
+    assert _fx_record(ours.trace(model)) == _fx_record(theirs.trace(model))
+    assert ours.node_name_to_scope == theirs.node_name_to_scope
+    assert ours.calls  # every module call recorded, with the node(s) it returns
+    assert all(isinstance(path, str) for path, _ in ours.calls)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks())
+def test_the_recording_tracer_builds_the_graph_torch_fx_builds(case):
+    model, _ = case
+    _same_trace(model)
+
+
+@pytest.mark.parametrize("make", [ConvNeXtStyle, UNetStyle], ids=["convnext-timm", "unet"])
+def test_the_recording_tracer_builds_the_graph_torch_fx_builds_for_published_styles(make):
+    _same_trace(make().eval())

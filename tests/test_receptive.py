@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 
 import pytest
 from hypothesis import assume, given, note, settings
@@ -20,7 +21,7 @@ from test_graph_oracle import TorchGraph, check_shapes, flop_count, gradient_box
 from convalgebra import ConvAlgebraError
 from convalgebra.network import layers as L
 from convalgebra.network.graph import LayerGraph
-from convalgebra.network.receptive import AxisRF, Local, Scatter, apply_map, input_rf
+from convalgebra.network.receptive import AxisRF, Local, Scatter, apply_map, input_rf, merge
 
 # torch runs each example: keep the default small, raise GRAPH_EXAMPLES to search harder
 FEW = settings(max_examples=int(os.environ.get("GRAPH_EXAMPLES", 100)), deadline=None)
@@ -412,3 +413,33 @@ def test_a_fractional_jump_is_parenthesised_in_the_description():
     g = LayerGraph.sequential((1, 16), [("up", L.Conv(1, 4, stride=2, padding=1, transposed=True))])
     assert g.receptive_field("up")[0].describe() == "~2/(1/2)"
     assert "~2/(1/2)" in g.table()
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 40), st.integers(-40, 80), st.booleans()), min_size=2, max_size=4
+    ),
+    st.sampled_from([1, 2, 4, Fraction(1, 2), Fraction(3, 2)]),
+    st.booleans(),
+)
+def test_merge_of_aligned_fields_is_the_hull_of_their_units(records, jump, halves):
+    """Brute force: unit i of each field reads [start + i j - (size - 1) / 2, start + i j +
+    (size - 1) / 2]; the merged field's unit i reads the hull of those, for every i."""
+    fields = [
+        AxisRF(size, jump, Fraction(twice, 2) if halves else twice, jumps=(jump,), exact=exact)
+        for size, twice, exact in records
+    ]
+    merged = merge(fields, 64)
+    for i in range(4):
+        ends = [
+            (
+                f.start + i * jump - Fraction(f.size - 1, 2),
+                f.start + i * jump + Fraction(f.size - 1, 2),
+            )
+            for f in fields
+        ]
+        assert merged.interval(i) == (min(e[0] for e in ends), max(e[1] for e in ends))
+    assert (merged.jump, merged.jumps, merged.is_global) == (jump, (jump,), False)
+    assert merged.exact == all(exact for _, _, exact in records)
+    assert merged.size == merged.interval(0)[1] - merged.interval(0)[0] + 1
+    assert not isinstance(merged.size, Fraction) or merged.size.denominator != 1

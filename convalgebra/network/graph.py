@@ -26,7 +26,7 @@ import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import networkx as nx
 import numpy as np
@@ -36,8 +36,9 @@ from ..display import Table
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
 from ..files import read_text, write_file
 from ..spec import MAX_SIZE
+from .fields import ALL, field_pass, input_box, spatial_sizes
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
-from .receptive import AxisRF, Global, apply_map, global_rf, input_rf, merge
+from .receptive import AxisRF
 
 __all__ = [
     "LayerGraph",
@@ -51,8 +52,6 @@ __all__ = [
     "flops",
 ]
 
-_ALL = "all"  # a request for every position of a node (global reach)
-_GLOBAL = Global()
 # facts of (layer, input shapes), shared by repeated blocks and graphs (read-only records)
 _FACTS: dict[Any, Facts] = {}
 _FACTS_MAX = 20_000
@@ -211,9 +210,11 @@ class LayerGraph:
         keys = None  # parameters keyed "<name>.<param>", owned by this node alone
         if tensors is not None:
             tensors = _checked_tensors(name, tensors)
-            for learnable, registry in ((True, self._params), (False, self._buffers)):
-                sizes = {k: size for k, (size, t) in tensors.items() if t is learnable}
-                self._check_shared(name, {k: k for k in sizes}, sizes, registry)
+            params, buffers = self._params, self._buffers
+            for key, (size, learnable) in tensors.items():
+                registry = params if learnable else buffers
+                if registry.setdefault(key, size) != size:
+                    _shared_conflict(name, key, registry[key], size)
         elif share is not None or param_keys:
             keys = {
                 p: (param_keys or {}).get(p, f"{share or name}.{p}")
@@ -252,6 +253,20 @@ class LayerGraph:
             )
             self._nx = graph
         return self._nx
+
+    @property
+    def graph_attrs(self) -> dict[str, Any]:
+        """The graph-level attributes (``name``, ``modules``, ``aliases``...): the same dict
+        as ``graph.nx.graph``, without building the networkx graph.
+
+        Examples
+        --------
+        >>> g = LayerGraph("net")
+        >>> g.graph_attrs["note"] = "imported"
+        >>> g.nx.graph["note"], g.graph_attrs is g.nx.graph
+        ('imported', True)
+        """
+        return self._meta
 
     def to_networkx(self, *, plain: bool = True) -> DiGraph:
         """A copy of the graph as a networkx DiGraph.
@@ -348,10 +363,7 @@ class LayerGraph:
             key = keys[p]
             known = registry.setdefault(key, size)
             if known != size:
-                raise ConvAlgebraError(
-                    f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, "
-                    f"but needs {size}"
-                )
+                _shared_conflict(name, key, known, size)
 
     @classmethod
     def sequential(
@@ -784,53 +796,15 @@ class LayerGraph:
         return gate if len(gate) < len(shapes) and math.prod(data["facts"].shape[1:]) > 1 else ()
 
     def _receptive_fields(self, ignore_gates: bool = False) -> dict[str, tuple[AxisRF, ...]]:
-        n, extent = self.spatial_ndim, self.extent
-        glob = tuple(global_rf(e, 1) for e in extent)
-        fields: dict[str, tuple[AxisRF, ...]] = {}
         assert self._cache is not None
-        plan: dict[str, tuple] = self._cache["plan"]
-        for node in self._order:
-            data = self._attrs[node]
-            facts, srcs = data["facts"], data["inputs"]
-            live = [(p, s) for p, s in enumerate(srcs) if plan[s][0] is not None]
-            if not live:  # a graph input, or a value computed from parameters alone
-                if srcs or isinstance(data["layer"], Parameter):
-                    plan[node], fields[node] = (None, ()), tuple(_NONE for _ in extent)
-                    continue
-                spatial = len(facts.shape) == n + 1 and not isinstance(data["layer"], Opaque)
-                plan[node] = (tuple(range(1, n + 1)) if spatial else (None,) * n, ())
-                fields[node] = (input_rf(),) * n if spatial else glob
-                continue
-            ports: list[Any] = [
-                _port_maps(facts, p, self._attrs[s]["facts"].shape, plan[s][0], n)
-                if plan[s][0] is not None
-                else None
-                for p, s in enumerate(srcs)
-            ]
-            axes = tuple(
-                _carried({ports[p][a][0] for p, _ in live if ports[p][a]}) for a in range(n)
-            )
-            plan[node] = (axes, ports)
-            if ignore_gates and data["layer"].kind == "squeeze_excite" and axes == plan[srcs[0]][0]:
-                fields[node] = fields[srcs[0]]  # the gate held constant: the identity
-                continue
-            if ignore_gates:
-                gates = self.gate_ports(node)
-                live = [(p, s) for p, s in live if p not in gates] or live
-            fields[node] = tuple(
-                global_rf(extent[a], max(fields[s][a].jump for _, s in live))
-                if axes[a] is None
-                else merge(
-                    [
-                        apply_map(fields[s][a], ports[p][a][1], extent[a])
-                        if ports[p][a]
-                        else global_rf(extent[a], fields[s][a].jump)
-                        for p, s in live
-                    ],
-                    extent[a],
-                )
-                for a in range(n)
-            )
+        plans, fields = field_pass(
+            self._order,
+            self._attrs,
+            self.spatial_ndim,
+            self.extent,
+            self.gate_ports if ignore_gates else None,
+        )
+        self._cache["plan"] = plans
         return fields
 
     def axes(self, node: str) -> tuple[int | None, ...]:
@@ -949,7 +923,7 @@ class LayerGraph:
                 f"position {shown(position)} is outside node {shown(node)} of shape {shape}"
             )
         box = self._box(
-            node, tuple(np.array([p]) for p in position) if spatial else _ALL, clip, gates
+            node, tuple(np.array([p]) for p in position) if spatial else ALL, clip, gates
         )
         rf = self.receptive_field(node, gates=gates)
         centre = tuple(
@@ -963,77 +937,20 @@ class LayerGraph:
     def _box(self, node: str, request: Any, clip: bool, gates: str = "keep") -> tuple | None:
         """Bounding box of the input positions read by ``request`` (per-axis positions)."""
         self._fields(gates)  # validates ``gates``
-        requests: dict[str, Any] = {node: request}
-        found = []
-        for v in reversed(self._order):
-            if v in requests:
-                found += self._request_inputs(v, requests[v], requests, clip, gates == "ignore")
-        merged = self._union(found)
-        return tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
+        assert self._cache is not None
+        return input_box(
+            self._order,
+            self._attrs,
+            self._cache["plan"],
+            node,
+            request,
+            clip,
+            self.gate_ports if gates == "ignore" else None,
+        )
 
     def _spatial_sizes(self, node: str) -> tuple[int, ...] | None:
         """Size of ``node``'s output along each spatial axis (None: some axis is merged)."""
-        axes, shape = self.axes(node), self.shape(node)
-        if not axes or any(t is None for t in axes):
-            return None
-        return tuple(shape[t] for t in axes if t is not None)
-
-    def _request_inputs(
-        self, v: str, req: Any, requests: dict, clip: bool, ignore_gates: bool = False
-    ) -> list:
-        """Push the positions read at ``v`` (per axis) to its inputs; return input regions."""
-        data = self._attrs[v]
-        plan = self._analysis()["plan"]
-        if not data["inputs"]:
-            if plan[v][0] is None:
-                return []
-            sizes = self._spatial_sizes(v)
-            return [
-                req
-                if req is not _ALL and sizes is not None
-                else tuple(np.arange(s) for s in data["facts"].shape[1:])
-            ]
-        want: Any
-        pairs = list(zip(data["inputs"], plan[v][1] or ()))
-        if ignore_gates and data["layer"].kind == "squeeze_excite":
-            src, sizes = data["inputs"][0], self._spatial_sizes(v)
-            if sizes is not None and self._spatial_sizes(src) == sizes:  # a gate held: identity
-                want = req if req is not _ALL else tuple(np.arange(size) for size in sizes)
-                requests[src] = self._union([requests.get(src), want])
-                return []
-        elif ignore_gates:
-            gates = self.gate_ports(v)
-            pairs = [pair for p, pair in enumerate(pairs) if p not in gates]
-        for src, port in pairs:
-            if port is None:  # a parameter: no positions to read
-                continue
-            sizes = self._spatial_sizes(src)
-            if sizes is None:
-                want = _ALL
-            elif req is _ALL:
-                want = tuple(np.arange(size) for size in sizes)
-            else:
-                want = tuple(
-                    np.arange(size) if pm is None else pm[1].back(pos, size, clip)
-                    for pm, pos, size in zip(port, req, sizes)
-                )
-                if any(w.size == 0 for w in want):
-                    continue
-            requests[src] = self._union([requests.get(src), want])
-        return []
-
-    @staticmethod
-    def _union(requests: list) -> Any:
-        requests = [r for r in requests if r is not None]
-        if not requests:
-            return None
-        if any(r is _ALL for r in requests):
-            return _ALL
-        if len(requests) == 1:
-            return requests[0]
-        return tuple(
-            np.unique(np.concatenate([r[a] for r in requests])) for a in range(len(requests[0]))
-        )
+        return spatial_sizes(self.axes(node), self.shape(node))
 
     # ------------------------------------------------------------- params & cost
     def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
@@ -1263,37 +1180,6 @@ def _positive(value: Any, name: str) -> int:
     return value
 
 
-_NONE = AxisRF(0, 1, 0, jumps=(1,))  # the field of a parameter: it reads no input
-
-
-def _aligned(rank_in: int, rank_out: int) -> tuple[int | None, ...]:
-    """Output axis -> input axis, trailing axes aligned (broadcasting)."""
-    shift = rank_out - rank_in
-    return tuple(t - shift if t >= shift else None for t in range(rank_out))
-
-
-def _port_maps(facts: Facts, port: int, in_shape: tuple, in_axes: tuple, n: int) -> tuple:
-    """Per spatial axis: ``(output axis, axis map)`` through input ``port``, or ``None``
-    when the output does not carry the axis from that input."""
-    out_rank = len(facts.shape)
-    moves = facts.moves[port] if facts.moves else _aligned(len(in_shape), out_rank)
-    maps = facts.maps[port] if facts.maps is not None and port < len(facts.maps) else None
-    lead = facts.lead[port] if facts.lead and port < len(facts.lead) else None
-    out: list[tuple[int, Any] | None] = []
-    for a in range(n):
-        t_in = in_axes[a]
-        if t_in is None or t_in not in moves:
-            out.append(None)
-            continue
-        t = moves.index(t_in)
-        if maps is None or (t > 0 and len(maps) != out_rank - 1):
-            amap: Any = _GLOBAL
-        else:
-            amap = (lead or _GLOBAL) if t == 0 else maps[t - 1]
-        out.append((t, amap))
-    return tuple(out)
-
-
 def _node_keys(data: dict) -> set[str]:
     """The explicit keys of the parameters and buffers a node reads."""
     if data["tensors"] is not None:
@@ -1301,15 +1187,31 @@ def _node_keys(data: dict) -> set[str]:
     return set((data["keys"] or {}).values())
 
 
+def _shared_conflict(name: str, key: str, known: int, size: int) -> NoReturn:
+    raise ConvAlgebraError(
+        f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, but needs {size}"
+    )
+
+
 def _checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
     """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
-    if not isinstance(tensors, Mapping):
+    if type(tensors) is not dict and not isinstance(tensors, Mapping):
         raise ConvAlgebraError(
             f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
             f"got {shown(tensors)}"
         )
     out = {}
     for key, value in tensors.items():
+        if (  # the common well-formed entry, on exact types
+            type(value) is tuple
+            and len(value) == 2
+            and type(key) is str
+            and type(value[0]) is int
+            and value[0] >= 0
+            and type(value[1]) is bool
+        ):
+            out[key] = value
+            continue
         ok = isinstance(key, str) and isinstance(value, (list, tuple)) and len(value) == 2
         size, learnable = value if ok else (None, None)
         if not (
@@ -1339,10 +1241,6 @@ def _scopes(nodes: list[str]) -> set[str]:
         parts = n.split("#")[0].split(".")
         out.update(".".join(parts[:k]) for k in range(1, len(parts)))
     return out
-
-
-def _carried(axes: set) -> int | None:
-    return axes.pop() if len(axes) == 1 else None
 
 
 def _label(layer: Layer) -> str:

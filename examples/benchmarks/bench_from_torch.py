@@ -1,11 +1,13 @@
 """Benchmark: ``from_torch`` on torchvision's ResNet-50 against a forward pass with hooks.
 
-Prints, in one run and best of several repeats:
+Everything runs on one thread (``torch.set_num_threads(1)``), so that the ratios compare
+the work done. Prints, in one run and best of several repeats:
 1. a forward pass at 224x224 on the CPU with a hook on every leaf module counting
    parameters and conv/linear MACs (what torchinfo, thop and ptflops do);
 2. ``from_torch(resnet50, (3, 224, 224))`` followed by the parameter count, the MACs and
    the receptive field of every node, with the ratio to (1) (target >= 10x);
-3. the same two in a fresh process (the first call: imports done, nothing warm), from
+3. the built-in ``zoo.resnet50()`` with the same analysis (target >= 50x);
+4. (1) and (2) in a fresh process (the first call: imports done, nothing warm), from
    subprocesses started here.
 
 Run: ``python examples/benchmarks/bench_from_torch.py``.
@@ -68,6 +70,16 @@ def analyse(model, shape) -> tuple[int, int]:
     return param_count(g), macs(g)
 
 
+def analyse_zoo() -> tuple[int, int]:
+    """The built-in ResNet-50, then parameters, MACs and the receptive field of every node."""
+    from convalgebra import macs, param_count, zoo
+
+    g = zoo.resnet50()
+    for node in g.nodes:
+        g.receptive_field(node)
+    return param_count(g), macs(g)
+
+
 def best_of(fn, repeat: int, clock=time.perf_counter) -> float:
     times = []
     for _ in range(repeat):
@@ -81,6 +93,7 @@ COLD = (
     STUB
     + """
 import time, torch, torchvision
+torch.set_num_threads(1)
 import convalgebra.interop.torch
 from convalgebra import graph
 model = torchvision.models.resnet50(weights=None).eval()
@@ -106,22 +119,25 @@ def cold(call: str) -> float:
 def main() -> None:
     import torch
 
+    torch.set_num_threads(1)
     shape = (3, 224, 224)
     model = resnet50()
     hooks_answer, ours_answer = hook_count(model, shape), analyse(model, shape)
-    assert hooks_answer == ours_answer, (hooks_answer, ours_answer)
+    assert hooks_answer == ours_answer == analyse_zoo(), (hooks_answer, ours_answer)
     print(
-        f"resnet50 at {shape}, {torch.get_num_threads()} threads: params "
-        f"{ours_answer[0]:,}, MACs {ours_answer[1]:,} (equal both ways)"
+        f"resnet50 at {shape}, {torch.get_num_threads()} thread: params "
+        f"{ours_answer[0]:,}, MACs {ours_answer[1]:,} (equal all three ways)"
     )
-    # wall clock, and CPU time of this process (steadier when other work shares the cores;
-    # torch's forward uses every thread, so its CPU time exceeds its wall time)
+    # wall clock, and CPU time of this process (steadier when other work shares the cores)
     for label, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
-        hooks = best_of(lambda: hook_count(model, shape), 5, clock)
-        ours = best_of(lambda: analyse(model, shape), 5, clock)
+        hooks = best_of(lambda: hook_count(model, shape), 7, clock)
+        ours = best_of(lambda: analyse(model, shape), 15, clock)
+        built = best_of(analyse_zoo, 30, clock)
         print(
             f"[{label}] forward pass with hooks {1e3 * hooks:8.1f} ms; from_torch + params "
-            f"+ MACs + every RF {1e3 * ours:6.1f} ms -> {hooks / ours:.1f}x (target >= 10x)"
+            f"+ MACs + every RF {1e3 * ours:6.2f} ms -> {hooks / ours:.1f}x (target >= 10x); "
+            f"zoo.resnet50() + the same {1e3 * built:5.2f} ms -> {hooks / built:.0f}x "
+            f"(target >= 50x)"
         )
     cold_hooks = cold(
         "from examples.benchmarks.bench_from_torch import hook_count; "

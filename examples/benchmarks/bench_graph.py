@@ -6,9 +6,10 @@ Prints
    the per-graph cache of repeated blocks) and random DAGs (30 % add merges) up to 10,000
    nodes, with the time per (node + edge), which stays flat when the cost grows linearly;
 3. ResNet-50 analysed statically against the forward-hook approach (torchinfo-style: run the
-   torch model at 224x224 on the CPU with a hook on every leaf module), with the ratio and
-   the two parameter counts; once with the process-wide caches of layer facts and recurrence
-   steps warm (a model built again) and once emptied (the first model in a process).
+   torch model at 224x224 on the CPU, on one thread, with a hook on every leaf module), with
+   the ratio and the two parameter counts; once with the process-wide caches of layer facts,
+   node plans and recurrence steps warm (a model built again) and once emptied (the first
+   model in a process). ``bench_from_torch.py`` sets the same figure beside ``from_torch``.
 
 Run: ``python examples/benchmarks/bench_graph.py`` (add ``--quick`` for a shorter sweep).
 """
@@ -21,6 +22,7 @@ import sys
 import time
 
 from convalgebra import LayerGraph, zoo
+from convalgebra.network import fields as fields_module
 from convalgebra.network import graph as graph_module
 from convalgebra.network import layers as L
 from convalgebra.network import receptive
@@ -189,6 +191,7 @@ def versus_hooks() -> None:
     except ImportError:  # pragma: no cover
         print("torch not installed: skipping the forward-hook comparison")
         return
+    torch.set_num_threads(1)  # the ratio compares the work done, not the cores used
     shape = (3, 224, 224)
     start = time.perf_counter()
     model = torch_resnet50()
@@ -197,8 +200,9 @@ def versus_hooks() -> None:
     hooks = best_of(lambda: hook_summary(model, shape), 7)
     ours = best_of(lambda: analyse(zoo.resnet50()), 7)
 
-    def cold():  # the process-wide caches of layer facts and recurrence steps emptied first
+    def cold():  # the process-wide caches of layer facts, plans and recurrence steps emptied
         graph_module._FACTS.clear()
+        fields_module._PLANS.clear()
         receptive.apply_map.cache_clear()
         analyse(zoo.resnet50())
 
@@ -214,7 +218,7 @@ def versus_hooks() -> None:
     print(
         f"resnet50 at {shape}: torch model construction {1e3 * construct:.0f} ms; "
         f"forward pass with a hook on every leaf {1e3 * hooks:.1f} ms "
-        f"({torch.get_num_threads()} threads)"
+        f"({torch.get_num_threads()} thread)"
     )
     print(
         f"  convalgebra, zoo build (shapes, params, MACs) + receptive fields of every node "

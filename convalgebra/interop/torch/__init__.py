@@ -91,15 +91,16 @@ def from_torch(
     """
     torch = require("torch", "torch")
     shapes = input_shapes(input_shape)
-    modes = {m: m.training for m in module.modules()}
+    modules = dict(module.named_modules(remove_duplicate=False))  # one walk, shared
+    modes = {m: m.training for m in modules.values()}
     if any(modes.values()):
         module.eval()
     try:
         graph, route, keys, calls = trace(torch, module, shapes)
-        result = Importer(torch, module, graph, keys, shapes, name, strict).run(calls)
+        result = Importer(torch, module, graph, keys, shapes, name, strict, modules).run(calls)
     finally:
         for m, flag in modes.items():
             if flag:
                 m.training = flag
-    result.nx.graph["route"] = route
+    result.graph_attrs["route"] = route
     return result

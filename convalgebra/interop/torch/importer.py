@@ -40,6 +40,18 @@ from .values import (
 __all__ = ["Importer"]
 
 
+def _distinct(tensors: dict) -> list[tuple[str, Any]]:
+    """``(name, tensor)`` of a module's own parameters or buffers, each tensor once (as
+    ``named_parameters(recurse=False)`` yields them, without walking the module tree)."""
+    seen: set[int] = set()
+    out = []
+    for name, t in tensors.items():
+        if t is not None and id(t) not in seen:
+            seen.add(id(t))
+            out.append((name, t))
+    return out
+
+
 class Importer:
     def __init__(
         self,
@@ -50,6 +62,7 @@ class Importer:
         shapes: list,
         name: str | None,
         strict: bool,
+        modules: dict[str, Any] | None = None,
     ) -> None:
         self.torch, self.module, self.fx, self.shapes = torch, module, fx_graph, shapes
         self.export_keys, self.strict = keys, strict
@@ -60,18 +73,24 @@ class Importer:
         self.call_names = call_names(fx_graph)
         self.used: set[str] = set()
         self.unmodelled: list[tuple[str, str]] = []
-        self.modules = dict(module.named_modules(remove_duplicate=False))
+        self.modules = (  # module path -> module, every path of a shared module
+            modules if modules is not None else dict(module.named_modules(remove_duplicate=False))
+        )
         self.named: dict[str, Any] = {}
         self.named_buffers: dict[str, Any] = {}
         for prefix, sub in self.modules.items():  # one walk (named_parameters walks again)
             dot = prefix + "." if prefix else ""
-            self.named.update((dot + n, p) for n, p in sub._parameters.items() if p is not None)
-            self.named_buffers.update(
-                (dot + n, b) for n, b in sub._buffers.items() if b is not None
-            )
+            for n, p in sub._parameters.items():
+                if p is not None:
+                    self.named[dot + n] = p
+            for n, b in sub._buffers.items():
+                if b is not None:
+                    self.named_buffers[dot + n] = b
         self.key_of: dict[int, str] = {}
-        for n, t in (*self.named.items(), *self.named_buffers.items()):
-            self.key_of.setdefault(id(t), n)  # a tied tensor is known by its first name
+        for group in (self.named, self.named_buffers):
+            for n, t in group.items():
+                self.key_of.setdefault(id(t), n)  # a tied tensor is known by its first name
+        self.map_arg = torch.fx.node.map_arg
         self.dtype = next(
             (t.dtype for t in self.named.values() if t.is_floating_point()), torch.float32
         )
@@ -101,10 +120,11 @@ class Importer:
             for n, p in self.named.items()
             if self.key_of[id(p)] == n and n not in self.used
         }
-        self.graph.nx.graph["unused_parameters"] = sorted(unused)
-        self.graph.nx.graph["unused_parameter_sizes"] = dict(sorted(unused.items()))
-        self.graph.nx.graph["unmodelled"] = list(self.unmodelled)
-        self.graph.nx.graph["modules"] = self._module_outputs(calls)
+        attrs = self.graph.graph_attrs  # nx.graph, without building the networkx graph
+        attrs["unused_parameters"] = sorted(unused)
+        attrs["unused_parameter_sizes"] = dict(sorted(unused.items()))
+        attrs["unmodelled"] = list(self.unmodelled)
+        attrs["modules"] = self._module_outputs(calls)
         if self.unmodelled:
             ops = ", ".join(f"{n} ({op})" for n, op in self.unmodelled[:8])
             more = f" and {len(self.unmodelled) - 8} more" if len(self.unmodelled) > 8 else ""
@@ -118,10 +138,16 @@ class Importer:
     def _module_outputs(self, calls: list) -> dict[str, list[str]]:
         """Module path -> the node holding the (first tensor) output of each call."""
         out: dict[str, list[str]] = {}
+        fx_node, aggregate = self.torch.fx.Node, self.torch.fx.node.map_aggregate
         for path, value in calls:
             if not path:
                 continue
-            node = self._first_node(self.torch.fx.node.map_aggregate(value, self.env.get))
+            mapped = (
+                self.env.get(value)
+                if isinstance(value, fx_node)
+                else aggregate(value, self.env.get)
+            )
+            node = self._first_node(mapped)
             if node is not None:
                 out.setdefault(path, []).append(node)
         return out
@@ -152,13 +178,13 @@ class Importer:
         return Const(tensor.to("meta"), {key: tensor.numel()} if stored else {})
 
     def _call(self, node: Any) -> Any:
-        args, kwargs = self.torch.fx.node.map_arg((node.args, dict(node.kwargs)), self.env.get)
+        args, kwargs = self.map_arg((node.args, dict(node.kwargs)), self.env.get)
         fname = self._fname(node)
-        flat = flatten((args, kwargs))
-        if not any(isinstance(v, (Data, Pieces)) for v in flat):
+        flat = flatten(args) if not kwargs else flatten((args, kwargs))
+        if not any([isinstance(v, (Data, Pieces)) for v in flat]):
             return self._fold(node, args, kwargs, flat)
         try:
-            return self._interpret(node, fname, args, kwargs)
+            return self._interpret(node, fname, args, kwargs, flat)
         except Unknown as exc:
             return self._opaque(node, str(exc) or fname, args, kwargs)
 
@@ -244,10 +270,9 @@ class Importer:
     ) -> Data:
         """Add a node; it counts the stored tensors it reads (``tensors``), never its layer's
         own parameter count."""
-        srcs = [d.node for d in data]
-        self.graph.add(name, layer, srcs, tensors=tensors or {})
-        batch = max((d.batch for d in data if isinstance(d, Data)), default=1)
-        return Data(name, self.graph.shape(name), batch)
+        self.graph.add(name, layer, [d.node for d in data], tensors=tensors or {})
+        batches = [d.batch for d in data if isinstance(d, Data)]
+        return Data(name, self.graph.shape(name), max(batches) if batches else 1)
 
     def materialise(self, const: Const, rank: int) -> Data:
         """A constant read by a data op: a parameter node (no receptive field)."""
@@ -272,8 +297,8 @@ class Importer:
         return out
 
     # ------------------------------------------------------------------ interpretation
-    def _interpret(self, node: Any, fname: str, args: tuple, kwargs: dict) -> Any:
-        if any(isinstance(v, Data) and v.batch != 1 for v in flatten((args, kwargs))):
+    def _interpret(self, node: Any, fname: str, args: tuple, kwargs: dict, flat: list) -> Any:
+        if any([isinstance(v, Data) and v.batch != 1 for v in flat]):
             raise Unknown(f"{fname} on a batch axis of size > 1")
         if node.op == "call_module":
             return self._module(node, fname, args, kwargs)
@@ -308,7 +333,12 @@ class Importer:
         """Every parameter and buffer of a module (parametrisations included), by the key
         the root module knows it by."""
         out = {}
-        for group, learnable in ((sub.named_parameters(), True), (sub.named_buffers(), False)):
+        groups = (
+            ((sub.named_parameters(), True), (sub.named_buffers(), False))
+            if sub._modules  # a leaf's own tensors are the ones named_parameters yields
+            else ((_distinct(sub._parameters), True), (_distinct(sub._buffers), False))
+        )
+        for group, learnable in groups:
             for pname, p in group:
                 key = self.key_of.get(id(p), pname)
                 out[key] = (p.numel(), learnable and key in self.named)

@@ -178,14 +178,26 @@ def attr_path(module: Any, path: str) -> Any:
     return module
 
 
+_NESTED = (tuple, list, dict, slice)
+
+
 def flatten(value: Any) -> list:
+    """The leaves of nested tuples, lists, dicts (values) and slices (bounds), in order."""
     if isinstance(value, (tuple, list)):
-        return [x for v in value for x in flatten(v)]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in flatten(v)]
-    if isinstance(value, slice):
+        items: Any = value
+    elif isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, slice):
         return [value.start, value.stop, value.step]
-    return [value]
+    else:
+        return [value]
+    out = []
+    for v in items:
+        if isinstance(v, _NESTED):
+            out.extend(flatten(v))
+        else:
+            out.append(v)
+    return out
 
 
 def meta_of(v: Any) -> Any:
