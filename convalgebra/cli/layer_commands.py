@@ -19,6 +19,7 @@ from ..spec import ConvSpec
 from .args import make_array, make_weight, parse_spec_string, spec_from_args
 from .common import PICTURE_SUFFIXES, Result, check_suffix, library_module, load_model
 from .json_output import check_record, dumps
+from .progress import Progress
 
 __all__ = ["MAIN_EPILOG", "check", "derive", "grad", "matrix", "spectrum"]
 
@@ -422,7 +423,6 @@ def spectrum(ns: argparse.Namespace) -> Result:
         raise ConvAlgebraError(
             "spectrum needs numbers: --weight random, arange, ones, 1,0,-1 or a file (not symbolic)"
         )
-    values = spectra.singular_values(spec, weight, k=ns.largest)
     route = (
         "DFT blocks (circular, output tiles the input)"
         if spectra.fft_applies(spec)
@@ -431,6 +431,9 @@ def spectrum(ns: argparse.Namespace) -> Result:
         else "dense SVD"
     )
     rows, cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
+    with Progress("spectrum", "product") as bar, bar.ticking(route.split(" (")[0]):
+        values = spectra.singular_values(spec, weight, k=ns.largest, callback=bar.update)
+        norm = None if spec.tile is not None else spectra.operator_norm(spec, weight, "bound")
     lines = [
         spec.describe(),
         f"matrix {rows:,} x {cols:,}; {values.size:,} singular values by {route}",
@@ -440,8 +443,7 @@ def spectrum(ns: argparse.Namespace) -> Result:
         smallest = float(values[-1])
         cond = float(values[0]) / smallest if smallest > 0 else math.inf
         lines.append(f"smallest {smallest:.6g}, condition number {cond:.6g}")
-    if spec.tile is None:
-        norm = spectra.operator_norm(spec, weight, method="bound")
+    if norm is not None:
         lines += [f"upper bounds on ||M||_2 = {values[0]:.10g}:"]
         lines += [f"  {b.name:<9} {b.value:.10g}  {b.guarantee}" for b in norm.bounds]
     files: dict[Path, bytes] = {}
@@ -452,11 +454,11 @@ def spectrum(ns: argparse.Namespace) -> Result:
             plot_spectrum(values, title=spec.describe()), figure_format(ns.plot)
         )
     if getattr(ns, "format", "text") == "json":
-        return Result(_spectrum_json(spectra, spec, weight, values, route, ns), files)
+        return Result(_spectrum_json(spec, norm, values, route, ns), files)
     return Result("\n".join(lines) + "".join(f"\nwrote {p}" for p in files), files)
 
 
-def _spectrum_json(spectra, spec: ConvSpec, weight, values: np.ndarray, route: str, ns) -> str:
+def _spectrum_json(spec: ConvSpec, norm, values: np.ndarray, route: str, ns) -> str:
     record: dict = {
         "layer": spec.describe(),
         "matrix_shape": [math.prod(spec.output_shape), math.prod(spec.input_shape)],
@@ -467,8 +469,7 @@ def _spectrum_json(spectra, spec: ConvSpec, weight, values: np.ndarray, route: s
         smallest = float(values[-1])
         record["smallest"] = smallest
         record["condition_number"] = float(values[0]) / smallest if smallest > 0 else "inf"
-    if spec.tile is None:
-        norm = spectra.operator_norm(spec, weight, method="bound")
+    if norm is not None:
         record["norm_bounds"] = [
             {"name": b.name, "value": b.value, "guarantee": b.guarantee} for b in norm.bounds
         ]
