@@ -34,6 +34,7 @@ MAIN_EPILOG = """examples:
   convalgebra report resnet18 -o resnet18.html    # interactive page, offline
   convalgebra params --in 3x32x32 --out 10 -k 5 -p 2
   convalgebra spectrum --in 16x32x32 --out 16 -k 3 -p 1 --mode circular --plot spectrum.png
+  convalgebra lipschitz mymodel.py:Net --in 3x32x32   # certified bound of a PyTorch model
 
 layer flags (PyTorch's names): --in 3x32x32 --out 16 -k 3 -s 2 -p 1 -d 1 -g 1
   --mode zeros|circular|reflect|replicate --transposed --output-padding 1 --flip --no-bias
@@ -42,7 +43,11 @@ layer flags (PyTorch's names): --in 3x32x32 --out 16 -k 3 -s 2 -p 1 -d 1 -g 1
 exit codes: 0 success (check: the law holds), 1 only when check finds that the law fails,
   2 bad input (one line on stderr: a malformed flag, an unknown model, an unreadable or
   unwritable file, a size over the budget, a missing optional extra with its install hint),
-  3 internal error (a bug: please report it; --debug shows the traceback)"""
+  3 internal error (a bug: please report it; --debug shows the traceback),
+  130 stopped by Ctrl-C (one line on stderr)
+
+progress of long work goes to stderr when it is a terminal (tqdm's bar with the progress
+  extra, else a plain line); CONVALGEBRA_PROGRESS=always|never chooses"""
 
 
 def _spec(ns: argparse.Namespace, command: str) -> ConvSpec:

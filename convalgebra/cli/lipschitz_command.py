@@ -21,8 +21,7 @@ __all__ = ["add_parser", "lipschitz"]
 
 EXAMPLES = """
 convalgebra lipschitz mymodel.py:Net --in 3x32x32
-convalgebra lipschitz torchvision.models:resnet18 --in 3x224x224 --iterations 20
-convalgebra lipschitz 'mymodel.py:make(width=2)' --in 1x28x28 --format json"""
+convalgebra lipschitz 'mymodel.py:make(1, width=2)' --in 1x28x28 --iterations 20 --format json"""
 
 
 def add_parser(subparsers: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
