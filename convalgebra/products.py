@@ -37,16 +37,17 @@ class StridedProducts:
 
     Forward: pad the input along each axis (the one tap primitive,
     :func:`~convalgebra.taps.map_padded`, says which input each padded position copies). With
-    unit strides, one group and real float64 data ("wide" products) the padded input is laid
-    out channels-last, so that the input every tap reads is one contiguous block of it; then
-    ``y += W_t @ x_t`` for each tap ``t`` is one BLAS product accumulating in place (``beta =
-    1``), for the outputs at every grid position between the first and the last output (the
-    others are dropped). Otherwise the taps' strided views are copied into one im2col block (in
-    chunks of output rows) and multiplied by the packed weights, one product per group.
-    Adjoint: the wide products' transpose, each tap's ``W_t^T g`` accumulated in place into the
-    channels-last padded grid; otherwise one product ``W^T g`` per group (col) added back onto
-    each tap's view (col2im). Then the padding folded back (the copies summed onto the
-    positions they copy). These are the fastest of the ways measured
+    one group and float64 weights ("wide" products) the padded grid is split into its stride
+    phases, laid out channels-last (:class:`_Wide`), so that the input every tap reads is one
+    contiguous block of one phase; then ``y += W_t @ x_t`` for each tap ``t`` is one BLAS
+    product accumulating in place (``beta = 1``), for the outputs at every phase position
+    between the first and the last output (the others are dropped). Otherwise the taps'
+    strided views are copied into one im2col block (in chunks of output rows) and multiplied
+    by the packed weights, one product per group. Adjoint: the wide products' transpose, each
+    tap's ``W_t^T g`` accumulated in place into the channels-last phases, which are then put
+    back in the grid; otherwise one product ``W^T g`` per group (col) added back onto each
+    tap's view (col2im). Then the padding folded back (the copies summed onto the positions
+    they copy). These are the fastest of the ways measured
     (``examples/benchmarks/bench_operator.py``).
     """
 
@@ -80,7 +81,7 @@ class StridedProducts:
             )
             for tap in np.ndindex(*spec.kernel_size)
         ]
-        self.wide = self._wide_layout() if self._wide_applies(w) else None
+        self.wide = _Wide(self) if self._wide_applies(w) else None
 
     # ------------------------------------------------------------------ padding
     def _pad(self, x: np.ndarray) -> np.ndarray:
@@ -124,60 +125,48 @@ class StridedProducts:
 
     # ------------------------------------------------------------------ wide products
     def _wide_applies(self, w: np.ndarray) -> bool:
-        spec = self.spec
-        if any(s != 1 for s in spec.stride) or spec.groups != 1 or w.dtype != np.float64:
+        if self.spec.groups != 1 or w.dtype != np.float64:
             return False
-        return self._wide_count() <= _WIDE_WORK * math.prod(self.out)
+        return _Wide(self).count <= _WIDE_WORK * math.prod(self.out)
 
-    def _grid_strides(self) -> list[int]:
-        return [math.prod(self.grid[a + 1 :]) for a in range(len(self.grid))]
-
-    def _wide_count(self) -> int:
-        """Grid positions from the first output to the last (C order)."""
-        return sum((o - 1) * g for o, g in zip(self.out, self._grid_strides(), strict=True)) + 1
-
-    def _wide_layout(self) -> tuple[int, np.ndarray, list[int], list, list]:
-        strides = self._grid_strides()
-        offsets = [
-            int(sum(t * d * g for t, d, g in zip(tap, self.spec.dilation, strides, strict=True)))
-            for tap in np.ndindex(*self.spec.kernel_size)
-        ]
-        positions = np.indices(self.out).reshape(len(self.out), -1)
-        index = np.asarray(np.ravel_multi_index(tuple(positions), self.grid))
-        forward = [np.asfortranarray(w_t[0]) for w_t in self.weight]  # (C_out, C_in)
-        adjoint = [np.asfortranarray(w_t[0].T) for w_t in self.weight]
-        return self._wide_count(), index, offsets, forward, adjoint
+    def _phases_of(self, xp: np.ndarray) -> np.ndarray:
+        """The padded grid ``(C, *grid)`` as channels-last phase grids ``(phases, L, C)``."""
+        wide = self.wide
+        assert wide is not None
+        out = budget.zeros((len(wide.phases), math.prod(wide.extent), xp.shape[0]))
+        for k, part in enumerate(wide.parts(xp)):
+            grid = out[k].reshape(*wide.extent, xp.shape[0])
+            grid[tuple(slice(0, m) for m in part.shape[1:])] = np.moveaxis(part, 0, -1)
+        return out
 
     def _wide_forward(self, x: np.ndarray) -> np.ndarray:
-        n, index, offsets, weights, _ = self.wide  # type: ignore[misc]
-        c = self.c_in
-        if self.spec.padding_mode == "zeros":
-            xp = budget.zeros((*self.grid, c))
-            inside = np.moveaxis(x, 0, -1)[self._inside_source()]
-            xp[self._inside()] = inside
-        else:
-            xp = np.ascontiguousarray(np.moveaxis(self._pad(x), 0, -1), dtype=np.float64)
-        flat = xp.reshape(-1)
+        wide = self.wide
+        assert wide is not None
+        n, c = wide.count, self.c_in
+        flat = self._phases_of(self._pad(x)).reshape(len(wide.phases), -1)
         acc = budget.zeros((n, self.c_out)).T  # Fortran order, as BLAS accumulates
-        for w_t, off in zip(weights, offsets, strict=True):
-            acc = blas.dgemm(
-                1.0, w_t, flat[off * c : (off + n) * c].reshape(n, c).T, 1.0, acc, overwrite_c=True
-            )
-        return np.take(acc, index, axis=1).ravel()
+        for w_t, (k, off) in zip(wide.forward, wide.taps, strict=True):
+            block = flat[k, off * c : (off + n) * c].reshape(n, c).T
+            acc = blas.dgemm(1.0, w_t, block, 1.0, acc, overwrite_c=True)
+        return np.take(acc, wide.index, axis=1).ravel()
 
     def _wide_adjoint(self, y: np.ndarray) -> np.ndarray:
-        n, index, offsets, _, weights = self.wide  # type: ignore[misc]
-        c = self.c_in
+        wide = self.wide
+        assert wide is not None
+        n, c = wide.count, self.c_in
         grad = budget.zeros((n, self.c_out))
-        grad[index] = y.reshape(self.c_out, -1).T
-        xp = budget.zeros((*self.grid, c))
-        flat = xp.reshape(-1)
-        for w_t, off in zip(weights, offsets, strict=True):
-            view = flat[off * c : (off + n) * c].reshape(n, c).T
+        grad[wide.index] = y.reshape(self.c_out, -1).T
+        phases = budget.zeros((len(wide.phases), math.prod(wide.extent) * c))
+        for w_t, (k, off) in zip(wide.adjoint, wide.taps, strict=True):
+            view = phases[k, off * c : (off + n) * c].reshape(n, c).T
             out = blas.dgemm(1.0, w_t, grad.T, 1.0, view, overwrite_c=True)
             if out.ctypes.data != view.ctypes.data:  # BLAS worked on a copy: add it back
                 view[...] = out
-        return self._unpad(np.moveaxis(xp, -1, 0)).ravel()
+        xp = budget.zeros((c, *self.grid))
+        for k, part in enumerate(wide.parts(xp)):
+            grid = phases[k].reshape(*wide.extent, c)
+            part[...] = np.moveaxis(grid[tuple(slice(0, m) for m in part.shape[1:])], -1, 0)
+        return self._unpad(xp).ravel()
 
     # ------------------------------------------------------------------ products
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -217,6 +206,42 @@ class StridedProducts:
         for t, view in enumerate(self.views):
             xp[view] += cols[:, t]
         return self._unpad(xp).ravel()
+
+
+class _Wide:
+    """The layout of the wide products: the padded grid split into its stride phases.
+
+    Phase ``r`` (one residue per axis) holds the padded positions ``s a + r``, ``a < L``
+    (``L = ceil(grid / s)`` per axis), channels last. Tap ``t`` reads phase ``t d mod s`` from
+    offset ``t d // s``: output ``o`` at phase position ``o + t d // s``. Flattened, the
+    ``count`` positions from the first output to the last are one contiguous block of each
+    phase per tap.
+    """
+
+    def __init__(self, products: StridedProducts) -> None:
+        spec = products.spec
+        self.stride = tuple(spec.stride)
+        self.extent = tuple(-(-g // s) for g, s in zip(products.grid, self.stride, strict=True))
+        steps = [math.prod(self.extent[a + 1 :]) for a in range(len(self.extent))]
+        self.phases = list(np.ndindex(*self.stride))
+        self.taps = []
+        for tap in np.ndindex(*spec.kernel_size):
+            pos = [t * d for t, d in zip(tap, spec.dilation, strict=True)]
+            phase = tuple(p % s for p, s in zip(pos, self.stride, strict=True))
+            offset = sum(p // s * g for p, s, g in zip(pos, self.stride, steps, strict=True))
+            self.taps.append((self.phases.index(phase), int(offset)))
+        self.count = sum((o - 1) * g for o, g in zip(products.out, steps, strict=True)) + 1
+        positions = np.indices(products.out).reshape(len(products.out), -1)
+        self.index = np.asarray(np.ravel_multi_index(tuple(positions), self.extent))
+        self.forward = [np.asfortranarray(w_t[0]) for w_t in products.weight]  # (C_out, C_in)
+        self.adjoint = [np.asfortranarray(w_t[0].T) for w_t in products.weight]
+
+    def parts(self, xp: np.ndarray) -> list[np.ndarray]:
+        """The views of ``xp`` (``(C, *grid)``) that are its phases, in phase order."""
+        return [
+            xp[(slice(None), *(slice(r, None, s) for r, s in zip(phase, self.stride)))]
+            for phase in self.phases
+        ]
 
 
 class TorchProducts(StridedProducts):

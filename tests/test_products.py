@@ -11,22 +11,25 @@ from convalgebra.products import StridedProducts
 
 
 @st.composite
-def unit_stride_specs(draw):
-    """Specs of one group and unit strides (the wide route), forward or transposed."""
+def one_group_specs(draw):
+    """Specs of one group (the wide route, strides by their phases), forward or transposed."""
     nd = draw(st.integers(1, 3))
     limit = 4 if nd == 3 else 7
     transposed = draw(st.booleans())
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     try:
         return ca.ConvSpec(
             (draw(st.integers(1, 4)), *(draw(st.integers(1, limit + 3)) for _ in range(nd))),
             draw(st.integers(1, 4)),
             tuple(draw(st.integers(1, 3)) for _ in range(nd)),
+            stride=stride,
             padding=tuple((draw(st.integers(0, 3)),) * 2 for _ in range(nd)),
             dilation=tuple(draw(st.integers(1, 2)) for _ in range(nd)),
             padding_mode="zeros"
             if transposed
             else draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"])),
             transposed=transposed,
+            output_padding=tuple(draw(st.integers(0, s - 1)) for s in stride) if transposed else 0,
             flip=draw(st.booleans()),
         )
     except ca.ConvAlgebraError:
@@ -47,14 +50,15 @@ def _check_against_torch(spec, seed):
     np.testing.assert_allclose(op.rmatvec(y.ravel()), adjoint, rtol=0, atol=1e-12 * scale)
 
 
-@given(unit_stride_specs(), st.integers(0, 2**31))
+@given(one_group_specs(), st.integers(0, 2**31))
 def test_wide_products_equal_torch(spec, seed):
-    """Unit strides, one group, float64: the in-place BLAS route, both ways, to 1e-12."""
+    """One group, float64: the in-place BLAS route on the stride phases, both ways, to 1e-12."""
     forward = spec.forward if spec.transposed else spec
     routes = StridedProducts(forward, np.ones(forward.weight_shape))
     out = forward.forward_output_spatial
-    strides = [int(np.prod(routes.grid[a + 1 :])) for a in range(len(out))]
-    work = sum((o - 1) * g for o, g in zip(out, strides)) + 1
+    extent = [-(-g // s) for g, s in zip(routes.grid, forward.stride)]  # phase grid per axis
+    steps = [int(np.prod(extent[a + 1 :])) for a in range(len(out))]
+    work = sum((o - 1) * g for o, g in zip(out, steps)) + 1
     assert (routes.wide is not None) == (work <= 1.5 * np.prod(out))
     _check_against_torch(spec, seed)
 
