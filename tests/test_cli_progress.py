@@ -40,8 +40,22 @@ def _start(argv: list[str], mode: str = "always") -> tuple[subprocess.Popen, lis
         while data := os.read(proc.stderr.fileno(), 4096):
             chunks.append(data)
 
-    threading.Thread(target=collect, daemon=True).start()
+    proc.collector = threading.Thread(target=collect, daemon=True)  # type: ignore[attr-defined]
+    proc.collector.start()  # type: ignore[attr-defined]
     return proc, chunks
+
+
+def _finish(proc: subprocess.Popen, chunks: list[bytes], timeout: float) -> tuple[bytes, bytes]:
+    """Standard output and all of standard error once the process has ended."""
+    assert proc.stdout is not None
+    try:
+        out = proc.stdout.read()
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc.collector.join(timeout=10)  # type: ignore[attr-defined]
+    return out, b"".join(chunks)
 
 
 def _wait_for(chunks: list[bytes], text: bytes, proc: subprocess.Popen, timeout: float) -> None:
@@ -58,12 +72,9 @@ def test_ctrl_c_during_lanczos_stops_with_one_line_and_130():
     try:
         _wait_for(chunks, b"product", proc, timeout=240)  # the long job runs and reports
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    time.sleep(0.2)  # the collector's last read
-    code, err = proc.returncode, b"".join(chunks)
+        out, err = _finish(proc, chunks, timeout=60)
+    code = proc.returncode
     assert code == progress.EXIT_INTERRUPTED
     assert out == b""
     assert b"Traceback" not in err
@@ -114,9 +125,8 @@ def test_ctrl_c_inside_native_code_stops_within_the_grace_time():
 def test_progress_goes_to_stderr_and_json_stays_clean():
     argv = ["spectrum", "--in", "16x40x40", "--out", "16", "-k", "3", "-p", "1"]
     proc, chunks = _start([*argv, "--largest", "1", "--format", "json"])
-    out, _ = proc.communicate(timeout=600)
-    time.sleep(0.2)
-    err = b"".join(chunks).decode()
+    out, raw = _finish(proc, chunks, timeout=600)
+    err = raw.decode()
     assert proc.returncode == 0, err
     record = json.loads(out)  # nothing but the JSON on stdout
     assert record["route"] == "Lanczos on the matrix-free operator"
@@ -126,10 +136,9 @@ def test_progress_goes_to_stderr_and_json_stays_clean():
 def test_no_progress_when_turned_off():
     argv = ["spectrum", "--in", "16x40x40", "--out", "16", "-k", "3", "-p", "1", "--largest", "1"]
     proc, chunks = _start(argv, mode="never")
-    out, _ = proc.communicate(timeout=600)
-    time.sleep(0.2)
+    out, err = _finish(proc, chunks, timeout=600)
     assert proc.returncode == 0
-    assert b"".join(chunks) == b""
+    assert err == b""
     assert out.startswith(b"Conv2d(16, 16")
 
 

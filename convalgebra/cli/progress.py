@@ -45,7 +45,9 @@ PLAIN_EVERY = 5.0  # seconds between two plain progress lines (no tqdm)
 GRACE = 1.0  # seconds the main thread has to stop by itself after Ctrl-C
 
 _lock = threading.Lock()
-_state = {"reported": False, "bar_shown": False}
+# reported: the interrupted line is out (nothing draws after it); shown: a progress display
+# has been drawn since the command started
+_state = {"reported": False, "shown": False}
 
 
 def _wanted() -> bool:
@@ -97,10 +99,13 @@ class Progress:
         """Draw the current state: the bar (made on first use) or a plain line."""
         if time.monotonic() - self.start < DELAY:
             return
-        if self.tqdm is None:
-            self._plain_line(what)
-            return
-        with self.lock:
+        with self.lock, _lock:
+            if _state["reported"]:  # stopped: the interrupted line stays the last one
+                return
+            _state["shown"] = True
+            if self.tqdm is None:
+                self._plain_line(what)
+                return
             if self.bar is None:
                 self.bar = self.tqdm(
                     total=self.total,
@@ -110,7 +115,6 @@ class Progress:
                     leave=False,
                     dynamic_ncols=True,
                 )
-                _state["bar_shown"] = True
             if self.bar.total != self.total:
                 self.bar.total = self.total
             if what is not None:
@@ -153,18 +157,18 @@ class Progress:
                 self._show(what)
 
         thread = threading.Thread(target=tick, daemon=True)
-        thread.start()
         try:
+            thread.start()
             yield
         finally:
             stop.set()
-            thread.join()
+            if thread.ident is not None:  # started
+                thread.join()
 
     def close(self) -> None:
         with self.lock:
             if self.bar is not None:
                 self.bar.close()
-                _state["bar_shown"] = False
 
     def __enter__(self) -> Progress:
         return self
@@ -178,7 +182,8 @@ def interrupted() -> int:
     with _lock:
         if not _state["reported"]:
             _state["reported"] = True
-            start = "\n" if _state["bar_shown"] else ""
+            # on a fresh line: a terminal's current line erased, else a new line
+            start = ("\r\x1b[K" if sys.stderr.isatty() else "\n") if _state["shown"] else ""
             try:
                 sys.stderr.write(f"{start}{INTERRUPTED}\n")
                 sys.stderr.flush()
@@ -197,7 +202,7 @@ def stopping_on_interrupt() -> Iterator[None]:
     Outside the main thread, or where the wake-up descriptor cannot be set, only the first
     part applies.
     """
-    _state["reported"] = False
+    _state["reported"] = _state["shown"] = False
     if threading.current_thread() is not threading.main_thread() or os.name == "nt":
         yield
         return
