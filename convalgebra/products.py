@@ -144,24 +144,21 @@ class StridedProducts:
         assert wide is not None
         n, c = wide.count, self.c_in
         flat = self._phases_of(self._pad(x)).reshape(len(wide.phases), -1)
-        acc = budget.zeros((n, self.c_out)).T  # Fortran order, as BLAS accumulates
+        acc = budget.zeros((math.prod(wide.extent), self.c_out))
         for w_t, (k, off) in zip(wide.forward, wide.taps, strict=True):
             block = flat[k, off * c : (off + n) * c].reshape(n, c).T
-            acc = blas.dgemm(1.0, w_t, block, 1.0, acc, overwrite_c=True)
-        return np.take(acc, wide.index, axis=1).ravel()
+            _accumulate(w_t, block, acc[:n].T)  # Fortran order, as BLAS accumulates
+        return np.moveaxis(wide.outputs(acc), -1, 0).ravel()
 
     def _wide_adjoint(self, y: np.ndarray) -> np.ndarray:
         wide = self.wide
         assert wide is not None
         n, c = wide.count, self.c_in
-        grad = budget.zeros((n, self.c_out))
-        grad[wide.index] = y.reshape(self.c_out, -1).T
+        grad = budget.zeros((math.prod(wide.extent), self.c_out))
+        wide.outputs(grad)[...] = np.moveaxis(y.reshape(self.c_out, *self.out), 0, -1)
         phases = budget.zeros((len(wide.phases), math.prod(wide.extent) * c))
         for w_t, (k, off) in zip(wide.adjoint, wide.taps, strict=True):
-            view = phases[k, off * c : (off + n) * c].reshape(n, c).T
-            out = blas.dgemm(1.0, w_t, grad.T, 1.0, view, overwrite_c=True)
-            if out.ctypes.data != view.ctypes.data:  # BLAS worked on a copy: add it back
-                view[...] = out
+            _accumulate(w_t, grad[:n].T, phases[k, off * c : (off + n) * c].reshape(n, c).T)
         xp = budget.zeros((c, *self.grid))
         for k, part in enumerate(wide.parts(xp)):
             grid = phases[k].reshape(*wide.extent, c)
@@ -208,6 +205,13 @@ class StridedProducts:
         return self._unpad(xp).ravel()
 
 
+def _accumulate(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c += a @ b`` in place, by BLAS (all three in Fortran order)."""
+    out = blas.dgemm(1.0, a, b, 1.0, c, overwrite_c=True)
+    if out.ctypes.data != c.ctypes.data:  # BLAS worked on a copy: add it back
+        c[...] = out
+
+
 class _Wide:
     """The layout of the wide products: the padded grid split into its stride phases.
 
@@ -231,10 +235,14 @@ class _Wide:
             offset = sum(p // s * g for p, s, g in zip(pos, self.stride, steps, strict=True))
             self.taps.append((self.phases.index(phase), int(offset)))
         self.count = sum((o - 1) * g for o, g in zip(products.out, steps, strict=True)) + 1
-        positions = np.indices(products.out).reshape(len(products.out), -1)
-        self.index = np.asarray(np.ravel_multi_index(tuple(positions), self.extent))
+        self.out = tuple(products.out)
         self.forward = [np.asfortranarray(w_t[0]) for w_t in products.weight]  # (C_out, C_in)
         self.adjoint = [np.asfortranarray(w_t[0].T) for w_t in products.weight]
+
+    def outputs(self, grid: np.ndarray) -> np.ndarray:
+        """The view ``(*out, C)`` of the outputs in a channels-last phase grid ``(L, C)``."""
+        shaped = grid.reshape(*self.extent, grid.shape[-1])
+        return shaped[tuple(slice(0, o) for o in self.out)]
 
     def parts(self, xp: np.ndarray) -> list[np.ndarray]:
         """The views of ``xp`` (``(C, *grid)``) that are its phases, in phase order."""

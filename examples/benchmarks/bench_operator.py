@@ -1,12 +1,12 @@
 """Benchmark: ``conv_operator`` products against torch's float64 convolution, one thread.
 
-In one run, best of 25 runs interleaved round-robin (the load of a shared machine then falls
-on every route alike), 64 -> 64 channels, 3x3, padding 1 on 56x56 (and a
+In one run, best of 25 runs interleaved round-robin, each timed by this process's CPU time
+(the load of a shared machine then falls on every route alike and waiting is not counted), 64 -> 64 channels, 3x3, padding 1 on 56x56 (and a
 stride-2 and a reflect-padded layer), BLAS and torch on one thread each:
-1. ``matvec`` (numpy: with unit strides one BLAS product per tap accumulating in place on the
-   channels-last padded input, else im2col and one product) against
-   ``torch.nn.functional.conv2d``, and ``rmatvec`` (the transposed products, or one product
-   and col2im) against ``conv_transpose2d``;
+1. ``matvec`` (numpy: one BLAS product per tap accumulating in place on the channels-last
+   stride phases of the padded input) against ``torch.nn.functional.conv2d``, and
+   ``rmatvec`` (the same products transposed, accumulating into the phases) against
+   ``conv_transpose2d``;
 2. the other ways to write it by hand, measured here for the comparison: im2col (all taps
    copied into one block) and a single BLAS product; for the adjoint, one product per tap
    added onto each strided view;
@@ -39,9 +39,9 @@ def interleaved(fns: dict, repeat: int = 25) -> dict:
     times: dict = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = time.process_time()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(time.process_time() - start)
     return {name: min(runs) for name, runs in times.items()}
 
 
