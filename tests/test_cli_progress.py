@@ -234,3 +234,23 @@ def test_lipschitz_command_prints_the_library_bound(tmp_path, capsys):
 def test_lipschitz_command_needs_a_python_model(capsys):
     assert main(["lipschitz", "resnet18", "--in", "3x32x32"]) == 2
     assert "needs a PyTorch model" in capsys.readouterr().err
+
+
+def test_a_slow_dense_svd_shows_its_route_and_elapsed_time(monkeypatch, capsys):
+    """An opaque step (no callback from LAPACK): the ticking display names it, on stderr."""
+    argv = ["spectrum", "--in", "2x6x6", "--out", "2", "-k", "3", "-p", "1", "--format", "json"]
+    assert main(argv) == 0
+    quiet = capsys.readouterr()
+    real = ca.spectra.singular_values
+
+    def slow(*args, **kwargs):
+        time.sleep(1.2)  # two ticks
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ca.spectra, "singular_values", slow)
+    monkeypatch.setenv(progress.ENV, "always")
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    assert main(argv) == 0
+    shown = capsys.readouterr()
+    assert shown.out == quiet.out  # the same JSON, nothing else on stdout
+    assert "spectrum" in shown.err and "dense SVD" in shown.err
