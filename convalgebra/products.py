@@ -81,7 +81,7 @@ class StridedProducts:
             )
             for tap in np.ndindex(*spec.kernel_size)
         ]
-        self.wide = _Wide(self) if self._wide_applies(w) else None
+        self.wide = self._wide_layout(w)
 
     # ------------------------------------------------------------------ padding
     def _pad(self, x: np.ndarray) -> np.ndarray:
@@ -124,10 +124,12 @@ class StridedProducts:
         return xp
 
     # ------------------------------------------------------------------ wide products
-    def _wide_applies(self, w: np.ndarray) -> bool:
+    def _wide_layout(self, w: np.ndarray) -> _Wide | None:
+        """The wide products' layout, or None where they do not apply or cost too much."""
         if self.spec.groups != 1 or w.dtype != np.float64:
-            return False
-        return _Wide(self).count <= _WIDE_WORK * math.prod(self.out)
+            return None
+        wide = _Wide(self)
+        return wide if wide.count <= _WIDE_WORK * math.prod(self.out) else None
 
     def _phases_of(self, xp: np.ndarray) -> np.ndarray:
         """The padded grid ``(C, *grid)`` as channels-last phase grids ``(phases, L, C)``."""
