@@ -123,7 +123,7 @@ def test_ctrl_c_inside_native_code_stops_within_the_grace_time():
 
 
 def test_progress_goes_to_stderr_and_json_stays_clean():
-    argv = ["spectrum", "--in", "16x40x40", "--out", "16", "-k", "3", "-p", "1"]
+    argv = ["spectrum", "--in", "20x48x48", "--out", "20", "-k", "3", "-p", "1"]
     proc, chunks = _start([*argv, "--largest", "1", "--format", "json"])
     out, raw = _finish(proc, chunks, timeout=600)
     err = raw.decode()
