@@ -131,13 +131,19 @@ class StridedProducts:
         wide = _Wide(self)
         return wide if wide.count <= _WIDE_WORK * math.prod(self.out) else None
 
-    def _phases_of(self, xp: np.ndarray) -> np.ndarray:
-        """The padded grid ``(C, *grid)`` as channels-last phase grids ``(phases, L, C)``."""
+    def _phases_of(self, x: np.ndarray) -> np.ndarray:
+        """The padded input as channels-last phase grids ``(phases, L, C)``."""
         wide = self.wide
         assert wide is not None
-        out = budget.zeros((len(wide.phases), math.prod(wide.extent), xp.shape[0]))
-        for k, part in enumerate(wide.parts(xp)):
-            grid = out[k].reshape(*wide.extent, xp.shape[0])
+        c = x.shape[0]
+        out = budget.zeros((len(wide.phases), math.prod(wide.extent), c))
+        if self.spec.padding_mode == "zeros":  # straight from the input: zeros elsewhere
+            for k, (inside, source) in enumerate(wide.inside):
+                grid = out[k].reshape(*wide.extent, c)
+                grid[inside] = np.moveaxis(x[(slice(None), *source)], 0, -1)
+            return out
+        for k, part in enumerate(wide.parts(self._pad(x))):
+            grid = out[k].reshape(*wide.extent, c)
             grid[tuple(slice(0, m) for m in part.shape[1:])] = np.moveaxis(part, 0, -1)
         return out
 
@@ -145,7 +151,7 @@ class StridedProducts:
         wide = self.wide
         assert wide is not None
         n, c = wide.count, self.c_in
-        flat = self._phases_of(self._pad(x)).reshape(len(wide.phases), -1)
+        flat = self._phases_of(x).reshape(len(wide.phases), -1)
         acc = budget.zeros((math.prod(wide.extent), self.c_out))
         for w_t, (k, off) in zip(wide.forward, wide.taps, strict=True):
             block = flat[k, off * c : (off + n) * c].reshape(n, c).T
@@ -161,6 +167,12 @@ class StridedProducts:
         phases = budget.zeros((len(wide.phases), math.prod(wide.extent) * c))
         for w_t, (k, off) in zip(wide.adjoint, wide.taps, strict=True):
             _accumulate(w_t, grad[:n].T, phases[k, off * c : (off + n) * c].reshape(n, c).T)
+        if self.spec.padding_mode == "zeros":  # straight to the input: padding dropped
+            x = budget.zeros((c, *self.spec.forward_input_spatial))
+            for k, (inside, source) in enumerate(wide.inside):
+                grid = phases[k].reshape(*wide.extent, c)
+                x[(slice(None), *source)] = np.moveaxis(grid[inside], -1, 0)
+            return x.ravel()
         xp = budget.zeros((c, *self.grid))
         for k, part in enumerate(wide.parts(xp)):
             grid = phases[k].reshape(*wide.extent, c)
@@ -238,8 +250,35 @@ class _Wide:
             self.taps.append((self.phases.index(phase), int(offset)))
         self.count = sum((o - 1) * g for o, g in zip(products.out, steps, strict=True)) + 1
         self.out = tuple(products.out)
+        self.inside = [self._inside(products, phase) for phase in self.phases]
         self.forward = [np.asfortranarray(w_t[0]) for w_t in products.weight]  # (C_out, C_in)
         self.adjoint = [np.asfortranarray(w_t[0].T) for w_t in products.weight]
+
+    def _inside(
+        self, products: StridedProducts, phase: tuple[int, ...]
+    ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+        """``(positions in the phase, input positions)`` of the inputs the phase holds.
+
+        Phase position ``a`` is padded position ``s a + r``, input ``s a + r - before``; kept
+        where that is an input inside the grid.
+        """
+        inside, source = [], []
+        dims = zip(
+            phase,
+            self.stride,
+            products.spec.padding,
+            products.spec.forward_input_spatial,
+            products.grid,
+            strict=True,
+        )
+        for r, s, (before, _), size, grid in dims:
+            low = max(0, -(-(before - r) // s))
+            high = min(-(-(grid - r) // s), (before + size - 1 - r) // s + 1)
+            count = max(0, high - low)
+            start = s * low + r - before
+            inside.append(slice(low, low + count))
+            source.append(slice(start, start + s * (count - 1) + 1 if count else start, s))
+        return tuple(inside), tuple(source)
 
     def outputs(self, grid: np.ndarray) -> np.ndarray:
         """The view ``(*out, C)`` of the outputs in a channels-last phase grid ``(L, C)``."""
