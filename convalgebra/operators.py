@@ -327,9 +327,9 @@ def conv_operator(spec: ConvSpec, weight, *, backend: str = "numpy") -> LinearOp
     spec : ConvSpec
     weight : array_like of shape ``spec.weight_shape``
     backend : {"numpy", "torch"}
-        ``"numpy"``: BLAS products on the padded input (:class:`~convalgebra.products.
-        StridedProducts`; against torch's float64 convolution on one thread:
-        ``examples/benchmarks/bench_operator.py``).
+        ``"numpy"``: one BLAS product per tap on the padded input, accumulating in place
+        (:class:`~convalgebra.products.StridedProducts`; at torch's float64 speed on one
+        thread, ``examples/benchmarks/bench_operator.py``).
         ``"torch"`` (needs the torch extra): the products by torch's ``conv{n}d`` and
         ``conv_transpose{n}d`` in float64, for 1-3 spatial dimensions and real vectors.
 
