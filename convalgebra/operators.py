@@ -37,12 +37,11 @@ from .connectivity import (
     layer_rows_cols,
     row_template,
     spatial_table,
-    tap_weight_order,
     triples,
 )
-from .errors import ConvAlgebraError, require, shown
+from .errors import ConvAlgebraError, shown
+from .products import StridedProducts, TorchProducts
 from .spec import ConvSpec, plain_array
-from .taps import map_padded
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -326,159 +325,6 @@ def _apply_triples(spec: ConvSpec, weight: np.ndarray, v: np.ndarray, adjoint: b
     return acc
 
 
-def _batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` over a leading group axis, as one 2-D BLAS product when there is one group."""
-    return (a[0] @ b[0])[None] if a.shape[0] == 1 else a @ b
-
-
-# memory of one im2col block of the forward products
-_BLOCK_BYTES = 64 * 2**20
-
-
-class _Strided:
-    """Products of an ordinary convolution through its padded input, with BLAS.
-
-    Forward: pad the input along each axis (the one tap primitive,
-    :func:`~convalgebra.taps.map_padded`, says which input each padded position copies), then
-    for each tap ``t`` add ``W_t @ view_t`` (``view_t`` the strided view of the padded input
-    the tap reads, ``W_t`` its ``C_out/g x C_in/g`` weights), per group, the views copied into
-    one im2col block (in chunks of output rows) so that it is one BLAS product. Adjoint:
-    ``W_t^H`` times the output added back onto each view, one product per tap, then the
-    padding folded back (the copies summed onto the positions they copy). These are the faster
-    of the two ways each way (``examples/benchmarks/bench_operator.py``).
-    """
-
-    def __init__(self, spec: ConvSpec, w: np.ndarray) -> None:
-        c_out, c_in, per = channel_layout(spec)
-        g, k = spec.groups, math.prod(spec.kernel_size)
-        self.spec, self.c_in, self.c_out = spec, c_in, c_out
-        table = w.reshape(g, c_out // g, per, k)[..., tap_weight_order(spec)]
-        self.weight = np.ascontiguousarray(np.moveaxis(table, -1, 0))  # (K, g, C_out/g, per)
-        self.weight_t = np.ascontiguousarray(np.swapaxes(self.weight, 2, 3))
-        # (g, C_out/g, per * K): the forward's one product per block of taps (im2col)
-        self.weight_rows = np.ascontiguousarray(
-            np.moveaxis(table, -1, -1).reshape(g, c_out // g, per * k)
-        )
-        self.out = tuple(spec.forward_output_spatial)
-        self.grid = tuple(
-            (o - 1) * s + (kk - 1) * d + 1
-            for o, kk, s, d in zip(
-                self.out, spec.kernel_size, spec.stride, spec.dilation, strict=True
-            )
-        )
-        self.maps = [
-            map_padded(np.arange(n) - pad[0], size, spec.padding_mode)
-            for n, pad, size in zip(
-                self.grid, spec.padding, spec.forward_input_spatial, strict=True
-            )
-        ]
-        self.views = [
-            (slice(None),)
-            + tuple(
-                slice(t * d, t * d + (o - 1) * s + 1, s)
-                for t, d, s, o in zip(tap, spec.dilation, spec.stride, self.out, strict=True)
-            )
-            for tap in np.ndindex(*spec.kernel_size)
-        ]
-
-    def _pad(self, x: np.ndarray) -> np.ndarray:
-        if self.spec.padding_mode == "zeros":  # one copy into a zero grid
-            xp = budget.zeros((self.c_in, *self.grid), dtype=x.dtype)
-            dims = zip(self.spec.padding, self.spec.forward_input_spatial, self.grid, strict=True)
-            spans = [(before, max(0, min(size, grid - before))) for (before, _), size, grid in dims]
-            inside = tuple(slice(before, before + count) for before, count in spans)
-            xp[(slice(None), *inside)] = x[(slice(None), *(slice(0, c) for _, c in spans))]
-            return xp
-        for axis, index in enumerate(self.maps, 1):
-            x = np.take(x, np.where(index >= 0, index, 0), axis=axis)
-            if (index < 0).any():
-                x[(slice(None),) * axis + (index < 0,)] = 0
-        return x
-
-    def _unpad(self, xp: np.ndarray) -> np.ndarray:
-        dims = zip(self.maps, self.spec.padding, self.spec.forward_input_spatial, strict=True)
-        for axis, (index, (before, _), size) in enumerate(dims, 1):
-            shape = list(xp.shape)
-            shape[axis] = size
-            out = budget.zeros(shape, dtype=xp.dtype)
-            stop = min(size, len(index) - before)
-            lead = (slice(None),) * axis
-            out[lead + (slice(0, stop),)] = xp[lead + (slice(before, before + stop),)]
-            position = np.arange(len(index))
-            border = (index >= 0) & ((position < before) | (position >= before + size))
-            if border.any():  # copies of inputs (circular, reflect, replicate): summed back
-                np.add.at(
-                    np.moveaxis(out, axis, 0), index[border], np.moveaxis(xp, axis, 0)[border]
-                )
-            xp = out
-        return xp
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        xp = self._pad(x.reshape(self.c_in, *self.spec.forward_input_spatial))
-        k, g, c_out, per = self.weight.shape
-        dtype = np.result_type(self.weight, x)
-        rest = math.prod(self.out[1:])
-        y = budget.empty((g, c_out, self.out[0], rest), dtype)
-        rows = max(1, _BLOCK_BYTES // (self.c_in * k * rest * 16))
-        for start in range(0, self.out[0], rows):
-            stop = min(start + rows, self.out[0])
-            block = budget.empty((g, per, k, stop - start, *self.out[1:]), dtype)
-            for t, view in enumerate(self.views):
-                first = view[1]
-                step = first.step
-                rows_view = slice(
-                    first.start + start * step, first.start + (stop - 1) * step + 1, step
-                )
-                block[:, :, t] = xp[(slice(None), rows_view, *view[2:])].reshape(
-                    g, per, stop - start, *self.out[1:]
-                )
-            # one product per group (a 2-D product when there is one group: BLAS directly)
-            product = _batched(self.weight_rows, block.reshape(g, per * k, -1))
-            y[:, :, start:stop] = product.reshape(g, c_out, stop - start, rest)
-        return y.ravel()
-
-    def adjoint(self, y: np.ndarray) -> np.ndarray:
-        g = self.weight.shape[1]
-        grad = np.ascontiguousarray(y).reshape(g, self.c_out // g, -1)
-        xp = budget.zeros((self.c_in, *self.grid), dtype=np.result_type(self.weight, y))
-        for w_t, view in zip(self.weight_t, self.views, strict=True):
-            xp[view] += _batched(w_t, grad).reshape(self.c_in, *self.out)
-        return self._unpad(xp).ravel()
-
-
-class _TorchStrided(_Strided):
-    """The same products through torch's ``conv{n}d`` / ``conv_transpose{n}d`` (float64).
-
-    The padding and its adjoint stay in numpy (the one tap primitive); complex vectors take
-    the numpy route.
-    """
-
-    def __init__(self, spec: ConvSpec, w: np.ndarray) -> None:
-        super().__init__(spec, w)
-        self.torch = require("torch", "torch")
-        self.functional = self.torch.nn.functional
-        per = self.weight.shape[3]
-        kernel = np.moveaxis(self.weight, 0, -1).reshape(self.c_out, per, *spec.kernel_size)
-        self.kernel = self.torch.from_numpy(np.ascontiguousarray(kernel))
-        self.options = {"stride": spec.stride, "dilation": spec.dilation, "groups": spec.groups}
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        if x.dtype.kind == "c" or self.weight.dtype.kind == "c":
-            return super().forward(x)
-        xp = self._pad(x.astype(np.float64).reshape(self.c_in, *self.spec.forward_input_spatial))
-        conv = getattr(self.functional, f"conv{self.spec.ndim}d")
-        out = conv(self.torch.from_numpy(xp)[None], self.kernel, **self.options)
-        return out.numpy().ravel()
-
-    def adjoint(self, y: np.ndarray) -> np.ndarray:
-        if y.dtype.kind == "c" or self.weight.dtype.kind == "c":
-            return super().adjoint(y)
-        grad = self.torch.from_numpy(np.ascontiguousarray(y, dtype=np.float64))
-        conv_t = getattr(self.functional, f"conv_transpose{self.spec.ndim}d")
-        xp = conv_t(grad.reshape(1, self.c_out, *self.out), self.kernel, **self.options)
-        return self._unpad(xp[0].numpy()).ravel()
-
-
 def conv_operator(spec: ConvSpec, weight, *, backend: str = "numpy") -> LinearOperator:
     """Matrix-free ``LinearOperator`` of the layer, for sizes too large to store.
 
@@ -494,8 +340,9 @@ def conv_operator(spec: ConvSpec, weight, *, backend: str = "numpy") -> LinearOp
     weight : array_like of shape ``spec.weight_shape``
         The kernel (real or complex).
     backend : {"numpy", "torch"}
-        ``"numpy"``: im2col of the padded input and one BLAS product per group (as fast as
-        torch's float64 convolution on one thread, ``examples/benchmarks/bench_operator.py``).
+        ``"numpy"``: one BLAS product per tap on the padded input, accumulating in place
+        (:class:`~convalgebra.products.StridedProducts`; at torch's float64 speed on one
+        thread, ``examples/benchmarks/bench_operator.py``).
         ``"torch"`` (needs the torch extra): the products by torch's ``conv{n}d`` and
         ``conv_transpose{n}d`` in float64, for 1-3 spatial dimensions and real vectors.
 
@@ -559,7 +406,7 @@ def _operator_kernels(spec: ConvSpec, w: np.ndarray, backend: str = "numpy"):
     """``(M v, M^T v)`` of the forward matrix ``M``; the triple table is built at most once."""
     if spec.tile is None and spec.channel_table is None:
         torch_ok = backend == "torch" and spec.ndim <= 3
-        strided = _TorchStrided(spec, w) if torch_ok else _Strided(spec, w)
+        strided = TorchProducts(spec, w) if torch_ok else StridedProducts(spec, w)
         return strided.forward, strided.adjoint
     try:
         matrix = _forward_matrix_generic(spec, w, DEFAULT_MAX_BYTES)

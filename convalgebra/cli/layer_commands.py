@@ -19,6 +19,7 @@ from ..spec import ConvSpec
 from .args import make_array, make_weight, parse_spec_string, spec_from_args
 from .common import PICTURE_SUFFIXES, Result, check_suffix, library_module, load_model
 from .json_output import check_record, dumps
+from .progress import Progress
 
 __all__ = ["MAIN_EPILOG", "check", "derive", "grad", "matrix", "spectrum"]
 
@@ -33,6 +34,7 @@ MAIN_EPILOG = """examples:
   convalgebra report resnet18 -o resnet18.html    # interactive page, offline
   convalgebra params --in 3x32x32 --out 10 -k 5 -p 2
   convalgebra spectrum --in 16x32x32 --out 16 -k 3 -p 1 --mode circular --plot spectrum.png
+  convalgebra lipschitz mymodel.py:Net --in 3x32x32   # certified bound of a PyTorch model
 
 layer flags (PyTorch's names): --in 3x32x32 --out 16 -k 3 -s 2 -p 1 -d 1 -g 1
   --mode zeros|circular|reflect|replicate --transposed --output-padding 1 --flip --no-bias
@@ -41,7 +43,11 @@ layer flags (PyTorch's names): --in 3x32x32 --out 16 -k 3 -s 2 -p 1 -d 1 -g 1
 exit codes: 0 success (check: the law holds), 1 only when check finds that the law fails,
   2 bad input (one line on stderr: a malformed flag, an unknown model, an unreadable or
   unwritable file, a size over the budget, a missing optional extra with its install hint),
-  3 internal error (a bug: please report it; --debug shows the traceback)"""
+  3 internal error (a bug: please report it; --debug shows the traceback),
+  130 stopped by Ctrl-C (one line on stderr)
+
+progress of long work goes to stderr when it is a terminal (tqdm's bar with the progress
+  extra, else a plain line); CONVALGEBRA_PROGRESS=always|never chooses"""
 
 
 def _spec(ns: argparse.Namespace, command: str) -> ConvSpec:
@@ -441,7 +447,6 @@ def spectrum(ns: argparse.Namespace) -> Result:
         raise ConvAlgebraError(
             "spectrum needs numbers: --weight random, arange, ones, 1,0,-1 or a file (not symbolic)"
         )
-    values = spectra.singular_values(spec, weight, k=ns.largest)
     route = (
         "DFT blocks (circular, output tiles the input)"
         if spectra.fft_applies(spec)
@@ -450,6 +455,9 @@ def spectrum(ns: argparse.Namespace) -> Result:
         else "dense SVD"
     )
     rows, cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
+    with Progress("spectrum", "product") as bar, bar.ticking(route.split(" (")[0]):
+        values = spectra.singular_values(spec, weight, k=ns.largest, callback=bar.update)
+        norm = None if spec.tile is not None else spectra.operator_norm(spec, weight, "bound")
     lines = [
         spec.describe(),
         f"matrix {rows:,} x {cols:,}; {values.size:,} singular values by {route}",
@@ -459,8 +467,7 @@ def spectrum(ns: argparse.Namespace) -> Result:
         smallest = float(values[-1])
         cond = float(values[0]) / smallest if smallest > 0 else math.inf
         lines.append(f"smallest {smallest:.6g}, condition number {cond:.6g}")
-    if spec.tile is None:
-        norm = spectra.operator_norm(spec, weight, method="bound")
+    if norm is not None:
         lines += [f"upper bounds on ||M||_2 = {values[0]:.10g}:"]
         lines += [f"  {b.name:<9} {b.value:.10g}  {b.guarantee}" for b in norm.bounds]
     files: dict[Path, bytes] = {}
@@ -471,11 +478,11 @@ def spectrum(ns: argparse.Namespace) -> Result:
             plot_spectrum(values, title=spec.describe()), figure_format(ns.plot)
         )
     if getattr(ns, "format", "text") == "json":
-        return Result(_spectrum_json(spectra, spec, weight, values, route, ns), files)
+        return Result(_spectrum_json(spec, norm, values, route, ns), files)
     return Result("\n".join(lines) + "".join(f"\nwrote {p}" for p in files), files)
 
 
-def _spectrum_json(spectra, spec: ConvSpec, weight, values: np.ndarray, route: str, ns) -> str:
+def _spectrum_json(spec: ConvSpec, norm, values: np.ndarray, route: str, ns) -> str:
     record: dict = {
         "layer": spec.describe(),
         "matrix_shape": [math.prod(spec.output_shape), math.prod(spec.input_shape)],
@@ -486,8 +493,7 @@ def _spectrum_json(spectra, spec: ConvSpec, weight, values: np.ndarray, route: s
         smallest = float(values[-1])
         record["smallest"] = smallest
         record["condition_number"] = float(values[0]) / smallest if smallest > 0 else "inf"
-    if spec.tile is None:
-        norm = spectra.operator_norm(spec, weight, method="bound")
+    if norm is not None:
         record["norm_bounds"] = [
             {"name": b.name, "value": b.value, "guarantee": b.guarantee} for b in norm.bounds
         ]

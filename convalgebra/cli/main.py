@@ -6,9 +6,10 @@ written only after everything succeeded, each one atomically and only as a regul
 error never leaves a partial or stale output behind. Exit codes: 0 success (``check``: the law
 holds), 1 only for a law that fails, 2 for bad input (a malformed shape, an unknown model, an
 unreadable file, a size over the budget, a missing optional extra: one line on stderr), 3 for
-an internal error (anything unexpected); ``--debug`` adds the traceback. Everything printed
-goes through :func:`~convalgebra.errors.printable`: no control character from a name reaches
-the terminal.
+an internal error (anything unexpected); ``--debug`` adds the traceback; 130 after Ctrl-C
+(one line; :mod:`.progress`, which also shows the progress of long work on stderr).
+Everything printed goes through :func:`~convalgebra.errors.printable`: no control character
+from a name reaches the terminal.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pathlib import Path
 
 from ..errors import ConvAlgebraError, MissingExtraError, missing_extra, printable, shown
 from . import layer_commands as commands
+from . import lipschitz_command, progress, prove_command, report_commands
 from . import network_commands as network
-from . import prove_command, report_commands
 from .args import WEIGHT_CHOICES, add_spec_arguments, parse_shape, parse_shift, parse_unit
 from .common import NotAvailableError
 from .files import STDOUT, check_distinct, write_files
@@ -676,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_report,
     ):
         add(subparsers)
+    lipschitz_command.add_parser(subparsers, _sub)
     return parser
 
 
@@ -766,6 +768,14 @@ def main(argv: list[str] | None = None) -> int:
     0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    with progress.stopping_on_interrupt():
+        try:
+            return _run(argv)
+        except KeyboardInterrupt:  # Ctrl-C: one line, exit 130, whatever was running
+            return progress.interrupted()
+
+
+def _run(argv: list[str]) -> int:
     debug = "--debug" in argv
     parser = build_parser()
     names = set(_command_names(parser))
@@ -788,9 +798,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # e.g. piped into head
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return EXIT_OK

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ConvAlgebraError, shown
 from .common import Result
+from .progress import Progress
 
 __all__ = ["prove", "PROVE_HELP"]
 
@@ -121,7 +122,8 @@ def prove(ns: argparse.Namespace) -> Result:
 
     names, options = _declarations(list(ns.declarations))
     lhs, rhs = parse_identity(ns.identity, names)
-    proof = decide(lhs, rhs, **_sizes(options, lhs.ndim))
+    with Progress("prove", "size") as bar:
+        proof = decide(lhs, rhs, **_sizes(options, lhs.ndim), callback=bar.update)
     fmt = options.get("format", "text")
     render = {
         "text": proof.to_text,

@@ -337,7 +337,12 @@ def load_python_model_and_module(text: str, input_shape: tuple[int, ...] | None)
     target = parse_target(text)
     if input_shape is None:
         raise ConvAlgebraError(f"{text}: a Python model needs its input shape, e.g. --in 3x224x224")
-    module = build_module(target)
     from ..interop.torch import from_torch
+    from .progress import Progress
 
-    return from_torch(module.eval(), input_shape, name=target.attr), module
+    with (
+        Progress("import", "step") as bar,
+        bar.ticking(f"{printable(target.attr, limit=40)}: from_torch"),
+    ):
+        module = build_module(target)
+        return from_torch(module.eval(), input_shape, name=target.attr), module

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -225,6 +226,7 @@ def prove(
     sizes: Any = None,
     max_terms: int = DEFAULT_MAX_TERMS,
     max_sizes: int = DEFAULT_MAX_SIZES,
+    callback: Callable[[int, int], Any] | None = None,
 ) -> Proof:
     """Decide ``lhs == rhs`` as linear maps, with symbolic kernels, at every input size.
 
@@ -238,6 +240,8 @@ def prove(
         Decide at these sizes only (e.g. ``range(1, 65)``).
     max_terms, max_sizes : int
         Budget: terms of one table, and sizes decided one by one; refused above them.
+    callback : callable, optional
+        ``callback(done, total)`` after each size decided (progress); raise in it to stop.
 
     Returns
     -------
@@ -285,7 +289,7 @@ def prove(
     setup = _setup(lhs, rhs, _limit(max_terms, "max_terms"))
     ndim = lhs.ndim
     if size is not None or sizes is not None:
-        return _prove_listed(setup, size, sizes, ndim, _limit(max_sizes, "max_sizes"))
+        return _prove_listed(setup, size, sizes, ndim, _limit(max_sizes, "max_sizes"), callback)
     ts, ps, square = threshold(lhs, rhs)
     count = math.prod(t + p - 1 for t, p in zip(ts, ps))
     if count > max_sizes:
@@ -294,7 +298,7 @@ def prove(
             f"over max_sizes={max_sizes:,}; decide chosen sizes with sizes=, or raise max_sizes="
         )
     points = _points(ts, ps)
-    outcomes = {p: decide_at(setup, _full(p, ndim, square)) for p in points}
+    outcomes = _decide_all(setup, {p: _full(p, ndim, square) for p in points}, callback)
     _check_periodicity(setup, outcomes, ts, ps, ndim, square)
     return _result(setup, outcomes, ts, ps, ndim, square, None)
 
@@ -305,7 +309,26 @@ def _limit(value: Any, name: str) -> int:
     return int(value)
 
 
-def _prove_listed(setup: Setup, size: Any, sizes: Any, ndim: int, max_sizes: int) -> Proof:
+def _decide_all(
+    setup: Setup, points: dict[Any, tuple[int, ...]], callback: Callable[[int, int], Any] | None
+) -> dict[Any, Outcome]:
+    """The outcome at each point (keyed as given), reporting progress after each one."""
+    outcomes = {}
+    for done, (key, n) in enumerate(points.items(), 1):
+        outcomes[key] = decide_at(setup, n)
+        if callback is not None:
+            callback(done, len(points))
+    return outcomes
+
+
+def _prove_listed(
+    setup: Setup,
+    size: Any,
+    sizes: Any,
+    ndim: int,
+    max_sizes: int,
+    callback: Callable[[int, int], Any] | None = None,
+) -> Proof:
     if size is not None and sizes is not None:
         raise ConvAlgebraError("give size= or sizes=, not both")
     if size is None and not hasattr(sizes, "__iter__"):
@@ -325,7 +348,7 @@ def _prove_listed(setup: Setup, size: Any, sizes: Any, ndim: int, max_sizes: int
         points.append(tuple(int(v) for v in items))
     if not points:
         raise ConvAlgebraError("sizes= lists no size")
-    outcomes = {p: decide_at(setup, p) for p in dict.fromkeys(points)}
+    outcomes = _decide_all(setup, {p: p for p in dict.fromkeys(points)}, callback)
     top = tuple(max(p[a] for p in points) for a in range(ndim))
     return _result(
         setup, outcomes, tuple(t + 1 for t in top), (1,) * ndim, ndim, False, tuple(outcomes)

@@ -18,10 +18,16 @@ Run: python examples/benchmarks/bench_lipschitz.py [--quick]   (--quick: 112x112
 
 from __future__ import annotations
 
-import math
-import sys
-import time
-import types
+import os
+
+# one BLAS thread, set before numpy loads its BLAS
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
+
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
 
 
 def resnet18():
