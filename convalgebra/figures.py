@@ -29,6 +29,7 @@ from .connectivity import padded_positions
 from .errors import ConvAlgebraError, shown
 from .files import write_file
 from .spec import ConvSpec
+from .transpose import direct_equivalent
 
 __all__ = ["window_cells", "figure_layout", "require_figure", "conv_tikz", "conv_gif"]
 
@@ -51,8 +52,6 @@ def _drawn(spec: ConvSpec) -> ConvSpec:
         )
     if not spec.transposed:
         return spec
-    from .derivations.lowering import direct_equivalent
-
     return direct_equivalent(spec)
 
 
