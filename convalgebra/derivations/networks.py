@@ -30,6 +30,8 @@ __all__ = [
     "total",
     "row_params",
     "row_macs",
+    "sliding_window",
+    "layer_words",
 ]
 
 
@@ -358,7 +360,7 @@ def _compact(values: tuple) -> Any:
     return flat[0] if len(set(flat)) == 1 else values
 
 
-def _window(graph, node: str) -> tuple | None:
+def sliding_window(graph, node: str) -> tuple | None:
     """(kernel, stride, dilation) per axis of a sliding-window node, else None."""
     facts, layer = graph.facts(node), graph.layer(node)
     if facts.spec is not None:
@@ -384,7 +386,7 @@ def _names(layer: int, axis: int, per_axis: bool) -> tuple[Expr, Expr]:
 def _rf_equations(
     graph, node: str, prev, rf, axis: int, names: tuple[Expr, Expr]
 ) -> tuple[Equation, ...]:
-    window = _window(graph, node)
+    window = sliding_window(graph, node)
     r, j = rf[axis], prev[axis]
     if window is None or prev[axis].is_global or r.is_global or not r.aligned:
         return (
@@ -417,7 +419,7 @@ def layer_words(graph, node: str) -> str:
     facts, layer = graph.facts(node), graph.layer(node)
     if facts.spec is not None:
         return spec_words(facts.spec).rsplit(" on ", 1)[0]
-    window = _window(graph, node)
+    window = sliding_window(graph, node)
     if window is not None:
         k, s, d = window
         words = [f"{layer.kind.split('_')[0]} pooling {sizes(k)}"]
@@ -460,7 +462,7 @@ def _layer_step(graph, row, layer: int, shown: list[int], label: dict) -> Step:
         if len(srcs) == 1
         else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
     )
-    if len(srcs) == 1 and _window(graph, node) is None and not eqs[0].sides[-1].text == "global":
+    if len(srcs) == 1 and sliding_window(graph, node) is None and not eqs[0].sides[-1].text == "global":
         why = "No sliding window here: the field is carried over or set by the layer's reach."
     eqs = eqs or tuple(Equation((names[a][0], number(rf[a].size))) for a in shown)
     return Step(statement, eqs, why, "layer")
