@@ -39,15 +39,23 @@ FIGURE_SIDE = 16
 
 
 def _symbol(letter: str, layer: int, axis: int | None) -> Any:
+    """``r_{5}``, or ``r_{5,2}`` for axis 2 when the axes differ."""
     import sympy
 
-    sup = "" if axis is None else f"^{{({axis + 1})}}"
-    return sympy.Symbol(f"{letter}_{{{layer}}}{sup}")
+    return sympy.Symbol(f"{letter}_{{{_index(layer, axis)}}}")
+
+
+def _index(layer: int, axis: int | None) -> str:
+    return str(layer) if axis is None else f"{layer},{axis + 1}"
 
 
 def _name(letter: str, layer: int, axis: int | None) -> str:
-    """The text name of a symbol: ``r_5`` or ``r_5^(2)``."""
-    return f"{letter}_{layer}" + ("" if axis is None else f"^({axis + 1})")
+    """The text name of a symbol: ``r_5`` or ``r_5,2`` (layer 5, axis 2)."""
+    return f"{letter}_{_index(layer, axis)}"
+
+
+def _named(letter: str, layer: int, axis: int | None) -> Expr:
+    return Expr(f"{letter}_{{{_index(layer, axis)}}}", _name(letter, layer, axis))
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,7 @@ def _size_equation(l: int, src: int, axis: int | None, ax: _Axis) -> Equation | 
             sympy.floor(top / S) + 1,
         )
     subs = ((n, ax.n_in), (K, k), (S, s), (D, d), (P, p), (Q, q))
-    name = Expr(f"n_{{{l}}}" + ("" if axis is None else f"^{{({axis + 1})}}"), _name("n", l, axis))
+    name = _named("n", l, axis)
     sides = floor_sides(ax.n_in, k, s, d, p, q)
     return Equation((name, formula, *sides, number(ax.n_out)), subs=subs)
 
@@ -275,7 +283,7 @@ def _row_step(graph, row: LayerRow, l: int, index: dict[str, int], seen: set) ->
 
 def lecture_meaning(graph, rows: list[LayerRow] | None = None) -> dict[str, Any]:
     """What the lecture's names stand for, computed by the graph: per layer ``l`` (0 the input)
-    the sizes ``n_l``, fields ``r_l`` and jumps ``j_l`` (with ``^(a)`` per axis, and without
+    the sizes ``n_l``, fields ``r_l`` and jumps ``j_l`` (``n_l,a`` along axis ``a``, and ``n_l``
     when every axis agrees), the window ``k_l``, ``s_l``, ``d_l``, ``p_l``, ``q_l``, the
     shape ``shape_l``, ``P_l``, ``MACs_l``, and the totals ``P`` and ``MACs``.
 
@@ -285,7 +293,7 @@ def lecture_meaning(graph, rows: list[LayerRow] | None = None) -> dict[str, Any]
     --------
     >>> from convalgebra.network import zoo
     >>> m = lecture_meaning(zoo.get("resnet18"))
-    >>> m["n_1"], m["r_2"], m["j_2"], m["P_1"], m["k_1^(2)"]
+    >>> m["n_1"], m["r_2"], m["j_2"], m["P_1"], m["k_1,2"]
     (112, 11, 4, 9536, 7)
     """
     rows = layer_rows(graph) if rows is None else rows

@@ -569,13 +569,15 @@ def _table_tex(table: DataTable) -> str:
         items = [rf"\item[] \emph{{{cell(name)}}}: {cell(value)}" for name, value in table.rows]
         return "\n".join([r"\begin{itemize}", *items, r"\end{itemize}"])
     # a longtable breaks across pages (a network lists every layer) and repeats its header
+    def printed(c: Any) -> str:  # what a cell prints (an equation's LaTeX, not its repr)
+        return _equation_tex(c, False) if isinstance(c, Equation) else _tex_prose(str(c))
+
     natural = [
-        max(width(_tex_prose(str(c))) for c in column) + 1
-        for column in zip(table.header, *table.rows)
+        max(width(printed(c)) for c in column) + 1 for column in zip(table.header, *table.rows)
     ]
     if sum(natural) + 2 * len(natural) > LINE:  # wrap the cells in columns sharing the line
         words = [
-            max(width(w) for c in column for w in (_tex_prose(str(c)).split() or [""])) + 4
+            max(width(w) for c in column for w in (printed(c).split() or [""])) + 4
             for column in zip(table.header, *table.rows)
         ]
         weights = [max(min(n, LINE // 3), w + 2) for n, w in zip(natural, words, strict=True)]
