@@ -1,23 +1,14 @@
-"""The whole-network lecture: every printed number read back, against the graph and torch.
-
-A hypothesis strategy draws small torch networks (convolutions of every kernel, stride,
-padding, dilation and bias, batch norms, ReLUs, max and average pooling, residual blocks
-with and without a strided 1x1 projection) on non-square inputs; the lecture of the imported
-graph is verified on a meaning computed by PyTorch alone: the output shapes by running the
-model (forward hooks), the parameters by counting the modules' tensors, the MACs by torch's
-flop counter on each layer, fields and jumps by gradient probes of the linearised network.
-"""
+"""The whole-network lecture: every printed number read back against the graph's own
+computations, every zoo model, the command line, and the printed PDF (pdflatex, pdftotext).
+The comparison with PyTorch is tests/test_lecture_torch.py."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 import convalgebra as ca
 from convalgebra.cli import main
@@ -25,16 +16,6 @@ from convalgebra.derivations.lecture import lecture_meaning
 from convalgebra.derivations.verify import RoundTripError
 from convalgebra.network import zoo
 from convalgebra.network.tabulate import folded_name, layer_rows
-
-#: Checks per property-test run (the closing figures; seen with -s).
-CHECKED: Counter = Counter()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_counts():
-    yield
-    if CHECKED:
-        print("\nlecture checks against torch:", dict(CHECKED))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +44,10 @@ def test_the_table_lists_layers_with_batch_norm_and_relu_folded(resnet18):
 
 def test_recurrences_print_formula_numbers_and_value(resnet18):
     lines = [line.strip() for line in ca.derive("lecture", resnet18).to_text().splitlines()]
-    assert "n_1 = floor((n_0 - k_1 + 2*p_1)/s_1) + 1 = floor((224 - 7 + 2*3)/2) + 1 = floor(223/2) + 1 = 112" in lines
+    assert (
+        "n_1 = floor((n_0 - k_1 + 2*p_1)/s_1) + 1 = floor((224 - 7 + 2*3)/2) + 1 = floor(223/2) + 1 = 112"
+        in lines
+    )
     assert "r_2 = r_1 + (k_2 - 1)*j_1 = 7 + (3 - 1)*2 = 11" in lines
     assert "j_2 = j_1*s_2 = 2*2 = 4" in lines
     assert "P_1 = 64*3*7*7 + 2*64 = 9,536" in lines
@@ -115,7 +99,19 @@ def test_lecture_refuses_what_is_not_a_network():
 
 def test_cli_lecture_writes_latex(tmp_path):
     out = tmp_path / "lenet.tex"
-    code = main(["derive", "lecture", "--model", "lenet5", "--format", "latex", "--standalone", "-o", str(out)])
+    code = main(
+        [
+            "derive",
+            "lecture",
+            "--model",
+            "lenet5",
+            "--format",
+            "latex",
+            "--standalone",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     source = out.read_text("utf-8")
     assert "\\usepackage{tikz}" in source and "\\begin{tikzpicture}" in source
@@ -165,7 +161,11 @@ def _pdf_text(tmp_path: Path, name: str, source: str) -> tuple[str, str]:
 def _overfull(log: str) -> list[str]:
     import re
 
-    return [m.group(0) for m in re.finditer(r"Overfull \\hbox \((\d+\.?\d*)pt too wide\)", log) if float(m.group(1)) > 1.0]
+    return [
+        m.group(0)
+        for m in re.finditer(r"Overfull \\hbox \((\d+\.?\d*)pt too wide\)", log)
+        if float(m.group(1)) > 1.0
+    ]
 
 
 @pytest.mark.skipif(

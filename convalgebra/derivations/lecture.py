@@ -131,7 +131,7 @@ def _size_equation(l: int, src: int, axis: int | None, ax: _Axis) -> Equation | 
         top_tex, top_text = f"{tn} - {tk} + {pad_tex}", f"{xn} - {xk} + {pad_text}"
     else:
         top = n + pad - D * (K - 1) - 1
-        top_tex = f"{tn} + {pad_tex} - {td} ({tk} - 1) - 1"
+        top_tex = rf"{tn} + {pad_tex} - {td} \cdot ({tk} - 1) - 1"
         top_text = f"{xn} + {pad_text} - {xd}*({xk} - 1) - 1"
     if s == 1:
         formula = Expr(f"{top_tex} + 1", f"{top_text} + 1", top + 1)

@@ -153,7 +153,6 @@ def _parse_tex(tex: str, tex_map, back):
 
 
 def _parse_text(text: str, text_map, back):
-    import sympy
 
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # thousands separators
     for name, token in text_map:
