@@ -286,3 +286,46 @@ def test_spectrum_reads_back_as_torch_computes(n, k, d, seed):
         grids[f"sigma_{xi}"] = float(np.linalg.norm(m @ f))
     meaning = Meaning({"w": w.reshape(-1)}, grids)
     _check("spectrum", ca.derive("spectrum", spec), meaning)
+
+
+# --------------------------------------------------------------------------- check
+def _shift(x, shift, cyclic):
+    """``x`` (channels first) moved by ``shift`` along the spatial axes, torch's way."""
+    t = torch.as_tensor(x, dtype=torch.float64)
+    dims = tuple(range(1, t.dim()))
+    if cyclic:
+        return torch.roll(t, shift, dims)
+    out = t
+    for dim, s in zip(dims, shift, strict=True):
+        out = torch.roll(out, s, dim)
+        index = [slice(None)] * out.dim()
+        index[dim] = slice(0, s) if s > 0 else slice(out.shape[dim] + s, None)
+        out[tuple(index)] = 0
+    return out
+
+
+@SETTINGS
+@given(
+    conv_specs(ndims=(1, 2), modes=("zeros", "circular"), max_size=6, max_channels=2),
+    st.integers(1, 2),
+)
+@example(ca.ConvSpec((1, 6), 1, 3, padding=1), 1)
+def test_check_counterexample_reads_back_as_torch_computes(spec, shift):
+    """A translation-equivariance counterexample: the printed left and right sides at the
+    failing position, evaluated by torch on the printed input and kernel."""
+    assume(max(spec.stride) == 1 and spec.tile is None and spec.channel_table is None)
+    assume(shift < min(spec.input_shape[1:]))
+    result = ca.check("translation_equivariance", spec, shift)
+    cx = result.counterexample
+    assume(cx is not None and cx.position is not None)
+    x, w = cx.inputs["x"], cx.inputs["weight"]
+    cyclic = "cyclic" in result.claim
+    moved = (shift,) + (0,) * (spec.ndim - 1)
+    lhs = torch_conv(spec, _shift(x, moved, cyclic).numpy(), w)
+    rhs = _shift(torch_conv(spec, x, w), moved, cyclic)
+    shown = tuple(int(i) + 1 for i in cx.position)
+    meaning = {
+        f"left side at {shown}": float(lhs[cx.position]),
+        f"right side at {shown}": float(rhs[cx.position]),
+    }
+    _check("check", ca.derive(result), meaning)
