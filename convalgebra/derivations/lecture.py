@@ -189,7 +189,7 @@ def _field_equations(l: int, srcs: list[int], axis: int | None, ax: _Axis) -> tu
         j_numbers = Expr(
             rf"{number(prev.jump).tex} \cdot {s}", f"{prev.jump}*{s}", sympy.sympify(prev.jump) * s
         )
-        subs = ((R, prev.size), (J, prev.jump), (K, k), (S, s), (D, d))
+        subs: tuple[tuple[Any, Any], ...] = ((R, prev.size), (J, prev.jump), (K, k), (S, s), (D, d))
         return (
             Equation((r_name, r_formula, r_numbers, number(field.size)), subs=subs),
             Equation((j_name, j_formula, j_numbers, number(field.jump)), subs=subs),
@@ -459,7 +459,7 @@ def _check_table(table: Table, meaning: dict[str, Any]) -> int:
         l = int(cells[0])
         shape = tuple(int(v) for v in cells[2].split(" × "))
         fields = cells[3].split(" × ")
-        checks = [("shape", shape, meaning.get(f"shape_{l}"))]
+        checks: list[tuple[str, Any, Any]] = [("shape", shape, meaning.get(f"shape_{l}"))]
         checks += [("P", int(cells[4].replace(",", "")), meaning.get(f"P_{l}"))]
         checks += [("MACs", int(cells[5].replace(",", "")), meaning.get(f"MACs_{l}"))]
         for a, cell in enumerate(fields):
