@@ -462,7 +462,11 @@ def _layer_step(graph, row, layer: int, shown: list[int], label: dict) -> Step:
         if len(srcs) == 1
         else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
     )
-    if len(srcs) == 1 and sliding_window(graph, node) is None and not eqs[0].sides[-1].text == "global":
+    if (
+        len(srcs) == 1
+        and sliding_window(graph, node) is None
+        and not eqs[0].sides[-1].text == "global"
+    ):
         why = "No sliding window here: the field is carried over or set by the layer's reach."
     eqs = eqs or tuple(Equation((names[a][0], number(rf[a].size))) for a in shown)
     return Step(statement, eqs, why, "layer")

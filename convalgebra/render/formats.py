@@ -568,6 +568,7 @@ def _table_tex(table: DataTable) -> str:
     if table.layout == "pairs":  # name: value lines that wrap like prose
         items = [rf"\item[] \emph{{{cell(name)}}}: {cell(value)}" for name, value in table.rows]
         return "\n".join([r"\begin{itemize}", *items, r"\end{itemize}"])
+
     # a longtable breaks across pages (a network lists every layer) and repeats its header
     def printed(c: Any) -> str:  # what a cell prints (an equation's LaTeX, not its repr)
         return _equation_tex(c, False) if isinstance(c, Equation) else _tex_prose(str(c))
@@ -651,9 +652,7 @@ def to_latex(derivation: Document, standalone: bool = False) -> str:
 
 
 def _has_figure(document: Document) -> bool:
-    return any(
-        isinstance(item, Figure) for step in document.walk() for item in step_math(step)[1]
-    )
+    return any(isinstance(item, Figure) for step in document.walk() for item in step_math(step)[1])
 
 
 # -------------------------------------------------------------------------- Markdown
