@@ -236,6 +236,28 @@ def _alike(axes: list[_Axis]) -> bool:
     )
 
 
+def _statement(graph, row: LayerRow, l: int, srcs: list[int], axes: list, shown: list) -> str:
+    """``Layer 3, conv2 + BN: Conv2d, …, reading layer 2; output 64 × 56 × 56. Here k = 3, …``"""
+    reads = ", ".join(f"layer {i}" for i in srcs)
+    shape = " × ".join(map(str, graph.shape(row.last)))
+    window = axes[0].window if axes else None
+    letters = ""
+    if window is not None and shown == [None]:
+        k, s, d, p, q = window
+        pads = f"$p = {p}$" if p == q else f"$p = {p}$ before, $q = {q}$ after"
+        letters = f" Here $k = {k}$, $s = {s}$, $d = {d}$, {pads}."
+    elif shown != [None]:
+        letters = " The axes differ: a second index names the axis ($n_{l,a}$ along axis $a$)" + (
+            "; kernel $k$, stride $s$, dilation $d$, padding $p$ before and $q$ after per axis."
+            if window is not None
+            else "."
+        )
+    words = layer_words(graph, row.lead)
+    return (
+        f"Layer {l}, {folded_name(graph, row)}: {words}, reading {reads}; output {shape}.{letters}"
+    )
+
+
 def _row_step(graph, row: LayerRow, l: int, index: dict[str, int], seen: set) -> tuple[Step, dict]:
     """The step of layer ``l``: its words, then size, field, parameter and MAC equations."""
     node = row.lead
@@ -254,19 +276,7 @@ def _row_step(graph, row: LayerRow, l: int, index: dict[str, int], seen: set) ->
         eqs.append(Equation((Expr(f"P_{{{l}}}", f"P_{l}"), *params.sides)))
     if macs is not None:
         eqs.append(Equation((Expr(rf"\text{{MACs}}_{{{l}}}", f"MACs_{l}"), *macs.sides)))
-    reads = ", ".join(f"layer {i}" for i in srcs)
-    shape = " × ".join(map(str, graph.shape(row.last)))
-    window = axes[0].window if axes else None
-    letters = ""
-    if window is not None and shown_axes == [None]:
-        k, s, d, p, q = window
-        pads = f"$p = {p}$" if p == q else f"$p = {p}$ before, $q = {q}$ after"
-        letters = f" Here $k = {k}$, $s = {s}$, $d = {d}$, {pads}."
-    elif window is not None:
-        letters = (
-            " Kernel $k$, stride $s$, dilation $d$ and padding $p$ (before), $q$ (after) per axis."
-        )
-    statement = f"Layer {l}, {folded_name(graph, row)}: {layer_words(graph, node)}, reading {reads}; output {shape}.{letters}"
+    statement = _statement(graph, row, l, srcs, axes, shown_axes)
     fields = [a.fields[0] for a in axes]
     why = ""
     if any(f.is_global for f in fields):
