@@ -29,8 +29,16 @@ from .connectivity import padded_positions
 from .errors import ConvAlgebraError, shown
 from .files import write_file
 from .spec import ConvSpec
+from .transpose import direct_equivalent
 
-__all__ = ["window_cells", "figure_layout", "require_figure", "conv_tikz", "conv_gif"]
+__all__ = [
+    "window_cells",
+    "figure_layout",
+    "require_figure",
+    "conv_tikz",
+    "conv_drawing",
+    "conv_gif",
+]
 
 #: Largest padded input plus output (cells) a figure draws: beyond it no one can read the cells.
 FIGURE_MAX_CELLS = 40_000
@@ -51,8 +59,6 @@ def _drawn(spec: ConvSpec) -> ConvSpec:
         )
     if not spec.transposed:
         return spec
-    from .derivations.lowering import direct_equivalent
-
     return direct_equivalent(spec)
 
 
@@ -225,6 +231,43 @@ def conv_tikz(spec: ConvSpec, output: tuple[int, ...] | None = None, cell: float
         rf"\node[anchor=north] at ({left + out_cols / 2}, {-out_rows - 0.2}) {{\small output}};"
     )
     lines.append(r"\end{tikzpicture}")
+    return "\n".join(lines)
+
+
+def conv_drawing(spec: ConvSpec, output: tuple[int, ...] | None = None) -> str:
+    """The picture of :func:`conv_tikz` in characters: ``#`` the taps of the window of
+    ``output`` (default the first), ``.`` padding, ``-`` inserted zeros, ``o`` other input
+    cells; the output beside it, ``#`` the unit the window produces.
+
+    Examples
+    --------
+    >>> print(conv_drawing(ConvSpec((1, 4), 1, 3, stride=2, padding=1)))
+    # # # o o .    # o
+    """
+    layout = figure_layout(spec)
+    output = tuple(0 for _ in layout["output"]) if output is None else _position(output)
+    taps = set(window_cells(spec, output))
+    rows, cols = _rows_cols(layout["padded"])
+    out_rows, out_cols = _rows_cols(layout["output"])
+    padded = np.asarray(layout["padding"]).reshape(rows, cols)
+    inserted = np.asarray(layout["inserted"]).reshape(rows, cols)
+    lines = []
+    for r in range(max(rows, out_rows)):
+        left = ""
+        if r < rows:
+            cells = []
+            for c in range(cols):
+                idx = (c,) if len(layout["padded"]) == 1 else (r, c)
+                mark = "." if padded[r, c] else "-" if inserted[r, c] else "o"
+                cells.append("#" if idx in taps else mark)
+            left = " ".join(cells)
+        right = ""
+        if r < out_rows:
+            right = " ".join(
+                "#" if ((c,) if len(layout["output"]) == 1 else (r, c)) == output else "o"
+                for c in range(out_cols)
+            )
+        lines.append((left.ljust(2 * cols - 1) + "    " + right).rstrip())
     return "\n".join(lines)
 
 

@@ -19,7 +19,15 @@ from .errors import ConvAlgebraError, shown
 from .operators import check_spec
 from .spec import MAX_SIZE, ConvSpec, normalize_tuple
 
-__all__ = ["AxisSizes", "CollidingSizes", "SizeRange", "colliding_input_sizes", "transpose_spec"]
+__all__ = [
+    "AxisSizes",
+    "CollidingSizes",
+    "SizeRange",
+    "colliding_input_sizes",
+    "transpose_spec",
+    "direct_equivalent",
+    "require_direct_form",
+]
 
 
 class SizeRange(Sequence):
@@ -316,4 +324,55 @@ def transpose_spec(spec: ConvSpec, input_size=None) -> ConvSpec:
         transposed=True,
         output_padding=output_padding,
         flip=spec.flip,
+    )
+
+
+def require_direct_form(spec: ConvSpec, what: str = "the direct equivalent") -> None:
+    """Refuse a spec that has no direct equivalent (:func:`direct_equivalent`): not
+    transposed, not zero-padded, tiled, or padded beyond its dilated kernel extent minus one."""
+    if not spec.transposed or spec.padding_mode != "zeros" or spec.tile is not None:
+        raise ConvAlgebraError(f"{what} need a transposed, zero-padded spec, got {spec.describe()}")
+    for (b, a), k, d in zip(spec.padding, spec.kernel_size, spec.dilation, strict=True):
+        if max(b, a) > d * (k - 1):
+            raise ConvAlgebraError(
+                f"padding {spec.padding} exceeds the dilated kernel extent minus one on some axis: the equivalent "
+                "direct convolution would need a negative padding (a crop)"
+            )
+
+
+def direct_equivalent(spec: ConvSpec) -> ConvSpec:
+    """The stride-1 convolution that, on the zero-inserted input, equals the transposed layer.
+
+    Zero insertion puts ``s - 1`` zeros between input entries; the direct convolution pads by
+    ``D(k - 1) - P_b`` before and ``D(k - 1) - P_a + P_o`` after, keeps the dilation and flips
+    the kernel (input and output channels swap roles).
+
+    Examples
+    --------
+    >>> direct_equivalent(ConvSpec((1, 3), 1, 3, stride=2, transposed=True)).describe()
+    'Conv1d(1, 1, kernel_size=(3,), stride=(1,), padding=((2, 2),), bias=False, flip=True) on input (1, 5)'
+    """
+    require_direct_form(spec)
+    inserted = tuple(
+        (n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], spec.stride, strict=True)
+    )
+    padding = tuple(
+        (d * (k - 1) - b, d * (k - 1) - a + op)
+        for (b, a), k, d, op in zip(
+            spec.padding,
+            spec.kernel_size,
+            spec.dilation,
+            spec.output_padding,
+            strict=True,
+        )
+    )
+    return ConvSpec(
+        (spec.in_channels, *inserted),
+        spec.out_channels,
+        spec.kernel_size,
+        padding=padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+        flip=not spec.flip,
+        bias=False,
     )

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -66,6 +67,9 @@ class Linearise(TorchFunctionMode):
                 **{k: v for k, v in kwargs.items() if k in keys},
             }
             n = args[0].dim() - 2
+            dilation = b.get("dilation", 1)
+            if dilation not in (1, (1,) * n, [1] * n) and not b.get("ceil_mode", False):
+                return _dilated_mean(args[0], n, b)  # avg_pool has no dilation
             pool = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[n - 1]
             return pool(
                 args[0],
@@ -81,6 +85,18 @@ class Linearise(TorchFunctionMode):
                 args[0], size
             )
         return func(*args, **kwargs)
+
+
+def _dilated_mean(x, n: int, b: dict):
+    """A dilated window's mean, as a depthwise convolution with a constant kernel (its
+    gradient reads exactly the dilated taps, as max pooling's window does)."""
+    k = b["kernel_size"]
+    k = (k,) * n if isinstance(k, int) else tuple(k)
+    channels = x.shape[1]
+    weight = torch.ones(channels, 1, *k, dtype=x.dtype) / math.prod(k)
+    conv = (F.conv1d, F.conv2d, F.conv3d)[n - 1]
+    stride = b.get("stride") or k
+    return conv(x, weight, None, stride, b.get("padding", 0), b["dilation"], channels)
 
 
 def dispatch_macs(model, shape) -> int:

@@ -382,6 +382,8 @@ DERIVE_KINDS = {
     "pooling": "average or max pooling as a linear map at an input (from Python: "
     "derive('pooling', spec, x=...))",
     "spectrum": "closed-form singular values of a circular layer (--mode circular)",
+    "lecture": "a whole network layer by layer (--model): sizes, fields, parameters, MACs "
+    "and the first layer's figure",
 }
 
 
@@ -392,13 +394,14 @@ def _add_derive(subparsers) -> None:
         "a textbook derivation in LaTeX, Markdown or text",
         "Generate a derivation from the same objects that compute the numbers: output "
         "size, the matrix, forward and backward equations, parameters, receptive field. "
-        "WHAT=params/receptive_field also accept a model with --model.\n\nkinds (WHAT):\n"
+        "WHAT=params/receptive_field also accept a model with --model; WHAT=lecture needs one.\n\nkinds (WHAT):\n"
         + "\n".join(f"  {kind:<16} {text}" for kind, text in DERIVE_KINDS.items()),
         """
 convalgebra derive output_size --in 1x7 -k 3 -s 3
 convalgebra derive backward --in 1x5x5 -k 3 -s 2 --format latex -o backward.tex
 convalgebra derive matrix --in 1x4x4 -k 3 -p 1 --mode circular --format markdown
 convalgebra derive receptive_field --model lenet5
+convalgebra derive lecture --model resnet18 --format latex --standalone -o resnet18.tex
 convalgebra derive spectrum --in 1x8 -k 3 -p 1 --mode circular""",
     )
     p.add_argument(

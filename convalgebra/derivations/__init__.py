@@ -38,6 +38,7 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
     from .checks import derive_check
     from .cost import derive_cost
     from .equations import derive_backward, derive_forward
+    from .lecture import derive_lecture
     from .lowering import derive_im2col, derive_transposed
     from .matrices import derive_matrix
     from .networks import derive_params, derive_receptive_field
@@ -58,6 +59,7 @@ def _registry() -> dict[str, Callable[..., Derivation]]:
         "transposed": derive_transposed,
         "pooling": derive_pooling,
         "spectrum": derive_spectrum,
+        "lecture": derive_lecture,
     }
 
 
@@ -75,6 +77,7 @@ KINDS = (
     "transposed",
     "pooling",
     "spectrum",
+    "lecture",
 )
 
 
@@ -83,15 +86,17 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
 
     Parameters
     ----------
-    what : str or CheckResult
+    what : str, CheckResult or LayerGraph
         One of :data:`KINDS`: ``"output_size"``, ``"matrix"``, ``"forward"``, ``"backward"``
         (a :class:`~convalgebra.spec.ConvSpec`), ``"params"`` (a spec, a list of specs or a
         ``LayerGraph``), ``"receptive_field"`` (a ``LayerGraph`` or a list of specs),
         ``"check"`` (a ``CheckResult``), ``"im2col"`` (a spec: the layer as one matrix product), ``"cost"`` (a block of specs
         against the standard convolution it replaces), ``"transposed"`` (a transposed spec: zero
         insertion and the equivalent direct convolution), ``"pooling"`` (a ``MaxPool``/``AvgPool`` layer
-        with ``x=``: forward values and the routing of gradients). A
-        ``CheckResult`` passed alone derives itself; ``"receptive_field"`` also takes one spec.
+        with ``x=``: forward values and the routing of gradients), ``"lecture"`` (a
+        ``LayerGraph``: sizes, fields, parameters and MACs layer by layer, with the first
+        layer's figure). A ``CheckResult`` passed alone derives itself, a ``LayerGraph``
+        passed alone its lecture; ``"receptive_field"`` also takes one spec.
     obj : object
         What to derive it for.
     **options
@@ -118,8 +123,12 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
     if not isinstance(what, str):
         if hasattr(what, "holds") and obj is None:
             what, obj = "check", what
+        elif type(what).__name__ == "LayerGraph" and obj is None:
+            what, obj = "lecture", what
         else:
-            raise TypeError(f"what must be one of {KINDS} or a CheckResult, got {shown(what)}")
+            raise TypeError(
+                f"what must be one of {KINDS}, a CheckResult or a LayerGraph, got {shown(what)}"
+            )
     registry = _registry()
     if what not in registry:
         raise ConvAlgebraError(f"what must be one of {KINDS}, got {shown(what)}")

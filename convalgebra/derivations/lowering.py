@@ -24,6 +24,7 @@ from ..budget import DEFAULT_MAX_TERMS, dense_pairs, require_terms, symbol_count
 from ..errors import ConvAlgebraError
 from ..render.grids import array_grid, pick
 from ..spec import ConvSpec
+from ..transpose import direct_equivalent, require_direct_form
 from .general import ints
 from .model import Derivation, Equation, Expr, Grid, Step
 from .oracle import conv_meaning, im2col_meaning
@@ -225,54 +226,7 @@ def derive_im2col(
 def _transposed_only(spec: ConvSpec) -> None:
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"transposed derivations need a ConvSpec, got {type(spec).__name__}")
-    if not spec.transposed or spec.padding_mode != "zeros" or spec.tile is not None:
-        raise ConvAlgebraError(
-            f"transposed derivations need a transposed, zero-padded spec, got {spec.describe()}"
-        )
-    for (b, a), k, d in zip(spec.padding, ints(spec.kernel_size), ints(spec.dilation), strict=True):
-        if max(b, a) > d * (k - 1):
-            raise ConvAlgebraError(
-                f"padding {spec.padding} exceeds the dilated kernel extent minus one on some axis: the equivalent "
-                "direct convolution would need a negative padding (a crop)"
-            )
-
-
-def direct_equivalent(spec: ConvSpec) -> ConvSpec:
-    """The stride-1 convolution that, on the zero-inserted input, equals the transposed layer.
-
-    Zero insertion puts ``s - 1`` zeros between input entries; the direct convolution pads by
-    ``D(k - 1) - P_b`` before and ``D(k - 1) - P_a + P_o`` after, keeps the dilation and flips
-    the kernel (input and output channels swap roles).
-
-    Examples
-    --------
-    >>> spec_words(direct_equivalent(ConvSpec((1, 3), 1, 3, stride=2, transposed=True)))
-    'Conv1d, kernel 3, padding 2, flipped kernel, no bias on 1×5'
-    """
-    _transposed_only(spec)
-    inserted = tuple(
-        (n - 1) * s + 1 for n, s in zip(spec.input_shape[1:], ints(spec.stride), strict=True)
-    )
-    padding = tuple(
-        (d * (k - 1) - b, d * (k - 1) - a + op)
-        for (b, a), k, d, op in zip(
-            spec.padding,
-            ints(spec.kernel_size),
-            ints(spec.dilation),
-            ints(spec.output_padding),
-            strict=True,
-        )
-    )
-    return ConvSpec(
-        (spec.in_channels, *inserted),
-        spec.out_channels,
-        ints(spec.kernel_size),
-        padding=padding,
-        dilation=ints(spec.dilation),
-        groups=spec.groups,
-        flip=not spec.flip,
-        bias=False,
-    )
+    require_direct_form(spec, "transposed derivations")
 
 
 def zero_inserted(spec: ConvSpec, x: np.ndarray) -> np.ndarray:

@@ -16,12 +16,23 @@ from typing import Any
 
 from ..errors import ConvAlgebraError
 from ..errors import shown as shown_value
+from ..network.tabulate import folded_name as folded
+from ..network.tabulate import layer_rows
 from ..spec import ConvSpec, normalize_tuple, pool_stride
 from .model import Derivation, Equation, Expr, Step, Table
 from .printing import number
-from .words import spec_words
+from .words import sizes, spec_words
 
-__all__ = ["derive_params", "derive_receptive_field", "product", "total"]
+__all__ = [
+    "derive_params",
+    "derive_receptive_field",
+    "product",
+    "total",
+    "row_params",
+    "row_macs",
+    "sliding_window",
+    "layer_words",
+]
 
 
 def product(factors: Sequence[int], value: int | None = None) -> Expr:
@@ -172,73 +183,87 @@ def _specs_params(specs: list[ConvSpec]) -> Derivation:
     )
 
 
-def _node_params(graph, node: str, params: int) -> Equation | str:
+def _node_param_parts(graph, node: str, params: int) -> list[Expr]:
+    """The arithmetic of one node's parameters: ``C_out · C_in/g · ∏k + C_out`` for a
+    convolution, ``n_in · n_out + n_out`` for a linear layer, ``2 · C`` for a batch norm's
+    scale and shift; the bare count otherwise (or when parameters are shared)."""
     facts, layer = graph.facts(node), graph.layer(node)
     if params == 0:
-        return "0"
+        return []
+    parts: list[Expr] = []
     if facts.spec is not None and params == facts.spec.n_params:
         spec = facts.spec
-        weight = product(list(spec.weight_shape))
-        rendered = (
-            Expr(
-                f"{weight.tex} + {spec.out_channels}",
-                f"{weight.text} + {spec.out_channels}",
-                spec.n_params,
-            )
-            if spec.bias
-            else weight
+        parts = [product(list(spec.weight_shape))] + (
+            [number(spec.out_channels)] if spec.bias else []
         )
-        return Equation((rendered, number(params)), defines=False)
-    if layer.kind == "linear" and params == sum(facts.params.values()):
+    elif layer.kind == "linear" and params == sum(facts.params.values()):
         out = layer.out_features
-        weight = product([facts.params["weight"] // out, out])
-        rendered = (
-            Expr(f"{weight.tex} + {out}", f"{weight.text} + {out}", params)
-            if layer.bias
-            else weight
-        )
-        return Equation((rendered, number(params)), defines=False)
-    return str(params)
+        parts = [product([facts.params["weight"] // out, out])]
+        parts += [number(out)] if layer.bias else []
+    elif layer.kind == "batch_norm" and params == 2 * facts.shape[0]:
+        parts = [product([2, facts.shape[0]])]
+    if sum(int(p.value) for p in parts) != params:
+        return [number(params)]
+    return parts
 
 
-def _node_macs(graph, node: str) -> Equation | str:
+def row_params(graph, row, seen: set) -> tuple[Equation | None, int]:
+    """The parameters of a table row (a layer with what is folded into it): the displayed
+    sum of its nodes' parameters, and the graph's count (shared ones counted at first use)."""
+    parts: list[Expr] = []
+    count = 0
+    for node in row.nodes:
+        params = graph.info(node, _seen=seen).params
+        count += params
+        parts += _node_param_parts(graph, node, params)
+    if not count:
+        return None, 0
+    shown = total(parts) if len(parts) > 1 or "*" in parts[0].text else None
+    sides = (shown, number(count)) if shown is not None else (number(count),)
+    return Equation(sides, defines=False), count
+
+
+def row_macs(graph, row) -> tuple[Equation | None, int]:
+    """The multiply-accumulates of a row (its lead's: what is folded does none), displayed
+    as the product that gives them, and the graph's count."""
+    node = row.lead
     facts, layer = graph.facts(node), graph.layer(node)
-    if not facts.macs:
-        return "0"
-    if facts.spec is not None:
-        return Equation((_spec_macs(facts.spec).sides[1], number(facts.macs)), defines=False)
-    if layer.kind == "linear":
+    count = sum(graph.facts(n).macs for n in row.nodes)
+    if not count:
+        return None, 0
+    shown = None
+    if facts.spec is not None and count == facts.macs:
+        shown = _spec_macs(facts.spec).sides[1]
+    elif layer.kind == "linear" and count == facts.macs:
         (src,) = graph.nx.nodes[node]["inputs"]
-        return Equation(
-            (product([math.prod(graph.shape(src)), layer.out_features]), number(facts.macs)),
-            defines=False,
-        )
-    return f"{facts.macs:,}"
+        shown = product([math.prod(graph.shape(src)), layer.out_features])
+    sides = (shown, number(count)) if shown is not None else (number(count),)
+    return Equation(sides, defines=False), count
 
 
 def _graph_params(graph) -> Derivation:
+    from ..network.tabulate import folded_name, layer_rows
+
     seen: set = set()
     rows: list[tuple[Any, ...]] = []
     param_parts, mac_parts = [], []
-    for node in graph.nodes:
-        info = graph.info(node, _seen=seen)
-        if not info.params and not info.macs and info.kind != "input":
-            rows.append((node, info.kind, " x ".join(map(str, info.shape)), "0", "0"))
-            continue
+    for row in layer_rows(graph):
+        params, n_params = row_params(graph, row, seen)
+        macs, n_macs = row_macs(graph, row)
         rows.append(
             (
-                node,
-                info.kind,
-                " x ".join(map(str, info.shape)),
-                _node_params(graph, node, info.params),
-                _node_macs(graph, node),
+                folded_name(graph, row),
+                graph.info(row.lead).kind,
+                " x ".join(map(str, graph.shape(row.last))),
+                "0" if params is None else params,
+                "0" if macs is None else macs,
             )
         )
-        if info.params:
-            param_parts.append(number(info.params))
-        if info.macs:
-            mac_parts.append(number(info.macs))
-    table = Table(("node", "kind", "output shape", "parameters", "MACs"), tuple(rows))
+        if n_params:
+            param_parts.append(number(n_params))
+        if n_macs:
+            mac_parts.append(number(n_macs))
+    table = Table(("layer", "kind", "output shape", "parameters", "MACs"), tuple(rows))
     totals = (
         Equation(
             (
@@ -251,11 +276,13 @@ def _graph_params(graph) -> Derivation:
     )
     steps = (
         Step(
-            "Layer by layer (shapes channels first; parameters shared between nodes are counted once):",
+            "Layer by layer (shapes channels first; a batch normalisation or an elementwise "
+            "activation is folded into the layer it follows, its parameters counted in that "
+            "row; parameters shared between nodes are counted once):",
             (table,),
             "A convolution has $C_{out} \\cdot C_{in}/g \\cdot \\prod k$ weights and $C_{out}$ biases; a "
-            "linear layer $n_{in} \\cdot n_{out}$ weights and $n_{out}$ biases; pooling, activations and "
-            "reshapes have none.",
+            "linear layer $n_{in} \\cdot n_{out}$ weights and $n_{out}$ biases; a batch normalisation "
+            "$2 C$ (a scale and a shift per channel); pooling, activations and reshapes have none.",
             "table",
         ),
         Step(
@@ -333,7 +360,7 @@ def _compact(values: tuple) -> Any:
     return flat[0] if len(set(flat)) == 1 else values
 
 
-def _window(graph, node: str) -> tuple | None:
+def sliding_window(graph, node: str) -> tuple | None:
     """(kernel, stride, dilation) per axis of a sliding-window node, else None."""
     facts, layer = graph.facts(node), graph.layer(node)
     if facts.spec is not None:
@@ -349,7 +376,7 @@ def _window(graph, node: str) -> tuple | None:
 
 def _names(layer: int, axis: int, per_axis: bool) -> tuple[Expr, Expr]:
     """``r_l``, ``j_l`` (with the axis as a superscript when several axes are shown)."""
-    sup, text = (f"^{{({axis})}}", f"^({axis})") if per_axis else ("", "")
+    sup, text = (f"^{{({axis + 1})}}", f"^({axis + 1})") if per_axis else ("", "")
     return (
         Expr(f"r_{{{layer}}}{sup}", f"r_{layer}{text}"),
         Expr(f"j_{{{layer}}}{sup}", f"j_{layer}{text}"),
@@ -359,7 +386,7 @@ def _names(layer: int, axis: int, per_axis: bool) -> tuple[Expr, Expr]:
 def _rf_equations(
     graph, node: str, prev, rf, axis: int, names: tuple[Expr, Expr]
 ) -> tuple[Equation, ...]:
-    window = _window(graph, node)
+    window = sliding_window(graph, node)
     r, j = rf[axis], prev[axis]
     if window is None or prev[axis].is_global or r.is_global or not r.aligned:
         return (
@@ -378,24 +405,68 @@ def _rf_equations(
     return (Equation((names[0], size, number(r.size))), Equation((names[1], jump, number(r.jump))))
 
 
-def _layer_step(graph, node: str, layer: int, shown: list[int]) -> Step:
-    """One layer of the recurrence, with the numbers of the node and of the node it reads."""
+def layer_words(graph, node: str) -> str:
+    """A node's layer in words: ``Conv2d, 3→64 channels, 7×7, stride 2, padding 3, no bias``,
+    ``max pooling 3×3, stride 2, padding 1``, ``linear 512→1000``, else its kind.
+
+    Examples
+    --------
+    >>> from convalgebra.network import zoo
+    >>> g = zoo.get("resnet18")
+    >>> layer_words(g, "conv1"), layer_words(g, "maxpool"), layer_words(g, "fc")
+    ('Conv2d, 3→64 channels, 7×7, stride 2, padding 3, no bias', 'max pooling 3×3, stride 2, padding 1', 'linear 512→1000')
+    """
+    facts, layer = graph.facts(node), graph.layer(node)
+    if facts.spec is not None:
+        return spec_words(facts.spec).rsplit(" on ", 1)[0]
+    window = sliding_window(graph, node)
+    if window is not None:
+        k, s, d = window
+        words = [f"{layer.kind.split('_')[0]} pooling {sizes(k)}"]
+        pad = _pool_padding(layer, graph.shape(graph.nx.nodes[node]["inputs"][0]), window)
+        for name, values in (("stride", s), ("padding", pad), ("dilation", d)):
+            if max(values) > (0 if name == "padding" else 1):
+                words.append(f"{name} {values[0] if len(set(values)) == 1 else sizes(values)}")
+        return ", ".join(words)
+    if layer.kind == "linear":
+        (src,) = graph.nx.nodes[node]["inputs"]
+        return f"linear {graph.shape(src)[-1]}→{layer.out_features}"
+    return graph.info(node).kind.replace("_", " ")
+
+
+def _pool_padding(layer, shape: tuple, window: tuple) -> tuple[int, ...]:
+    """A pooling layer's padding before each axis (TensorFlow's "same" resolved)."""
+    from ..network.layers import tf_same_padding
+
+    if isinstance(layer.padding, str):
+        return tuple(b for b, _ in tf_same_padding(shape[1:], *window))
+    return normalize_tuple(layer.padding, len(window[0]), "padding", minimum=0)
+
+
+def _layer_step(graph, row, layer: int, shown: list[int], label: dict) -> Step:
+    """One layer of the recurrence, with the numbers of the row and of the rows it reads."""
+    node = row.lead
     srcs = graph.nx.nodes[node]["inputs"]
-    rf = graph.receptive_field(node)
+    rf = graph.receptive_field(row.last)
     names = {a: _names(layer, a, len(shown) > 1) for a in shown}
     eqs: tuple = ()
     if len(srcs) == 1:
         prev = graph.receptive_field(srcs[0])
         eqs = tuple(e for a in shown for e in _rf_equations(graph, node, prev, rf, a, names[a]))
+    reads = ", ".join(label.get(s, s) for s in srcs)
     statement = (
-        f"Layer {layer}, {node} ({graph.layer(node).describe()}), reading {', '.join(srcs)}:"
+        f"Layer {layer}, {folded(graph, row)} ({layer_words(graph, node)}), reading {reads}:"
     )
     why = (
         ""
         if len(srcs) == 1
         else f"The field of a merge is the union of its {len(srcs)} inputs' fields."
     )
-    if len(srcs) == 1 and _window(graph, node) is None and not eqs[0].sides[-1].text == "global":
+    if (
+        len(srcs) == 1
+        and sliding_window(graph, node) is None
+        and not eqs[0].sides[-1].text == "global"
+    ):
         why = "No sliding window here: the field is carried over or set by the layer's reach."
     eqs = eqs or tuple(Equation((names[a][0], number(rf[a].size))) for a in shown)
     return Step(statement, eqs, why, "layer")
@@ -438,20 +509,24 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
             rule="recurrence",
         )
     ]
-    sizes, layer = [], 0
+    found, layer = [], 0
     rows: list[tuple[Any, ...]] = []
-    for node in graph.nodes:
-        if not graph.nx.nodes[node]["inputs"]:
+    label: dict[str, str] = {}
+    for row in layer_rows(graph):
+        if not graph.nx.nodes[row.lead]["inputs"]:
+            label[row.lead] = f"{row.lead} (layer 0)"
             continue
         layer += 1
-        steps.append(_layer_step(graph, node, layer, shown))
+        steps.append(_layer_step(graph, row, layer, shown, label))
+        label[row.last] = f"layer {layer}"
+        node = row.last
         rf = graph.receptive_field(node)
-        sizes.append(rf[shown[0]].size)
+        found.append(rf[shown[0]].size)
         held = graph.receptive_field(node, gates="ignore")
         rows.append(
             (
-                node,
-                graph.layer(node).kind,
+                folded(graph, row),
+                graph.info(row.lead).kind,
                 " x ".join(f.describe() for f in rf),
                 " x ".join(f.describe() for f in held),
             )
@@ -469,14 +544,15 @@ def derive_receptive_field(obj: Any, *, axes: Sequence[int] | None = None) -> De
                 rule="gates",
             )
         )
-    header = ("node", "kind", "size/jump") + (("without gates",) if gated else ())
+    header = ("layer", "kind", "size/jump") + (("without gates",) if gated else ())
     rows = [row if gated else row[:3] for row in rows]
     steps.append(
         Step(
-            "Summary (receptive field size / jump per axis):",
+            "Summary (receptive field size / jump per axis; a batch normalisation or an "
+            "elementwise activation is folded into the layer it follows):",
             (Table(header, tuple(rows)),),
             rule="table",
         )
     )
     name = graph.nx.graph.get("name", "graph")
-    return Derivation(f"Receptive field growth through {name}", tuple(steps), result=sizes)
+    return Derivation(f"Receptive field growth through {name}", tuple(steps), result=found)

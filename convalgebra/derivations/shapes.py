@@ -21,7 +21,7 @@ from .model import Derivation, Equation, Expr, Step
 from .printing import number
 from .words import sizes, spec_words
 
-__all__ = ["derive_output_size"]
+__all__ = ["derive_output_size", "floor_sides"]
 
 
 def _params(spec: ConvSpec, axis: int) -> dict[str, int]:
@@ -60,30 +60,42 @@ def _numerator(p: dict[str, int]) -> tuple[str, str, str, int]:
     )
 
 
-def _forward_axis(spec: ConvSpec, axis: int) -> Step:
+def floor_sides(n: int, k: int, s: int, d: int, pb: int, pa: int) -> list[Expr]:
+    """The substituted sides of ``O = floor((N + P_b + P_a - D(F - 1) - 1)/S) + 1``: the
+    numbers in the formula, then the quotient (when ``S > 1``); each carries its value.
+
+    Examples
+    --------
+    >>> [e.text for e in floor_sides(224, 7, 2, 1, 3, 3)]
+    ['floor((224 - 7 + 2*3)/2) + 1', 'floor(223/2) + 1']
+    """
     import sympy
 
+    _, tex, text, value = _numerator(dict(n=n, k=k, d=d, pb=pb, pa=pa))
+    if s == 1:
+        return [Expr(f"{tex} + 1", f"{text} + 1", sympy.Integer(value + 1))]
+    quotient = sympy.Rational(value, s)
+    return [
+        Expr(
+            rf"\left\lfloor \frac{{{tex}}}{{{s}}} \right\rfloor + 1",
+            f"floor(({text})/{s}) + 1",
+            sympy.floor(quotient) + 1,
+        ),
+        Expr(
+            rf"\left\lfloor {sympy.latex(quotient)} \right\rfloor + 1",
+            f"floor({quotient}) + 1",
+            sympy.floor(quotient) + 1,
+        )
+        if value % s
+        else Expr(f"{quotient} + 1", f"{quotient} + 1", quotient + 1),
+    ]
+
+
+def _forward_axis(spec: ConvSpec, axis: int) -> Step:
     p = _params(spec, axis)
     sym, tex, text, value = _numerator(p)
     s, out = p["s"], spec.output_shape[1 + axis]
-    if s == 1:
-        sides = [Expr(f"{tex} + 1", f"{text} + 1", sympy.Integer(value + 1))]
-    else:
-        quotient = sympy.Rational(value, s)
-        sides = [
-            Expr(
-                rf"\left\lfloor \frac{{{tex}}}{{{s}}} \right\rfloor + 1",
-                f"floor(({text})/{s}) + 1",
-                sympy.floor(quotient) + 1,
-            ),
-            Expr(
-                rf"\left\lfloor {sympy.latex(quotient)} \right\rfloor + 1",
-                f"floor({quotient}) + 1",
-                sympy.floor(quotient) + 1,
-            )
-            if value % s
-            else Expr(f"{quotient} + 1", f"{quotient} + 1", quotient + 1),
-        ]
+    sides = floor_sides(p["n"], p["k"], s, p["d"], p["pb"], p["pa"])
     eqs = [Equation((Expr(f"O_{{{axis + 1}}}", f"O_{axis + 1}"), *sides, number(out)))]
     if p["pb"] or p["pa"]:
         padded = p["n"] + p["pb"] + p["pa"]

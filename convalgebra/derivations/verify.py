@@ -138,6 +138,8 @@ def _parse_tex(tex: str, tex_map, back):
     import sympy
 
     for name, token in tex_map:
+        if name not in tex:  # most of a long document's symbols are not in this formula
+            continue
 
         def spaced(_m: re.Match[str], t: str = token) -> str:
             return f" {t} "
@@ -151,11 +153,25 @@ def _parse_tex(tex: str, tex_map, back):
 
 
 def _parse_text(text: str, text_map, back):
-    import sympy
 
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # thousands separators
     for name, token in text_map:
-        text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", token, text)
+        if name in text:
+            text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", token, text)
+    names, symbols_only = _readings(back)
+    return parse_arithmetic(text, dict(names)).xreplace(symbols_only)
+
+
+_READINGS: dict[int, tuple] = {}
+
+
+def _readings(back: dict) -> tuple[dict, dict]:
+    """The names the text parser reads and the placeholders it swaps back, once per map."""
+    import sympy
+
+    key = id(back)
+    if key in _READINGS and _READINGS[key][0] is back:
+        return _READINGS[key][1], _READINGS[key][2]
     names = {str(k): v for k, v in back.items() if "{" not in str(k)}
     if "I" not in names:
         names["I"] = sympy.I
@@ -165,7 +181,9 @@ def _parse_text(text: str, text_map, back):
         if not isinstance(v, (sympy.IndexedBase, sympy.MatrixExpr))
         or isinstance(v, sympy.MatrixSymbol)
     }
-    return parse_arithmetic(text, names).xreplace(symbols_only)
+    _READINGS.clear()  # one map at a time: the one being verified
+    _READINGS[key] = (back, names, symbols_only)
+    return names, symbols_only
 
 
 def _same(a: Any, b: Any) -> bool:

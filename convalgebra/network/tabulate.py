@@ -16,11 +16,22 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConvAlgebraError, printable, shown
 
-__all__ = ["FORMATS", "render", "format_cell", "fold_rows", "add_percentages", "module_prefix"]
+__all__ = [
+    "FORMATS",
+    "render",
+    "format_cell",
+    "fold_rows",
+    "add_percentages",
+    "module_prefix",
+    "LayerRow",
+    "layer_rows",
+    "folded_name",
+]
 
 FORMATS = ("text", "markdown", "csv", "json")
 
@@ -172,3 +183,102 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (int, float, str, bool)) or value is None:
         return value
     return str(value)
+
+
+#: Short names of the nodes folded into the layer they follow.
+_FOLDED_NAMES = {
+    "batch_norm": "BN",
+    "dropout": "dropout",
+    "identity": "identity",
+    "relu": "ReLU",
+    "relu6": "ReLU6",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "leaky_relu": "LeakyReLU",
+    "elu": "ELU",
+    "hardswish": "hardswish",
+    "hardsigmoid": "hardsigmoid",
+}
+#: Activations that are not elementwise (they read along an axis): never folded.
+_ALONG_AXIS = ("softmax", "log_softmax")
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """A layer of a network table: its node, then the nodes folded into it.
+
+    ``lead`` computes (a convolution, pooling, a merge, ...); ``folded`` are the batch
+    normalisations, elementwise activations and dropouts applied to its output alone, in order.
+    """
+
+    lead: str
+    folded: tuple[str, ...] = ()
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every node of the row, the lead first."""
+        return (self.lead, *self.folded)
+
+    @property
+    def last(self) -> str:
+        """The node whose output is the row's output."""
+        return self.nodes[-1]
+
+
+def _foldable(layer: Any) -> bool:
+    if layer.kind in ("batch_norm", "dropout", "identity"):
+        return True
+    return layer.kind == "activation" and getattr(layer, "fn", "") not in _ALONG_AXIS
+
+
+def folded_name(graph: Any, row: LayerRow) -> str:
+    """``"conv1 + BN + ReLU"``: the lead node and the short names of what is folded into it.
+
+    Examples
+    --------
+    >>> from convalgebra.network import zoo
+    >>> g = zoo.get("resnet18")
+    >>> [folded_name(g, r) for r in layer_rows(g)[1:3]]
+    ['conv1 + BN + ReLU', 'maxpool']
+    """
+    names = []
+    for node in row.folded:
+        layer = graph.layer(node)
+        key = getattr(layer, "fn", None) or layer.kind
+        names.append(_FOLDED_NAMES.get(key, key))
+    return " + ".join([row.lead, *names])
+
+
+def layer_rows(graph: Any) -> list[LayerRow]:
+    """The layers of ``graph`` in order, each with the nodes folded into it.
+
+    A batch normalisation, an elementwise activation (not softmax), a dropout or an identity
+    folds into the row of the node it reads when it is that node's only reader: it then
+    changes neither shape nor receptive field, and its parameters (a batch norm's ``2C``)
+    are counted in that row. A graph input is a row of its own and folds nothing.
+
+    Examples
+    --------
+    >>> from convalgebra.network import zoo
+    >>> rows = layer_rows(zoo.get("resnet18"))
+    >>> rows[1], len(rows)
+    (LayerRow(lead='conv1', folded=('bn1', 'relu')), 33)
+    """
+    rows: list[LayerRow] = []
+    row_of: dict[str, int] = {}
+    readers = {node: graph.nx.out_degree(node) for node in graph.nodes}
+    for node in graph.nodes:
+        srcs = graph.nx.nodes[node]["inputs"]
+        if len(srcs) == 1 and _foldable(graph.layer(node)) and srcs[0] in row_of:
+            k = row_of[srcs[0]]
+            if (
+                rows[k].last == srcs[0]
+                and readers[srcs[0]] == 1
+                and graph.nx.nodes[rows[k].lead]["inputs"]
+            ):
+                rows[k] = LayerRow(rows[k].lead, (*rows[k].folded, node))
+                row_of[node] = k
+                continue
+        row_of[node] = len(rows)
+        rows.append(LayerRow(node))
+    return rows

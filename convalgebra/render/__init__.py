@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .formats import PREAMBLE, Document, step_math, to_latex, to_markdown, to_text
 from .grids import array_grid, pick, truncation_rule
-from .model import ELLIPSES, DataTable, Equation, Expr, Grid, Step
+from .model import ELLIPSES, DataTable, Equation, Expr, Figure, Grid, Step
 
 __all__ = [
     "Document",
@@ -31,6 +31,7 @@ __all__ = [
     "Expr",
     "Grid",
     "DataTable",
+    "Figure",
     "ELLIPSES",
     "PREAMBLE",
     "to_latex",

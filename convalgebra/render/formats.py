@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from .model import DataTable, Equation, Expr, Grid, Step
+from .model import DataTable, Equation, Expr, Figure, Grid, Step
 from .printing import is_notation, sympy_expr, tex_to_text
 
 __all__ = [
@@ -24,12 +24,16 @@ __all__ = [
     "to_text",
     "PREAMBLE",
     "PACKAGES",
+    "FIGURE_PACKAGES",
     "step_math",
     "displayed",
 ]
 
 #: The packages a LaTeX fragment needs (``\usepackage{…}`` in the including document).
 PACKAGES = ("amsmath", "amssymb", "longtable")
+#: The package a fragment holding a :class:`~convalgebra.render.model.Figure` needs too
+#: (texlive-pictures); a standalone document loads it itself.
+FIGURE_PACKAGES = ("tikz",)
 
 PREAMBLE = "\n".join(
     [
@@ -564,14 +568,17 @@ def _table_tex(table: DataTable) -> str:
     if table.layout == "pairs":  # name: value lines that wrap like prose
         items = [rf"\item[] \emph{{{cell(name)}}}: {cell(value)}" for name, value in table.rows]
         return "\n".join([r"\begin{itemize}", *items, r"\end{itemize}"])
+
     # a longtable breaks across pages (a network lists every layer) and repeats its header
+    def printed(c: Any) -> str:  # what a cell prints (an equation's LaTeX, not its repr)
+        return _equation_tex(c, False) if isinstance(c, Equation) else _tex_prose(str(c))
+
     natural = [
-        max(width(_tex_prose(str(c))) for c in column) + 1
-        for column in zip(table.header, *table.rows)
+        max(width(printed(c)) for c in column) + 1 for column in zip(table.header, *table.rows)
     ]
     if sum(natural) + 2 * len(natural) > LINE:  # wrap the cells in columns sharing the line
         words = [
-            max(width(w) for c in column for w in (_tex_prose(str(c)).split() or [""])) + 4
+            max(width(w) for c in column for w in (printed(c).split() or [""])) + 4
             for column in zip(table.header, *table.rows)
         ]
         weights = [max(min(n, LINE // 3), w + 2) for n, w in zip(natural, words, strict=True)]
@@ -600,6 +607,11 @@ def _step_tex(step: Step) -> list[str]:
         if kind == "eq":
             body = " \\\\\n".join(_equation_tex(eq, True) for eq in group)
             lines += [r"\begin{align*}", body, r"\end{align*}"]
+        elif isinstance(group, Figure):
+            lines += [r"\begin{center}", group.tikz]
+            if group.caption:
+                lines += [r"\par\smallskip", _tex_prose(group.caption)]
+            lines.append(r"\end{center}")
         else:
             lines.append(_table_tex(group))
     if why:
@@ -633,7 +645,14 @@ def to_latex(derivation: Document, standalone: bool = False) -> str:
     body = "\n".join(lines) + "\n"
     if not standalone:
         return body
-    return PREAMBLE + "\n" + r"\begin{document}" + "\n" + body + r"\end{document}" + "\n"
+    preamble = PREAMBLE + "".join(
+        f"\n\\usepackage{{{p}}}" for p in FIGURE_PACKAGES if _has_figure(derivation)
+    )
+    return preamble + "\n" + r"\begin{document}" + "\n" + body + r"\end{document}" + "\n"
+
+
+def _has_figure(document: Document) -> bool:
+    return any(isinstance(item, Figure) for step in document.walk() for item in step_math(step)[1])
 
 
 # -------------------------------------------------------------------------- Markdown
@@ -659,6 +678,9 @@ def _step_md(step: Step, number: str) -> list[str]:
         if kind == "eq":
             body = " \\\\\n".join(_equation_tex(eq, True) for eq in group)
             lines += ["$$", r"\begin{aligned}", body, r"\end{aligned}", "$$", ""]
+        elif isinstance(group, Figure):
+            lines += ["```", group.drawing, "```", ""]
+            lines += [_md_prose(group.caption), ""] if group.caption else []
         else:
             lines += [_table_md(group), ""]
     if why:
@@ -707,7 +729,10 @@ def _step_text(step: Step, number: str, depth: int) -> list[str]:
     prose, math, why = step_parts(step)
     lines = [f"{pad}{number}. " + _text_prose(prose)]
     for item in math:
-        text = _equation_text(item) if isinstance(item, Equation) else _table_text(item)
+        if isinstance(item, Figure):
+            text = item.drawing + ("\n" + _text_prose(item.caption) if item.caption else "")
+        else:
+            text = _equation_text(item) if isinstance(item, Equation) else _table_text(item)
         lines += _indent(text, pad + "    ")
     if why:
         lines.append(f"{pad}   because: " + _text_prose(why))

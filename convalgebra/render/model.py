@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Expr", "Grid", "Equation", "DataTable", "Step", "ELLIPSES"]
+__all__ = ["Expr", "Grid", "Equation", "DataTable", "Figure", "Step", "ELLIPSES"]
 
 #: Markers a :class:`Grid` cell may hold instead of an :class:`Expr` (elided entries).
 ELLIPSES = {"h": (r"\cdots", "…"), "v": (r"\vdots", "⋮"), "d": (r"\ddots", "⋱"), "": ("", "")}
@@ -151,6 +151,16 @@ class DataTable:
     def equations(self) -> Iterator[Equation]:
         for row in self.rows:
             yield from (c for c in row if isinstance(c, Equation))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A picture: TikZ for LaTeX (needs the ``tikz`` package), a character drawing for text
+    and Markdown (a code block), and a caption (prose, ``$…$`` for inline math)."""
+
+    tikz: str
+    drawing: str
+    caption: str = ""
 
 
 @dataclass(frozen=True)

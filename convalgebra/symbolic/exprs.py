@@ -123,6 +123,8 @@ _KNOWN = (
     "nan",
     "exp",
     "log",
+    "cos",
+    "sin",
     "Abs",
     "sign",
     "floor",
