@@ -63,6 +63,11 @@ def as_numeric(name: str, value, shape: tuple[int, ...], layout: str) -> np.ndar
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from exc
+    except RuntimeError as exc:  # a list holding tensors that require grad
+        raise TypeError(
+            f"{name} must be an array or one tensor, got a {type(value).__name__} numpy cannot "
+            "read (tensors that require grad inside it): pass torch.stack(...).detach()"
+        ) from exc
     if array.dtype == object:
         raise TypeError(
             f"{name} must be numeric; for sympy symbols use convalgebra.symbolic_matrix"

@@ -72,6 +72,8 @@ def plain_array(value: Any) -> Any:
     >>> plain_array([1, 2])
     [1, 2]
     """
+    if isinstance(value, (list, tuple)):
+        return _plain_items(value, depth=0)
     if isinstance(value, np.ndarray) or not hasattr(value, "detach"):
         return value
     if type(value).__module__.split(".")[0] != "torch":
@@ -81,6 +83,18 @@ def plain_array(value: Any) -> Any:
         return tensor.numpy()
     except TypeError:  # a dtype numpy does not have (bfloat16, float8, complex32)
         return (tensor.cfloat() if tensor.is_complex() else tensor.float()).numpy()
+
+
+def _plain_items(items: list | tuple, depth: int) -> Any:
+    """A nested list with every tensor in it read by :func:`plain_array` (numpy cannot read a
+    tensor that requires grad); the same object when none was found."""
+    if depth > 32:  # deeper than numpy's 64 axes can hold: numpy refuses it anyway
+        return items
+    out = [
+        _plain_items(v, depth + 1) if isinstance(v, (list, tuple)) else plain_array(v)
+        for v in items
+    ]
+    return items if all(a is b for a, b in zip(out, items, strict=True)) else out
 
 
 def normalize_tuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:

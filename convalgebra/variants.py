@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from . import budget
 from .connectivity import padded_positions, spatial_table
 from .errors import ConvAlgebraError, shown
-from .spec import ConvSpec, normalize_tuple, pool_output_size, pool_stride
+from .spec import ConvSpec, normalize_tuple, plain_array, pool_output_size, pool_stride
 
 __all__ = ["locally_connected", "tiled", "avg_pool_matrix", "max_pool_selection", "pool_spec"]
 
@@ -223,8 +223,7 @@ def avg_pool_matrix(
 
 def _real_input(x) -> np.ndarray:
     """``x`` as float64, or a TypeError naming the rule (real numbers only: max needs an order)."""
-    if not isinstance(x, np.ndarray) and hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()  # a torch tensor, possibly requiring grad
+    x = plain_array(x)  # a torch tensor (or a list of them), detached
     try:
         array = np.asarray(x)
     except (TypeError, ValueError) as exc:

@@ -309,6 +309,17 @@ def test_public_functions_raise_only_the_error_family(call):
         _equal_to_torch(name, args, kwargs, value)
 
 
+def test_lists_holding_tensors_that_require_grad_are_data():
+    """Found by the fuzz above: numpy cannot read such a list; the library detaches each."""
+    torch = pytest.importorskip("torch", reason="needs the [torch] extra")
+    t = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1.0, -2.0, 3.0)]
+    spec = ca.ConvSpec((1, 3), 1, 1, bias=True)
+    np.testing.assert_array_equal(ca.bias_gradient(spec, [t]), [2.0])
+    selection = ca.max_pool_selection([t], 2, stride=1, padding=1)
+    expected = ca.max_pool_selection([[1.0, -2.0, 3.0]], 2, stride=1, padding=1)
+    assert (selection != expected).nnz == 0
+
+
 def _equal_to_torch(name, args, kwargs, value):
     """An accepted call with hostile values (e.g. float16, int8, bool arrays) equals torch."""
     spec = args[0]

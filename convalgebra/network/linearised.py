@@ -26,6 +26,7 @@ import numpy as np
 from .. import budget
 from ..budget import DEFAULT_ARRAY_BYTES, require_array
 from ..errors import ConvAlgebraError
+from ..spec import plain_array
 from .receptive import Broadcast, Local, Resample, Scatter, Window
 
 __all__ = ["LinearStep", "node_steps", "linear_steps", "input_gradients"]
@@ -199,7 +200,7 @@ def _param(graph: Any, v: str, name: str, own: dict, shape: tuple) -> np.ndarray
     if key not in own:
         return None
     value = own[key]
-    value = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    value = np.asarray(plain_array(value))
     if tuple(value.shape) != tuple(shape):
         raise ConvAlgebraError(
             f"weights[{key!r}] has shape {tuple(value.shape)}, node {v!r} needs {tuple(shape)}"
