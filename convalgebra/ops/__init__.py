@@ -40,8 +40,8 @@ from .kernels import (
     polyphase_kernel,
     ungroup_kernel,
 )
-from .layers import avg_pool, conv, conv_transpose
-from .prove import Counterexample, Proof, prove
+from .layers import avg_pool, conv, conv_transpose, spec_layer
+from .prove import Counterexample, Proof, Residual, evaluate_sides, prove
 from .sizes import SizeSet
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Kernel",
     "Proof",
     "Counterexample",
+    "Residual",
     "SizeSet",
     "signal",
     "kernel",
@@ -58,6 +59,7 @@ __all__ = [
     "conv",
     "conv_transpose",
     "avg_pool",
+    "spec_layer",
     "pad",
     "crop",
     "shift",
@@ -79,4 +81,5 @@ __all__ = [
     "cat_kernels",
     "ungroup_kernel",
     "prove",
+    "evaluate_sides",
 ]

@@ -268,7 +268,7 @@ def offset_rows(t: Terms, offset: int, n_out: int) -> Terms:
 
 
 def evaluate(t: Terms, x: np.ndarray, symbol_values: np.ndarray, monomials: Monomials) -> list:
-    """Exact output values of a table for integer (or rational) ``x`` and symbol values.
+    """Exact output values of a table for integer (or Fraction) ``x`` and symbol values.
 
     Returns a list of :class:`~fractions.Fraction`, one per output, computed with Python
     integers (no rounding, no overflow).
@@ -286,4 +286,4 @@ def evaluate(t: Terms, x: np.ndarray, symbol_values: np.ndarray, monomials: Mono
             product = product * factor
     total = budget.zeros(t.n_out, dtype=object)
     np.add.at(total, t.out, product)
-    return [Fraction(int(v), t.den) for v in total]
+    return [Fraction(v) / t.den for v in total]  # ints, or Fractions from rational inputs
