@@ -158,14 +158,18 @@ def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.nda
 
 
 def counterexample(
-    d: Decision, names: tuple[str, str], rename: dict[str, str] | None = None
+    d: Decision,
+    names: tuple[str, str],
+    rename: dict[str, str] | None = None,
+    signals: tuple[str, ...] | None = None,
 ) -> Counterexample | None:
     """The failing decision's counterexample, evaluated by the expressions themselves.
 
     Without given kernels it is :func:`convalgebra.ops.prove`'s (a one-hot input at a source
     of the residual, small integer kernel values); with given kernels, a one-hot input at a
     source of a failing output and those kernels (sympy symbols replaced by small integers
-    until the sides differ). ``rename`` maps kernel names to the names the result shows.
+    until the sides differ). ``rename`` maps kernel names to the names the result shows;
+    ``signals`` keeps only those inputs (a signal that only an adjoint binds reads nothing).
     """
     if d.holds:
         return None
@@ -180,7 +184,7 @@ def counterexample(
         at = ce.positions[0] if ce.positions else None
     else:
         inputs, kernels, lhs, rhs, at = _given_instance(d, residual)
-    shown = {k: _floats(v) for k, v in inputs.items()}
+    shown = {k: _floats(v) for k, v in inputs.items() if signals is None or k in signals}
     for name, value in kernels.items():
         shape = residual.symbol_shapes[name]
         shown[rename.get(name, name)] = _floats(np.asarray(value).reshape(shape))

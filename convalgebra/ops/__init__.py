@@ -38,6 +38,7 @@ from .kernels import (
     kernel,
     kernel_conv,
     polyphase_kernel,
+    transpose_kernel,
     ungroup_kernel,
 )
 from .layers import avg_pool, conv, conv_transpose, spec_layer
@@ -76,6 +77,7 @@ __all__ = [
     "dilate_kernel",
     "enlarge_kernel",
     "flip_kernel",
+    "transpose_kernel",
     "kernel_conv",
     "polyphase_kernel",
     "cat_kernels",

@@ -545,7 +545,7 @@ def evaluate_sides(
         value = np.asarray(inputs[name], dtype=object).reshape(shape)
         x[start : start + math.prod(shape)] = [as_fraction(v, name) for v in value.ravel()]
     values = budget.zeros(setup.symbols.n_symbols, dtype=object)
-    for name, shape in setup.symbols.shapes.items():
+    for name in setup.symbols.shapes:
         start = setup.symbols.offsets[name]
         flat = np.asarray(kernels[name], dtype=object).ravel()
         values[start : start + flat.size] = [as_fraction(v, name) for v in flat]
