@@ -88,6 +88,7 @@ class Decision:
     holds: bool
     failing: np.ndarray
     given: dict[str, np.ndarray]
+    largest: float = 0.0  # the largest |residual entry| at the given numeric kernels
 
     @property
     def n_terms(self) -> int:
@@ -115,8 +116,8 @@ def decide(lhs: ops.Op, rhs: ops.Op, spec_or_size: Any, given: dict | None = Non
     assert residual is not None
     if not given:
         return Decision(lhs, rhs, size, proof, False, np.unique(residual.out), given)
-    rows = _failing_for(residual, given)
-    return Decision(lhs, rhs, size, proof, rows.size == 0, rows, given)
+    rows, largest = _failing_for(residual, given)
+    return Decision(lhs, rhs, size, proof, rows.size == 0, rows, given, largest)
 
 
 def _symbol_values(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.ndarray:
@@ -129,10 +130,11 @@ def _symbol_values(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.n
     return values
 
 
-def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.ndarray:
-    """Output rows where ``Σ coeff · Π w`` over one ``(out, src)`` is not zero for ``given``."""
+def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+    """Output rows where ``Σ coeff · Π w`` over one ``(out, src)`` is not zero for ``given``,
+    and the largest such sum in absolute value (numeric kernels)."""
     if residual.out.size == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), 0.0
     values = _symbol_values(residual, given)
     product = residual.coeff.astype(values.dtype)
     for slot in range(residual.symbols.shape[1]):
@@ -144,9 +146,10 @@ def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.nda
     pair = residual.out.astype(np.int64) * (int(residual.src.max()) + 1) + residual.src
     keys, inverse = np.unique(pair, return_inverse=True)
     if values.dtype != object:
-        sums = np.bincount(inverse.ravel(), weights=product, minlength=keys.size)
+        sums = np.bincount(inverse.ravel(), weights=product, minlength=keys.size) / residual.den
         scale = max(1.0, float(np.abs(values).max(initial=0.0)))
         bad = np.abs(sums) > 1e-9 * scale
+        largest = float(np.abs(sums).max(initial=0.0))
     else:
         import sympy
 
@@ -154,7 +157,8 @@ def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.nda
         for k, v in zip(inverse.ravel().tolist(), product.tolist(), strict=True):
             acc[k] += v
         bad = np.array([sympy.expand(v) != 0 for v in acc], dtype=bool)
-    return np.unique(keys[bad] // (int(residual.src.max()) + 1))
+        largest = 0.0
+    return np.unique(keys[bad] // (int(residual.src.max()) + 1)), largest
 
 
 def counterexample(

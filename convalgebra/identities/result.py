@@ -233,6 +233,9 @@ _METHODS = {
     "index tables + all-size index proof": "compared the index tables entry by entry, and proved "
     "the index identity for every size",
     "index proof (all sizes)": "proved the index identity for every size",
+    "operator expressions + all-size index proof": "wrote both sides as operator expressions "
+    "(convalgebra.ops) and compared their tables of terms entry by entry, and proved the index "
+    "identity for every size",
     "matrices": "compared the two sides' matrices entry by entry",
     "exact rank": "computed the exact rank of the kernel in rational arithmetic",
     "numeric": "evaluated both sides on numeric inputs",
