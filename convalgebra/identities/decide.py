@@ -89,6 +89,7 @@ class Decision:
     failing: np.ndarray
     given: dict[str, np.ndarray]
     largest: float = 0.0  # the largest |residual entry| at the given numeric kernels
+    source: int = -1  # at the given kernels: a source of the first failing output it reads
 
     @property
     def n_terms(self) -> int:
@@ -116,8 +117,8 @@ def decide(lhs: ops.Op, rhs: ops.Op, spec_or_size: Any, given: dict | None = Non
     assert residual is not None
     if not given:
         return Decision(lhs, rhs, size, proof, False, np.unique(residual.out), given)
-    rows, largest = _failing_for(residual, given)
-    return Decision(lhs, rhs, size, proof, rows.size == 0, rows, given, largest)
+    rows, largest, source = _failing_for(residual, given)
+    return Decision(lhs, rhs, size, proof, rows.size == 0, rows, given, largest, source)
 
 
 def _symbol_values(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.ndarray:
@@ -130,11 +131,11 @@ def _symbol_values(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.n
     return values
 
 
-def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]):
     """Output rows where ``Σ coeff · Π w`` over one ``(out, src)`` is not zero for ``given``,
-    and the largest such sum in absolute value (numeric kernels)."""
+    the largest such sum in absolute value (numeric kernels), and the source of the first."""
     if residual.out.size == 0:
-        return np.zeros(0, np.int64), 0.0
+        return np.zeros(0, np.int64), 0.0, -1
     values = _symbol_values(residual, given)
     product = residual.coeff.astype(values.dtype)
     for slot in range(residual.symbols.shape[1]):
@@ -158,7 +159,9 @@ def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]) -> tuple[
             acc[k] += v
         bad = np.array([sympy.expand(v) != 0 for v in acc], dtype=bool)
         largest = 0.0
-    return np.unique(keys[bad] // (int(residual.src.max()) + 1)), largest
+    width = int(residual.src.max()) + 1
+    first = int(keys[bad][0] % width) if bad.any() else -1
+    return np.unique(keys[bad] // width), largest, first
 
 
 def counterexample(
@@ -210,8 +213,7 @@ def _floats(value: Any) -> np.ndarray:
 def _given_instance(d: Decision, residual: ops.Residual):
     """One-hot input at a source of the first failing output; the given kernels (symbols
     replaced by small integers, seeded, until the two sides differ)."""
-    row = int(d.failing[0])
-    src = int(residual.src[np.flatnonzero(residual.out == row)[0]])
+    src = d.source
     inputs = {}
     for name, shape in residual.signal_shapes.items():
         start = residual.signal_offsets[name]
