@@ -124,20 +124,31 @@ def commutativity(spec: ConvSpec) -> CheckResult:
 
 
 def _swap_counterexample(d: Decision, spec: ConvSpec, op: str) -> Counterexample | None:
-    """ops.prove's counterexample, as the two arguments and both full-extent results."""
-    ce = d.proof.counterexample
-    if ce is None:
+    """One-hot ``x`` and ``k`` at the first residual term (output, then ``x``'s entry, then
+    ``k``'s): that product lands on this output in one order only; both sides evaluated."""
+    r = d.proof.residual
+    if r is None:
         return None
-    x = np.asarray(ce.kernels["x"], dtype=float).reshape(spec.input_shape[1:])
-    k = np.asarray(ce.kernels["k"], dtype=float).reshape(spec.kernel_size)
-    at = ce.positions[0]
-    lhs, rhs = np.asarray(ce.lhs, dtype=float), np.asarray(ce.rhs, dtype=float)
+    # symbols sort by kernel name: k's id, then x's
+    k_ids, x_ids = r.symbols[:, 0] - r.symbol_offsets["k"], r.symbols[:, 1] - r.symbol_offsets["x"]
+    first = np.lexsort((k_ids, x_ids, r.out))[0]
+    x = np.zeros(r.symbol_shapes["x"], dtype=np.int64)
+    k = np.zeros(r.symbol_shapes["k"], dtype=np.int64)
+    x.flat[x_ids[first]], k.flat[k_ids[first]] = 1, 1
+    sides = ops.evaluate_sides(
+        d.lhs, d.rhs, d.size, {"z": [[1] * math.prod(d.size)]}, {"x": x, "k": k}
+    )
+    lhs, rhs = (np.asarray(v.tolist(), dtype=float) for v in sides)
+    at = tuple(int(v) for v in np.argwhere(lhs != rhs)[0])
     return Counterexample(
-        {"x": x, "k": k},
+        {
+            "x": x.reshape(spec.input_shape[1:]).astype(float),
+            "k": k.reshape(spec.kernel_size).astype(float),
+        },
         lhs,
         rhs,
         at,
-        f"integer x and k: x {op} k and k {op} x differ at output {at[1:]} "
+        f"one-hot x and k: x {op} k and k {op} x differ at output {at[1:]} "
         f"({lhs[at]:g} vs {rhs[at]:g})",
     )
 

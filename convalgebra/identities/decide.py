@@ -26,10 +26,12 @@ import numpy as np
 
 from .. import ops
 from ..errors import ConvAlgebraError
+from ..ops.expressions import Gather
 from ..spec import ConvSpec
 from .common import is_symbolic, positions
 from .constraints import SparseSystem
 from .result import Counterexample
+from .transforms import GridTransform
 
 __all__ = [
     "OPS_METHOD",
@@ -42,6 +44,8 @@ __all__ = [
     "counterexample",
     "kernel_system",
     "positions",
+    "permuted",
+    "grid_op",
 ]
 
 
@@ -73,6 +77,33 @@ def kernel_values(weight: Any, spec: ConvSpec, name: str = "weight") -> np.ndarr
     from ..symbolic.exprs import as_expr_array
 
     return as_expr_array(array, spec.weight_shape, name).ravel()
+
+
+def permuted(e: ops.Op, perm: Any, name: str) -> ops.Op:
+    """Channels of ``e`` reordered: channel ``c`` is ``e[perm[c]]`` (``None``: unchanged)."""
+    if perm is None:
+        return e
+    n = e.channels
+    perm = np.asarray(perm)
+    if perm.shape != (n,) or sorted(perm.tolist()) != list(range(n)):
+        raise ConvAlgebraError(f"{name} must be a permutation of range({n}), got {perm.tolist()}")
+    return ops.cat([e[int(p)] for p in perm])
+
+
+def grid_op(e: ops.Op, t: GridTransform) -> ops.Op:
+    """A grid transformation of every channel of ``e``, as an operator (a gather).
+
+    Any :class:`GridTransform` (a user's own included) has no geometry the all-size
+    argument could use: expressions with it are decided at given sizes only.
+    """
+
+    def geometry(child: Any) -> Any:
+        raise ConvAlgebraError(
+            f"the {t.name}, given as a gather, is decided at given sizes only (size=, sizes=)"
+        )
+
+    # positions 1-based so that a zero fill reads as -1
+    return Gather(e, lambda idx: t.apply(idx + 1) - 1, t.name, geometry, e.channels)
 
 
 @dataclass(frozen=True)

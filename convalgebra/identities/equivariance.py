@@ -31,6 +31,7 @@ from .decide import (
     kernel_values,
     layer,
     numeric_kernel,
+    permuted,
     spec_kernel,
 )
 from .kernels import grid_kernels
@@ -340,17 +341,6 @@ def _integer_instance(spec: ConvSpec, delta, circ: bool, weight, shifts, rng):
     return x, w, (lhs, y), matches
 
 
-def _permuted(e: ops.Op, perm, name: str) -> ops.Op:
-    """Channels of ``e`` reordered: channel ``c`` is ``e[perm[c]]``."""
-    if perm is None:
-        return e
-    n = e.channels
-    perm = np.asarray(perm)
-    if perm.shape != (n,) or sorted(perm.tolist()) != list(range(n)):
-        raise ConvAlgebraError(f"{name} must be a permutation of range({n}), got {perm.tolist()}")
-    return ops.cat([e[int(p)] for p in perm])
-
-
 def _symmetry(
     law: str, spec: ConvSpec, t: GridTransform, g, weight, in_perm, out_perm
 ) -> CheckResult:
@@ -366,8 +356,8 @@ def _symmetry(
             f"output {n_out} must be square in the transformed axes"
         )
     x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
-    lhs = layer(g(_permuted(x, in_perm, "in_perm")), w, spec)
-    rhs = g(_permuted(layer(x, w, spec), out_perm, "out_perm"))
+    lhs = layer(g(permuted(x, in_perm, "in_perm")), w, spec)
+    rhs = g(permuted(layer(x, w, spec), out_perm, "out_perm"))
     given = None if weight is None else {"weight": kernel_values(weight, spec)}
     d = decide(lhs, rhs, spec, given)
     holds = d.holds
