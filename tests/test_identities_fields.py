@@ -85,6 +85,16 @@ _ZERO_FILL = ca.ConvSpec((1, 6, 6), 1, 3)
 @given(kernel_cases())
 @example((_ZERO_FILL, shift((1, 0)), {}, None, None, [_torch_shift((1, 0), False)]))
 @example((_ZERO_FILL, shift((1, 0), True), {}, None, None, [_torch_shift((1, 0), True)]))
+@example(  # a transposed layer that crops every written position: M(w) = 0 for every w
+    (
+        ca.ConvSpec((1, 4), 1, 1, stride=2, padding=3, transposed=True, bias=False),
+        "flip",
+        {"axis": 0},
+        None,
+        None,
+        [lambda e: torch.flip(e, dims=(2,))],
+    )
+)
 def test_equivariant_kernel_fields_against_brute_force(case):
     spec, transform, options, in_perm, out_perm, ops = case
     ek = ca.equivariant_kernels(spec, transform, in_perm=in_perm, out_perm=out_perm, **options)

@@ -132,8 +132,8 @@ def _swap_counterexample(d: Decision, spec: ConvSpec, op: str) -> Counterexample
     # symbols sort by kernel name: k's id, then x's
     k_ids, x_ids = r.symbols[:, 0] - r.symbol_offsets["k"], r.symbols[:, 1] - r.symbol_offsets["x"]
     first = np.lexsort((k_ids, x_ids, r.out))[0]
-    x = np.zeros(r.symbol_shapes["x"], dtype=np.int64)
-    k = np.zeros(r.symbol_shapes["k"], dtype=np.int64)
+    x = budget.zeros(r.symbol_shapes["x"], dtype=np.int64)
+    k = budget.zeros(r.symbol_shapes["k"], dtype=np.int64)
     x.flat[x_ids[first]], k.flat[k_ids[first]] = 1, 1
     sides = ops.evaluate_sides(
         d.lhs, d.rhs, d.size, {"z": [[1] * math.prod(d.size)]}, {"x": x, "k": k}

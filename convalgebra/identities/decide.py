@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import budget, ops
 from ..errors import ConvAlgebraError
 from ..ops.expressions import Gather
 from ..spec import ConvSpec
@@ -155,7 +155,7 @@ def decide(lhs: ops.Op, rhs: ops.Op, spec_or_size: Any, given: dict | None = Non
 def _symbol_values(residual: ops.Residual, given: dict[str, np.ndarray]) -> np.ndarray:
     total = sum(math.prod(s) for s in residual.symbol_shapes.values())
     symbolic = any(v.dtype == object for v in given.values())
-    values = np.zeros(total, dtype=object if symbolic else np.float64)
+    values = budget.zeros(total, dtype=object if symbolic else np.float64)
     for name, flat in given.items():
         start = residual.symbol_offsets[name]
         values[start : start + flat.size] = flat
@@ -172,7 +172,7 @@ def _failing_for(residual: ops.Residual, given: dict[str, np.ndarray]):
     for slot in range(residual.symbols.shape[1]):
         ids = residual.symbols[:, slot]
         used = ids >= 0
-        factor = np.ones(ids.size, dtype=values.dtype)
+        factor = budget.ones(ids.size, dtype=values.dtype)
         factor[used] = values[ids[used]]
         product = product * factor
     pair = residual.out.astype(np.int64) * (int(residual.src.max()) + 1) + residual.src
@@ -248,7 +248,7 @@ def _given_instance(d: Decision, residual: ops.Residual):
     inputs = {}
     for name, shape in residual.signal_shapes.items():
         start = residual.signal_offsets[name]
-        flat = np.zeros(math.prod(shape), dtype=np.int64)
+        flat = budget.zeros(math.prod(shape), dtype=np.int64)
         if start <= src < start + flat.size:
             flat[src - start] = 1
         inputs[name] = flat.reshape(shape)
@@ -266,7 +266,7 @@ def _given_instance(d: Decision, residual: ops.Residual):
 
 
 def _ones(shape: tuple[int, ...]) -> np.ndarray:
-    return np.ones(math.prod(shape), dtype=np.int64)
+    return budget.ones(math.prod(shape), dtype=np.int64)
 
 
 def numeric_kernel(flat: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -278,11 +278,10 @@ def numeric_kernel(flat: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.array([float(v.subs(values)) for v in flat])
 
 
-def kernel_system(d: Decision, name: str) -> SparseSystem:
-    """The residual of a degree-1 identity as equations on kernel ``name``: one equation per
-    output and source, ``Σ coeff · w[entry] = 0``."""
+def kernel_system(d: Decision, name: str, n_w: int) -> SparseSystem:
+    """The residual of a degree-1 identity as equations on kernel ``name`` (``n_w`` entries):
+    one equation per output and source, ``Σ coeff · w[entry] = 0`` (none when it holds)."""
     residual = d.proof.residual
-    n_w = math.prod(residual.symbol_shapes[name]) if residual is not None else 0
     if residual is None or residual.out.size == 0:
         empty = np.zeros(0, np.int64)
         return SparseSystem(empty, empty, empty, n_w)

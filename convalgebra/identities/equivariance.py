@@ -376,7 +376,7 @@ def _symmetry(
             else " for this kernel."
         )
     if weight is None and not holds:
-        basis = integer_nullspace(kernel_system(d, "weight"))
+        basis = integer_nullspace(kernel_system(d, "weight", math.prod(spec.weight_shape)))
         evidence["dimension of the kernels for which it holds (this size)"] = basis.shape[0]
         if basis.shape[1] <= 400:
             evidence["those kernels"] = general_form(basis, spec.weight_shape)

@@ -267,7 +267,7 @@ def blind_kernels(spec: ConvSpec) -> sp.csr_matrix:
     """
     x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
     d = decide(layer(x, w, spec), layer(x, 0 * w, spec), spec)  # the residual is M(w)
-    return integer_nullspace(kernel_system(d, "weight"))
+    return integer_nullspace(kernel_system(d, "weight", math.prod(spec.weight_shape)))
 
 
 def _layer_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> SparseSystem:
@@ -276,7 +276,7 @@ def _layer_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> Sparse
     x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
     lhs = layer(grid_op(permuted(x, in_perm, "in_perm"), g), w, spec)
     rhs = grid_op(permuted(layer(x, w, spec), out_perm, "out_perm"), g)
-    return kernel_system(decide(lhs, rhs, spec), "weight")
+    return kernel_system(decide(lhs, rhs, spec), "weight", math.prod(spec.weight_shape))
 
 
 def _check_grids(spec: ConvSpec, generators: list[GridTransform]) -> None:
