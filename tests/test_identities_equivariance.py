@@ -278,9 +278,10 @@ def test_channel_representation_matches_layer_level(perm):
     spec = ca.ConvSpec((4, 5, 5), 4, 3, padding=1, padding_mode="circular", bias=False)
     ek = equivariant_kernels(spec, "rotation", in_perm=perm, out_perm=perm)
     layer_level = check("rotation_equivariance", spec, in_perm=perm, out_perm=perm)
-    assert ek.dimension == layer_level.evidence[
-        "dimension of the kernels for which it holds (this size)"
-    ]
+    assert (
+        ek.dimension
+        == layer_level.evidence["dimension of the kernels for which it holds (this size)"]
+    )
     assert ek.grid_symmetric and ek.grid_dimension == ek.dimension
     rng = np.random.default_rng(0)
     vals = dict(

@@ -392,9 +392,7 @@ def _interior_differs(spec1, spec2) -> bool:
         # long enough that both orders keep more than 2 * margin rows (dilated kernels and
         # padding shrink the grid by up to 2 (k - 1) d + p on each side)
         reach = sum(s.dilation[axis] * (s.kernel_size[axis] - 1) + 2 for s in (spec1, spec2))
-        n = (48 + 4 * reach) * math.prod(
-            s.stride[axis] for s in (spec1, spec2) if not s.transposed
-        )
+        n = (48 + 4 * reach) * math.prod(s.stride[axis] for s in (spec1, spec2) if not s.transposed)
         a1, a2 = _axis_layer(spec1, axis, n), _axis_layer(spec2, axis, n)
         eye = torch.eye(n, dtype=torch.float64).reshape(n, 1, n)
         for w1, w2 in _all_pairs(a1, a2):

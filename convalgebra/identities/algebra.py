@@ -116,7 +116,12 @@ def commutativity(spec: ConvSpec) -> CheckResult:
         reason,
         evidence,
         _swap_counterexample(d, spec, op),
-        None if holds else positions(d.failing, d.proof.residual.shapes[0]),
+        None
+        if holds
+        else positions(
+            d.failing,
+            (1, *(n + k - 1 for n, k in zip(spec.input_shape[1:], spec.kernel_size, strict=True))),
+        ),
         proof.steps,
         method="operator expressions + all-size index proof",
         identity=(lhs, rhs),
@@ -316,7 +321,7 @@ def _deciding(inner_first, outer_first, holds: bool) -> tuple[str, str]:
             "on the same input at every output: equal for every kernel."
         )
     single = [tuple(_single_channel(s) for s in order) for order in (inner_first, outer_first)]
-    if single != [inner_first, outer_first] and _both_orders(*single).holds:
+    if single != [inner_first, outer_first] and _both_orders(single[0], single[1]).holds:
         return CHANNELS, (
             "Both orders are defined and give the same shape, and with one channel they hold "
             "the same tap pairs (a, b) on the same paths; so they commute exactly when, for "

@@ -30,6 +30,7 @@ from ..ops.expressions import Gather
 from ..spec import ConvSpec
 from .common import is_symbolic, positions
 from .constraints import SparseSystem
+from .operator_laws import METHOD
 from .result import Counterexample
 from .transforms import GridTransform
 
@@ -50,14 +51,16 @@ __all__ = [
 
 
 #: the ``method`` of a :class:`CheckResult` decided here
-OPS_METHOD = "operator expressions"
+OPS_METHOD = METHOD
 
 
 def spec_kernel(name: str, spec: ConvSpec) -> ops.Kernel:
     """A symbolic kernel with the entries of ``spec.weight_shape`` (tiles merged into the
     output channels, so that the shape is a kernel shape)."""
     shape = spec.weight_shape
-    return ops.kernel(name, (math.prod(shape[: len(shape) - spec.ndim - 1]), *shape[-spec.ndim - 1 :]))
+    return ops.kernel(
+        name, (math.prod(shape[: len(shape) - spec.ndim - 1]), *shape[-spec.ndim - 1 :])
+    )
 
 
 def layer(x: ops.Op, weight: ops.Kernel, spec: ConvSpec) -> ops.Op:
@@ -255,7 +258,10 @@ def _given_instance(d: Decision, residual: ops.Residual):
     rng = np.random.default_rng(0)
     for _ in range(50):
         kernels = {k: numeric_kernel(v, rng) for k, v in d.given.items()}
-        full = {**kernels, **{k: _ones(s) for k, s in residual.symbol_shapes.items() if k not in kernels}}
+        full = {
+            **kernels,
+            **{k: _ones(s) for k, s in residual.symbol_shapes.items() if k not in kernels},
+        }
         lhs, rhs = ops.evaluate_sides(d.lhs, d.rhs, d.size, inputs, full)
         if lhs.shape != rhs.shape:
             return inputs, kernels, lhs, rhs, None

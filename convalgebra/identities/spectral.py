@@ -398,7 +398,8 @@ def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) ->
     outer = factors[0]
     for f in factors[1:]:
         outer = ops.kernel_conv(outer, f)  # full convolution of kernels on distinct axes
-    lhs, rhs = layer(x, outer, spec), x
+    lhs = layer(x, outer, spec)
+    rhs: ops.Op = x
     for s, f in zip(steps, factors, strict=True):
         rhs = layer(rhs, f, s)
     d = decide(lhs, rhs, spec)

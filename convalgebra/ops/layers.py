@@ -260,7 +260,9 @@ class _SpecLayer(_Conv):
 
     def __init__(self, child: Op, weight: Kernel, spec: ConvSpec) -> None:
         if not isinstance(child, Op) or not isinstance(weight, Kernel):
-            raise TypeError(f"spec_layer takes a signal and a kernel expression, got {shown(child)}")
+            raise TypeError(
+                f"spec_layer takes a signal and a kernel expression, got {shown(child)}"
+            )
         if not isinstance(spec, ConvSpec):
             raise TypeError(f"spec_layer takes a ConvSpec, got {shown(spec)}")
         if (child.channels, child.ndim) != (spec.in_channels, spec.ndim):
