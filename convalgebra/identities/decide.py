@@ -206,8 +206,10 @@ def counterexample(
 ) -> Counterexample | None:
     """The failing decision's counterexample, evaluated by the expressions themselves.
 
-    Without given kernels it is :func:`convalgebra.ops.prove`'s (a one-hot input at a source
-    of the residual, small integer kernel values); with given kernels, a one-hot input at a
+    Without given kernels: the first residual term ``c · Π w[e] · x[src]`` read with a one-hot
+    input at ``src`` and kernels one-hot at its entries ``e`` (their difference at that output
+    is ``c``), or, should other terms cancel it, :func:`convalgebra.ops.prove`'s own; with
+    given kernels, a one-hot input at a
     source of a failing output and those kernels (sympy symbols replaced by small integers
     until the sides differ). ``rename`` maps kernel names to the names the result shows;
     ``signals`` keeps only those inputs (a signal that only an adjoint binds reads nothing).
@@ -217,7 +219,10 @@ def counterexample(
     rename = rename or {}
     residual = d.proof.residual
     assert residual is not None
-    if not d.given:
+    one_hot = _one_hot_instance(d, residual) if not d.given else None
+    if one_hot is not None:
+        inputs, kernels, lhs, rhs, at = one_hot
+    elif not d.given:
         ce = d.proof.counterexample
         assert ce is not None
         inputs, kernels = ce.inputs, ce.kernels
@@ -233,11 +238,47 @@ def counterexample(
     if at is None:
         text = f"{names[0]} and {names[1]} have different shapes: {left.shape} and {right.shape}"
     else:
+        kind = (
+            "one-hot input and kernel(s)"
+            if one_hot is not None
+            else "integer input and kernel(s) shown"
+        )
         text = (
-            f"with the integer input and kernel(s) shown, {names[0]} and {names[1]} differ at "
+            f"with the {kind}, {names[0]} and {names[1]} differ at "
             f"output {tuple(i + 1 for i in at)} (1-based; {left[at]:g} vs {right[at]:g})"
         )
     return Counterexample(shown, left, right, at, text)
+
+
+def _one_hot_inputs(residual: ops.Residual, src: int) -> dict[str, np.ndarray]:
+    inputs = {}
+    for name, shape in residual.signal_shapes.items():
+        start = residual.signal_offsets[name]
+        flat = budget.zeros(math.prod(shape), dtype=np.int64)
+        if start <= src < start + flat.size:
+            flat[src - start] = 1
+        inputs[name] = flat.reshape(shape)
+    return inputs
+
+
+def _one_hot_instance(d: Decision, residual: ops.Residual):
+    """One-hot input and kernels at the first residual term, if the sides then differ."""
+    if residual.out.size == 0:
+        return None
+    hot = residual.symbols[0][residual.symbols[0] >= 0]
+    kernels = {}
+    for name, shape in residual.symbol_shapes.items():
+        start = residual.symbol_offsets[name]
+        flat = budget.zeros(math.prod(shape), dtype=np.int64)
+        mine = hot[(hot >= start) & (hot < start + flat.size)]
+        flat[mine - start] = 1
+        kernels[name] = flat
+    inputs = _one_hot_inputs(residual, int(residual.src[0]))
+    lhs, rhs = ops.evaluate_sides(d.lhs, d.rhs, d.size, inputs, kernels)
+    bad = np.argwhere(lhs != rhs) if lhs.shape == rhs.shape else np.zeros((0, 1))
+    if bad.size == 0:
+        return None
+    return inputs, kernels, lhs, rhs, tuple(int(v) for v in bad[0])
 
 
 def _floats(value: Any) -> np.ndarray:
@@ -247,14 +288,7 @@ def _floats(value: Any) -> np.ndarray:
 def _given_instance(d: Decision, residual: ops.Residual):
     """One-hot input at a source of the first failing output; the given kernels (symbols
     replaced by small integers, seeded, until the two sides differ)."""
-    src = d.source
-    inputs = {}
-    for name, shape in residual.signal_shapes.items():
-        start = residual.signal_offsets[name]
-        flat = budget.zeros(math.prod(shape), dtype=np.int64)
-        if start <= src < start + flat.size:
-            flat[src - start] = 1
-        inputs[name] = flat.reshape(shape)
+    inputs = _one_hot_inputs(residual, d.source)
     rng = np.random.default_rng(0)
     for _ in range(50):
         kernels = {k: numeric_kernel(v, rng) for k, v in d.given.items()}
