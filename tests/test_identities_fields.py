@@ -95,6 +95,16 @@ _ZERO_FILL = ca.ConvSpec((1, 6, 6), 1, 3)
         [lambda e: torch.flip(e, dims=(2,))],
     )
 )
+@example(  # the transposition maps a 1×2 kernel to a 2×1 one: no grid symmetry
+    (
+        ca.ConvSpec((1, 1, 1), 1, (1, 2), padding="same", bias=False),
+        "transposition",
+        {"axes": (0, 1)},
+        None,
+        None,
+        [lambda e: e.transpose(2, 3)],
+    )
+)
 def test_equivariant_kernel_fields_against_brute_force(case):
     spec, transform, options, in_perm, out_perm, ops = case
     ek = ca.equivariant_kernels(spec, transform, in_perm=in_perm, out_perm=out_perm, **options)
