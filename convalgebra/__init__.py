@@ -27,6 +27,7 @@ _LAZY = {
     "conv_matrix": "operators",
     "conv_operator": "operators",
     "conv_matrix_blocks": "operators",
+    "conv_matrix_html": "report",
     "kernel_jacobian": "operators",
     "bias_jacobian": "operators",
     "triples": "connectivity",
@@ -159,6 +160,7 @@ if TYPE_CHECKING:  # what mypy and IDEs read: the lazy tables above (the cli asi
     from .operators import conv_matrix_blocks as conv_matrix_blocks
     from .operators import conv_operator as conv_operator
     from .operators import kernel_jacobian as kernel_jacobian
+    from .report import conv_matrix_html as conv_matrix_html
     from .spectra import operator_norm as operator_norm
     from .spectra import singular_values as singular_values
     from .structure import is_block_circulant as is_block_circulant

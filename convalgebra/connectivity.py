@@ -201,9 +201,16 @@ def triples(spec: ConvSpec, rows: slice | None = None) -> TripleTable:
     Parameters
     ----------
     spec : ConvSpec
+        The layer (for a transposed spec, the triples of its forward convolution).
     rows : slice, optional
         Flat forward-output rows to generate, e.g. ``slice(0, 1000)``; bounds memory for
         huge layers (see :func:`iter_triples`).
+
+    Returns
+    -------
+    TripleTable
+        Parallel arrays ``out_index``, ``in_index``, ``weight_index``: output ``o`` reads
+        input ``i`` through weight ``k`` for each triple ``(o, i, k)``, ordered by output.
 
     Examples
     --------

@@ -23,15 +23,48 @@ class ConvAlgebraError(ValueError):
 
     Messages say what was expected and what was received, e.g.
     ``"groups=3 does not divide in_channels=4"``.
+
+    Examples
+    --------
+    >>> import convalgebra as ca
+    >>> try:
+    ...     ca.ConvSpec((4, 8), 4, 3, groups=3)
+    ... except ca.ConvAlgebraError as error:
+    ...     print(error, isinstance(error, ValueError))
+    groups=3 does not divide in_channels=4 True
     """
 
 
 class GraphCycleError(ConvAlgebraError):
-    """A layer graph that contains a cycle (data flow must be acyclic)."""
+    """A layer graph that contains a cycle (data flow must be acyclic).
+
+    Examples
+    --------
+    >>> from convalgebra import LayerGraph
+    >>> from convalgebra.network.layers import Conv
+    >>> cyclic = LayerGraph.sequential((1, 8), [Conv(1, 3, padding=1)]).nx.copy()
+    >>> cyclic.add_edge("conv1", "input", port=0)
+    >>> try:
+    ...     LayerGraph.from_nx(cyclic)
+    ... except GraphCycleError as error:
+    ...     print(error)
+    the graph has a cycle through ['input', 'conv1']
+    """
 
 
 class MissingExtraError(ImportError):
-    """An optional dependency is needed; the message names the extra to install."""
+    """An optional dependency is needed; the message names the extra to install.
+
+    An ``ImportError``, so ``except ImportError`` around an optional feature catches it.
+
+    Examples
+    --------
+    >>> try:
+    ...     require("convalgebra_no_such_module", "plot")
+    ... except MissingExtraError as error:
+    ...     print(error)
+    convalgebra_no_such_module is needed for this feature: pip install 'convalgebra[plot]'
+    """
 
 
 #: The optional dependencies and the extra that installs each.

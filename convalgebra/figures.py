@@ -172,6 +172,20 @@ def conv_tikz(spec: ConvSpec, output: tuple[int, ...] | None = None, cell: float
     Padding cells are dashed, inserted zeros (transposed layers) grey, the taps of the window
     blue and numbered, the output cell they produce blue.
 
+    Parameters
+    ----------
+    spec : ConvSpec
+        A layer with 1 or 2 spatial dimensions.
+    output : tuple of int, optional
+        The output position (0-based) whose window is drawn; default the first.
+    cell : float, default 0.5
+        The side of one cell, in centimetres.
+
+    Returns
+    -------
+    str
+        A ``tikzpicture`` environment (needs ``\\usepackage{tikz}``).
+
     Examples
     --------
     >>> import convalgebra as ca
@@ -227,8 +241,30 @@ def _caption(drawn: ConvSpec, spec: ConvSpec) -> str:
 def conv_gif(spec: ConvSpec, path: str | Path, fps: int = 2) -> Path:
     """An animated GIF of the window sliding over the input, one frame per output (needs matplotlib).
 
-    Returns the path written, by :func:`convalgebra.files.write_file`: a regular file
-    replaced atomically, never a symbolic link, a FIFO or a device.
+    Parameters
+    ----------
+    spec : ConvSpec
+        A layer with 1 or 2 spatial dimensions.
+    path : str or pathlib.Path
+        Where to write the GIF.
+    fps : int, default 2
+        Frames per second.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written, by :func:`convalgebra.files.write_file`: a regular file replaced
+        atomically, never a symbolic link, a FIFO or a device.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import convalgebra as ca
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     written = conv_gif(ca.ConvSpec((1, 4), 1, 3), Path(folder) / "conv.gif")
+    ...     written.name, written.read_bytes()[:6]
+    ('conv.gif', b'GIF89a')
     """
     try:
         import matplotlib

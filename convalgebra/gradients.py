@@ -96,6 +96,7 @@ def input_gradient(spec: ConvSpec, weight, grad_output, *, method: str = "auto")
     spec : ConvSpec
         Any spec (forward or transposed, every padding mode, groups, tiles, 1-D to 3-D).
     weight : array_like of shape ``spec.weight_shape`` (PyTorch layout)
+        The kernel.
     grad_output : array_like of shape ``spec.output_shape``
         ``g = dL/dy`` for one example (no batch axis).
     method : {"auto", "matrix", "operator"}
@@ -176,9 +177,11 @@ def weight_gradient(spec: ConvSpec, x, grad_output, *, method: str = "auto") -> 
     Parameters
     ----------
     spec : ConvSpec
+        Any spec (forward or transposed, every padding mode, groups, tiles, 1-D to 3-D).
     x : array_like of shape ``spec.input_shape``
         The layer's input for one example.
     grad_output : array_like of shape ``spec.output_shape``
+        ``g = dL/dy`` for the same example.
     method : {"auto", "matrix", "operator"}
         ``"matrix"``: ``kernel_jacobian(spec, x).T @ g``. ``"operator"`` (and ``"auto"``):
         the same sums without storing ``J`` (patches gathered in chunks).
@@ -186,6 +189,7 @@ def weight_gradient(spec: ConvSpec, x, grad_output, *, method: str = "auto") -> 
     Returns
     -------
     ndarray of shape ``spec.weight_shape``
+        float64 for integer arguments, otherwise their common dtype.
 
     Notes
     -----
@@ -224,6 +228,18 @@ def weight_gradient(spec: ConvSpec, x, grad_output, *, method: str = "auto") -> 
 
 def bias_gradient(spec: ConvSpec, grad_output) -> np.ndarray:
     """``dL/db = B^T g``: the upstream gradient summed over each output channel.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        A layer with a bias.
+    grad_output : array_like of shape ``spec.output_shape``
+        ``g = dL/dy`` for one example (no batch axis).
+
+    Returns
+    -------
+    ndarray of shape ``(spec.out_channels,)``
+        float64 for integer arguments, otherwise the dtype of ``grad_output``.
 
     Raises
     ------

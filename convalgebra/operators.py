@@ -179,7 +179,9 @@ def conv_matrix(spec: ConvSpec, weight, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     Parameters
     ----------
     spec : ConvSpec
+        The layer (forward or transposed, any padding mode, groups, tiles, 1-D to 3-D).
     weight : array_like of shape ``spec.weight_shape`` (PyTorch layout)
+        The kernel; its dtype is kept.
     max_bytes : int, optional
         Refuse (with the size it would take) matrices larger than this; default 8 GiB.
 
@@ -231,12 +233,21 @@ def conv_matrix_blocks(
     Parameters
     ----------
     spec : ConvSpec
+        The layer.
     weight : array_like of shape ``spec.weight_shape``
+        The kernel.
     block_rows : int or "auto"
         Rows per block; ``"auto"`` (default): as many as fit in ``max_bytes`` (see
         :func:`convalgebra.budget.block_rows_for`).
     max_bytes : int, default 256 MiB
         Memory for building one block; a ``block_rows`` that needs more is refused.
+
+    Returns
+    -------
+    iterator of (slice, scipy.sparse.csr_array)
+        ``(rows, block)`` pairs: the block is rows ``rows`` of the forward matrix, all
+        columns (``conv_matrix(spec, weight)[rows]`` for a forward spec). The arguments are
+        checked at the call, the blocks built as they are drawn.
 
     Examples
     --------
@@ -479,12 +490,20 @@ def conv_operator(spec: ConvSpec, weight, *, backend: str = "numpy") -> LinearOp
     Parameters
     ----------
     spec : ConvSpec
+        The layer.
     weight : array_like of shape ``spec.weight_shape``
+        The kernel (real or complex).
     backend : {"numpy", "torch"}
         ``"numpy"``: im2col of the padded input and one BLAS product per group (as fast as
         torch's float64 convolution on one thread, ``examples/benchmarks/bench_operator.py``).
         ``"torch"`` (needs the torch extra): the products by torch's ``conv{n}d`` and
         ``conv_transpose{n}d`` in float64, for 1-3 spatial dimensions and real vectors.
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator
+        Shape ``(prod(spec.output_shape), prod(spec.input_shape))``, the operator of
+        :func:`conv_matrix` on C-order flattened vectors.
 
     Notes
     -----
@@ -560,6 +579,21 @@ def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     (eq. 9.11 of the Deep Learning book). Like :func:`conv_matrix`, refuses (naming the
     size) a matrix that would need more than ``max_bytes``, before building it.
 
+    Parameters
+    ----------
+    spec : ConvSpec
+        The layer.
+    x : array_like of shape ``spec.input_shape``
+        The layer's input for one example (no batch axis).
+    max_bytes : int, optional
+        Refuse larger matrices, naming the size; default 8 GiB.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(prod(spec.output_shape), prod(spec.weight_shape))``: row ``o`` holds the
+        input values each weight multiplies at output ``o``.
+
     Examples
     --------
     >>> kernel_jacobian(ConvSpec((1, 3), 1, 2), [[1, 2, 3]]).toarray()
@@ -592,6 +626,16 @@ def kernel_jacobian(spec: ConvSpec, x, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
 
 def bias_jacobian(spec: ConvSpec) -> sp.csr_array:
     """``B`` with ``B @ bias == bias broadcast over the output``: one 1 per output element.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        The layer.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(prod(spec.output_shape), spec.out_channels)``, float64.
 
     Examples
     --------

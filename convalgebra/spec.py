@@ -168,13 +168,19 @@ class ConvSpec:
     out_channels : int
         Number of output channels ``C_out``.
     kernel_size : int or tuple of int
-    stride, dilation : int or tuple of int, default 1
+        The kernel's spatial size; an int for every axis.
+    stride : int or tuple of int, default 1
+        Step between output positions, in input pixels.
     padding : int, tuple, tuple of (before, after) pairs, or {"valid", "same", "full"}
         Stored normalised as ``(before, after)`` pairs in :attr:`padding`.
+    dilation : int or tuple of int, default 1
+        Step between the taps of the kernel, in input pixels.
     groups : int, default 1
         Must divide both channel counts.
     padding_mode : {"zeros", "circular", "reflect", "replicate"}
+        What the padded positions hold (PyTorch's names).
     bias : bool, default True
+        Whether the layer adds one learned bias per output channel.
     transposed : bool, default False
         Transposed convolution: the matrix is the transpose of the forward convolution from
         the output shape to the input shape (PyTorch's ``conv_transpose``).
@@ -192,6 +198,10 @@ class ConvSpec:
     channel_table : tuple of tuple of bool, optional
         ``(C_out, C_in)`` table of which output channel reads which input channel
         (restricted connectivity, e.g. LeNet-5's C3). ``groups`` is its block-diagonal case.
+    padding_word : {"valid", "same", "full"}, optional
+        How the padding was written, kept for descriptions when ``padding`` is given as
+        numbers; the padding the word gives must be ``padding``. Set from ``padding`` when it
+        is a word.
 
     Raises
     ------

@@ -106,6 +106,16 @@ def is_multilevel(
 def is_toeplitz(matrix) -> bool:
     """Constant along every diagonal (and no partial diagonals).
 
+    Parameters
+    ----------
+    matrix : array_like or sparse array
+        A 2-D matrix.
+
+    Returns
+    -------
+    bool
+        Whether every entry equals the one up and to the left of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -118,6 +128,16 @@ def is_toeplitz(matrix) -> bool:
 
 def is_circulant(matrix) -> bool:
     """Square, each row the previous one shifted right by one (wrapping).
+
+    Parameters
+    ----------
+    matrix : array_like or sparse array
+        A 2-D matrix.
+
+    Returns
+    -------
+    bool
+        Whether it is circulant.
 
     Examples
     --------
@@ -133,12 +153,78 @@ def is_block_toeplitz(matrix, block_shape: tuple[int, int], inner: str = "toepli
     """Block Toeplitz with blocks of ``block_shape``; each block of kind ``inner``.
 
     ``inner="toeplitz"`` is *doubly block Toeplitz*; ``inner="free"`` allows any blocks.
+
+    Parameters
+    ----------
+    matrix : array_like or sparse array
+        A 2-D matrix.
+    block_shape : tuple of (int, int)
+        The shape of one block; must tile the matrix.
+    inner : {"toeplitz", "circulant", "free"}
+        What each block must be.
+
+    Returns
+    -------
+    bool
+        Whether the blocks are constant along every block diagonal, each of kind ``inner``.
+
+    Raises
+    ------
+    ConvAlgebraError
+        ``block_shape`` does not tile the matrix.
+
+    Examples
+    --------
+    The matrix of a 2-D convolution with zero padding, one block per image row:
+
+    >>> import numpy as np
+    >>> from convalgebra import ConvSpec, conv_matrix
+    >>> w = np.arange(1, 10).reshape(1, 1, 3, 3)
+    >>> m = conv_matrix(ConvSpec((1, 3, 3), 1, 3, padding=1), w)
+    >>> is_block_toeplitz(m, (3, 3)), is_block_circulant(m, (3, 3))
+    (True, False)
     """
     return _two_level(matrix, block_shape, "toeplitz", inner)
 
 
 def is_block_circulant(matrix, block_shape: tuple[int, int], inner: str = "circulant") -> bool:
-    """Block circulant with blocks of ``block_shape``; ``inner="circulant"`` is doubly block circulant."""
+    """Block circulant with blocks of ``block_shape``; each block of kind ``inner``.
+
+    ``inner="circulant"`` is *doubly block circulant*; ``inner="free"`` allows any blocks.
+
+    Parameters
+    ----------
+    matrix : array_like or sparse array
+        A 2-D matrix.
+    block_shape : tuple of (int, int)
+        The shape of one block; must tile the matrix.
+    inner : {"circulant", "toeplitz", "free"}
+        What each block must be.
+
+    Returns
+    -------
+    bool
+        Whether each block row is the previous one shifted right by one block (wrapping),
+        each block of kind ``inner``.
+
+    Raises
+    ------
+    ConvAlgebraError
+        ``block_shape`` does not tile the matrix.
+
+    Examples
+    --------
+    The matrix of a 2-D circular convolution, one block per image row; with zero padding
+    instead the blocks do not wrap:
+
+    >>> import numpy as np
+    >>> from convalgebra import ConvSpec, conv_matrix
+    >>> w = np.arange(1, 10).reshape(1, 1, 3, 3)
+    >>> m = conv_matrix(ConvSpec((1, 3, 3), 1, 3, padding=1, padding_mode="circular"), w)
+    >>> z = conv_matrix(ConvSpec((1, 3, 3), 1, 3, padding=1), w)
+    >>> is_block_circulant(m, (3, 3)), is_block_circulant(z, (3, 3))
+    (True, False)
+    """
     return _two_level(matrix, block_shape, "circulant", inner)
 
 
@@ -186,6 +272,19 @@ def matrix_structure(spec: ConvSpec, weight=None) -> StructureReport:
     Each spatial level is tested as circulant, then Toeplitz; channels are a free level
     (block diagonal with ``groups``). With ``weight=None`` a generic weight (distinct
     entries) is used, so the answer is the structure every weight shares.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        The layer.
+    weight : array_like of shape ``spec.weight_shape``, optional
+        Test this weight's matrix; default a generic one.
+
+    Returns
+    -------
+    StructureReport
+        ``levels`` (name, rows, columns and kind of each level) and ``name``, the textbook
+        name (``"doubly block Toeplitz"``, ``"general (strided)"``, ...); ``str()`` gives both.
 
     Examples
     --------

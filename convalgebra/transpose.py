@@ -221,6 +221,9 @@ def colliding_input_sizes(spec: ConvSpec) -> CollidingSizes:
     Returns
     -------
     CollidingSizes
+        One record per spatial axis: the input sizes giving the same output size, each with
+        the ``output_padding`` a transposed convolution needs to reach it; ``collides`` tells
+        whether any axis has several.
 
     Examples
     --------
@@ -254,6 +257,19 @@ def transpose_spec(spec: ConvSpec, input_size=None) -> ConvSpec:
     (or to ``input_size``, one of :func:`colliding_input_sizes`), ``output_padding`` chosen
     accordingly. For a transposed spec: its forward convolution.
 
+    Parameters
+    ----------
+    spec : ConvSpec
+        A forward or transposed spec, neither tiled nor with a channel table.
+    input_size : tuple of int, optional
+        For a forward spec, the spatial size the transposed convolution must produce (the
+        sizes a strided layer maps to one output size collide); default ``spec``'s input size.
+
+    Returns
+    -------
+    ConvSpec
+        Its matrix is ``conv_matrix(spec, w).T`` for every weight ``w``.
+
     Raises
     ------
     ConvAlgebraError
@@ -264,6 +280,8 @@ def transpose_spec(spec: ConvSpec, input_size=None) -> ConvSpec:
     >>> t = transpose_spec(ConvSpec((1, 8), 1, 3, stride=2))
     >>> t.input_shape, t.output_padding, t.output_shape
     ((1, 3), (1,), (1, 8))
+    >>> transpose_spec(ConvSpec((1, 8), 1, 3, stride=2), (7,)).output_shape
+    (1, 7)
     """
     check_spec(spec)
     if spec.tile is not None or spec.channel_table is not None:

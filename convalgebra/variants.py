@@ -28,6 +28,24 @@ def tiled(
 ) -> ConvSpec:
     """A tiled convolution (eq. 9.10): ``tile`` kernels used in rotation along each axis.
 
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C_in, *spatial)``, no batch axis.
+    out_channels : int
+        Number of output channels.
+    kernel_size : int or tuple of int
+        The kernel's spatial size.
+    tile : int or tuple of int
+        Kernels in rotation per axis: output position ``p`` uses kernel ``p mod tile``.
+    **options
+        Any other :class:`ConvSpec` parameter (``stride``, ``padding``, ...).
+
+    Returns
+    -------
+    ConvSpec
+        The spec with ``tile`` set; its weight has shape ``(*tile, C_out, C_in, *k)``.
+
     Examples
     --------
     >>> spec = tiled((1, 8), 1, 3, tile=2)
@@ -44,6 +62,22 @@ def locally_connected(
 
     It is the tiled convolution whose tile is the whole output; ``weight[pos]`` is the
     ordinary ``(C_out, C_in, *k)`` kernel used at output position ``pos``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C_in, *spatial)``, no batch axis.
+    out_channels : int
+        Number of output channels.
+    kernel_size : int or tuple of int
+        The kernel's spatial size.
+    **options
+        Any other :class:`ConvSpec` parameter (``stride``, ``padding``, ...) except ``tile``.
+
+    Returns
+    -------
+    ConvSpec
+        The tiled spec whose tile is the output's spatial shape.
 
     Examples
     --------
@@ -129,11 +163,37 @@ def avg_pool_matrix(
 ) -> sp.csr_array:
     """The fixed matrix of average pooling (PyTorch's ``avg_pool{1,2,3}d``), channels apart.
 
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C, *spatial)`` with 1, 2 or 3 spatial dimensions.
+    kernel_size : int or tuple of int
+        The window.
+    stride : int or tuple of int, optional
+        Default: the window (PyTorch's default).
+    padding : int or tuple of int, default 0
+        Zeros on both sides of each axis.
+    ceil_mode : bool, default False
+        Round the output size up: a last window may start in the input and end past it.
+    count_include_pad : bool, default True
+        Divide by the whole window, padding included; ``False``: by the input positions it
+        covers.
+    divisor_override : int, optional
+        Divide every window by this instead.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(prod(output_shape), prod(input_shape))``, float64, C-order flattening.
+
     Examples
     --------
     >>> avg_pool_matrix((1, 4), 2).toarray()
     array([[0.5, 0.5, 0. , 0. ],
            [0. , 0. , 0.5, 0.5]])
+    >>> avg_pool_matrix((1, 3), 2, padding=1, count_include_pad=False).toarray()
+    array([[1. , 0. , 0. ],
+           [0. , 0.5, 0.5]])
     """
     spec = _pool_spec(input_shape, kernel_size, stride, padding, 1, ceil_mode)
     from .operators import conv_matrix
@@ -188,6 +248,27 @@ def max_pool_selection(
     selects nothing: its row is empty. PyTorch gives ``-inf`` there (the maximum of an empty
     set), which no selection can produce; ``S.empty_rows`` lists those rows:
     ``y = S @ x.ravel(); y[S.empty_rows] = -np.inf`` equals PyTorch's output.
+
+    Parameters
+    ----------
+    x : array_like
+        The input, ``(C, *spatial)`` with 1, 2 or 3 spatial dimensions; real numbers.
+    kernel_size : int or tuple of int
+        The window.
+    stride : int or tuple of int, optional
+        Default: the window (PyTorch's default).
+    padding : int or tuple of int, default 0
+        Implicit ``-inf`` on both sides of each axis (never selected).
+    dilation : int or tuple of int, default 1
+        Step between the window's taps.
+    ceil_mode : bool, default False
+        Round the output size up (PyTorch's rule).
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(prod(output_shape), prod(x.shape))``, float64, with an ``empty_rows``
+        attribute (int array, flat output rows whose window holds no input).
 
     Examples
     --------

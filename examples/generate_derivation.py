@@ -1,4 +1,8 @@
-"""Generate a textbook derivation from the objects that compute the numbers.
+"""
+Generate a textbook derivation
+==============================
+
+A derivation generated from the objects that compute the numbers::
 
     python examples/generate_derivation.py [--latex backward.tex]
 
@@ -11,22 +15,27 @@ import argparse
 
 import convalgebra as ca
 
+# sphinx_gallery_start_ignore
+parser = argparse.ArgumentParser(description="Generate a textbook derivation.")
+parser.add_argument("--latex", help="also write a standalone LaTeX document to this file")
+args = parser.parse_args()
+# sphinx_gallery_end_ignore
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latex", help="also write a standalone LaTeX document to this file")
-    args = parser.parse_args()
+# %%
+# The output size, step by step
+# -----------------------------
+spec = ca.ConvSpec((1, 5, 5), out_channels=1, kernel_size=3, stride=2, bias=False)
+print(ca.derive("output_size", spec).to_text())
 
-    spec = ca.ConvSpec((1, 5, 5), out_channels=1, kernel_size=3, stride=2, bias=False)
-    print(ca.derive("output_size", spec).to_text())
-    derivation = ca.derive("backward", spec)
-    print(derivation.to_markdown())
+# %%
+# Back-propagation, as Markdown
+# -----------------------------
+derivation = ca.derive("backward", spec)
+print(derivation.to_markdown())
 
-    if args.latex:
-        with open(args.latex, "w") as stream:
-            stream.write(derivation.to_latex(standalone=True))
-        print(f"wrote {args.latex}")
-
-
-if __name__ == "__main__":
-    main()
+# sphinx_gallery_start_ignore
+if args.latex:
+    with open(args.latex, "w") as stream:
+        stream.write(derivation.to_latex(standalone=True))
+    print(f"wrote {args.latex}")
+# sphinx_gallery_end_ignore

@@ -88,3 +88,12 @@ def test_report_force_replaces_a_page(tmp_path):
     out.write_text("old")
     assert main(["report", "lenet5", "-o", str(out), "--force"]) == 0
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_report_embeds_no_field_above_max_field_entries(tmp_path, capsys):
+    out = tmp_path / "net.html"
+    assert main(["report", "lenet5", "-o", str(out), "--max-field-entries", "5"]) == 0
+    field = _data(out.read_text(encoding="utf-8"))["field"]
+    assert list(field) == ["omitted"]
+    assert "more than max_field_entries=5" in field["omitted"]
+    capsys.readouterr()

@@ -32,6 +32,8 @@ def test_every_example_is_tested():
         "generate_derivation.py",
         "compute_gradients.py",
         "draw_pictures.py",
+        "prove_identity.py",
+        "receptive_field.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -100,3 +102,40 @@ def test_draw_pictures(tmp_path):
     assert out.count("wrote") == 5
     for name in names:
         assert_real_png((tmp_path / "pics" / name).read_bytes())
+
+
+def test_prove_identity(tmp_path):
+    out = run_example("prove_identity.py", cwd=tmp_path)
+    assert out.startswith("Identity HOLDS")
+    assert "the identity holds for every n ≥ 5" in out
+    assert (
+        "holds: False; the sides agree for n >= 3 and n odd; they differ for n >= 4 and n even"
+        in out
+    )
+    assert "smallest counterexample: at size 4, with x = [[1, 0, 0, 0]]" in out
+    assert out.rstrip().endswith("at n = 4: left [1], right [0]")
+
+
+def test_receptive_field_example(tmp_path):
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
+    from test_plot import assert_real_png
+
+    out = run_example("receptive_field.py", "--plot", "pics", cwd=tmp_path)
+    assert "features     (512, 7, 7)      size 212  jump 32  start 15.5" in out
+    assert "unit (0, 0) of 'features' reads rows/cols ((0, 121), (0, 121)) of the image" in out
+    assert "theoretical box ((6, 217), (6, 217))" in out
+    names = sorted(p.name for p in (tmp_path / "pics").iterdir())
+    assert names == ["vgg16_effective.png", "vgg16_rf_growth.png", "vgg16_unit.png"]
+    for name in names:
+        assert_real_png((tmp_path / "pics" / name).read_bytes())
+
+
+def test_the_gallery_scripts_write_nothing_without_arguments(tmp_path):
+    pytest.importorskip(
+        "matplotlib", reason="the [plot] extra is not installed: pip install '.[test]'"
+    )
+    for name in ("draw_pictures.py", "receptive_field.py", "inspect_matrix.py"):
+        run_example(name, cwd=tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -110,3 +110,88 @@ def test_a_diagonal_unit_reading_only_padding_keeps_the_other_axis():
     assert entry["boxes"][0][0] is None and entry["boxes"][1][0] == [0, 0]
     for position in [(1, 0), (6, 5), (3, 2)]:
         assert _page_box(entry, position) == gradient_boxes(g, [("n0", position)])[0]
+
+
+def _page_backward(field: dict, node: str, units: list[int], position: tuple[int, ...]):
+    """The page's backward pass (its script, line for line) over the embedded data."""
+    import numpy as np
+
+    start = np.zeros(units)
+    start[position] = 1.0
+    grads = {node: start}
+    order = list(field["order"])
+    reached = None
+    for v in reversed(order):
+        g = grads.pop(v, None)
+        if g is None:
+            continue
+        if v == field["input"]:
+            reached = g
+            continue
+        for src, gain, mats in field["steps"].get(v, []):
+            back = g
+            if mats is not None:
+                for a, (n_out, n_in, starts, cols, vals) in enumerate(mats):
+                    dense = np.zeros((n_out, n_in))
+                    for o in range(n_out):
+                        dense[o, cols[starts[o] : starts[o + 1]]] = vals[starts[o] : starts[o + 1]]
+                    back = np.moveaxis(np.tensordot(dense, back, axes=([0], [a])), 0, a)
+                back = back * gain
+            grads[src] = grads[src] + back if src in grads else back
+    return reached
+
+
+@settings(max_examples=60, deadline=None)
+@given(graphs(), st.data())
+def test_the_embedded_fields_are_the_effective_fields(g, data):
+    """Every node's field as the page computes it from the embedded network (after the JSON
+    round trip) equals effective_receptive_field; a node without one says why."""
+    import json
+
+    import numpy as np
+
+    report = json.loads(json.dumps(report_data(g)))
+    field = {**report["field"], "order": [e["node"] for e in report["nodes"]]}
+    for entry in report["nodes"]:
+        node = entry["node"]
+        if entry["units"] is None or node in field["notes"]:
+            with pytest.raises(ca.ConvAlgebraError) as info:
+                ca.effective_receptive_field(g, node)
+            if entry["units"] is not None:
+                assert str(info.value) == field["notes"][node]
+            continue
+        position = tuple(data.draw(st.integers(0, s - 1)) for s in entry["units"])
+        want = ca.effective_receptive_field(g, node, position).weights
+        reached = _page_backward(field, node, entry["units"], position)
+        got = np.zeros(want.shape) if reached is None else np.abs(reached)
+        got = got / got.sum() if got.sum() else got
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+
+
+def test_the_fields_add_little_to_resnet18s_page():
+    import json
+
+    g = zoo.resnet18()
+    field = report_data(g)["field"]
+    assert field["notes"] == {
+        "flatten": "node 'flatten' of shape (512,) has no spatial axes",
+        "fc": "node 'fc' of shape (1000,) has no spatial axes",
+    }
+    assert len(json.dumps(field, separators=(",", ":"))) < 60_000  # measured 53,072 bytes
+
+
+def test_the_fields_over_the_budget_are_omitted_with_the_reason():
+    from convalgebra.network.htmlreport import field_data
+
+    started = time.perf_counter()
+    omitted = field_data(zoo.resnet18(), max_entries=1000)["omitted"]
+    assert time.perf_counter() - started < 1.0
+    assert re.fullmatch(
+        r"the effective fields of the report .* would take [\d,]+ entries, more than "
+        r"max_field_entries=1,000; use a smaller input shape or a larger max_field_entries=",
+        omitted,
+    )
+    three_d = ca.LayerGraph.sequential((1, 4, 4, 4), [ca.layers.Conv(1, 3)])
+    assert field_data(three_d) == {
+        "omitted": "effective fields are drawn for inputs with 1 or 2 spatial axes"
+    }

@@ -81,6 +81,7 @@ def matrix(ns: argparse.Namespace) -> Result:
 
     check_suffix(ns.save, (".npz", ".mtx"), "--save")
     check_suffix(ns.plot, PICTURE_SUFFIXES, "--plot")
+    page = _html_target(ns)
     if ns.max_size < 1:
         raise ConvAlgebraError(f"--max-size must be a positive integer, got {ns.max_size}")
     spec = _spec(ns, "matrix")
@@ -89,6 +90,11 @@ def matrix(ns: argparse.Namespace) -> Result:
             f"the matrix of {spec.describe()} has about {spec.macs:,} non-zeros, more than the "
             f"{MATRIX_MAX_TERMS:,} this command builds; try a smaller --in"
         )
+    html_page = None
+    if page is not None:  # the page's budget refuses before the report is built
+        from ..report import conv_matrix_html
+
+        html_page = conv_matrix_html(spec).encode("utf-8")
     weight = make_weight(ns.weight or "symbolic", spec, ns.seed)
     note = ""
     if weight is None and spec.macs > SYMBOLIC_MAX_TERMS:
@@ -105,7 +111,20 @@ def matrix(ns: argparse.Namespace) -> Result:
         from ..plot import figure_format, plot_matrix, to_image
 
         files[ns.plot] = to_image(plot_matrix(spec, weight), figure_format(ns.plot))
+    if page is not None and html_page is not None:
+        files[page] = html_page
     return Result(text + "".join(f"\nwrote {p}" for p in files), files)
+
+
+def _html_target(ns: argparse.Namespace) -> Path | None:
+    """The page ``--html`` writes (``-o``, default ``matrix.html``); None without ``--html``."""
+    if not ns.html:
+        if ns.output is not None:
+            raise ConvAlgebraError("matrix: -o names the page of --html; add --html")
+        return None
+    page = ns.output if ns.output is not None else Path("matrix.html")
+    check_suffix(page, (".html", ".htm"), "-o")
+    return page
 
 
 # ------------------------------------------------------------------------------- grad

@@ -198,7 +198,8 @@ def _add_matrix(subparsers) -> None:
 convalgebra matrix --in 1x4x4 -k 3 -p 1 --mode circular
 convalgebra matrix --in 1x5x5 -k 3 -s 2 --weight arange --max-size 25
 convalgebra matrix --in 3x8x8 --out 4 -k 3 -p same --plot matrix.png
-convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""",
+convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx
+convalgebra matrix --in 2x6x6 --out 2 -k 3 -p 1 --html -o layer.html""",
     )
     add_spec_arguments(p)
     _weight_arguments(p)
@@ -224,6 +225,20 @@ convalgebra matrix --in 1x6 -k 3 -p 0:2 --weight 1,0,-1 --save m.mtx""",
         metavar="FILE",
         help="draw the matrix with its block boundaries: a .png, .svg or .pdf file "
         "(needs the plot extra)",
+    )
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="write one offline HTML page of the matrix where hovering a cell shows its "
+        "(output, input, weight) triples (to -o, default matrix.html)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help="the page --html writes (default matrix.html)",
     )
     _force_argument(p)
     p.set_defaults(handler=commands.matrix)
@@ -598,7 +613,8 @@ def _add_report(subparsers) -> None:
         "Write one self-contained HTML file: a sortable table of the layers (shape, "
         "receptive field size/jump/start per axis, parameters, MACs, memory), the input "
         "grid where hovering a row draws its unit's exact receptive box, a unit slider per "
-        "axis and a CSV download. Nothing is loaded from the network.",
+        "axis (or a click on the grid) with the unit's exact effective field as a heatmap, "
+        "and a CSV download. Nothing is loaded from the network.",
         """
 convalgebra report resnet18 -o resnet18.html
 convalgebra report 'mymodel.py:make(3)' --in 3x64x64 -o mymodel.html
@@ -619,6 +635,14 @@ convalgebra report mynet.yaml --force""",
         default=50_000,
         metavar="N",
         help="refuse a report needing more than N unit lookups (default 50,000)",
+    )
+    p.add_argument(
+        "--max-field-entries",
+        type=_positive_int,
+        default=1_000_000,
+        metavar="N",
+        help="embed the effective fields only up to N matrix entries and multiply-adds per "
+        "unit (default 1,000,000); above, the page draws boxes and says why no heatmap",
     )
     _force_argument(p)
     p.set_defaults(handler=report_commands.report)

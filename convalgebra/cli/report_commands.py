@@ -25,7 +25,9 @@ def report(ns: argparse.Namespace) -> Result:
     check_suffix(output, (".html", ".htm"), "-o")
     graph = load_model(model, ns.input)
     htmlreport = library_module("network.htmlreport", "report")
-    page = htmlreport.graph_html(graph, name=model, max_units=ns.max_units)
+    page = htmlreport.graph_html(
+        graph, name=model, max_units=ns.max_units, max_field_entries=ns.max_field_entries
+    )
     summary = graph.summary()
     text = (
         f"wrote {output}: {len(graph)} nodes, {summary['params']:,} parameters, "

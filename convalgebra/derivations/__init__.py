@@ -101,6 +101,8 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
     Returns
     -------
     Derivation
+        The steps, renderable as text, Markdown and LaTeX, with ``result`` the value derived
+        and ``verify()`` reading the printed equations back.
 
     Raises
     ------

@@ -34,12 +34,35 @@ Table = DataTable
 class Derivation(Document):
     """A titled, ordered list of steps that renders as LaTeX, Markdown and text, and verifies.
 
+    Built by :func:`convalgebra.derive`; :meth:`verify` parses every printed equation back
+    and compares it with the value the library computed.
+
+    Parameters
+    ----------
+    title : str
+        The heading.
+    steps : tuple of Step
+        The steps in order: each a statement, its displayed mathematics, why it holds, and
+        sub-steps.
+    intro : str, default ""
+        A paragraph before the steps.
+    result : object, optional
+        The value the derivation arrives at (e.g. the output shape).
+    level : {"section", "paragraph"}, default "section"
+        ``"section"`` for a document that stands alone, ``"paragraph"`` for one that is part
+        of a larger text.
+    meaning : callable, optional
+        Returns what the printed names mean (name to value, matrix label to array), for
+        :meth:`verify`.
+
     Examples
     --------
     >>> import convalgebra as ca
     >>> d = ca.derive("output_size", ca.ConvSpec((1, 7), 1, 3, stride=3))
     >>> print(d.to_text().splitlines()[0])
     Output size of Conv1d, kernel 3, stride 3 on 1×7
+    >>> d.result, d.verify() > 0
+    ((1, 2), True)
     """
 
     #: A callable returning what the printed names mean (name -> value, matrix label ->

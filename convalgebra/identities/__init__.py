@@ -109,6 +109,8 @@ def check(law: str, *specs, **options) -> CheckResult:
     Returns
     -------
     CheckResult
+        The verdict (``holds``, ``bool(result)``), the claim, the reason, the evidence, a
+        counterexample when it fails, and the derivation (``to_text()``, ``to_latex()``).
 
     Raises
     ------

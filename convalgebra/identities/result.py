@@ -89,8 +89,41 @@ class CheckResult:
     were not checked because they do not apply (each with why); ``holds`` and ``claim`` cover
     only what was checked, and the claim names the parts left out.
 
+    Parameters
+    ----------
+    law : str
+        The law's name, e.g. ``"translation_equivariance"``.
+    holds : bool
+        The verdict.
+    claim : str
+        What was checked, in words and symbols.
+    reason : str
+        Why the verdict follows, in a sentence.
+    evidence : dict, optional
+        Named facts the checker computed (counts, residuals, tables).
+    counterexample : Counterexample, optional
+        Numbers for which the two sides differ, when the law fails.
+    failing_positions : tuple, optional
+        The 0-based output positions where the two sides differ, when known.
+    steps : tuple of Step, optional
+        The derivation of the verdict, step by step.
+    method : str, default "index tables"
+        How the sides were compared (named in the first step of the derivation).
+    not_applicable : tuple of str, optional
+        Parts of the law not checked because they do not apply, each with why.
+
     Examples
     --------
+    Checks build results; the fields read back:
+
+    >>> import convalgebra as ca
+    >>> spec = ca.ConvSpec((1, 6), 1, 3, padding=1)
+    >>> failed = ca.check("translation_equivariance", spec, shift=(1,))
+    >>> failed.holds, failed.failing_positions, failed.counterexample.inputs["x"].tolist()
+    (False, ((0, 0), (0, 5)), [[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+
+    One built by hand renders the same way:
+
     >>> r = CheckResult("demo", True, "1 + 1 = 2", "Integer arithmetic.", {"residual": 0})
     >>> print(r.to_text())
     demo: HOLDS -- 1 + 1 = 2

@@ -97,8 +97,12 @@ def prove(
         Expressions built with :mod:`convalgebra.ops`, or functions of tensors written with
         ``torch.nn.functional``, traced by :func:`trace` (a parameter of the same name is the
         same signal or the same kernel on both sides).
-    size, sizes, max_terms, max_sizes
-        As :func:`convalgebra.ops.prove` takes them.
+    size : int or tuple of int, optional
+        Decide at this one size only (see :func:`convalgebra.ops.prove`).
+    sizes : iterable, optional
+        Decide at these sizes only.
+    max_terms, max_sizes : int
+        Budget: terms of one table, and sizes decided one by one; refused above them.
     **shapes
         For functions: the shape of every parameter, ``x=(C, "n")`` (a signal of every size),
         ``w=(C_out, C_in, k)`` (a symbolic kernel). These names cannot be ``size``,

@@ -131,6 +131,11 @@ class LayerGraph:
     Build it with :meth:`add_input`/:meth:`add`, :meth:`sequential`, :meth:`from_nx`,
     :meth:`from_spec`, :meth:`from_json`, :meth:`from_yaml` or :meth:`from_file`.
 
+    Parameters
+    ----------
+    name : str, default "graph"
+        The network's name, shown in tables and reports (printable text).
+
     Attributes
     ----------
     nx : networkx.DiGraph
@@ -1524,6 +1529,26 @@ def receptive_field(
     map); ``gates="ignore"`` gives the field of the non-gate path (see
     :meth:`LayerGraph.receptive_field`).
 
+    Parameters
+    ----------
+    graph : LayerGraph
+        The network.
+    node : str, optional
+        The layer whose units' field is asked for.
+    exact : bool, default False
+        Where an axis's field depends on the unit (after a strided transposed convolution or
+        upsampling), give the largest unclipped extent over one period of units.
+    gates : {"keep", "ignore"}
+        ``"ignore"`` holds multiplicative gates computed from a globally pooled branch
+        constant (squeeze-and-excitation).
+
+    Returns
+    -------
+    tuple of AxisRF
+        Per spatial axis: ``size`` (input pixels), ``jump`` (input pixels between
+        neighbouring units), ``start`` (centre of the first unit's field), ``is_global``,
+        ``exact``.
+
     Examples
     --------
     >>> from convalgebra.network.layers import Conv
@@ -1571,7 +1596,42 @@ def unit_receptive_field(
     clip: bool = True,
     gates: str = "keep",
 ) -> UnitField:
-    """The exact input box of one unit (see :meth:`LayerGraph.unit_receptive_field`)."""
+    """The exact input box of one unit (see :meth:`LayerGraph.unit_receptive_field`).
+
+    The union over the node's channels and over every path of the network.
+
+    Parameters
+    ----------
+    graph : LayerGraph
+        The network.
+    node : str
+        The layer.
+    position : sequence of int, optional
+        The unit's spatial position, 0-based per axis; default the central unit.
+    clip : bool, default True
+        Clip the box to the input; ``False``: every layer reads as if its input extended
+        forever, and the box may reach outside the input.
+    gates : {"keep", "ignore"}
+        ``"ignore"`` holds gates computed from a globally pooled branch constant.
+
+    Returns
+    -------
+    UnitField
+        ``box``: one inclusive ``(first, last)`` input interval per spatial axis;
+        ``centre``: the input position the unit is centred on.
+
+    Examples
+    --------
+    Two 3x3 "same" convolutions: the corner unit reads 5x5 pixels, three of each five in
+    the image:
+
+    >>> from convalgebra.network.layers import Conv
+    >>> g = LayerGraph.sequential((1, 8, 8), [Conv(1, 3, padding=1)] * 2)
+    >>> unit_receptive_field(g, "conv2", (0, 0)).box
+    ((0, 2), (0, 2))
+    >>> unit_receptive_field(g, "conv2", (0, 0), clip=False).box
+    ((-2, 2), (-2, 2))
+    """
     name = _node(graph, node)
     if name is None:
         raise TypeError("unit_receptive_field: node must be a node name (str), got None")
@@ -1581,7 +1641,30 @@ def unit_receptive_field(
 
 
 def param_count(graph: LayerGraph, *, trainable: bool = True) -> int:
-    """Learnable parameters of ``graph``, parameters shared by several nodes counted once."""
+    """Learnable parameters of ``graph``, parameters shared by several nodes counted once.
+
+    Parameters
+    ----------
+    graph : LayerGraph
+        The network.
+    trainable : bool, default True
+        ``False`` counts the buffers instead (e.g. batch-norm running statistics).
+
+    Returns
+    -------
+    int
+        The count.
+
+    Examples
+    --------
+    A 3x3 convolution to 4 channels (36 weights, 4 biases), then a linear layer from
+    4x6x6 features to 10 outputs (1,440 weights, 10 biases):
+
+    >>> from convalgebra.network.layers import Conv, Flatten, Linear
+    >>> g = LayerGraph.sequential((1, 8, 8), [Conv(4, 3), Flatten(), Linear(10)])
+    >>> param_count(g)
+    1490
+    """
     return _graph(graph, "param_count").param_count(trainable=trainable)
 
 
@@ -1591,7 +1674,30 @@ def buffer_count(graph: LayerGraph) -> int:
 
 
 def macs(graph: LayerGraph) -> int:
-    """Multiply-accumulates of the convolution and linear layers of ``graph``."""
+    """Multiply-accumulates of the convolution and linear layers of ``graph``.
+
+    One forward pass of one example; floating-point operations are twice as many.
+
+    Parameters
+    ----------
+    graph : LayerGraph
+        The network.
+
+    Returns
+    -------
+    int
+        The count.
+
+    Examples
+    --------
+    A 3x3 convolution to 4 channels of 6x6 (4 x 36 x 9 = 1,296), then a linear layer of
+    144 x 10 = 1,440:
+
+    >>> from convalgebra.network.layers import Conv, Flatten, Linear
+    >>> g = LayerGraph.sequential((1, 8, 8), [Conv(4, 3), Flatten(), Linear(10)])
+    >>> macs(g)
+    2736
+    """
     return _graph(graph, "macs").macs()
 
 

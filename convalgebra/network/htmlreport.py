@@ -3,9 +3,13 @@
 :func:`graph_html` writes a page with no external resource (no CDN, no network): a sortable
 table of the nodes (shape, receptive field size/jump/start per axis, parameters, MACs,
 activation memory), the input grid where hovering a row draws the receptive box of that
-node's selected unit, one slider per spatial axis to pick the unit, and a CSV download.
-The boxes are the library's own: :meth:`LayerGraph.unit_receptive_field` of every position
-along each axis, embedded in the page (the page computes nothing but pixels).
+node's selected unit, one slider per spatial axis (or a click on the grid) to pick the unit,
+its exact effective field as a heatmap, and a CSV download. The boxes are the library's own:
+:meth:`LayerGraph.unit_receptive_field` of every position along each axis, embedded in the
+page. The effective fields are computed in the page, by the backward pass of
+:func:`~convalgebra.effective.effective_receptive_field` (uniform weights) over the embedded
+linearised network (:func:`field_data`): a field for every unit at the cost of one sparse
+matrix per axis and layer input (57 KB for resnet18 at 3x224x224).
 
 Examples
 --------
@@ -30,10 +34,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .. import budget
 from ..errors import ConvAlgebraError, shown
+from .linearised import node_steps
+from .reportpage import PAGE, SCRIPT, STYLE
 
 __all__ = [
     "DEFAULT_MAX_UNITS",
+    "DEFAULT_MAX_FIELD_ENTRIES",
+    "field_data",
     "report_data",
     "graph_html",
     "graph_summary_html",
@@ -43,6 +52,9 @@ __all__ = [
 
 #: Largest number of unit lookups (one per position along the longest axis of each node).
 DEFAULT_MAX_UNITS = 50_000
+#: Most non-zero entries of the per-axis matrices the page embeds for its effective fields
+#: (about 25 bytes each), and most multiply-adds the page's backward pass may take per unit.
+DEFAULT_MAX_FIELD_ENTRIES = 1_000_000
 _AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 _TABLE_KEYS = ("node", "kind", "output", "params", "MACs", "act_bytes", "RF w/o gates", "flags")
 
@@ -127,8 +139,105 @@ def _reading_unit(
     return None
 
 
+def _sparse(matrix: Any) -> list:
+    """``[n_out, n_in, row starts, columns, values]`` of a matrix (CSR, exact floats)."""
+    import numpy as np
+
+    rows, cols = np.nonzero(matrix)
+    starts = np.searchsorted(rows, np.arange(matrix.shape[0] + 1))
+    values = [float(v) for v in matrix[rows, cols]]
+    return [int(matrix.shape[0]), int(matrix.shape[1]), starts.tolist(), cols.tolist(), values]
+
+
+def _work(step: Any, shape: tuple[int, ...]) -> int:
+    """Multiply-adds of the page's contraction of one step from a node of ``shape``."""
+    if step.matrices is None:
+        return 0
+    total, sizes = 0, list(shape[1:])
+    for a, matrix in enumerate(step.matrices):
+        rest = math.prod(sizes[:a]) * math.prod(sizes[a + 1 :])
+        total += int((matrix != 0).sum()) * rest
+        sizes[a] = matrix.shape[1]
+    return total
+
+
+def _linear_nodes(graph: Any, notes: dict[str, str]):
+    """Yield ``(node, its steps)`` for every node with an effective field; record in
+    ``notes`` why each other node has none (its own form, or an ancestor's)."""
+    n, failed = graph.spatial_ndim, {}
+    for v in graph.nodes:
+        shape = graph.shape(v)
+        if len(shape) != n + 1:
+            failed[v] = f"node {v!r} of shape {tuple(shape)} has no spatial axes"
+        else:
+            try:
+                own = node_steps(graph, v)
+            except ConvAlgebraError as exc:
+                failed[v] = str(exc)
+            else:
+                blocked = [failed[s.source] for s in own if s.source in failed]
+                if not blocked:
+                    yield v, own
+                    continue
+                failed[v] = blocked[0]
+        notes[v] = failed[v]
+
+
+def field_data(graph: Any, *, max_entries: int = DEFAULT_MAX_FIELD_ENTRIES) -> dict[str, Any]:
+    """The linearised network the page's effective fields are computed from.
+
+    Every node's input ports as :func:`~convalgebra.network.linearised.node_steps` gives
+    them (per-axis matrices, sparse, and a gain): clicking a unit, the page runs the backward
+    pass of :func:`~convalgebra.effective.effective_receptive_field` (uniform weights) from
+    that unit, contracting these matrices in the same order, and draws the normalised
+    absolute gradient at the graph's first input. A node that has no field says why
+    (``notes``); above ``max_entries`` entries or multiply-adds per unit no field is
+    embedded and ``omitted`` says so.
+
+    Examples
+    --------
+    >>> from convalgebra.network.graph import LayerGraph
+    >>> from convalgebra.network.layers import Conv
+    >>> g = LayerGraph.sequential((1, 4), [Conv(1, 3)])
+    >>> field_data(g)["steps"]["conv1"]
+    [['input', 0.3333333333333333, [[2, 4, [0, 3, 6], [0, 1, 2, 1, 2, 3], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]]]]
+    """
+    n = graph.spatial_ndim
+    if n not in (1, 2) or not graph.inputs:
+        return {"omitted": "effective fields are drawn for inputs with 1 or 2 spatial axes"}
+    notes: dict[str, str] = {}
+    entries = work = 0
+    for v, own in _linear_nodes(graph, notes):  # counted first, embedded after the budget
+        entries += sum(int((m != 0).sum()) for s in own for m in s.matrices or ())
+        work += sum(_work(s, graph.shape(v)) for s in own)
+    try:
+        budget.require_steps(
+            "the effective fields of the report (the larger of their matrix entries "
+            "and their multiply-adds per unit)",
+            max(entries, work),
+            max_entries,
+            "use a smaller input shape or a larger max_field_entries=",
+            option="max_field_entries",
+            unit="entries",
+        )
+    except ConvAlgebraError as exc:
+        return {"omitted": str(exc)}
+    steps = {
+        v: [
+            [s.source, s.gain, None if s.matrices is None else [_sparse(m) for m in s.matrices]]
+            for s in own
+        ]
+        for v, own in _linear_nodes(graph, {})
+    }
+    return {"input": graph.inputs[0], "steps": steps, "notes": notes}
+
+
 def report_data(
-    graph: Any, *, name: str = "graph", max_units: int = DEFAULT_MAX_UNITS
+    graph: Any,
+    *,
+    name: str = "graph",
+    max_units: int = DEFAULT_MAX_UNITS,
+    max_field_entries: int = DEFAULT_MAX_FIELD_ENTRIES,
 ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (``name``: the graph's).
 
@@ -172,6 +281,7 @@ def report_data(
         "gated": "RF w/o gates" in table.columns,
         "totals": {k: summary[k] for k in ("params", "buffers", "macs", "activation_bytes")},
         "nodes": nodes,
+        "field": field_data(graph, max_entries=max_field_entries),
     }
 
 
@@ -191,6 +301,7 @@ def graph_html(
     name: str = "graph",
     title: str | None = None,
     max_units: int = DEFAULT_MAX_UNITS,
+    max_field_entries: int = DEFAULT_MAX_FIELD_ENTRIES,
 ) -> str:
     """The self-contained interactive report of ``graph`` (written to ``path`` if given).
 
@@ -205,19 +316,22 @@ def graph_html(
         Default: the graph's name.
     max_units : int
         Budget of unit lookups (see :func:`report_data`).
+    max_field_entries : int
+        Budget of the embedded effective fields (see :func:`field_data`); above it the page
+        draws boxes without heatmaps and says so.
 
     Returns
     -------
     str
         The HTML page.
     """
-    data = report_data(graph, name=name, max_units=max_units)
+    data = report_data(graph, name=name, max_units=max_units, max_field_entries=max_field_entries)
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     name = title if title is not None else f"convalgebra report: {name}"
     page = (
-        _PAGE.replace("__TITLE__", html.escape(name))
-        .replace("__STYLE__", _STYLE)
-        .replace("__SCRIPT__", _SCRIPT)
+        PAGE.replace("__TITLE__", html.escape(name))
+        .replace("__STYLE__", STYLE)
+        .replace("__SCRIPT__", SCRIPT)
         .replace("__DATA__", payload)
     )
     if path is not None:
@@ -239,253 +353,3 @@ def canvas_scale(extent: tuple[int, ...] | list[int], pixels: int = 448) -> floa
     """
     shown_axes = list(extent)[-2:] or [1]
     return pixels / max(shown_axes) if math.prod(shown_axes) else 1.0
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; \
-style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<link rel="icon" href="data:,">
-<title>__TITLE__</title>
-<style>__STYLE__</style>
-</head>
-<body>
-<h1 id="title">__TITLE__</h1>
-<p id="summary"></p>
-<div id="main">
-<div id="left">
-<p><a id="csv" download="layers.csv" href="#">Download CSV</a>
-<span class="hint">click a header to sort, hover a row to see its unit's field, click a row to
-pin it</span></p>
-<table id="layers"><thead></thead><tbody></tbody></table>
-</div>
-<div id="right">
-<svg id="grid" xmlns="http://www.w3.org/2000/svg"></svg>
-<div id="sliders"></div>
-<p id="box-label"></p>
-</div>
-</div>
-<script type="application/json" id="data">__DATA__</script>
-<script>__SCRIPT__</script>
-</body>
-</html>
-"""
-
-_STYLE = """
-body { font: 13px/1.4 system-ui, sans-serif; margin: 16px; color: #222; }
-h1 { font-size: 18px; margin: 0 0 4px; }
-#main { display: flex; gap: 24px; align-items: flex-start; }
-#left { flex: 1 1 auto; max-height: 88vh; overflow: auto; }
-#right { position: sticky; top: 8px; }
-table { border-collapse: collapse; }
-th, td { padding: 2px 6px; border-bottom: 1px solid #ddd; white-space: nowrap; }
-th { position: sticky; top: 0; background: #f4f4f4; cursor: pointer; user-select: none; }
-th[aria-sort=ascending]::after { content: " \\25B2"; }
-th[aria-sort=descending]::after { content: " \\25BC"; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr:hover td { background: #eef4ff; }
-tr.pinned td { background: #ffe9b3; }
-.hint { color: #777; margin-left: 12px; }
-#grid { border: 1px solid #999; background: #fafafa; display: block; }
-#sliders label { display: block; margin-top: 6px; }
-#box-label { max-width: 460px; }
-"""
-
-_SCRIPT = r"""
-"use strict";
-const data = JSON.parse(document.getElementById("data").textContent);
-const axes = data.axes;
-const shownAxes = axes.length >= 2 ? [axes.length - 2, axes.length - 1] : [0];
-const extent = data.extent.length ? data.extent : [1];
-const gridH = axes.length >= 2 ? extent[shownAxes[0]] : 1;
-const gridW = axes.length >= 2 ? extent[shownAxes[1]] : extent[0] || 1;
-const scale = 448 / Math.max(gridH, gridW);
-const fmt = (v) => v === null || v === undefined ? "" :
-  (typeof v === "number" ? v.toLocaleString("en-US") : String(v));
-const columns = [["node", "node"], ["kind", "kind"], ["output", "output"]];
-axes.forEach((a, i) => {
-  columns.push(["size " + a, (n) => n.size[i]], ["jump " + a, (n) => n.jump[i]],
-               ["start " + a, (n) => n.start[i]]);
-});
-if (data.gated) columns.push(["RF w/o gates", "RF w/o gates"]);
-columns.push(["params", "params"], ["MACs", "MACs"], ["memory (bytes)", "act_bytes"],
-             ["flags", "flags"]);
-const value = (n, c) => typeof c[1] === "function" ? c[1](n) : n[c[1]];
-const positions = new Map();
-data.nodes.forEach((n) => {
-  if (n.units) positions.set(n.node, n.units.map((s) => Math.floor((s - 1) / 2)));
-});
-let pinned = null, current = null;
-
-const t = data.totals;
-document.getElementById("summary").textContent =
-  data.nodes.length + " nodes, input " + data.input.join("x") + ", " +
-  fmt(t.params) + " parameters, " + fmt(t.macs) + " MACs, " +
-  fmt(t.activation_bytes) + " bytes of activations";
-
-const thead = document.querySelector("#layers thead");
-const tbody = document.querySelector("#layers tbody");
-const headRow = document.createElement("tr");
-columns.forEach((c, i) => {
-  const th = document.createElement("th");
-  th.textContent = c[0];
-  th.dataset.col = String(i);
-  th.addEventListener("click", () => sortBy(i, th));
-  headRow.appendChild(th);
-});
-thead.appendChild(headRow);
-
-function fillRows(nodes) {
-  tbody.textContent = "";
-  nodes.forEach((n) => {
-    const tr = document.createElement("tr");
-    tr.dataset.node = n.node;
-    if (n.node === pinned) tr.className = "pinned";
-    columns.forEach((c) => {
-      const td = document.createElement("td");
-      const v = value(n, c);
-      td.textContent = fmt(v);
-      if (typeof v === "number") td.className = "num";
-      tr.appendChild(td);
-    });
-    tr.addEventListener("mouseenter", () => show(n.node));
-    tr.addEventListener("click", () => pin(n.node));
-    tbody.appendChild(tr);
-  });
-}
-
-function sortBy(i, th) {
-  const dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
-  thead.querySelectorAll("th").forEach((h) => h.removeAttribute("aria-sort"));
-  th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
-  const c = columns[i];
-  const sorted = data.nodes.slice().sort((a, b) => {
-    const x = value(a, c), y = value(b, c);
-    if (x === y) return 0;
-    if (x === null || x === undefined) return 1;
-    if (y === null || y === undefined) return -1;
-    if (typeof x === "number" && typeof y === "number") return dir * (x - y);
-    return dir * String(x).localeCompare(String(y));
-  });
-  fillRows(sorted);
-}
-
-const svgNS = "http://www.w3.org/2000/svg";
-const svg = document.getElementById("grid");
-svg.setAttribute("viewBox", "0 0 " + gridW + " " + gridH);
-svg.setAttribute("width", String(gridW * scale));
-svg.setAttribute("height", String(gridH * scale));
-svg.setAttribute("preserveAspectRatio", "none");
-svg.dataset.scale = String(scale);
-function svgEl(name, attrs) {
-  const el = document.createElementNS(svgNS, name);
-  Object.entries(attrs).forEach(([k, v]) => el.setAttribute(k, String(v)));
-  svg.appendChild(el);
-  return el;
-}
-if (Math.max(gridH, gridW) <= 64) {
-  for (let x = 1; x < gridW; x++)
-    svgEl("line", {x1: x, y1: 0, x2: x, y2: gridH, stroke: "#e4e4e4", "stroke-width": 0.05});
-  for (let y = 1; y < gridH; y++)
-    svgEl("line", {x1: 0, y1: y, x2: gridW, y2: y, stroke: "#e4e4e4", "stroke-width": 0.05});
-}
-const theory = svgEl("rect", {id: "theory", fill: "none", stroke: "#888",
-  "stroke-dasharray": "4 3", "vector-effect": "non-scaling-stroke", visibility: "hidden"});
-const box = svgEl("rect", {id: "box", fill: "rgba(220,60,40,0.25)", stroke: "#c0392b",
-  "stroke-width": 2, "vector-effect": "non-scaling-stroke", visibility: "hidden"});
-
-function nodeOf(name) { return data.nodes.find((n) => n.node === name); }
-
-function intervals(n) {
-  if (n.boxes) {
-    const pos = positions.get(n.node);
-    return n.boxes.map((b, a) => b[pos[a]]);
-  }
-  return n.fixed;
-}
-
-function show(name) {
-  current = name;
-  const n = nodeOf(name);
-  const iv = intervals(n);
-  buildSliders(n);
-  const label = document.getElementById("box-label");
-  const unit = n.units ? " unit (" + positions.get(n.node).join(", ") + ")" : "";
-  if (!iv || iv.some((x) => x === null)) {
-    box.setAttribute("visibility", "hidden");
-    theory.setAttribute("visibility", "hidden");
-    label.textContent = name + unit + ": reads no input position";
-    return;
-  }
-  const rows = axes.length >= 2 ? iv[shownAxes[0]] : [0, 0];
-  const cols = axes.length >= 2 ? iv[shownAxes[1]] : iv[0];
-  box.setAttribute("x", cols[0]);
-  box.setAttribute("y", rows[0]);
-  box.setAttribute("width", cols[1] - cols[0] + 1);
-  box.setAttribute("height", rows[1] - rows[0] + 1);
-  box.setAttribute("visibility", "visible");
-  box.dataset.box = JSON.stringify(iv);
-  drawTheory(n);
-  label.textContent = name + unit + ": input " +
-    iv.map((p, a) => axes[a] + " " + p[0] + "\u2013" + p[1]).join(", ") +
-    " (size/jump " + (n.RF || "") + ")";
-}
-
-function drawTheory(n) {
-  const pos = positions.get(n.node);
-  if (!pos || !n.aligned.every((x) => x)) { theory.setAttribute("visibility", "hidden"); return; }
-  const lo = (a) => n.start[a] + pos[a] * n.jump[a] - (n.size[a] - 1) / 2;
-  const rowsA = shownAxes.length === 2 ? shownAxes[0] : null, colsA = shownAxes.slice(-1)[0];
-  theory.setAttribute("x", lo(colsA));
-  theory.setAttribute("width", n.size[colsA]);
-  theory.setAttribute("y", rowsA === null ? 0 : lo(rowsA));
-  theory.setAttribute("height", rowsA === null ? 1 : n.size[rowsA]);
-  theory.setAttribute("visibility", "visible");
-}
-
-function buildSliders(n) {
-  const holder = document.getElementById("sliders");
-  holder.textContent = "";
-  if (!n.units) return;
-  n.units.forEach((s, a) => {
-    const label = document.createElement("label");
-    const input = document.createElement("input");
-    input.type = "range"; input.min = "0"; input.max = String(s - 1);
-    input.id = "unit-" + a;
-    input.value = String(positions.get(n.node)[a]);
-    input.addEventListener("input", () => {
-      positions.get(n.node)[a] = Number(input.value);
-      show(n.node);
-    });
-    label.append("unit " + axes[a] + " ", input);
-    holder.appendChild(label);
-  });
-}
-
-function pin(name) {
-  pinned = pinned === name ? null : name;
-  tbody.querySelectorAll("tr").forEach((tr) =>
-    tr.classList.toggle("pinned", tr.dataset.node === pinned));
-  if (pinned) show(pinned);
-}
-
-document.getElementById("left").addEventListener("mouseleave", () => {
-  if (pinned) show(pinned);
-});
-
-function csvCell(v) {
-  const s = v === null || v === undefined ? "" : String(v);
-  return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
-}
-const csv = [columns.map((c) => csvCell(c[0])).join(",")].concat(
-  data.nodes.map((n) => columns.map((c) => csvCell(value(n, c))).join(","))).join("\n") + "\n";
-const link = document.getElementById("csv");
-link.href = "data:text/csv;charset=utf-8," + encodeURIComponent(csv);
-link.download = data.name + ".csv";
-
-fillRows(data.nodes);
-const first = data.nodes.find((n) => n.units) || data.nodes[0];
-if (first) show(first.node);
-"""

@@ -297,6 +297,7 @@ def singular_values(
     Parameters
     ----------
     spec : ConvSpec
+        The layer (a transposed layer has its forward convolution's values).
     weight : array_like of shape ``spec.weight_shape``
         Finite; computed in float64 (complex128) whatever its dtype.
     k : int, optional
@@ -415,6 +416,7 @@ def operator_norm(
     Parameters
     ----------
     spec : ConvSpec
+        The layer.
     weight : array_like of shape ``spec.weight_shape``
         Finite; computed in float64 (complex128) whatever its dtype.
     method : {"exact", "bound", "gram"}
@@ -427,6 +429,7 @@ def operator_norm(
         The interval counts as closed (``exact``) when ``upper - lower <= tol * upper``; also
         ARPACK's relative tolerance on ``sigma^2``, passed unchanged.
     gram_iterations : int, default 6
+        Steps of the Gram iteration, used by ``method="gram"`` only (at most 64).
     maxiter : int, optional
         ARPACK's restart limit; an unconverged run still gives a proven (wider) interval.
     callback : callable, optional

@@ -248,6 +248,8 @@ def symbolic_backward(
     Returns
     -------
     SymbolicBackward
+        The forward equations ``z = ...`` and the gradient equations ``dL/dw``, ``dL/da``
+        (and ``dL/db``) as sympy equations, indexed by their left-hand side (``bw["dL/dw1"]``).
 
     Examples
     --------

@@ -66,10 +66,27 @@ def _default_style(channels: int) -> str:
 def weight_symbols(spec: ConvSpec, name: str = "w", style: str | None = None) -> np.ndarray:
     """Symbols for the kernel, in ``spec.weight_shape`` (PyTorch layout).
 
+    Parameters
+    ----------
+    spec : ConvSpec
+        The layer.
+    name : str, default "w"
+        The symbols' stem.
+    style : {"flat", "index"}, optional
+        ``"flat"``: ``w1, w2, ...`` in C order; ``"index"``: ``w_{o,i,r,c}`` (1-based).
+        Default: flat for one channel pair, indexed otherwise.
+
+    Returns
+    -------
+    numpy.ndarray of sympy.Symbol
+        Shape ``spec.weight_shape``, dtype object.
+
     Examples
     --------
     >>> weight_symbols(ConvSpec((1, 3, 3), 1, 2)).tolist()
     [[[[w1, w2], [w3, w4]]]]
+    >>> weight_symbols(ConvSpec((1, 3, 3), 1, 2), "k", style="index")[0, 0, 1].tolist()
+    [k_{1,1,2,1}, k_{1,1,2,2}]
     """
     shape = spec.weight_shape
     channel_pairs = math.prod(shape[: len(shape) - spec.ndim])
@@ -78,6 +95,21 @@ def weight_symbols(spec: ConvSpec, name: str = "w", style: str | None = None) ->
 
 def input_symbols(spec: ConvSpec, name: str = "a", style: str | None = None) -> np.ndarray:
     """Symbols for the input, in ``spec.input_shape``.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        The layer.
+    name : str, default "a"
+        The symbols' stem.
+    style : {"flat", "index"}, optional
+        ``"flat"``: ``a1, a2, ...`` in C order; ``"index"``: ``a_{c,r,col}`` (1-based).
+        Default: flat for one input channel, indexed otherwise.
+
+    Returns
+    -------
+    numpy.ndarray of sympy.Symbol
+        Shape ``spec.input_shape``, dtype object.
 
     Examples
     --------
@@ -156,11 +188,18 @@ def symbolic_matrix(spec: ConvSpec, weight: Any = None, *, max_terms: int = DEFA
     Parameters
     ----------
     spec : ConvSpec
+        The layer.
     weight : array_like of sympy expressions, numbers or names, optional
         Defaults to :func:`weight_symbols` (``w1, w2, …``). A string entry is read only as a
         number or an identifier (:func:`convalgebra.symbolic.exprs.as_expr`), never evaluated.
     max_terms : int, default 50,000
         Refuse, before building anything, layers with more products or symbols than this.
+
+    Returns
+    -------
+    sympy.ImmutableSparseMatrix
+        Shape ``(prod(spec.output_shape), prod(spec.input_shape))``, entry ``(o, i)`` the sum
+        of the weights through which output ``o`` reads input ``i``.
 
     Examples
     --------

@@ -46,6 +46,7 @@ def from_torch(
         branches on a shape), with ``torch.export`` at ``input_shape``. The route is kept in
         ``graph.nx.graph["route"]``.
     input_shape : tuple of int, or a list of them (one per ``forward`` argument)
+        ``(C, *spatial)`` of each input, no batch axis.
     name : str, optional
         The graph's name (default: the module's class name).
     strict : bool

@@ -43,7 +43,27 @@ __all__ = [
 
 
 class UnmodelledOpWarning(UserWarning):
-    """An op of an imported module that convalgebra does not model (global field)."""
+    """An op of an imported module that convalgebra does not model (global field).
+
+    :func:`~convalgebra.from_torch` keeps such an op as an ``opaque`` node whose output
+    depends on all of its input, and warns; ``strict=True`` raises instead.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import torch
+    >>> import convalgebra as ca
+    >>> class Running(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return torch.cumsum(x, -1)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     g = ca.from_torch(Running(), (1, 8))
+    >>> [w.category.__name__ for w in caught]
+    ['UnmodelledOpWarning']
+    >>> ca.receptive_field(g, "cumsum")[0].is_global
+    True
+    """
 
 
 SIG = {  # positional parameter names after the input, as in torch.nn.functional
