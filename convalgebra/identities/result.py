@@ -111,6 +111,10 @@ class CheckResult:
         How the sides were compared (named in the first step of the derivation).
     not_applicable : tuple of str, optional
         Parts of the law not checked because they do not apply, each with why.
+    identity : tuple of two convalgebra.ops.Op, optional
+        The two sides as operator expressions where the law is an equation between linear
+        operators (decided by :func:`convalgebra.ops.prove`); :meth:`all_sizes` decides it
+        for every input size.
 
     Examples
     --------
