@@ -116,6 +116,10 @@ class Monomials:
             return a
         if not a.any():
             return b
+        if self.max_degree >= 2 and int(a.max()) < self.base and int(b.max()) < self.base:
+            # two monomials of degree at most 1: the sorted digit pair, written directly
+            low, high = np.minimum(a, b), np.maximum(a, b)
+            return np.where(low == 0, high, low + high * self.base)
         return self.encode(np.concatenate((self.digits(a), self.digits(b)), axis=1))
 
     def degree(self, keys: np.ndarray) -> np.ndarray:
