@@ -143,7 +143,7 @@ def decide(lhs: ops.Op, rhs: ops.Op, spec_or_size: Any, given: dict | None = Non
     size = (
         spec_or_size.input_shape[1:] if isinstance(spec_or_size, ConvSpec) else tuple(spec_or_size)
     )
-    proof = ops.prove(lhs, rhs, size=size)
+    proof = ops.prove(lhs, rhs, size=size, witness=False)  # counterexamples: below
     given = dict(given or {})
     if proof.holds:
         return Decision(lhs, rhs, size, proof, True, np.zeros(0, np.int64), given)
@@ -223,7 +223,7 @@ def counterexample(
     if one_hot is not None:
         inputs, kernels, lhs, rhs, at = one_hot
     elif not d.given:
-        ce = d.proof.counterexample
+        ce = ops.prove(d.lhs, d.rhs, size=d.size).counterexample
         assert ce is not None
         inputs, kernels = ce.inputs, ce.kernels
         lhs, rhs = ce.lhs, ce.rhs
@@ -274,7 +274,7 @@ def _one_hot_instance(d: Decision, residual: ops.Residual):
         flat[mine - start] = 1
         kernels[name] = flat
     inputs = _one_hot_inputs(residual, int(residual.src[0]))
-    lhs, rhs = ops.evaluate_sides(d.lhs, d.rhs, d.size, inputs, kernels)
+    lhs, rhs = d.proof.evaluate_failing(inputs, kernels)
     bad = np.argwhere(lhs != rhs) if lhs.shape == rhs.shape else np.zeros((0, 1))
     if bad.size == 0:
         return None
@@ -296,7 +296,7 @@ def _given_instance(d: Decision, residual: ops.Residual):
             **kernels,
             **{k: _ones(s) for k, s in residual.symbol_shapes.items() if k not in kernels},
         }
-        lhs, rhs = ops.evaluate_sides(d.lhs, d.rhs, d.size, inputs, full)
+        lhs, rhs = d.proof.evaluate_failing(inputs, full)
         if lhs.shape != rhs.shape:
             return inputs, kernels, lhs, rhs, None
         bad = np.argwhere(lhs != rhs)

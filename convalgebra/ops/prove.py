@@ -7,6 +7,7 @@ theorem below reduces the infinitely many sizes to finitely many.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -121,9 +122,30 @@ class Proof:
     restricted: bool = False
     symbols: tuple[str, ...] = field(default=(), repr=False)
     residual: Residual | None = field(default=None, repr=False)  # at the smallest failing size
+    failing_tables: Any = field(default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return self.holds
+
+    def evaluate_failing(
+        self, inputs: dict[str, Any], kernels: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both sides at the smallest failing size for the given signals and kernel values,
+        evaluated exactly from the tables already lowered (as :func:`evaluate_sides`).
+
+        Examples
+        --------
+        >>> from convalgebra import ops
+        >>> x, w = ops.signal(), ops.kernel("w", (1, 1, 2))
+        >>> p = ops.prove(ops.conv(x, w, padding=1), ops.conv(x, w, padding=1,
+        ...     padding_mode="circular"), size=3)
+        >>> [v.tolist() for v in p.evaluate_failing({"x": [[1, 0, 0]]}, {"w": [[[1, 1]]]})]
+        [[[1, 1, 0, 0]], [[1, 1, 0, 1]]]
+        """
+        if self.failing_tables is None:
+            raise ConvAlgebraError("the identity holds at every size decided: nothing fails")
+        symbols, ctx, tables, shapes = self.failing_tables
+        return _evaluate(symbols, ctx, tables, shapes, inputs, kernels)
 
     @property
     def claim(self) -> str:
@@ -175,6 +197,7 @@ class Setup:
     bindings: dict[str, Op]
     symbols: SymbolTable
     max_terms: int
+    witness: bool = True
 
 
 def decide_at(setup: Setup, n: tuple[int, ...]) -> Outcome:
@@ -267,6 +290,7 @@ def prove(
     sizes: Any = None,
     max_terms: int = DEFAULT_MAX_TERMS,
     max_sizes: int = DEFAULT_MAX_SIZES,
+    witness: bool = True,
 ) -> Proof:
     """Decide ``lhs == rhs`` as linear maps, with symbolic kernels, at every input size.
 
@@ -280,6 +304,9 @@ def prove(
         Decide at these sizes only (e.g. ``range(1, 65)``).
     max_terms, max_sizes : int
         Budget: terms of one table, and sizes decided one by one; refused above them.
+    witness : bool, default True
+        Evaluate a counterexample at the smallest failing size; ``False`` leaves
+        ``counterexample`` ``None`` (the residual still says where the sides differ).
 
     Returns
     -------
@@ -324,7 +351,7 @@ def prove(
     >>> r.holds, str(r.sizes), r.counterexample.size
     (False, 'no n', (1,))
     """
-    setup = _setup(lhs, rhs, _limit(max_terms, "max_terms"))
+    setup = dataclasses.replace(_setup(lhs, rhs, _limit(max_terms, "max_terms")), witness=witness)
     ndim = lhs.ndim
     if size is not None or sizes is not None:
         return _prove_listed(setup, size, sizes, ndim, _limit(max_sizes, "max_sizes"))
@@ -403,11 +430,14 @@ def _result(setup, outcomes, ts, ps, ndim, square, explicit) -> Proof:
         (p for p, o in outcomes.items() if o.status == "fails"),
         key=lambda p: (math.prod(_full(p, ndim, square)), p),
     )
-    example, residual = None, None
+    example, residual, tables = None, None, None
     if failing_points:
         p = failing_points[0]
-        example = counterexample(setup, outcomes[p], _full(p, ndim, square))
+        if setup.witness:
+            example = counterexample(setup, outcomes[p], _full(p, ndim, square))
         residual = _residual(setup, outcomes[p], _full(p, ndim, square))
+        o = outcomes[p]
+        tables = (setup.symbols, o.ctx, (o.lhs, o.rhs), o.shapes)
 
     def sset(grid: np.ndarray) -> SizeSet:
         full = None if explicit is None else tuple(_full(q, ndim, square) for q in explicit)
@@ -434,6 +464,7 @@ def _result(setup, outcomes, ts, ps, ndim, square, explicit) -> Proof:
         explicit is not None,
         tuple(setup.symbols.names()),
         residual,
+        tables,
     )
 
 
@@ -539,18 +570,23 @@ def evaluate_sides(
     """
     setup = _setup(lhs, rhs, DEFAULT_MAX_TERMS)
     ctx = Context(tuple(size), setup.symbols, setup.channels, setup.bindings, setup.max_terms)
+    tables = (lhs.lower(ctx), rhs.lower(ctx))
+    return _evaluate(setup.symbols, ctx, tables, (lhs.shape(ctx), rhs.shape(ctx)), inputs, kernels)
+
+
+def _evaluate(symbols: SymbolTable, ctx: Context, tables, shapes, inputs, kernels):
+    """Both lowered sides evaluated exactly for the given signals and kernel values."""
     x = budget.zeros(ctx.n_src, dtype=object)
     for name, shape in ctx.signal_shapes.items():
         start = ctx.offsets[name]
         value = np.asarray(inputs[name], dtype=object).reshape(shape)
         x[start : start + math.prod(shape)] = [as_fraction(v, name) for v in value.ravel()]
-    values = budget.zeros(setup.symbols.n_symbols, dtype=object)
-    for name in setup.symbols.shapes:
-        start = setup.symbols.offsets[name]
+    values = budget.zeros(symbols.n_symbols, dtype=object)
+    for name in symbols.shapes:
+        start = symbols.offsets[name]
         flat = np.asarray(kernels[name], dtype=object).ravel()
         values[start : start + flat.size] = [as_fraction(v, name) for v in flat]
-    sides = []
-    for side in (lhs, rhs):
-        table = side.lower(ctx)
-        sides.append(_values(evaluate(table, x, values, ctx.monomials), side.shape(ctx)))
-    return sides[0], sides[1]
+    left, right = (
+        _values(evaluate(t, x, values, ctx.monomials), shape) for t, shape in zip(tables, shapes)
+    )
+    return left, right
