@@ -123,6 +123,8 @@ def _kernel_maps(spec, ops, in_perm, out_perm):
     maps = []
     for op in ops:
         eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+        if tuple(op(eye[0]).shape[1:]) != shape[1:]:
+            return None  # the op changes the kernel's shape: no map of the grid onto itself
         moved = op(eye.reshape(-1, *shape[1:])).reshape(n, shape[0], *op(eye[0]).shape[1:])
         if rows is not None:
             moved = moved[:, list(rows)]

@@ -72,6 +72,8 @@ def _kernel_map(k, w: torch.Tensor) -> torch.Tensor:
         return F.pad(w, flat)
     if k.kind == "flip":
         return torch.flip(w, tuple(range(2, w.dim())))
+    if k.kind == "transpose":
+        return w.transpose(0, 1).contiguous()
     if k.kind == "ungroup":
         (g,) = k.args
         c_out, per = w.shape[:2]

@@ -85,6 +85,26 @@ _ZERO_FILL = ca.ConvSpec((1, 6, 6), 1, 3)
 @given(kernel_cases())
 @example((_ZERO_FILL, shift((1, 0)), {}, None, None, [_torch_shift((1, 0), False)]))
 @example((_ZERO_FILL, shift((1, 0), True), {}, None, None, [_torch_shift((1, 0), True)]))
+@example(  # a transposed layer that crops every written position: M(w) = 0 for every w
+    (
+        ca.ConvSpec((1, 4), 1, 1, stride=2, padding=3, transposed=True, bias=False),
+        "flip",
+        {"axis": 0},
+        None,
+        None,
+        [lambda e: torch.flip(e, dims=(2,))],
+    )
+)
+@example(  # the transposition maps a 1×2 kernel to a 2×1 one: no grid symmetry
+    (
+        ca.ConvSpec((1, 1, 1), 1, (1, 2), padding="same", bias=False),
+        "transposition",
+        {"axes": (0, 1)},
+        None,
+        None,
+        [lambda e: e.transpose(2, 3)],
+    )
+)
 def test_equivariant_kernel_fields_against_brute_force(case):
     spec, transform, options, in_perm, out_perm, ops = case
     ek = ca.equivariant_kernels(spec, transform, in_perm=in_perm, out_perm=out_perm, **options)
@@ -379,7 +399,10 @@ def _interior_differs(spec1, spec2) -> bool:
     the rows far from both ends of L1(L2 x) and L2(L1 x) (aligned at the origin)."""
     margin = 20
     for axis in range(spec1.ndim):
-        n = 48 * math.prod(s.stride[axis] for s in (spec1, spec2) if not s.transposed)
+        # long enough that both orders keep more than 2 * margin rows (dilated kernels and
+        # padding shrink the grid by up to 2 (k - 1) d + p on each side)
+        reach = sum(s.dilation[axis] * (s.kernel_size[axis] - 1) + 2 for s in (spec1, spec2))
+        n = (48 + 4 * reach) * math.prod(s.stride[axis] for s in (spec1, spec2) if not s.transposed)
         a1, a2 = _axis_layer(spec1, axis, n), _axis_layer(spec2, axis, n)
         eye = torch.eye(n, dtype=torch.float64).reshape(n, 1, n)
         for w1, w2 in _all_pairs(a1, a2):
@@ -410,6 +433,13 @@ _TRANSPOSED_2 = ca.ConvSpec((2, 3), 2, 2, stride=2, transposed=True, bias=False)
 )
 @example(  # zero padding, stride 1: the borders decide
     (ca.ConvSpec((1, 6), 1, 3, padding=1, bias=False),) * 2, 0
+)
+@example(  # a dilated kernel and a cropping transposed layer: the oracle's grid must be long
+    (
+        ca.ConvSpec((1, 6), 1, 3, padding=((0, 1),), dilation=2, bias=False),
+        ca.ConvSpec((1, 6), 1, 1, padding=1, transposed=True, bias=False),
+    ),
+    0,
 )
 def test_layer_commutativity_reason_cites_the_deciding_condition(pair, seed):
     spec1, spec2 = pair

@@ -15,13 +15,20 @@ from dataclasses import replace
 import numpy as np
 import sympy
 
-from .. import budget
+from .. import budget, ops
 from ..errors import ConvAlgebraError
-from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import weight_symbols
-from .common import eq, one_hot, positions, require_spec
-from .engine import count_tuples, layer_table, path_tuples
+from .common import eq, positions, require_spec
+from .decide import (
+    OPS_METHOD,
+    Decision,
+    counterexample,
+    decide,
+    kernel_values,
+    layer,
+    spec_kernel,
+)
 from .result import CheckResult, Counterexample, Step
 
 __all__ = [
@@ -41,7 +48,11 @@ SAMPLING = "single-channel tap offsets rescaled by a stride"
 BORDER = "single-channel products truncated at the border"
 
 
-def _argument_specs(spec: ConvSpec) -> tuple[ConvSpec, ConvSpec]:
+def _arguments(spec: ConvSpec) -> tuple[ops.Op, ops.Op, ops.Op]:
+    """``(x op k, k op x, k op x reversed)``, each the full-extent result as the output of
+    ``conv_transpose(z, u)`` with ``z`` a signal of one entry (its output is ``u`` itself):
+    ``u = kernel_conv(x, k)`` is the full convolution ``x ∗ k``, and cross-correlation is
+    convolution with the mirrored second argument, ``x ⋆ k = x ∗ flip(k)``."""
     if spec.in_channels != 1 or spec.out_channels != 1 or spec.transposed or spec.tile is not None:
         raise ConvAlgebraError(
             "commutativity of arguments needs a single-channel, non-transposed, untiled spec, "
@@ -52,18 +63,25 @@ def _argument_specs(spec: ConvSpec) -> tuple[ConvSpec, ConvSpec]:
             f"commutativity of arguments needs stride 1 and dilation 1, got stride={spec.stride}, "
             f"dilation={spec.dilation}"
         )
-    n, k = spec.input_shape[1:], spec.kernel_size
-    a = ConvSpec((1, *n), 1, k, padding="full", flip=spec.flip, bias=False)
-    b = ConvSpec((1, *k), 1, n, padding="full", flip=spec.flip, bias=False)
-    return a, b
+    x = ops.kernel("x", (1, 1, *spec.input_shape[1:]))
+    k = ops.kernel("k", (1, 1, *spec.kernel_size))
+
+    def op(a: ops.Kernel, b: ops.Kernel) -> ops.Kernel:
+        return ops.kernel_conv(a, b if spec.flip else ops.flip_kernel(b))
+
+    z = ops.signal(1, spec.ndim, name="z")
+    spatial = tuple(range(1, spec.ndim + 1))
+    swapped = ops.conv_transpose(z, op(k, x))
+    return ops.conv_transpose(z, op(x, k)), swapped, ops.flip(swapped, spatial)
 
 
 def commutativity(spec: ConvSpec) -> CheckResult:
     """Does the operation commute with its arguments, ``x ∗ k = k ∗ x``?
 
     Checked on the full (infinite-domain) convolution of an input of ``spec.input_shape`` and
-    a kernel of ``spec.kernel_size``. True for ``flip=True``, false for cross-correlation,
-    which satisfies ``x ⋆ k = reverse(k ⋆ x)`` instead.
+    a kernel of ``spec.kernel_size``, both symbolic: an identity between operator expressions
+    (:func:`_arguments`) decided by ops.prove. True for ``flip=True``, false for
+    cross-correlation, which satisfies ``x ⋆ k = reverse(k ⋆ x)`` instead.
 
     Examples
     --------
@@ -73,37 +91,15 @@ def commutativity(spec: ConvSpec) -> CheckResult:
     >>> r.holds, r.evidence["x ⋆ k = reverse(k ⋆ x)"]
     (False, True)
     """
-    a, b = _argument_specs(require_spec(spec, "commutativity"))
-    ta, tb = layer_table(a), layer_table(b)
-    n_x, n_k = ta.shape[1], ta.n_weights
-    sizes = [ta.shape[0], n_x, n_k]
-    signs = np.concatenate((np.ones(len(ta.out_index)), -np.ones(len(tb.out_index))))
-    cols, coeff = count_tuples(
-        [
-            np.concatenate((ta.out_index, tb.out_index)),
-            np.concatenate((ta.in_index, tb.weight_index)),
-            np.concatenate((ta.weight_index, tb.in_index)),
-        ],
-        sizes,
-        signs,
-    )
-    holds = cols[0].size == 0
+    lhs, rhs, reversed_rhs = _arguments(require_spec(spec, "commutativity"))
+    one = (1,) * spec.ndim
+    d = decide(lhs, rhs, one)
+    holds = d.holds
     op = "∗" if spec.flip else "⋆"
     name = "convolution" if spec.flip else "cross-correlation"
-    evidence: dict = {"index pairs compared": len(ta.out_index)}
+    evidence: dict = {"residual terms": d.n_terms}
     if not spec.flip:
-        rev = ta.shape[0] - 1 - tb.out_index
-        _, c2 = count_tuples(
-            [
-                np.concatenate((ta.out_index, rev)),
-                np.concatenate((ta.in_index, tb.weight_index)),
-                np.concatenate((ta.weight_index, tb.in_index)),
-            ],
-            sizes,
-            signs,
-        )
-        evidence["x ⋆ k = reverse(k ⋆ x)"] = bool(c2.size == 0)
-    ce = None if holds else _swap_counterexample(a, b, cols, op)
+        evidence["x ⋆ k = reverse(k ⋆ x)"] = decide(lhs, reversed_rhs, one).holds
     from .proofs import commutativity_proof
 
     proof = commutativity_proof(ndim=spec.ndim, flip=spec.flip)
@@ -119,26 +115,41 @@ def commutativity(spec: ConvSpec) -> CheckResult:
         f"x {op} k = k {op} x ({name}, full extent)",
         reason,
         evidence,
-        ce,
-        None if holds else positions(np.unique(cols[0]), a.output_shape),
+        _swap_counterexample(d, spec, op),
+        None
+        if holds
+        else positions(
+            d.failing,
+            (1, *(n + k - 1 for n, k in zip(spec.input_shape[1:], spec.kernel_size, strict=True))),
+        ),
         proof.steps,
-        method="index tables + all-size index proof",
+        method="operator expressions + all-size index proof",
+        identity=(lhs, rhs),
     )
 
 
-def _swap_counterexample(a: ConvSpec, b: ConvSpec, cols, op: str) -> Counterexample:
-    xi, ki = int(cols[1][0]), int(cols[2][0])
-    x = budget.zeros(math.prod(a.input_shape))
-    k = budget.zeros(math.prod(b.input_shape))
-    x[xi], k[ki] = 1.0, 1.0
-    lhs = (conv_matrix(a, k.reshape(a.weight_shape)) @ x).reshape(a.output_shape)
-    rhs = (conv_matrix(b, x.reshape(b.weight_shape)) @ k).reshape(b.output_shape)
-    bad = np.argwhere(lhs != rhs)
-    if bad.size == 0:
-        raise ConvAlgebraError("internal: the counterexample does not fail; please report")
-    at = tuple(int(v) for v in bad[0])
+def _swap_counterexample(d: Decision, spec: ConvSpec, op: str) -> Counterexample | None:
+    """One-hot ``x`` and ``k`` at the first residual term (output, then ``x``'s entry, then
+    ``k``'s): that product lands on this output in one order only; both sides evaluated."""
+    r = d.proof.residual
+    if r is None:
+        return None
+    # symbols sort by kernel name: k's id, then x's
+    k_ids, x_ids = r.symbols[:, 0] - r.symbol_offsets["k"], r.symbols[:, 1] - r.symbol_offsets["x"]
+    first = np.lexsort((k_ids, x_ids, r.out))[0]
+    x = budget.zeros(r.symbol_shapes["x"], dtype=np.int64)
+    k = budget.zeros(r.symbol_shapes["k"], dtype=np.int64)
+    x.flat[x_ids[first]], k.flat[k_ids[first]] = 1, 1
+    sides = ops.evaluate_sides(
+        d.lhs, d.rhs, d.size, {"z": [[1] * math.prod(d.size)]}, {"x": x, "k": k}
+    )
+    lhs, rhs = (np.asarray(v.tolist(), dtype=float) for v in sides)
+    at = tuple(int(v) for v in np.argwhere(lhs != rhs)[0])
     return Counterexample(
-        {"x": x.reshape(a.input_shape[1:]), "k": k.reshape(a.kernel_size)},
+        {
+            "x": x.reshape(spec.input_shape[1:]).astype(float),
+            "k": k.reshape(spec.kernel_size).astype(float),
+        },
         lhs,
         rhs,
         at,
@@ -201,26 +212,6 @@ def _orders(spec1: ConvSpec, spec2: ConvSpec):
     return inner_first, outer_first
 
 
-def _product_residual(inner_first, outer_first):
-    """Residual tuples (o, i, w1, w2) of ``L1(L2 x) - L2(L1 x)``, each layer at its own size."""
-    l2a, l1a = (layer_table(s) for s in inner_first)
-    l1b, l2b = (layer_table(s) for s in outer_first)
-    o_a, i_a, w1_a, w2_a = path_tuples(l2a, l1a)  # L1 after L2
-    o_b, i_b, w2_b, w1_b = path_tuples(l1b, l2b)  # L2 after L1
-    signs = np.concatenate((np.ones(o_a.size), -np.ones(o_b.size)))
-    cols, coeff = count_tuples(
-        [
-            np.concatenate((o_a, o_b)),
-            np.concatenate((i_a, i_b)),
-            np.concatenate((w1_a, w1_b)),
-            np.concatenate((w2_a, w2_b)),
-        ],
-        [l1a.shape[0], l2a.shape[1], l1a.n_weights, l2a.n_weights],
-        signs,
-    )
-    return cols, coeff, o_a.size
-
-
 def layer_commutativity(
     spec1: ConvSpec, spec2: ConvSpec, *, weight1=None, weight2=None
 ) -> CheckResult:
@@ -261,18 +252,16 @@ def layer_commutativity(
     inner_first, outer_first = orders
     if weight1 is not None:
         return _numeric_commutativity(inner_first, outer_first, weight1, weight2, claim)
-    cols, coeff, n_paths = _product_residual(inner_first, outer_first)
-    holds = cols[0].size == 0
+    d = _both_orders(inner_first, outer_first)
+    holds = d.holds
     evidence: dict = {
-        "product paths compared": n_paths,
+        "residual terms at this size": d.n_terms,
         "output shape": inner_first[1].output_shape,
     }
     deciding, reason = _deciding(inner_first, outer_first, holds)
     evidence["deciding condition"] = deciding
     if deciding == CHANNELS:
-        cond = _channel_condition(inner_first, cols, coeff)
-        evidence["commutator sums per path class"] = cond
-    ce = None if holds else _product_counterexample(inner_first, outer_first, cols)
+        evidence["commutator sums per path class"] = _channel_condition(inner_first, d)
     steps = (
         Step(
             eq(
@@ -290,10 +279,22 @@ def layer_commutativity(
         claim,
         reason,
         evidence,
-        ce,
-        None if holds else positions(np.unique(cols[0]), out_shape),
+        counterexample(d, ("L1(L2 x)", "L2(L1 x)")),
+        None if holds else positions(d.failing, out_shape),
         steps,
+        OPS_METHOD,
+        identity=(d.lhs, d.rhs),
     )
+
+
+def _both_orders(inner_first, outer_first, given: dict | None = None) -> Decision:
+    """``L1(L2 x) == L2(L1 x)``, each layer at the size reaching it, decided by ops.prove."""
+    (l2a, l1a), (l1b, l2b) = inner_first, outer_first
+    x = ops.signal(l2a.in_channels, l2a.ndim)
+    k1, k2 = spec_kernel("weight1", l1a), spec_kernel("weight2", l2a)
+    lhs = layer(layer(x, k2, l2a), k1, l1a)
+    rhs = layer(layer(x, k1, l1b), k2, l2b)
+    return decide(lhs, rhs, l2a, given)
 
 
 def _single_channel(spec: ConvSpec) -> ConvSpec:
@@ -320,7 +321,7 @@ def _deciding(inner_first, outer_first, holds: bool) -> tuple[str, str]:
             "on the same input at every output: equal for every kernel."
         )
     single = [tuple(_single_channel(s) for s in order) for order in (inner_first, outer_first)]
-    if _product_residual(*single)[0][0].size == 0:
+    if single != [inner_first, outer_first] and _both_orders(single[0], single[1]).holds:
         return CHANNELS, (
             "Both orders are defined and give the same shape, and with one channel they hold "
             "the same tap pairs (a, b) on the same paths; so they commute exactly when, for "
@@ -393,23 +394,29 @@ def _affine(scale: int, offset: int) -> str:
     return head if offset == 0 else f"{head} {'+' if offset > 0 else '−'} {abs(offset)}"
 
 
-def _channel_condition(inner_first, cols, coeff, limit: int = 64) -> list | None:
+def _channel_condition(inner_first, d: Decision, limit: int = 64) -> list | None:
     """The residual as C×C matrices, one per class of spatial paths with equal entries.
 
-    Entry ``(co, ci)`` of a class is ``Σ coeff · w[w1] · u[w2]`` over its residual tuples:
+    Entry ``(co, ci)`` of a class is ``Σ coeff · w[w1] · u[w2]`` over its residual terms:
     the sum of the commutators of the channel-mixing matrices of its tap pairs. ``None``
     above ``limit`` distinct classes.
     """
     l2, l1 = inner_first
     c = l1.output_shape[0]
     p_out, p_in = math.prod(l1.output_shape[1:]), math.prod(l2.input_shape[1:])
-    o, i, w1, w2 = cols
-    co, osp = np.divmod(o, p_out)
-    ci, isp = np.divmod(i, p_in)
+    r = d.proof.residual
+    assert r is not None
+    # symbols sort by kernel name: weight1's id, then weight2's
+    w1 = r.symbols[:, 0] - r.symbol_offsets["weight1"]
+    w2 = r.symbols[:, 1] - r.symbol_offsets["weight2"]
+    co, osp = np.divmod(r.out, p_out)
+    ci, isp = np.divmod(r.src, p_in)
     classes: dict = {}
     for key in np.unique(osp * p_in + isp).tolist():
         sel = (osp * p_in + isp) == key
-        entry = tuple(sorted(zip(*(a[sel].tolist() for a in (co, ci, w1, w2, coeff)), strict=True)))
+        entry = tuple(
+            sorted(zip(*(a[sel].tolist() for a in (co, ci, w1, w2, r.coeff)), strict=True))
+        )
         classes.setdefault(entry, key)
         if len(classes) > limit:
             return None
@@ -423,73 +430,32 @@ def _channel_condition(inner_first, cols, coeff, limit: int = 64) -> list | None
     return out
 
 
-def _product_counterexample(inner_first, outer_first, cols) -> Counterexample:
-    o, i, w1, w2 = (int(c[0]) for c in cols)
-    (l2a, l1a), (l1b, l2b) = inner_first, outer_first
-    x = one_hot(l2a.input_shape, i).ravel()
-    k1, k2 = one_hot(l1a.weight_shape, w1), one_hot(l2a.weight_shape, w2)
-    lhs = (conv_matrix(l1a, k1) @ (conv_matrix(l2a, k2) @ x)).reshape(l1a.output_shape)
-    rhs = (conv_matrix(l2b, k2) @ (conv_matrix(l1b, k1) @ x)).reshape(l2b.output_shape)
-    bad = np.argwhere(lhs != rhs)
-    if bad.size == 0:
-        raise ConvAlgebraError("internal: the counterexample does not fail; please report")
-    at = tuple(int(v) for v in bad[0])
-    return Counterexample(
-        {"x": x.reshape(l2a.input_shape), "weight1": k1, "weight2": k2},
-        lhs,
-        rhs,
-        at,
-        f"one-hot input and kernels: L1(L2 x) and L2(L1 x) differ at output {at} "
-        f"({lhs[at]:g} vs {rhs[at]:g})",
-    )
-
-
 def _numeric_commutativity(inner_first, outer_first, weight1, weight2, claim) -> CheckResult:
-    (l2a, l1a), (l1b, l2b) = inner_first, outer_first
-    lhs_m = conv_matrix(l1a, weight1) @ conv_matrix(l2a, weight2)
-    rhs_m = conv_matrix(l2b, weight2) @ conv_matrix(l1b, weight1)
-    diff = (lhs_m - rhs_m).tocoo()
-    scale = max(1.0, float(abs(lhs_m).max()), float(abs(rhs_m).max()))
-    bad = np.abs(diff.data) > 1e-9 * scale
-    rows = np.unique(diff.row[bad])
-    holds = rows.size == 0
-    shape = l1a.output_shape
-    evidence = {
-        "max |L1 L2 - L2 L1|": float(np.abs(diff.data).max(initial=0.0)),
-        "output shape": shape,
+    """The two orders for given kernels: the symbolic residual evaluated at them."""
+    l2a, l1a = inner_first
+    given = {
+        "weight1": kernel_values(weight1, l1a, "weight1"),
+        "weight2": kernel_values(weight2, l2a, "weight2"),
     }
-    ce = None
-    if not holds:
-        x = np.zeros(diff.shape[1])
-        x[diff.col[bad][0]] = 1.0
-        lhs, rhs = lhs_m @ x, rhs_m @ x
-        at = tuple(int(v) for v in np.unravel_index(int(diff.row[bad][0]), shape))
-        ce = Counterexample(
-            {
-                "x": x.reshape(l2a.input_shape),
-                "weight1": np.asarray(weight1),
-                "weight2": np.asarray(weight2),
-            },
-            lhs.reshape(shape),
-            rhs.reshape(shape),
-            at,
-            f"a one-hot input: the two orders differ at output {at}",
-        )
+    d = _both_orders(inner_first, outer_first, given)
+    shape = l1a.output_shape
+    evidence = {"max |L1 L2 - L2 L1|": d.largest, "output shape": shape}
     reason = (
         "Both orders are defined, give the same shape, and their matrices agree for these kernels."
-        if holds
+        if d.holds
         else f"Both orders are defined and give the same shape, but for these kernels they "
-        f"differ at {rows.size} outputs."
+        f"differ at {d.failing.size} outputs."
     )
     return CheckResult(
         "layer_commutativity",
-        holds,
+        d.holds,
         claim,
         reason,
         evidence,
-        ce,
-        None if holds else positions(rows, shape),
-        method="numeric",
+        counterexample(d, ("L1(L2 x)", "L2(L1 x)")),
+        None if d.holds else positions(d.failing, shape),
+        method=OPS_METHOD,
+        identity=(d.lhs, d.rhs),
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from .. import budget
 from ..spec import ConvSpec, plain_array
 
-__all__ = ["positions", "is_symbolic", "require_spec", "eq", "ne", "one_hot"]
+__all__ = ["positions", "is_symbolic", "is_plain", "require_spec", "eq", "ne", "one_hot"]
 
 
 def positions(flat, shape: tuple[int, ...]) -> tuple:
@@ -46,6 +46,11 @@ def is_symbolic(weight) -> bool:
         return False
     except (TypeError, ValueError):
         return True
+
+
+def is_plain(spec: ConvSpec) -> bool:
+    """True for an ordinary convolution: every channel pair shares one spatial pattern."""
+    return spec.tile is None and spec.channel_table is None
 
 
 def require_spec(spec, law: str) -> ConvSpec:

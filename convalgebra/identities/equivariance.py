@@ -2,7 +2,8 @@
 
 Each law checks ``conv(T x) = T' conv(x)`` for a grid transformation ``T`` of the input and its
 counterpart ``T'`` on the output, exactly: with a symbolic kernel by comparing index tables
-(:mod:`.intertwine`), with a given kernel by evaluating the residual on it. A failure comes
+(written as operator expressions and decided by :func:`convalgebra.ops.prove`), with a given
+kernel by evaluating the residual on it. A failure comes
 with the output positions where it breaks and a verified one-hot counterexample.
 """
 
@@ -15,11 +16,24 @@ from dataclasses import replace
 import numpy as np
 import sympy
 
+from .. import ops
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from .common import eq, ne, positions, require_spec
-from .intertwine import intertwine, kernel_solutions, make_counterexample, numeric_sides
+from .constraints import general_form, integer_nullspace
+from .decide import (
+    OPS_METHOD,
+    Decision,
+    counterexample,
+    decide,
+    kernel_system,
+    kernel_values,
+    layer,
+    numeric_kernel,
+    permuted,
+    spec_kernel,
+)
 from .kernels import grid_kernels
 from .result import CheckResult, Counterexample, Step
 from .transforms import (
@@ -29,6 +43,7 @@ from .transforms import (
     normalize_shift,
     rotation,
     shift,
+    spatial_axes,
     transposition,
     upscale,
 )
@@ -124,16 +139,16 @@ def translation_equivariance(
     out_delta = _out_shift(spec, delta)
     if out_delta is None:
         return _non_multiple(spec, delta, circ, weight)
-    in_t, out_t = _shift_pair(delta, out_delta, circ)
-    res = intertwine(spec, spec, in_t, out_t, weight)
-    holds = res.failing.size == 0
+    d = _translation(spec, delta, out_delta, circ, weight)
+    holds = d.holds
     rule = "×" if spec.transposed else "/"
+    kind = "cyclic" if circ else "zero-fill"
     claim = (
-        f"conv(S x) = S' conv(x), S the {in_t.name}, S' the shift by {out_delta} "
+        f"conv(S x) = S' conv(x), S the {kind} shift by {delta}, S' the shift by {out_delta} "
         f"(= shift {rule} stride {spec.stride})"
     )
-    evidence = {"index triples compared": res.n_terms}
-    failing_sp = np.unique(res.failing % math.prod(spec.output_shape[1:]))
+    evidence: dict = {"residual terms at this size": d.n_terms}
+    failing_sp = np.unique(d.failing % math.prod(spec.output_shape[1:]))
     if holds:
         reason = "Both sides pair every weight with the same input at every output: the index tables agree."
     else:
@@ -143,13 +158,7 @@ def translation_equivariance(
             "crosses the border, where padding or the shifted-out lines enter."
         )
         evidence.update(_border_note(spec, delta, failing_sp))
-    ce = (
-        None
-        if holds
-        else make_counterexample(
-            spec, spec, in_t, out_t, res, weight, names=("conv(S x)", "S' conv(x)")
-        )
-    )
+    ce = counterexample(d, ("conv(S x)", "S' conv(x)"))
     steps = _translation_steps(spec, delta, out_delta, holds, failing_sp.size)
     return CheckResult(
         "translation_equivariance",
@@ -158,13 +167,21 @@ def translation_equivariance(
         reason,
         evidence,
         ce,
-        None if holds else positions(res.failing, spec.output_shape),
+        None if holds else positions(d.failing, spec.output_shape),
         steps,
+        method=OPS_METHOD,
+        identity=(d.lhs, d.rhs),
     )
 
 
-def _shift_pair(delta, out_delta, circ):
-    return shift(delta, circ), shift(out_delta, circ)
+def _translation(spec: ConvSpec, delta, out_delta, circ: bool, weight) -> Decision:
+    """``conv(S x) == S' conv(x)`` at the spec's size, decided by ops.prove."""
+    mode = "circular" if circ else "zeros"
+    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
+    lhs = layer(ops.shift(x, delta, mode), w, spec)
+    rhs = ops.shift(layer(x, w, spec), out_delta, mode)
+    given = None if weight is None else {"weight": kernel_values(weight, spec)}
+    return decide(lhs, rhs, spec, given)
 
 
 def _translation_steps(spec, delta, out_delta, holds, n_fail) -> tuple:
@@ -242,9 +259,8 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
     rng = np.random.default_rng(1)
     instance = _integer_instance(spec, delta, circ, weight, shifts, rng)
     for d in instance[3]:
-        in_t, out_t = _shift_pair(delta, d, circ)
-        res = intertwine(spec, spec, in_t, out_t, weight)
-        if res.failing.size == 0:
+        decision = _translation(spec, delta, d, circ, weight)
+        if decision.holds:
             matched = (
                 Step(
                     eq(_M * _S, _T * _M),
@@ -262,8 +278,10 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
                 claim + f" (output shift {d})",
                 f"Although {delta} is not a multiple of the stride {spec.stride}, the index "
                 f"tables agree with the output shift {d} (degenerate sizes).",
-                {"output shift": d, "index triples compared": res.n_terms},
+                {"output shift": d},
                 steps=matched,
+                method=OPS_METHOD,
+                identity=(decision.lhs, decision.rhs),
             )
     evidence = {
         "output shifts tried": len(shifts),
@@ -292,20 +310,30 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
         "translation matches."
     )
     steps = (Step(ne(_M * _S, _T * _M), "no integer output shift δ/s exists"),)
-    return CheckResult("translation_equivariance", False, claim, reason, evidence, ce, None, steps)
+    return CheckResult(
+        "translation_equivariance", False, claim, reason, evidence, ce, None, steps, OPS_METHOD
+    )
 
 
 def _integer_instance(spec: ConvSpec, delta, circ: bool, weight, shifts, rng):
-    """Random integer ``x`` and kernel, both sides, and the output shifts they match."""
-    from .intertwine import numeric_weight
-
-    x = rng.integers(-3, 4, spec.input_shape).astype(float)
-    w = (
-        rng.integers(-3, 4, spec.weight_shape).astype(float)
-        if weight is None
-        else numeric_weight(weight, spec, x, lambda w: True, seed=int(rng.integers(1 << 30)))
+    """Random integer ``x`` and kernel, both sides (evaluated exactly by the operator
+    expressions), and the output shifts they match."""
+    x = rng.integers(-3, 4, spec.input_shape)
+    if weight is None:
+        w = rng.integers(-3, 4, spec.weight_shape).astype(float)
+    else:
+        w = numeric_kernel(kernel_values(weight, spec), rng).reshape(spec.weight_shape)
+    signal, k = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
+    mode = "circular" if circ else "zeros"
+    sides = ops.evaluate_sides(
+        layer(ops.shift(signal, delta, mode), k, spec),
+        layer(signal, k, spec),
+        spec.input_shape[1:],
+        {"x": x},
+        {"weight": w},
     )
-    lhs, y = numeric_sides(spec, spec, shift(delta, circ), shift((0,) * spec.ndim, circ), x, w)
+    lhs, y = (np.asarray(v.tolist(), dtype=float) for v in sides)
+    x = x.astype(float)
     # integer data: any difference is at least 1; the tolerance only absorbs float rounding
     # of a given non-integer kernel
     tol = 1e-9 * max(1.0, float(np.abs(y).max(initial=0.0)))
@@ -314,55 +342,49 @@ def _integer_instance(spec: ConvSpec, delta, circ: bool, weight, shifts, rng):
 
 
 def _symmetry(
-    law: str,
-    spec: ConvSpec,
-    t: GridTransform,
-    weight,
-    in_perm,
-    out_perm,
-    kernel_transform: str,
-    options: dict,
+    law: str, spec: ConvSpec, t: GridTransform, g, weight, in_perm, out_perm
 ) -> CheckResult:
-    """Equivariance to a grid symmetry mapping both the input and the output grid onto itself."""
+    """Equivariance to a grid symmetry mapping both the input and the output grid onto itself.
+
+    ``t`` is the symmetry on grids (its name and shapes), ``g`` the same symmetry as an
+    operator expression: ``conv(g(P_in x)) == g(P_out conv(x))`` is decided by ops.prove.
+    """
     n_in, n_out = spec.input_shape[1:], spec.output_shape[1:]
     if t.out_shape(n_in) != n_in or t.out_shape(n_out) != n_out:
         raise ConvAlgebraError(
             f"{law}: the {t.name} must map the grids onto themselves; input {n_in} and "
             f"output {n_out} must be square in the transformed axes"
         )
-    res = intertwine(spec, spec, t, t, weight, in_perm, out_perm)
-    holds = res.failing.size == 0
+    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
+    lhs = layer(g(permuted(x, in_perm, "in_perm")), w, spec)
+    rhs = g(permuted(layer(x, w, spec), out_perm, "out_perm"))
+    given = None if weight is None else {"weight": kernel_values(weight, spec)}
+    d = decide(lhs, rhs, spec, given)
+    holds = d.holds
     claim = f"conv(G x) = G conv(x) for G the {t.name}" + (
         " with channel permutations" if in_perm is not None or out_perm is not None else ""
     )
-    evidence: dict = {"index triples compared": res.n_terms}
+    evidence: dict = {"residual terms at this size": d.n_terms}
     if holds:
         reason = "The index tables of both sides agree: the identity holds" + (
             " for every kernel." if weight is None else " for this kernel."
         )
     else:
-        reason = f"The tables differ at {res.failing.size} outputs" + (
+        reason = f"The tables differ at {d.failing.size} outputs" + (
             " for a generic kernel; it holds only for the kernels below."
             if weight is None
             else " for this kernel."
         )
     if weight is None and not holds:
-        dim, general = kernel_solutions(res, spec)
-        evidence["dimension of the kernels for which it holds (this size)"] = dim
-        if general is not None:
-            evidence["those kernels"] = general
+        basis = integer_nullspace(kernel_system(d, "weight", math.prod(spec.weight_shape)))
+        evidence["dimension of the kernels for which it holds (this size)"] = basis.shape[0]
+        if basis.shape[1] <= 400:
+            evidence["those kernels"] = general_form(basis, spec.weight_shape)
         try:
             grid = grid_kernels(spec, [t], in_perm, out_perm)
             evidence["invariant kernels (kernel-level constraint)"] = grid.shape[0]
         except ConvAlgebraError:
             pass
-    ce = (
-        None
-        if holds
-        else make_counterexample(
-            spec, spec, t, t, res, weight, in_perm, out_perm, names=("conv(G x)", "G conv(x)")
-        )
-    )
     steps = (
         Step(
             eq(_M * sympy.MatrixSymbol("G", 1, 1), sympy.MatrixSymbol("G", 1, 1) * _M)
@@ -377,9 +399,11 @@ def _symmetry(
         claim,
         reason,
         evidence,
-        ce,
-        None if holds else positions(res.failing, spec.output_shape),
+        counterexample(d, ("conv(G x)", "G conv(x)")),
+        None if holds else positions(d.failing, spec.output_shape),
         steps,
+        method=OPS_METHOD,
+        identity=(lhs, rhs),
     )
 
 
@@ -402,15 +426,15 @@ def rotation_equivariance(
     """
     spec = require_spec(spec, "rotation_equivariance")
     t = rotation(k, axes, spec.ndim)
+    a, b = spatial_axes(axes, spec.ndim, "axes", 2)
     return _symmetry(
         "rotation_equivariance",
         spec,
         t,
+        lambda e: ops.rot90(e, k, (a + 1, b + 1)),
         weight,
         in_perm,
         out_perm,
-        "rotation",
-        {"k": k, "axes": axes},
     )
 
 
@@ -425,15 +449,15 @@ def flip_equivariance(
     True
     """
     spec = require_spec(spec, "flip_equivariance")
+    (a,) = spatial_axes(axis, spec.ndim, "axis", 1)
     return _symmetry(
         "flip_equivariance",
         spec,
         flip(axis, spec.ndim),
+        lambda e: ops.flip(e, (a + 1,)),
         weight,
         in_perm,
         out_perm,
-        "flip",
-        {"axis": axis},
     )
 
 
@@ -448,15 +472,16 @@ def transposition_equivariance(
     False
     """
     spec = require_spec(spec, "transposition_equivariance")
+    a, b = spatial_axes(axes, spec.ndim, "axes", 2)
     return _symmetry(
         "transposition_equivariance",
         spec,
         transposition(axes, spec.ndim),
+        # swapping two axes is a quarter turn in their plane, then a flip of the first
+        lambda e: ops.flip(ops.rot90(e, 1, (a + 1, b + 1)), (a + 1,)),
         weight,
         in_perm,
         out_perm,
-        "transposition",
-        {"axes": axes},
     )
 
 
@@ -498,25 +523,29 @@ def scale_equivariance(
             reason,
             {"shape of conv(U x)": left.output_shape, "shape of U conv(x)": want},
         )
-    res = intertwine(left, spec, t, t, weight)
-    holds = res.failing.size == 0
+    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
+    if direction == "up":
+        lhs = layer(ops.upsample_nearest(x, factor), w, spec)
+        rhs = ops.upsample_nearest(layer(x, w, spec), factor)
+    else:
+        lhs = layer(ops.subsample(x, factor), w, spec)
+        rhs = ops.subsample(layer(x, w, spec), factor)
+    given = None if weight is None else {"weight": kernel_values(weight, spec)}
+    d = decide(lhs, rhs, spec, given)
     reason = (
         "The index tables agree."
-        if holds
-        else f"The index tables differ at {res.failing.size} outputs: a kernel tap that reads a "
+        if d.holds
+        else f"The index tables differ at {d.failing.size} outputs: a kernel tap that reads a "
         "neighbour at distance 1 reads, after rescaling, a copy of the same pixel."
-    )
-    ce = (
-        None
-        if holds
-        else make_counterexample(left, spec, t, t, res, weight, names=("conv(U x)", "U conv(x)"))
     )
     return CheckResult(
         "scale_equivariance",
-        holds,
+        d.holds,
         claim,
         reason,
-        {"index triples compared": res.n_terms},
-        ce,
-        None if holds else positions(res.failing, left.output_shape),
+        {"residual terms at this size": d.n_terms},
+        counterexample(d, ("conv(U x)", "U conv(x)")),
+        None if d.holds else positions(d.failing, left.output_shape),
+        method=OPS_METHOD,
+        identity=(lhs, rhs),
     )

@@ -23,9 +23,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from .. import budget
+from .. import budget, ops
 from ..budget import CHECK_MAX_PRODUCTS, require_table, require_terms
-from ..connectivity import triples
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
 from ..symbolic.exprs import as_expr_array
@@ -36,8 +35,7 @@ from .constraints import (
     integer_nullspace,
     sympy_basis,
 )
-from .engine import count_tuples, is_plain
-from .intertwine import axis_inverse, intertwine, residual_system
+from .decide import decide, grid_op, kernel_system, layer, permuted, spec_kernel
 from .transforms import GridTransform, flip, rotation, transposition
 
 __all__ = [
@@ -267,24 +265,18 @@ def blind_kernels(spec: ConvSpec) -> sp.csr_matrix:
     >>> blind_kernels(ConvSpec((1, 2), 1, 3, padding=2, dilation=2)).toarray().tolist()
     [[1, 0, 0], [0, 0, 1]]
     """
-    n = math.prod(spec.weight_shape)
-    if (
-        is_plain(spec)
-        and not spec.transposed
-        and all(axis_inverse(spec, a) is not None for a in range(spec.ndim))
-    ):
-        used = budget.zeros(n, dtype=bool)
-        used[np.unique(triples(spec).weight_index)] = True
-        unused = np.flatnonzero(~used)
-        return sp.csr_matrix(
-            (np.ones(unused.size, dtype=np.int64), (np.arange(unused.size), unused)),
-            shape=(unused.size, n),
-        )
-    t = triples(spec)
-    cols, counts = count_tuples(
-        [t.out_index, t.in_index, t.weight_index], [t.shape[0], t.shape[1], n], np.ones(len(t))
-    )
-    return integer_nullspace(residual_system(cols[0], cols[1], cols[2], counts, n))
+    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
+    d = decide(layer(x, w, spec), layer(x, 0 * w, spec), spec)  # the residual is M(w)
+    return integer_nullspace(kernel_system(d, "weight", math.prod(spec.weight_shape)))
+
+
+def _layer_system(spec: ConvSpec, g: GridTransform, in_perm, out_perm) -> SparseSystem:
+    """The equations on the kernel of ``M(w) G_in = G_out M(w)``: the residual of the
+    identity between operator expressions, decided by ops.prove at the layer's size."""
+    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
+    lhs = layer(grid_op(permuted(x, in_perm, "in_perm"), g), w, spec)
+    rhs = grid_op(permuted(layer(x, w, spec), out_perm, "out_perm"), g)
+    return kernel_system(decide(lhs, rhs, spec), "weight", math.prod(spec.weight_shape))
 
 
 def _check_grids(spec: ConvSpec, generators: list[GridTransform]) -> None:
@@ -327,8 +319,9 @@ def equivariant_kernels(
 
     Notes
     -----
-    Solves ``P_out M(theta) = M(theta) P_in`` for every generator: the residual's entries
-    are integer equations on ``theta`` taken from the triple table. For a plain layer that
+    Solves ``P_out M(theta) = M(theta) P_in`` for every generator: both sides are operator
+    expressions with a symbolic kernel, and the entries of their residual
+    (:func:`convalgebra.ops.prove`) are integer equations on ``theta``. For a layer that
     reads no pixel twice, each equation is ``theta[a] = theta[b]`` or ``theta[a] = 0``, and
     the solutions are orbit indicators (union-find, linear time); otherwise the equations
     left after that pass are eliminated exactly.
@@ -372,8 +365,7 @@ def equivariant_kernels(
     gens = _generators(spec, transform, options)
     _check_grids(spec, gens)
     n = math.prod(spec.weight_shape)
-    systems = [intertwine(spec, spec, g, g, None, in_perm, out_perm).system for g in gens]
-    system = SparseSystem.stack([s for s in systems if s is not None], n)
+    system = SparseSystem.stack([_layer_system(spec, g, in_perm, out_perm) for g in gens], n)
     vectors = integer_nullspace(system)
     try:
         grid = grid_kernels(spec, gens, in_perm, out_perm)

@@ -17,41 +17,18 @@ from dataclasses import replace
 import numpy as np
 import sympy
 
-from .. import budget
-from ..connectivity import TripleTable, spatial_table
+from .. import ops
+from ..connectivity import spatial_table, triples
 from ..errors import ConvAlgebraError
-from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..transpose import transpose_spec
 from .common import eq, positions, require_spec
-from .engine import count_tuples, is_plain, layer_table
-from .result import CheckResult, Counterexample, Step
+from .decide import OPS_METHOD, counterexample, decide, layer, spec_kernel
+from .result import CheckResult, Step
 
 __all__ = ["adjoint", "one_by_one", "fully_connected", "adjoint_conv_spec"]
 
 _W, _M = sympy.MatrixSymbol("W", 1, 1), sympy.MatrixSymbol("M", 1, 1)
-
-
-def _compare(a: TripleTable, b: TripleTable, remap=None):
-    """Tuples (o, i, w) in ``a`` but not ``b`` or vice versa (``remap`` renames b's weights)."""
-    wb = b.weight_index if remap is None else remap[b.weight_index]
-    signs = np.concatenate((np.ones(len(a.out_index)), -np.ones(len(b.out_index))))
-    cols, _ = count_tuples(
-        [
-            np.concatenate((a.out_index, b.out_index)),
-            np.concatenate((a.in_index, b.in_index)),
-            np.concatenate((a.weight_index, wb)),
-        ],
-        [a.shape[0], a.shape[1], a.n_weights],
-        signs,
-    )
-    return cols
-
-
-def _mirror_taps(spec: ConvSpec) -> np.ndarray:
-    """Flat weight index of the spatially mirrored entry, for every weight index."""
-    idx = np.arange(math.prod(spec.weight_shape)).reshape(spec.weight_shape)
-    return idx[(Ellipsis,) + (slice(None, None, -1),) * spec.ndim].ravel()
 
 
 def adjoint_conv_spec(spec: ConvSpec) -> ConvSpec:
@@ -96,7 +73,7 @@ def _not_ordinary(spec: ConvSpec) -> str:
         return f"stride {spec.stride} > 1"
     if spec.groups != 1:
         return f"groups={spec.groups}"
-    if not is_plain(spec):
+    if spec.tile is not None or spec.channel_table is not None:
         return "the layer is tiled or has a channel table"
     for (b, a), k, d in zip(spec.padding, spec.kernel_size, spec.dilation):
         if max(b, a) > d * (k - 1):
@@ -104,19 +81,21 @@ def _not_ordinary(spec: ConvSpec) -> str:
     return ""
 
 
-def _swap_channels(spec: ConvSpec, adj: ConvSpec) -> np.ndarray:
-    """Map each weight index of ``adj`` (ci, co, t) to the forward weight index (co, ci, t)."""
-    idx = np.arange(math.prod(spec.weight_shape)).reshape(spec.weight_shape)
-    return np.swapaxes(idx, 0, 1).ravel()
-
-
 _FLIP = "cross-correlation = convolution with the flipped kernel"
 _TRANSPOSED = "Mᵀ = the transposed convolution"
 _ADJOINT = "Mᵀ = an ordinary convolution (the adjoint layer)"
 
 
-def _transposed_part(spec: ConvSpec, mt: TripleTable):
-    """(verdict, layer description) of ``Mᵀ = the transposed convolution``, or (None, why)."""
+def _sides(spec: ConvSpec):
+    """``x``, ``y`` (a signal of the layer's output shape), the kernel and ``M x``."""
+    x = ops.signal(spec.in_channels, spec.ndim)
+    y = ops.signal(spec.out_channels, spec.ndim, name="y")
+    w = spec_kernel("weight", spec)
+    return x, y, w, layer(x, w, spec)
+
+
+def _transposed_part(spec: ConvSpec):
+    """The decision of ``Mᵀ = the transposed convolution`` and its layer, or (None, why)."""
     if spec.transposed:
         return None, "the layer is itself a transposed convolution"
     if spec.padding_mode != "zeros":
@@ -125,7 +104,8 @@ def _transposed_part(spec: ConvSpec, mt: TripleTable):
         tr = replace(transpose_spec(spec), bias=False)
     except ConvAlgebraError as exc:
         return None, f"no transposed convolution expresses it: {exc}"
-    return _compare(mt, layer_table(tr))[0].size == 0, tr.describe()
+    _, y, w, m = _sides(spec)
+    return decide(ops.adjoint(m, y), layer(y, w, tr), spec), tr
 
 
 def adjoint(spec: ConvSpec) -> CheckResult:
@@ -134,7 +114,8 @@ def adjoint(spec: ConvSpec) -> CheckResult:
     Three parts: the flip identity (every layer); ``Mᵀ`` = the transposed convolution
     (forward zero-padded layers); ``Mᵀ`` = an ordinary convolution (stride 1, groups 1,
     padding at most ``d(k−1)``). A part that does not apply is named in the claim and in
-    ``not_applicable``, and the verdict covers the others.
+    ``not_applicable``, and the verdict covers the others. Each part is an equation between
+    operator expressions (``adjoint(M x, y)`` for ``Mᵀ y``), decided by ops.prove.
 
     Examples
     --------
@@ -151,23 +132,21 @@ def adjoint(spec: ConvSpec) -> CheckResult:
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"adjoint needs a ConvSpec, got {type(spec).__name__}")
-    t = layer_table(spec)
+    x, y, w, m = _sides(spec)
     flipped = replace(spec, flip=not spec.flip)
-    flip_ok = _compare(t, layer_table(flipped), _mirror_taps(spec))[0].size == 0
-    mt = TripleTable(
-        t.in_index, t.out_index, t.weight_index, (t.shape[1], t.shape[0]), t.n_weights
-    )  # rows of M.T
-    evidence: dict = {"M ⋆ w = M ∗ flip(w)": flip_ok, "matrix shape": (t.shape[0], t.shape[1])}
+    flip_ok = decide(m, layer(x, ops.flip_kernel(w), flipped), spec).holds
+    shape = (math.prod(spec.output_shape), math.prod(spec.input_shape))
+    evidence: dict = {"M ⋆ w = M ∗ flip(w)": flip_ok, "matrix shape": shape}
     checked, skipped, failed = [_FLIP], [], [] if flip_ok else [_FLIP]
-    transposed_ok, tr_text = _transposed_part(spec, mt)
-    if transposed_ok is None:
-        skipped.append(f"{_TRANSPOSED}, as {tr_text}")
+    transposed, tr = _transposed_part(spec)
+    if transposed is None:
+        skipped.append(f"{_TRANSPOSED}, as {tr}")
     else:
         checked.append(_TRANSPOSED)
-        evidence["M.T = transposed convolution"] = transposed_ok
-        evidence["transposed layer"] = tr_text
-        failed += [] if transposed_ok else [_TRANSPOSED]
-    ce, cols = None, None
+        evidence["M.T = transposed convolution"] = transposed.holds
+        evidence["transposed layer"] = tr.describe()
+        failed += [] if transposed.holds else [_TRANSPOSED]
+    ce, fail, identity = None, None, (m, layer(x, ops.flip_kernel(w), flipped))
     why, adj = _not_ordinary(spec), None
     if not why:
         try:
@@ -179,16 +158,17 @@ def adjoint(spec: ConvSpec) -> CheckResult:
         evidence["adjoint as a convolution"] = f"not applicable: {why}"
     else:
         checked.append(_ADJOINT)
-        cols = _compare(mt, layer_table(adj), _swap_channels(spec, adj))
+        identity = (ops.adjoint(m, y), layer(y, ops.transpose_kernel(w), adj))
+        d = decide(*identity, spec)
         evidence["adjoint as a convolution"] = adj.describe()
-        if cols[0].size:
-            ce = _adjoint_counterexample(spec, adj, cols)
+        if not d.holds:
+            ce = counterexample(d, ("Mᵀ y", "the convolution"), signals=("y",))
+            fail = positions(d.failing, spec.input_shape)
             failed.append(_ADJOINT)
     holds = not failed
     claim = " and ".join(checked)
     if skipped:
         claim += " (not applicable: " + "; ".join(skipped) + ")"
-    fail = None if ce is None or cols is None else positions(np.unique(cols[0]), spec.input_shape)
     return CheckResult(
         "adjoint",
         holds,
@@ -198,7 +178,9 @@ def adjoint(spec: ConvSpec) -> CheckResult:
         ce,
         fail,
         _adjoint_steps(checked),
-        not_applicable=tuple(skipped),
+        OPS_METHOD,
+        tuple(skipped),
+        identity,
     )
 
 
@@ -236,28 +218,6 @@ def _adjoint_steps(checked: list) -> tuple:
     return tuple(steps)
 
 
-def _adjoint_counterexample(spec, adj, cols) -> Counterexample:
-    o, j, w = (int(c[0]) for c in cols)
-    y = budget.zeros(math.prod(spec.output_shape))
-    y[j] = 1.0
-    k = budget.zeros(math.prod(spec.weight_shape))
-    k[w] = 1.0
-    k = k.reshape(spec.weight_shape)
-    lhs = (conv_matrix(spec, k).T @ y).reshape(spec.input_shape)
-    rhs = (conv_matrix(adj, np.swapaxes(k, 0, 1)) @ y).reshape(spec.input_shape)
-    bad = np.argwhere(~np.isclose(lhs, rhs))
-    if bad.size == 0:
-        raise ConvAlgebraError("internal: the counterexample does not fail; please report")
-    at = tuple(int(v) for v in bad[0])
-    return Counterexample(
-        {"y": y.reshape(spec.output_shape), "weight": k},
-        lhs,
-        rhs,
-        at,
-        f"one-hot y and kernel: Mᵀ y and the convolution differ at {at}",
-    )
-
-
 def one_by_one(spec: ConvSpec) -> CheckResult:
     """A 1×1 convolution's matrix is ``W ⊗ S`` (channels first), ``S = I`` for stride 1.
 
@@ -268,25 +228,17 @@ def one_by_one(spec: ConvSpec) -> CheckResult:
     (True, 'the identity I_16')
     """
     require_spec(spec, "one_by_one")
-    if max(spec.kernel_size) != 1 or spec.transposed or not is_plain(spec):
+    if max(spec.kernel_size) != 1 or spec.transposed or spec.tile or spec.channel_table:
         raise ConvAlgebraError(
             f"one_by_one needs an untiled forward 1×1 convolution, got {spec.describe()}"
         )
-    t = layer_table(spec)
     sel = spatial_table(spec)[:, 0]
     p_out, p_in = sel.size, math.prod(spec.input_shape[1:])
-    c_out, per = spec.out_channels, spec.in_channels // spec.groups
-    co, cl, p = np.meshgrid(np.arange(c_out), np.arange(per), np.arange(p_out), indexing="ij")
-    ci = (co // (c_out // spec.groups)) * per + cl
-    ok = sel[p] >= 0
-    kron = TripleTable(
-        (co * p_out + p)[ok],
-        (ci * p_in + sel[p])[ok],
-        (co * per + cl)[ok],
-        (t.shape[0], t.shape[1]),
-        t.n_weights,
-    )
-    holds = _compare(t, kron)[0].size == 0
+    c_out = spec.out_channels
+    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
+    lhs = layer(x, w, spec)
+    rhs = ops.conv(_selection(x, spec), w, groups=spec.groups)  # W ⊗ I after I ⊗ S
+    holds = decide(lhs, rhs, spec).holds
     identity = p_out == p_in and np.array_equal(sel, np.arange(p_in))
     s_text = f"the identity I_{p_in}" if identity else f"a {p_out}×{p_in} selection matrix"
     return CheckResult(
@@ -305,7 +257,17 @@ def one_by_one(spec: ConvSpec) -> CheckResult:
                 "every pixel gets the same channel-mixing matrix W",
             ),
         ),
+        OPS_METHOD,
+        identity=(lhs, rhs),
     )
+
+
+def _selection(x: ops.Op, spec: ConvSpec) -> ops.Op:
+    """``I ⊗ S``: the input positions a 1×1 layer reads (padded in its mode, then strided)."""
+    pads = tuple(v for pair in reversed(spec.padding) for v in pair)  # F.pad: last axis first
+    if any(pads):
+        x = ops.pad(x, pads, spec.padding_mode)
+    return ops.subsample(x, spec.stride) if max(spec.stride) > 1 else x
 
 
 def fully_connected(
@@ -329,31 +291,21 @@ def fully_connected(
         spec = ConvSpec(tuple(input_shape), out_features, tuple(input_shape[1:]))
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"fully_connected needs a ConvSpec, got {type(spec).__name__}")
-    t = layer_table(spec)
-    o, i = np.meshgrid(np.arange(t.shape[0]), np.arange(t.shape[1]), indexing="ij")
-    dense = TripleTable(
-        o.ravel(),
-        i.ravel(),
-        (o * t.shape[1] + i).ravel(),
-        (t.shape[0], t.shape[1]),
-        max(t.n_weights, t.shape[0] * t.shape[1]),
-    )
-    fc_shape = spec.out_channels == t.shape[0] and t.n_weights == t.shape[0] * t.shape[1]
-    holds = (
-        fc_shape
-        and _compare(
-            TripleTable(
-                t.out_index, t.in_index, t.weight_index, (t.shape[0], t.shape[1]), dense.n_weights
-            ),
-            dense,
-        )[0].size
-        == 0
-    )
+    rows, cols = math.prod(spec.output_shape), math.prod(spec.input_shape)
+    dense_shape = (spec.out_channels, *spec.input_shape)
+    x = ops.signal(spec.in_channels, spec.ndim)
+    identity = None
+    holds = spec.weight_shape == dense_shape and rows == spec.out_channels
+    if holds:  # the dense product y[o] = Σ A[o, c, h, w] x[c, h, w] is conv(x, A), unpadded
+        a = ops.kernel("weight", dense_shape)
+        identity = (layer(x, a, spec), ops.conv(x, a))
+        holds = decide(*identity, spec).holds
+    n_links = len(triples(spec))
     reason = (
         "Each output reads every input with its own weight A[o, (c, h, w)] = kernel[o, c, h, w]."
         if holds
         else f"The layer has {math.prod(spec.output_shape[1:])} output positions "
-        f"per channel and {len(t.out_index)} of {t.shape[0] * t.shape[1]} possible connections: the "
+        f"per channel and {n_links} of {rows * cols} possible connections: the "
         "kernel must cover the whole input (kernel_size = input size, no padding)."
     )
     return CheckResult(
@@ -363,8 +315,8 @@ def fully_connected(
         reason,
         {
             "layer": spec.describe(),
-            "connections": len(t.out_index),
-            "dense connections": t.shape[0] * t.shape[1],
+            "connections": n_links,
+            "dense connections": rows * cols,
         },
         None,
         None,
@@ -374,4 +326,6 @@ def fully_connected(
                 "a single output position: the convolution sum is the dense product",
             ),
         ),
+        OPS_METHOD,
+        identity=identity,
     )

@@ -21,6 +21,7 @@ from .result import CheckResult, Counterexample
 __all__ = ["composition_by_ops", "composition_expressions"]
 
 _CLAIM = "L2 ∘ L1 = one convolution with the composed kernel"
+METHOD = "operator expressions"  # the method sentence of a CheckResult decided by ops.prove
 
 
 def _options(spec: ConvSpec) -> dict[str, Any]:
@@ -188,7 +189,9 @@ def composition_by_ops(
         return CheckResult("composition", False, _CLAIM, reason, evidence)
     if proof.holds:
         reason = "At this size both sides lower to the same table of terms (every kernel value)."
-        return CheckResult("composition", True, _CLAIM, reason, evidence)
+        return CheckResult(
+            "composition", True, _CLAIM, reason, evidence, method=METHOD, identity=(lhs, rhs)
+        )
     ce = proof.counterexample
     assert ce is not None
     if ce.lhs.shape != ce.rhs.shape:
@@ -212,4 +215,14 @@ def composition_by_ops(
             f"with the integer input and kernels shown, L2(L1(x)) and the composed layer differ "
             f"at output {first} ({ce.lhs[first]} vs {ce.rhs[first]})",
         )
-    return CheckResult("composition", False, _CLAIM, reason, evidence, example, None)
+    return CheckResult(
+        "composition",
+        False,
+        _CLAIM,
+        reason,
+        evidence,
+        example,
+        None,
+        method=METHOD,
+        identity=(lhs, rhs),
+    )

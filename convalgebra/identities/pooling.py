@@ -158,4 +158,6 @@ def avg_pool_equivariance(
         r.counterexample,
         r.failing_positions,
         r.steps,
+        r.method,
+        identity=r.identity,
     )

@@ -10,6 +10,9 @@ A check never returns a bare bool. It returns a :class:`CheckResult` carrying
 * ``failing_positions`` -- output multi-indices where the identity breaks, where meaningful;
 * ``steps`` -- a list of :class:`~convalgebra.render.model.Step` (statement + justification),
   the derivation of the verdict;
+* ``identity`` -- the two sides as :mod:`convalgebra.ops` expressions, where the law is an
+  equation between linear operators (decided by :func:`convalgebra.ops.prove`);
+  :meth:`CheckResult.all_sizes` decides it for every input size;
 * ``not_applicable`` -- the parts of a law that do not apply to the input, each with why (e.g.
   ``"Mᵀ = the transposed convolution (reflect padding has no transposed convolution)"``):
   they were not checked, ``holds`` covers only the rest, and the claim names them.
@@ -108,6 +111,10 @@ class CheckResult:
         How the sides were compared (named in the first step of the derivation).
     not_applicable : tuple of str, optional
         Parts of the law not checked because they do not apply, each with why.
+    identity : tuple of two convalgebra.ops.Op, optional
+        The two sides as operator expressions where the law is an equation between linear
+        operators (decided by :func:`convalgebra.ops.prove`); :meth:`all_sizes` decides it
+        for every input size.
 
     Examples
     --------
@@ -142,9 +149,39 @@ class CheckResult:
     steps: tuple = ()
     method: str = "index tables"
     not_applicable: tuple = ()
+    identity: tuple | None = field(default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return bool(self.holds)
+
+    def all_sizes(self, **options: Any):
+        """The same identity decided for every input size: a :class:`convalgebra.ops.Proof`.
+
+        Available where the law was decided as an equation between operator expressions
+        (``identity`` holds the two sides, written with :mod:`convalgebra.ops`); ``options``
+        go to :func:`convalgebra.ops.prove` (e.g. ``max_sizes``).
+
+        Examples
+        --------
+        >>> import convalgebra as ca
+        >>> spec = ca.ConvSpec((1, 6), 1, 3, padding=1)
+        >>> r = ca.check("translation_equivariance", spec, shift=1)
+        >>> r.holds, str(r.all_sizes().sizes)       # zero padding: only the trivial size
+        (False, 'n = 1')
+        >>> spec = ca.ConvSpec((1, 6), 1, 3, padding=1, padding_mode="circular")
+        >>> str(ca.check("translation_equivariance", spec, shift=1).all_sizes().sizes)
+        'every n'
+        """
+        if self.identity is None:
+            from ..errors import ConvAlgebraError
+
+            raise ConvAlgebraError(
+                f"{self.law} was not decided as an equation between operator expressions here; "
+                "there is no all-size form of this result"
+            )
+        from ..ops import prove
+
+        return prove(*self.identity, **options)
 
     @property
     def verdict(self) -> str:
@@ -225,12 +262,17 @@ class CheckResult:
 
 
 _METHODS = {
+    "operator expressions": "wrote both sides as operator expressions (convalgebra.ops) and "
+    "compared their tables of terms (output, input, kernel monomial) entry by entry",
     "index tables": "compared the index tables (output, input, kernel tap) of both sides, entry by entry",
     "index tables + FFT": "compared the index tables (output, input, kernel tap) entry by entry, "
     "and evaluated both sides with the FFT on random inputs",
     "index tables + all-size index proof": "compared the index tables entry by entry, and proved "
     "the index identity for every size",
     "index proof (all sizes)": "proved the index identity for every size",
+    "operator expressions + all-size index proof": "wrote both sides as operator expressions "
+    "(convalgebra.ops) and compared their tables of terms entry by entry, and proved the index "
+    "identity for every size",
     "matrices": "compared the two sides' matrices entry by entry",
     "exact rank": "computed the exact rank of the kernel in rational arithmetic",
     "numeric": "evaluated both sides on numeric inputs",

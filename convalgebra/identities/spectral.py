@@ -24,15 +24,15 @@ from dataclasses import replace
 import numpy as np
 import sympy
 
-from .. import budget
-from ..connectivity import TripleTable, spatial_table, tap_weight_order
+from .. import budget, ops
+from ..connectivity import spatial_table, tap_weight_order
 from ..errors import ConvAlgebraError
 from ..operators import conv_matrix
 from ..spec import ConvSpec
 from ..symbolic import symbol_array, weight_symbols
 from ..symbolic.exprs import as_expr_array
-from .common import eq, is_symbolic, one_hot, positions, require_spec
-from .engine import count_tuples, is_plain, layer_table, path_tuples
+from .common import eq, is_plain, is_symbolic, one_hot, positions, require_spec
+from .decide import OPS_METHOD, counterexample, decide, layer
 from .result import CheckResult, Counterexample, Step
 
 __all__ = ["convolution_theorem", "separability", "eigenvalues"]
@@ -277,16 +277,6 @@ def _axis_specs(spec: ConvSpec) -> list[ConvSpec]:
     return specs
 
 
-def _chain_tuples(tables: list[TripleTable]):
-    """Index tuples (o, i, w_1, …, w_d) of ``tables[-1] ∘ … ∘ tables[0]``."""
-    o, i, ws = tables[0].out_index, tables[0].in_index, [tables[0].weight_index]
-    for t in tables[1:]:
-        current = TripleTable(o, i, np.arange(o.size), (t.shape[1], tables[0].shape[1]), o.size)
-        o, i, w_new, path = path_tuples(current, t)
-        ws = [w[path] for w in ws] + [w_new]
-    return o, i, ws
-
-
 def _rank_one_factors(w: np.ndarray, symbolic: bool):
     """Factors (one 1-D array per axis) of a rank-1 kernel, or None; plus the rank found."""
     if symbolic:
@@ -399,22 +389,21 @@ def separability(spec: ConvSpec, *, weight=None) -> CheckResult:
 
 
 def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) -> CheckResult:
-    """Tuples of M(u ⊗ v ⊗ …) against those of the chained 1-D layers, factor by factor."""
-    t = layer_table(spec)
-    w_axes = np.unravel_index(t.weight_index, spec.kernel_size)
-    o, i, ws = _chain_tuples([layer_table(s) for s in steps])
-    sizes = [t.shape[0], t.shape[1], *spec.kernel_size]
-    signs = np.concatenate((np.ones(len(t.out_index)), -np.ones(o.size)))
-    cols, _ = count_tuples(
-        [
-            np.concatenate((t.out_index, o)),
-            np.concatenate((t.in_index, i)),
-            *[np.concatenate((a, b)) for a, b in zip(w_axes, ws)],
-        ],
-        sizes,
-        signs,
-    )
-    holds = cols[0].size == 0
+    """``conv(x, u ⊗ v ⊗ …)`` against the chained 1-D layers, decided by ops.prove: the
+    rank-1 kernel is ``kernel_conv`` of the 1-D factors, each a kernel along its own axis."""
+    x = ops.signal(1, spec.ndim)
+    factors = [
+        ops.kernel(name, s.weight_shape) for name, s in zip(_FACTOR_NAMES, steps, strict=False)
+    ]
+    outer = factors[0]
+    for f in factors[1:]:
+        outer = ops.kernel_conv(outer, f)  # full convolution of kernels on distinct axes
+    lhs = layer(x, outer, spec)
+    rhs: ops.Op = x
+    for s, f in zip(steps, factors, strict=True):
+        rhs = layer(rhs, f, s)
+    d = decide(lhs, rhs, spec)
+    holds = d.holds
     u = [symbol_array(name, (k,)) for name, k in zip(_FACTOR_NAMES, spec.kernel_size)]
     generic_rank = min(spec.kernel_size) if spec.ndim > 1 else 1
     ev = {
@@ -430,8 +419,8 @@ def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) ->
         if holds
         else "The chained 1-D layers do not reproduce the kernel's terms.",
         ev,
-        None,
-        None,
+        counterexample(d, ("conv(x, u ⊗ v ⊗ …)", "the 1-D convolutions")),
+        None if holds else positions(d.failing, spec.output_shape),
         (
             Step(eq(sympy.Symbol("w_{ab}"), sympy.Symbol("u_a v_b")), "rank 1"),
             Step(
@@ -439,6 +428,8 @@ def _separability_symbolic(spec: ConvSpec, steps: list[ConvSpec], claim: str) ->
                 "the inner sum is the 1-D convolution along the last axis",
             ),
         ),
+        OPS_METHOD,
+        identity=(lhs, rhs),
     )
 
 

@@ -1,9 +1,9 @@
 """Grid transformations as gathers: translations, 90° rotations, flips, transpositions, rescaling.
 
 Every transformation here maps an array ``x`` of a spatial shape to ``T(x)`` with
-``T(x).ravel()[i] == x.ravel()[src[i]]`` (or 0 where ``src[i] < 0``), so it can be fed to the
-index-table engine. On a square grid the 90° rotations, flips and transpositions are exact
-permutations: no interpolation, no tolerance.
+``T(x).ravel()[i] == x.ravel()[src[i]]`` (or 0 where ``src[i] < 0``), so it can act in an
+operator expression as a gather. On a square grid the 90° rotations, flips and transpositions
+are exact permutations: no interpolation, no tolerance.
 """
 
 from __future__ import annotations

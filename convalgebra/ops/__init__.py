@@ -38,10 +38,11 @@ from .kernels import (
     kernel,
     kernel_conv,
     polyphase_kernel,
+    transpose_kernel,
     ungroup_kernel,
 )
-from .layers import avg_pool, conv, conv_transpose
-from .prove import Counterexample, Proof, prove
+from .layers import avg_pool, conv, conv_transpose, spec_layer
+from .prove import Counterexample, Proof, Residual, evaluate_sides, prove
 from .sizes import SizeSet
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "Kernel",
     "Proof",
     "Counterexample",
+    "Residual",
     "SizeSet",
     "signal",
     "kernel",
@@ -58,6 +60,7 @@ __all__ = [
     "conv",
     "conv_transpose",
     "avg_pool",
+    "spec_layer",
     "pad",
     "crop",
     "shift",
@@ -74,9 +77,11 @@ __all__ = [
     "dilate_kernel",
     "enlarge_kernel",
     "flip_kernel",
+    "transpose_kernel",
     "kernel_conv",
     "polyphase_kernel",
     "cat_kernels",
     "ungroup_kernel",
     "prove",
+    "evaluate_sides",
 ]

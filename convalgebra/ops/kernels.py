@@ -30,6 +30,7 @@ __all__ = [
     "dilate_kernel",
     "enlarge_kernel",
     "flip_kernel",
+    "transpose_kernel",
     "kernel_conv",
     "polyphase_kernel",
     "cat_kernels",
@@ -428,6 +429,21 @@ def flip_kernel(w: Kernel) -> Kernel:
     w = _kernel(w, "flip_kernel")
     grid = _index_grid(w.shape)[(slice(None), slice(None), *([slice(None, None, -1)] * w.ndim))]
     return _Gathered(w, w.shape, np.ascontiguousarray(grid), f"flip_kernel({w.formula()})", "flip")
+
+
+def transpose_kernel(w: Kernel) -> Kernel:
+    """The kernel with its two channel axes exchanged, ``w.transpose(0, 1)``.
+
+    A stride-1 ``conv_transpose`` with ``w`` is a ``conv`` with ``flip_kernel(transpose_kernel(w))``.
+
+    Examples
+    --------
+    >>> transpose_kernel(kernel("w", (3, 2, 1))).shape
+    (2, 3, 1)
+    """
+    w = _kernel(w, "transpose_kernel")
+    grid = np.ascontiguousarray(np.swapaxes(_index_grid(w.shape), 0, 1))
+    return _Gathered(w, grid.shape, grid, f"transpose_kernel({w.formula()})", "transpose")
 
 
 def kernel_conv(v: Kernel, w: Kernel) -> Kernel:

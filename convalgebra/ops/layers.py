@@ -9,6 +9,7 @@ with the weights ``1 / count`` PyTorch divides by.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -25,7 +26,7 @@ from .expressions import Bindings, Geometry, Op
 from .kernels import Kernel
 from .terms import Terms, Undefined, canonical, compose, one_term_per_row
 
-__all__ = ["conv", "conv_transpose", "avg_pool"]
+__all__ = ["conv", "conv_transpose", "avg_pool", "spec_layer"]
 
 
 def _triple_map(spec: ConvSpec, ctx: Context, weight: Terms | None) -> Terms:
@@ -252,6 +253,68 @@ def conv_transpose(
         dilation=dilation,
     )
     return _Conv(x, weight, opts, transposed=True)
+
+
+class _SpecLayer(_Conv):
+    """The layer of a :class:`ConvSpec`'s hyper-parameters at the size that reaches it."""
+
+    def __init__(self, child: Op, weight: Kernel, spec: ConvSpec) -> None:
+        if not isinstance(child, Op) or not isinstance(weight, Kernel):
+            raise TypeError(
+                f"spec_layer takes a signal and a kernel expression, got {shown(child)}"
+            )
+        if not isinstance(spec, ConvSpec):
+            raise TypeError(f"spec_layer takes a ConvSpec, got {shown(spec)}")
+        if (child.channels, child.ndim) != (spec.in_channels, spec.ndim):
+            raise ConvAlgebraError(
+                f"{spec.describe()} reads {spec.in_channels} channels in {spec.ndim}-D, the "
+                f"signal has {child.channels} in {child.ndim}-D"
+            )
+        if math.prod(weight.shape) != math.prod(spec.weight_shape):
+            raise ConvAlgebraError(
+                f"the kernel {weight.shape} has not the {math.prod(spec.weight_shape)} entries "
+                f"of the weight {spec.weight_shape} of {spec.describe()}"
+            )
+        self.child, self.weight, self.template = child, weight, spec
+        self.options, self.transposed = {}, spec.transposed
+        self.channels, self.ndim = spec.out_channels, spec.ndim
+        self.reverses, self.permutes = child.reverses, child.permutes
+        self.probe = spec
+
+    def _make(self, shape: tuple[int, ...]) -> ConvSpec:
+        if shape == self.template.input_shape:
+            return self.template
+        return replace(self.template, input_shape=shape)
+
+    def geometry(self, bindings: Bindings) -> tuple[Geometry, ...]:
+        if self.template.tile is not None:
+            raise ConvAlgebraError(
+                "a tiled layer's kernels rotate with the output position: decide it at given "
+                "sizes (size=, sizes=)"
+            )
+        return super().geometry(bindings)
+
+    def formula(self) -> str:
+        hyper = self.template.describe().split(" on input")[0]
+        return f"{hyper}[{self.weight.formula()}]({self.child.formula()})"
+
+
+def spec_layer(x: Op, weight: Kernel, spec: ConvSpec) -> Op:
+    """The layer ``spec`` describes (every option: transposed, flip, tiles, channel tables)
+    applied to ``x`` at whatever size reaches it, with the kernel ``weight``.
+
+    ``weight`` holds the entries of ``spec.weight_shape`` in C order (its own shape may merge
+    leading axes, e.g. a tiled layer's tiles into the output channels); bias is not part of
+    the linear map.
+
+    Examples
+    --------
+    >>> from convalgebra.ops import signal, kernel
+    >>> spec = ConvSpec((1, 8), 1, 3, padding=1, flip=True)
+    >>> spec_layer(signal(), kernel("w", (1, 1, 3)), spec)
+    Conv1d(1, 1, kernel_size=(3,), stride=(1,), padding=((1, 1),), flip=True)[w](x)
+    """
+    return _SpecLayer(x, weight, spec)
 
 
 class _AvgPool(Op):

@@ -47,6 +47,7 @@ FUNCTIONS: dict[str, Any] = {
     "dilate_kernel": kernels.dilate_kernel,
     "enlarge_kernel": kernels.enlarge_kernel,
     "flip_kernel": kernels.flip_kernel,
+    "transpose_kernel": kernels.transpose_kernel,
     "kernel_conv": kernels.kernel_conv,
     "polyphase_kernel": kernels.polyphase_kernel,
     "cat_kernels": kernels.cat_kernels,

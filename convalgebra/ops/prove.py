@@ -7,6 +7,7 @@ theorem below reduces the infinitely many sizes to finitely many.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -20,10 +21,19 @@ from .. import budget
 from ..errors import ConvAlgebraError, shown
 from .context import Context, SymbolTable
 from .expressions import Op, Signal, bindings_of, walk
+from .kernels import as_fraction
 from .sizes import SizeSet
 from .terms import DEFAULT_MAX_TERMS, Terms, Undefined, canonical, combine, evaluate, same_terms
 
-__all__ = ["prove", "Proof", "Counterexample", "decide_at", "threshold"]
+__all__ = [
+    "prove",
+    "Proof",
+    "Counterexample",
+    "Residual",
+    "decide_at",
+    "threshold",
+    "evaluate_sides",
+]
 
 #: Largest number of sizes an all-size proof decides one by one unless told otherwise.
 DEFAULT_MAX_SIZES = 20_000
@@ -64,6 +74,38 @@ class Counterexample:
 
 
 @dataclass(frozen=True)
+class Residual:
+    """``lhs - rhs`` at one failing size, as terms ``coeff / den · Π w[symbols] · x[src]``
+    written to output ``out`` (all flat, 0-based; ``-1`` marks an empty slot of ``symbols``).
+
+    ``symbols`` holds global symbol ids: kernel ``k``'s flat entry ``e`` is
+    ``symbol_offsets[k] + e``; sources are placed by ``signal_offsets``. Empty when the
+    two sides differ only in shape (``shapes`` then tells them apart).
+
+    Examples
+    --------
+    >>> from convalgebra import ops
+    >>> x, w = ops.signal(), ops.kernel("w", (1, 1, 2))
+    >>> r = ops.prove(ops.conv(x, w, padding=1), ops.conv(x, w, padding=1,
+    ...     padding_mode="circular"), size=3).residual
+    >>> r.out.tolist(), r.src.tolist(), r.symbols.tolist(), r.coeff.tolist()
+    ([0, 3], [2, 0], [[0], [1]], [-1, -1])
+    """
+
+    size: tuple[int, ...]
+    shapes: tuple[tuple[int, ...], tuple[int, ...]]
+    out: np.ndarray
+    src: np.ndarray
+    symbols: np.ndarray
+    coeff: np.ndarray
+    den: int
+    signal_offsets: dict[str, int]
+    signal_shapes: dict[str, tuple[int, ...]]
+    symbol_offsets: dict[str, int]
+    symbol_shapes: dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
 class Proof:
     """The answer of :func:`prove`: the verdict, the sizes where it holds, the evidence."""
 
@@ -80,9 +122,31 @@ class Proof:
     decided: int = 0
     restricted: bool = False
     symbols: tuple[str, ...] = field(default=(), repr=False)
+    residual: Residual | None = field(default=None, repr=False)  # at the smallest failing size
+    failing_tables: Any = field(default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return self.holds
+
+    def evaluate_failing(
+        self, inputs: dict[str, Any], kernels: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both sides at the smallest failing size for the given signals and kernel values,
+        evaluated exactly from the tables already lowered (as :func:`evaluate_sides`).
+
+        Examples
+        --------
+        >>> from convalgebra import ops
+        >>> x, w = ops.signal(), ops.kernel("w", (1, 1, 2))
+        >>> p = ops.prove(ops.conv(x, w, padding=1), ops.conv(x, w, padding=1,
+        ...     padding_mode="circular"), size=3)
+        >>> [v.tolist() for v in p.evaluate_failing({"x": [[1, 0, 0]]}, {"w": [[[1, 1]]]})]
+        [[[1, 1, 0, 0]], [[1, 1, 0, 1]]]
+        """
+        if self.failing_tables is None:
+            raise ConvAlgebraError("the identity holds at every size decided: nothing fails")
+        symbols, ctx, tables, shapes = self.failing_tables
+        return _evaluate(symbols, ctx, tables, shapes, inputs, kernels)
 
     @property
     def claim(self) -> str:
@@ -134,6 +198,7 @@ class Setup:
     bindings: dict[str, Op]
     symbols: SymbolTable
     max_terms: int
+    witness: bool = True
 
 
 def decide_at(setup: Setup, n: tuple[int, ...]) -> Outcome:
@@ -226,6 +291,7 @@ def prove(
     sizes: Any = None,
     max_terms: int = DEFAULT_MAX_TERMS,
     max_sizes: int = DEFAULT_MAX_SIZES,
+    witness: bool = True,
     callback: Callable[[int, int], Any] | None = None,
 ) -> Proof:
     """Decide ``lhs == rhs`` as linear maps, with symbolic kernels, at every input size.
@@ -240,6 +306,9 @@ def prove(
         Decide at these sizes only (e.g. ``range(1, 65)``).
     max_terms, max_sizes : int
         Budget: terms of one table, and sizes decided one by one; refused above them.
+    witness : bool, default True
+        Evaluate a counterexample at the smallest failing size; ``False`` leaves
+        ``counterexample`` ``None`` (the residual still says where the sides differ).
     callback : callable, optional
         ``callback(done, total)`` after each size decided (progress); raise in it to stop.
 
@@ -286,7 +355,7 @@ def prove(
     >>> r.holds, str(r.sizes), r.counterexample.size
     (False, 'no n', (1,))
     """
-    setup = _setup(lhs, rhs, _limit(max_terms, "max_terms"))
+    setup = dataclasses.replace(_setup(lhs, rhs, _limit(max_terms, "max_terms")), witness=witness)
     ndim = lhs.ndim
     if size is not None or sizes is not None:
         return _prove_listed(setup, size, sizes, ndim, _limit(max_sizes, "max_sizes"), callback)
@@ -384,10 +453,14 @@ def _result(setup, outcomes, ts, ps, ndim, square, explicit) -> Proof:
         (p for p, o in outcomes.items() if o.status == "fails"),
         key=lambda p: (math.prod(_full(p, ndim, square)), p),
     )
-    example = None
+    example, residual, tables = None, None, None
     if failing_points:
         p = failing_points[0]
-        example = counterexample(setup, outcomes[p], _full(p, ndim, square))
+        if setup.witness:
+            example = counterexample(setup, outcomes[p], _full(p, ndim, square))
+        residual = _residual(setup, outcomes[p], _full(p, ndim, square))
+        o = outcomes[p]
+        tables = (setup.symbols, o.ctx, (o.lhs, o.rhs), o.shapes)
 
     def sset(grid: np.ndarray) -> SizeSet:
         full = None if explicit is None else tuple(_full(q, ndim, square) for q in explicit)
@@ -413,6 +486,33 @@ def _result(setup, outcomes, ts, ps, ndim, square, explicit) -> Proof:
         len(outcomes),
         explicit is not None,
         tuple(setup.symbols.names()),
+        residual,
+        tables,
+    )
+
+
+def _residual(setup: Setup, outcome: Outcome, size: tuple[int, ...]) -> Residual:
+    ctx = outcome.ctx
+    assert ctx is not None
+    table = outcome.residual
+    if table is None:  # the shapes differ: no table of differences
+        empty = np.zeros(0, dtype=np.int64)
+        out, src, coeff, den, symbols = empty, empty, empty, 1, np.zeros((0, 1), np.int64)
+    else:
+        out, src, coeff, den = table.out, table.src, table.coeff, table.den
+        symbols = np.sort(ctx.monomials.digits(table.mono) - 1, axis=1)
+    return Residual(
+        size,
+        (tuple(outcome.shapes[0]), tuple(outcome.shapes[1])),
+        out,
+        src,
+        symbols,
+        coeff,
+        den,
+        dict(ctx.offsets),
+        dict(ctx.signal_shapes),
+        dict(setup.symbols.offsets),
+        dict(setup.symbols.shapes),
     )
 
 
@@ -472,3 +572,44 @@ def _split_kernels(setup: Setup, values: np.ndarray) -> dict[str, np.ndarray]:
         start = setup.symbols.offsets[name]
         out[name] = np.asarray(values[start : start + math.prod(shape)]).reshape(shape)
     return out
+
+
+def evaluate_sides(
+    lhs: Op, rhs: Op, size: tuple[int, ...], inputs: dict[str, Any], kernels: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides at ``size``, evaluated exactly for the given signals and kernel values.
+
+    Values are ints, Fractions or floats (taken exactly); the outputs are object arrays of
+    Fractions (ints where integral), shaped as each side's output.
+
+    Examples
+    --------
+    >>> from convalgebra import ops
+    >>> x, w = ops.signal(), ops.kernel("w", (1, 1, 2))
+    >>> a, b = evaluate_sides(ops.conv(x, w), ops.conv(x, w, padding=1), (3,),
+    ...                       {"x": [[1, 2, 3]]}, {"w": [[[1, 1]]]})
+    >>> a.tolist(), b.tolist()
+    ([[3, 5]], [[1, 3, 5, 3]])
+    """
+    setup = _setup(lhs, rhs, DEFAULT_MAX_TERMS)
+    ctx = Context(tuple(size), setup.symbols, setup.channels, setup.bindings, setup.max_terms)
+    tables = (lhs.lower(ctx), rhs.lower(ctx))
+    return _evaluate(setup.symbols, ctx, tables, (lhs.shape(ctx), rhs.shape(ctx)), inputs, kernels)
+
+
+def _evaluate(symbols: SymbolTable, ctx: Context, tables, shapes, inputs, kernels):
+    """Both lowered sides evaluated exactly for the given signals and kernel values."""
+    x = budget.zeros(ctx.n_src, dtype=object)
+    for name, shape in ctx.signal_shapes.items():
+        start = ctx.offsets[name]
+        value = np.asarray(inputs[name], dtype=object).reshape(shape)
+        x[start : start + math.prod(shape)] = [as_fraction(v, name) for v in value.ravel()]
+    values = budget.zeros(symbols.n_symbols, dtype=object)
+    for name in symbols.shapes:
+        start = symbols.offsets[name]
+        flat = np.asarray(kernels[name], dtype=object).ravel()
+        values[start : start + flat.size] = [as_fraction(v, name) for v in flat]
+    left, right = (
+        _values(evaluate(t, x, values, ctx.monomials), shape) for t, shape in zip(tables, shapes)
+    )
+    return left, right

@@ -116,6 +116,10 @@ class Monomials:
             return a
         if not a.any():
             return b
+        if self.max_degree >= 2 and int(a.max()) < self.base and int(b.max()) < self.base:
+            # two monomials of degree at most 1: the sorted digit pair, written directly
+            low, high = np.minimum(a, b), np.maximum(a, b)
+            return np.where(low == 0, high, low + high * self.base)
         return self.encode(np.concatenate((self.digits(a), self.digits(b)), axis=1))
 
     def degree(self, keys: np.ndarray) -> np.ndarray:
@@ -267,14 +271,62 @@ def offset_rows(t: Terms, offset: int, n_out: int) -> Terms:
     return Terms(t.out + offset, t.src, t.mono, t.coeff, t.den, n_out, t.n_src)
 
 
-def evaluate(t: Terms, x: np.ndarray, symbol_values: np.ndarray, monomials: Monomials) -> list:
-    """Exact output values of a table for integer (or rational) ``x`` and symbol values.
+def _integers(values: np.ndarray) -> np.ndarray | None:
+    """``values`` as int64 when every entry is an integer below 2**62 (an int, or a Fraction
+    n/1); ``None`` otherwise."""
+    out = []
+    for v in values.tolist():
+        if isinstance(v, Fraction):
+            if v.denominator != 1:
+                return None
+            v = v.numerator
+        elif not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            return None
+        if abs(int(v)) >= _INT_LIMIT:
+            return None
+        out.append(int(v))
+    return np.array(out, dtype=np.int64)
 
-    Returns a list of :class:`~fractions.Fraction`, one per output, computed with Python
-    integers (no rounding, no overflow).
+
+def _evaluate_int64(t: Terms, x: np.ndarray, values: np.ndarray, monomials: Monomials):
+    """:func:`evaluate` in int64 arithmetic when every input is an integer and the largest
+    possible sum fits (a bound computed first); ``None`` otherwise."""
+    xi, vi = _integers(x), _integers(values)
+    if xi is None or vi is None or t.out.size == 0:
+        return None
+    digits = monomials.digits(t.mono)
+    top_x = int(np.abs(xi).max(initial=0))
+    top_v = int(np.abs(vi).max(initial=0))
+    bound = int(np.abs(t.coeff).max()) * top_x * max(1, top_v) ** digits.shape[1] * t.out.size
+    if bound >= _INT_LIMIT:
+        return None
+    product = t.coeff * xi[t.src]
+    for slot in range(digits.shape[1]):
+        d = digits[:, slot]
+        used = d > 0
+        if used.any():
+            factor = budget.ones(d.size, dtype=np.int64)
+            factor[used] = vi[d[used] - 1]
+            product = product * factor
+    total = budget.zeros(t.n_out, dtype=np.int64)
+    np.add.at(total, t.out, product)
+    if t.den == 1:
+        return total.tolist()  # ints (each an exact rational with denominator 1)
+    return [Fraction(v, t.den) for v in total.tolist()]
+
+
+def evaluate(t: Terms, x: np.ndarray, symbol_values: np.ndarray, monomials: Monomials) -> list:
+    """Exact output values of a table for integer (or Fraction) ``x`` and symbol values.
+
+    Returns a list of ints or :class:`~fractions.Fraction`, one per output, computed with
+    Python integers (no rounding, no overflow), or in int64 where a bound computed first
+    shows that no sum can overflow.
     """
     x = np.asarray(x, dtype=object).ravel()
     values = np.asarray(symbol_values, dtype=object).ravel()
+    fast = _evaluate_int64(t, x, values, monomials)
+    if fast is not None:
+        return fast
     product = t.coeff.astype(object) * x[t.src]
     digits = monomials.digits(t.mono)
     for slot in range(digits.shape[1]):
@@ -286,4 +338,4 @@ def evaluate(t: Terms, x: np.ndarray, symbol_values: np.ndarray, monomials: Mono
             product = product * factor
     total = budget.zeros(t.n_out, dtype=object)
     np.add.at(total, t.out, product)
-    return [Fraction(int(v), t.den) for v in total]
+    return [Fraction(v) / t.den for v in total]  # ints, or Fractions from rational inputs

@@ -1,7 +1,8 @@
 """Benchmark: translation-equivariance check with a symbolic kernel, structured vs naive.
 
-The structured check (``convalgebra.check("translation_equivariance", spec)``) compares the
-index tables of ``M S`` and ``T M`` in O(nnz). The naive route builds the dense sympy
+The structured check (``convalgebra.check("translation_equivariance", spec)``) writes ``M S``
+and ``T M`` as operator expressions and compares their tables of terms (``ops.prove`` at the
+layer's size), a sort of O(nnz) entries. The naive route builds the dense sympy
 matrices ``M`` (symbolic kernel), ``S`` and ``T`` (shifts) and expands ``M*S - T*M`` entry by
 entry. The naive route is timed on growing inputs until it takes about a minute; the ratio is
 reported at the largest size it finished, and the structured check is timed on the
