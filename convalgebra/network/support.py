@@ -45,7 +45,7 @@ import numpy as np
 from .. import budget
 from ..taps import map_padded
 from .fields import Plan, spatial_sizes
-from .layers import Layer
+from .layers import Activation, Conv, Layer, Pad
 from .receptive import Broadcast, Global, Local, Scatter
 
 __all__ = ["PRODUCTS", "nonzero_masks", "keeps_zeros"]
@@ -94,14 +94,13 @@ def keeps_zeros(layer: Layer) -> bool:
     >>> keeps_zeros(Pad(1)), keeps_zeros(Pad(1, value=0.5)), keeps_zeros(Pad(1, "reflect"))
     (True, False, True)
     """
-    kind = layer.kind
-    if kind == "conv":
-        return not getattr(layer, "bias")
-    if kind == "pad":
-        return getattr(layer, "mode") != "constant" or getattr(layer, "value") == 0
-    if kind == "activation":
-        return getattr(layer, "fn") in _ZERO_AT_ZERO
-    return kind in _KEEP
+    if isinstance(layer, Conv):
+        return not layer.bias
+    if isinstance(layer, Pad):
+        return layer.mode != "constant" or layer.value == 0
+    if isinstance(layer, Activation):
+        return layer.fn in _ZERO_AT_ZERO
+    return layer.kind in _KEEP
 
 
 def _axis_forward(amap: Any, mask: np.ndarray | None, n_in: int, n_out: int) -> np.ndarray | None:
@@ -117,7 +116,7 @@ def _axis_forward(amap: Any, mask: np.ndarray | None, n_in: int, n_out: int) -> 
         hit = mapped >= 0
         if mask is not None:
             hit &= mask[np.where(hit, mapped, 0)]
-        out = hit.any(axis=1)
+        out: np.ndarray = np.any(hit, axis=1)
     elif isinstance(amap, Scatter):  # a transposed convolution may leave outputs unwritten
         budget.require_array("the scattered reads of one axis", (n_out, len(amap.taps)))
         offset = np.arange(n_out)[:, None] - np.asarray(amap.taps)[None, :]
@@ -156,10 +155,10 @@ def _combine(masks: list[Mask], product: bool) -> Mask:
     known = [m for m in masks if m is not None]
     if not known or (not product and len(known) < len(masks)):
         return None
-    out = tuple(np.logical_and.reduce(axis) for axis in zip(*known)) if product else None
-    if not product:
-        out = tuple(np.logical_or.reduce(axis) for axis in zip(*known))
-    assert out is not None
+    if not product:  # an input zero everywhere adds nothing (its other axes do not count)
+        known = [m for m in known if all(a.any() for a in m)] or known[:1]
+    reduce = np.logical_and.reduce if product else np.logical_or.reduce
+    out = tuple(reduce(axis) for axis in zip(*known))
     return None if all(a.all() for a in out) else out
 
 
@@ -173,7 +172,11 @@ def _node_mask(
         return None
     if layer.kind == "squeeze_excite":  # x * gate(x): the gate is never structurally zero
         mask = masks[srcs[0]]
-        return mask if spatial_sizes(plans[srcs[0]][0], attrs[srcs[0]]["facts"].shape) == sizes else None
+        return (
+            mask
+            if spatial_sizes(plans[srcs[0]][0], attrs[srcs[0]]["facts"].shape) == sizes
+            else None
+        )
     per_input: list[Mask] = []
     for src, port in zip(srcs, plans[v][1] or ()):
         in_sizes = spatial_sizes(plans[src][0], attrs[src]["facts"].shape)

@@ -134,8 +134,10 @@ def arith_op(imp: Builder, node: Any, fname: str, x: Any, rest: tuple, kw: dict)
     operands = [v for v in flatten((x, rest, kw)) if isinstance(v, (Data, Const))]
     data = [v for v in operands if isinstance(v, Data)]
     rank = max(len(d.shape) for d in data)
-    if len(operands) < 2:
-        return imp.add(imp.name_of(node, fname), Activation("scale"), data)
+    if len(operands) < 2:  # the other operands are numbers: scaling keeps zeros, adding not
+        scales = base in ("mul", "imul") or base in ("div", "truediv", "itruediv") and x is data[0]
+        fn = "scale" if scales else "pointwise"
+        return imp.add(imp.name_of(node, fname), Activation(fn), data)
     values = [v if isinstance(v, Data) else imp.materialise(v, rank) for v in operands]
     layer = Add() if ARITH.get(base, "mul") == "add" else Mul()
     return imp.add(imp.name_of(node, fname), layer, values)
