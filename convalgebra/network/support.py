@@ -33,6 +33,10 @@ Notes
 Along one axis, output unit ``o`` of a layer reading its input through axis map ``m`` may be
 non-zero when ``m.back({o})`` meets the input's non-zero positions; for several inputs, a
 product needs every factor non-zero (the intersection), a sum one term (the union).
+
+A ``mul`` node is taken as a product and an ``add`` node as a sum; an importer that maps
+other elementwise ops onto them (a quotient, a power, a comparison of two zeros) inherits
+that reading.
 """
 
 from __future__ import annotations
