@@ -98,6 +98,9 @@ class ZeroGate(nn.Module):
             y = y * self.local(y)
         elif self.factor == "self":
             y = y * y
+        elif self.factor == "ge":  # 1 where y >= 0 (and so on the padding): the gate is read
+            gate = torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
+            y = torch.ge(y, y * 0.5).to(y.dtype) * gate
         else:  # a non-zero constant tensor, then a gate
             y = (y * self.scale) * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
         for step in self.post:
@@ -132,7 +135,9 @@ def zero_gates(draw):
     value = draw(st.sampled_from([0.0, 0.0, 0.5, 2.0]))
     pre = [_step(draw, False) for _ in range(draw(st.integers(0, 2)))]
     post = [_step(draw, True) for _ in range(draw(st.integers(0, 1)))]
-    factor = draw(st.sampled_from(["se", "input_gate", "pooled", "local", "self", "constant"]))
+    factor = draw(
+        st.sampled_from(["se", "input_gate", "pooled", "local", "self", "constant", "ge"])
+    )
     model = ZeroGate(pads, mode, value, pre, factor, post).eval()
     try:
         with torch.no_grad():
@@ -203,6 +208,9 @@ def _case(pads, value, pre, factor, post=(), mode="constant"):
     )
 )
 @example(case=(_case((2, 0, 0, 1), 0.0, [("act", "sigmoid")], "local").eval(), (C, 4, 4)))
+# ge(0, 0) is 1: a comparison of two zeros times a gate reads the gate (not a product of zeros)
+@example(case=(_case((0, 1, 0, 1), 0.0, [], "ge").eval(), (C, 3, 3)))
+@example(case=(_case((1, 0, 1, 0), 0.0, [("conv", (3, 1, False))], "ge").eval(), (C, 4, 4)))
 @example(case=(_case((1, 1, 1, 0), 0.0, [("tconv", (3, 0, False))], "self").eval(), (C, 3, 4)))
 def test_a_product_with_a_padded_factor_reads_what_the_gradient_reads(case):
     model, size = case

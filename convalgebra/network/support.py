@@ -34,9 +34,10 @@ Along one axis, output unit ``o`` of a layer reading its input through axis map 
 non-zero when ``m.back({o})`` meets the input's non-zero positions; for several inputs, a
 product needs every factor non-zero (the intersection), a sum one term (the union).
 
-A ``mul`` node is taken as a product and an ``add`` node as a sum; an importer that maps
-other elementwise ops onto them (a quotient, a power, a comparison of two zeros) inherits
-that reading.
+A ``mul`` node is taken as a product and an ``add`` node as a sum only when its
+``keeps_zero`` is set; the PyTorch importer clears it for every op that may be non-zero
+where all its operands are 0 or is not a plain product or sum (``eq``, ``ge``, ``pow``, a
+quotient, ``fmod``...), and such a node counts as non-zero everywhere.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import numpy as np
 from .. import budget
 from ..taps import map_padded
 from .fields import Plan, spatial_sizes
-from .layers import Activation, Conv, Layer, Pad
+from .layers import Activation, Add, Conv, Layer, Mul, Pad
 from .receptive import Broadcast, Global, Local, Scatter
 
 __all__ = ["PRODUCTS", "nonzero_masks", "keeps_zeros"]
@@ -104,6 +105,8 @@ def keeps_zeros(layer: Layer) -> bool:
         return layer.mode != "constant" or layer.value == 0
     if isinstance(layer, Activation):
         return layer.fn in _ZERO_AT_ZERO
+    if isinstance(layer, (Add, Mul)):
+        return layer.keeps_zero
     return layer.kind in _KEEP
 
 
