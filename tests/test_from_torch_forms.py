@@ -347,6 +347,25 @@ def test_a_shape_branch_is_traced_by_export_with_the_same_facts(case, data):
     assert g.unit_receptive_field(out, pos).box == box
 
 
+def test_a_gate_on_zero_padding_reads_nothing():
+    """The case the test above found (its draws use ``st.data()``, which ``@example`` cannot
+    give): ``F.pad`` pads 8x11 to 9x12, nearest upsampling doubles it; in the padding (row 16
+    and beyond, column 22 and beyond) the squeeze-and-excitation product is ``0 * gate``, the
+    constant 0: it reads no input, not the gate's global box."""
+    model = ShapeBranch(nn.Sequential(Interp("nearest", 2), SqueezeExcite())).eval()
+    size = (C, 8, 11)
+    g = from_torch(model, size)
+    assert g.nx.graph["route"] == "torch.export"
+    out = g.outputs[0]
+    axes = g.axes(out)
+    units = [(0, 22), (0, 23), (17, 5), (16, 23), (0, 21), (15, 0), (9, 9)]
+    probed = positive_copy(model)
+    boxes = {u: probe_boxes(probed, size, {"": (axes, u)})[""] for u in units}
+    assert boxes[(0, 22)] is None and boxes[(0, 21)] == ((0, 7), (0, 10))
+    for unit in units:
+        assert g.unit_receptive_field(out, unit).box == boxes[unit], unit
+
+
 # ----------------------------------------------- published architectures in these styles
 class Conv2dSame(nn.Conv2d):
     """timm's TensorFlow-style 'same' convolution: padding computed from the input size."""

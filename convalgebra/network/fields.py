@@ -277,6 +277,7 @@ def input_box(
     request: Any,
     clip: bool,
     gates: Callable[[str], tuple[int, ...]] | None = None,
+    zeros: Mapping[str, Any] | None = None,
 ) -> tuple | None:
     """Bounding box of the graph-input positions read by ``request`` at ``node``.
 
@@ -285,15 +286,34 @@ def input_box(
     through each input port's axis maps (``map.back``), their union kept per node.
     ``plans`` are :func:`field_pass`'s; ``gates``, given, lists the ports to hold constant
     (a ``squeeze_excite`` node keeping its input's sizes reads its input as the identity).
+    ``zeros``, given, maps the nodes whose output is a product (``mul``, ``squeeze_excite``)
+    to their per-axis masks of positions that may be non-zero
+    (:func:`~convalgebra.network.support.nonzero_masks`, None: all): a product reads
+    nothing where it is structurally zero.
     Returns one inclusive ``(first, last)`` pair per axis, or None when nothing is read.
     """
     requests: dict[str, Any] = {node: request}
     found: list = []
     for v in reversed(order):
         if v in requests:
-            found += _push(v, requests[v], requests, attrs, plans, clip, gates)
+            req = requests[v]
+            if zeros is not None and zeros.get(v) is not None:
+                req = _nonzero(req, zeros[v])
+                if req is None:
+                    continue
+            found += _push(v, req, requests, attrs, plans, clip, gates)
     merged = _union(found)
     return tuple((int(a.min()), int(a.max())) for a in merged) if merged else None
+
+
+def _nonzero(request: Any, mask: tuple) -> Any:
+    """The positions of ``request`` (per axis, or :data:`ALL`) marked in ``mask`` (per
+    axis); None when none is."""
+    if request is ALL:
+        kept = tuple(np.flatnonzero(m) for m in mask)
+    else:
+        kept = tuple(r[m[r]] for r, m in zip(request, mask))
+    return None if any(k.size == 0 for k in kept) else kept
 
 
 def _push(

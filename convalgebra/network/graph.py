@@ -39,6 +39,7 @@ from ..spec import MAX_SIZE
 from .fields import ALL, field_pass, input_box, spatial_sizes
 from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
 from .receptive import AxisRF
+from .support import PRODUCTS, nonzero_masks
 
 __all__ = [
     "LayerGraph",
@@ -946,7 +947,18 @@ class LayerGraph:
             request,
             clip,
             self.gate_ports if gates == "ignore" else None,
+            self._product_zeros() if clip else None,  # unclipped: no padding, no zeros
         )
+
+    def _product_zeros(self) -> dict[str, Any] | None:
+        """Product node -> its positions that may be non-zero (see :mod:`.support`)."""
+        assert self._cache is not None
+        if "zeros" not in self._cache:
+            products = [v for v in self._order if self._attrs[v]["layer"].kind in PRODUCTS]
+            masks = nonzero_masks(self._order, self._attrs, self._cache["plan"]) if products else {}
+            found = {v: masks[v] for v in products if masks[v] is not None}
+            self._cache["zeros"] = found or None
+        return self._cache["zeros"]
 
     def _spatial_sizes(self, node: str) -> tuple[int, ...] | None:
         """Size of ``node``'s output along each spatial axis (None: some axis is merged)."""

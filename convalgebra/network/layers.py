@@ -665,6 +665,9 @@ def _broadcast(inputs: list[Shape]) -> Shape:
 
 @dataclass(frozen=True)
 class _Elementwise(Layer):
+    #: False for an op that may be non-zero where every operand is 0 (``eq``, a power) or is
+    #: not a plain sum or product (a quotient): the zero analysis then counts it non-zero.
+    keeps_zero: bool = field(default=True, repr=False, compare=False)
     arity: ClassVar = (2, None)
 
     def facts(self, inputs: list[Shape]) -> Facts:

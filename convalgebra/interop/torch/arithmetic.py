@@ -90,6 +90,17 @@ ALIAS = {
     "lift_fresh_copy",
 }
 
+#: Ops that are 0 where every operand is 0, read as a sum (zero unless some operand is not)
+#: or, for ``mul``, a product (zero where any factor is): what the zero analysis of
+#: :mod:`convalgebra.network.support` assumes. Not here: ``eq``/``ge``/``le`` (1 at 0, 0),
+#: ``pow`` (0**0 = 1), quotients and ``fmod``/``remainder`` (0/0 is nan), ``where`` (a
+#: number as its other branch).
+KEEPS_ZERO = frozenset(
+    {"add", "iadd", "sub", "isub", "rsub", "mul", "imul", "maximum", "minimum"}
+    | {"gt", "lt", "ne", "greater", "less", "logical_and", "logical_or", "logical_xor"}
+    | {"bitwise_and", "bitwise_or", "masked_fill", "atan2"}
+)
+
 ARITH = {
     "add": "add",
     "iadd": "add",
@@ -134,10 +145,13 @@ def arith_op(imp: Builder, node: Any, fname: str, x: Any, rest: tuple, kw: dict)
     operands = [v for v in flatten((x, rest, kw)) if isinstance(v, (Data, Const))]
     data = [v for v in operands if isinstance(v, Data)]
     rank = max(len(d.shape) for d in data)
-    if len(operands) < 2:
-        return imp.add(imp.name_of(node, fname), Activation("scale"), data)
+    if len(operands) < 2:  # the other operands are numbers: scaling keeps zeros, adding not
+        scales = base in ("mul", "imul") or base in ("div", "truediv", "itruediv") and x is data[0]
+        fn = "scale" if scales else "pointwise"
+        return imp.add(imp.name_of(node, fname), Activation(fn), data)
     values = [v if isinstance(v, Data) else imp.materialise(v, rank) for v in operands]
-    layer = Add() if ARITH.get(base, "mul") == "add" else Mul()
+    keeps = base in KEEPS_ZERO
+    layer = Add(keeps_zero=keeps) if ARITH.get(base, "mul") == "add" else Mul(keeps_zero=keeps)
     return imp.add(imp.name_of(node, fname), layer, values)
 
 
