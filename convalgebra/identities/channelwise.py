@@ -71,7 +71,20 @@ __all__ = [
     "decide_channelwise",
     "counterexample",
     "kernel_nullspace",
+    "LAWS",
+    "decided_spec",
 ]
+
+#: the laws whose transformation acts on every channel alike (reducible to one channel pair)
+LAWS = frozenset(
+    {
+        "translation_equivariance",
+        "rotation_equivariance",
+        "flip_equivariance",
+        "transposition_equivariance",
+        "scale_equivariance",
+    }
+)
 
 _FULL = contextvars.ContextVar("convalgebra_full_route", default=False)
 
@@ -124,8 +137,24 @@ class ChannelDecision:
         return self.pairs * self.one.n_terms
 
 
-def _reducible(spec: ConvSpec, given: dict | None) -> bool:
-    return not given and is_plain(spec) and not _FULL.get()
+def _reducible(spec: ConvSpec, given: object) -> bool:
+    return given is None and is_plain(spec) and not _FULL.get()
+
+
+def decided_spec(law: str, spec: ConvSpec, options: dict) -> ConvSpec:
+    """The layer whose products ``law`` lowers: the 1 → 1 layer where it reduces (a
+    channel-wise law, a symbolic kernel, no channel permutation, an ordinary layer), else
+    ``spec`` (what a budget is checked on).
+
+    >>> decided_spec("rotation_equivariance", ConvSpec((8, 6, 6), 4, 3), {}).in_channels
+    1
+    >>> decided_spec("rotation_equivariance", ConvSpec((8, 6, 6), 4, 3), {"out_perm": [1, 0, 2, 3]}).in_channels
+    8
+    """
+    permuted = options.get("in_perm") is not None or options.get("out_perm") is not None
+    if law in LAWS and not permuted and _reducible(spec, options.get("weight")):
+        return single_channel(spec)
+    return spec
 
 
 def decide_channelwise(
@@ -138,7 +167,7 @@ def decide_channelwise(
     :func:`full_route` decide the whole layer. ``out_shape`` is the whole output shape of the
     left side (default ``spec.output_shape``).
     """
-    if not _reducible(spec, given):
+    if not _reducible(spec, given or None):
         lhs, rhs = law(spec)
         return decide(lhs, rhs, spec, given)
     one = decide(*law(single_channel(spec)), spec)

@@ -17,6 +17,7 @@ import numpy as np
 import sympy
 
 from .. import ops
+from ..budget import require_table
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
@@ -254,6 +255,8 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
     ``S_d conv(x)`` (``d`` along the shifted axes)? Exact: an integer instance refutes every
     ``d`` it does not match (a certificate); the ``d`` it matches are decided on the index
     tables."""
+    # the integer instance evaluates the whole layer
+    require_table(spec, "translation_equivariance by a shift not a multiple of the stride")
     ranges = [
         range(-n + 1, n) if d else range(1)
         for d, n in zip(delta, spec.output_shape[1:], strict=True)
