@@ -73,6 +73,7 @@ __all__ = [
     "kernel_nullspace",
     "LAWS",
     "decided_spec",
+    "POSITION_BYTES",
 ]
 
 #: the laws whose transformation acts on every channel alike (reducible to one channel pair)
@@ -85,6 +86,9 @@ LAWS = frozenset(
         "scale_equivariance",
     }
 )
+
+#: bytes of one failing position as the result holds it (a tuple of ints; measured ~105)
+POSITION_BYTES = 128
 
 _FULL = contextvars.ContextVar("convalgebra_full_route", default=False)
 
@@ -170,10 +174,18 @@ def decide_channelwise(
     if not _reducible(spec, given or None):
         lhs, rhs = law(spec)
         return decide(lhs, rhs, spec, given)
+    lhs, rhs = law(spec)  # the whole layer's sides (the identity shown), not lowered
     one = decide(*law(single_channel(spec)), spec)
-    lhs, rhs = law(spec)
     out_shape = out_shape or spec.output_shape
     n_sp = math.prod(out_shape[1:])
+    budget.require_array(
+        "the failing output positions (every output channel times the failing positions of "
+        "one channel)",
+        (out_shape[0], one.failing.size),
+        POSITION_BYTES,
+        alternative="use smaller sizes, or check the single-channel layer "
+        "(channelwise.single_channel(spec)): every output channel fails where it fails",
+    )
     failing = budget.empty((out_shape[0], one.failing.size), np.int64, what="failing outputs")
     np.add(
         np.arange(out_shape[0], dtype=np.int64)[:, None] * n_sp, one.failing[None, :], out=failing
