@@ -170,6 +170,15 @@ def decide_channelwise(
     alike (no channel permutation). ``given`` kernels, tiles, channel tables and
     :func:`full_route` decide the whole layer. ``out_shape`` is the whole output shape of the
     left side (default ``spec.output_shape``).
+
+    Notes
+    -----
+    ``M = Σ_(o,c) E_oc ⊗ A(w[o, c])`` over the pairs of a group and the transformations are
+    ``I ⊗ T``, ``I ⊗ T'``, so ``M (I ⊗ T) - (I ⊗ T') M = Σ E_oc ⊗ (A(w[o, c]) T - T' A(w[o, c]))``:
+    with distinct symbols per pair no two blocks share a term, and row ``(o, p)`` is zero iff
+    row ``p`` of the 1 → 1 residual ``A(v) T - T' A(v)`` is. Failing outputs: ``{o · n + p}``
+    for every output channel ``o`` and failing 1 → 1 position ``p`` (``n`` spatial outputs);
+    residual terms: the 1 → 1 count times the pairs.
     """
     if not _reducible(spec, given or None):
         lhs, rhs = law(spec)
