@@ -23,6 +23,7 @@ from ..budget import CHECK_MAX_PRODUCTS, require_pair, require_table
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec, plain_array
 from .algebra import channel_commutator_condition, commutativity, layer_commutativity
+from .channelwise import decided_spec
 from .composition import composed_kernel, composed_spec, composition
 from .equivariance import (
     flip_equivariance,
@@ -143,7 +144,9 @@ def check(law: str, *specs, **options) -> CheckResult:
         ) from None
     for spec in specs:
         if isinstance(spec, ConvSpec):
-            require_table(spec, f"check({shown(name)})", max_products)
+            # a channel-wise law lowers only the layer it is decided on
+            decided = decided_spec(name, spec, options)
+            require_table(decided, f"check({shown(name)})", max_products)
     if len(specs) == 2 and all(isinstance(s, ConvSpec) for s in specs):
         require_pair(specs[0], specs[1], f"check({shown(name)})", max_products)
     return func(*specs, **options)

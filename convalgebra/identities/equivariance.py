@@ -17,17 +17,17 @@ import numpy as np
 import sympy
 
 from .. import ops
+from ..budget import require_table
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError, shown
 from ..spec import ConvSpec
+from .channelwise import ChannelDecision, counterexample, decide_channelwise, kernel_nullspace
 from .common import eq, ne, positions, require_spec
-from .constraints import general_form, integer_nullspace
+from .constraints import general_form
 from .decide import (
     OPS_METHOD,
     Decision,
-    counterexample,
     decide,
-    kernel_system,
     kernel_values,
     layer,
     numeric_kernel,
@@ -174,14 +174,19 @@ def translation_equivariance(
     )
 
 
-def _translation(spec: ConvSpec, delta, out_delta, circ: bool, weight) -> Decision:
-    """``conv(S x) == S' conv(x)`` at the spec's size, decided by ops.prove."""
+def _translation(
+    spec: ConvSpec, delta, out_delta, circ: bool, weight
+) -> Decision | ChannelDecision:
+    """``conv(S x) == S' conv(x)`` at the spec's size, decided by ops.prove (on one channel
+    pair where exact)."""
     mode = "circular" if circ else "zeros"
-    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
-    lhs = layer(ops.shift(x, delta, mode), w, spec)
-    rhs = ops.shift(layer(x, w, spec), out_delta, mode)
+
+    def law(s: ConvSpec) -> tuple[ops.Op, ops.Op]:
+        x, w = ops.signal(s.in_channels, s.ndim), spec_kernel("weight", s)
+        return layer(ops.shift(x, delta, mode), w, s), ops.shift(layer(x, w, s), out_delta, mode)
+
     given = None if weight is None else {"weight": kernel_values(weight, spec)}
-    return decide(lhs, rhs, spec, given)
+    return decide_channelwise(law, spec, given)
 
 
 def _translation_steps(spec, delta, out_delta, holds, n_fail) -> tuple:
@@ -250,6 +255,8 @@ def _non_multiple(spec: ConvSpec, delta, circ: bool, weight) -> CheckResult:
     ``S_d conv(x)`` (``d`` along the shifted axes)? Exact: an integer instance refutes every
     ``d`` it does not match (a certificate); the ``d`` it matches are decided on the index
     tables."""
+    # the integer instance evaluates the whole layer
+    require_table(spec, "translation_equivariance by a shift not a multiple of the stride")
     ranges = [
         range(-n + 1, n) if d else range(1)
         for d, n in zip(delta, spec.output_shape[1:], strict=True)
@@ -355,11 +362,17 @@ def _symmetry(
             f"{law}: the {t.name} must map the grids onto themselves; input {n_in} and "
             f"output {n_out} must be square in the transformed axes"
         )
-    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
-    lhs = layer(g(permuted(x, in_perm, "in_perm")), w, spec)
-    rhs = g(permuted(layer(x, w, spec), out_perm, "out_perm"))
+
+    def sides(s: ConvSpec) -> tuple[ops.Op, ops.Op]:
+        x, w = ops.signal(s.in_channels, s.ndim), spec_kernel("weight", s)
+        lhs = layer(g(permuted(x, in_perm, "in_perm")), w, s)
+        return lhs, g(permuted(layer(x, w, s), out_perm, "out_perm"))
+
     given = None if weight is None else {"weight": kernel_values(weight, spec)}
-    d = decide(lhs, rhs, spec, given)
+    if in_perm is None and out_perm is None:
+        d = decide_channelwise(sides, spec, given)
+    else:  # channel permutations mix the pairs: the whole layer
+        d = decide(*sides(spec), spec, given)
     holds = d.holds
     claim = f"conv(G x) = G conv(x) for G the {t.name}" + (
         " with channel permutations" if in_perm is not None or out_perm is not None else ""
@@ -376,7 +389,7 @@ def _symmetry(
             else " for this kernel."
         )
     if weight is None and not holds:
-        basis = integer_nullspace(kernel_system(d, "weight", math.prod(spec.weight_shape)))
+        basis = kernel_nullspace(d)
         evidence["dimension of the kernels for which it holds (this size)"] = basis.shape[0]
         if basis.shape[1] <= 400:
             evidence["those kernels"] = general_form(basis, spec.weight_shape)
@@ -403,7 +416,7 @@ def _symmetry(
         None if holds else positions(d.failing, spec.output_shape),
         steps,
         method=OPS_METHOD,
-        identity=(lhs, rhs),
+        identity=(d.lhs, d.rhs),
     )
 
 
@@ -523,15 +536,14 @@ def scale_equivariance(
             reason,
             {"shape of conv(U x)": left.output_shape, "shape of U conv(x)": want},
         )
-    x, w = ops.signal(spec.in_channels, spec.ndim), spec_kernel("weight", spec)
-    if direction == "up":
-        lhs = layer(ops.upsample_nearest(x, factor), w, spec)
-        rhs = ops.upsample_nearest(layer(x, w, spec), factor)
-    else:
-        lhs = layer(ops.subsample(x, factor), w, spec)
-        rhs = ops.subsample(layer(x, w, spec), factor)
+    rescale = ops.upsample_nearest if direction == "up" else ops.subsample
+
+    def law(s: ConvSpec) -> tuple[ops.Op, ops.Op]:
+        x, w = ops.signal(s.in_channels, s.ndim), spec_kernel("weight", s)
+        return layer(rescale(x, factor), w, s), rescale(layer(x, w, s), factor)
+
     given = None if weight is None else {"weight": kernel_values(weight, spec)}
-    d = decide(lhs, rhs, spec, given)
+    d = decide_channelwise(law, spec, given, out_shape=left.output_shape)
     reason = (
         "The index tables agree."
         if d.holds
@@ -547,5 +559,5 @@ def scale_equivariance(
         counterexample(d, ("conv(U x)", "U conv(x)")),
         None if d.holds else positions(d.failing, left.output_shape),
         method=OPS_METHOD,
-        identity=(lhs, rhs),
+        identity=(d.lhs, d.rhs),
     )
