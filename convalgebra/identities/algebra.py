@@ -153,9 +153,14 @@ def _swap_counterexample(d: Decision, spec: ConvSpec, op: str) -> Counterexample
         lhs,
         rhs,
         at,
-        f"one-hot x and k: x {op} k and k {op} x differ at output {at[1:]} "
-        f"({lhs[at]:g} vs {rhs[at]:g})",
+        f"with x = 1 at {_one_based(x.reshape(spec.input_shape[1:]))}, k = 1 at "
+        f"{_one_based(k.reshape(spec.kernel_size))} and 0 elsewhere, x {op} k and k {op} x "
+        f"differ at output {tuple(i + 1 for i in at[1:])} (1-based; {lhs[at]:g} vs {rhs[at]:g})",
     )
+
+
+def _one_based(one_hot: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) + 1 for i in np.argwhere(one_hot)[0])
 
 
 def _hyper(spec: ConvSpec) -> str:

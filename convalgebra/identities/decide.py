@@ -239,15 +239,25 @@ def counterexample(
         text = f"{names[0]} and {names[1]} have different shapes: {left.shape} and {right.shape}"
     else:
         kind = (
-            "one-hot input and kernel(s)"
+            _one_hot_words(shown)
             if one_hot is not None
-            else "integer input and kernel(s) shown"
+            else "with the integer input and kernel(s) shown"
         )
         text = (
-            f"with the {kind}, {names[0]} and {names[1]} differ at "
+            f"{kind}, {names[0]} and {names[1]} differ at "
             f"output {tuple(i + 1 for i in at)} (1-based; {left[at]:g} vs {right[at]:g})"
         )
     return Counterexample(shown, left, right, at, text)
+
+
+def _one_hot_words(shown: dict[str, np.ndarray]) -> str:
+    """Where each one-hot array has its 1, 1-based: ``x = 1 at (1, 2, 3) only``."""
+    where = []
+    for name, value in shown.items():
+        nonzero = np.argwhere(value)
+        at = "nowhere" if not len(nonzero) else f"at {tuple(int(i) + 1 for i in nonzero[0])}"
+        where.append(f"{name} = 1 {at}" if len(nonzero) <= 1 else f"{name} as shown")
+    return "with " + ", ".join(where) + " and 0 elsewhere"
 
 
 def _one_hot_inputs(residual: ops.Residual, src: int) -> dict[str, np.ndarray]:

@@ -196,14 +196,7 @@ def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
             f"cannot read {shown(text)} as arithmetic: parentheses nest {depth:,} deep, over "
             f"the limit of {MAX_NESTING}"
         )
-    # The bounding parse evaluates nothing: calls become undefined functions of the same name,
-    # so no assumption is asked of an unevaluated tree (sympy caches such trees across calls,
-    # and the facts half-deduced on one can contradict a later query).
-    plain = {
-        **namespace,
-        **{n: getattr(sympy, n) for n in _UNEVALUATED},
-        **{n: sympy.Function(n) for n in _CALLS},
-    }
+    plain = {**namespace, **{n: getattr(sympy, n) for n in _UNEVALUATED}}
     try:  # first unevaluated, to bound the powers before any is computed
         _check_powers(parse_expr(text, local_dict=local, global_dict=plain, evaluate=False))
         return parse_expr(text, local_dict=local, global_dict=namespace)
@@ -228,25 +221,6 @@ def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
 MAX_DIGITS = 4_000  # under Python's 4,300 of int <-> str
 #: Deepest nesting of parentheses read.
 MAX_NESTING = 100
-#: The calls of :data:`_KNOWN` (the rest are numbers, constants and constructors).
-_CALLS = tuple(
-    n
-    for n in _KNOWN
-    if n
-    not in (
-        "I",
-        "pi",
-        "E",
-        "oo",
-        "zoo",
-        "nan",
-        "Rational",
-        "Integer",
-        "Float",
-        "Symbol",
-        "Function",
-    )
-)
 #: The constructors an unevaluated parse names (the operators, spelled as calls).
 _UNEVALUATED = ("Add", "Mul", "Pow", "Not", "Or", "And", "Xor")
 
