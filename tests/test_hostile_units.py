@@ -265,3 +265,25 @@ def test_dash_is_standard_output(capfdbinary, tmp_path):
     code = main(["derive", "output_size", "--in", "1x5", "-k", "3", "-o", "-"])
     out, err = capfdbinary.readouterr()
     assert code == 0 and b"Output size" in out and b"wrote -" in err
+
+
+def test_a_contradiction_of_sympys_cached_facts_is_decided_afresh(monkeypatch):
+    """sympy can raise InconsistentAssumptions on a tree whose facts an earlier query in
+    another order half-deduced; the parse clears sympy's cache and decides once more."""
+    import sympy
+    from sympy.core.facts import InconsistentAssumptions
+
+    from convalgebra.symbolic import exprs
+
+    real, calls, cleared = exprs._check_powers, [], []
+
+    def contradicts_once(expr):
+        calls.append(expr)
+        if len(calls) == 1:
+            raise InconsistentAssumptions("zero", True)
+        real(expr)
+
+    monkeypatch.setattr(exprs, "_check_powers", contradicts_once)
+    monkeypatch.setattr(sympy.core.cache, "clear_cache", lambda: cleared.append(True))
+    assert exprs.parse_arithmetic("floor((16 - 1 + 2*0)/2) + 1") == 8
+    assert len(calls) == 2 and cleared == [True]

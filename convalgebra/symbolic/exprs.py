@@ -172,6 +172,7 @@ def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
     convalgebra.errors.ConvAlgebraError: not arithmetic of known names: 'x.__class__'
     """
     import sympy
+    from sympy.core.facts import InconsistentAssumptions
     from sympy.parsing.sympy_parser import parse_expr
 
     if not isinstance(text, str):
@@ -198,7 +199,13 @@ def parse_arithmetic(text: str, names: dict[str, Any] | None = None):
         )
     plain = {**namespace, **{n: getattr(sympy, n) for n in _UNEVALUATED}}
     try:  # first unevaluated, to bound the powers before any is computed
-        _check_powers(parse_expr(text, local_dict=local, global_dict=plain, evaluate=False))
+        try:
+            _check_powers(parse_expr(text, local_dict=local, global_dict=plain, evaluate=False))
+        except InconsistentAssumptions:
+            # sympy caches unevaluated trees across calls with the facts half-deduced on them,
+            # and a later query in another order can contradict them: decide afresh once
+            sympy.core.cache.clear_cache()
+            _check_powers(parse_expr(text, local_dict=local, global_dict=plain, evaluate=False))
         return parse_expr(text, local_dict=local, global_dict=namespace)
     except ConvAlgebraError:
         raise
