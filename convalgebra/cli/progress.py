@@ -6,7 +6,8 @@ call's ``callback``; the library itself never draws anything. The display is tqd
 tqdm is installed (the ``progress`` extra), else one plain line every few seconds; it starts
 only after :data:`DELAY` seconds (quick commands show nothing), is written to standard error
 only (standard output and JSON stay clean), and shows by default only when standard error is
-a terminal: ``CONVALGEBRA_PROGRESS=always`` or ``never`` overrides that.
+a terminal: ``CONVALGEBRA_PROGRESS=always`` (draw from the first update, terminal or not, as
+a log wants it) or ``never`` overrides that.
 
 Ctrl-C stops any command with the one line :data:`INTERRUPTED` on standard error and exit
 code 130, no traceback: Python raises ``KeyboardInterrupt`` at the next bytecode, and while
@@ -59,6 +60,12 @@ def _wanted() -> bool:
     return sys.stderr.isatty()
 
 
+def _delay() -> float:
+    """No delay when progress is asked for explicitly (``always``): a log shows every job."""
+    forced = os.environ.get(ENV, "auto").strip().lower() in ("always", "1", "yes", "on")
+    return 0.0 if forced else DELAY
+
+
 def _tqdm() -> Any:
     try:
         from tqdm import tqdm
@@ -91,13 +98,14 @@ class Progress:
         self.start = self.last = time.monotonic()
         self.done = 0
         self.active = _wanted()
+        self.delay = _delay()
         self.tqdm = _tqdm() if self.active else None
         self.bar: Any = None  # made once DELAY has passed (tqdm clears only what it drew)
         self.lock = threading.Lock()
 
     def _show(self, what: str | None) -> None:
         """Draw the current state: the bar (made on first use) or a plain line."""
-        if time.monotonic() - self.start < DELAY:
+        if time.monotonic() - self.start < self.delay:
             return
         with self.lock, _lock:
             if _state["reported"]:  # stopped: the interrupted line stays the last one
@@ -133,7 +141,9 @@ class Progress:
 
     def _plain_line(self, what: str | None) -> None:
         now = time.monotonic()
-        if now - self.start < DELAY or (self.last > self.start and now - self.last < PLAIN_EVERY):
+        if now - self.start < self.delay or (
+            self.last > self.start and now - self.last < PLAIN_EVERY
+        ):
             return
         self.last = now
         count = f"{self.done:,}" + (f"/{self.total:,}" if self.total else "")
