@@ -20,8 +20,19 @@ __all__ = [
     "conv_matrix_html",
     "MATRIX_HTML_MAX_TRIPLES",
     "MATRIX_HTML_MAX_CELLS",
+    "OFFLINE_HEAD",
 ]
 
+#: The head of every page the library writes: offline (nothing may load from elsewhere).
+OFFLINE_HEAD = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; \
+style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<link rel="icon" href="data:,">
+<title>__TITLE__</title>
+"""
 #: Most index triples the HTML page of a layer's matrix embeds (about 20 bytes each).
 MATRIX_HTML_MAX_TRIPLES = 200_000
 #: Most cells (rows times columns) of the HTML page's grid (one canvas pixel or more each).
@@ -238,15 +249,9 @@ def conv_matrix_html(
     return page
 
 
-_MATRIX_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; \
-style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<link rel="icon" href="data:,">
-<title>__TITLE__</title>
-<style>
+_MATRIX_PAGE = (
+    OFFLINE_HEAD
+    + """<style>
 body { font: 13px/1.4 system-ui, sans-serif; margin: 16px; color: #222; }
 h1 { font-size: 17px; margin: 0 0 4px; }
 #holder { position: relative; display: inline-block; border: 1px solid #999; }
@@ -271,6 +276,7 @@ as (output, input, weight) triples numbered from 1. Shaded: entries some triple 
 </body>
 </html>
 """
+)
 
 _MATRIX_SCRIPT = r"""
 "use strict";

@@ -8,17 +8,13 @@ embedded linearised network (:func:`convalgebra.network.htmlreport.field_data`).
 
 from __future__ import annotations
 
+from ..report import OFFLINE_HEAD
+
 __all__ = ["PAGE", "STYLE", "SCRIPT"]
 
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; \
-style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<link rel="icon" href="data:,">
-<title>__TITLE__</title>
-<style>__STYLE__</style>
+PAGE = (
+    OFFLINE_HEAD
+    + """<style>__STYLE__</style>
 </head>
 <body>
 <h1 id="title">__TITLE__</h1>
@@ -42,6 +38,7 @@ pin it, click the input grid to pick the unit</span></p>
 </body>
 </html>
 """
+)
 
 STYLE = """
 body { font: 13px/1.4 system-ui, sans-serif; margin: 16px; color: #222; }
