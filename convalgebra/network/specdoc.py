@@ -1,0 +1,242 @@
+"""Graph spec documents: the limits on a parsed JSON/YAML document and the checks and
+ordering of its entries, before :meth:`~convalgebra.network.graph.LayerGraph.from_spec`
+adds them.
+
+Examples
+--------
+>>> entries = spec_entries([{"kind": "relu", "name": "b", "inputs": "a"},
+...                         {"kind": "relu", "name": "a", "inputs": "x"}], ["x"])
+>>> [(name, reads) for name, _, reads, *_ in spec_order(entries, {"x"})]
+[('a', ('x',)), ('b', ('a',))]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from typing import Any, NoReturn
+
+import networkx as nx
+
+from ..errors import ConvAlgebraError, GraphCycleError, shown
+from .layers import layer_from_dict
+from .names import layer_label
+
+__all__ = [
+    "MAX_DOCUMENT_DEPTH",
+    "MAX_DOCUMENT_VALUES",
+    "checked_document",
+    "checked_tensors",
+    "load_document",
+    "shared_conflict",
+    "spec_entries",
+    "spec_inputs",
+    "spec_modules",
+    "spec_order",
+    "spec_reads",
+]
+
+
+def shared_conflict(name: str, key: str, known: int, size: int) -> NoReturn:
+    raise ConvAlgebraError(
+        f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, but needs {size}"
+    )
+
+
+def checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
+    """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
+    if type(tensors) is not dict and not isinstance(tensors, Mapping):
+        raise ConvAlgebraError(
+            f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
+            f"got {shown(tensors)}"
+        )
+    out = {}
+    for key, value in tensors.items():
+        if (  # the common well-formed entry, on exact types
+            type(value) is tuple
+            and len(value) == 2
+            and type(key) is str
+            and type(value[0]) is int
+            and value[0] >= 0
+            and type(value[1]) is bool
+        ):
+            out[key] = value
+            continue
+        ok = isinstance(key, str) and isinstance(value, (list, tuple)) and len(value) == 2
+        size, learnable = value if ok else (None, None)
+        if not (
+            ok
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size >= 0
+            and isinstance(learnable, bool)
+        ):
+            raise ConvAlgebraError(
+                f"layer {shown(name)}: tensor {shown(key)} must be [size, learnable] "
+                f"(a non-negative int and a bool), got {shown(value)}"
+            )
+        out[key] = (size, learnable)
+    return out
+
+
+def spec_inputs(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec's graph inputs, name -> shape list (``input``: one input named ``input``)."""
+    inputs = spec.get("inputs") or {"input": spec.get("input")}
+    if not isinstance(inputs, dict):
+        raise ConvAlgebraError(
+            f"'inputs' must map input names to shapes, got {type(inputs).__name__} {shown(inputs)}"
+        )
+    for name, shape in inputs.items():
+        if not isinstance(shape, (list, tuple)):
+            raise ConvAlgebraError(f"input {shown(name)} needs a shape list, got {shown(shape)}")
+    return inputs
+
+
+def spec_modules(modules: Any, graph: Container[str]) -> dict[str, list[str]]:
+    """The ``modules`` entry of a spec: module path -> the output node of each call."""
+    if modules is None:
+        return {}
+    if not isinstance(modules, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(n, str) for n in v)
+        for k, v in modules.items()
+    ):
+        raise ConvAlgebraError(
+            f"'modules' must map module paths to lists of node names, got {shown(modules)}"
+        )
+    for path, nodes in modules.items():
+        for node in nodes:
+            if node not in graph:
+                raise ConvAlgebraError(
+                    f"module {shown(path)} names node {shown(node)}, which is not in the graph"
+                )
+    return {k: list(v) for k, v in modules.items()}
+
+
+def spec_reads(name: str, reads: Any) -> tuple[str, ...] | None:
+    """The ``inputs`` entry of layer ``name``: None (the layer before), or node names."""
+    if reads is None or isinstance(reads, str):
+        return reads if reads is None else (reads,)
+    if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
+        raise ConvAlgebraError(
+            f"layer {shown(name)}: 'inputs' must be a node name or a list of "
+            f"node names, got {shown(reads)}"
+        )
+    return tuple(reads)
+
+
+def spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
+    """``(name, layer, reads, share, param_keys)`` per entry; a layer without ``inputs`` reads the
+    entry before it (the last graph input for the first)."""
+    entries: list[tuple] = []
+    taken = set(inputs)
+    for i, entry in enumerate(layers, start=len(inputs) + 1):
+        if not isinstance(entry, dict):
+            raise ConvAlgebraError(f"layer #{i} must be a mapping, got {shown(entry)}")
+        entry = dict(entry)
+        name, reads = entry.pop("name", None), entry.pop("inputs", None)
+        share, keys = entry.pop("share", None), entry.pop("param_keys", None)
+        tensors = entry.pop("tensors", None)
+        label = name if name is not None else f"#{i}"
+        try:
+            layer = layer_from_dict(entry)
+        except (ConvAlgebraError, TypeError) as exc:
+            raise ConvAlgebraError(f"layer {shown(label)}: {exc}") from None
+        name = f"{layer_label(layer)}{i - 1}" if name is None else name
+        if not isinstance(name, str) or not name:
+            raise ConvAlgebraError(
+                f"layer #{i}: 'name' must be a non-empty string, got {shown(name)}"
+            )
+        if name in taken:
+            raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
+        taken.add(name)
+        reads = spec_reads(name, reads)
+        if reads is None:
+            previous = entries[-1][0] if entries else (inputs[-1] if inputs else None)
+            reads = (previous,) if previous is not None and layer.arity[0] > 0 else ()
+        if keys is not None and (
+            not isinstance(keys, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items())
+        ):
+            raise ConvAlgebraError(
+                f"layer {shown(name)}: 'param_keys' must map parameter names to "
+                f"keys, got {str(keys)[:80]}"
+            )
+        entries.append((name, layer, reads, share, keys, tensors))
+    return entries
+
+
+def spec_order(entries: list[tuple], inputs: set[str]) -> list[tuple]:
+    """The entries in an order where each reads only earlier nodes (the listed order when it
+    already does); forward references are fine, a cycle raises :class:`GraphCycleError`."""
+    position = {e[0]: k for k, e in enumerate(entries)}
+    flow = nx.DiGraph()
+    flow.add_nodes_from(position)
+    for name, _, reads, *_ in entries:
+        for src in reads:
+            if src not in position and src not in inputs:
+                raise ConvAlgebraError(
+                    f"layer {shown(name)} reads {shown(src)}, which is not in the graph"
+                )
+            if src in position:
+                flow.add_edge(src, name)
+    try:
+        order = list(nx.lexicographical_topological_sort(flow, key=position.get))
+    except nx.NetworkXUnfeasible:
+        cycle = [u for u, _ in nx.find_cycle(flow)]
+        raise GraphCycleError(f"the graph has a cycle through {cycle}") from None
+    return [entries[position[n]] for n in order]
+
+
+#: Largest graph document: nesting depth and values (an alias counts at every use).
+MAX_DOCUMENT_DEPTH = 64
+MAX_DOCUMENT_VALUES = 1_000_000
+
+
+def load_document(loads, text: str, kind: str):
+    """``loads(text)``, its parse errors and runaway nesting as :class:`ConvAlgebraError`."""
+    if not isinstance(text, (str, bytes)):
+        raise TypeError(f"a {kind} document must be text, got {type(text).__name__} {shown(text)}")
+    try:
+        return loads(text)
+    except RecursionError:
+        raise ConvAlgebraError(
+            f"the {kind} document is nested too deeply to read (a graph spec needs a few levels)"
+        ) from None
+    except ValueError as exc:  # json.JSONDecodeError, and bytes that are not text
+        raise ConvAlgebraError(f"cannot parse the {kind} document: {exc}") from None
+
+
+def checked_document(document: Any) -> Any:
+    """``document`` if it is at most 64 levels deep and holds at most 1,000,000 values.
+
+    Values reached through several references (YAML aliases) are counted at each, so a
+    small file that expands to billions of values is refused before anything walks it.
+
+    Examples
+    --------
+    >>> bomb = ["x"]
+    >>> for _ in range(40):
+    ...     bomb = [bomb, bomb]
+    >>> checked_document(bomb)
+    Traceback (most recent call last):
+    ...
+    convalgebra.errors.ConvAlgebraError: the graph document holds more than 1,000,000 values (counting each use of a YAML alias); a graph spec is much smaller
+    """
+    stack, seen = [(document, 0)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_DOCUMENT_VALUES:
+            raise ConvAlgebraError(
+                f"the graph document holds more than {MAX_DOCUMENT_VALUES:,} values (counting "
+                "each use of a YAML alias); a graph spec is much smaller"
+            )
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise ConvAlgebraError(
+                f"the graph document is nested more than {MAX_DOCUMENT_DEPTH} levels deep; a "
+                "graph spec needs a few"
+            )
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in (*value.keys(), *value.values()))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+    return document
