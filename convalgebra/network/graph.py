@@ -39,22 +39,21 @@ from ..files import read_text, write_file
 from ..spec import MAX_SIZE
 from .counts import key_users, total_macs, totals
 from .counts import positive as _positive
+from .documents import MAX_DOCUMENT_DEPTH as MAX_DOCUMENT_DEPTH
+from .documents import MAX_DOCUMENT_VALUES as MAX_DOCUMENT_VALUES
+from .documents import (
+    checked_document,
+    checked_tensors,
+    graph_from_spec,
+    graph_spec,
+    load_document,
+    plain_networkx,
+    shared_conflict,
+)
 from .fields import ALL, field_pass, input_box, spatial_sizes
 from .layers import Facts, Input, Layer, Parameter, layer_from_dict
 from .names import in_scope, layer_label, printable_name, scopes
 from .receptive import AxisRF
-from .specdoc import MAX_DOCUMENT_DEPTH as MAX_DOCUMENT_DEPTH
-from .specdoc import MAX_DOCUMENT_VALUES as MAX_DOCUMENT_VALUES
-from .specdoc import (
-    checked_document,
-    checked_tensors,
-    load_document,
-    shared_conflict,
-    spec_entries,
-    spec_inputs,
-    spec_modules,
-    spec_order,
-)
 from .summary import NodeInfo, node_info, table_rows, unused_note
 from .support import PRODUCTS, nonzero_masks
 
@@ -280,26 +279,9 @@ class LayerGraph:
         """
         if not plain:
             return self.nx.copy()
-        graph = nx.DiGraph(name=str(self._meta.get("name", "graph")))
-        for node in self._order:
-            info, layer = self.info(node), self._attrs[node]["layer"]
-            attrs: dict[str, Any] = {
-                "kind": info.kind,
-                "layer": json.dumps({"kind": layer.kind, **layer.config()}, default=str),
-                "shape": "x".join(map(str, info.shape)),
-                "params": info.params,
-                "buffers": info.buffers,
-                "macs": info.macs,
-            }
-            for a, record in enumerate(info.rf):
-                attrs.update((f"rf{a}_{k}", v) for k, v in record.to_dict().items() if k != "exact")
-            graph.add_node(node, **attrs)
-        graph.add_edges_from(
-            (src, node, {"port": port})
-            for node in self._order
-            for port, src in enumerate(self._attrs[node]["inputs"])
+        return plain_networkx(
+            str(self._meta.get("name", "graph")), self._order, self._attrs, self.info
         )
-        return graph
 
     def _resolve_inputs(self, name: str, layer: Layer, inputs: Any) -> tuple[str, ...]:
         if inputs is None:
@@ -431,35 +413,7 @@ class LayerGraph:
         >>> g.shape("pool"), param_count(g)
         ((6, 14, 14), 156)
         """
-        if not isinstance(spec, dict) or "layers" not in spec:
-            raise ConvAlgebraError("a graph spec must be a mapping with a 'layers' list")
-        if not isinstance(spec["layers"], list):
-            raise ConvAlgebraError(
-                f"'layers' must be a list of layer mappings, got "
-                f"{type(spec['layers']).__name__} {shown(spec['layers'])}"
-            )
-        graph = cls(spec.get("name", "graph"))
-        for name, shape in spec_inputs(spec).items():
-            graph.add_input(name, shape)
-        entries = spec_entries(spec["layers"], graph.nodes)
-        for name, layer, reads, share, keys, tensors in spec_order(entries, set(graph.nodes)):
-            graph.add(name, layer, reads, share=share, param_keys=keys, tensors=tensors)
-        unused = spec.get("unused_parameters")
-        if unused:
-            if not isinstance(unused, dict) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in unused.values()
-            ):
-                raise ConvAlgebraError(
-                    f"'unused_parameters' must map parameter names to sizes, got {str(unused)[:80]}"
-                )
-            graph._meta["unused_parameter_sizes"] = dict(unused)
-        graph._meta["modules"] = spec_modules(spec.get("modules"), graph)
-        aliases = spec.get("aliases") or {}
-        if not isinstance(aliases, dict):
-            raise ConvAlgebraError(f"'aliases' must map names to node names, got {shown(aliases)}")
-        for alias, node in spec_modules({k: [v] for k, v in aliases.items()}, graph).items():
-            graph.alias(alias, node[0])
-        return graph
+        return graph_from_spec(spec, cls)
 
     @classmethod
     def from_json(cls, text: str) -> LayerGraph:
@@ -490,33 +444,7 @@ class LayerGraph:
 
     def to_spec(self) -> dict[str, Any]:
         """The declarative spec of this graph (``from_spec(g.to_spec())`` rebuilds it)."""
-        layers, inputs = [], {}
-        for node in self._order:
-            data = self._attrs[node]
-            if isinstance(data["layer"], Input):
-                inputs[node] = list(data["layer"].shape)
-                continue
-            entry = {
-                "name": node,
-                "kind": data["layer"].kind,
-                **data["layer"].config(),
-                "inputs": list(data["inputs"]),
-            }
-            if data["tensors"] is not None:
-                entry["tensors"] = {k: [size, t] for k, (size, t) in data["tensors"].items()}
-            elif data["share"]:
-                entry["share"] = data["share"]
-            elif data["keys"] is not None:  # explicit keys (from_torch): sharing survives
-                entry["param_keys"] = dict(data["keys"])
-            layers.append(entry)
-        spec = {"name": self._meta.get("name", "graph"), "inputs": inputs, "layers": layers}
-        if self.unused_parameters():
-            spec["unused_parameters"] = self.unused_parameters()
-        if self._meta.get("modules"):
-            spec["modules"] = {k: list(v) for k, v in self._meta["modules"].items()}
-        if self._meta.get("aliases"):
-            spec["aliases"] = dict(self._meta["aliases"])
-        return spec
+        return graph_spec(self._order, self._attrs, self._meta, self.unused_parameters())
 
     def to_file(self, path: str | Path) -> Path:
         """Write the graph's spec (:meth:`to_spec`) as ``.json``, ``.yaml`` or ``.yml``;

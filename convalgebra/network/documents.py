@@ -1,6 +1,10 @@
-"""Graph spec documents: the limits on a parsed JSON/YAML document and the checks and
-ordering of its entries, before :meth:`~convalgebra.network.graph.LayerGraph.from_spec`
-adds them.
+"""The documents a layer graph is read from and written as: its declarative spec (parsed
+from JSON or YAML, with limits on the parsed document), and a networkx graph of plain
+attributes.
+
+:func:`graph_from_spec` checks and orders a spec's entries and builds the graph through its
+public methods; :func:`graph_spec` writes the spec back; :func:`plain_networkx` is the
+export networkx's JSON and GraphML writers take.
 
 Examples
 --------
@@ -12,13 +16,14 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+import json
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any, NoReturn
 
 import networkx as nx
 
 from ..errors import ConvAlgebraError, GraphCycleError, shown
-from .layers import layer_from_dict
+from .layers import Input, layer_from_dict
 from .names import layer_label
 
 __all__ = [
@@ -26,7 +31,10 @@ __all__ = [
     "MAX_DOCUMENT_VALUES",
     "checked_document",
     "checked_tensors",
+    "graph_from_spec",
+    "graph_spec",
     "load_document",
+    "plain_networkx",
     "shared_conflict",
     "spec_entries",
     "spec_inputs",
@@ -240,3 +248,107 @@ def checked_document(document: Any) -> Any:
         elif isinstance(value, (list, tuple)):
             stack.extend((v, depth + 1) for v in value)
     return document
+
+
+def graph_from_spec(spec: Any, new_graph: Callable[[str], Any]) -> Any:
+    """The graph a declarative spec describes (see
+    :meth:`~convalgebra.network.graph.LayerGraph.from_spec`): ``new_graph(name)`` makes the
+    empty graph, filled in through its public methods."""
+    if not isinstance(spec, dict) or "layers" not in spec:
+        raise ConvAlgebraError("a graph spec must be a mapping with a 'layers' list")
+    if not isinstance(spec["layers"], list):
+        raise ConvAlgebraError(
+            f"'layers' must be a list of layer mappings, got "
+            f"{type(spec['layers']).__name__} {shown(spec['layers'])}"
+        )
+    graph = new_graph(spec.get("name", "graph"))
+    for name, shape in spec_inputs(spec).items():
+        graph.add_input(name, shape)
+    entries = spec_entries(spec["layers"], graph.nodes)
+    for name, layer, reads, share, keys, tensors in spec_order(entries, set(graph.nodes)):
+        graph.add(name, layer, reads, share=share, param_keys=keys, tensors=tensors)
+    unused = spec.get("unused_parameters")
+    if unused:
+        if not isinstance(unused, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in unused.values()
+        ):
+            raise ConvAlgebraError(
+                f"'unused_parameters' must map parameter names to sizes, got {str(unused)[:80]}"
+            )
+        graph.graph_attrs["unused_parameter_sizes"] = dict(unused)
+    graph.graph_attrs["modules"] = spec_modules(spec.get("modules"), graph)
+    aliases = spec.get("aliases") or {}
+    if not isinstance(aliases, dict):
+        raise ConvAlgebraError(f"'aliases' must map names to node names, got {shown(aliases)}")
+    for alias, node in spec_modules({k: [v] for k, v in aliases.items()}, graph).items():
+        graph.alias(alias, node[0])
+    return graph
+
+
+def graph_spec(
+    order: Sequence[str],
+    attrs: Mapping[str, Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    unused: Mapping[str, int],
+) -> dict[str, Any]:
+    """The declarative spec of the graph of nodes ``order`` (records ``attrs``, graph
+    attributes ``meta``, ``unused`` parameters): what
+    :meth:`~convalgebra.network.graph.LayerGraph.to_spec` returns."""
+    layers, inputs = [], {}
+    for node in order:
+        data = attrs[node]
+        if isinstance(data["layer"], Input):
+            inputs[node] = list(data["layer"].shape)
+            continue
+        entry = {
+            "name": node,
+            "kind": data["layer"].kind,
+            **data["layer"].config(),
+            "inputs": list(data["inputs"]),
+        }
+        if data["tensors"] is not None:
+            entry["tensors"] = {k: [size, t] for k, (size, t) in data["tensors"].items()}
+        elif data["share"]:
+            entry["share"] = data["share"]
+        elif data["keys"] is not None:  # explicit keys (from_torch): sharing survives
+            entry["param_keys"] = dict(data["keys"])
+        layers.append(entry)
+    spec = {"name": meta.get("name", "graph"), "inputs": inputs, "layers": layers}
+    if unused:
+        spec["unused_parameters"] = unused
+    if meta.get("modules"):
+        spec["modules"] = {k: list(v) for k, v in meta["modules"].items()}
+    if meta.get("aliases"):
+        spec["aliases"] = dict(meta["aliases"])
+    return spec
+
+
+def plain_networkx(
+    name: str,
+    order: Sequence[str],
+    attrs: Mapping[str, Mapping[str, Any]],
+    info: Callable[[str], Any],
+) -> nx.DiGraph:
+    """The graph as a DiGraph of plain attributes (see
+    :meth:`~convalgebra.network.graph.LayerGraph.to_networkx`); ``info(node)`` is the
+    node's :class:`~convalgebra.network.summary.NodeInfo`."""
+    graph = nx.DiGraph(name=name)
+    for node in order:
+        report, layer = info(node), attrs[node]["layer"]
+        plain: dict[str, Any] = {
+            "kind": report.kind,
+            "layer": json.dumps({"kind": layer.kind, **layer.config()}, default=str),
+            "shape": "x".join(map(str, report.shape)),
+            "params": report.params,
+            "buffers": report.buffers,
+            "macs": report.macs,
+        }
+        for a, record in enumerate(report.rf):
+            plain.update((f"rf{a}_{k}", v) for k, v in record.to_dict().items() if k != "exact")
+        graph.add_node(node, **plain)
+    graph.add_edges_from(
+        (src, node, {"port": port})
+        for node in order
+        for port, src in enumerate(attrs[node]["inputs"])
+    )
+    return graph
