@@ -3,7 +3,9 @@
 A node record (``graph.nx.nodes[node]``) holds the layer's ``facts`` and where its stored
 tensors come from: ``tensors`` (``{key: (size, learnable)}``, what an imported module
 stores), else ``keys`` (parameter name -> global key, for shared parameters), else nothing
-(the node owns ``<node>.<param>``). A key read by several nodes is counted once.
+(the node owns ``<node>.<param>``). A key read by several nodes is counted once: the graph
+keeps one registry of keyed parameters and one of keyed buffers (key -> size), which
+:func:`register_tensors` and :func:`register_keys` fill.
 
 Examples
 --------
@@ -26,12 +28,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import ConvAlgebraError, shown
 from .layers import Parameter
 
-__all__ = ["positive", "param_keys", "node_keys", "key_users", "total_macs", "totals"]
+__all__ = [
+    "positive",
+    "checked_tensors",
+    "shared_conflict",
+    "register_tensors",
+    "register_keys",
+    "param_keys",
+    "node_keys",
+    "key_users",
+    "total_macs",
+    "totals",
+]
 
 
 def positive(value: Any, name: str) -> int:
@@ -39,6 +52,74 @@ def positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConvAlgebraError(f"{name} must be a positive integer, got {shown(value)}")
     return value
+
+
+def shared_conflict(name: str, key: str, known: int, size: int) -> NoReturn:
+    raise ConvAlgebraError(
+        f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, but needs {size}"
+    )
+
+
+def checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
+    """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
+    if type(tensors) is not dict and not isinstance(tensors, Mapping):
+        raise ConvAlgebraError(
+            f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
+            f"got {shown(tensors)}"
+        )
+    out = {}
+    for key, value in tensors.items():
+        if (  # the common well-formed entry, on exact types
+            type(value) is tuple
+            and len(value) == 2
+            and type(key) is str
+            and type(value[0]) is int
+            and value[0] >= 0
+            and type(value[1]) is bool
+        ):
+            out[key] = value
+            continue
+        ok = isinstance(key, str) and isinstance(value, (list, tuple)) and len(value) == 2
+        size, learnable = value if ok else (None, None)
+        if not (
+            ok
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size >= 0
+            and isinstance(learnable, bool)
+        ):
+            raise ConvAlgebraError(
+                f"layer {shown(name)}: tensor {shown(key)} must be [size, learnable] "
+                f"(a non-negative int and a bool), got {shown(value)}"
+            )
+        out[key] = (size, learnable)
+    return out
+
+
+def register_tensors(
+    name: str,
+    tensors: Mapping[str, tuple[int, bool]],
+    params: dict[str, int],
+    buffers: dict[str, int],
+) -> None:
+    """Enter the stored tensors node ``name`` reads (``{key: (size, learnable)}``) in the
+    registries of parameters and buffers (key -> size); a known key must keep its size."""
+    for key, (size, learnable) in tensors.items():
+        registry = params if learnable else buffers
+        if registry.setdefault(key, size) != size:
+            shared_conflict(name, key, registry[key], size)
+
+
+def register_keys(
+    name: str, keys: Mapping[str, str], sizes: Mapping[str, int], registry: dict[str, int]
+) -> None:
+    """Enter node ``name``'s parameters (name -> size), under their global ``keys``, in
+    ``registry`` (key -> size); a known key must keep its size."""
+    for p, size in sizes.items():
+        key = keys[p]
+        known = registry.setdefault(key, size)
+        if known != size:
+            shared_conflict(name, key, known, size)
 
 
 def param_keys(node: str, data: Mapping[str, Any], buffers: bool = False) -> dict[str, int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Container, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import networkx as nx
 
@@ -30,60 +30,16 @@ __all__ = [
     "MAX_DOCUMENT_DEPTH",
     "MAX_DOCUMENT_VALUES",
     "checked_document",
-    "checked_tensors",
     "graph_from_spec",
     "graph_spec",
     "load_document",
     "plain_networkx",
-    "shared_conflict",
     "spec_entries",
     "spec_inputs",
     "spec_modules",
     "spec_order",
     "spec_reads",
 ]
-
-
-def shared_conflict(name: str, key: str, known: int, size: int) -> NoReturn:
-    raise ConvAlgebraError(
-        f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, but needs {size}"
-    )
-
-
-def checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
-    """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
-    if type(tensors) is not dict and not isinstance(tensors, Mapping):
-        raise ConvAlgebraError(
-            f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
-            f"got {shown(tensors)}"
-        )
-    out = {}
-    for key, value in tensors.items():
-        if (  # the common well-formed entry, on exact types
-            type(value) is tuple
-            and len(value) == 2
-            and type(key) is str
-            and type(value[0]) is int
-            and value[0] >= 0
-            and type(value[1]) is bool
-        ):
-            out[key] = value
-            continue
-        ok = isinstance(key, str) and isinstance(value, (list, tuple)) and len(value) == 2
-        size, learnable = value if ok else (None, None)
-        if not (
-            ok
-            and isinstance(size, int)
-            and not isinstance(size, bool)
-            and size >= 0
-            and isinstance(learnable, bool)
-        ):
-            raise ConvAlgebraError(
-                f"layer {shown(name)}: tensor {shown(key)} must be [size, learnable] "
-                f"(a non-negative int and a bool), got {shown(value)}"
-            )
-        out[key] = (size, learnable)
-    return out
 
 
 def spec_inputs(spec: dict[str, Any]) -> dict[str, Any]:

@@ -37,20 +37,25 @@ from ..display import Table
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
 from ..files import read_text, write_file
 from ..spec import MAX_SIZE
-from .counts import key_users, total_macs, totals
+from .counts import (
+    checked_tensors,
+    key_users,
+    register_keys,
+    register_tensors,
+    total_macs,
+    totals,
+)
 from .counts import positive as _positive
 from .documents import MAX_DOCUMENT_DEPTH as MAX_DOCUMENT_DEPTH
 from .documents import MAX_DOCUMENT_VALUES as MAX_DOCUMENT_VALUES
 from .documents import (
     checked_document,
-    checked_tensors,
     graph_from_spec,
     graph_spec,
     load_document,
     plain_networkx,
-    shared_conflict,
 )
-from .fields import ALL, field_pass, input_box, spatial_sizes
+from .fields import ALL, exact_fields, field_pass, gate_inputs, input_box, spatial_sizes
 from .layers import Facts, Input, Layer, Parameter, layer_from_dict
 from .names import in_scope, layer_label, printable_name, scopes
 from .receptive import AxisRF
@@ -199,18 +204,14 @@ class LayerGraph:
         keys = None  # parameters keyed "<name>.<param>", owned by this node alone
         if tensors is not None:
             tensors = checked_tensors(name, tensors)
-            params, buffers = self._params, self._buffers
-            for key, (size, learnable) in tensors.items():
-                registry = params if learnable else buffers
-                if registry.setdefault(key, size) != size:
-                    shared_conflict(name, key, registry[key], size)
+            register_tensors(name, tensors, self._params, self._buffers)
         elif share is not None or param_keys:
             keys = {
                 p: (param_keys or {}).get(p, f"{share or name}.{p}")
                 for p in (*facts.params, *facts.buffers)
             }
-            self._check_shared(name, keys, facts.params, self._params)
-            self._check_shared(name, keys, facts.buffers, self._buffers)
+            register_keys(name, keys, facts.params, self._params)
+            register_keys(name, keys, facts.buffers, self._buffers)
         elif facts.params or facts.buffers:
             self._own[0] += sum(facts.params.values())
             self._own[1] += sum(facts.buffers.values())
@@ -326,16 +327,6 @@ class LayerGraph:
                 _FACTS.clear()
             _FACTS[key] = facts
         return facts
-
-    @staticmethod
-    def _check_shared(
-        name: str, keys: dict[str, str], sizes: dict[str, int], registry: dict[str, int]
-    ) -> None:
-        for p, size in sizes.items():
-            key = keys[p]
-            known = registry.setdefault(key, size)
-            if known != size:
-                shared_conflict(name, key, known, size)
 
     @classmethod
     def sequential(
@@ -705,13 +696,7 @@ class LayerGraph:
         if data["layer"].kind != "mul":
             return ()
         shapes = [self._attrs[s]["facts"].shape for s in data["inputs"]]
-        n = self.spatial_ndim
-        gate = tuple(
-            p
-            for p, sh in enumerate(shapes)
-            if len(sh) == n + 1 and n and all(v == 1 for v in sh[1:])
-        )
-        return gate if len(gate) < len(shapes) and math.prod(data["facts"].shape[1:]) > 1 else ()
+        return gate_inputs(shapes, data["facts"].shape, self.spatial_ndim)
 
     def _receptive_fields(self, ignore_gates: bool = False) -> dict[str, tuple[AxisRF, ...]]:
         assert self._cache is not None
@@ -778,30 +763,12 @@ class LayerGraph:
     def _exact_fields(
         self, node: str, fields: tuple[AxisRF, ...], gates: str = "keep"
     ) -> tuple[AxisRF, ...]:
-        from dataclasses import replace
-        from fractions import Fraction
-
         rf = self._fields(gates)
-        period = 1
-        for a in nx.ancestors(self.nx, node):
-            for f, mine in zip(rf[a], fields):
-                for j in f.jumps:
-                    period = math.lcm(period, (Fraction(mine.jump) / Fraction(j)).denominator)
-        sizes = [0] * len(fields)
-        extents = self._spatial_sizes(node) or ()
-        for a, size in enumerate(extents):
-            # unaligned paths: the union's extent changes with the index, try every unit
-            units = size if not fields[a].aligned else min(period, size)
-            for p in range(units):  # one axis at a time: the maps act per axis
-                request = tuple(
-                    np.array([p]) if b == a else np.arange(s) for b, s in enumerate(extents)
-                )
-                box = self._box(node, request, clip=False, gates=gates)
-                if box:
-                    sizes[a] = max(sizes[a], box[a][1] - box[a][0] + 1)
-        return tuple(
-            replace(f, size=sz, exact=True) if (not f.exact or not f.aligned) and sz > 0 else f
-            for f, sz in zip(fields, sizes)
+        return exact_fields(
+            fields,
+            (rf[a] for a in nx.ancestors(self.nx, node)),
+            self._spatial_sizes(node) or (),
+            partial(self._box, node, clip=False, gates=gates),
         )
 
     def unit_receptive_field(
