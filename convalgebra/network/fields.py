@@ -26,7 +26,8 @@ not carry (merged away by a reshape) is global.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,16 @@ import numpy as np
 from .layers import Facts, Opaque, Parameter
 from .receptive import IDENTITY, AxisRF, Global, apply_map, global_rf, input_rf, merge
 
-__all__ = ["ALL", "NO_FIELD", "field_pass", "port_maps", "spatial_sizes", "input_box"]
+__all__ = [
+    "ALL",
+    "NO_FIELD",
+    "field_pass",
+    "port_maps",
+    "spatial_sizes",
+    "input_box",
+    "gate_inputs",
+    "exact_fields",
+]
 
 #: A request for every position of a node (a node whose spatial axes are merged away).
 ALL = "all"
@@ -368,3 +378,59 @@ def _push(
                 continue
         requests[src] = _union([requests.get(src), want])
     return []
+
+
+def gate_inputs(
+    shapes: Sequence[tuple[int, ...]], shape: tuple[int, ...], n: int
+) -> tuple[int, ...]:
+    """Ports of a product of inputs of ``shapes`` (output ``shape``, ``n`` spatial axes)
+    that are gates: size 1 along every spatial axis while the product is not; ``()`` when
+    every input is."""
+    gate = tuple(
+        p for p, sh in enumerate(shapes) if len(sh) == n + 1 and n and all(v == 1 for v in sh[1:])
+    )
+    return gate if len(gate) < len(shapes) and math.prod(shape[1:]) > 1 else ()
+
+
+def exact_fields(
+    fields: tuple[AxisRF, ...],
+    ancestors: Iterable[tuple[AxisRF, ...]],
+    extents: tuple[int, ...],
+    box: Callable[[tuple], tuple | None],
+) -> tuple[AxisRF, ...]:
+    """``fields`` of a node whose inexact or unaligned axes get the largest unclipped extent
+    over one period of units.
+
+    ``ancestors`` holds the fields of the node's ancestors, ``extents`` the node's size
+    per spatial axis and ``box(request)`` the unclipped input box of a request (per-axis
+    positions, see :func:`input_box`).
+
+    Notes
+    -----
+    Along an aligned axis the extent repeats with the period ``lcm`` over the ancestors'
+    jumps ``j`` of the denominator of ``jump / j``; along an unaligned one every unit is
+    tried.
+    """
+    from dataclasses import replace
+    from fractions import Fraction
+
+    period = 1
+    for rf in ancestors:
+        for f, mine in zip(rf, fields):
+            for j in f.jumps:
+                period = math.lcm(period, (Fraction(mine.jump) / Fraction(j)).denominator)
+    sizes = [0] * len(fields)
+    for a, size in enumerate(extents):
+        # unaligned paths: the union's extent changes with the index, try every unit
+        units = size if not fields[a].aligned else min(period, size)
+        for p in range(units):  # one axis at a time: the maps act per axis
+            request = tuple(
+                np.array([p]) if b == a else np.arange(s) for b, s in enumerate(extents)
+            )
+            found = box(request)
+            if found:
+                sizes[a] = max(sizes[a], found[a][1] - found[a][0] + 1)
+    return tuple(
+        replace(f, size=sz, exact=True) if (not f.exact or not f.aligned) and sz > 0 else f
+        for f, sz in zip(fields, sizes)
+    )

@@ -25,8 +25,9 @@ import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -36,9 +37,29 @@ from ..display import Table
 from ..errors import ConvAlgebraError, GraphCycleError, require, shown
 from ..files import read_text, write_file
 from ..spec import MAX_SIZE
-from .fields import ALL, field_pass, input_box, spatial_sizes
-from .layers import AdaptivePool, Facts, Input, Layer, Opaque, Parameter, layer_from_dict
+from .counts import (
+    checked_tensors,
+    key_users,
+    register_keys,
+    register_tensors,
+    total_macs,
+    totals,
+)
+from .counts import positive as _positive
+from .documents import MAX_DOCUMENT_DEPTH as MAX_DOCUMENT_DEPTH
+from .documents import MAX_DOCUMENT_VALUES as MAX_DOCUMENT_VALUES
+from .documents import (
+    checked_document,
+    graph_from_spec,
+    graph_spec,
+    load_document,
+    plain_networkx,
+)
+from .fields import ALL, exact_fields, field_pass, gate_inputs, input_box, spatial_sizes
+from .layers import Facts, Input, Layer, Parameter, layer_from_dict
+from .names import in_scope, layer_label, printable_name, scopes
 from .receptive import AxisRF
+from .summary import NodeInfo, node_info, table_rows, unused_note
 from .support import PRODUCTS, nonzero_masks
 
 __all__ = [
@@ -59,23 +80,6 @@ _FACTS_MAX = 20_000
 
 
 @dataclass(frozen=True)
-class NodeInfo:
-    """Everything the graph reports about one node (see :meth:`LayerGraph.info`)."""
-
-    name: str
-    kind: str
-    shape: tuple[int, ...]
-    params: int
-    shared_params: int
-    buffers: int
-    macs: int
-    ops: int
-    activations: int
-    rf: tuple[AxisRF, ...]
-    flags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class UnitField:
     """The exact input region read by one output position of a node (all its channels).
 
@@ -93,17 +97,6 @@ class UnitField:
     def size(self) -> tuple[int, ...]:
         """Clipped extent per axis."""
         return tuple(b - a + 1 for a, b in self.box) if self.box else (0,) * len(self.centre)
-
-
-def _printable_name(what: str, name: Any) -> Any:
-    """A name is printed as it is, in tables, derivations and messages: printable text only,
-    so that a newline cannot forge an output line nor an escape drive the terminal."""
-    if isinstance(name, str) and not name.isprintable():
-        raise ConvAlgebraError(
-            f"{what} must be printable text (no newline, tab, escape or other control or "
-            f"format character), got {shown(name)}"
-        )
-    return name
 
 
 _TOO_LARGE = "a size reaches 2**62: sizes this large cannot be indexed (use smaller sizes)"
@@ -162,7 +155,7 @@ class LayerGraph:
     """
 
     def __init__(self, name: str = "graph") -> None:
-        self._meta: dict[str, Any] = {"name": _printable_name("the graph's name", name)}
+        self._meta: dict[str, Any] = {"name": printable_name("the graph's name", name)}
         self._nx: nx.DiGraph | None = None  # built on first access of .nx
         self._order: list[str] = []
         self._inputs: list[str] = []  # the Input nodes, in order (kept: queried per node)
@@ -198,7 +191,7 @@ class LayerGraph:
         """
         if not isinstance(name, str) or not name:
             raise TypeError(f"node names must be non-empty strings, got {shown(name)}")
-        _printable_name("node names", name)
+        printable_name("node names", name)
         if name in self._attrs:
             raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
         layer = layer_from_dict(layer) if isinstance(layer, dict) else layer
@@ -210,19 +203,15 @@ class LayerGraph:
         facts = self._facts(name, layer, inputs)
         keys = None  # parameters keyed "<name>.<param>", owned by this node alone
         if tensors is not None:
-            tensors = _checked_tensors(name, tensors)
-            params, buffers = self._params, self._buffers
-            for key, (size, learnable) in tensors.items():
-                registry = params if learnable else buffers
-                if registry.setdefault(key, size) != size:
-                    _shared_conflict(name, key, registry[key], size)
+            tensors = checked_tensors(name, tensors)
+            register_tensors(name, tensors, self._params, self._buffers)
         elif share is not None or param_keys:
             keys = {
                 p: (param_keys or {}).get(p, f"{share or name}.{p}")
                 for p in (*facts.params, *facts.buffers)
             }
-            self._check_shared(name, keys, facts.params, self._params)
-            self._check_shared(name, keys, facts.buffers, self._buffers)
+            register_keys(name, keys, facts.params, self._params)
+            register_keys(name, keys, facts.buffers, self._buffers)
         elif facts.params or facts.buffers:
             self._own[0] += sum(facts.params.values())
             self._own[1] += sum(facts.buffers.values())
@@ -291,26 +280,9 @@ class LayerGraph:
         """
         if not plain:
             return self.nx.copy()
-        graph = nx.DiGraph(name=str(self._meta.get("name", "graph")))
-        for node in self._order:
-            info, layer = self.info(node), self._attrs[node]["layer"]
-            attrs: dict[str, Any] = {
-                "kind": info.kind,
-                "layer": json.dumps({"kind": layer.kind, **layer.config()}, default=str),
-                "shape": "x".join(map(str, info.shape)),
-                "params": info.params,
-                "buffers": info.buffers,
-                "macs": info.macs,
-            }
-            for a, record in enumerate(info.rf):
-                attrs.update((f"rf{a}_{k}", v) for k, v in record.to_dict().items() if k != "exact")
-            graph.add_node(node, **attrs)
-        graph.add_edges_from(
-            (src, node, {"port": port})
-            for node in self._order
-            for port, src in enumerate(self._attrs[node]["inputs"])
+        return plain_networkx(
+            str(self._meta.get("name", "graph")), self._order, self._attrs, self.info
         )
-        return graph
 
     def _resolve_inputs(self, name: str, layer: Layer, inputs: Any) -> tuple[str, ...]:
         if inputs is None:
@@ -356,16 +328,6 @@ class LayerGraph:
             _FACTS[key] = facts
         return facts
 
-    @staticmethod
-    def _check_shared(
-        name: str, keys: dict[str, str], sizes: dict[str, int], registry: dict[str, int]
-    ) -> None:
-        for p, size in sizes.items():
-            key = keys[p]
-            known = registry.setdefault(key, size)
-            if known != size:
-                _shared_conflict(name, key, known, size)
-
     @classmethod
     def sequential(
         cls, input_shape: Sequence[int], layers: Iterable[Any], *, name: str = "sequential"
@@ -382,7 +344,7 @@ class LayerGraph:
                 layer = dict(layer)
                 label = layer.pop("name", label)
                 layer = layer_from_dict(layer)
-            graph.add(label or f"{_label(layer)}{i}", layer)
+            graph.add(label or f"{layer_label(layer)}{i}", layer)
         return graph
 
     @classmethod
@@ -442,47 +404,19 @@ class LayerGraph:
         >>> g.shape("pool"), param_count(g)
         ((6, 14, 14), 156)
         """
-        if not isinstance(spec, dict) or "layers" not in spec:
-            raise ConvAlgebraError("a graph spec must be a mapping with a 'layers' list")
-        if not isinstance(spec["layers"], list):
-            raise ConvAlgebraError(
-                f"'layers' must be a list of layer mappings, got "
-                f"{type(spec['layers']).__name__} {shown(spec['layers'])}"
-            )
-        graph = cls(spec.get("name", "graph"))
-        for name, shape in _spec_inputs(spec).items():
-            graph.add_input(name, shape)
-        entries = _spec_entries(spec["layers"], graph.nodes)
-        for name, layer, reads, share, keys, tensors in _spec_order(entries, set(graph.nodes)):
-            graph.add(name, layer, reads, share=share, param_keys=keys, tensors=tensors)
-        unused = spec.get("unused_parameters")
-        if unused:
-            if not isinstance(unused, dict) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in unused.values()
-            ):
-                raise ConvAlgebraError(
-                    f"'unused_parameters' must map parameter names to sizes, got {str(unused)[:80]}"
-                )
-            graph._meta["unused_parameter_sizes"] = dict(unused)
-        graph._meta["modules"] = _spec_modules(spec.get("modules"), graph)
-        aliases = spec.get("aliases") or {}
-        if not isinstance(aliases, dict):
-            raise ConvAlgebraError(f"'aliases' must map names to node names, got {shown(aliases)}")
-        for alias, node in _spec_modules({k: [v] for k, v in aliases.items()}, graph).items():
-            graph.alias(alias, node[0])
-        return graph
+        return graph_from_spec(spec, cls)
 
     @classmethod
     def from_json(cls, text: str) -> LayerGraph:
         """Build from a JSON document (see :meth:`from_spec`); see :func:`checked_document`."""
-        return cls.from_spec(checked_document(_load(json.loads, text, "JSON")))
+        return cls.from_spec(checked_document(load_document(json.loads, text, "JSON")))
 
     @classmethod
     def from_yaml(cls, text: str) -> LayerGraph:
         """Build from a YAML document, parsed with ``yaml.safe_load`` only (no Python tags);
         aliases count once per use, so an alias bomb is refused (:func:`checked_document`)."""
         return cls.from_spec(
-            checked_document(_load(require("yaml", "yaml").safe_load, text, "YAML"))
+            checked_document(load_document(require("yaml", "yaml").safe_load, text, "YAML"))
         )
 
     @classmethod
@@ -501,33 +435,7 @@ class LayerGraph:
 
     def to_spec(self) -> dict[str, Any]:
         """The declarative spec of this graph (``from_spec(g.to_spec())`` rebuilds it)."""
-        layers, inputs = [], {}
-        for node in self._order:
-            data = self._attrs[node]
-            if isinstance(data["layer"], Input):
-                inputs[node] = list(data["layer"].shape)
-                continue
-            entry = {
-                "name": node,
-                "kind": data["layer"].kind,
-                **data["layer"].config(),
-                "inputs": list(data["inputs"]),
-            }
-            if data["tensors"] is not None:
-                entry["tensors"] = {k: [size, t] for k, (size, t) in data["tensors"].items()}
-            elif data["share"]:
-                entry["share"] = data["share"]
-            elif data["keys"] is not None:  # explicit keys (from_torch): sharing survives
-                entry["param_keys"] = dict(data["keys"])
-            layers.append(entry)
-        spec = {"name": self._meta.get("name", "graph"), "inputs": inputs, "layers": layers}
-        if self.unused_parameters():
-            spec["unused_parameters"] = self.unused_parameters()
-        if self._meta.get("modules"):
-            spec["modules"] = {k: list(v) for k, v in self._meta["modules"].items()}
-        if self._meta.get("aliases"):
-            spec["aliases"] = dict(self._meta["aliases"])
-        return spec
+        return graph_spec(self._order, self._attrs, self._meta, self.unused_parameters())
 
     def to_file(self, path: str | Path) -> Path:
         """Write the graph's spec (:meth:`to_spec`) as ``.json``, ``.yaml`` or ``.yml``;
@@ -631,7 +539,7 @@ class LayerGraph:
         inside = self.nodes_of(name)
         if inside:
             return inside[-1]
-        known = dict.fromkeys([*self._attrs, *named, *_scopes(self._order)])
+        known = dict.fromkeys([*self._attrs, *named, *scopes(self._order)])
         close = difflib.get_close_matches(name, list(known), 5)
         hint = "; close matches: " + ", ".join(shown(c) for c in close) if close else ""
         raise ConvAlgebraError(f"no node named {shown(name)} in the graph{hint}")
@@ -662,7 +570,7 @@ class LayerGraph:
         >>> zoo.resnet18().nodes_of("layer1.0")[:4]
         ['layer1.0.conv1', 'layer1.0.bn1', 'layer1.0.relu#1', 'layer1.0.conv2']
         """
-        inside = [n for n in self._order if _in_scope(n, path)]
+        inside = [n for n in self._order if in_scope(n, path)]
         if inside:
             return inside
         return list(dict.fromkeys((self._meta.get("modules") or {}).get(path, [])))
@@ -788,13 +696,7 @@ class LayerGraph:
         if data["layer"].kind != "mul":
             return ()
         shapes = [self._attrs[s]["facts"].shape for s in data["inputs"]]
-        n = self.spatial_ndim
-        gate = tuple(
-            p
-            for p, sh in enumerate(shapes)
-            if len(sh) == n + 1 and n and all(v == 1 for v in sh[1:])
-        )
-        return gate if len(gate) < len(shapes) and math.prod(data["facts"].shape[1:]) > 1 else ()
+        return gate_inputs(shapes, data["facts"].shape, self.spatial_ndim)
 
     def _receptive_fields(self, ignore_gates: bool = False) -> dict[str, tuple[AxisRF, ...]]:
         assert self._cache is not None
@@ -861,30 +763,12 @@ class LayerGraph:
     def _exact_fields(
         self, node: str, fields: tuple[AxisRF, ...], gates: str = "keep"
     ) -> tuple[AxisRF, ...]:
-        from dataclasses import replace
-        from fractions import Fraction
-
         rf = self._fields(gates)
-        period = 1
-        for a in nx.ancestors(self.nx, node):
-            for f, mine in zip(rf[a], fields):
-                for j in f.jumps:
-                    period = math.lcm(period, (Fraction(mine.jump) / Fraction(j)).denominator)
-        sizes = [0] * len(fields)
-        extents = self._spatial_sizes(node) or ()
-        for a, size in enumerate(extents):
-            # unaligned paths: the union's extent changes with the index, try every unit
-            units = size if not fields[a].aligned else min(period, size)
-            for p in range(units):  # one axis at a time: the maps act per axis
-                request = tuple(
-                    np.array([p]) if b == a else np.arange(s) for b, s in enumerate(extents)
-                )
-                box = self._box(node, request, clip=False, gates=gates)
-                if box:
-                    sizes[a] = max(sizes[a], box[a][1] - box[a][0] + 1)
-        return tuple(
-            replace(f, size=sz, exact=True) if (not f.exact or not f.aligned) and sz > 0 else f
-            for f, sz in zip(fields, sizes)
+        return exact_fields(
+            fields,
+            (rf[a] for a in nx.ancestors(self.nx, node)),
+            self._spatial_sizes(node) or (),
+            partial(self._box, node, clip=False, gates=gates),
         )
 
     def unit_receptive_field(
@@ -965,25 +849,11 @@ class LayerGraph:
         return spatial_sizes(self.axes(node), self.shape(node))
 
     # ------------------------------------------------------------- params & cost
-    def _param_keys(self, node: str, buffers: bool = False) -> dict[str, int]:
-        data = self._attrs[node]
-        if data["tensors"] is not None:
-            return {k: size for k, (size, t) in data["tensors"].items() if t is not buffers}
-        sizes = data["facts"].buffers if buffers else data["facts"].params
-        keys = data["keys"]
-        if keys is None:
-            return {f"{node}.{p}": size for p, size in sizes.items()}
-        return {keys[p]: size for p, size in sizes.items()}
-
     def _key_users(self) -> dict[str, int]:
         """How many nodes read each explicitly keyed parameter or buffer (sharing > 1)."""
         analysis = self._analysis()
         if "key_users" not in analysis:
-            users: dict[str, int] = {}
-            for data in self._attrs.values():
-                for key in _node_keys(data):
-                    users[key] = users.get(key, 0) + 1
-            analysis["key_users"] = users
+            analysis["key_users"] = key_users(self._attrs.values())
         return analysis["key_users"]
 
     def param_count(self, *, trainable: bool = True) -> int:
@@ -993,40 +863,13 @@ class LayerGraph:
 
     def macs(self) -> int:
         """Multiply-accumulates of convolution and linear layers (one forward pass)."""
-        return sum(self._attrs[n]["facts"].macs for n in self._order)
+        return total_macs(self._order, self._attrs)
 
     def info(self, node: str, *, _seen: set | None = None) -> NodeInfo:
         """The full report of one node (parameters, cost, memory, receptive field, flags)."""
         node = self.resolve(node)
-        data = self._attrs[node]
-        facts, layer = data["facts"], data["layer"]
-        keys = self._param_keys(node)
-        shared = sum(v for k, v in keys.items() if _seen is not None and k in _seen)
-        if _seen is not None:
-            _seen.update(keys)
-        rf = self.receptive_field(node)
-        users = self._key_users()
-        flags = tuple(
-            f
-            for f, on in (
-                ("opaque", isinstance(layer, Opaque)),
-                ("shared", any(users[k] > 1 for k in _node_keys(data))),
-                ("unaligned", any(not f.aligned for f in rf)),
-            )
-            if on
-        )
-        return NodeInfo(
-            node,
-            _label(layer),
-            facts.shape,
-            sum(keys.values()) - shared,
-            shared,
-            sum(self._param_keys(node, True).values()),
-            facts.macs,
-            facts.ops,
-            0 if isinstance(layer, Parameter) else math.prod(facts.shape),
-            rf,
-            flags,
+        return node_info(
+            node, self._attrs[node], self.receptive_field(node), self._key_users(), _seen
         )
 
     def table(
@@ -1079,38 +922,16 @@ class LayerGraph:
         return Table(text, rows, list(rows[0]), format_cell)
 
     def _rows(self, dtype_bytes: int, batch: int, numeric: bool = False) -> list[dict[str, Any]]:
-        seen: set = set()
-        gated = self._gates_change_fields()
-        rows = []
-        for node in self._order:
-            i = self.info(node, _seen=seen)
-            row = {
-                "node": node,
-                "kind": i.kind,
-                "output": i.shape,
-                "params": i.params,
-                "buffers": i.buffers,
-                "MACs": i.macs * batch,
-                "RF": " x ".join(f.describe() for f in i.rf) or None,
-            }
-            if gated:
-                row["RF w/o gates"] = (
-                    " x ".join(f.describe() for f in self.receptive_field(node, gates="ignore"))
-                    or None
-                )
-            if numeric:  # one number per column: size, jump, start and global per axis
-                for a in range(self.spatial_ndim):
-                    record = i.rf[a].to_dict() if a < len(i.rf) else {}
-                    for key in ("size", "jump", "start", "global"):
-                        row[f"rf{a}_{key}"] = record.get(key)
-            rows.append(
-                {
-                    **row,
-                    "act_bytes": i.activations * dtype_bytes * batch,
-                    "flags": ",".join(i.flags) or None,
-                }
-            )
-        return rows
+        ignored = partial(self.receptive_field, gates="ignore")
+        return table_rows(
+            self._order,
+            lambda v, seen: self.info(v, _seen=seen),
+            ignored if self._gates_change_fields() else None,
+            self.spatial_ndim,
+            dtype_bytes=dtype_bytes,
+            batch=batch,
+            numeric=numeric,
+        )
 
     def _gates_change_fields(self) -> bool:
         """Whether holding the gates constant changes the field of some node."""
@@ -1126,13 +947,7 @@ class LayerGraph:
 
     def unused_note(self, shown: int = 6) -> str | None:
         """``"not used in forward: a.weight, a.bias (12 parameters, not counted)"`` or None."""
-        unused = self.unused_parameters()
-        if not unused:
-            return None
-        names = ", ".join(list(unused)[:shown]) + (
-            f", ... ({len(unused) - shown} more)" if len(unused) > shown else ""
-        )
-        return f"not used in forward: {names} ({sum(unused.values()):,} parameters, not counted)"
+        return unused_note(self.unused_parameters(), shown)
 
     def summary(self, *, dtype_bytes: int = 4, batch: int = 1) -> dict[str, int]:
         """Totals: params, buffers, MACs, FLOPs (= 2 MACs), other ops, memory, and the
@@ -1154,280 +969,19 @@ class LayerGraph:
         >>> s["activation_bytes"], s["forward_backward_bytes"], s["macs"]
         (5632, 4096, 13824)
         """
-        batch = _positive(batch, "batch")
-        facts = [self._attrs[n]["facts"] for n in self._order]
-        total_macs = self.macs() * batch
-        elements = batch * sum(
-            math.prod(self._attrs[n]["facts"].shape)
-            for n in self._order
-            if not isinstance(self._attrs[n]["layer"], Parameter)
-        )  # activations
-        trained, seen = 0, set[str]()
-        for node in self._order:  # torchinfo: output x 2 for the layers with parameters
-            keys = set(self._param_keys(node))
-            if keys and not keys <= seen:
-                trained += math.prod(self._attrs[node]["facts"].shape)
-            seen |= keys
-        inputs = sum(math.prod(self.shape(i)) for i in self._inputs)
-        return {
-            "nodes": len(self),
-            "params": self.param_count(),
-            "buffers": self.param_count(trainable=False),
-            "macs": total_macs,
-            "flops": 2 * total_macs,
-            "other_ops": sum(f.ops for f in facts) * batch,
-            "batch": batch,
-            "activations": elements,
-            "activation_bytes": elements * dtype_bytes,
-            "forward_backward_bytes": 2 * trained * batch * dtype_bytes,
-            "input_bytes": inputs * batch * dtype_bytes,
-            "param_bytes": (self.param_count() + self.param_count(trainable=False)) * dtype_bytes,
-            "unused_params": sum(self.unused_parameters().values()),
-        }
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConvAlgebraError(f"{name} must be a positive integer, got {shown(value)}")
-    return value
-
-
-def _node_keys(data: dict) -> set[str]:
-    """The explicit keys of the parameters and buffers a node reads."""
-    if data["tensors"] is not None:
-        return set(data["tensors"])
-    return set((data["keys"] or {}).values())
-
-
-def _shared_conflict(name: str, key: str, known: int, size: int) -> NoReturn:
-    raise ConvAlgebraError(
-        f"layer {shown(name)} shares parameter {shown(key)} with {known} entries, but needs {size}"
-    )
-
-
-def _checked_tensors(name: str, tensors: Any) -> dict[str, tuple[int, bool]]:
-    """``{key: (size, learnable)}`` with non-negative integer sizes, or an error naming it."""
-    if type(tensors) is not dict and not isinstance(tensors, Mapping):
-        raise ConvAlgebraError(
-            f"layer {shown(name)}: 'tensors' must map keys to [size, learnable], "
-            f"got {shown(tensors)}"
+        counts = (
+            self.param_count(),
+            self.param_count(trainable=False),
+            sum(self.unused_parameters().values()),
         )
-    out = {}
-    for key, value in tensors.items():
-        if (  # the common well-formed entry, on exact types
-            type(value) is tuple
-            and len(value) == 2
-            and type(key) is str
-            and type(value[0]) is int
-            and value[0] >= 0
-            and type(value[1]) is bool
-        ):
-            out[key] = value
-            continue
-        ok = isinstance(key, str) and isinstance(value, (list, tuple)) and len(value) == 2
-        size, learnable = value if ok else (None, None)
-        if not (
-            ok
-            and isinstance(size, int)
-            and not isinstance(size, bool)
-            and size >= 0
-            and isinstance(learnable, bool)
-        ):
-            raise ConvAlgebraError(
-                f"layer {shown(name)}: tensor {shown(key)} must be [size, learnable] "
-                f"(a non-negative int and a bool), got {shown(value)}"
-            )
-        out[key] = (size, learnable)
-    return out
-
-
-def _in_scope(node: str, path: str) -> bool:
-    """Whether ``node`` is ``path``'s own node, an earlier call (``path#k``) or inside it."""
-    return node == path or node.startswith((path + "#", path + "."))
-
-
-def _scopes(nodes: list[str]) -> set[str]:
-    """Every dotted prefix of the node names (the module paths of the scopes)."""
-    out: set[str] = set()
-    for n in nodes:
-        parts = n.split("#")[0].split(".")
-        out.update(".".join(parts[:k]) for k in range(1, len(parts)))
-    return out
-
-
-def _label(layer: Layer) -> str:
-    """Short kind for tables: ``relu``, ``conv_transpose``, ``global_avg_pool``..."""
-    if getattr(layer, "transposed", False):
-        return "conv_transpose"
-    if isinstance(layer, AdaptivePool):
-        size = layer.output_size
-        scope = (
-            "global" if size == 1 or (isinstance(size, tuple) and set(size) == {1}) else "adaptive"
+        return totals(
+            self._order,
+            self._attrs,
+            self._inputs,
+            counts,
+            dtype_bytes=dtype_bytes,
+            batch=_positive(batch, "batch"),
         )
-        return f"{scope}_{layer.op}_pool"
-    return getattr(layer, "fn", None) or layer.kind
-
-
-# --------------------------------------------------------------- spec documents
-def _spec_inputs(spec: dict[str, Any]) -> dict[str, Any]:
-    inputs = spec.get("inputs") or {"input": spec.get("input")}
-    if not isinstance(inputs, dict):
-        raise ConvAlgebraError(
-            f"'inputs' must map input names to shapes, got {type(inputs).__name__} {shown(inputs)}"
-        )
-    for name, shape in inputs.items():
-        if not isinstance(shape, (list, tuple)):
-            raise ConvAlgebraError(f"input {shown(name)} needs a shape list, got {shown(shape)}")
-    return inputs
-
-
-def _spec_modules(modules: Any, graph: LayerGraph) -> dict[str, list[str]]:
-    """The ``modules`` entry of a spec: module path -> the output node of each call."""
-    if modules is None:
-        return {}
-    if not isinstance(modules, dict) or not all(
-        isinstance(k, str) and isinstance(v, list) and all(isinstance(n, str) for n in v)
-        for k, v in modules.items()
-    ):
-        raise ConvAlgebraError(
-            f"'modules' must map module paths to lists of node names, got {shown(modules)}"
-        )
-    for path, nodes in modules.items():
-        for node in nodes:
-            if node not in graph:
-                raise ConvAlgebraError(
-                    f"module {shown(path)} names node {shown(node)}, which is not in the graph"
-                )
-    return {k: list(v) for k, v in modules.items()}
-
-
-def _spec_reads(name: str, reads: Any) -> tuple[str, ...] | None:
-    if reads is None or isinstance(reads, str):
-        return reads if reads is None else (reads,)
-    if not isinstance(reads, list) or not all(isinstance(r, str) for r in reads):
-        raise ConvAlgebraError(
-            f"layer {shown(name)}: 'inputs' must be a node name or a list of "
-            f"node names, got {shown(reads)}"
-        )
-    return tuple(reads)
-
-
-def _spec_entries(layers: list, inputs: list[str]) -> list[tuple]:
-    """``(name, layer, reads, share, param_keys)`` per entry; a layer without ``inputs`` reads the
-    entry before it (the last graph input for the first)."""
-    entries: list[tuple] = []
-    taken = set(inputs)
-    for i, entry in enumerate(layers, start=len(inputs) + 1):
-        if not isinstance(entry, dict):
-            raise ConvAlgebraError(f"layer #{i} must be a mapping, got {shown(entry)}")
-        entry = dict(entry)
-        name, reads = entry.pop("name", None), entry.pop("inputs", None)
-        share, keys = entry.pop("share", None), entry.pop("param_keys", None)
-        tensors = entry.pop("tensors", None)
-        label = name if name is not None else f"#{i}"
-        try:
-            layer = layer_from_dict(entry)
-        except (ConvAlgebraError, TypeError) as exc:
-            raise ConvAlgebraError(f"layer {shown(label)}: {exc}") from None
-        name = f"{_label(layer)}{i - 1}" if name is None else name
-        if not isinstance(name, str) or not name:
-            raise ConvAlgebraError(
-                f"layer #{i}: 'name' must be a non-empty string, got {shown(name)}"
-            )
-        if name in taken:
-            raise ConvAlgebraError(f"a node named {shown(name)} is already in the graph")
-        taken.add(name)
-        reads = _spec_reads(name, reads)
-        if reads is None:
-            previous = entries[-1][0] if entries else (inputs[-1] if inputs else None)
-            reads = (previous,) if previous is not None and layer.arity[0] > 0 else ()
-        if keys is not None and (
-            not isinstance(keys, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items())
-        ):
-            raise ConvAlgebraError(
-                f"layer {shown(name)}: 'param_keys' must map parameter names to "
-                f"keys, got {str(keys)[:80]}"
-            )
-        entries.append((name, layer, reads, share, keys, tensors))
-    return entries
-
-
-def _spec_order(entries: list[tuple], inputs: set[str]) -> list[tuple]:
-    """The entries in an order where each reads only earlier nodes (the listed order when it
-    already does); forward references are fine, a cycle raises :class:`GraphCycleError`."""
-    position = {e[0]: k for k, e in enumerate(entries)}
-    flow = nx.DiGraph()
-    flow.add_nodes_from(position)
-    for name, _, reads, *_ in entries:
-        for src in reads:
-            if src not in position and src not in inputs:
-                raise ConvAlgebraError(
-                    f"layer {shown(name)} reads {shown(src)}, which is not in the graph"
-                )
-            if src in position:
-                flow.add_edge(src, name)
-    try:
-        order = list(nx.lexicographical_topological_sort(flow, key=position.get))
-    except nx.NetworkXUnfeasible:
-        cycle = [u for u, _ in nx.find_cycle(flow)]
-        raise GraphCycleError(f"the graph has a cycle through {cycle}") from None
-    return [entries[position[n]] for n in order]
-
-
-#: Largest graph document: nesting depth and values (an alias counts at every use).
-MAX_DOCUMENT_DEPTH = 64
-MAX_DOCUMENT_VALUES = 1_000_000
-
-
-def _load(loads, text: str, kind: str):
-    if not isinstance(text, (str, bytes)):
-        raise TypeError(f"a {kind} document must be text, got {type(text).__name__} {shown(text)}")
-    try:
-        return loads(text)
-    except RecursionError:
-        raise ConvAlgebraError(
-            f"the {kind} document is nested too deeply to read (a graph spec needs a few levels)"
-        ) from None
-    except ValueError as exc:  # json.JSONDecodeError, and bytes that are not text
-        raise ConvAlgebraError(f"cannot parse the {kind} document: {exc}") from None
-
-
-def checked_document(document: Any) -> Any:
-    """``document`` if it is at most 64 levels deep and holds at most 1,000,000 values.
-
-    Values reached through several references (YAML aliases) are counted at each, so a
-    small file that expands to billions of values is refused before anything walks it.
-
-    Examples
-    --------
-    >>> bomb = ["x"]
-    >>> for _ in range(40):
-    ...     bomb = [bomb, bomb]
-    >>> checked_document(bomb)
-    Traceback (most recent call last):
-    ...
-    convalgebra.errors.ConvAlgebraError: the graph document holds more than 1,000,000 values (counting each use of a YAML alias); a graph spec is much smaller
-    """
-    stack, seen = [(document, 0)], 0
-    while stack:
-        value, depth = stack.pop()
-        seen += 1
-        if seen > MAX_DOCUMENT_VALUES:
-            raise ConvAlgebraError(
-                f"the graph document holds more than {MAX_DOCUMENT_VALUES:,} values (counting "
-                "each use of a YAML alias); a graph spec is much smaller"
-            )
-        if depth > MAX_DOCUMENT_DEPTH:
-            raise ConvAlgebraError(
-                f"the graph document is nested more than {MAX_DOCUMENT_DEPTH} levels deep; a "
-                "graph spec needs a few"
-            )
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in (*value.keys(), *value.values()))
-        elif isinstance(value, (list, tuple)):
-            stack.extend((v, depth + 1) for v in value)
-    return document
 
 
 def receptive_field(
