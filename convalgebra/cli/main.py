@@ -149,6 +149,7 @@ def _table_arguments(parser) -> None:
         help="fold nodes into one row per module path prefix of K parts "
         "(layer4.2.relu -> layer4 at --depth 1)",
     )
+    parser.add_argument("--fold", action="store_true", help=FOLD_HELP)
     parser.add_argument(
         "--percent",
         action="store_true",
@@ -519,6 +520,12 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""",
     p.set_defaults(handler=network.rf)
 
 
+FOLD_HELP = (
+    "one row per layer: a batch norm, activation or dropout folded into the layer it "
+    "follows (conv1 + BN + ReLU)"
+)
+
+
 def _add_params(subparsers) -> None:
     p = _sub(
         subparsers,
@@ -541,6 +548,7 @@ convalgebra params mymodel.py:Net --in 3x32x32 --depth 1 --percent""",
         metavar="K",
         help="fold nodes into one row per module path prefix of K parts",
     )
+    p.add_argument("--fold", action="store_true", help=FOLD_HELP)
     p.add_argument(
         "--percent", action="store_true", help="add each row's share of the total params and MACs"
     )
