@@ -208,7 +208,7 @@ def derive_network_cost(graph: Any, *, dtype_bytes: int = 4) -> Derivation:
     >>> d = derive_network_cost(zoo.get("resnet18"))
     >>> d.result["params"], d.result["macs"]
     (11689512, 1814073344)
-    >>> [l.split("  ")[0].strip() for l in d.to_text().splitlines() if "conv1 + BN" in l][0]
+    >>> [l.strip().split("  ")[0] for l in d.to_text().splitlines() if "conv1 + BN" in l][0]
     'conv1 + BN + ReLU'
     >>> d.verify() > 0
     True
