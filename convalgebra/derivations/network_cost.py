@@ -31,8 +31,8 @@ from .verify import RoundTripError
 
 __all__ = ["derive_network_cost", "cost_meaning", "NetworkCost"]
 
-#: The counted columns of the table: (name in the meaning, column).
-_COUNTED = (("parameters", 3), ("buffers", 4), ("MACs", 5), ("output bytes", 6))
+#: The counted columns of the tables (their headers, the names in the meaning).
+_COUNTED = ("parameters", "buffers", "MACs", "output bytes")
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,12 @@ def _printed(cell: Any) -> int:
 
 def _check_table(table: Table, meaning: dict[str, Any]) -> int:
     count = 0
+    columns = list(table.header)
     for i, cells in enumerate(table.rows):
-        shape = tuple(int(v) for v in cells[2].split(" x "))
-        checks = [("shape", shape)] + [(key, _printed(cells[c])) for key, c in _COUNTED]
+        checks = [(key, _printed(cells[columns.index(key)])) for key in _COUNTED if key in columns]
+        if "output shape" in columns:
+            shape = tuple(int(v) for v in cells[columns.index("output shape")].split(" x "))
+            checks.append(("shape", shape))
         for key, printed in checks:
             want = meaning.get(f"{key}_{i}")
             if want is None:
@@ -216,41 +219,39 @@ def derive_network_cost(graph: Any, *, dtype_bytes: int = 4) -> Derivation:
     if isinstance(dtype_bytes, bool) or not isinstance(dtype_bytes, int) or dtype_bytes < 1:
         raise ConvAlgebraError(f"dtype_bytes must be a positive integer, got {shown(dtype_bytes)}")
     seen: set = set()
-    rows: list[tuple[Any, ...]] = []
+    held: list[tuple[Any, ...]] = []
+    work: list[tuple[Any, ...]] = []
     sums: dict[str, list[int]] = {"params": [], "buffers": [], "macs": [], "act": []}
     for row in layer_rows(graph):
         params, n_params = row_params(graph, row, seen)
         macs, n_macs = row_macs(graph, row)
         buffers, n_buffers = _row_buffers(graph, row)
         act, n_act = _row_activations(graph, row, dtype_bytes)
-        rows.append(
-            (
-                folded_name(graph, row),
-                graph.info(row.lead).kind,
-                " x ".join(map(str, graph.shape(row.last))),
-                "0" if params is None else params,
-                buffers,
-                "0" if macs is None else macs,
-                act,
-            )
-        )
+        label = folded_name(graph, row)
+        shape = " x ".join(map(str, graph.shape(row.last)))
+        held.append((label, shape, "0" if params is None else params, buffers))
+        work.append((label, "0" if macs is None else macs, act))
         for key, value in zip(sums, (n_params, n_buffers, n_macs, n_act), strict=True):
             sums[key].append(value)
-    header = ("layer", "kind", "output shape", "parameters", "buffers", "MACs", "output bytes")
     steps = (
         Step(
-            "Layer by layer (shapes channels first; a batch normalisation or an elementwise "
-            "activation is folded into the layer it follows, its parameters, buffers and "
-            f"output counted in that row; parameters shared between nodes are counted once; "
-            f"{dtype_bytes} bytes per element):",
-            (Table(header, tuple(rows)),),
+            "What each layer holds (shapes channels first; a batch normalisation or an "
+            "elementwise activation is folded into the layer it follows, its parameters and "
+            "buffers counted in that row; parameters shared between nodes are counted once):",
+            (Table(("layer", "output shape", "parameters", "buffers"), tuple(held)),),
             "A convolution has $C_{out} \\cdot C_{in}/g \\cdot \\prod k$ weights and $C_{out}$ "
-            "biases and does $C_{in}/g \\cdot \\prod k$ MACs per output element; a linear layer "
-            "$n_{in} \\cdot n_{out}$ weights, $n_{out}$ biases and as many MACs as weights; a "
-            "batch normalisation $2 C$ parameters (a scale and a shift per channel) and "
-            "$2 C + 1$ buffers (running mean and variance, the batch counter). Every node "
-            "keeps its output for the pass: a row of $n$ nodes of output $C \\times H \\times W$ "
-            "holds $n \\cdot C H W$ elements.",
+            "biases; a linear layer $n_{in} \\cdot n_{out}$ weights and $n_{out}$ biases; a batch "
+            "normalisation $2 C$ parameters (a scale and a shift per channel) and $2 C + 1$ "
+            "buffers (running mean and variance, the batch counter).",
+            "table",
+        ),
+        Step(
+            f"What each layer does and keeps ({dtype_bytes} bytes per element; every node of a "
+            "row keeps its output for the pass):",
+            (Table(("layer", "MACs", "output bytes"), tuple(work)),),
+            "A convolution does $C_{in}/g \\cdot \\prod k$ MACs per output element, a linear "
+            "layer one per weight; a row of $n$ nodes of output $C \\times H \\times W$ keeps "
+            "$n \\cdot C H W$ elements.",
             "table",
         ),
         Step(
