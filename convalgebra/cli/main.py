@@ -378,7 +378,8 @@ DERIVE_KINDS = {
     "receptive_field": "the receptive field (a layer, or a network with --model)",
     "check": "the proof of a law, from a check result (from Python: derive(check(...)))",
     "im2col": "the im2col lowering: the kernel Jacobian J(x)",
-    "cost": "parameters and MACs, against the standard convolution",
+    "cost": "parameters and MACs, against the standard convolution; with --model a "
+    "network's parameters, buffers, MACs and memory layer by layer",
     "transposed": "a transposed convolution as the adjoint (with --transposed)",
     "pooling": "average or max pooling as a linear map at an input (from Python: "
     "derive('pooling', spec, x=...))",
@@ -395,7 +396,7 @@ def _add_derive(subparsers) -> None:
         "a textbook derivation in LaTeX, Markdown or text",
         "Generate a derivation from the same objects that compute the numbers: output "
         "size, the matrix, forward and backward equations, parameters, receptive field. "
-        "WHAT=params/receptive_field also accept a model with --model; WHAT=lecture needs one.\n\nkinds (WHAT):\n"
+        "WHAT=params/receptive_field/cost also accept a model with --model; WHAT=lecture needs one.\n\nkinds (WHAT):\n"
         + "\n".join(f"  {kind:<16} {text}" for kind, text in DERIVE_KINDS.items()),
         """
 convalgebra derive output_size --in 1x7 -k 3 -s 3

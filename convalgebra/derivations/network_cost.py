@@ -62,10 +62,13 @@ def _printed(cell: Any) -> int:
 
 
 def _check_table(table: Table, meaning: dict[str, Any]) -> int:
+    """Read every counted cell and shape of ``table`` back and compare it with ``meaning``."""
     count = 0
     columns = list(table.header)
     for i, cells in enumerate(table.rows):
-        checks = [(key, _printed(cells[columns.index(key)])) for key in _COUNTED if key in columns]
+        checks: list[tuple[str, Any]] = [
+            (key, _printed(cells[columns.index(key)])) for key in _COUNTED if key in columns
+        ]
         if "output shape" in columns:
             shape = tuple(int(v) for v in cells[columns.index("output shape")].split(" x "))
             checks.append(("shape", shape))
