@@ -1,5 +1,5 @@
 """What is printed is what was computed, for the kinds that count and size: ``output_size``,
-``params`` (a layer and a network), ``receptive_field``, ``cost``, ``spectrum`` and ``lecture``
+``params`` (a layer and a network), ``receptive_field``, ``cost`` (a block and a network), ``spectrum`` and ``lecture``
 (tests/test_lecture_torch.py), each request drawn over its options, rendered, read back and
 evaluated on values PyTorch computed: output shapes by running the op, parameters and buffers
 by counting torch's tensors, MACs by torch's flop counter, fields and jumps by gradient probes,
@@ -124,6 +124,87 @@ def test_network_params_read_back_as_torch_counts(case):
         "MACs": dispatch_macs(model, size),
     }
     _check("params (network)", ca.derive("params", graph), meaning)
+
+
+def _outputs(model, size) -> dict:
+    """Each named module's (input, output) of one forward pass, by forward hooks."""
+    seen: dict = {}
+    hooks = [
+        module.register_forward_hook(
+            lambda m, i, o, n=name: seen.__setitem__(n, (i[0].detach(), o.detach()))
+        )
+        for name, module in model.named_modules()
+        if name
+    ]
+    try:
+        with torch.no_grad():
+            model(torch.rand(1, *size))
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def torch_cost_meaning(model, size, graph, dtype_bytes) -> dict:
+    """The network cost derivation's names valued by torch alone (the graph gives only the
+    rows): per row the output shape (hooks), parameters and buffers (the modules' tensors),
+    MACs (torch's flop counter on the row's convolution) and output bytes; the totals by
+    counting the model's tensors and the dispatch flop counter."""
+    from convalgebra.network.tabulate import layer_rows
+
+    modules, seen = dict(model.named_modules()), _outputs(model, size)
+    meaning: dict = {"shape_0": tuple(size), "output bytes_0": math.prod(size) * dtype_bytes}
+    kept = [math.prod(size)]
+    for i, row in enumerate(layer_rows(graph)[1:], 1):
+        mods = [modules[n] for n in row.nodes if n in modules]
+        meaning[f"parameters_{i}"] = sum(p.numel() for m in mods for p in m.parameters())
+        meaning[f"buffers_{i}"] = sum(b.numel() for m in mods for b in m.buffers())
+        lead = modules.get(row.lead)
+        meaning[f"MACs_{i}"] = 0
+        if isinstance(lead, nn.Conv2d):
+            counter = FlopCounterMode(display=False)
+            with counter, torch.no_grad():
+                lead(seen[row.lead][0])
+            meaning[f"MACs_{i}"] = counter.get_total_flops() // 2
+        if len(mods) == len(row.nodes):  # every node a module: its output seen by torch
+            outputs = [seen[n][1].numel() for n in row.nodes]
+            meaning[f"shape_{i}"] = tuple(seen[row.last][1].shape[1:])
+            meaning[f"output bytes_{i}"] = sum(outputs) * dtype_bytes
+            kept += outputs
+        else:
+            kept.append(None)
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers())
+    macs = dispatch_macs(model, size)
+    meaning.update(
+        {
+            "parameters": params,
+            "buffers": buffers,
+            "MACs": macs,
+            "FLOPs": 2 * macs,
+            "parameter bytes": (params + buffers) * dtype_bytes,
+        }
+    )
+    if None not in kept:
+        meaning["activation bytes"] = sum(kept) * dtype_bytes
+    return meaning
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(networks(), st.sampled_from([1, 2, 4]))
+def test_network_cost_reads_back_as_torch_counts(case, dtype_bytes):
+    """Every row of the network cost derivation (shape, parameters, buffers, MACs, output
+    bytes) and every total, read back and evaluated on torch's counts."""
+    model, size = case
+    try:
+        torch.no_grad()(model)(torch.rand(1, *size))
+    except RuntimeError:
+        return
+    graph = ca.from_torch(model, size)
+    meaning = torch_cost_meaning(model, size, graph, dtype_bytes)
+    d = ca.derive("cost", graph, dtype_bytes=dtype_bytes)
+    _check("cost (network)", d, meaning)
+    assert d.result["params"] == meaning["parameters"] and d.result["macs"] == meaning["MACs"]
 
 
 # ------------------------------------------------------------------ receptive field

@@ -172,7 +172,7 @@ def _overfull(log: str) -> list[str]:
     bool(_MISSING),
     reason="needs " + ", ".join(f"{t} (Debian package {p})" for t, p in _MISSING) + " to print",
 )
-@pytest.mark.parametrize("kind", ["lecture", "params", "receptive_field"])
+@pytest.mark.parametrize("kind", ["lecture", "params", "receptive_field", "cost"])
 def test_resnet18_pdf_holds_every_layer_row(tmp_path, resnet18, kind):
     """pdflatex then pdftotext: every layer of the table is in the PDF's text, no line
     runs off the page (a longtable breaks across pages)."""

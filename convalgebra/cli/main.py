@@ -149,6 +149,7 @@ def _table_arguments(parser) -> None:
         help="fold nodes into one row per module path prefix of K parts "
         "(layer4.2.relu -> layer4 at --depth 1)",
     )
+    parser.add_argument("--fold", action="store_true", help=FOLD_HELP)
     parser.add_argument(
         "--percent",
         action="store_true",
@@ -377,7 +378,8 @@ DERIVE_KINDS = {
     "receptive_field": "the receptive field (a layer, or a network with --model)",
     "check": "the proof of a law, from a check result (from Python: derive(check(...)))",
     "im2col": "the im2col lowering: the kernel Jacobian J(x)",
-    "cost": "parameters and MACs, against the standard convolution",
+    "cost": "parameters and MACs, against the standard convolution; with --model a "
+    "network's parameters, buffers, MACs and memory layer by layer",
     "transposed": "a transposed convolution as the adjoint (with --transposed)",
     "pooling": "average or max pooling as a linear map at an input (from Python: "
     "derive('pooling', spec, x=...))",
@@ -394,7 +396,7 @@ def _add_derive(subparsers) -> None:
         "a textbook derivation in LaTeX, Markdown or text",
         "Generate a derivation from the same objects that compute the numbers: output "
         "size, the matrix, forward and backward equations, parameters, receptive field. "
-        "WHAT=params/receptive_field also accept a model with --model; WHAT=lecture needs one.\n\nkinds (WHAT):\n"
+        "WHAT=params/receptive_field/cost also accept a model with --model; WHAT=lecture needs one.\n\nkinds (WHAT):\n"
         + "\n".join(f"  {kind:<16} {text}" for kind, text in DERIVE_KINDS.items()),
         """
 convalgebra derive output_size --in 1x7 -k 3 -s 3
@@ -519,6 +521,12 @@ convalgebra rf --in 1x7x7 -k 3 -s 2 -p 1 --unit 1x1 --plot rf_unit.png""",
     p.set_defaults(handler=network.rf)
 
 
+FOLD_HELP = (
+    "one row per layer: a batch norm, activation or dropout folded into the layer it "
+    "follows (conv1 + BN + ReLU)"
+)
+
+
 def _add_params(subparsers) -> None:
     p = _sub(
         subparsers,
@@ -541,6 +549,7 @@ convalgebra params mymodel.py:Net --in 3x32x32 --depth 1 --percent""",
         metavar="K",
         help="fold nodes into one row per module path prefix of K parts",
     )
+    p.add_argument("--fold", action="store_true", help=FOLD_HELP)
     p.add_argument(
         "--percent", action="store_true", help="add each row's share of the total params and MACs"
     )

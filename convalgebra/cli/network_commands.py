@@ -132,6 +132,7 @@ def analyze(ns: argparse.Namespace) -> Result:
         "batch": ns.batch,
         "depth": ns.depth,
         "percent": ns.percent,
+        "fold": getattr(ns, "fold", False),
     }
     if ns.format == "json":
         document = {
@@ -360,7 +361,14 @@ def params(ns: argparse.Namespace) -> Result:
     from ..network.tabulate import render
 
     percent = getattr(ns, "percent", False)
-    layers = json.loads(graph.table("json", depth=getattr(ns, "depth", None), percent=percent))
+    layers = json.loads(
+        graph.table(
+            "json",
+            depth=getattr(ns, "depth", None),
+            percent=percent,
+            fold=getattr(ns, "fold", False),
+        )
+    )
     columns = [
         "node",
         "kind",

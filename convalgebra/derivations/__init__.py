@@ -91,7 +91,8 @@ def derive(what: Any, obj: Any = None, **options: Any) -> Derivation:
         (a :class:`~convalgebra.spec.ConvSpec`), ``"params"`` (a spec, a list of specs or a
         ``LayerGraph``), ``"receptive_field"`` (a ``LayerGraph`` or a list of specs),
         ``"check"`` (a ``CheckResult``), ``"im2col"`` (a spec: the layer as one matrix product), ``"cost"`` (a block of specs
-        against the standard convolution it replaces), ``"transposed"`` (a transposed spec: zero
+        against the standard convolution it replaces, or a ``LayerGraph`` layer by layer:
+        parameters, buffers, MACs and memory), ``"transposed"`` (a transposed spec: zero
         insertion and the equivalent direct convolution), ``"pooling"`` (a ``MaxPool``/``AvgPool`` layer
         with ``x=``: forward values and the routing of gradients), ``"lecture"`` (a
         ``LayerGraph``: sizes, fields, parameters and MACs layer by layer, with the first

@@ -166,24 +166,34 @@ def _batchnorm_step(block: Sequence[ConvSpec]) -> tuple[Step, int, int]:
 
 
 def derive_cost(
-    block: Any, *, baseline: ConvSpec | None = None, batchnorm: bool = False
+    block: Any,
+    *,
+    baseline: ConvSpec | None = None,
+    batchnorm: bool = False,
+    dtype_bytes: int | None = None,
 ) -> Derivation:
-    """Parameters and MACs of a block of convolutions against the standard convolution it replaces.
+    """Parameters and MACs of a block of convolutions against the standard convolution it
+    replaces, or of a whole network layer by layer.
 
     Parameters
     ----------
-    block : ConvSpec or list of ConvSpec
-        The layers, applied one after the other (each reads the previous one's output).
+    block : ConvSpec, list of ConvSpec or LayerGraph
+        The layers, applied one after the other (each reads the previous one's output), or a
+        network (:func:`~convalgebra.derivations.network_cost.derive_network_cost`: parameters,
+        buffers, MACs and memory per layer, and the totals).
     baseline : ConvSpec, optional
         What the block replaces; default :func:`standard_conv` of the block.
     batchnorm : bool
         Count a batch normalisation after each convolution of the block.
+    dtype_bytes : int, optional
+        Bytes per element of a network's memory (default 4); networks only.
 
     Returns
     -------
     Derivation
         ``result`` holds the totals: ``params``, ``macs``, ``baseline_params``, ``baseline_macs``
-        and, with ``batchnorm``, ``bn_params`` and ``bn_buffers``.
+        and, with ``batchnorm``, ``bn_params`` and ``bn_buffers`` (a network's: those of
+        :meth:`~convalgebra.network.graph.LayerGraph.summary`).
 
     Examples
     --------
@@ -194,10 +204,29 @@ def derive_cost(
     """
     import sympy
 
+    from ..network.graph import LayerGraph
+
+    if isinstance(block, LayerGraph):
+        if baseline is not None or batchnorm:
+            raise ConvAlgebraError(
+                "cost derivations of a network count its own batch norms and have no baseline; "
+                f"got baseline={shown(baseline)}, batchnorm={shown(batchnorm)}"
+            )
+        from .network_cost import derive_network_cost
+
+        return derive_network_cost(block, dtype_bytes=4 if dtype_bytes is None else dtype_bytes)
+    if dtype_bytes is not None:
+        raise ConvAlgebraError(
+            f"dtype_bytes applies to a network's cost, not to layers; got {shown(dtype_bytes)}"
+        )
+    if not isinstance(block, (ConvSpec, list, tuple)):
+        raise ConvAlgebraError(
+            f"cost derivations need a ConvSpec, a list of ConvSpecs or a LayerGraph, got {shown(block)}"
+        )
     specs = [block] if isinstance(block, ConvSpec) else list(block)
     if not specs or not all(isinstance(s, ConvSpec) for s in specs):
         raise ConvAlgebraError(
-            f"cost derivations need a ConvSpec or a list of ConvSpecs, got {shown(block)}"
+            f"cost derivations need a ConvSpec, a list of ConvSpecs or a LayerGraph, got {shown(block)}"
         )
     for n, (a, b) in enumerate(zip(specs, specs[1:], strict=False), 2):
         if a.output_shape != b.input_shape:

@@ -880,6 +880,7 @@ class LayerGraph:
         batch: int = 1,
         depth: int | None = None,
         percent: bool = False,
+        fold: bool = False,
     ) -> Table:
         """A per-node table with a totals row: ``fmt`` is text, markdown, csv or json.
 
@@ -897,10 +898,21 @@ class LayerGraph:
         folds the nodes whose dotted module path shares its first ``K`` parts into one row
         (sums of params, buffers, MACs and memory; shape and field of the group's last
         node); ``percent=True`` adds each row's share of the total params, MACs and memory.
+        ``fold=True`` lists layers instead of nodes: a batch normalisation, an elementwise
+        activation or a dropout joins the row of the layer it follows (named
+        ``conv1 + BN + ReLU``; see :func:`~convalgebra.network.tabulate.fold_layer_rows`).
         """
-        from .tabulate import add_percentages, fold_rows, format_cell, render
+        from .tabulate import add_percentages, fold_layer_rows, fold_rows, format_cell, render
 
         rows = self._rows(dtype_bytes, _positive(batch, "batch"), numeric=fmt in ("csv", "json"))
+        if not isinstance(fold, bool):
+            raise TypeError(f"fold must be True or False, got {shown(fold)}")
+        if fold and depth is not None:
+            raise ConvAlgebraError(
+                f"fold and depth fold rows two ways; give one, got fold=True and depth={shown(depth)}"
+            )
+        if fold:
+            rows = fold_layer_rows(self, rows)
         if depth is not None:
             rows = fold_rows(rows, _positive(depth, "depth"))
         total = self.summary(dtype_bytes=dtype_bytes, batch=batch)

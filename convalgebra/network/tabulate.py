@@ -31,6 +31,7 @@ __all__ = [
     "LayerRow",
     "layer_rows",
     "folded_name",
+    "fold_layer_rows",
 ]
 
 FORMATS = ("text", "markdown", "csv", "json")
@@ -135,16 +136,22 @@ def fold_rows(rows: Sequence[dict], depth: int) -> list[dict]:
         if len(members) == 1:
             out.append({**members[0], "node": key})
             continue
-        row = {**members[-1], "node": key, "kind": "block"}
-        for column in _SUMMED:
-            values = [m.get(column) for m in members if m.get(column) is not None]
-            if values:
-                row[column] = sum(values)
-        flags = sorted({f for m in members for f in (m.get("flags") or "").split(",") if f})
-        if "flags" in row:
-            row["flags"] = ",".join(flags) or None
-        out.append(row)
+        out.append(_merged(members, key, "block"))
     return out
+
+
+def _merged(members: Sequence[dict], name: str, kind: Any) -> dict:
+    """One row for ``members``: the sums of the summed columns, the union of the flags,
+    every other column from the last member."""
+    row = {**members[-1], "node": name, "kind": kind}
+    for column in _SUMMED:
+        values = [m.get(column) for m in members if m.get(column) is not None]
+        if values:
+            row[column] = sum(values)
+    flags = sorted({f for m in members for f in (m.get("flags") or "").split(",") if f})
+    if "flags" in row:
+        row["flags"] = ",".join(flags) or None
+    return row
 
 
 def add_percentages(rows: Sequence[dict], columns: Sequence[str]) -> list[dict]:
@@ -282,3 +289,39 @@ def layer_rows(graph: Any) -> list[LayerRow]:
         row_of[node] = len(rows)
         rows.append(LayerRow(node))
     return rows
+
+
+def fold_layer_rows(graph: Any, rows: Sequence[dict]) -> list[dict]:
+    """Fold the per-node ``rows`` of ``graph`` (one per node, named by ``node``) into one row
+    per layer of :func:`layer_rows`: a batch normalisation, activation or dropout joins the row
+    of the layer it follows.
+
+    A folded row is named by :func:`folded_name`, has its lead's kind, the sums of the
+    ``params``, ``buffers``, ``MACs`` and ``act_bytes`` columns, the union of the flags and
+    every other column (output shape, receptive field) from its last node, whose output is
+    the row's.
+
+    Examples
+    --------
+    >>> from convalgebra.network import zoo
+    >>> g = zoo.get("lenet5")
+    >>> rows = [{"node": n, "kind": g.info(n).kind, "params": g.info(n).params} for n in g.nodes]
+    >>> [(r["node"], r["params"]) for r in fold_layer_rows(g, rows)][1:3]
+    [('conv1 + sigmoid', 156), ('pool1', 0)]
+    """
+    by_node = {str(row["node"]): row for row in rows}
+    missing = [n for n in graph.nodes if n not in by_node]
+    if missing:
+        raise ConvAlgebraError(
+            f"rows must hold one row per node of the graph; none for {shown(missing)}"
+        )
+    out = []
+    for layer in layer_rows(graph):
+        members = [by_node[n] for n in layer.nodes]
+        kind = members[0].get("kind")
+        out.append(
+            {**members[0], "node": folded_name(graph, layer)}
+            if len(members) == 1
+            else _merged(members, folded_name(graph, layer), kind)
+        )
+    return out
