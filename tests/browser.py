@@ -20,8 +20,11 @@ if CHROMIUM is None or DRIVER is None:
         "(or set CONVALGEBRA_CHROMIUM and CONVALGEBRA_CHROMEDRIVER)",
         allow_module_level=True,
     )
+# exc_type: a selenium that is present but cannot be imported skips too (pytest >= 8.2)
 webdriver = pytest.importorskip(
-    "selenium.webdriver", reason="selenium is not installed: pip install 'convalgebra[browser]'"
+    "selenium.webdriver",
+    reason="selenium is not installed: pip install 'convalgebra[browser]'",
+    exc_type=ImportError,
 )
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 
