@@ -271,3 +271,34 @@ def test_a_layer_graph_product_is_empty_where_its_factor_is_zero(pads, value, bi
     boxes = gradient_boxes(positive_copy(model), (C, 4, 5), g.shape("out")[1:])
     for unit, box in boxes.items():
         assert g.unit_receptive_field("out", unit).box == box, unit
+
+
+class _Clipped(nn.Module):
+    """``hardtanh(pad(x), lo, hi) * conv(x)``: a gate on the padding unless the clip maps 0 to 0."""
+
+    def __init__(self, lo, hi, module):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+        self.act = nn.Hardtanh(lo, hi) if module else None
+        self.conv = nn.Conv1d(1, 1, 3, padding=3)
+
+    def forward(self, x):
+        y = F.pad(x, (2, 2))
+        y = self.act(y) if self.act is not None else F.hardtanh(y, self.lo, self.hi)
+        return y * self.conv(x)
+
+
+@pytest.mark.parametrize("module", [True, False], ids=["module", "function"])
+@pytest.mark.parametrize("lo, hi", [(0.5, 2.0), (-2.0, -0.5), (-1.0, 1.0), (0.0, 6.0)])
+def test_a_clip_whose_interval_misses_zero_is_no_zero(lo, hi, module):
+    """hardtanh(0, 0.5, 2) = 0.5: the product reads the other factor on the padding (it was
+    read as relu6, which keeps zeros, so the field was empty)."""
+    model = _Clipped(lo, hi, module).double().eval()
+    g = from_torch(model, (1, 4))
+    out = g.outputs[0]
+    x = (torch.rand(1, 1, 4, dtype=torch.float64) + 0.1).requires_grad_()
+    for unit in range(g.shape(out)[1]):
+        (grad,) = torch.autograd.grad(model(x)[0, 0, unit], x)
+        nz = torch.nonzero(grad[0, 0])[:, 0]
+        box = ((int(nz.min()), int(nz.max())),) if len(nz) else None
+        assert g.unit_receptive_field(out, (unit,)).box == box, unit

@@ -155,7 +155,7 @@ def _swap_counterexample(d: Decision, spec: ConvSpec, op: str) -> Counterexample
         at,
         f"with x = 1 at {_one_based(x.reshape(spec.input_shape[1:]))}, k = 1 at "
         f"{_one_based(k.reshape(spec.kernel_size))} and 0 elsewhere, x {op} k and k {op} x "
-        f"differ at output {tuple(i + 1 for i in at[1:])} (1-based; {lhs[at]:g} vs {rhs[at]:g})",
+        f"differ at output {tuple(i + 1 for i in at)} (1-based; {lhs[at]:g} vs {rhs[at]:g})",
     )
 
 

@@ -18,6 +18,7 @@ from .values import (
     Data,
     Unknown,
     bind,
+    clip_fn,
     flatten,
     need_data,
     unbatch,
@@ -126,7 +127,8 @@ def act_op(imp: Builder, node: Any, fname: str, x: Any, rest: tuple, kw: dict) -
     base = fname.removeprefix("aten.").rstrip("_")
     fn = base if base in ACT_FNS else "pointwise"
     if base == "hardtanh":
-        fn = "relu6"
+        bounds = bind(rest, kw, ("min_val", "max_val"))
+        fn = clip_fn(bounds.get("min_val", -1.0), bounds.get("max_val", 1.0))
     if base in ("softmax", "log_softmax"):
         dim = bind(rest, kw, SIG["softmax"]).get("dim")
         return imp.add(

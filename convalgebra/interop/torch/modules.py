@@ -22,7 +22,7 @@ from ...network.layers import (
     Pad,
     Upsample,
 )
-from .values import as_tuple
+from .values import as_tuple, clip_fn
 
 __all__ = ["attention_layer", "module_layer", "kind_of", "module_fan_in"]
 
@@ -39,7 +39,6 @@ _ACTS = {
     "ELU": "elu",
     "Softplus": "softplus",
     "Mish": "mish",
-    "Hardtanh": "relu6",
 }
 
 
@@ -93,6 +92,8 @@ def module_layer(m: Any) -> Layer | None:
         return GroupNorm(m.num_groups, m.affine)
     if kind in _ACTS:
         return Activation(_ACTS[kind])
+    if kind == "Hardtanh":
+        return Activation(clip_fn(m.min_val, m.max_val))
     if kind in ("Softmax", "LogSoftmax"):
         return (
             None

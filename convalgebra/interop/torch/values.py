@@ -15,6 +15,7 @@ from ...network.layers import (
 )
 
 __all__ = [
+    "clip_fn",
     "UnmodelledOpWarning",
     "SIG",
     "Data",
@@ -228,6 +229,19 @@ def bind(args: tuple, kwargs: dict, names: tuple[str, ...]) -> dict:
     bound = dict(zip(names, args, strict=False))
     bound.update({k: v for k, v in kwargs.items() if k in names})
     return bound
+
+
+def clip_fn(min_val: Any, max_val: Any) -> str:
+    """The activation a ``hardtanh(x, min_val, max_val)`` is: ``"relu6"`` (it maps 0 to 0)
+    when the interval holds 0, else ``"pointwise"`` (0 becomes a bound: not a zero).
+
+    Examples
+    --------
+    >>> clip_fn(-1.0, 1.0), clip_fn(0.5, 2.0)
+    ('relu6', 'pointwise')
+    """
+    numbers = all(isinstance(v, (int, float)) for v in (min_val, max_val))
+    return "relu6" if numbers and min_val <= 0 <= max_val else "pointwise"
 
 
 def unbatch(dim: Any, rank: int) -> int:
