@@ -113,10 +113,16 @@ def check(law: str, *specs, **options) -> CheckResult:
         The verdict (``holds``, ``bool(result)``), the claim, the reason, the evidence, a
         counterexample when it fails, and the derivation (``to_text()``, ``to_latex()``).
 
+
     Raises
     ------
     ConvAlgebraError
         An unknown law, or an option the law does not take.
+
+    Notes
+    -----
+    The laws are statements about the layer's linear map ``y = M(w) x``: a bias (the affine
+    offset ``b``) takes no part, whatever ``spec.bias`` says.
 
     Examples
     --------

@@ -19,7 +19,8 @@ neither meet nor cancel (they read different inputs ``x[c]`` and different symbo
 law fails at output ``(o, p)`` exactly when the single-channel residual ``A(v) T - T' A(v)``
 is not zero in row ``p``: every output channel fails at the same spatial positions as the
 1 → 1 layer (same kernel size, stride, padding, dilation, padding mode, transposition,
-output padding, flip, bias). The kernels for which it holds are the 1 → 1 ones on every pair
+output padding, flip; the laws decide the linear map ``M(w)``, so a bias takes no part).
+The kernels for which it holds are the 1 → 1 ones on every pair
 (the basis is ``I ⊗ B``), and the 1 → 1 counterexample, put at channel pair ``(0, 0)`` with
 every other kernel slice and input channel zero, gives output channel 0 of the whole layer
 the 1 → 1 sides and every other output channel zero on both sides. Given kernels keep the
