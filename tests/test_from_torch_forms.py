@@ -25,7 +25,7 @@ nn, F = torch.nn, torch.nn.functional
 
 from torch_probe import dispatch_macs, positive_copy, probe_boxes  # noqa: E402
 
-from convalgebra import from_torch, macs, param_count  # noqa: E402
+from convalgebra import ConvAlgebraError, from_torch, macs, param_count  # noqa: E402
 from convalgebra.interop.torch import UnmodelledOpWarning  # noqa: E402
 
 C = 4
@@ -496,3 +496,30 @@ def test_the_recording_tracer_builds_the_graph_torch_fx_builds(case):
 @pytest.mark.parametrize("make", [ConvNeXtStyle, UNetStyle], ids=["convnext-timm", "unet"])
 def test_the_recording_tracer_builds_the_graph_torch_fx_builds_for_published_styles(make):
     _same_trace(make().eval())
+
+
+class _Transposed(nn.Module):
+    """A convolution of the transposed image: its output's axes are (C, W, H)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, (3, 2), stride=(2, 1), padding=(1, 0))
+
+    def forward(self, x):
+        return self.conv(x.transpose(2, 3))
+
+
+def test_a_permuted_node_is_addressed_in_the_inputs_axis_order():
+    """``g.axes(node)`` says where each input axis sits; the position is in input order."""
+    model, size = _Transposed().double().eval(), (1, 5, 9)
+    g = from_torch(model, size)
+    out = g.outputs[0]
+    axes = g.axes(out)
+    assert axes == (2, 1)  # input H is the output's last axis, input W its middle one
+    extent = [g.shape(out)[t] for t in axes]
+    for pos in [(0, 0), (extent[0] - 1, extent[1] - 1), (2, 1)]:
+        box = probe_boxes(positive_copy(model), size, {"": (axes, pos)})[""]
+        assert g.unit_receptive_field(out, pos).box == box, pos
+    assert g.shape(out) == (1, 5, 4) and extent == [4, 5]
+    with pytest.raises(ConvAlgebraError, match=r"in its order, below \(4, 5\)"):
+        g.unit_receptive_field(out, (4, 0))  # in the node's own order it would be inside

@@ -782,7 +782,9 @@ class LayerGraph:
         """The exact input box read by the unit at spatial ``position`` of ``node``.
 
         The union over the node's channels and over every path of the DAG, clipped to the
-        input; positions are 0-based per spatial axis (default: the central unit). With
+        input; positions are 0-based, one per spatial axis of the graph's input, in the
+        input's order (a node whose axes a permute moved is addressed in that order too;
+        default: the central unit). With
         ``clip=False`` every layer reads as if its input extended forever (padding never
         drops a tap): the box is then the unit's unclipped field, possibly outside the input.
         ``gates="ignore"`` holds gates constant (see :meth:`receptive_field`).
@@ -805,7 +807,9 @@ class LayerGraph:
             and (len(position) != n or any(not 0 <= p < s for p, s in zip(position, sizes)))
         ):
             raise ConvAlgebraError(
-                f"position {shown(position)} is outside node {shown(node)} of shape {shape}"
+                f"position {shown(position)} is outside node {shown(node)} of shape {shape}: "
+                f"one 0-based index per spatial axis of the input, in its order, below "
+                f"{tuple(sizes)}"
             )
         box = self._box(
             node, tuple(np.array([p]) for p in position) if spatial else ALL, clip, gates
