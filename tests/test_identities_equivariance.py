@@ -341,6 +341,17 @@ def test_max_pool_fraction_against_torch(c, n, k, d, seed):
     b = F.max_pool2d(torch.as_tensor(xs)[None], k)[0].numpy()
     assert r.evidence["fraction unchanged"] == pytest.approx(float(np.mean(a == b)))
     assert r.holds == bool(np.all(a == b))
+    if not r.holds:  # the printed position is 1-based and is one torch sees change
+        at = r.counterexample.position
+        assert a[at] != b[at]
+        assert f"at {tuple(i + 1 for i in at)} (1-based)" in r.counterexample.description
+
+
+@pytest.mark.parametrize("law", ["max_pool_invariance", "avg_pool_equivariance"])
+@pytest.mark.parametrize("bad", [ca.ConvSpec((1, 8, 8), 1, 3), "abc", None])
+def test_pooling_laws_name_what_they_take(law, bad):
+    with pytest.raises((TypeError, ca.ConvAlgebraError), match="x must|input_shape must"):
+        check(law, bad)
 
 
 @pytest.mark.parametrize("k, s, p, shift", [(2, 2, 0, 2), (2, 2, 0, 1), (3, 1, 1, 1), (2, 2, 1, 2)])

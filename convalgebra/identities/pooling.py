@@ -8,13 +8,14 @@ pooled outputs that a shift leaves unchanged (Deep Learning book, fig. 9.8).
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
 from .. import budget
 from ..connectivity import spatial_table
 from ..errors import ConvAlgebraError, shown
-from ..spec import ConvSpec, normalize_tuple, pool_stride
+from ..spec import ConvSpec, normalize_tuple, plain_array, pool_stride
 from .common import positions
 from .equivariance import translation_equivariance
 from .result import CheckResult, Counterexample
@@ -64,7 +65,10 @@ def max_pool_invariance(
     >>> r.holds, r.evidence["fraction unchanged"]
     (False, 0.75)
     """
-    x = np.asarray(x, dtype=float)
+    try:
+        x = np.asarray(plain_array(x), dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"x must be a real numeric array (C, *spatial), got {shown(x)}") from None
     if boundary not in ("zeros", "circular"):
         raise ConvAlgebraError(f"boundary must be 'zeros' or 'circular', got {shown(boundary)}")
     if x.ndim < 2:
@@ -88,7 +92,7 @@ def max_pool_invariance(
             after,
             before,
             changed[0],
-            f"the pooled value at {changed[0]} changes from "
+            f"the pooled value at {tuple(i + 1 for i in changed[0])} (1-based) changes from "
             f"{before[changed[0]]:g} to {after[changed[0]]:g}",
         )
     return CheckResult(
@@ -104,6 +108,21 @@ def max_pool_invariance(
     )
 
 
+def _pool_input_shape(input_shape) -> tuple[int, ...]:
+    """``(C, *spatial)`` as integers, or a TypeError saying what a pooling law takes."""
+    if isinstance(input_shape, ConvSpec):
+        raise TypeError(
+            "input_shape must be a shape (C, *spatial): a pooling law takes input_shape, "
+            f"kernel_size, stride and padding, not a ConvSpec; got {shown(input_shape)}"
+        )
+    try:
+        return tuple(operator.index(v) for v in input_shape)
+    except TypeError:
+        raise TypeError(
+            f"input_shape must be a tuple of integers (C, *spatial), got {shown(input_shape)}"
+        ) from None
+
+
 def avg_pool_spec(
     input_shape, kernel_size=2, stride=None, padding=0
 ) -> tuple[ConvSpec, np.ndarray]:
@@ -115,6 +134,7 @@ def avg_pool_spec(
     >>> spec.groups, w.shape, float(w[0, 0, 0, 0])
     (2, (2, 1, 2, 2), 0.25)
     """
+    input_shape = _pool_input_shape(input_shape)
     c = input_shape[0]
     kernel = normalize_tuple(kernel_size, len(input_shape) - 1, "kernel_size")
     spec = ConvSpec(
